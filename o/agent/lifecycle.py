@@ -1,0 +1,123 @@
+"""Creating, reading, updating and deleting agents together with their memory blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from o.errors import InvalidInput, NotFound
+from o.ids import new_id
+from o.memory import blocks as memory_blocks
+from o.store import agents as agent_store
+from o.store import blocks as block_store
+from o.store.db import Conn
+from o.store.pages import Page
+
+DEFAULT_SYSTEM = (
+    "You are a helpful assistant with persistent memory. Your core memory blocks are shown below; "
+    "keep them current with your memory tools. Use send_message to reply to the user."
+)
+
+DEFAULT_EMBEDDING_CONFIG: dict[str, Any] = {
+    "embedding_endpoint_type": "local",
+    "embedding_model": "all-MiniLM-L6-v2",
+    "embedding_dim": 384,
+    "embedding_chunk_size": 300,
+}
+
+
+@dataclass
+class AgentSpec:
+    name: str
+    system: str | None = None
+    description: str | None = None
+    agent_type: str = "memgpt_v2_agent"
+    llm_config: dict[str, Any] = field(default_factory=dict)
+    embedding_config: dict[str, Any] | None = None
+    memory_blocks: list[dict[str, Any]] = field(default_factory=list)
+    block_ids: list[str] = field(default_factory=list)
+    tool_rules: list[dict[str, Any]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AgentView:
+    """An agent row with what the API shows beside it."""
+
+    agent: dict[str, Any]
+    blocks: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+
+
+def create(conn: Conn, organization_id: str, spec: AgentSpec) -> AgentView:
+    labels = [b["label"] for b in spec.memory_blocks]
+    if len(set(labels)) != len(labels):
+        raise InvalidInput(f"memory_blocks labels must be unique, got {labels}")
+    agent = agent_store.insert(conn, {
+        "id": new_id("agent"),
+        "organization_id": organization_id,
+        "name": spec.name,
+        "description": spec.description,
+        "agent_type": spec.agent_type,
+        "system": spec.system if spec.system is not None else DEFAULT_SYSTEM,
+        "llm_config": spec.llm_config,
+        "embedding_config": spec.embedding_config or DEFAULT_EMBEDDING_CONFIG,
+        "tool_rules": spec.tool_rules,
+        "tags": spec.tags,
+        "metadata": spec.metadata,
+    })
+    for block_spec in spec.memory_blocks:
+        block = memory_blocks.create(conn, organization_id, block_spec)
+        block_store.attach(conn, agent["id"], block)
+    for block_id in spec.block_ids:
+        memory_blocks.attach(conn, organization_id, agent["id"], block_id)
+    return get(conn, organization_id, agent["id"])
+
+
+def get(conn: Conn, organization_id: str, agent_id: str) -> AgentView:
+    agent = agent_store.get(conn, organization_id, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return _views(conn, [agent])[0]
+
+
+def require(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False) -> dict[str, Any]:
+    """The agent row, or NotFound: also how another organization's ids stay invisible."""
+    agent = agent_store.get(conn, organization_id, agent_id, for_update=for_update)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return agent
+
+
+def list_agents(conn: Conn, organization_id: str, page: Page, **filters: Any) -> list[AgentView]:
+    return _views(conn, agent_store.list_page(conn, organization_id, page, **filters))
+
+
+def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any]) -> AgentView:
+    block_ids = changes.pop("block_ids", None)
+    require(conn, organization_id, agent_id, for_update=True)
+    if changes:
+        agent_store.update(conn, organization_id, agent_id, changes)
+    if block_ids is not None:
+        current = {b["id"] for b in block_store.for_agents(conn, [agent_id])[agent_id]}
+        for block_id in current - set(block_ids):
+            memory_blocks.detach(conn, organization_id, agent_id, block_id)
+        for block_id in block_ids:
+            if block_id not in current:
+                memory_blocks.attach(conn, organization_id, agent_id, block_id)
+    return get(conn, organization_id, agent_id)
+
+
+def delete(conn: Conn, organization_id: str, agent_id: str) -> None:
+    if not agent_store.delete(conn, organization_id, agent_id):
+        raise NotFound(f"agent {agent_id} not found")
+
+
+def _views(conn: Conn, agents: list[dict[str, Any]]) -> list[AgentView]:
+    ids = [a["id"] for a in agents]
+    if not ids:
+        return []
+    blocks = block_store.for_agents(conn, ids)
+    tools = agent_store.tools_for(conn, ids)
+    return [AgentView(a, blocks[a["id"]], tools[a["id"]]) for a in agents]

@@ -1,0 +1,29 @@
+"""The FastAPI application: the same object serves `o serve` locally and the API Lambda."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from o import __version__
+from o.api import errors
+from o.api.deps import KeyCache
+from o.api.limits import BodySizeLimit
+from o.api.routers import agents, blocks, core_memory, health, messages
+from o.observability import logger
+from o.store.db import Database
+
+
+def create_app(db: Database, *, max_body_bytes: int = 1_048_576) -> FastAPI:
+    app = FastAPI(
+        title="O",
+        version=__version__,
+        description="A self-evolving, stateful agent service that speaks Letta's v1 REST API.",
+    )
+    app.state.db = db
+    app.state.key_cache = KeyCache()
+    app.state.logger = logger
+    errors.install(app)
+    for router in (health.router, agents.router, core_memory.router, blocks.router, messages.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app

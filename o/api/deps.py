@@ -1,0 +1,67 @@
+"""Request dependencies: the database and the caller's organization (from the bearer key)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from o.errors import Unauthorized
+from o.store import orgs
+from o.store.db import Database
+
+_bearer = HTTPBearer(auto_error=False, description="An O API key: `o keys create` prints one")
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+class KeyCache:
+    """Remembers key → organization for a short time so most requests skip the lookup.
+
+    A revoked key stops working within ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 30.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, secret: str) -> str | None:
+        hit = self._entries.get(secret)
+        if hit and hit[1] > time.monotonic():
+            return hit[0]
+        return None
+
+    def put(self, secret: str, organization_id: str) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[secret] = (organization_id, time.monotonic() + self.ttl)
+
+
+def current_org(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    cache: KeyCache = request.app.state.key_cache
+    secret = credentials.credentials
+    org_id = cache.get(secret)
+    if org_id is None:
+        with get_db(request).transaction() as conn:
+            org_id = orgs.organization_for_key(conn, secret)
+        if org_id is None:
+            raise Unauthorized("invalid or revoked API key")
+        cache.put(secret, org_id)
+    return org_id
+
+
+Org = Annotated[str, Depends(current_org)]
+Db = Annotated[Database, Depends(get_db)]

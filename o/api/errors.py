@@ -1,0 +1,54 @@
+"""Every error leaves the API as JSON that says what was wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from o.errors import OError
+
+
+def _body(status: int, code: str, detail: Any, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content=jsonable_encoder({"detail": detail, "code": code, **extra}))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(OError)
+    async def domain_error(_: Request, exc: OError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        response = _body(exc.status_code, exc.code, exc.message, **({"context": exc.details} if exc.details else {}))
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
+        ]
+        summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        return _body(422, "invalid_request", f"invalid request: {summary}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _body(exc.status_code, "http_error", exc.detail)
+
+    @app.exception_handler(psycopg.errors.UniqueViolation)
+    async def unique(_: Request, exc: psycopg.errors.UniqueViolation) -> JSONResponse:
+        what = exc.diag.constraint_name or "a unique constraint"
+        return _body(409, "conflict", f"conflicts with an existing item ({what})")
+
+    @app.exception_handler(psycopg.errors.CheckViolation)
+    async def check(_: Request, exc: psycopg.errors.CheckViolation) -> JSONResponse:
+        return _body(422, "invalid_input", f"value violates {exc.diag.constraint_name or 'a check constraint'}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request.app.state.logger.exception("unhandled error", extra={"path": request.url.path})
+        return _body(500, "internal_error", "internal server error; nothing was partially written")

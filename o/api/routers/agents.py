@@ -1,0 +1,61 @@
+"""Letta V1 agent routes: /v1/agents/..."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query, status
+
+from o.agent import lifecycle
+from o.api.deps import Db, Org
+from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
+from o.store.pages import Page
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+
+@router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK)
+def create_agent(body: CreateAgent, org: Org, db: Db) -> AgentState:
+    with db.transaction() as conn:
+        view = lifecycle.create(conn, org, body.to_spec())
+    return AgentState.from_view(view)
+
+
+@router.get("/", response_model=list[AgentState])
+def list_agents(
+    org: Org,
+    db: Db,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=50, ge=1, le=1000),
+    order: Literal["asc", "desc"] = "desc",
+    name: str | None = None,
+    tags: list[str] | None = Query(default=None),
+    match_all_tags: bool = False,
+    query_text: str | None = None,
+) -> list[AgentState]:
+    page = Page(before=before, after=after, limit=limit, order=order)
+    with db.transaction() as conn:
+        views = lifecycle.list_agents(
+            conn, org, page, name=name, tags=tags, match_all_tags=match_all_tags, query_text=query_text
+        )
+    return [AgentState.from_view(v) for v in views]
+
+
+@router.get("/{agent_id}", response_model=AgentState)
+def get_agent(agent_id: str, org: Org, db: Db) -> AgentState:
+    with db.transaction() as conn:
+        return AgentState.from_view(lifecycle.get(conn, org, agent_id))
+
+
+@router.patch("/{agent_id}", response_model=AgentState)
+def update_agent(agent_id: str, body: UpdateAgent, org: Org, db: Db) -> AgentState:
+    with db.transaction() as conn:
+        return AgentState.from_view(lifecycle.update(conn, org, agent_id, body.to_changes()))
+
+
+@router.delete("/{agent_id}", status_code=status.HTTP_200_OK)
+def delete_agent(agent_id: str, org: Org, db: Db) -> dict[str, str]:
+    with db.transaction() as conn:
+        lifecycle.delete(conn, org, agent_id)
+    return {"message": f"agent {agent_id} deleted"}

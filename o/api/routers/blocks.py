@@ -1,0 +1,70 @@
+"""Letta V1 block routes: /v1/blocks/..."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query
+
+from o.api.deps import Db, Org
+from o.api.schemas.blocks import Block, CreateBlock, UpdateBlock, block_changes
+from o.errors import NotFound
+from o.memory import blocks as memory_blocks
+from o.store import blocks as block_store
+from o.store.pages import Page
+
+router = APIRouter(prefix="/v1/blocks", tags=["blocks"])
+
+
+@router.post("/", response_model=Block)
+def create_block(body: CreateBlock, org: Org, db: Db) -> Block:
+    with db.transaction() as conn:
+        return Block.from_row(memory_blocks.create(conn, org, body.model_dump(exclude_none=True)))
+
+
+@router.get("/", response_model=list[Block])
+def list_blocks(
+    org: Org,
+    db: Db,
+    label: str | None = None,
+    templates_only: bool = False,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=50, ge=1, le=1000),
+    order: Literal["asc", "desc"] = "asc",
+) -> list[Block]:
+    page = Page(before=before, after=after, limit=limit, order=order)
+    with db.transaction() as conn:
+        rows = block_store.list_page(conn, org, page, label=label, templates_only=templates_only)
+    return [Block.from_row(r) for r in rows]
+
+
+@router.get("/{block_id}", response_model=Block)
+def get_block(block_id: str, org: Org, db: Db) -> Block:
+    with db.transaction() as conn:
+        row = block_store.get(conn, org, block_id)
+    if row is None:
+        raise NotFound(f"block {block_id} not found")
+    return Block.from_row(row)
+
+
+@router.patch("/{block_id}", response_model=Block)
+def update_block(block_id: str, body: UpdateBlock, org: Org, db: Db) -> Block:
+    with db.transaction() as conn:
+        return Block.from_row(memory_blocks.update(conn, org, block_id, block_changes(body)))
+
+
+@router.delete("/{block_id}")
+def delete_block(block_id: str, org: Org, db: Db) -> dict[str, str]:
+    with db.transaction() as conn:
+        if not block_store.delete(conn, org, block_id):
+            raise NotFound(f"block {block_id} not found")
+    return {"message": f"block {block_id} deleted"}
+
+
+@router.get("/{block_id}/agents")
+def list_block_agents(block_id: str, org: Org, db: Db) -> list[dict[str, str]]:
+    with db.transaction() as conn:
+        if block_store.get(conn, org, block_id) is None:
+            raise NotFound(f"block {block_id} not found")
+        return [{"id": a} for a in block_store.agents_using(conn, block_id)]

@@ -1,0 +1,58 @@
+"""An agent's core memory blocks: /v1/agents/{agent_id}/core-memory/blocks/..."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from o.agent import lifecycle
+from o.api.deps import Db, Org
+from o.api.schemas.agents import AgentState
+from o.api.schemas.blocks import Block, UpdateBlock, block_changes
+from o.errors import NotFound
+from o.memory import blocks as memory_blocks
+from o.store import blocks as block_store
+
+router = APIRouter(prefix="/v1/agents/{agent_id}/core-memory/blocks", tags=["agents"])
+
+
+@router.get("", response_model=list[Block])
+def list_agent_blocks(agent_id: str, org: Org, db: Db) -> list[Block]:
+    with db.transaction() as conn:
+        view = lifecycle.get(conn, org, agent_id)
+    return [Block.from_row(b) for b in view.blocks]
+
+
+@router.get("/{block_label}", response_model=Block)
+def get_agent_block(agent_id: str, block_label: str, org: Org, db: Db) -> Block:
+    with db.transaction() as conn:
+        view = lifecycle.get(conn, org, agent_id)
+    for block in view.blocks:
+        if block["label"] == block_label:
+            return Block.from_row(block)
+    raise NotFound(f"agent {agent_id} has no block labelled {block_label!r}")
+
+
+@router.patch("/attach/{block_id}", response_model=AgentState)
+def attach_block(agent_id: str, block_id: str, org: Org, db: Db) -> AgentState:
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id, for_update=True)
+        memory_blocks.attach(conn, org, agent_id, block_id)
+        return AgentState.from_view(lifecycle.get(conn, org, agent_id))
+
+
+@router.patch("/detach/{block_id}", response_model=AgentState)
+def detach_block(agent_id: str, block_id: str, org: Org, db: Db) -> AgentState:
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id, for_update=True)
+        memory_blocks.detach(conn, org, agent_id, block_id)
+        return AgentState.from_view(lifecycle.get(conn, org, agent_id))
+
+
+@router.patch("/{block_label}", response_model=Block)
+def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: Org, db: Db) -> Block:
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id)
+        current = block_store.lock_by_label(conn, org, agent_id, block_label)
+        if current is None:
+            raise NotFound(f"agent {agent_id} has no block labelled {block_label!r}")
+        return Block.from_row(memory_blocks.update(conn, org, current["id"], block_changes(body)))

@@ -1,0 +1,33 @@
+"""Reading an agent's message history: GET /v1/agents/{agent_id}/messages."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+
+from o.agent import lifecycle
+from o.api.deps import Db, Org
+from o.api.schemas.messages import to_letta_list
+from o.store import messages as message_store
+from o.store.pages import Page
+
+router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["messages"])
+
+
+@router.get("/messages")
+def list_messages(
+    agent_id: str,
+    org: Org,
+    db: Db,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    order: Literal["asc", "desc"] = "desc",
+    use_assistant_message: bool = True,
+) -> list[dict[str, Any]]:
+    page = Page(before=before, after=after, limit=limit, order=order)
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id)
+        rows = message_store.list_page(conn, org, agent_id, page)
+    return to_letta_list(rows, use_assistant_message=use_assistant_message)

@@ -1,0 +1,166 @@
+"""Letta's agent shapes: CreateAgentRequest, UpdateAgent and AgentState."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from o.agent.lifecycle import AgentSpec, AgentView
+from o.api.schemas.blocks import Block, CreateBlock
+from o.api.schemas.common import Request, Response
+
+
+class LLMConfigIn(BaseModel):
+    """Letta's llm_config. Letta clients send many provider-specific fields; keep them all."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    model: str = Field(min_length=1)
+    model_endpoint_type: str = "openai"
+    model_endpoint: str | None = None
+    context_window: int = Field(default=128_000, ge=256)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    handle: str | None = None
+
+
+class EmbeddingConfigIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    embedding_endpoint_type: str
+    embedding_model: str
+    embedding_dim: int = Field(ge=1)
+    embedding_endpoint: str | None = None
+    embedding_chunk_size: int | None = Field(default=300, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)
+    handle: str | None = None
+
+
+def llm_config_from_handle(handle: str, context_window: int | None = None) -> dict[str, Any]:
+    provider, sep, model = handle.partition("/")
+    if not sep or not model:
+        raise ValueError(f"model handle must look like 'provider/model', got {handle!r}")
+    config = LLMConfigIn(
+        model=model, model_endpoint_type=provider, handle=handle, context_window=context_window or 128_000
+    )
+    return config.model_dump(exclude_none=True)
+
+
+class CreateAgent(Request):
+    name: str = Field(default="agent", min_length=1, max_length=200)
+    system: str | None = None
+    description: str | None = None
+    agent_type: str = "memgpt_v2_agent"
+    llm_config: LLMConfigIn | None = None
+    model: str | None = Field(default=None, description="a handle such as 'openai/gpt-4o-mini'")
+    embedding_config: EmbeddingConfigIn | None = None
+    context_window_limit: int | None = Field(default=None, ge=256)
+    memory_blocks: list[CreateBlock] = Field(default_factory=list)
+    block_ids: list[str] = Field(default_factory=list)
+    tool_rules: list[dict[str, Any]] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    # Accepted for compatibility with Letta clients.
+    project_id: str | None = None
+    hidden: bool | None = None
+
+    def to_spec(self) -> AgentSpec:
+        if self.llm_config is not None:
+            llm = self.llm_config.model_dump(exclude_none=True)
+            if self.context_window_limit:
+                llm["context_window"] = self.context_window_limit
+        else:
+            llm = llm_config_from_handle(self.model or "openai/gpt-4o-mini", self.context_window_limit)
+        return AgentSpec(
+            name=self.name,
+            system=self.system,
+            description=self.description,
+            agent_type=self.agent_type,
+            llm_config=llm,
+            embedding_config=self.embedding_config.model_dump(exclude_none=True) if self.embedding_config else None,
+            memory_blocks=[b.model_dump(exclude_none=True) for b in self.memory_blocks],
+            block_ids=self.block_ids,
+            tool_rules=self.tool_rules,
+            tags=self.tags,
+            metadata=self.metadata or {},
+        )
+
+
+class UpdateAgent(Request):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    system: str | None = None
+    description: str | None = None
+    llm_config: LLMConfigIn | None = None
+    model: str | None = None
+    embedding_config: EmbeddingConfigIn | None = None
+    block_ids: list[str] | None = None
+    tool_rules: list[dict[str, Any]] | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    project_id: str | None = None
+    hidden: bool | None = None
+
+    def to_changes(self) -> dict[str, Any]:
+        data = self.model_dump(exclude_unset=True)
+        changes: dict[str, Any] = {}
+        for key in ("name", "system", "description", "tool_rules", "tags", "metadata", "block_ids"):
+            if key in data:
+                changes[key] = data[key] if data[key] is not None or key == "description" else _empty(key)
+        if self.llm_config is not None:
+            changes["llm_config"] = self.llm_config.model_dump(exclude_none=True)
+        elif self.model is not None:
+            changes["llm_config"] = llm_config_from_handle(self.model)
+        if self.embedding_config is not None:
+            changes["embedding_config"] = self.embedding_config.model_dump(exclude_none=True)
+        return changes
+
+
+def _empty(key: str) -> Any:
+    return {"tool_rules": [], "tags": [], "metadata": {}, "block_ids": []}.get(key, "")
+
+
+class Memory(Response):
+    blocks: list[Block]
+    prompt_template: str | None = None
+
+
+class AgentState(Response):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    id: str
+    name: str
+    system: str
+    agent_type: str
+    description: str | None = None
+    llm_config: dict[str, Any]
+    embedding_config: dict[str, Any]
+    model: str | None = None
+    embedding: str | None = None
+    memory: Memory
+    blocks: list[Block]
+    tools: list[dict[str, Any]]
+    tool_ids: list[str]
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    tool_rules: list[dict[str, Any]]
+    tags: list[str]
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_view(cls, view: AgentView) -> AgentState:
+        a = view.agent
+        llm = a["llm_config"] or {}
+        emb = a["embedding_config"] or {}
+        blocks = [Block.from_row(b) for b in view.blocks]
+        return cls(
+            id=a["id"], name=a["name"], system=a["system"], agent_type=a["agent_type"],
+            description=a["description"], llm_config=llm, embedding_config=emb,
+            model=llm.get("handle") or (f"{llm['model_endpoint_type']}/{llm['model']}" if llm.get("model") else None),
+            embedding=emb.get("handle") or emb.get("embedding_model"),
+            memory=Memory(blocks=blocks), blocks=blocks, tools=view.tools,
+            tool_ids=[t["id"] for t in view.tools], tool_rules=a["tool_rules"], tags=a["tags"],
+            metadata=a["metadata"], created_at=a["created_at"], updated_at=a["updated_at"],
+        )

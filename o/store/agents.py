@@ -1,0 +1,111 @@
+"""SQL for agents. Rows come back as dicts; the API shapes them into Letta's AgentState."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from o.store.db import Conn
+from o.store.pages import Page, fetch_page
+
+# Columns a caller may set through update(); everything else is managed here.
+UPDATABLE = {
+    "name", "description", "agent_type", "system", "llm_config", "embedding_config", "tool_rules", "tags",
+    "metadata",
+}
+_JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}
+
+
+def insert(conn: Conn, agent: dict[str, Any]) -> dict[str, Any]:
+    cols = list(agent)
+    values = [Jsonb(agent[c]) if c in _JSON else agent[c] for c in cols]
+    row = conn.execute(
+        sql.SQL("INSERT INTO agents ({cols}) VALUES ({vals}) RETURNING *").format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        ),
+        values,
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def get(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return conn.execute(
+        "SELECT * FROM agents WHERE id = %s AND organization_id = %s" + lock, (agent_id, organization_id)
+    ).fetchone()
+
+
+def list_page(
+    conn: Conn,
+    organization_id: str,
+    page: Page,
+    *,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    match_all_tags: bool = False,
+    query_text: str | None = None,
+) -> list[dict[str, Any]]:
+    conds = [sql.SQL("organization_id = %s")]
+    params: list[Any] = [organization_id]
+    if name is not None:
+        conds.append(sql.SQL("name = %s"))
+        params.append(name)
+    if tags:
+        conds.append(sql.SQL("tags @> %s" if match_all_tags else "tags && %s"))
+        params.append(tags)
+    if query_text:
+        conds.append(sql.SQL("name ILIKE %s"))
+        params.append("%" + query_text.replace("%", r"\%").replace("_", r"\_") + "%")
+    return fetch_page(
+        conn,
+        table="agents",
+        key="created_at",
+        columns=sql.SQL("*"),
+        scope=sql.SQL(" AND ").join(conds),
+        scope_params=tuple(params),
+        page=page,
+    )
+
+
+def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    assignments = [
+        sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes
+    ] + [sql.SQL("updated_at = now(), version = version + 1")]
+    values = [Jsonb(v) if c in _JSON else v for c, v in changes.items()]
+    return conn.execute(
+        sql.SQL("UPDATE agents SET {} WHERE id = %s AND organization_id = %s RETURNING *").format(
+            sql.SQL(", ").join(assignments)
+        ),
+        (*values, agent_id, organization_id),
+    ).fetchone()
+
+
+def touch(conn: Conn, agent_id: str) -> None:
+    """Mark the agent's compiled prompt stale (a block or tool it uses changed)."""
+    conn.execute("UPDATE agents SET version = version + 1, updated_at = now() WHERE id = %s", (agent_id,))
+
+
+def delete(conn: Conn, organization_id: str, agent_id: str) -> bool:
+    cur = conn.execute("DELETE FROM agents WHERE id = %s AND organization_id = %s", (agent_id, organization_id))
+    return cur.rowcount == 1
+
+
+def tools_for(conn: Conn, agent_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The tools attached to each agent (Letta shows full tool objects on an agent)."""
+    out: dict[str, list[dict[str, Any]]] = {a: [] for a in agent_ids}
+    for row in conn.execute(
+        """SELECT at.agent_id, t.id, t.name, t.description, t.tool_type, t.source_type, t.json_schema, t.tags,
+                  t.return_char_limit
+           FROM agent_tools at JOIN tools t ON t.id = at.tool_id
+           WHERE at.agent_id = ANY(%s) ORDER BY t.name""",
+        (agent_ids,),
+    ):
+        out[row.pop("agent_id")].append(row)
+    return out

@@ -1,0 +1,146 @@
+"""SQL for memory blocks and their attachment to agents.
+
+Edits go through :func:`lock` + :func:`write` inside one transaction, so two concurrent
+edits of one block serialize on its row lock and neither is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from o.store.db import Conn
+from o.store.pages import Page, fetch_page
+
+UPDATABLE = {"label", "value", "char_limit", "description", "read_only", "is_template", "template_name",
+             "metadata"}
+
+
+def insert(conn: Conn, block: dict[str, Any]) -> dict[str, Any]:
+    cols = list(block)
+    values = [Jsonb(block[c]) if c == "metadata" else block[c] for c in cols]
+    row = conn.execute(
+        sql.SQL("INSERT INTO blocks ({cols}) VALUES ({vals}) RETURNING *").format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        ),
+        values,
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def get(conn: Conn, organization_id: str, block_id: str) -> dict[str, Any] | None:
+    return conn.execute(
+        "SELECT * FROM blocks WHERE id = %s AND organization_id = %s", (block_id, organization_id)
+    ).fetchone()
+
+
+def lock(conn: Conn, organization_id: str, block_id: str) -> dict[str, Any] | None:
+    """Read a block and hold its row lock until the transaction ends."""
+    return conn.execute(
+        "SELECT * FROM blocks WHERE id = %s AND organization_id = %s FOR UPDATE", (block_id, organization_id)
+    ).fetchone()
+
+
+def lock_by_label(conn: Conn, organization_id: str, agent_id: str, label: str) -> dict[str, Any] | None:
+    return conn.execute(
+        """SELECT b.* FROM blocks b JOIN agent_blocks ab ON ab.block_id = b.id
+           WHERE ab.agent_id = %s AND ab.label = %s AND b.organization_id = %s
+           FOR UPDATE OF b""",
+        (agent_id, label, organization_id),
+    ).fetchone()
+
+
+def write(conn: Conn, block_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply changes to a block the caller has locked; keep attachment labels in step."""
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    assignments = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes]
+    assignments.append(sql.SQL("version = version + 1, updated_at = now()"))
+    values = [Jsonb(v) if c == "metadata" else v for c, v in changes.items()]
+    row = conn.execute(
+        sql.SQL("UPDATE blocks SET {} WHERE id = %s RETURNING *").format(sql.SQL(", ").join(assignments)),
+        (*values, block_id),
+    ).fetchone()
+    assert row is not None
+    if "label" in changes:
+        conn.execute("UPDATE agent_blocks SET label = %s WHERE block_id = %s", (changes["label"], block_id))
+    # Every agent that shows this block must recompile its prompt.
+    conn.execute(
+        """UPDATE agents SET version = version + 1, updated_at = now()
+           WHERE id IN (SELECT agent_id FROM agent_blocks WHERE block_id = %s)""",
+        (block_id,),
+    )
+    return row
+
+
+def list_page(
+    conn: Conn, organization_id: str, page: Page, *, label: str | None = None, templates_only: bool = False
+) -> list[dict[str, Any]]:
+    conds = [sql.SQL("organization_id = %s")]
+    params: list[Any] = [organization_id]
+    if label is not None:
+        conds.append(sql.SQL("label = %s"))
+        params.append(label)
+    if templates_only:
+        conds.append(sql.SQL("is_template"))
+    return fetch_page(
+        conn, table="blocks", key="created_at", columns=sql.SQL("*"),
+        scope=sql.SQL(" AND ").join(conds), scope_params=tuple(params), page=page,
+    )
+
+
+def delete(conn: Conn, organization_id: str, block_id: str) -> bool:
+    conn.execute(
+        """UPDATE agents SET version = version + 1, updated_at = now()
+           WHERE id IN (SELECT agent_id FROM agent_blocks WHERE block_id = %s)""",
+        (block_id,),
+    )
+    cur = conn.execute("DELETE FROM blocks WHERE id = %s AND organization_id = %s", (block_id, organization_id))
+    return cur.rowcount == 1
+
+
+def for_agents(conn: Conn, agent_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Blocks of each agent, in attachment order."""
+    out: dict[str, list[dict[str, Any]]] = {a: [] for a in agent_ids}
+    for row in conn.execute(
+        """SELECT ab.agent_id, b.* FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
+           WHERE ab.agent_id = ANY(%s) ORDER BY ab.agent_id, ab.position, b.created_at""",
+        (agent_ids,),
+    ):
+        agent_id = row.pop("agent_id")
+        out[agent_id].append(row)
+    return out
+
+
+def attach(conn: Conn, agent_id: str, block: dict[str, Any]) -> bool:
+    """Attach; False if a block with the same label is already attached (the caller decides)."""
+    cur = conn.execute(
+        """INSERT INTO agent_blocks (agent_id, block_id, label, position)
+           VALUES (%s, %s, %s, (SELECT coalesce(max(position) + 1, 0) FROM agent_blocks WHERE agent_id = %s))
+           ON CONFLICT DO NOTHING""",
+        (agent_id, block["id"], block["label"], agent_id),
+    )
+    return cur.rowcount == 1
+
+
+def attached_label_owner(conn: Conn, agent_id: str, label: str) -> str | None:
+    row = conn.execute(
+        "SELECT block_id FROM agent_blocks WHERE agent_id = %s AND label = %s", (agent_id, label)
+    ).fetchone()
+    return row["block_id"] if row else None
+
+
+def detach(conn: Conn, agent_id: str, block_id: str) -> bool:
+    cur = conn.execute("DELETE FROM agent_blocks WHERE agent_id = %s AND block_id = %s", (agent_id, block_id))
+    return cur.rowcount == 1
+
+
+def agents_using(conn: Conn, block_id: str) -> list[str]:
+    return [r["agent_id"] for r in conn.execute(
+        "SELECT agent_id FROM agent_blocks WHERE block_id = %s ORDER BY agent_id", (block_id,)
+    )]

@@ -1,0 +1,70 @@
+"""SQL for the message history (recall memory). ``seq`` orders an agent's messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from o.store.db import Conn
+from o.store.pages import Page, fetch_page
+
+_JSON = {"content", "tool_calls", "tool_returns", "metadata"}
+COLUMNS = (
+    "id", "organization_id", "agent_id", "role", "content", "text", "name", "tool_calls", "tool_call_id",
+    "tool_returns", "step_id", "run_id", "step_position", "otid", "sender_id", "group_id", "in_context",
+    "metadata",
+)
+
+
+def insert_many(conn: Conn, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert messages in order. A message whose (step_id, step_position) exists is skipped,
+    so replaying a step after a crash writes nothing twice; the stored rows are returned."""
+    stored: list[dict[str, Any]] = []
+    for message in messages:
+        cols = [c for c in COLUMNS if c in message]
+        values = [Jsonb(message[c]) if c in _JSON and message[c] is not None else message[c] for c in cols]
+        row = conn.execute(
+            sql.SQL(
+                "INSERT INTO messages ({cols}) VALUES ({vals}) ON CONFLICT (step_id, step_position) DO NOTHING "
+                "RETURNING *"
+            ).format(
+                cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+                vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+            ),
+            values,
+        ).fetchone()
+        if row is None:
+            row = conn.execute(
+                "SELECT * FROM messages WHERE step_id = %s AND step_position = %s",
+                (message["step_id"], message["step_position"]),
+            ).fetchone()
+        assert row is not None
+        stored.append(row)
+    return stored
+
+
+def list_page(
+    conn: Conn, organization_id: str, agent_id: str, page: Page, *, run_id: str | None = None
+) -> list[dict[str, Any]]:
+    conds = [sql.SQL("organization_id = %s AND agent_id = %s")]
+    params: list[Any] = [organization_id, agent_id]
+    if run_id is not None:
+        conds.append(sql.SQL("run_id = %s"))
+        params.append(run_id)
+    return fetch_page(
+        conn, table="messages", key="seq", columns=sql.SQL("*"),
+        scope=sql.SQL(" AND ").join(conds), scope_params=tuple(params), page=page,
+    )
+
+
+def in_context(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT * FROM messages WHERE agent_id = %s AND in_context ORDER BY seq", (agent_id,)
+    ).fetchall()
+
+
+def count(conn: Conn, agent_id: str) -> int:
+    row = conn.execute("SELECT count(*) AS n FROM messages WHERE agent_id = %s", (agent_id,)).fetchone()
+    return int(row["n"]) if row else 0

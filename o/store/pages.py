@@ -1,0 +1,85 @@
+"""Cursor pagination shared by list queries: ``before``/``after`` are ids of rows in the same list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from psycopg import sql
+
+from o.errors import InvalidInput
+from o.store.db import Conn
+
+
+@dataclass(frozen=True)
+class Page:
+    before: str | None = None
+    after: str | None = None
+    limit: int = 50
+    order: Literal["asc", "desc"] = "asc"
+
+
+def cursor_clause(
+    conn: Conn, table: str, key: str, page: Page, scope: sql.Composable, scope_params: tuple[Any, ...]
+) -> tuple[sql.Composable, list[Any]]:
+    """SQL that keeps rows strictly after/before the cursor rows, ordered by ``key`` then id.
+
+    A cursor that names no row in scope is an error rather than an empty page, so a client
+    that mistyped an id is told so.
+    """
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    for cursor, op in ((page.after, ">"), (page.before, "<")):
+        if cursor is None:
+            continue
+        row = conn.execute(
+            sql.SQL("SELECT {key} AS k FROM {table} WHERE id = %s AND ").format(
+                key=sql.Identifier(key), table=sql.Identifier(table)
+            )
+            + scope,
+            (cursor, *scope_params),
+        ).fetchone()
+        if row is None:
+            raise InvalidInput(f"cursor {cursor!r} does not name an item of this list")
+        parts.append(
+            sql.SQL("({key}, id) {op} (%s, %s)").format(key=sql.Identifier(key), op=sql.SQL(op))
+        )
+        params.extend([row["k"], cursor])
+    clause = sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
+    return clause, params
+
+
+def order_clause(key: str, page: Page) -> sql.Composable:
+    direction = sql.SQL("ASC" if page.order == "asc" else "DESC")
+    return sql.SQL("ORDER BY {key} {d}, id {d}").format(key=sql.Identifier(key), d=direction)
+
+
+def fetch_page(
+    conn: Conn,
+    *,
+    table: str,
+    key: str,
+    columns: sql.Composable,
+    scope: sql.Composable,
+    scope_params: tuple[Any, ...],
+    page: Page,
+) -> list[dict[str, Any]]:
+    """Rows of ``table`` within ``scope``, between the cursors, at most ``page.limit``, in ``page.order``.
+
+    With only ``before`` set the rows nearest the cursor are returned (as a client paging
+    backwards expects), still in the requested order.
+    """
+    where, params = cursor_clause(conn, table, key, page, scope, scope_params)
+    nearest_first = page.before is not None and page.after is None
+    scan_order = ("desc" if page.order == "asc" else "asc") if nearest_first else page.order
+    query = sql.SQL("SELECT {cols} FROM {table} WHERE {scope} AND {where} {order} LIMIT %s").format(
+        cols=columns,
+        table=sql.Identifier(table),
+        scope=scope,
+        where=where,
+        order=order_clause(key, Page(order=scan_order)),  # type: ignore[arg-type]
+    )
+    rows = conn.execute(query, (*scope_params, *params, page.limit)).fetchall()
+    if nearest_first:
+        rows.reverse()
+    return rows
