@@ -1,0 +1,148 @@
+"""The one interface the step loop calls, the typed error it sees, and the retry policy.
+
+Retries are done here rather than by the SDKs (whose clients are built with
+``max_retries=0``) so that both providers share one policy whose delays are
+configurable (tests run with millisecond backoff), honour ``retry-after`` headers the
+same way, and map every failure onto :class:`LLMError`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from o.errors import OError
+from o.llm.config import LLMSettings
+from o.llm.types import ChatRequest, ChatResponse, StreamEvent
+
+T = TypeVar("T")
+
+# Statuses the providers document as transient: request timeout, lock conflict, rate limit, server errors.
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+class LLMError(OError):
+    """A provider call failed. ``retryable`` says whether trying again later may succeed."""
+
+    status_code = 502
+    code = "llm_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        retryable: bool = False,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, provider=provider, upstream_status=status, retryable=retryable)
+        self.provider = provider
+        self.status = status
+        self.retryable = retryable
+        self.attempts = attempts
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 3
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings) -> RetryPolicy:
+        return cls(settings.max_retries, settings.retry_base_delay_s, settings.retry_max_delay_s)
+
+    def delay(self, retry_number: int, retry_after_s: float | None) -> float:
+        """Seconds before retry ``retry_number`` (1-based): the server's hint if sane, else backoff."""
+        # A server hint is followed up to a minute; beyond that it is a quota, not a blip, and waiting
+        # inside one step would outlive the Lambda, so fall back to our own bounded backoff.
+        if retry_after_s is not None and 0 <= retry_after_s <= 60.0:
+            return retry_after_s
+        backoff = min(self.base_delay_s * (2 ** (retry_number - 1)), self.max_delay_s)
+        # Full jitter within the upper quarter keeps retries from many Lambdas from synchronising.
+        return backoff * (0.75 + 0.25 * random.random())
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    timeout_s: float = 120.0
+    connect_timeout_s: float = 5.0
+    retry: RetryPolicy = RetryPolicy()
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings) -> ClientOptions:
+        return cls(settings.timeout_s, settings.connect_timeout_s, RetryPolicy.from_settings(settings))
+
+
+def with_retries(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    classify: Callable[[Exception], tuple[LLMError, float | None] | None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``call``, retrying failures that ``classify`` maps to a retryable :class:`LLMError`.
+
+    ``classify`` returns None for exceptions that are not provider errors (they propagate
+    untouched), else the error to raise and the server's retry-after hint in seconds.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except Exception as exc:
+            classified = classify(exc)
+            if classified is None:
+                raise
+            error, retry_after = classified
+            error.attempts = attempt
+            if not error.retryable or attempt > policy.max_retries:
+                raise error from exc
+            sleep(policy.delay(attempt, retry_after))
+
+
+class LLMClient(Protocol):
+    """A chat model behind one provider's API."""
+
+    provider: str
+    model: str
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        """One completion; raises :class:`LLMError`."""
+        ...
+
+    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
+        """Deltas as the provider produces them, ending with one ``Completed`` carrying the full response.
+
+        Opening the stream is retried like ``chat``; a failure after the first event raises
+        :class:`LLMError` (retryable) because the caller has already seen partial output.
+        """
+        ...
+
+
+def retry_after_seconds(headers: object) -> float | None:
+    """The delay a provider asked for, from ``retry-after-ms`` or ``retry-after`` (seconds)."""
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    raw_ms = get("retry-after-ms")
+    if raw_ms:
+        try:
+            return float(raw_ms) / 1000.0
+        except ValueError:
+            pass
+    raw = get("retry-after")
+    if raw:
+        try:
+            return float(raw)
+        except ValueError:
+            return None  # an HTTP date: fall back to our own backoff
+    return None

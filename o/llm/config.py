@@ -1,0 +1,138 @@
+"""Per-agent model settings (Letta's ``llm_config``) and process-wide client settings.
+
+:class:`LLMConfig` accepts the JSON Letta clients send and return, ignores fields O does
+not use, and fills what Letta derives: a ``handle`` such as ``"openai/gpt-4o-mini"``
+implies the endpoint type and model, and each endpoint type has a default endpoint and
+context window.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EndpointType = Literal["openai", "anthropic", "groq", "ollama"]
+ENDPOINT_TYPES: tuple[str, ...] = ("openai", "anthropic", "groq", "ollama")
+
+DEFAULT_ENDPOINTS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "ollama": "http://localhost:11434/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+
+# Used only when neither the caller nor a known model gives a window.
+DEFAULT_CONTEXT_WINDOWS: dict[str, int] = {
+    "openai": 128_000,
+    "anthropic": 200_000,
+    "groq": 128_000,
+    "ollama": 8_192,
+}
+
+# Known models whose window differs from their provider's default (prefix match, longest first).
+_MODEL_WINDOWS: dict[str, int] = {
+    "gpt-4.1": 1_047_576,
+    "gpt-5": 400_000,
+    "gpt-4-turbo": 128_000,
+    "gpt-4o": 128_000,
+    "gpt-4": 8_192,
+    "gpt-3.5-turbo": 16_385,
+    "o1": 200_000,
+    "o3": 200_000,
+    "o4-mini": 200_000,
+}
+
+
+def _window_for(endpoint_type: str, model: str) -> int:
+    for prefix in sorted(_MODEL_WINDOWS, key=len, reverse=True):
+        if model.startswith(prefix):
+            return _MODEL_WINDOWS[prefix]
+    return DEFAULT_CONTEXT_WINDOWS[endpoint_type]
+
+
+def parse_handle(handle: str) -> tuple[str, str]:
+    """Split ``"provider/model"`` into (endpoint type, model); the model may itself contain slashes."""
+    provider, sep, model = handle.partition("/")
+    provider = provider.strip().lower()
+    if not sep or not model.strip():
+        raise ValueError(f"handle {handle!r} must look like 'provider/model'")
+    if provider not in ENDPOINT_TYPES:
+        raise ValueError(
+            f"handle {handle!r} names unknown provider {provider!r}; expected one of {ENDPOINT_TYPES}"
+        )
+    return provider, model.strip()
+
+
+class LLMConfig(BaseModel):
+    """Letta's ``LLMConfig``: which model an agent uses and how it is called."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    model: str
+    model_endpoint_type: EndpointType
+    model_endpoint: str | None = None
+    model_wrapper: str | None = None
+    context_window: int = Field(gt=0)
+    handle: str | None = None
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=4096, gt=0)
+    put_inner_thoughts_in_kwargs: bool = False
+    enable_reasoner: bool = False
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    max_reasoning_tokens: int = Field(default=0, ge=0)
+    frequency_penalty: float | None = None
+    parallel_tool_calls: bool = False
+    provider_name: str | None = None
+    provider_category: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_handle(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        handle = data.get("handle")
+        if handle:
+            provider, model = parse_handle(str(handle))
+            data.setdefault("model_endpoint_type", provider)
+            if not data.get("model"):
+                data["model"] = model
+        endpoint_type = data.get("model_endpoint_type")
+        if isinstance(endpoint_type, str):
+            endpoint_type = endpoint_type.lower()
+            data["model_endpoint_type"] = endpoint_type
+        if endpoint_type in ENDPOINT_TYPES:
+            if not data.get("model_endpoint"):
+                data["model_endpoint"] = DEFAULT_ENDPOINTS[endpoint_type]
+            if data.get("context_window") is None and data.get("model"):
+                data["context_window"] = _window_for(endpoint_type, str(data["model"]))
+            if not handle and data.get("model"):
+                data["handle"] = f"{endpoint_type}/{data['model']}"
+        return data
+
+    @classmethod
+    def from_handle(cls, handle: str, **overrides: Any) -> LLMConfig:
+        return cls.model_validate({"handle": handle, **overrides})
+
+    @property
+    def endpoint(self) -> str:
+        return self.model_endpoint or DEFAULT_ENDPOINTS[self.model_endpoint_type]
+
+
+class LLMSettings(BaseSettings):
+    """Process-wide settings for calling providers (env prefix ``O_LLM_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="O_LLM_", extra="ignore", frozen=True)
+
+    # Read timeout for one HTTP request to a provider; streams apply it between chunks.
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Retries after the first attempt, on 408/409/429/5xx and connection errors.
+    max_retries: int = Field(default=3, ge=0)
+    retry_base_delay_s: float = Field(default=0.5, ge=0)
+    retry_max_delay_s: float = Field(default=8.0, ge=0)
+    # When set, API keys come from this Secrets Manager secret (a JSON object) instead of env vars.
+    keys_secret_arn: str | None = None
+    keys_cache_s: int = Field(default=300, ge=0)

@@ -1,0 +1,43 @@
+"""Pytest fixtures that start the scripted provider servers.
+
+Import them into a conftest.py: ``from tests.servers.fixtures import openai_server, anthropic_server``.
+Each test gets fresh servers (binding an ephemeral loopback port takes well under a millisecond).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from o.llm.client import ClientOptions, RetryPolicy
+from o.llm.keys import StaticKeySource
+from tests.servers.anthropic_server import AnthropicServer
+from tests.servers.openai_server import OpenAIServer
+
+# Keys the servers accept (they only check that one is present).
+TEST_KEYS = StaticKeySource({"openai": "sk-test", "anthropic": "sk-ant-test", "groq": "gsk-test"})
+# Millisecond backoff so retry tests stay fast.
+FAST_OPTIONS = ClientOptions(timeout_s=5.0, connect_timeout_s=1.0, retry=RetryPolicy(2, 0.001, 0.005))
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def anthropic_server() -> Iterator[AnthropicServer]:
+    with AnthropicServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm_keys() -> StaticKeySource:
+    return TEST_KEYS
+
+
+@pytest.fixture
+def llm_options() -> ClientOptions:
+    return FAST_OPTIONS
