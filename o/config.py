@@ -58,13 +58,18 @@ class Settings(BaseSettings):
         return value
 
 
-@lru_cache(maxsize=1)
-def load_settings() -> Settings:
-    """Read and validate the environment once per process."""
+def build_settings(**overrides: object) -> Settings:
+    """Validate the environment, with explicit overrides (e.g. command-line flags) on top."""
     try:
-        return Settings()
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
             f"O_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Read and validate the environment once per process."""
+    return build_settings()

@@ -6,6 +6,7 @@ needs nothing but ``pip install``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,11 +17,16 @@ class EmbeddedPostgres:
     """A running embedded server; keep the object alive as long as the server is used."""
 
     def __init__(self, data_dir: Path, cleanup_mode: CleanupMode = "stop") -> None:
-        import pgserver  # imported lazily: AWS mode never loads it
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver copes.
+            warnings.simplefilter("ignore")
+            import pgserver  # imported lazily: AWS mode never loads it
 
         pgdata = Path(data_dir) / "pgdata"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server: Any = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._server: Any = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
         self.url: str = self._server.get_uri()
 
     def stop(self) -> None:

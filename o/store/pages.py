@@ -66,11 +66,14 @@ def fetch_page(
 ) -> list[dict[str, Any]]:
     """Rows of ``table`` within ``scope``, between the cursors, at most ``page.limit``, in ``page.order``.
 
-    With only ``before`` set the rows nearest the cursor are returned (as a client paging
-    backwards expects), still in the requested order.
+    ``before``/``after`` bound the key (older/newer). When the requested order would start
+    far from the only cursor given (ascending with ``before``, descending with ``after``),
+    the rows nearest the cursor are fetched and returned in the requested order.
     """
     where, params = cursor_clause(conn, table, key, page, scope, scope_params)
-    nearest_first = page.before is not None and page.after is None
+    only_before = page.before is not None and page.after is None
+    only_after = page.after is not None and page.before is None
+    nearest_first = (page.order == "asc" and only_before) or (page.order == "desc" and only_after)
     scan_order = ("desc" if page.order == "asc" else "asc") if nearest_first else page.order
     query = sql.SQL("SELECT {cols} FROM {table} WHERE {scope} AND {where} {order} LIMIT %s").format(
         cols=columns,

@@ -1,0 +1,29 @@
+"""API Lambda: the same FastAPI app as `o serve`, behind Mangum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mangum import Mangum
+
+from o import runtime
+from o.api.app import create_app
+from o.config import load_settings
+from o.observability import logger, metrics, tracer
+
+# Module scope: one connection per execution environment, reused across invocations.
+_runtime = runtime.start(load_settings(), migrate_schema=False)
+_asgi = Mangum(create_app(_runtime.db, max_body_bytes=_runtime.settings.max_body_bytes), lifespan="off")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = _asgi(event, context)
+    metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
+    if response.get("statusCode", 500) >= 500:
+        metrics.add_metric(name="ApiServerErrors", unit=MetricUnit.Count, value=1)
+    return response

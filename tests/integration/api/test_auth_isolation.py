@@ -1,0 +1,44 @@
+"""Every route but health needs a key; another organization's ids answer 404, never data."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from o.store.db import Database
+from tests.integration.conftest import new_org_key
+
+
+def test_missing_and_wrong_keys_are_401(app: FastAPI) -> None:
+    with TestClient(app) as anon:
+        r = anon.get("/v1/agents/")
+        assert r.status_code == 401 and "API key" in r.json()["detail"]
+        r = anon.get("/v1/agents/", headers={"Authorization": "Bearer sk-o-nope"})
+        assert r.status_code == 401 and "invalid" in r.json()["detail"]
+        assert anon.get("/v1/health/").status_code == 200
+
+
+def test_other_organization_sees_nothing(app: FastAPI, db: Database, client: TestClient) -> None:
+    agent = client.post("/v1/agents/", json={"memory_blocks": [{"label": "human", "value": "secret"}]}).json()
+    block = client.post("/v1/blocks/", json={"label": "shared", "value": "secret"}).json()
+    with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as other:
+        aid, bid = agent["id"], block["id"]
+        assert other.get(f"/v1/agents/{aid}").status_code == 404
+        assert other.patch(f"/v1/agents/{aid}", json={"name": "x"}).status_code == 404
+        assert other.delete(f"/v1/agents/{aid}").status_code == 404
+        assert other.get(f"/v1/agents/{aid}/core-memory/blocks").status_code == 404
+        assert other.patch(f"/v1/agents/{aid}/core-memory/blocks/human", json={"value": "x"}).status_code == 404
+        assert other.get(f"/v1/agents/{aid}/messages").status_code == 404
+        assert other.get(f"/v1/blocks/{bid}").status_code == 404
+        assert other.patch(f"/v1/blocks/{bid}", json={"value": "x"}).status_code == 404
+        assert other.delete(f"/v1/blocks/{bid}").status_code == 404
+        # Their own agent cannot borrow our block, nor can they page with our ids as cursors.
+        mine = other.post("/v1/agents/", json={}).json()
+        assert other.patch(f"/v1/agents/{mine['id']}/core-memory/blocks/attach/{bid}").status_code == 404
+        assert other.post("/v1/agents/", json={"block_ids": [bid]}).status_code == 404
+        assert aid not in [a["id"] for a in other.get("/v1/agents/").json()]
+        assert bid not in [b["id"] for b in other.get("/v1/blocks/").json()]
+        assert other.get("/v1/agents/", params={"after": aid}).status_code == 422
+    # Nothing of ours changed.
+    assert client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"] == "secret"
+    assert client.get(f"/v1/blocks/{block['id']}").json()["value"] == "secret"

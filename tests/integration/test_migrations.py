@@ -1,0 +1,51 @@
+"""The migrator is safe to run repeatedly and concurrently."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from o.store.migrate import discover, migrate
+
+
+@pytest.fixture
+def fresh_db_url(pg_url: str) -> str:
+    name = "m_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = pg_url.partition("?")
+    return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+
+
+def test_rerun_applies_nothing(pg_url: str) -> None:
+    assert migrate(pg_url) == []
+
+
+def test_concurrent_migrators_apply_each_file_once(fresh_db_url: str) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: migrate(fresh_db_url), range(4)))
+    applied = [name for r in results for name in r]
+    assert sorted(applied) == sorted(m.name for m in discover())
+    with psycopg.connect(fresh_db_url) as conn:
+        rows = conn.execute("SELECT name FROM schema_migrations ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == [m.name for m in discover()]
+
+
+def test_failed_migration_leaves_nothing_and_edited_file_is_refused(fresh_db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "001_ok.sql").write_text("CREATE TABLE t1 (id int);")
+    (tmp_path / "002_bad.sql").write_text("CREATE TABLE t2 (id int); SELECT * FROM no_such_table;")
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        migrate(fresh_db_url, tmp_path)
+    with psycopg.connect(fresh_db_url) as conn:
+        assert conn.execute("SELECT to_regclass('t1') IS NOT NULL, to_regclass('t2') IS NULL").fetchone() == (
+            True, True
+        )
+    (tmp_path / "002_bad.sql").write_text("CREATE TABLE t2 (id int);")
+    assert migrate(fresh_db_url, tmp_path) == ["002_bad.sql"]
+    (tmp_path / "001_ok.sql").write_text("CREATE TABLE t1 (id bigint);")
+    with pytest.raises(RuntimeError, match="changed after it was applied"):
+        migrate(fresh_db_url, tmp_path)
