@@ -77,6 +77,7 @@ def test_cannot_connect_to_the_database(
     sandbox: LocalProcessSandbox, isolation: tuple[str, ...], pg_url: str
 ) -> None:
     source = """
+import psycopg
 def tool(url: str):
     with psycopg.connect(url, connect_timeout=2) as conn:
         return conn.execute("SELECT current_user").fetchone()[0]
