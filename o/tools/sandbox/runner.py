@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import inspect
 import json
 import linecache
 import os
@@ -203,6 +204,10 @@ def main(argv: list[str]) -> int:
         if not callable(function):
             raise NameError(f"the tool source defines no function named {name!r}")
         value = function(**(request.get("args") or {}))
+        if inspect.iscoroutine(value):
+            import asyncio
+
+            value = asyncio.run(value)
         text = render(value)
         answer = {"status": "success", "return": text[: limit * 2], "length": len(text)}
     except BaseException as exc:
