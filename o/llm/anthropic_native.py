@@ -18,7 +18,14 @@ from typing import Any
 
 import anthropic
 
-from o.llm.client import ClientOptions, LLMError, is_retryable_status, retry_after_seconds, with_retries
+from o.llm.client import (
+    ClientOptions,
+    LLMError,
+    is_retryable_status,
+    is_transport_error,
+    retry_after_seconds,
+    with_retries,
+)
 from o.llm.config import LLMConfig
 from o.llm.types import (
     ChatMessage,
@@ -196,9 +203,7 @@ class AnthropicClient:
         if isinstance(exc, anthropic.APIStatusError):
             status = exc.status_code
             message = f"anthropic returned HTTP {status}: {exc.message}"
-            error = LLMError(
-                message, provider=self.provider, status=status, retryable=is_retryable_status(status)
-            )
+            error = LLMError(message, provider=self.provider, status=status, retryable=is_retryable_status(status))
             return error, retry_after_seconds(exc.response.headers)
         if isinstance(exc, anthropic.APITimeoutError):
             return LLMError("anthropic timed out", provider=self.provider, retryable=True), None
@@ -281,16 +286,17 @@ class AnthropicClient:
         except Exception as exc:
             classified = self._classify(exc)
             if classified is None:
-                raise
+                if not is_transport_error(exc):
+                    raise
+                message = f"{self.provider} stream broke off: {type(exc).__name__}: {exc}"
+                classified = LLMError(message, provider=self.provider, retryable=True), None
             error, _ = classified
             error.retryable = True
             raise error from exc
         finally:
             events.close()
         if not finished:
-            raise LLMError(
-                "anthropic stream ended before message_stop", provider=self.provider, retryable=True
-            )
+            raise LLMError("anthropic stream ended before message_stop", provider=self.provider, retryable=True)
         prompt = _usage(prompt_usage).prompt_tokens
         tool_calls = [
             # An empty input streams no deltas at all; "{}" keeps the arguments valid JSON.

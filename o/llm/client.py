@@ -46,6 +46,18 @@ class LLMError(OError):
         self.attempts = attempts
 
 
+_TRANSPORT_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2", "h11"})
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """A network failure raised by the SDKs' HTTP stack rather than as an SDK error.
+
+    The SDKs wrap failures while *sending*; a connection dropped while a stream's body is
+    being read surfaces as the HTTP library's own exception instead.
+    """
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES
+
+
 def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUSES or status >= 500
 

@@ -59,9 +59,7 @@ def parse_handle(handle: str) -> tuple[str, str]:
     if not sep or not model.strip():
         raise ValueError(f"handle {handle!r} must look like 'provider/model'")
     if provider not in ENDPOINT_TYPES:
-        raise ValueError(
-            f"handle {handle!r} names unknown provider {provider!r}; expected one of {ENDPOINT_TYPES}"
-        )
+        raise ValueError(f"handle {handle!r} names unknown provider {provider!r}; expected one of {ENDPOINT_TYPES}")
     return provider, model.strip()
 
 

@@ -67,7 +67,10 @@ class SecretsManagerKeySource:
         # Imported here so local mode does not pay for loading boto3 until a key is needed.
         from aws_lambda_powertools.utilities import parameters
 
-        values = parameters.get_secret(self.secret_id, transform="json", max_age=self.max_age_s)
+        # Powertools treats max_age=0 as "use the default"; zero here means never cache.
+        values = parameters.get_secret(
+            self.secret_id, transform="json", max_age=self.max_age_s, force_fetch=self.max_age_s == 0
+        )
         if not isinstance(values, dict):
             raise ValueError(f"secret {self.secret_id} must hold a JSON object of API keys")
         return _lookup(values, provider)

@@ -12,7 +12,14 @@ from typing import Any
 
 import openai
 
-from o.llm.client import ClientOptions, LLMError, is_retryable_status, retry_after_seconds, with_retries
+from o.llm.client import (
+    ClientOptions,
+    LLMError,
+    is_retryable_status,
+    is_transport_error,
+    retry_after_seconds,
+    with_retries,
+)
 from o.llm.config import LLMConfig
 from o.llm.types import (
     ChatMessage,
@@ -117,9 +124,7 @@ class OpenAICompatClient:
         is_reasoning_model = config.model.startswith(("o1", "o3", "o4", "gpt-5"))
         if not is_reasoning_model:
             # Reasoning models reject any temperature but the default.
-            body["temperature"] = (
-                request.temperature if request.temperature is not None else config.temperature
-            )
+            body["temperature"] = request.temperature if request.temperature is not None else config.temperature
         if max_tokens is not None:
             # OpenAI replaced max_tokens with max_completion_tokens; Groq and Ollama still read max_tokens.
             key = "max_completion_tokens" if config.model_endpoint_type == "openai" else "max_tokens"
@@ -139,16 +144,12 @@ class OpenAICompatClient:
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             message = f"{self.provider} returned HTTP {status}: {exc.message}"
-            error = LLMError(
-                message, provider=self.provider, status=status, retryable=is_retryable_status(status)
-            )
+            error = LLMError(message, provider=self.provider, status=status, retryable=is_retryable_status(status))
             return error, retry_after_seconds(exc.response.headers)
         if isinstance(exc, openai.APITimeoutError):
             return LLMError(f"{self.provider} timed out", provider=self.provider, retryable=True), None
         if isinstance(exc, openai.APIConnectionError):
-            return LLMError(
-                f"cannot reach {self.provider}: {exc}", provider=self.provider, retryable=True
-            ), None
+            return LLMError(f"cannot reach {self.provider}: {exc}", provider=self.provider, retryable=True), None
         if isinstance(exc, openai.OpenAIError):
             return LLMError(f"{self.provider} error: {exc}", provider=self.provider), None
         return None
@@ -156,9 +157,7 @@ class OpenAICompatClient:
     def chat(self, request: ChatRequest) -> ChatResponse:
         body = self.request_body(request)
         started = time.perf_counter()
-        completion = with_retries(
-            lambda: self._sdk.chat.completions.create(**body), self.options.retry, self._classify
-        )
+        completion = with_retries(lambda: self._sdk.chat.completions.create(**body), self.options.retry, self._classify)
         latency_ms = (time.perf_counter() - started) * 1000.0
         if not completion.choices:
             raise LLMError(f"{self.provider} returned no choices", provider=self.provider, retryable=True)
@@ -184,9 +183,7 @@ class OpenAICompatClient:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         started = time.perf_counter()
-        chunks = with_retries(
-            lambda: self._sdk.chat.completions.create(**body), self.options.retry, self._classify
-        )
+        chunks = with_retries(lambda: self._sdk.chat.completions.create(**body), self.options.retry, self._classify)
         text_parts: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         finish: str | None = None
@@ -221,7 +218,10 @@ class OpenAICompatClient:
         except Exception as exc:
             classified = self._classify(exc)
             if classified is None:
-                raise
+                if not is_transport_error(exc):
+                    raise
+                message = f"{self.provider} stream broke off: {type(exc).__name__}: {exc}"
+                classified = LLMError(message, provider=self.provider, retryable=True), None
             error, _ = classified
             error.retryable = True
             raise error from exc

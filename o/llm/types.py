@@ -57,9 +57,7 @@ class ChatMessage:
         return cls(role="assistant", content=text, tool_calls=list(tool_calls or []))
 
     @classmethod
-    def tool(
-        cls, tool_call_id: str, text: str, name: str | None = None, is_error: bool = False
-    ) -> ChatMessage:
+    def tool(cls, tool_call_id: str, text: str, name: str | None = None, is_error: bool = False) -> ChatMessage:
         return cls(role="tool", content=text, tool_call_id=tool_call_id, name=name, is_error=is_error)
 
 
