@@ -39,7 +39,9 @@ def url_from_secret_document(
     # Passwords RDS generates may hold characters that are special in a URI.
     user = quote(str(values["username"]), safe="")
     password = quote(str(values["password"]), safe="")
-    return f"postgresql://{user}:{password}@{host}:{port}/{quote(name, safe='')}?sslmode={sslmode}"
+    # libpq accepts a Unix socket directory as a percent-encoded host (local runs and tests).
+    where = quote(host, safe="") if host.startswith("/") else host
+    return f"postgresql://{user}:{password}@{where}:{port}/{quote(name, safe='')}?sslmode={sslmode}"
 
 
 def database_url_from_secret(

@@ -1,0 +1,1 @@
+"""The AWS deployment of O as CDK constructs, one per capability, wired by ``infra.stack``."""

@@ -1,0 +1,94 @@
+"""Alarms and one dashboard: errors, throttles and latency per ``live`` alias, the API and the agent loop.
+
+Handlers log, trace and emit metrics with Powertools (namespace ``O``); this construct
+watches what AWS measures for them. Alarms carry no action by default: subscribe an
+SNS topic or a chat integration to them after deploy (see infra/README.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+FIVE_MINUTES = Duration.minutes(5)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A function to watch, through its alias when it has one, and its p99 latency budget."""
+
+    function: lambda_.IFunction
+    p99_budget: Duration
+
+
+class Observability(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: Mapping[str, Watched],
+        rest_api: apigw.RestApi,
+        state_machine: sfn.StateMachine,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.alarms: dict[str, cw.Alarm] = {}
+        widgets: list[cw.IWidget] = []
+        for name, watched in functions.items():
+            fn = watched.function
+            errors = fn.metric_errors(period=FIVE_MINUTES, statistic="Sum")
+            throttles = fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum")
+            p99 = fn.metric_duration(period=FIVE_MINUTES, statistic="p99")
+            self._alarm(f"{name}Errors", errors, 5, f"{name}: 5 or more errors in 5 minutes")
+            self._alarm(f"{name}Throttles", throttles, 1, f"{name}: invocations throttled")
+            self._alarm(
+                f"{name}LatencyP99",
+                p99,
+                watched.p99_budget.to_milliseconds(),
+                f"{name}: p99 duration over {watched.p99_budget.to_seconds()} s",
+                periods=3,
+            )
+            widgets.append(cw.GraphWidget(title=f"{name} errors / throttles", left=[errors, throttles]))
+            widgets.append(cw.GraphWidget(title=f"{name} duration p99", left=[p99]))
+
+        server_errors = rest_api.metric_server_error(period=FIVE_MINUTES, statistic="Sum")
+        client_errors = rest_api.metric_client_error(period=FIVE_MINUTES, statistic="Sum")
+        api_p99 = rest_api.metric_latency(period=FIVE_MINUTES, statistic="p99")
+        self._alarm("Gateway5xx", server_errors, 5, "API: 5 or more 5xx answers in 5 minutes")
+        self._alarm("GatewayLatencyP99", api_p99, 3000, "API: p99 latency over 3 s", periods=3)
+        widgets.append(cw.GraphWidget(title="API 4xx / 5xx", left=[client_errors, server_errors]))
+        widgets.append(cw.GraphWidget(title="API latency p99", left=[api_p99]))
+
+        failed = state_machine.metric_failed(period=FIVE_MINUTES, statistic="Sum")
+        timed_out = state_machine.metric_timed_out(period=FIVE_MINUTES, statistic="Sum")
+        throttled = state_machine.metric_throttled(period=FIVE_MINUTES, statistic="Sum")
+        self._alarm("AgentLoopFailed", failed, 1, "agent loop: executions failed")
+        self._alarm("AgentLoopTimedOut", timed_out, 1, "agent loop: executions timed out")
+        widgets.append(cw.GraphWidget(title="agent loop failed / timed out / throttled",
+                                      left=[failed, timed_out, throttled]))  # fmt: skip
+
+        self.dashboard = cw.Dashboard(
+            self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-o",
+            widgets=[widgets[i : i + 2] for i in range(0, len(widgets), 2)],
+        )
+
+    def _alarm(
+        self, name: str, metric: cw.Metric, threshold: float, description: str, periods: int = 1
+    ) -> None:
+        self.alarms[name] = cw.Alarm(
+            self,
+            name,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )

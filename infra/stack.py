@@ -1,0 +1,182 @@
+"""The O stack: wires the capability constructs together and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, SecretValue, Stack
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.agent_loop import AgentLoop
+from infra.api import Api
+from infra.config import DeployConfig
+from infra.database import Database
+from infra.migrations import Migrations
+from infra.network import Network
+from infra.observability import Observability, Watched
+from infra.rollout import Rollout
+from infra.service_function import (
+    AssetFolders,
+    ServiceFunction,
+    acknowledge,
+    function_assets,
+    retention_days,
+)
+from infra.sleeptime import Sleeptime
+from infra.tool_sandbox import ToolSandbox
+
+API_HANDLER = "functions.api.handler.handler"
+AGENT_STEP_HANDLER = "functions.agent_step.handler.handler"
+
+
+class OStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        folders: AssetFolders,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        assets = function_assets(self, folders, retention_days(config.log_retention_days))
+        network = Network(
+            self,
+            "Network",
+            max_azs=config.max_azs,
+            nat_gateways=config.nat_gateways,
+            interface_endpoints=config.interface_endpoints,
+            log_retention=assets.log_retention,
+        )
+        database = Database(
+            self,
+            "Database",
+            vpc=network.vpc,
+            data_subnets=network.data_subnets,
+            proxy_subnets=network.app_subnets,
+            postgres_version=config.postgres_version,
+            instance_type=config.db_instance_type,
+            storage_gib=config.db_storage_gib,
+            multi_az=config.db_multi_az,
+            deletion_protection=config.db_deletion_protection,
+            db_name=config.db_name,
+            log_retention=assets.log_retention,
+        )
+        database.allow_from(network.function_security_group)
+        migrations = Migrations(
+            self, "Migrations", assets=assets, network=network.functions, database=database
+        )
+
+        # Filled by the operator after deploy (infra/README.md); "{}" is a placeholder, not a secret.
+        llm_keys = secretsmanager.Secret(
+            self,
+            "LlmKeys",
+            description='O: LLM provider keys as JSON, e.g. {"OPENAI_API_KEY": "...", "ANTHROPIC_API_KEY": "..."}',
+            secret_string_value=SecretValue.unsafe_plain_text("{}"),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        acknowledge(
+            llm_keys,
+            ("AwsSolutions-SMG4", "third-party LLM API keys are rotated at the provider by the operator; "
+             "Secrets Manager has no rotation function for them"),
+        )  # fmt: skip
+        shared_env = {**database.environment(), "O_LLM_KEYS_SECRET_ARN": llm_keys.secret_arn}
+
+        sandbox = ToolSandbox(self, "ToolSandbox", assets=assets)
+        shared_env["O_TOOL_SANDBOX_FUNCTION_ARN"] = sandbox.function.function_arn
+
+        agent_step = ServiceFunction(
+            self,
+            "AgentStep",
+            assets=assets,
+            handler=AGENT_STEP_HANDLER,
+            description="O agent step: one LLM call and its tool calls, driven by the agent-loop state machine",
+            service="o-agent-step",
+            memory_mb=1024,
+            timeout=Duration.minutes(5),
+            environment=shared_env,
+            network=network.functions,
+        )
+        rollout = Rollout(self, "Rollout")
+        step_live = rollout.live("AgentStep", agent_step.function)
+        agent_loop = AgentLoop(
+            self,
+            "AgentLoop",
+            step_alias=step_live,
+            iteration_cap=config.iteration_cap,
+            log_retention=assets.log_retention,
+        )
+        loop_env = {"O_AGENT_STATE_MACHINE_ARN": agent_loop.state_machine.state_machine_arn}
+
+        sleeptime = Sleeptime(
+            self,
+            "Sleeptime",
+            assets=assets,
+            network=network.functions,
+            environment={**shared_env, **loop_env},
+            schedule_expression=config.sleeptime_schedule,
+        )
+
+        api_function = ServiceFunction(
+            self,
+            "ApiFunction",
+            assets=assets,
+            handler=API_HANDLER,
+            description="O API: Letta v1 REST API (FastAPI + Mangum)",
+            service="o-api",
+            memory_mb=1024,
+            # API Gateway gives up after 29 s.
+            timeout=Duration.seconds(29),
+            environment={
+                **shared_env,
+                **loop_env,
+                **sleeptime.environment(),
+                "O_MAX_BODY_BYTES": str(config.max_body_bytes),
+            },
+            network=network.functions,
+        )
+        api_live = rollout.live("Api", api_function.function)
+        api = Api(
+            self,
+            "Api",
+            handler=api_live,
+            name=f"{self.stack_name}-api",
+            throttle_rate=config.throttle_rate,
+            throttle_burst=config.throttle_burst,
+            log_retention=assets.log_retention,
+        )
+
+        for service in (api_function, agent_step, sleeptime.service):
+            database.grant_connect(service.function)
+            llm_keys.grant_read(service.function)
+            # New code must not take traffic before its schema exists.
+            service.node.add_dependency(migrations)
+        sandbox.grant_invoke(agent_step.function)
+        sandbox.grant_invoke(api_function.function)
+        agent_loop.state_machine.grant_start_execution(api_function.function)
+        agent_loop.state_machine.grant_task_response(api_function.function)
+        agent_loop.state_machine.grant_start_execution(sleeptime.function)
+        sleeptime.grant_manage_schedules(api_function.function)
+
+        Observability(
+            self,
+            "Observability",
+            functions={
+                "Api": Watched(api_live, Duration.seconds(3)),
+                "AgentStep": Watched(step_live, Duration.seconds(120)),
+                "ToolSandbox": Watched(sandbox.function, Duration.seconds(30)),
+                "Sleeptime": Watched(sleeptime.function, Duration.minutes(10)),
+            },
+            rest_api=api.rest_api,
+            state_machine=agent_loop.state_machine,
+        )
+
+        self.api_url = api.url
+        self.state_machine = agent_loop.state_machine
+        self.rollout = rollout
+        CfnOutput(self, "ApiUrl", value=api.url)
+        CfnOutput(self, "AgentStateMachineArn", value=agent_loop.state_machine.state_machine_arn)
+        CfnOutput(self, "LlmKeysSecretArn", value=llm_keys.secret_arn)
+        CfnOutput(self, "MigrateFunctionName", value=migrations.service.function.function_name)
