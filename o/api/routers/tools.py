@@ -1,0 +1,301 @@
+"""Letta V1 tool routes: /v1/tools/..., agent attach/detach, and running source once.
+
+Tool code never runs in this process: ``POST /v1/tools/run`` goes through the sandbox
+chosen by configuration (``app.state.sandbox`` when the app was given one).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from o.agent import lifecycle
+from o.api.deps import Db, Org
+from o.api.schemas.agents import AgentState
+from o.api.schemas.common import Request as RequestBody
+from o.api.schemas.common import Response
+from o.errors import InvalidInput
+from o.ids import new_id
+from o.store.pages import Page
+from o.store.tools import list_page
+from o.tools import catalog
+from o.tools.catalog import MAX_RETURN_CHARS, ToolSpec
+from o.tools.sandbox import Sandbox, ToolInvocation, ToolResult, sandbox_from_settings
+from o.tools.schema import find_function, parse_source
+
+router = APIRouter(tags=["tools"])
+
+
+class PipRequirement(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+    version: str | None = None
+
+
+class ToolCreate(RequestBody):
+    source_code: str = Field(min_length=1, max_length=200_000)
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    json_schema: dict[str, Any] | None = None
+    args_json_schema: dict[str, Any] | None = None
+    source_type: str = "python"
+    return_char_limit: int = Field(default=6000, ge=1, le=MAX_RETURN_CHARS)
+    pip_requirements: list[PipRequirement] | None = None
+    npm_requirements: list[PipRequirement] | None = None
+    default_requires_approval: bool | None = None
+    enable_parallel_execution: bool | None = None
+    metadata_: dict[str, Any] | None = None
+
+    def to_spec(self) -> ToolSpec:
+        return ToolSpec(
+            source_code=self.source_code,
+            description=self.description,
+            tags=self.tags,
+            json_schema=self.json_schema,
+            args_json_schema=self.args_json_schema,
+            source_type=self.source_type,
+            return_char_limit=self.return_char_limit,
+            pip_requirements=[r.model_dump(exclude_none=True) for r in self.pip_requirements or []],
+            npm_requirements=[r.model_dump(exclude_none=True) for r in self.npm_requirements or []],
+            default_requires_approval=bool(self.default_requires_approval),
+            enable_parallel_execution=bool(self.enable_parallel_execution),
+            metadata=self.metadata_ or {},
+        )
+
+
+class ToolUpdate(RequestBody):
+    description: str | None = None
+    tags: list[str] | None = None
+    source_code: str | None = Field(default=None, min_length=1, max_length=200_000)
+    source_type: str | None = None
+    json_schema: dict[str, Any] | None = None
+    args_json_schema: dict[str, Any] | None = None
+    return_char_limit: int | None = Field(default=None, ge=1, le=MAX_RETURN_CHARS)
+    pip_requirements: list[PipRequirement] | None = None
+    npm_requirements: list[PipRequirement] | None = None
+    default_requires_approval: bool | None = None
+    enable_parallel_execution: bool | None = None
+    metadata_: dict[str, Any] | None = None
+
+    def to_changes(self) -> dict[str, Any]:
+        given = self.model_dump(exclude_unset=True)
+        changes = {k: v for k, v in given.items() if v is not None or k in ("description", "args_json_schema")}
+        if "metadata_" in changes:
+            changes["metadata"] = changes.pop("metadata_")
+        return changes
+
+
+class Tool(Response):
+    id: str
+    tool_type: str
+    description: str | None
+    source_type: str
+    name: str
+    tags: list[str]
+    source_code: str | None
+    json_schema: dict[str, Any]
+    args_json_schema: dict[str, Any] | None = None
+    return_char_limit: int
+    pip_requirements: list[dict[str, Any]] | None = None
+    npm_requirements: list[dict[str, Any]] | None = None
+    default_requires_approval: bool = False
+    enable_parallel_execution: bool = False
+    created_by_id: str | None = None
+    last_updated_by_id: str | None = None
+    metadata_: dict[str, Any] = Field(default_factory=dict)
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Tool:
+        return cls(**{k: v for k, v in row.items() if k not in ("organization_id", "metadata")},
+                   metadata_=row.get("metadata") or {})
+
+
+class ToolVersion(Response):
+    tool_id: str
+    version: int
+    name: str
+    description: str | None
+    source_code: str | None
+    json_schema: dict[str, Any]
+    return_char_limit: int
+    created_at: datetime
+
+
+class ToolRunFromSource(RequestBody):
+    source_code: str = Field(min_length=1, max_length=200_000)
+    args: dict[str, Any] = Field(default_factory=dict)
+    env_vars: dict[str, str] | None = None
+    name: str | None = None
+    source_type: str = "python"
+    args_json_schema: dict[str, Any] | None = None
+    json_schema: dict[str, Any] | None = None
+    pip_requirements: list[PipRequirement] | None = None
+    npm_requirements: list[PipRequirement] | None = None
+
+
+class ToolReturnMessage(Response):
+    """Letta's tool_return_message, plus what the sandbox said about the run."""
+
+    id: str
+    date: datetime
+    name: str
+    message_type: Literal["tool_return_message"] = "tool_return_message"
+    tool_return: str
+    status: Literal["success", "error"]
+    tool_call_id: str
+    stdout: list[str] | None = None
+    stderr: list[str] | None = None
+    sandbox_status: str
+    sandbox_message: str
+    duration_ms: float
+    isolation: list[str]
+
+
+class ToolEnvironmentVariable(Response):
+    key: str
+    value: str
+    description: str | None = None
+
+
+class SetToolEnvironment(RequestBody):
+    variables: dict[str, str] = Field(default_factory=dict)
+    descriptions: dict[str, str] | None = None
+
+
+def get_sandbox(request: Request) -> Sandbox:
+    sandbox: Sandbox | None = getattr(request.app.state, "sandbox", None)
+    if sandbox is None:
+        sandbox = sandbox_from_settings()
+        request.app.state.sandbox = sandbox
+    return sandbox
+
+
+@router.post("/v1/tools/", response_model=Tool)
+def create_tool(body: ToolCreate, org: Org, db: Db) -> Tool:
+    with db.transaction() as conn:
+        return Tool.from_row(catalog.create(conn, org, body.to_spec()))
+
+
+@router.put("/v1/tools/", response_model=Tool)
+def upsert_tool(body: ToolCreate, org: Org, db: Db) -> Tool:
+    with db.transaction() as conn:
+        return Tool.from_row(catalog.upsert(conn, org, body.to_spec()))
+
+
+@router.get("/v1/tools/", response_model=list[Tool])
+def list_tools(
+    org: Org,
+    db: Db,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=50, ge=1, le=1000),
+    order: Literal["asc", "desc"] = "desc",
+    name: str | None = None,
+    names: list[str] | None = Query(default=None),
+    tool_types: list[str] | None = Query(default=None),
+    search: str | None = None,
+) -> list[Tool]:
+    page = Page(before=before, after=after, limit=limit, order=order)
+    with db.transaction() as conn:
+        rows = list_page(conn, org, page, name=name, names=names, tool_types=tool_types, search=search)
+    return [Tool.from_row(r) for r in rows]
+
+
+@router.post("/v1/tools/run", response_model=ToolReturnMessage)
+def run_tool_from_source(
+    body: ToolRunFromSource, org: Org, sandbox: Sandbox = Depends(get_sandbox)
+) -> ToolReturnMessage:
+    if body.source_type != "python":
+        raise InvalidInput(f"source_type {body.source_type!r} is not supported; tools are Python functions")
+    name = body.name or (body.json_schema or {}).get("name")
+    function = find_function(parse_source(body.source_code), name).name
+    result = sandbox.run(ToolInvocation(body.source_code, function, body.args, body.env_vars or {}))
+    return _tool_return(function, result)
+
+
+def _tool_return(name: str, result: ToolResult) -> ToolReturnMessage:
+    return ToolReturnMessage(
+        id=new_id("message"),
+        date=datetime.now().astimezone(),
+        name=name,
+        tool_return=result.func_return,
+        status="success" if result.ok else "error",
+        tool_call_id=f"call-{new_id('tool')}",
+        stdout=[result.stdout] if result.stdout else [],
+        stderr=[result.stderr] if result.stderr else [],
+        sandbox_status=result.status,
+        sandbox_message=result.message,
+        duration_ms=round(result.duration_ms, 3),
+        isolation=list(result.isolation),
+    )
+
+
+@router.get("/v1/tools/{tool_id}", response_model=Tool)
+def get_tool(tool_id: str, org: Org, db: Db) -> Tool:
+    with db.transaction() as conn:
+        return Tool.from_row(catalog.get(conn, org, tool_id))
+
+
+@router.patch("/v1/tools/{tool_id}", response_model=Tool)
+def update_tool(tool_id: str, body: ToolUpdate, org: Org, db: Db) -> Tool:
+    changes = body.to_changes()
+    for key in ("pip_requirements", "npm_requirements"):
+        if key in changes:
+            changes[key] = [dict(r) for r in changes[key]]
+    with db.transaction() as conn:
+        return Tool.from_row(catalog.update(conn, org, tool_id, changes))
+
+
+@router.delete("/v1/tools/{tool_id}")
+def delete_tool(tool_id: str, org: Org, db: Db) -> dict[str, str]:
+    with db.transaction() as conn:
+        catalog.delete(conn, org, tool_id)
+    return {"message": f"tool {tool_id} deleted"}
+
+
+@router.get("/v1/tools/{tool_id}/versions", response_model=list[ToolVersion])
+def list_tool_versions(tool_id: str, org: Org, db: Db) -> list[ToolVersion]:
+    with db.transaction() as conn:
+        return [ToolVersion(**r) for r in catalog.versions(conn, org, tool_id)]
+
+
+@router.get("/v1/agents/{agent_id}/tools", response_model=list[Tool])
+def list_agent_tools(agent_id: str, org: Org, db: Db) -> list[Tool]:
+    with db.transaction() as conn:
+        return [Tool.from_row(r) for r in catalog.agent_tools(conn, org, agent_id)]
+
+
+@router.patch("/v1/agents/{agent_id}/tools/attach/{tool_id}", response_model=AgentState)
+def attach_tool(agent_id: str, tool_id: str, org: Org, db: Db) -> AgentState:
+    with db.transaction() as conn:
+        catalog.attach(conn, org, agent_id, tool_id)
+        return AgentState.from_view(lifecycle.get(conn, org, agent_id))
+
+
+@router.patch("/v1/agents/{agent_id}/tools/detach/{tool_id}", response_model=AgentState)
+def detach_tool(agent_id: str, tool_id: str, org: Org, db: Db) -> AgentState:
+    with db.transaction() as conn:
+        catalog.detach(conn, org, agent_id, tool_id)
+        return AgentState.from_view(lifecycle.get(conn, org, agent_id))
+
+
+# O's own route until agent create/update carry Letta's tool_exec_environment_variables
+@router.get("/v1/agents/{agent_id}/tool-environment", response_model=list[ToolEnvironmentVariable])
+def get_tool_environment(agent_id: str, org: Org, db: Db) -> list[ToolEnvironmentVariable]:
+    with db.transaction() as conn:
+        return [ToolEnvironmentVariable(**r) for r in catalog.agent_env(conn, org, agent_id)]
+
+
+@router.put("/v1/agents/{agent_id}/tool-environment", response_model=list[ToolEnvironmentVariable])
+def set_tool_environment(
+    agent_id: str, body: SetToolEnvironment, org: Org, db: Db
+) -> list[ToolEnvironmentVariable]:
+    with db.transaction() as conn:
+        rows = catalog.set_agent_env(conn, org, agent_id, body.variables, body.descriptions)
+    return [ToolEnvironmentVariable(**r) for r in rows]

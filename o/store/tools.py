@@ -1,0 +1,202 @@
+"""SQL for custom tools, their versions, agent attachments and per-agent tool variables.
+
+Every read and write is scoped by organization: a tool id of another organization finds
+nothing, which the API reports as 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from o.store.db import Conn
+from o.store.pages import Page, fetch_page
+
+# Columns a caller may set through update(); id, organization, version and times are managed here.
+UPDATABLE = {
+    "name", "description", "tool_type", "source_type", "source_code", "json_schema", "args_json_schema",
+    "tags", "return_char_limit", "metadata", "pip_requirements", "npm_requirements",
+    "default_requires_approval", "enable_parallel_execution",
+}
+_JSON = {"json_schema", "args_json_schema", "metadata", "pip_requirements", "npm_requirements"}
+# a change to any of these is a new version of the tool
+VERSIONED = {"name", "description", "source_code", "json_schema", "return_char_limit"}
+
+
+def _value(column: str, value: Any) -> Any:
+    if column in _JSON and value is not None:
+        return Jsonb(value)
+    return value
+
+
+def insert(conn: Conn, tool: dict[str, Any]) -> dict[str, Any]:
+    cols = list(tool)
+    row = conn.execute(
+        sql.SQL("INSERT INTO tools ({cols}) VALUES ({vals}) RETURNING *").format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        ),
+        [_value(c, tool[c]) for c in cols],
+    ).fetchone()
+    assert row is not None
+    _record_version(conn, row)
+    return row
+
+
+def get(conn: Conn, organization_id: str, tool_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return conn.execute(
+        "SELECT * FROM tools WHERE id = %s AND organization_id = %s" + lock, (tool_id, organization_id)
+    ).fetchone()
+
+
+def get_by_name(
+    conn: Conn, organization_id: str, name: str, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return conn.execute(
+        "SELECT * FROM tools WHERE name = %s AND organization_id = %s" + lock, (name, organization_id)
+    ).fetchone()
+
+
+def list_page(
+    conn: Conn,
+    organization_id: str,
+    page: Page,
+    *,
+    name: str | None = None,
+    names: list[str] | None = None,
+    tool_types: list[str] | None = None,
+    search: str | None = None,
+) -> list[dict[str, Any]]:
+    conds = [sql.SQL("organization_id = %s")]
+    params: list[Any] = [organization_id]
+    if name is not None:
+        conds.append(sql.SQL("name = %s"))
+        params.append(name)
+    if names:
+        conds.append(sql.SQL("name = ANY(%s)"))
+        params.append(names)
+    if tool_types:
+        conds.append(sql.SQL("tool_type = ANY(%s)"))
+        params.append(tool_types)
+    if search:
+        conds.append(sql.SQL("name ILIKE %s"))
+        params.append("%" + search.replace("%", r"\%").replace("_", r"\_") + "%")
+    return fetch_page(
+        conn,
+        table="tools",
+        key="created_at",
+        columns=sql.SQL("*"),
+        scope=sql.SQL(" AND ").join(conds),
+        scope_params=tuple(params),
+        page=page,
+    )
+
+
+def update(conn: Conn, organization_id: str, tool_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """Apply ``changes``; a change to the source, schema or name records a new version."""
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    current = get(conn, organization_id, tool_id, for_update=True)
+    if current is None:
+        return None
+    real = {c: v for c, v in changes.items() if current.get(c) != v}
+    if not real:
+        return current
+    bump = bool(VERSIONED & set(real))
+    assignments = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in real]
+    assignments.append(sql.SQL("updated_at = now()"))
+    if bump:
+        assignments.append(sql.SQL("version = version + 1"))
+    row = conn.execute(
+        sql.SQL("UPDATE tools SET {} WHERE id = %s AND organization_id = %s RETURNING *").format(
+            sql.SQL(", ").join(assignments)
+        ),
+        (*[_value(c, v) for c, v in real.items()], tool_id, organization_id),
+    ).fetchone()
+    if row is not None and bump:
+        _record_version(conn, row)
+    return row
+
+
+def delete(conn: Conn, organization_id: str, tool_id: str) -> bool:
+    cur = conn.execute("DELETE FROM tools WHERE id = %s AND organization_id = %s", (tool_id, organization_id))
+    return cur.rowcount == 1
+
+
+def _record_version(conn: Conn, tool: dict[str, Any]) -> None:
+    conn.execute(
+        """INSERT INTO tool_versions
+               (tool_id, version, organization_id, name, description, source_code, json_schema, return_char_limit)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (tool_id, version) DO NOTHING""",
+        (
+            tool["id"], tool["version"], tool["organization_id"], tool["name"], tool["description"],
+            tool["source_code"], Jsonb(tool["json_schema"]), tool["return_char_limit"],
+        ),
+    )
+
+
+def versions(conn: Conn, organization_id: str, tool_id: str) -> list[dict[str, Any]]:
+    return conn.execute(
+        """SELECT * FROM tool_versions WHERE tool_id = %s AND organization_id = %s ORDER BY version""",
+        (tool_id, organization_id),
+    ).fetchall()
+
+
+def attach(conn: Conn, agent_id: str, tool_id: str) -> bool:
+    """Attach; False if it already was."""
+    cur = conn.execute(
+        "INSERT INTO agent_tools (agent_id, tool_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", (agent_id, tool_id)
+    )
+    return cur.rowcount == 1
+
+
+def detach(conn: Conn, agent_id: str, tool_id: str) -> bool:
+    cur = conn.execute("DELETE FROM agent_tools WHERE agent_id = %s AND tool_id = %s", (agent_id, tool_id))
+    return cur.rowcount == 1
+
+
+def for_agent(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+    return conn.execute(
+        """SELECT t.* FROM agent_tools at JOIN tools t ON t.id = at.tool_id
+           WHERE at.agent_id = %s ORDER BY t.name""",
+        (agent_id,),
+    ).fetchall()
+
+
+def attached_by_name(conn: Conn, organization_id: str, agent_id: str, name: str) -> dict[str, Any] | None:
+    return conn.execute(
+        """SELECT t.* FROM agent_tools at JOIN tools t ON t.id = at.tool_id
+           WHERE at.agent_id = %s AND t.name = %s AND t.organization_id = %s""",
+        (agent_id, name, organization_id),
+    ).fetchone()
+
+
+def agents_using(conn: Conn, tool_id: str) -> list[str]:
+    return [r["agent_id"] for r in conn.execute("SELECT agent_id FROM agent_tools WHERE tool_id = %s", (tool_id,))]
+
+
+def env_for_agent(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT key, value, description, updated_at FROM agent_tool_env WHERE agent_id = %s ORDER BY key",
+        (agent_id,),
+    ).fetchall()
+
+
+def replace_env(conn: Conn, agent_id: str, variables: dict[str, str], descriptions: dict[str, str]) -> None:
+    """Make the agent's tool variables exactly ``variables``."""
+    conn.execute(
+        "DELETE FROM agent_tool_env WHERE agent_id = %s AND NOT (key = ANY(%s))", (agent_id, list(variables))
+    )
+    for key, value in variables.items():
+        conn.execute(
+            """INSERT INTO agent_tool_env (agent_id, key, value, description) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (agent_id, key) DO UPDATE
+               SET value = EXCLUDED.value, description = EXCLUDED.description, updated_at = now()""",
+            (agent_id, key, value, descriptions.get(key)),
+        )

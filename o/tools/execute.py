@@ -1,0 +1,74 @@
+"""Running an agent's custom tool: what the agent loop calls for every non-built-in tool call.
+
+The database is read in a short transaction and released before the tool runs, so a
+tool that takes its full wall time holds no connection and no lock. Every outcome,
+including "no such tool", comes back as a :class:`ToolResult` for the agent to read;
+only a wrong organization/agent pairing is treated the same as a missing tool.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from o.store import agents as agent_store
+from o.store import tools as tool_store
+from o.store.db import Conn, Database
+from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult
+
+
+def run_tool(
+    db_or_conn: Database | Conn,
+    org_id: str,
+    agent_id: str,
+    tool_name: str,
+    args: dict[str, Any],
+    sandbox: Sandbox,
+    *,
+    limits: Limits | None = None,
+) -> ToolResult:
+    """Run the agent's attached custom tool ``tool_name`` with ``args`` in ``sandbox``.
+
+    The run sees the agent's own tool variables and nothing else of the server.
+    """
+    started = time.monotonic()
+    if isinstance(db_or_conn, Database):
+        with db_or_conn.transaction() as conn:
+            loaded = _load(conn, org_id, agent_id, tool_name)
+    else:
+        loaded = _load(db_or_conn, org_id, agent_id, tool_name)
+    if isinstance(loaded, str):
+        return ToolResult(
+            status="error",
+            func_return=f"Error executing tool {tool_name}: {loaded}",
+            message=loaded,
+            duration_ms=(time.monotonic() - started) * 1000,
+        )
+    tool, env = loaded
+    if not isinstance(args, dict):
+        message = "arguments must be a JSON object"
+        return ToolResult("error", f"Error executing tool {tool_name}: {message}", message=message)
+    function_name = (tool.get("json_schema") or {}).get("name") or tool["name"]
+    invocation = ToolInvocation(
+        source_code=tool["source_code"] or "",
+        function_name=function_name,
+        args=args,
+        env=env,
+        limits=limits or Limits(),
+        return_char_limit=int(tool["return_char_limit"]),
+    )
+    return sandbox.run(invocation)
+
+
+def _load(
+    conn: Conn, org_id: str, agent_id: str, tool_name: str
+) -> tuple[dict[str, Any], dict[str, str]] | str:
+    if agent_store.get(conn, org_id, agent_id) is None:
+        return f"agent {agent_id} not found"
+    tool = tool_store.attached_by_name(conn, org_id, agent_id, tool_name)
+    if tool is None:
+        return f"no tool named {tool_name!r} is attached to this agent"
+    if tool["source_type"] != "python" or not tool["source_code"]:
+        return f"tool {tool_name!r} has no Python source to run"
+    env = {row["key"]: row["value"] for row in tool_store.env_for_agent(conn, agent_id)}
+    return tool, env
