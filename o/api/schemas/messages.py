@@ -63,6 +63,9 @@ def to_letta(row: dict[str, Any], *, use_assistant_message: bool = True) -> list
     # assistant
     out: list[dict[str, Any]] = []
     reasoning = _text(content)
+    if reasoning and not row.get("tool_calls") and use_assistant_message:
+        # A reply without tool calls is the agent talking to the user (it ended the turn).
+        return [{**_base(row, "assistant_message"), "content": reasoning}]
     if reasoning:
         out.append({**_base(row, "reasoning_message"), "reasoning": reasoning, "source": "reasoner_model"})
     pending = (row.get("metadata") or {}).get("requires_approval") or []

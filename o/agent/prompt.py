@@ -1,0 +1,120 @@
+"""The system prompt: the agent's instructions, its core memory blocks and memory metadata.
+
+Compiled in Letta's layout (``<memory_blocks>`` with each block's description, size and
+value, then the archival/recall sizes). Compiling reads the blocks and two counts; it is
+cached per (agent_id, version) because the foundation bumps ``agents.version`` on every
+change that alters the prompt (a block edit, a new system text, a tool change).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from o.store import blocks as block_store
+from o.store.db import Conn
+
+# Letta substitutes this variable in a custom system prompt; without it memory is appended.
+CORE_MEMORY_VARIABLE = "{CORE_MEMORY}"
+
+
+@dataclass(frozen=True)
+class CompiledPrompt:
+    agent_id: str
+    version: int
+    text: str
+
+
+def render_blocks(blocks: list[dict[str, Any]]) -> str:
+    parts = ["<memory_blocks>", "The following memory blocks are currently engaged in your core memory unit:", ""]
+    for block in blocks:
+        label = block["label"]
+        parts.append(f"<{label}>")
+        parts.append("<description>")
+        parts.append(block.get("description") or "")
+        parts.append("</description>")
+        parts.append("<metadata>")
+        if block.get("read_only"):
+            parts.append("- read_only=true")
+        parts.append(f"- chars_current={len(block['value'])}")
+        parts.append(f"- chars_limit={block['char_limit']}")
+        parts.append("</metadata>")
+        parts.append("<value>")
+        parts.append(block["value"])
+        parts.append("</value>")
+        parts.append(f"</{label}>")
+        parts.append("")
+    parts.append("</memory_blocks>")
+    return "\n".join(parts)
+
+
+def render_metadata(last_edit: datetime | None, recall_count: int, archival_count: int) -> str:
+    when = last_edit.strftime("%Y-%m-%d %I:%M:%S %p %Z%z").strip() if last_edit else "never"
+    return "\n".join([
+        "<memory_metadata>",
+        f"- The current system date is: {datetime.now(tz=last_edit.tzinfo if last_edit else None):%B %d, %Y}",
+        f"- Memory blocks were last modified: {when}",
+        f"- {recall_count} previous messages between you and the user are stored in recall memory "
+        "(use tools to access them)",
+        f"- {archival_count} total memories you created are stored in archival memory (use tools to access them)",
+        "</memory_metadata>",
+    ])
+
+
+def compose(system: str, blocks: list[dict[str, Any]], last_edit: datetime | None, recall: int, archival: int) -> str:
+    memory = render_blocks(blocks) + "\n\n" + render_metadata(last_edit, recall, archival)
+    if CORE_MEMORY_VARIABLE in system:
+        return system.replace(CORE_MEMORY_VARIABLE, memory)
+    return f"{system}\n\n{memory}" if system else memory
+
+
+def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
+    agent_id = agent["id"]
+    blocks = block_store.for_agents(conn, [agent_id])[agent_id]
+    counts = conn.execute(
+        """SELECT (SELECT count(*) FROM messages WHERE agent_id = %(a)s) AS recall,
+                  (SELECT count(*) FROM passages WHERE agent_id = %(a)s) AS archival""",
+        {"a": agent_id},
+    ).fetchone()
+    assert counts is not None
+    last_edit = max((b["updated_at"] for b in blocks), default=None)
+    text = compose(agent["system"], blocks, last_edit, int(counts["recall"]), int(counts["archival"]))
+    return CompiledPrompt(agent_id, int(agent["version"]), text)
+
+
+class PromptCache:
+    """Compiled prompts keyed by (agent_id, version): a stale entry is simply never asked for again."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, int], CompiledPrompt] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
+        key = (agent["id"], int(agent["version"]))
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return hit
+        compiled = compile_prompt(conn, agent)
+        with self._lock:
+            self.misses += 1
+            self._entries[key] = compiled
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return compiled
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+# One per process: the API server and a warm Lambda reuse it across requests.
+default_cache = PromptCache()

@@ -1,0 +1,162 @@
+"""Driving runs: locally a loop over :func:`o.agent.step.execute`; in AWS a Step Functions
+execution that calls the same function once per state.
+
+:class:`RunLauncher` is the seam. :class:`LocalLauncher` runs the loop in this process
+(inline, or on a background thread for async requests); :class:`StepFunctionsLauncher`
+starts an execution with ``{"run_id", "iteration"}`` and releases a waiting one with the
+task token stored on the run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from o.agent.step import Outcome, StepDeps, execute
+from o.observability import logger
+from o.store import runs as run_store
+from o.store.db import Database
+
+# Standard workflows allow 25,000 history events; a state machine run continues as a new
+# execution well before that, and a local loop never takes more actions than this.
+MAX_ACTIONS = 10_000
+
+
+def drive(deps: StepDeps, run_id: str, *, max_actions: int = MAX_ACTIONS) -> Outcome:
+    """Run from wherever the run stands until it finishes or pauses for an approval.
+
+    The run's durable state says what to do next, so this also resumes a run whose worker died.
+    """
+    with deps.db.transaction() as conn:
+        run = run_store.get(conn, run_id)
+    if run is None:
+        raise ValueError(f"run {run_id} not found")
+    outcome = Outcome(run_id, run["iteration"], run["next_action"], run["stop_reason"])
+    actions = 0
+    while outcome.next in ("step", "tools") and actions < max_actions:
+        outcome = execute(deps, run_id, outcome.iteration, outcome.next)
+        actions += 1
+    return outcome
+
+
+def store_task_token(db: Database, run_id: str, token: str) -> bool:
+    """Remember the token of an execution waiting for an approval. True when the approval (or a
+    cancel) already arrived, so the caller must release the execution itself."""
+    with db.transaction() as conn:
+        run = run_store.get(conn, run_id, for_update=True)
+        if run is None:
+            raise ValueError(f"run {run_id} not found")
+        if run["next_action"] != "approval":
+            return True
+        run_store.update(conn, run_id, {"task_token": token})
+        return False
+
+
+def resume_output(run: dict[str, Any]) -> dict[str, Any]:
+    """What a released approval wait hands back to the state machine."""
+    return {"run_id": run["id"], "iteration": run["iteration"], "next": "step"}
+
+
+class RunLauncher(Protocol):
+    # True when launch() returns only after the run finished or paused.
+    inline: bool
+
+    def launch(self, run_id: str, *, wait: bool) -> None:
+        """Start (or continue, after an approval) the run's loop."""
+        ...
+
+    def release(self, run: dict[str, Any]) -> None:
+        """Let an execution that waits on this run's approval go on (approved, denied or cancelled)."""
+        ...
+
+
+class LocalLauncher:
+    """The loop in this process. ``deps_for`` builds the step dependencies for one launch."""
+
+    inline = True
+
+    def __init__(self, deps_for: Callable[[], StepDeps]) -> None:
+        self.deps_for = deps_for
+        self._threads: list[threading.Thread] = []
+
+    def launch(self, run_id: str, *, wait: bool, deps: StepDeps | None = None) -> None:
+        deps = deps or self.deps_for()
+        if wait:
+            drive(deps, run_id)
+            return
+        thread = threading.Thread(target=self._background, args=(deps, run_id), name=f"run-{run_id}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._threads.append(thread)
+        thread.start()
+
+    def _background(self, deps: StepDeps, run_id: str) -> None:
+        try:
+            drive(deps, run_id)
+        except Exception:
+            logger.exception("background run failed", extra={"run_id": run_id})
+            _fail(deps.db, run_id)
+
+    def release(self, run: dict[str, Any]) -> None:
+        del run  # nothing waits in-process; the next launch() picks the run up
+
+    def join(self, timeout: float = 30.0) -> None:
+        for thread in list(self._threads):
+            thread.join(timeout)
+
+
+def _fail(db: Database, run_id: str) -> None:
+    from o.agent.step import finish_run
+
+    with db.transaction() as conn:
+        run = run_store.get(conn, run_id, for_update=True)
+        if run is not None and run["next_action"] not in ("done", "failed"):
+            finish_run(conn, run, "error", error="the run's worker failed", next_action="failed")
+
+
+class StepFunctionsLauncher:
+    """Runs go through the agent state machine; this process only starts and releases them."""
+
+    inline = False
+
+    def __init__(self, state_machine_arn: str, client: Any | None = None, db: Database | None = None) -> None:
+        self.state_machine_arn = state_machine_arn
+        self._client = client
+        self.db = db
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("stepfunctions")
+        return self._client
+
+    def launch(self, run_id: str, *, wait: bool) -> None:
+        del wait  # the API polls the run's state when it must answer synchronously
+        with _db(self).transaction() as conn:
+            run = run_store.get(conn, run_id)
+        assert run is not None
+        # One execution per (run, resumption point): a retried launch cannot start the loop twice.
+        name = f"{run_id}-{run['iteration']}-{run['next_action']}"[:80]
+        try:
+            started = self.client.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name,
+                input=json.dumps({"run_id": run_id, "iteration": run["iteration"]}),
+            )
+        except self.client.exceptions.ExecutionAlreadyExists:
+            return
+        with _db(self).transaction() as conn:
+            run_store.update(conn, run_id, {"execution_arn": started["executionArn"]})
+
+    def release(self, run: dict[str, Any]) -> None:
+        token = run.get("task_token")
+        if token:
+            self.client.send_task_success(taskToken=token, output=json.dumps(resume_output(run)))
+
+
+def _db(launcher: StepFunctionsLauncher) -> Database:
+    if launcher.db is None:
+        raise RuntimeError("StepFunctionsLauncher needs the database to record executions")
+    return launcher.db

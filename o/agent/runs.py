@@ -1,0 +1,212 @@
+"""Runs from the API's side: starting one with the caller's messages, approving a paused
+tool call, cancelling, and shaping the result as Letta's LettaResponse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from o.agent import lifecycle
+from o.agent.step import finish_run, step_id_for
+from o.agent.transcript import derived_id
+from o.api.schemas.messages import to_letta_list
+from o.errors import Conflict, InvalidInput, NotFound
+from o.ids import new_id
+from o.store import messages as message_store
+from o.store import runs as run_store
+from o.store import steps as step_store
+from o.store.db import Conn
+
+
+@dataclass(frozen=True)
+class InputMessage:
+    role: str
+    text: str
+    name: str | None = None
+    otid: str | None = None
+    sender_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A human's answer to one pending tool call (``tool_call_id`` None: every pending call)."""
+
+    approve: bool
+    tool_call_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Started:
+    run: dict[str, Any]
+    # history position before this request's messages: the response shows what came after
+    after_seq: int
+    input_ids: list[str] = field(default_factory=list)
+
+
+def _last_seq(conn: Conn) -> int:
+    row = conn.execute("SELECT coalesce(max(seq), 0) AS s FROM messages").fetchone()
+    return int(row["s"]) if row else 0
+
+
+def start(
+    conn: Conn, organization_id: str, agent_id: str, messages: list[InputMessage], request: dict[str, Any],
+    *, background: bool = False,
+) -> Started:
+    """Create a run and store the caller's messages in one transaction."""
+    lifecycle.require(conn, organization_id, agent_id, for_update=True)
+    if not messages:
+        raise InvalidInput("send at least one message (or an approval)")
+    if run_store.awaiting_approval(conn, agent_id) is not None:
+        raise Conflict("a tool call is waiting for approval: approve or deny it before sending new messages")
+    run = run_store.insert(conn, {
+        "id": new_id("run"), "organization_id": organization_id, "agent_id": agent_id, "status": "created",
+        "request": request, "metadata": {"background": background},
+    })
+    after = _last_seq(conn)
+    rows = message_store.insert_many(conn, [{
+        "id": new_id("message"), "organization_id": organization_id, "agent_id": agent_id,
+        "role": m.role, "content": [{"type": "text", "text": m.text}], "text": m.text, "name": m.name,
+        "otid": m.otid, "sender_id": m.sender_id, "run_id": run["id"],
+    } for m in messages])
+    return Started(run, after, [r["id"] for r in rows])
+
+
+def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Decision]) -> Started:
+    """Record decisions on the paused run's pending tool calls; the run then goes on to its tools."""
+    lifecycle.require(conn, organization_id, agent_id)
+    run = run_store.awaiting_approval(conn, agent_id, for_update=True)
+    if run is None:
+        raise Conflict(f"agent {agent_id} has no tool call waiting for approval")
+    step = step_store.get(conn, step_id_for(run["id"], run["iteration"]), for_update=True)
+    assert step is not None
+    request_message = message_store_get(conn, step["message_id"])
+    pending: list[str] = list((request_message.get("metadata") or {}).get("requires_approval") or [])
+    chosen: dict[str, dict[str, Any]] = {}
+    for d in decisions:
+        targets = pending if d.tool_call_id is None else [d.tool_call_id]
+        for call_id in targets:
+            if call_id not in pending:
+                raise InvalidInput(f"tool call {call_id!r} is not waiting for approval; pending: {pending}")
+            chosen[call_id] = {"approve": d.approve, "reason": d.reason}
+    missing = [c for c in pending if c not in chosen]
+    if missing:
+        raise InvalidInput(f"decide every pending tool call; missing: {missing}")
+    after = _last_seq(conn)
+    first = decisions[0]
+    [row] = message_store.insert_many(conn, [{
+        "id": derived_id("message", step["id"], "approval"), "organization_id": organization_id,
+        "agent_id": agent_id, "role": "approval", "content": [], "text": first.reason or "",
+        "step_id": step["id"], "run_id": run["id"], "step_position": -1,
+        "metadata": {
+            "approve": all(c["approve"] for c in chosen.values()), "approval_request_id": request_message["id"],
+            "reason": first.reason,
+            "approvals": [{"tool_call_id": k, **v} for k, v in chosen.items()],
+        },
+    }])
+    step_store.update(conn, step["id"], {"approvals": chosen})
+    run = run_store.update(conn, run["id"], {"next_action": "tools", "stop_reason": None})
+    return Started(run, after, [row["id"]])
+
+
+def message_store_get(conn: Conn, message_id: str) -> dict[str, Any]:
+    row = conn.execute("SELECT * FROM messages WHERE id = %s", (message_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"message {message_id} not found")
+    return row
+
+
+def cancel(conn: Conn, organization_id: str, agent_id: str | None, run_ids: list[str] | None) -> list[dict[str, Any]]:
+    """Ask active runs to stop; a run paused on an approval stops at once. Returns the runs touched."""
+    if run_ids:
+        runs = []
+        for run_id in run_ids:
+            run = run_store.get(conn, run_id, organization_id=organization_id, for_update=True)
+            if run is None or (agent_id is not None and run["agent_id"] != agent_id):
+                raise NotFound(f"run {run_id} not found")
+            runs.append(run)
+    else:
+        assert agent_id is not None
+        lifecycle.require(conn, organization_id, agent_id)
+        runs = run_store.active_for_agent(conn, agent_id)
+    touched = []
+    for run in runs:
+        if run["next_action"] in ("done", "failed"):
+            continue
+        if run["next_action"] == "approval":
+            # nothing is executing: the run ends now (a waiting state machine is released by the caller)
+            token = run["task_token"]
+            finish_run(conn, {**run}, "cancelled")
+            touched.append({**run, "task_token": token, "status": "cancelled"})
+        else:
+            touched.append(run_store.update(conn, run["id"], {"cancel_requested": True}))
+    return touched
+
+
+def require(conn: Conn, organization_id: str, run_id: str) -> dict[str, Any]:
+    run = run_store.get(conn, run_id, organization_id=organization_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def usage_of(run: dict[str, Any]) -> dict[str, Any]:
+    usage = run.get("usage") or {}
+    return {
+        "message_type": "usage_statistics",
+        "completion_tokens": int(usage.get("completion_tokens", 0)),
+        "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+        "total_tokens": int(usage.get("total_tokens", 0)),
+        "step_count": int(usage.get("step_count", 0)),
+        "run_ids": [run["id"]],
+    }
+
+
+def stop_reason_of(run: dict[str, Any]) -> dict[str, Any]:
+    reason = run.get("stop_reason")
+    if reason is None:
+        reason = "requires_approval" if run["next_action"] == "approval" else "end_turn"
+    return {"message_type": "stop_reason", "stop_reason": reason}
+
+
+def response(conn: Conn, run_id: str, started: Started) -> dict[str, Any]:
+    """Letta's LettaResponse for what the run produced after ``started``."""
+    run = run_store.get(conn, run_id)
+    assert run is not None
+    request = run.get("request") or {}
+    produced = run_store.messages(conn, run_id, after_seq=started.after_seq)
+    rows = [r for r in produced if r["id"] not in started.input_ids]
+    items = to_letta_list(rows, use_assistant_message=request.get("use_assistant_message", True))
+    wanted = request.get("include_return_message_types")
+    if wanted:
+        items = [i for i in items if i["message_type"] in wanted]
+    return {"messages": items, "stop_reason": stop_reason_of(run), "usage": usage_of(run)}
+
+
+def to_run_object(run: dict[str, Any]) -> dict[str, Any]:
+    """Letta's Run."""
+    request = run.get("request") or {}
+    completed = run.get("completed_at")
+    duration = None
+    if completed is not None:
+        duration = int((completed - run["created_at"]).total_seconds() * 1e9)
+    return {
+        "id": run["id"], "agent_id": run["agent_id"], "status": run["status"], "stop_reason": run["stop_reason"],
+        "created_at": run["created_at"], "completed_at": completed, "background": bool(
+            (run.get("metadata") or {}).get("background")),
+        "metadata": run.get("metadata") or {},
+        "request_config": {
+            "use_assistant_message": request.get("use_assistant_message", True),
+            "assistant_message_tool_name": request.get("assistant_message_tool_name") or "send_message",
+            "assistant_message_tool_kwarg": request.get("assistant_message_tool_kwarg") or "message",
+            "include_return_message_types": request.get("include_return_message_types"),
+        },
+        "total_duration_ns": duration,
+        "usage": usage_of(run),
+        "error": run.get("error"),
+    }
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

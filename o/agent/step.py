@@ -1,0 +1,530 @@
+"""One step of the agent loop, in durable phases. The Step Functions task and the local runner call this.
+
+A step is split where a crash could otherwise lose or duplicate work:
+
+* phase ``step`` (:func:`llm_phase`): call the LLM, then in ONE transaction store the step
+  row (keyed by ``(run_id, step_index)``, with a derived id) and the assistant message with
+  its tool calls, and move the run to ``tools`` (or ``approval``, or ``done``). Replaying
+  it for a step that exists never calls the LLM again.
+* phase ``tools`` (:func:`tools_phase`): each tool call's result is stored at
+  ``(step_id, position)``; a built-in's memory edit commits in the same transaction as its
+  result, so a replay skips calls that already have one and never applies an edit twice.
+  Then one transaction completes the step and decides whether the loop goes on.
+
+Every function takes its dependencies (:class:`StepDeps`) and returns an
+:class:`Outcome` shaped like the state machine's contract.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from o.agent import context as ctx_window
+from o.agent import transcript
+from o.agent.prompt import PromptCache, default_cache
+from o.agent.stream import DeltaTranslator
+from o.agent.tool_rules import Call, ToolRules
+from o.agent.tools import HEARTBEAT, AgentTool, ToolExecutor, agent_tools
+from o.api.schemas.messages import to_letta
+from o.errors import OError
+from o.llm.client import LLMClient, LLMError
+from o.llm.config import LLMConfig
+from o.llm.types import ChatMessage, ChatRequest, ChatResponse, Completed, ToolCall, Usage
+from o.observability import logger
+from o.store import agents as agent_store
+from o.store import messages as message_store
+from o.store import runs as run_store
+from o.store import steps as step_store
+from o.store.db import Conn, Database
+from o.tools import builtin
+
+Next = Literal["step", "tools", "approval", "done", "failed"]
+ASSISTANT_TOOL = "send_message"
+DEFAULT_MAX_STEPS = 50
+
+
+class SimulatedCrash(BaseException):
+    """Raised by fault injection to stand for the process dying; nothing in the loop catches it."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: str
+    iteration: int
+    next: Next
+    stop_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "iteration": self.iteration, "next": self.next,
+                "stop_reason": self.stop_reason}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class StepDeps:
+    db: Database
+    # Builds the client for an agent's LLM config (``o.llm.providers.client_for`` in production).
+    llm: Callable[[LLMConfig], LLMClient]
+    tools: ToolExecutor | None = None
+    clock: Callable[[], datetime] = _utcnow
+    prompts: PromptCache = field(default_factory=lambda: default_cache)
+    context: ctx_window.ContextPolicy = field(default_factory=ctx_window.ContextPolicy)
+    # Receives each Letta message (and token delta) as it is produced: the SSE stream.
+    emit: Callable[[dict[str, Any]], None] | None = None
+    stream_tokens: bool = False
+    # Test hook: called at named points ("after_llm", "before_tool_commit", "after_tool") to inject crashes.
+    fault: Callable[[str], None] | None = None
+
+    def _fault(self, point: str) -> None:
+        if self.fault is not None:
+            self.fault(point)
+
+    def _emit(self, items: list[dict[str, Any]]) -> None:
+        if self.emit is not None:
+            for item in items:
+                self.emit(item)
+
+
+def step_id_for(run_id: str, index: int) -> str:
+    """The step's id, the same on every replay: the idempotency key of its messages."""
+    return transcript.derived_id("step", run_id, index)
+
+
+def execute(deps: StepDeps, run_id: str, iteration: int, action: str) -> Outcome:
+    """Run one action of the contract: ``step`` (phase 1) or ``tools`` (phase 2)."""
+    if action == "step":
+        return llm_phase(deps, run_id, iteration)
+    if action == "tools":
+        return tools_phase(deps, run_id, iteration)
+    raise ValueError(f"unknown action {action!r}")
+
+
+# -- shared helpers -------------------------------------------------------------------------------
+
+
+def _request(run: dict[str, Any]) -> dict[str, Any]:
+    return run.get("request") or {}
+
+
+def _max_steps(run: dict[str, Any]) -> int:
+    return int(_request(run).get("max_steps") or DEFAULT_MAX_STEPS)
+
+
+def _finished(run: dict[str, Any]) -> Outcome | None:
+    if run["next_action"] in ("done", "failed"):
+        return Outcome(run["id"], run["iteration"], run["next_action"], run["stop_reason"])
+    return None
+
+
+def finish_run(conn: Conn, run: dict[str, Any], stop_reason: str, *, status: str | None = None,
+               error: str | None = None, next_action: Next = "done") -> Outcome:
+    if status is None:
+        status = {"cancelled": "cancelled", "error": "failed", "llm_api_error": "failed"}.get(stop_reason, "completed")
+    changes: dict[str, Any] = {
+        "status": status, "stop_reason": stop_reason, "next_action": next_action, "completed_at": _utcnow(),
+        "task_token": None,
+    }
+    if error is not None:
+        changes["error"] = error
+    run_store.update(conn, run["id"], changes)
+    return Outcome(run["id"], run["iteration"], next_action, stop_reason)
+
+
+def _history(conn: Conn, run_id: str) -> list[Call]:
+    """Tool calls made so far in this run with their outputs, in order (the tool rules' input)."""
+    rows = conn.execute(
+        "SELECT name, text FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
+    ).fetchall()
+    return [Call(r["name"] or "", r["text"] or "") for r in rows]
+
+
+def _add_usage(total: dict[str, Any], usage: Usage, steps: int = 0) -> dict[str, Any]:
+    return {
+        "prompt_tokens": int(total.get("prompt_tokens", 0)) + usage.prompt_tokens,
+        "completion_tokens": int(total.get("completion_tokens", 0)) + usage.completion_tokens,
+        "total_tokens": int(total.get("total_tokens", 0)) + usage.total_tokens,
+        "step_count": int(total.get("step_count", 0)) + steps,
+    }
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+def _letta_items(row: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+    request = _request(run)
+    items = to_letta(row, use_assistant_message=request.get("use_assistant_message", True))
+    wanted = request.get("include_return_message_types")
+    return [i for i in items if not wanted or i["message_type"] in wanted]
+
+
+# -- phase 1: the LLM call ------------------------------------------------------------------------
+
+
+def llm_phase(deps: StepDeps, run_id: str, iteration: int) -> Outcome:
+    with deps.db.transaction() as conn:
+        run = run_store.get(conn, run_id)
+        if run is None:
+            raise OError(f"run {run_id} not found")
+        done = _finished(run)
+        if done is not None:
+            return done
+        existing = step_store.by_index(conn, run_id, iteration)
+        if existing is not None:
+            return _replayed(conn, run, existing)
+        if run["cancel_requested"]:
+            return finish_run(conn, run, "cancelled")
+        if iteration >= _max_steps(run):
+            return finish_run(conn, run, "max_steps")
+        agent = agent_store.get(conn, run["organization_id"], run["agent_id"])
+        if agent is None:
+            return finish_run(conn, run, "error", error="the agent was deleted")
+        if run["status"] == "created":
+            run = run_store.update(conn, run_id, {"status": "running"})
+        prompt = deps.prompts.get(conn, agent)
+        rows = ctx_window.in_context(conn, agent["id"])
+        tools = agent_tools(conn, agent)
+        rules = ToolRules.parse(agent["tool_rules"])
+        history = _history(conn, run_id)
+
+    try:
+        config = LLMConfig.model_validate(agent["llm_config"])
+        client = deps.llm(config)
+    except (ValueError, OError) as exc:
+        with deps.db.transaction() as conn:
+            return finish_run(conn, run, "error", error=f"the agent's llm_config is unusable: {exc}",
+                              next_action="failed")
+
+    names = [t.name for t in tools]
+    allowed = rules.allowed(names, history)
+    offered = [t for t in tools if t.name in allowed]
+    specs = [t.spec() for t in offered]
+    forced = rules.forced(allowed, history)
+    step_id = step_id_for(run_id, iteration)
+    message_id = transcript.derived_id("message", step_id, 0)
+    extra_usage = Usage()
+    started = time.perf_counter()
+    try:
+        rows, summary_usage = ctx_window.ensure_fits(deps.db, client, config, agent, prompt.text, rows, specs,
+                                                     deps.context)
+        if summary_usage is not None:
+            extra_usage = summary_usage
+        request = ChatRequest(
+            messages=[ChatMessage.system(prompt.text), *transcript.to_chat(rows)],
+            tools=specs,
+            tool_choice=forced or ("auto" if specs else "none"),
+        )
+        response = _call(deps, client, request, run, step_id, message_id)
+    except LLMError as exc:
+        logger.warning("llm call failed", extra={"run_id": run_id, "iteration": iteration, "error": exc.message})
+        with deps.db.transaction() as conn:
+            run = run_store.get(conn, run_id, for_update=True) or run
+            return finish_run(conn, run, "llm_api_error", error=exc.message, next_action="failed")
+    llm_ms = (time.perf_counter() - started) * 1000
+    deps._fault("after_llm")
+    return _store_reply(deps, run_id, iteration, step_id, message_id, agent, response, rules, offered,
+                        extra_usage, llm_ms)
+
+
+def _call(deps: StepDeps, client: LLMClient, request: ChatRequest, run: dict[str, Any], step_id: str,
+          message_id: str) -> ChatResponse:
+    if not (deps.stream_tokens and deps.emit is not None):
+        return client.chat(request)
+    base = {"id": message_id, "date": deps.clock().isoformat(), "otid": None, "sender_id": None,
+            "step_id": step_id, "run_id": run["id"], "name": None, "seq_id": None}
+    translator = DeltaTranslator(deps.emit, base, _request(run).get("assistant_message_tool_name") or ASSISTANT_TOOL,
+                                 _request(run).get("assistant_message_tool_kwarg") or "message")
+    for event in client.stream(request):
+        if isinstance(event, Completed):
+            return event.response
+        translator.feed(event)
+    raise LLMError("the stream ended without a final response", provider=client.provider, retryable=True)
+
+
+def _store_reply(
+    deps: StepDeps, run_id: str, iteration: int, step_id: str, message_id: str, agent: dict[str, Any],
+    response: ChatResponse, rules: ToolRules, offered: list[AgentTool], extra_usage: Usage, llm_ms: float,
+) -> Outcome:
+    calls = response.tool_calls
+    offered_names = {t.name for t in offered}
+    needs_approval = [c.id for c in calls if rules.requires_approval(c.name) and c.name in offered_names]
+    usage = response.usage + extra_usage
+    if not calls:
+        status, next_action = "completed", "done"
+    elif needs_approval:
+        status, next_action = "awaiting_approval", "approval"
+    else:
+        status, next_action = "llm_done", "tools"
+    with deps.db.transaction() as conn:
+        run = run_store.get(conn, run_id, for_update=True)
+        assert run is not None
+        existing = step_store.by_index(conn, run_id, iteration)
+        if existing is not None:  # another worker stored this step first; its reply wins
+            return _replayed(conn, run, existing)
+        if run["cancel_requested"]:
+            return finish_run(conn, run, "cancelled")
+        step_store.insert(conn, {
+            "id": step_id, "organization_id": run["organization_id"], "agent_id": run["agent_id"],
+            "run_id": run_id, "step_index": iteration, "status": status, "model": response.model,
+            "usage": {**_usage_dict(usage), "llm_ms": round(llm_ms, 3)},
+            "tool_calls": transcript.stored_tool_calls(calls), "message_id": message_id,
+            "next_action": "done" if not calls else None,
+            "stop_reason": "end_turn" if not calls else None,
+            "completed_at": _utcnow() if not calls else None,
+        })
+        metadata: dict[str, Any] = {}
+        if needs_approval:
+            metadata["requires_approval"] = needs_approval
+        if not calls:
+            metadata["kind"] = "reply"
+        [row] = message_store.insert_many(conn, [{
+            "id": message_id, "organization_id": run["organization_id"], "agent_id": run["agent_id"],
+            "role": "assistant", "content": [{"type": "text", "text": response.content}] if response.content else [],
+            "text": response.content or "", "tool_calls": transcript.stored_tool_calls(calls) or None,
+            "step_id": step_id, "run_id": run_id, "step_position": 0, "metadata": metadata,
+        }])
+        changes: dict[str, Any] = {"usage": _add_usage(run["usage"] or {}, usage, steps=1), "iteration": iteration}
+        if next_action == "done":
+            run = run_store.update(conn, run_id, changes)
+            outcome = finish_run(conn, run, "end_turn")
+        elif next_action == "approval":
+            run = run_store.update(conn, run_id, {**changes, "next_action": "approval",
+                                                  "stop_reason": "requires_approval"})
+            outcome = Outcome(run_id, iteration, "approval", "requires_approval")
+        else:
+            run = run_store.update(conn, run_id, {**changes, "next_action": "tools"})
+            outcome = Outcome(run_id, iteration, "tools", None)
+    if not (deps.stream_tokens and deps.emit is not None):
+        deps._emit(_letta_items(row, run))
+    elif needs_approval:
+        # Token deltas showed the call as it was written; the approval request is a whole message.
+        deps._emit([i for i in _letta_items(row, run) if i["message_type"] == "approval_request_message"])
+    return outcome
+
+
+def _replayed(conn: Conn, run: dict[str, Any], step: dict[str, Any]) -> Outcome:
+    """What comes after a step that was already stored (a retried or duplicated invocation)."""
+    index = step["step_index"]
+    if step["status"] == "llm_done":
+        return Outcome(run["id"], index, "tools", None)
+    if step["status"] == "awaiting_approval":
+        pending = {c["id"] for c in step["tool_calls"]} & set(_approval_ids(conn, step))
+        decided = set((step.get("approvals") or {}).keys())
+        if pending <= decided:
+            return Outcome(run["id"], index, "tools", None)
+        return Outcome(run["id"], index, "approval", "requires_approval")
+    if step["status"] == "completed":
+        if step["next_action"] == "step":
+            return Outcome(run["id"], index + 1, "step", None)
+        return Outcome(run["id"], index, "done", run["stop_reason"] or step.get("stop_reason"))
+    return Outcome(run["id"], index, "failed", run["stop_reason"] or "error")
+
+
+def _approval_ids(conn: Conn, step: dict[str, Any]) -> list[str]:
+    row = conn.execute("SELECT metadata FROM messages WHERE id = %s", (step["message_id"],)).fetchone()
+    return list(((row or {}).get("metadata") or {}).get("requires_approval") or [])
+
+
+# -- phase 2: the tool calls ----------------------------------------------------------------------
+
+
+@dataclass
+class _CallResult:
+    call: ToolCall
+    output: str
+    status: str
+    heartbeat: bool
+    stdout: str = ""
+    stderr: str = ""
+
+
+def tools_phase(deps: StepDeps, run_id: str, iteration: int) -> Outcome:
+    step_id = step_id_for(run_id, iteration)
+    with deps.db.transaction() as conn:
+        run = run_store.get(conn, run_id)
+        if run is None:
+            raise OError(f"run {run_id} not found")
+        step = step_store.get(conn, step_id)
+        if step is None:
+            raise OError(f"run {run_id} has no step {iteration} to run tools for")
+        if step["status"] not in ("llm_done", "awaiting_approval"):
+            return _replayed(conn, run, step)
+        done = _finished(run)
+        if done is not None:
+            return done
+        replay = _replayed(conn, run, step)
+        if replay.next == "approval" and not run["cancel_requested"]:
+            return replay
+        agent = agent_store.get(conn, run["organization_id"], run["agent_id"])
+        if agent is None:
+            return finish_run(conn, run, "error", error="the agent was deleted")
+        tools = {t.name: t for t in agent_tools(conn, agent)}
+        rules = ToolRules.parse(agent["tool_rules"])
+        history = _history(conn, run_id)
+        # results already stored by an earlier attempt of this phase
+        stored = {r["step_position"]: r for r in conn.execute(
+            "SELECT * FROM messages WHERE step_id = %s AND step_position > 0", (step_id,)
+        ).fetchall()}
+    calls = transcript.tool_calls_of(step)
+    approvals: dict[str, Any] = step.get("approvals") or {}
+    # ``history`` holds the run's earlier calls plus this step's stored prefix, so each new call is
+    # judged against exactly the calls that came before it.
+    results: list[_CallResult] = []
+    for position, call in enumerate(calls, start=1):
+        if position in stored:
+            row = stored[position]
+            first = (row.get("tool_returns") or [{}])[0]
+            results.append(_CallResult(call, row["text"], first.get("status", "success"),
+                                       bool((row.get("metadata") or {}).get("heartbeat"))))
+            continue
+        result = _run_call(deps, run, agent, step_id, position, call, tools, rules, history, approvals)
+        history.append(Call(call.name, result.output))
+        results.append(result)
+    return _complete_step(deps, run_id, step_id, iteration, results, rules, history)
+
+
+def _run_call(
+    deps: StepDeps, run: dict[str, Any], agent: dict[str, Any], step_id: str, position: int, call: ToolCall,
+    tools: dict[str, AgentTool], rules: ToolRules, history: list[Call], approvals: dict[str, Any],
+) -> _CallResult:
+    heartbeat = False
+    error: str | None = None
+    args: dict[str, Any] = {}
+    tool = tools.get(call.name)
+    decision = approvals.get(call.id)
+    if run["cancel_requested"]:
+        error = "The run was cancelled before this tool ran."
+    elif decision is not None and not decision.get("approve"):
+        reason = decision.get("reason")
+        error = "Request to call tool denied by user." + (f" Reason: {reason}" if reason else "")
+    elif tool is None:
+        error = f"[ToolError] Tool {call.name!r} does not exist; available tools: {sorted(tools)}"
+    else:
+        violation = rules.violation(call.name, list(tools), history) if decision is None else None
+        if violation:
+            error = violation
+        else:
+            try:
+                args = transcript.parse_arguments(call.arguments)
+            except ValueError as exc:
+                error = f"[ToolError] invalid JSON arguments for {call.name}: {exc}"
+            heartbeat = bool(args.pop(HEARTBEAT, False))
+
+    if error is None and tool is not None and not tool.is_builtin:
+        # User code runs outside any transaction: it may be slow, and a crash here only means
+        # it runs again on replay (its result is stored once either way).
+        result = _run_user_tool(deps, tool, args, run)
+        return _store_result(deps, run, step_id, position, call, result.output, result.status, heartbeat,
+                             result.stdout, result.stderr)
+    return _store_result(deps, run, step_id, position, call, error, "error" if error else "success", heartbeat,
+                         builtin_args=None if error else args)
+
+
+def _run_user_tool(deps: StepDeps, tool: AgentTool, args: dict[str, Any], run: dict[str, Any]) -> _CallResult:
+    call = ToolCall("", tool.name, "")
+    if deps.tools is None:
+        return _CallResult(call, "[ToolError] no sandbox is configured to run user tools", "error", False)
+    try:
+        assert tool.row is not None
+        result = deps.tools.run(tool.row, args, organization_id=run["organization_id"], agent_id=run["agent_id"])
+    except SimulatedCrash:
+        raise
+    except Exception as exc:  # a sandbox failure is the model's problem to route around, not the run's
+        return _CallResult(call, f"[ToolError] {type(exc).__name__}: {exc}", "error", False)
+    output = result.func_return if result.ok else (result.func_return or result.message or result.status)
+    return _CallResult(call, output, "success" if result.ok else "error", False, result.stdout, result.stderr)
+
+
+def _store_result(
+    deps: StepDeps, run: dict[str, Any], step_id: str, position: int, call: ToolCall, output: str | None,
+    status: str, heartbeat: bool, stdout: str = "", stderr: str = "", builtin_args: dict[str, Any] | None = None,
+) -> _CallResult:
+    with deps.db.transaction() as conn:
+        # The step's row lock serialises concurrent replays, so only one runs a built-in's edit.
+        step_store.get(conn, step_id, for_update=True)
+        row = conn.execute(
+            "SELECT * FROM messages WHERE step_id = %s AND step_position = %s", (step_id, position)
+        ).fetchone()
+        if row is None:
+            if builtin_args is not None:
+                output, status = _run_builtin(conn, run, call.name, builtin_args)
+            deps._fault("before_tool_commit")
+            text = output or ""
+            [row] = message_store.insert_many(conn, [{
+                "id": transcript.derived_id("message", step_id, position),
+                "organization_id": run["organization_id"], "agent_id": run["agent_id"], "role": "tool",
+                "content": [{"type": "text", "text": text}], "text": text, "name": call.name,
+                "tool_call_id": call.id,
+                "tool_returns": [{"tool_call_id": call.id, "status": status, "func_response": text,
+                                  "stdout": [stdout] if stdout else None, "stderr": [stderr] if stderr else None}],
+                "step_id": step_id, "run_id": run["id"], "step_position": position,
+                "metadata": {"heartbeat": heartbeat},
+            }])
+    deps._fault("after_tool")
+    deps._emit(_letta_items(row, run))
+    first = (row.get("tool_returns") or [{}])[0]
+    return _CallResult(call, row["text"], first.get("status", status), heartbeat)
+
+
+def _run_builtin(conn: Conn, run: dict[str, Any], name: str, args: dict[str, Any]) -> tuple[str, str]:
+    context = builtin.ToolContext(conn, run["organization_id"], run["agent_id"], run["id"])
+    try:
+        # A savepoint: a failing tool's partial writes roll back, the result message still commits.
+        with conn.transaction():
+            return builtin.run_builtin(context, name, args), "success"
+    except (builtin.ToolError, OError) as exc:
+        return f"[ToolError] {getattr(exc, 'message', None) or exc}", "error"
+    except SimulatedCrash:
+        raise
+    except Exception as exc:
+        logger.exception("built-in tool failed", extra={"tool": name})
+        return f"[ToolError] {name} failed: {type(exc).__name__}: {exc}", "error"
+
+
+def _complete_step(
+    deps: StepDeps, run_id: str, step_id: str, iteration: int, results: list[_CallResult], rules: ToolRules,
+    history: list[Call],
+) -> Outcome:
+    keep_going = False
+    stop_reason: str | None = None
+    for result in results:
+        name = result.call.name
+        wants = result.heartbeat or result.status != "success"
+        if rules.is_terminal(name) and result.status == "success":
+            if wants:
+                stop_reason = "tool_rule"
+            keep_going = False
+            break
+        if wants or rules.forces_continue(name):
+            keep_going = True
+    if not keep_going and stop_reason is None and rules.uncalled_required(history):
+        keep_going = True
+    with deps.db.transaction() as conn:
+        run = run_store.get(conn, run_id, for_update=True)
+        assert run is not None
+        step = step_store.get(conn, step_id, for_update=True)
+        assert step is not None
+        if step["status"] == "completed":
+            return _replayed(conn, run, step)
+        if run["cancel_requested"]:
+            step_store.update(conn, step_id, {"status": "completed", "next_action": "done",
+                                              "stop_reason": "cancelled", "completed_at": _utcnow()})
+            return finish_run(conn, run, "cancelled")
+        if keep_going and iteration + 1 >= _max_steps(run):
+            keep_going, stop_reason = False, "max_steps"
+        step_store.update(conn, step_id, {
+            "status": "completed", "next_action": "step" if keep_going else "done",
+            "stop_reason": None if keep_going else (stop_reason or "end_turn"), "completed_at": _utcnow(),
+        })
+        if keep_going:
+            run_store.update(conn, run_id, {"iteration": iteration + 1, "next_action": "step", "stop_reason": None})
+            return Outcome(run_id, iteration + 1, "step", None)
+        return finish_run(conn, run, stop_reason or "end_turn")

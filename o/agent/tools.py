@@ -1,0 +1,100 @@
+"""The tools an agent may call this step, and how a call is carried out.
+
+Built-ins (``o.tools.builtin``) run in-process inside the transaction that stores their
+result. User tools (Python source in the ``tools`` table, attached through
+``agent_tools``) run through a :class:`ToolExecutor`, by default the sandbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from o.llm.types import ToolSpec
+from o.store.db import Conn
+from o.tools import builtin
+from o.tools.sandbox.base import Sandbox, ToolInvocation, ToolResult
+
+HEARTBEAT = "request_heartbeat"
+HEARTBEAT_SCHEMA = {
+    "type": "boolean",
+    "description": "Request an immediate heartbeat after function execution. Set to `True` if you want to send a "
+                   "follow-up message or run a follow-up tool.",
+}
+
+
+@dataclass(frozen=True)
+class AgentTool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    # None for a built-in; the tools row for a user tool
+    row: dict[str, Any] | None = None
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.row is None
+
+    def spec(self) -> ToolSpec:
+        params = dict(self.parameters)
+        params["properties"] = {**params.get("properties", {}), HEARTBEAT: HEARTBEAT_SCHEMA}
+        params.setdefault("type", "object")
+        return ToolSpec(self.name, self.description, params)
+
+
+class ToolExecutor(Protocol):
+    """Runs a user-defined tool somewhere safe and reports what happened."""
+
+    def run(self, tool: dict[str, Any], args: dict[str, Any], *, organization_id: str, agent_id: str) -> ToolResult:
+        ...
+
+
+class SandboxExecutor:
+    """User tools through a sandbox (a local process jail, or a Lambda in AWS)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    def run(self, tool: dict[str, Any], args: dict[str, Any], *, organization_id: str, agent_id: str) -> ToolResult:
+        del organization_id, agent_id
+        schema = tool.get("json_schema") or {}
+        invocation = ToolInvocation(
+            source_code=tool.get("source_code") or "",
+            function_name=schema.get("name") or tool["name"],
+            args=args,
+            return_char_limit=int(tool.get("return_char_limit") or 6000),
+        )
+        return self.sandbox.run(invocation)
+
+
+def default_executor() -> ToolExecutor:
+    from o.tools.sandbox.local import LocalProcessSandbox
+
+    return SandboxExecutor(LocalProcessSandbox())
+
+
+def agent_tools(conn: Conn, agent: dict[str, Any]) -> list[AgentTool]:
+    """Built-ins for the agent's type, then attached user tools; an attached tool named like a
+    built-in is the built-in (Letta clients attach base tools by id)."""
+    attached = conn.execute(
+        """SELECT t.* FROM agent_tools at JOIN tools t ON t.id = at.tool_id
+           WHERE at.agent_id = %s ORDER BY t.name""",
+        (agent["id"],),
+    ).fetchall()
+    names = list(builtin.default_tools(agent["agent_type"]))
+    out: list[AgentTool] = []
+    for row in attached:
+        if row["name"] in builtin.BUILTINS and row["name"] not in names:
+            names.append(row["name"])
+    for name in names:
+        b = builtin.BUILTINS[name]
+        out.append(AgentTool(b.name, b.description, b.parameters))
+    for row in attached:
+        if row["name"] in builtin.BUILTINS:
+            continue
+        schema = row.get("json_schema") or {}
+        out.append(AgentTool(
+            row["name"], row.get("description") or schema.get("description") or "",
+            schema.get("parameters") or {"type": "object", "properties": {}}, row,
+        ))
+    return out

@@ -1,0 +1,68 @@
+"""Stored messages → the provider-neutral chat messages the LLM is sent.
+
+The stored form is the one ``o.api.schemas.messages`` reads: content parts, OpenAI-style
+``tool_calls``, and ``tool_returns`` on tool messages.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from o.llm.types import ChatMessage, ToolCall
+
+
+def text_of(content: list[dict[str, Any]] | None) -> str:
+    return "".join(part.get("text", "") for part in content or [] if part.get("type") == "text")
+
+
+def tool_calls_of(row: dict[str, Any]) -> list[ToolCall]:
+    return [
+        ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
+        for c in row.get("tool_calls") or []
+    ]
+
+
+def stored_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+
+
+def to_chat(rows: list[dict[str, Any]]) -> list[ChatMessage]:
+    """The conversation as the LLM sees it.
+
+    A tool call without a stored result (its run was cancelled or failed between the LLM
+    reply and the tool) is dropped, since providers reject a call nobody answered.
+    """
+    answered = {r["tool_call_id"] for r in rows if r["role"] == "tool" and r.get("tool_call_id")}
+    out: list[ChatMessage] = []
+    for row in rows:
+        role = row["role"]
+        text = text_of(row.get("content"))
+        if role == "user":
+            out.append(ChatMessage.user(text))
+        elif role == "system":
+            # A summary of evicted messages; providers only take one system prompt, so it is a user turn.
+            out.append(ChatMessage.user(text))
+        elif role == "assistant":
+            calls = [c for c in tool_calls_of(row) if c.id in answered]
+            if text or calls:
+                out.append(ChatMessage.assistant(text or None, calls))
+        elif role == "tool":
+            returns = row.get("tool_returns") or [{}]
+            status = returns[0].get("status", "success")
+            out.append(ChatMessage.tool(row["tool_call_id"], text, name=row.get("name"), is_error=status != "success"))
+        # approval rows record a human decision; the model sees its effect as the tool result
+    return out
+
+
+def derived_id(prefix: str, *parts: object) -> str:
+    """A Letta-style id that is the same on every replay of the same step."""
+    return f"{prefix}-{uuid.uuid5(uuid.NAMESPACE_URL, 'o:' + '/'.join(map(str, parts)))}"
+
+
+def parse_arguments(raw: str) -> dict[str, Any]:
+    value = json.loads(raw) if raw.strip() else {}
+    if not isinstance(value, dict):
+        raise ValueError(f"arguments must be a JSON object, got {type(value).__name__}")
+    return value

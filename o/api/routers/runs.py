@@ -1,0 +1,107 @@
+"""Runs: GET /v1/runs/, /v1/runs/{run_id}, its messages, usage and steps, and cancel."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.encoders import jsonable_encoder
+
+from o.agent import runs as run_api
+from o.api.deps import Db, Org
+from o.api.routers.send import engine_of
+from o.api.schemas.messages import to_letta_list
+from o.store import messages as message_store
+from o.store import runs as run_store
+from o.store import steps as step_store
+from o.store.pages import Page
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+ACTIVE = ["created", "running"]
+
+
+@router.get("/")
+def list_runs(
+    org: Org,
+    db: Db,
+    agent_id: str | None = None,
+    agent_ids: list[str] | None = Query(default=None),
+    statuses: list[str] | None = Query(default=None),
+    stop_reason: str | None = None,
+    active: bool = False,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    order: Literal["asc", "desc"] = "desc",
+    ascending: bool | None = None,
+) -> Any:
+    ids = list(agent_ids or []) + ([agent_id] if agent_id else [])
+    if ascending is not None:
+        order = "asc" if ascending else "desc"
+    page = Page(before=before, after=after, limit=limit, order=order)
+    with db.transaction() as conn:
+        rows = run_store.list_page(conn, org, page, agent_ids=ids or None,
+                                   statuses=ACTIVE if active else statuses, stop_reason=stop_reason)
+    return jsonable_encoder([run_api.to_run_object(r) for r in rows])
+
+
+@router.get("/{run_id}")
+def get_run(run_id: str, org: Org, db: Db) -> Any:
+    with db.transaction() as conn:
+        run = run_api.require(conn, org, run_id)
+    return jsonable_encoder(run_api.to_run_object(run))
+
+
+@router.get("/{run_id}/messages")
+def run_messages(
+    run_id: str,
+    org: Org,
+    db: Db,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    order: Literal["asc", "desc"] = "asc",
+) -> Any:
+    with db.transaction() as conn:
+        run = run_api.require(conn, org, run_id)
+        rows = message_store.list_page(conn, org, run["agent_id"], Page(before, after, limit, order), run_id=run_id)
+    request = run.get("request") or {}
+    return jsonable_encoder(to_letta_list(rows, use_assistant_message=request.get("use_assistant_message", True)))
+
+
+@router.get("/{run_id}/usage")
+def run_usage(run_id: str, org: Org, db: Db) -> Any:
+    with db.transaction() as conn:
+        run = run_api.require(conn, org, run_id)
+    usage = run_api.usage_of(run)
+    usage.pop("message_type")
+    return usage
+
+
+@router.get("/{run_id}/steps")
+def run_steps(run_id: str, org: Org, db: Db) -> Any:
+    with db.transaction() as conn:
+        run_api.require(conn, org, run_id)
+        rows = step_store.for_run(conn, run_id)
+    return jsonable_encoder([{
+        "id": s["id"], "run_id": s["run_id"], "agent_id": s["agent_id"], "step_index": s["step_index"],
+        "status": s["status"], "model": s["model"], "stop_reason": s["stop_reason"],
+        "prompt_tokens": (s["usage"] or {}).get("prompt_tokens"),
+        "completion_tokens": (s["usage"] or {}).get("completion_tokens"),
+        "total_tokens": (s["usage"] or {}).get("total_tokens"),
+        "created_at": s["created_at"], "completed_at": s["completed_at"],
+    } for s in rows])
+
+
+@router.post("/{run_id}/cancel")
+def cancel_run(run_id: str, org: Org, db: Db, request: Request) -> Any:
+    engine = engine_of(request)
+    with db.transaction() as conn:
+        touched = run_api.cancel(conn, org, None, [run_id])
+    for run in touched:
+        if run.get("task_token"):
+            engine.launcher.release(run)
+    with db.transaction() as conn:
+        run = run_api.require(conn, org, run_id)
+    return jsonable_encoder(run_api.to_run_object(run))

@@ -1,0 +1,296 @@
+"""Talking to an agent: POST /v1/agents/{agent_id}/messages (+ /stream, /async, /cancel) and /recompile.
+
+Locally the loop runs in this process; with a state machine configured the API starts an
+execution and (for a synchronous request) follows the run's durable state until it ends
+or pauses.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from o.agent import lifecycle
+from o.agent import runs as run_api
+from o.agent.engine import Engine, default_engine
+from o.agent.prompt import compile_prompt
+from o.agent.runner import drive
+from o.api.deps import Db, Org
+from o.api.schemas.messages import to_letta
+from o.errors import InvalidInput, OError
+from o.observability import logger
+from o.store import agents as agent_store
+from o.store import runs as run_store
+from o.store.db import Database
+
+router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"])
+
+
+class SendMessages(BaseModel):
+    """Letta's LettaRequest. Unknown fields Letta clients send are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    messages: list[dict[str, Any]] | None = None
+    input: str | list[dict[str, Any]] | None = None
+    max_steps: int | None = Field(default=None, ge=1, le=1000)
+    use_assistant_message: bool = True
+    assistant_message_tool_name: str = "send_message"
+    assistant_message_tool_kwarg: str = "message"
+    include_return_message_types: list[str] | None = None
+    stream_tokens: bool = False
+    streaming: bool = False
+    background: bool = False
+    include_pings: bool = False
+
+    def run_request(self, engine: Engine) -> dict[str, Any]:
+        return {
+            "max_steps": self.max_steps or engine.settings.default_max_steps,
+            "use_assistant_message": self.use_assistant_message,
+            "assistant_message_tool_name": self.assistant_message_tool_name,
+            "assistant_message_tool_kwarg": self.assistant_message_tool_kwarg,
+            "include_return_message_types": self.include_return_message_types,
+            "stream_tokens": self.stream_tokens,
+        }
+
+    def parsed(self) -> tuple[list[run_api.InputMessage], list[run_api.Decision]]:
+        inputs: list[run_api.InputMessage] = []
+        decisions: list[run_api.Decision] = []
+        if self.input is not None:
+            inputs.append(run_api.InputMessage("user", _text(self.input, "input")))
+        for i, raw in enumerate(self.messages or []):
+            kind = raw.get("type")
+            where = f"messages[{i}]"
+            if kind == "approval":
+                decisions.extend(_decisions(raw, where))
+            elif kind in (None, "message"):
+                role = raw.get("role", "user")
+                if role not in ("user", "system", "assistant"):
+                    raise InvalidInput(f"{where}.role must be 'user', 'system' or 'assistant', got {role!r}")
+                if "content" not in raw:
+                    raise InvalidInput(f"{where}.content is required")
+                # Letta folds caller-sent system text into the conversation; a stored 'system' row is a summary.
+                stored_role = "assistant" if role == "assistant" else "user"
+                inputs.append(run_api.InputMessage(
+                    stored_role, _text(raw["content"], f"{where}.content"), raw.get("name"), raw.get("otid"),
+                    raw.get("sender_id"),
+                ))
+            else:
+                raise InvalidInput(f"{where}.type {kind!r} is not supported; use 'message' or 'approval'")
+        if inputs and decisions:
+            raise InvalidInput("send either new messages or an approval, not both")
+        if not inputs and not decisions:
+            raise InvalidInput("send at least one message in 'messages' (or 'input')")
+        return inputs, decisions
+
+
+def _text(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for j, part in enumerate(content):
+            is_text = isinstance(part, dict) and part.get("type", "text") == "text"
+            if not is_text or not isinstance(part.get("text"), str):
+                raise InvalidInput(f"{where}[{j}]: only text content parts are supported")
+            parts.append(part["text"])
+        return "".join(parts)
+    raise InvalidInput(f"{where} must be a string or a list of text parts")
+
+
+def _decisions(raw: dict[str, Any], where: str) -> list[run_api.Decision]:
+    approvals = raw.get("approvals")
+    if approvals:
+        out = []
+        for j, item in enumerate(approvals):
+            if item.get("type", "approval") != "approval":
+                raise InvalidInput(f"{where}.approvals[{j}]: only approval decisions are supported")
+            if not isinstance(item.get("approve"), bool) or not item.get("tool_call_id"):
+                raise InvalidInput(f"{where}.approvals[{j}] needs 'approve' (bool) and 'tool_call_id'")
+            out.append(run_api.Decision(item["approve"], item["tool_call_id"], item.get("reason")))
+        return out
+    if not isinstance(raw.get("approve"), bool):
+        raise InvalidInput(f"{where} needs 'approvals' or 'approve' (bool)")
+    return [run_api.Decision(raw["approve"], None, raw.get("reason"))]
+
+
+def engine_of(request: Request) -> Engine:
+    state = request.app.state
+    engine = getattr(state, "agent_engine", None)
+    if engine is None:
+        engine = default_engine(state.db)
+        state.agent_engine = engine
+    return engine
+
+
+def _begin(db: Database, org: str, agent_id: str, body: SendMessages, engine: Engine, *, background: bool = False
+           ) -> run_api.Started:
+    inputs, decisions = body.parsed()
+    with db.transaction() as conn:
+        if decisions:
+            return run_api.approve(conn, org, agent_id, decisions)
+        return run_api.start(conn, org, agent_id, inputs, body.run_request(engine), background=background)
+
+
+def _continue(engine: Engine, started: run_api.Started, *, wait: bool) -> None:
+    run = started.run
+    resumed = run["next_action"] == "tools" and run["status"] != "created"
+    if resumed and not engine.launcher.inline:
+        with engine.db.transaction() as conn:
+            fresh = run_store.get(conn, run["id"])
+        assert fresh is not None
+        # The waiting execution carries on; without a token yet, await_approval releases itself.
+        engine.launcher.release(fresh)
+        return
+    engine.launcher.launch(run["id"], wait=wait)
+
+
+def _wait_until_settled(db: Database, run_id: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while time.monotonic() < deadline:
+        with db.transaction() as conn:
+            run = run_store.get(conn, run_id)
+        if run is None or run["next_action"] in ("done", "failed", "approval"):
+            return
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+@router.post("/messages")
+def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, request: Request) -> Any:
+    if body.streaming:
+        return stream_messages(agent_id, body, org, db, request)
+    engine = engine_of(request)
+    started = _begin(db, org, agent_id, body, engine)
+    _continue(engine, started, wait=True)
+    if not engine.launcher.inline:
+        _wait_until_settled(db, started.run["id"], engine.settings.sync_wait_s)
+    with db.transaction() as conn:
+        return jsonable_encoder(run_api.response(conn, started.run["id"], started))
+
+
+@router.post("/messages/async")
+def send_messages_async(agent_id: str, body: SendMessages, org: Org, db: Db, request: Request) -> Any:
+    engine = engine_of(request)
+    started = _begin(db, org, agent_id, body, engine, background=True)
+    _continue(engine, started, wait=False)
+    with db.transaction() as conn:
+        run = run_store.get(conn, started.run["id"])
+    assert run is not None
+    return jsonable_encoder(run_api.to_run_object(run))
+
+
+def _sse(item: Any) -> str:
+    return f"data: {json.dumps(jsonable_encoder(item))}\n\n"
+
+
+@router.post("/messages/stream")
+def stream_messages(agent_id: str, body: SendMessages, org: Org, db: Db, request: Request) -> StreamingResponse:
+    engine = engine_of(request)
+    started = _begin(db, org, agent_id, body, engine)
+    run_id = started.run["id"]
+    if engine.launcher.inline:
+        events = _stream_inline(engine, started, body.stream_tokens)
+    else:
+        _continue(engine, started, wait=False)
+        events = _stream_polled(engine, started)
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Run-Id": run_id})
+
+
+_END = object()
+
+
+def _stream_inline(engine: Engine, started: run_api.Started, stream_tokens: bool) -> Iterator[str]:
+    items: queue.Queue[Any] = queue.Queue()
+    run_id = started.run["id"]
+    deps = engine.deps(emit=items.put, stream_tokens=stream_tokens)
+
+    def work() -> None:
+        try:
+            drive(deps, run_id)
+        except Exception as exc:
+            logger.exception("streamed run failed", extra={"run_id": run_id})
+            message = exc.message if isinstance(exc, OError) else "internal error while running the agent"
+            items.put({"message_type": "error_message", "error_type": "internal_error", "message": message,
+                       "run_id": run_id})
+            from o.agent.runner import _fail
+
+            _fail(engine.db, run_id)
+        finally:
+            items.put(_END)
+
+    threading.Thread(target=work, name=f"stream-{run_id}", daemon=True).start()
+    while True:
+        item = items.get()
+        if item is _END:
+            break
+        yield _sse(item)
+    yield from _stream_tail(engine.db, run_id)
+
+
+def _stream_polled(engine: Engine, started: run_api.Started) -> Iterator[str]:
+    run_id = started.run["id"]
+    after = started.after_seq
+    deadline = time.monotonic() + 15 * 60
+    while time.monotonic() < deadline:
+        with engine.db.transaction() as conn:
+            run = run_store.get(conn, run_id)
+            rows = run_store.messages(conn, run_id, after_seq=after)
+        assert run is not None
+        request = run.get("request") or {}
+        for row in rows:
+            after = max(after, row["seq"])
+            if row["id"] in started.input_ids:
+                continue
+            for item in to_letta(row, use_assistant_message=request.get("use_assistant_message", True)):
+                yield _sse(item)
+        if run["next_action"] in ("done", "failed", "approval"):
+            break
+        time.sleep(0.1)
+    yield from _stream_tail(engine.db, run_id)
+
+
+def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
+    with db.transaction() as conn:
+        run = run_store.get(conn, run_id)
+    assert run is not None
+    yield _sse(run_api.stop_reason_of(run))
+    yield _sse(run_api.usage_of(run))
+    yield "data: [DONE]\n\n"
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    run_ids: list[str] | None = None
+
+
+@router.post("/messages/cancel")
+def cancel_messages(agent_id: str, org: Org, db: Db, request: Request, body: CancelRequest | None = None) -> Any:
+    engine = engine_of(request)
+    with db.transaction() as conn:
+        touched = run_api.cancel(conn, org, agent_id, body.run_ids if body else None)
+    for run in touched:
+        if run.get("task_token"):
+            engine.launcher.release(run)
+    return {run["id"]: "cancelled" for run in touched}
+
+
+@router.post("/recompile")
+def recompile(agent_id: str, org: Org, db: Db, dry_run: bool = False, update_timestamp: bool = False) -> str:
+    with db.transaction() as conn:
+        agent = lifecycle.require(conn, org, agent_id, for_update=not dry_run)
+        if update_timestamp and not dry_run:
+            agent_store.touch(conn, agent_id)
+            agent = lifecycle.require(conn, org, agent_id)
+        return compile_prompt(conn, agent).text

@@ -1,0 +1,105 @@
+"""SQL for runs: one agent turn (a request and the steps it took), and where its loop stands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from o.store.db import Conn
+from o.store.pages import Page, fetch_page
+
+_JSON = {"request", "usage", "metadata"}
+UPDATABLE = {
+    "status", "stop_reason", "usage", "metadata", "iteration", "next_action", "task_token", "execution_arn",
+    "cancel_requested", "error", "completed_at",
+}
+
+
+def insert(conn: Conn, run: dict[str, Any]) -> dict[str, Any]:
+    cols = list(run)
+    values = [Jsonb(run[c]) if c in _JSON else run[c] for c in cols]
+    row = conn.execute(
+        sql.SQL("INSERT INTO runs ({cols}) VALUES ({vals}) RETURNING *").format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        ),
+        values,
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def get(
+    conn: Conn, run_id: str, *, organization_id: str | None = None, for_update: bool = False
+) -> dict[str, Any] | None:
+    query = "SELECT * FROM runs WHERE id = %s"
+    params: list[Any] = [run_id]
+    if organization_id is not None:
+        query += " AND organization_id = %s"
+        params.append(organization_id)
+    if for_update:
+        query += " FOR UPDATE"
+    return conn.execute(query, params).fetchone()
+
+
+def update(conn: Conn, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    assignments = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes]
+    assignments.append(sql.SQL("updated_at = now()"))
+    values = [Jsonb(v) if c in _JSON else v for c, v in changes.items()]
+    row = conn.execute(
+        sql.SQL("UPDATE runs SET {} WHERE id = %s RETURNING *").format(sql.SQL(", ").join(assignments)),
+        (*values, run_id),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def awaiting_approval(conn: Conn, agent_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return conn.execute(
+        "SELECT * FROM runs WHERE agent_id = %s AND next_action = 'approval'" + lock, (agent_id,)
+    ).fetchone()
+
+
+def active_for_agent(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT * FROM runs WHERE agent_id = %s AND next_action IN ('step', 'tools', 'approval') ORDER BY created_at",
+        (agent_id,),
+    ).fetchall()
+
+
+def list_page(
+    conn: Conn,
+    organization_id: str,
+    page: Page,
+    *,
+    agent_ids: list[str] | None = None,
+    statuses: list[str] | None = None,
+    stop_reason: str | None = None,
+) -> list[dict[str, Any]]:
+    conds = [sql.SQL("organization_id = %s")]
+    params: list[Any] = [organization_id]
+    if agent_ids:
+        conds.append(sql.SQL("agent_id = ANY(%s)"))
+        params.append(agent_ids)
+    if statuses:
+        conds.append(sql.SQL("status = ANY(%s)"))
+        params.append(statuses)
+    if stop_reason:
+        conds.append(sql.SQL("stop_reason = %s"))
+        params.append(stop_reason)
+    return fetch_page(
+        conn, table="runs", key="created_at", columns=sql.SQL("*"),
+        scope=sql.SQL(" AND ").join(conds), scope_params=tuple(params), page=page,
+    )
+
+
+def messages(conn: Conn, run_id: str, *, after_seq: int = 0) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT * FROM messages WHERE run_id = %s AND seq > %s ORDER BY seq", (run_id, after_seq)
+    ).fetchall()
