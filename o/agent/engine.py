@@ -74,4 +74,4 @@ class Engine:
 
 
 def default_engine(db: Database) -> Engine:
-    return Engine(db, llm_factory(), default_executor())
+    return Engine(db, llm_factory(), default_executor(db))

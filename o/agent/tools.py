@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from o.llm.types import ToolSpec
-from o.store.db import Conn
+from o.store.db import Conn, Database
 from o.tools import builtin
-from o.tools.sandbox.base import Sandbox, ToolInvocation, ToolResult
+from o.tools.sandbox.base import Sandbox, ToolResult
 
 HEARTBEAT = "request_heartbeat"
 HEARTBEAT_SCHEMA = {
@@ -50,27 +50,23 @@ class ToolExecutor(Protocol):
 
 
 class SandboxExecutor:
-    """User tools through a sandbox (a local process jail, or a Lambda in AWS)."""
+    """User tools through ``o.tools.execute.run_tool`` in a sandbox (a local process jail, or a
+    Lambda in AWS), with the agent's tool variables."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, db: Database, sandbox: Sandbox) -> None:
+        self.db = db
         self.sandbox = sandbox
 
     def run(self, tool: dict[str, Any], args: dict[str, Any], *, organization_id: str, agent_id: str) -> ToolResult:
-        del organization_id, agent_id
-        schema = tool.get("json_schema") or {}
-        invocation = ToolInvocation(
-            source_code=tool.get("source_code") or "",
-            function_name=schema.get("name") or tool["name"],
-            args=args,
-            return_char_limit=int(tool.get("return_char_limit") or 6000),
-        )
-        return self.sandbox.run(invocation)
+        from o.tools.execute import run_tool
+
+        return run_tool(self.db, organization_id, agent_id, tool["name"], args, self.sandbox)
 
 
-def default_executor() -> ToolExecutor:
+def default_executor(db: Database) -> ToolExecutor:
     from o.tools.sandbox.local import LocalProcessSandbox
 
-    return SandboxExecutor(LocalProcessSandbox())
+    return SandboxExecutor(db, LocalProcessSandbox())
 
 
 def agent_tools(conn: Conn, agent: dict[str, Any]) -> list[AgentTool]:
