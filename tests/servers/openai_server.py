@@ -23,6 +23,7 @@ from tests.servers.base import Handler, ScriptedServer, StreamCut
 from tests.servers.script import Reply, Script
 
 _WORD = re.compile(r"[a-z0-9]+")
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 def embed(text: str, dimensions: int) -> list[float]:
@@ -55,6 +56,9 @@ def check_conversation(messages: list[dict[str, Any]]) -> str | None:
         role = message.get("role")
         if role not in ("system", "developer", "user", "assistant", "tool"):
             return f"messages[{i}].role {role!r} is invalid"
+        name = message.get("name")
+        if name is not None and not _NAME.fullmatch(name):
+            return f"Invalid 'messages[{i}].name': string does not match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
         if role == "tool":
             call_id = message.get("tool_call_id")
             if call_id not in open_calls:

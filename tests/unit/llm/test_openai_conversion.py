@@ -56,3 +56,10 @@ def test_ollama_endpoint_gets_v1_suffix() -> None:
         base_url_for(LLMConfig.from_handle("ollama/llama3", model_endpoint="http://box:11434")) == "http://box:11434/v1"
     )
     assert base_url_for(LLMConfig.from_handle("ollama/llama3")) == "http://localhost:11434/v1"
+
+
+def test_participant_names_are_made_acceptable_to_openai() -> None:
+    wire = to_openai_message(ChatMessage.user("hi", name="Ana María (admin)"))
+    assert wire["name"] == "Ana_Mar_a__admin_"
+    assert check_conversation([wire]) is None
+    assert check_conversation([{"role": "user", "content": "x", "name": "has space"}]) is not None
