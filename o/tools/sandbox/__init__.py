@@ -2,7 +2,9 @@
 
 ``sandbox_from_settings()`` picks the implementation from the environment:
 ``O_SANDBOX=local`` (default) runs each call in a confined child process;
-``O_SANDBOX=lambda`` invokes the sandbox Lambda named by ``O_SANDBOX_FUNCTION_NAME``.
+``O_SANDBOX=lambda`` invokes the sandbox Lambda named by ``O_SANDBOX_FUNCTION_NAME`` (or
+``O_TOOL_SANDBOX_FUNCTION_ARN``, as the CDK stack sets it; when either is set and
+``O_SANDBOX`` is not, the Lambda sandbox is chosen).
 See README.md in this folder for what is and is not isolated.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult
@@ -33,8 +35,12 @@ __all__ = [
 class SandboxSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="O_", extra="ignore", frozen=True)
 
-    sandbox: Literal["local", "lambda"] = "local"
-    sandbox_function_name: str | None = None
+    # unset: "lambda" when a sandbox function is configured, else "local"
+    sandbox: Literal["local", "lambda"] | None = None
+    # a function name or ARN; the CDK stack sets O_TOOL_SANDBOX_FUNCTION_ARN
+    sandbox_function_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("O_SANDBOX_FUNCTION_NAME", "O_TOOL_SANDBOX_FUNCTION_ARN")
+    )
     sandbox_region: str | None = None
     # the longest wall time any tool may ask for; the Lambda client waits this long
     sandbox_max_wall_seconds: float = Field(default=60.0, gt=0)
@@ -49,10 +55,16 @@ class SandboxSettings(BaseSettings):
             raise ValueError("O_SANDBOX=lambda needs O_SANDBOX_FUNCTION_NAME")
         return self
 
+    @property
+    def kind(self) -> Literal["local", "lambda"]:
+        if self.sandbox is not None:
+            return self.sandbox
+        return "lambda" if self.sandbox_function_name else "local"
+
 
 def sandbox_from_settings(settings: SandboxSettings | None = None) -> Sandbox:
     settings = settings or SandboxSettings()
-    if settings.sandbox == "lambda":
+    if settings.kind == "lambda":
         assert settings.sandbox_function_name
         return LambdaSandbox(
             settings.sandbox_function_name,

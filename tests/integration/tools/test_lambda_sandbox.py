@@ -1,0 +1,136 @@
+"""The Lambda sandbox end to end under moto: the real boto3 client invokes a moto Lambda
+whose invoke is dispatched in-process to the real handler in functions/tool_sandbox."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from o.tools.sandbox import (
+    LambdaSandbox,
+    Limits,
+    LocalProcessSandbox,
+    SandboxSettings,
+    ToolInvocation,
+    sandbox_from_settings,
+)
+
+REGION = "eu-west-1"
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "o-tool-sandbox"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:o-tool-sandbox"
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture
+def handler_module() -> Iterator[ModuleType]:
+    sys.modules.pop("functions.tool_sandbox.handler", None)
+    yield importlib.import_module("functions.tool_sandbox.handler")
+    sys.modules.pop("functions.tool_sandbox.handler", None)
+
+
+@pytest.fixture
+def function_name(handler_module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKESERVERKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "server-secret-access-key")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    calls: list[dict[str, Any]] = []
+
+    def invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
+               headers: Any, response_headers: Any) -> bytes:
+        self.get_function(function_name, qualifier)  # as moto does: unknown functions are 404
+        event = json.loads(body)
+        calls.append(event)
+        try:
+            return json.dumps(handler_module.handler(event, FakeContext())).encode()
+        except Exception as exc:  # what the Lambda service reports for an unhandled error
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(
+            RoleName="sandbox",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("functions/tool_sandbox/handler.py", "# bundled by the CDK build\n")
+        boto3.client("lambda", region_name=REGION).create_function(
+            FunctionName="o-tool-sandbox", Runtime="python3.11", Role=role,
+            Handler="functions.tool_sandbox.handler.handler", Code={"ZipFile": archive.getvalue()},
+        )
+        yield "o-tool-sandbox"
+    assert calls, "the sandbox Lambda was never invoked"
+
+
+def test_runs_a_tool_through_the_lambda(function_name: str) -> None:
+    sandbox = LambdaSandbox(function_name, region_name=REGION)
+    source = "import os, json\ndef tool(x: int):\n    print('working')\n    return json.dumps(dict(os.environ))\n"
+    result = sandbox.run(ToolInvocation(source, "tool", {"x": 1}, {"TOOL_TOKEN": "mine"}))
+    assert result.status == "success", result
+    env = json.loads(result.func_return)
+    assert env["TOOL_TOKEN"] == "mine"
+    # the function's own credentials never reach the tool
+    assert "AWS_ACCESS_KEY_ID" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert result.stdout == "working\n"
+    assert result.isolation[0] == "lambda" and "rlimits" in result.isolation
+
+
+def test_failures_and_limits_come_back_as_tool_results(function_name: str) -> None:
+    sandbox = LambdaSandbox(function_name, region_name=REGION)
+    error = sandbox.run(ToolInvocation("def tool():\n    raise ValueError('bad input')\n", "tool"))
+    assert (error.status, error.message) == ("error", "ValueError: bad input")
+    loop = sandbox.run(ToolInvocation("def tool():\n    while True:\n        pass\n", "tool",
+                                      limits=Limits(cpu_seconds=1, wall_seconds=5)))
+    assert loop.status == "timeout"
+    big = sandbox.run(ToolInvocation("def tool():\n    return 'x' * 50000\n", "tool", return_char_limit=100))
+    assert big.status == "success" and len(big.func_return) == 100 and "truncated" in big.func_return
+
+
+def test_a_crashing_sandbox_function_is_an_error_result(function_name: str) -> None:
+    sandbox = LambdaSandbox(function_name, region_name=REGION)
+    client = boto3.client("lambda", region_name=REGION)
+    # an event the handler cannot read: the Lambda reports an unhandled error
+    response = client.invoke(FunctionName=function_name, Payload=b"{}")
+    assert response.get("FunctionError") == "Unhandled"
+    unreadable = ToolInvocation("def t():\n    return 1\n", "t", args=["x"])  # type: ignore[arg-type]
+    crashed = sandbox.run(unreadable)
+    assert crashed.status == "error" and "sandbox function failed" in crashed.message
+    assert "ValueError" in crashed.func_return
+    missing = LambdaSandbox("no-such-function", region_name=REGION).run(ToolInvocation("def t():\n  pass", "t"))
+    assert missing.status == "error" and "could not be invoked" in missing.message
+    assert sandbox.run(ToolInvocation("def t():\n    return 1\n", "t")).ok
+
+
+def test_sandbox_is_chosen_by_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("O_SANDBOX", "O_SANDBOX_FUNCTION_NAME", "O_TOOL_SANDBOX_FUNCTION_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    assert isinstance(sandbox_from_settings(), LocalProcessSandbox)
+    monkeypatch.setenv("O_TOOL_SANDBOX_FUNCTION_ARN", "arn:aws:lambda:eu-west-1:1:function:sb")
+    chosen = sandbox_from_settings()
+    assert isinstance(chosen, LambdaSandbox) and chosen.function_name.endswith(":sb")
+    monkeypatch.setenv("O_SANDBOX", "local")
+    assert isinstance(sandbox_from_settings(), LocalProcessSandbox)
+    monkeypatch.delenv("O_TOOL_SANDBOX_FUNCTION_ARN")
+    monkeypatch.setenv("O_SANDBOX", "lambda")
+    with pytest.raises(ValueError, match="O_SANDBOX_FUNCTION_NAME"):
+        SandboxSettings()
