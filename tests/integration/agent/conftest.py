@@ -19,8 +19,9 @@ from tests.servers.openai_server import OpenAIServer
 
 
 def make_engine(db: Database, **settings: Any) -> Engine:
-    return Engine(db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(**settings),
-                  prompts=PromptCache())
+    return Engine(
+        db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(**settings), prompts=PromptCache()
+    )
 
 
 @pytest.fixture
@@ -44,11 +45,19 @@ def api(agent_app: FastAPI, db: Database) -> Iterator[TestClient]:
 def create_agent(client: TestClient, server: Any, **extra: Any) -> dict[str, Any]:
     """An agent whose LLM is ``server`` (OpenAI or Anthropic wire protocol)."""
     if isinstance(server, OpenAIServer):
-        llm = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url,
-               "context_window": 128000}
+        llm = {
+            "model": "gpt-4o-mini",
+            "model_endpoint_type": "openai",
+            "model_endpoint": server.base_url,
+            "context_window": 128000,
+        }
     else:
-        llm = {"model": "claude-3-5-haiku-latest", "model_endpoint_type": "anthropic",
-               "model_endpoint": server.origin, "context_window": 200000}
+        llm = {
+            "model": "claude-3-5-haiku-latest",
+            "model_endpoint_type": "anthropic",
+            "model_endpoint": server.origin,
+            "context_window": 200000,
+        }
     llm.update(extra.pop("llm", {}))
     body = {
         "name": "tester",
@@ -65,8 +74,9 @@ def create_agent(client: TestClient, server: Any, **extra: Any) -> dict[str, Any
 
 
 def say(client: TestClient, agent_id: str, text: str, **extra: Any) -> dict[str, Any]:
-    response = client.post(f"/v1/agents/{agent_id}/messages",
-                           json={"messages": [{"role": "user", "content": text}], **extra})
+    response = client.post(
+        f"/v1/agents/{agent_id}/messages", json={"messages": [{"role": "user", "content": text}], **extra}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 

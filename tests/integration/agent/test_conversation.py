@@ -16,8 +16,13 @@ def test_block_edit_appears_in_next_prompt(provider: str, api: TestClient, reque
     server = request.getfixturevalue(f"{provider}_server")
     agent = create_agent(api, server)
     server.push(
-        call("core_memory_replace", label="human", old_content="has not told me their name",
-             new_content="is called Ada", request_heartbeat=True),
+        call(
+            "core_memory_replace",
+            label="human",
+            old_content="has not told me their name",
+            new_content="is called Ada",
+            request_heartbeat=True,
+        ),
         call("send_message", message="Nice to meet you, Ada!"),
         call("send_message", message="You are Ada."),
     )
