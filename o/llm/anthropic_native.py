@@ -21,9 +21,9 @@ import anthropic
 from o.llm.client import (
     ClientOptions,
     LLMError,
-    is_retryable_status,
     is_transport_error,
     retry_after_seconds,
+    status_error,
     with_retries,
 )
 from o.llm.config import LLMConfig
@@ -201,9 +201,8 @@ class AnthropicClient:
 
     def _classify(self, exc: Exception) -> tuple[LLMError, float | None] | None:
         if isinstance(exc, anthropic.APIStatusError):
-            status = exc.status_code
-            message = f"anthropic returned HTTP {status}: {exc.message}"
-            error = LLMError(message, provider=self.provider, status=status, retryable=is_retryable_status(status))
+            code = getattr(exc, "code", None)
+            error = status_error(self.provider, exc.status_code, exc.message, code if isinstance(code, str) else None)
             return error, retry_after_seconds(exc.response.headers)
         if isinstance(exc, anthropic.APITimeoutError):
             return LLMError("anthropic timed out", provider=self.provider, retryable=True), None

@@ -9,6 +9,7 @@ same way, and map every failure onto :class:`LLMError`.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +26,11 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 
 class LLMError(OError):
-    """A provider call failed. ``retryable`` says whether trying again later may succeed."""
+    """A provider call failed. ``retryable`` says whether trying again later may succeed.
+
+    ``context_overflow`` marks a prompt the model cannot take: the step loop should
+    summarise older messages and try again rather than fail the run.
+    """
 
     status_code = 502
     code = "llm_error"
@@ -38,12 +43,34 @@ class LLMError(OError):
         status: int | None = None,
         retryable: bool = False,
         attempts: int = 1,
+        context_overflow: bool = False,
     ) -> None:
         super().__init__(message, provider=provider, upstream_status=status, retryable=retryable)
         self.provider = provider
         self.status = status
         self.retryable = retryable
         self.attempts = attempts
+        self.context_overflow = context_overflow
+
+
+# How providers word "the prompt is longer than the context window" (OpenAI and compatibles, Anthropic).
+_OVERFLOW = re.compile(
+    r"context_length_exceeded|maximum context length|context window|prompt is too long|too many tokens"
+    r"|reduce the length of the messages",
+    re.IGNORECASE,
+)
+
+
+def status_error(provider: str, status: int, message: str, code: str | None = None) -> LLMError:
+    """The :class:`LLMError` for an HTTP error answer from a provider."""
+    overflow = status in (400, 413) and bool(_OVERFLOW.search(f"{code or ''} {message}"))
+    return LLMError(
+        f"{provider} returned HTTP {status}: {message}",
+        provider=provider,
+        status=status,
+        retryable=is_retryable_status(status),
+        context_overflow=overflow,
+    )
 
 
 _TRANSPORT_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2", "h11"})

@@ -17,9 +17,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from o.llm.client import (
     ClientOptions,
     LLMError,
-    is_retryable_status,
     is_transport_error,
     retry_after_seconds,
+    status_error,
     with_retries,
 )
 from o.llm.config import LLMConfig
@@ -165,9 +165,8 @@ class OpenAICompatClient:
 
     def _classify(self, exc: Exception) -> tuple[LLMError, float | None] | None:
         if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            message = f"{self.provider} returned HTTP {status}: {exc.message}"
-            error = LLMError(message, provider=self.provider, status=status, retryable=is_retryable_status(status))
+            code = getattr(exc, "code", None)
+            error = status_error(self.provider, exc.status_code, exc.message, code if isinstance(code, str) else None)
             return error, retry_after_seconds(exc.response.headers)
         if isinstance(exc, openai.APITimeoutError):
             return LLMError(f"{self.provider} timed out", provider=self.provider, retryable=True), None

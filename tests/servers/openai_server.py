@@ -124,7 +124,14 @@ class OpenAIServer(ScriptedServer):
             super().handle_post(handler, body)
 
     def _error(self, handler: Handler, reply: Reply) -> None:
-        body = {"error": {"message": reply.error, "type": _error_type(reply.status), "param": None, "code": None}}
+        body = {
+            "error": {
+                "message": reply.error,
+                "type": _error_type(reply.status),
+                "param": None,
+                "code": reply.error_code,
+            }
+        }
         handler.send_json(reply.status, body, reply.headers)
 
     # -- embeddings ----------------------------------------------------------------------------------

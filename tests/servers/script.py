@@ -31,6 +31,8 @@ class Reply:
     # Anything but 200 makes the server answer with the provider's error body instead.
     status: int = 200
     error: str = "scripted error"
+    # OpenAI's machine-readable error code, e.g. "context_length_exceeded".
+    error_code: str | None = None
     # Seconds to wait before answering (timeouts, slow providers).
     delay_s: float = 0.0
     headers: tuple[tuple[str, str], ...] = ()
@@ -62,12 +64,14 @@ def calls(*scripted: ScriptedCall, text: str | None = None) -> Reply:
     return Reply(text=text, tool_calls=tuple(scripted))
 
 
-def fail(status: int, message: str = "scripted error", retry_after: float | None = None) -> Reply:
+def fail(
+    status: int, message: str = "scripted error", retry_after: float | None = None, code: str | None = None
+) -> Reply:
     """An HTTP error; ``retry_after`` (seconds) is sent as ``retry-after-ms``."""
     headers: tuple[tuple[str, str], ...] = ()
     if retry_after is not None:
         headers = (("retry-after-ms", str(int(retry_after * 1000))),)
-    return Reply(status=status, error=message, headers=headers)
+    return Reply(status=status, error=message, headers=headers, error_code=code)
 
 
 class Script:

@@ -281,3 +281,34 @@ def test_clients_are_reused_per_config(
     first = client_for(openai_server.llm_config(), llm_keys, llm_options)
     assert client_for(openai_server.llm_config(), llm_keys, llm_options) is first
     assert client_for(openai_server.llm_config(temperature=0.1), llm_keys, llm_options) is not first
+
+
+def test_context_overflow_is_flagged_for_the_step_loop(
+    openai_server: OpenAIServer,
+    anthropic_server: AnthropicServer,
+    llm_keys: StaticKeySource,
+    llm_options: ClientOptions,
+) -> None:
+    openai_server.push(
+        fail(400, "This model's maximum context length is 128000 tokens.", code="context_length_exceeded")
+    )
+    anthropic_server.push(fail(400, "prompt is too long: 210000 tokens > 200000 maximum"))
+    for server in (openai_server, anthropic_server):
+        with pytest.raises(LLMError) as info:
+            client_for(server.llm_config(), llm_keys, llm_options).chat(ChatRequest(_conversation()))
+        assert info.value.context_overflow and not info.value.retryable and info.value.attempts == 1
+    anthropic_server.push(fail(400, "messages: roles must alternate"))
+    with pytest.raises(LLMError) as other:
+        client_for(anthropic_server.llm_config(), llm_keys, llm_options).chat(ChatRequest(_conversation()))
+    assert not other.value.context_overflow
+
+
+def test_abandoning_a_stream_releases_the_connection(
+    server: ScriptedServer, llm_keys: StaticKeySource, llm_options: ClientOptions
+) -> None:
+    client = _client(server, llm_keys, llm_options)
+    server.push(Reply(text="a long reply " * 50, chunk_size=2), say("next"))
+    stream = client.stream(ChatRequest(_conversation()))
+    assert isinstance(next(stream), TextDelta | ToolCallDelta)
+    stream.close()  # a cancelled run stops reading
+    assert client.chat(ChatRequest(_conversation())).content == "next"
