@@ -31,6 +31,7 @@ CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
+MS_NOEXEC = 0x8
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 PR_SET_NO_NEW_PRIVS = 38
@@ -104,6 +105,14 @@ def confine(request: dict[str, Any]) -> list[str]:
             active.append("mountns")
         except OSError:
             pass
+        else:
+            try:
+                # a private /proc that lists only the tool's own processes: other
+                # processes' command lines and environments are not even visible
+                _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+                active.append("hidepid")
+            except OSError:
+                pass
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     cpu = max(1, int(limits["cpu_seconds"]))

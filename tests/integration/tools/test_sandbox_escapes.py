@@ -15,8 +15,9 @@ import pytest
 from o.store.db import Database
 from o.tools.sandbox import Limits, LocalProcessSandbox, ToolInvocation, ToolResult
 
-FAST = Limits(cpu_seconds=2, memory_bytes=256 * 1024 * 1024, wall_seconds=5, open_files=32,
-              processes=8, output_bytes=64 * 1024)
+FAST = Limits(
+    cpu_seconds=2, memory_bytes=256 * 1024 * 1024, wall_seconds=5, open_files=32, processes=8, output_bytes=64 * 1024
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,13 @@ def isolation(sandbox: LocalProcessSandbox) -> tuple[str, ...]:
     return sandbox.probe()
 
 
-def run(sandbox: LocalProcessSandbox, source: str, args: dict | None = None,
-        limits: Limits = FAST, env: dict[str, str] | None = None) -> ToolResult:
+def run(
+    sandbox: LocalProcessSandbox,
+    source: str,
+    args: dict | None = None,
+    limits: Limits = FAST,
+    env: dict[str, str] | None = None,
+) -> ToolResult:
     return sandbox.run(ToolInvocation(source, "tool", args or {}, env or {}, limits))
 
 
@@ -67,15 +73,12 @@ def tool():
 
     seen = json.loads(result.func_return)
     assert seen["env"]["WEATHER_API_KEY"] == "tool-own"
-    assert not any(k.startswith("O_") or (k.endswith("_API_KEY") and k != "WEATHER_API_KEY")
-                   for k in seen["env"])
+    assert not any(k.startswith("O_") or (k.endswith("_API_KEY") and k != "WEATHER_API_KEY") for k in seen["env"])
     if "uid" in isolation:
-        assert all(v == "PermissionError" for v in seen["parent"].values()), seen["parent"]
+        assert all(v in ("PermissionError", "FileNotFoundError") for v in seen["parent"].values()), seen["parent"]
 
 
-def test_cannot_connect_to_the_database(
-    sandbox: LocalProcessSandbox, isolation: tuple[str, ...], pg_url: str
-) -> None:
+def test_cannot_connect_to_the_database(sandbox: LocalProcessSandbox, isolation: tuple[str, ...], pg_url: str) -> None:
     source = """
 import psycopg
 def tool(url: str):
@@ -89,9 +92,7 @@ def tool(url: str):
         assert result.func_return.startswith("Error executing tool tool:")
 
 
-def test_cannot_open_a_network_connection(
-    sandbox: LocalProcessSandbox, isolation: tuple[str, ...]
-) -> None:
+def test_cannot_open_a_network_connection(sandbox: LocalProcessSandbox, isolation: tuple[str, ...]) -> None:
     if "netns" not in isolation:
         pytest.skip("this machine does not allow a private network namespace")
     listener = socket.create_server(("127.0.0.1", 0))
@@ -182,9 +183,7 @@ def tool():
     assert not os.path.exists(f"/proc/{pid}") or pid not in _uid_processes()
 
 
-def test_cannot_write_outside_its_working_directory(
-    sandbox: LocalProcessSandbox, isolation: tuple[str, ...]
-) -> None:
+def test_cannot_write_outside_its_working_directory(sandbox: LocalProcessSandbox, isolation: tuple[str, ...]) -> None:
     if "uid" not in isolation:
         pytest.skip("file permissions protect the host only when the tool has its own uid")
     private = Path(tempfile.mkdtemp(prefix="o-test-private-"))
@@ -245,3 +244,12 @@ def test_importing_a_missing_module_is_a_clear_error(sandbox: LocalProcessSandbo
     assert result.status == "error"
     assert "ModuleNotFoundError" in result.message
     assert "surely_not_installed_pkg" in result.func_return
+
+
+def test_other_processes_are_invisible(sandbox: LocalProcessSandbox, isolation: tuple[str, ...]) -> None:
+    if "hidepid" not in isolation:
+        pytest.skip("a private /proc needs a mount namespace")
+    source = "import os\ndef tool(pid: int):\n    return [os.path.exists(f'/proc/{pid}'), os.path.exists('/proc/1')]\n"
+    result = run(sandbox, source, {"pid": os.getpid()})
+    assert result.status == "success", result
+    assert result.func_return == "[false, false]"
