@@ -1,0 +1,184 @@
+"""LoCoMo retrieval through O's own archival engine, on a real (embedded) Postgres.
+
+The measure is the one in ``../shared/data/locomo/README.md``: each conversation is one agent;
+every turn is one archival passage ``"<speaker>: <text>"`` (plus ``" [image: <caption>]"``) with its
+``dia_id`` in the passage metadata; every category 1-4 question with a resolvable evidence id is
+searched with its text. Turns are inserted one session per call, so with the default
+``--context-window 2`` each turn is indexed with its session neighbours (``0`` turns that off).
+
+    python bench/locomo/run.py                      # hybrid engine, context window 2
+    python bench/locomo/run.py --context-window 0   # each turn indexed alone
+
+The data file is evaluation material (CC BY-NC 4.0): it is read where it lies, never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from o.ids import new_id  # noqa: E402
+from o.memory import archival  # noqa: E402
+from o.memory.embeddings import EmbeddingConfig, local_embedder  # noqa: E402
+from o.store.db import Database  # noqa: E402
+from o.store.embedded import EmbeddedPostgres  # noqa: E402
+from o.store.migrate import migrate  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo10.json"
+KS = (1, 5, 10, 20, 50)
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+
+
+def parse_session_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def load(path: Path) -> list[dict]:
+    conversations = []
+    for sample in json.loads(path.read_text()):
+        conv = sample["conversation"]
+        names = sorted(
+            (k for k in conv if re.fullmatch(r"session_\d+", k) and isinstance(conv[k], list)),
+            key=lambda k: int(k.split("_")[1]),
+        )
+        sessions = []
+        turn_ids: set[str] = set()
+        for name in names:
+            turns = []
+            for turn in conv[name]:
+                text = f"{turn['speaker']}: {turn['text']}"
+                if turn.get("blip_caption"):
+                    text += f" [image: {turn['blip_caption']}]"
+                turns.append((turn["dia_id"], text))
+                turn_ids.add(turn["dia_id"])
+            sessions.append((parse_session_time(conv.get(f"{name}_date_time")), turns))
+        questions = []
+        for qa in sample["qa"]:
+            if qa["category"] not in CATEGORIES:
+                continue
+            # A few evidence entries hold several ids ("D8:6; D9:17"); malformed ones match nothing.
+            evidence = [x for e in qa["evidence"] for x in re.split(r"[;,\s]+", e) if x in turn_ids]
+            if evidence:
+                questions.append((qa["question"], list(dict.fromkeys(evidence)), qa["category"]))
+        conversations.append({"id": sample["sample_id"], "sessions": sessions, "questions": questions})
+    return conversations
+
+
+def session_of(dia_id: str) -> int:
+    return int(dia_id[1:].split(":")[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--database-url", default=None, help="use this Postgres instead of an embedded one")
+    parser.add_argument("--context-window", type=int, default=archival.CONTEXT_WINDOW)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N conversations")
+    args = parser.parse_args()
+
+    if not args.data.is_file():
+        sys.exit(f"LoCoMo data not found at {args.data} (see ../shared/data/locomo/README.md)")
+    conversations = load(args.data)
+    if args.limit:
+        conversations = conversations[: args.limit]
+
+    server = None
+    url = args.database_url
+    if url is None:
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="o-locomo-")), cleanup_mode="delete")
+        url = server.url
+    migrate(url)
+    db = Database(url, min_size=1, max_size=2).open()
+    embedder = local_embedder()
+    embedder.embed(["warm up"])
+    try:
+        with db.transaction() as conn:
+            org = conn.execute(
+                "INSERT INTO organizations (id, name) VALUES (%s, %s) RETURNING id",
+                (new_id("org"), f"locomo-bench-{new_id('run')}"),
+            ).fetchone()["id"]
+        agents: list[str] = []
+        ingest_started = time.perf_counter()
+        n_turns = 0
+        for conv in conversations:
+            agent_id = new_id("agent")
+            with db.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO agents (id, organization_id, name, embedding_config) VALUES (%s, %s, %s, %s)",
+                    (agent_id, org, f"locomo-{conv['id']}", json.dumps(EmbeddingConfig.default().model_dump())),
+                )
+            for when, turns in conv["sessions"]:
+                items = [
+                    archival.PassageInput(text, metadata={"dia_id": dia}, created_at=when) for dia, text in turns
+                ]
+                archival.insert(db, org, agent_id, items, context_window=args.context_window, chunk=False)
+                n_turns += len(items)
+            agents.append(agent_id)
+        ingest_seconds = time.perf_counter() - ingest_started
+
+        recall: dict[int, list[float]] = {k: [] for k in KS}
+        by_cat: dict[tuple[int, int], list[float]] = defaultdict(list)
+        any5: list[bool] = []
+        all5: list[bool] = []
+        latencies: list[float] = []
+        for conv, agent_id in zip(conversations, agents, strict=True):
+            for question, evidence, category in conv["questions"]:
+                started = time.perf_counter()
+                hits = archival.search(db, org, agent_id, question, top_k=max(KS))
+                latencies.append(time.perf_counter() - started)
+                ranked = [h.passage.metadata["dia_id"] for h in hits]
+                wanted = set(evidence)
+                for k in KS:
+                    r = len(wanted & set(ranked[:k])) / len(wanted)
+                    recall[k].append(r)
+                    by_cat[(category, k)].append(r)
+                top_sessions: list[int] = []
+                for dia in ranked:
+                    s = session_of(dia)
+                    if s not in top_sessions:
+                        top_sessions.append(s)
+                    if len(top_sessions) == 5:
+                        break
+                evidence_sessions = {session_of(e) for e in evidence}
+                any5.append(bool(evidence_sessions & set(top_sessions)))
+                all5.append(evidence_sessions <= set(top_sessions))
+    finally:
+        db.close()
+        if server is not None:
+            server.stop()
+
+    n = len(recall[1])
+    print(f"LoCoMo retrieval through O's archival engine (hybrid BM25 + all-MiniLM-L6-v2, weighted RRF), "
+          f"context window {args.context_window}")
+    print(f"conversations {len(conversations)}, turns {n_turns}, questions {n}")
+    print(f"ingest: {ingest_seconds:.1f} s ({n_turns / ingest_seconds:.0f} passages/s, embedding included)")
+    header = "".join(f"  R@{k:<4}" for k in KS)
+    print(f"{'':14}{header}   n")
+    print(f"{'overall':14}" + "".join(f"  {statistics.fmean(recall[k]):.3f} " for k in KS) + f"  {n}")
+    for cat, name in CATEGORIES.items():
+        vals = [statistics.fmean(by_cat[(cat, k)]) for k in KS]
+        print(f"{name:14}" + "".join(f"  {v:.3f} " for v in vals) + f"  {len(by_cat[(cat, 1)])}")
+    print(f"session any@5 {statistics.fmean(any5):.3f}   all@5 {statistics.fmean(all5):.3f}")
+    latencies.sort()
+    print(f"search latency (top 50, query embedding included): p50 {1000 * latencies[n // 2]:.1f} ms  "
+          f"p95 {1000 * latencies[int(n * 0.95)]:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

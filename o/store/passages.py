@@ -1,0 +1,406 @@
+"""SQL for archival passages, and the hybrid search query that archival and recall share.
+
+How vectors of different sizes coexist: ``passages`` (and ``messages``) have one vector column per
+supported width, each with its own HNSW cosine index: ``embedding_384``, ``embedding_768``,
+``embedding_1024``, ``embedding_1536`` (pgvector ``vector``) and ``embedding_3072`` (``halfvec``,
+since HNSW indexes ``vector`` only up to 2,000 dims). A model of another size (e.g. 256 or 512) is
+stored zero-padded in the next wider column; padding with zeros changes no cosine similarity.
+``embedding_dim`` and ``embedding_model`` record what each row holds, and the vector half of a
+search reads only rows of the model the agent uses now. Rows whose columns are NULL are not in the
+HNSW index at all, so an index costs nothing for widths nobody uses.
+
+How ranking works: two candidate lists, both computed inside Postgres with every filter in their
+WHERE clauses, are fused by weighted reciprocal-rank fusion (RRF):
+
+* full text: BM25 (k1 1.2, b 0.75) over ``search_tsv``; the words of a passage have weight A and
+  the words of its neighbours (context) weight D, which count ``CONTEXT_WEIGHT`` of a word.
+  Document frequencies come from ``search_term_stats`` (kept exact by triggers). Query words are
+  OR-ed; when they are very common the GIN match uses only the rarest ones (``MATCH_BUDGET``) so
+  a query never scores half the corpus.
+* vectors: HNSW cosine with ``hnsw.ef_search`` set for the query (``SET LOCAL``) and pgvector's
+  iterative scan, so filters never starve the result.
+
+The lexical list weighs 1 and the vector list ``VECTOR_WEIGHT`` in the fusion; the figures that
+chose these values are printed by ``bench/locomo``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from o.errors import InvalidInput
+from o.store.db import Conn
+from o.store.pages import Page, fetch_page
+
+SUPPORTED_WIDTHS = (384, 768, 1024, 1536, 3072)
+HALFVEC_WIDTHS = frozenset({3072})
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+# A context word counts this much of a word of the passage itself (measured on LoCoMo: 0.3).
+CONTEXT_WEIGHT = 0.3
+RRF_K = 60
+LEXICAL_WEIGHT = 1.0
+VECTOR_WEIGHT = 0.3
+# Largest number of rows the GIN match may return before dropping the query's commonest words.
+MATCH_BUDGET = 20_000
+TEXT_CONFIG = "english"
+
+Corpus = Literal["archival", "recall"]
+TagMatch = Literal["any", "all"]
+
+PASSAGE_COLUMNS = (
+    "id", "organization_id", "agent_id", "text", "tags", "metadata", "embedding_model",
+    "embedding_dim", "created_at", "updated_at",
+)
+
+
+def vector_width(dim: int) -> int:
+    """The column width that stores vectors of ``dim`` numbers."""
+    for width in SUPPORTED_WIDTHS:
+        if dim <= width:
+            return width
+    raise InvalidInput(
+        f"embedding_dim {dim} is larger than the widest supported vector ({SUPPORTED_WIDTHS[-1]})",
+        embedding_dim=dim,
+        supported=list(SUPPORTED_WIDTHS),
+    )
+
+
+def vector_column(dim: int) -> str:
+    return f"embedding_{vector_width(dim)}"
+
+
+def vector_type(dim: int) -> str:
+    return "halfvec" if vector_width(dim) in HALFVEC_WIDTHS else "vector"
+
+
+def vector_literal(vector: np.ndarray, dim: int) -> str:
+    """A vector as pgvector text, zero-padded to its column's width."""
+    flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if flat.shape[0] != dim:
+        raise InvalidInput(
+            f"embedding has {flat.shape[0]} dimensions but the agent's embedding_dim is {dim}",
+            expected_dim=dim,
+            actual_dim=int(flat.shape[0]),
+        )
+    if not np.all(np.isfinite(flat)):
+        raise InvalidInput("embedding contains NaN or infinite values")
+    width = vector_width(dim)
+    if width > dim:
+        flat = np.concatenate([flat, np.zeros(width - dim, dtype=np.float32)])
+    return "[" + ",".join(f"{x:.7g}" for x in flat.tolist()) + "]"
+
+
+@dataclass(frozen=True)
+class NewPassage:
+    text: str
+    embedding: np.ndarray
+    # words of neighbouring passages, indexed at CONTEXT_WEIGHT
+    context: str = ""
+    tags: Sequence[str] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    id: str | None = None
+
+
+def stored_embedding(conn: Conn, agent_id: str) -> tuple[str | None, int] | None:
+    """(model, dim) of the vectors an agent's archival memory holds, or None if it holds none."""
+    row = conn.execute(
+        "SELECT embedding_model, embedding_dim FROM passages "
+        "WHERE agent_id = %s AND embedding_dim IS NOT NULL LIMIT 1",
+        (agent_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return row["embedding_model"], int(row["embedding_dim"])
+
+
+def insert_many(
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    passages: Sequence[NewPassage],
+    *,
+    model: str,
+    dim: int,
+    new_id: Any,
+) -> list[dict[str, Any]]:
+    """Insert passages in one statement; returns the stored rows in input order."""
+    if not passages:
+        return []
+    column = vector_column(dim)
+    ids = [p.id or new_id() for p in passages]
+    texts = [p.text for p in passages]
+    contexts = [p.context for p in passages]
+    tags = [Jsonb(list(p.tags)) for p in passages]
+    metadata = [Jsonb(p.metadata) for p in passages]
+    created = [p.created_at for p in passages]
+    vectors = [vector_literal(p.embedding, dim) for p in passages]
+    query = sql.SQL(
+        """
+        WITH input AS (
+            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[],
+                                 %s::timestamptz[], %s::text[])
+                WITH ORDINALITY AS t(id, text, context, tags, metadata, created_at, vec, ord)
+        ), prepared AS (
+            SELECT i.*, setweight(to_tsvector({cfg}, i.text), 'A')
+                        || setweight(to_tsvector({cfg}, i.context), 'D') AS tsv
+            FROM input i
+        ), inserted AS (
+            INSERT INTO passages (id, organization_id, agent_id, text, tags, metadata, embedding_model,
+                                  embedding_dim, {column}, search_tsv, search_len, created_at, updated_at)
+            SELECT p.id, %s, %s, p.text,
+                   ARRAY(SELECT jsonb_array_elements_text(p.tags)), p.metadata, %s, %s,
+                   p.vec::{vtype}, p.tsv,
+                   (SELECT coalesce(sum(cardinality(u.positions)
+                                        - %s * cardinality(array_positions(u.weights, 'D'))), 0)
+                    FROM unnest(p.tsv) u),
+                   coalesce(p.created_at, clock_timestamp()), coalesce(p.created_at, clock_timestamp())
+            FROM prepared p ORDER BY p.ord
+            RETURNING {returning}
+        )
+        SELECT * FROM inserted
+        """
+    ).format(
+        cfg=sql.Literal(TEXT_CONFIG),
+        column=sql.Identifier(column),
+        vtype=sql.SQL(vector_type(dim)),
+        returning=sql.SQL(", ").join(map(sql.Identifier, PASSAGE_COLUMNS)),
+    )
+    rows = conn.execute(
+        query,
+        (ids, texts, contexts, tags, metadata, created, vectors, organization_id, agent_id, model, dim,
+         1.0 - CONTEXT_WEIGHT),
+    ).fetchall()
+    by_id = {row["id"]: row for row in rows}
+    return [by_id[i] for i in ids]
+
+
+def get(conn: Conn, organization_id: str, agent_id: str, passage_id: str) -> dict[str, Any] | None:
+    return conn.execute(
+        sql.SQL("SELECT {cols} FROM passages WHERE id = %s AND organization_id = %s AND agent_id = %s").format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, PASSAGE_COLUMNS))
+        ),
+        (passage_id, organization_id, agent_id),
+    ).fetchone()
+
+
+def delete(conn: Conn, organization_id: str, agent_id: str, passage_id: str) -> bool:
+    cur = conn.execute(
+        "DELETE FROM passages WHERE id = %s AND organization_id = %s AND agent_id = %s",
+        (passage_id, organization_id, agent_id),
+    )
+    return cur.rowcount > 0
+
+
+def count(conn: Conn, organization_id: str, agent_id: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) AS n FROM passages WHERE organization_id = %s AND agent_id = %s",
+        (organization_id, agent_id),
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def list_page(
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    page: Page,
+    *,
+    text_contains: str | None = None,
+    tags: Sequence[str] | None = None,
+    tag_match: TagMatch = "any",
+) -> list[dict[str, Any]]:
+    """Passages in creation order between cursors; optional substring and tag filters."""
+    conds: list[sql.Composable] = [sql.SQL("organization_id = %s AND agent_id = %s")]
+    params: list[Any] = [organization_id, agent_id]
+    if text_contains:
+        conds.append(sql.SQL("strpos(lower(text), lower(%s)) > 0"))
+        params.append(text_contains)
+    if tags:
+        conds.append(sql.SQL("tags @> %s::text[]" if tag_match == "all" else "tags && %s::text[]"))
+        params.append(list(tags))
+    return fetch_page(
+        conn,
+        table="passages",
+        key="created_at",
+        columns=sql.SQL(", ").join(map(sql.Identifier, PASSAGE_COLUMNS)),
+        scope=sql.SQL(" AND ").join(conds),
+        scope_params=tuple(params),
+        page=page,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Hybrid search, shared by archival (passages) and recall (messages)
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """Where and how to search; filters are SQL over the table aliased ``p``."""
+
+    table: Literal["passages", "messages"]
+    corpus: Corpus
+    organization_id: str
+    agent_id: str
+    columns: Sequence[str]
+    filters: Sequence[tuple[str, Sequence[Any]]] = ()
+    # vector half: the agent's model and the query's vector (None = lexical only)
+    model: str | None = None
+    dim: int | None = None
+    query_vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class LexicalQuery:
+    lexemes: list[str]
+    idfs: list[float]
+    tsquery: str | None
+    avg_len: float
+
+
+def _tsquery_literal(lexemes: Sequence[str]) -> str:
+    quoted = ("'" + lx.replace("\\", "\\\\").replace("'", "''") + "'" for lx in lexemes)
+    return " | ".join(quoted)
+
+
+def lexical_query(conn: Conn, corpus: Corpus, agent_id: str, text: str) -> LexicalQuery:
+    """The query's lexemes with their BM25 idf, and the OR-query the GIN index matches."""
+    rows = conn.execute(
+        """
+        SELECT q.lexeme, coalesce(t.df, 0) AS df, s.docs, s.total_len
+        FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))) q
+        LEFT JOIN search_term_stats t
+               ON t.agent_id = %s AND t.corpus = %s AND t.lexeme = q.lexeme
+        LEFT JOIN search_corpus_stats s ON s.agent_id = %s AND s.corpus = %s
+        """,
+        (TEXT_CONFIG, text, agent_id, corpus, agent_id, corpus),
+    ).fetchall()
+    present = [r for r in rows if r["df"] > 0 and r["docs"]]
+    if not present:
+        return LexicalQuery([], [], None, 1.0)
+    docs = float(present[0]["docs"])
+    avg_len = max(float(present[0]["total_len"]) / docs, 1e-6)
+    present.sort(key=lambda r: (r["df"], r["lexeme"]))
+    lexemes = [r["lexeme"] for r in present]
+    idfs = [math.log(1.0 + (docs - r["df"] + 0.5) / (r["df"] + 0.5)) for r in present]
+    # Match on the rarest words until the budget is spent; all words still add to the score.
+    matched: list[str] = []
+    spent = 0
+    for r in present:
+        if matched and spent + r["df"] > MATCH_BUDGET:
+            break
+        matched.append(r["lexeme"])
+        spent += r["df"]
+    return LexicalQuery(lexemes, idfs, _tsquery_literal(matched), avg_len)
+
+
+def ef_search_for(candidates: int) -> int:
+    # pgvector caps ef_search at 1000; below ~100 recall on hard data drops (PLATFORM.md)
+    return max(100, min(1000, 2 * candidates))
+
+
+def hybrid_search(
+    conn: Conn,
+    spec: SearchSpec,
+    query_text: str,
+    *,
+    top_k: int,
+    candidates: int | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of ``spec.table`` ranked by weighted RRF of BM25 and vector cosine, best first.
+
+    Each row carries ``score`` (fused), ``lexical_rank``/``lexical_score`` and
+    ``vector_rank``/``vector_distance`` (NULL when the row was not a candidate of that half).
+    """
+    n = candidates or max(3 * top_k, 100)
+    lexical = lexical_query(conn, spec.corpus, spec.agent_id, query_text) if query_text.strip() else None
+    use_lexical = lexical is not None and lexical.tsquery is not None
+    use_vector = spec.query_vector is not None and spec.dim is not None
+    if not use_lexical and not use_vector:
+        return []
+
+    table = sql.Identifier(spec.table)
+    cols = sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in spec.columns)
+    where: list[sql.Composable] = [sql.SQL("p.organization_id = %s AND p.agent_id = %s")]
+    where_params: list[Any] = [spec.organization_id, spec.agent_id]
+    for clause, params in spec.filters:
+        where.append(sql.SQL(clause))  # type: ignore[arg-type]  # clauses are module constants
+        where_params.extend(params)
+    scope = sql.SQL(" AND ").join(where)
+
+    params: list[Any] = []
+    ctes: list[sql.Composable] = []
+    if use_lexical:
+        assert lexical is not None
+        ctes.append(
+            sql.SQL(
+                """lex AS (
+                SELECT s.id, s.score, row_number() OVER (ORDER BY s.score DESC, s.id) AS rank
+                FROM (
+                    SELECT p.id, sum(q.idf * t.tf * %s / (t.tf + %s * (1 - %s + %s * p.search_len / %s))) AS score
+                    FROM {table} p
+                    CROSS JOIN LATERAL (
+                        SELECT u.lexeme, cardinality(u.positions)
+                               - %s * cardinality(array_positions(u.weights, 'D')) AS tf
+                        FROM unnest(p.search_tsv) u) t
+                    JOIN unnest(%s::text[], %s::float8[]) AS q(lexeme, idf) ON q.lexeme = t.lexeme
+                    WHERE {scope} AND p.search_tsv @@ %s::tsquery
+                    GROUP BY p.id
+                    ORDER BY score DESC, p.id
+                    LIMIT %s) s)"""
+            ).format(table=table, scope=scope)
+        )
+        params += [BM25_K1 + 1, BM25_K1, BM25_B, BM25_B, lexical.avg_len, 1.0 - CONTEXT_WEIGHT,
+                   lexical.lexemes, lexical.idfs, *where_params, lexical.tsquery, n]
+    else:
+        ctes.append(sql.SQL("lex AS (SELECT NULL::text AS id, NULL::float8 AS score, NULL::bigint AS rank "
+                            "WHERE false)"))
+    if use_vector:
+        assert spec.dim is not None and spec.query_vector is not None
+        column = sql.Identifier(vector_column(spec.dim))
+        vtype = sql.SQL(vector_type(spec.dim))
+        conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search_for(n)),))
+        conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        ctes.append(
+            sql.SQL(
+                """vec AS MATERIALIZED (
+                SELECT p.id, p.{column} <=> %s::{vtype} AS distance
+                FROM {table} p
+                WHERE {scope} AND p.embedding_dim = %s AND p.embedding_model IS NOT DISTINCT FROM %s
+                ORDER BY p.{column} <=> %s::{vtype}
+                LIMIT %s),
+                vranked AS (
+                SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM vec)"""
+            ).format(column=column, vtype=vtype, table=table, scope=scope)
+        )
+        literal = vector_literal(spec.query_vector, spec.dim)
+        params += [literal, *where_params, spec.dim, spec.model, literal, n]
+    else:
+        ctes.append(sql.SQL("vranked AS (SELECT NULL::text AS id, NULL::float8 AS distance, "
+                            "NULL::bigint AS rank WHERE false)"))
+    query = sql.SQL(
+        """WITH {ctes},
+        fused AS (
+            SELECT coalesce(l.id, v.id) AS id,
+                   coalesce(%s / (%s + l.rank), 0) + coalesce(%s / (%s + v.rank), 0) AS score,
+                   l.rank AS lexical_rank, l.score AS lexical_score,
+                   v.rank AS vector_rank, v.distance AS vector_distance
+            FROM lex l FULL JOIN vranked v ON v.id = l.id
+            ORDER BY score DESC, id
+            LIMIT %s)
+        SELECT {cols}, f.score, f.lexical_rank, f.lexical_score, f.vector_rank, f.vector_distance
+        FROM fused f JOIN {table} p ON p.id = f.id
+        ORDER BY f.score DESC, f.id"""
+    ).format(ctes=sql.SQL(",\n").join(ctes), cols=cols, table=table)
+    params += [LEXICAL_WEIGHT, RRF_K, VECTOR_WEIGHT, RRF_K, top_k]
+    return conn.execute(query, params).fetchall()
