@@ -104,6 +104,7 @@ class Database(Construct):
         )
         self.proxy = self.instance.add_proxy(
             "Proxy",
+            db_proxy_name=f"{Stack.of(self).stack_name}-proxy",
             secrets=[secret],
             vpc=vpc,
             vpc_subnets=proxy_subnets,

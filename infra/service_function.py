@@ -22,6 +22,8 @@ from infra.build import PYTHON_VERSION
 RUNTIME = lambda_.Runtime(f"python{PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
 ARCHITECTURE = lambda_.Architecture.ARM_64
 METRICS_NAMESPACE = "O"
+# The validation plugin whose findings ``acknowledge`` suppresses.
+NAG_PACK = "AwsSolutions"
 # How cdk-nag names an AWS managed policy in a finding.
 MANAGED = "arn:<AWS::Partition>:iam::aws:policy/service-role/"
 
@@ -167,7 +169,9 @@ def acknowledge(scope: Construct, *rules: tuple[str, str]) -> None:
     A finding about one policy or resource must be named in full, e.g.
     ``AwsSolutions-IAM5[Resource::*]``; the bare rule id does not cover it.
     """
-    Validations.of(scope).acknowledge(*(Acknowledgment(id=rule, reason=reason) for rule, reason in rules))
+    Validations.of(scope).acknowledge(
+        *(Acknowledgment(id=f"{NAG_PACK}::{rule}", reason=reason) for rule, reason in rules)
+    )
 
 
 _RETENTION = {

@@ -68,7 +68,7 @@ class Sleeptime(Construct):
         grant_invoke_exact(self.function, self.role)
         self.default_schedule = scheduler.CfnSchedule(
             self,
-            "Default",
+            "DefaultSchedule",
             group_name=self.group_name,
             description="wake sleep-time compute for the agents that are due",
             schedule_expression=schedule_expression,

@@ -155,6 +155,7 @@ class OStack(Stack):
             service.node.add_dependency(migrations)
         sandbox.grant_invoke(agent_step.function)
         sandbox.grant_invoke(api_function.function)
+        sandbox.grant_invoke(sleeptime.function)
         agent_loop.state_machine.grant_start_execution(api_function.function)
         agent_loop.state_machine.grant_task_response(api_function.function)
         agent_loop.state_machine.grant_start_execution(sleeptime.function)

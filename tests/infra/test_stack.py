@@ -1,0 +1,352 @@
+"""What the synthesized stack must guarantee, pinned on the real template (one synth per session)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import Validations
+from aws_cdk.assertions import Match, Template
+
+from infra.agent_loop import DEFAULT_ITERATION_CAP, LAMBDA_SERVICE_ERRORS
+from tests.infra.conftest import Synthesized
+
+
+def _ref_name(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+    return None
+
+
+def _function(s: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
+    found = [
+        (k, v) for k, v in s.resources("AWS::Lambda::Function").items() if v["Properties"].get("Handler") == handler
+    ]
+    assert len(found) == 1, handler
+    return found[0]
+
+
+def _definition(s: Synthesized) -> dict[str, Any]:
+    """The state machine's ASL with every CloudFormation reference replaced by its logical id."""
+    _, machine = s.one("AWS::StepFunctions::StateMachine")
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    return json.loads("".join(p if isinstance(p, str) else f"<{_ref_name(p)}>" for p in parts))
+
+
+def _policies_of_role(s: Synthesized, role_id: str) -> list[dict[str, Any]]:
+    return [
+        p["Properties"]
+        for p in s.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+
+
+# --- cdk-nag -------------------------------------------------------------------------------
+
+
+def test_cdk_nag_aws_solutions_passes_with_reasons(synthesized: Synthesized) -> None:
+    report = json.loads((synthesized.outdir / "validation-report.json").read_text())
+    nag = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert nag and nag[0]["conclusion"] == "success"
+    assert nag[0]["violations"] == []
+
+    acknowledged: dict[str, str] = {}
+    for construct in synthesized.app.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                acknowledged.update(entry.data)
+    nag_rules = {rule: reason for rule, reason in acknowledged.items() if "AwsSolutions-" in rule}
+    assert nag_rules, "expected the suppressions made in infra/ to be recorded"
+    for rule, reason in nag_rules.items():
+        assert len(reason) > 30, f"{rule} is suppressed without a real reason: {reason!r}"
+    # Blanket suppressions would hide new findings; only these few are whole-rule.
+    whole_rule = {rule.split("::", 1)[-1] for rule in nag_rules if "[" not in rule}
+    assert whole_rule <= {
+        "AwsSolutions-L1", "AwsSolutions-RDS3", "AwsSolutions-RDS11", "AwsSolutions-EC23",
+        "AwsSolutions-SMG4", "AwsSolutions-APIG2", "AwsSolutions-APIG3", "AwsSolutions-APIG4",
+        "AwsSolutions-COG4",
+    }  # fmt: skip
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+def test_database_is_encrypted_private_tls_only_and_protected(synthesized: Synthesized) -> None:
+    template = Template.from_json(synthesized.template)
+    template.has_resource_properties(
+        "AWS::RDS::DBInstance",
+        {
+            "Engine": "postgres",
+            "EngineVersion": Match.string_like_regexp(r"^1[67]\."),
+            "StorageEncrypted": True,
+            "PubliclyAccessible": False,
+            "DeletionProtection": True,
+        },
+    )
+    template.has_resource("AWS::RDS::DBInstance", {"DeletionPolicy": "Snapshot"})
+    template.has_resource_properties(
+        "AWS::RDS::DBParameterGroup", {"Parameters": Match.object_like({"rds.force_ssl": "1"})}
+    )
+    template.has_resource_properties("AWS::RDS::DBProxy", {"RequireTLS": True, "EngineFamily": "POSTGRESQL"})
+    template.resource_count_is("AWS::SecretsManager::RotationSchedule", 1)
+
+
+def test_database_subnets_have_no_route_out(synthesized: Synthesized) -> None:
+    _, group = synthesized.one("AWS::RDS::DBSubnetGroup")
+    subnet_ids = {_ref_name(s) for s in group["Properties"]["SubnetIds"]}
+    assert subnet_ids and all("data" in s for s in subnet_ids)
+    tables = {
+        _ref_name(a["Properties"]["RouteTableId"])
+        for a in synthesized.resources("AWS::EC2::SubnetRouteTableAssociation").values()
+        if _ref_name(a["Properties"]["SubnetId"]) in subnet_ids
+    }
+    routes = [
+        r for r in synthesized.resources("AWS::EC2::Route").values()
+        if _ref_name(r["Properties"]["RouteTableId"]) in tables
+    ]  # fmt: skip
+    assert routes == [], "the database subnets must not route to a NAT or internet gateway"
+
+
+def test_only_the_proxy_reaches_the_database_and_only_functions_reach_the_proxy(
+    synthesized: Synthesized,
+) -> None:
+    ingress = [i["Properties"] for i in synthesized.resources("AWS::EC2::SecurityGroupIngress").values()]
+
+    def sources(group_prefix: str) -> set[str]:
+        return {
+            _ref_name(i["SourceSecurityGroupId"]) or "?"
+            for i in ingress
+            if (_ref_name(i["GroupId"]) or "").startswith(group_prefix)
+        }
+
+    # The hosted rotation function is the only other client of the instance.
+    db_sources = sources("DatabaseInstanceSecurityGroup")
+    assert any(s.startswith("DatabaseProxySecurityGroup") for s in db_sources)
+    assert all(s.startswith(("DatabaseProxySecurityGroup", "DatabaseInstanceRotation")) for s in db_sources)
+    assert {s[: len("NetworkFunctions")] for s in sources("DatabaseProxySecurityGroup")} == {"NetworkFunctions"}
+    for group in synthesized.resources("AWS::EC2::SecurityGroup").values():
+        for rule in group["Properties"].get("SecurityGroupIngress", []):
+            assert rule.get("CidrIp") != "0.0.0.0/0"
+
+
+# --- functions, sandbox, migrations ---------------------------------------------------------
+
+
+def test_every_function_is_arm64_with_the_one_layer(synthesized: Synthesized) -> None:
+    layers = synthesized.resources("AWS::Lambda::LayerVersion")
+    assert len(layers) == 1
+    layer_id = next(iter(layers))
+    functions = [
+        fn for fn in synthesized.resources("AWS::Lambda::Function").values()
+        if fn["Properties"]["Handler"].startswith("functions.")
+    ]  # fmt: skip
+    assert len(functions) == 5
+    for fn in functions:
+        props = fn["Properties"]
+        assert props["Architectures"] == ["arm64"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Layers"] == [{"Ref": layer_id}]
+        assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"].startswith("o-")
+
+
+def test_database_functions_run_in_private_subnets_with_connection_info(synthesized: Synthesized) -> None:
+    for handler in (
+        "functions.api.handler.handler",
+        "functions.agent_step.handler.handler",
+        "functions.migrate.handler.handler",
+        "functions.sleeptime.handler.handler",
+    ):
+        _, fn = _function(synthesized, handler)
+        props = fn["Properties"]
+        subnets = {_ref_name(s) for s in props["VpcConfig"]["SubnetIds"]}
+        assert subnets and all("app" in s for s in subnets), handler
+        env = props["Environment"]["Variables"]
+        assert _ref_name(env["O_DB_HOST"]).startswith("DatabaseInstanceProxy")
+        assert env["O_DB_NAME"] == "o"
+        assert env["O_DISABLE_PREPARED_STATEMENTS"] == "true"
+        assert "O_DB_SECRET_ARN" in env and "O_DATABASE_URL" not in env
+
+
+def test_tool_sandbox_can_only_write_its_own_logs(synthesized: Synthesized) -> None:
+    _, fn = _function(synthesized, "functions.tool_sandbox.handler.handler")
+    props = fn["Properties"]
+    assert "VpcConfig" not in props, "the sandbox must not sit in the VPC next to the database"
+    assert props.get("TracingConfig") is None
+    env = props["Environment"]["Variables"]
+    assert not [k for k in env if k.startswith("O_") and k != "O_RUNTIME"], "no secrets or DB info"
+    role_id = _ref_name(props["Role"])
+    role = synthesized.template["Resources"][role_id]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    assert "Policies" not in role
+    policies = _policies_of_role(synthesized, role_id)
+    assert len(policies) == 1
+    statements = policies[0]["PolicyDocument"]["Statement"]
+    assert len(statements) == 1
+    assert sorted(statements[0]["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert statements[0]["Effect"] == "Allow"
+    assert _ref_name(statements[0]["Resource"]) == _ref_name(props["LoggingConfig"]["LogGroup"])
+
+
+def test_migrations_run_on_deploy_before_serving_code(synthesized: Synthesized) -> None:
+    run_id, run = synthesized.one("Custom::OSchemaMigrations")
+    migrate_id, _ = _function(synthesized, "functions.migrate.handler.handler")
+    assert _ref_name(run["Properties"]["ServiceToken"]) == migrate_id
+    assert len(run["Properties"]["CodeFingerprint"]) == 32
+    assert any(d.startswith("DatabaseInstanceProxy") for d in run["DependsOn"])
+    for handler in ("functions.api.handler.handler", "functions.agent_step.handler.handler"):
+        _, fn = _function(synthesized, handler)
+        assert run_id in fn["DependsOn"], handler
+
+
+# --- rollout and API --------------------------------------------------------------------------
+
+
+def test_live_aliases_point_at_a_published_version_with_no_extra_weight(synthesized: Synthesized) -> None:
+    aliases = synthesized.resources("AWS::Lambda::Alias")
+    assert len(aliases) == 2
+    targets = set()
+    for alias in aliases.values():
+        props = alias["Properties"]
+        assert props["Name"] == "live"
+        assert "RoutingConfig" not in props, "a deploy routes all of live to the version it publishes"
+        version = synthesized.template["Resources"][_ref_name(props["FunctionVersion"])]
+        assert version["Type"] == "AWS::Lambda::Version"
+        assert version["Properties"]["FunctionName"] == props["FunctionName"]
+        targets.add(_ref_name(props["FunctionName"]))
+    api_id, _ = _function(synthesized, "functions.api.handler.handler")
+    step_id, _ = _function(synthesized, "functions.agent_step.handler.handler")
+    assert targets == {api_id, step_id}
+
+
+def test_api_gateway_calls_the_api_alias_with_throttling_and_access_logs(synthesized: Synthesized) -> None:
+    api_alias = next(k for k in synthesized.resources("AWS::Lambda::Alias") if k.startswith("RolloutApi"))
+    methods = synthesized.resources("AWS::ApiGateway::Method")
+    assert methods
+    for method in methods.values():
+        uri_parts = method["Properties"]["Integration"]["Uri"]["Fn::Join"][1]
+        assert {"Ref": api_alias} in uri_parts
+    permissions = [
+        p["Properties"] for p in synthesized.resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]  # fmt: skip
+    assert permissions and all(p["FunctionName"] == {"Ref": api_alias} for p in permissions)
+
+    _, stage = synthesized.one("AWS::ApiGateway::Stage")
+    props = stage["Properties"]
+    assert props["TracingEnabled"] is True
+    assert "DestinationArn" in props["AccessLogSetting"]
+    (settings,) = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == 100
+    assert settings["ThrottlingBurstLimit"] == 200
+    assert settings["LoggingLevel"] == "ERROR"
+    _, rest_api = synthesized.one("AWS::ApiGateway::RestApi")
+    assert rest_api["Properties"]["EndpointConfiguration"]["Types"] == ["REGIONAL"]
+
+    _, fn = _function(synthesized, "functions.api.handler.handler")
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["O_MAX_BODY_BYTES"] == "1048576"
+    assert fn["Properties"]["Timeout"] <= 29
+
+
+# --- agent loop ---------------------------------------------------------------------------------
+
+
+def test_state_machine_is_standard_logged_traced_and_invokes_the_step_alias(synthesized: Synthesized) -> None:
+    _, machine = synthesized.one("AWS::StepFunctions::StateMachine")
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["StateMachineName"] == "O-agent-loop"
+
+    definition = _definition(synthesized)
+    assert "QueryLanguage" not in definition, "JSONPath (the default), so moto can run it"
+    step_alias = next(k for k in synthesized.resources("AWS::Lambda::Alias") if k.startswith("RolloutAgentStep"))
+    for name in ("Step", "Tools", "AwaitApproval"):
+        state = definition["States"][name]
+        assert state["Parameters"]["FunctionName"] == f"<{step_alias}>"
+        errors = {e for retry in state["Retry"] for e in retry["ErrorEquals"]}
+        assert set(LAMBDA_SERVICE_ERRORS) <= errors
+        assert all(r["BackoffRate"] >= 2 and r["MaxAttempts"] >= 2 for r in state["Retry"])
+    assert definition["States"]["AwaitApproval"]["Resource"].endswith("lambda:invoke.waitForTaskToken")
+    assert definition["States"]["AwaitApproval"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+
+    continue_as_new = definition["States"]["ContinueAsNew"]
+    assert continue_as_new["Resource"] == "arn:aws:states:::states:startExecution"
+    assert continue_as_new["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+    assert continue_as_new["Parameters"]["Input"]["iteration"] == 0
+    cap_rule = definition["States"]["Route"]["Choices"][2]
+    assert {"Variable": "$.iteration", "NumericLessThan": DEFAULT_ITERATION_CAP} in cap_rule["And"]
+
+
+def test_state_machine_role_may_restart_itself_and_invoke_only_the_step_alias(synthesized: Synthesized) -> None:
+    _, machine = synthesized.one("AWS::StepFunctions::StateMachine")
+    role_id = _ref_name(machine["Properties"]["RoleArn"])
+    statements = [s for p in _policies_of_role(synthesized, role_id) for s in p["PolicyDocument"]["Statement"]]
+    start = [s for s in statements if s["Action"] == "states:StartExecution"]
+    assert len(start) == 1
+    assert "stateMachine:O-agent-loop" in json.dumps(start[0]["Resource"])
+    invoke = [s for s in statements if "lambda:InvokeFunction" in json.dumps(s["Action"])]
+    assert len(invoke) == 1
+    assert "RolloutAgentStepLive" in json.dumps(invoke[0]["Resource"])
+
+
+def test_api_may_start_runs_and_answer_approvals(synthesized: Synthesized) -> None:
+    _, fn = _function(synthesized, "functions.api.handler.handler")
+    env = fn["Properties"]["Environment"]["Variables"]
+    machine_id, _ = synthesized.one("AWS::StepFunctions::StateMachine")
+    assert env["O_AGENT_STATE_MACHINE_ARN"] == {"Ref": machine_id}
+    actions = json.dumps(
+        [s["Action"] for p in _policies_of_role(synthesized, _ref_name(fn["Properties"]["Role"]))
+         for s in p["PolicyDocument"]["Statement"]]
+    )  # fmt: skip
+    for action in ("states:StartExecution", "states:SendTaskSuccess", "states:SendTaskFailure"):
+        assert action in actions
+
+
+def test_llm_keys_reach_the_agent_step(synthesized: Synthesized) -> None:
+    secret_id, _ = synthesized.one("AWS::SecretsManager::Secret", "LlmKeys")
+    _, fn = _function(synthesized, "functions.agent_step.handler.handler")
+    assert fn["Properties"]["Environment"]["Variables"]["O_LLM_KEYS_SECRET_ARN"] == {"Ref": secret_id}
+    sandbox_id, _ = _function(synthesized, "functions.tool_sandbox.handler.handler")
+    assert fn["Properties"]["Environment"]["Variables"]["O_TOOL_SANDBOX_FUNCTION_ARN"] == {
+        "Fn::GetAtt": [sandbox_id, "Arn"]
+    }
+
+
+# --- network, schedules, observability --------------------------------------------------------
+
+
+def test_aws_apis_are_reached_through_vpc_endpoints(synthesized: Synthesized) -> None:
+    services = json.dumps(
+        [e["Properties"]["ServiceName"] for e in synthesized.resources("AWS::EC2::VPCEndpoint").values()]
+    )
+    for service in ("secretsmanager", "states", "lambda", "s3"):
+        assert f".{service}" in services, service
+    Template.from_json(synthesized.template).resource_count_is("AWS::EC2::FlowLog", 1)
+
+
+def test_sleeptime_schedule_targets_the_sleeptime_function(synthesized: Synthesized) -> None:
+    _, group = synthesized.one("AWS::Scheduler::ScheduleGroup")
+    _, schedule = synthesized.one("AWS::Scheduler::Schedule")
+    props = schedule["Properties"]
+    assert props["GroupName"] == group["Properties"]["Name"] == "O-sleeptime"
+    assert props["ScheduleExpression"] == "rate(1 hour)"
+    sleeptime_id, _ = _function(synthesized, "functions.sleeptime.handler.handler")
+    assert props["Target"]["Arn"] == {"Fn::GetAtt": [sleeptime_id, "Arn"]}
+    assert json.loads(props["Target"]["Input"])["kind"] == "sleeptime"
+
+
+def test_alarms_watch_each_live_alias_and_the_loop(synthesized: Synthesized) -> None:
+    alarms = [a["Properties"] for a in synthesized.resources("AWS::CloudWatch::Alarm").values()]
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for alarm in alarms:
+        by_metric.setdefault(alarm["MetricName"], []).append(alarm)
+    for metric in ("Errors", "Throttles", "Duration"):
+        resources = [d["Value"] for a in by_metric[metric] for d in a["Dimensions"] if d["Name"] == "Resource"]
+        assert sum("live" in json.dumps(r) for r in resources) == 2, metric
+    assert "ExecutionsFailed" in by_metric and "5XXError" in by_metric
+    Template.from_json(synthesized.template).resource_count_is("AWS::CloudWatch::Dashboard", 1)
