@@ -33,6 +33,7 @@ from o.llm.types import (
     ChatResponse,
     Completed,
     FinishReason,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     ToolCall,
@@ -46,8 +47,12 @@ _FINISH: dict[str, FinishReason] = {
     "stop_sequence": "stop",
     "tool_use": "tool_calls",
     "max_tokens": "length",
+    "model_context_window_exceeded": "length",
     "refusal": "content_filter",
 }
+
+# The smallest thinking budget the API accepts.
+MIN_THINKING_BUDGET = 1024
 
 # Sent when a conversation would otherwise open with the assistant, which the API rejects.
 CONVERSATION_START = "[conversation start]"
@@ -84,6 +89,10 @@ def to_anthropic(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str
         blocks: list[dict[str, Any]] = []
         if message.role == "assistant":
             role = "assistant"
+            if message.reasoning_signature:
+                blocks.append(
+                    {"type": "thinking", "thinking": message.reasoning or "", "signature": message.reasoning_signature}
+                )
             if message.content and message.content.strip():
                 blocks.append({"type": "text", "text": message.content})
             for call in message.tool_calls:
@@ -185,6 +194,15 @@ class AnthropicClient:
             # Required by the Messages API.
             "max_tokens": request.max_tokens or config.max_tokens or 4096,
         }
+        # Thinking cannot be combined with a forced tool choice; the tool rule wins for that step.
+        if config.enable_reasoner and request.tool_choice in ("auto", "none"):
+            if config.max_reasoning_tokens >= MIN_THINKING_BUDGET:
+                budget = config.max_reasoning_tokens
+                body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+                # The budget is part of max_tokens and must leave room for the answer.
+                body["max_tokens"] = max(body["max_tokens"], budget + MIN_THINKING_BUDGET)
+            else:
+                body["thinking"] = {"type": "adaptive"}
         # The current Messages API (and SDK) has no temperature; sampling is steered by effort instead.
         if config.reasoning_effort:
             effort = "low" if config.reasoning_effort == "minimal" else config.reasoning_effort
@@ -218,10 +236,15 @@ class AnthropicClient:
         message = with_retries(lambda: self._sdk.messages.create(**body), self.options.retry, self._classify)
         latency_ms = (time.perf_counter() - started) * 1000.0
         texts: list[str] = []
+        thoughts: list[str] = []
+        signature: str | None = None
         tool_calls: list[ToolCall] = []
         for block in message.content:
             if block.type == "text":
                 texts.append(block.text)
+            elif block.type == "thinking":
+                thoughts.append(block.thinking)
+                signature = block.signature
             elif block.type == "tool_use":
                 tool_calls.append(ToolCall(id=block.id, name=block.name, arguments=json.dumps(block.input)))
         return ChatResponse(
@@ -232,6 +255,8 @@ class AnthropicClient:
             model=message.model or self.model,
             latency_ms=latency_ms,
             id=message.id,
+            reasoning="".join(thoughts) if thoughts else None,
+            reasoning_signature=signature,
         )
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
@@ -240,6 +265,8 @@ class AnthropicClient:
         started = time.perf_counter()
         events = with_retries(lambda: self._sdk.messages.create(**body), self.options.retry, self._classify)
         text_parts: list[str] = []
+        thoughts: list[str] = []
+        signature: str | None = None
         # Content-block index -> position among this response's tool calls.
         tool_index: dict[int, int] = {}
         calls: list[dict[str, Any]] = []
@@ -267,11 +294,19 @@ class AnthropicClient:
                     elif block.type == "text" and block.text:
                         text_parts.append(block.text)
                         yield TextDelta(block.text)
+                    elif block.type == "thinking" and block.thinking:
+                        thoughts.append(block.thinking)
+                        yield ReasoningDelta(block.thinking)
                 elif kind == "content_block_delta":
                     delta = event.delta
                     if delta.type == "text_delta":
                         text_parts.append(delta.text)
                         yield TextDelta(delta.text)
+                    elif delta.type == "thinking_delta":
+                        thoughts.append(delta.thinking)
+                        yield ReasoningDelta(delta.thinking)
+                    elif delta.type == "signature_delta":
+                        signature = delta.signature
                     elif delta.type == "input_json_delta" and event.index in tool_index:
                         position = tool_index[event.index]
                         calls[position]["arguments"].append(delta.partial_json)
@@ -311,5 +346,7 @@ class AnthropicClient:
                 model=model,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
                 id=message_id,
+                reasoning="".join(thoughts) if thoughts else None,
+                reasoning_signature=signature,
             )
         )

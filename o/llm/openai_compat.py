@@ -29,6 +29,7 @@ from o.llm.types import (
     ChatResponse,
     Completed,
     FinishReason,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     ToolCall,
@@ -96,6 +97,16 @@ def to_openai_tool_choice(choice: str) -> Any:
     if choice in ("auto", "required", "none"):
         return choice
     return {"type": "function", "function": {"name": choice}}
+
+
+def _reasoning(obj: Any) -> str | None:
+    """Reasoning text that OpenAI-compatible servers add (Groq and Ollama: ``reasoning``; DeepSeek-style
+    servers: ``reasoning_content``). OpenAI itself keeps its models' reasoning hidden."""
+    for name in ("reasoning", "reasoning_content"):
+        value = getattr(obj, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _usage(raw: Any) -> Usage:
@@ -198,6 +209,7 @@ class OpenAICompatClient:
             model=completion.model or self.model,
             latency_ms=latency_ms,
             id=completion.id,
+            reasoning=_reasoning(message),
         )
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
@@ -207,6 +219,7 @@ class OpenAICompatClient:
         started = time.perf_counter()
         chunks = with_retries(lambda: self._create(body, True), self.options.retry, self._classify)
         text_parts: list[str] = []
+        thoughts: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         finish: str | None = None
         usage = Usage()
@@ -222,6 +235,10 @@ class OpenAICompatClient:
                     if choice.index != 0:
                         continue
                     delta = choice.delta
+                    thought = _reasoning(delta)
+                    if thought:
+                        thoughts.append(thought)
+                        yield ReasoningDelta(thought)
                     if delta.content:
                         text_parts.append(delta.content)
                         yield TextDelta(delta.content)
@@ -272,5 +289,6 @@ class OpenAICompatClient:
                 model=model,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
                 id=completion_id,
+                reasoning="".join(thoughts) if thoughts else None,
             )
         )

@@ -43,6 +43,10 @@ class ChatMessage:
     name: str | None = None
     # On role="tool": the tool failed; Anthropic marks such results with is_error.
     is_error: bool = False
+    # On role="assistant": the model's native reasoning. Anthropic requires a signed thinking
+    # block to be sent back with the tool results it led to; unsigned reasoning is not resent.
+    reasoning: str | None = None
+    reasoning_signature: str | None = None
 
     @classmethod
     def system(cls, text: str) -> ChatMessage:
@@ -103,15 +107,31 @@ class ChatResponse:
     latency_ms: float
     # The provider's own id for the completion, kept for tracing.
     id: str | None = None
+    # Native reasoning (Anthropic thinking, or the reasoning field of OpenAI-compatible servers).
+    reasoning: str | None = None
+    reasoning_signature: str | None = None
 
     def as_message(self) -> ChatMessage:
         """The assistant message to append to the conversation for the next request."""
-        return ChatMessage.assistant(self.content, self.tool_calls)
+        message = ChatMessage.assistant(self.content, self.tool_calls)
+        message.reasoning = self.reasoning
+        message.reasoning_signature = self.reasoning_signature
+        return message
 
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta(TextDelta):
+    """A piece of the model's native reasoning.
+
+    It is a :class:`TextDelta` so that a consumer that only knows text shows it as the
+    model's thinking (Letta's ``reasoning_message``), which is what it is; the final
+    response keeps it apart from ``content``.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,4 +149,4 @@ class Completed:
     response: ChatResponse
 
 
-StreamEvent = TextDelta | ToolCallDelta | Completed
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Completed

@@ -11,6 +11,7 @@ bugs in O fail tests instead of failing in production.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -28,6 +29,45 @@ def _error_type(status: int) -> str:
         429: "rate_limit_error",
         529: "overloaded_error",
     }.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def sign(thinking: str) -> str:
+    """The signature the server gives a thinking block; a resent block must carry it unchanged."""
+    return "sig-" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
+
+
+def _check_thinking(body: dict[str, Any]) -> str | None:
+    thinking = body.get("thinking") or {}
+    kind = thinking.get("type")
+    messages = body.get("messages") or []
+    for i, message in enumerate(messages):
+        for block in _blocks(message.get("content")):
+            if block.get("type") == "thinking" and block.get("signature") != sign(block.get("thinking", "")):
+                return f"messages.{i}.content: Invalid `signature` in `thinking` block"
+    if kind not in ("enabled", "adaptive"):
+        return None
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if budget >= body["max_tokens"]:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    # The assistant turn whose tool use is being answered must open with its thinking block.
+    last_assistant = next((m for m in reversed(messages) if m.get("role") == "assistant"), None)
+    if last_assistant is not None:
+        blocks = _blocks(last_assistant.get("content"))
+        if any(b.get("type") == "tool_use" for b in blocks) and blocks[0].get("type") not in (
+            "thinking",
+            "redacted_thinking",
+        ):
+            return (
+                "messages: Expected `thinking` or `redacted_thinking`, but found "
+                f"`{blocks[0].get('type')}`. When `thinking` is enabled, a final `assistant` message "
+                "must start with a thinking block."
+            )
+    return None
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:
@@ -91,7 +131,7 @@ def check_request(body: dict[str, Any]) -> str | None:
                     return f"messages.{i}: tool_use.input: Input should be a valid dictionary"
     if pending_tool_uses:
         return f"tool_use ids without tool_result: {sorted(pending_tool_uses)}"
-    return None
+    return _check_thinking(body)
 
 
 class AnthropicServer(ScriptedServer):
@@ -153,6 +193,9 @@ class AnthropicServer(ScriptedServer):
             self._error(handler, Reply(status=400, error=problem))
             return
         content: list[dict[str, Any]] = []
+        thinking_on = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+        if reply.reasoning and thinking_on:
+            content.append({"type": "thinking", "thinking": reply.reasoning, "signature": sign(reply.reasoning)})
         if reply.text:
             content.append({"type": "text", "text": reply.text})
         for c in reply.tool_calls:
@@ -211,7 +254,16 @@ class AnthropicServer(ScriptedServer):
         )
         event("ping", {})
         for index, block in enumerate(content):
-            if block["type"] == "text":
+            if block["type"] == "thinking":
+                start = {"type": "thinking", "thinking": "", "signature": ""}
+                event("content_block_start", {"index": index, "content_block": start})
+                for piece in self.pieces(block["thinking"], reply.chunk_size):
+                    event(
+                        "content_block_delta", {"index": index, "delta": {"type": "thinking_delta", "thinking": piece}}
+                    )
+                signature = {"type": "signature_delta", "signature": block["signature"]}
+                event("content_block_delta", {"index": index, "delta": signature})
+            elif block["type"] == "text":
                 event("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
                 for piece in self.pieces(block["text"], reply.chunk_size):
                     event("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": piece}})

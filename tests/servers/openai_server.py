@@ -202,6 +202,8 @@ class OpenAIServer(ScriptedServer):
         model = body["model"]
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+            if reply.reasoning:
+                message["reasoning"] = reply.reasoning
             if calls:
                 message["tool_calls"] = calls
             handler.send_json(
@@ -249,6 +251,9 @@ class OpenAIServer(ScriptedServer):
 
         handler.start_sse()
         chunk({"role": "assistant", "content": ""})
+        if reply.reasoning:
+            for piece in self.pieces(reply.reasoning, reply.chunk_size):
+                chunk({"reasoning": piece})
         if reply.text:
             for piece in self.pieces(reply.text, reply.chunk_size):
                 chunk({"content": piece})

@@ -28,6 +28,8 @@ class ScriptedCall:
 class Reply:
     text: str | None = None
     tool_calls: tuple[ScriptedCall, ...] = ()
+    # Native reasoning: an Anthropic signed thinking block, or OpenAI-compatible servers' "reasoning".
+    reasoning: str | None = None
     # Anything but 200 makes the server answer with the provider's error body instead.
     status: int = 200
     error: str = "scripted error"

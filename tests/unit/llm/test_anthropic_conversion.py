@@ -139,3 +139,20 @@ def test_request_body_defaults_from_config_and_endpoint_without_v1() -> None:
     no_tools = client.request_body(ChatRequest([ChatMessage.user("u")], max_tokens=7))
     assert "tools" not in no_tools and "tool_choice" not in no_tools
     assert no_tools["max_tokens"] == 7
+
+
+def test_signed_reasoning_leads_the_assistant_turn_and_unsigned_is_not_resent() -> None:
+    signed = ChatMessage.assistant("answer", [ToolCall("t", "f", "{}")])
+    signed.reasoning, signed.reasoning_signature = "because", "sig-1"
+    unsigned = ChatMessage.assistant("plain")
+    unsigned.reasoning = "hidden thoughts from another provider"
+    _, turns = to_anthropic([ChatMessage.user("q"), signed, ChatMessage.tool("t", "r"), unsigned])
+    assert turns[1]["content"][0] == {"type": "thinking", "thinking": "because", "signature": "sig-1"}
+    assert turns[3]["content"] == [{"type": "text", "text": "plain"}]
+
+
+def test_reasoner_budget_raises_max_tokens_above_it() -> None:
+    config = LLMConfig.from_handle("anthropic/claude-sonnet-4-5", enable_reasoner=True, max_reasoning_tokens=4000)
+    body = AnthropicClient(config, "k").request_body(ChatRequest([ChatMessage.user("u")], max_tokens=500))
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 4000}
+    assert body["max_tokens"] >= 4000 + 1024
