@@ -140,9 +140,10 @@ def finish_run(conn: Conn, run: dict[str, Any], stop_reason: str, *, status: str
 def _history(conn: Conn, run_id: str) -> list[Call]:
     """Tool calls made so far in this run with their outputs, in order (the tool rules' input)."""
     rows = conn.execute(
-        "SELECT name, text FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
+        "SELECT name, text, metadata FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
     ).fetchall()
-    return [Call(r["name"] or "", r["text"] or "") for r in rows]
+    # A call rejected by a rule did not happen as far as the rules are concerned (as in Letta).
+    return [Call(r["name"] or "", r["text"] or "") for r in rows if not (r["metadata"] or {}).get("rule_violation")]
 
 
 def _add_usage(total: dict[str, Any], usage: Usage, steps: int = 0) -> dict[str, Any]:
@@ -344,6 +345,7 @@ class _CallResult:
     heartbeat: bool
     stdout: str = ""
     stderr: str = ""
+    violation: bool = False
 
 
 def tools_phase(deps: StepDeps, run_id: str, iteration: int) -> Outcome:
@@ -382,11 +384,13 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int) -> Outcome:
         if position in stored:
             row = stored[position]
             first = (row.get("tool_returns") or [{}])[0]
-            results.append(_CallResult(call, row["text"], first.get("status", "success"),
-                                       bool((row.get("metadata") or {}).get("heartbeat"))))
+            meta = row.get("metadata") or {}
+            results.append(_CallResult(call, row["text"], first.get("status", "success"), bool(meta.get("heartbeat")),
+                                       violation=bool(meta.get("rule_violation"))))
             continue
         result = _run_call(deps, run, agent, step_id, position, call, tools, rules, history, approvals)
-        history.append(Call(call.name, result.output))
+        if not result.violation:
+            history.append(Call(call.name, result.output))
         results.append(result)
     return _complete_step(deps, run_id, step_id, iteration, results, rules, history)
 
@@ -397,6 +401,7 @@ def _run_call(
 ) -> _CallResult:
     heartbeat = False
     error: str | None = None
+    violation: str | None = None
     args: dict[str, Any] = {}
     tool = tools.get(call.name)
     decision = approvals.get(call.id)
@@ -411,6 +416,8 @@ def _run_call(
         violation = rules.violation(call.name, list(tools), history) if decision is None else None
         if violation:
             error = violation
+            # the model must hear about it, so the loop goes on
+            heartbeat = True
         else:
             try:
                 args = transcript.parse_arguments(call.arguments)
@@ -425,7 +432,7 @@ def _run_call(
         return _store_result(deps, run, step_id, position, call, result.output, result.status, heartbeat,
                              result.stdout, result.stderr)
     return _store_result(deps, run, step_id, position, call, error, "error" if error else "success", heartbeat,
-                         builtin_args=None if error else args)
+                         builtin_args=None if error else args, violation=violation is not None)
 
 
 def _run_user_tool(deps: StepDeps, tool: AgentTool, args: dict[str, Any], run: dict[str, Any]) -> _CallResult:
@@ -446,6 +453,7 @@ def _run_user_tool(deps: StepDeps, tool: AgentTool, args: dict[str, Any], run: d
 def _store_result(
     deps: StepDeps, run: dict[str, Any], step_id: str, position: int, call: ToolCall, output: str | None,
     status: str, heartbeat: bool, stdout: str = "", stderr: str = "", builtin_args: dict[str, Any] | None = None,
+    violation: bool = False,
 ) -> _CallResult:
     with deps.db.transaction() as conn:
         # The step's row lock serialises concurrent replays, so only one runs a built-in's edit.
@@ -466,12 +474,14 @@ def _store_result(
                 "tool_returns": [{"tool_call_id": call.id, "status": status, "func_response": text,
                                   "stdout": [stdout] if stdout else None, "stderr": [stderr] if stderr else None}],
                 "step_id": step_id, "run_id": run["id"], "step_position": position,
-                "metadata": {"heartbeat": heartbeat},
+                "metadata": {"heartbeat": heartbeat, **({"rule_violation": True} if violation else {})},
             }])
     deps._fault("after_tool")
     deps._emit(_letta_items(row, run))
     first = (row.get("tool_returns") or [{}])[0]
-    return _CallResult(call, row["text"], first.get("status", status), heartbeat)
+    meta = row.get("metadata") or {}
+    return _CallResult(call, row["text"], first.get("status", status), bool(meta.get("heartbeat")),
+                       violation=bool(meta.get("rule_violation")))
 
 
 def _run_builtin(conn: Conn, run: dict[str, Any], name: str, args: dict[str, Any]) -> tuple[str, str]:

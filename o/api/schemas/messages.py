@@ -41,7 +41,8 @@ def to_letta(row: dict[str, Any], *, use_assistant_message: bool = True) -> list
         return [{**_base(row, "system_message"), "content": _text(content)}]
     if role == "tool":
         returns = row.get("tool_returns") or [{}]
-        if use_assistant_message and row.get("name") == ASSISTANT_TOOL:
+        # send_message's return is noise once its call shows as an assistant_message; a failure is not
+        if use_assistant_message and row.get("name") == ASSISTANT_TOOL and returns[0].get("status") != "error":
             return []
         first = returns[0]
         return [{

@@ -1,0 +1,107 @@
+"""Tool rules, tool errors and max_steps as the loop enforces them, seen from the LLM's side."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.integration.agent.conftest import create_agent, say
+from tests.servers.openai_server import OpenAIServer
+from tests.servers.script import call
+
+
+def _offered(body: dict) -> list[str]:
+    return [t["function"]["name"] for t in body.get("tools") or []]
+
+
+def test_init_child_and_terminal_rules(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server, tool_rules=[
+        {"type": "run_first", "tool_name": "conversation_search"},
+        {"type": "constrain_child_tools", "tool_name": "memory_insert", "children": ["send_message"]},
+        {"type": "exit_loop", "tool_name": "send_message"},
+    ])
+    openai_server.push(
+        # breaks the init rule: the model is told so and the loop goes on
+        call("memory_insert", label="human", new_str="x"),
+        call("conversation_search", query="short", request_heartbeat=True),
+        call("memory_insert", label="human", new_str="Prefers short answers."),
+        call("send_message", message="Done.", request_heartbeat=True),
+    )
+    out = say(api, agent["id"], "remember: short answers")
+    first, second, third, fourth = openai_server.requests
+    assert _offered(first) == ["conversation_search"]
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "conversation_search"}}
+    returns = [m for m in out["messages"] if m["message_type"] == "tool_return_message"]
+    assert returns[0]["status"] == "error" and "ToolConstraintError" in returns[0]["tool_return"]
+    # a rejected call does not count as made (as in Letta): the init rule still applies
+    assert _offered(second) == ["conversation_search"]
+    assert "memory_insert" in _offered(third)
+    # the child rule pins the next call and keeps the loop going without a heartbeat
+    assert _offered(fourth) == ["send_message"]
+    # send_message is terminal even though it asked for a heartbeat
+    assert out["stop_reason"]["stop_reason"] == "tool_rule"
+    block = api.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()
+    assert block["value"].endswith("Prefers short answers.") and "\nx" not in block["value"]
+
+
+def test_tool_errors_return_to_the_model_and_the_run_goes_on(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server)
+    openai_server.push(
+        call("core_memory_replace", label="human", old_content="not there", new_content="y"),
+        call("memory_replace", label="nope", old_str="a", new_str="b"),
+        call("core_memory_append", label="human", content="z" * 5000),
+        call("memory_insert", label="human", new_str="q", insert_line=99),
+        call("no_such_tool"),
+        call("send_message", _text="thinking", message="bad args", extra=1),
+        call("send_message", message="Sorry, all good now."),
+    )
+    out = say(api, agent["id"], "go")
+    returns = [m for m in out["messages"] if m["message_type"] == "tool_return_message"]
+    assert [r["status"] for r in returns] == ["error"] * 6
+    texts = [r["tool_return"] for r in returns]
+    assert "not found in memory block 'human'" in texts[0]
+    assert "no memory block labelled 'nope'" in texts[1]
+    assert "limit" in texts[2]
+    assert "insert_line" in texts[3]
+    assert "does not exist" in texts[4]
+    assert "unexpected arguments" in texts[5]
+    assert out["messages"][-1]["content"] == "Sorry, all good now."
+    assert out["stop_reason"]["stop_reason"] == "end_turn"
+    # a failed edit changed nothing
+    block = api.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()
+    assert block["value"] == "The user has not told me their name."
+
+
+def test_memory_tools_edit_blocks(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server)
+    openai_server.push(
+        call("memory_insert", label="persona", new_str="Line zero.", insert_line=0, request_heartbeat=True),
+        call("memory_replace", label="persona", old_str="careful", new_str="cheerful", request_heartbeat=True),
+        call("memory_rethink", label="human", new_memory="Name: Bo.\nLikes: jazz.", request_heartbeat=True),
+        call("core_memory_append", label="human", content="Plays sax.", request_heartbeat=True),
+        call("send_message", message="ok"),
+    )
+    say(api, agent["id"], "go")
+    blocks = {b["label"]: b["value"] for b in api.get(f"/v1/agents/{agent['id']}/core-memory/blocks").json()}
+    assert blocks["persona"] == "Line zero.\nI am a cheerful assistant."
+    assert blocks["human"] == "Name: Bo.\nLikes: jazz.\nPlays sax."
+
+
+def test_max_steps(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server)
+    openai_server.push(*[call("conversation_search", query="x", request_heartbeat=True) for _ in range(2)])
+    out = say(api, agent["id"], "loop", max_steps=2)
+    assert out["stop_reason"]["stop_reason"] == "max_steps"
+    assert out["usage"]["step_count"] == 2
+    assert len(openai_server.requests) == 2
+
+
+def test_llm_failure_fails_the_run_with_a_reason(api: TestClient, openai_server: OpenAIServer) -> None:
+    from tests.servers.script import fail
+
+    agent = create_agent(api, openai_server)
+    openai_server.push(fail(400, "bad request from the model"))
+    out = say(api, agent["id"], "hi")
+    assert out["stop_reason"]["stop_reason"] == "llm_api_error"
+    run = api.get("/v1/runs/", params={"agent_id": agent["id"]}).json()[0]
+    assert run["status"] == "failed"
+    assert "bad request" in run["error"]

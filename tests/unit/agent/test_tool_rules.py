@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import pytest
+
+from o.agent.tool_rules import Call, ToolRules
+from o.errors import InvalidInput
+
+TOOLS = ["send_message", "search", "fetch", "summarize", "check"]
+
+
+def test_no_rules_offer_everything() -> None:
+    rules = ToolRules.parse([])
+    assert rules.allowed(TOOLS, []) == TOOLS
+    assert rules.forced(TOOLS, []) is None
+
+
+def test_init_rule_forces_the_first_call_only() -> None:
+    rules = ToolRules.parse([{"type": "run_first", "tool_name": "search"}])
+    assert rules.allowed(TOOLS, []) == ["search"]
+    assert rules.forced(["search"], []) == "search"
+    assert rules.allowed(TOOLS, [Call("search")]) == TOOLS
+
+
+def test_child_rule_constrains_the_next_call() -> None:
+    rules = ToolRules.parse([{"type": "constrain_child_tools", "tool_name": "search", "children": ["fetch", "check"]}])
+    history = [Call("search")]
+    assert rules.allowed(TOOLS, history) == ["fetch", "check"]
+    assert rules.violation("send_message", TOOLS, history).startswith("[ToolConstraintError]")
+    assert rules.violation("fetch", TOOLS, history) is None
+    assert rules.forces_continue("search")
+
+
+def test_conditional_rule_routes_on_output() -> None:
+    rules = ToolRules.parse([{
+        "type": "conditional", "tool_name": "check", "child_output_mapping": {"true": "fetch", "false": "summarize"},
+        "default_child": "send_message",
+    }])
+    assert rules.allowed(TOOLS, [Call("check", "true")]) == ["fetch"]
+    assert rules.allowed(TOOLS, [Call("check", "false")]) == ["summarize"]
+    assert rules.allowed(TOOLS, [Call("check", "maybe")]) == ["send_message"]
+    assert rules.forced(["fetch"], [Call("check", "true")]) == "fetch"
+
+
+def test_max_count_per_step_and_parent() -> None:
+    rules = ToolRules.parse([
+        {"type": "max_count_per_step", "tool_name": "search", "max_count_limit": 2},
+        {"type": "parent_last_tool", "tool_name": "summarize", "children": ["fetch"]},
+    ])
+    assert "search" in rules.allowed(TOOLS, [Call("search")])
+    assert "search" not in rules.allowed(TOOLS, [Call("search"), Call("search")])
+    assert "at most 2" in (rules.violation("search", TOOLS, [Call("search"), Call("search")]) or "")
+    assert "summarize" not in rules.allowed(TOOLS, [])
+    assert "summarize" in rules.allowed(TOOLS, [Call("fetch")])
+
+
+def test_terminal_approval_continue_required() -> None:
+    rules = ToolRules.parse([
+        {"type": "exit_loop", "tool_name": "send_message"},
+        {"type": "requires_approval", "tool_name": "fetch"},
+        {"type": "continue_loop", "tool_name": "search"},
+        {"type": "required_before_exit", "tool_name": "check"},
+    ])
+    assert rules.is_terminal("send_message") and not rules.is_terminal("search")
+    assert rules.requires_approval("fetch")
+    assert rules.forces_continue("search")
+    assert rules.uncalled_required([Call("search")]) == ["check"]
+    assert rules.uncalled_required([Call("check")]) == []
+
+
+def test_letta_class_names_are_accepted() -> None:
+    rules = ToolRules.parse([{"type": "TerminalToolRule", "tool_name": "x"}, {"type": "InitToolRule", "tool_name": "y"}])
+    assert rules.terminal == {"x"} and rules.init == ["y"]
+
+
+@pytest.mark.parametrize("raw", [
+    [{"type": "nope", "tool_name": "x"}],
+    [{"type": "exit_loop"}],
+    [{"type": "max_count_per_step", "tool_name": "x", "max_count_limit": 0}],
+    ["exit_loop"],
+])
+def test_bad_rules_are_named(raw: list) -> None:
+    with pytest.raises(InvalidInput) as err:
+        ToolRules.parse(raw)
+    assert "tool_rules[0]" in err.value.message
+
+
+def test_everything_filtered_falls_back_to_usable_tools() -> None:
+    rules = ToolRules.parse([{"type": "constrain_child_tools", "tool_name": "search", "children": ["missing"]}])
+    assert rules.allowed(TOOLS, [Call("search")]) == TOOLS
