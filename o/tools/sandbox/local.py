@@ -11,6 +11,7 @@ kill everything the tool started, including processes that left its process grou
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -90,6 +91,7 @@ class LocalProcessSandbox:
                 "limits": limits.to_dict(),
                 "return_char_limit": invocation.return_char_limit,
                 "isolate": {"netns": self.isolate, "mountns": privileged, "uid": uid},
+                "sys_path": _import_path(),
             }
             try:
                 payload = json.dumps(request).encode()
@@ -107,7 +109,9 @@ class LocalProcessSandbox:
         result_r, result_w = os.pipe()
         try:
             proc = subprocess.Popen(
-                [self.python, "-I", str(RUNNER), str(result_w)],
+                # -S: site's .pth processing costs more than the rest of the start-up;
+                # the runner gets the resulting search path in the request instead
+                [self.python, "-I", "-S", str(RUNNER), str(result_w)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -128,6 +132,16 @@ class LocalProcessSandbox:
             os.close(result_r)
             _stop(proc, uid)
         return capture, proc.returncode
+
+
+@functools.lru_cache(maxsize=1)
+def _import_path() -> list[str]:
+    """Where the tool may import from: this interpreter's search path, without import hooks.
+
+    Editable-install finders and other .pth code are not carried over, so a tool imports
+    installed distributions but not packages that only a hook makes visible.
+    """
+    return [p for p in sys.path if p and os.path.isdir(p)]
 
 
 def _pump(

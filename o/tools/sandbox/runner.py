@@ -1,4 +1,4 @@
-"""The process that runs one tool call. Executed as a script: ``python -I runner.py <result_fd>``.
+"""The process that runs one tool call. Executed as a script: ``python -I -S runner.py <result_fd>``.
 
 It depends on the standard library only and imports nothing from ``o``, so the same file
 runs under the local sandbox and inside the sandbox Lambda. It starts with the
@@ -196,6 +196,8 @@ def main(argv: list[str]) -> int:
         _answer(result_fd, answer)
         return 2
 
+    # started with -S; the parent says where installed packages live
+    sys.path.extend(p for p in request.get("sys_path") or () if p not in sys.path)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
