@@ -2,17 +2,18 @@
 
 SDK clients hold an HTTP connection pool, so they are cached per (endpoint, key,
 options) and reused across steps instead of reconnecting (and re-doing TLS) each time.
+Each provider's module is imported on first use: importing the ``anthropic`` SDK takes
+about 1.5 s and ``openai`` 0.7 s, which a Lambda cold start should pay only for the
+provider its agents actually use.
 """
 
 from __future__ import annotations
 
 import threading
 
-from o.llm.anthropic_native import AnthropicClient
 from o.llm.client import ClientOptions, LLMClient, LLMError
 from o.llm.config import LLMConfig, LLMSettings
 from o.llm.keys import ENV_NAMES, KEYLESS, KeySource, default_key_source
-from o.llm.openai_compat import OpenAICompatClient
 
 _CACHE_LIMIT = 64
 _cache: dict[tuple[object, ...], LLMClient] = {}
@@ -46,8 +47,12 @@ def client_for(
             return cached
         client: LLMClient
         if provider == "anthropic":
+            from o.llm.anthropic_native import AnthropicClient
+
             client = AnthropicClient(config, api_key, options)
         else:
+            from o.llm.openai_compat import OpenAICompatClient
+
             client = OpenAICompatClient(config, api_key, options)
         if len(_cache) >= _CACHE_LIMIT:
             _cache.pop(next(iter(_cache)))
