@@ -7,7 +7,9 @@ delay the server adds well under a millisecond, which is what the benchmarks nee
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -81,6 +83,30 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: ScriptedServer
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Keep-alive connections from cached SDK clients would otherwise pin a handler thread each
+        # after the server stops; stop() hangs them up.
+        self.open_sockets: set[socket.socket] = set()
+        self._sockets_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def hang_up_all(self) -> None:
+        with self._sockets_lock:
+            sockets = list(self.open_sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out and hung up is expected in tests; anything else is a server bug.
         import sys
@@ -131,6 +157,7 @@ class ScriptedServer:
 
     def stop(self) -> None:
         self._httpd.shutdown()
+        self._httpd.hang_up_all()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
