@@ -1,11 +1,17 @@
-"""CloudFormation custom resource: apply the schema migrations on every deploy.
+"""Deploy-time database work: the migrations custom resource, and creating an API key.
 
-Create and Update run ``o.store.migrate.migrate`` against the database behind the RDS
-Proxy; Delete does nothing (tearing the stack down must never drop data by itself).
+As a CloudFormation custom resource (the event has ``RequestType``): Create and Update
+run ``o.store.migrate.migrate`` against the database behind the RDS Proxy; Delete does
+nothing (tearing the stack down must never drop data by itself).
 The response goes to CloudFormation's pre-signed URL from this code, so no provider
 framework function is needed, and it is always sent — also on failure and shortly
 before the function would time out — because an unanswered custom resource blocks
 the stack for an hour.
+
+Invoked directly by an operator with ``{"action": "create_api_key", "org": "default",
+"name": "first"}`` it creates an API key and returns it once. This function is the only
+way into the private database from outside the VPC, so the first key of a fresh
+deployment is made here; who may invoke it is decided by IAM.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from o.store import orgs
 from o.store.aws_url import database_url_from_secret
+from o.store.db import Database
 from o.store.migrate import migrate
 
 logger = Logger(service="o-migrate")
@@ -72,8 +80,39 @@ def _apply(result: dict[str, Any]) -> None:
         result["error"] = f"{type(exc).__name__}: {exc}"
 
 
+def create_api_key(org: str, name: str | None) -> dict[str, str]:
+    db = Database(database_url(), min_size=1, max_size=1, prepared_statements=False).open()
+    try:
+        with db.transaction() as conn:
+            organization = orgs.get_or_create_org(conn, org)
+            key_id, secret = orgs.create_api_key(conn, organization["id"], name)
+    finally:
+        db.close()
+    logger.info("api key created", extra={"key_id": key_id, "organization_id": organization["id"]})
+    return {"api_key": secret, "key_id": key_id, "organization_id": organization["id"]}
+
+
 @logger.inject_lambda_context(log_event=False)
-def handler(event: dict[str, Any], context: Any) -> None:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any] | None:
+    if "RequestType" not in event:
+        return _operator_action(event)
+    _custom_resource(event, context)
+    return None
+
+
+def _operator_action(event: dict[str, Any]) -> dict[str, Any]:
+    action = event.get("action")
+    if action == "create_api_key":
+        org = event.get("org") or "default"
+        if not isinstance(org, str) or len(org) > 200:
+            return {"error": "org must be a name of at most 200 characters"}
+        return create_api_key(org, event.get("name"))
+    if action == "migrate":
+        return {"applied": migrate(database_url())}
+    return {"error": f"unknown action {action!r}; expected create_api_key or migrate"}
+
+
+def _custom_resource(event: dict[str, Any], context: Any) -> None:
     request_type = event.get("RequestType")
     logger.info("custom resource request", extra={"request_type": request_type})
     if request_type == "Delete":

@@ -168,3 +168,22 @@ def test_a_migration_that_outlives_the_function_is_reported_before_the_timeout(
     (response,) = sink.received
     assert response["Status"] == "FAILED"
     assert "timeout" in response["Reason"]
+
+
+def test_operator_creates_the_first_api_key_through_the_function(deployed_env: str) -> None:
+    migrate_handler.handler({"action": "migrate"}, LambdaContext())
+    created = migrate_handler.handler(
+        {"action": "create_api_key", "org": "acme", "name": "first"}, LambdaContext()
+    )
+    assert created is not None and created["api_key"]
+    with psycopg.connect(deployed_env) as conn:
+        row = conn.execute(
+            "SELECT o.name, k.name FROM api_keys k JOIN organizations o ON o.id = k.organization_id "
+            "WHERE k.id = %s",
+            (created["key_id"],),
+        ).fetchone()
+        assert row == ("acme", "first")
+        stored = conn.execute("SELECT key_hash FROM api_keys WHERE id = %s", (created["key_id"],)).fetchone()
+        assert stored is not None and created["api_key"] not in stored[0]
+    unknown = migrate_handler.handler({"action": "drop_everything"}, LambdaContext())
+    assert unknown is not None and "unknown action" in unknown["error"]
