@@ -6,7 +6,7 @@ Drives the real openai and anthropic SDKs through O's clients against the script
 local servers (no artificial delay), for a non-streaming tool call and a streamed text
 reply, and prints p50/p99 per call. The figure is the layer's own cost plus loopback
 HTTP: the floor under any step, before a real model's latency. Also prints the time to
-build a client (first call per agent config in a fresh process) and RSS.
+build the first client (including importing its SDK) and RSS.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def measure(label: str, fn: Callable[[], object], calls: int) -> None:
 def run(name: str, server: OpenAIServer | AnthropicServer, calls: int) -> None:
     started = time.perf_counter()
     client: LLMClient = client_for(server.llm_config(), KEYS, OPTIONS)
-    print(f"{name}: build client {(time.perf_counter() - started) * 1000:.1f} ms")
+    print(f"{name}: first client, including the SDK import: {(time.perf_counter() - started) * 1000:.0f} ms")
     server.script.default = call("tool_0", label="human", content="likes tea")
     req = request()
     measure(f"{name} chat (tool call)", lambda: client.chat(req), calls)

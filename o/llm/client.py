@@ -101,12 +101,12 @@ class RetryPolicy:
 
     def delay(self, retry_number: int, retry_after_s: float | None) -> float:
         """Seconds before retry ``retry_number`` (1-based): the server's hint if sane, else backoff."""
-        # A server hint is followed up to a minute; beyond that it is a quota, not a blip, and waiting
-        # inside one step would outlive the Lambda, so fall back to our own bounded backoff.
+        # A server hint is followed up to a minute. A longer one means a quota reset rather than a
+        # blip, and sleeping that long inside one step could outlive the Lambda, so back off instead.
         if retry_after_s is not None and 0 <= retry_after_s <= 60.0:
             return retry_after_s
         backoff = min(self.base_delay_s * (2 ** (retry_number - 1)), self.max_delay_s)
-        # Full jitter within the upper quarter keeps retries from many Lambdas from synchronising.
+        # Up to a quarter of jitter keeps retries from many Lambdas from arriving in lockstep.
         return backoff * (0.75 + 0.25 * random.random())
 
 
