@@ -116,21 +116,21 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         SELECT array_agg(ROW(n.agent_id, n.search_tsv, n.search_len)::o_search_doc)
-        INTO added FROM new_rows n WHERE n.search_tsv IS NOT NULL;
+        INTO added FROM new_rows n WHERE length(n.search_tsv) > 0;
     ELSIF TG_OP = 'DELETE' THEN
         SELECT array_agg(ROW(o.agent_id, o.search_tsv, o.search_len)::o_search_doc)
-        INTO removed FROM old_rows o WHERE o.search_tsv IS NOT NULL;
+        INTO removed FROM old_rows o WHERE length(o.search_tsv) > 0;
     ELSE
         SELECT array_agg(ROW(o.agent_id, o.search_tsv, o.search_len)::o_search_doc)
         INTO removed
         FROM old_rows o JOIN new_rows n ON n.id = o.id
-        WHERE o.search_tsv IS NOT NULL
+        WHERE length(o.search_tsv) > 0
           AND (n.search_tsv IS DISTINCT FROM o.search_tsv OR n.search_len IS DISTINCT FROM o.search_len
                OR n.agent_id IS DISTINCT FROM o.agent_id);
         SELECT array_agg(ROW(n.agent_id, n.search_tsv, n.search_len)::o_search_doc)
         INTO added
         FROM old_rows o JOIN new_rows n ON n.id = o.id
-        WHERE n.search_tsv IS NOT NULL
+        WHERE length(n.search_tsv) > 0
           AND (n.search_tsv IS DISTINCT FROM o.search_tsv OR n.search_len IS DISTINCT FROM o.search_len
                OR n.agent_id IS DISTINCT FROM o.agent_id);
     END IF;

@@ -127,7 +127,8 @@ def main() -> None:
                 items = [
                     archival.PassageInput(text, metadata={"dia_id": dia}, created_at=when) for dia, text in turns
                 ]
-                archival.insert(db, org, agent_id, items, context_window=args.context_window, chunk=False)
+                with db.transaction() as conn:
+                    archival.insert(conn, org, agent_id, items, context_window=args.context_window, chunk=False)
                 n_turns += len(items)
             agents.append(agent_id)
         ingest_seconds = time.perf_counter() - ingest_started
@@ -140,7 +141,8 @@ def main() -> None:
         for conv, agent_id in zip(conversations, agents, strict=True):
             for question, evidence, category in conv["questions"]:
                 started = time.perf_counter()
-                hits = archival.search(db, org, agent_id, question, top_k=max(KS))
+                with db.transaction() as conn:
+                    hits = archival.search_hits(conn, org, agent_id, question, top_k=max(KS))
                 latencies.append(time.perf_counter() - started)
                 ranked = [h.passage.metadata["dia_id"] for h in hits]
                 wanted = set(evidence)

@@ -1,7 +1,7 @@
 """Archival memory: an agent's long-term store of passages, searched by meaning and by words.
 
-Inserting embeds in batches (the agent's ``embedding_config.batch_size``) *before* any connection
-is borrowed, then writes all passages in one statement. A long text is split into chunks of about
+Inserting embeds in batches (the agent's ``embedding_config.batch_size``) and writes all passages
+in one statement, inside the caller's transaction. A long text is split into chunks of about
 ``embedding_chunk_size`` words. Passages written by one call are a sequence (a document's chunks, a
 conversation session's turns): each is indexed with the words and meaning of up to
 ``CONTEXT_WINDOW`` neighbours on either side, at a lower weight. On LoCoMo this lifts turn R@10 from
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import numpy as np
@@ -25,10 +25,11 @@ from o.errors import InvalidInput, NotFound
 from o.ids import new_id
 from o.memory.embeddings import Embedder, EmbeddingConfig, embedder_for, normalize
 from o.store import passages as store
-from o.store.db import Conn, Database
+from o.store.db import Conn
 from o.store.pages import Page
 
 CONTEXT_WINDOW = 2
+DEFAULT_TOP_K = 10
 MAX_TOP_K = 1000
 MAX_TEXT_CHARS = 200_000
 
@@ -73,10 +74,13 @@ class SearchHit:
     vector_distance: float | None
 
 
-def agent_embedding_config(conn: Conn, organization_id: str, agent_id: str) -> EmbeddingConfig:
+def agent_embedding_config(
+    conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False
+) -> EmbeddingConfig:
     """The agent's embedding config; NotFound when the agent is not in the organization."""
     row = conn.execute(
-        "SELECT embedding_config FROM agents WHERE id = %s AND organization_id = %s",
+        "SELECT embedding_config FROM agents WHERE id = %s AND organization_id = %s"
+        + (" FOR UPDATE" if for_update else ""),
         (agent_id, organization_id),
     ).fetchone()
     if row is None:
@@ -153,16 +157,27 @@ def _check_compatible(conn: Conn, agent_id: str, config: EmbeddingConfig) -> Non
 
 
 def insert(
-    db: Database,
+    conn: Conn,
     organization_id: str,
     agent_id: str,
-    items: Sequence[PassageInput],
+    content: str | Sequence[PassageInput],
     *,
+    tags: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
     context_window: int = CONTEXT_WINDOW,
     embedder: Embedder | None = None,
     chunk: bool = True,
 ) -> list[Passage]:
-    """Embed and store passages (one sequence); returns them in order. Long texts become chunks."""
+    """Embed and store one text (chunked when long) or a sequence of passages; returns them in order.
+
+    Runs in the caller's transaction, so a tool's insert commits with its tool-return message.
+    ``tags``, ``metadata`` and ``created_at`` apply when ``content`` is a single text.
+    """
+    if isinstance(content, str):
+        items = [PassageInput(content, tags or (), metadata or {}, created_at)]
+    else:
+        items = list(content)
     if not items:
         return []
     for item in items:
@@ -170,9 +185,9 @@ def insert(
             raise InvalidInput("a passage needs non-empty text")
         if len(item.text) > MAX_TEXT_CHARS:
             raise InvalidInput(f"a passage may hold at most {MAX_TEXT_CHARS} characters")
-    with db.transaction() as conn:
-        config = agent_embedding_config(conn, organization_id, agent_id)
-        _check_compatible(conn, agent_id, config)
+    # The agent's row lock orders concurrent inserts, so the first one fixes the model for good.
+    config = agent_embedding_config(conn, organization_id, agent_id, for_update=True)
+    _check_compatible(conn, agent_id, config)
     embedder = embedder or embedder_for(config)
     if embedder.dim != config.embedding_dim:
         raise InvalidInput(
@@ -187,11 +202,11 @@ def insert(
     for item in items:
         parts = chunk_text(item.text, config.embedding_chunk_size) if chunk else [item.text]
         for index, part in enumerate(parts):
-            metadata = dict(item.metadata)
+            meta = dict(item.metadata)
             if len(parts) > 1:
-                metadata.setdefault("chunk_index", index)
-                metadata.setdefault("chunk_count", len(parts))
-            pieces.append(PassageInput(part, item.tags, metadata, item.created_at))
+                meta.setdefault("chunk_index", index)
+                meta.setdefault("chunk_count", len(parts))
+            pieces.append(PassageInput(part, item.tags, meta, item.created_at))
     texts = [p.text for p in pieces]
     vectors = embedder.embed(texts)
     if vectors.shape != (len(texts), config.embedding_dim):
@@ -207,52 +222,28 @@ def insert(
         )
         for i, p in enumerate(pieces)
     ]
-    with db.transaction() as conn:
-        # Re-check under the agent's row lock: a concurrent insert may have fixed the model first.
-        conn.execute(
-            "SELECT 1 FROM agents WHERE id = %s AND organization_id = %s FOR UPDATE",
-            (agent_id, organization_id),
-        )
-        _check_compatible(conn, agent_id, config)
-        rows = store.insert_many(
-            conn, organization_id, agent_id, rows_in,
-            model=config.embedding_model,
-            dim=config.embedding_dim, new_id=lambda: new_id("passage"),
-        )
+    rows = store.insert_many(
+        conn, organization_id, agent_id, rows_in,
+        model=config.embedding_model, dim=config.embedding_dim, new_id=lambda: new_id("passage"),
+    )
     return [Passage.from_row(r) for r in rows]
 
 
-def insert_text(
-    db: Database,
-    organization_id: str,
-    agent_id: str,
-    text: str,
-    *,
-    tags: Sequence[str] = (),
-    metadata: dict[str, Any] | None = None,
-    created_at: datetime | None = None,
-) -> list[Passage]:
-    """One text (chunked when long), as the API and the ``archival_memory_insert`` tool store it."""
-    return insert(db, organization_id, agent_id, [PassageInput(text, tags, metadata or {}, created_at)])
+def delete(conn: Conn, organization_id: str, agent_id: str, passage_id: str) -> None:
+    agent_embedding_config(conn, organization_id, agent_id)
+    if not store.delete(conn, organization_id, agent_id, passage_id):
+        raise NotFound(f"passage {passage_id} not found in agent {agent_id}'s archival memory")
 
 
-def delete(db: Database, organization_id: str, agent_id: str, passage_id: str) -> None:
-    with db.transaction() as conn:
-        agent_embedding_config(conn, organization_id, agent_id)
-        if not store.delete(conn, organization_id, agent_id, passage_id):
-            raise NotFound(f"passage {passage_id} not found in agent {agent_id}'s archival memory")
-
-
-def get(db: Database, organization_id: str, agent_id: str, passage_id: str) -> Passage:
-    with db.transaction() as conn:
-        row = store.get(conn, organization_id, agent_id, passage_id)
+def get(conn: Conn, organization_id: str, agent_id: str, passage_id: str) -> Passage:
+    row = store.get(conn, organization_id, agent_id, passage_id)
     if row is None:
         raise NotFound(f"passage {passage_id} not found in agent {agent_id}'s archival memory")
     return Passage.from_row(row)
 
 
 def list_passages(
-    db: Database,
+    conn: Conn,
     organization_id: str,
     agent_id: str,
     *,
@@ -264,80 +255,107 @@ def list_passages(
     tags: Sequence[str] | None = None,
     tag_match: store.TagMatch = "any",
 ) -> list[Passage]:
-    with db.transaction() as conn:
-        agent_embedding_config(conn, organization_id, agent_id)
-        rows = store.list_page(
-            conn, organization_id, agent_id,
-            Page(before=before, after=after, limit=limit, order="asc" if ascending else "desc"),
-            text_contains=text_contains, tags=tags, tag_match=tag_match,
-        )
+    agent_embedding_config(conn, organization_id, agent_id)
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit must be between 1 and 1000")
+    rows = store.list_page(
+        conn, organization_id, agent_id,
+        Page(before=before, after=after, limit=limit, order="asc" if ascending else "desc"),
+        text_contains=text_contains, tags=tags, tag_match=tag_match,
+    )
     return [Passage.from_row(r) for r in rows]
 
 
-def count(db: Database, organization_id: str, agent_id: str) -> int:
-    with db.transaction() as conn:
-        agent_embedding_config(conn, organization_id, agent_id)
-        return store.count(conn, organization_id, agent_id)
+def count(conn: Conn, organization_id: str, agent_id: str) -> int:
+    return store.count(conn, organization_id, agent_id)
 
 
-def passage_filters(
-    *,
-    tags: Sequence[str] | None,
-    tag_match: store.TagMatch,
-    start: datetime | None,
-    end: datetime | None,
+def parse_time(value: str | datetime | None, *, end_of_day: bool = False) -> datetime | None:
+    """An ISO 8601 date or date-time (naive = UTC); a bare date ends at its last instant if asked."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = value.strip()
+    try:
+        if len(text) == 10:  # YYYY-MM-DD
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+            return moment
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(f"{value!r} is not an ISO 8601 date or date-time") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def time_filters(
+    start: str | datetime | None, end: str | datetime | None
 ) -> list[tuple[str, Sequence[Any]]]:
-    if tag_match not in ("any", "all"):
-        raise InvalidInput(f"tag_match_mode must be 'any' or 'all', not {tag_match!r}")
-    if start is not None and end is not None and start > end:
-        raise InvalidInput("start_datetime is after end_datetime")
+    start_at = parse_time(start)
+    end_at = parse_time(end, end_of_day=True)
+    if start_at is not None and end_at is not None and start_at > end_at:
+        raise InvalidInput("the start of the time range is after its end")
     filters: list[tuple[str, Sequence[Any]]] = []
-    if tags:
-        filters.append(("p.tags @> %s::text[]" if tag_match == "all" else "p.tags && %s::text[]", [list(tags)]))
-    if start is not None:
-        filters.append(("p.created_at >= %s", [start]))
-    if end is not None:
-        filters.append(("p.created_at <= %s", [end]))
+    if start_at is not None:
+        filters.append(("p.created_at >= %s", [start_at]))
+    if end_at is not None:
+        filters.append(("p.created_at <= %s", [end_at]))
     return filters
 
 
-def search(
-    db: Database,
+def tag_filters(tags: Sequence[str] | None, tag_match_mode: str) -> list[tuple[str, Sequence[Any]]]:
+    if tag_match_mode not in ("any", "all"):
+        raise InvalidInput(f"tag_match_mode must be 'any' or 'all', not {tag_match_mode!r}")
+    if not tags:
+        return []
+    clause = "p.tags @> %s::text[]" if tag_match_mode == "all" else "p.tags && %s::text[]"
+    return [(clause, [list(tags)])]
+
+
+def query_vector_for(
+    config: EmbeddingConfig, query: str, embedder: Embedder | None, query_vector: np.ndarray | None
+) -> np.ndarray:
+    if query_vector is None:
+        return (embedder or embedder_for(config)).embed([query])[0]
+    size = np.asarray(query_vector).reshape(-1).shape[0]
+    if size != config.embedding_dim:
+        raise InvalidInput(
+            f"query embedding has {size} dimensions but the agent's embedding_dim is {config.embedding_dim}",
+            expected_dim=config.embedding_dim,
+            actual_dim=size,
+        )
+    return np.asarray(query_vector, dtype=np.float32).reshape(-1)
+
+
+def search_hits(
+    conn: Conn,
     organization_id: str,
     agent_id: str,
     query: str,
     *,
-    top_k: int = 10,
+    top_k: int | None = None,
     tags: Sequence[str] | None = None,
-    tag_match: store.TagMatch = "any",
-    start: datetime | None = None,
-    end: datetime | None = None,
+    tag_match_mode: str = "any",
+    start_datetime: str | datetime | None = None,
+    end_datetime: str | datetime | None = None,
     embedder: Embedder | None = None,
     query_vector: np.ndarray | None = None,
 ) -> list[SearchHit]:
     """The ``top_k`` passages that best match ``query`` (hybrid BM25 + vector), best first."""
+    top_k = DEFAULT_TOP_K if top_k is None else top_k
     if not 1 <= top_k <= MAX_TOP_K:
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
     if not query or not query.strip():
         raise InvalidInput("query must not be empty")
-    filters = passage_filters(tags=tags, tag_match=tag_match, start=start, end=end)
-    with db.transaction() as conn:
-        config = agent_embedding_config(conn, organization_id, agent_id)
-    if query_vector is None:
-        embedder = embedder or embedder_for(config)
-        query_vector = embedder.embed([query])[0]
-    elif np.asarray(query_vector).reshape(-1).shape[0] != config.embedding_dim:
-        raise InvalidInput(
-            f"query embedding has {np.asarray(query_vector).reshape(-1).shape[0]} dimensions but the "
-            f"agent's embedding_dim is {config.embedding_dim}"
-        )
+    filters = tag_filters(tags, tag_match_mode) + time_filters(start_datetime, end_datetime)
+    config = agent_embedding_config(conn, organization_id, agent_id)
+    vector = query_vector_for(config, query, embedder, query_vector)
     spec = store.SearchSpec(
         table="passages", corpus="archival", organization_id=organization_id, agent_id=agent_id,
         columns=store.PASSAGE_COLUMNS, filters=filters, model=config.embedding_model,
-        dim=config.embedding_dim, query_vector=query_vector,
+        dim=config.embedding_dim, query_vector=vector,
     )
-    with db.transaction() as conn:
-        rows = store.hybrid_search(conn, spec, query, top_k=top_k)
+    rows = store.hybrid_search(conn, spec, query, top_k=top_k)
     return [
         SearchHit(
             passage=Passage.from_row(r), score=float(r["score"]), lexical_rank=r["lexical_rank"],
@@ -345,4 +363,34 @@ def search(
             vector_distance=None if r["vector_distance"] is None else float(r["vector_distance"]),
         )
         for r in rows
+    ]
+
+
+def search(
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    query: str,
+    *,
+    top_k: int | None = None,
+    tags: Sequence[str] | None = None,
+    tag_match_mode: str = "any",
+    start_datetime: str | datetime | None = None,
+    end_datetime: str | datetime | None = None,
+    embedder: Embedder | None = None,
+) -> list[dict[str, Any]]:
+    """Search results as the ``archival_memory_search`` tool and the API return them (Letta's shape)."""
+    hits = search_hits(
+        conn, organization_id, agent_id, query, top_k=top_k, tags=tags, tag_match_mode=tag_match_mode,
+        start_datetime=start_datetime, end_datetime=end_datetime, embedder=embedder,
+    )
+    return [
+        {
+            "id": h.passage.id,
+            "timestamp": h.passage.created_at.isoformat(),
+            "content": h.passage.text,
+            "tags": h.passage.tags,
+            "score": round(h.score, 6),
+        }
+        for h in hits
     ]

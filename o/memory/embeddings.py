@@ -118,6 +118,8 @@ class LocalEmbedder:
     dim = LOCAL_DIM
 
     def __init__(self, *, batch_size: int = 64, threads: int | None = None) -> None:
+        # One thread by default: measured faster than 2-4 on a busy 2-core machine and on Lambda,
+        # where the API serves one request per environment anyway (O_EMBEDDING_THREADS overrides).
         self.batch_size = batch_size
         self._threads = threads
         self._lock = threading.Lock()
@@ -138,7 +140,7 @@ class LocalEmbedder:
             tokenizer.enable_truncation(max_length=LOCAL_MAX_TOKENS)
             tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
             options = ort.SessionOptions()
-            options.intra_op_num_threads = self._threads or min(4, os.cpu_count() or 1)
+            options.intra_op_num_threads = self._threads or int(os.environ.get("O_EMBEDDING_THREADS", "1"))
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
             self._tokenizer = tokenizer

@@ -1,0 +1,150 @@
+"""Recall memory: search over an agent's whole message history (Letta's ``conversation_search``).
+
+The same hybrid engine as archival memory (:func:`o.store.passages.hybrid_search`) ranks messages.
+A message is indexed after it is written: its own words, plus the words of the
+``CONTEXT_WINDOW`` messages before it at a lower weight (a reply is found by the question it
+answers), and the same mix for its vector. :func:`index_pending` does that for the oldest
+unindexed messages; :func:`search` calls it first, so results are never stale, and the agent
+loop may call it after a step to keep searches fast.
+
+Roles that carry conversation (user, assistant, tool) are indexed; an assistant message that
+spoke through ``send_message`` is indexed by the message it sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from o.errors import InvalidInput
+from o.memory import archival
+from o.memory.embeddings import Embedder, embedder_for, normalize
+from o.store import passages as engine
+from o.store import recall as store
+from o.store.db import Conn
+
+INDEXED_ROLES = ("user", "assistant", "tool")
+SEARCHABLE_ROLES = ("user", "assistant", "tool", "system")
+CONTEXT_WINDOW = 2
+INDEX_BATCH = 512
+DEFAULT_LIMIT = 10
+
+
+def searchable_text(row: dict[str, Any]) -> str:
+    """The words of a message worth finding: its text, or what it said through send_message."""
+    if row["role"] not in INDEXED_ROLES:
+        return ""
+    text = (row.get("text") or "").strip()
+    if text:
+        return text
+    said: list[str] = []
+    for call in row.get("tool_calls") or []:
+        function = call.get("function") or {}
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except (TypeError, ValueError):
+            continue
+        if isinstance(arguments, dict) and isinstance(arguments.get("message"), str):
+            said.append(arguments["message"])
+    return "\n".join(said).strip()
+
+
+def index_pending(
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    *,
+    embedder: Embedder | None = None,
+    limit: int = INDEX_BATCH,
+) -> int:
+    """Index up to ``limit`` of the agent's unindexed messages; returns how many were indexed."""
+    rows = store.pending(conn, agent_id, limit)
+    if not rows:
+        return 0
+    config = archival.agent_embedding_config(conn, organization_id, agent_id)
+    engine.vector_width(config.embedding_dim)
+    earlier = store.preceding(conn, agent_id, rows[0]["seq"], INDEXED_ROLES, 4 * CONTEXT_WINDOW)
+    sequence = earlier + rows
+    texts = [searchable_text(r) for r in sequence]
+    wanted = [i for i, t in enumerate(texts) if t]
+    vectors: dict[int, np.ndarray] = {}
+    if wanted:
+        embedder = embedder or embedder_for(config)
+        embedded = embedder.embed([texts[i] for i in wanted])
+        if embedded.shape[1] != config.embedding_dim:
+            raise InvalidInput(
+                f"embedder returned {embedded.shape[1]}-dimensional vectors but the agent's "
+                f"embedding_dim is {config.embedding_dim}"
+            )
+        vectors = {i: embedded[n] for n, i in enumerate(wanted)}
+    items: list[store.IndexedMessage] = []
+    for position in range(len(earlier), len(sequence)):
+        row = sequence[position]
+        text = texts[position]
+        if not text:
+            items.append(store.IndexedMessage(row["id"], row["text"], "", "", None))
+            continue
+        before = [i for i in wanted if i < position][-CONTEXT_WINDOW:]
+        mixed = vectors[position] + engine.CONTEXT_WEIGHT * sum(
+            (vectors[i] for i in before), np.zeros_like(vectors[position])
+        )
+        items.append(
+            store.IndexedMessage(
+                id=row["id"], source_text=row["text"], search_text=text,
+                context="\n".join(texts[i] for i in before), embedding=normalize(mixed[None, :])[0],
+            )
+        )
+    return store.write_index(conn, items, model=config.embedding_model, dim=config.embedding_dim)
+
+
+def search(
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    query: str,
+    *,
+    roles: Sequence[str] | None = None,
+    limit: int | None = None,
+    start_date: str | datetime | None = None,
+    end_date: str | datetime | None = None,
+    embedder: Embedder | None = None,
+) -> list[dict[str, Any]]:
+    """Messages that best match ``query``, best first, as ``conversation_search`` returns them.
+
+    ``start_date``/``end_date`` are ISO dates or date-times; a bare end date includes its whole day.
+    """
+    limit = DEFAULT_LIMIT if limit is None else limit
+    if not 1 <= limit <= archival.MAX_TOP_K:
+        raise InvalidInput(f"limit must be between 1 and {archival.MAX_TOP_K}")
+    if not query or not query.strip():
+        raise InvalidInput("query must not be empty")
+    unknown = sorted(set(roles or ()) - set(SEARCHABLE_ROLES))
+    if unknown:
+        raise InvalidInput(f"unknown roles {unknown}; use {list(SEARCHABLE_ROLES)}")
+    filters = archival.time_filters(start_date, end_date)
+    if roles:
+        filters.append(("p.role = ANY(%s)", [list(roles)]))
+    config = archival.agent_embedding_config(conn, organization_id, agent_id)
+    embedder = embedder or embedder_for(config)
+    # Index what the loop wrote since the last search, a bounded amount per call.
+    index_pending(conn, organization_id, agent_id, embedder=embedder)
+    spec = engine.SearchSpec(
+        table="messages", corpus="recall", organization_id=organization_id, agent_id=agent_id,
+        columns=store.MESSAGE_COLUMNS, filters=filters, model=config.embedding_model,
+        dim=config.embedding_dim, query_vector=embedder.embed([query])[0],
+    )
+    rows = engine.hybrid_search(conn, spec, query, top_k=limit)
+    return [
+        {
+            "id": r["id"],
+            "timestamp": r["created_at"].isoformat(),
+            "role": r["role"],
+            "content": searchable_text(r) or r["text"],
+            "score": round(float(r["score"]), 6),
+        }
+        for r in rows
+    ]

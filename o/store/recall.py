@@ -1,0 +1,101 @@
+"""SQL for indexing and searching the message history (recall memory).
+
+Messages are written by the agent loop without search data; ``search_tsv IS NULL`` marks a
+message not indexed yet. Indexing fills ``search_tsv``/``search_len`` and one vector column (see
+:mod:`o.store.passages` for the layout) in one UPDATE that only touches rows still unindexed,
+so two indexers racing on the same messages write each row once and the BM25 statistics stay
+exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+
+from o.store import passages
+from o.store.db import Conn
+
+MESSAGE_COLUMNS = ("id", "organization_id", "agent_id", "seq", "role", "text", "name", "tool_calls",
+                   "run_id", "step_id", "created_at")
+
+
+def pending(conn: Conn, agent_id: str, limit: int) -> list[dict[str, Any]]:
+    """The agent's oldest unindexed messages, in order."""
+    return conn.execute(
+        "SELECT id, seq, role, text, tool_calls FROM messages "
+        "WHERE agent_id = %s AND search_tsv IS NULL ORDER BY seq LIMIT %s",
+        (agent_id, limit),
+    ).fetchall()
+
+
+def preceding(conn: Conn, agent_id: str, seq: int, roles: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` messages with one of ``roles`` before ``seq``, oldest first."""
+    rows = conn.execute(
+        "SELECT id, seq, role, text, tool_calls FROM messages "
+        "WHERE agent_id = %s AND seq < %s AND role = ANY(%s) ORDER BY seq DESC LIMIT %s",
+        (agent_id, seq, list(roles), limit),
+    ).fetchall()
+    rows.reverse()
+    return rows
+
+
+@dataclass(frozen=True)
+class IndexedMessage:
+    id: str
+    # the text that was indexed (the row is skipped if its text changed meanwhile)
+    source_text: str
+    search_text: str
+    context: str
+    embedding: np.ndarray | None
+
+
+def write_index(conn: Conn, items: Sequence[IndexedMessage], *, model: str | None, dim: int | None) -> int:
+    """Store search data for messages still unindexed; returns how many rows were written."""
+    if not items:
+        return 0
+    written = 0
+    with_vec = [i for i in items if i.embedding is not None]
+    without = [i for i in items if i.embedding is None]
+    length = sql.SQL(
+        "(SELECT coalesce(sum(cardinality(u.positions) - %s * cardinality(array_positions(u.weights, 'D'))), 0) "
+        "FROM unnest(x.tsv) u)"
+    )
+    if with_vec:
+        assert dim is not None
+        column = sql.Identifier(passages.vector_column(dim))
+        query = sql.SQL(
+            """UPDATE messages m
+               SET search_tsv = x.tsv, search_len = {length}, embedding_dim = %s, embedding_model = %s,
+                   {column} = x.vec::{vtype}
+               FROM (SELECT i.id, i.source, i.vec,
+                            setweight(to_tsvector({cfg}, i.search), 'A')
+                            || setweight(to_tsvector({cfg}, i.context), 'D') AS tsv
+                     FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+                          AS i(id, source, search, context, vec)) x
+               WHERE m.id = x.id AND m.search_tsv IS NULL AND m.text = x.source"""
+        ).format(
+            length=length, column=column, vtype=sql.SQL(passages.vector_type(dim)),
+            cfg=sql.Literal(passages.TEXT_CONFIG),
+        )
+        cur = conn.execute(
+            query,
+            (1.0 - passages.CONTEXT_WEIGHT, dim, model,
+             [i.id for i in with_vec], [i.source_text for i in with_vec], [i.search_text for i in with_vec],
+             [i.context for i in with_vec],
+             [passages.vector_literal(i.embedding, dim) for i in with_vec]),  # type: ignore[arg-type]
+        )
+        written += cur.rowcount
+    if without:
+        # Nothing to search in these (system prompts, empty tool calls): mark them done.
+        cur = conn.execute(
+            """UPDATE messages m SET search_tsv = ''::tsvector, search_len = 0
+               FROM unnest(%s::text[], %s::text[]) AS x(id, source)
+               WHERE m.id = x.id AND m.search_tsv IS NULL AND m.text = x.source""",
+            ([i.id for i in without], [i.source_text for i in without]),
+        )
+        written += cur.rowcount
+    return written
