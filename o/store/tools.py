@@ -96,6 +96,11 @@ def list_page(
     )
 
 
+def count(conn: Conn, organization_id: str) -> int:
+    row = conn.execute("SELECT count(*) AS n FROM tools WHERE organization_id = %s", (organization_id,)).fetchone()
+    return int(row["n"]) if row else 0
+
+
 def update(conn: Conn, organization_id: str, tool_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
     """Apply ``changes``; a change to the source, schema or name records a new version."""
     unknown = set(changes) - UPDATABLE

@@ -20,7 +20,7 @@ from o.api.schemas.common import Response
 from o.errors import InvalidInput
 from o.ids import new_id
 from o.store.pages import Page
-from o.store.tools import list_page
+from o.store.tools import count, list_page
 from o.tools import catalog
 from o.tools.catalog import MAX_RETURN_CHARS, ToolSpec
 from o.tools.sandbox import Sandbox, ToolInvocation, ToolResult, sandbox_from_settings
@@ -205,6 +205,12 @@ def list_tools(
     with db.transaction() as conn:
         rows = list_page(conn, org, page, name=name, names=names, tool_types=tool_types, search=search)
     return [Tool.from_row(r) for r in rows]
+
+
+@router.get("/v1/tools/count", response_model=int)
+def count_tools(org: Org, db: Db) -> int:
+    with db.transaction() as conn:
+        return count(conn, org)
 
 
 @router.post("/v1/tools/run", response_model=ToolReturnMessage)

@@ -69,6 +69,7 @@ def test_create_derives_letta_schema_and_reads_back(client: TestClient) -> None:
     assert client.get(f"/v1/tools/{tool['id']}").json() == tool
     listed = client.get("/v1/tools/", params={"name": "add"}).json()
     assert [t["id"] for t in listed] == [tool["id"]]
+    assert client.get("/v1/tools/count").json() == 1
 
 
 def test_explicit_schema_and_bad_sources_are_reported(client: TestClient) -> None:
