@@ -48,6 +48,8 @@ class SandboxSettings(BaseSettings):
     sandbox_workdir: Path | None = None
     # set false only for debugging: runs still get resource limits but no namespaces or private uid
     sandbox_isolate: bool = True
+    # let local tool runs use the host's network (off: a private namespace with no interfaces)
+    sandbox_allow_network: bool = False
 
     @model_validator(mode="after")
     def _lambda_needs_name(self) -> SandboxSettings:
@@ -71,4 +73,8 @@ def sandbox_from_settings(settings: SandboxSettings | None = None) -> Sandbox:
             region_name=settings.sandbox_region,
             max_wall_seconds=settings.sandbox_max_wall_seconds,
         )
-    return LocalProcessSandbox(workdir_root=settings.sandbox_workdir, isolate=settings.sandbox_isolate)
+    return LocalProcessSandbox(
+        workdir_root=settings.sandbox_workdir,
+        isolate=settings.sandbox_isolate,
+        allow_network=settings.sandbox_allow_network,
+    )

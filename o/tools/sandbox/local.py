@@ -58,10 +58,14 @@ class LocalProcessSandbox:
         *,
         workdir_root: Path | None = None,
         isolate: bool = True,
+        allow_network: bool = False,
         python: str | None = None,
     ) -> None:
         self.workdir_root = workdir_root
         self.isolate = isolate
+        # an operator's choice for tools that must call web APIs; the tool can then
+        # reach whatever this host can, the database's TCP port included
+        self.allow_network = allow_network
         self.python = python or sys.executable
         self._probed: tuple[str, ...] | None = None
 
@@ -90,7 +94,9 @@ class LocalProcessSandbox:
                 "env": invocation.env,
                 "limits": limits.to_dict(),
                 "return_char_limit": invocation.return_char_limit,
-                "isolate": {"netns": self.isolate, "mountns": privileged, "uid": uid},
+                "isolate": {
+                    "netns": self.isolate and not self.allow_network, "mountns": privileged, "uid": uid,
+                },
                 "sys_path": _import_path(),
             }
             try:

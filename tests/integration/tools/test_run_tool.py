@@ -121,3 +121,26 @@ def test_without_isolation_limits_still_apply() -> None:
         )
     )
     assert result.status == "limit_exceeded"
+
+
+def test_concurrent_runs_do_not_mix(sandbox: LocalProcessSandbox) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = "import time\ndef tool(n: int):\n    print(n)\n    time.sleep(0.05)\n    return n * n\n"
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda n: sandbox.run(ToolInvocation(source, "tool", {"n": n})), range(12)))
+    assert [(r.func_return, r.stdout) for r in results] == [(str(n * n), f"{n}\n") for n in range(12)]
+
+
+def test_network_can_be_allowed_by_the_operator() -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    source = "import socket\ndef tool(port: int):\n    socket.create_connection(('127.0.0.1', port), 2).close()\n"
+    try:
+        result = LocalProcessSandbox(allow_network=True).run(ToolInvocation(source, "tool", {"port": port}))
+    finally:
+        listener.close()
+    assert result.status == "success", result
+    assert "netns" not in result.isolation
