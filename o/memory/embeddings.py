@@ -46,7 +46,7 @@ class EmbeddingConfig(BaseModel):
     embedding_model: str = LOCAL_MODEL
     embedding_dim: int = Field(default=LOCAL_DIM, ge=1, le=4096)
     embedding_chunk_size: int | None = Field(default=300, ge=1)
-    batch_size: int = Field(default=32, ge=1, le=2048)
+    batch_size: int | None = Field(default=32, ge=1, le=2048)
     handle: str | None = None
 
     @classmethod
@@ -254,7 +254,7 @@ def embedder_for(config: EmbeddingConfig) -> Embedder:
             dim=config.embedding_dim,
             base_url=config.embedding_endpoint or os.environ.get("OPENAI_BASE_URL"),
             api_key=os.environ.get("OPENAI_API_KEY", "") or "missing-key",
-            batch_size=config.batch_size,
+            batch_size=config.batch_size or 32,
             send_dimensions=config.embedding_model.startswith("text-embedding-3"),
         )
     if kind == "ollama":
@@ -267,7 +267,7 @@ def embedder_for(config: EmbeddingConfig) -> Embedder:
             dim=config.embedding_dim,
             base_url=endpoint,
             api_key="ollama",
-            batch_size=config.batch_size,
+            batch_size=config.batch_size or 32,
         )
     raise InvalidInput(
         f"unknown embedding_endpoint_type {config.embedding_endpoint_type!r}; "

@@ -1,0 +1,116 @@
+"""An agent's archival memory (Letta V1): /v1/agents/{agent_id}/archival-memory[...]."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from o.api.deps import Db, Org
+from o.api.schemas.common import Request, Response
+from o.memory import archival
+
+router = APIRouter(prefix="/v1/agents/{agent_id}/archival-memory", tags=["agents"])
+
+
+class CreateArchivalMemory(Request):
+    text: str = Field(min_length=1, max_length=archival.MAX_TEXT_CHARS, description="what to remember")
+    tags: list[str] | None = Field(default=None, max_length=100)
+    created_at: datetime | None = Field(default=None, description="when the memory was formed (default: now)")
+    metadata: dict[str, Any] | None = None
+
+
+class Passage(Response):
+    id: str
+    text: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    agent_id: str
+    organization_id: str
+    embedding: list[float] | None = None
+    embedding_config: dict[str, Any] | None = None
+    created_at: datetime
+    updated_at: datetime
+    is_deleted: bool = False
+
+    @classmethod
+    def from_domain(cls, passage: archival.Passage, embedding_config: dict[str, Any] | None) -> Passage:
+        return cls(
+            id=passage.id, text=passage.text, tags=passage.tags, metadata=passage.metadata,
+            agent_id=passage.agent_id, organization_id=passage.organization_id,
+            embedding_config=embedding_config, created_at=passage.created_at, updated_at=passage.updated_at,
+        )
+
+
+class ArchivalMemorySearchResult(Response):
+    id: str
+    timestamp: str
+    content: str
+    tags: list[str]
+    score: float
+
+
+class ArchivalMemorySearchResponse(Response):
+    results: list[ArchivalMemorySearchResult]
+    count: int
+
+
+@router.get("", response_model=list[Passage])
+def list_archival_memory(
+    agent_id: str,
+    org: Org,
+    db: Db,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    search: str | None = Query(default=None, description="keep passages whose text contains this"),
+    ascending: bool = True,
+) -> list[Passage]:
+    with db.transaction() as conn:
+        config = archival.agent_embedding_config(conn, org, agent_id).model_dump(exclude_none=True)
+        passages = archival.list_passages(
+            conn, org, agent_id, after=after, before=before, limit=limit, ascending=ascending,
+            text_contains=search,
+        )
+    return [Passage.from_domain(p, config) for p in passages]
+
+
+@router.post("", response_model=list[Passage])
+def create_archival_memory(agent_id: str, body: CreateArchivalMemory, org: Org, db: Db) -> list[Passage]:
+    with db.transaction() as conn:
+        passages = archival.insert(
+            conn, org, agent_id, body.text, tags=body.tags, metadata=body.metadata, created_at=body.created_at
+        )
+        config = archival.agent_embedding_config(conn, org, agent_id).model_dump(exclude_none=True)
+    return [Passage.from_domain(p, config) for p in passages]
+
+
+@router.get("/search", response_model=ArchivalMemorySearchResponse)
+def search_archival_memory(
+    agent_id: str,
+    org: Org,
+    db: Db,
+    query: str = Query(min_length=1, max_length=10_000),
+    tags: list[str] | None = Query(default=None),
+    tag_match_mode: Literal["any", "all"] = "any",
+    top_k: int | None = Query(default=None, ge=1, le=archival.MAX_TOP_K),
+    start_datetime: datetime | None = None,
+    end_datetime: datetime | None = None,
+) -> ArchivalMemorySearchResponse:
+    with db.transaction() as conn:
+        results = archival.search(
+            conn, org, agent_id, query, top_k=top_k, tags=tags, tag_match_mode=tag_match_mode,
+            start_datetime=start_datetime, end_datetime=end_datetime,
+        )
+    return ArchivalMemorySearchResponse(
+        results=[ArchivalMemorySearchResult(**r) for r in results], count=len(results)
+    )
+
+
+@router.delete("/{memory_id}")
+def delete_archival_memory(agent_id: str, memory_id: str, org: Org, db: Db) -> dict[str, str]:
+    with db.transaction() as conn:
+        archival.delete(conn, org, agent_id, memory_id)
+    return {"message": f"Memory id={memory_id} successfully deleted"}
