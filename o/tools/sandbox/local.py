@@ -66,6 +66,9 @@ class LocalProcessSandbox:
         # an operator's choice for tools that must call web APIs; the tool can then
         # reach whatever this host can, the database's TCP port included
         self.allow_network = allow_network
+        if os.geteuid() != 0 or not isolate:
+            # tools will run as this process's uid: keep them out of its memory and environment
+            harden_host_process()
         self.python = python or sys.executable
         self._probed: tuple[str, ...] | None = None
 

@@ -21,10 +21,15 @@ sandbox = LocalProcessSandbox()
 limits = Limits(processes=8, wall_seconds=3, cpu_seconds=2, memory_bytes=256 * 1024 * 1024)
 runs = {{
     "plain": "import os\\ndef f():\\n    return [os.getuid(), sorted(os.environ)]\\n",
+    "parent": "import os\\ndef f():\\n    return open(f'/proc/{{os.getppid()}}/environ').read()\\n",
     "memory": "def f():\\n    return len(bytearray(10 * 1024 ** 3))\\n",
     "bomb": "import os\\ndef f():\\n    while True:\\n        os.fork()\\n",
 }}
-print(json.dumps({{k: sandbox.run(ToolInvocation(v, "f", limits=limits)).to_dict() for k, v in runs.items()}}))
+out = {{k: sandbox.run(ToolInvocation(v, "f", limits=limits)).to_dict() for k, v in runs.items()}}
+# without a user namespace only the server's own hardening keeps its environment unreadable
+networked = LocalProcessSandbox(allow_network=True)
+out["parent"] = networked.run(ToolInvocation(runs["parent"], "f", limits=limits)).to_dict()
+print(json.dumps(out))
 """
 
 
@@ -42,5 +47,7 @@ def test_unprivileged_server_still_limits_tools() -> None:
     uid, names = json.loads(plain["func_return"])
     assert uid == 65534 and "OPENAI_API_KEY" not in names
     assert "uid" not in plain["isolation"] and "rlimits" in plain["isolation"]
+    assert results["parent"]["status"] == "error", results["parent"]
+    assert "PermissionError" in results["parent"]["message"]
     assert results["memory"]["status"] == "limit_exceeded"
     assert results["bomb"]["status"] in ("limit_exceeded", "timeout")
