@@ -8,7 +8,19 @@ from o import __version__
 from o.api import errors
 from o.api.deps import KeyCache
 from o.api.limits import BodySizeLimit
-from o.api.routers import agents, archival, blocks, core_memory, health, messages, runs, send, tools
+from o.api.routers import (
+    agents,
+    archival,
+    blocks,
+    core_memory,
+    evolution,
+    health,
+    messages,
+    revisions,
+    runs,
+    send,
+    tools,
+)
 from o.observability import logger
 from o.store.db import Database
 
@@ -25,7 +37,7 @@ def create_app(db: Database, *, max_body_bytes: int = 1_048_576) -> FastAPI:
     errors.install(app)
     for router in (
         health.router, agents.router, core_memory.router, blocks.router, messages.router, tools.router,
-        send.router, runs.router, archival.router,
+        send.router, runs.router, archival.router, revisions.router, evolution.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)

@@ -1,0 +1,204 @@
+"""Self-evolution over the API: evaluation suite, evolutions (list, start, read, stop), feedback.
+
+Routes under /v1/agents/{agent_id}: ``evaluation`` (GET/PUT), ``evolutions`` (GET/POST),
+``evolutions/{id}`` (GET), ``evolutions/{id}/stop`` (POST), ``feedback`` (POST), ``sleeptime`` (POST).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from o.agent import lifecycle
+from o.api.deps import Db, Org
+from o.errors import InvalidInput, NotFound
+from o.evolution import evaluator, loop
+from o.ids import new_id
+from o.store import evolution as store
+
+router = APIRouter(prefix="/v1/agents", tags=["evolution"])
+_deps_lock = threading.Lock()
+
+
+def evolution_deps(request: Request) -> loop.EvolutionDeps:
+    """The app's evolution dependencies, built once from its database and agent engine."""
+    state = request.app.state
+    deps = getattr(state, "evolution_deps", None)
+    if deps is None:
+        with _deps_lock:
+            deps = getattr(state, "evolution_deps", None)
+            if deps is None:
+                deps = loop.default_deps(state.db, getattr(state, "agent_engine", None))
+                state.evolution_deps = deps
+    return deps
+
+
+Evolution = Annotated[loop.EvolutionDeps, Depends(evolution_deps)]
+
+
+class EvolutionOut(BaseModel):
+    id: str
+    agent_id: str
+    status: str
+    trigger: str
+    base_revision: int
+    candidate_revision: int | None
+    rationale: str | None
+    diff: dict[str, Any] | None
+    figures: dict[str, Any]
+    budget: dict[str, Any]
+    tokens_used: int
+    canary: dict[str, Any] | None
+    decision: str | None
+    reason: str | None
+    execution_arn: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    events: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], events: list[dict[str, Any]] | None = None) -> EvolutionOut:
+        data = {k: row[k] for k in cls.model_fields if k in row}
+        if events is not None:
+            data["events"] = [{"phase": e["phase"], "message": e["message"], "data": e["data"],
+                               "created_at": e["created_at"]} for e in events]
+        return cls(**data)
+
+
+class StartEvolution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_seconds: float | None = Field(default=None, gt=0)
+    canary_weight: float | None = Field(default=None, gt=0, le=1)
+    bake_seconds: int | None = Field(default=None, ge=0)
+    max_bake_rounds: int | None = Field(default=None, ge=1)
+    replay_sample: int | None = Field(default=None, ge=0, le=100)
+    # run to the decision before answering (local mode only; AWS always runs a state machine)
+    wait: bool = False
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    score: float = Field(ge=0, le=1, description="0 = bad, 1 = good")
+    run_id: str | None = None
+    message_id: str | None = None
+    comment: str | None = Field(default=None, max_length=4000)
+
+    @model_validator(mode="after")
+    def _target(self) -> Feedback:
+        if not self.run_id and not self.message_id:
+            raise ValueError("name the response: give run_id or message_id")
+        return self
+
+
+@router.get("/{agent_id}/evaluation", response_model=evaluator.Suite)
+def get_evaluation(agent_id: str, org: Org, db: Db) -> evaluator.Suite:
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id)
+        return evaluator.load_suite(conn, agent_id)
+
+
+@router.put("/{agent_id}/evaluation", response_model=evaluator.Suite)
+def put_evaluation(agent_id: str, body: evaluator.Suite, org: Org, db: Db) -> evaluator.Suite:
+    """Set the evaluator. Refused while an evolution runs: it would be judged by rules it did not start with."""
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id, for_update=True)
+        active = store.active_for_agent(conn, agent_id)
+        if active is not None:
+            from o.errors import Conflict
+
+            raise Conflict(f"evolution {active['id']} is in progress; stop it before changing the evaluator")
+        evaluator.save_suite(conn, org, agent_id, body)
+    return body
+
+
+@router.get("/{agent_id}/evolutions", response_model=list[EvolutionOut])
+def list_evolutions(
+    agent_id: str, org: Org, db: Db,
+    limit: int = Query(default=50, ge=1, le=1000),
+    status_filter: str | None = Query(default=None, alias="status"),
+) -> list[EvolutionOut]:
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id)
+        rows = store.list_for_agent(conn, agent_id, limit=limit, status=status_filter)
+    return [EvolutionOut.from_row(r) for r in rows]
+
+
+@router.post("/{agent_id}/evolutions", response_model=EvolutionOut, status_code=status.HTTP_202_ACCEPTED)
+def start_evolution(agent_id: str, org: Org, deps: Evolution, body: StartEvolution | None = None) -> EvolutionOut:
+    body = body or StartEvolution()
+    budget = body.model_dump(exclude={"wait"}, exclude_none=True)
+    row = loop.start(deps, org, agent_id, trigger="api", budget=budget)
+    loop.launch(deps, row["id"], wait=body.wait)
+    with deps.db.transaction() as conn:
+        final = store.get(conn, row["id"])
+        events = store.events(conn, row["id"])
+    assert final is not None
+    return EvolutionOut.from_row(final, events)
+
+
+@router.get("/{agent_id}/evolutions/{evolution_id}", response_model=EvolutionOut)
+def get_evolution(agent_id: str, evolution_id: str, org: Org, db: Db) -> EvolutionOut:
+    with db.transaction() as conn:
+        row = store.get(conn, evolution_id, organization_id=org)
+        if row is None or row["agent_id"] != agent_id:
+            raise NotFound(f"evolution {evolution_id} not found")
+        events = store.events(conn, evolution_id)
+    return EvolutionOut.from_row(row, events)
+
+
+@router.post("/{agent_id}/evolutions/{evolution_id}/stop", response_model=EvolutionOut)
+def stop_evolution(agent_id: str, evolution_id: str, org: Org, deps: Evolution) -> EvolutionOut:
+    with deps.db.transaction() as conn:
+        row = store.get(conn, evolution_id, organization_id=org)
+    if row is None or row["agent_id"] != agent_id:
+        raise NotFound(f"evolution {evolution_id} not found")
+    final = loop.stop(deps, org, evolution_id)
+    with deps.db.transaction() as conn:
+        events = store.events(conn, evolution_id)
+    return EvolutionOut.from_row(final, events)
+
+
+@router.post("/{agent_id}/feedback", status_code=status.HTTP_201_CREATED)
+def give_feedback(agent_id: str, body: Feedback, org: Org, db: Db) -> dict[str, Any]:
+    """Score a response. The score is attributed to the revision that produced it."""
+    with db.transaction() as conn:
+        agent = lifecycle.require(conn, org, agent_id)
+        run_id = body.run_id
+        if body.message_id:
+            message = conn.execute(
+                "SELECT run_id FROM messages WHERE id = %s AND agent_id = %s", (body.message_id, agent_id)
+            ).fetchone()
+            if message is None:
+                raise NotFound(f"message {body.message_id} not found for agent {agent_id}")
+            if run_id and message["run_id"] and message["run_id"] != run_id:
+                raise InvalidInput(f"message {body.message_id} belongs to run {message['run_id']}, not {run_id}")
+            run_id = run_id or message["run_id"]
+        revision = agent.get("revision")
+        if run_id:
+            run = conn.execute("SELECT metadata FROM runs WHERE id = %s AND agent_id = %s",
+                               (run_id, agent_id)).fetchone()
+            if run is None:
+                raise NotFound(f"run {run_id} not found for agent {agent_id}")
+            revision = (run["metadata"] or {}).get("revision", revision)
+        row = store.insert_feedback(conn, {
+            "id": new_id("feedback"), "organization_id": org, "agent_id": agent_id, "run_id": run_id,
+            "message_id": body.message_id, "score": body.score, "comment": body.comment, "revision": revision,
+        })
+    return {k: row[k] for k in ("id", "agent_id", "run_id", "message_id", "score", "comment", "revision",
+                                "created_at")}
+
+
+@router.post("/{agent_id}/sleeptime")
+def run_sleeptime(agent_id: str, org: Org, deps: Evolution) -> dict[str, Any]:
+    """Run a sleep-time pass now (memory reorganization; it may start an evolution)."""
+    from o.evolution import sleeptime
+
+    return sleeptime.run_pass(deps, org, agent_id, trigger="api").as_dict()

@@ -1,0 +1,269 @@
+"""The evaluator: evaluation cases, deterministic checks, the LLM judge, the gate thresholds.
+
+It is the one thing a candidate may never change. Its canonical hash is taken when an evolution
+starts and compared before the gate and before promotion; any difference ends the evolution in
+rollback. The suite is validated here with Pydantic because it arrives from the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from o.llm.client import LLMClient, LLMError
+from o.llm.types import ChatMessage, ChatRequest
+from o.store import evolution as evolution_store
+from o.store.db import Conn
+
+# Keys that name the evaluator: a proposal that touches any of them is refused outright.
+EVALUATOR_KEYS = frozenset({
+    "evaluator", "evaluation", "evaluation_suite", "eval_cases", "cases", "gate", "judge", "checks", "held_out",
+})
+
+JUDGE_MARKER = "You are an impartial judge of an AI assistant's reply."
+
+
+class Checks(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contains: list[str] = Field(default_factory=list, description="each must appear (case-insensitive)")
+    not_contains: list[str] = Field(default_factory=list, description="none may appear (case-insensitive)")
+    max_chars: int | None = Field(default=None, ge=1)
+    regex: str | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+
+class EvalCase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    input: str = Field(min_length=1, max_length=20_000)
+    checks: Checks = Field(default_factory=Checks)
+    # held-out cases are never shown to the proposer nor used by the gate: they measure generalisation
+    held_out: bool = False
+
+
+class CanaryGate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_turns: int = Field(default=3, ge=0)
+    max_error_rate_increase: float = Field(default=0.05, ge=0, le=1)
+    min_feedback_delta: float = Field(default=-0.1, ge=-1, le=1)
+    max_latency_ratio: float = Field(default=2.0, gt=0)
+    on_inconclusive: Literal["rollback", "promote"] = "rollback"
+
+
+class Gate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_improvement: float = Field(default=0.01, ge=-1, le=1, description="candidate score minus current score")
+    max_regressions: int = Field(default=0, ge=0, description="eval cases where the candidate scores lower")
+    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    max_latency_ratio: float = Field(default=2.0, gt=0)
+    max_cost_ratio: float = Field(default=2.0, gt=0)
+    judge_weight: float = Field(default=0.3, ge=0, le=1)
+    canary: CanaryGate = Field(default_factory=CanaryGate)
+
+
+class Judge(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    enabled: bool = True
+    instructions: str = "Score 1.0 for a correct, helpful, concise reply; 0.0 for a wrong or unhelpful one."
+    # the judge's own model; None means the model of the revision the evolution started from
+    llm_config: dict[str, Any] | None = None
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cases: list[EvalCase] = Field(default_factory=list, max_length=500)
+    gate: Gate = Field(default_factory=Gate)
+    judge: Judge = Field(default_factory=Judge)
+
+    def canonical_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+    def gate_cases(self) -> list[EvalCase]:
+        return [c for c in self.cases if not c.held_out]
+
+    def held_out_cases(self) -> list[EvalCase]:
+        return [c for c in self.cases if c.held_out]
+
+
+def load_suite(conn: Conn, agent_id: str) -> Suite:
+    row = evolution_store.get_suite(conn, agent_id)
+    if row is None:
+        return Suite()
+    return Suite.model_validate({"cases": row["cases"], "gate": row["gate"], "judge": row["judge"]})
+
+
+def save_suite(conn: Conn, organization_id: str, agent_id: str, suite: Suite) -> dict[str, Any]:
+    data = suite.model_dump(mode="json")
+    return evolution_store.put_suite(conn, organization_id, agent_id, data, suite.canonical_hash())
+
+
+def current_hash(conn: Conn, agent_id: str) -> str:
+    """The hash of the suite as stored now, recomputed from its content (the stored hash is not trusted)."""
+    return load_suite(conn, agent_id).canonical_hash()
+
+
+# --- scoring -----------------------------------------------------------------------------------------------
+
+def check_score(checks: Checks, reply: str) -> float | None:
+    """Fraction of the deterministic checks the reply passes; None when the case has none."""
+    results: list[bool] = []
+    low = reply.lower()
+    results += [needle.lower() in low for needle in checks.contains]
+    results += [needle.lower() not in low for needle in checks.not_contains]
+    if checks.max_chars is not None:
+        results.append(len(reply) <= checks.max_chars)
+    if checks.regex is not None:
+        results.append(re.search(checks.regex, reply) is not None)
+    return sum(results) / len(results) if results else None
+
+
+@dataclass
+class Verdict:
+    score: float | None
+    tokens: int = 0
+    error: str | None = None
+
+
+def judge_reply(client: LLMClient, judge: Judge, user_input: str, reply: str) -> Verdict:
+    """Ask the judge model for a score in [0, 1] as JSON; a malformed answer counts as no verdict."""
+    request = ChatRequest(
+        messages=[
+            ChatMessage.system(
+                f"{JUDGE_MARKER}\n{judge.instructions}\n"
+                'Answer with JSON only: {"score": <number between 0 and 1>, "reason": "<short>"}'
+            ),
+            ChatMessage.user(json.dumps({"user_input": user_input, "assistant_reply": reply})),
+        ],
+        temperature=0.0,
+        max_tokens=200,
+    )
+    try:
+        response = client.chat(request)
+    except LLMError as exc:
+        return Verdict(None, 0, f"judge failed: {exc.message}")
+    tokens = response.usage.total_tokens
+    try:
+        data = parse_json_object(response.content or "")
+        score = float(data["score"])
+    except (ValueError, KeyError, TypeError):
+        return Verdict(None, tokens, "judge answered without a valid score")
+    if not 0.0 <= score <= 1.0:
+        return Verdict(None, tokens, f"judge score {score} outside 0..1")
+    return Verdict(score, tokens)
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """The JSON object in a model's answer, tolerating a code fence or prose around it."""
+    text = text.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    if fence:
+        text = fence.group(1).strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        raise ValueError("no JSON object in the answer")
+    value = json.loads(text[start : end + 1])
+    if not isinstance(value, dict):
+        raise ValueError("the answer is not a JSON object")
+    return value
+
+
+def combine(checks: float | None, judged: float | None, judge_weight: float, ok: bool) -> float:
+    """One score per replay: checks and judge weighted; an errored replay scores 0."""
+    if not ok:
+        return 0.0
+    parts = [(checks, 1.0 - judge_weight), (judged, judge_weight)]
+    present = [(v, w) for v, w in parts if v is not None and w > 0]
+    if not present:
+        return 1.0
+    return sum(v * w for v, w in present) / sum(w for _, w in present)
+
+
+@dataclass
+class CaseResult:
+    name: str
+    input: str
+    reply: str | None
+    ok: bool
+    score: float
+    checks: float | None
+    judge: float | None
+    latency_ms: float
+    tokens: int
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in (
+            "name", "input", "reply", "ok", "score", "checks", "judge", "latency_ms", "tokens", "error")}
+
+
+@dataclass
+class Summary:
+    cases: list[CaseResult] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(c.score for c in self.cases) / len(self.cases) if self.cases else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return sum(not c.ok for c in self.cases) / len(self.cases) if self.cases else 0.0
+
+    @property
+    def latency_ms(self) -> float:
+        return sum(c.latency_ms for c in self.cases) / len(self.cases) if self.cases else 0.0
+
+    @property
+    def tokens(self) -> float:
+        return sum(c.tokens for c in self.cases) / len(self.cases) if self.cases else 0.0
+
+    def figures(self) -> dict[str, Any]:
+        return {"score": round(self.score, 4), "error_rate": round(self.error_rate, 4),
+                "latency_ms": round(self.latency_ms, 2), "tokens": round(self.tokens, 1), "n": len(self.cases)}
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    reasons: list[str]
+    figures: dict[str, Any]
+
+
+def gate(gate_config: Gate, current: Summary, candidate: Summary) -> GateResult:
+    """Compare the candidate with the current revision on the same replays."""
+    reasons: list[str] = []
+    delta = candidate.score - current.score
+    regressions = [
+        cand.name for cur, cand in zip(current.cases, candidate.cases, strict=True)
+        if cur.checks is not None and cand.score < cur.score - 1e-9
+    ]
+    if candidate.error_rate > max(gate_config.max_error_rate, current.error_rate):
+        reasons.append(f"candidate errors on {candidate.error_rate:.0%} of replays (current {current.error_rate:.0%})")
+    if delta < gate_config.min_improvement:
+        reasons.append(f"score {candidate.score:.3f} vs {current.score:.3f}: improvement {delta:+.3f} is below "
+                       f"the required {gate_config.min_improvement:+.3f}")
+    if len(regressions) > gate_config.max_regressions:
+        reasons.append(f"regresses {len(regressions)} case(s): {regressions[:5]}")
+    if current.latency_ms > 0 and candidate.latency_ms / current.latency_ms > gate_config.max_latency_ratio:
+        reasons.append(f"latency {candidate.latency_ms:.0f} ms vs {current.latency_ms:.0f} ms")
+    if current.tokens > 0 and candidate.tokens / current.tokens > gate_config.max_cost_ratio:
+        reasons.append(f"cost {candidate.tokens:.0f} vs {current.tokens:.0f} tokens per replay")
+    figures = {"current": current.figures(), "candidate": candidate.figures(), "delta": round(delta, 4),
+               "regressions": regressions}
+    return GateResult(not reasons, reasons, figures)

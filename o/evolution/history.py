@@ -1,0 +1,66 @@
+"""Evolution history in the agent's own memory: each decision becomes an archival passage.
+
+The evolutions table is the system's record; the passage is the agent's: tagged ``evolution``
+and the decision, it is found by archival search and fed back into the next reflection, so the
+agent can reason about what it changed before and how that went.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from o.evolution import revisions
+from o.ids import new_id
+from o.memory import archival
+from o.observability import logger
+from o.store.db import Database
+
+
+def summary_text(evolution: dict[str, Any]) -> str:
+    figures = evolution.get("figures") or {}
+    shadow = figures.get("shadow") or {}
+    canary = figures.get("canary") or {}
+    lines = [
+        f"Self-evolution {evolution['id']}: {evolution['decision'].replace('_', ' ')} candidate revision "
+        f"{evolution.get('candidate_revision') or '-'} (from revision {evolution['base_revision']}).",
+        f"Reason: {evolution.get('reason') or '-'}",
+        f"Rationale: {evolution.get('rationale') or '-'}",
+        "Change:\n" + revisions.describe_diff(evolution.get("diff") or {}),
+    ]
+    if shadow:
+        lines.append(
+            f"Shadow test: score {shadow.get('current', {}).get('score')} -> {shadow.get('candidate', {}).get('score')}"
+            f", regressions {shadow.get('regressions')}"
+        )
+    if canary:
+        lines.append("Canary: " + json.dumps({k: canary[k] for k in ("base", "candidate") if k in canary}))
+    return "\n".join(lines)
+
+
+def remember(db: Database, evolution: dict[str, Any]) -> str:
+    """Write the decision into the agent's archival memory; returns the passage id.
+
+    Embedding may be unavailable (no local model, provider down); the decision is then stored as a
+    plain passage row, still found by the reflection's tag lookup and by text search, never lost.
+    """
+    text = summary_text(evolution)
+    tags = ["evolution", evolution["decision"]]
+    metadata = {"evolution_id": evolution["id"], "decision": evolution["decision"],
+                "candidate_revision": evolution.get("candidate_revision")}
+    try:
+        passages = archival.insert_text(
+            db, evolution["organization_id"], evolution["agent_id"], text, tags=tags, metadata=metadata,
+        )
+        return passages[0].id
+    except Exception:
+        logger.exception("archival insert of an evolution decision failed; storing it without an embedding",
+                         extra={"evolution_id": evolution["id"]})
+    passage_id = new_id("passage")
+    with db.transaction() as conn:
+        conn.execute(
+            """INSERT INTO passages (id, organization_id, agent_id, text, tags, metadata)
+               VALUES (%s, %s, %s, %s, %s, %s::jsonb)""",
+            (passage_id, evolution["organization_id"], evolution["agent_id"], text, tags, json.dumps(metadata)),
+        )
+    return passage_id
