@@ -65,6 +65,14 @@ class Engine:
         else:
             self.launcher = LocalLauncher(self.deps)
 
+    def sfn(self) -> Any:
+        """The Step Functions client (created on first use: local mode never loads boto3)."""
+        if self.sfn_client is None:
+            import boto3
+
+            self.sfn_client = boto3.client("stepfunctions")
+        return self.sfn_client
+
     def deps(self, **overrides: Any) -> StepDeps:
         policy = ContextPolicy(self.settings.summarize_threshold, self.settings.summarize_target)
         values: dict[str, Any] = {"db": self.db, "llm": self.llm, "tools": self.tools, "prompts": self.prompts,

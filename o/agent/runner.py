@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from o.agent.step import Outcome, StepDeps, execute
+from o.agent.step import Outcome, StepDeps, advance
 from o.observability import logger
 from o.store import runs as run_store
 from o.store.db import Database
@@ -33,30 +33,35 @@ def drive(deps: StepDeps, run_id: str, *, max_actions: int = MAX_ACTIONS) -> Out
         run = run_store.get(conn, run_id)
     if run is None:
         raise ValueError(f"run {run_id} not found")
-    outcome = Outcome(run_id, run["iteration"], run["next_action"], run["stop_reason"])
+    outcome = Outcome(run_id, 0, run["next_action"], run["stop_reason"])
     actions = 0
     while outcome.next in ("step", "tools") and actions < max_actions:
-        outcome = execute(deps, run_id, outcome.iteration, outcome.next)
+        outcome = advance(deps, run_id, outcome.next, outcome.iteration)
         actions += 1
     return outcome
 
 
-def store_task_token(db: Database, run_id: str, token: str) -> bool:
-    """Remember the token of an execution waiting for an approval. True when the approval (or a
-    cancel) already arrived, so the caller must release the execution itself."""
+def store_task_token(db: Database, run_id: str, token: str, counter: int) -> dict[str, Any] | None:
+    """Remember the token of an execution waiting for an approval (and its iteration count).
+
+    Returns the run when the approval (or a cancel) already arrived: the caller must then
+    release the execution itself, since nobody else will.
+    """
     with db.transaction() as conn:
         run = run_store.get(conn, run_id, for_update=True)
         if run is None:
             raise ValueError(f"run {run_id} not found")
+        metadata = {**(run["metadata"] or {}), "sfn_iteration": counter}
         if run["next_action"] != "approval":
-            return True
-        run_store.update(conn, run_id, {"task_token": token})
-        return False
+            return run_store.update(conn, run_id, {"metadata": metadata})
+        run_store.update(conn, run_id, {"task_token": token, "metadata": metadata})
+        return None
 
 
 def resume_output(run: dict[str, Any]) -> dict[str, Any]:
-    """What a released approval wait hands back to the state machine."""
-    return {"run_id": run["id"], "iteration": run["iteration"], "next": "step"}
+    """What a released approval wait hands back to the state machine (SendTaskSuccess output)."""
+    counter = int((run.get("metadata") or {}).get("sfn_iteration", 0))
+    return {"run_id": run["id"], "iteration": counter, "next": "step"}
 
 
 class RunLauncher(Protocol):
@@ -143,7 +148,7 @@ class StepFunctionsLauncher:
         try:
             started = self.client.start_execution(
                 stateMachineArn=self.state_machine_arn, name=name,
-                input=json.dumps({"run_id": run_id, "iteration": run["iteration"]}),
+                input=json.dumps({"run_id": run_id, "iteration": 0}),
             )
         except self.client.exceptions.ExecutionAlreadyExists:
             return

@@ -98,12 +98,40 @@ def step_id_for(run_id: str, index: int) -> str:
 
 
 def execute(deps: StepDeps, run_id: str, iteration: int, action: str) -> Outcome:
-    """Run one action of the contract: ``step`` (phase 1) or ``tools`` (phase 2)."""
+    """Phase ``step`` (1) or ``tools`` (2) of step ``iteration`` (the step index) of the run."""
     if action == "step":
         return llm_phase(deps, run_id, iteration)
     if action == "tools":
         return tools_phase(deps, run_id, iteration)
     raise ValueError(f"unknown action {action!r}")
+
+
+def advance(deps: StepDeps, run_id: str, action: str, counter: int = 0) -> Outcome:
+    """One action of the state machine contract; what both Step Functions and the local runner call.
+
+    Which step to work on comes from the run's durable state, not from the caller: a retried,
+    duplicated or late invocation finds the work done and just reports what comes next. The
+    returned ``iteration`` is ``counter`` advanced by the steps begun, a per-execution count the
+    state machine compares with its cap (a continued execution starts again at 0).
+    """
+    if action not in ("step", "tools"):
+        raise ValueError(f"unknown action {action!r}")
+    with deps.db.transaction() as conn:
+        run = run_store.get(conn, run_id)
+    if run is None:
+        raise OError(f"run {run_id} not found")
+    start = run["iteration"]
+    current = run["next_action"]
+    if current in ("done", "failed"):
+        return Outcome(run_id, counter, current, run["stop_reason"])
+    if action == "step" and current in ("step", "approval"):
+        outcome = llm_phase(deps, run_id, start)
+    elif action == "tools" and current in ("tools", "approval"):
+        outcome = tools_phase(deps, run_id, start)
+    else:
+        # the other phase is due: an earlier attempt of this action already finished
+        outcome = Outcome(run_id, start, current, run["stop_reason"] if current == "approval" else None)
+    return Outcome(run_id, counter + max(0, outcome.iteration - start), outcome.next, outcome.stop_reason)
 
 
 # -- shared helpers -------------------------------------------------------------------------------

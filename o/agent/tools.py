@@ -64,9 +64,10 @@ class SandboxExecutor:
 
 
 def default_executor(db: Database) -> ToolExecutor:
-    from o.tools.sandbox.local import LocalProcessSandbox
+    """The sandbox the environment names (a local process jail, or the sandbox Lambda in AWS)."""
+    from o.tools.sandbox import sandbox_from_settings
 
-    return SandboxExecutor(db, LocalProcessSandbox())
+    return SandboxExecutor(db, sandbox_from_settings())
 
 
 def agent_tools(conn: Conn, agent: dict[str, Any]) -> list[AgentTool]:

@@ -1,0 +1,66 @@
+"""Agent-step Lambda: one action of the agent-loop state machine (see infra/agent_loop.py).
+
+Event ``{"action": "step"|"tools"|"await_approval", "run_id", "iteration", "task_token"?}``;
+returns ``{"run_id", "iteration", "next", "stop_reason"}``. The work is
+``o.agent.step.advance``, the same function the local runner loops over.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from o import runtime
+from o.agent.engine import Engine, default_engine
+from o.agent.runner import resume_output, store_task_token
+from o.agent.step import Outcome, advance
+from o.config import load_settings
+from o.observability import logger, metrics, tracer
+
+
+class StepEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["step", "tools", "await_approval"]
+    run_id: str = Field(min_length=1)
+    iteration: int = Field(ge=0)
+    task_token: str | None = None
+
+
+# Module scope: one connection (prepared statements off for RDS Proxy) reused across invocations.
+_runtime = runtime.start(load_settings(), migrate_schema=False)
+_engine: Engine = default_engine(_runtime.db)
+
+
+def handle(event: StepEvent, engine: Engine) -> dict[str, Any]:
+    if event.action == "await_approval":
+        if not event.task_token:
+            raise ValueError("await_approval needs a task_token")
+        settled = store_task_token(engine.db, event.run_id, event.task_token, event.iteration)
+        if settled is not None:
+            # The decision (or a cancel) came before the token: nobody else will release the wait.
+            engine.sfn().send_task_success(taskToken=event.task_token, output=_json(resume_output(settled)))
+        return Outcome(event.run_id, event.iteration, "approval", "requires_approval").to_dict()
+    return advance(engine.deps(), event.run_id, event.action, event.iteration).to_dict()
+
+
+def _json(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = StepEvent.model_validate(event)
+    logger.append_keys(run_id=parsed.run_id, action=parsed.action, iteration=parsed.iteration)
+    result = handle(parsed, _engine)
+    metrics.add_metric(name="AgentActions", unit=MetricUnit.Count, value=1)
+    if result["next"] == "failed":
+        metrics.add_metric(name="AgentRunsFailed", unit=MetricUnit.Count, value=1)
+    return result

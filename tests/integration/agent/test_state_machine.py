@@ -1,0 +1,207 @@
+"""AWS mode under moto: the API starts the real agent-loop state machine (infra/agent_loop.py),
+whose Lambda tasks are dispatched in-process to functions/agent_step/handler.py."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from fastapi.testclient import TestClient
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from infra.agent_loop import agent_loop_definition
+from o.agent.engine import Engine
+from o.api.app import create_app
+from o.config import load_settings
+from o.store.db import Database
+from tests.integration.agent.conftest import create_agent, make_engine, say
+from tests.integration.conftest import new_org_key
+from tests.servers.openai_server import OpenAIServer
+from tests.servers.script import call
+
+REGION = "us-east-1"
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "o-agent-step"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:o-agent-step"
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture
+def handler_module(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    monkeypatch.setenv("O_DATABASE_URL", pg_url)
+    monkeypatch.setenv("O_RUNTIME", "lambda")
+    monkeypatch.setenv("O_RUN_MIGRATIONS", "false")
+    load_settings.cache_clear()
+    sys.modules.pop("functions.agent_step.handler", None)
+    module = importlib.import_module("functions.agent_step.handler")
+    yield module
+    module._runtime.close()
+    sys.modules.pop("functions.agent_step.handler", None)
+    load_settings.cache_clear()
+
+
+@pytest.fixture
+def aws(handler_module: ModuleType, db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    events: list[dict[str, Any]] = []
+
+    def invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
+               headers: Any, response_headers: Any) -> bytes:
+        event = json.loads(body)
+        events.append(event)
+        return json.dumps(handler_module.handler(event, FakeContext())).encode()
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(RoleName="loop", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17",
+                                                                                   "Statement": []}))["Role"]["Arn"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("functions/agent_step/handler.py", "# bundled by the CDK build\n")
+        function_arn = boto3.client("lambda", region_name=REGION).create_function(
+            FunctionName="o-agent-step", Runtime="python3.11", Role=role,
+            Handler="functions.agent_step.handler.handler", Code={"ZipFile": archive.getvalue()},
+        )["FunctionArn"]
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(
+            name="agent-loop", roleArn=role, definition=json.dumps(agent_loop_definition(function_arn)),
+        )["stateMachineArn"]
+        # The step Lambda's engine: same database, LLM keys for the local servers, its own SFN client.
+        step_engine = make_engine(db)
+        step_engine.sfn_client = sfn
+        handler_module._engine = step_engine
+        yield {"machine": machine, "sfn": sfn, "events": events}
+
+
+@pytest.fixture
+def aws_api(aws: dict[str, Any], db: Database) -> Iterator[TestClient]:
+    engine: Engine = make_engine(db, state_machine_arn=aws["machine"], sync_wait_s=20)
+    engine.sfn_client = aws["sfn"]
+    engine.__post_init__()
+    app = create_app(db)
+    app.state.agent_engine = engine
+    with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as client:
+        yield client
+
+
+def _executions(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    return aws["sfn"].list_executions(stateMachineArn=aws["machine"])["executions"]
+
+
+def _wait_for(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def test_messages_run_through_the_state_machine(aws_api: TestClient, aws: dict[str, Any],
+                                                openai_server: OpenAIServer) -> None:
+    agent = create_agent(aws_api, openai_server)
+    openai_server.push(
+        call("core_memory_append", label="human", content="Lives in Oslo.", request_heartbeat=True),
+        call("send_message", message="Oslo, noted."),
+    )
+    out = say(aws_api, agent["id"], "I live in Oslo")
+    assert [m["message_type"] for m in out["messages"]] == [
+        "tool_call_message", "tool_return_message", "assistant_message"]
+    assert out["stop_reason"]["stop_reason"] == "end_turn"
+    [execution] = _executions(aws)
+    _wait_for(lambda: aws["sfn"].describe_execution(executionArn=execution["executionArn"])["status"] != "RUNNING")
+    assert aws["sfn"].describe_execution(executionArn=execution["executionArn"])["status"] == "SUCCEEDED"
+    actions = [e["action"] for e in aws["events"]]
+    assert actions == ["step", "tools", "step", "tools"]
+    assert json.loads(aws["sfn"].describe_execution(executionArn=execution["executionArn"])["input"]) == {
+        "run_id": out["usage"]["run_ids"][0], "iteration": 0}
+
+
+def test_approval_pauses_the_execution_until_the_api_releases_it(
+    aws_api: TestClient, aws: dict[str, Any], openai_server: OpenAIServer,
+) -> None:
+    agent = create_agent(aws_api, openai_server,
+                         tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}])
+    openai_server.push(call("core_memory_append", _id="call_ok", label="human", content="Has a cat.",
+                            request_heartbeat=True))
+    out = say(aws_api, agent["id"], "I have a cat")
+    assert out["stop_reason"]["stop_reason"] == "requires_approval"
+    run_id = out["usage"]["run_ids"][0]
+    db = aws_api.app.state.db
+
+    def token_stored() -> bool:
+        with db.transaction() as conn:
+            row = conn.execute("SELECT task_token FROM runs WHERE id = %s", (run_id,)).fetchone()
+        return bool(row and row["task_token"])
+
+    _wait_for(token_stored)
+    [execution] = _executions(aws)
+    assert execution["status"] == "RUNNING"
+    openai_server.push(call("send_message", message="Cat noted."))
+    resumed = aws_api.post(f"/v1/agents/{agent['id']}/messages", json={"messages": [
+        {"type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_ok", "approve": True}]}]})
+    assert resumed.status_code == 200, resumed.text
+    body = resumed.json()
+    assert [m["message_type"] for m in body["messages"]] == ["tool_return_message", "assistant_message"]
+    _wait_for(lambda: aws["sfn"].describe_execution(executionArn=execution["executionArn"])["status"] != "RUNNING")
+    assert aws["sfn"].describe_execution(executionArn=execution["executionArn"])["status"] == "SUCCEEDED"
+    assert [e["action"] for e in aws["events"]] == ["step", "await_approval", "step", "tools", "step", "tools"]
+    assert aws_api.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"].endswith("Has a cat.")
+
+
+def test_await_approval_after_the_decision_releases_itself(
+    aws: dict[str, Any], handler_module: ModuleType, api: TestClient, openai_server: OpenAIServer, db: Database,
+) -> None:
+    """The race where the human answers before the state machine reaches its wait state."""
+    from o.agent import runs as run_api
+    from o.agent.runner import drive
+
+    agent = create_agent(api, openai_server,
+                         tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}])
+    openai_server.push(call("core_memory_append", _id="call_r", label="human", content="x"))
+    org = api.app.state.db.transaction
+    with org() as conn:
+        org_id = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent["id"],)).fetchone()[
+            "organization_id"]
+        started = run_api.start(conn, org_id, agent["id"], [run_api.InputMessage("user", "hi")], {})
+    engine = handler_module._engine
+    assert drive(engine.deps(), started.run["id"]).next == "approval"
+    with db.transaction() as conn:
+        run_api.approve(conn, org_id, agent["id"], [run_api.Decision(True, "call_r")])
+    sent: list[dict[str, Any]] = []
+
+    class RecordingSfn:
+        def send_task_success(self, **kwargs: Any) -> None:
+            sent.append(kwargs)
+
+    engine.sfn_client = RecordingSfn()
+    result = handler_module.handler(
+        {"action": "await_approval", "run_id": started.run["id"], "iteration": 3, "task_token": "tok-1"},
+        FakeContext())
+    assert result["next"] == "approval"
+    assert sent == [{"taskToken": "tok-1", "output": json.dumps({"run_id": started.run["id"], "iteration": 3,
+                                                                 "next": "step"})}]
+
+
+def test_bad_events_are_rejected(handler_module: ModuleType) -> None:
+    with pytest.raises(ValueError):
+        handler_module.handler({"action": "dance", "run_id": "run-1", "iteration": 0}, FakeContext())
+    with pytest.raises(ValueError):
+        handler_module.handler({"action": "step", "run_id": "run-1", "iteration": -1}, FakeContext())
