@@ -1,21 +1,25 @@
 """The sandbox Lambda: run one tool call with the same confined runner as local mode.
 
 Its role allows only its own logs and it is attached to no VPC, so a tool that reads
-the function's credentials or opens sockets reaches nothing of O's.
+the function's credentials or opens sockets reaches nothing of O's. Lambda runs one
+call at a time per environment, so whatever a call leaves running is killed after it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from o.tools.sandbox.base import ToolInvocation
-from o.tools.sandbox.local import LocalProcessSandbox, harden_host_process
+from o.tools.sandbox.local import LocalProcessSandbox, adopt_orphans, harden_host_process, kill_children
 
 logger = Logger(service="o-tool-sandbox")
 harden_host_process()
+# only inside the Lambda runtime: elsewhere (a test importing this) the process has other children
+_sweep = "AWS_LAMBDA_RUNTIME_API" in os.environ and adopt_orphans()
 _sandbox = LocalProcessSandbox(workdir_root=Path("/tmp"))
 
 
@@ -23,9 +27,10 @@ _sandbox = LocalProcessSandbox(workdir_root=Path("/tmp"))
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     invocation = ToolInvocation.from_dict(event)
     result = _sandbox.run(invocation)
+    leftovers = kill_children() if _sweep else 0
     logger.info(
         "tool run",
-        extra={"tool": invocation.function_name, "status": result.status,
+        extra={"tool": invocation.function_name, "status": result.status, "leftovers_killed": leftovers,
                "duration_ms": round(result.duration_ms, 1), "isolation": list(result.isolation)},
     )
     return result.to_dict()

@@ -362,3 +362,47 @@ def harden_host_process() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
+def adopt_orphans() -> bool:
+    """Become the parent of every process a tool orphans (a child subreaper).
+
+    Only for a host that runs nothing but tool calls, one at a time (the sandbox Lambda):
+    then every child still alive after a call is a leftover of that call, and
+    :func:`kill_children` can remove it even if it left its session. Returns whether the
+    kernel accepted.
+    """
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def kill_children() -> int:
+    """Kill and reap every child of this process; return how many there were."""
+    me = os.getpid()
+    killed = 0
+    for _ in range(100):
+        children = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as stat:
+                    fields = stat.read().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            if len(fields) > 1 and int(fields[1]) == me:
+                children.append(int(name))
+        if not children:
+            break
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        killed += len(children)
+    return killed

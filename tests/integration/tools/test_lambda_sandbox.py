@@ -6,10 +6,13 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import os
+import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -134,3 +137,44 @@ def test_sandbox_is_chosen_by_configuration(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("O_SANDBOX", "lambda")
     with pytest.raises(ValueError, match="O_SANDBOX_FUNCTION_NAME"):
         SandboxSettings()
+
+
+SWEEP_SCRIPT = """
+import json, os, sys
+sys.path.insert(0, {repo!r})
+from dataclasses import dataclass
+from pathlib import Path
+from functions.tool_sandbox import handler
+
+@dataclass
+class Context:
+    function_name: str = "o-tool-sandbox"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:o-tool-sandbox"
+    aws_request_id: str = "req-2"
+
+source = "import os, time\\ndef tool():\\n    pid = os.fork()\\n    if pid == 0:\\n        os.setsid()\\n" \\
+         "        time.sleep(600)\\n    return pid\\n"
+result = handler.handler({{"source_code": source, "function_name": "tool"}}, Context())
+pid = int(result["func_return"])
+try:
+    os.kill(pid, 0)
+    alive = True
+except ProcessLookupError:
+    alive = False
+print(json.dumps({{"status": result["status"], "alive": alive}}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the handler as an unprivileged user")
+def test_the_lambda_handler_kills_what_a_call_leaves_running() -> None:
+    # as in Lambda: not root, so no private uid; the handler's sweep is what removes the daemon
+    repo = str(Path(__file__).resolve().parents[3])
+    done = subprocess.run(
+        [sys.executable, "-c", SWEEP_SCRIPT.format(repo=repo)],
+        user=65534, group=65534, extra_groups=[], capture_output=True, text=True, cwd="/tmp", timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+             "POWERTOOLS_LOG_LEVEL": "WARNING"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"status": "success", "alive": False}
