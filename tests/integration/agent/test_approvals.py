@@ -21,7 +21,7 @@ def _pause(api: TestClient, server: OpenAIServer) -> tuple[dict, dict]:
     return agent, out
 
 
-def test_approve_after_a_restart(api: TestClient, openai_server: OpenAIServer, db) -> None:  # noqa: ANN001
+def test_approve_after_a_restart(api: TestClient, openai_server: OpenAIServer, db) -> None:
     agent, out = _pause(api, openai_server)
     assert out["stop_reason"]["stop_reason"] == "requires_approval"
     [request] = out["messages"]
@@ -89,7 +89,7 @@ def test_bad_approvals_are_rejected(api: TestClient, openai_server: OpenAIServer
 
 
 def test_cancel_a_paused_run(api: TestClient, openai_server: OpenAIServer) -> None:
-    agent, out = _pause(api, openai_server)
+    agent, _ = _pause(api, openai_server)
     cancelled = api.post(f"/v1/agents/{agent['id']}/messages/cancel", json={})
     assert cancelled.status_code == 200
     [(run_id, state)] = cancelled.json().items()

@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.integration.agent.conftest import create_agent, say, system_prompt
-from tests.servers.script import call, say as reply
+from tests.servers.script import call
+from tests.servers.script import say as reply
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -50,7 +51,7 @@ def test_block_edit_appears_in_next_prompt(provider: str, api: TestClient, reque
     assert block["value"] == "The user is called Ada."
 
 
-def test_reply_without_tool_call_ends_the_turn(api: TestClient, openai_server) -> None:  # noqa: ANN001
+def test_reply_without_tool_call_ends_the_turn(api: TestClient, openai_server) -> None:
     agent = create_agent(api, openai_server)
     openai_server.push(reply("Just text."))
     out = say(api, agent["id"], "hello")

@@ -36,7 +36,7 @@ def _org_of(db: Database, agent_id: str) -> str:
 
 
 @pytest.fixture
-def scripted(api, openai_server: OpenAIServer) -> tuple[str, str]:  # noqa: ANN001
+def scripted(api, openai_server: OpenAIServer) -> tuple[str, str]:
     agent = create_agent(api, openai_server)
     openai_server.push(
         call("core_memory_append", label="human", content="Likes tea.", request_heartbeat=True),
@@ -59,7 +59,7 @@ def _assert_exactly_once(db: Database, agent_id: str) -> None:
     assert value.count("Likes tea.") == 1
 
 
-def test_phase_one_replay_does_not_call_the_llm_again(engine: Engine, scripted, openai_server) -> None:  # noqa: ANN001
+def test_phase_one_replay_does_not_call_the_llm_again(engine: Engine, scripted, openai_server) -> None:
     agent_id, org = scripted
     run_id = _start(engine.db, org, agent_id, "I like tea")
     deps = engine.deps()
@@ -76,7 +76,7 @@ def test_phase_one_replay_does_not_call_the_llm_again(engine: Engine, scripted, 
 
 
 @pytest.mark.parametrize("point", ["before_tool_commit", "after_tool"])
-def test_crash_around_the_tool_result_then_resume(engine: Engine, scripted, openai_server, point: str) -> None:  # noqa: ANN001
+def test_crash_around_the_tool_result_then_resume(engine: Engine, scripted, openai_server, point: str) -> None:
     agent_id, org = scripted
     run_id = _start(engine.db, org, agent_id, "I like tea")
     crashed = []
@@ -96,7 +96,7 @@ def test_crash_around_the_tool_result_then_resume(engine: Engine, scripted, open
     _assert_exactly_once(engine.db, agent_id)
 
 
-def test_crash_after_llm_before_storing_calls_llm_once_more(engine: Engine, scripted, openai_server) -> None:  # noqa: ANN001
+def test_crash_after_llm_before_storing_calls_llm_once_more(engine: Engine, scripted, openai_server) -> None:
     """Nothing was stored, so the retry asks the LLM again; still one copy of each message."""
     agent_id, org = scripted
     openai_server.script.reset()
@@ -120,7 +120,7 @@ def test_crash_after_llm_before_storing_calls_llm_once_more(engine: Engine, scri
     _assert_exactly_once(engine.db, agent_id)
 
 
-def test_replaying_tools_of_a_completed_step_changes_nothing(engine: Engine, scripted) -> None:  # noqa: ANN001
+def test_replaying_tools_of_a_completed_step_changes_nothing(engine: Engine, scripted) -> None:
     agent_id, org = scripted
     run_id = _start(engine.db, org, agent_id, "I like tea")
     drive(engine.deps(), run_id)

@@ -68,7 +68,9 @@ def test_terminal_approval_continue_required() -> None:
 
 
 def test_letta_class_names_are_accepted() -> None:
-    rules = ToolRules.parse([{"type": "TerminalToolRule", "tool_name": "x"}, {"type": "InitToolRule", "tool_name": "y"}])
+    rules = ToolRules.parse([
+        {"type": "TerminalToolRule", "tool_name": "x"}, {"type": "InitToolRule", "tool_name": "y"},
+    ])
     assert rules.terminal == {"x"} and rules.init == ["y"]
 
 
