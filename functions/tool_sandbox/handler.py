@@ -2,7 +2,8 @@
 
 Its role allows only its own logs and it is attached to no VPC, so a tool that reads
 the function's credentials or opens sockets reaches nothing of O's. Lambda runs one
-call at a time per environment, so whatever a call leaves running is killed after it.
+call at a time per environment, so whatever a call leaves running or writes is removed
+after it.
 """
 
 from __future__ import annotations
@@ -14,20 +15,32 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from o.tools.sandbox.base import ToolInvocation
-from o.tools.sandbox.local import LocalProcessSandbox, adopt_orphans, harden_host_process, kill_children
+from o.tools.sandbox.local import (
+    LocalProcessSandbox,
+    adopt_orphans,
+    empty_directory,
+    harden_host_process,
+    kill_children,
+)
 
 logger = Logger(service="o-tool-sandbox")
 harden_host_process()
 # only inside the Lambda runtime: elsewhere (a test importing this) the process has other children
 _sweep = "AWS_LAMBDA_RUNTIME_API" in os.environ and adopt_orphans()
-_sandbox = LocalProcessSandbox(workdir_root=Path("/tmp"))
+# the environment's writable scratch space; emptied after each call so nothing a call
+# wrote (its variables, say) is there for the next call, perhaps another organization's
+_scratch = Path(os.environ.get("O_SANDBOX_SCRATCH", "/tmp"))
+_sandbox = LocalProcessSandbox(workdir_root=_scratch)
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     invocation = ToolInvocation.from_dict(event)
     result = _sandbox.run(invocation)
-    leftovers = kill_children() if _sweep else 0
+    leftovers = 0
+    if _sweep:
+        leftovers = kill_children()
+        empty_directory(_scratch)
     logger.info(
         "tool run",
         extra={"tool": invocation.function_name, "status": result.status, "leftovers_killed": leftovers,

@@ -406,3 +406,19 @@ def kill_children() -> int:
                 os.waitpid(pid, 0)
         killed += len(children)
     return killed
+
+
+def empty_directory(path: Path) -> None:
+    """Remove everything inside ``path`` (not ``path`` itself), as far as permissions allow."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue

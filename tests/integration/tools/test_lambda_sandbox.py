@@ -7,8 +7,10 @@ import importlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,16 +155,18 @@ class Context:
     invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:o-tool-sandbox"
     aws_request_id: str = "req-2"
 
-source = "import os, time\\ndef tool():\\n    pid = os.fork()\\n    if pid == 0:\\n        os.setsid()\\n" \\
-         "        time.sleep(600)\\n    return pid\\n"
-result = handler.handler({{"source_code": source, "function_name": "tool"}}, Context())
+source = "import os, time\\ndef tool(scratch: str):\\n    open(scratch + '/left.txt', 'w').write('x')\\n" \\
+         "    pid = os.fork()\\n    if pid == 0:\\n        os.setsid()\\n        time.sleep(600)\\n    return pid\\n"
+scratch = os.environ["O_SANDBOX_SCRATCH"]
+event = {{"source_code": source, "function_name": "tool", "args": {{"scratch": scratch}}}}
+result = handler.handler(event, Context())
 pid = int(result["func_return"])
 try:
     os.kill(pid, 0)
     alive = True
 except ProcessLookupError:
     alive = False
-print(json.dumps({{"status": result["status"], "alive": alive}}))
+print(json.dumps({{"status": result["status"], "alive": alive, "scratch": os.listdir(scratch)}}))
 """
 
 
@@ -170,11 +174,16 @@ print(json.dumps({{"status": result["status"], "alive": alive}}))
 def test_the_lambda_handler_kills_what_a_call_leaves_running() -> None:
     # as in Lambda: not root, so no private uid; the handler's sweep is what removes the daemon
     repo = str(Path(__file__).resolve().parents[3])
+    scratch = Path(tempfile.mkdtemp(prefix="o-lambda-tmp-"))
+    os.chown(scratch, 65534, 65534)
+    os.chmod(scratch, 0o1777)
     done = subprocess.run(
         [sys.executable, "-c", SWEEP_SCRIPT.format(repo=repo)],
         user=65534, group=65534, extra_groups=[], capture_output=True, text=True, cwd="/tmp", timeout=60,
         env={"PATH": os.environ.get("PATH", ""), "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
-             "POWERTOOLS_LOG_LEVEL": "WARNING"},
+             "POWERTOOLS_LOG_LEVEL": "WARNING", "O_SANDBOX_SCRATCH": str(scratch)},
     )
+    shutil.rmtree(scratch)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"status": "success", "alive": False}
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {"status": "success", "alive": False, "scratch": []}
