@@ -288,9 +288,13 @@ def cancel_messages(agent_id: str, org: Org, db: Db, request: Request, body: Can
 
 @router.post("/recompile")
 def recompile(agent_id: str, org: Org, db: Db, dry_run: bool = False, update_timestamp: bool = False) -> str:
+    """The agent's system prompt compiled from its current memory. Unless ``dry_run``, the agent's
+    version is bumped so its next step uses this prompt rather than a cached one (whose memory
+    counts may be older)."""
+    del update_timestamp  # the compiled prompt always shows the blocks' own last edit time
     with db.transaction() as conn:
         agent = lifecycle.require(conn, org, agent_id, for_update=not dry_run)
-        if update_timestamp and not dry_run:
+        if not dry_run:
             agent_store.touch(conn, agent_id)
             agent = lifecycle.require(conn, org, agent_id)
         return compile_prompt(conn, agent).text
