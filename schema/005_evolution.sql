@@ -12,6 +12,9 @@ CREATE TABLE agent_revisions (
     config          jsonb NOT NULL,
     config_hash     text NOT NULL,
     diff            jsonb NOT NULL DEFAULT '{}'::jsonb,
+    -- label -> id of the block row that carried it when the revision was taken; not part of the config
+    -- (values are memory), used to re-attach the same block, value intact, on rollback
+    block_ids       jsonb NOT NULL DEFAULT '{}'::jsonb,
     author          text NOT NULL CHECK (author IN ('user', 'agent')),
     rationale       text NOT NULL DEFAULT '',
     evolution_id    text,

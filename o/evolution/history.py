@@ -49,9 +49,10 @@ def remember(db: Database, evolution: dict[str, Any]) -> str:
     metadata = {"evolution_id": evolution["id"], "decision": evolution["decision"],
                 "candidate_revision": evolution.get("candidate_revision")}
     try:
-        passages = archival.insert_text(
-            db, evolution["organization_id"], evolution["agent_id"], text, tags=tags, metadata=metadata,
-        )
+        with db.transaction() as conn:
+            passages = archival.insert(
+                conn, evolution["organization_id"], evolution["agent_id"], text, tags=tags, metadata=metadata,
+            )
         return passages[0].id
     except Exception:
         logger.exception("archival insert of an evolution decision failed; storing it without an embedding",

@@ -160,9 +160,13 @@ def describe_diff(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _block_ids(conn: Conn, agent_id: str) -> dict[str, str]:
+    return {b["label"]: b["id"] for b in block_store.for_agents(conn, [agent_id])[agent_id]}
+
+
 def _create(
     conn: Conn, agent: dict[str, Any], config: dict[str, Any], parent: dict[str, Any] | None, *,
-    author: str, rationale: str, evolution_id: str | None = None,
+    author: str, rationale: str, evolution_id: str | None = None, block_ids: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return revision_store.insert(conn, {
         "id": new_id("revision"),
@@ -172,6 +176,7 @@ def _create(
         "config": config,
         "config_hash": config_hash(config),
         "diff": diff(parent["config"] if parent else None, config),
+        "block_ids": block_ids if block_ids is not None else _block_ids(conn, agent["id"]),
         "author": author,
         "rationale": rationale,
         "evolution_id": evolution_id,
@@ -267,11 +272,7 @@ def apply(conn: Conn, organization_id: str, agent_id: str, number: int) -> dict[
     for label, spec in wanted.items():
         have = present.get(label)
         if have is None:
-            old = conn.execute(
-                """SELECT * FROM blocks WHERE organization_id = %s AND label = %s
-                   AND metadata->>'detached_from' = %s ORDER BY updated_at DESC LIMIT 1""",
-                (organization_id, label, agent_id),
-            ).fetchone()
+            old = _reusable_block(conn, organization_id, agent_id, label, rev["block_ids"].get(label))
             if old is not None and len(old["value"]) <= spec["limit"]:
                 meta = {k: v for k, v in (old["metadata"] or {}).items()
                         if k not in ("detached_by_revision", "detached_from")}
@@ -293,6 +294,21 @@ def apply(conn: Conn, organization_id: str, agent_id: str, number: int) -> dict[
     return rev
 
 
+def _reusable_block(
+    conn: Conn, organization_id: str, agent_id: str, label: str, block_id: str | None
+) -> dict[str, Any] | None:
+    """The block that carried ``label`` for this agent before, if it still exists with that label."""
+    if block_id is not None:
+        block = block_store.get(conn, organization_id, block_id)
+        if block is not None and block["label"] == label:
+            return block
+    return conn.execute(
+        """SELECT * FROM blocks WHERE organization_id = %s AND label = %s
+           AND metadata->>'detached_from' = %s ORDER BY updated_at DESC LIMIT 1""",
+        (organization_id, label, agent_id),
+    ).fetchone()
+
+
 def rollback(conn: Conn, organization_id: str, agent_id: str, number: int, *, rationale: str | None = None) -> dict:
     """A new user revision equal to revision ``number``, applied."""
     parent = current(conn, organization_id, agent_id)
@@ -302,5 +318,6 @@ def rollback(conn: Conn, organization_id: str, agent_id: str, number: int, *, ra
     agent = agent_store.get(conn, organization_id, agent_id)
     assert agent is not None
     rev = _create(conn, agent, target["config"], parent, author="user",
-                  rationale=rationale or f"rollback to revision {number}")
+                  rationale=rationale or f"rollback to revision {number}",
+                  block_ids={**_block_ids(conn, agent_id), **target["block_ids"]})
     return apply(conn, organization_id, agent_id, rev["number"])

@@ -223,11 +223,13 @@ def _run_tool(
                 result.blocks_rewritten.append(label)
             return f"block {label!r} rewritten ({len(new)} characters)", False
         if call.name == "archival_memory_insert":
-            archival.insert_text(db, organization_id, agent_id, str(args["content"]), tags=["sleeptime"])
+            with db.transaction() as conn:
+                archival.insert(conn, organization_id, agent_id, str(args["content"]), tags=["sleeptime"])
             result.facts_recorded += 1
             return "recorded", False
         if call.name == "archival_memory_delete":
-            archival.delete(db, organization_id, agent_id, str(args["passage_id"]))
+            with db.transaction() as conn:
+                archival.delete(conn, organization_id, agent_id, str(args["passage_id"]))
             result.duplicates_removed += 1
             return "deleted", False
         if call.name == "finish_rethinking_memory":

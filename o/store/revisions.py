@@ -16,16 +16,18 @@ def insert(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
     """
     created = conn.execute(
         """INSERT INTO agent_revisions
-               (id, organization_id, agent_id, number, parent, config, config_hash, diff, author, rationale,
-                evolution_id)
+               (id, organization_id, agent_id, number, parent, config, config_hash, diff, block_ids, author,
+                rationale, evolution_id)
            VALUES (%(id)s, %(organization_id)s, %(agent_id)s,
                    (SELECT coalesce(max(number), 0) + 1 FROM agent_revisions WHERE agent_id = %(agent_id)s),
-                   %(parent)s, %(config)s, %(config_hash)s, %(diff)s, %(author)s, %(rationale)s, %(evolution_id)s)
+                   %(parent)s, %(config)s, %(config_hash)s, %(diff)s, %(block_ids)s, %(author)s, %(rationale)s,
+                   %(evolution_id)s)
            RETURNING *""",
         {
             **row,
             "config": Jsonb(row["config"]),
             "diff": Jsonb(row.get("diff") or {}),
+            "block_ids": Jsonb(row.get("block_ids") or {}),
             "rationale": row.get("rationale") or "",
             "evolution_id": row.get("evolution_id"),
         },

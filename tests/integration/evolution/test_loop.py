@@ -28,7 +28,7 @@ def _agent(db: Database, agent_id: str) -> dict:
 def _memory(db: Database, agent_id: str) -> list[dict]:
     with db.transaction() as conn:
         return conn.execute(
-            "SELECT text, tags, metadata FROM passages WHERE agent_id = %s AND 'evolution' = ANY(tags)", (agent_id,)
+            "SELECT text, tags, metadata, embedding_dim FROM passages WHERE agent_id = %s AND 'evolution' = ANY(tags)", (agent_id,)
         ).fetchall()
 
 
@@ -63,6 +63,7 @@ def test_better_candidate_is_promoted_and_remembered(db: Database, server: OpenA
     [memory] = _memory(db, agent_id)
     assert "promoted" in memory["tags"] and final["id"] in memory["text"] and task.ONE_WORD in memory["text"]
     assert memory["metadata"]["evolution_id"] == final["id"]
+    assert memory["embedding_dim"] == 384  # stored through archival memory, embedded, searchable
     with db.transaction() as conn:
         phases = [e["phase"] for e in evolution_store.events(conn, final["id"])]
     assert phases[:2] == ["started", "reflected"] and phases[-1] == "promoted"
