@@ -106,7 +106,8 @@ def test_evaluation_suite_roundtrip_and_validation(api: TestClient, server: Open
     suite = task.suite().model_dump(mode="json")
     assert api.put(f"/v1/agents/{aid}/evaluation", json=suite).status_code == 200
     assert len(api.get(f"/v1/agents/{aid}/evaluation").json()["cases"]) == 6
-    bad = api.put(f"/v1/agents/{aid}/evaluation", json={"cases": [{"name": "x", "input": "y", "checks": {"regex": "("}}]})
+    broken = {"cases": [{"name": "x", "input": "y", "checks": {"regex": "("}}]}
+    bad = api.put(f"/v1/agents/{aid}/evaluation", json=broken)
     assert bad.status_code == 422
     bad = api.put(f"/v1/agents/{aid}/evaluation", json={"gate": {"judge_weight": 3}})
     assert bad.status_code == 422 and "judge_weight" in bad.text

@@ -28,7 +28,8 @@ def _agent(db: Database, agent_id: str) -> dict:
 def _memory(db: Database, agent_id: str) -> list[dict]:
     with db.transaction() as conn:
         return conn.execute(
-            "SELECT text, tags, metadata, embedding_dim FROM passages WHERE agent_id = %s AND 'evolution' = ANY(tags)", (agent_id,)
+            "SELECT text, tags, metadata, embedding_dim FROM passages WHERE agent_id = %s AND 'evolution' = ANY(tags)",
+            (agent_id,),
         ).fetchall()
 
 
