@@ -1,0 +1,39 @@
+"""Evolution Lambda: one step of the evolution state machine (see o/evolution/statemachine.py).
+
+Event ``{"action": "reflect"|"propose"|"shadow"|"gate"|"canary"|"evaluate"|"rollback", "evolution_id",
+"reason"?}``; returns ``{"evolution_id", "status", "next", "bake_seconds"}``. The work is
+``o.evolution.loop.step``, the function the local driver calls too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from o import runtime
+from o.config import load_settings
+from o.evolution import loop
+from o.observability import logger, tracer
+
+
+class EvolutionEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["reflect", "propose", "shadow", "gate", "canary", "evaluate", "rollback"]
+    evolution_id: str = Field(min_length=1)
+    reason: str | None = None
+
+
+# Module scope: one connection per execution environment, reused across invocations.
+_runtime = runtime.start(load_settings(), migrate_schema=False)
+_deps = loop.default_deps(_runtime.db)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = EvolutionEvent.model_validate(event)
+    logger.append_keys(evolution_id=parsed.evolution_id, action=parsed.action)
+    return loop.step(_deps, parsed.evolution_id, parsed.action, reason=parsed.reason).to_dict()

@@ -1,0 +1,214 @@
+"""The evolution state machine executed by moto's Step Functions, with the real handler in-process,
+canaries on a (moto) Lambda alias, and per-version metrics in (moto) CloudWatch."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from o.config import load_settings
+from o.evolution import statemachine
+from o.evolution.metrics import CloudWatchMetrics
+from o.evolution.rollout import CANARY_ENV
+from o.store import evolution as evolution_store
+from o.store.db import Database
+from tests.integration.evolution import task
+from tests.integration.evolution.task import World
+from tests.servers.openai_server import OpenAIServer
+
+REGION = "us-east-1"
+EVOLUTION_FN = "o-evolution"
+STEP_FN = "o-agent-step"
+
+
+@dataclass
+class FakeContext:
+    function_name: str = EVOLUTION_FN
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:{EVOLUTION_FN}"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+@dataclass
+class Aws:
+    handler: ModuleType
+    sfn: Any
+    lam: Any
+    machine_arn: str
+    calls: list[dict[str, Any]]
+    fail_on: set[str]
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bundle.py", "# built by the CDK build\n")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def aws(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name, value in {
+        "O_DATABASE_URL": pg_url, "O_RUNTIME": "lambda", "OPENAI_API_KEY": "sk-test",
+        "O_EVOLUTION_STEP_FUNCTION_NAME": STEP_FN, "O_EVOLUTION_BAKE_SECONDS": "1",
+        "O_EVOLUTION_CANARY_WEIGHT": "0.2", "O_EVOLUTION_MAX_BAKE_ROUNDS": "40", "O_EVOLUTION_REPLAY_SAMPLE": "2",
+        "O_LLM_RETRY_BASE_DELAY_S": "0.001", "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    load_settings.cache_clear()
+    calls: list[dict[str, Any]] = []
+    fail_on: set[str] = set()
+    holder: dict[str, ModuleType] = {}
+
+    def invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
+               headers: Any, response_headers: Any) -> bytes:
+        self.get_function(function_name, qualifier)
+        event = json.loads(body)
+        calls.append(event)
+        try:
+            if event.get("action") in fail_on:
+                fail_on.discard(event["action"])
+                raise RuntimeError(f"simulated crash of the {event['action']} task")
+            return json.dumps(holder["handler"].handler(event, FakeContext())).encode()
+        except Exception as exc:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(RoleName="o", AssumeRolePolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+        lam = boto3.client("lambda", region_name=REGION)
+        evolution_arn = lam.create_function(
+            FunctionName=EVOLUTION_FN, Runtime="python3.12", Role=role, Handler="functions.evolution.handler.handler",
+            Code={"ZipFile": _zip()},
+        )["FunctionArn"]
+        lam.create_function(FunctionName=STEP_FN, Runtime="python3.12", Role=role,
+                            Handler="functions.agent_step.handler.handler", Code={"ZipFile": _zip()},
+                            Environment={"Variables": {"O_RUNTIME": "lambda"}})
+        v1 = lam.publish_version(FunctionName=STEP_FN)["Version"]
+        lam.create_alias(FunctionName=STEP_FN, Name="live", FunctionVersion=v1)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(
+            name="o-evolution", roleArn=role,
+            definition=json.dumps(statemachine.evolution_definition(evolution_arn)),
+        )["stateMachineArn"]
+        sys.modules.pop("functions.evolution.handler", None)
+        holder["handler"] = importlib.import_module("functions.evolution.handler")
+        yield Aws(holder["handler"], sfn, lam, machine, calls, fail_on)
+        holder["handler"]._runtime.close()
+    load_settings.cache_clear()
+
+
+def _wait(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def _evolution(db: Database, evolution_id: str) -> dict[str, Any]:
+    with db.transaction() as conn:
+        row = evolution_store.get(conn, evolution_id)
+    assert row is not None
+    return row
+
+
+def _execute(aws: Aws, db: Database, org: str, agent_id: str) -> tuple[str, str]:
+    deps = aws.handler._deps
+    evo = aws.handler.loop.start(deps, org, agent_id, trigger="test")
+    execution = aws.sfn.start_execution(stateMachineArn=aws.machine_arn, name=evo["id"],
+                                        input=json.dumps({"evolution_id": evo["id"]}))["executionArn"]
+    return evo["id"], execution
+
+
+def _finished(aws: Aws, execution: str) -> dict[str, Any]:
+    return _wait(lambda: (d := aws.sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d)
+
+
+def test_better_candidate_promoted_through_the_alias(aws: Aws, db: Database, world: World,
+                                                     server: OpenAIServer) -> None:
+    org, agent_id = task.make_agent(db, server)
+    world.propose(task.BETTER)
+    evolution_id, execution = _execute(aws, db, org, agent_id)
+
+    canary = _wait(lambda: (e := _evolution(db, evolution_id))["status"] == "canary" and e["canary"], 30)
+    assert canary["mode"] == "lambda" and canary["stable_version"] == "1" and canary["weight"] == 0.2
+    alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
+    assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {canary["version"]: 0.2}
+    published = aws.lam.get_function_configuration(FunctionName=STEP_FN, Qualifier=canary["version"])
+    assert published["Environment"]["Variables"][CANARY_ENV] == evolution_id
+    assert CANARY_ENV not in aws.lam.get_function_configuration(FunctionName=STEP_FN)["Environment"]["Variables"]
+
+    # live turns as the agent-step versions would report them
+    metrics = CloudWatchMetrics(boto3.client("cloudwatch", region_name=REGION))
+    for _ in range(8):
+        metrics.put_outcome(agent_id, "1", ok=True, latency_ms=120, tokens=90)
+    for _ in range(4):
+        metrics.put_outcome(agent_id, canary["version"], ok=True, latency_ms=100, tokens=60)
+    metrics.put_feedback(agent_id, "1", 0.4)
+    metrics.put_feedback(agent_id, canary["version"], 0.9)
+
+    done = _finished(aws, execution)
+    assert done["status"] == "SUCCEEDED", done
+    final = _evolution(db, evolution_id)
+    assert final["decision"] == "promoted", final["reason"]
+    assert final["figures"]["canary"]["candidate"]["turns"] == 4
+    alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
+    assert alias["FunctionVersion"] == canary["version"]
+    assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    with db.transaction() as conn:
+        agent = conn.execute("SELECT revision, system FROM agents WHERE id = %s", (agent_id,)).fetchone()
+    assert agent["revision"] == 2 and task.ONE_WORD in agent["system"]
+    actions = [c["action"] for c in aws.calls]
+    assert actions[:5] == ["reflect", "propose", "shadow", "gate", "canary"] and actions[-1] == "evaluate"
+
+
+def test_gate_refusal_never_touches_the_alias(aws: Aws, db: Database, world: World, server: OpenAIServer) -> None:
+    org, agent_id = task.make_agent(db, server)
+    world.propose(task.WORSE)
+    evolution_id, execution = _execute(aws, db, org, agent_id)
+    assert _finished(aws, execution)["status"] == "SUCCEEDED"
+    final = _evolution(db, evolution_id)
+    assert final["decision"] == "rolled_back" and "gate refused" in final["reason"]
+    alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
+    assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    versions = aws.lam.list_versions_by_function(FunctionName=STEP_FN)["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1"]
+
+
+def test_a_crashed_task_ends_in_rollback(aws: Aws, db: Database, world: World, server: OpenAIServer) -> None:
+    org, agent_id = task.make_agent(db, server)
+    world.propose(task.BETTER)
+    aws.fail_on.add("evaluate")
+    evolution_id, execution = _execute(aws, db, org, agent_id)
+    assert _finished(aws, execution)["status"] == "SUCCEEDED"
+    final = _evolution(db, evolution_id)
+    assert final["decision"] == "rolled_back" and "workflow failed" in final["reason"]
+    # the canary the crashed evolution had opened is withdrawn
+    alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
+    assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    assert [c["action"] for c in aws.calls][-1] == "rollback"
+    with db.transaction() as conn:
+        assert conn.execute("SELECT revision FROM agents WHERE id = %s", (agent_id,)).fetchone()["revision"] == 1
