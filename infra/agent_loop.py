@@ -24,6 +24,7 @@ continues as a new execution.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import ArnFormat, Stack
@@ -214,7 +215,9 @@ class AgentLoop(Construct):
             "StateMachine",
             state_machine_name=self.state_machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(stack.to_json_string(definition)),
+            # json.dumps, not Stack.to_json_string: the latter drops the null of "ResultPath": null.
+            # The alias ARN is a token inside a string, which CloudFormation resolves with Fn::Join.
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(definition)),
             tracing_enabled=True,
             logs=sfn.LogOptions(
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False

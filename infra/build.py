@@ -57,8 +57,8 @@ def build_layer(requirements: Path = LAYER_REQUIREMENTS, cache: Path = LAYER_CAC
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-compile", "--no-warn-conflicts", "--root-user-action=ignore", "--platform", PLATFORM, "--implementation", "cp",
-            "--python-version", PYTHON_VERSION, "--only-binary=:all:",
+            "--no-compile", "--no-warn-conflicts", "--root-user-action=ignore",
+            "--platform", PLATFORM, "--implementation", "cp", "--python-version", PYTHON_VERSION, "--only-binary=:all:",
             "--target", str(site), "-r", str(requirements),
         ],
         check=True,
