@@ -11,6 +11,8 @@ is never separated from its result.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,32 @@ def in_context(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
         "SELECT * FROM messages WHERE agent_id = %s AND in_context ORDER BY (role = 'system') DESC, seq",
         (agent_id,),
     ).fetchall()
+
+
+def _bytes(text: str | None) -> int:
+    return len(text.encode()) if text else 0
+
+
+def token_ceiling(config: LLMConfig, system: str, rows: list[dict[str, Any]], tools: list[ToolSpec]) -> int:
+    """A cheap upper bound of :func:`prompt_tokens`: a BPE token covers at least one byte.
+
+    Far below the threshold (the usual case) it spares tokenising the whole context every step.
+    """
+    total = tokens.REPLY_PRIMING + tokens.TOKENS_PER_MESSAGE + _bytes(system)
+    for message in to_chat(rows):
+        total += tokens.TOKENS_PER_MESSAGE + _bytes(message.content) + _bytes(message.tool_call_id)
+        if message.name:
+            total += tokens.TOKENS_PER_NAME + _bytes(message.name)
+        for call in message.tool_calls:
+            total += tokens.TOKENS_PER_TOOL_CALL + _bytes(call.name) + _bytes(call.arguments)
+    if tools:
+        total += tokens.TOKENS_FOR_TOOLS
+        for tool in tools:
+            schema = json.dumps(tool.parameters, separators=(",", ":"), sort_keys=True)
+            total += tokens.TOKENS_PER_TOOL + _bytes(tool.name) + _bytes(tool.description) + _bytes(schema)
+    del config  # the largest factor any provider gets keeps this a bound for all of them
+    factor = max(*tokens.PROVIDER_FACTORS.values(), tokens.CL100K_FACTOR, 1.15)
+    return math.ceil(total * factor) + 1
 
 
 def prompt_tokens(config: LLMConfig, system: str, rows: list[dict[str, Any]], tools: list[ToolSpec]) -> int:
@@ -86,7 +114,7 @@ def summarize(client: LLMClient, rows: list[dict[str, Any]]) -> tuple[str, Any]:
         tools=[], tool_choice="none",
     )
     response = client.chat(request)
-    return (response.content or "").strip(), response.usage
+    return (response.content or "").strip(), (response.usage, response.latency_ms)
 
 
 def ensure_fits(
@@ -101,10 +129,11 @@ def ensure_fits(
 ) -> tuple[list[dict[str, Any]], Any]:
     """The rows to send, summarising the oldest first when the prompt is over the threshold.
 
-    Returns (rows, usage of the summary call or None).
+    Returns (rows, None) or, after summarising, (rows, (usage, latency_ms) of the summary call).
     """
     window = config.context_window
-    if prompt_tokens(config, system, rows, tools) <= policy.threshold * window:
+    limit = policy.threshold * window
+    if token_ceiling(config, system, rows, tools) <= limit or prompt_tokens(config, system, rows, tools) <= limit:
         return rows, None
     cut = choose_cut(config, system, rows, tools, int(policy.target * window))
     if cut == 0:

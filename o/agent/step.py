@@ -17,7 +17,6 @@ Every function takes its dependencies (:class:`StepDeps`) and returns an
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,24 +113,14 @@ def advance(deps: StepDeps, run_id: str, action: str, counter: int = 0) -> Outco
     returned ``iteration`` is ``counter`` advanced by the steps begun, a per-execution count the
     state machine compares with its cap (a continued execution starts again at 0).
     """
-    if action not in ("step", "tools"):
-        raise ValueError(f"unknown action {action!r}")
-    with deps.db.transaction() as conn:
-        run = run_store.get(conn, run_id)
-    if run is None:
-        raise OError(f"run {run_id} not found")
-    start = run["iteration"]
-    current = run["next_action"]
-    if current in ("done", "failed"):
-        return Outcome(run_id, counter, current, run["stop_reason"])
-    if action == "step" and current in ("step", "approval"):
-        outcome = llm_phase(deps, run_id, start)
-    elif action == "tools" and current in ("tools", "approval"):
-        outcome = tools_phase(deps, run_id, start)
+    if action == "step":
+        outcome = llm_phase(deps, run_id)
+    elif action == "tools":
+        outcome = tools_phase(deps, run_id)
     else:
-        # the other phase is due: an earlier attempt of this action already finished
-        outcome = Outcome(run_id, start, current, run["stop_reason"] if current == "approval" else None)
-    return Outcome(run_id, counter + max(0, outcome.iteration - start), outcome.next, outcome.stop_reason)
+        raise ValueError(f"unknown action {action!r}")
+    # Only completing a step's tools moves the run on to a new step.
+    return Outcome(run_id, counter + (1 if outcome.next == "step" else 0), outcome.next, outcome.stop_reason)
 
 
 # -- shared helpers -------------------------------------------------------------------------------
@@ -152,16 +141,16 @@ def _finished(run: dict[str, Any]) -> Outcome | None:
 
 
 def finish_run(conn: Conn, run: dict[str, Any], stop_reason: str, *, status: str | None = None,
-               error: str | None = None, next_action: Next = "done") -> Outcome:
+               error: str | None = None, next_action: Next = "done", extra: dict[str, Any] | None = None) -> Outcome:
     if status is None:
         status = {"cancelled": "cancelled", "error": "failed", "llm_api_error": "failed"}.get(stop_reason, "completed")
     changes: dict[str, Any] = {
-        "status": status, "stop_reason": stop_reason, "next_action": next_action, "completed_at": _utcnow(),
-        "task_token": None,
+        **(extra or {}), "status": status, "stop_reason": stop_reason, "next_action": next_action,
+        "completed_at": _utcnow(), "task_token": None,
     }
     if error is not None:
         changes["error"] = error
-    run_store.update(conn, run["id"], changes)
+    run = run_store.update(conn, run["id"], changes)
     return Outcome(run["id"], run["iteration"], next_action, stop_reason)
 
 
@@ -198,7 +187,8 @@ def _letta_items(row: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any
 # -- phase 1: the LLM call ------------------------------------------------------------------------
 
 
-def llm_phase(deps: StepDeps, run_id: str, iteration: int) -> Outcome:
+def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
+    """Phase 1 of step ``iteration``; None: of the step the run stands at (what :func:`advance` does)."""
     with deps.db.transaction() as conn:
         run = run_store.get(conn, run_id)
         if run is None:
@@ -206,6 +196,10 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int) -> Outcome:
         done = _finished(run)
         if done is not None:
             return done
+        if iteration is None:
+            iteration = int(run["iteration"])
+            if run["next_action"] == "tools":  # an earlier attempt finished this phase
+                return Outcome(run_id, iteration, "tools", None)
         existing = step_store.by_index(conn, run_id, iteration)
         if existing is not None:
             return _replayed(conn, run, existing)
@@ -240,12 +234,12 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int) -> Outcome:
     step_id = step_id_for(run_id, iteration)
     message_id = transcript.derived_id("message", step_id, 0)
     extra_usage = Usage()
-    started = time.perf_counter()
+    summary_ms = 0.0
     try:
         rows, summary_usage = ctx_window.ensure_fits(deps.db, client, config, agent, prompt.text, rows, specs,
                                                      deps.context)
         if summary_usage is not None:
-            extra_usage = summary_usage
+            extra_usage, summary_ms = summary_usage
         request = ChatRequest(
             messages=[ChatMessage.system(prompt.text), *transcript.to_chat(rows)],
             tools=specs,
@@ -257,7 +251,9 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int) -> Outcome:
         with deps.db.transaction() as conn:
             run = run_store.get(conn, run_id, for_update=True) or run
             return finish_run(conn, run, "llm_api_error", error=exc.message, next_action="failed")
-    llm_ms = (time.perf_counter() - started) * 1000
+    # Time spent waiting on the provider (the summary call included), recorded per step so
+    # framework overhead can be told apart from model latency.
+    llm_ms = response.latency_ms + summary_ms
     deps._fault("after_llm")
     return _store_reply(deps, run_id, iteration, step_id, message_id, agent, response, rules, offered,
                         extra_usage, llm_ms)
@@ -322,8 +318,8 @@ def _store_reply(
         }])
         changes: dict[str, Any] = {"usage": _add_usage(run["usage"] or {}, usage, steps=1), "iteration": iteration}
         if next_action == "done":
-            run = run_store.update(conn, run_id, changes)
-            outcome = finish_run(conn, run, "end_turn")
+            outcome = finish_run(conn, run, "end_turn", extra=changes)
+            run = {**run, **changes}
         elif next_action == "approval":
             run = run_store.update(conn, run_id, {**changes, "next_action": "approval",
                                                   "stop_reason": "requires_approval"})
@@ -376,20 +372,25 @@ class _CallResult:
     violation: bool = False
 
 
-def tools_phase(deps: StepDeps, run_id: str, iteration: int) -> Outcome:
-    step_id = step_id_for(run_id, iteration)
+def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
+    """Phase 2 of step ``iteration``; None: of the step the run stands at (what :func:`advance` does)."""
     with deps.db.transaction() as conn:
         run = run_store.get(conn, run_id)
         if run is None:
             raise OError(f"run {run_id} not found")
+        done = _finished(run)
+        if done is not None:
+            return done
+        if iteration is None:
+            iteration = int(run["iteration"])
+            if run["next_action"] == "step":  # an earlier attempt finished this phase
+                return Outcome(run_id, iteration, "step", None)
+        step_id = step_id_for(run_id, iteration)
         step = step_store.get(conn, step_id)
         if step is None:
             raise OError(f"run {run_id} has no step {iteration} to run tools for")
         if step["status"] not in ("llm_done", "awaiting_approval"):
             return _replayed(conn, run, step)
-        done = _finished(run)
-        if done is not None:
-            return done
         replay = _replayed(conn, run, step)
         if replay.next == "approval" and not run["cancel_requested"]:
             return replay

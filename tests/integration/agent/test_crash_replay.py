@@ -10,7 +10,7 @@ import pytest
 from o.agent import runs as run_api
 from o.agent.engine import Engine
 from o.agent.runner import drive
-from o.agent.step import SimulatedCrash, execute, step_id_for
+from o.agent.step import Outcome, SimulatedCrash, advance, execute, step_id_for
 from o.store.db import Database
 from tests.integration.agent.conftest import create_agent
 from tests.servers.openai_server import OpenAIServer
@@ -63,11 +63,11 @@ def test_phase_one_replay_does_not_call_the_llm_again(engine: Engine, scripted, 
     agent_id, org = scripted
     run_id = _start(engine.db, org, agent_id, "I like tea")
     deps = engine.deps()
-    first = execute(deps, run_id, 0, "step")
+    first = advance(deps, run_id, "step", 0)
     assert (first.next, first.iteration) == ("tools", 0)
     # The worker "dies" here: the state machine (or a fresh runner) retries the same action.
-    again = execute(engine.deps(), run_id, 0, "step")
-    assert again == first
+    assert advance(engine.deps(), run_id, "step", 0) == first
+    assert execute(engine.deps(), run_id, 0, "step") == first
     assert len(openai_server.requests) == 1
     outcome = drive(engine.deps(), run_id)
     assert (outcome.next, outcome.stop_reason) == ("done", "end_turn")
@@ -125,8 +125,9 @@ def test_replaying_tools_of_a_completed_step_changes_nothing(engine: Engine, scr
     run_id = _start(engine.db, org, agent_id, "I like tea")
     drive(engine.deps(), run_id)
     before = _messages(engine.db, agent_id)
-    replay = execute(engine.deps(), run_id, 0, "tools")
-    assert (replay.next, replay.iteration) == ("step", 1)
+    # late duplicates of any action of the finished run only report that it is done
+    assert execute(engine.deps(), run_id, 0, "tools").next == "done"
     assert execute(engine.deps(), run_id, 1, "step").next == "done"
+    assert advance(engine.deps(), run_id, "tools", 7) == Outcome(run_id, 7, "done", "end_turn")
     assert [r["id"] for r in _messages(engine.db, agent_id)] == [r["id"] for r in before]
     _assert_exactly_once(engine.db, agent_id)

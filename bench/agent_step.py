@@ -1,0 +1,153 @@
+"""Framework overhead of one agent step, excluding LLM time, and the process's memory.
+
+A zero-latency local OpenAI-wire server (tests/servers) answers every LLM call through the
+real ``openai`` SDK; the step runs against a real Postgres (embedded, or O_DATABASE_URL).
+For each turn a run is created with a user message, then ``advance("step")`` (phase 1:
+prompt, context check, LLM call, one transaction) and ``advance("tools")`` (phase 2: the
+tool call and its result in one transaction, then the step's completion) are timed. The
+provider's own latency (``ChatResponse.latency_ms``, measured around the SDK call) is
+subtracted, leaving what O itself spends: SQL, prompt compile/cache, token counting,
+tool-rule solving, JSON, SDK request building.
+
+Scenarios: ``reply`` (the model calls send_message: prompt cached) and ``edit`` (the model
+calls core_memory_append, so every next step recompiles the prompt). Agents are rotated
+every ``--turns-per-agent`` turns so histories stay conversation-sized.
+
+    python bench/agent_step.py [--turns 300] [--turns-per-agent 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from o.agent import lifecycle
+from o.agent import runs as run_api
+from o.agent.engine import AgentSettings, Engine, llm_factory
+from o.agent.prompt import PromptCache
+from o.agent.step import advance
+from o.store import orgs
+from o.store.db import Database
+from o.store.embedded import EmbeddedPostgres
+from o.store.migrate import migrate
+from tests.servers.fixtures import FAST_OPTIONS, TEST_KEYS
+from tests.servers.openai_server import OpenAIServer
+from tests.servers.script import Reply, Script, ScriptedCall
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def responder(kind: str) -> Any:
+    def reply(body: dict[str, Any]) -> Reply:
+        if kind == "edit":
+            return Reply(tool_calls=(ScriptedCall("core_memory_append", {"label": "human", "content": "x"}),),
+                         usage=(500, 20))
+        return Reply(tool_calls=(ScriptedCall("send_message", {"message": "Hello there, noted."}),),
+                     usage=(500, 20))
+
+    return reply
+
+
+def run_scenario(db: Database, engine: Engine, org_id: str, server: OpenAIServer, kind: str, turns: int,
+                 per_agent: int) -> dict[str, list[float]]:
+    server.script.default = responder(kind)
+    llm = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url,
+           "context_window": 128000}
+    out: dict[str, list[float]] = {"phase1": [], "phase2": [], "step": [], "start": [], "llm": []}
+    agent_id = ""
+    for turn in range(turns):
+        if turn % per_agent == 0:
+            with db.transaction() as conn:
+                agent_id = lifecycle.create(conn, org_id, lifecycle.AgentSpec(
+                    name=f"bench-{uuid.uuid4().hex[:6]}", llm_config=llm,
+                    memory_blocks=[{"label": "persona", "value": "I am a helpful assistant.", "limit": 5000},
+                                   {"label": "human", "value": "Bench user.", "limit": 20000}],
+                )).agent["id"]
+        t0 = time.perf_counter()
+        with db.transaction() as conn:
+            started = run_api.start(conn, org_id, agent_id, [run_api.InputMessage("user", f"message {turn}")],
+                                    {"max_steps": 5})
+        t1 = time.perf_counter()
+        deps = engine.deps()
+        first = advance(deps, started.run["id"], "step")
+        t2 = time.perf_counter()
+        second = advance(deps, started.run["id"], "tools")
+        t3 = time.perf_counter()
+        assert (first.next, second.next) == ("tools", "done"), (first, second)
+        with db.transaction() as conn:
+            step = conn.execute("SELECT usage FROM steps WHERE run_id = %s", (started.run["id"],)).fetchone()
+        llm_ms = float(step["usage"]["llm_ms"])
+        out["start"].append((t1 - t0) * 1000)
+        out["phase1"].append((t2 - t1) * 1000 - llm_ms)
+        out["phase2"].append((t3 - t2) * 1000)
+        out["step"].append((t3 - t1) * 1000 - llm_ms)
+        out["llm"].append(llm_ms)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=300)
+    parser.add_argument("--turns-per-agent", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=20)
+    args = parser.parse_args()
+
+    rss_start = rss_mb()
+    url = os.environ.get("O_DATABASE_URL")
+    embedded = None
+    if not url:
+        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="o-bench-")), cleanup_mode="delete")
+        url = embedded.url
+    migrate(url)
+    db = Database(url, min_size=1, max_size=2).open()
+    engine = Engine(db, llm_factory(TEST_KEYS, FAST_OPTIONS), settings=AgentSettings(), prompts=PromptCache())
+    with db.transaction() as conn:
+        org_id = orgs.get_or_create_org(conn, f"bench-{uuid.uuid4()}")["id"]
+    server = OpenAIServer(Script()).start()
+    try:
+        run_scenario(db, engine, org_id, server, "reply", args.warmup, args.turns_per_agent)
+        print(f"agent step overhead (LLM time excluded), {args.turns} turns per scenario, "
+              f"new agent every {args.turns_per_agent} turns, Postgres at {'embedded' if embedded else url}")
+        print(f"{'scenario':<8} {'part':<22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+        for kind in ("reply", "edit"):
+            figures = run_scenario(db, engine, org_id, server, kind, args.turns, args.turns_per_agent)
+            for part, label in (("step", "step (phase 1 + 2)"), ("phase1", "phase 1 (LLM phase)"),
+                                ("phase2", "phase 2 (tools)"), ("start", "run start (API side)"),
+                                ("llm", "LLM round trip")):
+                values = figures[part]
+                print(f"{kind:<8} {label:<22} {pct(values, 0.5):8.2f} {pct(values, 0.95):8.2f} "
+                      f"{pct(values, 0.99):8.2f} {statistics.fmean(values):8.2f}")
+        print(f"prompt cache: {engine.prompts.hits} hits, {engine.prompts.misses} misses")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"RSS: {rss_start:.0f} MB at start, {rss_mb():.0f} MB now, peak {peak:.0f} MB "
+              "(includes the scripted LLM server thread and the token encoding)")
+    finally:
+        server.stop()
+        db.close()
+        if embedded is not None:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    main()
