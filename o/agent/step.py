@@ -154,11 +154,14 @@ def finish_run(conn: Conn, run: dict[str, Any], stop_reason: str, *, status: str
     return Outcome(run["id"], run["iteration"], next_action, stop_reason)
 
 
-def _history(conn: Conn, run_id: str) -> list[Call]:
-    """Tool calls made so far in this run with their outputs, in order (the tool rules' input)."""
-    rows = conn.execute(
-        "SELECT name, text, metadata FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
+def _tool_rows(conn: Conn, run_id: str) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT * FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
     ).fetchall()
+
+
+def _history(rows: list[dict[str, Any]]) -> list[Call]:
+    """Tool calls made so far in this run with their outputs, in order (the tool rules' input)."""
     # A call rejected by a rule did not happen as far as the rules are concerned (as in Letta).
     return [Call(r["name"] or "", r["text"] or "") for r in rows if not (r["metadata"] or {}).get("rule_violation")]
 
@@ -216,7 +219,8 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
         rows = ctx_window.in_context(conn, agent["id"])
         tools = agent_tools(conn, agent)
         rules = ToolRules.parse(agent["tool_rules"])
-        history = _history(conn, run_id)
+        # without rules the calls made so far change nothing, so they are not read
+        history = _history(_tool_rows(conn, run_id)) if rules.active else []
 
     try:
         config = LLMConfig.model_validate(agent["llm_config"])
@@ -291,12 +295,9 @@ def _store_reply(
     with deps.db.transaction() as conn:
         run = run_store.get(conn, run_id, for_update=True)
         assert run is not None
-        existing = step_store.by_index(conn, run_id, iteration)
-        if existing is not None:  # another worker stored this step first; its reply wins
-            return _replayed(conn, run, existing)
         if run["cancel_requested"]:
             return finish_run(conn, run, "cancelled")
-        step_store.insert(conn, {
+        inserted = step_store.insert(conn, {
             "id": step_id, "organization_id": run["organization_id"], "agent_id": run["agent_id"],
             "run_id": run_id, "step_index": iteration, "status": status, "model": response.model,
             "usage": {**_usage_dict(usage), "llm_ms": round(llm_ms, 3)},
@@ -305,6 +306,10 @@ def _store_reply(
             "stop_reason": "end_turn" if not calls else None,
             "completed_at": _utcnow() if not calls else None,
         })
+        if inserted is None:  # another worker stored this step first; its reply wins
+            existing = step_store.by_index(conn, run_id, iteration)
+            assert existing is not None
+            return _replayed(conn, run, existing)
         metadata: dict[str, Any] = {}
         if needs_approval:
             metadata["requires_approval"] = needs_approval
@@ -399,11 +404,10 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
             return finish_run(conn, run, "error", error="the agent was deleted")
         tools = {t.name: t for t in agent_tools(conn, agent)}
         rules = ToolRules.parse(agent["tool_rules"])
-        history = _history(conn, run_id)
+        tool_rows = _tool_rows(conn, run_id)
+        history = _history(tool_rows)
         # results already stored by an earlier attempt of this phase
-        stored = {r["step_position"]: r for r in conn.execute(
-            "SELECT * FROM messages WHERE step_id = %s AND step_position > 0", (step_id,)
-        ).fetchall()}
+        stored = {r["step_position"]: r for r in tool_rows if r["step_id"] == step_id}
     calls = transcript.tool_calls_of(step)
     approvals: dict[str, Any] = step.get("approvals") or {}
     # ``history`` holds the run's earlier calls plus this step's stored prefix, so each new call is

@@ -92,6 +92,12 @@ class ToolRules:
                 rules.required_before_exit.append(name)
         return rules
 
+    @property
+    def active(self) -> bool:
+        """Whether any rule depends on the calls already made (else the history need not be read)."""
+        return bool(self.init or self.children or self.conditional or self.parents or self.max_count
+                    or self.required_before_exit)
+
     # -- which tools are offered -------------------------------------------------------------------
 
     def allowed(self, available: list[str], history: list[Call]) -> list[str]:
