@@ -1,0 +1,182 @@
+"""Sleep-time passes: memory rewritten from the conversation, facts recorded, duplicates consolidated,
+triggers (N messages, schedule), the scheduled Lambda handler, the local scheduler, evolution start."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from o.config import load_settings
+from o.evolution import loop, sleeptime
+from o.ids import new_id
+from o.memory import archival
+from o.store import messages as message_store
+from o.store.db import Database
+from tests.integration.evolution import task
+from tests.servers.openai_server import OpenAIServer
+
+
+def _say(db: Database, org: str, agent_id: str, *texts: str) -> None:
+    with db.transaction() as conn:
+        message_store.insert_many(conn, [{
+            "id": new_id("message"), "organization_id": org, "agent_id": agent_id,
+            "role": "user" if i % 2 == 0 else "assistant", "content": [{"type": "text", "text": t}], "text": t,
+        } for i, t in enumerate(texts)])
+
+
+def _block(db: Database, agent_id: str, label: str) -> str:
+    with db.transaction() as conn:
+        return conn.execute(
+            "SELECT b.value FROM blocks b JOIN agent_blocks ab ON ab.block_id = b.id "
+            "WHERE ab.agent_id = %s AND ab.label = %s", (agent_id, label),
+        ).fetchone()["value"]
+
+
+def _policy(**kw: Any) -> sleeptime.SleeptimePolicy:
+    return sleeptime.SleeptimePolicy(**{"every_n_messages": 3, "interval_seconds": 3600, **kw})
+
+
+def test_pass_rewrites_memory_and_records_facts(db: Database, server: OpenAIServer, deps: loop.EvolutionDeps) -> None:
+    org, agent_id = task.make_agent(db, server, with_suite=False)
+    _say(db, org, agent_id, "Hello, I am Ada.", "Nice to meet you, Ada.")
+    result = sleeptime.run_pass(deps, org, agent_id, trigger="test", policy=_policy())
+    assert result.status == "completed", result.error
+    assert result.blocks_rewritten == ["human"] and result.facts_recorded == 1 and result.tool_calls == 3
+    assert result.tokens > 0
+    assert _block(db, agent_id, "human") == "The user is Ada."
+    with db.transaction() as conn:
+        facts = archival.list_passages(conn, org, agent_id, tags=["sleeptime"])
+    assert [p.text for p in facts] == ["The user asks about capital cities."]
+    calls = len(server.requests)
+    # nothing new since: the next pass makes no LLM call
+    again = sleeptime.run_pass(deps, org, agent_id, trigger="test", policy=_policy())
+    assert again.status == "completed" and again.tool_calls == 0 and len(server.requests) == calls
+    assert again.through_seq == result.through_seq > 0
+
+
+def test_tool_errors_are_reported_to_the_model_not_fatal(
+    db: Database, server: OpenAIServer, deps: loop.EvolutionDeps,
+) -> None:
+    from tests.servers.script import call
+
+    org, agent_id = task.make_agent(db, server, with_suite=False)
+    _say(db, org, agent_id, "x")
+    server.push(call("memory_rethink", label="human", new_memory="y" * 600),
+                call("memory_rethink", label="nope", new_memory="z"),
+                call("finish_rethinking_memory"))
+    result = sleeptime.run_pass(deps, org, agent_id, policy=_policy())
+    assert result.status == "completed" and result.blocks_rewritten == []
+    tool_results = [m for m in server.requests[-1]["messages"] if m["role"] == "tool"]
+    assert "limit" in tool_results[0]["content"] and "nope" in tool_results[1]["content"]
+    assert _block(db, agent_id, "human") == "Unknown user."
+
+
+def test_budget_exhaustion_fails_the_pass_and_keeps_the_messages_for_the_next(
+    db: Database, server: OpenAIServer, deps: loop.EvolutionDeps,
+) -> None:
+    org, agent_id = task.make_agent(db, server, with_suite=False)
+    _say(db, org, agent_id, "I am Bo.")
+    failed = sleeptime.run_pass(deps, org, agent_id, policy=_policy(max_tokens=1))
+    assert failed.status == "failed" and "token budget" in (failed.error or "")
+    ok = sleeptime.run_pass(deps, org, agent_id, policy=_policy())
+    assert ok.status == "completed" and ok.blocks_rewritten == ["human"]
+
+
+def test_exact_duplicates_are_consolidated(db: Database, server: OpenAIServer, deps: loop.EvolutionDeps) -> None:
+    org, agent_id = task.make_agent(db, server, with_suite=False)
+    with db.transaction() as conn:
+        for text in ("Ada likes tea.", "ada  likes tea.", "Ada likes coffee."):
+            archival.insert(conn, org, agent_id, text)
+    assert sleeptime.dedupe_archival(db, agent_id) == 1
+    with db.transaction() as conn:
+        assert sorted(p.text for p in archival.list_passages(conn, org, agent_id)) == [
+            "Ada likes coffee.", "Ada likes tea."]
+
+
+def test_triggers_by_message_count_and_schedule(db: Database, server: OpenAIServer, deps: loop.EvolutionDeps) -> None:
+    org, agent_id = task.make_agent(db, server, with_suite=False)  # two recent user messages already
+    policy = _policy(every_n_messages=3, interval_seconds=0)
+
+    def due() -> dict[str, str]:
+        return {a: trig for _o, a, trig in sleeptime.due_agents(db, policy)}
+
+    assert due()[agent_id] == "schedule"  # the interval (0 s) elapsed and something is new
+    _say(db, org, agent_id, "one more question")
+    assert due()[agent_id] == "messages"
+    sleeptime.run_pass(deps, org, agent_id, policy=policy)
+    assert agent_id not in due()
+    assert agent_id not in {a for _o, a, _t in sleeptime.due_agents(db, _policy(interval_seconds=3600))}
+
+
+def test_a_pass_may_start_an_evolution(db: Database, server: OpenAIServer, world: task.World,
+                                       deps: loop.EvolutionDeps) -> None:
+    org, agent_id = task.make_agent(db, server)
+    world.propose(task.WORSE)
+    result = sleeptime.run_pass(deps, org, agent_id, policy=_policy(evolve_every_n_passes=1))
+    assert result.evolution_id is not None
+    for t in loop._threads:
+        t.join(30)
+    with db.transaction() as conn:
+        evo = conn.execute("SELECT * FROM evolutions WHERE id = %s", (result.evolution_id,)).fetchone()
+    assert evo["trigger"] == "sleeptime" and evo["decision"] == "rolled_back"
+
+
+def test_local_scheduler_runs_due_passes(db: Database, server: OpenAIServer, deps: loop.EvolutionDeps) -> None:
+    org, agent_id = task.make_agent(db, server, with_suite=False)
+    _say(db, org, agent_id, "I am Cy.")
+
+    @dataclass
+    class Rt:
+        db: Database
+
+    scheduler = sleeptime.start_local_scheduler(Rt(db), poll_seconds=0.05, policy=_policy(), deps=deps)
+    try:
+        deadline = time.monotonic() + 20
+        while _block(db, agent_id, "human") != "The user is Cy." and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.stop()
+    assert _block(db, agent_id, "human") == "The user is Cy."
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "o-sleeptime"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:o-sleeptime"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def test_scheduled_handler_sweeps_due_agents(
+    db: Database, pg_url: str, server: OpenAIServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from infra.sleeptime import DEFAULT_INPUT
+
+    for name, value in {"O_DATABASE_URL": pg_url, "O_RUNTIME": "lambda", "OPENAI_API_KEY": "sk-test",
+                        "O_SLEEPTIME_EVERY_N_MESSAGES": "3", "O_LLM_MAX_RETRIES": "0"}.items():
+        monkeypatch.setenv(name, value)
+    load_settings.cache_clear()
+    org, agent_id = task.make_agent(db, server, with_suite=False)
+    _say(db, org, agent_id, "I am Di.")
+    sys.modules.pop("functions.sleeptime.handler", None)
+    handler = importlib.import_module("functions.sleeptime.handler")
+    try:
+        out = handler.handler(dict(DEFAULT_INPUT), FakeContext())
+        mine = [p for p in out["passes"] if p["agent_id"] == agent_id]
+        assert mine and mine[0]["status"] == "completed" and mine[0]["trigger"] == "messages"
+        assert _block(db, agent_id, "human") == "The user is Di."
+        one = handler.handler({"agent_id": agent_id, "organization_id": org}, FakeContext())
+        assert one["passes"][0]["status"] == "completed"
+        with pytest.raises(ValueError):
+            handler.handler({"agent_id": agent_id}, FakeContext())
+    finally:
+        handler._runtime.close()
+        load_settings.cache_clear()
