@@ -1,0 +1,180 @@
+"""The deployed agent loop, end to end under moto: the state machine definition synthesized from
+the CDK app, started by the real API, invoking the real functions/agent_step handler through
+the agent-step ``live`` alias, on the real Postgres and a local OpenAI wire-protocol server.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from o.api.app import create_app
+from o.config import load_settings
+from o.store.db import Database
+from tests.integration.agent.conftest import create_agent, make_engine, say
+from tests.integration.aws.agent_loop_moto import REGION, Crash, Loop, agent_loop, synthesized_definition
+from tests.integration.conftest import new_org_key
+from tests.servers.openai_server import OpenAIServer
+from tests.servers.script import call
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    return synthesized_definition(tmp_path_factory.mktemp("synth"))
+
+
+@pytest.fixture
+def step_module(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """functions/agent_step/handler.py imported as Lambda imports it, configured by environment."""
+    monkeypatch.setenv("O_DATABASE_URL", pg_url)
+    monkeypatch.setenv("O_RUNTIME", "lambda")
+    monkeypatch.setenv("O_RUN_MIGRATIONS", "false")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    load_settings.cache_clear()
+    sys.modules.pop("functions.agent_step.handler", None)
+    module = importlib.import_module("functions.agent_step.handler")
+    yield module
+    module._runtime.close()
+    sys.modules.pop("functions.agent_step.handler", None)
+    load_settings.cache_clear()
+
+
+@pytest.fixture
+def deployed(parts: list[Any], step_module: ModuleType, db: Database) -> Iterator[tuple[Loop, TestClient]]:
+    with agent_loop(parts, step_module.handler) as loop:
+        # The step function's engine: its database, the test LLM keys, moto's Step Functions.
+        step_engine = make_engine(db)
+        step_engine.sfn_client = loop.sfn
+        step_module._engine = step_engine
+        # The API as deployed: runs start executions of the state machine instead of looping in-process.
+        api_engine = make_engine(db, state_machine_arn=loop.machine_arn, sync_wait_s=30)
+        api_engine.sfn_client = loop.sfn
+        app = create_app(db)
+        app.state.agent_engine = api_engine
+        with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as client:
+            yield loop, client
+
+
+def _only_execution(loop: Loop) -> str:
+    (execution,) = loop.executions()
+    return str(execution["executionArn"])
+
+
+def _history(client: TestClient, agent_id: str) -> list[dict[str, Any]]:
+    response = client.get(f"/v1/agents/{agent_id}/messages", params={"limit": 100})
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+def test_a_conversation_runs_end_to_end_through_the_deployed_state_machine(
+    deployed: tuple[Loop, TestClient], openai_server: OpenAIServer
+) -> None:
+    loop, client = deployed
+    agent = create_agent(client, openai_server)
+    openai_server.push(
+        call("core_memory_append", label="human", content="Lives in Oslo.", request_heartbeat=True),
+        call("send_message", message="Oslo, noted."),
+    )
+    out = say(client, agent["id"], "I live in Oslo")
+    assert [m["message_type"] for m in out["messages"]] == [
+        "tool_call_message", "tool_return_message", "assistant_message",
+    ]  # fmt: skip
+    assert out["stop_reason"]["stop_reason"] == "end_turn"
+    execution = loop.wait(_only_execution(loop))
+    assert execution["status"] == "SUCCEEDED"
+    assert [c["action"] for c in loop.calls] == ["step", "tools", "step", "tools"]
+    assert client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"].endswith("Oslo.")
+    assert len(openai_server.requests) == 2
+
+
+def test_an_approval_pause_is_resumed_with_send_task_success(
+    deployed: tuple[Loop, TestClient], openai_server: OpenAIServer, db: Database
+) -> None:
+    loop, client = deployed
+    agent = create_agent(
+        client, openai_server, tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}]
+    )
+    openai_server.push(
+        call("core_memory_append", _id="call_cat", label="human", content="Has a cat.", request_heartbeat=True)
+    )
+    out = say(client, agent["id"], "I have a cat")
+    assert out["stop_reason"]["stop_reason"] == "requires_approval"
+    pause = loop.wait_for_call(lambda c: c["action"] == "await_approval")
+    execution = _only_execution(loop)
+    run_id = out["usage"]["run_ids"][0]
+    deadline = time.monotonic() + 10
+    while True:
+        with db.transaction() as conn:
+            row = conn.execute("SELECT task_token FROM runs WHERE id = %s", (run_id,)).fetchone()
+        if row and row["task_token"] == pause["task_token"]:
+            break
+        assert time.monotonic() < deadline, "the handler never stored the task token"
+        time.sleep(0.05)
+    assert loop.sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+
+    # Approving through the API sends SendTaskSuccess with the stored token; the same execution goes on.
+    openai_server.push(call("send_message", message="Cat noted."))
+    resumed = client.post(
+        f"/v1/agents/{agent['id']}/messages",
+        json={"messages": [{"type": "approval", "approvals": [
+            {"type": "approval", "tool_call_id": "call_cat", "approve": True},
+        ]}]},
+    )  # fmt: skip
+    assert resumed.status_code == 200, resumed.text
+    assert [m["message_type"] for m in resumed.json()["messages"]] == ["tool_return_message", "assistant_message"]
+    assert loop.wait(execution)["status"] == "SUCCEEDED"
+    assert loop.executions() == [e for e in loop.executions() if e["executionArn"] == execution]
+    assert [c["action"] for c in loop.calls] == ["step", "await_approval", "step", "tools", "step", "tools"]
+    assert client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"].endswith("Has a cat.")
+
+
+def test_a_step_whose_lambda_dies_after_committing_is_retried_without_duplicates(
+    deployed: tuple[Loop, TestClient], openai_server: OpenAIServer
+) -> None:
+    loop, client = deployed
+    died: list[str] = []
+
+    def die_before_answering(event: dict[str, Any], result: dict[str, Any]) -> None:
+        # The handler finished and committed; the environment dies before Lambda returns its answer
+        # (a timeout), which Step Functions sees as Sandbox.Timedout and retries.
+        if event["action"] not in died:
+            died.append(event["action"])
+            raise Crash("Sandbox.Timedout", "Task timed out after 300.00 seconds")
+
+    loop.after = die_before_answering
+    agent = create_agent(client, openai_server)
+    openai_server.push(
+        call("core_memory_append", _id="call_1", label="human", content="Likes tea.", request_heartbeat=True),
+        call("send_message", _id="call_2", message="Tea it is."),
+    )
+    out = say(client, agent["id"], "I like tea")
+    assert out["stop_reason"]["stop_reason"] == "end_turn"
+    assert died == ["step", "tools"]
+    execution = loop.wait(_only_execution(loop))
+    assert execution["status"] == "SUCCEEDED"
+    # Each crashed action ran twice; the LLM was asked once per step all the same.
+    assert [c["action"] for c in loop.calls] == ["step", "step", "tools", "tools", "step", "tools"]
+    assert len(openai_server.requests) == 2
+    failures = [e for e in loop.history(_only_execution(loop)) if e["type"] == "TaskFailed"]
+    assert [f["taskFailedEventDetails"]["error"] for f in failures] == ["Sandbox.Timedout", "Sandbox.Timedout"]
+
+    history = _history(client, agent["id"])
+    tool_calls = [m for m in history if m["message_type"] == "tool_call_message"]
+    returns = [m for m in history if m["message_type"] == "tool_return_message"]
+    assistant = [m for m in history if m["message_type"] == "assistant_message"]
+    user = [m for m in history if m["message_type"] == "user_message"]
+    assert [m["tool_call"]["tool_call_id"] for m in tool_calls] == ["call_1"]
+    assert len(returns) == 1
+    assert [m["content"] for m in assistant] == ["Tea it is."]
+    assert len(user) == 1
+    human = client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"]
+    assert human.count("Likes tea.") == 1
