@@ -95,6 +95,10 @@ def parser() -> argparse.ArgumentParser:
     p_migrate = sub.add_parser("migrate", help="apply pending schema migrations")
     _db_flags(p_migrate)
     p_migrate.set_defaults(func=migrate_cmd)
+
+    from o.evolution.cli import add_parser as add_evolve_parser
+
+    add_evolve_parser(sub, _db_flags)
     return root
 
 

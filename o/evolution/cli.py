@@ -1,0 +1,175 @@
+"""`o evolve start|list|show|stop|rollback`: self-evolution from the command line.
+
+Works on the database directly (like `o keys create`), so it runs next to `o serve` or against RDS.
+``start`` runs the evolution in this process and prints each phase as it happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from o.errors import NotFound, OError
+
+
+def _org_id(conn: Any, name: str) -> str:
+    row = conn.execute("SELECT id FROM organizations WHERE name = %s OR id = %s", (name, name)).fetchone()
+    if row is None:
+        raise NotFound(f"organization {name!r} not found")
+    return str(row["id"])
+
+
+def _with_runtime(args: argparse.Namespace, work: Callable[[Any, str], int]) -> int:
+    from o import runtime
+    from o.cli import _settings
+
+    rt = runtime.start(_settings(args))
+    try:
+        with rt.db.transaction() as conn:
+            org = _org_id(conn, args.org)
+        return work(rt, org)
+    except OError as exc:
+        print(f"o evolve: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        rt.close()
+
+
+def _progress(evolution_id: str, phase: str, message: str) -> None:
+    print(f"[{phase:>11}] {message}", flush=True)
+
+
+def _figures(evo: dict[str, Any]) -> str:
+    shadow = (evo.get("figures") or {}).get("shadow") or {}
+    if not shadow:
+        return "-"
+    return f"shadow {shadow.get('current', {}).get('score')} -> {shadow.get('candidate', {}).get('score')}"
+
+
+def start(args: argparse.Namespace) -> int:
+    def work(rt: Any, org: str) -> int:
+        from o.evolution import loop
+
+        deps = loop.default_deps(rt.db, progress=_progress)
+        budget = {"max_tokens": args.max_tokens, "max_seconds": args.max_seconds, "canary_weight": args.canary_weight,
+                  "bake_seconds": args.bake_seconds}
+        evo = loop.start(deps, org, args.agent_id, trigger="cli", budget=budget)
+        _progress(evo["id"], "started", f"evolution {evo['id']} of revision {evo['base_revision']}")
+        if deps.policy.state_machine_arn:
+            loop.launch(deps, evo["id"])
+            print(f"running as a Step Functions execution; follow it with: o evolve show {args.agent_id} {evo['id']}")
+            return 0
+        final = loop.run_local(deps, evo["id"])
+        print(f"{final['decision']}: {final['reason']}")
+        print(f"figures: {_figures(final)}; tokens used {final['tokens_used']}")
+        return 0 if final["decision"] == "promoted" else 3
+
+    return _with_runtime(args, work)
+
+
+def list_cmd(args: argparse.Namespace) -> int:
+    def work(rt: Any, org: str) -> int:
+        from o.agent import lifecycle
+        from o.store import evolution as store
+
+        with rt.db.transaction() as conn:
+            lifecycle.require(conn, org, args.agent_id)
+            rows = store.list_for_agent(conn, args.agent_id, limit=args.limit)
+        if args.json:
+            print(json.dumps(rows, default=str, indent=2))
+            return 0
+        print(f"{'evolution':<46} {'status':<12} {'rev':>9}  {'figures':<28} reason")
+        for r in rows:
+            revs = f"{r['base_revision']}->{r['candidate_revision'] or '-'}"
+            print(f"{r['id']:<46} {r['status']:<12} {revs:>9}  {_figures(r):<28} {(r['reason'] or '')[:80]}")
+        return 0
+
+    return _with_runtime(args, work)
+
+
+def show(args: argparse.Namespace) -> int:
+    def work(rt: Any, org: str) -> int:
+        from o.store import evolution as store
+
+        with rt.db.transaction() as conn:
+            row = store.get(conn, args.evolution_id, organization_id=org)
+            if row is None or row["agent_id"] != args.agent_id:
+                raise NotFound(f"evolution {args.evolution_id} not found")
+            events = store.events(conn, args.evolution_id)
+        for e in events:
+            print(f"{e['created_at']:%H:%M:%S} [{e['phase']:>11}] {e['message']}")
+        print(json.dumps({k: row[k] for k in ("status", "decision", "reason", "diff", "figures", "tokens_used")},
+                         default=str, indent=2))
+        return 0
+
+    return _with_runtime(args, work)
+
+
+def stop(args: argparse.Namespace) -> int:
+    def work(rt: Any, org: str) -> int:
+        from o.evolution import loop
+
+        final = loop.stop(loop.default_deps(rt.db), org, args.evolution_id)
+        print(f"{final['id']}: {final['status']} ({final['reason']})")
+        return 0
+
+    return _with_runtime(args, work)
+
+
+def rollback(args: argparse.Namespace) -> int:
+    def work(rt: Any, org: str) -> int:
+        from o.evolution import loop, revisions
+
+        loop.stop_active(loop.default_deps(rt.db), org, args.agent_id, f"user rolled back to revision {args.revision}")
+        with rt.db.transaction() as conn:
+            rev = revisions.rollback(conn, org, args.agent_id, args.revision, rationale=args.rationale)
+        print(f"agent {args.agent_id} now runs revision {rev['number']} (= revision {args.revision})")
+        return 0
+
+    return _with_runtime(args, work)
+
+
+def add_parser(sub: Any, db_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("evolve", help="self-evolution: start, list, show, stop, roll back")
+    evolve = p.add_subparsers(dest="evolve_command", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        db_flags(q)
+        q.add_argument("--org", default="default", help="organization name or id (default: default)")
+
+    q = evolve.add_parser("start", help="run one evolution now, showing each phase")
+    common(q)
+    q.add_argument("agent_id")
+    q.add_argument("--max-tokens", type=int)
+    q.add_argument("--max-seconds", type=float)
+    q.add_argument("--canary-weight", type=float, help="share of live traffic for the candidate (0..1)")
+    q.add_argument("--bake-seconds", type=int, help="how long the canary takes traffic before the decision")
+    q.set_defaults(func=start)
+
+    q = evolve.add_parser("list", help="evolutions of an agent with status and figures")
+    common(q)
+    q.add_argument("agent_id")
+    q.add_argument("--limit", type=int, default=20)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=list_cmd)
+
+    q = evolve.add_parser("show", help="one evolution's events, diff and figures")
+    common(q)
+    q.add_argument("agent_id")
+    q.add_argument("evolution_id")
+    q.set_defaults(func=show)
+
+    q = evolve.add_parser("stop", help="stop an evolution and roll it back now")
+    common(q)
+    q.add_argument("evolution_id")
+    q.set_defaults(func=stop)
+
+    q = evolve.add_parser("rollback", help="run an earlier revision again (as a new revision)")
+    common(q)
+    q.add_argument("agent_id")
+    q.add_argument("revision", type=int)
+    q.add_argument("--rationale")
+    q.set_defaults(func=rollback)

@@ -1,0 +1,45 @@
+"""`o evolve ...` against the real database, in-process."""
+
+from __future__ import annotations
+
+import pytest
+
+from o.cli import main
+from o.config import load_settings
+from o.store.db import Database
+from tests.integration.evolution import task
+from tests.integration.evolution.task import World
+from tests.servers.openai_server import OpenAIServer
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"OPENAI_API_KEY": "sk-test", "O_EVOLUTION_BAKE_SECONDS": "0",
+                        "O_LLM_RETRY_BASE_DELAY_S": "0.001"}.items():
+        monkeypatch.setenv(name, value)
+    load_settings.cache_clear()
+
+
+def test_start_list_show_rollback_stop(pg_url: str, db: Database, server: OpenAIServer, world: World,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    org, agent_id = task.make_agent(db, server)
+    flags = ["--database-url", pg_url, "--org", org]
+    world.propose(task.WORSE)
+    assert main(["evolve", "start", agent_id, *flags, "--max-seconds", "120"]) == 3
+    out = capsys.readouterr().out
+    phases = [line.split("]")[0].strip("[ ") for line in out.splitlines() if line.startswith("[")]
+    assert phases[:4] == ["started", "started", "reflected", "proposed"] and phases[-1] == "rolled_back"
+    assert "rolled_back: gate refused" in out
+
+    assert main(["evolve", "list", agent_id, *flags]) == 0
+    listing = capsys.readouterr().out
+    assert "rolled_back" in listing and "1->2" in listing and "shadow" in listing
+    evolution_id = listing.splitlines()[1].split()[0]
+    assert main(["evolve", "show", agent_id, evolution_id, *flags]) == 0
+    assert "[   proposed]" in capsys.readouterr().out
+
+    assert main(["evolve", "rollback", agent_id, "1", *flags, "--rationale", "cli"]) == 0
+    assert "now runs revision 3" in capsys.readouterr().out
+    assert main(["evolve", "stop", "evolution-nope", *flags]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert main(["evolve", "list", agent_id, "--database-url", pg_url, "--org", "no-such-org"]) == 1
