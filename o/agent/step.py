@@ -34,7 +34,6 @@ from o.llm.client import LLMClient, LLMError
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ChatResponse, Completed, ToolCall, Usage
 from o.observability import logger
-from o.store import agents as agent_store
 from o.store import messages as message_store
 from o.store import runs as run_store
 from o.store import steps as step_store
@@ -193,7 +192,7 @@ def _letta_items(row: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any
 def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
     """Phase 1 of step ``iteration``; None: of the step the run stands at (what :func:`advance` does)."""
     with deps.db.transaction() as conn:
-        run = run_store.get(conn, run_id)
+        run, existing, agent = run_store.load_state(conn, run_id, iteration)
         if run is None:
             raise OError(f"run {run_id} not found")
         done = _finished(run)
@@ -203,14 +202,12 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
             iteration = int(run["iteration"])
             if run["next_action"] == "tools":  # an earlier attempt finished this phase
                 return Outcome(run_id, iteration, "tools", None)
-        existing = step_store.by_index(conn, run_id, iteration)
         if existing is not None:
             return _replayed(conn, run, existing)
         if run["cancel_requested"]:
             return finish_run(conn, run, "cancelled")
         if iteration >= _max_steps(run):
             return finish_run(conn, run, "max_steps")
-        agent = agent_store.get(conn, run["organization_id"], run["agent_id"])
         if agent is None:
             return finish_run(conn, run, "error", error="the agent was deleted")
         if run["status"] == "created":
@@ -380,7 +377,7 @@ class _CallResult:
 def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
     """Phase 2 of step ``iteration``; None: of the step the run stands at (what :func:`advance` does)."""
     with deps.db.transaction() as conn:
-        run = run_store.get(conn, run_id)
+        run, step, agent = run_store.load_state(conn, run_id, iteration)
         if run is None:
             raise OError(f"run {run_id} not found")
         done = _finished(run)
@@ -391,7 +388,6 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
             if run["next_action"] == "step":  # an earlier attempt finished this phase
                 return Outcome(run_id, iteration, "step", None)
         step_id = step_id_for(run_id, iteration)
-        step = step_store.get(conn, step_id)
         if step is None:
             raise OError(f"run {run_id} has no step {iteration} to run tools for")
         if step["status"] not in ("llm_done", "awaiting_approval"):
@@ -399,7 +395,6 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
         replay = _replayed(conn, run, step)
         if replay.next == "approval" and not run["cancel_requested"]:
             return replay
-        agent = agent_store.get(conn, run["organization_id"], run["agent_id"])
         if agent is None:
             return finish_run(conn, run, "error", error="the agent was deleted")
         tools = {t.name: t for t in agent_tools(conn, agent)}

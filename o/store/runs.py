@@ -59,6 +59,28 @@ def update(conn: Conn, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def load_state(
+    conn: Conn, run_id: str, step_index: int | None = None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """The run, its step ``step_index`` (default: the one it stands at) and its agent, in one round trip.
+
+    The step and the agent come back as JSON objects (timestamps as text), which is all the loop needs.
+    """
+    row = conn.execute(
+        """SELECT r.*, to_jsonb(s) AS step_json, to_jsonb(a) AS agent_json
+           FROM runs r
+           LEFT JOIN steps s ON s.run_id = r.id AND s.step_index = coalesce(%s, r.iteration)
+           LEFT JOIN agents a ON a.id = r.agent_id AND a.organization_id = r.organization_id
+           WHERE r.id = %s""",
+        (step_index, run_id),
+    ).fetchone()
+    if row is None:
+        return None, None, None
+    step = row.pop("step_json")
+    agent = row.pop("agent_json")
+    return row, step, agent
+
+
 def awaiting_approval(conn: Conn, agent_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
     lock = " FOR UPDATE" if for_update else ""
     return conn.execute(
