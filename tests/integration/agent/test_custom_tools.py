@@ -1,0 +1,82 @@
+"""A user's Python tool, attached through the tools API, runs in the sandbox during a step."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from o.agent.engine import Engine
+from o.agent.tools import SandboxExecutor
+from o.tools.sandbox.local import LocalProcessSandbox
+from tests.integration.agent.conftest import create_agent, say
+from tests.servers.openai_server import OpenAIServer
+from tests.servers.script import call
+
+MULTIPLY = '''
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers.
+
+    Args:
+        a: the first factor
+        b: the second factor
+    """
+    print("multiplying")
+    return a * b
+'''
+
+EXPLODE = '''
+def explode(reason: str) -> str:
+    """Always fails.
+
+    Args:
+        reason: why
+    """
+    raise RuntimeError(reason)
+'''
+
+
+@pytest.fixture
+def sandboxed(engine: Engine) -> Engine:
+    engine.tools = SandboxExecutor(engine.db, LocalProcessSandbox())
+    return engine
+
+
+def _attach(api: TestClient, agent_id: str, source: str) -> dict:
+    tool = api.post("/v1/tools/", json={"source_code": source})
+    assert tool.status_code == 200, tool.text
+    attached = api.patch(f"/v1/agents/{agent_id}/tools/attach/{tool.json()['id']}")
+    assert attached.status_code == 200, attached.text
+    return tool.json()
+
+
+def test_custom_tool_runs_in_the_sandbox(sandboxed: Engine, api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server)
+    _attach(api, agent["id"], MULTIPLY)
+    _attach(api, agent["id"], EXPLODE)
+    openai_server.push(
+        call("multiply", a=6, b=7, request_heartbeat=True),
+        call("explode", reason="boom"),
+        call("send_message", message="6 x 7 = 42"),
+    )
+    out = say(api, agent["id"], "what is 6 times 7?")
+    # the model was offered the user's tools with their schemas next to the built-ins
+    offered = {t["function"]["name"]: t["function"] for t in openai_server.requests[0]["tools"]}
+    assert offered["multiply"]["parameters"]["properties"]["a"]["type"] == "integer"
+    assert "request_heartbeat" in offered["multiply"]["parameters"]["properties"]
+    returns = [m for m in out["messages"] if m["message_type"] == "tool_return_message"]
+    assert returns[0]["status"] == "success" and returns[0]["tool_return"] == "42"
+    assert returns[0]["stdout"] == ["multiplying\n"]
+    assert returns[1]["status"] == "error" and "boom" in returns[1]["tool_return"]
+    assert out["messages"][-1]["content"] == "6 x 7 = 42"
+    # the tool result went back to the model as the answer to its call
+    tool_message = openai_server.requests[1]["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["content"] == "42"
+
+
+def test_without_a_sandbox_user_tools_fail_softly(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server)
+    _attach(api, agent["id"], MULTIPLY)
+    openai_server.push(call("multiply", a=1, b=2), call("send_message", message="could not"))
+    out = say(api, agent["id"], "1 x 2?")
+    [result] = [m for m in out["messages"] if m["message_type"] == "tool_return_message"]
+    assert result["status"] == "error" and "no sandbox" in result["tool_return"]
