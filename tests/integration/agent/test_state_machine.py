@@ -205,3 +205,23 @@ def test_bad_events_are_rejected(handler_module: ModuleType) -> None:
         handler_module.handler({"action": "dance", "run_id": "run-1", "iteration": 0}, FakeContext())
     with pytest.raises(ValueError):
         handler_module.handler({"action": "step", "run_id": "run-1", "iteration": -1}, FakeContext())
+
+
+def test_stream_follows_a_state_machine_run(aws_api: TestClient, aws: dict[str, Any],
+                                            openai_server: OpenAIServer) -> None:
+    agent = create_agent(aws_api, openai_server)
+    openai_server.push(
+        call("conversation_search", query="x", request_heartbeat=True),
+        call("send_message", message="streamed from AWS"),
+    )
+    with aws_api.stream("POST", f"/v1/agents/{agent['id']}/messages/stream",
+                        json={"messages": [{"role": "user", "content": "hi"}]}) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    items = [json.loads(line[len("data: "):]) for line in lines[:-1]]
+    assert [i["message_type"] for i in items] == [
+        "tool_call_message", "tool_return_message", "assistant_message", "stop_reason", "usage_statistics"]
+    assert items[2]["content"] == "streamed from AWS"
+    assert items[3]["stop_reason"] == "end_turn"
+    assert len(_executions(aws)) == 1
