@@ -249,8 +249,11 @@ def do_propose(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
     cases = [{"name": c.name, "input": c.input, "checks": c.checks.model_dump(exclude_defaults=True)}
              for c in suite.gate_cases()]
     client = _llm(deps, base["config"]["llm_config"])
-    proposed = propose.propose(client, base["config"], evo["reflection"] or {}, cases)
-    _spend(deps, evo, proposed.tokens)
+    response = client.chat(propose.proposal_request(base["config"], evo["reflection"] or {}, cases))
+    # spent even when the answer is then refused
+    _spend(deps, evo, response.usage.total_tokens)
+    config, rationale = propose.parse_proposal(response.content or "", base["config"])
+    proposed = propose.Proposed(config, rationale, response.usage.total_tokens)
     with deps.db.transaction() as conn:
         current = store.get(conn, evo["id"], for_update=True)
         assert current is not None
