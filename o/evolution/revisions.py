@@ -72,8 +72,8 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
         extra = set(b) - set(BLOCK_KEYS)
         if extra:
             raise InvalidInput(f"block {b['label']!r}: only {list(BLOCK_KEYS)} may be set, got {sorted(extra)}")
-        limit = b.get("limit") or memory_blocks.DEFAULT_LIMIT
-        if not isinstance(limit, int) or limit < 1:
+        limit = memory_blocks.DEFAULT_LIMIT if b.get("limit") is None else b["limit"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput(f"block {b['label']!r}: limit must be a positive integer")
         blocks.append({"label": b["label"], "limit": limit, "description": b.get("description"),
                        "read_only": bool(b.get("read_only", False))})

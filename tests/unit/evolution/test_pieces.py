@@ -1,0 +1,158 @@
+"""Pure parts of evolution: revision configs and diffs, scoring, the gate, proposal parsing, the ASL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from o.errors import InvalidInput
+from o.evolution import evaluator, propose, revisions, statemachine
+
+BASE = {
+    "system": "Be helpful.\nUse send_message.",
+    "blocks": [{"label": "persona", "limit": 500, "description": "who I am", "read_only": False},
+               {"label": "human", "limit": 500, "description": None, "read_only": False}],
+    "tool_ids": ["tool-b", "tool-a"],
+    "tool_rules": [],
+    "llm_config": {"model": "gpt-4o-mini", "temperature": 0.7},
+}
+
+
+def test_normalize_sorts_and_validates() -> None:
+    norm = revisions.normalize(BASE)
+    assert [b["label"] for b in norm["blocks"]] == ["human", "persona"]
+    assert norm["tool_ids"] == ["tool-a", "tool-b"]
+    assert revisions.config_hash(norm) == revisions.config_hash(revisions.normalize(dict(reversed(BASE.items()))))
+    bad_cases = [
+        {**BASE, "gate": {}},
+        {k: v for k, v in BASE.items() if k != "system"},
+        {**BASE, "blocks": [{"label": "x", "value": "secret"}]},
+        {**BASE, "blocks": [{"label": "x"}, {"label": "x"}]},
+        {**BASE, "blocks": [{"label": " "}]},
+        {**BASE, "blocks": [{"label": "x", "limit": 0}]},
+        {**BASE, "llm_config": {}},
+        {**BASE, "tool_rules": ["x"]},
+        {**BASE, "system": 3},
+    ]
+    for bad in bad_cases:
+        with pytest.raises(InvalidInput):
+            revisions.normalize(bad)
+
+
+def test_diff_names_every_change() -> None:
+    old = revisions.normalize(BASE)
+    new = revisions.normalize({
+        **BASE,
+        "system": "Be helpful.\nAnswer in one word.",
+        "blocks": [{"label": "persona", "limit": 900, "description": "who I am"}, {"label": "notes", "limit": 50}],
+        "tool_ids": ["tool-a", "tool-c"],
+        "tool_rules": [{"type": "exit_loop", "tool_name": "send_message"}],
+        "llm_config": {"model": "gpt-4o-mini", "temperature": 0.2},
+    })
+    d = revisions.diff(old, new)
+    assert "-Use send_message." in d["system"] and "+Answer in one word." in d["system"]
+    assert d["blocks"]["added"][0]["label"] == "notes" and d["blocks"]["removed"] == ["human"]
+    assert d["blocks"]["changed"] == {"persona": {"limit": {"from": 500, "to": 900}}}
+    assert d["tool_ids"] == {"added": ["tool-c"], "removed": ["tool-b"]}
+    assert d["llm_config"] == {"temperature": {"from": 0.7, "to": 0.2}}
+    assert "tool_rules" in d
+    text = revisions.describe_diff(d)
+    assert "block added: notes" in text and "llm_config.temperature: 0.7 -> 0.2" in text
+    assert revisions.diff(old, old) == {} and revisions.describe_diff({}) == "no change"
+    assert revisions.diff(None, old) == {}
+
+
+def test_checks_and_combined_score() -> None:
+    checks = evaluator.Checks(contains=["Paris"], not_contains=["London"], max_chars=10, regex=r"^[A-Z]")
+    assert evaluator.check_score(checks, "Paris") == 1.0
+    assert evaluator.check_score(checks, "paris, not London") == pytest.approx(1 / 4)
+    assert evaluator.check_score(evaluator.Checks(), "anything") is None
+    assert evaluator.combine(1.0, 0.5, 0.3, ok=True) == pytest.approx(0.85)
+    assert evaluator.combine(None, 0.5, 0.3, ok=True) == pytest.approx(0.5)
+    assert evaluator.combine(1.0, None, 0.3, ok=True) == pytest.approx(1.0)
+    assert evaluator.combine(None, None, 0.3, ok=True) == 1.0
+    assert evaluator.combine(1.0, 1.0, 0.3, ok=False) == 0.0
+
+
+def _case(name: str, score: float, checks: float | None = 1.0, ok: bool = True, ms: float = 100, tokens: int = 50):
+    return evaluator.CaseResult(name, "in", "out", ok, score, checks, None, ms, tokens)
+
+
+def test_gate_thresholds() -> None:
+    g = evaluator.Gate(min_improvement=0.05, max_regressions=0, max_latency_ratio=2.0, max_cost_ratio=2.0)
+    current = evaluator.Summary([_case("a", 0.5), _case("b", 0.5), _case("r", 1.0, checks=None)])
+    better = evaluator.Summary([_case("a", 1.0), _case("b", 1.0), _case("r", 1.0, checks=None)])
+    assert evaluator.gate(g, current, better).passed
+    regressing = evaluator.Summary([_case("a", 1.0), _case("b", 0.4), _case("r", 1.0, checks=None)])
+    result = evaluator.gate(g, current, regressing)
+    assert not result.passed and any("regresses 1" in r for r in result.reasons)
+    slow = evaluator.Summary([_case("a", 1.0, ms=500), _case("b", 1.0, ms=500), _case("r", 1.0, None, ms=500)])
+    assert any("latency" in r for r in evaluator.gate(g, current, slow).reasons)
+    costly = evaluator.Summary([_case("a", 1.0, tokens=500), _case("b", 1.0, tokens=500),
+                                _case("r", 1.0, None, tokens=500)])
+    assert any("cost" in r for r in evaluator.gate(g, current, costly).reasons)
+    erroring = evaluator.Summary([_case("a", 1.0), _case("b", 1.0), _case("r", 0.0, None, ok=False)])
+    assert any("errors" in r for r in evaluator.gate(g, current, erroring).reasons)
+    same = evaluator.Summary([_case("a", 0.52), _case("b", 0.5), _case("r", 1.0, checks=None)])
+    assert any("improvement" in r for r in evaluator.gate(g, current, same).reasons)
+
+
+def test_suite_hash_is_canonical_and_sensitive() -> None:
+    a = evaluator.Suite(cases=[evaluator.EvalCase(name="x", input="y")])
+    b = evaluator.Suite.model_validate(json.loads(a.model_dump_json()))
+    assert a.canonical_hash() == b.canonical_hash()
+    c = a.model_copy(update={"gate": evaluator.Gate(min_improvement=0.0)})
+    assert c.canonical_hash() != a.canonical_hash()
+    with pytest.raises(ValueError):
+        evaluator.Suite.model_validate({"cases": [{"name": "x", "input": "y", "checks": {"regex": "("}}]})
+
+
+def test_parse_json_object() -> None:
+    assert evaluator.parse_json_object('```json\n{"score": 1}\n```') == {"score": 1}
+    assert evaluator.parse_json_object('Sure! {"score": 0.5} done') == {"score": 0.5}
+    for bad in ("no json", "[1, 2]", "{broken"):
+        with pytest.raises(ValueError):
+            evaluator.parse_json_object(bad)
+
+
+def test_parse_proposal() -> None:
+    current = revisions.normalize(BASE)
+    config, why = propose.parse_proposal(json.dumps(
+        {"rationale": "cooler", "changes": {"llm_config": {"temperature": 0.1}}}), current)
+    assert config["llm_config"] == {"model": "gpt-4o-mini", "temperature": 0.1} and why == "cooler"
+    with pytest.raises(propose.EvaluatorTampering):
+        propose.parse_proposal(json.dumps({"rationale": "r", "changes": {"system": "x", "eval_cases": []}}), current)
+    with pytest.raises(InvalidInput, match="changes nothing"):
+        propose.parse_proposal(json.dumps({"rationale": "r", "changes": {"system": current["system"]}}), current)
+    with pytest.raises(InvalidInput, match="expected shape"):
+        propose.parse_proposal(json.dumps({"changes": {"system": "x"}}), current)
+    with pytest.raises(InvalidInput):
+        propose.parse_proposal(json.dumps({"rationale": "r", "changes": {"blocks": [{"label": "a", "value": "v"}]}}),
+                               current)
+
+
+def test_state_machine_definition() -> None:
+    asl = statemachine.evolution_definition("arn:aws:lambda:us-east-1:1:function:evo")
+    states = asl["States"]
+    tasks = {n: s for n, s in states.items() if s["Type"] == "Task"}
+    assert set(tasks) == {*statemachine.STEPS, "Rollback"}
+    for name in statemachine.STEPS:
+        assert tasks[name]["Catch"][0]["Next"] == "Rollback"
+        assert tasks[name]["Parameters"]["Payload"]["action"] == name.lower()
+    targets = {c["Next"] for c in states["Route"]["Choices"]}
+    assert targets == {"Reflect", "Propose", "Shadow", "Gate", "Canary", "Bake", "Done"}
+    assert states["Route"]["Default"] == "Rollback"
+    assert states["Bake"] == {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Evaluate"}
+    assert "QueryLanguage" not in asl  # JSONPath: moto can run it
+    # every state is reachable from the start
+    seen, todo = set(), [asl["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = states[name]
+        todo += [state[k] for k in ("Next", "Default") if k in state]
+        todo += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
+    assert seen == set(states)
