@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -197,7 +197,7 @@ class AgentLoop(Construct):
         # A fixed name lets the role allow StartExecution on this very machine (continue-as-new)
         # without a reference cycle between the machine and its role.
         self.state_machine_name = f"{stack.stack_name}-agent-loop"
-        own_arn = stack.format_arn(
+        self.state_machine_arn_from_name = own_arn = stack.format_arn(
             service="states",
             resource="stateMachine",
             resource_name=self.state_machine_name,
@@ -208,6 +208,7 @@ class AgentLoop(Construct):
             "Logs",
             log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
             retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         definition = agent_loop_definition(step_alias.function_arn, iteration_cap=iteration_cap)
         self.state_machine = sfn.StateMachine(
@@ -227,6 +228,18 @@ class AgentLoop(Construct):
         self.state_machine.add_to_role_policy(
             iam.PolicyStatement(actions=["states:StartExecution"], resources=[own_arn])
         )
+        self._acknowledge()
+
+    def grant_task_response(self, grantee: iam.IGrantable) -> None:
+        """SendTaskSuccess/Failure by ARN from the name: the agent-step function, which the machine
+        invokes, may release a wait itself, and a reference would make a dependency cycle."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+            resource_arns=[self.state_machine_arn_from_name],
+        )
+
+    def _acknowledge(self) -> None:
         acknowledge(
             self,
             ("AwsSolutions-IAM5[Resource::*]", "CloudWatch Logs delivery and X-Ray actions of Step Functions "

@@ -1,4 +1,4 @@
-"""Alarms and one dashboard: errors, throttles and latency per ``live`` alias, the API and the agent loop.
+"""Alarms and one dashboard: errors, throttles and latency per ``live`` alias, the API and the state machines.
 
 Handlers log, trace and emit metrics with Powertools (namespace ``O``); this construct
 watches what AWS measures for them. Alarms carry no action by default: subscribe an
@@ -36,7 +36,7 @@ class Observability(Construct):
         *,
         functions: Mapping[str, Watched],
         rest_api: apigw.RestApi,
-        state_machine: sfn.StateMachine,
+        state_machines: Mapping[str, sfn.StateMachine],
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms: dict[str, cw.Alarm] = {}
@@ -66,13 +66,14 @@ class Observability(Construct):
         widgets.append(cw.GraphWidget(title="API 4xx / 5xx", left=[client_errors, server_errors]))
         widgets.append(cw.GraphWidget(title="API latency p99", left=[api_p99]))
 
-        failed = state_machine.metric_failed(period=FIVE_MINUTES, statistic="Sum")
-        timed_out = state_machine.metric_timed_out(period=FIVE_MINUTES, statistic="Sum")
-        throttled = state_machine.metric_throttled(period=FIVE_MINUTES, statistic="Sum")
-        self._alarm("AgentLoopFailed", failed, 1, "agent loop: executions failed")
-        self._alarm("AgentLoopTimedOut", timed_out, 1, "agent loop: executions timed out")
-        widgets.append(cw.GraphWidget(title="agent loop failed / timed out / throttled",
-                                      left=[failed, timed_out, throttled]))  # fmt: skip
+        for name, machine in state_machines.items():
+            failed = machine.metric_failed(period=FIVE_MINUTES, statistic="Sum")
+            timed_out = machine.metric_timed_out(period=FIVE_MINUTES, statistic="Sum")
+            throttled = machine.metric_throttled(period=FIVE_MINUTES, statistic="Sum")
+            self._alarm(f"{name}Failed", failed, 1, f"{name}: executions failed")
+            self._alarm(f"{name}TimedOut", timed_out, 1, f"{name}: executions timed out")
+            widgets.append(cw.GraphWidget(title=f"{name} failed / timed out / throttled",
+                                          left=[failed, timed_out, throttled]))  # fmt: skip
 
         self.dashboard = cw.Dashboard(
             self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-o",

@@ -48,5 +48,6 @@ class Rollout(Construct):
                 "lambda:UpdateFunctionConfiguration",
                 "lambda:ListVersionsByFunction",
             ],
-            resource_arns=[function.function_arn, f"{function.function_arn}:*"],
+            # The function (versions are published from it) and its live alias, nothing wider.
+            resource_arns=[function.function_arn, f"{function.function_arn}:{ALIAS_NAME}"],
         )

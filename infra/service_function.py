@@ -138,7 +138,8 @@ class ServiceFunction(Construct):
                 (f"AwsSolutions-IAM4[Policy::{MANAGED}AWSLambdaVPCAccessExecutionRole]",
                  "the minimal managed policy that lets Lambda attach the function to the VPC"),
                 ("AwsSolutions-IAM5[Resource::*]",
-                 "X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions"),
+                 "X-Ray PutTraceSegments/PutTelemetryRecords and CloudWatch PutMetricData/GetMetricData have "
+                 "no resource-level permissions (metric writes are limited to O's namespace by condition)"),
             ]
         acknowledge(self, *rules)  # fmt: skip
 

@@ -12,6 +12,7 @@ from infra.agent_loop import AgentLoop
 from infra.api import Api
 from infra.config import DeployConfig
 from infra.database import Database
+from infra.evolution import Evolution, grant_agent_metrics
 from infra.migrations import Migrations
 from infra.network import Network
 from infra.observability import Observability, Watched
@@ -110,12 +111,20 @@ class OStack(Stack):
         )
         loop_env = {"O_AGENT_STATE_MACHINE_ARN": agent_loop.state_machine.state_machine_arn}
 
+        evolution = Evolution(
+            self,
+            "Evolution",
+            assets=assets,
+            network=network.functions,
+            environment=shared_env,
+            step_function=agent_step.function,
+        )
         sleeptime = Sleeptime(
             self,
             "Sleeptime",
             assets=assets,
             network=network.functions,
-            environment={**shared_env, **loop_env},
+            environment={**shared_env, **loop_env, **evolution.environment()},
             schedule_expression=config.sleeptime_schedule,
         )
 
@@ -132,6 +141,7 @@ class OStack(Stack):
             environment={
                 **shared_env,
                 **loop_env,
+                **evolution.environment(),
                 **sleeptime.environment(),
                 "O_MAX_BODY_BYTES": str(config.max_body_bytes),
             },
@@ -148,17 +158,24 @@ class OStack(Stack):
             log_retention=assets.log_retention,
         )
 
-        for service in (api_function, agent_step, sleeptime.service):
+        workers = (api_function, agent_step, sleeptime.service, evolution.service)
+        for service in workers:
             database.grant_connect(service.function)
             llm_keys.grant_read(service.function)
+            sandbox.grant_invoke(service.function)
             # New code must not take traffic before its schema exists.
             service.node.add_dependency(migrations)
-        sandbox.grant_invoke(agent_step.function)
-        sandbox.grant_invoke(api_function.function)
-        sandbox.grant_invoke(sleeptime.function)
+        # Starting runs, answering approvals (the step releases a wait whose decision came first).
         agent_loop.state_machine.grant_start_execution(api_function.function)
         agent_loop.state_machine.grant_task_response(api_function.function)
         agent_loop.state_machine.grant_start_execution(sleeptime.function)
+        agent_loop.grant_task_response(agent_step.function)
+        # Evolutions: started by the API and sleep-time; canaries move the agent step's live alias.
+        for service in (api_function, sleeptime.service, evolution.service):
+            evolution.grant_start(service.function)
+            rollout.grant_manage("AgentStep", service.function)
+            grant_agent_metrics(service.function, read=True)
+        grant_agent_metrics(agent_step.function, read=False)
         sleeptime.grant_manage_schedules(api_function.function)
 
         Observability(
@@ -169,9 +186,10 @@ class OStack(Stack):
                 "AgentStep": Watched(step_live, Duration.seconds(120)),
                 "ToolSandbox": Watched(sandbox.function, Duration.seconds(30)),
                 "Sleeptime": Watched(sleeptime.function, Duration.minutes(10)),
+                "Evolution": Watched(evolution.function, Duration.minutes(10)),
             },
             rest_api=api.rest_api,
-            state_machine=agent_loop.state_machine,
+            state_machines={"AgentLoop": agent_loop.state_machine, "EvolutionLoop": evolution.state_machine},
         )
 
         self.api_url = api.url
@@ -179,5 +197,6 @@ class OStack(Stack):
         self.rollout = rollout
         CfnOutput(self, "ApiUrl", value=api.url)
         CfnOutput(self, "AgentStateMachineArn", value=agent_loop.state_machine.state_machine_arn)
+        CfnOutput(self, "EvolutionStateMachineArn", value=evolution.state_machine.state_machine_arn)
         CfnOutput(self, "LlmKeysSecretArn", value=llm_keys.secret_arn)
         CfnOutput(self, "MigrateFunctionName", value=migrations.service.function.function_name)

@@ -31,7 +31,7 @@ def _function(s: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
 
 def _definition(s: Synthesized) -> dict[str, Any]:
     """The state machine's ASL with every CloudFormation reference replaced by its logical id."""
-    _, machine = s.one("AWS::StepFunctions::StateMachine")
+    _, machine = s.one("AWS::StepFunctions::StateMachine", "AgentLoop")
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     return json.loads("".join(p if isinstance(p, str) else f"<{_ref_name(p)}>" for p in parts))
 
@@ -143,7 +143,7 @@ def test_every_function_is_arm64_with_the_one_layer(synthesized: Synthesized) ->
         fn for fn in synthesized.resources("AWS::Lambda::Function").values()
         if fn["Properties"]["Handler"].startswith("functions.")
     ]  # fmt: skip
-    assert len(functions) == 5
+    assert len(functions) == 6
     for fn in functions:
         props = fn["Properties"]
         assert props["Architectures"] == ["arm64"]
@@ -158,6 +158,7 @@ def test_database_functions_run_in_private_subnets_with_connection_info(synthesi
         "functions.agent_step.handler.handler",
         "functions.migrate.handler.handler",
         "functions.sleeptime.handler.handler",
+        "functions.evolution.handler.handler",
     ):
         _, fn = _function(synthesized, handler)
         props = fn["Properties"]
@@ -255,7 +256,7 @@ def test_api_gateway_calls_the_api_alias_with_throttling_and_access_logs(synthes
 
 
 def test_state_machine_is_standard_logged_traced_and_invokes_the_step_alias(synthesized: Synthesized) -> None:
-    _, machine = synthesized.one("AWS::StepFunctions::StateMachine")
+    _, machine = synthesized.one("AWS::StepFunctions::StateMachine", "AgentLoop")
     props = machine["Properties"]
     assert props["StateMachineType"] == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
@@ -283,7 +284,7 @@ def test_state_machine_is_standard_logged_traced_and_invokes_the_step_alias(synt
 
 
 def test_state_machine_role_may_restart_itself_and_invoke_only_the_step_alias(synthesized: Synthesized) -> None:
-    _, machine = synthesized.one("AWS::StepFunctions::StateMachine")
+    _, machine = synthesized.one("AWS::StepFunctions::StateMachine", "AgentLoop")
     role_id = _ref_name(machine["Properties"]["RoleArn"])
     statements = [s for p in _policies_of_role(synthesized, role_id) for s in p["PolicyDocument"]["Statement"]]
     start = [s for s in statements if s["Action"] == "states:StartExecution"]
@@ -297,7 +298,7 @@ def test_state_machine_role_may_restart_itself_and_invoke_only_the_step_alias(sy
 def test_api_may_start_runs_and_answer_approvals(synthesized: Synthesized) -> None:
     _, fn = _function(synthesized, "functions.api.handler.handler")
     env = fn["Properties"]["Environment"]["Variables"]
-    machine_id, _ = synthesized.one("AWS::StepFunctions::StateMachine")
+    machine_id, _ = synthesized.one("AWS::StepFunctions::StateMachine", "AgentLoop")
     assert env["O_AGENT_STATE_MACHINE_ARN"] == {"Ref": machine_id}
     actions = json.dumps(
         [s["Action"] for p in _policies_of_role(synthesized, _ref_name(fn["Properties"]["Role"]))
@@ -345,8 +346,112 @@ def test_alarms_watch_each_live_alias_and_the_loop(synthesized: Synthesized) -> 
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for alarm in alarms:
         by_metric.setdefault(alarm["MetricName"], []).append(alarm)
+    assert len([a for a in by_metric["ExecutionsFailed"]]) == 2
     for metric in ("Errors", "Throttles", "Duration"):
         resources = [d["Value"] for a in by_metric[metric] for d in a["Dimensions"] if d["Name"] == "Resource"]
         assert sum("live" in json.dumps(r) for r in resources) == 2, metric
     assert "ExecutionsFailed" in by_metric and "5XXError" in by_metric
     Template.from_json(synthesized.template).resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+# --- evolution and the template as a whole ----------------------------------------------------
+
+
+def test_evolution_machine_runs_the_evolution_function_and_may_move_the_step_alias(
+    synthesized: Synthesized,
+) -> None:
+    from o.evolution.statemachine import evolution_definition
+
+    _, machine = synthesized.one("AWS::StepFunctions::StateMachine", "Evolution")
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["StateMachineName"] == "O-evolution"
+    evolution_id, _ = _function(synthesized, "functions.evolution.handler.handler")
+    parts = props["DefinitionString"]["Fn::Join"][1]
+    rendered = json.loads("".join(p if isinstance(p, str) else "<fn>" for p in parts))
+    assert {json.dumps(p) for p in parts if not isinstance(p, str)} == {
+        json.dumps({"Fn::GetAtt": [evolution_id, "Arn"]})
+    }
+    assert rendered == evolution_definition("<fn>")
+
+    step_id, _ = _function(synthesized, "functions.agent_step.handler.handler")
+    for handler in ("functions.evolution.handler.handler", "functions.api.handler.handler",
+                    "functions.sleeptime.handler.handler"):  # fmt: skip
+        _, fn = _function(synthesized, handler)
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert env["O_EVOLUTION_STEP_FUNCTION_NAME"] == {"Ref": step_id}
+        assert env["O_EVOLUTION_STEP_ALIAS"] == "live"
+        assert "O-evolution" in json.dumps(env["O_EVOLUTION_STATE_MACHINE_ARN"])
+        statements = [
+            st for p in _policies_of_role(synthesized, _ref_name(fn["Properties"]["Role"]))
+            for st in p["PolicyDocument"]["Statement"]
+        ]  # fmt: skip
+        alias = [st for st in statements if "lambda:UpdateAlias" in json.dumps(st["Action"])]
+        assert len(alias) == 1, handler
+        resources = json.dumps(alias[0]["Resource"])
+        assert step_id in resources and ":live" in resources and ":*" not in resources
+        metrics = [st for st in statements if st["Action"] == "cloudwatch:PutMetricData"]
+        assert metrics and metrics[0]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "O/Agents"}}
+
+
+def test_agent_step_may_release_an_approval_wait_of_its_own_machine(synthesized: Synthesized) -> None:
+    _, step = _function(synthesized, "functions.agent_step.handler.handler")
+    statements = [
+        st for p in _policies_of_role(synthesized, _ref_name(step["Properties"]["Role"]))
+        for st in p["PolicyDocument"]["Statement"]
+    ]  # fmt: skip
+    release = [st for st in statements if "states:SendTaskSuccess" in json.dumps(st["Action"])]
+    assert len(release) == 1
+    assert "stateMachine:O-agent-loop" in json.dumps(release[0]["Resource"])
+
+
+def _references(value: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if "Ref" in value and isinstance(value["Ref"], str):
+            found.add(value["Ref"])
+        if "Fn::GetAtt" in value:
+            found.add(value["Fn::GetAtt"][0])
+        for inner in value.values():
+            found |= _references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _references(inner)
+    return found
+
+
+def _find_cycle(resources: dict[str, Any]) -> list[str] | None:
+    edges = {
+        name: sorted(
+            d for d in (_references(body.get("Properties", {})) | set(body.get("DependsOn", [])))
+            if d in resources
+        )
+        for name, body in resources.items()
+    }  # fmt: skip
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in edges[node]:
+            if state.get(nxt) == 1:
+                return [*path, node, nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, node])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for node in edges:
+        if node not in state and (cycle := visit(node, [])):
+            return cycle
+    return None
+
+
+def test_the_template_has_no_dependency_cycle(synthesized: Synthesized) -> None:
+    """CloudFormation rejects a circular dependency only at deploy time; catch it here."""
+    assert _find_cycle(synthesized.template["Resources"]) is None
+    looped = {
+        "Fn": {"Properties": {"Role": {"Fn::GetAtt": ["Role", "Arn"]}}},
+        "Role": {"Properties": {}, "DependsOn": ["Policy"]},
+        "Policy": {"Properties": {"Resource": {"Ref": "Fn"}}},
+    }
+    assert _find_cycle(looped) == ["Fn", "Role", "Policy", "Fn"]

@@ -54,7 +54,11 @@ def synthesized_definition(tmp: Path, context: dict[str, Any] | None = None) -> 
         nag=False,
     )
     template = app.synth().get_stack_by_name(stack.stack_name).template
-    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    (machine,) = [
+        r for r in template["Resources"].values()
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+        and r["Properties"]["StateMachineName"].endswith("agent-loop")
+    ]  # fmt: skip
     parts: list[Any] = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     return parts
 

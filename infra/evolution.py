@@ -1,0 +1,114 @@
+"""Self-evolution: the evolution function and its Standard state machine (JSONPath ASL).
+
+The ASL comes from ``o.evolution.statemachine.evolution_definition`` (the contract with
+``functions/evolution/handler.py`` lives there). A canary publishes a version of the
+agent-step function and moves a weight of its ``live`` alias, so whoever runs evolution
+steps — this function, and the API and sleep-time functions, which can stop one and roll
+it back at once — may manage that alias (``Rollout.grant_manage``) and read and write the
+per-version metrics in the ``O/Agents`` CloudWatch namespace.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.rollout import ALIAS_NAME
+from infra.service_function import FunctionAssets, FunctionNetwork, ServiceFunction, acknowledge
+from o.evolution.metrics import NAMESPACE as AGENT_METRICS_NAMESPACE
+from o.evolution.statemachine import evolution_definition
+
+HANDLER = "functions.evolution.handler.handler"
+
+
+class Evolution(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        assets: FunctionAssets,
+        network: FunctionNetwork,
+        environment: dict[str, str],
+        step_function: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.state_machine_name = f"{stack.stack_name}-evolution"
+        # Built from the fixed name, not a reference: the functions that start evolutions are also
+        # the ones the machine invokes, and a reference would make a dependency cycle.
+        self.state_machine_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self._step_function = step_function
+        self.service = ServiceFunction(
+            self,
+            "Worker",
+            assets=assets,
+            handler=HANDLER,
+            description="O self-evolution: one step (reflect, propose, shadow, gate, canary, evaluate, rollback)",
+            service="o-evolution",
+            memory_mb=1024,
+            timeout=Duration.minutes(15),
+            environment={**environment, **self.environment()},
+            network=network,
+        )
+        self.function = self.service.function
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            retention=assets.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=self.state_machine_name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(evolution_definition(self.function.function_arn))),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.state_machine, actions=["lambda:InvokeFunction"], resource_arns=[self.function.function_arn]
+        )
+        acknowledge(
+            self,
+            ("AwsSolutions-IAM5[Resource::*]", "CloudWatch Logs delivery and X-Ray actions of Step Functions "
+             "have no resource-level permissions; CloudWatch metric actions are limited to O's namespace"),
+        )  # fmt: skip
+
+    def environment(self) -> dict[str, str]:
+        """What ``o.evolution.loop.EvolutionPolicy`` reads (prefix ``O_EVOLUTION_``)."""
+        return {
+            "O_EVOLUTION_STEP_FUNCTION_NAME": self._step_function.function_name,
+            "O_EVOLUTION_STEP_ALIAS": ALIAS_NAME,
+            "O_EVOLUTION_STATE_MACHINE_ARN": self.state_machine_arn,
+        }
+
+    def grant_start(self, grantee: iam.IGrantable) -> None:
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["states:StartExecution"], resource_arns=[self.state_machine_arn]
+        )
+
+
+def grant_agent_metrics(grantee: iam.IGrantable, *, read: bool) -> None:
+    """Let ``grantee`` write (and, with ``read``, query) the per-version outcome metrics."""
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["cloudwatch:PutMetricData"],
+        resource_arns=["*"],
+        conditions={"StringEquals": {"cloudwatch:namespace": AGENT_METRICS_NAMESPACE}},
+    )
+    if read:
+        iam.Grant.add_to_principal(grantee=grantee, actions=["cloudwatch:GetMetricData"], resource_arns=["*"])
