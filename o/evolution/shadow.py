@@ -30,6 +30,7 @@ from o.store import agents as agent_store
 from o.store import blocks as block_store
 from o.store import runs as run_store
 from o.store.db import Database
+from o.tools.sandbox.base import ToolResult
 
 SCRATCH_PREFIX = "o-scratch/"
 MAX_STEPS_PER_REPLAY = 10
@@ -94,8 +95,21 @@ def _scratch_agent(
     return agent["id"]
 
 
+class ShadowTools:
+    """User tools during shadow tests: not run, because what they do (an email, a payment, a write to another
+    system) would escape the scratch copy. The model sees an explicit error and carries on without the result."""
+
+    def run(self, tool: dict[str, Any], args: dict[str, Any], *, organization_id: str, agent_id: str) -> ToolResult:
+        del args, organization_id, agent_id
+        return ToolResult(
+            status="error",
+            func_return=f"[shadow test] user tool {tool['name']!r} is not run during shadow tests",
+            message="user tools are not executed in shadow tests",
+        )
+
+
 def replay_one(engine: Engine, scratch_org: str, source: dict[str, Any], config: dict[str, Any],
-               text: str) -> ReplayResult:
+               text: str, *, run_user_tools: bool = False) -> ReplayResult:
     db = engine.db
     with db.transaction() as conn:
         agent_id = _scratch_agent(conn, scratch_org, source, config)
@@ -104,7 +118,7 @@ def replay_one(engine: Engine, scratch_org: str, source: dict[str, Any], config:
     t0 = time.perf_counter()
     error = None
     try:
-        drive(engine.deps(), started.run["id"])
+        drive(engine.deps() if run_user_tools else engine.deps(tools=ShadowTools()), started.run["id"])
     except Exception as exc:  # a crashing candidate is a result, not a crash of the evolution
         error = f"{type(exc).__name__}: {exc}"
     latency_ms = (time.perf_counter() - t0) * 1000

@@ -181,3 +181,30 @@ def test_held_out_score_improves_after_promotion(db: Database, server: OpenAISer
     final = _run(deps, org, agent_id)
     after = task.held_out_score(deps, org, agent_id, final["candidate_revision"])
     assert before < 0.6 < 0.99 < after
+
+
+def test_shadow_replays_never_run_user_tools(db: Database, server: OpenAIServer) -> None:
+    from o.evolution import revisions, shadow
+    from o.ids import new_id
+    from tests.servers.script import call
+
+    org, agent_id = task.make_agent(db, server)
+    tool_id = new_id("tool")
+    with db.transaction() as conn:
+        conn.execute(
+            """INSERT INTO tools (id, organization_id, name, source_code, json_schema) VALUES (%s, %s, 'wire_money',
+               'def wire_money() -> str:\n    raise SystemExit(1)\n', %s::jsonb)""",
+            (tool_id, org, '{"name": "wire_money", "description": "sends money", "parameters": '
+                           '{"type": "object", "properties": {}}}'),
+        )
+        conn.execute("INSERT INTO agent_tools (agent_id, tool_id) VALUES (%s, %s)", (agent_id, tool_id))
+        source = conn.execute("SELECT * FROM agents WHERE id = %s", (agent_id,)).fetchone()
+        config = revisions.current(conn, org, agent_id)["config"]
+    assert config["tool_ids"] == [tool_id]
+    server.push(call("wire_money", request_heartbeat=True), call("send_message", message="done"))
+    [result] = shadow.run_shadow(task.make_engine(db), "evolution-tools", source, config,
+                                 [shadow.Replay("r", "pay Bob")], deadline=None)
+    assert result.ok and result.reply == "done"
+    tool_message = next(m for m in server.requests[-1]["messages"] if m["role"] == "tool")
+    assert "[shadow test] user tool 'wire_money' is not run" in tool_message["content"]
+    _no_scratch_left(db)
