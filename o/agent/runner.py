@@ -41,6 +41,22 @@ def drive(deps: StepDeps, run_id: str, *, max_actions: int = MAX_ACTIONS) -> Out
     return outcome
 
 
+def resume_stale(deps: StepDeps, *, idle_s: float = 60.0, limit: int = 100) -> list[Outcome]:
+    """Finish local runs whose worker died (the process stopped mid-run): every run still due a
+    ``step`` or ``tools`` action that nothing touched for ``idle_s`` seconds. For ``o serve`` at start.
+
+    Each run resumes from its durable state, so nothing is lost or written twice.
+    """
+    with deps.db.transaction() as conn:
+        stale = conn.execute(
+            """SELECT id FROM runs WHERE next_action IN ('step', 'tools')
+                 AND updated_at < now() - make_interval(secs => %s)
+               ORDER BY updated_at LIMIT %s""",
+            (idle_s, limit),
+        ).fetchall()
+    return [drive(deps, row["id"]) for row in stale]
+
+
 def store_task_token(db: Database, run_id: str, token: str, counter: int) -> dict[str, Any] | None:
     """Remember the token of an execution waiting for an approval (and its iteration count).
 

@@ -34,7 +34,7 @@ def to_chat(rows: list[dict[str, Any]]) -> list[ChatMessage]:
     A tool call without a stored result (its run was cancelled or failed between the LLM
     reply and the tool) is dropped, since providers reject a call nobody answered.
     """
-    answered = {r["tool_call_id"] for r in rows if r["role"] == "tool" and r.get("tool_call_id")}
+    results = {r["tool_call_id"]: r for r in rows if r["role"] == "tool" and r.get("tool_call_id")}
     out: list[ChatMessage] = []
     for row in rows:
         role = row["role"]
@@ -45,15 +45,21 @@ def to_chat(rows: list[dict[str, Any]]) -> list[ChatMessage]:
             # A summary of evicted messages; providers only take one system prompt, so it is a user turn.
             out.append(ChatMessage.user(text))
         elif role == "assistant":
-            calls = [c for c in tool_calls_of(row) if c.id in answered]
+            calls = [c for c in tool_calls_of(row) if c.id in results]
             if text or calls:
                 out.append(ChatMessage.assistant(text or None, calls))
-        elif role == "tool":
-            returns = row.get("tool_returns") or [{}]
-            status = returns[0].get("status", "success")
-            out.append(ChatMessage.tool(row["tool_call_id"], text, name=row.get("name"), is_error=status != "success"))
-        # approval rows record a human decision; the model sees its effect as the tool result
+            # Results follow their call directly even if another run's message landed in between.
+            out.extend(_tool_message(results[c.id]) for c in calls)
+        # tool rows were placed after their call; approval rows record a human decision whose
+        # effect the model sees as the tool result
     return out
+
+
+def _tool_message(row: dict[str, Any]) -> ChatMessage:
+    returns = row.get("tool_returns") or [{}]
+    status = returns[0].get("status", "success")
+    return ChatMessage.tool(row["tool_call_id"], text_of(row.get("content")), name=row.get("name"),
+                            is_error=status != "success")
 
 
 def derived_id(prefix: str, *parts: object) -> str:

@@ -131,3 +131,18 @@ def test_replaying_tools_of_a_completed_step_changes_nothing(engine: Engine, scr
     assert advance(engine.deps(), run_id, "tools", 7) == Outcome(run_id, 7, "done", "end_turn")
     assert [r["id"] for r in _messages(engine.db, agent_id)] == [r["id"] for r in before]
     _assert_exactly_once(engine.db, agent_id)
+
+
+def test_resume_stale_finishes_runs_left_behind(engine: Engine, scripted, openai_server) -> None:
+    from o.agent.runner import resume_stale
+
+    agent_id, org = scripted
+    run_id = _start(engine.db, org, agent_id, "I like tea")
+    assert advance(engine.deps(), run_id, "step").next == "tools"
+    # the process "stops" here; on the next start the run is found and finished
+    assert resume_stale(engine.deps(), idle_s=3600) == []  # still fresh: maybe a live worker has it
+    with engine.db.transaction() as conn:
+        conn.execute("UPDATE runs SET updated_at = now() - interval '2 hours' WHERE id = %s", (run_id,))
+    outcomes = resume_stale(engine.deps(), idle_s=3600)
+    assert [(o.run_id, o.next, o.stop_reason) for o in outcomes] == [(run_id, "done", "end_turn")]
+    _assert_exactly_once(engine.db, agent_id)

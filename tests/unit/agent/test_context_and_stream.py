@@ -72,3 +72,24 @@ def test_translator_streams_send_message_text_and_other_calls() -> None:
     calls = [o for o in out if o["message_type"] == "tool_call_message"]
     assert calls[0]["tool_call"] == {"name": "core_memory_append", "arguments": '{"label"', "tool_call_id": "c2"}
     assert "".join(c["tool_call"]["arguments"] for c in calls) == '{"label": "human"}'
+
+
+def test_transcript_keeps_results_next_to_their_calls_and_drops_unanswered() -> None:
+    from o.agent.transcript import to_chat
+
+    rows = [
+        _row("user", "first"),
+        _row("assistant", "", tool_calls=[
+            {"id": "a", "type": "function", "function": {"name": "t", "arguments": "{}"}},
+            {"id": "lost", "type": "function", "function": {"name": "t", "arguments": "{}"}},
+        ]),
+        _row("user", "another run's message"),
+        _row("tool", "result a", tool_call_id="a", name="t", tool_returns=[{"status": "error"}]),
+        _row("assistant", "", tool_calls=[{"id": "b", "type": "function", "function": {"name": "t", "arguments": ""}}]),
+        _row("approval", ""),
+    ]
+    chat = to_chat(rows)
+    assert [(m.role, m.content) for m in chat] == [
+        ("user", "first"), ("assistant", None), ("tool", "result a"), ("user", "another run's message")]
+    assert [c.id for c in chat[1].tool_calls] == ["a"]
+    assert chat[2].is_error
