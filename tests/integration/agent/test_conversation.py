@@ -58,3 +58,22 @@ def test_reply_without_tool_call_ends_the_turn(api: TestClient, openai_server) -
     assert [(m["message_type"], m.get("content")) for m in out["messages"]] == [("assistant_message", "Just text.")]
     assert out["stop_reason"]["stop_reason"] == "end_turn"
     assert out["usage"]["step_count"] == 1
+
+
+def test_stream_tokens_from_anthropic(api: TestClient, anthropic_server) -> None:
+    agent = create_agent(api, anthropic_server)
+    anthropic_server.push(call("send_message", _text="Considering.", message="Bonjour, ça va?"))
+    with api.stream("POST", f"/v1/agents/{agent['id']}/messages/stream",
+                    json={"messages": [{"role": "user", "content": "salut"}], "stream_tokens": True}) as response:
+        assert response.status_code == 200
+        items = [json.loads(line[6:]) for line in response.iter_lines()
+                 if line.startswith("data: ") and line != "data: [DONE]"]
+    said = "".join(i["content"] for i in items if i["message_type"] == "assistant_message")
+    thought = "".join(i["reasoning"] for i in items if i["message_type"] == "reasoning_message")
+    assert (said, thought) == ("Bonjour, ça va?", "Considering.")
+    assert items[-2] == {"message_type": "stop_reason", "stop_reason": "end_turn"}
+    assert items[-1]["step_count"] == 1
+    assert anthropic_server.requests[0].get("stream") is True
+    # what was streamed is what was stored
+    history = api.get(f"/v1/agents/{agent['id']}/messages", params={"order": "asc"}).json()
+    assert [m.get("content") for m in history if m["message_type"] == "assistant_message"] == ["Bonjour, ça va?"]
