@@ -127,8 +127,10 @@ def main() -> None:
     server = OpenAIServer(Script()).start()
     try:
         run_scenario(db, engine, org_id, server, "reply", args.warmup, args.turns_per_agent)
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
         print(f"agent step overhead (LLM time excluded), {args.turns} turns per scenario, "
-              f"new agent every {args.turns_per_agent} turns, Postgres at {'embedded' if embedded else url}")
+              f"new agent every {args.turns_per_agent} turns, Postgres at {'embedded' if embedded else url}, "
+              f"{os.cpu_count()} CPUs, load average {load}")
         print(f"{'scenario':<8} {'part':<22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
         for kind in ("reply", "edit"):
             figures = run_scenario(db, engine, org_id, server, kind, args.turns, args.turns_per_agent)
