@@ -134,6 +134,11 @@ def start(
         **{k: v for k, v in (budget or {}).items() if v is not None},
     })
     validate_routing("1", {"2": merged.canary_weight})
+    if merged.bake_seconds * merged.max_bake_rounds >= merged.max_seconds:
+        raise InvalidInput(
+            f"the canary could bake {merged.bake_seconds} s x {merged.max_bake_rounds} rounds, which does not fit "
+            f"the evolution's time budget of {merged.max_seconds} s"
+        )
     with deps.db.transaction() as conn:
         base = revisions.current(conn, organization_id, agent_id)
         active = store.active_for_agent(conn, agent_id)
@@ -467,11 +472,9 @@ def rollback(deps: EvolutionDeps, evolution_id: str, reason: str) -> StepResult:
             raise NotFound(f"evolution {evolution_id} not found")
         if evo["completed_at"] is not None:
             return StepResult(evolution_id, evo["status"], "done")
-        canary = evo.get("canary") or {}
-        if canary.get("mode") == "lambda" and canary.get("version") and deps.router is not None:
-            state = deps.router.state()
-            if state.canary_version == canary["version"]:
-                deps.router.rollback()
+        # the alias itself says whose canary it routes: this also withdraws a canary whose start was not recorded
+        if deps.router is not None and deps.router.canary_evolution() == evolution_id:
+            deps.router.rollback()
         agent = agent_store.get(conn, evo["organization_id"], evo["agent_id"])
         if agent is not None and evo["candidate_revision"] is not None and \
                 agent.get("revision") == evo["candidate_revision"]:

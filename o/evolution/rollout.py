@@ -76,6 +76,15 @@ class AliasRouter:
         canary, weight = next(iter(weights.items()), (None, 0.0))
         return AliasState(self.function_name, self.alias, alias["FunctionVersion"], canary, float(weight))
 
+    def canary_evolution(self) -> str | None:
+        """The evolution whose candidate the alias's extra version carries, if it routes one."""
+        state = self.state()
+        if state.canary_version is None:
+            return None
+        config = self.client.get_function_configuration(FunctionName=self.function_name,
+                                                        Qualifier=state.canary_version)
+        return ((config.get("Environment") or {}).get("Variables") or {}).get(CANARY_ENV)
+
     def publish_candidate(self, evolution_id: str) -> str:
         """Publish a version of the function that runs ``evolution_id``'s candidate; return its number."""
         config = self.client.get_function_configuration(FunctionName=self.function_name)

@@ -130,6 +130,9 @@ def test_start_list_get_and_feedback(api: TestClient, server: OpenAIServer, worl
     assert got["diff"]["system"] and got["decision"] == "rolled_back"
     bad = api.post(f"/v1/agents/{aid}/evolutions", json={"canary_weight": 1.5})
     assert bad.status_code == 422
+    bad = api.post(f"/v1/agents/{aid}/evolutions", json={"bake_seconds": 100, "max_seconds": 50})
+    assert bad.status_code == 422 and "time budget" in bad.json()["detail"]
+    assert api.get(f"/v1/agents/{aid}/evolutions").json()[0]["id"] == evo["id"]  # nothing was started
 
     # feedback on a real response, attributed to the revision that produced it
     server.push(call("send_message", message="Paris"))

@@ -68,8 +68,10 @@ def test_publish_candidate_carries_the_evolution_and_leaves_latest_clean(lam) ->
 def test_canary_promote_and_rollback(lam) -> None:
     router = AliasRouter(lam, "agent-step")
     v2 = router.publish_candidate("evolution-a")
+    assert router.canary_evolution() is None
     state = router.start_canary(v2, 0.1)
     assert (state.version, state.canary_version, state.canary_weight) == ("1", v2, pytest.approx(0.1))
+    assert router.canary_evolution() == "evolution-a"
     alias = lam.get_alias(FunctionName="agent-step", Name="live")
     assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {v2: 0.1}
 
@@ -88,8 +90,10 @@ def test_canary_promote_and_rollback(lam) -> None:
     )
 
     router.start_canary(v3, 0.05)
+    assert router.canary_evolution() == "evolution-b"
     back = router.rollback()
     assert (back.version, back.canary_version) == (v2, None)
+    assert router.canary_evolution() is None
 
 
 def test_start_canary_refuses_latest_unpublished_and_bad_weights(lam) -> None:
