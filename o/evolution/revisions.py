@@ -192,6 +192,9 @@ def current(conn: Conn, organization_id: str, agent_id: str) -> dict[str, Any]:
     if agent.get("revision") is not None:
         rev = revision_store.get(conn, agent_id, agent["revision"])
         if rev is not None and rev["config_hash"] == config_hash(live):
+            if (agent["metadata"] or {}).get("revision") != rev["number"]:
+                # a metadata PATCH replaced the marker; the pointer column is the truth
+                revision_store.set_agent_revision(conn, agent_id, rev["number"])
             return rev
         parent = rev
         rationale = "configuration changed through the agent API"

@@ -62,6 +62,10 @@ def test_revisions_lazy_first_drift_and_rollback(api: TestClient, server: OpenAI
     assert back.json()["number"] == 3 and back.json()["rationale"] == "terse was worse" and back.json()["current"]
     state = api.get(f"/v1/agents/{aid}").json()
     assert state["system"] == task.BASE_SYSTEM and state["metadata"]["revision"] == 3
+    # a metadata PATCH is not a configuration change, and the running revision stays visible
+    assert api.patch(f"/v1/agents/{aid}", json={"metadata": {"team": "geo"}}).status_code == 200
+    assert api.get(f"/v1/agents/{aid}/revisions/current").json()["number"] == 3
+    assert api.get(f"/v1/agents/{aid}").json()["metadata"] == {"team": "geo", "revision": 3}
     listed = api.get(f"/v1/agents/{aid}/revisions", params={"order": "asc", "after": 1, "limit": 1}).json()
     assert [r["number"] for r in listed] == [2]
 
