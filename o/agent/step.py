@@ -279,7 +279,13 @@ def _store_reply(
     deps: StepDeps, run_id: str, iteration: int, step_id: str, message_id: str, agent: dict[str, Any],
     response: ChatResponse, rules: ToolRules, offered: list[AgentTool], extra_usage: Usage, llm_ms: float,
 ) -> Outcome:
-    calls = response.tool_calls
+    # A provider that sends no call id (or one already used in this reply) gets a stable one of ours.
+    seen: set[str] = set()
+    calls = []
+    for position, c in enumerate(response.tool_calls, start=1):
+        call_id = c.id if c.id and c.id not in seen else transcript.derived_id("call", step_id, position)
+        seen.add(call_id)
+        calls.append(ToolCall(call_id, c.name, c.arguments))
     offered_names = {t.name for t in offered}
     needs_approval = [c.id for c in calls if rules.requires_approval(c.name) and c.name in offered_names]
     usage = response.usage + extra_usage

@@ -34,7 +34,8 @@ def to_chat(rows: list[dict[str, Any]]) -> list[ChatMessage]:
     A tool call without a stored result (its run was cancelled or failed between the LLM
     reply and the tool) is dropped, since providers reject a call nobody answered.
     """
-    results = {r["tool_call_id"]: r for r in rows if r["role"] == "tool" and r.get("tool_call_id")}
+    # Keyed by step too: some providers (Ollama) reuse call ids like "call_0" from one reply to the next.
+    results = {(r.get("step_id"), r["tool_call_id"]): r for r in rows if r["role"] == "tool" and r.get("tool_call_id")}
     out: list[ChatMessage] = []
     for row in rows:
         role = row["role"]
@@ -45,11 +46,12 @@ def to_chat(rows: list[dict[str, Any]]) -> list[ChatMessage]:
             # A summary of evicted messages; providers only take one system prompt, so it is a user turn.
             out.append(ChatMessage.user(text))
         elif role == "assistant":
-            calls = [c for c in tool_calls_of(row) if c.id in results]
+            step = row.get("step_id")
+            calls = [c for c in tool_calls_of(row) if (step, c.id) in results]
             if text or calls:
                 out.append(ChatMessage.assistant(text or None, calls))
             # Results follow their call directly even if another run's message landed in between.
-            out.extend(_tool_message(results[c.id]) for c in calls)
+            out.extend(_tool_message(results[(step, c.id)]) for c in calls)
         # tool rows were placed after their call; approval rows record a human decision whose
         # effect the model sees as the tool result
     return out

@@ -79,13 +79,15 @@ def test_transcript_keeps_results_next_to_their_calls_and_drops_unanswered() -> 
 
     rows = [
         _row("user", "first"),
-        _row("assistant", "", tool_calls=[
+        _row("assistant", "", step_id="s1", tool_calls=[
             {"id": "a", "type": "function", "function": {"name": "t", "arguments": "{}"}},
             {"id": "lost", "type": "function", "function": {"name": "t", "arguments": "{}"}},
         ]),
         _row("user", "another run's message"),
-        _row("tool", "result a", tool_call_id="a", name="t", tool_returns=[{"status": "error"}]),
-        _row("assistant", "", tool_calls=[{"id": "b", "type": "function", "function": {"name": "t", "arguments": ""}}]),
+        _row("tool", "result a", step_id="s1", tool_call_id="a", name="t", tool_returns=[{"status": "error"}]),
+        # a later step reusing the id "a" is not answered by step s1's result
+        _row("assistant", "", step_id="s2", tool_calls=[
+            {"id": "a", "type": "function", "function": {"name": "t", "arguments": ""}}]),
         _row("approval", ""),
     ]
     chat = to_chat(rows)
