@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from o.agent.prompt import render_blocks
 from o.errors import Conflict, NotFound, OError
 from o.evolution import evaluator, loop
+from o.evolution.shadow import SCRATCH_PREFIX
 from o.ids import new_id
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ToolCall, ToolSpec
@@ -270,12 +271,13 @@ def due_agents(db: Database, policy: SleeptimePolicy, *, now: datetime | None = 
                       (SELECT count(*) FROM messages m
                         WHERE m.agent_id = a.id AND m.role = 'user' AND m.seq > coalesce(p.through, 0)) AS new_user
                FROM agents a
-               JOIN organizations o ON o.id = a.organization_id AND o.name NOT LIKE 'o-scratch/%%'
+               JOIN organizations o ON o.id = a.organization_id AND o.name NOT LIKE %s
                LEFT JOIN LATERAL (
                    SELECT max(through_seq) AS through, max(started_at) AS last_at
                    FROM sleeptime_passes s WHERE s.agent_id = a.id AND s.status = 'completed') p ON true
                WHERE EXISTS (SELECT 1 FROM messages m WHERE m.agent_id = a.id AND m.seq > coalesce(p.through, 0))
-                 AND NOT EXISTS (SELECT 1 FROM sleeptime_passes r WHERE r.agent_id = a.id AND r.status = 'running')"""
+                 AND NOT EXISTS (SELECT 1 FROM sleeptime_passes r WHERE r.agent_id = a.id AND r.status = 'running')""",
+            (SCRATCH_PREFIX + "%",),
         ).fetchall()
     due = []
     for r in rows:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from o.config import load_settings
-from o.evolution import loop, sleeptime
+from o.evolution import loop, shadow, sleeptime
 from o.ids import new_id
 from o.memory import archival
 from o.store import messages as message_store
@@ -111,6 +111,18 @@ def test_triggers_by_message_count_and_schedule(db: Database, server: OpenAIServ
     sleeptime.run_pass(deps, org, agent_id, policy=policy)
     assert agent_id not in due()
     assert agent_id not in {a for _o, a, _t in sleeptime.due_agents(db, _policy(interval_seconds=3600))}
+
+    # a shadow test's scratch copy, however chatty, is never due
+    with db.transaction() as conn:
+        scratch = new_id("org")
+        conn.execute("INSERT INTO organizations (id, name) VALUES (%s, %s)",
+                     (scratch, shadow.scratch_org_name("evolution-x")))
+        conn.execute("INSERT INTO agents (id, organization_id, name) VALUES (%s, %s, 'copy')",
+                     (scratch + "-a", scratch))
+    _say(db, scratch, scratch + "-a", "a", "b", "c", "d", "e", "f")
+    assert scratch + "-a" not in due()
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM organizations WHERE id = %s", (scratch,))
 
 
 def test_a_pass_may_start_an_evolution(db: Database, server: OpenAIServer, world: task.World,
