@@ -43,6 +43,10 @@ class ContextPolicy:
     target: float = 0.5
 
 
+class CannotFit(Exception):
+    """Even with everything evictable summarised away the prompt would not fit the window."""
+
+
 def in_context(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
     """In-context messages in the order the model reads them: the summary first, then by time."""
     return conn.execute(
@@ -126,17 +130,27 @@ def ensure_fits(
     rows: list[dict[str, Any]],
     tools: list[ToolSpec],
     policy: ContextPolicy,
+    *,
+    force: bool = False,
 ) -> tuple[list[dict[str, Any]], Any]:
-    """The rows to send, summarising the oldest first when the prompt is over the threshold.
+    """The rows to send, summarising the oldest first when the prompt is over the threshold
+    (or at once with ``force``, after the provider said the prompt was too long).
 
     Returns (rows, None) or, after summarising, (rows, (usage, latency_ms) of the summary call).
+    Raises :class:`CannotFit` when no summary can bring the prompt under the window.
     """
     window = config.context_window
     limit = policy.threshold * window
-    if token_ceiling(config, system, rows, tools) <= limit or prompt_tokens(config, system, rows, tools) <= limit:
+    if not force and (
+        token_ceiling(config, system, rows, tools) <= limit or prompt_tokens(config, system, rows, tools) <= limit
+    ):
         return rows, None
     cut = choose_cut(config, system, rows, tools, int(policy.target * window))
     if cut == 0:
+        if force or prompt_tokens(config, system, rows, tools) > window:
+            raise CannotFit(
+                f"the system prompt, tools and newest message need more than the {window}-token context window"
+            )
         return rows, None
     evicted = rows[:cut]
     summary, usage = summarize(client, evicted)

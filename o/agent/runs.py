@@ -11,7 +11,7 @@ from o.agent import lifecycle
 from o.agent.step import finish_run, step_id_for
 from o.agent.transcript import derived_id
 from o.api.schemas.messages import to_letta_list
-from o.errors import Conflict, InvalidInput, NotFound
+from o.errors import Conflict, InvalidInput, NotFound, OError
 from o.ids import new_id
 from o.store import messages as message_store
 from o.store import runs as run_store
@@ -170,10 +170,32 @@ def stop_reason_of(run: dict[str, Any]) -> dict[str, Any]:
     return {"message_type": "stop_reason", "stop_reason": reason}
 
 
+class RunFailed(OError):
+    """A synchronous request whose run failed: the caller gets an error status naming the cause."""
+
+    status_code = 502
+    code = "run_failed"
+
+
+def raise_if_failed(run: dict[str, Any]) -> None:
+    if run["next_action"] != "failed":
+        return
+    reason = run["stop_reason"] or "error"
+    error = RunFailed(f"the run failed ({reason}): {run.get('error') or 'no detail recorded'}",
+                      run_id=run["id"], stop_reason=reason)
+    if reason == "context_window_overflow_in_system_prompt":
+        error.status_code = 422  # the agent's own prompt and tools are larger than its model's window
+    elif reason == "error":
+        # not the provider's fault: the agent's own configuration or O
+        error.status_code = 422 if "llm_config" in (run.get("error") or "") else 500
+    raise error
+
+
 def response(conn: Conn, run_id: str, started: Started) -> dict[str, Any]:
-    """Letta's LettaResponse for what the run produced after ``started``."""
+    """Letta's LettaResponse for what the run produced after ``started``; RunFailed if it failed."""
     run = run_store.get(conn, run_id)
     assert run is not None
+    raise_if_failed(run)
     request = run.get("request") or {}
     produced = run_store.messages(conn, run_id, after_seq=started.after_seq)
     rows = [r for r in produced if r["id"] not in started.input_ids]

@@ -222,6 +222,9 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
     try:
         config = LLMConfig.model_validate(agent["llm_config"])
         client = deps.llm(config)
+    except LLMError as exc:  # e.g. no API key for the provider
+        with deps.db.transaction() as conn:
+            return finish_run(conn, run, "llm_api_error", error=exc.message, next_action="failed")
     except (ValueError, OError) as exc:
         with deps.db.transaction() as conn:
             return finish_run(conn, run, "error", error=f"the agent's llm_config is unusable: {exc}",
@@ -236,22 +239,34 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
     message_id = transcript.derived_id("message", step_id, 0)
     extra_usage = Usage()
     summary_ms = 0.0
-    try:
-        rows, summary_usage = ctx_window.ensure_fits(deps.db, client, config, agent, prompt.text, rows, specs,
-                                                     deps.context)
-        if summary_usage is not None:
-            extra_usage, summary_ms = summary_usage
-        request = ChatRequest(
-            messages=[ChatMessage.system(prompt.text), *transcript.to_chat(rows)],
-            tools=specs,
-            tool_choice=forced or ("auto" if specs else "none"),
-        )
-        response = _call(deps, client, request, run, step_id, message_id)
-    except LLMError as exc:
-        logger.warning("llm call failed", extra={"run_id": run_id, "iteration": iteration, "error": exc.message})
-        with deps.db.transaction() as conn:
-            run = run_store.get(conn, run_id, for_update=True) or run
-            return finish_run(conn, run, "llm_api_error", error=exc.message, next_action="failed")
+    force = False
+    while True:
+        try:
+            rows, summary = ctx_window.ensure_fits(deps.db, client, config, agent, prompt.text, rows, specs,
+                                                   deps.context, force=force)
+            if summary is not None:
+                extra_usage, summary_ms = extra_usage + summary[0], summary_ms + summary[1]
+            request = ChatRequest(
+                messages=[ChatMessage.system(prompt.text), *transcript.to_chat(rows)],
+                tools=specs,
+                tool_choice=forced or ("auto" if specs else "none"),
+            )
+            response = _call(deps, client, request, run, step_id, message_id)
+            break
+        except ctx_window.CannotFit as exc:
+            with deps.db.transaction() as conn:
+                run = run_store.get(conn, run_id, for_update=True) or run
+                return finish_run(conn, run, "context_window_overflow_in_system_prompt", status="failed",
+                                  error=str(exc), next_action="failed")
+        except LLMError as exc:
+            if exc.context_overflow and not force:
+                # Our count said it fits but the provider disagrees: summarise now and try once more.
+                force = True
+                continue
+            logger.warning("llm call failed", extra={"run_id": run_id, "iteration": iteration, "error": exc.message})
+            with deps.db.transaction() as conn:
+                run = run_store.get(conn, run_id, for_update=True) or run
+                return finish_run(conn, run, "llm_api_error", error=exc.message, next_action="failed")
     # Time spent waiting on the provider (the summary call included), recorded per step so
     # framework overhead can be told apart from model latency.
     llm_ms = response.latency_ms + summary_ms

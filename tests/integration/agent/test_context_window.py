@@ -61,3 +61,30 @@ def test_overflow_summarises_oldest_and_keeps_them_in_recall(api: TestClient, op
     assert not rows[0]["in_context"]
     assert rows[-2]["in_context"] and rows[-2]["text"].startswith("Story 11")
     assert sum(1 for r in rows if r["role"] == "system" and r["in_context"]) == 1
+
+
+def test_provider_overflow_error_summarises_and_retries(api: TestClient, openai_server: OpenAIServer) -> None:
+    from tests.servers.script import fail
+
+    agent = create_agent(api, openai_server)
+    openai_server.push(Reply(text="first answer"))
+    say(api, agent["id"], _story(1))
+    openai_server.push(
+        fail(400, "This model's maximum context length is 128000 tokens. Please reduce the length of the messages."),
+        Reply(text="SUMMARY: a story about river1."),
+        Reply(text="second answer"),
+    )
+    out = say(api, agent["id"], _story(2))
+    assert out["messages"][-1]["content"] == "second answer"
+    assert _is_summary_request(openai_server.requests[2])
+    retried = json.dumps(openai_server.requests[3]["messages"])
+    assert "SUMMARY: a story about river1." in retried and "Story 1:" not in retried and "Story 2:" in retried
+
+
+def test_prompt_larger_than_the_window_is_a_named_error(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server, llm={"context_window": 300})
+    response = api.post(f"/v1/agents/{agent['id']}/messages", json={"input": "hi"})
+    assert response.status_code == 422, response.text
+    assert "context window" in response.json()["detail"]
+    assert response.json()["context"]["stop_reason"] == "context_window_overflow_in_system_prompt"
+    assert openai_server.requests == []

@@ -100,8 +100,27 @@ def test_llm_failure_fails_the_run_with_a_reason(api: TestClient, openai_server:
 
     agent = create_agent(api, openai_server)
     openai_server.push(fail(400, "bad request from the model"))
-    out = say(api, agent["id"], "hi")
-    assert out["stop_reason"]["stop_reason"] == "llm_api_error"
-    run = api.get("/v1/runs/", params={"agent_id": agent["id"]}).json()[0]
-    assert run["status"] == "failed"
+    response = api.post(f"/v1/agents/{agent['id']}/messages", json={"input": "hi"})
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["code"] == "run_failed" and "bad request from the model" in body["detail"]
+    assert body["context"]["stop_reason"] == "llm_api_error"
+    run = api.get(f"/v1/runs/{body['context']['run_id']}").json()
+    assert (run["status"], run["stop_reason"]) == ("failed", "llm_api_error")
     assert "bad request" in run["error"]
+    # the user's message is kept; the agent works again once the provider does
+    openai_server.push(call("send_message", message="back"))
+    assert say(api, agent["id"], "again")["messages"][-1]["content"] == "back"
+
+
+def test_missing_api_key_is_named(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server, llm={"model_endpoint_type": "groq", "model": "llama"})
+    engine = api.app.state.agent_engine
+    from o.agent.engine import llm_factory
+    from o.llm.keys import StaticKeySource
+    from tests.servers.fixtures import FAST_OPTIONS
+
+    engine.llm = llm_factory(StaticKeySource({}), FAST_OPTIONS)
+    response = api.post(f"/v1/agents/{agent['id']}/messages", json={"input": "hi"})
+    assert response.status_code == 502, response.text
+    assert "GROQ_API_KEY" in response.json()["detail"]
