@@ -8,6 +8,7 @@ searched with its text. Turns are inserted one session per call, so with the def
 
     python bench/locomo/run.py                      # hybrid engine, context window 2
     python bench/locomo/run.py --context-window 0   # each turn indexed alone
+    python bench/locomo/run.py --ablation           # plus BM25 alone, vectors alone, equal-weight RRF
 
 The data file is evaluation material (CC BY-NC 4.0): it is read where it lies, never copied.
 """
@@ -90,6 +91,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="use this Postgres instead of an embedded one")
     parser.add_argument("--context-window", type=int, default=archival.CONTEXT_WINDOW)
     parser.add_argument("--limit", type=int, default=0, help="only the first N conversations")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also rank with BM25 alone, vectors alone and equal-weight RRF")
     args = parser.parse_args()
 
     if not args.data.is_file():
@@ -133,51 +136,67 @@ def main() -> None:
             agents.append(agent_id)
         ingest_seconds = time.perf_counter() - ingest_started
 
-        recall: dict[int, list[float]] = {k: [] for k in KS}
-        by_cat: dict[tuple[int, int], list[float]] = defaultdict(list)
-        any5: list[bool] = []
-        all5: list[bool] = []
-        latencies: list[float] = []
-        for conv, agent_id in zip(conversations, agents, strict=True):
-            for question, evidence, category in conv["questions"]:
-                started = time.perf_counter()
-                with db.transaction() as conn:
-                    hits = archival.search_hits(conn, org, agent_id, question, top_k=max(KS))
-                latencies.append(time.perf_counter() - started)
-                ranked = [h.passage.metadata["dia_id"] for h in hits]
-                wanted = set(evidence)
-                for k in KS:
-                    r = len(wanted & set(ranked[:k])) / len(wanted)
-                    recall[k].append(r)
-                    by_cat[(category, k)].append(r)
-                top_sessions: list[int] = []
-                for dia in ranked:
-                    s = session_of(dia)
-                    if s not in top_sessions:
-                        top_sessions.append(s)
-                    if len(top_sessions) == 5:
-                        break
-                evidence_sessions = {session_of(e) for e in evidence}
-                any5.append(bool(evidence_sessions & set(top_sessions)))
-                all5.append(evidence_sessions <= set(top_sessions))
+        questions = [(agent_id, q) for conv, agent_id in zip(conversations, agents, strict=True)
+                     for q in conv["questions"]]
+        settings = [("hybrid", None)]
+        if args.ablation:
+            settings += [("BM25 only", (1.0, 0.0)), ("vector only", (0.0, 1.0)), ("equal-weight RRF", (1.0, 1.0))]
+        results = [(name, evaluate(db, org, questions, weights)) for name, weights in settings]
     finally:
         db.close()
         if server is not None:
             server.stop()
 
-    n = len(recall[1])
-    print(f"LoCoMo retrieval through O's archival engine (hybrid BM25 + all-MiniLM-L6-v2, weighted RRF), "
+    print(f"LoCoMo retrieval through O's archival engine (BM25 + all-MiniLM-L6-v2 in Postgres), "
           f"context window {args.context_window}")
-    print(f"conversations {len(conversations)}, turns {n_turns}, questions {n}")
+    print(f"conversations {len(conversations)}, turns {n_turns}, questions {len(questions)}")
     print(f"ingest: {ingest_seconds:.1f} s ({n_turns / ingest_seconds:.0f} passages/s, embedding included)")
+    for name, result in results:
+        report(name, result)
+
+
+def evaluate(db: Database, org: str, questions: list, weights: tuple[float, float] | None) -> dict:
+    recall: dict[int, list[float]] = {k: [] for k in KS}
+    by_cat: dict[tuple[int, int], list[float]] = defaultdict(list)
+    any5: list[bool] = []
+    all5: list[bool] = []
+    latencies: list[float] = []
+    for agent_id, (question, evidence, category) in questions:
+        started = time.perf_counter()
+        with db.transaction() as conn:
+            hits = archival.search_hits(conn, org, agent_id, question, top_k=max(KS), weights=weights)
+        latencies.append(time.perf_counter() - started)
+        ranked = [h.passage.metadata["dia_id"] for h in hits]
+        wanted = set(evidence)
+        for k in KS:
+            r = len(wanted & set(ranked[:k])) / len(wanted)
+            recall[k].append(r)
+            by_cat[(category, k)].append(r)
+        top_sessions: list[int] = []
+        for dia in ranked:
+            s = session_of(dia)
+            if s not in top_sessions:
+                top_sessions.append(s)
+            if len(top_sessions) == 5:
+                break
+        evidence_sessions = {session_of(e) for e in evidence}
+        any5.append(bool(evidence_sessions & set(top_sessions)))
+        all5.append(evidence_sessions <= set(top_sessions))
+    return {"recall": recall, "by_cat": by_cat, "any5": any5, "all5": all5, "latencies": latencies}
+
+
+def report(name: str, result: dict) -> None:
+    recall, by_cat = result["recall"], result["by_cat"]
+    n = len(recall[1])
+    print(f"\n[{name}]")
     header = "".join(f"  R@{k:<4}" for k in KS)
     print(f"{'':14}{header}   n")
     print(f"{'overall':14}" + "".join(f"  {statistics.fmean(recall[k]):.3f} " for k in KS) + f"  {n}")
-    for cat, name in CATEGORIES.items():
+    for cat, label in CATEGORIES.items():
         vals = [statistics.fmean(by_cat[(cat, k)]) for k in KS]
-        print(f"{name:14}" + "".join(f"  {v:.3f} " for v in vals) + f"  {len(by_cat[(cat, 1)])}")
-    print(f"session any@5 {statistics.fmean(any5):.3f}   all@5 {statistics.fmean(all5):.3f}")
-    latencies.sort()
+        print(f"{label:14}" + "".join(f"  {v:.3f} " for v in vals) + f"  {len(by_cat[(cat, 1)])}")
+    print(f"session any@5 {statistics.fmean(result['any5']):.3f}   all@5 {statistics.fmean(result['all5']):.3f}")
+    latencies = sorted(result["latencies"])
     print(f"search latency (top 50, query embedding included): p50 {1000 * latencies[n // 2]:.1f} ms  "
           f"p95 {1000 * latencies[int(n * 0.95)]:.1f} ms")
 

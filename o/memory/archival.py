@@ -340,8 +340,12 @@ def search_hits(
     end_datetime: str | datetime | None = None,
     embedder: Embedder | None = None,
     query_vector: np.ndarray | None = None,
+    weights: tuple[float, float] | None = None,
 ) -> list[SearchHit]:
-    """The ``top_k`` passages that best match ``query`` (hybrid BM25 + vector), best first."""
+    """The ``top_k`` passages that best match ``query`` (hybrid BM25 + vector), best first.
+
+    ``weights`` (lexical, vector) overrides the fusion weights; (1, 0) is BM25 alone.
+    """
     top_k = DEFAULT_TOP_K if top_k is None else top_k
     if not 1 <= top_k <= MAX_TOP_K:
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
@@ -349,11 +353,13 @@ def search_hits(
         raise InvalidInput("query must not be empty")
     filters = tag_filters(tags, tag_match_mode) + time_filters(start_datetime, end_datetime)
     config = agent_embedding_config(conn, organization_id, agent_id)
-    vector = query_vector_for(config, query, embedder, query_vector)
+    lexical_weight, vector_weight = weights or (store.LEXICAL_WEIGHT, store.VECTOR_WEIGHT)
+    vector = query_vector_for(config, query, embedder, query_vector) if vector_weight > 0 else None
     spec = store.SearchSpec(
         table="passages", corpus="archival", organization_id=organization_id, agent_id=agent_id,
         columns=store.PASSAGE_COLUMNS, filters=filters, model=config.embedding_model,
-        dim=config.embedding_dim, query_vector=vector,
+        dim=config.embedding_dim, query_vector=vector, lexical_weight=lexical_weight,
+        vector_weight=vector_weight,
     )
     rows = store.hybrid_search(conn, spec, query, top_k=top_k)
     return [

@@ -266,6 +266,9 @@ class SearchSpec:
     model: str | None = None
     dim: int | None = None
     query_vector: np.ndarray | None = None
+    # fusion weights of the two halves (0 turns a half off)
+    lexical_weight: float = LEXICAL_WEIGHT
+    vector_weight: float = VECTOR_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -376,8 +379,8 @@ def hybrid_search(
     """
     n = candidates or max(3 * top_k, 50)
     lexical = lexical_query(conn, spec.corpus, spec.agent_id, query_text)
-    use_lexical = lexical.tsquery is not None
-    use_vector = spec.query_vector is not None and spec.dim is not None
+    use_lexical = lexical.tsquery is not None and spec.lexical_weight > 0
+    use_vector = spec.query_vector is not None and spec.dim is not None and spec.vector_weight > 0
     if not use_lexical and not use_vector:
         return []
 
@@ -433,5 +436,5 @@ def hybrid_search(
         FROM fused f JOIN {table} p ON p.id = f.id
         ORDER BY f.score DESC, f.id"""
     ).format(lex=lex, cols=cols, table=table)
-    params += [vector_ids, distances, LEXICAL_WEIGHT, RRF_K, VECTOR_WEIGHT, RRF_K, top_k]
+    params += [vector_ids, distances, spec.lexical_weight, RRF_K, spec.vector_weight, RRF_K, top_k]
     return conn.execute(query, params).fetchall()
