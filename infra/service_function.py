@@ -17,7 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.build import PYTHON_VERSION
+from infra.build import MODELS_MOUNT, PYTHON_VERSION
 
 RUNTIME = lambda_.Runtime(f"python{PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -101,7 +101,13 @@ class ServiceFunction(Construct):
                 )
             )
             role, tracing = own_role, False
+        # The offline embedding model ships in the layer's models/ folder (infra.build).
+        models = {} if own_logs_only else {
+            "O_EMBEDDING_MODEL_PATH": f"{MODELS_MOUNT}/model.onnx",
+            "O_EMBEDDING_TOKENIZER_PATH": f"{MODELS_MOUNT}/tokenizer.json",
+        }
         env = {
+            **models,
             "POWERTOOLS_SERVICE_NAME": service,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -169,6 +169,9 @@ def test_database_functions_run_in_private_subnets_with_connection_info(synthesi
         assert env["O_DB_NAME"] == "o"
         assert env["O_DISABLE_PREPARED_STATEMENTS"] == "true"
         assert "O_DB_SECRET_ARN" in env and "O_DATABASE_URL" not in env
+        # The offline embedder reads its model from the layer, mounted at /opt.
+        assert env["O_EMBEDDING_MODEL_PATH"] == "/opt/models/model.onnx"
+        assert env["O_EMBEDDING_TOKENIZER_PATH"] == "/opt/models/tokenizer.json"
 
 
 def test_tool_sandbox_can_only_write_its_own_logs(synthesized: Synthesized) -> None:
