@@ -265,6 +265,9 @@ def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
     with db.transaction() as conn:
         run = run_store.get(conn, run_id)
     assert run is not None
+    if run["next_action"] == "failed":
+        yield _sse({"message_type": "error_message", "error_type": run["stop_reason"] or "error",
+                    "message": run.get("error") or "the run failed", "run_id": run_id})
     yield _sse(run_api.stop_reason_of(run))
     yield _sse(run_api.usage_of(run))
     yield "data: [DONE]\n\n"

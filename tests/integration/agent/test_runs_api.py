@@ -96,3 +96,17 @@ def test_bad_requests_name_the_problem(api: TestClient, openai_server: OpenAISer
     assert r.status_code == 200
     assert r.json()["messages"][-1]["content"] == "via input"
     assert openai_server.requests[-1]["messages"][-1] == {"role": "user", "content": "short form"}
+
+
+def test_stream_reports_a_failed_run(api: TestClient, openai_server: OpenAIServer) -> None:
+    import json
+
+    from tests.servers.script import fail
+
+    agent = create_agent(api, openai_server)
+    openai_server.push(fail(401, "invalid key"))
+    with api.stream("POST", f"/v1/agents/{agent['id']}/messages/stream", json={"input": "hi"}) as response:
+        items = [json.loads(line[6:]) for line in response.iter_lines()
+                 if line.startswith("data: ") and line != "data: [DONE]"]
+    assert items[0]["message_type"] == "error_message" and "invalid key" in items[0]["message"]
+    assert items[1] == {"message_type": "stop_reason", "stop_reason": "llm_api_error"}
