@@ -587,3 +587,19 @@ def launch(deps: EvolutionDeps, evolution_id: str, *, wait: bool = False, sfn_cl
     _threads[:] = [t for t in _threads if t.is_alive()]
     _threads.append(thread)
     thread.start()
+
+
+def resume_incomplete(deps: EvolutionDeps) -> list[str]:
+    """Drive again, in background threads, the in-process evolutions a previous process left undecided.
+
+    Called when ``o serve`` starts its scheduler: steps are durable and idempotent, so each evolution
+    continues from its recorded status (and one past its deadline is rolled back at its next step).
+    Evolutions run by a state machine (``execution_arn`` set) are the state machine's business.
+    """
+    with deps.db.transaction() as conn:
+        rows = conn.execute(
+            "SELECT id FROM evolutions WHERE completed_at IS NULL AND execution_arn IS NULL ORDER BY created_at"
+        ).fetchall()
+    for row in rows:
+        launch(deps, row["id"])
+    return [r["id"] for r in rows]

@@ -322,9 +322,15 @@ def start_local_scheduler(
 ) -> LocalScheduler:
     """Sleep-time compute inside ``o serve``: every ``poll_seconds`` a sweep over the due agents.
 
+    It first resumes the evolutions a previous ``o serve`` left undecided (:func:`loop.resume_incomplete`).
+
     ``runtime`` is an :class:`o.runtime.Runtime` (its database is used). Call ``.stop()`` on shutdown.
     """
     evolution_deps = deps or loop.default_deps(runtime.db)
+    if not evolution_deps.policy.state_machine_arn:
+        resumed = loop.resume_incomplete(evolution_deps)
+        if resumed:
+            logger.info("resumed undecided evolutions", extra={"evolutions": resumed})
     stopped = threading.Event()
 
     def work() -> None:

@@ -208,3 +208,29 @@ def test_shadow_replays_never_run_user_tools(db: Database, server: OpenAIServer)
     tool_message = next(m for m in server.requests[-1]["messages"] if m["role"] == "tool")
     assert "[shadow test] user tool 'wire_money' is not run" in tool_message["content"]
     _no_scratch_left(db)
+
+
+def test_an_interrupted_evolution_resumes_from_its_status(
+    db: Database, server: OpenAIServer, world: World, deps: loop.EvolutionDeps,
+) -> None:
+    org, agent_id = task.make_agent(db, server)
+    world.propose(task.BETTER)
+    evo = loop.start(deps, org, agent_id)
+    for action in ("reflect", "propose", "shadow"):
+        loop.step(deps, evo["id"], action)
+    calls = len(server.requests)
+    # the process died here; a new one starts and picks the evolution up where it stood
+    resumed = loop.resume_incomplete(deps)
+    assert evo["id"] in resumed
+    for thread in list(loop._threads):
+        thread.join(30)
+    with db.transaction() as conn:
+        final = evolution_store.get(conn, evo["id"])
+    assert final["completed_at"] is not None
+    # no canary traffic in this test: the canary is inconclusive and rolled back, after the gate passed
+    assert final["decision"] == "rolled_back" and "inconclusive" in final["reason"]
+    with db.transaction() as conn:
+        phases = [e["phase"] for e in evolution_store.events(conn, evo["id"])]
+    assert phases.count("reflected") == 1 and phases.count("shadowed") == 1 and "gated" in phases
+    # reflect, propose and shadow were not redone: no new proposer or shadow LLM calls
+    assert len(server.requests) == calls
