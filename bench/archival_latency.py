@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def main() -> None:
             print(f"{size:>7,} passages: search top {args.top_k}  p50 {pct(timings, .5):.1f} ms  "
                   f"p95 {pct(timings, .95):.1f} ms  mean {1000 * statistics.fmean(timings):.1f} ms  "
                   f"(+ query embedding p50 {pct(one, .5):.1f} ms end to end)")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         db.close()
         if server is not None:

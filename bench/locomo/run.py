@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -149,7 +150,8 @@ def main() -> None:
 
     print(f"LoCoMo retrieval through O's archival engine (BM25 + all-MiniLM-L6-v2 in Postgres), "
           f"context window {args.context_window}")
-    print(f"conversations {len(conversations)}, turns {n_turns}, questions {len(questions)}")
+    print(f"conversations {len(conversations)}, turns {n_turns}, questions {len(questions)}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end")
     print(f"ingest: {ingest_seconds:.1f} s ({n_turns / ingest_seconds:.0f} passages/s, embedding included)")
     for name, result in results:
         report(name, result)
