@@ -43,7 +43,8 @@ class Api(Construct):
             proxy=True,
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            # The logging role is account-wide (AWS::ApiGateway::Account): other APIs may rely on it.
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
                 throttling_rate_limit=throttle_rate,

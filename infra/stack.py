@@ -182,7 +182,9 @@ class OStack(Stack):
             self,
             "Observability",
             functions={
-                "Api": Watched(api_live, Duration.seconds(3)),
+                # Sending a message waits on the agent loop (up to O_AGENT_SYNC_WAIT_S, 25 s), so the
+                # API's p99 is bounded by LLM time, not by the fast CRUD routes.
+                "Api": Watched(api_live, Duration.seconds(20)),
                 "AgentStep": Watched(step_live, Duration.seconds(120)),
                 "ToolSandbox": Watched(sandbox.function, Duration.seconds(30)),
                 "Sleeptime": Watched(sleeptime.function, Duration.minutes(10)),
