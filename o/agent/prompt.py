@@ -64,8 +64,38 @@ def render_metadata(last_edit: datetime | None, recall_count: int, archival_coun
     ])
 
 
-def compose(system: str, blocks: list[dict[str, Any]], last_edit: datetime | None, recall: int, archival: int) -> str:
+def render_tool_rules(rules: list[dict[str, Any]]) -> str:
+    """Letta's <tool_usage_rules>: the model is told the constraints the loop enforces."""
+    lines = []
+    for rule in rules:
+        kind, name = rule.get("type"), rule.get("tool_name")
+        if rule.get("prompt_template"):
+            lines.append(f"- {rule['prompt_template']}")
+        elif kind in ("run_first", "InitToolRule"):
+            lines.append(f"- Call {name} first.")
+        elif kind in ("exit_loop", "TerminalToolRule"):
+            lines.append(f"- {name} ends your turn.")
+        elif kind in ("constrain_child_tools", "ChildToolRule"):
+            lines.append(f"- After {name}, call one of: {', '.join(rule.get('children') or [])}.")
+        elif kind == "max_count_per_step":
+            lines.append(f"- Call {name} at most {rule.get('max_count_limit')} times per turn.")
+        elif kind == "requires_approval":
+            lines.append(f"- {name} runs only after a human approves the call.")
+        elif kind == "required_before_exit":
+            lines.append(f"- Call {name} before ending your turn.")
+        elif kind == "continue_loop":
+            lines.append(f"- After {name} you continue with another step.")
+    if not lines:
+        return ""
+    return "<tool_usage_rules>\n" + "\n".join(lines) + "\n</tool_usage_rules>"
+
+
+def compose(system: str, blocks: list[dict[str, Any]], last_edit: datetime | None, recall: int, archival: int,
+            tool_rules: list[dict[str, Any]] | None = None) -> str:
     memory = render_blocks(blocks) + "\n\n" + render_metadata(last_edit, recall, archival)
+    rules = render_tool_rules(tool_rules or [])
+    if rules:
+        memory += "\n\n" + rules
     if CORE_MEMORY_VARIABLE in system:
         return system.replace(CORE_MEMORY_VARIABLE, memory)
     return f"{system}\n\n{memory}" if system else memory
@@ -81,7 +111,8 @@ def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
     ).fetchone()
     assert counts is not None
     last_edit = max((b["updated_at"] for b in blocks), default=None)
-    text = compose(agent["system"], blocks, last_edit, int(counts["recall"]), int(counts["archival"]))
+    text = compose(agent["system"], blocks, last_edit, int(counts["recall"]), int(counts["archival"]),
+                   agent.get("tool_rules") or [])
     return CompiledPrompt(agent_id, int(agent["version"]), text)
 
 
