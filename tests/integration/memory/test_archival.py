@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
@@ -216,3 +217,36 @@ def test_a_query_vector_can_be_given(db: Database, org: str, make_agent: AgentFa
     with db.transaction() as conn:
         hits = archival.search_hits(conn, org, agent, "zzzz", query_vector=vector, top_k=1)
     assert hits[0].passage.text.startswith("My cat") and hits[0].lexical_rank is None
+
+
+def test_concurrent_writers_keep_statistics_exact(db: Database, org: str, make_agent: AgentFactory) -> None:
+    agent = make_agent()
+    seed = _fill(db, org, agent)
+
+    def write(n: int) -> None:
+        with db.transaction() as conn:
+            archival.insert(conn, org, agent, [PassageInput(f"writer {n} note {i} about tuna and budgets")
+                                               for i in range(5)])
+
+    def remove(passage_id: str) -> None:
+        with db.transaction() as conn:
+            archival.delete(conn, org, agent, passage_id)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(write, n) for n in range(4)] + [pool.submit(remove, p.id) for p in seed[:3]]
+        for future in futures:
+            future.result()
+    with db.transaction() as conn:
+        expected = conn.execute(
+            """SELECT u.lexeme, count(*) AS df FROM passages p, unnest(p.search_tsv) u
+               WHERE p.agent_id = %s GROUP BY 1 ORDER BY 1""", (agent,)
+        ).fetchall()
+        kept = conn.execute(
+            "SELECT lexeme, df FROM search_term_stats WHERE agent_id = %s AND corpus = 'archival' ORDER BY 1",
+            (agent,),
+        ).fetchall()
+        docs = conn.execute(
+            "SELECT docs FROM search_corpus_stats WHERE agent_id = %s AND corpus = 'archival'", (agent,)
+        ).fetchone()["docs"]
+        assert archival.count(conn, org, agent) == len(FACTS) - 3 + 20 == docs
+    assert [(r["lexeme"], r["df"]) for r in kept] == [(r["lexeme"], r["df"]) for r in expected]
