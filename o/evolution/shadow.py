@@ -125,7 +125,10 @@ def replay_one(engine: Engine, scratch_org: str, source: dict[str, Any], config:
     with db.transaction() as conn:
         run = run_store.get(conn, started.run["id"])
         assert run is not None
-        response = runs.response(conn, run["id"], started)
+        try:
+            response = runs.response(conn, run["id"], started)
+        except runs.RunFailed:
+            response = {"messages": []}  # a failed replay is scored as an error below, not raised
     replies = [m.get("content") for m in response["messages"] if m.get("message_type") == "assistant_message"]
     reply = "\n".join(r for r in replies if isinstance(r, str)) or None
     tokens = int((run.get("usage") or {}).get("total_tokens", 0))
