@@ -9,6 +9,7 @@ searched with its text. Turns are inserted one session per call, so with the def
     python bench/locomo/run.py                      # hybrid engine, context window 2
     python bench/locomo/run.py --context-window 0   # each turn indexed alone
     python bench/locomo/run.py --ablation           # plus BM25 alone, vectors alone, equal-weight RRF
+    python bench/locomo/run.py --memory recall      # the turns as message history, conversation_search
 
 The data file is evaluation material (CC BY-NC 4.0): it is read where it lies, never copied.
 """
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from o.ids import new_id  # noqa: E402
 from o.memory import archival  # noqa: E402
+from o.memory import recall as recall_memory  # noqa: E402
 from o.memory.embeddings import EmbeddingConfig, local_embedder  # noqa: E402
 from o.store.db import Database  # noqa: E402
 from o.store.embedded import EmbeddedPostgres  # noqa: E402
@@ -92,6 +94,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="use this Postgres instead of an embedded one")
     parser.add_argument("--context-window", type=int, default=archival.CONTEXT_WINDOW)
     parser.add_argument("--limit", type=int, default=0, help="only the first N conversations")
+    parser.add_argument("--memory", choices=("archival", "recall"), default="archival",
+                        help="index the turns as archival passages, or as an agent's message history")
     parser.add_argument("--ablation", action="store_true",
                         help="also rank with BM25 alone, vectors alone and equal-weight RRF")
     args = parser.parse_args()
@@ -118,6 +122,7 @@ def main() -> None:
                 (new_id("org"), f"locomo-bench-{new_id('run')}"),
             ).fetchone()["id"]
         agents: list[str] = []
+        message_turns: dict[str, str] = {}
         ingest_started = time.perf_counter()
         n_turns = 0
         for conv in conversations:
@@ -127,6 +132,10 @@ def main() -> None:
                     "INSERT INTO agents (id, organization_id, name, embedding_config) VALUES (%s, %s, %s, %s)",
                     (agent_id, org, f"locomo-{conv['id']}", json.dumps(EmbeddingConfig.default().model_dump())),
                 )
+            if args.memory == "recall":
+                n_turns += ingest_messages(db, org, agent_id, conv, message_turns)
+                agents.append(agent_id)
+                continue
             for when, turns in conv["sessions"]:
                 items = [
                     archival.PassageInput(text, metadata={"dia_id": dia}, created_at=when) for dia, text in turns
@@ -142,14 +151,21 @@ def main() -> None:
         settings = [("hybrid", None)]
         if args.ablation:
             settings += [("BM25 only", (1.0, 0.0)), ("vector only", (0.0, 1.0)), ("equal-weight RRF", (1.0, 1.0))]
-        results = [(name, evaluate(db, org, questions, weights)) for name, weights in settings]
+        if args.memory == "recall":
+            settings = [("recall (conversation_search)", None)]
+        results = [
+            (name, evaluate(db, org, questions, weights, message_turns if args.memory == "recall" else None))
+            for name, weights in settings
+        ]
     finally:
         db.close()
         if server is not None:
             server.stop()
 
-    print(f"LoCoMo retrieval through O's archival engine (BM25 + all-MiniLM-L6-v2 in Postgres), "
-          f"context window {args.context_window}")
+    what = ("archival engine" if args.memory == "archival"
+            else "recall engine (turns stored as messages, indexed with the 2 previous turns)")
+    print(f"LoCoMo retrieval through O's {what} (BM25 + all-MiniLM-L6-v2 in Postgres), "
+          f"context window {args.context_window if args.memory == 'archival' else 'previous 2'}")
     print(f"conversations {len(conversations)}, turns {n_turns}, questions {len(questions)}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end")
     print(f"ingest: {ingest_seconds:.1f} s ({n_turns / ingest_seconds:.0f} passages/s, embedding included)")
@@ -157,7 +173,35 @@ def main() -> None:
         report(name, result)
 
 
-def evaluate(db: Database, org: str, questions: list, weights: tuple[float, float] | None) -> dict:
+def ingest_messages(db: Database, org: str, agent_id: str, conv: dict, turns_of: dict[str, str]) -> int:
+    """Store a conversation as the agent's message history (speaker A as user) and index it."""
+    speakers: list[str] = []
+    count = 0
+    with db.transaction() as conn:
+        for when, turns in conv["sessions"]:
+            for i, (dia, text) in enumerate(turns):
+                speaker = text.split(":", 1)[0]
+                if speaker not in speakers:
+                    speakers.append(speaker)
+                message_id = new_id("message")
+                turns_of[message_id] = dia
+                created = (when or datetime(2023, 1, 1, tzinfo=UTC)).replace(second=0) + timedelta(seconds=i)
+                conn.execute(
+                    "INSERT INTO messages (id, organization_id, agent_id, role, text, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    (message_id, org, agent_id, "user" if speaker == speakers[0] else "assistant", text, created),
+                )
+                count += 1
+    while True:
+        with db.transaction() as conn:
+            if recall_memory.index_pending(conn, org, agent_id) == 0:
+                break
+    return count
+
+
+def evaluate(
+    db: Database, org: str, questions: list, weights: tuple[float, float] | None, turns_of: dict[str, str] | None
+) -> dict:
     recall: dict[int, list[float]] = {k: [] for k in KS}
     by_cat: dict[tuple[int, int], list[float]] = defaultdict(list)
     any5: list[bool] = []
@@ -166,9 +210,13 @@ def evaluate(db: Database, org: str, questions: list, weights: tuple[float, floa
     for agent_id, (question, evidence, category) in questions:
         started = time.perf_counter()
         with db.transaction() as conn:
-            hits = archival.search_hits(conn, org, agent_id, question, top_k=max(KS), weights=weights)
+            if turns_of is not None:
+                found = recall_memory.search(conn, org, agent_id, question, limit=max(KS))
+                ranked = [turns_of[m["id"]] for m in found]
+            else:
+                hits = archival.search_hits(conn, org, agent_id, question, top_k=max(KS), weights=weights)
+                ranked = [h.passage.metadata["dia_id"] for h in hits]
         latencies.append(time.perf_counter() - started)
-        ranked = [h.passage.metadata["dia_id"] for h in hits]
         wanted = set(evidence)
         for k in KS:
             r = len(wanted & set(ranked[:k])) / len(wanted)
