@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,6 +36,7 @@ from o.observability import logger
 from o.store import agents as agent_store
 from o.store import blocks as block_store
 from o.store import evolution as evolution_store
+from o.store import passages as passage_store
 from o.store.db import Database
 
 SLEEPTIME_MARKER = "You are the sleep-time memory manager of an AI agent."
@@ -50,6 +52,8 @@ class SleeptimePolicy(BaseSettings):
     max_tool_calls: int = Field(default=12, ge=1)
     message_window: int = Field(default=60, ge=1)
     archival_window: int = Field(default=40, ge=0)
+    # cosine similarity above which two recent archival passages say the same thing (the newer goes)
+    near_duplicate_similarity: float = Field(default=0.97, gt=0, le=1)
     # 0 = never; else every N-th completed pass starts an evolution (when the agent has evaluation cases)
     evolve_every_n_passes: int = Field(default=0, ge=0)
 
@@ -121,6 +125,29 @@ def dedupe_archival(db: Database, agent_id: str) -> int:
         return cur.rowcount
 
 
+def dedupe_near(db: Database, agent_id: str, *, similarity: float, window: int) -> int:
+    """Delete the newer of two recent passages whose embeddings are at least ``similarity`` alike (cosine)."""
+    with db.transaction() as conn:
+        row = conn.execute(
+            "SELECT embedding_dim FROM passages WHERE agent_id = %s AND embedding_dim IS NOT NULL LIMIT 1", (agent_id,)
+        ).fetchone()
+        if row is None:
+            return 0
+        column = sql.Identifier(passage_store.vector_column(int(row["embedding_dim"])))
+        cur = conn.execute(
+            sql.SQL("""DELETE FROM passages WHERE id IN (
+                 WITH recent AS (
+                   SELECT id, created_at, {col} AS v FROM passages
+                   WHERE agent_id = %(a)s AND {col} IS NOT NULL AND NOT ('evolution' = ANY(tags))
+                   ORDER BY created_at DESC LIMIT %(w)s)
+                 SELECT DISTINCT newer.id FROM recent older JOIN recent newer
+                   ON (older.created_at, older.id) < (newer.created_at, newer.id)
+                  AND 1 - (older.v <=> newer.v) >= %(s)s)""").format(col=column),
+            {"a": agent_id, "w": window, "s": similarity},
+        )
+        return cur.rowcount
+
+
 def run_pass(
     deps: loop.EvolutionDeps, organization_id: str, agent_id: str, *, trigger: str = "manual",
     policy: SleeptimePolicy | None = None,
@@ -134,7 +161,8 @@ def run_pass(
     result = PassResult(pass_id, agent_id, trigger, "running")
     started = time.monotonic()
     try:
-        result.duplicates_removed = dedupe_archival(db, agent_id)
+        result.duplicates_removed = dedupe_archival(db, agent_id) + dedupe_near(
+            db, agent_id, similarity=policy.near_duplicate_similarity, window=policy.archival_window)
         _reorganize(deps, organization_id, agent_id, policy, result, started)
         result.status = "completed"
     except Exception as exc:

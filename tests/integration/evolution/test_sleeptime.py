@@ -192,3 +192,15 @@ def test_scheduled_handler_sweeps_due_agents(
     finally:
         handler._runtime.close()
         load_settings.cache_clear()
+
+
+def test_near_duplicates_are_consolidated_by_embedding(db: Database, server: OpenAIServer) -> None:
+    org, agent_id = task.make_agent(db, server, with_suite=False)
+    for text in ("Ada likes green tea.", "Ada likes green tea!", "Ada really likes green tea.",
+                 "The Eiffel tower is in Paris.", "Ada's favourite drink is green tea."):
+        with db.transaction() as conn:
+            archival.insert(conn, org, agent_id, text)
+    assert sleeptime.dedupe_near(db, agent_id, similarity=0.97, window=40) == 2
+    with db.transaction() as conn:
+        kept = sorted(p.text for p in archival.list_passages(conn, org, agent_id))
+    assert kept == ["Ada likes green tea.", "Ada's favourite drink is green tea.", "The Eiffel tower is in Paris."]
