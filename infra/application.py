@@ -42,7 +42,7 @@ def create_app(
     nag: bool = True,
 ) -> tuple[App, OStack]:
     app = App(context=dict(context or {}), outdir=outdir)
-    config = config_from_context(app.node.try_get_context)
+    config = config_from_context(app.node.try_get_context, app.node.get_all_context().keys())
     code_dir = build_code(code_out)
     layer_dir = config.layer_dir or os.environ.get(LAYER_DIR_ENV)
     layer_path = Path(layer_dir) if layer_dir else build_layer()

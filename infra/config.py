@@ -6,6 +6,7 @@ credentials; a bad value fails the synth with a message naming the context key.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -57,8 +58,16 @@ def _coerce(value: Any) -> Any:
     return value
 
 
-def config_from_context(get: Any) -> DeployConfig:
-    """Build the config from a ``node.try_get_context``-like callable."""
+def config_from_context(get: Any, keys: Iterable[str] = ()) -> DeployConfig:
+    """Build the config from a ``node.try_get_context``-like callable.
+
+    ``keys`` (every context key there is) lets a misspelt ``o:`` key fail the synth instead of
+    being silently ignored.
+    """
+    known = {CONTEXT_PREFIX + (field.alias or name) for name, field in DeployConfig.model_fields.items()}
+    unknown = sorted(k for k in keys if k.startswith(CONTEXT_PREFIX) and k not in known)
+    if unknown:
+        raise ValueError(f"unknown CDK context key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values: dict[str, Any] = {}
     for name, field in DeployConfig.model_fields.items():
         key = field.alias or name

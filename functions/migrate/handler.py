@@ -22,14 +22,11 @@ import threading
 import urllib.request
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
+from o.observability import logger
 from o.store import orgs
 from o.store.aws_url import database_url_from_secret
 from o.store.db import Database
 from o.store.migrate import migrate
-
-logger = Logger(service="o-migrate")
 
 PHYSICAL_ID = "o-schema-migrations"
 # Time kept back to send the response before Lambda ends the invocation.

@@ -65,6 +65,13 @@ def test_config_defaults_and_overrides_from_context() -> None:
     assert config.sleeptime_schedule == "rate(2 hours)"
 
 
+def test_a_misspelt_context_key_fails_instead_of_being_ignored() -> None:
+    context = {"o:dbMultiAZ": "true", "availability-zones:account=1:region=r": []}
+    with pytest.raises(ValueError, match="o:dbMultiAZ"):
+        config_from_context(context.get, context.keys())
+    assert config_from_context(context.get, ["o:dbMultiAz", "other:key"]) == DeployConfig()
+
+
 def test_bad_context_names_the_key() -> None:
     with pytest.raises(ValueError, match="o:account"):
         config_from_context({"o:account": "not-an-account"}.get)
