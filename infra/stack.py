@@ -71,6 +71,8 @@ class OStack(Stack):
         )
 
         # Filled by the operator after deploy (infra/README.md); "{}" is a placeholder, not a secret.
+        # CloudFormation rewrites the value only when this template value changes, so keys put in
+        # later survive every deploy.
         llm_keys = secretsmanager.Secret(
             self,
             "LlmKeys",
