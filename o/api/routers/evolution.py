@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
-from o.errors import InvalidInput, NotFound
+from o.api.routers.send import engine_of
+from o.errors import Conflict, InvalidInput, NotFound
 from o.evolution import evaluator, loop
 from o.ids import new_id
 from o.store import evolution as store
@@ -32,7 +33,8 @@ def evolution_deps(request: Request) -> loop.EvolutionDeps:
         with _deps_lock:
             deps = getattr(state, "evolution_deps", None)
             if deps is None:
-                deps = loop.default_deps(state.db, getattr(state, "agent_engine", None))
+                # the same engine as message sends: one prompt cache and one set of LLM clients
+                deps = loop.default_deps(state.db, engine_of(request))
                 state.evolution_deps = deps
     return deps
 
@@ -112,8 +114,6 @@ def put_evaluation(agent_id: str, body: evaluator.Suite, org: Org, db: Db) -> ev
         lifecycle.require(conn, org, agent_id, for_update=True)
         active = store.active_for_agent(conn, agent_id)
         if active is not None:
-            from o.errors import Conflict
-
             raise Conflict(f"evolution {active['id']} is in progress; stop it before changing the evaluator")
         evaluator.save_suite(conn, org, agent_id, body)
     return body
