@@ -7,6 +7,8 @@ Event ``{"action": "reflect"|"propose"|"shadow"|"gate"|"canary"|"evaluate"|"roll
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -29,6 +31,8 @@ class EvolutionEvent(BaseModel):
 # Module scope: one connection per execution environment, reused across invocations.
 _runtime = runtime.start(load_settings(), migrate_schema=False)
 _deps = loop.default_deps(_runtime.db)
+# time kept to record the step's outcome (and a rollback) before Lambda's own timeout
+_MARGIN_S = 30.0
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -36,4 +40,7 @@ _deps = loop.default_deps(_runtime.db)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = EvolutionEvent.model_validate(event)
     logger.append_keys(evolution_id=parsed.evolution_id, action=parsed.action)
-    return loop.step(_deps, parsed.evolution_id, parsed.action, reason=parsed.reason).to_dict()
+    # a shadow test that cannot finish inside this invocation ends in rollback, not in a Lambda timeout
+    remaining_s = context.get_remaining_time_in_millis() / 1000 - _MARGIN_S
+    deps = replace(_deps, step_deadline=time.monotonic() + max(1.0, remaining_s))
+    return loop.step(deps, parsed.evolution_id, parsed.action, reason=parsed.reason).to_dict()

@@ -81,6 +81,8 @@ class EvolutionDeps:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # (evolution_id, phase, message): the CLI prints these as progress
     progress: Callable[[str, str, str], None] | None = None
+    # time.monotonic() by which one step must be done (a Lambda's remaining time); None = no limit
+    step_deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,8 @@ def do_shadow(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
         raise Stop("nothing to replay: the agent has no recent inputs and no evaluation cases")
     judge_client = judge_for(deps, suite, base["config"])
     deadline = time.monotonic() + max(0.0, (evo["deadline"] - deps.clock()).total_seconds())
+    if deps.step_deadline is not None and deps.step_deadline < deadline:
+        deadline = deps.step_deadline
 
     summaries: dict[str, evaluator.Summary] = {}
     for side, revision in (("current", base), ("candidate", cand)):

@@ -234,3 +234,22 @@ def test_an_interrupted_evolution_resumes_from_its_status(
     assert phases.count("reflected") == 1 and phases.count("shadowed") == 1 and "gated" in phases
     # reflect, propose and shadow were not redone: no new proposer or shadow LLM calls
     assert len(server.requests) == calls
+
+
+def test_a_step_that_cannot_finish_in_its_invocation_rolls_back(
+    db: Database, server: OpenAIServer, world: World, deps: loop.EvolutionDeps,
+) -> None:
+    from dataclasses import replace
+
+    org, agent_id = task.make_agent(db, server)
+    world.propose(task.TIMING_OUT)
+    evo = loop.start(deps, org, agent_id)  # a generous evolution budget (60 s) ...
+    loop.step(deps, evo["id"], "reflect")
+    loop.step(deps, evo["id"], "propose")
+    # ... but the Lambda running the shadow step has one second left
+    result = loop.step(replace(deps, step_deadline=time.monotonic() + 1.0), evo["id"], "shadow")
+    assert result.status == "rolled_back"
+    with db.transaction() as conn:
+        assert "time budget exhausted during the shadow test" in evolution_store.get(conn, evo["id"])["reason"]
+    time.sleep(task.SLOW_SECONDS + 0.3)
+    _no_scratch_left(db)
