@@ -371,3 +371,48 @@ def start_local_scheduler(
     thread = threading.Thread(target=work, name="o-sleeptime", daemon=True)
     thread.start()
     return LocalScheduler(thread, stopped)
+
+
+_after_lock = threading.Lock()
+_after_running: set[str] = set()
+
+
+def after_user_messages(
+    deps: loop.EvolutionDeps, organization_id: str, agent_id: str, *, policy: SleeptimePolicy | None = None,
+    background: bool = True,
+) -> bool:
+    """The "every N user messages" trigger, for the agent loop to call when a run ends.
+
+    Counts the agent's user messages since the last completed pass (one indexed query) and, when
+    ``every_n_messages`` is reached, runs a pass — on a background thread unless ``background`` is
+    False. Returns whether a pass was started.
+    """
+    policy = policy or SleeptimePolicy()
+    with deps.db.transaction() as conn:
+        since = evolution_store.through_seq(conn, agent_id)
+        row = conn.execute(
+            """SELECT count(*) AS n FROM messages WHERE agent_id = %s AND role = 'user' AND seq > %s
+               AND NOT EXISTS (SELECT 1 FROM sleeptime_passes WHERE agent_id = %s AND status = 'running')""",
+            (agent_id, since, agent_id),
+        ).fetchone()
+    if row is None or int(row["n"]) < policy.every_n_messages:
+        return False
+    with _after_lock:
+        if agent_id in _after_running:
+            return False
+        _after_running.add(agent_id)
+
+    def work() -> None:
+        try:
+            run_pass(deps, organization_id, agent_id, trigger="messages", policy=policy)
+        except Conflict:
+            pass
+        finally:
+            with _after_lock:
+                _after_running.discard(agent_id)
+
+    if background:
+        threading.Thread(target=work, name=f"sleeptime-{agent_id}", daemon=True).start()
+    else:
+        work()
+    return True

@@ -204,3 +204,14 @@ def test_near_duplicates_are_consolidated_by_embedding(db: Database, server: Ope
     with db.transaction() as conn:
         kept = sorted(p.text for p in archival.list_passages(conn, org, agent_id))
     assert kept == ["Ada likes green tea.", "Ada's favourite drink is green tea.", "The Eiffel tower is in Paris."]
+
+
+def test_after_user_messages_trigger(db: Database, server: OpenAIServer, deps: loop.EvolutionDeps) -> None:
+    org, agent_id = task.make_agent(db, server, with_suite=False)  # two user messages so far
+    policy = _policy(every_n_messages=3)
+    assert not sleeptime.after_user_messages(deps, org, agent_id, policy=policy, background=False)
+    _say(db, org, agent_id, "I am Ed.")
+    assert sleeptime.after_user_messages(deps, org, agent_id, policy=policy, background=False)
+    assert _block(db, agent_id, "human") == "The user is Ed."
+    # counted again from the pass just made
+    assert not sleeptime.after_user_messages(deps, org, agent_id, policy=policy, background=False)
