@@ -214,7 +214,7 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
             run = run_store.update(conn, run_id, {"status": "running"})
         prompt = deps.prompts.get(conn, agent)
         rows = ctx_window.in_context(conn, agent["id"])
-        tools = agent_tools(conn, agent)
+        tools = agent_tools(agent, agent.pop("tools_json"))
         rules = ToolRules.parse(agent["tool_rules"])
         # without rules the calls made so far change nothing, so they are not read
         history = _history(_tool_rows(conn, run_id)) if rules.active else []
@@ -418,7 +418,7 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
             return replay
         if agent is None:
             return finish_run(conn, run, "error", error="the agent was deleted")
-        tools = {t.name: t for t in agent_tools(conn, agent)}
+        tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
         rules = ToolRules.parse(agent["tool_rules"])
         tool_rows = _tool_rows(conn, run_id)
         history = _history(tool_rows)
@@ -506,6 +506,8 @@ def _store_result(
 ) -> _CallResult:
     with deps.db.transaction() as conn:
         # The step's row lock serialises concurrent replays, so only one runs a built-in's edit.
+        # The result is read by a second statement: its fresh snapshot sees what the lock holder
+        # committed, which a join inside the locking statement would not (READ COMMITTED).
         step_store.get(conn, step_id, for_update=True)
         row = conn.execute(
             "SELECT * FROM messages WHERE step_id = %s AND step_position = %s", (step_id, position)
@@ -569,20 +571,22 @@ def _complete_step(
     with deps.db.transaction() as conn:
         run = run_store.get(conn, run_id, for_update=True)
         assert run is not None
-        step = step_store.get(conn, step_id, for_update=True)
-        assert step is not None
-        if step["status"] == "completed":
-            return _replayed(conn, run, step)
         if run["cancel_requested"]:
-            step_store.update(conn, step_id, {"status": "completed", "next_action": "done",
-                                              "stop_reason": "cancelled", "completed_at": _utcnow()})
-            return finish_run(conn, run, "cancelled")
-        if keep_going and iteration + 1 >= _max_steps(run):
+            keep_going, stop_reason = False, "cancelled"
+        elif keep_going and iteration + 1 >= _max_steps(run):
             keep_going, stop_reason = False, "max_steps"
-        step_store.update(conn, step_id, {
-            "status": "completed", "next_action": "step" if keep_going else "done",
-            "stop_reason": None if keep_going else (stop_reason or "end_turn"), "completed_at": _utcnow(),
-        })
+        # Under the run's lock; the status condition makes a late duplicate a no-op.
+        completed = conn.execute(
+            """UPDATE steps SET status = 'completed', next_action = %s, stop_reason = %s, completed_at = now()
+               WHERE id = %s AND status <> 'completed' RETURNING id""",
+            ("step" if keep_going else "done", None if keep_going else (stop_reason or "end_turn"), step_id),
+        ).fetchone()
+        if completed is None:
+            step = step_store.get(conn, step_id)
+            assert step is not None
+            return _replayed(conn, run, step)
+        if stop_reason == "cancelled":
+            return finish_run(conn, run, "cancelled")
         if keep_going:
             run_store.update(conn, run_id, {"iteration": iteration + 1, "next_action": "step", "stop_reason": None})
             return Outcome(run_id, iteration + 1, "step", None)

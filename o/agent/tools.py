@@ -70,14 +70,17 @@ def default_executor(db: Database) -> ToolExecutor:
     return SandboxExecutor(db, sandbox_from_settings())
 
 
-def agent_tools(conn: Conn, agent: dict[str, Any]) -> list[AgentTool]:
-    """Built-ins for the agent's type, then attached user tools; an attached tool named like a
-    built-in is the built-in (Letta clients attach base tools by id)."""
-    attached = conn.execute(
+def attached_tools(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+    return conn.execute(
         """SELECT t.* FROM agent_tools at JOIN tools t ON t.id = at.tool_id
            WHERE at.agent_id = %s ORDER BY t.name""",
-        (agent["id"],),
+        (agent_id,),
     ).fetchall()
+
+
+def agent_tools(agent: dict[str, Any], attached: list[dict[str, Any]]) -> list[AgentTool]:
+    """Built-ins for the agent's type, then its ``attached`` user tools; an attached tool named like
+    a built-in is the built-in (Letta clients attach base tools by id)."""
     names = list(builtin.default_tools(agent["agent_type"]))
     out: list[AgentTool] = []
     for row in attached:

@@ -64,10 +64,15 @@ def load_state(
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
     """The run, its step ``step_index`` (default: the one it stands at) and its agent, in one round trip.
 
-    The step and the agent come back as JSON objects (timestamps as text), which is all the loop needs.
+    The step and the agent come back as JSON objects (timestamps as text), which is all the loop needs;
+    the agent carries its attached tools rows under ``tools_json``.
     """
     row = conn.execute(
-        """SELECT r.*, to_jsonb(s) AS step_json, to_jsonb(a) AS agent_json
+        """SELECT r.*, to_jsonb(s) AS step_json,
+                  to_jsonb(a) || jsonb_build_object('tools_json', (
+                      SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.name), '[]'::jsonb)
+                      FROM agent_tools at JOIN tools t ON t.id = at.tool_id WHERE at.agent_id = a.id
+                  )) AS agent_json
            FROM runs r
            LEFT JOIN steps s ON s.run_id = r.id AND s.step_index = coalesce(%s, r.iteration)
            LEFT JOIN agents a ON a.id = r.agent_id AND a.organization_id = r.organization_id

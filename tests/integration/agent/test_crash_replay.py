@@ -146,3 +146,58 @@ def test_resume_stale_finishes_runs_left_behind(engine: Engine, scripted, openai
     outcomes = resume_stale(engine.deps(), idle_s=3600)
     assert [(o.run_id, o.next, o.stop_reason) for o in outcomes] == [(run_id, "done", "end_turn")]
     _assert_exactly_once(engine.db, agent_id)
+
+
+def test_concurrent_replays_of_the_tools_phase_apply_each_edit_once(engine: Engine, scripted) -> None:
+    """Two workers given the same tools action at once (a duplicated invocation)."""
+    import threading
+
+    agent_id, org = scripted
+    run_id = _start(engine.db, org, agent_id, "I like tea")
+    assert advance(engine.deps(), run_id, "step").next == "tools"
+    barrier = threading.Barrier(2)
+    outcomes: list[Outcome] = []
+
+    def worker() -> None:
+        barrier.wait()
+        outcomes.append(execute(engine.deps(), run_id, 0, "tools"))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [(o.next, o.iteration) for o in outcomes] == [("step", 1), ("step", 1)]
+    drive(engine.deps(), run_id)
+    _assert_exactly_once(engine.db, agent_id)
+
+
+def test_concurrent_replays_of_the_llm_phase_store_one_reply(engine: Engine, scripted, openai_server) -> None:
+    import threading
+
+    agent_id, org = scripted
+    openai_server.script.reset()
+
+    def reply(body: dict[str, Any]) -> Any:
+        # whoever asks first or second, the answer depends only on the conversation so far
+        if body["messages"][-1]["role"] == "user":
+            return call("core_memory_append", label="human", content="Likes tea.", request_heartbeat=True)
+        return call("send_message", message="Noted: tea.")
+
+    openai_server.script.default = reply
+    run_id = _start(engine.db, org, agent_id, "I like tea")
+    barrier = threading.Barrier(2)
+    outcomes: list[Outcome] = []
+
+    def worker() -> None:
+        barrier.wait()
+        outcomes.append(execute(engine.deps(), run_id, 0, "step"))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [o.next for o in outcomes] == ["tools", "tools"]
+    drive(engine.deps(), run_id)
+    _assert_exactly_once(engine.db, agent_id)
