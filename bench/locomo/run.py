@@ -8,7 +8,7 @@ searched with its text. Turns are inserted one session per call, so with the def
 
     python bench/locomo/run.py                      # hybrid engine, context window 2
     python bench/locomo/run.py --context-window 0   # each turn indexed alone
-    python bench/locomo/run.py --ablation           # plus BM25 alone, vectors alone, equal-weight RRF
+    python bench/locomo/run.py --ablation           # plus BM25 alone and vectors alone
     python bench/locomo/run.py --memory recall      # the turns as message history, conversation_search
 
 The data file is evaluation material (CC BY-NC 4.0): it is read where it lies, never copied.
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--memory", choices=("archival", "recall"), default="archival",
                         help="index the turns as archival passages, or as an agent's message history")
     parser.add_argument("--ablation", action="store_true",
-                        help="also rank with BM25 alone, vectors alone and equal-weight RRF")
+                        help="also rank with BM25 alone and with vectors alone")
     args = parser.parse_args()
 
     if not args.data.is_file():
@@ -150,7 +150,7 @@ def main() -> None:
                      for q in conv["questions"]]
         settings = [("hybrid", None)]
         if args.ablation:
-            settings += [("BM25 only", (1.0, 0.0)), ("vector only", (0.0, 1.0)), ("equal-weight RRF", (1.0, 1.0))]
+            settings += [("BM25 only", (1.0, 0.0)), ("vector only", (0.0, 1.0))]
         if args.memory == "recall":
             settings = [("recall (conversation_search)", None)]
         results = [
