@@ -116,3 +116,23 @@ def test_async_run_and_runs_api(letta: Letta, openai_server: OpenAIServer) -> No
     assert messages[-1].content == "done in the background"
     listed = list(letta.runs.list(agent_id=agent_id))
     assert [r.id for r in listed] == [run.id]
+
+
+def test_approval_round_trip_through_the_sdk(letta: Letta, openai_server: OpenAIServer) -> None:
+    agent_id = _agent(letta, openai_server)
+    letta.agents.update(agent_id, tool_rules=[{"type": "requires_approval", "tool_name": "memory_rethink"}])
+    openai_server.push(call("memory_rethink", _id="call_sdk", label="human", new_memory="Rewritten.",
+                            request_heartbeat=True))
+    paused = letta.agents.messages.create(agent_id, messages=[{"role": "user", "content": "rewrite it"}])
+    assert paused.stop_reason.stop_reason == "requires_approval"
+    [request] = paused.messages
+    assert request.message_type == "approval_request_message"
+    assert request.tool_call.name == "memory_rethink" and request.tool_call.tool_call_id == "call_sdk"
+    openai_server.push(call("send_message", message="Rewritten as asked."))
+    resumed = letta.agents.messages.create(agent_id, messages=[{
+        "type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_sdk", "approve": True}]}])
+    assert [m.message_type for m in resumed.messages] == ["tool_return_message", "assistant_message"]
+    assert resumed.messages[0].status == "success"
+    assert letta.agents.blocks.retrieve("human", agent_id=agent_id).value == "Rewritten."
+    cancelled = letta.agents.messages.cancel(agent_id)
+    assert cancelled == {}
