@@ -271,6 +271,8 @@ class SearchSpec:
     # fusion weights of the two halves (0 turns a half off)
     lexical_weight: float = LEXICAL_WEIGHT
     vector_weight: float = VECTOR_WEIGHT
+    # agents with more indexed rows than this are searched through HNSW instead of exactly
+    exact_max_rows: int = EXACT_MAX_ROWS
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,7 @@ def _vector_candidates(
     assert spec.dim is not None and spec.query_vector is not None
     column = sql.Identifier(vector_column(spec.dim))
     vtype = sql.SQL(vector_type(spec.dim))
-    large = docs > EXACT_MAX_ROWS
+    large = docs > spec.exact_max_rows
     literal = vector_literal(spec.query_vector, spec.dim)
     query = sql.SQL(
         """SELECT p.id, p.{column} <=> %s::{vtype} AS distance
@@ -376,8 +378,9 @@ def hybrid_search(
 ) -> list[dict[str, Any]]:
     """Rows of ``spec.table`` ranked by fused BM25 and cosine scores, best first.
 
-    Each row carries ``score`` (fused), ``lexical_rank``/``lexical_score`` and
-    ``vector_rank``/``vector_distance`` (NULL when the row was not a candidate of that half).
+    Each row carries ``score`` (fused), ``lexical_rank``/``lexical_score`` (NULL unless a word
+    matched), ``vector_rank`` (NULL unless among the nearest vectors) and ``vector_distance``
+    (cosine distance; NULL when the row holds no vector of the agent's model).
     """
     n = candidates or max(3 * top_k, 50)
     lexical = lexical_query(conn, spec.corpus, spec.agent_id, query_text)

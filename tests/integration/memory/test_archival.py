@@ -12,6 +12,7 @@ from o.errors import InvalidInput, NotFound
 from o.memory import archival
 from o.memory.archival import PassageInput
 from o.memory.embeddings import local_embedder
+from o.store import passages as store
 from o.store.db import Database
 from tests.integration.memory.conftest import AgentFactory, create_agent, create_org
 
@@ -250,3 +251,27 @@ def test_concurrent_writers_keep_statistics_exact(db: Database, org: str, make_a
         ).fetchone()["docs"]
         assert archival.count(conn, org, agent) == len(FACTS) - 3 + 20 == docs
     assert [(r["lexeme"], r["df"]) for r in kept] == [(r["lexeme"], r["df"]) for r in expected]
+
+
+def test_hnsw_path_agrees_with_exact_search_and_restores_settings(
+    db: Database, org: str, make_agent: AgentFactory
+) -> None:
+    agent = make_agent()
+    _fill(db, org, agent)
+    vector = local_embedder().embed(["which relative has a food allergy?"])[0]
+
+    def run(exact_max_rows: int) -> list[str]:
+        spec = store.SearchSpec(
+            table="passages", corpus="archival", organization_id=org, agent_id=agent,
+            columns=store.PASSAGE_COLUMNS, model="all-MiniLM-L6-v2", dim=384, query_vector=vector,
+            exact_max_rows=exact_max_rows,
+        )
+        with db.transaction() as conn:
+            rows = store.hybrid_search(conn, spec, "which relative has a food allergy?", top_k=3)
+            settings = conn.execute(
+                "SELECT current_setting('enable_sort') AS sort, current_setting('enable_seqscan') AS seq"
+            ).fetchone()
+        assert settings == {"sort": "on", "seq": "on"}
+        return [r["id"] for r in rows]
+
+    assert run(0) == run(10_000)
