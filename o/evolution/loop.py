@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -399,17 +399,23 @@ def do_canary(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
 
 
 def canary_stats(deps: EvolutionDeps, evo: dict[str, Any]) -> tuple[VersionStats, VersionStats]:
+    """(base, candidate) figures since the canary started. Turns, errors, latency and tokens come from the
+    versions' CloudWatch metrics on AWS and from ``revision_outcomes`` locally; feedback always comes from
+    the feedback table, where each score is attributed to the revision that produced the response."""
     canary = evo["canary"]
     since = datetime.fromisoformat(canary["started_at"])
-    if canary["mode"] == "lambda":
-        if deps.metrics is None:
-            raise Stop("a Lambda canary needs CloudWatch metrics to be judged")
-        return (deps.metrics.stats(evo["agent_id"], canary["stable_version"], since),
-                deps.metrics.stats(evo["agent_id"], canary["version"], since))
     with deps.db.transaction() as conn:
         base = store.outcome_stats(conn, evo["agent_id"], evo["base_revision"], since)
         cand = store.outcome_stats(conn, evo["agent_id"], evo["candidate_revision"], since)
-    return VersionStats(**base), VersionStats(**cand)
+    if canary["mode"] != "lambda":
+        return VersionStats(**base), VersionStats(**cand)
+    if deps.metrics is None:
+        raise Stop("a Lambda canary needs CloudWatch metrics to be judged")
+    pairs = []
+    for version, db_stats in ((canary["stable_version"], base), (canary["version"], cand)):
+        cw = deps.metrics.stats(evo["agent_id"], version, since)
+        pairs.append(replace(cw, feedback=db_stats["feedback"], feedback_count=int(db_stats["feedback_count"])))
+    return pairs[0], pairs[1]
 
 
 def do_evaluate(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:

@@ -23,6 +23,7 @@ from o.config import load_settings
 from o.evolution import statemachine
 from o.evolution.metrics import CloudWatchMetrics
 from o.evolution.rollout import CANARY_ENV
+from o.ids import new_id
 from o.store import evolution as evolution_store
 from o.store.db import Database
 from tests.integration.evolution import task
@@ -161,20 +162,28 @@ def test_better_candidate_promoted_through_the_alias(aws: Aws, db: Database, wor
     assert published["Environment"]["Variables"][CANARY_ENV] == evolution_id
     assert CANARY_ENV not in aws.lam.get_function_configuration(FunctionName=STEP_FN)["Environment"]["Variables"]
 
+    # users' scores, attributed to the revision that answered (before the turns: the decision waits for those)
+    with db.transaction() as conn:
+        for revision, score in ((1, 0.4), (2, 0.9), (2, 0.8)):
+            evolution_store.insert_feedback(conn, {
+                "id": new_id("feedback"), "organization_id": org, "agent_id": agent_id, "run_id": None,
+                "message_id": None, "score": score, "comment": None, "revision": revision})
+
     # live turns as the agent-step versions would report them
     metrics = CloudWatchMetrics(boto3.client("cloudwatch", region_name=REGION))
     for _ in range(8):
         metrics.put_outcome(agent_id, "1", ok=True, latency_ms=120, tokens=90)
     for _ in range(4):
         metrics.put_outcome(agent_id, canary["version"], ok=True, latency_ms=100, tokens=60)
-    metrics.put_feedback(agent_id, "1", 0.4)
-    metrics.put_feedback(agent_id, canary["version"], 0.9)
-
     done = _finished(aws, execution)
     assert done["status"] == "SUCCEEDED", done
     final = _evolution(db, evolution_id)
     assert final["decision"] == "promoted", final["reason"]
-    assert final["figures"]["canary"]["candidate"]["turns"] == 4
+    figures = final["figures"]["canary"]
+    # the Wait state may end between two of the canary's metric writes: at least min_turns (3) were seen
+    assert figures["candidate"]["turns"] in (3, 4) and figures["base"]["turns"] == 8
+    assert figures["candidate"]["feedback"] == pytest.approx(0.85) and figures["candidate"]["feedback_count"] == 2
+    assert figures["base"]["feedback"] == pytest.approx(0.4)
     alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
     assert alias["FunctionVersion"] == canary["version"]
     assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
