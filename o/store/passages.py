@@ -34,6 +34,7 @@ fusion with equal weights fell below BM25 (.55), RRF with the vector half weight
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,7 +108,13 @@ def vector_literal(vector: np.ndarray, dim: int) -> str:
     width = vector_width(dim)
     if width > dim:
         flat = np.concatenate([flat, np.zeros(width - dim, dtype=np.float32)])
-    return "[" + ",".join(f"{x:.7g}" for x in flat.tolist()) + "]"
+    return "[" + (_number_format(width) % tuple(flat.tolist())) + "]"
+
+
+@functools.cache
+def _number_format(width: int) -> str:
+    # one %-format for the whole vector is about a third faster than formatting each number
+    return ",".join(["%.7g"] * width)
 
 
 @dataclass(frozen=True)
