@@ -154,7 +154,13 @@ def _continue(engine: Engine, started: run_api.Started, *, wait: bool) -> None:
     engine.launcher.launch(run["id"], wait=wait)
 
 
+class StillRunning(OError):
+    status_code = 504
+    code = "run_in_progress"
+
+
 def _wait_until_settled(db: Database, run_id: str, timeout_s: float) -> None:
+    """Follow a state machine run until it ends or pauses; past ``timeout_s`` say where to find it."""
     deadline = time.monotonic() + timeout_s
     delay = 0.02
     while time.monotonic() < deadline:
@@ -164,6 +170,10 @@ def _wait_until_settled(db: Database, run_id: str, timeout_s: float) -> None:
             return
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
+    raise StillRunning(
+        f"run {run_id} is still working after {timeout_s:g} s; follow it at GET /v1/runs/{run_id} "
+        "(or send with /messages/async or /messages/stream)", run_id=run_id,
+    )
 
 
 @router.post("/messages")

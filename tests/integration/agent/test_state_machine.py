@@ -225,3 +225,25 @@ def test_stream_follows_a_state_machine_run(aws_api: TestClient, aws: dict[str, 
     assert items[2]["content"] == "streamed from AWS"
     assert items[3]["stop_reason"] == "end_turn"
     assert len(_executions(aws)) == 1
+
+
+def test_a_synchronous_request_that_outlasts_its_wait_names_the_run(
+    aws: dict[str, Any], db: Database, openai_server: OpenAIServer,
+) -> None:
+    from tests.servers.script import Reply, ScriptedCall
+
+    engine: Engine = make_engine(db, state_machine_arn=aws["machine"], sync_wait_s=0.2)
+    engine.sfn_client = aws["sfn"]
+    engine.__post_init__()
+    app = create_app(db)
+    app.state.agent_engine = engine
+    with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as client:
+        agent = create_agent(client, openai_server)
+        openai_server.push(Reply(tool_calls=(ScriptedCall("send_message", {"message": "slow"}),), delay_s=1.0))
+        response = client.post(f"/v1/agents/{agent['id']}/messages", json={"input": "hi"})
+        assert response.status_code == 504, response.text
+        run_id = response.json()["context"]["run_id"]
+        assert f"/v1/runs/{run_id}" in response.json()["detail"]
+        _wait_for(lambda: client.get(f"/v1/runs/{run_id}").json()["status"] == "completed")
+        messages = client.get(f"/v1/runs/{run_id}/messages").json()
+        assert messages[-1]["content"] == "slow"
