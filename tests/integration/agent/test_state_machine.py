@@ -247,3 +247,26 @@ def test_a_synchronous_request_that_outlasts_its_wait_names_the_run(
         _wait_for(lambda: client.get(f"/v1/runs/{run_id}").json()["status"] == "completed")
         messages = client.get(f"/v1/runs/{run_id}/messages").json()
         assert messages[-1]["content"] == "slow"
+
+
+def test_cancelling_a_paused_run_ends_its_execution(aws_api: TestClient, aws: dict[str, Any],
+                                                    openai_server: OpenAIServer) -> None:
+    agent = create_agent(aws_api, openai_server,
+                         tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}])
+    openai_server.push(call("core_memory_append", _id="call_c", label="human", content="x"))
+    out = say(aws_api, agent["id"], "go")
+    run_id = out["usage"]["run_ids"][0]
+    db = aws_api.app.state.db
+
+    def token_stored() -> bool:
+        with db.transaction() as conn:
+            row = conn.execute("SELECT task_token FROM runs WHERE id = %s", (run_id,)).fetchone()
+        return bool(row and row["task_token"])
+
+    _wait_for(token_stored)
+    cancelled = aws_api.post(f"/v1/runs/{run_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    [execution] = _executions(aws)
+    _wait_for(lambda: aws["sfn"].describe_execution(executionArn=execution["executionArn"])["status"] != "RUNNING")
+    assert aws["sfn"].describe_execution(executionArn=execution["executionArn"])["status"] == "SUCCEEDED"
+    assert [e["action"] for e in aws["events"]][-1] == "step"
