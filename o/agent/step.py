@@ -393,6 +393,8 @@ class _CallResult:
     stdout: str = ""
     stderr: str = ""
     violation: bool = False
+    # set when the step was completed in the same transaction as this (its last) result
+    outcome: Outcome | None = None
 
 
 def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
@@ -437,7 +439,16 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
             results.append(_CallResult(call, row["text"], first.get("status", "success"), bool(meta.get("heartbeat")),
                                        violation=bool(meta.get("rule_violation"))))
             continue
-        result = _run_call(deps, run, agent, step_id, position, call, tools, rules, history, approvals)
+        finish = None
+        if position == len(calls):
+            # The last result and the step's completion commit together: one durable write fewer.
+            def finish(conn: Conn, last: _CallResult) -> Outcome:
+                done = history + ([] if last.violation else [Call(last.call.name, last.output)])
+                return _complete_in(conn, run_id, step_id, iteration, [*results, last], rules, done)
+
+        result = _run_call(deps, run, agent, step_id, position, call, tools, rules, history, approvals, finish)
+        if result.outcome is not None:
+            return result.outcome
         if not result.violation:
             history.append(Call(call.name, result.output))
         results.append(result)
@@ -447,6 +458,7 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
 def _run_call(
     deps: StepDeps, run: dict[str, Any], agent: dict[str, Any], step_id: str, position: int, call: ToolCall,
     tools: dict[str, AgentTool], rules: ToolRules, history: list[Call], approvals: dict[str, Any],
+    finish: Callable[[Conn, _CallResult], Outcome] | None = None,
 ) -> _CallResult:
     heartbeat = False
     error: str | None = None
@@ -479,9 +491,9 @@ def _run_call(
         # it runs again on replay (its result is stored once either way).
         result = _run_user_tool(deps, tool, args, run)
         return _store_result(deps, run, step_id, position, call, result.output, result.status, heartbeat,
-                             result.stdout, result.stderr)
+                             result.stdout, result.stderr, finish=finish)
     return _store_result(deps, run, step_id, position, call, error, "error" if error else "success", heartbeat,
-                         builtin_args=None if error else args, violation=violation is not None)
+                         builtin_args=None if error else args, violation=violation is not None, finish=finish)
 
 
 def _run_user_tool(deps: StepDeps, tool: AgentTool, args: dict[str, Any], run: dict[str, Any]) -> _CallResult:
@@ -502,9 +514,12 @@ def _run_user_tool(deps: StepDeps, tool: AgentTool, args: dict[str, Any], run: d
 def _store_result(
     deps: StepDeps, run: dict[str, Any], step_id: str, position: int, call: ToolCall, output: str | None,
     status: str, heartbeat: bool, stdout: str = "", stderr: str = "", builtin_args: dict[str, Any] | None = None,
-    violation: bool = False,
+    violation: bool = False, finish: Callable[[Conn, _CallResult], Outcome] | None = None,
 ) -> _CallResult:
+    outcome: Outcome | None = None
     with deps.db.transaction() as conn:
+        if finish is not None:
+            run_store.get(conn, run["id"], for_update=True)  # locks in the order run, then step
         # The step's row lock serialises concurrent replays, so only one runs a built-in's edit.
         # The result is read by a second statement: its fresh snapshot sees what the lock holder
         # committed, which a join inside the locking statement would not (READ COMMITTED).
@@ -527,12 +542,16 @@ def _store_result(
                 "step_id": step_id, "run_id": run["id"], "step_position": position,
                 "metadata": {"heartbeat": heartbeat, **({"rule_violation": True} if violation else {})},
             }])
+        first = (row.get("tool_returns") or [{}])[0]
+        meta = row.get("metadata") or {}
+        result = _CallResult(call, row["text"], first.get("status", status), bool(meta.get("heartbeat")),
+                             violation=bool(meta.get("rule_violation")))
+        if finish is not None:
+            outcome = finish(conn, result)
     deps._fault("after_tool")
     deps._emit(_letta_items(row, run))
-    first = (row.get("tool_returns") or [{}])[0]
-    meta = row.get("metadata") or {}
-    return _CallResult(call, row["text"], first.get("status", status), bool(meta.get("heartbeat")),
-                       violation=bool(meta.get("rule_violation")))
+    result.outcome = outcome
+    return result
 
 
 def _run_builtin(conn: Conn, run: dict[str, Any], name: str, args: dict[str, Any]) -> tuple[str, str]:
@@ -554,6 +573,15 @@ def _complete_step(
     deps: StepDeps, run_id: str, step_id: str, iteration: int, results: list[_CallResult], rules: ToolRules,
     history: list[Call],
 ) -> Outcome:
+    with deps.db.transaction() as conn:
+        return _complete_in(conn, run_id, step_id, iteration, results, rules, history)
+
+
+def _complete_in(
+    conn: Conn, run_id: str, step_id: str, iteration: int, results: list[_CallResult], rules: ToolRules,
+    history: list[Call],
+) -> Outcome:
+    """Decide whether the loop goes on and complete the step, inside the caller's transaction."""
     keep_going = False
     stop_reason: str | None = None
     for result in results:
@@ -568,26 +596,25 @@ def _complete_step(
             keep_going = True
     if not keep_going and stop_reason is None and rules.uncalled_required(history):
         keep_going = True
-    with deps.db.transaction() as conn:
-        run = run_store.get(conn, run_id, for_update=True)
-        assert run is not None
-        if run["cancel_requested"]:
-            keep_going, stop_reason = False, "cancelled"
-        elif keep_going and iteration + 1 >= _max_steps(run):
-            keep_going, stop_reason = False, "max_steps"
-        # Under the run's lock; the status condition makes a late duplicate a no-op.
-        completed = conn.execute(
-            """UPDATE steps SET status = 'completed', next_action = %s, stop_reason = %s, completed_at = now()
-               WHERE id = %s AND status <> 'completed' RETURNING id""",
-            ("step" if keep_going else "done", None if keep_going else (stop_reason or "end_turn"), step_id),
-        ).fetchone()
-        if completed is None:
-            step = step_store.get(conn, step_id)
-            assert step is not None
-            return _replayed(conn, run, step)
-        if stop_reason == "cancelled":
-            return finish_run(conn, run, "cancelled")
-        if keep_going:
-            run_store.update(conn, run_id, {"iteration": iteration + 1, "next_action": "step", "stop_reason": None})
-            return Outcome(run_id, iteration + 1, "step", None)
-        return finish_run(conn, run, stop_reason or "end_turn")
+    run = run_store.get(conn, run_id, for_update=True)
+    assert run is not None
+    if run["cancel_requested"]:
+        keep_going, stop_reason = False, "cancelled"
+    elif keep_going and iteration + 1 >= _max_steps(run):
+        keep_going, stop_reason = False, "max_steps"
+    # Under the run's lock; the status condition makes a late duplicate a no-op.
+    completed = conn.execute(
+        """UPDATE steps SET status = 'completed', next_action = %s, stop_reason = %s, completed_at = now()
+           WHERE id = %s AND status <> 'completed' RETURNING id""",
+        ("step" if keep_going else "done", None if keep_going else (stop_reason or "end_turn"), step_id),
+    ).fetchone()
+    if completed is None:
+        step = step_store.get(conn, step_id)
+        assert step is not None
+        return _replayed(conn, run, step)
+    if stop_reason == "cancelled":
+        return finish_run(conn, run, "cancelled")
+    if keep_going:
+        run_store.update(conn, run_id, {"iteration": iteration + 1, "next_action": "step", "stop_reason": None})
+        return Outcome(run_id, iteration + 1, "step", None)
+    return finish_run(conn, run, stop_reason or "end_turn")
