@@ -442,9 +442,9 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
         finish = None
         if position == len(calls):
             # The last result and the step's completion commit together: one durable write fewer.
-            def finish(conn: Conn, last: _CallResult) -> Outcome:
+            def finish(conn: Conn, last: _CallResult, locked: dict[str, Any]) -> Outcome:
                 done = history + ([] if last.violation else [Call(last.call.name, last.output)])
-                return _complete_in(conn, run_id, step_id, iteration, [*results, last], rules, done)
+                return _complete_in(conn, run_id, step_id, iteration, [*results, last], rules, done, locked)
 
         result = _run_call(deps, run, agent, step_id, position, call, tools, rules, history, approvals, finish)
         if result.outcome is not None:
@@ -458,7 +458,7 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
 def _run_call(
     deps: StepDeps, run: dict[str, Any], agent: dict[str, Any], step_id: str, position: int, call: ToolCall,
     tools: dict[str, AgentTool], rules: ToolRules, history: list[Call], approvals: dict[str, Any],
-    finish: Callable[[Conn, _CallResult], Outcome] | None = None,
+    finish: Callable[[Conn, _CallResult, dict[str, Any]], Outcome] | None = None,
 ) -> _CallResult:
     heartbeat = False
     error: str | None = None
@@ -514,12 +514,13 @@ def _run_user_tool(deps: StepDeps, tool: AgentTool, args: dict[str, Any], run: d
 def _store_result(
     deps: StepDeps, run: dict[str, Any], step_id: str, position: int, call: ToolCall, output: str | None,
     status: str, heartbeat: bool, stdout: str = "", stderr: str = "", builtin_args: dict[str, Any] | None = None,
-    violation: bool = False, finish: Callable[[Conn, _CallResult], Outcome] | None = None,
+    violation: bool = False, finish: Callable[[Conn, _CallResult, dict[str, Any]], Outcome] | None = None,
 ) -> _CallResult:
     outcome: Outcome | None = None
+    locked: dict[str, Any] | None = None
     with deps.db.transaction() as conn:
         if finish is not None:
-            run_store.get(conn, run["id"], for_update=True)  # locks in the order run, then step
+            locked = run_store.get(conn, run["id"], for_update=True)  # locks in the order run, then step
         # The step's row lock serialises concurrent replays, so only one runs a built-in's edit.
         # The result is read by a second statement: its fresh snapshot sees what the lock holder
         # committed, which a join inside the locking statement would not (READ COMMITTED).
@@ -546,8 +547,8 @@ def _store_result(
         meta = row.get("metadata") or {}
         result = _CallResult(call, row["text"], first.get("status", status), bool(meta.get("heartbeat")),
                              violation=bool(meta.get("rule_violation")))
-        if finish is not None:
-            outcome = finish(conn, result)
+        if finish is not None and locked is not None:
+            outcome = finish(conn, result, locked)
     deps._fault("after_tool")
     deps._emit(_letta_items(row, run))
     result.outcome = outcome
@@ -579,7 +580,7 @@ def _complete_step(
 
 def _complete_in(
     conn: Conn, run_id: str, step_id: str, iteration: int, results: list[_CallResult], rules: ToolRules,
-    history: list[Call],
+    history: list[Call], run: dict[str, Any] | None = None,
 ) -> Outcome:
     """Decide whether the loop goes on and complete the step, inside the caller's transaction."""
     keep_going = False
@@ -596,7 +597,8 @@ def _complete_in(
             keep_going = True
     if not keep_going and stop_reason is None and rules.uncalled_required(history):
         keep_going = True
-    run = run_store.get(conn, run_id, for_update=True)
+    if run is None:  # else the caller holds the run's lock already
+        run = run_store.get(conn, run_id, for_update=True)
     assert run is not None
     if run["cancel_requested"]:
         keep_going, stop_reason = False, "cancelled"
