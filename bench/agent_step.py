@@ -9,6 +9,10 @@ provider's own latency (``ChatResponse.latency_ms``, measured around the SDK cal
 subtracted, leaving what O itself spends: SQL, prompt compile/cache, token counting,
 tool-rule solving, JSON, SDK request building.
 
+"O's CPU per step" is the CPU time of the stepping thread alone (SDK request building and
+parsing, JSON, SQL client side, prompt and token work), which other processes competing for the
+CPUs barely change; Postgres' own work and the scripted server's thread are not in it.
+
 Scenarios: ``reply`` (the model calls send_message: prompt cached) and ``edit`` (the model
 calls core_memory_append, so every next step recompiles the prompt). Agents are rotated
 every ``--turns-per-agent`` turns so histories stay conversation-sized.
@@ -74,7 +78,7 @@ def run_scenario(db: Database, engine: Engine, org_id: str, server: OpenAIServer
     server.script.default = responder(kind)
     llm = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url,
            "context_window": 128000}
-    out: dict[str, list[float]] = {"phase1": [], "phase2": [], "step": [], "start": [], "llm": []}
+    out: dict[str, list[float]] = {"phase1": [], "phase2": [], "step": [], "start": [], "llm": [], "cpu": []}
     agent_id = ""
     for turn in range(turns):
         if turn % per_agent == 0:
@@ -90,10 +94,12 @@ def run_scenario(db: Database, engine: Engine, org_id: str, server: OpenAIServer
                                     {"max_steps": 5})
         t1 = time.perf_counter()
         deps = engine.deps()
+        cpu0 = time.thread_time()
         first = advance(deps, started.run["id"], "step")
         t2 = time.perf_counter()
         second = advance(deps, started.run["id"], "tools")
         t3 = time.perf_counter()
+        cpu = (time.thread_time() - cpu0) * 1000
         assert (first.next, second.next) == ("tools", "done"), (first, second)
         with db.transaction() as conn:
             step = conn.execute("SELECT usage FROM steps WHERE run_id = %s", (started.run["id"],)).fetchone()
@@ -103,6 +109,7 @@ def run_scenario(db: Database, engine: Engine, org_id: str, server: OpenAIServer
         out["phase2"].append((t3 - t2) * 1000)
         out["step"].append((t3 - t1) * 1000 - llm_ms)
         out["llm"].append(llm_ms)
+        out["cpu"].append(cpu)
     return out
 
 
@@ -139,7 +146,7 @@ def main() -> None:
             figures = run_scenario(db, engine, org_id, server, kind, args.turns, args.turns_per_agent)
             for part, label in (("step", "step (phase 1 + 2)"), ("phase1", "phase 1 (LLM phase)"),
                                 ("phase2", "phase 2 (tools)"), ("start", "run start (API side)"),
-                                ("llm", "LLM round trip")):
+                                ("llm", "LLM round trip"), ("cpu", "O's CPU per step")):
                 values = figures[part]
                 size = max(1, len(values) // 5)
                 best = min(statistics.median(values[i:i + size]) for i in range(0, len(values) - size + 1, size))
