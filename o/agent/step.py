@@ -484,7 +484,9 @@ def _run_call(
                 args = transcript.parse_arguments(call.arguments)
             except ValueError as exc:
                 error = f"[ToolError] invalid JSON arguments for {call.name}: {exc}"
-            heartbeat = bool(args.pop(HEARTBEAT, False))
+            # models sometimes send the flag as a string; "false" must not mean yes
+            flag = args.pop(HEARTBEAT, False)
+            heartbeat = flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")
 
     if error is None and tool is not None and not tool.is_builtin:
         # User code runs outside any transaction: it may be slow, and a crash here only means

@@ -124,3 +124,14 @@ def test_missing_api_key_is_named(api: TestClient, openai_server: OpenAIServer) 
     response = api.post(f"/v1/agents/{agent['id']}/messages", json={"input": "hi"})
     assert response.status_code == 502, response.text
     assert "GROQ_API_KEY" in response.json()["detail"]
+
+
+def test_heartbeat_flag_given_as_text(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server)
+    openai_server.push(
+        call("conversation_search", query="a", request_heartbeat="true"),
+        call("core_memory_append", label="human", content="x", request_heartbeat="false"),
+    )
+    out = say(api, agent["id"], "go")
+    assert out["usage"]["step_count"] == 2  # "true" continued, "false" ended the turn
+    assert out["stop_reason"]["stop_reason"] == "end_turn"
