@@ -590,6 +590,10 @@ def _complete_in(
     for result in results:
         name = result.call.name
         wants = result.heartbeat or result.status != "success"
+        if result.status == "success" and rules.conditional_error(Call(name, result.output)):
+            # a conditional rule that must map the output has no branch for it: Letta stops here
+            keep_going, stop_reason = False, "invalid_tool_call"
+            break
         if rules.is_terminal(name) and result.status == "success":
             if wants:
                 stop_reason = "tool_rule"

@@ -112,7 +112,7 @@ class ToolRules:
             last = history[-1]
             if last.name in self.conditional:
                 mapping, default, _ = self.conditional[last.name]
-                target = mapping.get(_normalise(last.output), default)
+                target = _lookup(mapping, last.output) or default
                 constrained = [target] if target else None
             elif last.name in self.children:
                 constrained = self.children[last.name]
@@ -142,7 +142,7 @@ class ToolRules:
         if call.name not in self.conditional:
             return None
         mapping, default, required = self.conditional[call.name]
-        if required and _normalise(call.output) not in mapping:
+        if required and _lookup(mapping, call.output) is None:
             return f"[ToolConstraintError] output {call.output!r} of {call.name} matches no rule mapping"
         del default
         return None
@@ -173,3 +173,12 @@ def _normalise(output: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value) if not isinstance(value, str) else value
+
+
+def _lookup(mapping: dict[str, str], output: str) -> str | None:
+    """The next tool for ``output``: an exact key first, then ignoring case ("True" maps a true)."""
+    key = _normalise(output)
+    if key in mapping:
+        return mapping[key]
+    folded = {k.lower(): v for k, v in mapping.items()}
+    return folded.get(key.lower())

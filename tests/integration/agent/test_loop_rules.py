@@ -135,3 +135,22 @@ def test_heartbeat_flag_given_as_text(api: TestClient, openai_server: OpenAIServ
     out = say(api, agent["id"], "go")
     assert out["usage"]["step_count"] == 2  # "true" continued, "false" ended the turn
     assert out["stop_reason"]["stop_reason"] == "end_turn"
+
+
+def test_conditional_rule_routes_and_an_unmapped_output_stops(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server, tool_rules=[{
+        "type": "conditional", "tool_name": "memory_replace", "require_output_mapping": True,
+        "child_output_mapping": {
+            "The core memory block with label `human` has been edited.": "send_message"},
+    }])
+    openai_server.push(
+        call("memory_replace", label="human", old_str="has not told me their name", new_str="is Ann"),
+        call("send_message", message="Hi Ann"),
+    )
+    out = say(api, agent["id"], "I'm Ann")
+    assert [t["function"]["name"] for t in openai_server.requests[1]["tools"]] == ["send_message"]
+    assert out["messages"][-1]["content"] == "Hi Ann"
+
+    openai_server.push(call("memory_replace", label="persona", old_str="careful", new_str="calm"))
+    out = say(api, agent["id"], "be calm")
+    assert out["stop_reason"]["stop_reason"] == "invalid_tool_call"

@@ -39,6 +39,12 @@ def test_conditional_rule_routes_on_output() -> None:
     assert rules.allowed(TOOLS, [Call("check", "false")]) == ["summarize"]
     assert rules.allowed(TOOLS, [Call("check", "maybe")]) == ["send_message"]
     assert rules.forced(["fetch"], [Call("check", "true")]) == "fetch"
+    # Letta clients often key booleans as Python prints them
+    titled = ToolRules.parse([{"type": "conditional", "tool_name": "check",
+                               "child_output_mapping": {"True": "fetch"}, "require_output_mapping": True}])
+    assert titled.allowed(TOOLS, [Call("check", "true")]) == ["fetch"]
+    assert titled.conditional_error(Call("check", "true")) is None
+    assert "matches no rule" in (titled.conditional_error(Call("check", "nope")) or "")
 
 
 def test_max_count_per_step_and_parent() -> None:
