@@ -105,7 +105,12 @@ class LocalLauncher:
     def launch(self, run_id: str, *, wait: bool, deps: StepDeps | None = None) -> None:
         deps = deps or self.deps_for()
         if wait:
-            drive(deps, run_id)
+            try:
+                drive(deps, run_id)
+            except Exception:
+                # a bug, not a crash: record it on the run rather than leave it for resume_stale
+                logger.exception("run failed", extra={"run_id": run_id})
+                _fail(deps.db, run_id)
             return
         thread = threading.Thread(target=self._background, args=(deps, run_id), name=f"run-{run_id}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()]

@@ -110,3 +110,19 @@ def test_stream_reports_a_failed_run(api: TestClient, openai_server: OpenAIServe
                  if line.startswith("data: ") and line != "data: [DONE]"]
     assert items[0]["message_type"] == "error_message" and "invalid key" in items[0]["message"]
     assert items[1] == {"message_type": "stop_reason", "stop_reason": "llm_api_error"}
+
+
+def test_an_unexpected_error_fails_the_run_with_a_named_error(api: TestClient, openai_server: OpenAIServer) -> None:
+    agent = create_agent(api, openai_server)
+    engine = api.app.state.agent_engine
+
+    def broken(config: Any) -> Any:
+        raise RuntimeError("factory exploded")
+
+    engine.llm = broken
+    response = api.post(f"/v1/agents/{agent['id']}/messages", json={"input": "hi"})
+    assert response.status_code == 500, response.text
+    body = response.json()
+    assert body["code"] == "run_failed" and "worker failed" in body["detail"]
+    run = api.get(f"/v1/runs/{body['context']['run_id']}").json()
+    assert (run["status"], run["stop_reason"]) == ("failed", "error")
