@@ -107,10 +107,10 @@ class LocalLauncher:
         if wait:
             try:
                 drive(deps, run_id)
-            except Exception:
+            except Exception as exc:
                 # a bug, not a crash: record it on the run rather than leave it for resume_stale
                 logger.exception("run failed", extra={"run_id": run_id})
-                _fail(deps.db, run_id)
+                _fail(deps.db, run_id, f"{type(exc).__name__}: {exc}")
             return
         thread = threading.Thread(target=self._background, args=(deps, run_id), name=f"run-{run_id}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()]
@@ -120,9 +120,9 @@ class LocalLauncher:
     def _background(self, deps: StepDeps, run_id: str) -> None:
         try:
             drive(deps, run_id)
-        except Exception:
+        except Exception as exc:
             logger.exception("background run failed", extra={"run_id": run_id})
-            _fail(deps.db, run_id)
+            _fail(deps.db, run_id, f"{type(exc).__name__}: {exc}")
 
     def release(self, run: dict[str, Any]) -> None:
         del run  # nothing waits in-process; the next launch() picks the run up
@@ -132,13 +132,13 @@ class LocalLauncher:
             thread.join(timeout)
 
 
-def _fail(db: Database, run_id: str) -> None:
+def _fail(db: Database, run_id: str, why: str = "unknown error") -> None:
     from o.agent.step import finish_run
 
     with db.transaction() as conn:
         run = run_store.get(conn, run_id, for_update=True)
         if run is not None and run["next_action"] not in ("done", "failed"):
-            finish_run(conn, run, "error", error="the run's worker failed", next_action="failed")
+            finish_run(conn, run, "error", error=f"the run's worker failed: {why}", next_action="failed")
 
 
 class StepFunctionsLauncher:

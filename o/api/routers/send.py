@@ -236,7 +236,7 @@ def _stream_inline(engine: Engine, started: run_api.Started, stream_tokens: bool
                        "run_id": run_id})
             from o.agent.runner import _fail
 
-            _fail(engine.db, run_id)
+            _fail(engine.db, run_id, f"{type(exc).__name__}: {exc}")
         finally:
             items.put(_END)
 

@@ -123,6 +123,6 @@ def test_an_unexpected_error_fails_the_run_with_a_named_error(api: TestClient, o
     response = api.post(f"/v1/agents/{agent['id']}/messages", json={"input": "hi"})
     assert response.status_code == 500, response.text
     body = response.json()
-    assert body["code"] == "run_failed" and "worker failed" in body["detail"]
+    assert body["code"] == "run_failed" and "RuntimeError: factory exploded" in body["detail"]
     run = api.get(f"/v1/runs/{body['context']['run_id']}").json()
     assert (run["status"], run["stop_reason"]) == ("failed", "error")
