@@ -110,7 +110,7 @@ class LocalLauncher:
             except Exception as exc:
                 # a bug, not a crash: record it on the run rather than leave it for resume_stale
                 logger.exception("run failed", extra={"run_id": run_id})
-                _fail(deps.db, run_id, f"{type(exc).__name__}: {exc}")
+                fail_run(deps.db, run_id, f"{type(exc).__name__}: {exc}")
             return
         thread = threading.Thread(target=self._background, args=(deps, run_id), name=f"run-{run_id}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()]
@@ -122,7 +122,7 @@ class LocalLauncher:
             drive(deps, run_id)
         except Exception as exc:
             logger.exception("background run failed", extra={"run_id": run_id})
-            _fail(deps.db, run_id, f"{type(exc).__name__}: {exc}")
+            fail_run(deps.db, run_id, f"{type(exc).__name__}: {exc}")
 
     def release(self, run: dict[str, Any]) -> None:
         del run  # nothing waits in-process; the next launch() picks the run up
@@ -132,7 +132,7 @@ class LocalLauncher:
             thread.join(timeout)
 
 
-def _fail(db: Database, run_id: str, why: str = "unknown error") -> None:
+def fail_run(db: Database, run_id: str, why: str = "unknown error") -> None:
     from o.agent.step import finish_run
 
     with db.transaction() as conn:

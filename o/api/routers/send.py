@@ -234,9 +234,9 @@ def _stream_inline(engine: Engine, started: run_api.Started, stream_tokens: bool
             message = exc.message if isinstance(exc, OError) else "internal error while running the agent"
             items.put({"message_type": "error_message", "error_type": "internal_error", "message": message,
                        "run_id": run_id})
-            from o.agent.runner import _fail
+            from o.agent.runner import fail_run
 
-            _fail(engine.db, run_id, f"{type(exc).__name__}: {exc}")
+            fail_run(engine.db, run_id, f"{type(exc).__name__}: {exc}")
         finally:
             items.put(_END)
 
