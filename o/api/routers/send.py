@@ -23,7 +23,7 @@ from o.agent import lifecycle
 from o.agent import runs as run_api
 from o.agent.engine import Engine, default_engine
 from o.agent.prompt import compile_prompt
-from o.agent.runner import drive
+from o.agent.runner import drive, fail_run
 from o.api.deps import Db, Org
 from o.api.schemas.messages import to_letta
 from o.errors import InvalidInput, OError
@@ -234,8 +234,6 @@ def _stream_inline(engine: Engine, started: run_api.Started, stream_tokens: bool
             message = exc.message if isinstance(exc, OError) else "internal error while running the agent"
             items.put({"message_type": "error_message", "error_type": "internal_error", "message": message,
                        "run_id": run_id})
-            from o.agent.runner import fail_run
-
             fail_run(engine.db, run_id, f"{type(exc).__name__}: {exc}")
         finally:
             items.put(_END)
