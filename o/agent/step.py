@@ -29,7 +29,7 @@ from o.agent.stream import DeltaTranslator
 from o.agent.tool_rules import Call, ToolRules
 from o.agent.tools import HEARTBEAT, AgentTool, ToolExecutor, agent_tools
 from o.api.schemas.messages import to_letta
-from o.errors import OError
+from o.errors import NotFound, OError
 from o.llm.client import LLMClient, LLMError
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ChatResponse, Completed, ToolCall, Usage
@@ -112,12 +112,13 @@ def advance(deps: StepDeps, run_id: str, action: str, counter: int = 0) -> Outco
     returned ``iteration`` is ``counter`` advanced by the steps begun, a per-execution count the
     state machine compares with its cap (a continued execution starts again at 0).
     """
-    if action == "step":
-        outcome = llm_phase(deps, run_id)
-    elif action == "tools":
-        outcome = tools_phase(deps, run_id)
-    else:
+    if action not in ("step", "tools"):
         raise ValueError(f"unknown action {action!r}")
+    try:
+        outcome = llm_phase(deps, run_id) if action == "step" else tools_phase(deps, run_id)
+    except NotFound:
+        # the run (or its agent) was deleted meanwhile: end the loop instead of retrying forever
+        return Outcome(run_id, counter, "failed", "error")
     # Only completing a step's tools moves the run on to a new step.
     return Outcome(run_id, counter + (1 if outcome.next == "step" else 0), outcome.next, outcome.stop_reason)
 
@@ -194,7 +195,7 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
     with deps.db.transaction() as conn:
         run, existing, agent = run_store.load_state(conn, run_id, iteration)
         if run is None:
-            raise OError(f"run {run_id} not found")
+            raise NotFound(f"run {run_id} not found")
         done = _finished(run)
         if done is not None:
             return done
@@ -402,7 +403,7 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
     with deps.db.transaction() as conn:
         run, step, agent = run_store.load_state(conn, run_id, iteration)
         if run is None:
-            raise OError(f"run {run_id} not found")
+            raise NotFound(f"run {run_id} not found")
         done = _finished(run)
         if done is not None:
             return done

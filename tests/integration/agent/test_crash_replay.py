@@ -201,3 +201,11 @@ def test_concurrent_replays_of_the_llm_phase_store_one_reply(engine: Engine, scr
     assert [o.next for o in outcomes] == ["tools", "tools"]
     drive(engine.deps(), run_id)
     _assert_exactly_once(engine.db, agent_id)
+
+
+def test_a_run_deleted_with_its_agent_ends_the_loop(engine: Engine, scripted) -> None:
+    agent_id, org = scripted
+    run_id = _start(engine.db, org, agent_id, "I like tea")
+    with engine.db.transaction() as conn:
+        conn.execute("DELETE FROM agents WHERE id = %s", (agent_id,))
+    assert advance(engine.deps(), run_id, "step", 4) == Outcome(run_id, 4, "failed", "error")
