@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from o.store import blocks as block_store
 from o.store.db import Conn
 
 # Letta substitutes this variable in a custom system prompt; without it memory is appended.
@@ -103,14 +102,22 @@ def compose(system: str, blocks: list[dict[str, Any]], last_edit: datetime | Non
 
 def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
     agent_id = agent["id"]
-    blocks = block_store.for_agents(conn, [agent_id])[agent_id]
-    counts = conn.execute(
+    # blocks (in attachment order) and the two memory sizes in one round trip
+    row = conn.execute(
         """SELECT (SELECT count(*) FROM messages WHERE agent_id = %(a)s) AS recall,
-                  (SELECT count(*) FROM passages WHERE agent_id = %(a)s) AS archival""",
+                  (SELECT count(*) FROM passages WHERE agent_id = %(a)s) AS archival,
+                  (SELECT max(b.updated_at) FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
+                    WHERE ab.agent_id = %(a)s) AS last_edit,
+                  (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                              'label', ab.label, 'description', b.description, 'value', b.value,
+                              'char_limit', b.char_limit, 'read_only', b.read_only)
+                          ORDER BY ab.position, b.created_at), '[]'::jsonb)
+                     FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
+                    WHERE ab.agent_id = %(a)s) AS blocks""",
         {"a": agent_id},
     ).fetchone()
-    assert counts is not None
-    last_edit = max((b["updated_at"] for b in blocks), default=None)
+    assert row is not None
+    blocks, counts, last_edit = row["blocks"], row, row["last_edit"]
     text = compose(agent["system"], blocks, last_edit, int(counts["recall"]), int(counts["archival"]),
                    agent.get("tool_rules") or [])
     return CompiledPrompt(agent_id, int(agent["version"]), text)
