@@ -6,10 +6,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import runs as run_api
 from o.api.deps import Db, Org
-from o.api.routers.send import engine_of
+from o.api.routers.send import engine_of, follow_run
 from o.api.schemas.messages import to_letta_list
 from o.store import messages as message_store
 from o.store import runs as run_store
@@ -92,6 +94,23 @@ def run_steps(run_id: str, org: Org, db: Db) -> Any:
         "total_tokens": (s["usage"] or {}).get("total_tokens"),
         "created_at": s["created_at"], "completed_at": s["completed_at"],
     } for s in rows])
+
+
+class StreamRun(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    starting_after: int = Field(default=0, ge=0, description="a seq_id already seen; stream what came after")
+    poll_interval: float | None = Field(default=None, gt=0, le=5)
+
+
+@router.post("/{run_id}/stream")
+def stream_run(run_id: str, org: Org, db: Db, body: StreamRun | None = None) -> StreamingResponse:
+    """Follow a run (e.g. one started with /messages/async) as Server-Sent Events, from Postgres."""
+    body = body or StreamRun()
+    with db.transaction() as conn:
+        run_api.require(conn, org, run_id)
+    events = follow_run(db, run_id, body.starting_after, poll_s=body.poll_interval or 0.1)
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/{run_id}/cancel")

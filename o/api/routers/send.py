@@ -248,25 +248,33 @@ def _stream_inline(engine: Engine, started: run_api.Started, stream_tokens: bool
 
 
 def _stream_polled(engine: Engine, started: run_api.Started) -> Iterator[str]:
-    run_id = started.run["id"]
-    after = started.after_seq
-    deadline = time.monotonic() + 15 * 60
+    yield from follow_run(engine.db, started.run["id"], started.after_seq, set(started.input_ids))
+
+
+def follow_run(db: Database, run_id: str, after_seq: int = 0, skip: set[str] | None = None,
+               poll_s: float = 0.1, max_s: float = 15 * 60) -> Iterator[str]:
+    """SSE of a run's messages as its (local or remote) worker stores them, read from Postgres.
+
+    Each item carries ``seq_id``, so a client that lost the stream resumes with ``starting_after``.
+    """
+    after = after_seq
+    deadline = time.monotonic() + max_s
     while time.monotonic() < deadline:
-        with engine.db.transaction() as conn:
+        with db.transaction() as conn:
             run = run_store.get(conn, run_id)
             rows = run_store.messages(conn, run_id, after_seq=after)
         assert run is not None
         request = run.get("request") or {}
         for row in rows:
             after = max(after, row["seq"])
-            if row["id"] in started.input_ids:
+            if skip and row["id"] in skip:
                 continue
             for item in to_letta(row, use_assistant_message=request.get("use_assistant_message", True)):
                 yield _sse(item)
         if run["next_action"] in ("done", "failed", "approval"):
             break
-        time.sleep(0.1)
-    yield from _stream_tail(engine.db, run_id)
+        time.sleep(poll_s)
+    yield from _stream_tail(db, run_id)
 
 
 def _stream_tail(db: Database, run_id: str) -> Iterator[str]:

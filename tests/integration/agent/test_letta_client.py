@@ -136,3 +136,20 @@ def test_approval_round_trip_through_the_sdk(letta: Letta, openai_server: OpenAI
     assert letta.agents.blocks.retrieve("human", agent_id=agent_id).value == "Rewritten."
     cancelled = letta.agents.messages.cancel(agent_id)
     assert cancelled == {}
+
+
+def test_follow_an_async_run_and_resume_after_a_seq_id(letta: Letta, openai_server: OpenAIServer) -> None:
+    agent_id = _agent(letta, openai_server)
+    openai_server.push(
+        call("conversation_search", query="x", request_heartbeat=True),
+        call("send_message", message="finished"),
+    )
+    run = letta.agents.messages.create_async(agent_id, messages=[{"role": "user", "content": "work"}])
+    chunks = list(letta.runs.messages.stream(run.id))
+    kinds = [c.message_type for c in chunks]
+    assert kinds == ["user_message", "tool_call_message", "tool_return_message", "assistant_message",
+                     "stop_reason", "usage_statistics"]
+    # a client that saw up to the tool call resumes after it
+    resumed = list(letta.runs.messages.stream(run.id, starting_after=chunks[1].seq_id))
+    assert [c.message_type for c in resumed] == [
+        "tool_return_message", "assistant_message", "stop_reason", "usage_statistics"]
