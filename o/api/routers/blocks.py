@@ -6,7 +6,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Query
 
+from o.agent import lifecycle
 from o.api.deps import Db, Org
+from o.api.paging import slice_page
+from o.api.schemas.agents import AgentState
 from o.api.schemas.blocks import Block, CreateBlock, UpdateBlock, block_changes
 from o.errors import NotFound
 from o.memory import blocks as memory_blocks
@@ -62,9 +65,20 @@ def delete_block(block_id: str, org: Org, db: Db) -> dict[str, str]:
     return {"message": f"block {block_id} deleted"}
 
 
-@router.get("/{block_id}/agents")
-def list_block_agents(block_id: str, org: Org, db: Db) -> list[dict[str, str]]:
+@router.get("/{block_id}/agents", response_model=list[AgentState])
+def list_block_agents(
+    block_id: str,
+    org: Org,
+    db: Db,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=50, ge=1, le=1000),
+    order: Literal["asc", "desc"] = "asc",
+) -> list[AgentState]:
+    """The agents that show this block (Letta returns full agent states)."""
     with db.transaction() as conn:
         if block_store.get(conn, org, block_id) is None:
             raise NotFound(f"block {block_id} not found")
-        return [{"id": a} for a in block_store.agents_using(conn, block_id)]
+        ids = [{"id": a} for a in block_store.agents_using(conn, block_id)]
+        page = slice_page(ids, before=before, after=after, limit=limit, order=order)
+        return [AgentState.from_view(lifecycle.get(conn, org, a["id"])) for a in page]

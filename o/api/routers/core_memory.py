@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Literal
+
+from fastapi import APIRouter, Query
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
+from o.api.paging import slice_page
 from o.api.schemas.agents import AgentState
 from o.api.schemas.blocks import Block, UpdateBlock, block_changes
 from o.errors import NotFound
@@ -16,10 +19,20 @@ router = APIRouter(prefix="/v1/agents/{agent_id}/core-memory/blocks", tags=["age
 
 
 @router.get("", response_model=list[Block])
-def list_agent_blocks(agent_id: str, org: Org, db: Db) -> list[Block]:
+def list_agent_blocks(
+    agent_id: str,
+    org: Org,
+    db: Db,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    order: Literal["asc", "desc"] = "asc",
+) -> list[Block]:
+    """An agent's blocks in attachment order, paged like every Letta list (SDK iterators send ``after``)."""
     with db.transaction() as conn:
         view = lifecycle.get(conn, org, agent_id)
-    return [Block.from_row(b) for b in view.blocks]
+    rows = slice_page(view.blocks, before=before, after=after, limit=limit, order=order)
+    return [Block.from_row(b) for b in rows]
 
 
 @router.get("/{block_label}", response_model=Block)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
+from o.api.paging import slice_page
 from o.api.schemas.agents import AgentState
 from o.api.schemas.common import Request as RequestBody
 from o.api.schemas.common import Response
@@ -272,9 +273,18 @@ def list_tool_versions(tool_id: str, org: Org, db: Db) -> list[ToolVersion]:
 
 
 @router.get("/v1/agents/{agent_id}/tools", response_model=list[Tool])
-def list_agent_tools(agent_id: str, org: Org, db: Db) -> list[Tool]:
+def list_agent_tools(
+    agent_id: str,
+    org: Org,
+    db: Db,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    order: Literal["asc", "desc"] = "asc",
+) -> list[Tool]:
     with db.transaction() as conn:
-        return [Tool.from_row(r) for r in catalog.agent_tools(conn, org, agent_id)]
+        rows = catalog.agent_tools(conn, org, agent_id)
+    return [Tool.from_row(r) for r in slice_page(rows, before=before, after=after, limit=limit, order=order)]
 
 
 @router.patch("/v1/agents/{agent_id}/tools/attach/{tool_id}", response_model=AgentState)

@@ -1,0 +1,71 @@
+"""A real `o serve` process on a free port with its own embedded Postgres."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+
+    def new_key(self, org: str = "default") -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "o.cli", "keys", "create", "--org", org, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return out.stdout.strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("o-e2e")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "O_DATABASE_URL"}
+    # The log goes to a file: an unread pipe would fill up and stall the server.
+    log_path = data_dir / "serve.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "o.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"o serve exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url + "/v1/health/", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError("o serve did not become healthy within 60 s")
+    yield Server(url=url, data_dir=data_dir)
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
