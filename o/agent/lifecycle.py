@@ -39,6 +39,9 @@ class AgentSpec:
     tool_rules: list[dict[str, Any]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    tool_ids: list[str] = field(default_factory=list)
+    tool_names: list[str] = field(default_factory=list)
+    tool_env: dict[str, str] | None = None
 
 
 @dataclass
@@ -48,6 +51,7 @@ class AgentView:
     agent: dict[str, Any]
     blocks: list[dict[str, Any]]
     tools: list[dict[str, Any]]
+    tool_env: list[dict[str, Any]] = field(default_factory=list)
 
 
 def create(conn: Conn, organization_id: str, spec: AgentSpec) -> AgentView:
@@ -72,7 +76,42 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec) -> AgentView:
         block_store.attach(conn, agent["id"], block)
     for block_id in spec.block_ids:
         memory_blocks.attach(conn, organization_id, agent["id"], block_id)
+    _set_tools(conn, organization_id, agent["id"], spec.tool_ids, spec.tool_names)
+    if spec.tool_env:
+        _catalog().set_agent_env(conn, organization_id, agent["id"], spec.tool_env)
     return get(conn, organization_id, agent["id"])
+
+
+def _catalog() -> Any:
+    # The tool catalog checks agents through this module; importing it lazily keeps the cycle out.
+    from o.tools import catalog
+
+    return catalog
+
+
+def _set_tools(
+    conn: Conn, organization_id: str, agent_id: str, tool_ids: list[str], tool_names: list[str], *,
+    replace: bool = False,
+) -> None:
+    """Attach tools by id and by name (Letta's ``tool_ids`` / ``tools``). Built-in names need no row:
+    every agent is offered the built-ins of its type."""
+    from o.store import tools as tool_store
+    from o.tools.builtin import BUILTINS
+
+    wanted = list(tool_ids)
+    for name in tool_names:
+        row = tool_store.get_by_name(conn, organization_id, name)
+        if row is not None:
+            wanted.append(row["id"])
+        elif name not in BUILTINS:
+            raise NotFound(f"tool named {name!r} not found")
+    catalog = _catalog()
+    if replace:
+        for tool in tool_store.for_agent(conn, agent_id):
+            if tool["id"] not in wanted:
+                catalog.detach(conn, organization_id, agent_id, tool["id"])
+    for tool_id in dict.fromkeys(wanted):
+        catalog.attach(conn, organization_id, agent_id, tool_id)
 
 
 def get(conn: Conn, organization_id: str, agent_id: str) -> AgentView:
@@ -96,7 +135,13 @@ def list_agents(conn: Conn, organization_id: str, page: Page, **filters: Any) ->
 
 def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any]) -> AgentView:
     block_ids = changes.pop("block_ids", None)
+    tool_ids = changes.pop("tool_ids", None)
+    tool_env = changes.pop("tool_env", None)
     require(conn, organization_id, agent_id, for_update=True)
+    if tool_ids is not None:
+        _set_tools(conn, organization_id, agent_id, tool_ids, [], replace=True)
+    if tool_env is not None:
+        _catalog().set_agent_env(conn, organization_id, agent_id, tool_env)
     if changes:
         agent_store.update(conn, organization_id, agent_id, changes)
     if block_ids is not None:
@@ -120,4 +165,5 @@ def _views(conn: Conn, agents: list[dict[str, Any]]) -> list[AgentView]:
         return []
     blocks = block_store.for_agents(conn, ids)
     tools = agent_store.tools_for(conn, ids)
-    return [AgentView(a, blocks[a["id"]], tools[a["id"]]) for a in agents]
+    env = agent_store.tool_env_for(conn, ids)
+    return [AgentView(a, blocks[a["id"]], tools[a["id"]], env[a["id"]]) for a in agents]

@@ -109,3 +109,14 @@ def tools_for(conn: Conn, agent_ids: list[str]) -> dict[str, list[dict[str, Any]
     ):
         out[row.pop("agent_id")].append(row)
     return out
+
+
+def tool_env_for(conn: Conn, agent_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each agent's tool variables (Letta's tool_exec_environment_variables)."""
+    out: dict[str, list[dict[str, Any]]] = {a: [] for a in agent_ids}
+    for row in conn.execute(
+        "SELECT agent_id, key, value, description FROM agent_tool_env WHERE agent_id = ANY(%s) ORDER BY key",
+        (agent_ids,),
+    ):
+        out[row.pop("agent_id")].append(row)
+    return out

@@ -62,6 +62,10 @@ class CreateAgent(Request):
     tool_rules: list[dict[str, Any]] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    tool_ids: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list, description="tool names to attach")
+    tool_exec_environment_variables: dict[str, str] | None = None
+    secrets: dict[str, str] | None = Field(default=None, description="Letta's newer name for the tool variables")
     # Accepted for compatibility with Letta clients.
     project_id: str | None = None
     hidden: bool | None = None
@@ -85,7 +89,16 @@ class CreateAgent(Request):
             tool_rules=self.tool_rules,
             tags=self.tags,
             metadata=self.metadata or {},
+            tool_ids=self.tool_ids,
+            tool_names=self.tools,
+            tool_env=_tool_env(self.tool_exec_environment_variables, self.secrets),
         )
+
+
+def _tool_env(variables: dict[str, str] | None, secrets: dict[str, str] | None) -> dict[str, str] | None:
+    if variables is None and secrets is None:
+        return None
+    return {**(variables or {}), **(secrets or {})}
 
 
 class UpdateAgent(Request):
@@ -99,6 +112,9 @@ class UpdateAgent(Request):
     tool_rules: list[dict[str, Any]] | None = None
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
+    tool_ids: list[str] | None = None
+    tool_exec_environment_variables: dict[str, str] | None = None
+    secrets: dict[str, str] | None = None
     project_id: str | None = None
     hidden: bool | None = None
 
@@ -114,6 +130,11 @@ class UpdateAgent(Request):
             changes["llm_config"] = llm_config_from_handle(self.model)
         if self.embedding_config is not None:
             changes["embedding_config"] = self.embedding_config.model_dump(exclude_none=True)
+        if self.tool_ids is not None:
+            changes["tool_ids"] = self.tool_ids
+        env = _tool_env(self.tool_exec_environment_variables, self.secrets)
+        if env is not None:
+            changes["tool_env"] = env
         return changes
 
 
@@ -144,6 +165,8 @@ class AgentState(Response):
     tool_ids: list[str]
     sources: list[dict[str, Any]] = Field(default_factory=list)
     tool_rules: list[dict[str, Any]]
+    tool_exec_environment_variables: list[dict[str, Any]] = Field(default_factory=list)
+    secrets: list[dict[str, Any]] = Field(default_factory=list)
     tags: list[str]
     metadata: dict[str, Any]
     created_at: datetime
@@ -162,5 +185,6 @@ class AgentState(Response):
             embedding=emb.get("handle") or emb.get("embedding_model"),
             memory=Memory(blocks=blocks), blocks=blocks, tools=view.tools,
             tool_ids=[t["id"] for t in view.tools], tool_rules=a["tool_rules"], tags=a["tags"],
+            tool_exec_environment_variables=view.tool_env, secrets=view.tool_env,
             metadata=a["metadata"], created_at=a["created_at"], updated_at=a["updated_at"],
         )

@@ -1,0 +1,211 @@
+"""API latency and throughput for operations that do not wait on an LLM.
+
+Prints p50/p99 latency and requests/s for GET agent, PATCH block and GET messages, both
+in-process (the ASGI app called through Starlette's TestClient, no sockets) and over HTTP on
+localhost against a real `o serve` process; then the API Lambda handler's import time and the
+server's resident memory.
+
+    python bench/api.py [--requests 2000] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def report(label: str, latencies_s: list[float], wall_s: float) -> None:
+    ms = [v * 1000 for v in latencies_s]
+    print(
+        f"  {label:<28} p50 {statistics.median(ms):6.2f} ms   p99 {percentile(ms, 99):6.2f} ms   "
+        f"{len(ms) / wall_s:8.0f} req/s"
+    )
+
+
+def seed(request: Callable[..., httpx.Response]) -> tuple[str, str]:
+    blocks = [{"label": "human", "value": "Name: Ada"}, {"label": "persona", "value": "O"}]
+    agent = request("POST", "/v1/agents/", json={"name": "bench", "memory_blocks": blocks}).json()
+    return agent["id"], agent["blocks"][0]["label"]
+
+
+def operations(agent_id: str, label: str) -> dict[str, tuple[str, str, dict | None]]:
+    return {
+        "GET agent": ("GET", f"/v1/agents/{agent_id}", None),
+        "PATCH block": ("PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/{label}", {"value": "Name: Ada L."}),
+        "GET messages": ("GET", f"/v1/agents/{agent_id}/messages?limit=50", None),
+    }
+
+
+def seed_messages(db_url: str, agent_id: str, n: int = 200) -> None:
+    from o.ids import new_id
+    from o.store import messages as message_store
+    from o.store.db import Database
+
+    db = Database(db_url, max_size=1).open()
+    with db.transaction() as conn:
+        org = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent_id,)).fetchone()
+        message_store.insert_many(conn, [
+            {"id": new_id("message"), "organization_id": org["organization_id"], "agent_id": agent_id,
+             "role": "user" if i % 2 == 0 else "assistant",
+             "content": [{"type": "text", "text": f"message {i}"}], "text": f"message {i}"}
+            for i in range(n)
+        ])
+    db.close()
+
+
+def in_process(db_url: str, requests: int) -> None:
+    from fastapi.testclient import TestClient
+
+    from o.api.app import create_app
+    from o.store import orgs
+    from o.store.db import Database
+
+    db = Database(db_url, max_size=4).open()
+    with db.transaction() as conn:
+        org = orgs.get_or_create_org(conn, f"bench-{uuid.uuid4()}")
+        _, key = orgs.create_api_key(conn, org["id"])
+    with TestClient(create_app(db), headers={"Authorization": f"Bearer {key}"}) as client:
+        agent_id, label = seed(client.request)
+        seed_messages(db_url, agent_id)
+        print("in-process (ASGI app, no sockets, 1 caller):")
+        for name, (method, path, body) in operations(agent_id, label).items():
+            for _ in range(50):
+                client.request(method, path, json=body)
+            latencies = []
+            start = time.perf_counter()
+            for _ in range(requests):
+                t0 = time.perf_counter()
+                r = client.request(method, path, json=body)
+                latencies.append(time.perf_counter() - t0)
+                assert r.status_code == 200, r.text
+            report(name, latencies, time.perf_counter() - start)
+    db.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def over_http(db_url: str, requests: int, concurrency: int) -> None:
+    port = free_port()
+    env = {**os.environ, "O_DATABASE_URL": db_url, "O_PORT": str(port), "O_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen([sys.executable, "-m", "o.cli", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(base + "/v1/health/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        key = subprocess.run([sys.executable, "-m", "o.cli", "keys", "create", "--org", f"bench-{uuid.uuid4()}"],
+                             env=env, capture_output=True, text=True, check=True).stdout.strip()
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=headers) as c:
+            agent_id, label = seed(c.request)
+        seed_messages(db_url, agent_id)
+        print(f"over HTTP (o serve on localhost, {concurrency} concurrent keep-alive clients):")
+        for name, (method, path, body) in operations(agent_id, label).items():
+            latencies, wall = concurrent_calls(base, headers, method, path, body, requests, concurrency)
+            report(name, latencies, wall)
+        print(f"  o serve resident memory after the run: {rss_mb(server.pid):.0f} MB")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def concurrent_calls(
+    base: str, headers: dict[str, str], method: str, path: str, body: dict | None, requests: int, concurrency: int
+) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_client = max(1, requests // concurrency)
+
+    def worker() -> None:
+        mine = []
+        with httpx.Client(base_url=base, headers=headers) as c:
+            for _ in range(10):
+                c.request(method, path, json=body)
+            for _ in range(per_client):
+                t0 = time.perf_counter()
+                r = c.request(method, path, json=body)
+                mine.append(time.perf_counter() - t0)
+                assert r.status_code == 200, r.text
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - start
+
+
+def handler_import(db_url: str) -> None:
+    env = {**os.environ, "O_DATABASE_URL": db_url, "O_RUNTIME": "lambda", "POWERTOOLS_TRACE_DISABLED": "1"}
+    code = (
+        "import time, resource; t = time.perf_counter(); import functions.api.handler; "
+        "print(f'{(time.perf_counter() - t) * 1000:.0f} ms, '"
+        "f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB max RSS')"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.strip() for _ in range(3)]
+    print("API Lambda handler cold import (module scope: app + one DB connection), 3 runs:")
+    for r in runs:
+        print("  " + r)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    from o.store.embedded import EmbeddedPostgres
+    from o.store.migrate import migrate
+
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="o-bench-")), cleanup_mode="delete")
+    try:
+        migrate(pg.url)
+        in_process(pg.url, args.requests)
+        over_http(pg.url, args.requests, args.concurrency)
+        handler_import(pg.url)
+    finally:
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()
