@@ -9,7 +9,8 @@ A step is split where a crash could otherwise lose or duplicate work:
 * phase ``tools`` (:func:`tools_phase`): each tool call's result is stored at
   ``(step_id, position)``; a built-in's memory edit commits in the same transaction as its
   result, so a replay skips calls that already have one and never applies an edit twice.
-  Then one transaction completes the step and decides whether the loop goes on.
+  The last result commits together with the step's completion and the decision whether the
+  loop goes on (``request_heartbeat``, tool rules, ``max_steps``, cancel).
 
 Every function takes its dependencies (:class:`StepDeps`) and returns an
 :class:`Outcome` shaped like the state machine's contract.
