@@ -15,6 +15,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         data_dir=getattr(args, "data_dir", None),
         port=getattr(args, "port", None),
         host=getattr(args, "host", None),
+        sleeptime=False if getattr(args, "no_sleeptime", False) else None,
         database_url=getattr(args, "database_url", None),
     )
 
@@ -28,6 +29,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rt = runtime.start(settings)
     app = create_app(rt.db, max_body_bytes=settings.max_body_bytes)
+    runtime.start_local_services(rt, app)
     where = "embedded Postgres in " + str(settings.data_dir) if rt.embedded else "the Postgres at O_DATABASE_URL"
     print(f"O is serving the Letta v1 API on http://{settings.host}:{settings.port} (memory: {where})")
     print("Get an API key with:  o keys create" + (f" --data-dir {settings.data_dir}" if args.data_dir else ""))
@@ -82,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     _db_flags(p_serve)
     p_serve.add_argument("--port", type=int, help="port (env O_PORT, default 8283)")
     p_serve.add_argument("--host", help="bind address (env O_HOST, default 127.0.0.1)")
+    p_serve.add_argument("--no-sleeptime", action="store_true",
+                         help="do not run sleep-time compute in this process (env O_SLEEPTIME=false)")
     p_serve.set_defaults(func=serve)
 
     p_keys = sub.add_parser("keys", help="manage API keys")

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest accepted request body")
     run_migrations: bool = True
     runtime: Literal["local", "lambda"] = "local"
+    # Sleep-time compute inside `o serve` (EventBridge Scheduler does it in AWS).
+    sleeptime: bool = True
+    sleeptime_poll_seconds: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("database_url")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import Any
 
 from o.config import Settings
 from o.store.db import Database
@@ -17,8 +19,11 @@ class Runtime:
     db: Database
     database_url: str
     embedded: EmbeddedPostgres | None = None
+    services: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
+        for service in self.services:
+            service.stop()
         self.db.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -51,3 +56,32 @@ def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
         prepared_statements=not (lambda_mode or settings.disable_prepared_statements),
     ).open()
     return Runtime(settings=settings, db=db, database_url=url, embedded=embedded)
+
+
+def start_local_services(rt: Runtime, app: Any) -> None:
+    """What `o serve` runs beside the API (in AWS, Step Functions and EventBridge do this work):
+
+    - runs a previous process left mid-loop are finished from their durable state, in the
+      background so serving starts at once;
+    - the sleep-time scheduler (which also resumes undecided evolutions), unless O_SLEEPTIME=false.
+    """
+    from o.agent.engine import default_engine
+    from o.agent.runner import resume_stale
+    from o.observability import logger
+
+    engine = default_engine(rt.db)
+    app.state.agent_engine = engine
+
+    def resume() -> None:
+        try:
+            finished = resume_stale(engine.deps(), idle_s=0)
+            if finished:
+                logger.info("resumed runs left by a previous process", extra={"runs": len(finished)})
+        except Exception:
+            logger.exception("resuming stale runs failed")
+
+    threading.Thread(target=resume, name="o-resume-runs", daemon=True).start()
+    if rt.settings.sleeptime:
+        from o.evolution.sleeptime import start_local_scheduler
+
+        rt.services.append(start_local_scheduler(rt, poll_seconds=rt.settings.sleeptime_poll_seconds))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,13 +38,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("o-e2e")
+@dataclass
+class Process:
+    """One `o serve` process; ``kill()`` ends it the hard way (no cleanup, as a crash would)."""
+
+    proc: subprocess.Popen[str]
+    server: Server
+    log: Any
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=20)
+        self.log.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def start_serve(data_dir: Path, extra_env: dict[str, str] | None = None) -> Process:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "O_DATABASE_URL"}
+    env.update(extra_env or {})
     # The log goes to a file: an unread pipe would fill up and stall the server.
-    log_path = data_dir / "serve.log"
+    log_path = data_dir / f"serve-{port}.log"
     log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "o.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)],
@@ -62,10 +84,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     else:
         proc.kill()
         raise RuntimeError("o serve did not become healthy within 60 s")
-    yield Server(url=url, data_dir=data_dir)
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    return Process(proc, Server(url=url, data_dir=data_dir), log)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    process = start_serve(tmp_path_factory.mktemp("o-e2e"), {"O_SLEEPTIME": "false"})
+    yield process.server
+    process.stop()
