@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -138,6 +139,10 @@ def over_http(db_url: str, requests: int, concurrency: int) -> None:
         for name, (method, path, body) in operations(agent_id, label).items():
             latencies, wall = concurrent_calls(base, headers, method, path, body, requests, concurrency)
             report(name, latencies, wall)
+        if shutil.which("wrk"):
+            wrk(base, key, agent_id, label)
+        else:
+            print("  (install wrk for a load generator that does not share the server's interpreter)")
         print(f"  o serve resident memory after the run: {rss_mb(server.pid):.0f} MB")
     finally:
         server.terminate()
@@ -171,6 +176,42 @@ def concurrent_calls(
     for t in threads:
         t.join()
     return latencies, time.perf_counter() - start
+
+
+WRK_PATCH = """wrk.method = "PATCH"
+wrk.body = '{"value": "Name: Ada L."}'
+wrk.headers["content-type"] = "application/json"
+"""
+
+
+def wrk(base: str, key: str, agent_id: str, label: str, seconds: int = 8) -> None:
+    """wrk (a C load generator) measures the server without a Python client competing for the CPU."""
+    print(f"over HTTP with wrk (2 threads, 16 connections, {seconds} s each):")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_PATCH)
+    targets = {
+        "GET agent": ([], f"/v1/agents/{agent_id}"),
+        "PATCH block": (["-s", script.name], f"/v1/agents/{agent_id}/core-memory/blocks/{label}"),
+        "GET messages": ([], f"/v1/agents/{agent_id}/messages?limit=50"),
+    }
+    for name, (extra, path) in targets.items():
+        out = subprocess.run(
+            ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-H", f"Authorization: Bearer {key}", *extra,
+             base + path],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        figures = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] in ("50%", "99%"):
+                figures[parts[0]] = parts[1]
+            if line.startswith("Requests/sec:"):
+                figures["rps"] = parts[1]
+            if "Non-2xx" in line:
+                figures["errors"] = parts[-1]
+        errors = f"   non-2xx {figures['errors']}" if "errors" in figures else ""
+        print(f"  {name:<28} p50 {figures.get('50%')}   p99 {figures.get('99%')}   {figures.get('rps')} req/s{errors}")
+    os.unlink(script.name)
 
 
 def handler_import(db_url: str) -> None:

@@ -115,10 +115,10 @@ def _set_tools(
 
 
 def get(conn: Conn, organization_id: str, agent_id: str) -> AgentView:
-    agent = agent_store.get(conn, organization_id, agent_id)
-    if agent is None:
+    found = agent_store.with_related(conn, organization_id, [agent_id])
+    if agent_id not in found:
         raise NotFound(f"agent {agent_id} not found")
-    return _views(conn, [agent])[0]
+    return _view(found[agent_id])
 
 
 def require(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False) -> dict[str, Any]:
@@ -130,7 +130,9 @@ def require(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool
 
 
 def list_agents(conn: Conn, organization_id: str, page: Page, **filters: Any) -> list[AgentView]:
-    return _views(conn, agent_store.list_page(conn, organization_id, page, **filters))
+    ids = [a["id"] for a in agent_store.list_page(conn, organization_id, page, **filters)]
+    found = agent_store.with_related(conn, organization_id, ids) if ids else {}
+    return [_view(found[i]) for i in ids if i in found]
 
 
 def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any]) -> AgentView:
@@ -159,11 +161,8 @@ def delete(conn: Conn, organization_id: str, agent_id: str) -> None:
         raise NotFound(f"agent {agent_id} not found")
 
 
-def _views(conn: Conn, agents: list[dict[str, Any]]) -> list[AgentView]:
-    ids = [a["id"] for a in agents]
-    if not ids:
-        return []
-    blocks = block_store.for_agents(conn, ids)
-    tools = agent_store.tools_for(conn, ids)
-    env = agent_store.tool_env_for(conn, ids)
-    return [AgentView(a, blocks[a["id"]], tools[a["id"]], env[a["id"]]) for a in agents]
+def _view(row: dict[str, Any]) -> AgentView:
+    blocks = row.pop("related_blocks")
+    tools = row.pop("related_tools")
+    env = row.pop("related_env")
+    return AgentView(row, blocks, tools, env)

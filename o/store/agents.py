@@ -97,26 +97,29 @@ def delete(conn: Conn, organization_id: str, agent_id: str) -> bool:
     return cur.rowcount == 1
 
 
-def tools_for(conn: Conn, agent_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The tools attached to each agent (Letta shows full tool objects on an agent)."""
-    out: dict[str, list[dict[str, Any]]] = {a: [] for a in agent_ids}
-    for row in conn.execute(
-        """SELECT at.agent_id, t.id, t.name, t.description, t.tool_type, t.source_type, t.json_schema, t.tags,
-                  t.return_char_limit
-           FROM agent_tools at JOIN tools t ON t.id = at.tool_id
-           WHERE at.agent_id = ANY(%s) ORDER BY t.name""",
-        (agent_ids,),
-    ):
-        out[row.pop("agent_id")].append(row)
-    return out
+_RELATED = """
+    coalesce((SELECT json_agg(b.* ORDER BY ab.position, b.created_at)
+                FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
+               WHERE ab.agent_id = a.id), '[]') AS related_blocks,
+    coalesce((SELECT json_agg(json_build_object(
+                  'id', t.id, 'name', t.name, 'description', t.description, 'tool_type', t.tool_type,
+                  'source_type', t.source_type, 'json_schema', t.json_schema, 'tags', t.tags,
+                  'return_char_limit', t.return_char_limit) ORDER BY t.name)
+                FROM agent_tools at JOIN tools t ON t.id = at.tool_id
+               WHERE at.agent_id = a.id), '[]') AS related_tools,
+    coalesce((SELECT json_agg(json_build_object('key', e.key, 'value', e.value, 'description', e.description)
+                              ORDER BY e.key)
+                FROM agent_tool_env e WHERE e.agent_id = a.id), '[]') AS related_env
+"""
 
 
-def tool_env_for(conn: Conn, agent_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Each agent's tool variables (Letta's tool_exec_environment_variables)."""
-    out: dict[str, list[dict[str, Any]]] = {a: [] for a in agent_ids}
-    for row in conn.execute(
-        "SELECT agent_id, key, value, description FROM agent_tool_env WHERE agent_id = ANY(%s) ORDER BY key",
-        (agent_ids,),
-    ):
-        out[row.pop("agent_id")].append(row)
-    return out
+def with_related(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Agents with their blocks, tools and tool variables, in one round trip (what the API shows).
+
+    The related rows arrive as JSON: timestamps are ISO strings there.
+    """
+    rows = conn.execute(
+        "SELECT a.*, " + _RELATED + " FROM agents a WHERE a.organization_id = %s AND a.id = ANY(%s)",
+        (organization_id, agent_ids),
+    ).fetchall()
+    return {row["id"]: row for row in rows}
