@@ -7,7 +7,11 @@ Contract with ``functions/agent_step/handler.py`` (kept exactly; the handler imp
   "task_token"?}`` and returns ``{"run_id", "iteration", "next": "step"|"tools"|"approval"|
   "done"|"failed", "stop_reason": str|null}``;
 - an approval pause ends when the API calls ``SendTaskSuccess`` with
-  ``{"run_id", "iteration", "next": "step"}``.
+  ``{"run_id", "iteration", "next": "step"}``;
+- an error a task's retries do not cure (a Lambda that keeps crashing, an approval wait past its
+  timeout, a bug) is caught into ``$.error`` and sent as ``{"action": "fail", "run_id",
+  "iteration", "error": {"Error", "Cause"}}``, which marks the run failed in Postgres (a client
+  polling the run learns why), before the execution fails with ``AgentRunFailed``.
 
 Only ids travel through the workflow (the transcript lives in Postgres), so payloads
 stay far below the 256 KiB limit. JSONPath rather than JSONata so moto can execute the
@@ -19,7 +23,8 @@ Choice after it 2, so one iteration that runs a step and then tools costs 14; a 
 adds 3 more (Scheduled, Started, Failed). With a cap of 500 iterations the worst
 ordinary execution is 500 x 14 = 7,000 events, and even one retry on every task
 (+6 per iteration, 3,000) leaves it at 10,000, well under the limit, before the loop
-continues as a new execution.
+continues as a new execution. A caught error ends the execution once, through MarkFailed
+(5 events, 3 per retry, at most 8 retries) and the Fail state: under 40 more events.
 """
 
 from __future__ import annotations
@@ -70,6 +75,11 @@ def _retry() -> list[dict[str, Any]]:
     ]
 
 
+# After the retries above: whatever still fails marks the run failed instead of leaving it "running".
+# ResultPath keeps the state's input (run_id, iteration) and adds the error beside it.
+CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MarkFailed"}]
+
+
 def _invoke(function_arn: str, action: str, next_state: str) -> dict[str, Any]:
     return {
         "Type": "Task",
@@ -86,6 +96,7 @@ def _invoke(function_arn: str, action: str, next_state: str) -> dict[str, Any]:
             "stop_reason.$": "$.Payload.stop_reason",
         },
         "Retry": _retry(),
+        "Catch": CATCH_ALL,
         "Next": next_state,
     }
 
@@ -113,6 +124,8 @@ def agent_loop_definition(
         },
         # The output is what the API sends with SendTaskSuccess: {"run_id", "iteration", "next"}.
         "Retry": _retry(),
+        # Includes States.Timeout: a wait past approval_timeout_seconds fails the run.
+        "Catch": CATCH_ALL,
         "Next": "Route",
     }
     if approval_timeout_seconds is not None:
@@ -163,7 +176,32 @@ def agent_loop_definition(
                         "BackoffRate": 2.0,
                     }
                 ],
+                "Catch": CATCH_ALL,
                 "Next": "Done",
+            },
+            "MarkFailed": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {
+                    "FunctionName": function_arn,
+                    "Payload": {
+                        "action": "fail",
+                        "run_id.$": "$.run_id",
+                        "iteration.$": "$.iteration",
+                        "error.$": "$.error",
+                    },
+                },
+                "ResultPath": None,
+                # The fail action is idempotent, so every retry of the other tasks is safe here too.
+                "Retry": _retry(),
+                "Next": "RunFailed",
+            },
+            "RunFailed": {
+                "Type": "Fail",
+                # A fixed name: a Fail state may not raise the caught error again when it is a States.* one
+                # (States.Timeout), and the caught error is in the history and on the run already.
+                "Error": "AgentRunFailed",
+                "Cause": "an error the retries did not cure; the run was marked failed with it",
             },
             "Done": {"Type": "Succeed"},
             "Failed": {
@@ -191,6 +229,7 @@ class AgentLoop(Construct):
         step_alias: lambda_.IAlias,
         iteration_cap: int,
         log_retention: logs.RetentionDays,
+        approval_timeout_seconds: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -210,7 +249,9 @@ class AgentLoop(Construct):
             retention=log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        definition = agent_loop_definition(step_alias.function_arn, iteration_cap=iteration_cap)
+        definition = agent_loop_definition(
+            step_alias.function_arn, iteration_cap=iteration_cap, approval_timeout_seconds=approval_timeout_seconds
+        )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",

@@ -41,6 +41,11 @@ class DeployConfig(BaseModel):
 
     # Agent loop: iterations per execution before it continues as a new one (see infra.agent_loop).
     iteration_cap: int = Field(default=500, alias="iterationCap", ge=1, le=1500)
+    # How long an execution waits for an approval before the run fails; unset waits as long as a
+    # Standard execution lives (one year), as Letta's approvals do not expire.
+    approval_timeout_seconds: int | None = Field(
+        default=None, alias="approvalTimeoutSeconds", ge=1, le=31_536_000
+    )
 
     # Sleep-time: the default schedule of the stack (EventBridge Scheduler expression).
     sleeptime_schedule: str = Field(default="rate(1 hour)", alias="sleeptimeSchedule")

@@ -110,6 +110,7 @@ class OStack(Stack):
             step_alias=step_live,
             iteration_cap=config.iteration_cap,
             log_retention=assets.log_retention,
+            approval_timeout_seconds=config.approval_timeout_seconds,
         )
         loop_env = {"O_AGENT_STATE_MACHINE_ARN": agent_loop.state_machine.state_machine_arn}
 

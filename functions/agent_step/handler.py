@@ -1,8 +1,9 @@
 """Agent-step Lambda: one action of the agent-loop state machine (see infra/agent_loop.py).
 
-Event ``{"action": "step"|"tools"|"await_approval", "run_id", "iteration", "task_token"?}``;
-returns ``{"run_id", "iteration", "next", "stop_reason"}``. The work is
-``o.agent.step.advance``, the same function the local runner loops over.
+Event ``{"action": "step"|"tools"|"await_approval"|"fail", "run_id", "iteration", "task_token"?,
+"error"?}``; returns ``{"run_id", "iteration", "next", "stop_reason"}``. The work is
+``o.agent.step.advance``, the same function the local runner loops over; ``fail`` comes from the
+state machine's Catch with its ``{"Error", "Cause"}`` and marks the run failed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from o import runtime
 from o.agent.engine import Engine, default_engine
 from o.agent.runner import resume_output, store_task_token
 from o.agent.step import Outcome, advance
+from o.agent.workflow_errors import fail_from_workflow
 from o.config import load_settings
 from o.observability import logger, metrics, tracer
 
@@ -24,10 +26,11 @@ from o.observability import logger, metrics, tracer
 class StepEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    action: Literal["step", "tools", "await_approval"]
+    action: Literal["step", "tools", "await_approval", "fail"]
     run_id: str = Field(min_length=1)
     iteration: int = Field(ge=0)
     task_token: str | None = None
+    error: dict[str, Any] | None = None
 
 
 # Module scope: one connection (prepared statements off for RDS Proxy) reused across invocations.
@@ -36,6 +39,8 @@ _engine: Engine = default_engine(_runtime.db)
 
 
 def handle(event: StepEvent, engine: Engine) -> dict[str, Any]:
+    if event.action == "fail":
+        return fail_from_workflow(engine.db, event.run_id, event.iteration, event.error or {}).to_dict()
     if event.action == "await_approval":
         if not event.task_token:
             raise ValueError("await_approval needs a task_token")

@@ -39,8 +39,27 @@ def test_every_state_is_reachable_and_every_next_exists() -> None:
     for state in states.values():
         targets.update(x for x in (state.get("Next"), state.get("Default")) if x)
         targets.update(choice["Next"] for choice in state.get("Choices", []))
+        targets.update(catch["Next"] for catch in state.get("Catch", []))
     assert targets == set(states)
-    assert {states[n]["Type"] for n in ("Done", "Failed", "UnknownNext")} == {"Succeed", "Fail"}
+    assert {states[n]["Type"] for n in ("Done", "Failed", "UnknownNext", "RunFailed")} == {"Succeed", "Fail"}
+
+
+def test_every_task_but_the_failure_path_catches_into_mark_failed() -> None:
+    states = agent_loop_definition("arn:fn")["States"]
+    tasks = {name for name, state in states.items() if state["Type"] == "Task"}
+    assert tasks == {"Step", "Tools", "AwaitApproval", "ContinueAsNew", "MarkFailed"}
+    for name in tasks - {"MarkFailed"}:
+        (catch,) = states[name]["Catch"]
+        # After the retries, everything; the state's input (run_id, iteration) is kept beside the error.
+        assert states[name]["Retry"]
+        assert catch == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MarkFailed"}
+    mark = states["MarkFailed"]
+    assert "Catch" not in mark, "a failure to mark the run must not loop back into MarkFailed"
+    assert mark["Parameters"]["Payload"] == {
+        "action": "fail", "run_id.$": "$.run_id", "iteration.$": "$.iteration", "error.$": "$.error",
+    }  # fmt: skip
+    assert mark["ResultPath"] is None and mark["Next"] == "RunFailed"
+    assert not states["RunFailed"]["Error"].startswith("States."), "reserved for Step Functions' own errors"
 
 
 def test_only_ids_travel_between_states() -> None:
@@ -58,10 +77,12 @@ def test_only_ids_travel_between_states() -> None:
 
 def test_config_defaults_and_overrides_from_context() -> None:
     assert config_from_context(lambda key: None) == DeployConfig()
-    context = {"o:dbMultiAz": "true", "o:iterationCap": 200, "o:sleeptimeSchedule": "rate(2 hours)"}
+    context = {"o:dbMultiAz": "true", "o:iterationCap": 200, "o:sleeptimeSchedule": "rate(2 hours)",
+               "o:approvalTimeoutSeconds": "86400"}  # fmt: skip
     config = config_from_context(context.get)
     assert config.db_multi_az is True
     assert config.iteration_cap == 200
+    assert config.approval_timeout_seconds == 86400
     assert config.sleeptime_schedule == "rate(2 hours)"
 
 

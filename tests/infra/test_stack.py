@@ -269,12 +269,21 @@ def test_state_machine_is_standard_logged_traced_and_invokes_the_step_alias(synt
     definition = _definition(synthesized)
     assert "QueryLanguage" not in definition, "JSONPath (the default), so moto can run it"
     step_alias = next(k for k in synthesized.resources("AWS::Lambda::Alias") if k.startswith("RolloutAgentStep"))
-    for name in ("Step", "Tools", "AwaitApproval"):
+    for name in ("Step", "Tools", "AwaitApproval", "MarkFailed"):
         state = definition["States"][name]
         assert state["Parameters"]["FunctionName"] == f"<{step_alias}>"
         errors = {e for retry in state["Retry"] for e in retry["ErrorEquals"]}
         assert set(LAMBDA_SERVICE_ERRORS) <= errors
         assert all(r["BackoffRate"] >= 2 and r["MaxAttempts"] >= 2 for r in state["Retry"])
+    # Past the retries, a failure marks the run failed (MarkFailed, action "fail") and then fails.
+    for name in ("Step", "Tools", "AwaitApproval", "ContinueAsNew"):
+        assert definition["States"][name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MarkFailed"}
+        ]
+    assert definition["States"]["MarkFailed"]["Parameters"]["Payload"]["action"] == "fail"
+    assert definition["States"]["MarkFailed"]["Next"] == "RunFailed"
+    assert definition["States"]["RunFailed"]["Type"] == "Fail"
+    assert "TimeoutSeconds" not in definition["States"]["AwaitApproval"], "approvals wait unless configured"
     assert definition["States"]["AwaitApproval"]["Resource"].endswith("lambda:invoke.waitForTaskToken")
     assert definition["States"]["AwaitApproval"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
 

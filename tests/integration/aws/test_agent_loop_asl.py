@@ -1,4 +1,5 @@
-"""The synthesized agent-loop ASL itself, executed by moto: routing, approval pause, retries, continue-as-new.
+"""The synthesized agent-loop ASL itself, executed by moto: routing, approval pause, retries, the
+failure path (Catch → MarkFailed → Fail), continue-as-new.
 
 The agent-step function here is a scripted Python function that answers each
 invocation per the contract in infra/agent_loop.py, so each test fixes exactly which
@@ -28,6 +29,9 @@ def scripted(answers: dict[tuple[str, int], str]) -> Callable[[dict[str, Any], A
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if event["action"] == "await_approval":
             return {"stored": True}  # the token is kept; the answer comes with SendTaskSuccess
+        if event["action"] == "fail":
+            return {"run_id": event["run_id"], "iteration": event["iteration"], "next": "failed",
+                    "stop_reason": "error"}  # fmt: skip
         iteration = event["iteration"] + (1 if event["action"] == "step" else 0)
         return {
             "run_id": event["run_id"],
@@ -91,14 +95,27 @@ def test_a_lambda_that_dies_is_invoked_again(parts: list[Any]) -> None:
         assert len(failures) == 1
 
 
-def test_a_code_error_is_not_retried(parts: list[Any]) -> None:
-    def bug(event: dict[str, Any]) -> None:
-        raise Crash("KeyError", "a bug in the handler")
+def test_a_code_error_is_not_retried_and_marks_the_run_failed(parts: list[Any]) -> None:
+    marked: list[int] = []
 
-    with agent_loop(parts, scripted({("step", 0): "done"})) as loop:
+    def bug(event: dict[str, Any]) -> None:
+        if event["action"] == "tools":
+            raise Crash("KeyError", "a bug in the handler")
+        # MarkFailed is retried on Lambda service errors like the other tasks.
+        if event["action"] == "fail" and not marked:
+            marked.append(1)
+            raise Crash("Lambda.ServiceException", "Lambda was unable to run the function")
+
+    with agent_loop(parts, scripted({("step", 0): "tools"})) as loop:
         loop.before = bug
-        assert loop.wait(loop.start("run-6"))["status"] == "FAILED"
-        assert len(loop.calls) == 1
+        execution = loop.wait(loop.start("run-6"))
+        assert execution["status"] == "FAILED"
+        assert execution.get("error") == "AgentRunFailed"
+        assert [c["action"] for c in loop.calls] == ["step", "tools", "fail", "fail"]
+        fail = loop.calls[-1]
+        assert (fail["run_id"], fail["iteration"]) == ("run-6", 1)
+        assert fail["error"]["Error"] == "KeyError"
+        assert "a bug in the handler" in fail["error"]["Cause"]
 
 
 def test_the_loop_continues_as_a_new_execution_at_the_cap(parts: list[Any]) -> None:

@@ -9,6 +9,7 @@ import importlib
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -19,7 +20,7 @@ from o.api.app import create_app
 from o.config import load_settings
 from o.store.db import Database
 from tests.integration.agent.conftest import create_agent, make_engine, say
-from tests.integration.aws.agent_loop_moto import REGION, Crash, Loop, agent_loop, synthesized_definition
+from tests.integration.aws.agent_loop_moto import REGION, Crash, LambdaContext, Loop, agent_loop, synthesized_definition
 from tests.integration.conftest import new_org_key
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call
@@ -48,8 +49,28 @@ def step_module(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Module
     load_settings.cache_clear()
 
 
+@pytest.fixture(scope="module")
+def timed_parts(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    """The app synthesized with approvals that time out after one second."""
+    return synthesized_definition(tmp_path_factory.mktemp("synth-timed"), {"o:approvalTimeoutSeconds": 1})
+
+
 @pytest.fixture
 def deployed(parts: list[Any], step_module: ModuleType, db: Database) -> Iterator[tuple[Loop, TestClient]]:
+    with _deploy(parts, step_module, db) as pair:
+        yield pair
+
+
+@pytest.fixture
+def deployed_with_approval_timeout(
+    timed_parts: list[Any], step_module: ModuleType, db: Database
+) -> Iterator[tuple[Loop, TestClient]]:
+    with _deploy(timed_parts, step_module, db) as pair:
+        yield pair
+
+
+@contextmanager
+def _deploy(parts: list[Any], step_module: ModuleType, db: Database) -> Iterator[tuple[Loop, TestClient]]:
     with agent_loop(parts, step_module.handler) as loop:
         # The step function's engine: its database, the test LLM keys, moto's Step Functions.
         step_engine = make_engine(db)
@@ -178,3 +199,79 @@ def test_a_step_whose_lambda_dies_after_committing_is_retried_without_duplicates
     assert len(user) == 1
     human = client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"]
     assert human.count("Likes tea.") == 1
+
+
+def _run(client: TestClient, run_id: str) -> dict[str, Any]:
+    response = client.get(f"/v1/runs/{run_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_a_step_whose_lambda_keeps_dying_fails_the_run_after_the_retries(
+    deployed: tuple[Loop, TestClient], openai_server: OpenAIServer, db: Database, step_module: ModuleType
+) -> None:
+    loop, client = deployed
+
+    def always_times_out(event: dict[str, Any]) -> None:
+        if event["action"] == "step":
+            raise Crash("Sandbox.Timedout", "Task timed out after 300.00 seconds")
+
+    loop.before = always_times_out
+    agent = create_agent(client, openai_server)
+    started = client.post(
+        f"/v1/agents/{agent['id']}/messages/async", json={"messages": [{"role": "user", "content": "Hello"}]}
+    )
+    assert started.status_code == 200, started.text
+    run_id = started.json()["id"]
+    assert _run(client, run_id)["status"] in ("created", "running")
+
+    execution = loop.wait(_only_execution(loop), timeout=60)
+    assert execution["status"] == "FAILED"
+    assert execution.get("error") == "AgentRunFailed"
+    # Three attempts of the step, then the real handler's fail action.
+    assert [c["action"] for c in loop.calls] == ["step", "step", "step", "fail"]
+    assert openai_server.requests == []
+
+    run = _run(client, run_id)
+    assert run["status"] == "failed"
+    assert run["stop_reason"] == "error"
+    assert "Sandbox.Timedout" in run["error"] and "Task timed out after 300.00 seconds" in run["error"]
+    assert client.get("/v1/runs/", params={"agent_id": agent["id"], "active": True}).json() == []
+    # The fail action is idempotent: a retried MarkFailed leaves the failed run as it is.
+    with db.transaction() as conn:
+        before = conn.execute("SELECT error, completed_at FROM runs WHERE id = %s", (run_id,)).fetchone()
+    again = loop.calls[-1]
+    answer = step_module.handler(again, LambdaContext())
+    assert answer == {"run_id": run_id, "iteration": 0, "next": "failed", "stop_reason": "error"}
+    with db.transaction() as conn:
+        assert conn.execute("SELECT error, completed_at FROM runs WHERE id = %s", (run_id,)).fetchone() == before
+
+
+def test_an_approval_wait_that_times_out_fails_the_run(
+    deployed_with_approval_timeout: tuple[Loop, TestClient], openai_server: OpenAIServer, db: Database
+) -> None:
+    loop, client = deployed_with_approval_timeout
+    agent = create_agent(
+        client, openai_server, tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}]
+    )
+    openai_server.push(
+        call("core_memory_append", _id="call_dog", label="human", content="Has a dog.", request_heartbeat=True)
+    )
+    out = say(client, agent["id"], "I have a dog")
+    assert out["stop_reason"]["stop_reason"] == "requires_approval"
+    run_id = out["usage"]["run_ids"][0]
+
+    # Nobody approves: after its one-second timeout the wait fails with States.Timeout and the run with it.
+    execution = loop.wait(_only_execution(loop), timeout=30)
+    assert execution["status"] == "FAILED"
+    assert execution.get("error") == "AgentRunFailed"
+    assert [c["action"] for c in loop.calls] == ["step", "await_approval", "fail"]
+    assert loop.calls[-1]["error"]["Error"] == "States.Timeout"
+    run = _run(client, run_id)
+    assert run["status"] == "failed"
+    assert run["stop_reason"] == "error"
+    assert "States.Timeout" in run["error"] and "approval nobody answered" in run["error"]
+    with db.transaction() as conn:
+        row = conn.execute("SELECT task_token, next_action FROM runs WHERE id = %s", (run_id,)).fetchone()
+    assert row == {"task_token": None, "next_action": "failed"}
+    assert "Has a dog." not in client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"]
