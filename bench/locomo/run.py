@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N conversations")
     parser.add_argument("--memory", choices=("archival", "recall"), default="archival",
                         help="index the turns as archival passages, or as an agent's message history")
+    parser.add_argument("--force-hnsw", action="store_true",
+                        help="search vectors through the HNSW index even for these small agents")
     parser.add_argument("--ablation", action="store_true",
                         help="also rank with BM25 alone and with vectors alone")
     args = parser.parse_args()
@@ -154,7 +156,8 @@ def main() -> None:
         if args.memory == "recall":
             settings = [("recall (conversation_search)", None)]
         results = [
-            (name, evaluate(db, org, questions, weights, message_turns if args.memory == "recall" else None))
+            (name, evaluate(db, org, questions, weights, message_turns if args.memory == "recall" else None,
+                            0 if args.force_hnsw else archival.store.EXACT_MAX_ROWS))
             for name, weights in settings
         ]
     finally:
@@ -165,7 +168,8 @@ def main() -> None:
     what = ("archival engine" if args.memory == "archival"
             else "recall engine (turns stored as messages, indexed with the 2 previous turns)")
     print(f"LoCoMo retrieval through O's {what} (BM25 + all-MiniLM-L6-v2 in Postgres), "
-          f"context window {args.context_window if args.memory == 'archival' else 'previous 2'}")
+          f"context window {args.context_window if args.memory == 'archival' else 'previous 2'}"
+          + (", vectors through HNSW" if args.force_hnsw else ""))
     print(f"conversations {len(conversations)}, turns {n_turns}, questions {len(questions)}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end")
     print(f"ingest: {ingest_seconds:.1f} s ({n_turns / ingest_seconds:.0f} passages/s, embedding included)")
@@ -200,7 +204,12 @@ def ingest_messages(db: Database, org: str, agent_id: str, conv: dict, turns_of:
 
 
 def evaluate(
-    db: Database, org: str, questions: list, weights: tuple[float, float] | None, turns_of: dict[str, str] | None
+    db: Database,
+    org: str,
+    questions: list,
+    weights: tuple[float, float] | None,
+    turns_of: dict[str, str] | None,
+    exact_max_rows: int,
 ) -> dict:
     recall: dict[int, list[float]] = {k: [] for k in KS}
     by_cat: dict[tuple[int, int], list[float]] = defaultdict(list)
@@ -214,7 +223,8 @@ def evaluate(
                 found = recall_memory.search(conn, org, agent_id, question, limit=max(KS))
                 ranked = [turns_of[m["id"]] for m in found]
             else:
-                hits = archival.search_hits(conn, org, agent_id, question, top_k=max(KS), weights=weights)
+                hits = archival.search_hits(conn, org, agent_id, question, top_k=max(KS), weights=weights,
+                                            exact_max_rows=exact_max_rows)
                 ranked = [h.passage.metadata["dia_id"] for h in hits]
         latencies.append(time.perf_counter() - started)
         wanted = set(evidence)

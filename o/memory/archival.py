@@ -342,10 +342,12 @@ def search_hits(
     embedder: Embedder | None = None,
     query_vector: np.ndarray | None = None,
     weights: tuple[float, float] | None = None,
+    exact_max_rows: int = store.EXACT_MAX_ROWS,
 ) -> list[SearchHit]:
     """The ``top_k`` passages that best match ``query`` (hybrid BM25 + vector), best first.
 
     ``weights`` (lexical, vector) overrides the fusion weights; (1, 0) is BM25 alone.
+    ``exact_max_rows`` is the agent size above which vectors are searched through HNSW.
     """
     top_k = DEFAULT_TOP_K if top_k is None else top_k
     if not 1 <= top_k <= MAX_TOP_K:
@@ -360,7 +362,7 @@ def search_hits(
         table="passages", corpus="archival", organization_id=organization_id, agent_id=agent_id,
         columns=store.PASSAGE_COLUMNS, filters=filters, model=config.embedding_model,
         dim=config.embedding_dim, query_vector=vector, lexical_weight=lexical_weight,
-        vector_weight=vector_weight,
+        vector_weight=vector_weight, exact_max_rows=exact_max_rows,
     )
     rows = store.hybrid_search(conn, spec, query, top_k=top_k)
     return [
