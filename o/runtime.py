@@ -63,7 +63,8 @@ def start_local_services(rt: Runtime, app: Any) -> None:
 
     - runs a previous process left mid-loop are finished from their durable state, in the
       background so serving starts at once;
-    - the sleep-time scheduler (which also resumes undecided evolutions), unless O_SLEEPTIME=false.
+    - the sleep-time scheduler (which also resumes undecided evolutions) and the every-N-user-messages
+      trigger on the local loop's run ends, unless O_SLEEPTIME=false.
     """
     from o.agent.engine import default_engine
     from o.agent.runner import resume_stale
@@ -71,6 +72,12 @@ def start_local_services(rt: Runtime, app: Any) -> None:
 
     engine = default_engine(rt.db)
     app.state.agent_engine = engine
+    if rt.settings.sleeptime:
+        from o.evolution import loop
+        from o.evolution.sleeptime import RunEndTrigger
+
+        # every N user messages: checked when a run ends, on the trigger's own thread
+        engine.on_run_end = RunEndTrigger(lambda: loop.default_deps(rt.db, engine))
 
     def resume() -> None:
         try:

@@ -20,6 +20,8 @@ from o.agent.runner import resume_output, store_task_token
 from o.agent.step import Outcome, advance
 from o.agent.workflow_errors import fail_from_workflow
 from o.config import load_settings
+from o.evolution import routing
+from o.evolution.metrics import CloudWatchMetrics
 from o.observability import logger, metrics, tracer
 
 
@@ -36,9 +38,11 @@ class StepEvent(BaseModel):
 # Module scope: one connection (prepared statements off for RDS Proxy) reused across invocations.
 _runtime = runtime.start(load_settings(), migrate_schema=False)
 _engine: Engine = default_engine(_runtime.db)
+# Per-version outcomes for canaries on the `live` alias; created on first use, like the engine's SFN client.
+_outcomes: CloudWatchMetrics | None = None
 
 
-def handle(event: StepEvent, engine: Engine) -> dict[str, Any]:
+def handle(event: StepEvent, engine: Engine, version: str = "$LATEST") -> dict[str, Any]:
     if event.action == "fail":
         return fail_from_workflow(engine.db, event.run_id, event.iteration, event.error or {}).to_dict()
     if event.action == "await_approval":
@@ -49,7 +53,16 @@ def handle(event: StepEvent, engine: Engine) -> dict[str, Any]:
             # The decision (or a cancel) came before the token: nobody else will release the wait.
             engine.sfn().send_task_success(taskToken=event.task_token, output=_json(resume_output(settled)))
         return Outcome(event.run_id, event.iteration, "approval", "requires_approval").to_dict()
-    return advance(engine.deps(), event.run_id, event.action, event.iteration).to_dict()
+    return advance(engine.deps(version=version), event.run_id, event.action, event.iteration).to_dict()
+
+
+def outcomes() -> CloudWatchMetrics:
+    global _outcomes
+    if _outcomes is None:
+        import boto3
+
+        _outcomes = CloudWatchMetrics(boto3.client("cloudwatch"))
+    return _outcomes
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -64,7 +77,9 @@ def _json(value: dict[str, Any]) -> str:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = StepEvent.model_validate(event)
     logger.append_keys(run_id=parsed.run_id, action=parsed.action, iteration=parsed.iteration)
-    result = handle(parsed, _engine)
+    result = handle(parsed, _engine, context.function_version)
+    if result["next"] in ("done", "failed"):
+        routing.publish_outcome(_engine.db, outcomes(), parsed.run_id, context.function_version)
     metrics.add_metric(name="AgentActions", unit=MetricUnit.Count, value=1)
     if result["next"] == "failed":
         metrics.add_metric(name="AgentRunsFailed", unit=MetricUnit.Count, value=1)

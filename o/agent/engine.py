@@ -57,6 +57,8 @@ class Engine:
     settings: AgentSettings = field(default_factory=AgentSettings)
     prompts: PromptCache = field(default_factory=lambda: default_cache)
     sfn_client: Any = None
+    # Given to every local run's loop: called with the run id when it ends (o serve: the sleep-time trigger).
+    on_run_end: Callable[[str], None] | None = None
     launcher: RunLauncher = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +78,7 @@ class Engine:
     def deps(self, **overrides: Any) -> StepDeps:
         policy = ContextPolicy(self.settings.summarize_threshold, self.settings.summarize_target)
         values: dict[str, Any] = {"db": self.db, "llm": self.llm, "tools": self.tools, "prompts": self.prompts,
-                                  "context": policy}
+                                  "context": policy, "on_run_end": self.on_run_end}
         values.update(overrides)
         return StepDeps(**values)
 

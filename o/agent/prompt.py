@@ -50,17 +50,23 @@ def render_blocks(blocks: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def render_metadata(last_edit: datetime | None, recall_count: int, archival_count: int) -> str:
+def render_metadata(last_edit: datetime | None, recall_count: int, archival_count: int,
+                    revision: int | None = None) -> str:
     when = last_edit.strftime("%Y-%m-%d %I:%M:%S %p %Z%z").strip() if last_edit else "never"
-    return "\n".join([
+    lines = [
         "<memory_metadata>",
         f"- The current system date is: {datetime.now(tz=last_edit.tzinfo if last_edit else None):%B %d, %Y}",
         f"- Memory blocks were last modified: {when}",
         f"- {recall_count} previous messages between you and the user are stored in recall memory "
         "(use tools to access them)",
         f"- {archival_count} total memories you created are stored in archival memory (use tools to access them)",
-        "</memory_metadata>",
-    ])
+    ]
+    if revision is not None:
+        # the agent can tie its behaviour to its evolution history (archival passages tagged "evolution")
+        lines.append(f"- You are running revision {revision} of your configuration (instructions, memory layout, "
+                     "tools, model settings); your archival memory records how and why earlier revisions changed")
+    lines.append("</memory_metadata>")
+    return "\n".join(lines)
 
 
 def render_tool_rules(rules: list[dict[str, Any]]) -> str:
@@ -90,8 +96,8 @@ def render_tool_rules(rules: list[dict[str, Any]]) -> str:
 
 
 def compose(system: str, blocks: list[dict[str, Any]], last_edit: datetime | None, recall: int, archival: int,
-            tool_rules: list[dict[str, Any]] | None = None) -> str:
-    memory = render_blocks(blocks) + "\n\n" + render_metadata(last_edit, recall, archival)
+            tool_rules: list[dict[str, Any]] | None = None, revision: int | None = None) -> str:
+    memory = render_blocks(blocks) + "\n\n" + render_metadata(last_edit, recall, archival, revision)
     rules = render_tool_rules(tool_rules or [])
     if rules:
         memory += "\n\n" + rules
@@ -119,7 +125,7 @@ def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
     assert row is not None
     blocks, counts, last_edit = row["blocks"], row, row["last_edit"]
     text = compose(agent["system"], blocks, last_edit, int(counts["recall"]), int(counts["archival"]),
-                   agent.get("tool_rules") or [])
+                   agent.get("tool_rules") or [], agent.get("revision"))
     return CompiledPrompt(agent_id, int(agent["version"]), text)
 
 

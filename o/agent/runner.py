@@ -38,6 +38,11 @@ def drive(deps: StepDeps, run_id: str, *, max_actions: int = MAX_ACTIONS) -> Out
     while outcome.next in ("step", "tools") and actions < max_actions:
         outcome = advance(deps, run_id, outcome.next, outcome.iteration)
         actions += 1
+    if outcome.next in ("done", "failed") and deps.on_run_end is not None:
+        try:
+            deps.on_run_end(run_id)
+        except Exception:  # a follow-up's failure is not the run's
+            logger.exception("run-end hook failed", extra={"run_id": run_id})
     return outcome
 
 

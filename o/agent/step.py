@@ -31,6 +31,7 @@ from o.agent.tool_rules import Call, ToolRules
 from o.agent.tools import HEARTBEAT, AgentTool, ToolExecutor, agent_tools
 from o.api.schemas.messages import to_letta
 from o.errors import NotFound, OError
+from o.evolution import routing
 from o.llm.client import LLMClient, LLMError
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ChatResponse, Completed, ToolCall, Usage
@@ -80,6 +81,12 @@ class StepDeps:
     stream_tokens: bool = False
     # Test hook: called at named points ("after_llm", "before_tool_commit", "after_tool") to inject crashes.
     fault: Callable[[str], None] | None = None
+    # The Lambda version executing this step (agent-step Lambda): recorded on the run's first step, so
+    # its outcome is reported under the version that decided its revision.
+    version: str | None = None
+    # Called with the run id when the local loop (runner.drive) sees a run end; must return at once
+    # (the sleep-time trigger only enqueues).
+    on_run_end: Callable[[str], None] | None = None
 
     def _fault(self, point: str) -> None:
         if self.fault is not None:
@@ -152,6 +159,8 @@ def finish_run(conn: Conn, run: dict[str, Any], stop_reason: str, *, status: str
     if error is not None:
         changes["error"] = error
     run = run_store.update(conn, run["id"], changes)
+    # the turn's outcome for its revision's canary figures, committed with the run's end
+    routing.record_run(conn, run)
     return Outcome(run["id"], run["iteration"], next_action, stop_reason)
 
 
@@ -214,6 +223,8 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
             return finish_run(conn, run, "error", error="the agent was deleted")
         if run["status"] == "created":
             run = run_store.update(conn, run_id, {"status": "running"})
+        # Which revision serves this run: decided on its first step, the same for every later one.
+        run, agent = routing.serve_run(conn, run, agent, version=deps.version)
         prompt = deps.prompts.get(conn, agent)
         rows = ctx_window.in_context(conn, agent["id"])
         tools = agent_tools(agent, agent.pop("tools_json"))
@@ -422,6 +433,8 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
             return replay
         if agent is None:
             return finish_run(conn, run, "error", error="the agent was deleted")
+        # the tool rules of the revision that made the calls
+        agent = routing.effective_agent(conn, agent, routing.run_revision(run, agent))
         tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
         rules = ToolRules.parse(agent["tool_rules"])
         tool_rows = _tool_rows(conn, run_id)

@@ -12,8 +12,10 @@ every N user messages (:func:`due_agents` counts them). A pass may start an evol
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -416,3 +418,56 @@ def after_user_messages(
     else:
         work()
     return True
+
+
+class RunEndTrigger:
+    """:func:`after_user_messages` for every run the local agent loop finishes, kept off the request path.
+
+    Set as the engine's ``on_run_end``: the loop only puts the run id on a queue. One worker thread
+    looks up the run's agent, skips shadow-test scratch copies, and counts; a due pass then runs on
+    its own thread (``after_user_messages``), so a long pass never delays the next count either.
+    """
+
+    def __init__(self, deps_for: Callable[[], loop.EvolutionDeps], policy: SleeptimePolicy | None = None) -> None:
+        self.deps_for = deps_for
+        self.policy = policy or SleeptimePolicy()
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._deps: loop.EvolutionDeps | None = None
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+
+    def __call__(self, run_id: str) -> None:
+        self._queue.put(run_id)
+        if self._worker is None:
+            with self._lock:
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._work, name="o-sleeptime-trigger", daemon=True)
+                    self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            run_id = self._queue.get()
+            try:
+                self.check(run_id)
+            except Exception:
+                logger.exception("sleep-time trigger failed", extra={"run_id": run_id})
+            finally:
+                self._queue.task_done()
+
+    def check(self, run_id: str) -> bool:
+        """Start a pass for the run's agent if it is due; whether one was started."""
+        if self._deps is None:
+            self._deps = self.deps_for()
+        with self._deps.db.transaction() as conn:
+            row = conn.execute(
+                """SELECT r.organization_id, r.agent_id FROM runs r JOIN organizations o ON o.id = r.organization_id
+                   WHERE r.id = %s AND o.name NOT LIKE %s""",
+                (run_id, SCRATCH_PREFIX + "%"),
+            ).fetchone()
+        if row is None:  # a shadow replay's run, or one deleted with its agent
+            return False
+        return after_user_messages(self._deps, row["organization_id"], row["agent_id"], policy=self.policy)
+
+    def drain(self) -> None:
+        """Wait until every queued run was looked at (the passes it started may still be running)."""
+        self._queue.join()

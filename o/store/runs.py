@@ -130,3 +130,26 @@ def messages(conn: Conn, run_id: str, *, after_seq: int = 0) -> list[dict[str, A
     return conn.execute(
         "SELECT * FROM messages WHERE run_id = %s AND seq > %s ORDER BY seq", (run_id, after_seq)
     ).fetchall()
+
+
+def set_metadata_once(conn: Conn, run_id: str, key: str, values: dict[str, Any]) -> dict[str, Any] | None:
+    """Merge ``values`` into the run's metadata unless ``key`` is there already; the run as it now stands.
+
+    Under the row lock a concurrent caller re-reads the committed row, so the first writer's values win.
+    """
+    return conn.execute(
+        """UPDATE runs SET metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
+                  updated_at = now()
+           WHERE id = %s RETURNING *""",
+        (key, Jsonb(values), run_id),
+    ).fetchone()
+
+
+def claim_flag(conn: Conn, run_id: str, flag: str) -> bool:
+    """Set ``metadata[flag]`` once; True only for the one caller that set it (an at-most-once claim)."""
+    row = conn.execute(
+        """UPDATE runs SET metadata = metadata || jsonb_build_object(%s::text, true)
+           WHERE id = %s AND NOT metadata ? %s RETURNING id""",
+        (flag, run_id, flag),
+    ).fetchone()
+    return row is not None

@@ -36,6 +36,7 @@ REGION = "us-east-1"
 @dataclass
 class FakeContext:
     function_name: str = "o-agent-step"
+    function_version: str = "1"
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:o-agent-step"
     aws_request_id: str = "req-1"
