@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
+from o.store import rows
 from o.store.db import Conn
 from o.store.pages import Page, fetch_page
 
@@ -19,17 +19,7 @@ _JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}
 
 
 def insert(conn: Conn, agent: dict[str, Any]) -> dict[str, Any]:
-    cols = list(agent)
-    values = [Jsonb(agent[c]) if c in _JSON else agent[c] for c in cols]
-    row = conn.execute(
-        sql.SQL("INSERT INTO agents ({cols}) VALUES ({vals}) RETURNING *").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
-            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-        ),
-        values,
-    ).fetchone()
-    assert row is not None
-    return row
+    return rows.insert_one(conn, "agents", agent, json_columns=_JSON)
 
 
 def get(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
@@ -75,10 +65,8 @@ def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, A
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    assignments = [
-        sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes
-    ] + [sql.SQL("updated_at = now(), version = version + 1")]
-    values = [Jsonb(v) if c in _JSON else v for c, v in changes.items()]
+    assignments, values = rows.assignments(changes, json_columns=_JSON)
+    assignments.append(sql.SQL("updated_at = now(), version = version + 1"))
     return conn.execute(
         sql.SQL("UPDATE agents SET {} WHERE id = %s AND organization_id = %s RETURNING *").format(
             sql.SQL(", ").join(assignments)

@@ -9,27 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
+from o.store import rows
 from o.store.db import Conn
 from o.store.pages import Page, fetch_page
 
+_JSON = {"metadata"}
 UPDATABLE = {"label", "value", "char_limit", "description", "read_only", "is_template", "template_name",
              "metadata"}
 
 
 def insert(conn: Conn, block: dict[str, Any]) -> dict[str, Any]:
-    cols = list(block)
-    values = [Jsonb(block[c]) if c == "metadata" else block[c] for c in cols]
-    row = conn.execute(
-        sql.SQL("INSERT INTO blocks ({cols}) VALUES ({vals}) RETURNING *").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
-            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-        ),
-        values,
-    ).fetchone()
-    assert row is not None
-    return row
+    return rows.insert_one(conn, "blocks", block, json_columns=_JSON)
 
 
 def get(conn: Conn, organization_id: str, block_id: str) -> dict[str, Any] | None:
@@ -59,9 +50,8 @@ def write(conn: Conn, block_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    assignments = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes]
+    assignments, values = rows.assignments(changes, json_columns=_JSON)
     assignments.append(sql.SQL("version = version + 1, updated_at = now()"))
-    values = [Jsonb(v) if c == "metadata" else v for c, v in changes.items()]
     row = conn.execute(
         sql.SQL("UPDATE blocks SET {} WHERE id = %s RETURNING *").format(sql.SQL(", ").join(assignments)),
         (*values, block_id),

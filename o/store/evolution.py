@@ -7,6 +7,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from o.store import rows
 from o.store.db import Conn
 
 _JSON = {"diff", "reflection", "figures", "budget", "canary"}
@@ -18,17 +19,7 @@ TERMINAL = ("promoted", "rolled_back")
 
 
 def insert(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
-    cols = list(row)
-    values = [Jsonb(row[c]) if c in _JSON else row[c] for c in cols]
-    created = conn.execute(
-        sql.SQL("INSERT INTO evolutions ({cols}) VALUES ({vals}) RETURNING *").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
-            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-        ),
-        values,
-    ).fetchone()
-    assert created is not None
-    return created
+    return rows.insert_one(conn, "evolutions", row, json_columns=_JSON)
 
 
 def get(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
+from o.store import rows
 from o.store.db import Conn
 from o.store.pages import Page, fetch_page
 
@@ -23,18 +23,10 @@ def insert_many(conn: Conn, messages: list[dict[str, Any]]) -> list[dict[str, An
     so replaying a step after a crash writes nothing twice; the stored rows are returned."""
     stored: list[dict[str, Any]] = []
     for message in messages:
-        cols = [c for c in COLUMNS if c in message]
-        values = [Jsonb(message[c]) if c in _JSON and message[c] is not None else message[c] for c in cols]
-        row = conn.execute(
-            sql.SQL(
-                "INSERT INTO messages ({cols}) VALUES ({vals}) ON CONFLICT (step_id, step_position) DO NOTHING "
-                "RETURNING *"
-            ).format(
-                cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
-                vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-            ),
-            values,
-        ).fetchone()
+        row = rows.insert(
+            conn, "messages", {c: message[c] for c in COLUMNS if c in message},
+            json_columns=_JSON, on_conflict="(step_id, step_position) DO NOTHING",
+        )
         if row is None:
             row = conn.execute(
                 "SELECT * FROM messages WHERE step_id = %s AND step_position = %s",

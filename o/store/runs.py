@@ -7,6 +7,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from o.store import rows
 from o.store.db import Conn
 from o.store.pages import Page, fetch_page
 
@@ -18,17 +19,7 @@ UPDATABLE = {
 
 
 def insert(conn: Conn, run: dict[str, Any]) -> dict[str, Any]:
-    cols = list(run)
-    values = [Jsonb(run[c]) if c in _JSON else run[c] for c in cols]
-    row = conn.execute(
-        sql.SQL("INSERT INTO runs ({cols}) VALUES ({vals}) RETURNING *").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
-            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-        ),
-        values,
-    ).fetchone()
-    assert row is not None
-    return row
+    return rows.insert_one(conn, "runs", run, json_columns=_JSON)
 
 
 def get(

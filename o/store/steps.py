@@ -7,6 +7,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from o.store import rows
 from o.store.db import Conn
 
 _JSON = {"usage", "tool_calls", "approvals"}
@@ -16,15 +17,7 @@ UPDATABLE = {"status", "usage", "stop_reason", "error", "completed_at", "tool_ca
 
 def insert(conn: Conn, step: dict[str, Any]) -> dict[str, Any] | None:
     """Insert a step; None when a step with the same (run_id, step_index) exists (a replay)."""
-    cols = list(step)
-    values = [Jsonb(step[c]) if c in _JSON else step[c] for c in cols]
-    return conn.execute(
-        sql.SQL("INSERT INTO steps ({cols}) VALUES ({vals}) ON CONFLICT DO NOTHING RETURNING *").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
-            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-        ),
-        values,
-    ).fetchone()
+    return rows.insert(conn, "steps", step, json_columns=_JSON, on_conflict="DO NOTHING")
 
 
 def get(conn: Conn, step_id: str, *, for_update: bool = False) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from o.store import rows
 from o.store.db import Conn
 from o.store.pages import Page, fetch_page
 
@@ -32,15 +33,7 @@ def _value(column: str, value: Any) -> Any:
 
 
 def insert(conn: Conn, tool: dict[str, Any]) -> dict[str, Any]:
-    cols = list(tool)
-    row = conn.execute(
-        sql.SQL("INSERT INTO tools ({cols}) VALUES ({vals}) RETURNING *").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
-            vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-        ),
-        [_value(c, tool[c]) for c in cols],
-    ).fetchone()
-    assert row is not None
+    row = rows.insert_one(conn, "tools", tool, json_columns=_JSON)
     _record_version(conn, row)
     return row
 

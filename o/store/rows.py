@@ -1,0 +1,54 @@
+"""The INSERT and SET clauses every repository builds from a dict of column values.
+
+JSON columns are wrapped in ``Jsonb`` (None stays SQL NULL); column names are quoted
+identifiers, never interpolated text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from o.store.db import Conn
+
+
+def value(column: str, raw: Any, json_columns: Collection[str]) -> Any:
+    return Jsonb(raw) if column in json_columns and raw is not None else raw
+
+
+def insert(
+    conn: Conn,
+    table: str,
+    row: dict[str, Any],
+    *,
+    json_columns: Collection[str] = (),
+    on_conflict: str = "",
+) -> dict[str, Any] | None:
+    """INSERT one row and return it; None only when ``on_conflict`` (e.g. "DO NOTHING") skipped it."""
+    cols = list(row)
+    query = sql.SQL("INSERT INTO {table} ({cols}) VALUES ({vals}) {conflict} RETURNING *").format(
+        table=sql.Identifier(table),
+        cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+        vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        conflict=sql.SQL("ON CONFLICT " + on_conflict) if on_conflict else sql.SQL(""),
+    )
+    return conn.execute(query, [value(c, row[c], json_columns) for c in cols]).fetchone()
+
+
+def insert_one(conn: Conn, table: str, row: dict[str, Any], *, json_columns: Collection[str] = ()) -> dict[str, Any]:
+    created = insert(conn, table, row, json_columns=json_columns)
+    assert created is not None
+    return created
+
+
+def assignments(
+    changes: dict[str, Any], *, json_columns: Collection[str] = ()
+) -> tuple[list[sql.Composable], list[Any]]:
+    """``col = %s`` pieces and their values for an UPDATE ... SET."""
+    return (
+        [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes],
+        [value(c, v, json_columns) for c, v in changes.items()],
+    )
