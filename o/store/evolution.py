@@ -39,9 +39,8 @@ def update(conn: Conn, evolution_id: str, changes: dict[str, Any]) -> dict[str, 
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    assignments = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes]
+    assignments, values = rows.assignments(changes, json_columns=_JSON)
     assignments.append(sql.SQL("updated_at = now()"))
-    values = [Jsonb(v) if c in _JSON and v is not None else v for c, v in changes.items()]
     row = conn.execute(
         sql.SQL("UPDATE evolutions SET {} WHERE id = %s RETURNING *").format(sql.SQL(", ").join(assignments)),
         (*values, evolution_id),

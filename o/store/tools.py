@@ -26,12 +26,6 @@ _JSON = {"json_schema", "args_json_schema", "metadata", "pip_requirements", "npm
 VERSIONED = {"name", "description", "source_code", "json_schema", "return_char_limit"}
 
 
-def _value(column: str, value: Any) -> Any:
-    if column in _JSON and value is not None:
-        return Jsonb(value)
-    return value
-
-
 def insert(conn: Conn, tool: dict[str, Any]) -> dict[str, Any]:
     row = rows.insert_one(conn, "tools", tool, json_columns=_JSON)
     _record_version(conn, row)
@@ -106,7 +100,7 @@ def update(conn: Conn, organization_id: str, tool_id: str, changes: dict[str, An
     if not real:
         return current
     bump = bool(VERSIONED & set(real))
-    assignments = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in real]
+    assignments, values = rows.assignments(real, json_columns=_JSON)
     assignments.append(sql.SQL("updated_at = now()"))
     if bump:
         assignments.append(sql.SQL("version = version + 1"))
@@ -114,7 +108,7 @@ def update(conn: Conn, organization_id: str, tool_id: str, changes: dict[str, An
         sql.SQL("UPDATE tools SET {} WHERE id = %s AND organization_id = %s RETURNING *").format(
             sql.SQL(", ").join(assignments)
         ),
-        (*[_value(c, v) for c, v in real.items()], tool_id, organization_id),
+        (*values, tool_id, organization_id),
     ).fetchone()
     if row is not None and bump:
         _record_version(conn, row)
