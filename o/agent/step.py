@@ -221,9 +221,8 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
             return finish_run(conn, run, "max_steps")
         if agent is None:
             return finish_run(conn, run, "error", error="the agent was deleted")
-        if run["status"] == "created":
-            run = run_store.update(conn, run_id, {"status": "running"})
-        # Which revision serves this run: decided on its first step, the same for every later one.
+        # Which revision serves this run: decided on its first step (which also marks the run running),
+        # the same for every later one.
         run, agent = routing.serve_run(conn, run, agent, version=deps.version)
         prompt = deps.prompts.get(conn, agent)
         rows = ctx_window.in_context(conn, agent["id"])

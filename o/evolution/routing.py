@@ -85,29 +85,37 @@ def record_turn(
                                    request_id=request_id)
 
 
-def serve_run(
+def decide(
     conn: Conn, run: dict[str, Any], agent: dict[str, Any], *, version: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(run, agent as the run's revision configures it), deciding the revision on the run's first step.
+    """(agent, the metadata recording the decision) for a run's first step; the caller stores the
+    decision with :func:`o.store.runs.start_serving`, where an earlier decision wins.
 
     An agent that never had a revision gets revision 1 now (once), so every run — and the feedback on
     it — names the configuration that served it. Shadow copies (``metadata.shadow_of``) are left alone:
     they carry a candidate's configuration, not a revision of their own.
     """
-    meta = run.get("metadata") or {}
-    if REVISION_KEY not in meta:
-        if agent.get("revision") is None and not (agent.get("metadata") or {}).get("shadow_of"):
-            revisions.current(conn, agent["organization_id"], agent["id"])
-            fresh = conn.execute("SELECT revision, version, metadata FROM agents WHERE id = %s",
-                                 (agent["id"],)).fetchone()
-            if fresh is not None:
-                agent = {**agent, **fresh}
-        values: dict[str, Any] = {REVISION_KEY: revision_for_request(conn, agent, run["id"])}
-        if version is not None:
-            values[VERSION_KEY] = version
-        run = run_store.set_metadata_once(conn, run["id"], REVISION_KEY, values) or run
-        meta = run.get("metadata") or {}
-    return run, effective_agent(conn, agent, meta.get(REVISION_KEY))
+    if agent.get("revision") is None and not (agent.get("metadata") or {}).get("shadow_of"):
+        revisions.current(conn, agent["organization_id"], agent["id"])
+        fresh = conn.execute("SELECT revision, version, metadata FROM agents WHERE id = %s",
+                             (agent["id"],)).fetchone()
+        if fresh is not None:
+            agent = {**agent, **fresh}
+    values: dict[str, Any] = {REVISION_KEY: revision_for_request(conn, agent, run["id"])}
+    if version is not None:
+        values[VERSION_KEY] = version
+    return agent, values
+
+
+def serve_run(
+    conn: Conn, run: dict[str, Any], agent: dict[str, Any], *, version: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run, agent as the run's revision configures it). The run's first step decides the revision and
+    moves the run to ``running`` (one UPDATE); later steps and replays only read the decision."""
+    if run["status"] == "created" or REVISION_KEY not in (run.get("metadata") or {}):
+        agent, values = decide(conn, run, agent, version=version)
+        run = run_store.start_serving(conn, run["id"], REVISION_KEY, values) or run
+    return run, effective_agent(conn, agent, run_revision(run, agent))
 
 
 def run_revision(run: dict[str, Any], agent: dict[str, Any]) -> int | None:
@@ -142,11 +150,10 @@ def record_run(conn: Conn, run: dict[str, Any]) -> bool:
     transaction, so a crash either records both or neither). False when there is nothing to record."""
     revision = (run.get("metadata") or {}).get(REVISION_KEY)
     turn = turn_of(run)
-    if revision is None or turn is None or not run_store.claim_flag(conn, run["id"], RECORDED_FLAG):
+    if revision is None or turn is None:
         return False
-    record_turn(conn, run["agent_id"], int(revision), ok=turn.ok, latency_ms=turn.latency_ms, tokens=turn.tokens,
-                request_id=run["id"])
-    return True
+    return evolution_store.record_run_outcome(conn, run["id"], RECORDED_FLAG, run["agent_id"], int(revision),
+                                              ok=turn.ok, latency_ms=turn.latency_ms, tokens=turn.tokens)
 
 
 def publish_outcome(db: Database, metrics: CloudWatchMetrics, run_id: str, version: str) -> bool:

@@ -147,6 +147,24 @@ def record_outcome(
     )
 
 
+def record_run_outcome(
+    conn: Conn, run_id: str, flag: str, agent_id: str, revision: int, *, ok: bool, latency_ms: float, tokens: int,
+) -> bool:
+    """A run's outcome, recorded only by the caller that sets ``runs.metadata[flag]`` (one statement, so
+    the run's end pays one round trip for it); False when it was recorded before."""
+    row = conn.execute(
+        """WITH claimed AS (
+               UPDATE runs SET metadata = metadata || jsonb_build_object(%(flag)s::text, true)
+               WHERE id = %(run)s AND NOT metadata ? %(flag)s RETURNING id)
+           INSERT INTO revision_outcomes (agent_id, revision, request_id, ok, latency_ms, tokens)
+           SELECT %(agent)s, %(revision)s, id, %(ok)s, %(latency)s, %(tokens)s FROM claimed
+           RETURNING id""",
+        {"flag": flag, "run": run_id, "agent": agent_id, "revision": revision, "ok": ok, "latency": latency_ms,
+         "tokens": tokens},
+    ).fetchone()
+    return row is not None
+
+
 def outcome_stats(conn: Conn, agent_id: str, revision: int, since: Any) -> dict[str, Any]:
     """Turns, error rate, latency, tokens and mean feedback score of ``revision`` since ``since``."""
     row = conn.execute(

@@ -123,13 +123,15 @@ def messages(conn: Conn, run_id: str, *, after_seq: int = 0) -> list[dict[str, A
     ).fetchall()
 
 
-def set_metadata_once(conn: Conn, run_id: str, key: str, values: dict[str, Any]) -> dict[str, Any] | None:
-    """Merge ``values`` into the run's metadata unless ``key`` is there already; the run as it now stands.
+def start_serving(conn: Conn, run_id: str, key: str, values: dict[str, Any]) -> dict[str, Any] | None:
+    """A run's first step: ``created`` becomes ``running`` and ``values`` are merged into its metadata
+    unless ``key`` is there already, in one statement; the run as it now stands.
 
     Under the row lock a concurrent caller re-reads the committed row, so the first writer's values win.
     """
     return conn.execute(
-        """UPDATE runs SET metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
+        """UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END,
+                  metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
                   updated_at = now()
            WHERE id = %s RETURNING *""",
         (key, Jsonb(values), run_id),
