@@ -12,6 +12,10 @@ A step is split where a crash could otherwise lose or duplicate work:
   The last result commits together with the step's completion and the decision whether the
   loop goes on (``request_heartbeat``, tool rules, ``max_steps``, cancel).
 
+Which revision of the agent's configuration serves a run is decided on its first step and kept in
+``runs.metadata`` (:mod:`o.evolution.routing`): a canary's traffic split happens here, per run, and
+the run's end records its outcome for that revision in the same transaction.
+
 Every function takes its dependencies (:class:`StepDeps`) and returns an
 :class:`Outcome` shaped like the state machine's contract.
 """
