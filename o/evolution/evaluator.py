@@ -64,6 +64,8 @@ class CanaryGate(BaseModel):
     max_error_rate_increase: float = Field(default=0.05, ge=0, le=1)
     min_feedback_delta: float = Field(default=-0.1, ge=-1, le=1)
     max_latency_ratio: float = Field(default=2.0, gt=0)
+    # Below this absolute slowdown a ratio is noise (a 3 ms reply against a 6 ms one), not a regression.
+    min_latency_delta_ms: float = Field(default=250.0, ge=0)
     on_inconclusive: Literal["rollback", "promote"] = "rollback"
 
 
@@ -74,6 +76,7 @@ class Gate(BaseModel):
     max_regressions: int = Field(default=0, ge=0, description="eval cases where the candidate scores lower")
     max_error_rate: float = Field(default=0.0, ge=0, le=1)
     max_latency_ratio: float = Field(default=2.0, gt=0)
+    min_latency_delta_ms: float = Field(default=250.0, ge=0)
     max_cost_ratio: float = Field(default=2.0, gt=0)
     judge_weight: float = Field(default=0.3, ge=0, le=1)
     canary: CanaryGate = Field(default_factory=CanaryGate)
@@ -104,6 +107,11 @@ class Suite(BaseModel):
     def held_out_cases(self) -> list[EvalCase]:
         return [c for c in self.cases if c.held_out]
 
+
+
+def slower(current_ms: float, candidate_ms: float, max_ratio: float, min_delta_ms: float) -> bool:
+    """Is the candidate slower by more than the ratio allows, and by enough milliseconds to matter?"""
+    return current_ms > 0 and candidate_ms / current_ms > max_ratio and candidate_ms - current_ms >= min_delta_ms
 
 def load_suite(conn: Conn, agent_id: str) -> Suite:
     row = evolution_store.get_suite(conn, agent_id)
@@ -263,7 +271,8 @@ def gate(gate_config: Gate, current: Summary, candidate: Summary) -> GateResult:
                        f"the required {gate_config.min_improvement:+.3f}")
     if len(regressions) > gate_config.max_regressions:
         reasons.append(f"regresses {len(regressions)} case(s): {regressions[:5]}")
-    if current.latency_ms > 0 and candidate.latency_ms / current.latency_ms > gate_config.max_latency_ratio:
+    if slower(current.latency_ms, candidate.latency_ms, gate_config.max_latency_ratio,
+              gate_config.min_latency_delta_ms):
         reasons.append(f"latency {candidate.latency_ms:.0f} ms vs {current.latency_ms:.0f} ms")
     if current.tokens > 0 and candidate.tokens / current.tokens > gate_config.max_cost_ratio:
         reasons.append(f"cost {candidate.tokens:.0f} vs {current.tokens:.0f} tokens per replay")

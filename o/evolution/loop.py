@@ -444,7 +444,7 @@ def do_evaluate(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
     if cand.feedback is not None and base.feedback is not None and \
             cand.feedback - base.feedback < rules.min_feedback_delta:
         problems.append(f"canary feedback {cand.feedback:.2f} vs {base.feedback:.2f}")
-    if base.latency_ms > 0 and cand.latency_ms / base.latency_ms > rules.max_latency_ratio:
+    if evaluator.slower(base.latency_ms, cand.latency_ms, rules.max_latency_ratio, rules.min_latency_delta_ms):
         problems.append(f"canary latency {cand.latency_ms:.0f} ms vs {base.latency_ms:.0f} ms")
     if problems:
         return rollback(deps, evo["id"], "canary worse than the current revision: " + "; ".join(problems))

@@ -156,3 +156,11 @@ def test_state_machine_definition() -> None:
         todo += [state[k] for k in ("Next", "Default") if k in state]
         todo += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
     assert seen == set(states)
+
+
+def test_latency_ratio_needs_a_slowdown_that_matters() -> None:
+    # 3 ms against 7 ms is scheduling noise on a busy machine, not a slower candidate
+    assert not evaluator.slower(3.0, 7.0, 2.0, 250.0)
+    assert evaluator.slower(300.0, 900.0, 2.0, 250.0)
+    assert not evaluator.slower(300.0, 500.0, 2.0, 250.0)
+    assert not evaluator.slower(0.0, 900.0, 2.0, 250.0)
