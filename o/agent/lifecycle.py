@@ -26,6 +26,10 @@ DEFAULT_EMBEDDING_CONFIG: dict[str, Any] = {
 }
 
 
+# What a revision captures (o/evolution/revisions.py): an API edit of these makes a new one.
+EVOLVABLE = {"system", "llm_config", "tool_rules", "block_ids", "tool_ids"}
+
+
 @dataclass
 class AgentSpec:
     name: str
@@ -79,7 +83,16 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec) -> AgentView:
     _set_tools(conn, organization_id, agent["id"], spec.tool_ids, spec.tool_names)
     if spec.tool_env:
         _catalog().set_agent_env(conn, organization_id, agent["id"], spec.tool_env)
+    _record_revision(conn, organization_id, agent["id"])
     return get(conn, organization_id, agent["id"])
+
+
+def _record_revision(conn: Conn, organization_id: str, agent_id: str) -> None:
+    """Revision 1 at creation; later, a user's edit of what evolution may change is a revision too
+    (author "user"), recorded at once so the next run reports it and feedback is credited to it."""
+    from o.evolution import revisions  # evolution builds on agents, not the other way round
+
+    revisions.current(conn, organization_id, agent_id)
 
 
 def _catalog() -> Any:
@@ -153,6 +166,9 @@ def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, A
         for block_id in block_ids:
             if block_id not in current:
                 memory_blocks.attach(conn, organization_id, agent_id, block_id)
+    if EVOLVABLE & (set(changes) | ({"block_ids"} if block_ids is not None else set())
+                    | ({"tool_ids"} if tool_ids is not None else set())):
+        _record_revision(conn, organization_id, agent_id)
     return get(conn, organization_id, agent_id)
 
 
