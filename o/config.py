@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,11 +63,17 @@ class Settings(BaseSettings):
 
 def build_settings(**overrides: object) -> Settings:
     """Validate the environment, with explicit overrides (e.g. command-line flags) on top."""
+    return validated(Settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def validated(model: type[BaseSettings], **overrides: object) -> Any:
+    """An instance of a settings model, or a ConfigError naming each bad variable."""
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+        return model(**overrides)
     except ValidationError as exc:
+        prefix = str(model.model_config.get("env_prefix") or "")
         problems = "; ".join(
-            f"O_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from exc
 

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from o.config import Settings
+from o.config import Settings, validated
 from o.store.db import Database
 from o.store.embedded import EmbeddedPostgres
 from o.store.migrate import migrate
@@ -44,7 +44,21 @@ def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | No
     return embedded.url, embedded
 
 
+def check_environment() -> None:
+    """Every module's settings model reads its variables here, once, so a bad value stops the
+    process at start with the variable's name rather than failing the first request that needs it."""
+    from o.agent.engine import AgentSettings
+    from o.evolution.loop import Budget, EvolutionPolicy
+    from o.evolution.sleeptime import SleeptimePolicy
+    from o.llm.config import LLMSettings
+    from o.tools.sandbox import SandboxSettings
+
+    for model in (AgentSettings, LLMSettings, SandboxSettings, EvolutionPolicy, Budget, SleeptimePolicy):
+        validated(model)
+
+
 def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
+    check_environment()
     url, embedded = resolve_database_url(settings)
     if settings.run_migrations if migrate_schema is None else migrate_schema:
         migrate(url)
