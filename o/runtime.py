@@ -48,12 +48,12 @@ def check_environment() -> None:
     """Every module's settings model reads its variables here, once, so a bad value stops the
     process at start with the variable's name rather than failing the first request that needs it."""
     from o.agent.engine import AgentSettings
-    from o.evolution.loop import Budget, EvolutionPolicy
+    from o.evolution.loop import EvolutionPolicy
     from o.evolution.sleeptime import SleeptimePolicy
     from o.llm.config import LLMSettings
     from o.tools.sandbox import SandboxSettings
 
-    for model in (AgentSettings, LLMSettings, SandboxSettings, EvolutionPolicy, Budget, SleeptimePolicy):
+    for model in (AgentSettings, LLMSettings, SandboxSettings, EvolutionPolicy, SleeptimePolicy):
         validated(model)
 
 
