@@ -15,10 +15,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from o import runtime
+from o.agent import workflow
 from o.agent.engine import Engine, default_engine
-from o.agent.runner import resume_output, store_task_token
-from o.agent.step import Outcome, advance
-from o.agent.workflow_errors import fail_from_workflow
 from o.config import load_settings
 from o.evolution import routing
 from o.evolution.metrics import CloudWatchMetrics
@@ -42,20 +40,6 @@ _engine: Engine = default_engine(_runtime.db)
 _outcomes: CloudWatchMetrics | None = None
 
 
-def handle(event: StepEvent, engine: Engine, version: str = "$LATEST") -> dict[str, Any]:
-    if event.action == "fail":
-        return fail_from_workflow(engine.db, event.run_id, event.iteration, event.error or {}).to_dict()
-    if event.action == "await_approval":
-        if not event.task_token:
-            raise ValueError("await_approval needs a task_token")
-        settled = store_task_token(engine.db, event.run_id, event.task_token, event.iteration)
-        if settled is not None:
-            # The decision (or a cancel) came before the token: nobody else will release the wait.
-            engine.sfn().send_task_success(taskToken=event.task_token, output=_json(resume_output(settled)))
-        return Outcome(event.run_id, event.iteration, "approval", "requires_approval").to_dict()
-    return advance(engine.deps(version=version), event.run_id, event.action, event.iteration).to_dict()
-
-
 def outcomes() -> CloudWatchMetrics:
     global _outcomes
     if _outcomes is None:
@@ -65,19 +49,14 @@ def outcomes() -> CloudWatchMetrics:
     return _outcomes
 
 
-def _json(value: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(value)
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = StepEvent.model_validate(event)
     logger.append_keys(run_id=parsed.run_id, action=parsed.action, iteration=parsed.iteration)
-    result = handle(parsed, _engine, context.function_version)
+    result = workflow.perform(_engine, parsed.action, parsed.run_id, parsed.iteration, task_token=parsed.task_token,
+                              error=parsed.error, version=context.function_version)
     if result["next"] in ("done", "failed"):
         routing.publish_outcome(_engine.db, outcomes(), parsed.run_id, context.function_version)
     metrics.add_metric(name="AgentActions", unit=MetricUnit.Count, value=1)

@@ -1,20 +1,47 @@
-"""Runs whose Step Functions execution failed: the agent loop's Catch hands its error here
-(action ``fail`` of the agent-step function) so the run ends ``failed`` instead of staying
-``running`` with nothing left to finish it."""
+"""The agent loop as the Step Functions state machine drives it (infra/agent_loop.py): one action
+per Task, the same ``advance`` the local runner loops over.
+
+Runs whose execution failed: the loop's Catch hands its error here (action ``fail``) so the run
+ends ``failed`` instead of staying ``running`` with nothing left to finish it."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from o.agent.runner import fail_run
-from o.agent.step import Outcome
+from o.agent.engine import Engine
+from o.agent.runner import fail_run, resume_output, store_task_token
+from o.agent.step import Outcome, advance
 from o.store.db import Database
 
 # Enough of a Step Functions cause to say what went wrong; the full text stays in the execution history.
 CAUSE_CHARS = 1000
 # Step Functions gives no cause with a timeout; this one would otherwise read as a bare name.
 _NO_CAUSE = {"States.Timeout": "the state ran past its timeout (an approval nobody answered in time)"}
+
+
+def perform(
+    engine: Engine,
+    action: str,
+    run_id: str,
+    iteration: int,
+    *,
+    task_token: str | None = None,
+    error: dict[str, Any] | None = None,
+    version: str = "$LATEST",
+) -> dict[str, Any]:
+    """One Task of the agent loop; returns the contract's ``{"run_id", "iteration", "next", "stop_reason"}``."""
+    if action == "fail":
+        return fail_from_workflow(engine.db, run_id, iteration, error or {}).to_dict()
+    if action == "await_approval":
+        if not task_token:
+            raise ValueError("await_approval needs a task_token")
+        settled = store_task_token(engine.db, run_id, task_token, iteration)
+        if settled is not None:
+            # The decision (or a cancel) came before the token: nobody else will release the wait.
+            engine.sfn().send_task_success(taskToken=task_token, output=json.dumps(resume_output(settled)))
+        return Outcome(run_id, iteration, "approval", "requires_approval").to_dict()
+    return advance(engine.deps(version=version), run_id, action, iteration).to_dict()
 
 
 def fail_from_workflow(db: Database, run_id: str, iteration: int, error: dict[str, Any]) -> Outcome:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from o.agent.workflow_errors import CAUSE_CHARS, workflow_error_text
+from o.agent.workflow import CAUSE_CHARS, workflow_error_text
 
 
 def test_a_lambda_json_cause_reads_as_type_and_message() -> None:
