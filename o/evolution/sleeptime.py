@@ -32,7 +32,7 @@ from o.evolution.shadow import SCRATCH_PREFIX
 from o.ids import new_id
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ToolCall, ToolSpec
-from o.memory import archival
+from o.memory import archival, recall
 from o.memory import blocks as memory_blocks
 from o.observability import logger
 from o.store import agents as agent_store
@@ -466,6 +466,10 @@ class RunEndTrigger:
             ).fetchone()
         if row is None:  # a shadow replay's run, or one deleted with its agent
             return False
+        # Embed the run's messages for conversation_search now, off the request path, rather than
+        # inline in the first search after a long history.
+        with self._deps.db.transaction() as conn:
+            recall.index_pending(conn, row["organization_id"], row["agent_id"])
         return after_user_messages(self._deps, row["organization_id"], row["agent_id"], policy=self.policy)
 
     def drain(self) -> None:

@@ -237,6 +237,10 @@ def test_sleeptime_pass_after_n_user_messages_off_the_request_path(
         with db.transaction() as conn:
             assert conn.execute("SELECT count(*) AS n FROM sleeptime_passes WHERE agent_id = %s",
                                 (aid,)).fetchone()["n"] == 0
+            # the finished runs' messages were embedded for conversation_search in the background
+            pending = conn.execute("SELECT count(*) AS n FROM messages WHERE agent_id = %s AND role = 'user' "
+                                   "AND embedding_dim IS NULL", (aid,)).fetchone()["n"]
+        assert pending == 0
         _ask(api, aid, "I am Ada. What is the capital of Italy?")
         trigger.drain()
         deadline = time.monotonic() + 20
