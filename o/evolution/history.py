@@ -42,7 +42,8 @@ def remember(db: Database, evolution: dict[str, Any]) -> str:
     """Write the decision into the agent's archival memory; returns the passage id.
 
     Embedding may be unavailable (no local model, provider down); the decision is then stored as a
-    plain passage row, still found by the reflection's tag lookup and by text search, never lost.
+    plain passage row that the reflection still finds by its ``evolution`` tag, so it is never lost,
+    though archival search (which needs the embedding and the indexed text) does not return it.
     """
     text = summary_text(evolution)
     tags = ["evolution", evolution["decision"]]
