@@ -201,22 +201,34 @@ def _letta_items(row: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any
     return [i for i in items if not wanted or i["message_type"] in wanted]
 
 
+def _enter(
+    conn: Conn, run_id: str, iteration: int | None, *, finished_at: str
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any], int] | Outcome:
+    """A phase's starting state (run, step, agent, iteration), or the Outcome to return at once: the
+    run has ended, or an earlier attempt already finished this phase (the run stands at ``finished_at``)."""
+    run, step, agent = run_store.load_state(conn, run_id, iteration)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    done = _finished(run)
+    if done is not None:
+        return done
+    if iteration is None:
+        iteration = int(run["iteration"])
+        if run["next_action"] == finished_at:
+            return Outcome(run_id, iteration, finished_at, None)
+    return run, step, agent, iteration
+
+
 # -- phase 1: the LLM call ------------------------------------------------------------------------
 
 
 def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
     """Phase 1 of step ``iteration``; None: of the step the run stands at (what :func:`advance` does)."""
     with deps.db.transaction() as conn:
-        run, existing, agent = run_store.load_state(conn, run_id, iteration)
-        if run is None:
-            raise NotFound(f"run {run_id} not found")
-        done = _finished(run)
-        if done is not None:
-            return done
-        if iteration is None:
-            iteration = int(run["iteration"])
-            if run["next_action"] == "tools":  # an earlier attempt finished this phase
-                return Outcome(run_id, iteration, "tools", None)
+        entered = _enter(conn, run_id, iteration, finished_at="tools")
+        if isinstance(entered, Outcome):
+            return entered
+        run, existing, agent, iteration = entered
         if existing is not None:
             return _replayed(conn, run, existing)
         if run["cancel_requested"]:
@@ -416,16 +428,10 @@ class _CallResult:
 def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
     """Phase 2 of step ``iteration``; None: of the step the run stands at (what :func:`advance` does)."""
     with deps.db.transaction() as conn:
-        run, step, agent = run_store.load_state(conn, run_id, iteration)
-        if run is None:
-            raise NotFound(f"run {run_id} not found")
-        done = _finished(run)
-        if done is not None:
-            return done
-        if iteration is None:
-            iteration = int(run["iteration"])
-            if run["next_action"] == "step":  # an earlier attempt finished this phase
-                return Outcome(run_id, iteration, "step", None)
+        entered = _enter(conn, run_id, iteration, finished_at="step")
+        if isinstance(entered, Outcome):
+            return entered
+        run, step, agent, iteration = entered
         step_id = step_id_for(run_id, iteration)
         if step is None:
             raise OError(f"run {run_id} has no step {iteration} to run tools for")
