@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from o.errors import Unauthorized
 from o.store import orgs
@@ -16,7 +17,9 @@ from o.store.db import Database
 _bearer = HTTPBearer(auto_error=False, description="An O API key: `o keys create` prints one")
 
 
-def get_db(request: Request) -> Database:
+# The dependencies are coroutines: FastAPI runs a plain ``def`` dependency on the thread pool, a hop
+# per dependency per request; these do no blocking work except the key lookup on a cache miss.
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
@@ -45,7 +48,12 @@ class KeyCache:
             self._entries[secret] = (organization_id, time.monotonic() + self.ttl)
 
 
-def current_org(
+def _lookup_key(db: Database, secret: str) -> str | None:
+    with db.transaction() as conn:
+        return orgs.organization_for_key(conn, secret)
+
+
+async def current_org(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -55,8 +63,7 @@ def current_org(
     secret = credentials.credentials
     org_id = cache.get(secret)
     if org_id is None:
-        with get_db(request).transaction() as conn:
-            org_id = orgs.organization_for_key(conn, secret)
+        org_id = await run_in_threadpool(_lookup_key, request.app.state.db, secret)
         if org_id is None:
             raise Unauthorized("invalid or revoked API key")
         cache.put(secret, org_id)

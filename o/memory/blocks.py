@@ -51,6 +51,12 @@ def update(conn: Conn, organization_id: str, block_id: str, changes: dict[str, A
     current = block_store.lock(conn, organization_id, block_id)
     if current is None:
         raise NotFound(f"block {block_id} not found")
+    return update_locked(conn, current, changes)
+
+
+def update_locked(conn: Conn, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """:func:`update` of a block the caller already read under its row lock (``block_store.lock``
+    or ``block_store.lock_by_label`` in this transaction), without locking it a second time."""
     return _write(conn, current, _to_columns(changes))
 
 

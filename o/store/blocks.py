@@ -52,19 +52,20 @@ def write(conn: Conn, block_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     assignments, values = rows.assignments(changes, json_columns=_JSON)
     assignments.append(sql.SQL("version = version + 1, updated_at = now()"))
-    row = conn.execute(
-        sql.SQL("UPDATE blocks SET {} WHERE id = %s RETURNING *").format(sql.SQL(", ").join(assignments)),
-        (*values, block_id),
-    ).fetchone()
-    assert row is not None
     if "label" in changes:
         conn.execute("UPDATE agent_blocks SET label = %s WHERE block_id = %s", (changes["label"], block_id))
-    # Every agent that shows this block must recompile its prompt.
-    conn.execute(
-        """UPDATE agents SET version = version + 1, updated_at = now()
-           WHERE id IN (SELECT agent_id FROM agent_blocks WHERE block_id = %s)""",
-        (block_id,),
-    )
+    # One statement, one round trip: the block, and every agent that shows it (its prompt must be
+    # recompiled). The block's row is already locked, so the lock order (block, then agents) is unchanged.
+    row = conn.execute(
+        sql.SQL(
+            """WITH touched AS (
+                   UPDATE agents SET version = version + 1, updated_at = now()
+                    WHERE id IN (SELECT agent_id FROM agent_blocks WHERE block_id = %s))
+               UPDATE blocks SET {} WHERE id = %s RETURNING *"""
+        ).format(sql.SQL(", ").join(assignments)),
+        (block_id, *values, block_id),
+    ).fetchone()
+    assert row is not None
     return row
 
 

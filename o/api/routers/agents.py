@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Query, status
+from starlette.responses import Response
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
+from o.api.responses import model_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
 from o.store.pages import Page
 
@@ -43,9 +45,10 @@ def list_agents(
 
 
 @router.get("/{agent_id}", response_model=AgentState)
-def get_agent(agent_id: str, org: Org, db: Db) -> AgentState:
+def get_agent(agent_id: str, org: Org, db: Db) -> Response:
     with db.transaction() as conn:
-        return AgentState.from_view(lifecycle.get(conn, org, agent_id))
+        view = lifecycle.get(conn, org, agent_id)
+    return model_json(AgentState.from_view(view))
 
 
 @router.patch("/{agent_id}", response_model=AgentState)

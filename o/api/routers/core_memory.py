@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Query
+from starlette.responses import Response
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
 from o.api.paging import slice_page
+from o.api.responses import model_json
 from o.api.schemas.agents import AgentState
 from o.api.schemas.blocks import Block, UpdateBlock, block_changes
 from o.errors import NotFound
@@ -36,12 +38,12 @@ def list_agent_blocks(
 
 
 @router.get("/{block_label}", response_model=Block)
-def get_agent_block(agent_id: str, block_label: str, org: Org, db: Db) -> Block:
+def get_agent_block(agent_id: str, block_label: str, org: Org, db: Db) -> Response:
     with db.transaction() as conn:
         view = lifecycle.get(conn, org, agent_id)
     for block in view.blocks:
         if block["label"] == block_label:
-            return Block.from_row(block)
+            return model_json(Block.from_row(block))
     raise NotFound(f"agent {agent_id} has no block labelled {block_label!r}")
 
 
@@ -62,10 +64,13 @@ def detach_block(agent_id: str, block_id: str, org: Org, db: Db) -> AgentState:
 
 
 @router.patch("/{block_label}", response_model=Block)
-def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: Org, db: Db) -> Block:
+def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: Org, db: Db) -> Response:
     with db.transaction() as conn:
-        lifecycle.require(conn, org, agent_id)
+        # The locking read finds the block only through an agent of this organization; the agent
+        # itself is looked up only to say which of the two is missing.
         current = block_store.lock_by_label(conn, org, agent_id, block_label)
         if current is None:
+            lifecycle.require(conn, org, agent_id)
             raise NotFound(f"agent {agent_id} has no block labelled {block_label!r}")
-        return Block.from_row(memory_blocks.update(conn, org, current["id"], block_changes(body)))
+        row = memory_blocks.update_locked(conn, current, block_changes(body))
+    return model_json(Block.from_row(row))

@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
+from starlette.responses import Response
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
+from o.api.responses import json_of
 from o.api.schemas.messages import to_letta_list
+from o.errors import InvalidInput
 from o.store import messages as message_store
 from o.store.pages import Page
 
 router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["messages"])
 
 
-@router.get("/messages")
+@router.get("/messages", response_model=list[dict[str, Any]])
 def list_messages(
     agent_id: str,
     org: Org,
@@ -25,9 +28,16 @@ def list_messages(
     limit: int = Query(default=100, ge=1, le=1000),
     order: Literal["asc", "desc"] = "desc",
     use_assistant_message: bool = True,
-) -> list[dict[str, Any]]:
+) -> Response:
     page = Page(before=before, after=after, limit=limit, order=order)
     with db.transaction() as conn:
-        lifecycle.require(conn, org, agent_id)
-        rows = message_store.list_page(conn, org, agent_id, page)
-    return to_letta_list(rows, use_assistant_message=use_assistant_message)
+        # The page query is scoped to the organization's agent; only when it finds nothing (or
+        # rejects a cursor) is the agent looked up, so a missing agent is a 404, not an empty list.
+        try:
+            rows = message_store.list_page(conn, org, agent_id, page)
+        except InvalidInput:
+            lifecycle.require(conn, org, agent_id)
+            raise
+        if not rows:
+            lifecycle.require(conn, org, agent_id)
+    return json_of(to_letta_list(rows, use_assistant_message=use_assistant_message))
