@@ -116,9 +116,27 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def over_http(db_url: str, requests: int, concurrency: int) -> None:
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (`o serve --workers N` serves from child processes)."""
+    out = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        out.extend(process_tree(int(child)))
+    return out
+
+
+def memory_line(pid: int) -> str:
+    sizes = [rss_mb(p) for p in process_tree(pid)]
+    if len(sizes) == 1:
+        return f"{sizes[0]:.0f} MB"
+    each = ", ".join(f"{m:.0f}" for m in sizes)
+    return f"{sum(sizes):.0f} MB in {len(sizes)} processes ({each} MB; the first is the parent)"
+
+
+def over_http(db_url: str, requests: int, concurrency: int, workers: int | None) -> None:
     port = free_port()
     env = {**os.environ, "O_DATABASE_URL": db_url, "O_PORT": str(port), "O_LOG_LEVEL": "WARNING"}
+    if workers is not None:
+        env["O_WORKERS"] = str(workers)
     server = subprocess.Popen([sys.executable, "-m", "o.cli", "serve"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -135,7 +153,8 @@ def over_http(db_url: str, requests: int, concurrency: int) -> None:
         with httpx.Client(base_url=base, headers=headers) as c:
             agent_id, label = seed(c.request)
         seed_messages(db_url, agent_id)
-        print(f"over HTTP (o serve on localhost, {concurrency} concurrent keep-alive clients):")
+        procs = env.get("O_WORKERS", "default")
+        print(f"over HTTP (o serve on localhost, workers={procs}, {concurrency} concurrent keep-alive clients):")
         for name, (method, path, body) in operations(agent_id, label).items():
             latencies, wall = concurrent_calls(base, headers, method, path, body, requests, concurrency)
             report(name, latencies, wall)
@@ -143,7 +162,7 @@ def over_http(db_url: str, requests: int, concurrency: int) -> None:
             wrk(base, key, agent_id, label)
         else:
             print("  (install wrk for a load generator that does not share the server's interpreter)")
-        print(f"  o serve resident memory after the run: {rss_mb(server.pid):.0f} MB")
+        print(f"  o serve resident memory after the run: {memory_line(server.pid)}")
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -232,6 +251,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, help="O_WORKERS for the served process (default: o serve's)")
     args = parser.parse_args()
 
     from o.store.embedded import EmbeddedPostgres
@@ -242,10 +262,12 @@ def main() -> None:
     try:
         migrate(pg.url)
         in_process(pg.url, args.requests)
-        over_http(pg.url, args.requests, args.concurrency)
+        over_http(pg.url, args.requests, args.concurrency, args.workers)
         handler_import(pg.url)
     finally:
         pg.stop()
+    # The machine is shared: a high figure here means other work competed with the run.
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -24,17 +24,31 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from o import runtime
-    from o.api.app import create_app
+    from o.config import validated
 
     settings = _settings(args)
+    flags = {"workers": args.workers} if args.workers is not None else {}
+    workers = validated(runtime.ServeSettings, **flags).worker_count()
+    # This process starts (and migrates) the database and runs the background work once,
+    # whatever the number of processes that serve requests.
     rt = runtime.start(settings)
-    app = create_app(rt.db, max_body_bytes=settings.max_body_bytes)
-    runtime.start_local_services(rt, app)
     where = "embedded Postgres in " + str(settings.data_dir) if rt.embedded else "the Postgres at O_DATABASE_URL"
-    print(f"O is serving the Letta v1 API on http://{settings.host}:{settings.port} (memory: {where})")
+    print(f"O is serving the Letta v1 API on http://{settings.host}:{settings.port} (memory: {where}; "
+          f"{workers} worker process{'es' if workers > 1 else ''})")
     print("Get an API key with:  o keys create" + (f" --data-dir {settings.data_dir}" if args.data_dir else ""))
+    log_level = settings.log_level.lower()
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+        if workers == 1:
+            from o.api.app import create_app
+
+            app = create_app(rt.db, max_body_bytes=settings.max_body_bytes)
+            runtime.start_local_services(rt, app)
+            uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+        else:
+            runtime.start_background(rt, runtime.local_engine(rt))
+            runtime.prepare_workers(rt)
+            uvicorn.run("o.runtime:worker_app", factory=True, workers=workers, host=settings.host,
+                        port=settings.port, log_level=log_level)
     finally:
         rt.close()
     return 0
@@ -84,6 +98,8 @@ def parser() -> argparse.ArgumentParser:
     _db_flags(p_serve)
     p_serve.add_argument("--port", type=int, help="port (env O_PORT, default 8283)")
     p_serve.add_argument("--host", help="bind address (env O_HOST, default 127.0.0.1)")
+    p_serve.add_argument("--workers", type=int,
+                         help="processes serving requests (env O_WORKERS, default: one per core)")
     p_serve.add_argument("--no-sleeptime", action="store_true",
                          help="do not run sleep-time compute in this process (env O_SLEEPTIME=false)")
     p_serve.set_defaults(func=serve)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from o.config import Settings, validated
 from o.store.db import Database
@@ -72,26 +77,44 @@ def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
     return Runtime(settings=settings, db=db, database_url=url, embedded=embedded)
 
 
-def start_local_services(rt: Runtime, app: Any) -> None:
-    """What `o serve` runs beside the API (in AWS, Step Functions and EventBridge do this work):
+class ServeSettings(BaseSettings):
+    """How many processes `o serve` runs (env O_WORKERS, flag --workers)."""
 
-    - runs a previous process left mid-loop are finished from their durable state, in the
-      background so serving starts at once;
-    - the sleep-time scheduler (which also resumes undecided evolutions) and the every-N-user-messages
-      trigger on the local loop's run ends, unless O_SLEEPTIME=false.
-    """
+    model_config = SettingsConfigDict(env_prefix="O_", extra="ignore", frozen=True)
+
+    # None: one per core. The API is CPU-bound in Python, so one interpreter uses one core.
+    workers: int | None = Field(default=None, ge=1, le=64)
+
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+def local_engine(rt: Runtime) -> Any:
+    """The agent engine of one `o serve` process, with the every-N-user-messages sleep-time trigger
+    on its run ends unless O_SLEEPTIME=false. Each serving process has its own: the trigger's
+    check and the pass's own guard are in Postgres, so processes do not start a pass twice."""
     from o.agent.engine import default_engine
-    from o.agent.runner import resume_stale
-    from o.observability import logger
 
     engine = default_engine(rt.db)
-    app.state.agent_engine = engine
     if rt.settings.sleeptime:
         from o.evolution import loop
         from o.evolution.sleeptime import RunEndTrigger
 
         # every N user messages: checked when a run ends, on the trigger's own thread
         engine.on_run_end = RunEndTrigger(lambda: loop.default_deps(rt.db, engine))
+    return engine
+
+
+def start_background(rt: Runtime, engine: Any) -> None:
+    """The work `o serve` does beside the API, in exactly ONE process however many serve requests
+    (in AWS, Step Functions and EventBridge do it):
+
+    - runs a previous process left mid-loop are finished from their durable state, in the
+      background so serving starts at once;
+    - the sleep-time scheduler (which also resumes undecided evolutions), unless O_SLEEPTIME=false.
+    """
+    from o.agent.runner import resume_stale
+    from o.observability import logger
 
     def resume() -> None:
         try:
@@ -106,3 +129,53 @@ def start_local_services(rt: Runtime, app: Any) -> None:
         from o.evolution.sleeptime import start_local_scheduler
 
         rt.services.append(start_local_scheduler(rt, poll_seconds=rt.settings.sleeptime_poll_seconds))
+
+
+def start_local_services(rt: Runtime, app: Any) -> None:
+    """A single-process `o serve`: the app's engine and the background work, in this process."""
+    engine = local_engine(rt)
+    app.state.agent_engine = engine
+    start_background(rt, engine)
+
+
+def prepare_workers(rt: Runtime) -> None:
+    """Before a multi-process `o serve` spawns its workers: they inherit this environment, so they
+    open their own pools against the Postgres this process started (and migrated) and do not
+    start or migrate one themselves."""
+    os.environ["O_DATABASE_URL"] = rt.database_url
+    os.environ["O_RUN_MIGRATIONS"] = "false"
+    os.environ["O_SLEEPTIME"] = "true" if rt.settings.sleeptime else "false"
+
+
+def worker_app() -> Any:
+    """The app factory each worker process of a multi-process `o serve` calls (uvicorn ``factory=True``).
+
+    A worker serves requests only; the parent runs the background work (:func:`start_background`).
+    """
+    from o.api.app import create_app
+    from o.config import load_settings
+
+    _die_with_parent()
+    settings = load_settings()
+    rt = start(settings, migrate_schema=False)
+    atexit.register(rt.close)
+    app = create_app(rt.db, max_body_bytes=settings.max_body_bytes)
+    app.state.agent_engine = local_engine(rt)
+    return app
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive its `o serve` (killed hard, as in a crash): it would keep the
+    listening socket, and the next `o serve` could not bind the port. The run it was driving
+    is durable; the next `o serve` finishes it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import multiprocessing
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
+        os._exit(1)
