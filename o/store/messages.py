@@ -17,6 +17,10 @@ COLUMNS = (
     "metadata",
 )
 
+# What a history page shows: not ``*``, which would carry each message's search columns (an
+# embedding is thousands of bytes, parsed into an array per row) to a reader that never uses them.
+_LISTED = sql.SQL(", ").join(sql.Identifier(c) for c in ("seq", *COLUMNS, "created_at"))
+
 
 def insert_many(conn: Conn, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert messages in order. A message whose (step_id, step_position) exists is skipped,
@@ -46,7 +50,7 @@ def list_page(
         conds.append(sql.SQL("run_id = %s"))
         params.append(run_id)
     return fetch_page(
-        conn, table="messages", key="seq", columns=sql.SQL("*"),
+        conn, table="messages", key="seq", columns=_LISTED,
         scope=sql.SQL(" AND ").join(conds), scope_params=tuple(params), page=page,
     )
 
