@@ -106,8 +106,17 @@ def compose(system: str, blocks: list[dict[str, Any]], last_edit: datetime | Non
     return f"{system}\n\n{memory}" if system else memory
 
 
-def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
-    agent_id = agent["id"]
+@dataclass(frozen=True)
+class MemoryParts:
+    """What the prompt is compiled from besides the agent row: its blocks and memory sizes."""
+
+    blocks: list[dict[str, Any]]
+    recall: int
+    archival: int
+    last_edit: datetime | None
+
+
+def memory_parts(conn: Conn, agent_id: str) -> MemoryParts:
     # blocks (in attachment order) and the two memory sizes in one round trip
     row = conn.execute(
         """SELECT (SELECT count(*) FROM messages WHERE agent_id = %(a)s) AS recall,
@@ -123,10 +132,14 @@ def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
         {"a": agent_id},
     ).fetchone()
     assert row is not None
-    blocks, counts, last_edit = row["blocks"], row, row["last_edit"]
-    text = compose(agent["system"], blocks, last_edit, int(counts["recall"]), int(counts["archival"]),
+    return MemoryParts(row["blocks"], int(row["recall"]), int(row["archival"]), row["last_edit"])
+
+
+def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
+    parts = memory_parts(conn, agent["id"])
+    text = compose(agent["system"], parts.blocks, parts.last_edit, parts.recall, parts.archival,
                    agent.get("tool_rules") or [], agent.get("revision"))
-    return CompiledPrompt(agent_id, int(agent["version"]), text)
+    return CompiledPrompt(agent["id"], int(agent["version"]), text)
 
 
 class PromptCache:
