@@ -71,6 +71,14 @@ def seed_messages(db_url: str, agent_id: str, n: int = 200) -> None:
              "content": [{"type": "text", "text": f"message {i}"}], "text": f"message {i}"}
             for i in range(n)
         ])
+        # As the run-end worker leaves a finished run's messages: embedded and indexed for search.
+        conn.execute(
+            """UPDATE messages SET embedding_dim = 384, embedding_model = 'bench',
+                   embedding_384 = (SELECT array_agg(random())::vector(384) FROM generate_series(1, 384)),
+                   search_tsv = to_tsvector('english', text), search_len = 2
+               WHERE agent_id = %s""",
+            (agent_id,),
+        )
     db.close()
 
 

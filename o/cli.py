@@ -28,10 +28,15 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     flags = {"workers": args.workers} if args.workers is not None else {}
-    workers = validated(runtime.ServeSettings, **flags).worker_count()
+    serve_settings = validated(runtime.ServeSettings, **flags)
     # This process starts (and migrates) the database and runs the background work once,
     # whatever the number of processes that serve requests.
     rt = runtime.start(settings)
+    try:
+        workers = serve_settings.worker_count(rt)
+    except ConfigError:
+        rt.close()
+        raise
     where = "embedded Postgres in " + str(settings.data_dir) if rt.embedded else "the Postgres at O_DATABASE_URL"
     print(f"O is serving the Letta v1 API on http://{settings.host}:{settings.port} (memory: {where}; "
           f"{workers} worker process{'es' if workers > 1 else ''})")

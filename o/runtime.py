@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from o.config import Settings, validated
+from o.config import ConfigError, Settings, validated
 from o.store.db import Database
 from o.store.embedded import EmbeddedPostgres
 from o.store.migrate import migrate
@@ -85,8 +85,25 @@ class ServeSettings(BaseSettings):
     # None: one per core. The API is CPU-bound in Python, so one interpreter uses one core.
     workers: int | None = Field(default=None, ge=1, le=64)
 
-    def worker_count(self) -> int:
-        return self.workers or os.cpu_count() or 1
+    def worker_count(self, rt: Runtime) -> int:
+        """O_WORKERS, or one per core as far as the server's connections allow: every process
+        (the parent and each worker) may open O_POOL_MAX of them."""
+        with rt.db.transaction() as conn:
+            row = conn.execute(
+                """SELECT current_setting('max_connections')::int
+                          - current_setting('superuser_reserved_connections')::int AS n"""
+            ).fetchone()
+        # a few for `o keys create`, `o migrate` and a psql while the server runs
+        fit = (int(row["n"]) - 5) // rt.settings.pool_max - 1
+        if self.workers is None:
+            return max(1, min(os.cpu_count() or 1, fit))
+        if self.workers > max(1, fit):
+            raise ConfigError(
+                f"invalid configuration: O_WORKERS: {self.workers} workers and the parent with O_POOL_MAX="
+                f"{rt.settings.pool_max} connections each need more than the {row['n']} Postgres allows; "
+                "lower O_WORKERS or O_POOL_MAX"
+            )
+        return self.workers
 
 
 def local_engine(rt: Runtime) -> Any:
