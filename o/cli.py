@@ -104,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, help="port (env O_PORT, default 8283)")
     p_serve.add_argument("--host", help="bind address (env O_HOST, default 127.0.0.1)")
     p_serve.add_argument("--workers", type=int,
-                         help="processes serving requests (env O_WORKERS, default: one per core)")
+                         help="processes serving requests (env O_WORKERS, default: one per core left beside Postgres)")
     p_serve.add_argument("--no-sleeptime", action="store_true",
                          help="do not run sleep-time compute in this process (env O_SLEEPTIME=false)")
     p_serve.set_defaults(func=serve)

@@ -82,7 +82,9 @@ class ServeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="O_", extra="ignore", frozen=True)
 
-    # None: one per core. The API is CPU-bound in Python, so one interpreter uses one core.
+    # None: one per core beside Postgres. The API is CPU-bound in Python, so one interpreter uses one
+    # core; on 2 cores two workers (2,050 req/s) starved Postgres into 400-700 ms p99 spikes that one
+    # worker (1,280 req/s, p99 ~60 ms at 16 connections) never showed (bench/api.py).
     workers: int | None = Field(default=None, ge=1, le=64)
 
     def worker_count(self, rt: Runtime) -> int:
@@ -96,7 +98,7 @@ class ServeSettings(BaseSettings):
         # a few for `o keys create`, `o migrate` and a psql while the server runs
         fit = (int(row["n"]) - 5) // rt.settings.pool_max - 1
         if self.workers is None:
-            return max(1, min(os.cpu_count() or 1, fit))
+            return max(1, min((os.cpu_count() or 1) - 1, fit))
         if self.workers > max(1, fit):
             raise ConfigError(
                 f"invalid configuration: O_WORKERS: {self.workers} workers and the parent with O_POOL_MAX="
