@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from o.errors import Unauthorized
 from o.store import orgs
-from o.store.db import Conn, Database
+from o.store.db import Database
 
 _bearer = HTTPBearer(auto_error=False, description="An O API key: `o keys create` prints one")
 
@@ -48,20 +46,6 @@ class KeyCache:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             self._entries[secret] = (organization_id, time.monotonic() + self.ttl)
-
-
-@contextmanager
-def reading(db: Database) -> Iterator[Conn]:
-    """A pooled connection for a read of a statement or two, in autocommit: no BEGIN and no
-    COMMIT round trip (together a third of a GET's time under load). Only for reads that need
-    no single snapshot across statements; anything that writes uses ``db.transaction()``."""
-    with db.transaction() as conn:
-        conn.autocommit = True
-        try:
-            yield conn
-        finally:
-            if not conn.closed:
-                conn.autocommit = False
 
 
 def _lookup_key(db: Database, secret: str) -> str | None:

@@ -59,6 +59,19 @@ class Database:
             yield conn
 
     @contextmanager
+    def read(self) -> Iterator[Conn]:
+        """A connection in autocommit for a read of a statement or two: no BEGIN and no COMMIT
+        round trip (together a third of a GET's time under load). Only for reads that need no single
+        snapshot across statements; anything that writes uses :meth:`transaction`."""
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+
+    @contextmanager
     def connection(self) -> Iterator[Conn]:
         """Alias of :meth:`transaction`; every borrowed connection is one transaction."""
         with self._pool.connection() as conn:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 from starlette.responses import Response
 
 from o.agent import lifecycle
-from o.api.deps import Db, Org, reading
+from o.api.deps import Db, Org
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
 from o.store.pages import Page
@@ -46,7 +46,7 @@ def list_agents(
 
 @router.get("/{agent_id}", response_model=AgentState)
 def get_agent(agent_id: str, org: Org, db: Db) -> Response:
-    with reading(db) as conn:
+    with db.read() as conn:
         view = lifecycle.get(conn, org, agent_id)
     return model_json(AgentState.from_view(view))
 

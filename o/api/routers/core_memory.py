@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from o.agent import lifecycle
-from o.api.deps import Db, Org, reading
+from o.api.deps import Db, Org
 from o.api.paging import slice_page
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState
@@ -39,7 +39,7 @@ def list_agent_blocks(
 
 @router.get("/{block_label}", response_model=Block)
 def get_agent_block(agent_id: str, block_label: str, org: Org, db: Db) -> Response:
-    with reading(db) as conn:
+    with db.read() as conn:
         view = lifecycle.get(conn, org, agent_id)
     for block in view.blocks:
         if block["label"] == block_label:

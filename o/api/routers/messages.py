@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from o.agent import lifecycle
-from o.api.deps import Db, Org, reading
+from o.api.deps import Db, Org
 from o.api.responses import json_of
 from o.api.schemas.messages import to_letta_list
 from o.errors import InvalidInput
@@ -30,7 +30,7 @@ def list_messages(
     use_assistant_message: bool = True,
 ) -> Response:
     page = Page(before=before, after=after, limit=limit, order=order)
-    with reading(db) as conn:
+    with db.read() as conn:
         # The page query is scoped to the organization's agent; only when it finds nothing (or
         # rejects a cursor) is the agent looked up, so a missing agent is a 404, not an empty list.
         try:
