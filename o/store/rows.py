@@ -52,3 +52,17 @@ def assignments(
         [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes],
         [value(c, v, json_columns) for c, v in changes.items()],
     )
+
+
+def get_by_id(
+    conn: Conn, table: str, row_id: str, *, organization_id: str | None = None, for_update: bool = False
+) -> dict[str, Any] | None:
+    """One row by id; scoped to an organization when given (another organization's id finds nothing)."""
+    query = sql.SQL("SELECT * FROM {} WHERE id = %s").format(sql.Identifier(table))
+    params: list[Any] = [row_id]
+    if organization_id is not None:
+        query += sql.SQL(" AND organization_id = %s")
+        params.append(organization_id)
+    if for_update:
+        query += sql.SQL(" FOR UPDATE")
+    return conn.execute(query, params).fetchone()

@@ -25,14 +25,7 @@ def insert(conn: Conn, run: dict[str, Any]) -> dict[str, Any]:
 def get(
     conn: Conn, run_id: str, *, organization_id: str | None = None, for_update: bool = False
 ) -> dict[str, Any] | None:
-    query = "SELECT * FROM runs WHERE id = %s"
-    params: list[Any] = [run_id]
-    if organization_id is not None:
-        query += " AND organization_id = %s"
-        params.append(organization_id)
-    if for_update:
-        query += " FOR UPDATE"
-    return conn.execute(query, params).fetchone()
+    return rows.get_by_id(conn, "runs", run_id, organization_id=organization_id, for_update=for_update)
 
 
 def update(conn: Conn, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
