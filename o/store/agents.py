@@ -23,10 +23,7 @@ def insert(conn: Conn, agent: dict[str, Any]) -> dict[str, Any]:
 
 
 def get(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
-    lock = " FOR UPDATE" if for_update else ""
-    return conn.execute(
-        "SELECT * FROM agents WHERE id = %s AND organization_id = %s" + lock, (agent_id, organization_id)
-    ).fetchone()
+    return rows.get_by_id(conn, "agents", agent_id, organization_id=organization_id, for_update=for_update)
 
 
 def list_page(

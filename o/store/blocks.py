@@ -24,16 +24,12 @@ def insert(conn: Conn, block: dict[str, Any]) -> dict[str, Any]:
 
 
 def get(conn: Conn, organization_id: str, block_id: str) -> dict[str, Any] | None:
-    return conn.execute(
-        "SELECT * FROM blocks WHERE id = %s AND organization_id = %s", (block_id, organization_id)
-    ).fetchone()
+    return rows.get_by_id(conn, "blocks", block_id, organization_id=organization_id)
 
 
 def lock(conn: Conn, organization_id: str, block_id: str) -> dict[str, Any] | None:
     """Read a block and hold its row lock until the transaction ends."""
-    return conn.execute(
-        "SELECT * FROM blocks WHERE id = %s AND organization_id = %s FOR UPDATE", (block_id, organization_id)
-    ).fetchone()
+    return rows.get_by_id(conn, "blocks", block_id, organization_id=organization_id, for_update=True)
 
 
 def lock_by_label(conn: Conn, organization_id: str, agent_id: str, label: str) -> dict[str, Any] | None:

@@ -33,10 +33,7 @@ def insert(conn: Conn, tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def get(conn: Conn, organization_id: str, tool_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
-    lock = " FOR UPDATE" if for_update else ""
-    return conn.execute(
-        "SELECT * FROM tools WHERE id = %s AND organization_id = %s" + lock, (tool_id, organization_id)
-    ).fetchone()
+    return rows.get_by_id(conn, "tools", tool_id, organization_id=organization_id, for_update=for_update)
 
 
 def get_by_name(
