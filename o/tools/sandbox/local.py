@@ -243,9 +243,15 @@ def _stop(proc: subprocess.Popen[bytes], uid: int | None) -> None:
             stream.close()
 
 
-def _kill_uid(uid: int) -> None:
-    """Kill every process of the run's private uid, including ones that called setsid()."""
-    for _ in range(200):
+def _kill_uid(uid: int, *, within_s: float = 3.0) -> None:
+    """Kill every process of the run's private uid, including ones that called setsid().
+
+    Done only after two clean scans in a row: a process caught mid-fork (or mid-exit) on a busy
+    machine can show up after one scan found nothing, and none may outlive the call.
+    """
+    deadline = time.monotonic() + within_s
+    clean = 0
+    while clean < 2 and time.monotonic() < deadline:
         found = False
         for name in os.listdir("/proc"):
             if not name.isdigit():
@@ -257,9 +263,8 @@ def _kill_uid(uid: int) -> None:
                 found = True
             except (FileNotFoundError, ProcessLookupError):
                 continue
-        if not found:
-            return
-        time.sleep(0.005)
+        clean = 0 if found else clean + 1
+        time.sleep(0.005 if found else 0.001)
 
 
 def _is_zombie(pid: str) -> bool:
