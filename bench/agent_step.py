@@ -65,33 +65,46 @@ def pct(values: list[float], q: float) -> float:
 def responder(kind: str) -> Any:
     def reply(body: dict[str, Any]) -> Reply:
         if kind == "edit":
-            return Reply(tool_calls=(ScriptedCall("core_memory_append", {"label": "human", "content": "x"}),),
-                         usage=(500, 20))
-        return Reply(tool_calls=(ScriptedCall("send_message", {"message": "Hello there, noted."}),),
-                     usage=(500, 20))
+            return Reply(
+                tool_calls=(ScriptedCall("core_memory_append", {"label": "human", "content": "x"}),), usage=(500, 20)
+            )
+        return Reply(tool_calls=(ScriptedCall("send_message", {"message": "Hello there, noted."}),), usage=(500, 20))
 
     return reply
 
 
-def run_scenario(db: Database, engine: Engine, org_id: str, server: OpenAIServer, kind: str, turns: int,
-                 per_agent: int) -> dict[str, list[float]]:
+def run_scenario(
+    db: Database, engine: Engine, org_id: str, server: OpenAIServer, kind: str, turns: int, per_agent: int
+) -> dict[str, list[float]]:
     server.script.default = responder(kind)
-    llm = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url,
-           "context_window": 128000}
+    llm = {
+        "model": "gpt-4o-mini",
+        "model_endpoint_type": "openai",
+        "model_endpoint": server.base_url,
+        "context_window": 128000,
+    }
     out: dict[str, list[float]] = {"phase1": [], "phase2": [], "step": [], "start": [], "llm": [], "cpu": []}
     agent_id = ""
     for turn in range(turns):
         if turn % per_agent == 0:
             with db.transaction() as conn:
-                agent_id = lifecycle.create(conn, org_id, lifecycle.AgentSpec(
-                    name=f"bench-{uuid.uuid4().hex[:6]}", llm_config=llm,
-                    memory_blocks=[{"label": "persona", "value": "I am a helpful assistant.", "limit": 5000},
-                                   {"label": "human", "value": "Bench user.", "limit": 20000}],
-                )).agent["id"]
+                agent_id = lifecycle.create(
+                    conn,
+                    org_id,
+                    lifecycle.AgentSpec(
+                        name=f"bench-{uuid.uuid4().hex[:6]}",
+                        llm_config=llm,
+                        memory_blocks=[
+                            {"label": "persona", "value": "I am a helpful assistant.", "limit": 5000},
+                            {"label": "human", "value": "Bench user.", "limit": 20000},
+                        ],
+                    ),
+                ).agent["id"]
         t0 = time.perf_counter()
         with db.transaction() as conn:
-            started = run_api.start(conn, org_id, agent_id, [run_api.InputMessage("user", f"message {turn}")],
-                                    {"max_steps": 5})
+            started = run_api.start(
+                conn, org_id, agent_id, [run_api.InputMessage("user", f"message {turn}")], {"max_steps": 5}
+            )
         t1 = time.perf_counter()
         deps = engine.deps()
         cpu0 = time.thread_time()
@@ -135,23 +148,36 @@ def main() -> None:
     try:
         run_scenario(db, engine, org_id, server, "reply", args.warmup, args.turns_per_agent)
         load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-        print(f"agent step overhead (LLM time excluded), {args.turns} turns per scenario, "
-              f"new agent every {args.turns_per_agent} turns, Postgres at {'embedded' if embedded else url}, "
-              f"{os.cpu_count()} CPUs, load average {load}")
-        print("best-batch p50: the lowest median of 5 equal batches, a figure less sensitive to other "
-              "processes competing for the CPUs")
-        print(f"{'scenario':<8} {'part':<22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
-              f"{'best-batch p50':>15}")
+        print(
+            f"agent step overhead (LLM time excluded), {args.turns} turns per scenario, "
+            f"new agent every {args.turns_per_agent} turns, Postgres at {'embedded' if embedded else url}, "
+            f"{os.cpu_count()} CPUs, load average {load}"
+        )
+        print(
+            "best-batch p50: the lowest median of 5 equal batches, a figure less sensitive to other "
+            "processes competing for the CPUs"
+        )
+        print(
+            f"{'scenario':<8} {'part':<22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
+            f"{'best-batch p50':>15}"
+        )
         for kind in ("reply", "edit"):
             figures = run_scenario(db, engine, org_id, server, kind, args.turns, args.turns_per_agent)
-            for part, label in (("step", "step (phase 1 + 2)"), ("phase1", "phase 1 (LLM phase)"),
-                                ("phase2", "phase 2 (tools)"), ("start", "run start (API side)"),
-                                ("llm", "LLM round trip"), ("cpu", "O's CPU per step")):
+            for part, label in (
+                ("step", "step (phase 1 + 2)"),
+                ("phase1", "phase 1 (LLM phase)"),
+                ("phase2", "phase 2 (tools)"),
+                ("start", "run start (API side)"),
+                ("llm", "LLM round trip"),
+                ("cpu", "O's CPU per step"),
+            ):
                 values = figures[part]
                 size = max(1, len(values) // 5)
-                best = min(statistics.median(values[i:i + size]) for i in range(0, len(values) - size + 1, size))
-                print(f"{kind:<8} {label:<22} {pct(values, 0.5):8.2f} {pct(values, 0.95):8.2f} "
-                      f"{pct(values, 0.99):8.2f} {statistics.fmean(values):8.2f} {best:15.2f}")
+                best = min(statistics.median(values[i : i + size]) for i in range(0, len(values) - size + 1, size))
+                print(
+                    f"{kind:<8} {label:<22} {pct(values, 0.5):8.2f} {pct(values, 0.95):8.2f} "
+                    f"{pct(values, 0.99):8.2f} {statistics.fmean(values):8.2f} {best:15.2f}"
+                )
         print(f"prompt cache: {engine.prompts.hits} hits, {engine.prompts.misses} misses")
         # The floor under every step: each one makes 2-3 durable commits (WAL flushed to disk).
         commits = []
@@ -160,11 +186,15 @@ def main() -> None:
             with db.transaction() as conn:
                 conn.execute("UPDATE organizations SET name = name WHERE id = %s", (org_id,))
             commits.append((time.perf_counter() - t0) * 1000)
-        print(f"one durable write transaction (UPDATE + COMMIT) on this Postgres: p50 {pct(commits, 0.5):.2f} ms, "
-              f"p95 {pct(commits, 0.95):.2f} ms")
+        print(
+            f"one durable write transaction (UPDATE + COMMIT) on this Postgres: p50 {pct(commits, 0.5):.2f} ms, "
+            f"p95 {pct(commits, 0.95):.2f} ms"
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"RSS: {rss_start:.0f} MB at start, {rss_mb():.0f} MB now, peak {peak:.0f} MB "
-              "(includes the scripted LLM server thread and the token encoding)")
+        print(
+            f"RSS: {rss_start:.0f} MB at start, {rss_mb():.0f} MB now, peak {peak:.0f} MB "
+            "(includes the scripted LLM server thread and the token encoding)"
+        )
     finally:
         server.stop()
         db.close()

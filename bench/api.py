@@ -65,12 +65,20 @@ def seed_messages(db_url: str, agent_id: str, n: int = 200) -> None:
     db = Database(db_url, max_size=1).open()
     with db.transaction() as conn:
         org = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent_id,)).fetchone()
-        message_store.insert_many(conn, [
-            {"id": new_id("message"), "organization_id": org["organization_id"], "agent_id": agent_id,
-             "role": "user" if i % 2 == 0 else "assistant",
-             "content": [{"type": "text", "text": f"message {i}"}], "text": f"message {i}"}
-            for i in range(n)
-        ])
+        message_store.insert_many(
+            conn,
+            [
+                {
+                    "id": new_id("message"),
+                    "organization_id": org["organization_id"],
+                    "agent_id": agent_id,
+                    "role": "user" if i % 2 == 0 else "assistant",
+                    "content": [{"type": "text", "text": f"message {i}"}],
+                    "text": f"message {i}",
+                }
+                for i in range(n)
+            ],
+        )
         # As the run-end worker leaves a finished run's messages: embedded and indexed for search.
         conn.execute(
             """UPDATE messages SET embedding_dim = 384, embedding_model = 'bench',
@@ -145,8 +153,9 @@ def over_http(db_url: str, requests: int, concurrency: int, workers: int | None)
     env = {**os.environ, "O_DATABASE_URL": db_url, "O_PORT": str(port), "O_LOG_LEVEL": "WARNING"}
     if workers is not None:
         env["O_WORKERS"] = str(workers)
-    server = subprocess.Popen([sys.executable, "-m", "o.cli", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "o.cli", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -155,8 +164,13 @@ def over_http(db_url: str, requests: int, concurrency: int, workers: int | None)
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        key = subprocess.run([sys.executable, "-m", "o.cli", "keys", "create", "--org", f"bench-{uuid.uuid4()}"],
-                             env=env, capture_output=True, text=True, check=True).stdout.strip()
+        key = subprocess.run(
+            [sys.executable, "-m", "o.cli", "keys", "create", "--org", f"bench-{uuid.uuid4()}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=base, headers=headers) as c:
             agent_id, label = seed(c.request)
@@ -248,8 +262,12 @@ def handler_import(db_url: str) -> None:
         "print(f'{(time.perf_counter() - t) * 1000:.0f} ms, '"
         "f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB max RSS')"
     )
-    runs = [subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.strip() for _ in range(3)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(3)
+    ]
     print("API Lambda handler cold import (module scope: app + one DB connection), 3 runs:")
     for r in runs:
         print("  " + r)

@@ -72,8 +72,9 @@ def grow(db: Database, org: str, agent: str, corpus: Corpus, count: int, batch: 
         vectors = corpus.vectors(n)
         rows = [store.NewPassage(text=corpus.sentence(), embedding=vectors[i]) for i in range(n)]
         with db.transaction() as conn:
-            store.insert_many(conn, org, agent, rows, model="all-MiniLM-L6-v2", dim=DIM,
-                              new_id=lambda: new_id("passage"))
+            store.insert_many(
+                conn, org, agent, rows, model="all-MiniLM-L6-v2", dim=DIM, new_id=lambda: new_id("passage")
+            )
         done += n
     return count / (time.perf_counter() - started)
 
@@ -114,8 +115,9 @@ def main() -> None:
     corpus = Corpus()
     try:
         with db.transaction() as conn:
-            org = conn.execute("INSERT INTO organizations (id, name) VALUES (%s, %s) RETURNING id",
-                               (new_id("org"), new_id("bench"))).fetchone()["id"]
+            org = conn.execute(
+                "INSERT INTO organizations (id, name) VALUES (%s, %s) RETURNING id", (new_id("org"), new_id("bench"))
+            ).fetchone()["id"]
             agents = [new_id("agent") for _ in range(2)]
             for agent_id in agents:
                 conn.execute(
@@ -131,8 +133,7 @@ def main() -> None:
         started = time.perf_counter()
         for i in range(0, len(texts), 100):
             with db.transaction() as conn:
-                archival.insert(conn, org, small, [archival.PassageInput(t) for t in texts[i : i + 100]],
-                                chunk=False)
+                archival.insert(conn, org, small, [archival.PassageInput(t) for t in texts[i : i + 100]], chunk=False)
         e2e_rate = len(texts) / (time.perf_counter() - started)
         one = []
         for text in texts[:200]:
@@ -142,7 +143,9 @@ def main() -> None:
 
         print("archival engine: latency and throughput (synthetic passages, one agent, 2-core machine)")
         print(f"insert, local embedder included (batches of 100): {e2e_rate:,.0f} passages/s")
-        print(f"query embedding alone (local MiniLM, 1 thread): p50 {pct(one, .5):.1f} ms  p95 {pct(one, .95):.1f} ms")
+        print(
+            f"query embedding alone (local MiniLM, 1 thread): p50 {pct(one, 0.5):.1f} ms  p95 {pct(one, 0.95):.1f} ms"
+        )
         sizes = [10_000, 100_000] if args.big else [10_000]
         have = 0
         for size in sizes:
@@ -152,11 +155,15 @@ def main() -> None:
                 conn.execute("ANALYZE passages")
             measure(db, org, agent, corpus, 20, args.top_k)  # warm the caches
             timings = measure(db, org, agent, corpus, args.queries, args.top_k)
-            print(f"{size:>7,} passages: insert (vectors given, HNSW + GIN + BM25 stats maintained) "
-                  f"{rate:,.0f} passages/s")
-            print(f"{size:>7,} passages: search top {args.top_k}  p50 {pct(timings, .5):.1f} ms  "
-                  f"p95 {pct(timings, .95):.1f} ms  mean {1000 * statistics.fmean(timings):.1f} ms  "
-                  f"(+ query embedding p50 {pct(one, .5):.1f} ms end to end)")
+            print(
+                f"{size:>7,} passages: insert (vectors given, HNSW + GIN + BM25 stats maintained) "
+                f"{rate:,.0f} passages/s"
+            )
+            print(
+                f"{size:>7,} passages: search top {args.top_k}  p50 {pct(timings, 0.5):.1f} ms  "
+                f"p95 {pct(timings, 0.95):.1f} ms  mean {1000 * statistics.fmean(timings):.1f} ms  "
+                f"(+ query embedding p50 {pct(one, 0.5):.1f} ms end to end)"
+            )
         print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         db.close()

@@ -60,16 +60,25 @@ def reply(body: dict) -> Reply:
     last = body["messages"][-1]
     if last.get("role") == "tool" and "core_memory_append" in str(body["messages"][-2]):
         return Reply(tool_calls=(ScriptedCall("send_message", {"message": "Noted."}),), usage=(400, 10))
-    return Reply(tool_calls=(ScriptedCall("core_memory_append", {"label": "human", "content": " +",
-                                                                  "request_heartbeat": True}),), usage=(400, 10))
+    return Reply(
+        tool_calls=(
+            ScriptedCall("core_memory_append", {"label": "human", "content": " +", "request_heartbeat": True}),
+        ),
+        usage=(400, 10),
+    )
 
 
 def in_process(db: Database, server: OpenAIServer, runs: int) -> None:
-    engine = Engine(db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(),
-                    prompts=PromptCache())
+    engine = Engine(
+        db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(), prompts=PromptCache()
+    )
     server.script.default = reply
-    llm = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url,
-           "context_window": 128000}
+    llm = {
+        "model": "gpt-4o-mini",
+        "model_endpoint_type": "openai",
+        "model_endpoint": server.base_url,
+        "context_window": 128000,
+    }
     with db.transaction() as conn:
         org = orgs.get_or_create_org(conn, f"bench-{uuid.uuid4()}")["id"]
     replays: list[float] = []
@@ -77,9 +86,15 @@ def in_process(db: Database, server: OpenAIServer, runs: int) -> None:
     for i in range(runs):
         if i % 10 == 0:
             with db.transaction() as conn:
-                agent_id = lifecycle.create(conn, org, lifecycle.AgentSpec(
-                    name="recovery", llm_config=llm,
-                    memory_blocks=[{"label": "human", "value": "User.", "limit": 20000}])).agent["id"]
+                agent_id = lifecycle.create(
+                    conn,
+                    org,
+                    lifecycle.AgentSpec(
+                        name="recovery",
+                        llm_config=llm,
+                        memory_blocks=[{"label": "human", "value": "User.", "limit": 20000}],
+                    ),
+                ).agent["id"]
         with db.transaction() as conn:
             run = run_api.start(conn, org, agent_id, [run_api.InputMessage("user", f"note {i}")], {}).run
         deps = engine.deps()
@@ -94,8 +109,10 @@ def in_process(db: Database, server: OpenAIServer, runs: int) -> None:
         finished = resume_stale(deps, idle_s=0)
         elapsed = (time.perf_counter() - t0) * 1000
         with db.transaction() as conn:
-            llm_ms = sum(float(s["usage"].get("llm_ms", 0)) for s in conn.execute(
-                "SELECT usage FROM steps WHERE run_id = %s AND step_index > 0", (run["id"],)))
+            llm_ms = sum(
+                float(s["usage"].get("llm_ms", 0))
+                for s in conn.execute("SELECT usage FROM steps WHERE run_id = %s AND step_index > 0", (run["id"],))
+            )
         assert [o.run_id for o in finished] == [run["id"]] and finished[0].next == "done", finished
         assert len(server.requests) == calls_before + 1  # only the next step's call, never a repeat
         resumes.append(elapsed - llm_ms)
@@ -117,8 +134,12 @@ def restart(db_dir: Path, times: int) -> None:
     for _ in range(times + 1):
         port = free_port()
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "o.cli", "serve", "--data-dir", str(db_dir), "--port",
-                                 str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "o.cli", "serve", "--data-dir", str(db_dir), "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/v1/health/", timeout=0.5).status_code == 200:

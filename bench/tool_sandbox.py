@@ -52,8 +52,10 @@ def main() -> None:
     ):
         samples, isolation = measure(sandbox, args.runs)
         name = f"{label} ({'+'.join(isolation)})"
-        print(f"{name:<40} {percentile(samples, 0.5):>8.1f} {percentile(samples, 0.95):>8.1f} "
-              f"{statistics.fmean(samples):>8.1f} {max(samples):>8.1f}")
+        print(
+            f"{name:<40} {percentile(samples, 0.5):>8.1f} {percentile(samples, 0.95):>8.1f} "
+            f"{statistics.fmean(samples):>8.1f} {max(samples):>8.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -261,9 +261,7 @@ class AgentLoop(Construct):
             # The alias ARN is a token inside a string, which CloudFormation resolves with Fn::Join.
             definition_body=sfn.DefinitionBody.from_string(json.dumps(definition)),
             tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
-            ),
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         step_alias.grant_invoke(self.state_machine)
         self.state_machine.add_to_role_policy(
@@ -286,4 +284,3 @@ class AgentLoop(Construct):
             ("AwsSolutions-IAM5[Resource::*]", "CloudWatch Logs delivery and X-Ray actions of Step Functions "
              "have no resource-level permissions"),
         )  # fmt: skip
-

@@ -37,8 +37,15 @@ PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_
 # The Lambda runtime ships these; a copy in the layer would only shadow them and add 30 MB.
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 # Tooling inside runtime packages that no function imports (keeps the layer under Lambda's limit).
-PRUNE = ("onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "numpy/_core/tests",
-         "numpy/tests", "numpy/f2py", "numpy/typing/tests")
+PRUNE = (
+    "onnxruntime/transformers",
+    "onnxruntime/tools",
+    "onnxruntime/quantization",
+    "numpy/_core/tests",
+    "numpy/tests",
+    "numpy/f2py",
+    "numpy/typing/tests",
+)
 # Lambda allows 250 MB unzipped for a function and all its layers; leave room for the code.
 LAYER_LIMIT_BYTES = 240 * 1024 * 1024
 # Where a layer's models/ folder is mounted in the function (layers unpack into /opt).

@@ -43,9 +43,7 @@ class DeployConfig(BaseModel):
     iteration_cap: int = Field(default=500, alias="iterationCap", ge=1, le=1500)
     # How long an execution waits for an approval before the run fails; unset waits as long as a
     # Standard execution lives (one year), as Letta's approvals do not expire.
-    approval_timeout_seconds: int | None = Field(
-        default=None, alias="approvalTimeoutSeconds", ge=1, le=31_536_000
-    )
+    approval_timeout_seconds: int | None = Field(default=None, alias="approvalTimeoutSeconds", ge=1, le=31_536_000)
 
     # Sleep-time: the default schedule of the stack (EventBridge Scheduler expression).
     sleeptime_schedule: str = Field(default="rate(1 hour)", alias="sleeptimeSchedule")
@@ -82,7 +80,5 @@ def config_from_context(get: Any, keys: Iterable[str] = ()) -> DeployConfig:
     try:
         return DeployConfig.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{CONTEXT_PREFIX}{err['loc'][0]}: {err['msg']}" for err in exc.errors() if err["loc"]
-        )
+        problems = "; ".join(f"{CONTEXT_PREFIX}{err['loc'][0]}: {err['msg']}" for err in exc.errors() if err["loc"])
         raise ValueError(f"invalid CDK context: {problems}") from exc

@@ -95,9 +95,7 @@ class Database(Construct):
         secret = self.instance.secret
         assert secret is not None  # generated above
         self.secret: secretsmanager.ISecret = secret
-        self.instance.add_rotation_single_user(
-            automatically_after=Duration.days(30), vpc_subnets=proxy_subnets
-        )
+        self.instance.add_rotation_single_user(automatically_after=Duration.days(30), vpc_subnets=proxy_subnets)
 
         self.proxy_security_group = ec2.SecurityGroup(
             self, "ProxySecurityGroup", vpc=vpc, description="RDS Proxy of O", allow_all_outbound=False
@@ -113,29 +111,34 @@ class Database(Construct):
             iam_auth=False,
             idle_client_timeout=Duration.minutes(30),
         )
-        self.proxy_security_group.connections.allow_to(
-            self.instance, ec2.Port.tcp(POSTGRES_PORT), "proxy to database"
-        )
+        self.proxy_security_group.connections.allow_to(self.instance, ec2.Port.tcp(POSTGRES_PORT), "proxy to database")
 
         CfnOutput(self, "ProxyEndpoint", value=self.proxy.endpoint)
         CfnOutput(self, "SecretArn", value=secret.secret_arn)
 
         rules = [
-            ("AwsSolutions-RDS11", "clients reach the database only through RDS Proxy, which always "
-             "listens on 5432; a different instance port would hide nothing"),
-            (f"AwsSolutions-IAM4[Policy::{MANAGED}AmazonRDSEnhancedMonitoringRole]",
-             "the managed policy RDS Enhanced Monitoring is designed to use"),
+            (
+                "AwsSolutions-RDS11",
+                "clients reach the database only through RDS Proxy, which always "
+                "listens on 5432; a different instance port would hide nothing",
+            ),
+            (
+                f"AwsSolutions-IAM4[Policy::{MANAGED}AmazonRDSEnhancedMonitoringRole]",
+                "the managed policy RDS Enhanced Monitoring is designed to use",
+            ),
         ]
         if not multi_az:
-            rules.append(("AwsSolutions-RDS3", "single-AZ keeps the idle cost low (o:dbMultiAz=false); "
-                          "production deploys set o:dbMultiAz=true"))
+            rules.append(
+                (
+                    "AwsSolutions-RDS3",
+                    "single-AZ keeps the idle cost low (o:dbMultiAz=false); production deploys set o:dbMultiAz=true",
+                )
+            )
         acknowledge(self, *rules)  # fmt: skip
 
     def allow_from(self, peer: ec2.IConnectable) -> None:
         """Let ``peer`` (a function security group) open connections to the proxy."""
-        self.proxy_security_group.connections.allow_from(
-            peer, ec2.Port.tcp(POSTGRES_PORT), "functions to RDS Proxy"
-        )
+        self.proxy_security_group.connections.allow_from(peer, ec2.Port.tcp(POSTGRES_PORT), "functions to RDS Proxy")
 
     def grant_connect(self, grantee: iam.IGrantable) -> None:
         """Let ``grantee`` read the credentials it uses to connect through the proxy."""

@@ -75,7 +75,9 @@ class Evolution(Construct):
             "StateMachine",
             state_machine_name=self.state_machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(json.dumps(evolution_definition(self.function.function_arn))),
+            definition_body=sfn.DefinitionBody.from_string(
+                json.dumps(evolution_definition(self.function.function_arn))
+            ),
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )

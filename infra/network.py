@@ -40,17 +40,11 @@ class Network(Construct):
             nat_gateways=nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(
-                    name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22
-                ),
-                ec2.SubnetConfiguration(
-                    name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
-                ),
+                ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22),
+                ec2.SubnetConfiguration(name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),
             ],
         )
-        flow_logs = logs.LogGroup(
-            self, "FlowLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
-        )
+        flow_logs = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         # Rejected traffic is what an investigation needs; accepted traffic would cost the most.
         self.vpc.add_flow_log(
             "Rejected",
@@ -81,6 +75,4 @@ class Network(Construct):
     @property
     def functions(self) -> FunctionNetwork:
         """Where the functions that talk to the database are placed."""
-        return FunctionNetwork(
-            vpc=self.vpc, subnets=self.app_subnets, security_group=self.function_security_group
-        )
+        return FunctionNetwork(vpc=self.vpc, subnets=self.app_subnets, security_group=self.function_security_group)

@@ -77,13 +77,13 @@ class Observability(Construct):
                                           left=[failed, timed_out, throttled]))  # fmt: skip
 
         self.dashboard = cw.Dashboard(
-            self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-o",
+            self,
+            "Dashboard",
+            dashboard_name=f"{Stack.of(self).stack_name}-o",
             widgets=[widgets[i : i + 2] for i in range(0, len(widgets), 2)],
         )
 
-    def _alarm(
-        self, name: str, metric: cw.Metric, threshold: float, description: str, periods: int = 1
-    ) -> None:
+    def _alarm(self, name: str, metric: cw.Metric, threshold: float, description: str, periods: int = 1) -> None:
         self.alarms[name] = cw.Alarm(
             self,
             name,

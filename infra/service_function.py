@@ -102,10 +102,14 @@ class ServiceFunction(Construct):
             )
             role, tracing = own_role, False
         # The offline embedding model ships in the layer's models/ folder (infra.build).
-        models = {} if own_logs_only else {
-            "O_EMBEDDING_MODEL_PATH": f"{MODELS_MOUNT}/model.onnx",
-            "O_EMBEDDING_TOKENIZER_PATH": f"{MODELS_MOUNT}/tokenizer.json",
-        }
+        models = (
+            {}
+            if own_logs_only
+            else {
+                "O_EMBEDDING_MODEL_PATH": f"{MODELS_MOUNT}/model.onnx",
+                "O_EMBEDDING_TOKENIZER_PATH": f"{MODELS_MOUNT}/tokenizer.json",
+            }
+        )
         env = {
             **models,
             "POWERTOOLS_SERVICE_NAME": service,
@@ -134,25 +138,32 @@ class ServiceFunction(Construct):
             security_groups=[network.security_group] if network else None,
         )
         rules = [
-            ("AwsSolutions-L1", f"Python {PYTHON_VERSION} is the version the dependency layer's wheels are "
-             "built for (infra.build.PYTHON_VERSION); both move together"),
+            (
+                "AwsSolutions-L1",
+                f"Python {PYTHON_VERSION} is the version the dependency layer's wheels are "
+                "built for (infra.build.PYTHON_VERSION); both move together",
+            ),
         ]
         if not own_logs_only:
             rules += [
-                (f"AwsSolutions-IAM4[Policy::{MANAGED}AWSLambdaBasicExecutionRole]",
-                 "the minimal managed policy that lets Lambda write the function's logs"),
-                (f"AwsSolutions-IAM4[Policy::{MANAGED}AWSLambdaVPCAccessExecutionRole]",
-                 "the minimal managed policy that lets Lambda attach the function to the VPC"),
-                ("AwsSolutions-IAM5[Resource::*]",
-                 "X-Ray PutTraceSegments/PutTelemetryRecords and CloudWatch PutMetricData/GetMetricData have "
-                 "no resource-level permissions (metric writes are limited to O's namespace by condition)"),
+                (
+                    f"AwsSolutions-IAM4[Policy::{MANAGED}AWSLambdaBasicExecutionRole]",
+                    "the minimal managed policy that lets Lambda write the function's logs",
+                ),
+                (
+                    f"AwsSolutions-IAM4[Policy::{MANAGED}AWSLambdaVPCAccessExecutionRole]",
+                    "the minimal managed policy that lets Lambda attach the function to the VPC",
+                ),
+                (
+                    "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray PutTraceSegments/PutTelemetryRecords and CloudWatch PutMetricData/GetMetricData have "
+                    "no resource-level permissions (metric writes are limited to O's namespace by condition)",
+                ),
             ]
         acknowledge(self, *rules)  # fmt: skip
 
 
-def function_assets(
-    scope: Construct, folders: AssetFolders, log_retention: logs.RetentionDays
-) -> FunctionAssets:
+def function_assets(scope: Construct, folders: AssetFolders, log_retention: logs.RetentionDays) -> FunctionAssets:
     """The shared code asset and the one dependency layer, created once per stack."""
     layer = lambda_.LayerVersion(
         scope,

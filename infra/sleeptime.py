@@ -109,9 +109,7 @@ class Sleeptime(Construct):
                 stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{self.group_name}/*")
             ],
         )
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=["iam:PassRole"], resource_arns=[self.role.role_arn]
-        )
+        iam.Grant.add_to_principal(grantee=grantee, actions=["iam:PassRole"], resource_arns=[self.role.role_arn])
         if isinstance(grantee, Construct):
             acknowledge(
                 grantee,

@@ -66,9 +66,7 @@ class OStack(Stack):
             log_retention=assets.log_retention,
         )
         database.allow_from(network.function_security_group)
-        migrations = Migrations(
-            self, "Migrations", assets=assets, network=network.functions, database=database
-        )
+        migrations = Migrations(self, "Migrations", assets=assets, network=network.functions, database=database)
 
         # Filled by the operator after deploy (infra/README.md); "{}" is a placeholder, not a secret.
         # CloudFormation rewrites the value only when this template value changes, so keys put in

@@ -38,8 +38,10 @@ def serve(args: argparse.Namespace) -> int:
         rt.close()
         raise
     where = "embedded Postgres in " + str(settings.data_dir) if rt.embedded else "the Postgres at O_DATABASE_URL"
-    print(f"O is serving the Letta v1 API on http://{settings.host}:{settings.port} (memory: {where}; "
-          f"{workers} worker process{'es' if workers > 1 else ''})")
+    print(
+        f"O is serving the Letta v1 API on http://{settings.host}:{settings.port} (memory: {where}; "
+        f"{workers} worker process{'es' if workers > 1 else ''})"
+    )
     print("Get an API key with:  o keys create" + (f" --data-dir {settings.data_dir}" if args.data_dir else ""))
     log_level = settings.log_level.lower()
     try:
@@ -52,8 +54,14 @@ def serve(args: argparse.Namespace) -> int:
         else:
             runtime.start_background(rt, runtime.local_engine(rt))
             runtime.prepare_workers(rt)
-            uvicorn.run("o.runtime:worker_app", factory=True, workers=workers, host=settings.host,
-                        port=settings.port, log_level=log_level)
+            uvicorn.run(
+                "o.runtime:worker_app",
+                factory=True,
+                workers=workers,
+                host=settings.host,
+                port=settings.port,
+                log_level=log_level,
+            )
     finally:
         rt.close()
     return 0
@@ -71,8 +79,9 @@ def keys_create(args: argparse.Namespace) -> int:
     finally:
         rt.close()
     print(secret)
-    print(f"(key {key_id} for organization {org['name']!r} / {org['id']}; shown once, store it safely)",
-          file=sys.stderr)
+    print(
+        f"(key {key_id} for organization {org['name']!r} / {org['id']}; shown once, store it safely)", file=sys.stderr
+    )
     return 0
 
 
@@ -103,10 +112,16 @@ def parser() -> argparse.ArgumentParser:
     _db_flags(p_serve)
     p_serve.add_argument("--port", type=int, help="port (env O_PORT, default 8283)")
     p_serve.add_argument("--host", help="bind address (env O_HOST, default 127.0.0.1)")
-    p_serve.add_argument("--workers", type=int,
-                         help="processes serving requests (env O_WORKERS, default: one per core left beside Postgres)")
-    p_serve.add_argument("--no-sleeptime", action="store_true",
-                         help="do not run sleep-time compute in this process (env O_SLEEPTIME=false)")
+    p_serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving requests (env O_WORKERS, default: one per core left beside Postgres)",
+    )
+    p_serve.add_argument(
+        "--no-sleeptime",
+        action="store_true",
+        help="do not run sleep-time compute in this process (env O_SLEEPTIME=false)",
+    )
     p_serve.set_defaults(func=serve)
 
     p_keys = sub.add_parser("keys", help="manage API keys")

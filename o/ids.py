@@ -5,7 +5,17 @@ from __future__ import annotations
 import uuid
 
 PREFIXES = (
-    "org", "key", "agent", "block", "message", "passage", "tool", "run", "step", "revision", "evolution",
+    "org",
+    "key",
+    "agent",
+    "block",
+    "message",
+    "passage",
+    "tool",
+    "run",
+    "step",
+    "revision",
+    "evolution",
 )
 
 

@@ -42,9 +42,7 @@ def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | No
     if secret_arn:
         from o.store.aws_url import database_url_from_secret
 
-        return database_url_from_secret(
-            os.environ["O_DB_HOST"], secret_arn, os.environ.get("O_DB_NAME", "o")
-        ), None
+        return database_url_from_secret(os.environ["O_DB_HOST"], secret_arn, os.environ.get("O_DB_NAME", "o")), None
     embedded = EmbeddedPostgres(settings.data_dir)
     return embedded.url, embedded
 

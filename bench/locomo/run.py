@@ -94,12 +94,16 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="use this Postgres instead of an embedded one")
     parser.add_argument("--context-window", type=int, default=archival.CONTEXT_WINDOW)
     parser.add_argument("--limit", type=int, default=0, help="only the first N conversations")
-    parser.add_argument("--memory", choices=("archival", "recall"), default="archival",
-                        help="index the turns as archival passages, or as an agent's message history")
-    parser.add_argument("--force-hnsw", action="store_true",
-                        help="search vectors through the HNSW index even for these small agents")
-    parser.add_argument("--ablation", action="store_true",
-                        help="also rank with BM25 alone and with vectors alone")
+    parser.add_argument(
+        "--memory",
+        choices=("archival", "recall"),
+        default="archival",
+        help="index the turns as archival passages, or as an agent's message history",
+    )
+    parser.add_argument(
+        "--force-hnsw", action="store_true", help="search vectors through the HNSW index even for these small agents"
+    )
+    parser.add_argument("--ablation", action="store_true", help="also rank with BM25 alone and with vectors alone")
     args = parser.parse_args()
 
     if not args.data.is_file():
@@ -139,25 +143,33 @@ def main() -> None:
                 agents.append(agent_id)
                 continue
             for when, turns in conv["sessions"]:
-                items = [
-                    archival.PassageInput(text, metadata={"dia_id": dia}, created_at=when) for dia, text in turns
-                ]
+                items = [archival.PassageInput(text, metadata={"dia_id": dia}, created_at=when) for dia, text in turns]
                 with db.transaction() as conn:
                     archival.insert(conn, org, agent_id, items, context_window=args.context_window, chunk=False)
                 n_turns += len(items)
             agents.append(agent_id)
         ingest_seconds = time.perf_counter() - ingest_started
 
-        questions = [(agent_id, q) for conv, agent_id in zip(conversations, agents, strict=True)
-                     for q in conv["questions"]]
+        questions = [
+            (agent_id, q) for conv, agent_id in zip(conversations, agents, strict=True) for q in conv["questions"]
+        ]
         settings = [("hybrid", None)]
         if args.ablation:
             settings += [("BM25 only", (1.0, 0.0)), ("vector only", (0.0, 1.0))]
         if args.memory == "recall":
             settings = [("recall (conversation_search)", None)]
         results = [
-            (name, evaluate(db, org, questions, weights, message_turns if args.memory == "recall" else None,
-                            0 if args.force_hnsw else archival.store.EXACT_MAX_ROWS))
+            (
+                name,
+                evaluate(
+                    db,
+                    org,
+                    questions,
+                    weights,
+                    message_turns if args.memory == "recall" else None,
+                    0 if args.force_hnsw else archival.store.EXACT_MAX_ROWS,
+                ),
+            )
             for name, weights in settings
         ]
     finally:
@@ -165,13 +177,20 @@ def main() -> None:
         if server is not None:
             server.stop()
 
-    what = ("archival engine" if args.memory == "archival"
-            else "recall engine (turns stored as messages, indexed with the 2 previous turns)")
-    print(f"LoCoMo retrieval through O's {what} (BM25 + all-MiniLM-L6-v2 in Postgres), "
-          f"context window {args.context_window if args.memory == 'archival' else 'previous 2'}"
-          + (", vectors through HNSW" if args.force_hnsw else ""))
-    print(f"conversations {len(conversations)}, turns {n_turns}, questions {len(questions)}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end")
+    what = (
+        "archival engine"
+        if args.memory == "archival"
+        else "recall engine (turns stored as messages, indexed with the 2 previous turns)"
+    )
+    print(
+        f"LoCoMo retrieval through O's {what} (BM25 + all-MiniLM-L6-v2 in Postgres), "
+        f"context window {args.context_window if args.memory == 'archival' else 'previous 2'}"
+        + (", vectors through HNSW" if args.force_hnsw else "")
+    )
+    print(
+        f"conversations {len(conversations)}, turns {n_turns}, questions {len(questions)}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end"
+    )
     print(f"ingest: {ingest_seconds:.1f} s ({n_turns / ingest_seconds:.0f} passages/s, embedding included)")
     for name, result in results:
         report(name, result)
@@ -223,8 +242,9 @@ def evaluate(
                 found = recall_memory.search(conn, org, agent_id, question, limit=max(KS))
                 ranked = [turns_of[m["id"]] for m in found]
             else:
-                hits = archival.search_hits(conn, org, agent_id, question, top_k=max(KS), weights=weights,
-                                            exact_max_rows=exact_max_rows)
+                hits = archival.search_hits(
+                    conn, org, agent_id, question, top_k=max(KS), weights=weights, exact_max_rows=exact_max_rows
+                )
                 ranked = [h.passage.metadata["dia_id"] for h in hits]
         latencies.append(time.perf_counter() - started)
         wanted = set(evidence)
@@ -257,8 +277,10 @@ def report(name: str, result: dict) -> None:
         print(f"{label:14}" + "".join(f"  {v:.3f} " for v in vals) + f"  {len(by_cat[(cat, 1)])}")
     print(f"session any@5 {statistics.fmean(result['any5']):.3f}   all@5 {statistics.fmean(result['all5']):.3f}")
     latencies = sorted(result["latencies"])
-    print(f"search latency (top 50, query embedding included): p50 {1000 * latencies[n // 2]:.1f} ms  "
-          f"p95 {1000 * latencies[int(n * 0.95)]:.1f} ms")
+    print(
+        f"search latency (top 50, query embedding included): p50 {1000 * latencies[n // 2]:.1f} ms  "
+        f"p95 {1000 * latencies[int(n * 0.95)]:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,15 @@ def outcomes() -> CloudWatchMetrics:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = StepEvent.model_validate(event)
     logger.append_keys(run_id=parsed.run_id, action=parsed.action, iteration=parsed.iteration)
-    result = workflow.perform(_engine, parsed.action, parsed.run_id, parsed.iteration, task_token=parsed.task_token,
-                              error=parsed.error, version=context.function_version)
+    result = workflow.perform(
+        _engine,
+        parsed.action,
+        parsed.run_id,
+        parsed.iteration,
+        task_token=parsed.task_token,
+        error=parsed.error,
+        version=context.function_version,
+    )
     if result["next"] in ("done", "failed"):
         routing.publish_outcome(_engine.db, outcomes(), parsed.run_id, context.function_version)
     metrics.add_metric(name="AgentActions", unit=MetricUnit.Count, value=1)

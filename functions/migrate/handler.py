@@ -44,9 +44,7 @@ def database_url() -> str:
     )
 
 
-def send_response(
-    event: dict[str, Any], status: str, reason: str, data: dict[str, Any] | None = None
-) -> None:
+def send_response(event: dict[str, Any], status: str, reason: str, data: dict[str, Any] | None = None) -> None:
     body = json.dumps(
         {
             "Status": status,

@@ -43,7 +43,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         empty_directory(_scratch)
     logger.info(
         "tool run",
-        extra={"tool": invocation.function_name, "status": result.status, "leftovers_killed": leftovers,
-               "duration_ms": round(result.duration_ms, 1), "isolation": list(result.isolation)},
+        extra={
+            "tool": invocation.function_name,
+            "status": result.status,
+            "leftovers_killed": leftovers,
+            "duration_ms": round(result.duration_ms, 1),
+            "isolation": list(result.isolation),
+        },
     )
     return result.to_dict()

@@ -31,8 +31,10 @@ SUMMARY_SYSTEM = (
     "going without the full transcript. Keep facts about the user, commitments, open questions, decisions and "
     "tool results that still matter. Write at most 200 words, in the third person, as plain text."
 )
-SUMMARY_PREFIX = "Note: prior messages have been hidden from view due to conversation memory constraints.\n" \
-                 "The following is a summary of the previous messages:\n"
+SUMMARY_PREFIX = (
+    "Note: prior messages have been hidden from view due to conversation memory constraints.\n"
+    "The following is a summary of the previous messages:\n"
+)
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,7 @@ def prompt_tokens(config: LLMConfig, system: str, rows: list[dict[str, Any]], to
     return tokens.count_messages(messages, tools, provider=config.model_endpoint_type, model=config.model)
 
 
-def choose_cut(
-    config: LLMConfig, system: str, rows: list[dict[str, Any]], tools: list[ToolSpec], budget: int
-) -> int:
+def choose_cut(config: LLMConfig, system: str, rows: list[dict[str, Any]], tools: list[ToolSpec], budget: int) -> int:
     """How many of the oldest rows to evict so the rest fit ``budget`` tokens; 0 when no legal cut helps.
 
     Legal cuts keep a user message first; the last user message always stays.
@@ -115,7 +115,8 @@ def summarize(client: LLMClient, rows: list[dict[str, Any]]) -> tuple[str, Any]:
         lines.append(f"{row['role']}: {text}")
     request = ChatRequest(
         messages=[ChatMessage.system(SUMMARY_SYSTEM), ChatMessage.user("\n".join(lines))],
-        tools=[], tool_choice="none",
+        tools=[],
+        tool_choice="none",
     )
     response = client.chat(request)
     return (response.content or "").strip(), (response.usage, response.latency_ms)
@@ -163,14 +164,19 @@ def ensure_fits(
         if len(still) != len(evicted):
             conn.rollback()
             return in_context(conn, agent["id"]), usage
-        message_store.insert_many(conn, [{
-            "id": new_id("message"),
-            "organization_id": agent["organization_id"],
-            "agent_id": agent["id"],
-            "role": "system",
-            "content": [{"type": "text", "text": SUMMARY_PREFIX + summary}],
-            "text": summary,
-            "in_context": True,
-            "metadata": {"kind": SUMMARY_KIND, "summarized_ids": [r["id"] for r in evicted]},
-        }])
+        message_store.insert_many(
+            conn,
+            [
+                {
+                    "id": new_id("message"),
+                    "organization_id": agent["organization_id"],
+                    "agent_id": agent["id"],
+                    "role": "system",
+                    "content": [{"type": "text", "text": SUMMARY_PREFIX + summary}],
+                    "text": summary,
+                    "in_context": True,
+                    "metadata": {"kind": SUMMARY_KIND, "summarized_ids": [r["id"] for r in evicted]},
+                }
+            ],
+        )
         return in_context(conn, agent["id"]), usage

@@ -77,8 +77,14 @@ class Engine:
 
     def deps(self, **overrides: Any) -> StepDeps:
         policy = ContextPolicy(self.settings.summarize_threshold, self.settings.summarize_target)
-        values: dict[str, Any] = {"db": self.db, "llm": self.llm, "tools": self.tools, "prompts": self.prompts,
-                                  "context": policy, "on_run_end": self.on_run_end}
+        values: dict[str, Any] = {
+            "db": self.db,
+            "llm": self.llm,
+            "tools": self.tools,
+            "prompts": self.prompts,
+            "context": policy,
+            "on_run_end": self.on_run_end,
+        }
         values.update(overrides)
         return StepDeps(**values)
 

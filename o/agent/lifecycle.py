@@ -62,19 +62,22 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec) -> AgentView:
     labels = [b["label"] for b in spec.memory_blocks]
     if len(set(labels)) != len(labels):
         raise InvalidInput(f"memory_blocks labels must be unique, got {labels}")
-    agent = agent_store.insert(conn, {
-        "id": new_id("agent"),
-        "organization_id": organization_id,
-        "name": spec.name,
-        "description": spec.description,
-        "agent_type": spec.agent_type,
-        "system": spec.system if spec.system is not None else DEFAULT_SYSTEM,
-        "llm_config": spec.llm_config,
-        "embedding_config": spec.embedding_config or DEFAULT_EMBEDDING_CONFIG,
-        "tool_rules": spec.tool_rules,
-        "tags": spec.tags,
-        "metadata": spec.metadata,
-    })
+    agent = agent_store.insert(
+        conn,
+        {
+            "id": new_id("agent"),
+            "organization_id": organization_id,
+            "name": spec.name,
+            "description": spec.description,
+            "agent_type": spec.agent_type,
+            "system": spec.system if spec.system is not None else DEFAULT_SYSTEM,
+            "llm_config": spec.llm_config,
+            "embedding_config": spec.embedding_config or DEFAULT_EMBEDDING_CONFIG,
+            "tool_rules": spec.tool_rules,
+            "tags": spec.tags,
+            "metadata": spec.metadata,
+        },
+    )
     for block_spec in spec.memory_blocks:
         block = memory_blocks.create(conn, organization_id, block_spec)
         block_store.attach(conn, agent["id"], block)
@@ -103,7 +106,12 @@ def _catalog() -> Any:
 
 
 def _set_tools(
-    conn: Conn, organization_id: str, agent_id: str, tool_ids: list[str], tool_names: list[str], *,
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    tool_ids: list[str],
+    tool_names: list[str],
+    *,
     replace: bool = False,
 ) -> None:
     """Attach tools by id and by name (Letta's ``tool_ids`` / ``tools``). Built-in names need no row:
@@ -166,8 +174,11 @@ def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, A
         for block_id in block_ids:
             if block_id not in current:
                 memory_blocks.attach(conn, organization_id, agent_id, block_id)
-    if EVOLVABLE & (set(changes) | ({"block_ids"} if block_ids is not None else set())
-                    | ({"tool_ids"} if tool_ids is not None else set())):
+    if EVOLVABLE & (
+        set(changes)
+        | ({"block_ids"} if block_ids is not None else set())
+        | ({"tool_ids"} if tool_ids is not None else set())
+    ):
         _record_revision(conn, organization_id, agent_id)
     return get(conn, organization_id, agent_id)
 

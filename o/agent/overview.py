@@ -90,8 +90,10 @@ def _message(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _function(spec: ToolSpec) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": spec.name, "description": spec.description,
-                                             "parameters": spec.parameters}}
+    return {
+        "type": "function",
+        "function": {"name": spec.name, "description": spec.description, "parameters": spec.parameters},
+    }
 
 
 def overview(conn: Conn, organization_id: str, agent_id: str) -> dict[str, Any]:
@@ -105,8 +107,9 @@ def overview(conn: Conn, organization_id: str, agent_id: str) -> dict[str, Any]:
     config = _config(agent)
     parts = memory_parts(conn, agent_id)
     rules = agent.get("tool_rules") or []
-    system = compose(agent["system"], parts.blocks, parts.last_edit, parts.recall, parts.archival, rules,
-                     agent.get("revision"))
+    system = compose(
+        agent["system"], parts.blocks, parts.last_edit, parts.recall, parts.archival, rules, agent.get("revision")
+    )
     instructions = agent["system"].replace(CORE_MEMORY_VARIABLE, "").strip()
     core_memory = render_blocks(parts.blocks)
     metadata = render_metadata(parts.last_edit, parts.recall, parts.archival, agent.get("revision"))
@@ -145,33 +148,70 @@ def overview(conn: Conn, organization_id: str, agent_id: str) -> dict[str, Any]:
 
 def _boot_messages(agent: dict[str, Any], tool_names: list[str]) -> list[dict[str, Any]]:
     now = datetime.now(UTC).strftime("%Y-%m-%d %I:%M:%S %p %Z%z")
-    base = {"organization_id": agent["organization_id"], "agent_id": agent["id"], "in_context": True,
-            "metadata": {"kind": "boot"}}
+    base = {
+        "organization_id": agent["organization_id"],
+        "agent_id": agent["id"],
+        "in_context": True,
+        "metadata": {"kind": "boot"},
+    }
     out: list[dict[str, Any]] = []
     if SEND_MESSAGE in tool_names:
         call_id = new_id("call")
         arguments = json.dumps({"message": BOOT_MESSAGE})
         result = json.dumps({"status": "OK", "message": None, "time": now})
-        out.append({**base, "id": new_id("message"), "role": "assistant",
-                    "content": [{"type": "text", "text": BOOT_THOUGHT}], "text": BOOT_THOUGHT,
-                    "tool_calls": [{"id": call_id, "type": "function",
-                                    "function": {"name": SEND_MESSAGE, "arguments": arguments}}]})
-        out.append({**base, "id": new_id("message"), "role": "tool", "name": SEND_MESSAGE,
-                    "content": [{"type": "text", "text": result}], "text": result, "tool_call_id": call_id,
-                    "tool_returns": [{"tool_call_id": call_id, "status": "success", "func_response": result,
-                                      "stdout": None, "stderr": None}]})
+        out.append(
+            {
+                **base,
+                "id": new_id("message"),
+                "role": "assistant",
+                "content": [{"type": "text", "text": BOOT_THOUGHT}],
+                "text": BOOT_THOUGHT,
+                "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": SEND_MESSAGE, "arguments": arguments}}
+                ],
+            }
+        )
+        out.append(
+            {
+                **base,
+                "id": new_id("message"),
+                "role": "tool",
+                "name": SEND_MESSAGE,
+                "content": [{"type": "text", "text": result}],
+                "text": result,
+                "tool_call_id": call_id,
+                "tool_returns": [
+                    {
+                        "tool_call_id": call_id,
+                        "status": "success",
+                        "func_response": result,
+                        "stdout": None,
+                        "stderr": None,
+                    }
+                ],
+            }
+        )
     else:
         # an agent that answers in plain text (no send_message tool) is not shown a call it cannot make
-        out.append({**base, "id": new_id("message"), "role": "assistant",
-                    "content": [{"type": "text", "text": BOOT_MESSAGE}], "text": BOOT_MESSAGE})
+        out.append(
+            {
+                **base,
+                "id": new_id("message"),
+                "role": "assistant",
+                "content": [{"type": "text", "text": BOOT_MESSAGE}],
+                "text": BOOT_MESSAGE,
+            }
+        )
     login = json.dumps({"type": "login", "last_login": "Never (first login)", "time": now})
-    out.append({**base, "id": new_id("message"), "role": "user", "content": [{"type": "text", "text": login}],
-                "text": login})
+    out.append(
+        {**base, "id": new_id("message"), "role": "user", "content": [{"type": "text", "text": login}], "text": login}
+    )
     return out
 
 
-def reset_messages(conn: Conn, organization_id: str, agent_id: str, *, add_default_initial_messages: bool = False
-                   ) -> int:
+def reset_messages(
+    conn: Conn, organization_id: str, agent_id: str, *, add_default_initial_messages: bool = False
+) -> int:
     """Take every in-context message (summaries included) out of the context window; they stay in
     recall. With ``add_default_initial_messages`` Letta's boot messages start the new context.
 
@@ -222,15 +262,25 @@ def compact(
         rows = ctx_window.in_context(conn, agent_id)
         specs = [t.spec() for t in _tools(conn, agent)]
     if not any(r["role"] == "user" for r in rows[1:]):
-        raise Conflict(f"agent {agent_id} has nothing to summarise: fewer than two turns are in context",
-                       num_messages=len(rows) + 1)
+        raise Conflict(
+            f"agent {agent_id} has nothing to summarise: fewer than two turns are in context",
+            num_messages=len(rows) + 1,
+        )
     target = 0.0 if mode in ALL_MODES else (policy.target if keep_share is None else keep_share)
     client = llm(config)
     try:
-        after, _ = ctx_window.ensure_fits(db, client, config, agent, system, rows, specs,
-                                          ctx_window.ContextPolicy(policy.threshold, target), force=True)
+        after, _ = ctx_window.ensure_fits(
+            db,
+            client,
+            config,
+            agent,
+            system,
+            rows,
+            specs,
+            ctx_window.ContextPolicy(policy.threshold, target),
+            force=True,
+        )
     except ctx_window.CannotFit as exc:  # the pre-check makes this a race with another reset
         raise Conflict(f"agent {agent_id} has nothing to summarise: {exc}") from exc
     summary = "\n".join(r["text"] or "" for r in after if _is_summary(r))
     return Compaction(len(rows) + 1, len(after) + 1, summary)
-

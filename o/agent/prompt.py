@@ -50,8 +50,9 @@ def render_blocks(blocks: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def render_metadata(last_edit: datetime | None, recall_count: int, archival_count: int,
-                    revision: int | None = None) -> str:
+def render_metadata(
+    last_edit: datetime | None, recall_count: int, archival_count: int, revision: int | None = None
+) -> str:
     when = last_edit.strftime("%Y-%m-%d %I:%M:%S %p %Z%z").strip() if last_edit else "never"
     lines = [
         "<memory_metadata>",
@@ -63,8 +64,10 @@ def render_metadata(last_edit: datetime | None, recall_count: int, archival_coun
     ]
     if revision is not None:
         # the agent can tie its behaviour to its evolution history (archival passages tagged "evolution")
-        lines.append(f"- You are running revision {revision} of your configuration (instructions, memory layout, "
-                     "tools, model settings); your archival memory records how and why earlier revisions changed")
+        lines.append(
+            f"- You are running revision {revision} of your configuration (instructions, memory layout, "
+            "tools, model settings); your archival memory records how and why earlier revisions changed"
+        )
     lines.append("</memory_metadata>")
     return "\n".join(lines)
 
@@ -95,8 +98,15 @@ def render_tool_rules(rules: list[dict[str, Any]]) -> str:
     return "<tool_usage_rules>\n" + "\n".join(lines) + "\n</tool_usage_rules>"
 
 
-def compose(system: str, blocks: list[dict[str, Any]], last_edit: datetime | None, recall: int, archival: int,
-            tool_rules: list[dict[str, Any]] | None = None, revision: int | None = None) -> str:
+def compose(
+    system: str,
+    blocks: list[dict[str, Any]],
+    last_edit: datetime | None,
+    recall: int,
+    archival: int,
+    tool_rules: list[dict[str, Any]] | None = None,
+    revision: int | None = None,
+) -> str:
     memory = render_blocks(blocks) + "\n\n" + render_metadata(last_edit, recall, archival, revision)
     rules = render_tool_rules(tool_rules or [])
     if rules:
@@ -137,8 +147,15 @@ def memory_parts(conn: Conn, agent_id: str) -> MemoryParts:
 
 def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
     parts = memory_parts(conn, agent["id"])
-    text = compose(agent["system"], parts.blocks, parts.last_edit, parts.recall, parts.archival,
-                   agent.get("tool_rules") or [], agent.get("revision"))
+    text = compose(
+        agent["system"],
+        parts.blocks,
+        parts.last_edit,
+        parts.recall,
+        parts.archival,
+        agent.get("tool_rules") or [],
+        agent.get("revision"),
+    )
     return CompiledPrompt(agent["id"], int(agent["version"]), text)
 
 

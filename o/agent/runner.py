@@ -173,7 +173,8 @@ class StepFunctionsLauncher:
         name = f"{run_id}-{run['iteration']}-{run['next_action']}"[:80]
         try:
             started = self.client.start_execution(
-                stateMachineArn=self.state_machine_arn, name=name,
+                stateMachineArn=self.state_machine_arn,
+                name=name,
                 input=json.dumps({"run_id": run_id, "iteration": 0}),
             )
         except self.client.exceptions.ExecutionAlreadyExists:

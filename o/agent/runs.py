@@ -51,8 +51,13 @@ def _last_seq(conn: Conn) -> int:
 
 
 def start(
-    conn: Conn, organization_id: str, agent_id: str, messages: list[InputMessage], request: dict[str, Any],
-    *, background: bool = False,
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    messages: list[InputMessage],
+    request: dict[str, Any],
+    *,
+    background: bool = False,
 ) -> Started:
     """Create a run and store the caller's messages in one transaction."""
     lifecycle.require(conn, organization_id, agent_id, for_update=True)
@@ -60,16 +65,36 @@ def start(
         raise InvalidInput("send at least one message (or an approval)")
     if run_store.awaiting_approval(conn, agent_id) is not None:
         raise Conflict("a tool call is waiting for approval: approve or deny it before sending new messages")
-    run = run_store.insert(conn, {
-        "id": new_id("run"), "organization_id": organization_id, "agent_id": agent_id, "status": "created",
-        "request": request, "metadata": {"background": background},
-    })
+    run = run_store.insert(
+        conn,
+        {
+            "id": new_id("run"),
+            "organization_id": organization_id,
+            "agent_id": agent_id,
+            "status": "created",
+            "request": request,
+            "metadata": {"background": background},
+        },
+    )
     after = _last_seq(conn)
-    rows = message_store.insert_many(conn, [{
-        "id": new_id("message"), "organization_id": organization_id, "agent_id": agent_id,
-        "role": m.role, "content": [{"type": "text", "text": m.text}], "text": m.text, "name": m.name,
-        "otid": m.otid, "sender_id": m.sender_id, "run_id": run["id"],
-    } for m in messages])
+    rows = message_store.insert_many(
+        conn,
+        [
+            {
+                "id": new_id("message"),
+                "organization_id": organization_id,
+                "agent_id": agent_id,
+                "role": m.role,
+                "content": [{"type": "text", "text": m.text}],
+                "text": m.text,
+                "name": m.name,
+                "otid": m.otid,
+                "sender_id": m.sender_id,
+                "run_id": run["id"],
+            }
+            for m in messages
+        ],
+    )
     return Started(run, after, [r["id"] for r in rows])
 
 
@@ -95,16 +120,28 @@ def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Dec
         raise InvalidInput(f"decide every pending tool call; missing: {missing}")
     after = _last_seq(conn)
     first = decisions[0]
-    [row] = message_store.insert_many(conn, [{
-        "id": derived_id("message", step["id"], "approval"), "organization_id": organization_id,
-        "agent_id": agent_id, "role": "approval", "content": [], "text": first.reason or "",
-        "step_id": step["id"], "run_id": run["id"], "step_position": -1,
-        "metadata": {
-            "approve": all(c["approve"] for c in chosen.values()), "approval_request_id": request_message["id"],
-            "reason": first.reason,
-            "approvals": [{"tool_call_id": k, **v} for k, v in chosen.items()],
-        },
-    }])
+    [row] = message_store.insert_many(
+        conn,
+        [
+            {
+                "id": derived_id("message", step["id"], "approval"),
+                "organization_id": organization_id,
+                "agent_id": agent_id,
+                "role": "approval",
+                "content": [],
+                "text": first.reason or "",
+                "step_id": step["id"],
+                "run_id": run["id"],
+                "step_position": -1,
+                "metadata": {
+                    "approve": all(c["approve"] for c in chosen.values()),
+                    "approval_request_id": request_message["id"],
+                    "reason": first.reason,
+                    "approvals": [{"tool_call_id": k, **v} for k, v in chosen.items()],
+                },
+            }
+        ],
+    )
     step_store.update(conn, step["id"], {"approvals": chosen})
     run = run_store.update(conn, run["id"], {"next_action": "tools", "stop_reason": None})
     return Started(run, after, [row["id"]])
@@ -181,8 +218,9 @@ def raise_if_failed(run: dict[str, Any]) -> None:
     if run["next_action"] != "failed":
         return
     reason = run["stop_reason"] or "error"
-    error = RunFailed(f"the run failed ({reason}): {run.get('error') or 'no detail recorded'}",
-                      run_id=run["id"], stop_reason=reason)
+    error = RunFailed(
+        f"the run failed ({reason}): {run.get('error') or 'no detail recorded'}", run_id=run["id"], stop_reason=reason
+    )
     if reason == "context_window_overflow_in_system_prompt":
         error.status_code = 422  # the agent's own prompt and tools are larger than its model's window
     elif reason == "error":
@@ -214,9 +252,13 @@ def to_run_object(run: dict[str, Any]) -> dict[str, Any]:
     if completed is not None:
         duration = int((completed - run["created_at"]).total_seconds() * 1e9)
     return {
-        "id": run["id"], "agent_id": run["agent_id"], "status": run["status"], "stop_reason": run["stop_reason"],
-        "created_at": run["created_at"], "completed_at": completed, "background": bool(
-            (run.get("metadata") or {}).get("background")),
+        "id": run["id"],
+        "agent_id": run["agent_id"],
+        "status": run["status"],
+        "stop_reason": run["stop_reason"],
+        "created_at": run["created_at"],
+        "completed_at": completed,
+        "background": bool((run.get("metadata") or {}).get("background")),
         "metadata": run.get("metadata") or {},
         "request_config": {
             "use_assistant_message": request.get("use_assistant_message", True),

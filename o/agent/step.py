@@ -63,8 +63,7 @@ class Outcome:
     stop_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "iteration": self.iteration, "next": self.next,
-                "stop_reason": self.stop_reason}
+        return {"run_id": self.run_id, "iteration": self.iteration, "next": self.next, "stop_reason": self.stop_reason}
 
 
 def _utcnow() -> datetime:
@@ -152,13 +151,25 @@ def _finished(run: dict[str, Any]) -> Outcome | None:
     return None
 
 
-def finish_run(conn: Conn, run: dict[str, Any], stop_reason: str, *, status: str | None = None,
-               error: str | None = None, next_action: Next = "done", extra: dict[str, Any] | None = None) -> Outcome:
+def finish_run(
+    conn: Conn,
+    run: dict[str, Any],
+    stop_reason: str,
+    *,
+    status: str | None = None,
+    error: str | None = None,
+    next_action: Next = "done",
+    extra: dict[str, Any] | None = None,
+) -> Outcome:
     if status is None:
         status = {"cancelled": "cancelled", "error": "failed", "llm_api_error": "failed"}.get(stop_reason, "completed")
     changes: dict[str, Any] = {
-        **(extra or {}), "status": status, "stop_reason": stop_reason, "next_action": next_action,
-        "completed_at": _utcnow(), "task_token": None,
+        **(extra or {}),
+        "status": status,
+        "stop_reason": stop_reason,
+        "next_action": next_action,
+        "completed_at": _utcnow(),
+        "task_token": None,
     }
     if error is not None:
         changes["error"] = error
@@ -169,9 +180,7 @@ def finish_run(conn: Conn, run: dict[str, Any], stop_reason: str, *, status: str
 
 
 def _tool_rows(conn: Conn, run_id: str) -> list[dict[str, Any]]:
-    return conn.execute(
-        "SELECT * FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
-    ).fetchall()
+    return conn.execute("SELECT * FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)).fetchall()
 
 
 def _history(rows: list[dict[str, Any]]) -> list[Call]:
@@ -190,8 +199,11 @@ def _add_usage(total: dict[str, Any], usage: Usage, steps: int = 0) -> dict[str,
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 def _letta_items(row: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -255,8 +267,9 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
             return finish_run(conn, run, "llm_api_error", error=exc.message, next_action="failed")
     except (ValueError, OError) as exc:
         with deps.db.transaction() as conn:
-            return finish_run(conn, run, "error", error=f"the agent's llm_config is unusable: {exc}",
-                              next_action="failed")
+            return finish_run(
+                conn, run, "error", error=f"the agent's llm_config is unusable: {exc}", next_action="failed"
+            )
 
     names = [t.name for t in tools]
     allowed = rules.allowed(names, history)
@@ -270,8 +283,9 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
     force = False
     while True:
         try:
-            rows, summary = ctx_window.ensure_fits(deps.db, client, config, agent, prompt.text, rows, specs,
-                                                   deps.context, force=force)
+            rows, summary = ctx_window.ensure_fits(
+                deps.db, client, config, agent, prompt.text, rows, specs, deps.context, force=force
+            )
             if summary is not None:
                 extra_usage, summary_ms = extra_usage + summary[0], summary_ms + summary[1]
             request = ChatRequest(
@@ -284,8 +298,14 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
         except ctx_window.CannotFit as exc:
             with deps.db.transaction() as conn:
                 run = run_store.get(conn, run_id, for_update=True) or run
-                return finish_run(conn, run, "context_window_overflow_in_system_prompt", status="failed",
-                                  error=str(exc), next_action="failed")
+                return finish_run(
+                    conn,
+                    run,
+                    "context_window_overflow_in_system_prompt",
+                    status="failed",
+                    error=str(exc),
+                    next_action="failed",
+                )
         except LLMError as exc:
             if exc.context_overflow and not force:
                 # Our count said it fits but the provider disagrees: summarise now and try once more.
@@ -299,18 +319,32 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
     # framework overhead can be told apart from model latency.
     llm_ms = response.latency_ms + summary_ms
     deps._fault("after_llm")
-    return _store_reply(deps, run_id, iteration, step_id, message_id, agent, response, rules, offered,
-                        extra_usage, llm_ms)
+    return _store_reply(
+        deps, run_id, iteration, step_id, message_id, agent, response, rules, offered, extra_usage, llm_ms
+    )
 
 
-def _call(deps: StepDeps, client: LLMClient, request: ChatRequest, run: dict[str, Any], step_id: str,
-          message_id: str) -> ChatResponse:
+def _call(
+    deps: StepDeps, client: LLMClient, request: ChatRequest, run: dict[str, Any], step_id: str, message_id: str
+) -> ChatResponse:
     if not (deps.stream_tokens and deps.emit is not None):
         return client.chat(request)
-    base = {"id": message_id, "date": deps.clock().isoformat(), "otid": None, "sender_id": None,
-            "step_id": step_id, "run_id": run["id"], "name": None, "seq_id": None}
-    translator = DeltaTranslator(deps.emit, base, _request(run).get("assistant_message_tool_name") or ASSISTANT_TOOL,
-                                 _request(run).get("assistant_message_tool_kwarg") or "message")
+    base = {
+        "id": message_id,
+        "date": deps.clock().isoformat(),
+        "otid": None,
+        "sender_id": None,
+        "step_id": step_id,
+        "run_id": run["id"],
+        "name": None,
+        "seq_id": None,
+    }
+    translator = DeltaTranslator(
+        deps.emit,
+        base,
+        _request(run).get("assistant_message_tool_name") or ASSISTANT_TOOL,
+        _request(run).get("assistant_message_tool_kwarg") or "message",
+    )
     for event in client.stream(request):
         if isinstance(event, Completed):
             return event.response
@@ -319,8 +353,17 @@ def _call(deps: StepDeps, client: LLMClient, request: ChatRequest, run: dict[str
 
 
 def _store_reply(
-    deps: StepDeps, run_id: str, iteration: int, step_id: str, message_id: str, agent: dict[str, Any],
-    response: ChatResponse, rules: ToolRules, offered: list[AgentTool], extra_usage: Usage, llm_ms: float,
+    deps: StepDeps,
+    run_id: str,
+    iteration: int,
+    step_id: str,
+    message_id: str,
+    agent: dict[str, Any],
+    response: ChatResponse,
+    rules: ToolRules,
+    offered: list[AgentTool],
+    extra_usage: Usage,
+    llm_ms: float,
 ) -> Outcome:
     # A provider that sends no call id (or one already used in this reply) gets a stable one of ours.
     seen: set[str] = set()
@@ -343,15 +386,24 @@ def _store_reply(
         assert run is not None
         if run["cancel_requested"]:
             return finish_run(conn, run, "cancelled")
-        inserted = step_store.insert(conn, {
-            "id": step_id, "organization_id": run["organization_id"], "agent_id": run["agent_id"],
-            "run_id": run_id, "step_index": iteration, "status": status, "model": response.model,
-            "usage": {**_usage_dict(usage), "llm_ms": round(llm_ms, 3)},
-            "tool_calls": transcript.stored_tool_calls(calls), "message_id": message_id,
-            "next_action": "done" if not calls else None,
-            "stop_reason": "end_turn" if not calls else None,
-            "completed_at": _utcnow() if not calls else None,
-        })
+        inserted = step_store.insert(
+            conn,
+            {
+                "id": step_id,
+                "organization_id": run["organization_id"],
+                "agent_id": run["agent_id"],
+                "run_id": run_id,
+                "step_index": iteration,
+                "status": status,
+                "model": response.model,
+                "usage": {**_usage_dict(usage), "llm_ms": round(llm_ms, 3)},
+                "tool_calls": transcript.stored_tool_calls(calls),
+                "message_id": message_id,
+                "next_action": "done" if not calls else None,
+                "stop_reason": "end_turn" if not calls else None,
+                "completed_at": _utcnow() if not calls else None,
+            },
+        )
         if inserted is None:  # another worker stored this step first; its reply wins
             existing = step_store.by_index(conn, run_id, iteration)
             assert existing is not None
@@ -361,19 +413,32 @@ def _store_reply(
             metadata["requires_approval"] = needs_approval
         if not calls:
             metadata["kind"] = "reply"
-        [row] = message_store.insert_many(conn, [{
-            "id": message_id, "organization_id": run["organization_id"], "agent_id": run["agent_id"],
-            "role": "assistant", "content": [{"type": "text", "text": response.content}] if response.content else [],
-            "text": response.content or "", "tool_calls": transcript.stored_tool_calls(calls) or None,
-            "step_id": step_id, "run_id": run_id, "step_position": 0, "metadata": metadata,
-        }])
+        [row] = message_store.insert_many(
+            conn,
+            [
+                {
+                    "id": message_id,
+                    "organization_id": run["organization_id"],
+                    "agent_id": run["agent_id"],
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": response.content}] if response.content else [],
+                    "text": response.content or "",
+                    "tool_calls": transcript.stored_tool_calls(calls) or None,
+                    "step_id": step_id,
+                    "run_id": run_id,
+                    "step_position": 0,
+                    "metadata": metadata,
+                }
+            ],
+        )
         changes: dict[str, Any] = {"usage": _add_usage(run["usage"] or {}, usage, steps=1), "iteration": iteration}
         if next_action == "done":
             outcome = finish_run(conn, run, "end_turn", extra=changes)
             run = {**run, **changes}
         elif next_action == "approval":
-            run = run_store.update(conn, run_id, {**changes, "next_action": "approval",
-                                                  "stop_reason": "requires_approval"})
+            run = run_store.update(
+                conn, run_id, {**changes, "next_action": "approval", "stop_reason": "requires_approval"}
+            )
             outcome = Outcome(run_id, iteration, "approval", "requires_approval")
         else:
             run = run_store.update(conn, run_id, {**changes, "next_action": "tools"})
@@ -460,8 +525,15 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
             row = stored[position]
             first = (row.get("tool_returns") or [{}])[0]
             meta = row.get("metadata") or {}
-            results.append(_CallResult(call, row["text"], first.get("status", "success"), bool(meta.get("heartbeat")),
-                                       violation=bool(meta.get("rule_violation"))))
+            results.append(
+                _CallResult(
+                    call,
+                    row["text"],
+                    first.get("status", "success"),
+                    bool(meta.get("heartbeat")),
+                    violation=bool(meta.get("rule_violation")),
+                )
+            )
             continue
         finish = None
         if position == len(calls):
@@ -480,8 +552,16 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
 
 
 def _run_call(
-    deps: StepDeps, run: dict[str, Any], agent: dict[str, Any], step_id: str, position: int, call: ToolCall,
-    tools: dict[str, AgentTool], rules: ToolRules, history: list[Call], approvals: dict[str, Any],
+    deps: StepDeps,
+    run: dict[str, Any],
+    agent: dict[str, Any],
+    step_id: str,
+    position: int,
+    call: ToolCall,
+    tools: dict[str, AgentTool],
+    rules: ToolRules,
+    history: list[Call],
+    approvals: dict[str, Any],
     finish: Callable[[Conn, _CallResult, dict[str, Any]], Outcome] | None = None,
 ) -> _CallResult:
     heartbeat = False
@@ -516,10 +596,32 @@ def _run_call(
         # User code runs outside any transaction: it may be slow, and a crash here only means
         # it runs again on replay (its result is stored once either way).
         result = _run_user_tool(deps, tool, args, run)
-        return _store_result(deps, run, step_id, position, call, result.output, result.status, heartbeat,
-                             result.stdout, result.stderr, finish=finish)
-    return _store_result(deps, run, step_id, position, call, error, "error" if error else "success", heartbeat,
-                         builtin_args=None if error else args, violation=violation is not None, finish=finish)
+        return _store_result(
+            deps,
+            run,
+            step_id,
+            position,
+            call,
+            result.output,
+            result.status,
+            heartbeat,
+            result.stdout,
+            result.stderr,
+            finish=finish,
+        )
+    return _store_result(
+        deps,
+        run,
+        step_id,
+        position,
+        call,
+        error,
+        "error" if error else "success",
+        heartbeat,
+        builtin_args=None if error else args,
+        violation=violation is not None,
+        finish=finish,
+    )
 
 
 def _run_user_tool(deps: StepDeps, tool: AgentTool, args: dict[str, Any], run: dict[str, Any]) -> _CallResult:
@@ -538,9 +640,19 @@ def _run_user_tool(deps: StepDeps, tool: AgentTool, args: dict[str, Any], run: d
 
 
 def _store_result(
-    deps: StepDeps, run: dict[str, Any], step_id: str, position: int, call: ToolCall, output: str | None,
-    status: str, heartbeat: bool, stdout: str = "", stderr: str = "", builtin_args: dict[str, Any] | None = None,
-    violation: bool = False, finish: Callable[[Conn, _CallResult, dict[str, Any]], Outcome] | None = None,
+    deps: StepDeps,
+    run: dict[str, Any],
+    step_id: str,
+    position: int,
+    call: ToolCall,
+    output: str | None,
+    status: str,
+    heartbeat: bool,
+    stdout: str = "",
+    stderr: str = "",
+    builtin_args: dict[str, Any] | None = None,
+    violation: bool = False,
+    finish: Callable[[Conn, _CallResult, dict[str, Any]], Outcome] | None = None,
 ) -> _CallResult:
     outcome: Outcome | None = None
     locked: dict[str, Any] | None = None
@@ -559,20 +671,43 @@ def _store_result(
                 output, status = _run_builtin(conn, run, call.name, builtin_args)
             deps._fault("before_tool_commit")
             text = output or ""
-            [row] = message_store.insert_many(conn, [{
-                "id": transcript.derived_id("message", step_id, position),
-                "organization_id": run["organization_id"], "agent_id": run["agent_id"], "role": "tool",
-                "content": [{"type": "text", "text": text}], "text": text, "name": call.name,
-                "tool_call_id": call.id,
-                "tool_returns": [{"tool_call_id": call.id, "status": status, "func_response": text,
-                                  "stdout": [stdout] if stdout else None, "stderr": [stderr] if stderr else None}],
-                "step_id": step_id, "run_id": run["id"], "step_position": position,
-                "metadata": {"heartbeat": heartbeat, **({"rule_violation": True} if violation else {})},
-            }])
+            [row] = message_store.insert_many(
+                conn,
+                [
+                    {
+                        "id": transcript.derived_id("message", step_id, position),
+                        "organization_id": run["organization_id"],
+                        "agent_id": run["agent_id"],
+                        "role": "tool",
+                        "content": [{"type": "text", "text": text}],
+                        "text": text,
+                        "name": call.name,
+                        "tool_call_id": call.id,
+                        "tool_returns": [
+                            {
+                                "tool_call_id": call.id,
+                                "status": status,
+                                "func_response": text,
+                                "stdout": [stdout] if stdout else None,
+                                "stderr": [stderr] if stderr else None,
+                            }
+                        ],
+                        "step_id": step_id,
+                        "run_id": run["id"],
+                        "step_position": position,
+                        "metadata": {"heartbeat": heartbeat, **({"rule_violation": True} if violation else {})},
+                    }
+                ],
+            )
         first = (row.get("tool_returns") or [{}])[0]
         meta = row.get("metadata") or {}
-        result = _CallResult(call, row["text"], first.get("status", status), bool(meta.get("heartbeat")),
-                             violation=bool(meta.get("rule_violation")))
+        result = _CallResult(
+            call,
+            row["text"],
+            first.get("status", status),
+            bool(meta.get("heartbeat")),
+            violation=bool(meta.get("rule_violation")),
+        )
         if finish is not None and locked is not None:
             outcome = finish(conn, result, locked)
     deps._fault("after_tool")
@@ -597,7 +732,12 @@ def _run_builtin(conn: Conn, run: dict[str, Any], name: str, args: dict[str, Any
 
 
 def _complete_step(
-    deps: StepDeps, run_id: str, step_id: str, iteration: int, results: list[_CallResult], rules: ToolRules,
+    deps: StepDeps,
+    run_id: str,
+    step_id: str,
+    iteration: int,
+    results: list[_CallResult],
+    rules: ToolRules,
     history: list[Call],
 ) -> Outcome:
     with deps.db.transaction() as conn:
@@ -605,8 +745,14 @@ def _complete_step(
 
 
 def _complete_in(
-    conn: Conn, run_id: str, step_id: str, iteration: int, results: list[_CallResult], rules: ToolRules,
-    history: list[Call], run: dict[str, Any] | None = None,
+    conn: Conn,
+    run_id: str,
+    step_id: str,
+    iteration: int,
+    results: list[_CallResult],
+    rules: ToolRules,
+    history: list[Call],
+    run: dict[str, Any] | None = None,
 ) -> Outcome:
     """Decide whether the loop goes on and complete the step, inside the caller's transaction."""
     keep_going = False

@@ -31,7 +31,7 @@ def decode_partial_string(raw: str) -> tuple[str, bool]:
             if code == "u":
                 if i + 6 > len(raw):
                     break
-                out.append(chr(int(raw[i + 2:i + 6], 16)))
+                out.append(chr(int(raw[i + 2 : i + 6], 16)))
                 i += 6
                 continue
             out.append(_ESCAPES.get(code, code))
@@ -45,8 +45,13 @@ def decode_partial_string(raw: str) -> tuple[str, bool]:
 class DeltaTranslator:
     """Feeds provider deltas in, calls ``emit`` with Letta chunk dicts."""
 
-    def __init__(self, emit: Callable[[dict[str, Any]], None], base: dict[str, Any], assistant_tool: str,
-                 assistant_kwarg: str = "message") -> None:
+    def __init__(
+        self,
+        emit: Callable[[dict[str, Any]], None],
+        base: dict[str, Any],
+        assistant_tool: str,
+        assistant_kwarg: str = "message",
+    ) -> None:
         self.emit = emit
         self.base = base
         self.assistant_tool = assistant_tool
@@ -56,8 +61,14 @@ class DeltaTranslator:
     def feed(self, event: TextDelta | ToolCallDelta) -> None:
         if isinstance(event, TextDelta):
             if event.text:
-                self.emit({**self.base, "message_type": "reasoning_message", "reasoning": event.text,
-                           "source": "reasoner_model"})
+                self.emit(
+                    {
+                        **self.base,
+                        "message_type": "reasoning_message",
+                        "reasoning": event.text,
+                        "source": "reasoner_model",
+                    }
+                )
             return
         call = self._calls.setdefault(event.index, {"id": None, "name": None, "args": "", "said": 0})
         if event.id:
@@ -69,13 +80,14 @@ class DeltaTranslator:
             match = self.kwarg.search(call["args"])
             if match is None:
                 return
-            text, _closed = decode_partial_string(call["args"][match.end():])
-            new = text[call["said"]:]
+            text, _closed = decode_partial_string(call["args"][match.end() :])
+            new = text[call["said"] :]
             if new:
                 call["said"] = len(text)
                 self.emit({**self.base, "message_type": "assistant_message", "content": new})
             return
         if event.arguments_delta or event.name:
             tool_call = {"name": event.name, "arguments": event.arguments_delta, "tool_call_id": call["id"]}
-            self.emit({**self.base, "message_type": "tool_call_message", "tool_call": tool_call,
-                       "tool_calls": [tool_call]})
+            self.emit(
+                {**self.base, "message_type": "tool_call_message", "tool_call": tool_call, "tool_calls": [tool_call]}
+            )

@@ -17,19 +17,33 @@ from typing import Any
 from o.errors import InvalidInput
 
 ALIASES = {
-    "InitToolRule": "run_first", "init": "run_first",
-    "TerminalToolRule": "exit_loop", "terminal": "exit_loop",
-    "ChildToolRule": "constrain_child_tools", "child": "constrain_child_tools",
+    "InitToolRule": "run_first",
+    "init": "run_first",
+    "TerminalToolRule": "exit_loop",
+    "terminal": "exit_loop",
+    "ChildToolRule": "constrain_child_tools",
+    "child": "constrain_child_tools",
     "ConditionalToolRule": "conditional",
-    "ParentToolRule": "parent_last_tool", "parent": "parent_last_tool",
-    "MaxCountPerStepToolRule": "max_count_per_step", "max_count": "max_count_per_step",
-    "RequiresApprovalToolRule": "requires_approval", "approval": "requires_approval",
-    "ContinueToolRule": "continue_loop", "continue": "continue_loop",
+    "ParentToolRule": "parent_last_tool",
+    "parent": "parent_last_tool",
+    "MaxCountPerStepToolRule": "max_count_per_step",
+    "max_count": "max_count_per_step",
+    "RequiresApprovalToolRule": "requires_approval",
+    "approval": "requires_approval",
+    "ContinueToolRule": "continue_loop",
+    "continue": "continue_loop",
     "RequiredBeforeExitToolRule": "required_before_exit",
 }
 KINDS = {
-    "run_first", "exit_loop", "constrain_child_tools", "conditional", "parent_last_tool", "max_count_per_step",
-    "requires_approval", "continue_loop", "required_before_exit",
+    "run_first",
+    "exit_loop",
+    "constrain_child_tools",
+    "conditional",
+    "parent_last_tool",
+    "max_count_per_step",
+    "requires_approval",
+    "continue_loop",
+    "required_before_exit",
 }
 
 
@@ -95,8 +109,14 @@ class ToolRules:
     @property
     def active(self) -> bool:
         """Whether any rule depends on the calls already made (else the history need not be read)."""
-        return bool(self.init or self.children or self.conditional or self.parents or self.max_count
-                    or self.required_before_exit)
+        return bool(
+            self.init
+            or self.children
+            or self.conditional
+            or self.parents
+            or self.max_count
+            or self.required_before_exit
+        )
 
     # -- which tools are offered -------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ HEARTBEAT = "request_heartbeat"
 HEARTBEAT_SCHEMA = {
     "type": "boolean",
     "description": "Request an immediate heartbeat after function execution. Set to `True` if you want to send a "
-                   "follow-up message or run a follow-up tool.",
+    "follow-up message or run a follow-up tool.",
 }
 
 
@@ -45,8 +45,7 @@ class AgentTool:
 class ToolExecutor(Protocol):
     """Runs a user-defined tool somewhere safe and reports what happened."""
 
-    def run(self, tool: dict[str, Any], args: dict[str, Any], *, organization_id: str, agent_id: str) -> ToolResult:
-        ...
+    def run(self, tool: dict[str, Any], args: dict[str, Any], *, organization_id: str, agent_id: str) -> ToolResult: ...
 
 
 class SandboxExecutor:
@@ -93,8 +92,12 @@ def agent_tools(agent: dict[str, Any], attached: list[dict[str, Any]]) -> list[A
         if row["name"] in builtin.BUILTINS:
             continue
         schema = row.get("json_schema") or {}
-        out.append(AgentTool(
-            row["name"], row.get("description") or schema.get("description") or "",
-            schema.get("parameters") or {"type": "object", "properties": {}}, row,
-        ))
+        out.append(
+            AgentTool(
+                row["name"],
+                row.get("description") or schema.get("description") or "",
+                schema.get("parameters") or {"type": "object", "properties": {}},
+                row,
+            )
+        )
     return out

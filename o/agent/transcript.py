@@ -60,8 +60,9 @@ def to_chat(rows: list[dict[str, Any]]) -> list[ChatMessage]:
 def _tool_message(row: dict[str, Any]) -> ChatMessage:
     returns = row.get("tool_returns") or [{}]
     status = returns[0].get("status", "success")
-    return ChatMessage.tool(row["tool_call_id"], text_of(row.get("content")), name=row.get("name"),
-                            is_error=status != "success")
+    return ChatMessage.tool(
+        row["tool_call_id"], text_of(row.get("content")), name=row.get("name"), is_error=status != "success"
+    )
 
 
 def derived_id(prefix: str, *parts: object) -> str:

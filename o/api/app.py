@@ -37,8 +37,18 @@ def create_app(db: Database, *, max_body_bytes: int = 1_048_576) -> FastAPI:
     app.state.logger = logger
     errors.install(app)
     for router in (
-        health.router, agents.router, core_memory.router, blocks.router, messages.router, tools.router,
-        send.router, runs.router, archival.router, revisions.router, evolution.router, context.router,
+        health.router,
+        agents.router,
+        core_memory.router,
+        blocks.router,
+        messages.router,
+        tools.router,
+        send.router,
+        runs.router,
+        archival.router,
+        revisions.router,
+        evolution.router,
+        context.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)

@@ -54,8 +54,12 @@ def start(args: argparse.Namespace) -> int:
         from o.evolution import loop
 
         deps = loop.default_deps(rt.db, progress=_progress)
-        budget = {"max_tokens": args.max_tokens, "max_seconds": args.max_seconds, "canary_weight": args.canary_weight,
-                  "bake_seconds": args.bake_seconds}
+        budget = {
+            "max_tokens": args.max_tokens,
+            "max_seconds": args.max_seconds,
+            "canary_weight": args.canary_weight,
+            "bake_seconds": args.bake_seconds,
+        }
         evo = loop.start(deps, org, args.agent_id, trigger="cli", budget=budget)
         _progress(evo["id"], "started", f"evolution {evo['id']} of revision {evo['base_revision']}")
         if deps.policy.state_machine_arn:
@@ -101,8 +105,13 @@ def show(args: argparse.Namespace) -> int:
             events = store.events(conn, args.evolution_id)
         for e in events:
             print(f"{e['created_at']:%H:%M:%S} [{e['phase']:>11}] {e['message']}")
-        print(json.dumps({k: row[k] for k in ("status", "decision", "reason", "diff", "figures", "tokens_used")},
-                         default=str, indent=2))
+        print(
+            json.dumps(
+                {k: row[k] for k in ("status", "decision", "reason", "diff", "figures", "tokens_used")},
+                default=str,
+                indent=2,
+            )
+        )
         return 0
 
     return _with_runtime(args, work)

@@ -21,9 +21,19 @@ from o.store import evolution as evolution_store
 from o.store.db import Conn
 
 # Keys that name the evaluator: a proposal that touches any of them is refused outright.
-EVALUATOR_KEYS = frozenset({
-    "evaluator", "evaluation", "evaluation_suite", "eval_cases", "cases", "gate", "judge", "checks", "held_out",
-})
+EVALUATOR_KEYS = frozenset(
+    {
+        "evaluator",
+        "evaluation",
+        "evaluation_suite",
+        "eval_cases",
+        "cases",
+        "gate",
+        "judge",
+        "checks",
+        "held_out",
+    }
+)
 
 JUDGE_MARKER = "You are an impartial judge of an AI assistant's reply."
 
@@ -108,10 +118,10 @@ class Suite(BaseModel):
         return [c for c in self.cases if c.held_out]
 
 
-
 def slower(current_ms: float, candidate_ms: float, max_ratio: float, min_delta_ms: float) -> bool:
     """Is the candidate slower by more than the ratio allows, and by enough milliseconds to matter?"""
     return current_ms > 0 and candidate_ms / current_ms > max_ratio and candidate_ms - current_ms >= min_delta_ms
+
 
 def load_suite(conn: Conn, agent_id: str) -> Suite:
     row = evolution_store.get_suite(conn, agent_id)
@@ -131,6 +141,7 @@ def current_hash(conn: Conn, agent_id: str) -> str:
 
 
 # --- scoring -----------------------------------------------------------------------------------------------
+
 
 def check_score(checks: Checks, reply: str) -> float | None:
     """Fraction of the deterministic checks the reply passes; None when the case has none."""
@@ -220,8 +231,10 @@ class CaseResult:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "name", "input", "reply", "ok", "score", "checks", "judge", "latency_ms", "tokens", "error")}
+        return {
+            k: getattr(self, k)
+            for k in ("name", "input", "reply", "ok", "score", "checks", "judge", "latency_ms", "tokens", "error")
+        }
 
 
 @dataclass
@@ -245,8 +258,13 @@ class Summary:
         return sum(c.tokens for c in self.cases) / len(self.cases) if self.cases else 0.0
 
     def figures(self) -> dict[str, Any]:
-        return {"score": round(self.score, 4), "error_rate": round(self.error_rate, 4),
-                "latency_ms": round(self.latency_ms, 2), "tokens": round(self.tokens, 1), "n": len(self.cases)}
+        return {
+            "score": round(self.score, 4),
+            "error_rate": round(self.error_rate, 4),
+            "latency_ms": round(self.latency_ms, 2),
+            "tokens": round(self.tokens, 1),
+            "n": len(self.cases),
+        }
 
 
 @dataclass
@@ -261,21 +279,29 @@ def gate(gate_config: Gate, current: Summary, candidate: Summary) -> GateResult:
     reasons: list[str] = []
     delta = candidate.score - current.score
     regressions = [
-        cand.name for cur, cand in zip(current.cases, candidate.cases, strict=True)
+        cand.name
+        for cur, cand in zip(current.cases, candidate.cases, strict=True)
         if cur.checks is not None and cand.score < cur.score - 1e-9
     ]
     if candidate.error_rate > max(gate_config.max_error_rate, current.error_rate):
         reasons.append(f"candidate errors on {candidate.error_rate:.0%} of replays (current {current.error_rate:.0%})")
     if delta < gate_config.min_improvement:
-        reasons.append(f"score {candidate.score:.3f} vs {current.score:.3f}: improvement {delta:+.3f} is below "
-                       f"the required {gate_config.min_improvement:+.3f}")
+        reasons.append(
+            f"score {candidate.score:.3f} vs {current.score:.3f}: improvement {delta:+.3f} is below "
+            f"the required {gate_config.min_improvement:+.3f}"
+        )
     if len(regressions) > gate_config.max_regressions:
         reasons.append(f"regresses {len(regressions)} case(s): {regressions[:5]}")
-    if slower(current.latency_ms, candidate.latency_ms, gate_config.max_latency_ratio,
-              gate_config.min_latency_delta_ms):
+    if slower(
+        current.latency_ms, candidate.latency_ms, gate_config.max_latency_ratio, gate_config.min_latency_delta_ms
+    ):
         reasons.append(f"latency {candidate.latency_ms:.0f} ms vs {current.latency_ms:.0f} ms")
     if current.tokens > 0 and candidate.tokens / current.tokens > gate_config.max_cost_ratio:
         reasons.append(f"cost {candidate.tokens:.0f} vs {current.tokens:.0f} tokens per replay")
-    figures = {"current": current.figures(), "candidate": candidate.figures(), "delta": round(delta, 4),
-               "regressions": regressions}
+    figures = {
+        "current": current.figures(),
+        "candidate": candidate.figures(),
+        "delta": round(delta, 4),
+        "regressions": regressions,
+    }
     return GateResult(not reasons, reasons, figures)

@@ -47,17 +47,27 @@ def remember(db: Database, evolution: dict[str, Any]) -> str:
     """
     text = summary_text(evolution)
     tags = ["evolution", evolution["decision"]]
-    metadata = {"evolution_id": evolution["id"], "decision": evolution["decision"],
-                "candidate_revision": evolution.get("candidate_revision")}
+    metadata = {
+        "evolution_id": evolution["id"],
+        "decision": evolution["decision"],
+        "candidate_revision": evolution.get("candidate_revision"),
+    }
     try:
         with db.transaction() as conn:
             passages = archival.insert(
-                conn, evolution["organization_id"], evolution["agent_id"], text, tags=tags, metadata=metadata,
+                conn,
+                evolution["organization_id"],
+                evolution["agent_id"],
+                text,
+                tags=tags,
+                metadata=metadata,
             )
         return passages[0].id
     except Exception:
-        logger.exception("archival insert of an evolution decision failed; storing it without an embedding",
-                         extra={"evolution_id": evolution["id"]})
+        logger.exception(
+            "archival insert of an evolution decision failed; storing it without an embedding",
+            extra={"evolution_id": evolution["id"]},
+        )
     passage_id = new_id("passage")
     with db.transaction() as conn:
         conn.execute(

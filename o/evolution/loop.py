@@ -35,7 +35,11 @@ from o.store.db import Conn, Database
 
 # status → the action that moves it on
 NEXT_ACTION = {
-    "started": "reflect", "reflected": "propose", "proposed": "shadow", "shadowed": "gate", "gated": "canary",
+    "started": "reflect",
+    "reflected": "propose",
+    "proposed": "shadow",
+    "shadowed": "gate",
+    "gated": "canary",
     "canary": "evaluate",
 }
 ACTIONS = ("reflect", "propose", "shadow", "gate", "canary", "evaluate", "rollback")
@@ -93,8 +97,12 @@ class StepResult:
     bake_seconds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"evolution_id": self.evolution_id, "status": self.status, "next": self.next,
-                "bake_seconds": self.bake_seconds}
+        return {
+            "evolution_id": self.evolution_id,
+            "status": self.status,
+            "next": self.next,
+            "bake_seconds": self.bake_seconds,
+        }
 
 
 class Stop(Exception):
@@ -116,8 +124,9 @@ def default_deps(db: Database, engine: Engine | None = None, **overrides: Any) -
     return EvolutionDeps(db, engine or default_engine(db), policy, router, metrics, **overrides)
 
 
-def _event(deps: EvolutionDeps, conn: Conn, evolution_id: str, phase: str, message: str,
-           data: dict[str, Any] | None = None) -> None:
+def _event(
+    deps: EvolutionDeps, conn: Conn, evolution_id: str, phase: str, message: str, data: dict[str, Any] | None = None
+) -> None:
     store.add_event(conn, evolution_id, phase, message, data)
     if deps.progress is not None:
         deps.progress(evolution_id, phase, message)
@@ -125,16 +134,27 @@ def _event(deps: EvolutionDeps, conn: Conn, evolution_id: str, phase: str, messa
 
 # --- start -------------------------------------------------------------------------------------------------
 
+
 def start(
-    deps: EvolutionDeps, organization_id: str, agent_id: str, *, trigger: str = "manual",
+    deps: EvolutionDeps,
+    organization_id: str,
+    agent_id: str,
+    *,
+    trigger: str = "manual",
     budget: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     p = deps.policy
-    merged = Budget(**{
-        "max_tokens": p.max_tokens, "max_seconds": p.max_seconds, "canary_weight": p.canary_weight,
-        "bake_seconds": p.bake_seconds, "max_bake_rounds": p.max_bake_rounds, "replay_sample": p.replay_sample,
-        **{k: v for k, v in (budget or {}).items() if v is not None},
-    })
+    merged = Budget(
+        **{
+            "max_tokens": p.max_tokens,
+            "max_seconds": p.max_seconds,
+            "canary_weight": p.canary_weight,
+            "bake_seconds": p.bake_seconds,
+            "max_bake_rounds": p.max_bake_rounds,
+            "replay_sample": p.replay_sample,
+            **{k: v for k, v in (budget or {}).items() if v is not None},
+        }
+    )
     validate_routing("1", {"2": merged.canary_weight})
     if merged.bake_seconds * merged.max_bake_rounds >= merged.max_seconds:
         raise InvalidInput(
@@ -149,17 +169,26 @@ def start(
                 f"agent {agent_id} already has an evolution in progress ({active['id']}, {active['status']})"
             )
         now = deps.clock()
-        row = store.insert(conn, {
-            "id": new_id("evolution"), "organization_id": organization_id, "agent_id": agent_id,
-            "status": "started", "trigger": trigger, "base_revision": base["number"],
-            "evaluator_hash": evaluator.current_hash(conn, agent_id), "budget": merged.model_dump(),
-            "deadline": now + timedelta(seconds=merged.max_seconds),
-        })
+        row = store.insert(
+            conn,
+            {
+                "id": new_id("evolution"),
+                "organization_id": organization_id,
+                "agent_id": agent_id,
+                "status": "started",
+                "trigger": trigger,
+                "base_revision": base["number"],
+                "evaluator_hash": evaluator.current_hash(conn, agent_id),
+                "budget": merged.model_dump(),
+                "deadline": now + timedelta(seconds=merged.max_seconds),
+            },
+        )
         _event(deps, conn, row["id"], "started", f"evolution of revision {base['number']} started ({trigger})")
     return row
 
 
 # --- the step dispatcher -----------------------------------------------------------------------------------
+
 
 def step(deps: EvolutionDeps, evolution_id: str, action: str, *, reason: str | None = None) -> StepResult:
     """Run one action; idempotent (an action whose work is already recorded just reports where things stand)."""
@@ -203,8 +232,15 @@ def _spend(deps: EvolutionDeps, evo: dict[str, Any], tokens: int) -> None:
         raise Stop(f"token budget of {evo['budget']['max_tokens']} exhausted ({used} used)")
 
 
-def _advance(deps: EvolutionDeps, evo: dict[str, Any], expected: str, changes: dict[str, Any], phase: str,
-             message: str, data: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def _advance(
+    deps: EvolutionDeps,
+    evo: dict[str, Any],
+    expected: str,
+    changes: dict[str, Any],
+    phase: str,
+    message: str,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
     """Record a step's result if the evolution is still at ``expected``; None when a stop got there first."""
     with deps.db.transaction() as conn:
         current = store.get(conn, evo["id"], for_update=True)
@@ -233,12 +269,19 @@ def _bake_seconds(evo: dict[str, Any]) -> int:
 
 # --- reflect and propose -----------------------------------------------------------------------------------
 
+
 def do_reflect(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
     with deps.db.transaction() as conn:
         reflection = propose.reflect(conn, evo["agent_id"])
-    row = _advance(deps, evo, "started", {"status": "reflected", "reflection": reflection}, "reflected",
-                   f"reflected on {reflection['runs']} recent runs, {reflection['feedback']['count']} feedback scores, "
-                   f"{len(reflection['history'])} past evolutions")
+    row = _advance(
+        deps,
+        evo,
+        "started",
+        {"status": "reflected", "reflection": reflection},
+        "reflected",
+        f"reflected on {reflection['runs']} recent runs, {reflection['feedback']['count']} feedback scores, "
+        f"{len(reflection['history'])} past evolutions",
+    )
     if row is None:
         return _superseded(evo["id"], deps)
     return StepResult(evo["id"], "reflected", "propose")
@@ -253,8 +296,10 @@ def do_propose(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
         base = revision_store.get(conn, evo["agent_id"], evo["base_revision"])
         suite = evaluator.load_suite(conn, evo["agent_id"])
     assert base is not None
-    cases = [{"name": c.name, "input": c.input, "checks": c.checks.model_dump(exclude_defaults=True)}
-             for c in suite.gate_cases()]
+    cases = [
+        {"name": c.name, "input": c.input, "checks": c.checks.model_dump(exclude_defaults=True)}
+        for c in suite.gate_cases()
+    ]
     client = _llm(deps, base["config"]["llm_config"])
     response = client.chat(propose.proposal_request(base["config"], evo["reflection"] or {}, cases))
     # spent even when the answer is then refused
@@ -266,18 +311,40 @@ def do_propose(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
         assert current is not None
         if current["status"] != "reflected" or current["completed_at"] is not None:
             return _superseded(evo["id"], deps)
-        candidate = revisions.propose(conn, evo["organization_id"], evo["agent_id"], proposed.config,
-                                      author="agent", rationale=proposed.rationale, evolution_id=evo["id"])
+        candidate = revisions.propose(
+            conn,
+            evo["organization_id"],
+            evo["agent_id"],
+            proposed.config,
+            author="agent",
+            rationale=proposed.rationale,
+            evolution_id=evo["id"],
+        )
         if candidate["parent"] != evo["base_revision"]:
             raise Stop(f"the agent was reconfigured during the evolution (now revision {candidate['parent']})")
-        store.update(conn, evo["id"], {"status": "proposed", "candidate_revision": candidate["number"],
-                                       "rationale": proposed.rationale, "diff": candidate["diff"]})
-        _event(deps, conn, evo["id"], "proposed", f"candidate revision {candidate['number']}: {proposed.rationale}",
-               {"diff": candidate["diff"]})
+        store.update(
+            conn,
+            evo["id"],
+            {
+                "status": "proposed",
+                "candidate_revision": candidate["number"],
+                "rationale": proposed.rationale,
+                "diff": candidate["diff"],
+            },
+        )
+        _event(
+            deps,
+            conn,
+            evo["id"],
+            "proposed",
+            f"candidate revision {candidate['number']}: {proposed.rationale}",
+            {"diff": candidate["diff"]},
+        )
     return StepResult(evo["id"], "proposed", "shadow")
 
 
 # --- shadow test and gate ----------------------------------------------------------------------------------
+
 
 def do_shadow(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
     with deps.db.transaction() as conn:
@@ -299,14 +366,21 @@ def do_shadow(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
     summaries: dict[str, evaluator.Summary] = {}
     for side, revision in (("current", base), ("candidate", cand)):
         with deps.db.transaction() as conn:
-            _event(deps, conn, evo["id"], "shadow", f"replaying {len(replays)} inputs on the {side} revision "
-                   f"{revision['number']}")
-        summary, spent = shadow.score(deps.engine, evo["id"], source, revision["config"], replays, suite,
-                                      judge_client, deadline=deadline)
+            _event(
+                deps,
+                conn,
+                evo["id"],
+                "shadow",
+                f"replaying {len(replays)} inputs on the {side} revision {revision['number']}",
+            )
+        summary, spent = shadow.score(
+            deps.engine, evo["id"], source, revision["config"], replays, suite, judge_client, deadline=deadline
+        )
         _spend(deps, evo, spent)
         summaries[side] = summary
     figures = {
-        "current": summaries["current"].figures(), "candidate": summaries["candidate"].figures(),
+        "current": summaries["current"].figures(),
+        "candidate": summaries["candidate"].figures(),
         "cases": {side: [_trim(c.as_dict()) for c in s.cases] for side, s in summaries.items()},
     }
     with deps.db.transaction() as conn:
@@ -316,9 +390,14 @@ def do_shadow(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
             return _superseded(evo["id"], deps)
         store.add_figures(conn, evo["id"], {"shadow": figures})
         store.update(conn, evo["id"], {"status": "shadowed"})
-        _event(deps, conn, evo["id"], "shadowed",
-               f"shadow score {figures['current']['score']} (current) vs {figures['candidate']['score']} (candidate)",
-               {"current": figures["current"], "candidate": figures["candidate"]})
+        _event(
+            deps,
+            conn,
+            evo["id"],
+            "shadowed",
+            f"shadow score {figures['current']['score']} (current) vs {figures['candidate']['score']} (candidate)",
+            {"current": figures["current"], "candidate": figures["candidate"]},
+        )
     return StepResult(evo["id"], "shadowed", "gate")
 
 
@@ -354,8 +433,15 @@ def do_gate(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
         with deps.db.transaction() as conn:
             store.add_figures(conn, evo["id"], {"shadow": {**shadow_figures, **result.figures}})
         return rollback(deps, evo["id"], "gate refused: " + "; ".join(result.reasons))
-    row = _advance(deps, evo, "shadowed", {"status": "gated"}, "gated",
-                   f"gate passed: score {result.figures['delta']:+.3f}", result.figures)
+    row = _advance(
+        deps,
+        evo,
+        "shadowed",
+        {"status": "gated"},
+        "gated",
+        f"gate passed: score {result.figures['delta']:+.3f}",
+        result.figures,
+    )
     if row is None:
         return _superseded(evo["id"], deps)
     with deps.db.transaction() as conn:
@@ -364,6 +450,7 @@ def do_gate(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
 
 
 # --- canary, bake, decision --------------------------------------------------------------------------------
+
 
 def do_canary(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
     weight = float(evo["budget"]["canary_weight"])
@@ -374,8 +461,7 @@ def do_canary(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
         LocalRouter(weight, evo["id"])  # validates the weight
     else:
         slot = deps.router.slot
-        canary = {"mode": "lambda", "function": deps.router.function_name, "alias": deps.router.alias,
-                  "weight": weight}
+        canary = {"mode": "lambda", "function": deps.router.function_name, "alias": deps.router.alias, "weight": weight}
     canary.update({"started_at": now.isoformat(), "round": 0})
     with deps.db.transaction() as conn:
         current = store.get(conn, evo["id"], for_update=True)
@@ -392,9 +478,15 @@ def do_canary(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
             state = deps.router.start_canary(version, weight)
             canary.update({"version": version, "stable_version": state.version})
         store.update(conn, evo["id"], {"status": "canary", "canary": canary, "canary_slot": slot})
-        _event(deps, conn, evo["id"], "canary", f"canary: {weight:.0%} of traffic on revision "
-               f"{evo['candidate_revision']}" + (f" (version {canary['version']})" if "version" in canary else ""),
-               canary)
+        _event(
+            deps,
+            conn,
+            evo["id"],
+            "canary",
+            f"canary: {weight:.0%} of traffic on revision "
+            f"{evo['candidate_revision']}" + (f" (version {canary['version']})" if "version" in canary else ""),
+            canary,
+        )
     return StepResult(evo["id"], "canary", "evaluate", int(evo["budget"]["bake_seconds"]))
 
 
@@ -430,8 +522,14 @@ def do_evaluate(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
     if cand.turns < rules.min_turns:
         if evo["canary"]["round"] + 1 < evo["budget"]["max_bake_rounds"]:
             canary = {**evo["canary"], "round": evo["canary"]["round"] + 1}
-            row = _advance(deps, evo, "canary", {"canary": canary}, "bake",
-                           f"only {cand.turns} canary turns so far (need {rules.min_turns}); baking longer")
+            row = _advance(
+                deps,
+                evo,
+                "canary",
+                {"canary": canary},
+                "bake",
+                f"only {cand.turns} canary turns so far (need {rules.min_turns}); baking longer",
+            )
             if row is None:
                 return _superseded(evo["id"], deps)
             return StepResult(evo["id"], "canary", "evaluate", int(evo["budget"]["bake_seconds"]))
@@ -441,15 +539,22 @@ def do_evaluate(deps: EvolutionDeps, evo: dict[str, Any]) -> StepResult:
     problems = []
     if cand.error_rate > base.error_rate + rules.max_error_rate_increase:
         problems.append(f"canary error rate {cand.error_rate:.1%} vs {base.error_rate:.1%}")
-    if cand.feedback is not None and base.feedback is not None and \
-            cand.feedback - base.feedback < rules.min_feedback_delta:
+    if (
+        cand.feedback is not None
+        and base.feedback is not None
+        and cand.feedback - base.feedback < rules.min_feedback_delta
+    ):
         problems.append(f"canary feedback {cand.feedback:.2f} vs {base.feedback:.2f}")
     if evaluator.slower(base.latency_ms, cand.latency_ms, rules.max_latency_ratio, rules.min_latency_delta_ms):
         problems.append(f"canary latency {cand.latency_ms:.0f} ms vs {base.latency_ms:.0f} ms")
     if problems:
         return rollback(deps, evo["id"], "canary worse than the current revision: " + "; ".join(problems))
-    return promote(deps, evo, f"canary healthy over {cand.turns} turns (errors {cand.error_rate:.1%}, feedback "
-                              f"{cand.feedback if cand.feedback is not None else 'none'})")
+    return promote(
+        deps,
+        evo,
+        f"canary healthy over {cand.turns} turns (errors {cand.error_rate:.1%}, feedback "
+        f"{cand.feedback if cand.feedback is not None else 'none'})",
+    )
 
 
 def promote(deps: EvolutionDeps, evo: dict[str, Any], reason: str) -> StepResult:
@@ -467,8 +572,11 @@ def promote(deps: EvolutionDeps, evo: dict[str, Any], reason: str) -> StepResult
             assert deps.router is not None
             # inside the transaction: if the alias cannot move, the agent keeps its revision too
             deps.router.promote(current["canary"]["version"])
-        row = store.update(conn, evo["id"], {"status": "promoted", "decision": "promoted", "reason": reason,
-                                             "completed_at": deps.clock()})
+        row = store.update(
+            conn,
+            evo["id"],
+            {"status": "promoted", "decision": "promoted", "reason": reason, "completed_at": deps.clock()},
+        )
         _event(deps, conn, evo["id"], "promoted", f"promoted revision {evo['candidate_revision']}: {reason}")
     _finish(deps, row)
     return StepResult(evo["id"], "promoted", "done")
@@ -486,11 +594,17 @@ def rollback(deps: EvolutionDeps, evolution_id: str, reason: str) -> StepResult:
         if deps.router is not None and deps.router.canary_evolution() == evolution_id:
             deps.router.rollback()
         agent = agent_store.get(conn, evo["organization_id"], evo["agent_id"])
-        if agent is not None and evo["candidate_revision"] is not None and \
-                agent.get("revision") == evo["candidate_revision"]:
+        if (
+            agent is not None
+            and evo["candidate_revision"] is not None
+            and agent.get("revision") == evo["candidate_revision"]
+        ):
             revisions.apply(conn, evo["organization_id"], evo["agent_id"], evo["base_revision"])
-        row = store.update(conn, evolution_id, {"status": "rolled_back", "decision": "rolled_back",
-                                                "reason": reason, "completed_at": deps.clock()})
+        row = store.update(
+            conn,
+            evolution_id,
+            {"status": "rolled_back", "decision": "rolled_back", "reason": reason, "completed_at": deps.clock()},
+        )
         _event(deps, conn, evolution_id, "rolled_back", f"rolled back: {reason}")
     _finish(deps, row)
     return StepResult(evolution_id, "rolled_back", "done")
@@ -504,15 +618,23 @@ def _finish(deps: EvolutionDeps, evo: dict[str, Any]) -> None:
 
 
 STEPS: dict[str, Callable[[EvolutionDeps, dict[str, Any]], StepResult]] = {
-    "reflect": do_reflect, "propose": do_propose, "shadow": do_shadow, "gate": do_gate, "canary": do_canary,
+    "reflect": do_reflect,
+    "propose": do_propose,
+    "shadow": do_shadow,
+    "gate": do_gate,
+    "canary": do_canary,
     "evaluate": do_evaluate,
 }
 
 
 # --- drivers -----------------------------------------------------------------------------------------------
 
+
 def run_local(
-    deps: EvolutionDeps, evolution_id: str, *, sleep: Callable[[float], None] = time.sleep,
+    deps: EvolutionDeps,
+    evolution_id: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
     during_bake: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Drive an evolution to its decision in this process; ``during_bake`` runs while the canary bakes."""
@@ -573,7 +695,8 @@ def launch(deps: EvolutionDeps, evolution_id: str, *, wait: bool = False, sfn_cl
         client = sfn_client or boto3.client("stepfunctions")
         try:
             started = client.start_execution(
-                stateMachineArn=deps.policy.state_machine_arn, name=evolution_id,
+                stateMachineArn=deps.policy.state_machine_arn,
+                name=evolution_id,
                 input=json.dumps({"evolution_id": evolution_id}),
             )
         except client.exceptions.ExecutionAlreadyExists:

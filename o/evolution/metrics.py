@@ -26,8 +26,12 @@ class VersionStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "turns": self.turns, "error_rate": self.error_rate, "latency_ms": self.latency_ms,
-            "tokens": self.tokens, "feedback": self.feedback, "feedback_count": self.feedback_count,
+            "turns": self.turns,
+            "error_rate": self.error_rate,
+            "latency_ms": self.latency_ms,
+            "tokens": self.tokens,
+            "feedback": self.feedback,
+            "feedback_count": self.feedback_count,
         }
 
 
@@ -41,24 +45,45 @@ class CloudWatchMetrics:
         return [{"Name": "AgentId", "Value": agent_id}, {"Name": "ExecutedVersion", "Value": version}]
 
     def put_outcome(
-        self, agent_id: str, version: str, *, ok: bool, latency_ms: float, tokens: int,
+        self,
+        agent_id: str,
+        version: str,
+        *,
+        ok: bool,
+        latency_ms: float,
+        tokens: int,
         timestamp: datetime | None = None,
     ) -> None:
         dims = self._dims(agent_id, version)
         when = {"Timestamp": timestamp} if timestamp else {}
-        self.client.put_metric_data(Namespace=self.namespace, MetricData=[
-            {"MetricName": "Turns", "Dimensions": dims, "Value": 1.0, "Unit": "Count", **when},
-            {"MetricName": "Errors", "Dimensions": dims, "Value": 0.0 if ok else 1.0, "Unit": "Count", **when},
-            {"MetricName": "LatencyMs", "Dimensions": dims, "Value": float(latency_ms), "Unit": "Milliseconds",
-             **when},
-            {"MetricName": "Tokens", "Dimensions": dims, "Value": float(tokens), "Unit": "Count", **when},
-        ])
+        self.client.put_metric_data(
+            Namespace=self.namespace,
+            MetricData=[
+                {"MetricName": "Turns", "Dimensions": dims, "Value": 1.0, "Unit": "Count", **when},
+                {"MetricName": "Errors", "Dimensions": dims, "Value": 0.0 if ok else 1.0, "Unit": "Count", **when},
+                {
+                    "MetricName": "LatencyMs",
+                    "Dimensions": dims,
+                    "Value": float(latency_ms),
+                    "Unit": "Milliseconds",
+                    **when,
+                },
+                {"MetricName": "Tokens", "Dimensions": dims, "Value": float(tokens), "Unit": "Count", **when},
+            ],
+        )
 
     def put_feedback(self, agent_id: str, version: str, score: float) -> None:
-        self.client.put_metric_data(Namespace=self.namespace, MetricData=[
-            {"MetricName": "Feedback", "Dimensions": self._dims(agent_id, version), "Value": float(score),
-             "Unit": "None"},
-        ])
+        self.client.put_metric_data(
+            Namespace=self.namespace,
+            MetricData=[
+                {
+                    "MetricName": "Feedback",
+                    "Dimensions": self._dims(agent_id, version),
+                    "Value": float(score),
+                    "Unit": "None",
+                },
+            ],
+        )
 
     def stats(self, agent_id: str, version: str, start: datetime, end: datetime | None = None) -> VersionStats:
         end = end or datetime.now(start.tzinfo) + timedelta(minutes=1)
@@ -66,17 +91,27 @@ class CloudWatchMetrics:
         period = max(60, int((end - start).total_seconds() // 60 + 1) * 60)
 
         def query(qid: str, metric: str, stat: str) -> dict[str, Any]:
-            return {"Id": qid, "MetricStat": {
-                "Metric": {"Namespace": self.namespace, "MetricName": metric, "Dimensions": dims},
-                "Period": period, "Stat": stat}, "ReturnData": True}
+            return {
+                "Id": qid,
+                "MetricStat": {
+                    "Metric": {"Namespace": self.namespace, "MetricName": metric, "Dimensions": dims},
+                    "Period": period,
+                    "Stat": stat,
+                },
+                "ReturnData": True,
+            }
 
         result = self.client.get_metric_data(
             MetricDataQueries=[
-                query("turns", "Turns", "Sum"), query("errors", "Errors", "Sum"),
-                query("latency", "LatencyMs", "Average"), query("tokens", "Tokens", "Average"),
-                query("feedback", "Feedback", "Average"), query("feedbackn", "Feedback", "SampleCount"),
+                query("turns", "Turns", "Sum"),
+                query("errors", "Errors", "Sum"),
+                query("latency", "LatencyMs", "Average"),
+                query("tokens", "Tokens", "Average"),
+                query("feedback", "Feedback", "Average"),
+                query("feedbackn", "Feedback", "SampleCount"),
             ],
-            StartTime=start, EndTime=end,
+            StartTime=start,
+            EndTime=end,
         )
         values = {r["Id"]: r["Values"] for r in result["MetricDataResults"]}
 

@@ -87,7 +87,8 @@ def reflect(conn: Conn, agent_id: str, since_revision_at: Any | None = None) -> 
             "mean": round(sum(scores) / len(scores), 4) if scores else None,
             "low_scored": [
                 {"score": f["score"], "comment": f["comment"], "reply": (f["reply"] or "")[:300]}
-                for f in sorted(feedback, key=lambda f: f["score"])[:5] if f["score"] < 0.5
+                for f in sorted(feedback, key=lambda f: f["score"])[:5]
+                if f["score"] < 0.5
             ],
         },
         "recent_inputs": [r["text"][:2000] for r in inputs],
@@ -107,11 +108,16 @@ def proposal_request(config: dict[str, Any], reflection: dict[str, Any], cases: 
                 "rolled back. Answer with JSON only: "
                 '{"rationale": "<why this change should help>", "changes": {<only the keys you change>}}'
             ),
-            ChatMessage.user(json.dumps({
-                "current_configuration": config,
-                "reflection": shown,
-                "evaluation_cases": cases,
-            }, default=str)),
+            ChatMessage.user(
+                json.dumps(
+                    {
+                        "current_configuration": config,
+                        "reflection": shown,
+                        "evaluation_cases": cases,
+                    },
+                    default=str,
+                )
+            ),
         ],
         temperature=0.2,
         max_tokens=2000,
@@ -140,8 +146,9 @@ def parse_proposal(text: str, current: dict[str, Any]) -> tuple[dict[str, Any], 
     return candidate, proposal.rationale
 
 
-def propose(client: LLMClient, config: dict[str, Any], reflection: dict[str, Any],
-            cases: list[dict[str, Any]]) -> Proposed:
+def propose(
+    client: LLMClient, config: dict[str, Any], reflection: dict[str, Any], cases: list[dict[str, Any]]
+) -> Proposed:
     response = client.chat(proposal_request(config, reflection, cases))
     candidate, rationale = parse_proposal(response.content or "", config)
     return Proposed(candidate, rationale, response.usage.total_tokens)

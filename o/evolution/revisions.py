@@ -37,14 +37,19 @@ def config_hash(config: dict[str, Any]) -> str:
 def snapshot(conn: Conn, agent: dict[str, Any]) -> dict[str, Any]:
     """The agent's current evolvable configuration."""
     blocks = block_store.for_agents(conn, [agent["id"]])[agent["id"]]
-    tool_ids = [r["tool_id"] for r in conn.execute(
-        "SELECT tool_id FROM agent_tools WHERE agent_id = %s ORDER BY tool_id", (agent["id"],)
-    )]
+    tool_ids = [
+        r["tool_id"]
+        for r in conn.execute("SELECT tool_id FROM agent_tools WHERE agent_id = %s ORDER BY tool_id", (agent["id"],))
+    ]
     return {
         "system": agent["system"],
         "blocks": [
-            {"label": b["label"], "limit": b["char_limit"], "description": b["description"],
-             "read_only": bool(b["read_only"])}
+            {
+                "label": b["label"],
+                "limit": b["char_limit"],
+                "description": b["description"],
+                "read_only": bool(b["read_only"]),
+            }
             for b in sorted(blocks, key=lambda b: b["label"])
         ],
         "tool_ids": tool_ids,
@@ -75,8 +80,14 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
         limit = memory_blocks.DEFAULT_LIMIT if b.get("limit") is None else b["limit"]
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput(f"block {b['label']!r}: limit must be a positive integer")
-        blocks.append({"label": b["label"], "limit": limit, "description": b.get("description"),
-                       "read_only": bool(b.get("read_only", False))})
+        blocks.append(
+            {
+                "label": b["label"],
+                "limit": limit,
+                "description": b.get("description"),
+                "read_only": bool(b.get("read_only", False)),
+            }
+        )
     labels = [b["label"] for b in blocks]
     if len(set(labels)) != len(labels):
         raise InvalidInput(f"block labels must be unique, got {labels}")
@@ -101,17 +112,26 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {}
     if old["system"] != new["system"]:
-        out["system"] = "\n".join(difflib.unified_diff(
-            old["system"].splitlines(), new["system"].splitlines(), "system (before)", "system (after)", lineterm="",
-        ))
+        out["system"] = "\n".join(
+            difflib.unified_diff(
+                old["system"].splitlines(),
+                new["system"].splitlines(),
+                "system (before)",
+                "system (after)",
+                lineterm="",
+            )
+        )
     old_blocks = {b["label"]: b for b in old["blocks"]}
     new_blocks = {b["label"]: b for b in new["blocks"]}
     blocks: dict[str, Any] = {}
     added = sorted(set(new_blocks) - set(old_blocks))
     removed = sorted(set(old_blocks) - set(new_blocks))
     changed = {
-        label: {k: {"from": old_blocks[label].get(k), "to": new_blocks[label].get(k)}
-                for k in BLOCK_KEYS if old_blocks[label].get(k) != new_blocks[label].get(k)}
+        label: {
+            k: {"from": old_blocks[label].get(k), "to": new_blocks[label].get(k)}
+            for k in BLOCK_KEYS
+            if old_blocks[label].get(k) != new_blocks[label].get(k)
+        }
         for label in sorted(set(old_blocks) & set(new_blocks))
     }
     changed = {k: v for k, v in changed.items() if v}
@@ -165,22 +185,32 @@ def _block_ids(conn: Conn, agent_id: str) -> dict[str, str]:
 
 
 def _create(
-    conn: Conn, agent: dict[str, Any], config: dict[str, Any], parent: dict[str, Any] | None, *,
-    author: str, rationale: str, evolution_id: str | None = None, block_ids: dict[str, str] | None = None,
+    conn: Conn,
+    agent: dict[str, Any],
+    config: dict[str, Any],
+    parent: dict[str, Any] | None,
+    *,
+    author: str,
+    rationale: str,
+    evolution_id: str | None = None,
+    block_ids: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    return revision_store.insert(conn, {
-        "id": new_id("revision"),
-        "organization_id": agent["organization_id"],
-        "agent_id": agent["id"],
-        "parent": parent["number"] if parent else None,
-        "config": config,
-        "config_hash": config_hash(config),
-        "diff": diff(parent["config"] if parent else None, config),
-        "block_ids": block_ids if block_ids is not None else _block_ids(conn, agent["id"]),
-        "author": author,
-        "rationale": rationale,
-        "evolution_id": evolution_id,
-    })
+    return revision_store.insert(
+        conn,
+        {
+            "id": new_id("revision"),
+            "organization_id": agent["organization_id"],
+            "agent_id": agent["id"],
+            "parent": parent["number"] if parent else None,
+            "config": config,
+            "config_hash": config_hash(config),
+            "diff": diff(parent["config"] if parent else None, config),
+            "block_ids": block_ids if block_ids is not None else _block_ids(conn, agent["id"]),
+            "author": author,
+            "rationale": rationale,
+            "evolution_id": evolution_id,
+        },
+    )
 
 
 def current(conn: Conn, organization_id: str, agent_id: str) -> dict[str, Any]:
@@ -220,8 +250,14 @@ def list_revisions(conn: Conn, organization_id: str, agent_id: str, **page: Any)
 
 
 def propose(
-    conn: Conn, organization_id: str, agent_id: str, config: dict[str, Any], *,
-    author: str, rationale: str, evolution_id: str | None = None,
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    config: dict[str, Any],
+    *,
+    author: str,
+    rationale: str,
+    evolution_id: str | None = None,
 ) -> dict[str, Any]:
     """Store ``config`` as a new revision (not applied); its parent is the revision running now."""
     parent = current(conn, organization_id, agent_id)
@@ -235,9 +271,13 @@ def propose(
 def check_applicable(conn: Conn, organization_id: str, agent_id: str, config: dict[str, Any]) -> None:
     """Refuse a configuration that cannot be applied: unknown tools, a limit below a block's current value."""
     if config["tool_ids"]:
-        known = {r["id"] for r in conn.execute(
-            "SELECT id FROM tools WHERE organization_id = %s AND id = ANY(%s)", (organization_id, config["tool_ids"])
-        )}
+        known = {
+            r["id"]
+            for r in conn.execute(
+                "SELECT id FROM tools WHERE organization_id = %s AND id = ANY(%s)",
+                (organization_id, config["tool_ids"]),
+            )
+        }
         unknown = sorted(set(config["tool_ids"]) - known)
         if unknown:
             raise InvalidInput(f"unknown tool ids: {unknown}")
@@ -260,39 +300,67 @@ def apply(conn: Conn, organization_id: str, agent_id: str, number: int) -> dict[
         raise NotFound(f"agent {agent_id} has no revision {number}")
     config = rev["config"]
     check_applicable(conn, organization_id, agent_id, config)
-    agent_store.update(conn, organization_id, agent_id, {
-        "system": config["system"], "tool_rules": config["tool_rules"], "llm_config": config["llm_config"],
-    })
+    agent_store.update(
+        conn,
+        organization_id,
+        agent_id,
+        {
+            "system": config["system"],
+            "tool_rules": config["tool_rules"],
+            "llm_config": config["llm_config"],
+        },
+    )
     present = {b["label"]: b for b in block_store.for_agents(conn, [agent_id])[agent_id]}
     wanted = {b["label"]: b for b in config["blocks"]}
     for label, block in present.items():
         if label not in wanted:
             # the block (and its value) survives detached, so a later rollback can attach it again
-            memory_blocks.update(conn, organization_id, block["id"], {
-                "metadata": {**(block["metadata"] or {}), "detached_by_revision": number, "detached_from": agent_id},
-            })
+            memory_blocks.update(
+                conn,
+                organization_id,
+                block["id"],
+                {
+                    "metadata": {
+                        **(block["metadata"] or {}),
+                        "detached_by_revision": number,
+                        "detached_from": agent_id,
+                    },
+                },
+            )
             block_store.detach(conn, agent_id, block["id"])
     for label, spec in wanted.items():
         have = present.get(label)
         if have is None:
             old = _reusable_block(conn, organization_id, agent_id, label, rev["block_ids"].get(label))
             if old is not None and len(old["value"]) <= spec["limit"]:
-                meta = {k: v for k, v in (old["metadata"] or {}).items()
-                        if k not in ("detached_by_revision", "detached_from")}
+                meta = {
+                    k: v
+                    for k, v in (old["metadata"] or {}).items()
+                    if k not in ("detached_by_revision", "detached_from")
+                }
                 have = memory_blocks.update(conn, organization_id, old["id"], {"metadata": meta})
                 block_store.attach(conn, agent_id, have)
             else:
                 have = memory_blocks.create(conn, organization_id, {"label": label, "limit": spec["limit"]})
                 block_store.attach(conn, agent_id, have)
-        changes = {k: v for k, v in (("char_limit", spec["limit"]), ("description", spec["description"]),
-                                     ("read_only", spec["read_only"])) if have.get(k) != v}
+        changes = {
+            k: v
+            for k, v in (
+                ("char_limit", spec["limit"]),
+                ("description", spec["description"]),
+                ("read_only", spec["read_only"]),
+            )
+            if have.get(k) != v
+        }
         if changes:
             memory_blocks.update(conn, organization_id, have["id"], changes)
-    conn.execute("DELETE FROM agent_tools WHERE agent_id = %s AND NOT (tool_id = ANY(%s))",
-                 (agent_id, config["tool_ids"]))
+    conn.execute(
+        "DELETE FROM agent_tools WHERE agent_id = %s AND NOT (tool_id = ANY(%s))", (agent_id, config["tool_ids"])
+    )
     for tool_id in config["tool_ids"]:
-        conn.execute("INSERT INTO agent_tools (agent_id, tool_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                     (agent_id, tool_id))
+        conn.execute(
+            "INSERT INTO agent_tools (agent_id, tool_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", (agent_id, tool_id)
+        )
     revision_store.set_agent_revision(conn, agent_id, number)
     return rev
 
@@ -320,7 +388,13 @@ def rollback(conn: Conn, organization_id: str, agent_id: str, number: int, *, ra
         raise NotFound(f"agent {agent_id} has no revision {number}")
     agent = agent_store.get(conn, organization_id, agent_id)
     assert agent is not None
-    rev = _create(conn, agent, target["config"], parent, author="user",
-                  rationale=rationale or f"rollback to revision {number}",
-                  block_ids={**_block_ids(conn, agent_id), **target["block_ids"]})
+    rev = _create(
+        conn,
+        agent,
+        target["config"],
+        parent,
+        author="user",
+        rationale=rationale or f"rollback to revision {number}",
+        block_ids={**_block_ids(conn, agent_id), **target["block_ids"]},
+    )
     return apply(conn, organization_id, agent_id, rev["number"])

@@ -81,8 +81,7 @@ class AliasRouter:
         state = self.state()
         if state.canary_version is None:
             return None
-        config = self.client.get_function_configuration(FunctionName=self.function_name,
-                                                        Qualifier=state.canary_version)
+        config = self.client.get_function_configuration(FunctionName=self.function_name, Qualifier=state.canary_version)
         return ((config.get("Environment") or {}).get("Variables") or {}).get(CANARY_ENV)
 
     def publish_candidate(self, evolution_id: str) -> str:
@@ -104,9 +103,7 @@ class AliasRouter:
         return version
 
     def _set_env(self, variables: dict[str, str]) -> None:
-        self.client.update_function_configuration(
-            FunctionName=self.function_name, Environment={"Variables": variables}
-        )
+        self.client.update_function_configuration(FunctionName=self.function_name, Environment={"Variables": variables})
         self.client.get_waiter("function_updated").wait(
             FunctionName=self.function_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
@@ -150,7 +147,9 @@ class AliasRouter:
 
     def _update(self, version: str, weights: dict[str, float]) -> AliasState:
         self.client.update_alias(
-            FunctionName=self.function_name, Name=self.alias, FunctionVersion=version,
+            FunctionName=self.function_name,
+            Name=self.alias,
+            FunctionVersion=version,
             RoutingConfig={"AdditionalVersionWeights": weights},
         )
         return self.state()

@@ -38,12 +38,14 @@ PUBLISHED_FLAG = "turn_published"
 
 
 def revision_for_request(
-    conn: Conn, agent: dict[str, Any], request_id: str, *, canary_evolution: str | None = None,
+    conn: Conn,
+    agent: dict[str, Any],
+    request_id: str,
+    *,
+    canary_evolution: str | None = None,
 ) -> int | None:
     """The revision number that should serve ``request_id`` (None: the agent has no revision yet)."""
-    row = conn.execute(
-        "SELECT * FROM evolutions WHERE agent_id = %s AND status = 'canary'", (agent["id"],)
-    ).fetchone()
+    row = conn.execute("SELECT * FROM evolutions WHERE agent_id = %s AND status = 'canary'", (agent["id"],)).fetchone()
     if row is None or row["candidate_revision"] is None:
         return agent.get("revision")
     canary = row["canary"] or {}
@@ -77,16 +79,27 @@ def effective_agent(conn: Conn, agent: dict[str, Any], revision: int | None) -> 
 
 
 def record_turn(
-    conn: Conn, agent_id: str, revision: int, *, ok: bool, latency_ms: float, tokens: int,
+    conn: Conn,
+    agent_id: str,
+    revision: int,
+    *,
+    ok: bool,
+    latency_ms: float,
+    tokens: int,
     request_id: str | None = None,
 ) -> None:
     """One live turn's outcome, for the canary comparison."""
-    evolution_store.record_outcome(conn, agent_id, revision, ok=ok, latency_ms=latency_ms, tokens=tokens,
-                                   request_id=request_id)
+    evolution_store.record_outcome(
+        conn, agent_id, revision, ok=ok, latency_ms=latency_ms, tokens=tokens, request_id=request_id
+    )
 
 
 def decide(
-    conn: Conn, run: dict[str, Any], agent: dict[str, Any], *, version: str | None = None,
+    conn: Conn,
+    run: dict[str, Any],
+    agent: dict[str, Any],
+    *,
+    version: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(agent, the metadata recording the decision) for a run's first step; the caller stores the
     decision with :func:`o.store.runs.start_serving`, where an earlier decision wins.
@@ -97,8 +110,7 @@ def decide(
     """
     if agent.get("revision") is None and not (agent.get("metadata") or {}).get("shadow_of"):
         revisions.current(conn, agent["organization_id"], agent["id"])
-        fresh = conn.execute("SELECT revision, version, metadata FROM agents WHERE id = %s",
-                             (agent["id"],)).fetchone()
+        fresh = conn.execute("SELECT revision, version, metadata FROM agents WHERE id = %s", (agent["id"],)).fetchone()
         if fresh is not None:
             agent = {**agent, **fresh}
     values: dict[str, Any] = {REVISION_KEY: revision_for_request(conn, agent, run["id"])}
@@ -108,7 +120,11 @@ def decide(
 
 
 def serve_run(
-    conn: Conn, run: dict[str, Any], agent: dict[str, Any], *, version: str | None = None,
+    conn: Conn,
+    run: dict[str, Any],
+    agent: dict[str, Any],
+    *,
+    version: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(run, agent as the run's revision configures it). The run's first step decides the revision and
     moves the run to ``running`` (one UPDATE); later steps and replays only read the decision."""
@@ -152,8 +168,16 @@ def record_run(conn: Conn, run: dict[str, Any]) -> bool:
     turn = turn_of(run)
     if revision is None or turn is None:
         return False
-    return evolution_store.record_run_outcome(conn, run["id"], RECORDED_FLAG, run["agent_id"], int(revision),
-                                              ok=turn.ok, latency_ms=turn.latency_ms, tokens=turn.tokens)
+    return evolution_store.record_run_outcome(
+        conn,
+        run["id"],
+        RECORDED_FLAG,
+        run["agent_id"],
+        int(revision),
+        ok=turn.ok,
+        latency_ms=turn.latency_ms,
+        tokens=turn.tokens,
+    )
 
 
 def publish_outcome(db: Database, metrics: CloudWatchMetrics, run_id: str, version: str) -> bool:
@@ -168,8 +192,7 @@ def publish_outcome(db: Database, metrics: CloudWatchMetrics, run_id: str, versi
             if run is None or turn is None or not run_store.claim_flag(conn, run_id, PUBLISHED_FLAG):
                 return False
             served_by = str((run.get("metadata") or {}).get(VERSION_KEY) or version)
-            metrics.put_outcome(run["agent_id"], served_by, ok=turn.ok, latency_ms=turn.latency_ms,
-                                tokens=turn.tokens)
+            metrics.put_outcome(run["agent_id"], served_by, ok=turn.ok, latency_ms=turn.latency_ms, tokens=turn.tokens)
     except Exception:
         logger.exception("could not publish a run's outcome", extra={"run_id": run_id})
         return False

@@ -62,33 +62,39 @@ def scratch_org_name(evolution_id: str) -> str:
 def cleanup_scratch(db: Database, evolution_id: str) -> int:
     """Delete scratch organizations an interrupted shadow run of ``evolution_id`` left behind."""
     with db.transaction() as conn:
-        cur = conn.execute(
-            "DELETE FROM organizations WHERE name LIKE %s", (f"{SCRATCH_PREFIX}{evolution_id}/%",)
-        )
+        cur = conn.execute("DELETE FROM organizations WHERE name LIKE %s", (f"{SCRATCH_PREFIX}{evolution_id}/%",))
         return cur.rowcount
 
 
-def _scratch_agent(
-    conn: Any, scratch_org: str, source: dict[str, Any], config: dict[str, Any]
-) -> str:
+def _scratch_agent(conn: Any, scratch_org: str, source: dict[str, Any], config: dict[str, Any]) -> str:
     values = {b["label"]: b["value"] for b in block_store.for_agents(conn, [source["id"]])[source["id"]]}
-    agent = agent_store.insert(conn, {
-        "id": new_id("agent"),
-        "organization_id": scratch_org,
-        "name": f"shadow of {source['name']}",
-        "agent_type": source["agent_type"],
-        "system": config["system"],
-        "llm_config": config["llm_config"],
-        "embedding_config": source["embedding_config"],
-        "tool_rules": config["tool_rules"],
-        "metadata": {"shadow_of": source["id"]},
-    })
+    agent = agent_store.insert(
+        conn,
+        {
+            "id": new_id("agent"),
+            "organization_id": scratch_org,
+            "name": f"shadow of {source['name']}",
+            "agent_type": source["agent_type"],
+            "system": config["system"],
+            "llm_config": config["llm_config"],
+            "embedding_config": source["embedding_config"],
+            "tool_rules": config["tool_rules"],
+            "metadata": {"shadow_of": source["id"]},
+        },
+    )
     for spec in config["blocks"]:
         value = values.get(spec["label"], "")[: spec["limit"]]
-        block = memory_blocks.create(conn, scratch_org, {
-            "label": spec["label"], "value": value, "limit": spec["limit"], "description": spec["description"],
-            "read_only": spec["read_only"],
-        })
+        block = memory_blocks.create(
+            conn,
+            scratch_org,
+            {
+                "label": spec["label"],
+                "value": value,
+                "limit": spec["limit"],
+                "description": spec["description"],
+                "read_only": spec["read_only"],
+            },
+        )
         block_store.attach(conn, agent["id"], block)
     for tool_id in config["tool_ids"]:
         conn.execute("INSERT INTO agent_tools (agent_id, tool_id) VALUES (%s, %s)", (agent["id"], tool_id))
@@ -108,13 +114,21 @@ class ShadowTools:
         )
 
 
-def replay_one(engine: Engine, scratch_org: str, source: dict[str, Any], config: dict[str, Any],
-               text: str, *, run_user_tools: bool = False) -> ReplayResult:
+def replay_one(
+    engine: Engine,
+    scratch_org: str,
+    source: dict[str, Any],
+    config: dict[str, Any],
+    text: str,
+    *,
+    run_user_tools: bool = False,
+) -> ReplayResult:
     db = engine.db
     with db.transaction() as conn:
         agent_id = _scratch_agent(conn, scratch_org, source, config)
-        started = runs.start(conn, scratch_org, agent_id, [runs.InputMessage("user", text)],
-                             {"max_steps": MAX_STEPS_PER_REPLAY})
+        started = runs.start(
+            conn, scratch_org, agent_id, [runs.InputMessage("user", text)], {"max_steps": MAX_STEPS_PER_REPLAY}
+        )
     t0 = time.perf_counter()
     error = None
     try:
@@ -157,8 +171,9 @@ def run_shadow(
     def work() -> None:
         with engine.db.transaction() as conn:
             org_id = new_id("org")
-            conn.execute("INSERT INTO organizations (id, name) VALUES (%s, %s)",
-                         (org_id, scratch_org_name(evolution_id)))
+            conn.execute(
+                "INSERT INTO organizations (id, name) VALUES (%s, %s)", (org_id, scratch_org_name(evolution_id))
+            )
         try:
             for replay in replays:
                 if abandoned.is_set():
@@ -212,12 +227,20 @@ def score(
             verdict = evaluator.judge_reply(judge_client, suite.judge, replay.input, result.reply)
         case_checks = checks.get(replay.name)
         check_score = evaluator.check_score(case_checks, result.reply or "") if case_checks else None
-        summary.cases.append(evaluator.CaseResult(
-            name=replay.name, input=replay.input, reply=result.reply, ok=result.ok,
-            score=evaluator.combine(check_score, verdict.score, suite.gate.judge_weight, result.ok),
-            checks=check_score, judge=verdict.score, latency_ms=result.latency_ms, tokens=result.tokens,
-            error=result.error,
-        ))
+        summary.cases.append(
+            evaluator.CaseResult(
+                name=replay.name,
+                input=replay.input,
+                reply=result.reply,
+                ok=result.ok,
+                score=evaluator.combine(check_score, verdict.score, suite.gate.judge_weight, result.ok),
+                checks=check_score,
+                judge=verdict.score,
+                latency_ms=result.latency_ms,
+                tokens=result.tokens,
+                error=result.error,
+            )
+        )
         spent += result.tokens + verdict.tokens
     return summary, spent
 

@@ -61,15 +61,26 @@ class SleeptimePolicy(BaseSettings):
 
 
 TOOLS = [
-    ToolSpec("memory_rethink", "Replace the whole value of a core memory block with a rewritten, consolidated one.",
-             {"type": "object", "properties": {"label": {"type": "string"}, "new_memory": {"type": "string"}},
-              "required": ["label", "new_memory"]}),
-    ToolSpec("archival_memory_insert", "Record a durable fact learned from the conversation in archival memory.",
-             {"type": "object", "properties": {"content": {"type": "string"}}, "required": ["content"]}),
-    ToolSpec("archival_memory_delete", "Delete an archival passage that another passage already covers.",
-             {"type": "object", "properties": {"passage_id": {"type": "string"}}, "required": ["passage_id"]}),
-    ToolSpec("finish_rethinking_memory", "Call when memory is reorganized.",
-             {"type": "object", "properties": {}}),
+    ToolSpec(
+        "memory_rethink",
+        "Replace the whole value of a core memory block with a rewritten, consolidated one.",
+        {
+            "type": "object",
+            "properties": {"label": {"type": "string"}, "new_memory": {"type": "string"}},
+            "required": ["label", "new_memory"],
+        },
+    ),
+    ToolSpec(
+        "archival_memory_insert",
+        "Record a durable fact learned from the conversation in archival memory.",
+        {"type": "object", "properties": {"content": {"type": "string"}}, "required": ["content"]},
+    ),
+    ToolSpec(
+        "archival_memory_delete",
+        "Delete an archival passage that another passage already covers.",
+        {"type": "object", "properties": {"passage_id": {"type": "string"}}, "required": ["passage_id"]},
+    ),
+    ToolSpec("finish_rethinking_memory", "Call when memory is reorganized.", {"type": "object", "properties": {}}),
 ]
 
 
@@ -151,7 +162,11 @@ def dedupe_near(db: Database, agent_id: str, *, similarity: float, window: int) 
 
 
 def run_pass(
-    deps: loop.EvolutionDeps, organization_id: str, agent_id: str, *, trigger: str = "manual",
+    deps: loop.EvolutionDeps,
+    organization_id: str,
+    agent_id: str,
+    *,
+    trigger: str = "manual",
     policy: SleeptimePolicy | None = None,
 ) -> PassResult:
     policy = policy or SleeptimePolicy()
@@ -164,7 +179,8 @@ def run_pass(
     started = time.monotonic()
     try:
         result.duplicates_removed = dedupe_archival(db, agent_id) + dedupe_near(
-            db, agent_id, similarity=policy.near_duplicate_similarity, window=policy.archival_window)
+            db, agent_id, similarity=policy.near_duplicate_similarity, window=policy.archival_window
+        )
         _reorganize(deps, organization_id, agent_id, policy, result, started)
         result.status = "completed"
     except Exception as exc:
@@ -178,8 +194,7 @@ def run_pass(
             """UPDATE sleeptime_passes SET status = %s, error = %s, figures = %s::jsonb, completed_at = now(),
                       through_seq = CASE WHEN %s = 'completed' THEN %s ELSE through_seq END
                WHERE id = %s""",
-            (result.status, result.error, json.dumps(figures, default=str), result.status, result.through_seq,
-             pass_id),
+            (result.status, result.error, json.dumps(figures, default=str), result.status, result.through_seq, pass_id),
         )
     if result.status == "completed":
         result.evolution_id = _maybe_evolve(deps, organization_id, agent_id, policy)
@@ -187,7 +202,11 @@ def run_pass(
 
 
 def _reorganize(
-    deps: loop.EvolutionDeps, organization_id: str, agent_id: str, policy: SleeptimePolicy, result: PassResult,
+    deps: loop.EvolutionDeps,
+    organization_id: str,
+    agent_id: str,
+    policy: SleeptimePolicy,
+    result: PassResult,
     started: float,
 ) -> None:
     db = deps.db
@@ -215,8 +234,10 @@ def _reorganize(
         ChatMessage.system(
             f"{SLEEPTIME_MARKER}\nRewrite core memory blocks so they hold what matters from the conversation, "
             "merge overlapping archival passages, and record durable facts. Stay within each block's limit. "
-            "Call finish_rethinking_memory when done.\n\n" + render_blocks(blocks)
-            + "\n\n<archival_sample>\n" + "\n".join(f"[{p['id']}] {p['text'][:300]}" for p in passages)
+            "Call finish_rethinking_memory when done.\n\n"
+            + render_blocks(blocks)
+            + "\n\n<archival_sample>\n"
+            + "\n".join(f"[{p['id']}] {p['text'][:300]}" for p in passages)
             + "\n</archival_sample>"
         ),
         ChatMessage.user(f"Conversation since the last pass:\n{transcript}"),
@@ -270,9 +291,7 @@ def _run_tool(
         return f"error: {getattr(exc, 'message', None) or exc}", True
 
 
-def _maybe_evolve(
-    deps: loop.EvolutionDeps, organization_id: str, agent_id: str, policy: SleeptimePolicy
-) -> str | None:
+def _maybe_evolve(deps: loop.EvolutionDeps, organization_id: str, agent_id: str, policy: SleeptimePolicy) -> str | None:
     if not policy.evolve_every_n_passes:
         return None
     with deps.db.transaction() as conn:
@@ -318,8 +337,13 @@ def due_agents(db: Database, policy: SleeptimePolicy, *, now: datetime | None = 
     return due
 
 
-def sweep(deps: loop.EvolutionDeps, policy: SleeptimePolicy | None = None, *, deadline_s: float = 600.0,
-          only_messages: bool = False) -> list[PassResult]:
+def sweep(
+    deps: loop.EvolutionDeps,
+    policy: SleeptimePolicy | None = None,
+    *,
+    deadline_s: float = 600.0,
+    only_messages: bool = False,
+) -> list[PassResult]:
     """One pass for every due agent, until ``deadline_s`` runs out (the rest wait for the next sweep)."""
     policy = policy or SleeptimePolicy()
     started = time.monotonic()
@@ -347,7 +371,10 @@ class LocalScheduler:
 
 
 def start_local_scheduler(
-    runtime: Any, *, poll_seconds: float = 30.0, policy: SleeptimePolicy | None = None,
+    runtime: Any,
+    *,
+    poll_seconds: float = 30.0,
+    policy: SleeptimePolicy | None = None,
     deps: loop.EvolutionDeps | None = None,
 ) -> LocalScheduler:
     """Sleep-time compute inside ``o serve``: every ``poll_seconds`` a sweep over the due agents.
@@ -380,7 +407,11 @@ _after_running: set[str] = set()
 
 
 def after_user_messages(
-    deps: loop.EvolutionDeps, organization_id: str, agent_id: str, *, policy: SleeptimePolicy | None = None,
+    deps: loop.EvolutionDeps,
+    organization_id: str,
+    agent_id: str,
+    *,
+    policy: SleeptimePolicy | None = None,
     background: bool = True,
 ) -> bool:
     """The "every N user messages" trigger, for the agent loop to call when a run ends.

@@ -14,11 +14,25 @@ from __future__ import annotations
 from typing import Any
 
 LAMBDA_RETRY = [
-    {"ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                     "Lambda.TooManyRequestsException"],
-     "IntervalSeconds": 1, "MaxAttempts": 6, "BackoffRate": 2.0, "MaxDelaySeconds": 30, "JitterStrategy": "FULL"},
-    {"ErrorEquals": ["Lambda.Unknown", "Sandbox.Timedout", "Runtime.ExitError"],
-     "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 2.0},
+    {
+        "ErrorEquals": [
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+            "Lambda.TooManyRequestsException",
+        ],
+        "IntervalSeconds": 1,
+        "MaxAttempts": 6,
+        "BackoffRate": 2.0,
+        "MaxDelaySeconds": 30,
+        "JitterStrategy": "FULL",
+    },
+    {
+        "ErrorEquals": ["Lambda.Unknown", "Sandbox.Timedout", "Runtime.ExitError"],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 2,
+        "BackoffRate": 2.0,
+    },
 ]
 STEPS = ("Reflect", "Propose", "Shadow", "Gate", "Canary", "Evaluate")
 
@@ -44,35 +58,57 @@ def evolution_definition(function_arn: str) -> dict[str, Any]:
     """The ASL document of the evolution loop, invoking the evolution function ``function_arn``."""
     route = [
         {"Variable": "$.next", "StringEquals": action, "Next": state}
-        for action, state in (("reflect", "Reflect"), ("propose", "Propose"), ("shadow", "Shadow"),
-                              ("gate", "Gate"), ("canary", "Canary"), ("evaluate", "Bake"), ("done", "Done"))
+        for action, state in (
+            ("reflect", "Reflect"),
+            ("propose", "Propose"),
+            ("shadow", "Shadow"),
+            ("gate", "Gate"),
+            ("canary", "Canary"),
+            ("evaluate", "Bake"),
+            ("done", "Done"),
+        )
     ]
     states: dict[str, Any] = {state: _task(function_arn, state.lower()) for state in STEPS}
-    states.update({
-        "Route": {"Type": "Choice", "Choices": route, "Default": "Rollback"},
-        # the canary takes live traffic while the machine waits; no Lambda runs meanwhile
-        "Bake": {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Evaluate"},
-        "Rollback": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": function_arn, "Payload": {
-                "action": "rollback", "evolution_id.$": "$.evolution_id",
-                "reason": "the evolution workflow failed; rolled back"}},
-            "ResultSelector": {"evolution_id.$": "$.Payload.evolution_id", "status.$": "$.Payload.status",
-                               "next.$": "$.Payload.next"},
-            "Retry": [*LAMBDA_RETRY, {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 5,
-                                      "BackoffRate": 2.0}],
-            "Next": "Done",
-        },
-        "Done": {"Type": "Succeed"},
-    })
+    states.update(
+        {
+            "Route": {"Type": "Choice", "Choices": route, "Default": "Rollback"},
+            # the canary takes live traffic while the machine waits; no Lambda runs meanwhile
+            "Bake": {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Evaluate"},
+            "Rollback": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {
+                    "FunctionName": function_arn,
+                    "Payload": {
+                        "action": "rollback",
+                        "evolution_id.$": "$.evolution_id",
+                        "reason": "the evolution workflow failed; rolled back",
+                    },
+                },
+                "ResultSelector": {
+                    "evolution_id.$": "$.Payload.evolution_id",
+                    "status.$": "$.Payload.status",
+                    "next.$": "$.Payload.next",
+                },
+                "Retry": [
+                    *LAMBDA_RETRY,
+                    {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 5, "BackoffRate": 2.0},
+                ],
+                "Next": "Done",
+            },
+            "Done": {"Type": "Succeed"},
+        }
+    )
     return {
         "Comment": "O self-evolution: reflect, propose, shadow, gate, canary, bake, evaluate; rollback on any failure",
         "StartAt": "Start",
         "States": {
             # an execution may start on an evolution at any status: route to the step that is due
-            "Start": {"Type": "Pass", "Parameters": {"evolution_id.$": "$.evolution_id", "next": "reflect",
-                                                     "bake_seconds": 0}, "Next": "Route"},
+            "Start": {
+                "Type": "Pass",
+                "Parameters": {"evolution_id.$": "$.evolution_id", "next": "reflect", "bake_seconds": 0},
+                "Next": "Route",
+            },
             **states,
         },
     }

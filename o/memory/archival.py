@@ -59,10 +59,16 @@ class Passage:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Passage:
         return cls(
-            id=row["id"], organization_id=row["organization_id"], agent_id=row["agent_id"],
-            text=row["text"], tags=list(row["tags"] or []), metadata=dict(row["metadata"] or {}),
-            embedding_model=row["embedding_model"], embedding_dim=row["embedding_dim"],
-            created_at=row["created_at"], updated_at=row["updated_at"],
+            id=row["id"],
+            organization_id=row["organization_id"],
+            agent_id=row["agent_id"],
+            text=row["text"],
+            tags=list(row["tags"] or []),
+            metadata=dict(row["metadata"] or {}),
+            embedding_model=row["embedding_model"],
+            embedding_dim=row["embedding_dim"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 
@@ -119,9 +125,7 @@ def chunk_text(text: str, max_words: int | None) -> list[str]:
     return chunks
 
 
-def with_context(
-    texts: Sequence[str], vectors: np.ndarray, window: int
-) -> tuple[list[str], np.ndarray]:
+def with_context(texts: Sequence[str], vectors: np.ndarray, window: int) -> tuple[list[str], np.ndarray]:
     """Context text and context-mixed vectors: each item plus its ``window`` neighbours each side."""
     if window <= 0 or len(texts) < 2:
         return ["" for _ in texts], vectors
@@ -218,14 +222,23 @@ def insert(
     contexts, mixed = with_context(texts, vectors, context_window)
     rows_in = [
         store.NewPassage(
-            text=p.text, embedding=mixed[i], context=contexts[i], tags=list(dict.fromkeys(p.tags)),
-            metadata=p.metadata, created_at=p.created_at,
+            text=p.text,
+            embedding=mixed[i],
+            context=contexts[i],
+            tags=list(dict.fromkeys(p.tags)),
+            metadata=p.metadata,
+            created_at=p.created_at,
         )
         for i, p in enumerate(pieces)
     ]
     rows = store.insert_many(
-        conn, organization_id, agent_id, rows_in,
-        model=config.embedding_model, dim=config.embedding_dim, new_id=lambda: new_id("passage"),
+        conn,
+        organization_id,
+        agent_id,
+        rows_in,
+        model=config.embedding_model,
+        dim=config.embedding_dim,
+        new_id=lambda: new_id("passage"),
     )
     return [Passage.from_row(r) for r in rows]
 
@@ -260,9 +273,13 @@ def list_passages(
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000")
     rows = store.list_page(
-        conn, organization_id, agent_id,
+        conn,
+        organization_id,
+        agent_id,
         Page(before=before, after=after, limit=limit, order="asc" if ascending else "desc"),
-        text_contains=text_contains, tags=tags, tag_match=tag_match,
+        text_contains=text_contains,
+        tags=tags,
+        tag_match=tag_match,
     )
     return [Passage.from_row(r) for r in rows]
 
@@ -289,9 +306,7 @@ def parse_time(value: str | datetime | None, *, end_of_day: bool = False) -> dat
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def time_filters(
-    start: str | datetime | None, end: str | datetime | None
-) -> list[tuple[str, Sequence[Any]]]:
+def time_filters(start: str | datetime | None, end: str | datetime | None) -> list[tuple[str, Sequence[Any]]]:
     start_at = parse_time(start)
     end_at = parse_time(end, end_of_day=True)
     if start_at is not None and end_at is not None and start_at > end_at:
@@ -359,15 +374,25 @@ def search_hits(
     lexical_weight, vector_weight = weights or (store.LEXICAL_WEIGHT, store.VECTOR_WEIGHT)
     vector = query_vector_for(config, query, embedder, query_vector) if vector_weight > 0 else None
     spec = store.SearchSpec(
-        table="passages", corpus="archival", organization_id=organization_id, agent_id=agent_id,
-        columns=store.PASSAGE_COLUMNS, filters=filters, model=config.embedding_model,
-        dim=config.embedding_dim, query_vector=vector, lexical_weight=lexical_weight,
-        vector_weight=vector_weight, exact_max_rows=exact_max_rows,
+        table="passages",
+        corpus="archival",
+        organization_id=organization_id,
+        agent_id=agent_id,
+        columns=store.PASSAGE_COLUMNS,
+        filters=filters,
+        model=config.embedding_model,
+        dim=config.embedding_dim,
+        query_vector=vector,
+        lexical_weight=lexical_weight,
+        vector_weight=vector_weight,
+        exact_max_rows=exact_max_rows,
     )
     rows = store.hybrid_search(conn, spec, query, top_k=top_k)
     return [
         SearchHit(
-            passage=Passage.from_row(r), score=float(r["score"]), lexical_rank=r["lexical_rank"],
+            passage=Passage.from_row(r),
+            score=float(r["score"]),
+            lexical_rank=r["lexical_rank"],
             vector_rank=r["vector_rank"],
             vector_distance=None if r["vector_distance"] is None else float(r["vector_distance"]),
         )
@@ -390,8 +415,16 @@ def search(
 ) -> list[dict[str, Any]]:
     """Search results as the ``archival_memory_search`` tool and the API return them (Letta's shape)."""
     hits = search_hits(
-        conn, organization_id, agent_id, query, top_k=top_k, tags=tags, tag_match_mode=tag_match_mode,
-        start_datetime=start_datetime, end_datetime=end_datetime, embedder=embedder,
+        conn,
+        organization_id,
+        agent_id,
+        query,
+        top_k=top_k,
+        tags=tags,
+        tag_match_mode=tag_match_mode,
+        start_datetime=start_datetime,
+        end_datetime=end_datetime,
+        embedder=embedder,
     )
     return [
         {

@@ -21,7 +21,9 @@ def check_fits(label: str, value: str, limit: int) -> None:
     if len(value) > limit:
         raise LimitExceeded(
             f"block {label!r}: value is {len(value)} characters, over its limit of {limit}",
-            label=label, length=len(value), limit=limit,
+            label=label,
+            length=len(value),
+            limit=limit,
         )
 
 
@@ -32,18 +34,21 @@ def create(conn: Conn, organization_id: str, spec: dict[str, Any]) -> dict[str, 
     if not label or not label.strip():
         raise InvalidInput("block label must not be empty")
     check_fits(label, value, limit)
-    return block_store.insert(conn, {
-        "id": new_id("block"),
-        "organization_id": organization_id,
-        "label": label,
-        "value": value,
-        "char_limit": limit,
-        "description": spec.get("description"),
-        "read_only": bool(spec.get("read_only", False)),
-        "is_template": bool(spec.get("is_template", False)),
-        "template_name": spec.get("template_name"),
-        "metadata": spec.get("metadata") or {},
-    })
+    return block_store.insert(
+        conn,
+        {
+            "id": new_id("block"),
+            "organization_id": organization_id,
+            "label": label,
+            "value": value,
+            "char_limit": limit,
+            "description": spec.get("description"),
+            "read_only": bool(spec.get("read_only", False)),
+            "is_template": bool(spec.get("is_template", False)),
+            "template_name": spec.get("template_name"),
+            "metadata": spec.get("metadata") or {},
+        },
+    )
 
 
 def update(conn: Conn, organization_id: str, block_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +66,13 @@ def update_locked(conn: Conn, current: dict[str, Any], changes: dict[str, Any]) 
 
 
 def edit_value(
-    conn: Conn, organization_id: str, agent_id: str, label: str, edit: Callable[[str], str],
-    *, by_agent: bool = True,
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    label: str,
+    edit: Callable[[str], str],
+    *,
+    by_agent: bool = True,
 ) -> dict[str, Any]:
     """Apply ``edit`` to the current value of the agent's block ``label`` under its row lock.
 

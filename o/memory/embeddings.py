@@ -36,6 +36,7 @@ LOCAL_DIM = 384
 # sentence-transformers truncates all-MiniLM-L6-v2 inputs at 256 word pieces
 LOCAL_MAX_TOKENS = 256
 
+
 class EmbeddingConfig(BaseModel):
     """Letta's ``embedding_config``: which model embeds an agent's memory, and how."""
 
@@ -162,9 +163,7 @@ class LocalEmbedder:
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-            (hidden,) = self._session.run(
-                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            )
+            (hidden,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             out[idx] = normalize(pooled)
@@ -187,9 +186,7 @@ class OpenAIWireEmbedder:
     def __post_init__(self) -> None:
         import openai
 
-        self._client = openai.OpenAI(
-            api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=2
-        )
+        self._client = openai.OpenAI(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=2)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         rows: list[list[float]] = []
@@ -245,8 +242,7 @@ def embedder_for(config: EmbeddingConfig) -> Embedder:
             )
         if config.embedding_dim != LOCAL_DIM:
             raise InvalidInput(
-                f"{LOCAL_MODEL} makes {LOCAL_DIM}-dimensional vectors, "
-                f"but embedding_dim is {config.embedding_dim}",
+                f"{LOCAL_MODEL} makes {LOCAL_DIM}-dimensional vectors, but embedding_dim is {config.embedding_dim}",
                 expected_dim=LOCAL_DIM,
                 actual_dim=config.embedding_dim,
             )
@@ -261,7 +257,7 @@ def embedder_for(config: EmbeddingConfig) -> Embedder:
             send_dimensions=config.embedding_model.startswith("text-embedding-3"),
         )
     if kind == "ollama":
-        endpoint = (config.embedding_endpoint or os.environ.get("OLLAMA_BASE_URL") or "http://localhost:11434")
+        endpoint = config.embedding_endpoint or os.environ.get("OLLAMA_BASE_URL") or "http://localhost:11434"
         endpoint = endpoint.rstrip("/")
         if not endpoint.endswith("/v1"):
             endpoint += "/v1"
@@ -273,7 +269,6 @@ def embedder_for(config: EmbeddingConfig) -> Embedder:
             batch_size=config.batch_size or 32,
         )
     raise InvalidInput(
-        f"unknown embedding_endpoint_type {config.embedding_endpoint_type!r}; "
-        "use local, openai or ollama",
+        f"unknown embedding_endpoint_type {config.embedding_endpoint_type!r}; use local, openai or ollama",
         embedding_endpoint_type=config.embedding_endpoint_type,
     )

@@ -94,8 +94,11 @@ def index_pending(
         )
         items.append(
             store.IndexedMessage(
-                id=row["id"], source_text=row["text"], search_text=text,
-                context="\n".join(texts[i] for i in before), embedding=normalize(mixed[None, :])[0],
+                id=row["id"],
+                source_text=row["text"],
+                search_text=text,
+                context="\n".join(texts[i] for i in before),
+                embedding=normalize(mixed[None, :])[0],
             )
         )
     return store.write_index(conn, items, model=config.embedding_model, dim=config.embedding_dim)
@@ -133,9 +136,15 @@ def search(
     # Index what the loop wrote since the last search, a bounded amount per call.
     index_pending(conn, organization_id, agent_id, embedder=embedder)
     spec = engine.SearchSpec(
-        table="messages", corpus="recall", organization_id=organization_id, agent_id=agent_id,
-        columns=store.MESSAGE_COLUMNS, filters=filters, model=config.embedding_model,
-        dim=config.embedding_dim, query_vector=embedder.embed([query])[0],
+        table="messages",
+        corpus="recall",
+        organization_id=organization_id,
+        agent_id=agent_id,
+        columns=store.MESSAGE_COLUMNS,
+        filters=filters,
+        model=config.embedding_model,
+        dim=config.embedding_dim,
+        query_vector=embedder.embed([query])[0],
     )
     rows = engine.hybrid_search(conn, spec, query, top_k=limit)
     return [

@@ -12,7 +12,14 @@ from o.store.pages import Page, fetch_page
 
 # Columns a caller may set through update(); everything else is managed here.
 UPDATABLE = {
-    "name", "description", "agent_type", "system", "llm_config", "embedding_config", "tool_rules", "tags",
+    "name",
+    "description",
+    "agent_type",
+    "system",
+    "llm_config",
+    "embedding_config",
+    "tool_rules",
+    "tags",
     "metadata",
 }
 _JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}

@@ -21,9 +21,7 @@ class SecretFormatError(ValueError):
     """The secret is not the JSON document RDS writes for a database user."""
 
 
-def url_from_secret_document(
-    document: str, *, host: str, dbname: str | None = None, sslmode: str = "require"
-) -> str:
+def url_from_secret_document(document: str, *, host: str, dbname: str | None = None, sslmode: str = "require") -> str:
     """A ``postgresql://`` URI from the text of an RDS credentials secret."""
     try:
         values: Any = json.loads(document)

@@ -15,8 +15,7 @@ from o.store.db import Conn
 from o.store.pages import Page, fetch_page
 
 _JSON = {"metadata"}
-UPDATABLE = {"label", "value", "char_limit", "description", "read_only", "is_template", "template_name",
-             "metadata"}
+UPDATABLE = {"label", "value", "char_limit", "description", "read_only", "is_template", "template_name", "metadata"}
 
 
 def insert(conn: Conn, block: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +75,13 @@ def list_page(
     if templates_only:
         conds.append(sql.SQL("is_template"))
     return fetch_page(
-        conn, table="blocks", key="created_at", columns=sql.SQL("*"),
-        scope=sql.SQL(" AND ").join(conds), scope_params=tuple(params), page=page,
+        conn,
+        table="blocks",
+        key="created_at",
+        columns=sql.SQL("*"),
+        scope=sql.SQL(" AND ").join(conds),
+        scope_params=tuple(params),
+        page=page,
     )
 
 
@@ -128,6 +132,7 @@ def detach(conn: Conn, agent_id: str, block_id: str) -> bool:
 
 
 def agents_using(conn: Conn, block_id: str) -> list[str]:
-    return [r["agent_id"] for r in conn.execute(
-        "SELECT agent_id FROM agent_blocks WHERE block_id = %s ORDER BY agent_id", (block_id,)
-    )]
+    return [
+        r["agent_id"]
+        for r in conn.execute("SELECT agent_id FROM agent_blocks WHERE block_id = %s ORDER BY agent_id", (block_id,))
+    ]

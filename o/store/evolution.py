@@ -12,8 +12,20 @@ from o.store.db import Conn
 
 _JSON = {"diff", "reflection", "figures", "budget", "canary"}
 UPDATABLE = {
-    "status", "candidate_revision", "rationale", "diff", "reflection", "figures", "tokens_used", "canary",
-    "canary_slot", "decision", "reason", "execution_arn", "stop_requested", "completed_at",
+    "status",
+    "candidate_revision",
+    "rationale",
+    "diff",
+    "reflection",
+    "figures",
+    "tokens_used",
+    "canary",
+    "canary_slot",
+    "decision",
+    "reason",
+    "execution_arn",
+    "stop_requested",
+    "completed_at",
 }
 TERMINAL = ("promoted", "rolled_back")
 
@@ -59,20 +71,14 @@ def add_tokens(conn: Conn, evolution_id: str, tokens: int) -> int:
 
 
 def active_for_agent(conn: Conn, agent_id: str) -> dict[str, Any] | None:
-    return conn.execute(
-        "SELECT * FROM evolutions WHERE agent_id = %s AND completed_at IS NULL", (agent_id,)
-    ).fetchone()
+    return conn.execute("SELECT * FROM evolutions WHERE agent_id = %s AND completed_at IS NULL", (agent_id,)).fetchone()
 
 
 def canary_in_slot(conn: Conn, slot: str) -> dict[str, Any] | None:
-    return conn.execute(
-        "SELECT * FROM evolutions WHERE canary_slot = %s AND status = 'canary'", (slot,)
-    ).fetchone()
+    return conn.execute("SELECT * FROM evolutions WHERE canary_slot = %s AND status = 'canary'", (slot,)).fetchone()
 
 
-def list_for_agent(
-    conn: Conn, agent_id: str, *, limit: int = 50, status: str | None = None
-) -> list[dict[str, Any]]:
+def list_for_agent(conn: Conn, agent_id: str, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
     return conn.execute(
         """SELECT * FROM evolutions WHERE agent_id = %s AND (%s::text IS NULL OR status = %s)
            ORDER BY created_at DESC, id DESC LIMIT %s""",
@@ -94,6 +100,7 @@ def events(conn: Conn, evolution_id: str, *, after_id: int = 0) -> list[dict[str
 
 
 # --- evaluation suites -------------------------------------------------------------------------------------
+
 
 def get_suite(conn: Conn, agent_id: str) -> dict[str, Any] | None:
     return conn.execute("SELECT * FROM evaluation_suites WHERE agent_id = %s", (agent_id,)).fetchone()
@@ -117,6 +124,7 @@ def put_suite(
 
 # --- feedback and outcomes ---------------------------------------------------------------------------------
 
+
 def insert_feedback(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
     created = conn.execute(
         """INSERT INTO feedback (id, organization_id, agent_id, run_id, message_id, score, comment, revision)
@@ -130,8 +138,15 @@ def insert_feedback(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_outcome(
-    conn: Conn, agent_id: str, revision: int, *, ok: bool, latency_ms: float, tokens: int,
-    request_id: str | None = None, score: float | None = None,
+    conn: Conn,
+    agent_id: str,
+    revision: int,
+    *,
+    ok: bool,
+    latency_ms: float,
+    tokens: int,
+    request_id: str | None = None,
+    score: float | None = None,
 ) -> None:
     conn.execute(
         """INSERT INTO revision_outcomes (agent_id, revision, request_id, ok, latency_ms, tokens, score)
@@ -141,7 +156,15 @@ def record_outcome(
 
 
 def record_run_outcome(
-    conn: Conn, run_id: str, flag: str, agent_id: str, revision: int, *, ok: bool, latency_ms: float, tokens: int,
+    conn: Conn,
+    run_id: str,
+    flag: str,
+    agent_id: str,
+    revision: int,
+    *,
+    ok: bool,
+    latency_ms: float,
+    tokens: int,
 ) -> bool:
     """A run's outcome, recorded only by the caller that sets ``runs.metadata[flag]`` (one statement, so
     the run's end pays one round trip for it); False when it was recorded before."""
@@ -152,8 +175,15 @@ def record_run_outcome(
            INSERT INTO revision_outcomes (agent_id, revision, request_id, ok, latency_ms, tokens)
            SELECT %(agent)s, %(revision)s, id, %(ok)s, %(latency)s, %(tokens)s FROM claimed
            RETURNING id""",
-        {"flag": flag, "run": run_id, "agent": agent_id, "revision": revision, "ok": ok, "latency": latency_ms,
-         "tokens": tokens},
+        {
+            "flag": flag,
+            "run": run_id,
+            "agent": agent_id,
+            "revision": revision,
+            "ok": ok,
+            "latency": latency_ms,
+            "tokens": tokens,
+        },
     ).fetchone()
     return row is not None
 
@@ -177,6 +207,7 @@ def outcome_stats(conn: Conn, agent_id: str, revision: int, since: Any) -> dict[
 
 
 # --- sleep-time passes -------------------------------------------------------------------------------------
+
 
 def last_pass(conn: Conn, agent_id: str) -> dict[str, Any] | None:
     return conn.execute(

@@ -12,8 +12,23 @@ from o.store.pages import Page, fetch_page
 
 _JSON = {"content", "tool_calls", "tool_returns", "metadata"}
 COLUMNS = (
-    "id", "organization_id", "agent_id", "role", "content", "text", "name", "tool_calls", "tool_call_id",
-    "tool_returns", "step_id", "run_id", "step_position", "otid", "sender_id", "group_id", "in_context",
+    "id",
+    "organization_id",
+    "agent_id",
+    "role",
+    "content",
+    "text",
+    "name",
+    "tool_calls",
+    "tool_call_id",
+    "tool_returns",
+    "step_id",
+    "run_id",
+    "step_position",
+    "otid",
+    "sender_id",
+    "group_id",
+    "in_context",
     "metadata",
 )
 
@@ -28,8 +43,11 @@ def insert_many(conn: Conn, messages: list[dict[str, Any]]) -> list[dict[str, An
     stored: list[dict[str, Any]] = []
     for message in messages:
         row = rows.insert(
-            conn, "messages", {c: message[c] for c in COLUMNS if c in message},
-            json_columns=_JSON, on_conflict="(step_id, step_position) DO NOTHING",
+            conn,
+            "messages",
+            {c: message[c] for c in COLUMNS if c in message},
+            json_columns=_JSON,
+            on_conflict="(step_id, step_position) DO NOTHING",
         )
         if row is None:
             row = conn.execute(
@@ -50,8 +68,13 @@ def list_page(
         conds.append(sql.SQL("run_id = %s"))
         params.append(run_id)
     return fetch_page(
-        conn, table="messages", key="seq", columns=_LISTED,
-        scope=sql.SQL(" AND ").join(conds), scope_params=tuple(params), page=page,
+        conn,
+        table="messages",
+        key="seq",
+        columns=_LISTED,
+        scope=sql.SQL(" AND ").join(conds),
+        scope_params=tuple(params),
+        page=page,
     )
 
 

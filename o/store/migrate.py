@@ -67,8 +67,7 @@ def migrate(url: str, folder: Path | None = None) -> list[str]:
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
             done = {
-                row[0]: row[1]
-                for row in conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+                row[0]: row[1] for row in conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
             }
             for migration in discover(folder):
                 if migration.version in done:

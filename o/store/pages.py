@@ -41,9 +41,7 @@ def cursor_clause(
         ).fetchone()
         if row is None:
             raise InvalidInput(f"cursor {cursor!r} does not name an item of this list")
-        parts.append(
-            sql.SQL("({key}, id) {op} (%s, %s)").format(key=sql.Identifier(key), op=sql.SQL(op))
-        )
+        parts.append(sql.SQL("({key}, id) {op} (%s, %s)").format(key=sql.Identifier(key), op=sql.SQL(op)))
         params.extend([row["k"], cursor])
     clause = sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
     return clause, params

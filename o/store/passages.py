@@ -69,8 +69,16 @@ Corpus = Literal["archival", "recall"]
 TagMatch = Literal["any", "all"]
 
 PASSAGE_COLUMNS = (
-    "id", "organization_id", "agent_id", "text", "tags", "metadata", "embedding_model",
-    "embedding_dim", "created_at", "updated_at",
+    "id",
+    "organization_id",
+    "agent_id",
+    "text",
+    "tags",
+    "metadata",
+    "embedding_model",
+    "embedding_dim",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -132,8 +140,7 @@ class NewPassage:
 def stored_embedding(conn: Conn, agent_id: str) -> tuple[str | None, int] | None:
     """(model, dim) of the vectors an agent's archival memory holds, or None if it holds none."""
     row = conn.execute(
-        "SELECT embedding_model, embedding_dim FROM passages "
-        "WHERE agent_id = %s AND embedding_dim IS NOT NULL LIMIT 1",
+        "SELECT embedding_model, embedding_dim FROM passages WHERE agent_id = %s AND embedding_dim IS NOT NULL LIMIT 1",
         (agent_id,),
     ).fetchone()
     if row is None:
@@ -195,8 +202,20 @@ def insert_many(
     )
     rows = conn.execute(
         query,
-        (ids, texts, contexts, tags, metadata, created, vectors, organization_id, agent_id, model, dim,
-         1.0 - CONTEXT_WEIGHT),
+        (
+            ids,
+            texts,
+            contexts,
+            tags,
+            metadata,
+            created,
+            vectors,
+            organization_id,
+            agent_id,
+            model,
+            dim,
+            1.0 - CONTEXT_WEIGHT,
+        ),
     ).fetchall()
     by_id = {row["id"]: row for row in rows}
     return [by_id[i] for i in ids]
@@ -427,8 +446,19 @@ def hybrid_search(
                 ORDER BY score DESC, p.id
                 LIMIT %s) s"""
         ).format(table=table, scope=scope)
-        params += [BM25_K1 + 1, BM25_K1, BM25_B, BM25_B, lexical.avg_len, 1.0 - CONTEXT_WEIGHT,
-                   lexical.lexemes, lexical.idfs, *where_params, lexical.tsquery, n]
+        params += [
+            BM25_K1 + 1,
+            BM25_K1,
+            BM25_B,
+            BM25_B,
+            lexical.avg_len,
+            1.0 - CONTEXT_WEIGHT,
+            lexical.lexemes,
+            lexical.idfs,
+            *where_params,
+            lexical.tsquery,
+            n,
+        ]
     else:
         lex = sql.SQL("SELECT NULL::text AS id, NULL::float8 AS score, NULL::bigint AS rank WHERE false")
     if use_vector:

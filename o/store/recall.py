@@ -19,8 +19,19 @@ from psycopg import sql
 from o.store import passages
 from o.store.db import Conn
 
-MESSAGE_COLUMNS = ("id", "organization_id", "agent_id", "seq", "role", "text", "name", "tool_calls",
-                   "run_id", "step_id", "created_at")
+MESSAGE_COLUMNS = (
+    "id",
+    "organization_id",
+    "agent_id",
+    "seq",
+    "role",
+    "text",
+    "name",
+    "tool_calls",
+    "run_id",
+    "step_id",
+    "created_at",
+)
 
 
 def pending(conn: Conn, agent_id: str, limit: int) -> list[dict[str, Any]]:
@@ -78,15 +89,23 @@ def write_index(conn: Conn, items: Sequence[IndexedMessage], *, model: str | Non
                           AS i(id, source, search, context, vec)) x
                WHERE m.id = x.id AND m.search_tsv IS NULL AND m.text = x.source"""
         ).format(
-            length=length, column=column, vtype=sql.SQL(passages.vector_type(dim)),
+            length=length,
+            column=column,
+            vtype=sql.SQL(passages.vector_type(dim)),
             cfg=sql.Literal(passages.TEXT_CONFIG),
         )
         cur = conn.execute(
             query,
-            (1.0 - passages.CONTEXT_WEIGHT, dim, model,
-             [i.id for i in with_vec], [i.source_text for i in with_vec], [i.search_text for i in with_vec],
-             [i.context for i in with_vec],
-             [passages.vector_literal(i.embedding, dim) for i in with_vec]),  # type: ignore[arg-type]
+            (
+                1.0 - passages.CONTEXT_WEIGHT,
+                dim,
+                model,
+                [i.id for i in with_vec],
+                [i.source_text for i in with_vec],
+                [i.search_text for i in with_vec],
+                [i.context for i in with_vec],
+                [passages.vector_literal(i.embedding, dim) for i in with_vec],
+            ),  # type: ignore[arg-type]
         )
         written += cur.rowcount
     if without:

@@ -43,7 +43,12 @@ def get(conn: Conn, agent_id: str, number: int) -> dict[str, Any] | None:
 
 
 def list_for_agent(
-    conn: Conn, agent_id: str, *, limit: int = 50, before: int | None = None, after: int | None = None,
+    conn: Conn,
+    agent_id: str,
+    *,
+    limit: int = 50,
+    before: int | None = None,
+    after: int | None = None,
     order: str = "desc",
 ) -> list[dict[str, Any]]:
     direction = "DESC" if order == "desc" else "ASC"

@@ -13,8 +13,17 @@ from o.store.pages import Page, fetch_page
 
 _JSON = {"request", "usage", "metadata"}
 UPDATABLE = {
-    "status", "stop_reason", "usage", "metadata", "iteration", "next_action", "task_token", "execution_arn",
-    "cancel_requested", "error", "completed_at",
+    "status",
+    "stop_reason",
+    "usage",
+    "metadata",
+    "iteration",
+    "next_action",
+    "task_token",
+    "execution_arn",
+    "cancel_requested",
+    "error",
+    "completed_at",
 }
 
 
@@ -105,8 +114,13 @@ def list_page(
         conds.append(sql.SQL("stop_reason = %s"))
         params.append(stop_reason)
     return fetch_page(
-        conn, table="runs", key="created_at", columns=sql.SQL("*"),
-        scope=sql.SQL(" AND ").join(conds), scope_params=tuple(params), page=page,
+        conn,
+        table="runs",
+        key="created_at",
+        columns=sql.SQL("*"),
+        scope=sql.SQL(" AND ").join(conds),
+        scope_params=tuple(params),
+        page=page,
     )
 
 

@@ -11,8 +11,18 @@ from o.store import rows
 from o.store.db import Conn
 
 _JSON = {"usage", "tool_calls", "approvals"}
-UPDATABLE = {"status", "usage", "stop_reason", "error", "completed_at", "tool_calls", "approvals", "next_action",
-             "message_id", "model"}
+UPDATABLE = {
+    "status",
+    "usage",
+    "stop_reason",
+    "error",
+    "completed_at",
+    "tool_calls",
+    "approvals",
+    "next_action",
+    "message_id",
+    "model",
+}
 
 
 def insert(conn: Conn, step: dict[str, Any]) -> dict[str, Any] | None:
@@ -26,9 +36,7 @@ def get(conn: Conn, step_id: str, *, for_update: bool = False) -> dict[str, Any]
 
 
 def by_index(conn: Conn, run_id: str, step_index: int) -> dict[str, Any] | None:
-    return conn.execute(
-        "SELECT * FROM steps WHERE run_id = %s AND step_index = %s", (run_id, step_index)
-    ).fetchone()
+    return conn.execute("SELECT * FROM steps WHERE run_id = %s AND step_index = %s", (run_id, step_index)).fetchone()
 
 
 def for_run(conn: Conn, run_id: str) -> list[dict[str, Any]]:

@@ -17,9 +17,20 @@ from o.store.pages import Page, fetch_page
 
 # Columns a caller may set through update(); id, organization, version and times are managed here.
 UPDATABLE = {
-    "name", "description", "tool_type", "source_type", "source_code", "json_schema", "args_json_schema",
-    "tags", "return_char_limit", "metadata", "pip_requirements", "npm_requirements",
-    "default_requires_approval", "enable_parallel_execution",
+    "name",
+    "description",
+    "tool_type",
+    "source_type",
+    "source_code",
+    "json_schema",
+    "args_json_schema",
+    "tags",
+    "return_char_limit",
+    "metadata",
+    "pip_requirements",
+    "npm_requirements",
+    "default_requires_approval",
+    "enable_parallel_execution",
 }
 _JSON = {"json_schema", "args_json_schema", "metadata", "pip_requirements", "npm_requirements"}
 # a change to any of these is a new version of the tool
@@ -36,9 +47,7 @@ def get(conn: Conn, organization_id: str, tool_id: str, *, for_update: bool = Fa
     return rows.get_by_id(conn, "tools", tool_id, organization_id=organization_id, for_update=for_update)
 
 
-def get_by_name(
-    conn: Conn, organization_id: str, name: str, *, for_update: bool = False
-) -> dict[str, Any] | None:
+def get_by_name(conn: Conn, organization_id: str, name: str, *, for_update: bool = False) -> dict[str, Any] | None:
     lock = " FOR UPDATE" if for_update else ""
     return conn.execute(
         "SELECT * FROM tools WHERE name = %s AND organization_id = %s" + lock, (name, organization_id)
@@ -124,8 +133,14 @@ def _record_version(conn: Conn, tool: dict[str, Any]) -> None:
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (tool_id, version) DO NOTHING""",
         (
-            tool["id"], tool["version"], tool["organization_id"], tool["name"], tool["description"],
-            tool["source_code"], Jsonb(tool["json_schema"]), tool["return_char_limit"],
+            tool["id"],
+            tool["version"],
+            tool["organization_id"],
+            tool["name"],
+            tool["description"],
+            tool["source_code"],
+            Jsonb(tool["json_schema"]),
+            tool["return_char_limit"],
         ),
     )
 
@@ -179,9 +194,7 @@ def env_for_agent(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
 
 def replace_env(conn: Conn, agent_id: str, variables: dict[str, str], descriptions: dict[str, str]) -> None:
     """Make the agent's tool variables exactly ``variables``."""
-    conn.execute(
-        "DELETE FROM agent_tool_env WHERE agent_id = %s AND NOT (key = ANY(%s))", (agent_id, list(variables))
-    )
+    conn.execute("DELETE FROM agent_tool_env WHERE agent_id = %s AND NOT (key = ANY(%s))", (agent_id, list(variables)))
     for key, value in variables.items():
         conn.execute(
             """INSERT INTO agent_tool_env (agent_id, key, value, description) VALUES (%s, %s, %s, %s)

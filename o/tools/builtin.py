@@ -51,12 +51,14 @@ _STR = {"type": "string"}
 
 # -- messaging ------------------------------------------------------------------------------------
 
+
 def send_message(ctx: ToolContext, message: str) -> str:
     del ctx, message
     return "Sent message successfully."
 
 
 # -- core memory ----------------------------------------------------------------------------------
+
 
 def _edit(ctx: ToolContext, label: str, fn: Callable[[str], str]) -> dict[str, Any]:
     return memory_blocks.edit_value(ctx.conn, ctx.organization_id, ctx.agent_id, label, fn)
@@ -99,11 +101,15 @@ def memory_replace(ctx: ToolContext, label: str, old_str: str, new_str: str) -> 
     def replace(value: str) -> str:
         occurrences = value.count(old_str) if old_str else 0
         if occurrences == 0:
-            raise ToolError(f"No replacement was performed, old_str `{old_str}` did not appear verbatim in memory "
-                            f"block with label `{label}`.")
+            raise ToolError(
+                f"No replacement was performed, old_str `{old_str}` did not appear verbatim in memory "
+                f"block with label `{label}`."
+            )
         if occurrences > 1:
-            raise ToolError(f"No replacement was performed. Multiple occurrences of old_str `{old_str}` in memory "
-                            f"block with label `{label}`: {occurrences}. Please ensure it is unique.")
+            raise ToolError(
+                f"No replacement was performed. Multiple occurrences of old_str `{old_str}` in memory "
+                f"block with label `{label}`: {occurrences}. Please ensure it is unique."
+            )
         return value.replace(old_str, new_str)
 
     _edit(ctx, label, replace)
@@ -116,6 +122,7 @@ def memory_rethink(ctx: ToolContext, label: str, new_memory: str) -> str:
 
 
 # -- archival and recall memory ---------------------------------------------------------------------
+
 
 def archival_memory_insert(ctx: ToolContext, content: str, tags: list[str] | None = None) -> str:
     from o.memory import archival  # the memory engine; imported when first used
@@ -136,8 +143,15 @@ def archival_memory_search(
     from o.memory import archival
 
     results = archival.search(
-        ctx.conn, ctx.organization_id, ctx.agent_id, query, tags=tags, tag_match_mode=tag_match_mode,
-        top_k=top_k, start_datetime=start_datetime, end_datetime=end_datetime,
+        ctx.conn,
+        ctx.organization_id,
+        ctx.agent_id,
+        query,
+        tags=tags,
+        tag_match_mode=tag_match_mode,
+        top_k=top_k,
+        start_datetime=start_datetime,
+        end_datetime=end_datetime,
     )
     return json.dumps(results, default=str)
 
@@ -153,111 +167,165 @@ def conversation_search(
     from o.memory import recall
 
     results = recall.search(
-        ctx.conn, ctx.organization_id, ctx.agent_id, query, roles=roles, limit=limit,
-        start_date=start_date, end_date=end_date,
+        ctx.conn,
+        ctx.organization_id,
+        ctx.agent_id,
+        query,
+        roles=roles,
+        limit=limit,
+        start_date=start_date,
+        end_date=end_date,
     )
     return json.dumps(results, default=str)
 
 
-BUILTINS: dict[str, Builtin] = {b.name: b for b in [
-    Builtin(
-        "send_message",
-        "Sends a message to the human user.",
-        _schema({"message": {**_STR, "description": "Message contents. All unicode (including emojis) are supported."}},
-                ["message"]),
-        send_message,
-    ),
-    Builtin(
-        "core_memory_append",
-        "Append to the contents of core memory.",
-        _schema({
-            "label": {**_STR, "description": "Section of the memory to be edited."},
-            "content": {**_STR, "description": "Content to write to the memory. All unicode (including emojis) are "
-                                               "supported."},
-        }, ["label", "content"]),
-        core_memory_append, "letta_memory_core",
-    ),
-    Builtin(
-        "core_memory_replace",
-        "Replace the contents of core memory. To delete memories, use an empty string for new_content.",
-        _schema({
-            "label": {**_STR, "description": "Section of the memory to be edited."},
-            "old_content": {**_STR, "description": "String to replace. Must be an exact match."},
-            "new_content": {**_STR, "description": "Content to write to the memory."},
-        }, ["label", "old_content", "new_content"]),
-        core_memory_replace, "letta_memory_core",
-    ),
-    Builtin(
-        "memory_insert",
-        "The memory_insert command allows you to insert text at a specific location in a memory block.",
-        _schema({
-            "label": {**_STR, "description": "Section of the memory to be edited, identified by its label."},
-            "new_str": {**_STR, "description": "The text to insert. Do not include line number prefixes."},
-            "insert_line": {"type": "integer", "description": "The line number after which to insert the text "
-                                                              "(0 for beginning of file). Defaults to -1 (end)."},
-        }, ["label", "new_str"]),
-        memory_insert, "letta_sleeptime_core",
-    ),
-    Builtin(
-        "memory_replace",
-        "The memory_replace command allows you to replace a specific string in a memory block with a new string. "
-        "old_str must match exactly one place in the block.",
-        _schema({
-            "label": {**_STR, "description": "Section of the memory to be edited, identified by its label."},
-            "old_str": {**_STR, "description": "The text to replace (must match exactly, including whitespace)."},
-            "new_str": {**_STR, "description": "The new text to insert in place of the old text."},
-        }, ["label", "old_str", "new_str"]),
-        memory_replace, "letta_sleeptime_core",
-    ),
-    Builtin(
-        "memory_rethink",
-        "The memory_rethink command allows you to completely rewrite the contents of a memory block.",
-        _schema({
-            "label": {**_STR, "description": "The memory block to be rewritten, identified by its label."},
-            "new_memory": {**_STR, "description": "The new memory contents."},
-        }, ["label", "new_memory"]),
-        memory_rethink, "letta_sleeptime_core",
-    ),
-    Builtin(
-        "archival_memory_insert",
-        "Add information to long-term archival memory for later retrieval.",
-        _schema({
-            "content": {**_STR, "description": "Content to write to the memory."},
-            "tags": {"type": "array", "items": _STR, "description": "Optional list of tags."},
-        }, ["content"]),
-        archival_memory_insert,
-    ),
-    Builtin(
-        "archival_memory_search",
-        "Search archival memory using semantic (embedding-based) search with optional tag and date filters.",
-        _schema({
-            "query": {**_STR, "description": "String to search for using semantic similarity."},
-            "tags": {"type": "array", "items": _STR, "description": "Optional list of tags to filter by."},
-            "tag_match_mode": {"type": "string", "enum": ["any", "all"]},
-            "top_k": {"type": "integer", "description": "Maximum number of results to return."},
-            "start_datetime": {**_STR, "description": "ISO 8601 lower bound on creation time."},
-            "end_datetime": {**_STR, "description": "ISO 8601 upper bound on creation time."},
-        }, ["query"]),
-        archival_memory_search,
-    ),
-    Builtin(
-        "conversation_search",
-        "Search prior conversation history (recall memory) using hybrid search.",
-        _schema({
-            "query": {**_STR, "description": "String to search for."},
-            "roles": {"type": "array", "items": {"type": "string", "enum": ["assistant", "user", "tool"]}},
-            "limit": {"type": "integer", "description": "Maximum number of results to return."},
-            "start_date": {**_STR, "description": "Start of the date range (ISO 8601)."},
-            "end_date": {**_STR, "description": "End of the date range (ISO 8601)."},
-        }, ["query"]),
-        conversation_search,
-    ),
-]}
+BUILTINS: dict[str, Builtin] = {
+    b.name: b
+    for b in [
+        Builtin(
+            "send_message",
+            "Sends a message to the human user.",
+            _schema(
+                {"message": {**_STR, "description": "Message contents. All unicode (including emojis) are supported."}},
+                ["message"],
+            ),
+            send_message,
+        ),
+        Builtin(
+            "core_memory_append",
+            "Append to the contents of core memory.",
+            _schema(
+                {
+                    "label": {**_STR, "description": "Section of the memory to be edited."},
+                    "content": {
+                        **_STR,
+                        "description": "Content to write to the memory. All unicode (including emojis) are supported.",
+                    },
+                },
+                ["label", "content"],
+            ),
+            core_memory_append,
+            "letta_memory_core",
+        ),
+        Builtin(
+            "core_memory_replace",
+            "Replace the contents of core memory. To delete memories, use an empty string for new_content.",
+            _schema(
+                {
+                    "label": {**_STR, "description": "Section of the memory to be edited."},
+                    "old_content": {**_STR, "description": "String to replace. Must be an exact match."},
+                    "new_content": {**_STR, "description": "Content to write to the memory."},
+                },
+                ["label", "old_content", "new_content"],
+            ),
+            core_memory_replace,
+            "letta_memory_core",
+        ),
+        Builtin(
+            "memory_insert",
+            "The memory_insert command allows you to insert text at a specific location in a memory block.",
+            _schema(
+                {
+                    "label": {**_STR, "description": "Section of the memory to be edited, identified by its label."},
+                    "new_str": {**_STR, "description": "The text to insert. Do not include line number prefixes."},
+                    "insert_line": {
+                        "type": "integer",
+                        "description": "The line number after which to insert the text "
+                        "(0 for beginning of file). Defaults to -1 (end).",
+                    },
+                },
+                ["label", "new_str"],
+            ),
+            memory_insert,
+            "letta_sleeptime_core",
+        ),
+        Builtin(
+            "memory_replace",
+            "The memory_replace command allows you to replace a specific string in a memory block with a new string. "
+            "old_str must match exactly one place in the block.",
+            _schema(
+                {
+                    "label": {**_STR, "description": "Section of the memory to be edited, identified by its label."},
+                    "old_str": {
+                        **_STR,
+                        "description": "The text to replace (must match exactly, including whitespace).",
+                    },
+                    "new_str": {**_STR, "description": "The new text to insert in place of the old text."},
+                },
+                ["label", "old_str", "new_str"],
+            ),
+            memory_replace,
+            "letta_sleeptime_core",
+        ),
+        Builtin(
+            "memory_rethink",
+            "The memory_rethink command allows you to completely rewrite the contents of a memory block.",
+            _schema(
+                {
+                    "label": {**_STR, "description": "The memory block to be rewritten, identified by its label."},
+                    "new_memory": {**_STR, "description": "The new memory contents."},
+                },
+                ["label", "new_memory"],
+            ),
+            memory_rethink,
+            "letta_sleeptime_core",
+        ),
+        Builtin(
+            "archival_memory_insert",
+            "Add information to long-term archival memory for later retrieval.",
+            _schema(
+                {
+                    "content": {**_STR, "description": "Content to write to the memory."},
+                    "tags": {"type": "array", "items": _STR, "description": "Optional list of tags."},
+                },
+                ["content"],
+            ),
+            archival_memory_insert,
+        ),
+        Builtin(
+            "archival_memory_search",
+            "Search archival memory using semantic (embedding-based) search with optional tag and date filters.",
+            _schema(
+                {
+                    "query": {**_STR, "description": "String to search for using semantic similarity."},
+                    "tags": {"type": "array", "items": _STR, "description": "Optional list of tags to filter by."},
+                    "tag_match_mode": {"type": "string", "enum": ["any", "all"]},
+                    "top_k": {"type": "integer", "description": "Maximum number of results to return."},
+                    "start_datetime": {**_STR, "description": "ISO 8601 lower bound on creation time."},
+                    "end_datetime": {**_STR, "description": "ISO 8601 upper bound on creation time."},
+                },
+                ["query"],
+            ),
+            archival_memory_search,
+        ),
+        Builtin(
+            "conversation_search",
+            "Search prior conversation history (recall memory) using hybrid search.",
+            _schema(
+                {
+                    "query": {**_STR, "description": "String to search for."},
+                    "roles": {"type": "array", "items": {"type": "string", "enum": ["assistant", "user", "tool"]}},
+                    "limit": {"type": "integer", "description": "Maximum number of results to return."},
+                    "start_date": {**_STR, "description": "Start of the date range (ISO 8601)."},
+                    "end_date": {**_STR, "description": "End of the date range (ISO 8601)."},
+                },
+                ["query"],
+            ),
+            conversation_search,
+        ),
+    ]
+}
 
 # The tools an agent gets when it has none attached, per Letta agent type.
 _CORE_V1 = ["send_message", "core_memory_append", "core_memory_replace"]
-_CORE_V2 = ["send_message", "memory_insert", "memory_replace", "memory_rethink", "core_memory_append",
-            "core_memory_replace"]
+_CORE_V2 = [
+    "send_message",
+    "memory_insert",
+    "memory_replace",
+    "memory_rethink",
+    "core_memory_append",
+    "core_memory_replace",
+]
 _SEARCH = ["archival_memory_insert", "archival_memory_search", "conversation_search"]
 DEFAULT_TOOLS: dict[str, list[str]] = {"memgpt_agent": _CORE_V1 + _SEARCH}
 DEFAULT_FOR_OTHER_TYPES = _CORE_V2 + _SEARCH

@@ -66,8 +66,12 @@ def _checked_schema(schema: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("json_schema.parameters must be a JSON schema of type 'object'")
     if not isinstance(parameters.get("properties", {}), dict):
         raise InvalidInput("json_schema.parameters.properties must be an object")
-    return {"name": name, "description": str(schema.get("description") or ""), "parameters": parameters,
-            **{k: v for k, v in schema.items() if k not in ("name", "description", "parameters")}}
+    return {
+        "name": name,
+        "description": str(schema.get("description") or ""),
+        "parameters": parameters,
+        **{k: v for k, v in schema.items() if k not in ("name", "description", "parameters")},
+    }
 
 
 def _check_limit(limit: int) -> None:

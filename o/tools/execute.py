@@ -60,9 +60,7 @@ def run_tool(
     return sandbox.run(invocation)
 
 
-def _load(
-    conn: Conn, org_id: str, agent_id: str, tool_name: str
-) -> tuple[dict[str, Any], dict[str, str]] | str:
+def _load(conn: Conn, org_id: str, agent_id: str, tool_name: str) -> tuple[dict[str, Any], dict[str, str]] | str:
     if agent_store.get(conn, org_id, agent_id) is None:
         return f"agent {agent_id} not found"
     tool = tool_store.attached_by_name(conn, org_id, agent_id, tool_name)

@@ -20,8 +20,19 @@ from o.errors import InvalidInput
 # parameters the runtime supplies itself; never part of what the model fills in
 HIDDEN_PARAMETERS = frozenset({"self", "agent_state"})
 _SECTIONS = {
-    "args", "arguments", "parameters", "params", "returns", "return", "raises", "yields",
-    "examples", "example", "notes", "note", "attributes",
+    "args",
+    "arguments",
+    "parameters",
+    "params",
+    "returns",
+    "return",
+    "raises",
+    "yields",
+    "examples",
+    "example",
+    "notes",
+    "note",
+    "attributes",
 }
 _SCALARS = {
     "str": {"type": "string"},
@@ -120,9 +131,7 @@ def parse_source(source: str) -> ast.Module:
     try:
         return ast.parse(source)
     except SyntaxError as exc:
-        raise InvalidInput(
-            f"tool source code does not parse: line {exc.lineno}: {exc.msg}", line=exc.lineno
-        ) from exc
+        raise InvalidInput(f"tool source code does not parse: line {exc.lineno}: {exc.msg}", line=exc.lineno) from exc
 
 
 def find_function(module: ast.Module, name: str | None = None) -> ast.FunctionDef | ast.AsyncFunctionDef:
@@ -155,7 +164,8 @@ def derive_json_schema(source: str, name: str | None = None) -> dict[str, Any]:
     positional = [*arguments.posonlyargs, *arguments.args]
     defaults: dict[str, bool] = {}
     for arg, has_default in zip(
-        positional, [False] * (len(positional) - len(arguments.defaults)) + [True] * len(arguments.defaults),
+        positional,
+        [False] * (len(positional) - len(arguments.defaults)) + [True] * len(arguments.defaults),
         strict=True,
     ):
         defaults[arg.arg] = has_default
@@ -165,9 +175,7 @@ def derive_json_schema(source: str, name: str | None = None) -> dict[str, Any]:
         if arg.arg in HIDDEN_PARAMETERS:
             continue
         if arg.annotation is None:
-            raise InvalidInput(
-                f"parameter {arg.arg!r} of {node.name} has no type annotation", parameter=arg.arg
-            )
+            raise InvalidInput(f"parameter {arg.arg!r} of {node.name} has no type annotation", parameter=arg.arg)
         schema = annotation_schema(arg.annotation, f"parameter {arg.arg!r} of {node.name}")
         if doc.params.get(arg.arg):
             schema = {**schema, "description": doc.params[arg.arg]}

@@ -69,7 +69,10 @@ def start_serve(data_dir: Path, extra_env: dict[str, str] | None = None) -> Proc
     log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "o.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

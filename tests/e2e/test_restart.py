@@ -28,19 +28,36 @@ def test_killed_server_resumes_the_run_exactly_once(tmp_path: Path, openai_serve
     first = start_serve(tmp_path, env)
     key = first.server.new_key()
     headers = {"Authorization": f"Bearer {key}"}
-    llm = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": openai_server.base_url,
-           "context_window": 128000}
+    llm = {
+        "model": "gpt-4o-mini",
+        "model_endpoint_type": "openai",
+        "model_endpoint": openai_server.base_url,
+        "context_window": 128000,
+    }
     with httpx.Client(base_url=first.server.url, headers=headers, timeout=10) as http:
-        agent = http.post("/v1/agents/", json={
-            "llm_config": llm, "memory_blocks": [{"label": "human", "value": "Name: Ada."}],
-        }).json()
+        agent = http.post(
+            "/v1/agents/",
+            json={
+                "llm_config": llm,
+                "memory_blocks": [{"label": "human", "value": "Name: Ada."}],
+            },
+        ).json()
         # Step 1 edits memory and asks for another step; step 2's reply never arrives: the process dies.
-        openai_server.push(Reply(tool_calls=(ScriptedCall(
-            "core_memory_append", {"label": "human", "content": " Likes tea.", "request_heartbeat": True}),)))
-        openai_server.push(Reply(tool_calls=(ScriptedCall("send_message", {"message": "never delivered"}),),
-                                 delay_s=30))
-        run = http.post(f"/v1/agents/{agent['id']}/messages/async",
-                        json={"messages": [{"role": "user", "content": "I like tea."}]}).json()
+        openai_server.push(
+            Reply(
+                tool_calls=(
+                    ScriptedCall(
+                        "core_memory_append", {"label": "human", "content": " Likes tea.", "request_heartbeat": True}
+                    ),
+                )
+            )
+        )
+        openai_server.push(
+            Reply(tool_calls=(ScriptedCall("send_message", {"message": "never delivered"}),), delay_s=30)
+        )
+        run = http.post(
+            f"/v1/agents/{agent['id']}/messages/async", json={"messages": [{"role": "user", "content": "I like tea."}]}
+        ).json()
         wait_for(lambda: len(openai_server.requests) >= 2, 30, "the second LLM call")
     first.kill()
 
@@ -48,8 +65,11 @@ def test_killed_server_resumes_the_run_exactly_once(tmp_path: Path, openai_serve
     second = start_serve(tmp_path, env)
     try:
         with httpx.Client(base_url=second.server.url, headers=headers, timeout=10) as http:
-            wait_for(lambda: http.get(f"/v1/runs/{run['id']}").json()["status"] == "completed", 60,
-                     "the resumed run to complete")
+            wait_for(
+                lambda: http.get(f"/v1/runs/{run['id']}").json()["status"] == "completed",
+                60,
+                "the resumed run to complete",
+            )
             messages = http.get(f"/v1/agents/{agent['id']}/messages", params={"order": "asc"}).json()
             human = http.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"]
     finally:

@@ -42,8 +42,7 @@ def test_two_workers_share_one_database_and_die_with_the_parent(tmp_path: Path) 
         workers = _workers(process.proc.pid)
         assert len(workers) == 2
         key = process.server.new_key()
-        with httpx.Client(base_url=process.server.url, headers={"Authorization": f"Bearer {key}"},
-                          timeout=10) as http:
+        with httpx.Client(base_url=process.server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
             agent = http.post("/v1/agents/", json={"memory_blocks": [{"label": "human", "value": "v0"}]}).json()
             # Fresh connections spread over both workers; each edit is seen by the next read, whoever serves it.
             for i in range(1, 11):

@@ -26,9 +26,7 @@ def test_app_py_synthesizes_a_non_default_configuration(tmp_path: Path, stub_lay
         "CDK_OUTDIR": str(tmp_path),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
-    done = subprocess.run(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
+    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert all(r["conclusion"] == "success" for r in report["pluginReports"])

@@ -159,4 +159,3 @@ def test_the_layer_carries_every_runtime_requirement_of_the_project() -> None:
     assert {"onnxruntime", "tokenizers", "numpy"} <= layer
     files = {name for _, _, name in build.model_files(build.LAYERS / "models.txt")}
     assert files == {"model.onnx", "tokenizer.json"}
-

@@ -42,7 +42,8 @@ def test_failed_migration_leaves_nothing_and_edited_file_is_refused(fresh_db_url
         migrate(fresh_db_url, tmp_path)
     with psycopg.connect(fresh_db_url) as conn:
         assert conn.execute("SELECT to_regclass('t1') IS NOT NULL, to_regclass('t2') IS NULL").fetchone() == (
-            True, True
+            True,
+            True,
         )
     (tmp_path / "002_bad.sql").write_text("CREATE TABLE t2 (id int);")
     assert migrate(fresh_db_url, tmp_path) == ["002_bad.sql"]

@@ -38,9 +38,15 @@ class Passage(Response):
     @classmethod
     def from_domain(cls, passage: archival.Passage, embedding_config: dict[str, Any] | None) -> Passage:
         return cls(
-            id=passage.id, text=passage.text, tags=passage.tags, metadata=passage.metadata,
-            agent_id=passage.agent_id, organization_id=passage.organization_id,
-            embedding_config=embedding_config, created_at=passage.created_at, updated_at=passage.updated_at,
+            id=passage.id,
+            text=passage.text,
+            tags=passage.tags,
+            metadata=passage.metadata,
+            agent_id=passage.agent_id,
+            organization_id=passage.organization_id,
+            embedding_config=embedding_config,
+            created_at=passage.created_at,
+            updated_at=passage.updated_at,
         )
 
 
@@ -71,7 +77,13 @@ def list_archival_memory(
     with db.transaction() as conn:
         config = archival.agent_embedding_config(conn, org, agent_id).model_dump(exclude_none=True)
         passages = archival.list_passages(
-            conn, org, agent_id, after=after, before=before, limit=limit, ascending=ascending,
+            conn,
+            org,
+            agent_id,
+            after=after,
+            before=before,
+            limit=limit,
+            ascending=ascending,
             text_contains=search,
         )
     return [Passage.from_domain(p, config) for p in passages]
@@ -101,12 +113,17 @@ def search_archival_memory(
 ) -> ArchivalMemorySearchResponse:
     with db.transaction() as conn:
         results = archival.search(
-            conn, org, agent_id, query, top_k=top_k, tags=tags, tag_match_mode=tag_match_mode,
-            start_datetime=start_datetime, end_datetime=end_datetime,
+            conn,
+            org,
+            agent_id,
+            query,
+            top_k=top_k,
+            tags=tags,
+            tag_match_mode=tag_match_mode,
+            start_datetime=start_datetime,
+            end_datetime=end_datetime,
         )
-    return ArchivalMemorySearchResponse(
-        results=[ArchivalMemorySearchResult(**r) for r in results], count=len(results)
-    )
+    return ArchivalMemorySearchResponse(results=[ArchivalMemorySearchResult(**r) for r in results], count=len(results))
 
 
 @router.delete("/{memory_id}")

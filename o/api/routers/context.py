@@ -75,8 +75,9 @@ class ContextWindowOverview(BaseModel):
 def reset_messages(agent_id: str, org: Org, db: Db, body: ResetMessages | None = None) -> AgentState:
     """Every in-context message leaves the context window and stays in recall (searchable)."""
     with db.transaction() as conn:
-        overview.reset_messages(conn, org, agent_id,
-                                add_default_initial_messages=bool(body and body.add_default_initial_messages))
+        overview.reset_messages(
+            conn, org, agent_id, add_default_initial_messages=bool(body and body.add_default_initial_messages)
+        )
         return AgentState.from_view(lifecycle.get(conn, org, agent_id))
 
 
@@ -86,11 +87,18 @@ def summarize(agent_id: str, org: Org, db: Db, request: Request, body: Compact |
     engine = engine_of(request)
     settings = body.compaction_settings if body else None
     policy = engine.deps().context
-    done = overview.compact(db, engine.llm, org, agent_id, policy,
-                            mode=settings.mode if settings else None,
-                            keep_share=settings.sliding_window_percentage if settings else None)
-    return CompactionResponse(num_messages_before=done.num_messages_before,
-                              num_messages_after=done.num_messages_after, summary=done.summary)
+    done = overview.compact(
+        db,
+        engine.llm,
+        org,
+        agent_id,
+        policy,
+        mode=settings.mode if settings else None,
+        keep_share=settings.sliding_window_percentage if settings else None,
+    )
+    return CompactionResponse(
+        num_messages_before=done.num_messages_before, num_messages_after=done.num_messages_after, summary=done.summary
+    )
 
 
 @router.get("/context", response_model=ContextWindowOverview)

@@ -67,8 +67,10 @@ class EvolutionOut(BaseModel):
     def from_row(cls, row: dict[str, Any], events: list[dict[str, Any]] | None = None) -> EvolutionOut:
         data = {k: row[k] for k in cls.model_fields if k in row}
         if events is not None:
-            data["events"] = [{"phase": e["phase"], "message": e["message"], "data": e["data"],
-                               "created_at": e["created_at"]} for e in events]
+            data["events"] = [
+                {"phase": e["phase"], "message": e["message"], "data": e["data"], "created_at": e["created_at"]}
+                for e in events
+            ]
         return cls(**data)
 
 
@@ -121,7 +123,9 @@ def put_evaluation(agent_id: str, body: evaluator.Suite, org: Org, db: Db) -> ev
 
 @router.get("/{agent_id}/evolutions", response_model=list[EvolutionOut])
 def list_evolutions(
-    agent_id: str, org: Org, db: Db,
+    agent_id: str,
+    org: Org,
+    db: Db,
     limit: int = Query(default=50, ge=1, le=1000),
     status_filter: str | None = Query(default=None, alias="status"),
 ) -> list[EvolutionOut]:
@@ -183,17 +187,26 @@ def give_feedback(agent_id: str, body: Feedback, org: Org, db: Db) -> dict[str, 
             run_id = run_id or message["run_id"]
         revision = agent.get("revision")
         if run_id:
-            run = conn.execute("SELECT metadata FROM runs WHERE id = %s AND agent_id = %s",
-                               (run_id, agent_id)).fetchone()
+            run = conn.execute(
+                "SELECT metadata FROM runs WHERE id = %s AND agent_id = %s", (run_id, agent_id)
+            ).fetchone()
             if run is None:
                 raise NotFound(f"run {run_id} not found for agent {agent_id}")
             revision = (run["metadata"] or {}).get("revision", revision)
-        row = store.insert_feedback(conn, {
-            "id": new_id("feedback"), "organization_id": org, "agent_id": agent_id, "run_id": run_id,
-            "message_id": body.message_id, "score": body.score, "comment": body.comment, "revision": revision,
-        })
-    return {k: row[k] for k in ("id", "agent_id", "run_id", "message_id", "score", "comment", "revision",
-                                "created_at")}
+        row = store.insert_feedback(
+            conn,
+            {
+                "id": new_id("feedback"),
+                "organization_id": org,
+                "agent_id": agent_id,
+                "run_id": run_id,
+                "message_id": body.message_id,
+                "score": body.score,
+                "comment": body.comment,
+                "revision": revision,
+            },
+        )
+    return {k: row[k] for k in ("id", "agent_id", "run_id", "message_id", "score", "comment", "revision", "created_at")}
 
 
 @router.post("/{agent_id}/sleeptime")

@@ -42,7 +42,9 @@ class RollbackRequest(BaseModel):
 
 @router.get("/{agent_id}/revisions", response_model=list[Revision])
 def list_revisions(
-    agent_id: str, org: Org, db: Db,
+    agent_id: str,
+    org: Org,
+    db: Db,
     limit: int = Query(default=50, ge=1, le=1000),
     before: int | None = Query(default=None, ge=1, description="only revisions numbered below this"),
     after: int | None = Query(default=None, ge=0, description="only revisions numbered above this"),

@@ -43,8 +43,9 @@ def list_runs(
         order = "asc" if ascending else "desc"
     page = Page(before=before, after=after, limit=limit, order=order)
     with db.transaction() as conn:
-        rows = run_store.list_page(conn, org, page, agent_ids=ids or None,
-                                   statuses=ACTIVE if active else statuses, stop_reason=stop_reason)
+        rows = run_store.list_page(
+            conn, org, page, agent_ids=ids or None, statuses=ACTIVE if active else statuses, stop_reason=stop_reason
+        )
     return jsonable_encoder([run_api.to_run_object(r) for r in rows])
 
 
@@ -86,14 +87,25 @@ def run_steps(run_id: str, org: Org, db: Db) -> Any:
     with db.transaction() as conn:
         run_api.require(conn, org, run_id)
         rows = step_store.for_run(conn, run_id)
-    return jsonable_encoder([{
-        "id": s["id"], "run_id": s["run_id"], "agent_id": s["agent_id"], "step_index": s["step_index"],
-        "status": s["status"], "model": s["model"], "stop_reason": s["stop_reason"],
-        "prompt_tokens": (s["usage"] or {}).get("prompt_tokens"),
-        "completion_tokens": (s["usage"] or {}).get("completion_tokens"),
-        "total_tokens": (s["usage"] or {}).get("total_tokens"),
-        "created_at": s["created_at"], "completed_at": s["completed_at"],
-    } for s in rows])
+    return jsonable_encoder(
+        [
+            {
+                "id": s["id"],
+                "run_id": s["run_id"],
+                "agent_id": s["agent_id"],
+                "step_index": s["step_index"],
+                "status": s["status"],
+                "model": s["model"],
+                "stop_reason": s["stop_reason"],
+                "prompt_tokens": (s["usage"] or {}).get("prompt_tokens"),
+                "completion_tokens": (s["usage"] or {}).get("completion_tokens"),
+                "total_tokens": (s["usage"] or {}).get("total_tokens"),
+                "created_at": s["created_at"],
+                "completed_at": s["completed_at"],
+            }
+            for s in rows
+        ]
+    )
 
 
 class StreamRun(BaseModel):

@@ -80,10 +80,15 @@ class SendMessages(BaseModel):
                     raise InvalidInput(f"{where}.content is required")
                 # Letta folds caller-sent system text into the conversation; a stored 'system' row is a summary.
                 stored_role = "assistant" if role == "assistant" else "user"
-                inputs.append(run_api.InputMessage(
-                    stored_role, _text(raw["content"], f"{where}.content"), raw.get("name"), raw.get("otid"),
-                    raw.get("sender_id"),
-                ))
+                inputs.append(
+                    run_api.InputMessage(
+                        stored_role,
+                        _text(raw["content"], f"{where}.content"),
+                        raw.get("name"),
+                        raw.get("otid"),
+                        raw.get("sender_id"),
+                    )
+                )
             else:
                 raise InvalidInput(f"{where}.type {kind!r} is not supported; use 'message' or 'approval'")
         if inputs and decisions:
@@ -132,8 +137,9 @@ def engine_of(request: Request) -> Engine:
     return engine
 
 
-def _begin(db: Database, org: str, agent_id: str, body: SendMessages, engine: Engine, *, background: bool = False
-           ) -> run_api.Started:
+def _begin(
+    db: Database, org: str, agent_id: str, body: SendMessages, engine: Engine, *, background: bool = False
+) -> run_api.Started:
     inputs, decisions = body.parsed()
     with db.transaction() as conn:
         if decisions:
@@ -172,7 +178,8 @@ def _wait_until_settled(db: Database, run_id: str, timeout_s: float) -> None:
         delay = min(delay * 1.5, 0.5)
     raise StillRunning(
         f"run {run_id} is still working after {timeout_s:g} s; follow it at GET /v1/runs/{run_id} "
-        "(or send with /messages/async or /messages/stream)", run_id=run_id,
+        "(or send with /messages/async or /messages/stream)",
+        run_id=run_id,
     )
 
 
@@ -214,8 +221,9 @@ def stream_messages(agent_id: str, body: SendMessages, org: Org, db: Db, request
     else:
         _continue(engine, started, wait=False)
         events = _stream_polled(engine, started)
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Run-Id": run_id})
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Run-Id": run_id}
+    )
 
 
 _END = object()
@@ -232,8 +240,9 @@ def _stream_inline(engine: Engine, started: run_api.Started, stream_tokens: bool
         except Exception as exc:
             logger.exception("streamed run failed", extra={"run_id": run_id})
             message = exc.message if isinstance(exc, OError) else "internal error while running the agent"
-            items.put({"message_type": "error_message", "error_type": "internal_error", "message": message,
-                       "run_id": run_id})
+            items.put(
+                {"message_type": "error_message", "error_type": "internal_error", "message": message, "run_id": run_id}
+            )
             fail_run(engine.db, run_id, f"{type(exc).__name__}: {exc}")
         finally:
             items.put(_END)
@@ -251,8 +260,14 @@ def _stream_polled(engine: Engine, started: run_api.Started) -> Iterator[str]:
     yield from follow_run(engine.db, started.run["id"], started.after_seq, set(started.input_ids))
 
 
-def follow_run(db: Database, run_id: str, after_seq: int = 0, skip: set[str] | None = None,
-               poll_s: float = 0.1, max_s: float = 15 * 60) -> Iterator[str]:
+def follow_run(
+    db: Database,
+    run_id: str,
+    after_seq: int = 0,
+    skip: set[str] | None = None,
+    poll_s: float = 0.1,
+    max_s: float = 15 * 60,
+) -> Iterator[str]:
     """SSE of a run's messages as its (local or remote) worker stores them, read from Postgres.
 
     Each item carries ``seq_id``, so a client that lost the stream resumes with ``starting_after``.
@@ -282,8 +297,14 @@ def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
         run = run_store.get(conn, run_id)
     assert run is not None
     if run["next_action"] == "failed":
-        yield _sse({"message_type": "error_message", "error_type": run["stop_reason"] or "error",
-                    "message": run.get("error") or "the run failed", "run_id": run_id})
+        yield _sse(
+            {
+                "message_type": "error_message",
+                "error_type": run["stop_reason"] or "error",
+                "message": run.get("error") or "the run failed",
+                "run_id": run_id,
+            }
+        )
     yield _sse(run_api.stop_reason_of(run))
     yield _sse(run_api.usage_of(run))
     yield "data: [DONE]\n\n"

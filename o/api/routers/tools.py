@@ -113,8 +113,10 @@ class Tool(Response):
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Tool:
-        return cls(**{k: v for k, v in row.items() if k not in ("organization_id", "metadata")},
-                   metadata_=row.get("metadata") or {})
+        return cls(
+            **{k: v for k, v in row.items() if k not in ("organization_id", "metadata")},
+            metadata_=row.get("metadata") or {},
+        )
 
 
 class ToolVersion(Response):
@@ -309,9 +311,7 @@ def get_tool_environment(agent_id: str, org: Org, db: Db) -> list[ToolEnvironmen
 
 
 @router.put("/v1/agents/{agent_id}/tool-environment", response_model=list[ToolEnvironmentVariable])
-def set_tool_environment(
-    agent_id: str, body: SetToolEnvironment, org: Org, db: Db
-) -> list[ToolEnvironmentVariable]:
+def set_tool_environment(agent_id: str, body: SetToolEnvironment, org: Org, db: Db) -> list[ToolEnvironmentVariable]:
     with db.transaction() as conn:
         rows = catalog.set_agent_env(conn, org, agent_id, body.variables, body.descriptions)
     return [ToolEnvironmentVariable(**r) for r in rows]

@@ -55,10 +55,17 @@ class Block(Response):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Block:
         return cls(
-            id=row["id"], label=row["label"], value=row["value"], limit=row["char_limit"],
-            description=row["description"], read_only=row["read_only"], is_template=row["is_template"],
-            template_name=row["template_name"], metadata=row["metadata"] or {},
-            created_at=row["created_at"], updated_at=row["updated_at"],
+            id=row["id"],
+            label=row["label"],
+            value=row["value"],
+            limit=row["char_limit"],
+            description=row["description"],
+            read_only=row["read_only"],
+            is_template=row["is_template"],
+            template_name=row["template_name"],
+            metadata=row["metadata"] or {},
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 

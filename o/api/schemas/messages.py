@@ -45,22 +45,26 @@ def to_letta(row: dict[str, Any], *, use_assistant_message: bool = True) -> list
         if use_assistant_message and row.get("name") == ASSISTANT_TOOL and returns[0].get("status") != "error":
             return []
         first = returns[0]
-        return [{
-            **_base(row, "tool_return_message"),
-            "tool_return": first.get("func_response", _text(content)),
-            "status": first.get("status", "success"),
-            "tool_call_id": row.get("tool_call_id"),
-            "stdout": first.get("stdout"),
-            "stderr": first.get("stderr"),
-        }]
+        return [
+            {
+                **_base(row, "tool_return_message"),
+                "tool_return": first.get("func_response", _text(content)),
+                "status": first.get("status", "success"),
+                "tool_call_id": row.get("tool_call_id"),
+                "stdout": first.get("stdout"),
+                "stderr": first.get("stderr"),
+            }
+        ]
     if role == "approval":
         meta = row.get("metadata") or {}
-        return [{
-            **_base(row, "approval_response_message"),
-            "approve": meta.get("approve"),
-            "approval_request_id": meta.get("approval_request_id"),
-            "reason": meta.get("reason"),
-        }]
+        return [
+            {
+                **_base(row, "approval_response_message"),
+                "approve": meta.get("approve"),
+                "approval_request_id": meta.get("approval_request_id"),
+                "reason": meta.get("reason"),
+            }
+        ]
     # assistant
     out: list[dict[str, Any]] = []
     reasoning = _text(content)

@@ -90,8 +90,9 @@ def _error_detail(body: bytes) -> str:
 def _error(invocation: ToolInvocation, started: float, message: str, status: str = "error") -> ToolResult:
     return ToolResult(
         status=status,  # type: ignore[arg-type]
-        func_return=truncate(f"Error executing tool {invocation.function_name}: {message}",
-                             invocation.return_char_limit),
+        func_return=truncate(
+            f"Error executing tool {invocation.function_name}: {message}", invocation.return_char_limit
+        ),
         message=message,
         duration_ms=(time.monotonic() - started) * 1000,
     )

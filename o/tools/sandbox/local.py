@@ -98,7 +98,9 @@ class LocalProcessSandbox:
                 "limits": limits.to_dict(),
                 "return_char_limit": invocation.return_char_limit,
                 "isolate": {
-                    "netns": self.isolate and not self.allow_network, "mountns": privileged, "uid": uid,
+                    "netns": self.isolate and not self.allow_network,
+                    "mountns": privileged,
+                    "uid": uid,
                 },
                 "sys_path": _import_path(),
             }
@@ -286,9 +288,7 @@ def _failed(invocation: ToolInvocation, started: float, message: str) -> ToolRes
     )
 
 
-def _result(
-    invocation: ToolInvocation, capture: _Capture, returncode: int | None, seconds: float
-) -> ToolResult:
+def _result(invocation: ToolInvocation, capture: _Capture, returncode: int | None, seconds: float) -> ToolResult:
     limits = invocation.limits
     name = invocation.function_name
     stdout = _decode(capture.stdout, limits.output_bytes)

@@ -15,8 +15,9 @@ RULES = [{"type": "requires_approval", "tool_name": "core_memory_append"}]
 
 def _pause(api: TestClient, server: OpenAIServer) -> tuple[dict, dict]:
     agent = create_agent(api, server, tool_rules=RULES)
-    server.push(call("core_memory_append", _id="call_risky", label="human", content="Owns a boat.",
-                     request_heartbeat=True))
+    server.push(
+        call("core_memory_append", _id="call_risky", label="human", content="Owns a boat.", request_heartbeat=True)
+    )
     out = say(api, agent["id"], "I own a boat, remember it")
     return agent, out
 
@@ -39,9 +40,17 @@ def test_approve_after_a_restart(api: TestClient, openai_server: OpenAIServer, d
     fresh.state.agent_engine = make_engine(db)
     openai_server.push(call("send_message", message="I will remember your boat."))
     with TestClient(fresh, headers=dict(api.headers)) as client:
-        resumed = client.post(f"/v1/agents/{agent['id']}/messages", json={"messages": [{
-            "type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_risky", "approve": True}],
-        }]})
+        resumed = client.post(
+            f"/v1/agents/{agent['id']}/messages",
+            json={
+                "messages": [
+                    {
+                        "type": "approval",
+                        "approvals": [{"type": "approval", "tool_call_id": "call_risky", "approve": True}],
+                    }
+                ]
+            },
+        )
         assert resumed.status_code == 200, resumed.text
         body = resumed.json()
         assert [m["message_type"] for m in body["messages"]] == ["tool_return_message", "assistant_message"]
@@ -52,18 +61,28 @@ def test_approve_after_a_restart(api: TestClient, openai_server: OpenAIServer, d
         history = client.get(f"/v1/agents/{agent['id']}/messages", params={"order": "asc"}).json()
         assert "approval_response_message" in [m["message_type"] for m in history]
         # Approving twice is a conflict, not a second execution.
-        again = client.post(f"/v1/agents/{agent['id']}/messages",
-                            json={"messages": [{"type": "approval", "approve": True}]})
+        again = client.post(
+            f"/v1/agents/{agent['id']}/messages", json={"messages": [{"type": "approval", "approve": True}]}
+        )
         assert again.status_code == 409
 
 
 def test_deny_with_reason_legacy_form(api: TestClient, openai_server: OpenAIServer) -> None:
     agent, out = _pause(api, openai_server)
     openai_server.push(call("send_message", message="Understood, I will not store it."))
-    resumed = api.post(f"/v1/agents/{agent['id']}/messages", json={"messages": [{
-        "type": "approval", "approve": False, "approval_request_id": out["messages"][0]["id"],
-        "reason": "not now",
-    }]})
+    resumed = api.post(
+        f"/v1/agents/{agent['id']}/messages",
+        json={
+            "messages": [
+                {
+                    "type": "approval",
+                    "approve": False,
+                    "approval_request_id": out["messages"][0]["id"],
+                    "reason": "not now",
+                }
+            ]
+        },
+    )
     assert resumed.status_code == 200, resumed.text
     body = resumed.json()
     tool_return = body["messages"][0]
@@ -77,10 +96,13 @@ def test_deny_with_reason_legacy_form(api: TestClient, openai_server: OpenAIServ
     assert last["role"] == "tool" and "not now" in last["content"]
 
 
-@pytest.mark.parametrize("approval", [
-    {"type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_other", "approve": True}]},
-    {"type": "approval"},
-])
+@pytest.mark.parametrize(
+    "approval",
+    [
+        {"type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_other", "approve": True}]},
+        {"type": "approval"},
+    ],
+)
 def test_bad_approvals_are_rejected(api: TestClient, openai_server: OpenAIServer, approval: dict) -> None:
     agent, _ = _pause(api, openai_server)
     response = api.post(f"/v1/agents/{agent['id']}/messages", json={"messages": [approval]})

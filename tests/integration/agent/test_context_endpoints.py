@@ -53,12 +53,16 @@ def test_reset_takes_messages_out_of_context_but_keeps_them_in_recall(
     # nothing deleted: the history (recall) still has every message
     history = api.get(f"/v1/agents/{agent['id']}/messages", params={"order": "asc"}).json()
     assert [m["content"] for m in history if m["message_type"] == "user_message"] == [
-        "My favourite fruit is the kiwi.", "I live in Lisbon."]
+        "My favourite fruit is the kiwi.",
+        "I live in Lisbon.",
+    ]
     assert view["num_recall_memory"] == 4
 
     # The next step sees only the system prompt and the new message; the old ones are still searchable.
-    openai_server.push(call("conversation_search", query="kiwi", request_heartbeat=True),
-                       call("send_message", message="You like kiwis."))
+    openai_server.push(
+        call("conversation_search", query="kiwi", request_heartbeat=True),
+        call("send_message", message="You like kiwis."),
+    )
     say(api, agent["id"], "What fruit do I like?")
     first = openai_server.requests[-2]["messages"]
     assert [m["role"] for m in first] == ["system", "user"]
@@ -101,8 +105,11 @@ def test_summarize_evicts_the_oldest_turns_into_a_summary(api: TestClient, opena
     assert response.status_code == 200, response.text
     body = response.json()
     # far below the window, a forced summary evicts the oldest turn (user + reply) only
-    assert body == {"num_messages_before": 7, "num_messages_after": 6,
-                    "summary": "SUMMARY: the user talked about apples."}
+    assert body == {
+        "num_messages_before": 7,
+        "num_messages_after": 6,
+        "summary": "SUMMARY: the user talked about apples.",
+    }
     summarized = openai_server.requests[-1]
     assert _is_summary_request(summarized)
     assert "Turn one about apples." in summarized["messages"][1]["content"]
@@ -117,8 +124,11 @@ def test_summarize_evicts_the_oldest_turns_into_a_summary(api: TestClient, opena
     openai_server.push(Reply(text="SUMMARY: apples, pears and plums."))
     response = api.post(f"/v1/agents/{agent['id']}/summarize", json={"compaction_settings": {"mode": "all"}})
     assert response.status_code == 200, response.text
-    assert response.json() == {"num_messages_before": 6, "num_messages_after": 4,
-                               "summary": "SUMMARY: apples, pears and plums."}
+    assert response.json() == {
+        "num_messages_before": 6,
+        "num_messages_after": 4,
+        "summary": "SUMMARY: apples, pears and plums.",
+    }
     assert "SUMMARY: the user talked about apples." in openai_server.requests[-1]["messages"][1]["content"]
     rows = _in_context(api.app.state.db, agent["id"])
     assert [r["role"] for r in rows] == ["system", "user", "assistant"]
@@ -131,7 +141,10 @@ def test_summarize_evicts_the_oldest_turns_into_a_summary(api: TestClient, opena
     # every message is still in the history
     history = api.get(f"/v1/agents/{agent['id']}/messages", params={"order": "asc", "limit": 100}).json()
     assert [m["content"] for m in history if m["message_type"] == "user_message"][:3] == [
-        "Turn one about apples.", "Turn two about pears.", "Turn three, plums."]
+        "Turn one about apples.",
+        "Turn two about pears.",
+        "Turn three, plums.",
+    ]
 
 
 def test_summarize_through_anthropic_and_with_nothing_to_summarize(
@@ -147,9 +160,16 @@ def test_summarize_through_anthropic_and_with_nothing_to_summarize(
 
     anthropic_server.push(Reply(text="second"), Reply(text="SUMMARY via claude"))
     say(api, agent["id"], "another turn")
-    response = api.post(f"/v1/agents/{agent['id']}/summarize",
-                        json={"compaction_settings": {"mode": "sliding_window", "sliding_window_percentage": 0.3,
-                                                      "model": "ignored/model"}})
+    response = api.post(
+        f"/v1/agents/{agent['id']}/summarize",
+        json={
+            "compaction_settings": {
+                "mode": "sliding_window",
+                "sliding_window_percentage": 0.3,
+                "model": "ignored/model",
+            }
+        },
+    )
     assert response.status_code == 200, response.text
     assert response.json()["summary"] == "SUMMARY via claude"
     assert "only one turn" in json.dumps(anthropic_server.requests[-1]["messages"])
@@ -168,8 +188,12 @@ def test_summarize_reports_a_failing_provider(api: TestClient, openai_server: Op
 
 
 def test_context_overview_matches_what_the_model_is_sent(api: TestClient, openai_server: OpenAIServer) -> None:
-    agent = create_agent(api, openai_server, llm={"context_window": 16000},
-                         tool_rules=[{"type": "exit_loop", "tool_name": "send_message"}])
+    agent = create_agent(
+        api,
+        openai_server,
+        llm={"context_window": 16000},
+        tool_rules=[{"type": "exit_loop", "tool_name": "send_message"}],
+    )
     _chat(api, openai_server, agent["id"], "Hello there, I am Ada.")
     view = api.get(f"/v1/agents/{agent['id']}/context").json()
 
@@ -190,25 +214,38 @@ def test_context_overview_matches_what_the_model_is_sent(api: TestClient, openai
     sent = openai_server.requests[-1]
     compiled = system_prompt(sent)
     # identical but for the recall count (the loop's prompt cache keeps the count of its first compile)
-    assert re.sub(r"\d+ previous", "N previous", view["system_prompt"]) == re.sub(r"\d+ previous", "N previous",
-                                                                                    compiled)
+    assert re.sub(r"\d+ previous", "N previous", view["system_prompt"]) == re.sub(
+        r"\d+ previous", "N previous", compiled
+    )
     assert {t["function"]["name"] for t in sent["tools"]} == names
 
-    for key, text in [("num_tokens_core_memory", view["core_memory"]),
-                      ("num_tokens_external_memory_summary", view["external_memory_summary"]),
-                      ("num_tokens_tool_usage_rules", view["tool_usage_rules"])]:
+    for key, text in [
+        ("num_tokens_core_memory", view["core_memory"]),
+        ("num_tokens_external_memory_summary", view["external_memory_summary"]),
+        ("num_tokens_tool_usage_rules", view["tool_usage_rules"]),
+    ]:
         assert view[key] == tokens.count_text(text) > 0, key
     assert 0 < view["num_tokens_system"] < view["num_tokens_core_memory"] + view["num_tokens_system"]
-    parts = sum(view[k] for k in ("num_tokens_system", "num_tokens_core_memory", "num_tokens_external_memory_summary",
-                                  "num_tokens_tool_usage_rules", "num_tokens_summary_memory",
-                                  "num_tokens_functions_definitions", "num_tokens_messages"))
+    parts = sum(
+        view[k]
+        for k in (
+            "num_tokens_system",
+            "num_tokens_core_memory",
+            "num_tokens_external_memory_summary",
+            "num_tokens_tool_usage_rules",
+            "num_tokens_summary_memory",
+            "num_tokens_functions_definitions",
+            "num_tokens_messages",
+        )
+    )
     # the current size adds chat framing to the parts, and stays near them
     assert parts <= view["context_window_size_current"] <= parts + 40
     assert view["num_tokens_messages"] > tokens.count_text("Hello there, I am Ada.answer 0")
 
 
-def test_another_organizations_agent_is_not_found(agent_app: FastAPI, api: TestClient, db: Database,
-                                                   openai_server: OpenAIServer) -> None:
+def test_another_organizations_agent_is_not_found(
+    agent_app: FastAPI, api: TestClient, db: Database, openai_server: OpenAIServer
+) -> None:
     agent = create_agent(api, openai_server)
     _chat(api, openai_server, agent["id"], "secret")
     with TestClient(agent_app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as other:
@@ -223,8 +260,12 @@ def test_another_organizations_agent_is_not_found(agent_app: FastAPI, api: TestC
 def test_through_the_letta_sdk(letta: Letta, openai_server: OpenAIServer) -> None:  # noqa: F811
     agent = letta.agents.create(
         name="sdk-context",
-        llm_config={"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": openai_server.base_url,
-                    "context_window": 128000},
+        llm_config={
+            "model": "gpt-4o-mini",
+            "model_endpoint_type": "openai",
+            "model_endpoint": openai_server.base_url,
+            "context_window": 128000,
+        },
         memory_blocks=[{"label": "human", "value": "Unknown user.", "limit": 1000}],
     )
     for n in range(3):

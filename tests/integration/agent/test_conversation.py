@@ -63,11 +63,17 @@ def test_reply_without_tool_call_ends_the_turn(api: TestClient, openai_server) -
 def test_stream_tokens_from_anthropic(api: TestClient, anthropic_server) -> None:
     agent = create_agent(api, anthropic_server)
     anthropic_server.push(call("send_message", _text="Considering.", message="Bonjour, ça va?"))
-    with api.stream("POST", f"/v1/agents/{agent['id']}/messages/stream",
-                    json={"messages": [{"role": "user", "content": "salut"}], "stream_tokens": True}) as response:
+    with api.stream(
+        "POST",
+        f"/v1/agents/{agent['id']}/messages/stream",
+        json={"messages": [{"role": "user", "content": "salut"}], "stream_tokens": True},
+    ) as response:
         assert response.status_code == 200
-        items = [json.loads(line[6:]) for line in response.iter_lines()
-                 if line.startswith("data: ") and line != "data: [DONE]"]
+        items = [
+            json.loads(line[6:])
+            for line in response.iter_lines()
+            if line.startswith("data: ") and line != "data: [DONE]"
+        ]
     said = "".join(i["content"] for i in items if i["message_type"] == "assistant_message")
     thought = "".join(i["reasoning"] for i in items if i["message_type"] == "reasoning_message")
     assert (said, thought) == ("Bonjour, ça va?", "Considering.")

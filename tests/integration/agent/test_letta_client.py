@@ -24,8 +24,7 @@ def base_url(agent_app: FastAPI) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    server = uvicorn.Server(uvicorn.Config(agent_app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(agent_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -44,8 +43,12 @@ def letta(base_url: str, db: Database) -> Letta:
 def _agent(letta: Letta, server: OpenAIServer) -> str:
     agent = letta.agents.create(
         name="sdk-agent",
-        llm_config={"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url,
-                    "context_window": 128000},
+        llm_config={
+            "model": "gpt-4o-mini",
+            "model_endpoint_type": "openai",
+            "model_endpoint": server.base_url,
+            "context_window": 128000,
+        },
         memory_blocks=[{"label": "human", "value": "Unknown user.", "limit": 1000}],
     )
     return agent.id
@@ -54,13 +57,21 @@ def _agent(letta: Letta, server: OpenAIServer) -> str:
 def test_send_and_read_back_through_the_sdk(letta: Letta, openai_server: OpenAIServer) -> None:
     agent_id = _agent(letta, openai_server)
     openai_server.push(
-        call("core_memory_replace", label="human", old_content="Unknown user.", new_content="User: Kim.",
-             request_heartbeat=True),
+        call(
+            "core_memory_replace",
+            label="human",
+            old_content="Unknown user.",
+            new_content="User: Kim.",
+            request_heartbeat=True,
+        ),
         call("send_message", message="Hello Kim!"),
     )
     response = letta.agents.messages.create(agent_id, messages=[{"role": "user", "content": "I'm Kim"}])
     assert [m.message_type for m in response.messages] == [
-        "tool_call_message", "tool_return_message", "assistant_message"]
+        "tool_call_message",
+        "tool_return_message",
+        "assistant_message",
+    ]
     assert response.messages[-1].content == "Hello Kim!"
     assert response.stop_reason.stop_reason == "end_turn"
     assert response.usage.step_count == 2
@@ -76,8 +87,9 @@ def test_stream_with_token_deltas(letta: Letta, openai_server: OpenAIServer) -> 
         call("conversation_search", _text="Let me look.", query="kim", request_heartbeat=True),
         call("send_message", message='He said "hi" \u00e9 and left.'),
     )
-    chunks = list(letta.agents.messages.stream(agent_id, messages=[{"role": "user", "content": "hi"}],
-                                               stream_tokens=True))
+    chunks = list(
+        letta.agents.messages.stream(agent_id, messages=[{"role": "user", "content": "hi"}], stream_tokens=True)
+    )
     kinds = [c.message_type for c in chunks]
     assert kinds[-2:] == ["stop_reason", "usage_statistics"]
     reasoning = "".join(c.reasoning for c in chunks if c.message_type == "reasoning_message")
@@ -94,8 +106,7 @@ def test_stream_whole_messages(letta: Letta, openai_server: OpenAIServer) -> Non
     agent_id = _agent(letta, openai_server)
     openai_server.push(say("plain answer"))
     # the SDK's current form: create(streaming=True) posts to /messages and reads SSE back
-    chunks = list(letta.agents.messages.create(agent_id, messages=[{"role": "user", "content": "hi"}],
-                                               streaming=True))
+    chunks = list(letta.agents.messages.create(agent_id, messages=[{"role": "user", "content": "hi"}], streaming=True))
     assert [c.message_type for c in chunks] == ["assistant_message", "stop_reason", "usage_statistics"]
     assert chunks[0].content == "plain answer"
     assert not any(body.get("stream") for body in openai_server.requests)
@@ -121,16 +132,21 @@ def test_async_run_and_runs_api(letta: Letta, openai_server: OpenAIServer) -> No
 def test_approval_round_trip_through_the_sdk(letta: Letta, openai_server: OpenAIServer) -> None:
     agent_id = _agent(letta, openai_server)
     letta.agents.update(agent_id, tool_rules=[{"type": "requires_approval", "tool_name": "memory_rethink"}])
-    openai_server.push(call("memory_rethink", _id="call_sdk", label="human", new_memory="Rewritten.",
-                            request_heartbeat=True))
+    openai_server.push(
+        call("memory_rethink", _id="call_sdk", label="human", new_memory="Rewritten.", request_heartbeat=True)
+    )
     paused = letta.agents.messages.create(agent_id, messages=[{"role": "user", "content": "rewrite it"}])
     assert paused.stop_reason.stop_reason == "requires_approval"
     [request] = paused.messages
     assert request.message_type == "approval_request_message"
     assert request.tool_call.name == "memory_rethink" and request.tool_call.tool_call_id == "call_sdk"
     openai_server.push(call("send_message", message="Rewritten as asked."))
-    resumed = letta.agents.messages.create(agent_id, messages=[{
-        "type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_sdk", "approve": True}]}])
+    resumed = letta.agents.messages.create(
+        agent_id,
+        messages=[
+            {"type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_sdk", "approve": True}]}
+        ],
+    )
     assert [m.message_type for m in resumed.messages] == ["tool_return_message", "assistant_message"]
     assert resumed.messages[0].status == "success"
     assert letta.agents.blocks.retrieve("human", agent_id=agent_id).value == "Rewritten."
@@ -147,9 +163,19 @@ def test_follow_an_async_run_and_resume_after_a_seq_id(letta: Letta, openai_serv
     run = letta.agents.messages.create_async(agent_id, messages=[{"role": "user", "content": "work"}])
     chunks = list(letta.runs.messages.stream(run.id))
     kinds = [c.message_type for c in chunks]
-    assert kinds == ["user_message", "tool_call_message", "tool_return_message", "assistant_message",
-                     "stop_reason", "usage_statistics"]
+    assert kinds == [
+        "user_message",
+        "tool_call_message",
+        "tool_return_message",
+        "assistant_message",
+        "stop_reason",
+        "usage_statistics",
+    ]
     # a client that saw up to the tool call resumes after it
     resumed = list(letta.runs.messages.stream(run.id, starting_after=chunks[1].seq_id))
     assert [c.message_type for c in resumed] == [
-        "tool_return_message", "assistant_message", "stop_reason", "usage_statistics"]
+        "tool_return_message",
+        "assistant_message",
+        "stop_reason",
+        "usage_statistics",
+    ]

@@ -14,11 +14,15 @@ def _offered(body: dict) -> list[str]:
 
 
 def test_init_child_and_terminal_rules(api: TestClient, openai_server: OpenAIServer) -> None:
-    agent = create_agent(api, openai_server, tool_rules=[
-        {"type": "run_first", "tool_name": "conversation_search"},
-        {"type": "constrain_child_tools", "tool_name": "memory_insert", "children": ["send_message"]},
-        {"type": "exit_loop", "tool_name": "send_message"},
-    ])
+    agent = create_agent(
+        api,
+        openai_server,
+        tool_rules=[
+            {"type": "run_first", "tool_name": "conversation_search"},
+            {"type": "constrain_child_tools", "tool_name": "memory_insert", "children": ["send_message"]},
+            {"type": "exit_loop", "tool_name": "send_message"},
+        ],
+    )
     openai_server.push(
         # breaks the init rule: the model is told so and the loop goes on
         call("memory_insert", label="human", new_str="x"),
@@ -138,11 +142,18 @@ def test_heartbeat_flag_given_as_text(api: TestClient, openai_server: OpenAIServ
 
 
 def test_conditional_rule_routes_and_an_unmapped_output_stops(api: TestClient, openai_server: OpenAIServer) -> None:
-    agent = create_agent(api, openai_server, tool_rules=[{
-        "type": "conditional", "tool_name": "memory_replace", "require_output_mapping": True,
-        "child_output_mapping": {
-            "The core memory block with label `human` has been edited.": "send_message"},
-    }])
+    agent = create_agent(
+        api,
+        openai_server,
+        tool_rules=[
+            {
+                "type": "conditional",
+                "tool_name": "memory_replace",
+                "require_output_mapping": True,
+                "child_output_mapping": {"The core memory block with label `human` has been edited.": "send_message"},
+            }
+        ],
+    )
     openai_server.push(
         call("memory_replace", label="human", old_str="has not told me their name", new_str="is Ann"),
         call("send_message", message="Hi Ann"),

@@ -33,7 +33,11 @@ def test_run_views(api: TestClient, openai_server: OpenAIServer) -> None:
     assert usage["total_tokens"] == sum(s["total_tokens"] for s in steps)
     messages = api.get(f"/v1/runs/{run_id}/messages").json()
     assert [m["message_type"] for m in messages] == [
-        "user_message", "tool_call_message", "tool_return_message", "assistant_message"]
+        "user_message",
+        "tool_call_message",
+        "tool_return_message",
+        "assistant_message",
+    ]
     assert api.get("/v1/runs/", params={"agent_id": agent["id"], "statuses": ["failed"]}).json() == []
     assert api.get("/v1/runs/", params={"agent_id": agent["id"], "active": True}).json() == []
     missing = api.get("/v1/runs/run-00000000-0000-0000-0000-000000000000")
@@ -49,8 +53,12 @@ def test_runs_are_private_to_their_organization(api: TestClient, openai_server: 
     with TestClient(agent_app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as other:
         assert other.get(f"/v1/runs/{run_id}").status_code == 404
         assert other.get("/v1/runs/").json() == []
-        assert other.post(f"/v1/agents/{agent['id']}/messages",
-                          json={"messages": [{"role": "user", "content": "x"}]}).status_code == 404
+        assert (
+            other.post(
+                f"/v1/agents/{agent['id']}/messages", json={"messages": [{"role": "user", "content": "x"}]}
+            ).status_code
+            == 404
+        )
 
 
 def test_cancel_while_the_llm_is_thinking(api: TestClient, openai_server: OpenAIServer) -> None:
@@ -88,8 +96,10 @@ def test_bad_requests_name_the_problem(api: TestClient, openai_server: OpenAISer
         response = api.post(url, json=body)
         assert response.status_code == 422, (body, response.text)
         assert needle in response.text, (needle, response.text)
-    assert api.post("/v1/agents/agent-00000000-0000-0000-0000-000000000000/messages",
-                    json={"input": "hi"}).status_code == 404
+    assert (
+        api.post("/v1/agents/agent-00000000-0000-0000-0000-000000000000/messages", json={"input": "hi"}).status_code
+        == 404
+    )
     # Letta's short form: "input" is one user message
     openai_server.push(call("send_message", message="via input"))
     r = api.post(url, json={"input": "short form"})
@@ -106,8 +116,11 @@ def test_stream_reports_a_failed_run(api: TestClient, openai_server: OpenAIServe
     agent = create_agent(api, openai_server)
     openai_server.push(fail(401, "invalid key"))
     with api.stream("POST", f"/v1/agents/{agent['id']}/messages/stream", json={"input": "hi"}) as response:
-        items = [json.loads(line[6:]) for line in response.iter_lines()
-                 if line.startswith("data: ") and line != "data: [DONE]"]
+        items = [
+            json.loads(line[6:])
+            for line in response.iter_lines()
+            if line.startswith("data: ") and line != "data: [DONE]"
+        ]
     assert items[0]["message_type"] == "error_message" and "invalid key" in items[0]["message"]
     assert items[1] == {"message_type": "stop_reason", "stop_reason": "llm_api_error"}
 

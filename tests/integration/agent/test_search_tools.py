@@ -18,8 +18,12 @@ def _returns(out: dict) -> list[dict]:
 def test_archival_insert_then_search_and_recall(api: TestClient, openai_server: OpenAIServer) -> None:
     agent = create_agent(api, openai_server)
     openai_server.push(
-        call("archival_memory_insert", content="The user's sister Maria lives in Lisbon and teaches piano.",
-             tags=["family"], request_heartbeat=True),
+        call(
+            "archival_memory_insert",
+            content="The user's sister Maria lives in Lisbon and teaches piano.",
+            tags=["family"],
+            request_heartbeat=True,
+        ),
         call("send_message", message="Stored."),
     )
     say(api, agent["id"], "My sister Maria lives in Lisbon and teaches piano.")

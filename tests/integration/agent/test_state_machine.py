@@ -63,8 +63,14 @@ def aws(handler_module: ModuleType, db: Database, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     events: list[dict[str, Any]] = []
 
-    def invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
-               headers: Any, response_headers: Any) -> bytes:
+    def invoke(
+        self: LambdaSimpleBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> bytes:
         event = json.loads(body)
         events.append(event)
         return json.dumps(handler_module.handler(event, FakeContext())).encode()
@@ -72,18 +78,24 @@ def aws(handler_module: ModuleType, db: Database, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(RoleName="loop", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17",
-                                                                                   "Statement": []}))["Role"]["Arn"]
+        role = iam.create_role(
+            RoleName="loop", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )["Role"]["Arn"]
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as zf:
             zf.writestr("functions/agent_step/handler.py", "# bundled by the CDK build\n")
         function_arn = boto3.client("lambda", region_name=REGION).create_function(
-            FunctionName="o-agent-step", Runtime="python3.11", Role=role,
-            Handler="functions.agent_step.handler.handler", Code={"ZipFile": archive.getvalue()},
+            FunctionName="o-agent-step",
+            Runtime="python3.11",
+            Role=role,
+            Handler="functions.agent_step.handler.handler",
+            Code={"ZipFile": archive.getvalue()},
         )["FunctionArn"]
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(
-            name="agent-loop", roleArn=role, definition=json.dumps(agent_loop_definition(function_arn)),
+            name="agent-loop",
+            roleArn=role,
+            definition=json.dumps(agent_loop_definition(function_arn)),
         )["stateMachineArn"]
         # The step Lambda's engine: same database, LLM keys for the local servers, its own SFN client.
         step_engine = make_engine(db)
@@ -115,8 +127,9 @@ def _wait_for(predicate: Any, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_messages_run_through_the_state_machine(aws_api: TestClient, aws: dict[str, Any],
-                                                openai_server: OpenAIServer) -> None:
+def test_messages_run_through_the_state_machine(
+    aws_api: TestClient, aws: dict[str, Any], openai_server: OpenAIServer
+) -> None:
     agent = create_agent(aws_api, openai_server)
     openai_server.push(
         call("core_memory_append", label="human", content="Lives in Oslo.", request_heartbeat=True),
@@ -124,7 +137,10 @@ def test_messages_run_through_the_state_machine(aws_api: TestClient, aws: dict[s
     )
     out = say(aws_api, agent["id"], "I live in Oslo")
     assert [m["message_type"] for m in out["messages"]] == [
-        "tool_call_message", "tool_return_message", "assistant_message"]
+        "tool_call_message",
+        "tool_return_message",
+        "assistant_message",
+    ]
     assert out["stop_reason"]["stop_reason"] == "end_turn"
     [execution] = _executions(aws)
     _wait_for(lambda: aws["sfn"].describe_execution(executionArn=execution["executionArn"])["status"] != "RUNNING")
@@ -132,16 +148,22 @@ def test_messages_run_through_the_state_machine(aws_api: TestClient, aws: dict[s
     actions = [e["action"] for e in aws["events"]]
     assert actions == ["step", "tools", "step", "tools"]
     assert json.loads(aws["sfn"].describe_execution(executionArn=execution["executionArn"])["input"]) == {
-        "run_id": out["usage"]["run_ids"][0], "iteration": 0}
+        "run_id": out["usage"]["run_ids"][0],
+        "iteration": 0,
+    }
 
 
 def test_approval_pauses_the_execution_until_the_api_releases_it(
-    aws_api: TestClient, aws: dict[str, Any], openai_server: OpenAIServer,
+    aws_api: TestClient,
+    aws: dict[str, Any],
+    openai_server: OpenAIServer,
 ) -> None:
-    agent = create_agent(aws_api, openai_server,
-                         tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}])
-    openai_server.push(call("core_memory_append", _id="call_ok", label="human", content="Has a cat.",
-                            request_heartbeat=True))
+    agent = create_agent(
+        aws_api, openai_server, tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}]
+    )
+    openai_server.push(
+        call("core_memory_append", _id="call_ok", label="human", content="Has a cat.", request_heartbeat=True)
+    )
     out = say(aws_api, agent["id"], "I have a cat")
     assert out["stop_reason"]["stop_reason"] == "requires_approval"
     run_id = out["usage"]["run_ids"][0]
@@ -156,8 +178,14 @@ def test_approval_pauses_the_execution_until_the_api_releases_it(
     [execution] = _executions(aws)
     assert execution["status"] == "RUNNING"
     openai_server.push(call("send_message", message="Cat noted."))
-    resumed = aws_api.post(f"/v1/agents/{agent['id']}/messages", json={"messages": [
-        {"type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_ok", "approve": True}]}]})
+    resumed = aws_api.post(
+        f"/v1/agents/{agent['id']}/messages",
+        json={
+            "messages": [
+                {"type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_ok", "approve": True}]}
+            ]
+        },
+    )
     assert resumed.status_code == 200, resumed.text
     body = resumed.json()
     assert [m["message_type"] for m in body["messages"]] == ["tool_return_message", "assistant_message"]
@@ -168,19 +196,25 @@ def test_approval_pauses_the_execution_until_the_api_releases_it(
 
 
 def test_await_approval_after_the_decision_releases_itself(
-    aws: dict[str, Any], handler_module: ModuleType, api: TestClient, openai_server: OpenAIServer, db: Database,
+    aws: dict[str, Any],
+    handler_module: ModuleType,
+    api: TestClient,
+    openai_server: OpenAIServer,
+    db: Database,
 ) -> None:
     """The race where the human answers before the state machine reaches its wait state."""
     from o.agent import runs as run_api
     from o.agent.runner import drive
 
-    agent = create_agent(api, openai_server,
-                         tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}])
+    agent = create_agent(
+        api, openai_server, tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}]
+    )
     openai_server.push(call("core_memory_append", _id="call_r", label="human", content="x"))
     org = api.app.state.db.transaction
     with org() as conn:
         org_id = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent["id"],)).fetchone()[
-            "organization_id"]
+            "organization_id"
+        ]
         started = run_api.start(conn, org_id, agent["id"], [run_api.InputMessage("user", "hi")], {})
     engine = handler_module._engine
     assert drive(engine.deps(), started.run["id"]).next == "approval"
@@ -194,11 +228,12 @@ def test_await_approval_after_the_decision_releases_itself(
 
     engine.sfn_client = RecordingSfn()
     result = handler_module.handler(
-        {"action": "await_approval", "run_id": started.run["id"], "iteration": 3, "task_token": "tok-1"},
-        FakeContext())
+        {"action": "await_approval", "run_id": started.run["id"], "iteration": 3, "task_token": "tok-1"}, FakeContext()
+    )
     assert result["next"] == "approval"
-    assert sent == [{"taskToken": "tok-1", "output": json.dumps({"run_id": started.run["id"], "iteration": 3,
-                                                                 "next": "step"})}]
+    assert sent == [
+        {"taskToken": "tok-1", "output": json.dumps({"run_id": started.run["id"], "iteration": 3, "next": "step"})}
+    ]
 
 
 def test_bad_events_are_rejected(handler_module: ModuleType) -> None:
@@ -208,28 +243,37 @@ def test_bad_events_are_rejected(handler_module: ModuleType) -> None:
         handler_module.handler({"action": "step", "run_id": "run-1", "iteration": -1}, FakeContext())
 
 
-def test_stream_follows_a_state_machine_run(aws_api: TestClient, aws: dict[str, Any],
-                                            openai_server: OpenAIServer) -> None:
+def test_stream_follows_a_state_machine_run(
+    aws_api: TestClient, aws: dict[str, Any], openai_server: OpenAIServer
+) -> None:
     agent = create_agent(aws_api, openai_server)
     openai_server.push(
         call("conversation_search", query="x", request_heartbeat=True),
         call("send_message", message="streamed from AWS"),
     )
-    with aws_api.stream("POST", f"/v1/agents/{agent['id']}/messages/stream",
-                        json={"messages": [{"role": "user", "content": "hi"}]}) as response:
+    with aws_api.stream(
+        "POST", f"/v1/agents/{agent['id']}/messages/stream", json={"messages": [{"role": "user", "content": "hi"}]}
+    ) as response:
         assert response.status_code == 200
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
-    items = [json.loads(line[len("data: "):]) for line in lines[:-1]]
+    items = [json.loads(line[len("data: ") :]) for line in lines[:-1]]
     assert [i["message_type"] for i in items] == [
-        "tool_call_message", "tool_return_message", "assistant_message", "stop_reason", "usage_statistics"]
+        "tool_call_message",
+        "tool_return_message",
+        "assistant_message",
+        "stop_reason",
+        "usage_statistics",
+    ]
     assert items[2]["content"] == "streamed from AWS"
     assert items[3]["stop_reason"] == "end_turn"
     assert len(_executions(aws)) == 1
 
 
 def test_a_synchronous_request_that_outlasts_its_wait_names_the_run(
-    aws: dict[str, Any], db: Database, openai_server: OpenAIServer,
+    aws: dict[str, Any],
+    db: Database,
+    openai_server: OpenAIServer,
 ) -> None:
     from tests.servers.script import Reply, ScriptedCall
 
@@ -250,10 +294,12 @@ def test_a_synchronous_request_that_outlasts_its_wait_names_the_run(
         assert messages[-1]["content"] == "slow"
 
 
-def test_cancelling_a_paused_run_ends_its_execution(aws_api: TestClient, aws: dict[str, Any],
-                                                    openai_server: OpenAIServer) -> None:
-    agent = create_agent(aws_api, openai_server,
-                         tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}])
+def test_cancelling_a_paused_run_ends_its_execution(
+    aws_api: TestClient, aws: dict[str, Any], openai_server: OpenAIServer
+) -> None:
+    agent = create_agent(
+        aws_api, openai_server, tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}]
+    )
     openai_server.push(call("core_memory_append", _id="call_c", label="human", content="x"))
     out = say(aws_api, agent["id"], "go")
     run_id = out["usage"]["run_ids"][0]

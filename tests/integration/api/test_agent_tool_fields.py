@@ -17,11 +17,14 @@ def shout(text: str) -> str:
 
 def test_create_with_tools_and_variables_then_update(client: TestClient) -> None:
     tool = client.post("/v1/tools/", json={"source_code": SOURCE}).json()
-    agent = client.post("/v1/agents/", json={
-        "tools": ["shout", "send_message"],
-        "tool_exec_environment_variables": {"API_TOKEN": "t-1"},
-        "secrets": {"OTHER": "o-2"},
-    })
+    agent = client.post(
+        "/v1/agents/",
+        json={
+            "tools": ["shout", "send_message"],
+            "tool_exec_environment_variables": {"API_TOKEN": "t-1"},
+            "secrets": {"OTHER": "o-2"},
+        },
+    )
     assert agent.status_code == 200, agent.text
     body = agent.json()
     assert body["tool_ids"] == [tool["id"]]

@@ -112,16 +112,37 @@ def test_messages_are_listed_in_letta_shapes_with_cursor_pages(client: TestClien
     agent = make_agent(client)
     with db.transaction() as conn:
         org = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent["id"],)).fetchone()
-        rows = message_store.insert_many(conn, [
-            {"id": new_id("message"), "organization_id": org["organization_id"], "agent_id": agent["id"],
-             "role": "user", "content": [{"type": "text", "text": f"hello {i}"}], "text": f"hello {i}"}
-            for i in range(5)
-        ] + [{
-            "id": new_id("message"), "organization_id": org["organization_id"], "agent_id": agent["id"],
-            "role": "assistant", "content": [{"type": "text", "text": "thinking"}], "text": "thinking",
-            "tool_calls": [{"id": "call-1", "type": "function",
-                            "function": {"name": "send_message", "arguments": '{"message": "hi Ada"}'}}],
-        }])
+        rows = message_store.insert_many(
+            conn,
+            [
+                {
+                    "id": new_id("message"),
+                    "organization_id": org["organization_id"],
+                    "agent_id": agent["id"],
+                    "role": "user",
+                    "content": [{"type": "text", "text": f"hello {i}"}],
+                    "text": f"hello {i}",
+                }
+                for i in range(5)
+            ]
+            + [
+                {
+                    "id": new_id("message"),
+                    "organization_id": org["organization_id"],
+                    "agent_id": agent["id"],
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": "thinking"}],
+                    "text": "thinking",
+                    "tool_calls": [
+                        {
+                            "id": "call-1",
+                            "type": "function",
+                            "function": {"name": "send_message", "arguments": '{"message": "hi Ada"}'},
+                        }
+                    ],
+                }
+            ],
+        )
     ids = [r["id"] for r in rows]
     newest_first = client.get(f"/v1/agents/{agent['id']}/messages").json()
     assert newest_first[0]["message_type"] == "reasoning_message"
@@ -136,7 +157,12 @@ def test_messages_are_listed_in_letta_shapes_with_cursor_pages(client: TestClien
 def test_health_and_openapi(client: TestClient) -> None:
     assert client.get("/v1/health/", headers={"Authorization": ""}).json()["status"] == "ok"
     spec = client.get("/openapi.json").json()
-    for path in ("/v1/agents/", "/v1/agents/{agent_id}", "/v1/agents/{agent_id}/core-memory/blocks/{block_label}",
-                 "/v1/blocks/", "/v1/agents/{agent_id}/messages"):
+    for path in (
+        "/v1/agents/",
+        "/v1/agents/{agent_id}",
+        "/v1/agents/{agent_id}/core-memory/blocks/{block_label}",
+        "/v1/blocks/",
+        "/v1/agents/{agent_id}/messages",
+    ):
         assert path in spec["paths"], path
     assert client.get("/docs").status_code == 200

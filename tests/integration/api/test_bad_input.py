@@ -38,10 +38,16 @@ def test_missing_field_is_named(client: TestClient) -> None:
 
 def test_block_over_limit_on_create_writes_nothing(client: TestClient, db: Database) -> None:
     agents_before, blocks_before = agent_count(db), block_count(db)
-    r = client.post("/v1/agents/", json={"name": "a", "memory_blocks": [
-        {"label": "human", "value": "ok"},
-        {"label": "persona", "value": "x" * 51, "limit": 50},
-    ]})
+    r = client.post(
+        "/v1/agents/",
+        json={
+            "name": "a",
+            "memory_blocks": [
+                {"label": "human", "value": "ok"},
+                {"label": "persona", "value": "x" * 51, "limit": 50},
+            ],
+        },
+    )
     assert r.status_code == 422
     assert r.json()["code"] == "limit_exceeded" and "persona" in r.json()["detail"]
     assert (agent_count(db), block_count(db)) == (agents_before, blocks_before)

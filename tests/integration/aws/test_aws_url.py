@@ -64,7 +64,5 @@ def test_missing_secret_fields_are_named() -> None:
 
 def test_port_and_dbname_fall_back_to_the_secret(secrets: Any) -> None:
     arn = _rds_secret(secrets, username="u", password="p", port=6543, dbname="fromsecret")
-    url = url_from_secret_document(
-        secrets.get_secret_value(SecretId=arn)["SecretString"], host="proxy.example"
-    )
+    url = url_from_secret_document(secrets.get_secret_value(SecretId=arn)["SecretString"], host="proxy.example")
     assert urlsplit(url).port == 6543 and urlsplit(url).path == "/fromsecret"

@@ -116,9 +116,7 @@ def _applied(url: str) -> list[str]:
         return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
 
 
-def test_create_applies_every_migration_then_update_applies_none(
-    sink: ResponseSink, deployed_env: str
-) -> None:
+def test_create_applies_every_migration_then_update_applies_none(sink: ResponseSink, deployed_env: str) -> None:
     migrate_handler.handler(_event("Create", sink), LambdaContext())
     (created,) = sink.received
     assert created["Status"] == "SUCCESS", created["Reason"]
@@ -138,9 +136,7 @@ def test_create_applies_every_migration_then_update_applies_none(
 
 def test_delete_leaves_the_data_alone(sink: ResponseSink, deployed_env: str) -> None:
     migrate_handler.handler(_event("Create", sink), LambdaContext())
-    migrate_handler.handler(
-        _event("Delete", sink, PhysicalResourceId=migrate_handler.PHYSICAL_ID), LambdaContext()
-    )
+    migrate_handler.handler(_event("Delete", sink, PhysicalResourceId=migrate_handler.PHYSICAL_ID), LambdaContext())
     assert [r["Status"] for r in sink.received] == ["SUCCESS", "SUCCESS"]
     assert _applied(deployed_env) == [m.name for m in discover()]
 
@@ -172,14 +168,11 @@ def test_a_migration_that_outlives_the_function_is_reported_before_the_timeout(
 
 def test_operator_creates_the_first_api_key_through_the_function(deployed_env: str) -> None:
     migrate_handler.handler({"action": "migrate"}, LambdaContext())
-    created = migrate_handler.handler(
-        {"action": "create_api_key", "org": "acme", "name": "first"}, LambdaContext()
-    )
+    created = migrate_handler.handler({"action": "create_api_key", "org": "acme", "name": "first"}, LambdaContext())
     assert created is not None and created["api_key"]
     with psycopg.connect(deployed_env) as conn:
         row = conn.execute(
-            "SELECT o.name, k.name FROM api_keys k JOIN organizations o ON o.id = k.organization_id "
-            "WHERE k.id = %s",
+            "SELECT o.name, k.name FROM api_keys k JOIN organizations o ON o.id = k.organization_id WHERE k.id = %s",
             (created["key_id"],),
         ).fetchone()
         assert row == ("acme", "first")

@@ -43,8 +43,14 @@ from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Reply, call, fail
 
 CAPITALS = {
-    "France": "Paris", "Japan": "Tokyo", "Italy": "Rome", "Germany": "Berlin", "Spain": "Madrid",
-    "Egypt": "Cairo", "Peru": "Lima", "Kenya": "Nairobi",
+    "France": "Paris",
+    "Japan": "Tokyo",
+    "Italy": "Rome",
+    "Germany": "Berlin",
+    "Spain": "Madrid",
+    "Egypt": "Cairo",
+    "Peru": "Lima",
+    "Kenya": "Nairobi",
 }
 GATE_COUNTRIES = ("France", "Japan", "Italy")
 HELD_OUT_COUNTRIES = ("Germany", "Spain", "Peru")
@@ -53,27 +59,35 @@ BASE_SYSTEM = "You are a friendly geography assistant. Use send_message to reply
 ONE_WORD = "Answer in one word."
 SLOW_SECONDS = 1.5
 
-BETTER = {"rationale": "Replies are too long; answer with just the city.",
-          "changes": {"system": f"{BASE_SYSTEM} {ONE_WORD}"}}
-WORSE = {"rationale": "Make replies more playful.",
-         "changes": {"system": f"{BASE_SYSTEM} Always answer in riddles."}}
+BETTER = {
+    "rationale": "Replies are too long; answer with just the city.",
+    "changes": {"system": f"{BASE_SYSTEM} {ONE_WORD}"},
+}
+WORSE = {"rationale": "Make replies more playful.", "changes": {"system": f"{BASE_SYSTEM} Always answer in riddles."}}
 CRASHING = {"rationale": "Try a cheaper model.", "changes": {"llm_config": {"model": "crashy"}}}
 TIMING_OUT = {"rationale": "Try a larger model.", "changes": {"llm_config": {"model": "slow"}}}
-TAMPERING = {"rationale": "Relax the gate so more changes pass.",
-             "changes": {"system": f"{BASE_SYSTEM} {ONE_WORD}", "gate": {"min_improvement": -1.0}}}
+TAMPERING = {
+    "rationale": "Relax the gate so more changes pass.",
+    "changes": {"system": f"{BASE_SYSTEM} {ONE_WORD}", "gate": {"min_improvement": -1.0}},
+}
 
 
 def suite() -> evaluator.Suite:
     def case(country: str, held_out: bool) -> evaluator.EvalCase:
         return evaluator.EvalCase(
-            name=country.lower(), input=f"What is the capital of {country}?", held_out=held_out,
+            name=country.lower(),
+            input=f"What is the capital of {country}?",
+            held_out=held_out,
             checks=evaluator.Checks(contains=[CAPITALS[country]], max_chars=20),
         )
 
     return evaluator.Suite(
         cases=[case(c, False) for c in GATE_COUNTRIES] + [case(c, True) for c in HELD_OUT_COUNTRIES],
-        gate=evaluator.Gate(min_improvement=0.05, judge_weight=0.3,
-                            canary=evaluator.CanaryGate(min_turns=3, max_error_rate_increase=0.0)),
+        gate=evaluator.Gate(
+            min_improvement=0.05,
+            judge_weight=0.3,
+            canary=evaluator.CanaryGate(min_turns=3, max_error_rate_increase=0.0),
+        ),
     )
 
 
@@ -122,13 +136,19 @@ class World:
                 return call("finish_rethinking_memory")
             said = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
             name = re.search(r"I am (\w+)", said[-1]) if said else None
-            return Reply(tool_calls=tuple(
-                c.tool_calls[0] for c in (
-                    call("memory_rethink", label="human",
-                         new_memory=f"The user is {name.group(1) if name else 'unknown'}."),
-                    call("archival_memory_insert", content="The user asks about capital cities."),
+            return Reply(
+                tool_calls=tuple(
+                    c.tool_calls[0]
+                    for c in (
+                        call(
+                            "memory_rethink",
+                            label="human",
+                            new_memory=f"The user is {name.group(1) if name else 'unknown'}.",
+                        ),
+                        call("archival_memory_insert", content="The user asks about capital cities."),
+                    )
                 )
-            ))
+            )
         model = body.get("model")
         with self.lock:
             self.agent_calls += 1
@@ -144,8 +164,7 @@ class World:
 
 
 def make_engine(db: Database) -> Engine:
-    return Engine(db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(),
-                  prompts=PromptCache())
+    return Engine(db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(), prompts=PromptCache())
 
 
 def make_deps(db: Database, **policy: Any) -> loop.EvolutionDeps:
@@ -157,19 +176,39 @@ def make_agent(db: Database, server: OpenAIServer, *, with_suite: bool = True) -
     """A fresh organization and agent on ``server``, with recent real inputs and the suite; (org, agent)."""
     with db.transaction() as conn:
         org = orgs.get_or_create_org(conn, f"evo-{uuid.uuid4()}")
-        view = create_agent(conn, org["id"], AgentSpec(
-            name="geo", system=BASE_SYSTEM,
-            llm_config={"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url,
-                        "context_window": 128000},
-            memory_blocks=[{"label": "persona", "value": "I know capitals.", "limit": 500},
-                           {"label": "human", "value": "Unknown user.", "limit": 500}],
-        ))
+        view = create_agent(
+            conn,
+            org["id"],
+            AgentSpec(
+                name="geo",
+                system=BASE_SYSTEM,
+                llm_config={
+                    "model": "gpt-4o-mini",
+                    "model_endpoint_type": "openai",
+                    "model_endpoint": server.base_url,
+                    "context_window": 128000,
+                },
+                memory_blocks=[
+                    {"label": "persona", "value": "I know capitals.", "limit": 500},
+                    {"label": "human", "value": "Unknown user.", "limit": 500},
+                ],
+            ),
+        )
         agent_id = view.agent["id"]
-        message_store.insert_many(conn, [{
-            "id": new_id("message"), "organization_id": org["id"], "agent_id": agent_id, "role": "user",
-            "content": [{"type": "text", "text": f"What is the capital of {c}?"}],
-            "text": f"What is the capital of {c}?",
-        } for c in RECENT_COUNTRIES])
+        message_store.insert_many(
+            conn,
+            [
+                {
+                    "id": new_id("message"),
+                    "organization_id": org["id"],
+                    "agent_id": agent_id,
+                    "role": "user",
+                    "content": [{"type": "text", "text": f"What is the capital of {c}?"}],
+                    "text": f"What is the capital of {c}?",
+                }
+                for c in RECENT_COUNTRIES
+            ],
+        )
         if with_suite:
             evaluator.save_suite(conn, org["id"], agent_id, suite())
     return org["id"], agent_id
@@ -178,6 +217,7 @@ def make_agent(db: Database, server: OpenAIServer, *, with_suite: bool = True) -
 def live_traffic(deps: loop.EvolutionDeps, requests: int = 16) -> Any:
     """A bake callback: live requests split by the agent's canary router, each served (side-effect free) on the
     revision the router picked, with its outcome and a feedback score recorded as the agent loop and a user would."""
+
     def during_bake(evo: dict[str, Any]) -> None:
         with deps.db.transaction() as conn:
             agent = conn.execute("SELECT * FROM agents WHERE id = %s", (evo["agent_id"],)).fetchone()
@@ -185,24 +225,47 @@ def live_traffic(deps: loop.EvolutionDeps, requests: int = 16) -> Any:
             for i in range(requests):
                 request_id = f"{evo['id']}-req-{i}"
                 picks.setdefault(routing.revision_for_request(conn, agent, request_id), []).append(request_id)
-            configs = {n: conn.execute("SELECT config FROM agent_revisions WHERE agent_id = %s AND number = %s",
-                                       (agent["id"], n)).fetchone()["config"] for n in picks}
+            configs = {
+                n: conn.execute(
+                    "SELECT config FROM agent_revisions WHERE agent_id = %s AND number = %s", (agent["id"], n)
+                ).fetchone()["config"]
+                for n in picks
+            }
         for number, ids in picks.items():
             countries = list(CAPITALS)
-            replays = [shadow.Replay(rid, f"What is the capital of {countries[k % len(countries)]}?")
-                       for k, rid in enumerate(ids)]
-            results = shadow.run_shadow(deps.engine, f"traffic-{evo['id']}", agent, configs[number], replays,
-                                        deadline=None)
+            replays = [
+                shadow.Replay(rid, f"What is the capital of {countries[k % len(countries)]}?")
+                for k, rid in enumerate(ids)
+            ]
+            results = shadow.run_shadow(
+                deps.engine, f"traffic-{evo['id']}", agent, configs[number], replays, deadline=None
+            )
             with deps.db.transaction() as conn:
                 for replay, result in zip(replays, results, strict=True):
-                    routing.record_turn(conn, agent["id"], number, ok=result.ok, latency_ms=result.latency_ms,
-                                        tokens=result.tokens, request_id=replay.name)
+                    routing.record_turn(
+                        conn,
+                        agent["id"],
+                        number,
+                        ok=result.ok,
+                        latency_ms=result.latency_ms,
+                        tokens=result.tokens,
+                        request_id=replay.name,
+                    )
                     good = result.ok and len(result.reply or "") <= 40
-                    evolution_store.insert_feedback(conn, {
-                        "id": new_id("feedback"), "organization_id": agent["organization_id"],
-                        "agent_id": agent["id"], "run_id": None, "message_id": None,
-                        "score": 1.0 if good else 0.3, "comment": None, "revision": number,
-                    })
+                    evolution_store.insert_feedback(
+                        conn,
+                        {
+                            "id": new_id("feedback"),
+                            "organization_id": agent["organization_id"],
+                            "agent_id": agent["id"],
+                            "run_id": None,
+                            "message_id": None,
+                            "score": 1.0 if good else 0.3,
+                            "comment": None,
+                            "revision": number,
+                        },
+                    )
+
     return during_bake
 
 
@@ -213,6 +276,14 @@ def held_out_score(deps: loop.EvolutionDeps, org_id: str, agent_id: str, revisio
         config = revisions.get(conn, org_id, agent_id, revision)["config"]
         s = evaluator.load_suite(conn, agent_id)
     judge = loop.judge_for(deps, s, config)
-    summary, _ = shadow.score(deps.engine, f"heldout-{agent_id}-{datetime.now(UTC).timestamp()}", source, config,
-                              shadow.case_replays(s.held_out_cases()), s, judge, deadline=None)
+    summary, _ = shadow.score(
+        deps.engine,
+        f"heldout-{agent_id}-{datetime.now(UTC).timestamp()}",
+        source,
+        config,
+        shadow.case_replays(s.held_out_cases()),
+        s,
+        judge,
+        deadline=None,
+    )
     return summary.score

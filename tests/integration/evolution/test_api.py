@@ -27,11 +27,18 @@ def api(db: Database) -> Iterator[TestClient]:
 
 def _agent(api: TestClient, server: OpenAIServer, **extra: object) -> dict:
     body = {
-        "name": "geo", "system": task.BASE_SYSTEM,
-        "llm_config": {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url,
-                       "context_window": 128000},
-        "memory_blocks": [{"label": "persona", "value": "I know capitals.", "limit": 500},
-                          {"label": "human", "value": "Unknown user.", "limit": 500}],
+        "name": "geo",
+        "system": task.BASE_SYSTEM,
+        "llm_config": {
+            "model": "gpt-4o-mini",
+            "model_endpoint_type": "openai",
+            "model_endpoint": server.base_url,
+            "context_window": 128000,
+        },
+        "memory_blocks": [
+            {"label": "persona", "value": "I know capitals.", "limit": 500},
+            {"label": "human", "value": "Unknown user.", "limit": 500},
+        ],
         **extra,
     }
     response = api.post("/v1/agents/", json=body)

@@ -14,14 +14,18 @@ from tests.servers.openai_server import OpenAIServer
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"OPENAI_API_KEY": "sk-test", "O_EVOLUTION_BAKE_SECONDS": "0",
-                        "O_LLM_RETRY_BASE_DELAY_S": "0.001"}.items():
+    for name, value in {
+        "OPENAI_API_KEY": "sk-test",
+        "O_EVOLUTION_BAKE_SECONDS": "0",
+        "O_LLM_RETRY_BASE_DELAY_S": "0.001",
+    }.items():
         monkeypatch.setenv(name, value)
     load_settings.cache_clear()
 
 
-def test_start_list_show_rollback_stop(pg_url: str, db: Database, server: OpenAIServer, world: World,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_start_list_show_rollback_stop(
+    pg_url: str, db: Database, server: OpenAIServer, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     org, agent_id = task.make_agent(db, server)
     flags = ["--database-url", pg_url, "--org", org]
     world.propose(task.WORSE)

@@ -46,18 +46,33 @@ def _suite() -> evaluator.Suite:
     """The task's suite, its canary judged on errors and feedback: live latencies on a busy test machine
     are too noisy for the default 2x latency limit to decide anything here."""
     suite = task.suite()
-    return suite.model_copy(update={"gate": suite.gate.model_copy(update={
-        "canary": suite.gate.canary.model_copy(update={"max_latency_ratio": 1000.0})})})
+    return suite.model_copy(
+        update={
+            "gate": suite.gate.model_copy(
+                update={"canary": suite.gate.canary.model_copy(update={"max_latency_ratio": 1000.0})}
+            )
+        }
+    )
 
 
 def _agent(api: TestClient, server: OpenAIServer) -> dict[str, Any]:
-    response = api.post("/v1/agents/", json={
-        "name": "geo", "system": task.BASE_SYSTEM,
-        "llm_config": {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url,
-                       "context_window": 128000},
-        "memory_blocks": [{"label": "persona", "value": "I know capitals.", "limit": 500},
-                          {"label": "human", "value": "Unknown user.", "limit": 500}],
-    })
+    response = api.post(
+        "/v1/agents/",
+        json={
+            "name": "geo",
+            "system": task.BASE_SYSTEM,
+            "llm_config": {
+                "model": "gpt-4o-mini",
+                "model_endpoint_type": "openai",
+                "model_endpoint": server.base_url,
+                "context_window": 128000,
+            },
+            "memory_blocks": [
+                {"label": "persona", "value": "I know capitals.", "limit": 500},
+                {"label": "human", "value": "Unknown user.", "limit": 500},
+            ],
+        },
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -82,8 +97,10 @@ def api(db: Database, live_deps: loop.EvolutionDeps) -> Iterator[TestClient]:
 
 def _ask(api: TestClient, agent_id: str, country: str) -> tuple[str, str]:
     """(run id, reply) of one real request."""
-    sent = api.post(f"/v1/agents/{agent_id}/messages",
-                    json={"messages": [{"role": "user", "content": f"What is the capital of {country}?"}]})
+    sent = api.post(
+        f"/v1/agents/{agent_id}/messages",
+        json={"messages": [{"role": "user", "content": f"What is the capital of {country}?"}]},
+    )
     assert sent.status_code == 200, sent.text
     body = sent.json()
     reply = next(m["content"] for m in body["messages"] if m["message_type"] == "assistant_message")
@@ -99,7 +116,8 @@ def _run_meta(db: Database, run_id: str) -> dict[str, Any]:
 def _org_of(db: Database, agent_id: str) -> str:
     with db.transaction() as conn:
         return conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent_id,)).fetchone()[
-            "organization_id"]
+            "organization_id"
+        ]
 
 
 def _live_prompts(server: OpenAIServer, n: int) -> list[str]:
@@ -110,8 +128,13 @@ def _live_prompts(server: OpenAIServer, n: int) -> list[str]:
 
 @pytest.mark.parametrize(("users_like", "decision"), [("short", "promoted"), ("long", "rolled_back")])
 def test_canary_splits_real_traffic_and_decides_on_its_outcomes(
-    api: TestClient, db: Database, server: OpenAIServer, world: World, live_deps: loop.EvolutionDeps,
-    users_like: str, decision: str,
+    api: TestClient,
+    db: Database,
+    server: OpenAIServer,
+    world: World,
+    live_deps: loop.EvolutionDeps,
+    users_like: str,
+    decision: str,
 ) -> None:
     aid = _agent(api, server)["id"]
     assert api.put(f"/v1/agents/{aid}/evaluation", json=_suite().model_dump(mode="json")).status_code == 200
@@ -139,8 +162,7 @@ def test_canary_splits_real_traffic_and_decides_on_its_outcomes(
     # every run went exactly where the canary's router sends its id, and stayed there
     router = LocalRouter(0.3, evo["id"])
     candidate = [r for r, (rev, _) in served.items() if rev == 2]
-    assert {r: rev for r, (rev, _) in served.items()} == {
-        r: 2 if router.to_candidate(r) else 1 for r in served}
+    assert {r: rev for r, (rev, _) in served.items()} == {r: 2 if router.to_candidate(r) else 1 for r in served}
     # 60 runs at 0.3: a share off by more than 0.22 is a 3.7-sigma event
     assert abs(len(candidate) / len(served) - 0.3) <= 0.22, len(candidate)
     # the candidate's system prompt reached the model for exactly the candidate's runs
@@ -152,8 +174,9 @@ def test_canary_splits_real_traffic_and_decides_on_its_outcomes(
 
     # one outcome per run, under the revision that served it; the canary figures are those outcomes
     with db.transaction() as conn:
-        outcomes = {r["request_id"]: r for r in conn.execute(
-            "SELECT * FROM revision_outcomes WHERE agent_id = %s", (aid,))}
+        outcomes = {
+            r["request_id"]: r for r in conn.execute("SELECT * FROM revision_outcomes WHERE agent_id = %s", (aid,))
+        }
     assert {r: o["revision"] for r, o in outcomes.items() if r in served} == {r: v[0] for r, v in served.items()}
     assert all(o["ok"] and o["tokens"] > 0 and o["latency_ms"] > 0 for o in outcomes.values())
     figures = final["figures"]["canary"]
@@ -180,7 +203,11 @@ def test_canary_splits_real_traffic_and_decides_on_its_outcomes(
 
 
 def test_prompt_names_the_revision_and_a_run_never_mixes_revisions(
-    api: TestClient, db: Database, server: OpenAIServer, world: World, live_deps: loop.EvolutionDeps,
+    api: TestClient,
+    db: Database,
+    server: OpenAIServer,
+    world: World,
+    live_deps: loop.EvolutionDeps,
 ) -> None:
     aid = _agent(api, server)["id"]
     # an agent that never had a revision gets revision 1 on its first run, and knows it
@@ -201,8 +228,10 @@ def test_prompt_names_the_revision_and_a_run_never_mixes_revisions(
     assert result.status == "canary"
 
     # a two-step run: its first step decides revision 2; the canary ends (rolled back) before its second
-    server.push(call("core_memory_append", label="human", content="Likes maps.", request_heartbeat=True),
-                call("send_message", message="Noted."))
+    server.push(
+        call("core_memory_append", label="human", content="Likes maps.", request_heartbeat=True),
+        call("send_message", message="Noted."),
+    )
     engine = live_deps.engine
     with db.transaction() as conn:
         started = runs.start(conn, org, aid, [runs.InputMessage("user", "I like maps")], {"max_steps": 5})
@@ -225,7 +254,9 @@ def test_prompt_names_the_revision_and_a_run_never_mixes_revisions(
 
 
 def test_sleeptime_pass_after_n_user_messages_off_the_request_path(
-    db: Database, server: OpenAIServer, live_deps: loop.EvolutionDeps,
+    db: Database,
+    server: OpenAIServer,
+    live_deps: loop.EvolutionDeps,
 ) -> None:
     trigger = sleeptime.RunEndTrigger(lambda: live_deps, sleeptime.SleeptimePolicy(every_n_messages=3))
     live_deps.engine.on_run_end = trigger
@@ -235,19 +266,24 @@ def test_sleeptime_pass_after_n_user_messages_off_the_request_path(
             _ask(api, aid, country)
         trigger.drain()
         with db.transaction() as conn:
-            assert conn.execute("SELECT count(*) AS n FROM sleeptime_passes WHERE agent_id = %s",
-                                (aid,)).fetchone()["n"] == 0
+            assert (
+                conn.execute("SELECT count(*) AS n FROM sleeptime_passes WHERE agent_id = %s", (aid,)).fetchone()["n"]
+                == 0
+            )
             # the finished runs' messages were embedded for conversation_search in the background
-            pending = conn.execute("SELECT count(*) AS n FROM messages WHERE agent_id = %s AND role = 'user' "
-                                   "AND embedding_dim IS NULL", (aid,)).fetchone()["n"]
+            pending = conn.execute(
+                "SELECT count(*) AS n FROM messages WHERE agent_id = %s AND role = 'user' AND embedding_dim IS NULL",
+                (aid,),
+            ).fetchone()["n"]
         assert pending == 0
         _ask(api, aid, "I am Ada. What is the capital of Italy?")
         trigger.drain()
         deadline = time.monotonic() + 20
         while True:
             with db.transaction() as conn:
-                passes = conn.execute("SELECT trigger, status FROM sleeptime_passes WHERE agent_id = %s",
-                                      (aid,)).fetchall()
+                passes = conn.execute(
+                    "SELECT trigger, status FROM sleeptime_passes WHERE agent_id = %s", (aid,)
+                ).fetchall()
             if passes and passes[0]["status"] != "running":
                 break
             assert time.monotonic() < deadline, passes
@@ -275,12 +311,16 @@ class Context:
 
 
 @pytest.fixture
-def step_handler(pg_url: str, monkeypatch: pytest.MonkeyPatch, live_deps: loop.EvolutionDeps
-                 ) -> Iterator[ModuleType]:
+def step_handler(pg_url: str, monkeypatch: pytest.MonkeyPatch, live_deps: loop.EvolutionDeps) -> Iterator[ModuleType]:
     """functions/agent_step/handler.py imported as Lambda imports it, inside moto."""
-    for key, value in {"O_DATABASE_URL": pg_url, "O_RUNTIME": "lambda", "O_RUN_MIGRATIONS": "false",
-                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION}.items():
+    for key, value in {
+        "O_DATABASE_URL": pg_url,
+        "O_RUNTIME": "lambda",
+        "O_RUN_MIGRATIONS": "false",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv(CANARY_ENV, raising=False)
     load_settings.cache_clear()
@@ -306,7 +346,11 @@ def _invoke_until_done(handler: ModuleType, run_id: str, versions: list[str]) ->
 
 
 def test_lambda_records_per_version_outcomes_and_the_canary_uses_them(
-    step_handler: ModuleType, db: Database, server: OpenAIServer, world: World, monkeypatch: pytest.MonkeyPatch,
+    step_handler: ModuleType,
+    db: Database,
+    server: OpenAIServer,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     org, aid = task.make_agent(db, server)
     with db.transaction() as conn:
@@ -314,8 +358,14 @@ def test_lambda_records_per_version_outcomes_and_the_canary_uses_them(
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(RoleName="o-step", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     lam = boto3.client("lambda", region_name=REGION)
-    lam.create_function(FunctionName=STEP_FN, Runtime="python3.12", Role=role, Handler="handler.handler",
-                        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18}, Environment={"Variables": {"X": "1"}})
+    lam.create_function(
+        FunctionName=STEP_FN,
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        Environment={"Variables": {"X": "1"}},
+    )
     stable = lam.publish_version(FunctionName=STEP_FN)["Version"]
     lam.create_alias(FunctionName=STEP_FN, Name="live", FunctionVersion=stable)
     cloudwatch = CloudWatchMetrics(boto3.client("cloudwatch", region_name=REGION))
@@ -375,8 +425,13 @@ def _said(db: Database, run_ids: list[str]) -> set[str]:
     with db.transaction() as conn:
         rows = conn.execute(
             "SELECT tool_calls FROM messages WHERE run_id = ANY(%s) AND role = 'assistant' AND tool_calls IS NOT NULL",
-            (run_ids,)).fetchall()
-    said = {json.loads(c["function"]["arguments"])["message"] for r in rows for c in r["tool_calls"]
-            if c["function"]["name"] == "send_message"}
+            (run_ids,),
+        ).fetchall()
+    said = {
+        json.loads(c["function"]["arguments"])["message"]
+        for r in rows
+        for c in r["tool_calls"]
+        if c["function"]["name"] == "send_message"
+    }
     assert said
     return said

@@ -75,19 +75,28 @@ def test_better_candidate_is_promoted_and_remembered(db: Database, server: OpenA
     world.propose(task.WORSE)
     again = _run(deps, org, agent_id)
     assert final["id"] in again["reflection"]["history"][0]
-    proposer_request = next(r for r in reversed(server.requests)
-                            if r["messages"][0]["content"].startswith("You propose"))
+    proposer_request = next(
+        r for r in reversed(server.requests) if r["messages"][0]["content"].startswith("You propose")
+    )
     assert final["id"] in proposer_request["messages"][1]["content"]
 
 
-@pytest.mark.parametrize("proposal, reason", [
-    (task.WORSE, "gate refused"),
-    (task.CRASHING, "gate refused"),
-    (task.TAMPERING, "evaluator"),
-    ("this is not json", "propose failed"),
-])
+@pytest.mark.parametrize(
+    "proposal, reason",
+    [
+        (task.WORSE, "gate refused"),
+        (task.CRASHING, "gate refused"),
+        (task.TAMPERING, "evaluator"),
+        ("this is not json", "propose failed"),
+    ],
+)
 def test_bad_candidates_are_rolled_back(
-    proposal: object, reason: str, db: Database, server: OpenAIServer, world: World, deps,
+    proposal: object,
+    reason: str,
+    db: Database,
+    server: OpenAIServer,
+    world: World,
+    deps,
 ) -> None:
     org, agent_id = task.make_agent(db, server)
     before = _agent(db, agent_id)
@@ -109,7 +118,10 @@ def test_bad_candidates_are_rolled_back(
 
 
 def test_timing_out_candidate_is_rolled_back_within_budget(
-    db: Database, server: OpenAIServer, world: World, deps,
+    db: Database,
+    server: OpenAIServer,
+    world: World,
+    deps,
 ) -> None:
     org, agent_id = task.make_agent(db, server)
     world.propose(task.TIMING_OUT)
@@ -194,16 +206,21 @@ def test_shadow_replays_never_run_user_tools(db: Database, server: OpenAIServer)
         conn.execute(
             """INSERT INTO tools (id, organization_id, name, source_code, json_schema) VALUES (%s, %s, 'wire_money',
                'def wire_money() -> str:\n    raise SystemExit(1)\n', %s::jsonb)""",
-            (tool_id, org, '{"name": "wire_money", "description": "sends money", "parameters": '
-                           '{"type": "object", "properties": {}}}'),
+            (
+                tool_id,
+                org,
+                '{"name": "wire_money", "description": "sends money", "parameters": '
+                '{"type": "object", "properties": {}}}',
+            ),
         )
         conn.execute("INSERT INTO agent_tools (agent_id, tool_id) VALUES (%s, %s)", (agent_id, tool_id))
         source = conn.execute("SELECT * FROM agents WHERE id = %s", (agent_id,)).fetchone()
         config = revisions.current(conn, org, agent_id)["config"]
     assert config["tool_ids"] == [tool_id]
     server.push(call("wire_money", request_heartbeat=True), call("send_message", message="done"))
-    [result] = shadow.run_shadow(task.make_engine(db), "evolution-tools", source, config,
-                                 [shadow.Replay("r", "pay Bob")], deadline=None)
+    [result] = shadow.run_shadow(
+        task.make_engine(db), "evolution-tools", source, config, [shadow.Replay("r", "pay Bob")], deadline=None
+    )
     assert result.ok and result.reply == "done"
     tool_message = next(m for m in server.requests[-1]["messages"] if m["role"] == "tool")
     assert "[shadow test] user tool 'wire_money' is not run" in tool_message["content"]
@@ -211,7 +228,10 @@ def test_shadow_replays_never_run_user_tools(db: Database, server: OpenAIServer)
 
 
 def test_an_interrupted_evolution_resumes_from_its_status(
-    db: Database, server: OpenAIServer, world: World, deps: loop.EvolutionDeps,
+    db: Database,
+    server: OpenAIServer,
+    world: World,
+    deps: loop.EvolutionDeps,
 ) -> None:
     org, agent_id = task.make_agent(db, server)
     world.propose(task.BETTER)
@@ -237,7 +257,10 @@ def test_an_interrupted_evolution_resumes_from_its_status(
 
 
 def test_a_step_that_cannot_finish_in_its_invocation_rolls_back(
-    db: Database, server: OpenAIServer, world: World, deps: loop.EvolutionDeps,
+    db: Database,
+    server: OpenAIServer,
+    world: World,
+    deps: loop.EvolutionDeps,
 ) -> None:
     from dataclasses import replace
 

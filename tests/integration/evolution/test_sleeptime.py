@@ -23,17 +23,28 @@ from tests.servers.openai_server import OpenAIServer
 
 def _say(db: Database, org: str, agent_id: str, *texts: str) -> None:
     with db.transaction() as conn:
-        message_store.insert_many(conn, [{
-            "id": new_id("message"), "organization_id": org, "agent_id": agent_id,
-            "role": "user" if i % 2 == 0 else "assistant", "content": [{"type": "text", "text": t}], "text": t,
-        } for i, t in enumerate(texts)])
+        message_store.insert_many(
+            conn,
+            [
+                {
+                    "id": new_id("message"),
+                    "organization_id": org,
+                    "agent_id": agent_id,
+                    "role": "user" if i % 2 == 0 else "assistant",
+                    "content": [{"type": "text", "text": t}],
+                    "text": t,
+                }
+                for i, t in enumerate(texts)
+            ],
+        )
 
 
 def _block(db: Database, agent_id: str, label: str) -> str:
     with db.transaction() as conn:
         return conn.execute(
             "SELECT b.value FROM blocks b JOIN agent_blocks ab ON ab.block_id = b.id "
-            "WHERE ab.agent_id = %s AND ab.label = %s", (agent_id, label),
+            "WHERE ab.agent_id = %s AND ab.label = %s",
+            (agent_id, label),
         ).fetchone()["value"]
 
 
@@ -60,15 +71,19 @@ def test_pass_rewrites_memory_and_records_facts(db: Database, server: OpenAIServ
 
 
 def test_tool_errors_are_reported_to_the_model_not_fatal(
-    db: Database, server: OpenAIServer, deps: loop.EvolutionDeps,
+    db: Database,
+    server: OpenAIServer,
+    deps: loop.EvolutionDeps,
 ) -> None:
     from tests.servers.script import call
 
     org, agent_id = task.make_agent(db, server, with_suite=False)
     _say(db, org, agent_id, "x")
-    server.push(call("memory_rethink", label="human", new_memory="y" * 600),
-                call("memory_rethink", label="nope", new_memory="z"),
-                call("finish_rethinking_memory"))
+    server.push(
+        call("memory_rethink", label="human", new_memory="y" * 600),
+        call("memory_rethink", label="nope", new_memory="z"),
+        call("finish_rethinking_memory"),
+    )
     result = sleeptime.run_pass(deps, org, agent_id, policy=_policy())
     assert result.status == "completed" and result.blocks_rewritten == []
     tool_results = [m for m in server.requests[-1]["messages"] if m["role"] == "tool"]
@@ -77,7 +92,9 @@ def test_tool_errors_are_reported_to_the_model_not_fatal(
 
 
 def test_budget_exhaustion_fails_the_pass_and_keeps_the_messages_for_the_next(
-    db: Database, server: OpenAIServer, deps: loop.EvolutionDeps,
+    db: Database,
+    server: OpenAIServer,
+    deps: loop.EvolutionDeps,
 ) -> None:
     org, agent_id = task.make_agent(db, server, with_suite=False)
     _say(db, org, agent_id, "I am Bo.")
@@ -95,7 +112,9 @@ def test_exact_duplicates_are_consolidated(db: Database, server: OpenAIServer, d
     assert sleeptime.dedupe_archival(db, agent_id) == 1
     with db.transaction() as conn:
         assert sorted(p.text for p in archival.list_passages(conn, org, agent_id)) == [
-            "Ada likes coffee.", "Ada likes tea."]
+            "Ada likes coffee.",
+            "Ada likes tea.",
+        ]
 
 
 def test_triggers_by_message_count_and_schedule(db: Database, server: OpenAIServer, deps: loop.EvolutionDeps) -> None:
@@ -115,18 +134,21 @@ def test_triggers_by_message_count_and_schedule(db: Database, server: OpenAIServ
     # a shadow test's scratch copy, however chatty, is never due
     with db.transaction() as conn:
         scratch = new_id("org")
-        conn.execute("INSERT INTO organizations (id, name) VALUES (%s, %s)",
-                     (scratch, shadow.scratch_org_name("evolution-x")))
-        conn.execute("INSERT INTO agents (id, organization_id, name) VALUES (%s, %s, 'copy')",
-                     (scratch + "-a", scratch))
+        conn.execute(
+            "INSERT INTO organizations (id, name) VALUES (%s, %s)", (scratch, shadow.scratch_org_name("evolution-x"))
+        )
+        conn.execute(
+            "INSERT INTO agents (id, organization_id, name) VALUES (%s, %s, 'copy')", (scratch + "-a", scratch)
+        )
     _say(db, scratch, scratch + "-a", "a", "b", "c", "d", "e", "f")
     assert scratch + "-a" not in due()
     with db.transaction() as conn:
         conn.execute("DELETE FROM organizations WHERE id = %s", (scratch,))
 
 
-def test_a_pass_may_start_an_evolution(db: Database, server: OpenAIServer, world: task.World,
-                                       deps: loop.EvolutionDeps) -> None:
+def test_a_pass_may_start_an_evolution(
+    db: Database, server: OpenAIServer, world: task.World, deps: loop.EvolutionDeps
+) -> None:
     org, agent_id = task.make_agent(db, server)
     world.propose(task.WORSE)
     result = sleeptime.run_pass(deps, org, agent_id, policy=_policy(evolve_every_n_passes=1))
@@ -168,12 +190,20 @@ class FakeContext:
 
 
 def test_scheduled_handler_sweeps_due_agents(
-    db: Database, pg_url: str, server: OpenAIServer, monkeypatch: pytest.MonkeyPatch,
+    db: Database,
+    pg_url: str,
+    server: OpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from infra.sleeptime import DEFAULT_INPUT
 
-    for name, value in {"O_DATABASE_URL": pg_url, "O_RUNTIME": "lambda", "OPENAI_API_KEY": "sk-test",
-                        "O_SLEEPTIME_EVERY_N_MESSAGES": "3", "O_LLM_MAX_RETRIES": "0"}.items():
+    for name, value in {
+        "O_DATABASE_URL": pg_url,
+        "O_RUNTIME": "lambda",
+        "OPENAI_API_KEY": "sk-test",
+        "O_SLEEPTIME_EVERY_N_MESSAGES": "3",
+        "O_LLM_MAX_RETRIES": "0",
+    }.items():
         monkeypatch.setenv(name, value)
     load_settings.cache_clear()
     org, agent_id = task.make_agent(db, server, with_suite=False)
@@ -196,8 +226,13 @@ def test_scheduled_handler_sweeps_due_agents(
 
 def test_near_duplicates_are_consolidated_by_embedding(db: Database, server: OpenAIServer) -> None:
     org, agent_id = task.make_agent(db, server, with_suite=False)
-    for text in ("Ada likes green tea.", "Ada likes green tea!", "Ada really likes green tea.",
-                 "The Eiffel tower is in Paris.", "Ada's favourite drink is green tea."):
+    for text in (
+        "Ada likes green tea.",
+        "Ada likes green tea!",
+        "Ada really likes green tea.",
+        "The Eiffel tower is in Paris.",
+        "Ada's favourite drink is green tea.",
+    ):
         with db.transaction() as conn:
             archival.insert(conn, org, agent_id, text)
     assert sleeptime.dedupe_near(db, agent_id, similarity=0.97, window=40) == 2

@@ -66,10 +66,17 @@ def _zip() -> bytes:
 @pytest.fixture
 def aws(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     for name, value in {
-        "O_DATABASE_URL": pg_url, "O_RUNTIME": "lambda", "OPENAI_API_KEY": "sk-test",
-        "O_EVOLUTION_STEP_FUNCTION_NAME": STEP_FN, "O_EVOLUTION_BAKE_SECONDS": "1",
-        "O_EVOLUTION_CANARY_WEIGHT": "0.2", "O_EVOLUTION_MAX_BAKE_ROUNDS": "40", "O_EVOLUTION_REPLAY_SAMPLE": "2",
-        "O_LLM_RETRY_BASE_DELAY_S": "0.001", "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+        "O_DATABASE_URL": pg_url,
+        "O_RUNTIME": "lambda",
+        "OPENAI_API_KEY": "sk-test",
+        "O_EVOLUTION_STEP_FUNCTION_NAME": STEP_FN,
+        "O_EVOLUTION_BAKE_SECONDS": "1",
+        "O_EVOLUTION_CANARY_WEIGHT": "0.2",
+        "O_EVOLUTION_MAX_BAKE_ROUNDS": "40",
+        "O_EVOLUTION_REPLAY_SAMPLE": "2",
+        "O_LLM_RETRY_BASE_DELAY_S": "0.001",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }.items():
         monkeypatch.setenv(name, value)
@@ -78,8 +85,14 @@ def aws(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     fail_on: set[str] = set()
     holder: dict[str, ModuleType] = {}
 
-    def invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
-               headers: Any, response_headers: Any) -> bytes:
+    def invoke(
+        self: LambdaSimpleBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> bytes:
         self.get_function(function_name, qualifier)
         event = json.loads(body)
         calls.append(event)
@@ -95,21 +108,31 @@ def aws(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(RoleName="o", AssumeRolePolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+        role = iam.create_role(
+            RoleName="o", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )["Role"]["Arn"]
         lam = boto3.client("lambda", region_name=REGION)
         evolution_arn = lam.create_function(
-            FunctionName=EVOLUTION_FN, Runtime="python3.12", Role=role, Handler="functions.evolution.handler.handler",
+            FunctionName=EVOLUTION_FN,
+            Runtime="python3.12",
+            Role=role,
+            Handler="functions.evolution.handler.handler",
             Code={"ZipFile": _zip()},
         )["FunctionArn"]
-        lam.create_function(FunctionName=STEP_FN, Runtime="python3.12", Role=role,
-                            Handler="functions.agent_step.handler.handler", Code={"ZipFile": _zip()},
-                            Environment={"Variables": {"O_RUNTIME": "lambda"}})
+        lam.create_function(
+            FunctionName=STEP_FN,
+            Runtime="python3.12",
+            Role=role,
+            Handler="functions.agent_step.handler.handler",
+            Code={"ZipFile": _zip()},
+            Environment={"Variables": {"O_RUNTIME": "lambda"}},
+        )
         v1 = lam.publish_version(FunctionName=STEP_FN)["Version"]
         lam.create_alias(FunctionName=STEP_FN, Name="live", FunctionVersion=v1)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(
-            name="o-evolution", roleArn=role,
+            name="o-evolution",
+            roleArn=role,
             definition=json.dumps(statemachine.evolution_definition(evolution_arn)),
         )["stateMachineArn"]
         sys.modules.pop("functions.evolution.handler", None)
@@ -139,8 +162,9 @@ def _evolution(db: Database, evolution_id: str) -> dict[str, Any]:
 def _execute(aws: Aws, db: Database, org: str, agent_id: str) -> tuple[str, str]:
     deps = aws.handler._deps
     evo = aws.handler.loop.start(deps, org, agent_id, trigger="test")
-    execution = aws.sfn.start_execution(stateMachineArn=aws.machine_arn, name=evo["id"],
-                                        input=json.dumps({"evolution_id": evo["id"]}))["executionArn"]
+    execution = aws.sfn.start_execution(
+        stateMachineArn=aws.machine_arn, name=evo["id"], input=json.dumps({"evolution_id": evo["id"]})
+    )["executionArn"]
     return evo["id"], execution
 
 
@@ -148,8 +172,9 @@ def _finished(aws: Aws, execution: str) -> dict[str, Any]:
     return _wait(lambda: (d := aws.sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d)
 
 
-def test_better_candidate_promoted_through_the_alias(aws: Aws, db: Database, world: World,
-                                                     server: OpenAIServer) -> None:
+def test_better_candidate_promoted_through_the_alias(
+    aws: Aws, db: Database, world: World, server: OpenAIServer
+) -> None:
     org, agent_id = task.make_agent(db, server)
     world.propose(task.BETTER)
     evolution_id, execution = _execute(aws, db, org, agent_id)
@@ -165,9 +190,19 @@ def test_better_candidate_promoted_through_the_alias(aws: Aws, db: Database, wor
     # users' scores, attributed to the revision that answered (before the turns: the decision waits for those)
     with db.transaction() as conn:
         for revision, score in ((1, 0.4), (2, 0.9), (2, 0.8)):
-            evolution_store.insert_feedback(conn, {
-                "id": new_id("feedback"), "organization_id": org, "agent_id": agent_id, "run_id": None,
-                "message_id": None, "score": score, "comment": None, "revision": revision})
+            evolution_store.insert_feedback(
+                conn,
+                {
+                    "id": new_id("feedback"),
+                    "organization_id": org,
+                    "agent_id": agent_id,
+                    "run_id": None,
+                    "message_id": None,
+                    "score": score,
+                    "comment": None,
+                    "revision": revision,
+                },
+            )
 
     # live turns as the agent-step versions would report them
     metrics = CloudWatchMetrics(boto3.client("cloudwatch", region_name=REGION))

@@ -28,11 +28,7 @@ FACTS = [
 
 def _fill(db: Database, org: str, agent: str) -> list[archival.Passage]:
     with db.transaction() as conn:
-        return [
-            p
-            for text, tags in FACTS
-            for p in archival.insert(conn, org, agent, text, tags=tags)
-        ]
+        return [p for text, tags in FACTS for p in archival.insert(conn, org, agent, text, tags=tags)]
 
 
 def _top(db: Database, org: str, agent: str, query: str, **kw: object) -> list[str]:
@@ -66,8 +62,9 @@ def test_tag_and_time_filters_apply_inside_the_search(db: Database, org: str, ma
     anyone = _top(db, org, agent, "Radiohead", tags=["work", "music"], tag_match_mode="any", top_k=10)
     assert {t[:5] for t in anyone} == {"Bob's", "The q"}
     with db.transaction() as conn:
-        archival.insert(conn, org, agent, "Old note: the dentist appointment moved.",
-                        created_at=datetime(2020, 1, 5, tzinfo=UTC))
+        archival.insert(
+            conn, org, agent, "Old note: the dentist appointment moved.", created_at=datetime(2020, 1, 5, tzinfo=UTC)
+        )
     old = _top(db, org, agent, "dentist", end_datetime="2020-01-05", top_k=10)
     assert old == ["Old note: the dentist appointment moved."]
     recent = _top(db, org, agent, "dentist appointment", start_datetime=datetime(2021, 1, 1, tzinfo=UTC), top_k=10)
@@ -90,7 +87,8 @@ def test_delete_removes_passage_and_its_statistics(db: Database, org: str, make_
             ).fetchone()["docs"]
             df = conn.execute(
                 "SELECT coalesce(sum(df), 0) AS n FROM search_term_stats "
-                "WHERE agent_id = %s AND corpus = 'archival' AND lexeme = '4711'", (agent,)
+                "WHERE agent_id = %s AND corpus = 'archival' AND lexeme = '4711'",
+                (agent,),
             ).fetchone()["n"]
         return int(docs), int(df)
 
@@ -113,7 +111,8 @@ def test_statistics_match_a_recount_after_mixed_writes(db: Database, org: str, m
         archival.delete(conn, org, agent, stored[0].id)
         expected = conn.execute(
             """SELECT u.lexeme, count(*) AS df FROM passages p, unnest(p.search_tsv) u
-               WHERE p.agent_id = %s GROUP BY 1 ORDER BY 1""", (agent,)
+               WHERE p.agent_id = %s GROUP BY 1 ORDER BY 1""",
+            (agent,),
         ).fetchall()
         kept = conn.execute(
             "SELECT lexeme, df FROM search_term_stats WHERE agent_id = %s AND corpus = 'archival' ORDER BY 1",
@@ -172,10 +171,18 @@ def test_list_pages_and_filters(db: Database, org: str, make_agent: AgentFactory
 
 
 def test_long_text_is_chunked_and_chunks_share_context(db: Database, org: str, make_agent: AgentFactory) -> None:
-    agent = make_agent({"embedding_endpoint_type": "local", "embedding_model": "all-MiniLM-L6-v2",
-                        "embedding_dim": 384, "embedding_chunk_size": 20})
-    text = ("Project Falcon started in 2019. " * 3) + "The team lead of the project is Maria Gonzales. " + (
-        "Weekly syncs happen on Tuesdays. " * 4
+    agent = make_agent(
+        {
+            "embedding_endpoint_type": "local",
+            "embedding_model": "all-MiniLM-L6-v2",
+            "embedding_dim": 384,
+            "embedding_chunk_size": 20,
+        }
+    )
+    text = (
+        ("Project Falcon started in 2019. " * 3)
+        + "The team lead of the project is Maria Gonzales. "
+        + ("Weekly syncs happen on Tuesdays. " * 4)
     )
     with db.transaction() as conn:
         chunks = archival.insert(conn, org, agent, text, tags=["falcon"])
@@ -188,8 +195,14 @@ def test_long_text_is_chunked_and_chunks_share_context(db: Database, org: str, m
     with db.transaction() as conn:
         hits = {h.passage.id: h for h in archival.search_hits(conn, org, agent, "Falcon", top_k=10)}
     assert hits[chunks[0].id].lexical_rank == 1 and hits[maria.id].lexical_rank > 1
-    alone = make_agent({"embedding_endpoint_type": "local", "embedding_model": "all-MiniLM-L6-v2",
-                        "embedding_dim": 384, "embedding_chunk_size": 20})
+    alone = make_agent(
+        {
+            "embedding_endpoint_type": "local",
+            "embedding_model": "all-MiniLM-L6-v2",
+            "embedding_dim": 384,
+            "embedding_chunk_size": 20,
+        }
+    )
     with db.transaction() as conn:
         stored = archival.insert(conn, org, alone, text, context_window=0)
         hits = {h.passage.id: h for h in archival.search_hits(conn, org, alone, "Falcon", top_k=10)}
@@ -226,8 +239,9 @@ def test_concurrent_writers_keep_statistics_exact(db: Database, org: str, make_a
 
     def write(n: int) -> None:
         with db.transaction() as conn:
-            archival.insert(conn, org, agent, [PassageInput(f"writer {n} note {i} about tuna and budgets")
-                                               for i in range(5)])
+            archival.insert(
+                conn, org, agent, [PassageInput(f"writer {n} note {i} about tuna and budgets") for i in range(5)]
+            )
 
     def remove(passage_id: str) -> None:
         with db.transaction() as conn:
@@ -240,7 +254,8 @@ def test_concurrent_writers_keep_statistics_exact(db: Database, org: str, make_a
     with db.transaction() as conn:
         expected = conn.execute(
             """SELECT u.lexeme, count(*) AS df FROM passages p, unnest(p.search_tsv) u
-               WHERE p.agent_id = %s GROUP BY 1 ORDER BY 1""", (agent,)
+               WHERE p.agent_id = %s GROUP BY 1 ORDER BY 1""",
+            (agent,),
         ).fetchall()
         kept = conn.execute(
             "SELECT lexeme, df FROM search_term_stats WHERE agent_id = %s AND corpus = 'archival' ORDER BY 1",
@@ -262,8 +277,14 @@ def test_hnsw_path_agrees_with_exact_search_and_restores_settings(
 
     def run(exact_max_rows: int) -> list[str]:
         spec = store.SearchSpec(
-            table="passages", corpus="archival", organization_id=org, agent_id=agent,
-            columns=store.PASSAGE_COLUMNS, model="all-MiniLM-L6-v2", dim=384, query_vector=vector,
+            table="passages",
+            corpus="archival",
+            organization_id=org,
+            agent_id=agent,
+            columns=store.PASSAGE_COLUMNS,
+            model="all-MiniLM-L6-v2",
+            dim=384,
+            query_vector=vector,
             exact_max_rows=exact_max_rows,
         )
         with db.transaction() as conn:

@@ -17,8 +17,14 @@ def test_insert_list_search_delete(client: TestClient) -> None:
     [passage] = created.json()
     assert passage["text"] == "Sam's birthday is on 14 June." and passage["tags"] == ["family"]
     assert passage["id"].startswith("passage-") and passage["embedding_config"]["embedding_dim"] == 384
-    client.post(base, json={"text": "The car needs new winter tyres before November.", "tags": ["car"],
-                            "created_at": "2023-10-01T12:00:00Z"})
+    client.post(
+        base,
+        json={
+            "text": "The car needs new winter tyres before November.",
+            "tags": ["car"],
+            "created_at": "2023-10-01T12:00:00Z",
+        },
+    )
     listed = client.get(base).json()
     # ordered by when each memory was formed: the tyre note is dated a year earlier
     assert [p["text"][:3] for p in listed] == ["The", "Sam"]
@@ -49,8 +55,10 @@ def test_errors_are_json_and_name_the_problem(client: TestClient) -> None:
     assert r.status_code == 422 and "tag_match_mode" in r.text
     r = client.get(f"{base}/search", params={"query": "x", "top_k": 0})
     assert r.status_code == 422
-    r = client.get(f"{base}/search", params={"query": "x", "start_datetime": "2024-02-01T00:00:00Z",
-                                             "end_datetime": "2024-01-01T00:00:00Z"})
+    r = client.get(
+        f"{base}/search",
+        params={"query": "x", "start_datetime": "2024-02-01T00:00:00Z", "end_datetime": "2024-01-01T00:00:00Z"},
+    )
     assert r.status_code == 422 and "after its end" in r.json()["detail"]
     r = client.get("/v1/agents/agent-00000000-0000-0000-0000-000000000000/archival-memory")
     assert r.status_code == 404 and "not found" in r.json()["detail"]

@@ -17,8 +17,14 @@ from tests.servers.openai_server import OpenAIServer
 
 
 def openai_config(server: OpenAIServer, model: str, dim: int, **extra: object) -> dict[str, object]:
-    return {"embedding_endpoint_type": "openai", "embedding_endpoint": server.base_url,
-            "embedding_model": model, "embedding_dim": dim, "batch_size": 3, **extra}
+    return {
+        "embedding_endpoint_type": "openai",
+        "embedding_endpoint": server.base_url,
+        "embedding_model": model,
+        "embedding_dim": dim,
+        "batch_size": 3,
+        **extra,
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +44,12 @@ def test_openai_embedder_batches_and_normalises(openai_server: OpenAIServer) -> 
 
 def test_ollama_speaks_the_same_wire(openai_server: OpenAIServer) -> None:
     origin = openai_server.base_url.removesuffix("/v1")
-    config = EmbeddingConfig(embedding_endpoint_type="ollama", embedding_endpoint=origin,
-                             embedding_model="nomic-embed-text", embedding_dim=1536)
+    config = EmbeddingConfig(
+        embedding_endpoint_type="ollama",
+        embedding_endpoint=origin,
+        embedding_model="nomic-embed-text",
+        embedding_dim=1536,
+    )
     vectors = embedder_for(config).embed(["hello world"])
     assert vectors.shape == (1, 1536)
     assert openai_server.embedding_requests[-1]["model"] == "nomic-embed-text"
@@ -73,7 +83,8 @@ def test_vector_sizes_coexist(db: Database, org: str, make_agent: AgentFactory, 
             row = conn.execute(
                 "SELECT embedding_dim, embedding_384 IS NOT NULL AS a, embedding_768 IS NOT NULL AS b, "
                 "embedding_1536 IS NOT NULL AS c, embedding_3072 IS NOT NULL AS d FROM passages "
-                "WHERE agent_id = %s LIMIT 1", (agent,)
+                "WHERE agent_id = %s LIMIT 1",
+                (agent,),
             ).fetchone()
         assert hits[0].passage.text == facts[0] and hits[0].vector_rank == 1, dim
         assert {h.passage.agent_id for h in hits} == {agent}

@@ -70,8 +70,10 @@ def test_role_and_date_filters(db: Database, org: str, make_agent: AgentFactory)
     march = _search(db, org, agent, "dog violin", start_date="2024-03-01", end_date="2024-03-01", limit=10)
     assert all(r["timestamp"].startswith("2024-03-01") for r in march) and march
     april = _search(db, org, agent, "violin", start_date="2024-04-01", limit=10)
-    assert {r["content"] for r in april} == {"Also, I started violin lessons on Thursdays.",
-                                             "Lovely, violin practice pays off!"}
+    assert {r["content"] for r in april} == {
+        "Also, I started violin lessons on Thursdays.",
+        "Lovely, violin practice pays off!",
+    }
     with pytest.raises(InvalidInput, match="unknown roles"):
         _search(db, org, agent, "x", roles=["robot"])
 

@@ -57,8 +57,14 @@ def function_name(handler_module: ModuleType, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     calls: list[dict[str, Any]] = []
 
-    def invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
-               headers: Any, response_headers: Any) -> bytes:
+    def invoke(
+        self: LambdaSimpleBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> bytes:
         self.get_function(function_name, qualifier)  # as moto does: unknown functions are 404
         event = json.loads(body)
         calls.append(event)
@@ -79,8 +85,11 @@ def function_name(handler_module: ModuleType, monkeypatch: pytest.MonkeyPatch) -
         with zipfile.ZipFile(archive, "w") as zf:
             zf.writestr("functions/tool_sandbox/handler.py", "# bundled by the CDK build\n")
         boto3.client("lambda", region_name=REGION).create_function(
-            FunctionName="o-tool-sandbox", Runtime="python3.11", Role=role,
-            Handler="functions.tool_sandbox.handler.handler", Code={"ZipFile": archive.getvalue()},
+            FunctionName="o-tool-sandbox",
+            Runtime="python3.11",
+            Role=role,
+            Handler="functions.tool_sandbox.handler.handler",
+            Code={"ZipFile": archive.getvalue()},
         )
         yield "o-tool-sandbox"
     assert calls, "the sandbox Lambda was never invoked"
@@ -103,8 +112,11 @@ def test_failures_and_limits_come_back_as_tool_results(function_name: str) -> No
     sandbox = LambdaSandbox(function_name, region_name=REGION)
     error = sandbox.run(ToolInvocation("def tool():\n    raise ValueError('bad input')\n", "tool"))
     assert (error.status, error.message) == ("error", "ValueError: bad input")
-    loop = sandbox.run(ToolInvocation("def tool():\n    while True:\n        pass\n", "tool",
-                                      limits=Limits(cpu_seconds=1, wall_seconds=5)))
+    loop = sandbox.run(
+        ToolInvocation(
+            "def tool():\n    while True:\n        pass\n", "tool", limits=Limits(cpu_seconds=1, wall_seconds=5)
+        )
+    )
     assert loop.status == "timeout"
     big = sandbox.run(ToolInvocation("def tool():\n    return 'x' * 50000\n", "tool", return_char_limit=100))
     assert big.status == "success" and len(big.func_return) == 100 and "truncated" in big.func_return
@@ -179,9 +191,19 @@ def test_the_lambda_handler_kills_what_a_call_leaves_running() -> None:
     os.chmod(scratch, 0o1777)
     done = subprocess.run(
         [sys.executable, "-c", SWEEP_SCRIPT.format(repo=repo)],
-        user=65534, group=65534, extra_groups=[], capture_output=True, text=True, cwd="/tmp", timeout=60,
-        env={"PATH": os.environ.get("PATH", ""), "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
-             "POWERTOOLS_LOG_LEVEL": "WARNING", "O_SANDBOX_SCRATCH": str(scratch)},
+        user=65534,
+        group=65534,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        cwd="/tmp",
+        timeout=60,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "O_SANDBOX_SCRATCH": str(scratch),
+        },
     )
     shutil.rmtree(scratch)
     assert done.returncode == 0, done.stderr

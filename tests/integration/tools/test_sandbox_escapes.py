@@ -97,8 +97,10 @@ def tool(host: str, port: int):
     for host, port in ((socket_dir, 5432), ("127.0.0.1", 5432)):
         result = run(sandbox, source, {"host": host, "port": port})
         assert result.status == "error", result
-        assert any(e in result.message for e in ("FileNotFoundError", "ConnectionRefusedError", "OSError",
-                                                  "PermissionError", "TimeoutError")), result.message
+        assert any(
+            e in result.message
+            for e in ("FileNotFoundError", "ConnectionRefusedError", "OSError", "PermissionError", "TimeoutError")
+        ), result.message
         assert result.func_return.startswith("Error executing tool tool:")
 
 

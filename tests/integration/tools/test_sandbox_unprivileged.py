@@ -37,8 +37,14 @@ print(json.dumps(out))
 def test_unprivileged_server_still_limits_tools() -> None:
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(repo=str(REPO))],
-        user=65534, group=65534, extra_groups=[], capture_output=True, text=True, cwd="/tmp",
-        env={"PATH": os.environ.get("PATH", ""), "OPENAI_API_KEY": "sk-server"}, timeout=60,
+        user=65534,
+        group=65534,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        cwd="/tmp",
+        env={"PATH": os.environ.get("PATH", ""), "OPENAI_API_KEY": "sk-server"},
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)

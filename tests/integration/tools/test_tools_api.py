@@ -157,8 +157,7 @@ def test_another_organizations_tools_answer_404(client: TestClient, other: TestC
 
 def test_run_source_once(client: TestClient) -> None:
     source = 'import os\ndef greet(name: str) -> str:\n    print("hi")\n    return name + os.environ["SUFFIX"]\n'
-    r = client.post("/v1/tools/run", json={"source_code": source, "args": {"name": "Ada"},
-                                           "env_vars": {"SUFFIX": "!"}})
+    r = client.post("/v1/tools/run", json={"source_code": source, "args": {"name": "Ada"}, "env_vars": {"SUFFIX": "!"}})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["message_type"] == "tool_return_message"

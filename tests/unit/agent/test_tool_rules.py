@@ -31,27 +31,43 @@ def test_child_rule_constrains_the_next_call() -> None:
 
 
 def test_conditional_rule_routes_on_output() -> None:
-    rules = ToolRules.parse([{
-        "type": "conditional", "tool_name": "check", "child_output_mapping": {"true": "fetch", "false": "summarize"},
-        "default_child": "send_message",
-    }])
+    rules = ToolRules.parse(
+        [
+            {
+                "type": "conditional",
+                "tool_name": "check",
+                "child_output_mapping": {"true": "fetch", "false": "summarize"},
+                "default_child": "send_message",
+            }
+        ]
+    )
     assert rules.allowed(TOOLS, [Call("check", "true")]) == ["fetch"]
     assert rules.allowed(TOOLS, [Call("check", "false")]) == ["summarize"]
     assert rules.allowed(TOOLS, [Call("check", "maybe")]) == ["send_message"]
     assert rules.forced(["fetch"], [Call("check", "true")]) == "fetch"
     # Letta clients often key booleans as Python prints them
-    titled = ToolRules.parse([{"type": "conditional", "tool_name": "check",
-                               "child_output_mapping": {"True": "fetch"}, "require_output_mapping": True}])
+    titled = ToolRules.parse(
+        [
+            {
+                "type": "conditional",
+                "tool_name": "check",
+                "child_output_mapping": {"True": "fetch"},
+                "require_output_mapping": True,
+            }
+        ]
+    )
     assert titled.allowed(TOOLS, [Call("check", "true")]) == ["fetch"]
     assert titled.conditional_error(Call("check", "true")) is None
     assert "matches no rule" in (titled.conditional_error(Call("check", "nope")) or "")
 
 
 def test_max_count_per_step_and_parent() -> None:
-    rules = ToolRules.parse([
-        {"type": "max_count_per_step", "tool_name": "search", "max_count_limit": 2},
-        {"type": "parent_last_tool", "tool_name": "summarize", "children": ["fetch"]},
-    ])
+    rules = ToolRules.parse(
+        [
+            {"type": "max_count_per_step", "tool_name": "search", "max_count_limit": 2},
+            {"type": "parent_last_tool", "tool_name": "summarize", "children": ["fetch"]},
+        ]
+    )
     assert "search" in rules.allowed(TOOLS, [Call("search")])
     assert "search" not in rules.allowed(TOOLS, [Call("search"), Call("search")])
     assert "at most 2" in (rules.violation("search", TOOLS, [Call("search"), Call("search")]) or "")
@@ -60,12 +76,14 @@ def test_max_count_per_step_and_parent() -> None:
 
 
 def test_terminal_approval_continue_required() -> None:
-    rules = ToolRules.parse([
-        {"type": "exit_loop", "tool_name": "send_message"},
-        {"type": "requires_approval", "tool_name": "fetch"},
-        {"type": "continue_loop", "tool_name": "search"},
-        {"type": "required_before_exit", "tool_name": "check"},
-    ])
+    rules = ToolRules.parse(
+        [
+            {"type": "exit_loop", "tool_name": "send_message"},
+            {"type": "requires_approval", "tool_name": "fetch"},
+            {"type": "continue_loop", "tool_name": "search"},
+            {"type": "required_before_exit", "tool_name": "check"},
+        ]
+    )
     assert rules.is_terminal("send_message") and not rules.is_terminal("search")
     assert rules.requires_approval("fetch")
     assert rules.forces_continue("search")
@@ -74,18 +92,24 @@ def test_terminal_approval_continue_required() -> None:
 
 
 def test_letta_class_names_are_accepted() -> None:
-    rules = ToolRules.parse([
-        {"type": "TerminalToolRule", "tool_name": "x"}, {"type": "InitToolRule", "tool_name": "y"},
-    ])
+    rules = ToolRules.parse(
+        [
+            {"type": "TerminalToolRule", "tool_name": "x"},
+            {"type": "InitToolRule", "tool_name": "y"},
+        ]
+    )
     assert rules.terminal == {"x"} and rules.init == ["y"]
 
 
-@pytest.mark.parametrize("raw", [
-    [{"type": "nope", "tool_name": "x"}],
-    [{"type": "exit_loop"}],
-    [{"type": "max_count_per_step", "tool_name": "x", "max_count_limit": 0}],
-    ["exit_loop"],
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [{"type": "nope", "tool_name": "x"}],
+        [{"type": "exit_loop"}],
+        [{"type": "max_count_per_step", "tool_name": "x", "max_count_limit": 0}],
+        ["exit_loop"],
+    ],
+)
 def test_bad_rules_are_named(raw: list) -> None:
     with pytest.raises(InvalidInput) as err:
         ToolRules.parse(raw)

@@ -11,8 +11,10 @@ from o.evolution import evaluator, propose, revisions, statemachine
 
 BASE = {
     "system": "Be helpful.\nUse send_message.",
-    "blocks": [{"label": "persona", "limit": 500, "description": "who I am", "read_only": False},
-               {"label": "human", "limit": 500, "description": None, "read_only": False}],
+    "blocks": [
+        {"label": "persona", "limit": 500, "description": "who I am", "read_only": False},
+        {"label": "human", "limit": 500, "description": None, "read_only": False},
+    ],
     "tool_ids": ["tool-b", "tool-a"],
     "tool_rules": [],
     "llm_config": {"model": "gpt-4o-mini", "temperature": 0.7},
@@ -42,14 +44,16 @@ def test_normalize_sorts_and_validates() -> None:
 
 def test_diff_names_every_change() -> None:
     old = revisions.normalize(BASE)
-    new = revisions.normalize({
-        **BASE,
-        "system": "Be helpful.\nAnswer in one word.",
-        "blocks": [{"label": "persona", "limit": 900, "description": "who I am"}, {"label": "notes", "limit": 50}],
-        "tool_ids": ["tool-a", "tool-c"],
-        "tool_rules": [{"type": "exit_loop", "tool_name": "send_message"}],
-        "llm_config": {"model": "gpt-4o-mini", "temperature": 0.2},
-    })
+    new = revisions.normalize(
+        {
+            **BASE,
+            "system": "Be helpful.\nAnswer in one word.",
+            "blocks": [{"label": "persona", "limit": 900, "description": "who I am"}, {"label": "notes", "limit": 50}],
+            "tool_ids": ["tool-a", "tool-c"],
+            "tool_rules": [{"type": "exit_loop", "tool_name": "send_message"}],
+            "llm_config": {"model": "gpt-4o-mini", "temperature": 0.2},
+        }
+    )
     d = revisions.diff(old, new)
     assert "-Use send_message." in d["system"] and "+Answer in one word." in d["system"]
     assert d["blocks"]["added"][0]["label"] == "notes" and d["blocks"]["removed"] == ["human"]
@@ -89,8 +93,9 @@ def test_gate_thresholds() -> None:
     assert not result.passed and any("regresses 1" in r for r in result.reasons)
     slow = evaluator.Summary([_case("a", 1.0, ms=500), _case("b", 1.0, ms=500), _case("r", 1.0, None, ms=500)])
     assert any("latency" in r for r in evaluator.gate(g, current, slow).reasons)
-    costly = evaluator.Summary([_case("a", 1.0, tokens=500), _case("b", 1.0, tokens=500),
-                                _case("r", 1.0, None, tokens=500)])
+    costly = evaluator.Summary(
+        [_case("a", 1.0, tokens=500), _case("b", 1.0, tokens=500), _case("r", 1.0, None, tokens=500)]
+    )
     assert any("cost" in r for r in evaluator.gate(g, current, costly).reasons)
     erroring = evaluator.Summary([_case("a", 1.0), _case("b", 1.0), _case("r", 0.0, None, ok=False)])
     assert any("errors" in r for r in evaluator.gate(g, current, erroring).reasons)
@@ -118,8 +123,9 @@ def test_parse_json_object() -> None:
 
 def test_parse_proposal() -> None:
     current = revisions.normalize(BASE)
-    config, why = propose.parse_proposal(json.dumps(
-        {"rationale": "cooler", "changes": {"llm_config": {"temperature": 0.1}}}), current)
+    config, why = propose.parse_proposal(
+        json.dumps({"rationale": "cooler", "changes": {"llm_config": {"temperature": 0.1}}}), current
+    )
     assert config["llm_config"] == {"model": "gpt-4o-mini", "temperature": 0.1} and why == "cooler"
     with pytest.raises(propose.EvaluatorTampering):
         propose.parse_proposal(json.dumps({"rationale": "r", "changes": {"system": "x", "eval_cases": []}}), current)
@@ -128,8 +134,9 @@ def test_parse_proposal() -> None:
     with pytest.raises(InvalidInput, match="expected shape"):
         propose.parse_proposal(json.dumps({"changes": {"system": "x"}}), current)
     with pytest.raises(InvalidInput):
-        propose.parse_proposal(json.dumps({"rationale": "r", "changes": {"blocks": [{"label": "a", "value": "v"}]}}),
-                               current)
+        propose.parse_proposal(
+            json.dumps({"rationale": "r", "changes": {"blocks": [{"label": "a", "value": "v"}]}}), current
+        )
 
 
 def test_state_machine_definition() -> None:

@@ -35,8 +35,12 @@ def lam() -> Iterator[object]:
         )["Role"]["Arn"]
         client = boto3.client("lambda", region_name=REGION)
         client.create_function(
-            FunctionName="agent-step", Runtime="python3.12", Role=role, Handler="handler.handler",
-            Code={"ZipFile": _zip()}, Environment={"Variables": {"O_RUNTIME": "lambda"}},
+            FunctionName="agent-step",
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": _zip()},
+            Environment={"Variables": {"O_RUNTIME": "lambda"}},
         )
         v1 = client.publish_version(FunctionName="agent-step")["Version"]
         client.create_alias(FunctionName="agent-step", Name="live", FunctionVersion=v1)
@@ -47,8 +51,14 @@ def test_validate_routing_enforces_what_lambda_enforces() -> None:
     validate_routing("1", {"2": 0.1})
     validate_routing("3", {})
     for primary, weights in [
-        ("$LATEST", {}), ("1", {"$LATEST": 0.1}), ("1", {"2": 1.5}), ("1", {"2": -0.1}),
-        ("1", {"2": 0.1, "3": 0.1}), ("1", {"1": 0.5}), ("1", {"2": True}), ("0", {}),
+        ("$LATEST", {}),
+        ("1", {"$LATEST": 0.1}),
+        ("1", {"2": 1.5}),
+        ("1", {"2": -0.1}),
+        ("1", {"2": 0.1, "3": 0.1}),
+        ("1", {"1": 0.5}),
+        ("1", {"2": True}),
+        ("0", {}),
     ]:
         with pytest.raises(InvalidInput):
             validate_routing(primary, weights)  # type: ignore[arg-type]

@@ -55,15 +55,26 @@ def test_embedder_for_checks_the_config() -> None:
     with pytest.raises(InvalidInput, match="unknown embedding_endpoint_type"):
         embedder_for(EmbeddingConfig(embedding_endpoint_type="carrier-pigeon"))
     letta_style = EmbeddingConfig.from_agent(
-        {"embedding_endpoint_type": "hugging-face", "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
-         "embedding_dim": 384, "embedding_chunk_size": 300, "batch_size": None}
+        {
+            "embedding_endpoint_type": "hugging-face",
+            "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
+            "embedding_dim": 384,
+            "embedding_chunk_size": 300,
+            "batch_size": None,
+        }
     )
     assert embedder_for(letta_style) is local_embedder()
 
 
 def test_vector_columns_and_padding() -> None:
     assert [vector_width(d) for d in (256, 384, 512, 1024, 1536, 2048, 3072)] == [
-        384, 384, 768, 1024, 1536, 3072, 3072,
+        384,
+        384,
+        768,
+        1024,
+        1536,
+        3072,
+        3072,
     ]
     assert vector_type(3072) == "halfvec" and vector_type(1536) == "vector"
     with pytest.raises(InvalidInput, match="larger than the widest"):

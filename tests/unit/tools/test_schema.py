@@ -53,7 +53,9 @@ def test_letta_shape_from_signature_and_docstring() -> None:
     assert props["detailed"]["type"] == "boolean"
     assert props["scale"]["type"] == "number"
     assert props["extra"] == {
-        "type": "object", "additionalProperties": {"type": "integer"}, "description": "Additional knobs.",
+        "type": "object",
+        "additionalProperties": {"type": "integer"},
+        "description": "Additional knobs.",
     }
 
 
@@ -102,8 +104,9 @@ def test_missing_named_function() -> None:
 
 
 def test_docstring_returns_and_multiline_args() -> None:
-    doc = parse_docstring("Do it.\n\nArgs:\n    a (int): first\n        more\n    b: second\n\nReturns:\n"
-                          "    int: the count\n")
+    doc = parse_docstring(
+        "Do it.\n\nArgs:\n    a (int): first\n        more\n    b: second\n\nReturns:\n    int: the count\n"
+    )
     assert doc.description == "Do it."
     assert doc.params == {"a": "first more", "b": "second"}
     assert doc.returns == "the count"
