@@ -1,19 +1,49 @@
-"""Typed settings from the environment, validated once at start.
+"""One typed :class:`Settings`, read from the environment once, validated at start.
 
-Every process (``o serve``, a Lambda handler, a test) builds one :class:`Settings`
-through :func:`load_settings`; a bad value fails fast with a message that names the
-variable, instead of surfacing later as an obscure runtime error.
+Every process (``o serve``, a Lambda handler, a test) builds its settings through
+:func:`load_settings` or :func:`settings_from`; the composition root (:mod:`o.runtime`) passes
+the parts down, so nothing else reads the environment. A bad value stops the process at start
+with the variable's name instead of failing the first request that needs it, and an ``O_*``
+variable that names no setting gets a warning naming the closest real one (a misspelt variable
+would otherwise be silently ignored).
+
+Names: a top-level field ``x`` is ``O_X``; a field ``f`` of a group ``g`` is ``O_G_F``
+(``agent.default_max_steps`` is ``O_AGENT_DEFAULT_MAX_STEPS``). A few fields also answer to a
+name of their own, given with :func:`env`: the providers' own key variables
+(``OPENAI_API_KEY``), and two short forms (``O_SANDBOX``, ``O_SLEEPTIME``). The CDK stack sets
+the Lambdas' environment through :func:`env_name`, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+
+PREFIX = "O_"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment does not describe a usable configuration."""
+
+
+def env(*names: str, **kwargs: Any) -> Any:
+    """A field that also reads the variables ``names`` (besides its own ``O_…`` name)."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra["env"] = list(names)
+    return Field(json_schema_extra=extra, **kwargs)
+
+
+class Group(BaseModel):
+    """A group of settings; its fields are ``O_<GROUP>_<FIELD>``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def default_data_dir() -> Path:
@@ -24,18 +54,142 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "o"
 
 
-class ConfigError(RuntimeError):
-    """Raised when the environment does not describe a usable configuration."""
+class DatabaseSecret(Group):
+    """AWS: the RDS Proxy endpoint and the Secrets Manager secret of the database user."""
+
+    host: str | None = None
+    secret_arn: str | None = None
+    name: str = "o"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="O_", extra="ignore", frozen=True)
+class AgentSettings(Group):
+    """The agent loop."""
 
-    # Where memory lives. Empty means: start the embedded Postgres in ``data_dir``.
+    # Set in AWS: runs go through this state machine instead of an in-process loop.
+    state_machine_arn: str | None = None
+    default_max_steps: int = Field(default=50, ge=1, le=1000)
+    summarize_threshold: float = Field(default=0.8, gt=0.1, le=1.0)
+    summarize_target: float = Field(default=0.5, gt=0.05, lt=1.0)
+    # How long a synchronous POST /messages waits on a state machine run before answering.
+    sync_wait_s: float = Field(default=25.0, gt=0)
+
+
+class ProviderKeys(Group):
+    """The LLM providers' API keys, under the variable names their own SDKs use (local mode)."""
+
+    openai: SecretStr | None = env("OPENAI_API_KEY", default=None)
+    anthropic: SecretStr | None = env("ANTHROPIC_API_KEY", default=None)
+    groq: SecretStr | None = env("GROQ_API_KEY", default=None)
+    ollama: SecretStr | None = env("OLLAMA_API_KEY", default=None)
+
+    def get(self, provider: str) -> str | None:
+        value: SecretStr | None = getattr(self, provider, None)
+        text = value.get_secret_value().strip() if value is not None else ""
+        return text or None
+
+
+class LLMSettings(Group):
+    """Calling LLM providers."""
+
+    # Read timeout for one HTTP request to a provider; streams apply it between chunks.
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Retries after the first attempt, on 408/409/429/5xx and connection errors.
+    max_retries: int = Field(default=3, ge=0)
+    retry_base_delay_s: float = Field(default=0.5, ge=0)
+    retry_max_delay_s: float = Field(default=8.0, ge=0)
+    # AWS: API keys come from this Secrets Manager secret (a JSON object) instead of the environment.
+    keys_secret_arn: str | None = None
+    keys_cache_s: int = Field(default=300, ge=0)
+
+
+class EmbeddingSettings(Group):
+    """Embedding models: where the local model's files are, and the providers' endpoints."""
+
+    # Other copies of the local model's two files (e.g. a Lambda layer that keeps only those).
+    model_path: Path | None = None
+    tokenizer_path: Path | None = None
+    # ONNX threads per process: 1 keeps the API responsive beside Postgres on a small machine.
+    threads: int = Field(default=1, ge=1, le=64)
+    openai_base_url: str | None = env("OPENAI_BASE_URL", default=None)
+    ollama_base_url: str = env("OLLAMA_BASE_URL", default="http://localhost:11434")
+
+
+class SandboxSettings(Group):
+    """Where user tools run: a local confined process, or the sandbox Lambda."""
+
+    # unset: "lambda" when a sandbox function is configured, else "local"
+    kind: Literal["local", "lambda"] | None = env("O_SANDBOX", default=None)
+    # a function name or ARN (the CDK stack sets the ARN)
+    function_name: str | None = None
+    region: str | None = None
+    # the longest wall time any tool may ask for; the Lambda client waits this long
+    max_wall_seconds: float = Field(default=60.0, gt=0)
+    # where the local sandbox makes its per-run working directories (default: the system temp dir)
+    workdir: Path | None = None
+    # set false only for debugging: runs still get resource limits but no namespaces or private uid
+    isolate: bool = True
+    # let local tool runs use the host's network (off: a private namespace with no interfaces)
+    allow_network: bool = False
+    # the sandbox Lambda's writable scratch space, emptied after every call
+    scratch: Path = Path("/tmp")
+
+    @model_validator(mode="after")
+    def _lambda_needs_name(self) -> SandboxSettings:
+        if self.kind == "lambda" and not self.function_name:
+            raise ValueError(f"O_SANDBOX_KIND=lambda needs {env_name('sandbox', 'function_name')}")
+        return self
+
+    @property
+    def uses_lambda(self) -> bool:
+        return self.kind == "lambda" if self.kind is not None else bool(self.function_name)
+
+
+class EvolutionSettings(Group):
+    """Defaults for every evolution; a start request may override the budget."""
+
+    max_tokens: int = Field(default=200_000, ge=1)
+    max_seconds: float = Field(default=3600.0, gt=0)
+    canary_weight: float = Field(default=0.1, gt=0, le=1)
+    bake_seconds: int = Field(default=600, ge=0)
+    max_bake_rounds: int = Field(default=3, ge=1)
+    replay_sample: int = Field(default=5, ge=0, le=100)
+    # AWS: the agent-step function whose `live` alias carries canaries; unset means the local router
+    step_function_name: str | None = None
+    step_alias: str = "live"
+    # AWS: the evolution state machine; unset means evolutions run in-process
+    state_machine_arn: str | None = None
+
+
+class SleeptimeSettings(Group):
+    """Sleep-time compute: memory reorganization passes and their triggers."""
+
+    # inside `o serve` (EventBridge Scheduler does it in AWS)
+    enabled: bool = env("O_SLEEPTIME", default=True)
+    poll_seconds: float = Field(default=30.0, gt=0)
+    every_n_messages: int = Field(default=10, ge=1, description="a pass after this many new user messages")
+    interval_seconds: float = Field(default=3600.0, ge=0, description="scheduled pass if anything new since")
+    max_tokens: int = Field(default=20_000, ge=1)
+    max_seconds: float = Field(default=120.0, gt=0)
+    max_tool_calls: int = Field(default=12, ge=1)
+    message_window: int = Field(default=60, ge=1)
+    archival_window: int = Field(default=40, ge=0)
+    # cosine similarity above which two recent archival passages say the same thing (the newer goes)
+    near_duplicate_similarity: float = Field(default=0.97, gt=0, le=1)
+    # 0 = never; else every N-th completed pass starts an evolution (when the agent has evaluation cases)
+    evolve_every_n_passes: int = Field(default=0, ge=0)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Where memory lives. Empty means: start the embedded Postgres in ``data_dir`` (or, in AWS, `db`).
     database_url: str | None = Field(default=None, description="libpq URI of Postgres >= 15 with pgvector")
     data_dir: Path = Field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
     port: int = Field(default=8283, ge=1, le=65535)
+    # processes `o serve` runs to serve requests; None: one per core left beside Postgres
+    workers: int | None = Field(default=None, ge=1, le=64)
 
     # Connection pool for long-running servers; Lambda uses one connection per environment.
     pool_min: int = Field(default=1, ge=0)
@@ -46,10 +200,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest accepted request body")
     run_migrations: bool = True
     runtime: Literal["local", "lambda"] = "local"
-    # Sleep-time compute inside `o serve` (EventBridge Scheduler does it in AWS).
-    sleeptime: bool = True
-    sleeptime_poll_seconds: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
+    # Set on a Lambda version published for a canary: the evolution whose candidate it serves.
+    canary_evolution: str | None = None
+    # Set by the Lambda runtime itself: this process is a Lambda execution environment.
+    lambda_runtime_api: str | None = env("AWS_LAMBDA_RUNTIME_API", default=None)
+
+    db: DatabaseSecret = Field(default_factory=DatabaseSecret)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    keys: ProviderKeys = Field(default_factory=ProviderKeys)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    evolution: EvolutionSettings = Field(default_factory=EvolutionSettings)
+    sleeptime: SleeptimeSettings = Field(default_factory=SleeptimeSettings)
 
     @field_validator("database_url")
     @classmethod
@@ -61,24 +225,121 @@ class Settings(BaseSettings):
         return value
 
 
-def build_settings(**overrides: object) -> Settings:
-    """Validate the environment, with explicit overrides (e.g. command-line flags) on top."""
-    return validated(Settings, **{k: v for k, v in overrides.items() if v is not None})
+# -- names ------------------------------------------------------------------------------------------------
 
 
-def validated(model: type[BaseSettings], **overrides: object) -> Any:
-    """An instance of a settings model, or a ConfigError naming each bad variable."""
+def _groups() -> dict[str, type[Group]]:
+    out: dict[str, type[Group]] = {}
+    for name, field in Settings.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, Group):
+            out[name] = field.annotation
+    return out
+
+
+def env_name(group: str | None, field: str) -> str:
+    """The ``O_…`` variable of a setting: ``env_name("agent", "state_machine_arn")`` is
+    ``O_AGENT_STATE_MACHINE_ARN``; ``env_name(None, "max_body_bytes")`` is ``O_MAX_BODY_BYTES``."""
+    model: type[BaseModel] = Settings if group is None else _groups()[group]
+    if field not in model.model_fields:
+        raise KeyError(f"no setting {field!r} in {group or 'the top level'}")
+    return (PREFIX + (f"{group}_{field}" if group else field)).upper()
+
+
+def _aliases(info: FieldInfo) -> list[str]:
+    extra = info.json_schema_extra
+    names = extra.get("env") if isinstance(extra, dict) else None
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+@lru_cache(maxsize=1)
+def env_names() -> dict[str, tuple[str | None, str]]:
+    """Every variable a setting reads → (group or None, field)."""
+    names: dict[str, tuple[str | None, str]] = {}
+    groups = _groups()
+    for name, info in Settings.model_fields.items():
+        if name in groups:
+            for sub, sub_info in groups[name].model_fields.items():
+                for variable in (env_name(name, sub), *_aliases(sub_info)):
+                    names[variable] = (name, sub)
+        else:
+            for variable in (env_name(None, name), *_aliases(info)):
+                names[variable] = (None, name)
+    return names
+
+
+# Variables with the O_ prefix that are not settings of the service (so no warning is due).
+NOT_SETTINGS = frozenset({"O_TEST_DATABASE_URL"})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``O_*`` variable that names no setting, with the closest real name."""
+    environ = os.environ if environ is None else environ
+    known = env_names()
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith(PREFIX) or variable in known or variable in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(variable, list(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{variable} is not a setting of O and is ignored{hint}")
+    return warnings
+
+
+# -- reading ----------------------------------------------------------------------------------------------
+
+
+def _collect(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    # an O_ name first, then an alias only if the O_ name did not set the field
+    known = sorted(env_names().items(), key=lambda item: not item[0].startswith(PREFIX))
+    for variable, (group, field) in known:
+        raw = environ.get(variable)
+        if raw is None or raw.strip() == "":
+            continue  # empty means unset, as a shell `O_X=` suggests
+        target = values.setdefault(group, {}) if group else values
+        target.setdefault(field, raw)
+    return values
+
+
+def _variable_of(loc: tuple[int | str, ...]) -> str:
+    """The variable a validation error's location points at (a group's own check names the group)."""
+    head = str(loc[0]) if loc else ""
+    if head in _groups():
+        if len(loc) > 1 and str(loc[1]) in _groups()[head].model_fields:
+            return env_name(head, str(loc[1]))
+        return f"{PREFIX}{head.upper()}_*"
+    return env_name(None, head) if head in Settings.model_fields else PREFIX + head.upper()
+
+
+def settings_from(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Settings from ``environ``, with explicit ``overrides`` (command-line flags) on top; a
+    :class:`ConfigError` names each bad variable."""
+    values = _collect(environ)
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        # a group's override (sleeptime={"enabled": False}) changes that field, not the whole group
+        group = values.get(name)
+        values[name] = {**group, **value} if isinstance(group, dict) and isinstance(value, dict) else value
     try:
-        return model(**overrides)
+        return Settings.model_validate(values)
     except ValidationError as exc:
-        prefix = str(model.model_config.get("env_prefix") or "")
-        problems = "; ".join(
-            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{_variable_of(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from exc
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """The process environment's settings with ``overrides`` on top (the CLI's flags)."""
+    return settings_from(os.environ, **overrides)
 
 
 @lru_cache(maxsize=1)
 def load_settings() -> Settings:
     """Read and validate the environment once per process."""
     return build_settings()
+
+
+def export_to_children(values: Mapping[str, str]) -> None:
+    """Put settings into this process's environment for the child processes it starts (the workers
+    of a multi-process `o serve` read their settings from the environment they inherit)."""
+    os.environ.update(values)

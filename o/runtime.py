@@ -1,4 +1,23 @@
-"""The composition root: settings → database → app. Local server and Lambda both start here."""
+"""The composition root: settings → database → adapters → services. `o serve`, the CLI and every
+Lambda handler start here, and only here is it decided what runs locally and what on AWS.
+
+Each port has a local adapter and an AWS adapter (:mod:`o.aws`); the settings pick one, once:
+
+==========================  ==================================  ========================================
+port                        local                               AWS (when the setting is present)
+==========================  ==================================  ========================================
+database URL                embedded Postgres / O_DATABASE_URL  RDS secret (O_DB_SECRET_ARN)
+provider keys (KeySource)   the settings (OPENAI_API_KEY, …)    Secrets Manager (O_LLM_KEYS_SECRET_ARN)
+tool Sandbox                a confined local process            the sandbox Lambda (O_SANDBOX_*)
+agent RunLauncher           the loop in this process            agent-loop state machine (O_AGENT_…)
+evolution launcher          a thread in this process            evolution state machine (O_EVOLUTION_…)
+canary AliasRouter          hashed split of run ids             weighted Lambda alias (O_EVOLUTION_…)
+outcome metrics             revision_outcomes rows              CloudWatch (EMF in, GetMetricData out)
+sleep-time scheduler        a thread in `o serve`               EventBridge Scheduler (infra only)
+==========================  ==================================  ========================================
+
+The AWS adapters are imported only when chosen, so local mode never loads boto3.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +26,36 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from o.config import ConfigError, Settings, validated
+from o.agent.engine import Engine, llm_factory
+from o.agent.prompt import default_cache
+from o.agent.runner import Executions, StateMachineLauncher, resume_stale
+from o.agent.serving import OutcomeMetrics
+from o.agent.tools import SandboxExecutor
+from o.config import ConfigError, Settings, load_settings, unknown_variables
+from o.evolution import loop, sleeptime
+from o.evolution.rollout import AliasRouter
+from o.evolution.routing import CanaryRouter
+from o.llm.client import ClientOptions
+from o.llm.keys import KeySource, SettingsKeySource
+from o.memory.embeddings import Embedders
+from o.observability import logger
+from o.store import db as database
 from o.store.db import Database
 from o.store.embedded import EmbeddedPostgres
 from o.store.migrate import migrate
+from o.tools.sandbox.base import Sandbox
+from o.tools.sandbox.local import LocalProcessSandbox
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from o.api.deps import Services
+
+
+class Service(Protocol):
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -24,7 +64,7 @@ class Runtime:
     db: Database
     database_url: str
     embedded: EmbeddedPostgres | None = None
-    services: list[Any] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
 
     def close(self) -> None:
         for service in self.services:
@@ -34,34 +74,34 @@ class Runtime:
             self.embedded.stop()
 
 
-def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
-    """O_DATABASE_URL, else the RDS secret (AWS), else the embedded Postgres in the data dir."""
-    if settings.database_url:
-        return settings.database_url, None
-    secret_arn = os.environ.get("O_DB_SECRET_ARN")
-    if secret_arn:
-        from o.store.aws_url import database_url_from_secret
+# -- the database -------------------------------------------------------------------------------------------
 
-        return database_url_from_secret(os.environ["O_DB_HOST"], secret_arn, os.environ.get("O_DB_NAME", "o")), None
+
+def configured_database_url(settings: Settings) -> str | None:
+    """O_DATABASE_URL, else the URI built from the RDS secret (AWS); None when neither is set."""
+    if settings.database_url:
+        return settings.database_url
+    if not settings.db.secret_arn:
+        return None
+    if not settings.db.host:
+        raise ConfigError("invalid configuration: O_DB_SECRET_ARN needs O_DB_HOST (the RDS Proxy endpoint)")
+    from o.aws.database import database_url_from_secret
+
+    return database_url_from_secret(settings.db.host, settings.db.secret_arn, settings.db.name)
+
+
+def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The configured database, else the embedded Postgres in the data dir (local mode)."""
+    url = configured_database_url(settings)
+    if url is not None:
+        return url, None
     embedded = EmbeddedPostgres(settings.data_dir)
     return embedded.url, embedded
 
 
-def check_environment() -> None:
-    """Every module's settings model reads its variables here, once, so a bad value stops the
-    process at start with the variable's name rather than failing the first request that needs it."""
-    from o.agent.engine import AgentSettings
-    from o.evolution.loop import EvolutionPolicy
-    from o.evolution.sleeptime import SleeptimePolicy
-    from o.llm.config import LLMSettings
-    from o.tools.sandbox import SandboxSettings
-
-    for model in (AgentSettings, LLMSettings, SandboxSettings, EvolutionPolicy, SleeptimePolicy):
-        validated(model)
-
-
 def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
-    check_environment()
+    for warning in unknown_variables():
+        logger.warning(warning)
     url, embedded = resolve_database_url(settings)
     if settings.run_migrations if migrate_schema is None else migrate_schema:
         migrate(url)
@@ -75,63 +115,128 @@ def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
     return Runtime(settings=settings, db=db, database_url=url, embedded=embedded)
 
 
-class ServeSettings(BaseSettings):
-    """How many processes `o serve` runs (env O_WORKERS, flag --workers)."""
-
-    model_config = SettingsConfigDict(env_prefix="O_", extra="ignore", frozen=True)
-
-    # None: one per core beside Postgres. The API is CPU-bound in Python, so one interpreter uses one
-    # core; on 2 cores two workers (2,050 req/s) starved Postgres into 400-700 ms p99 spikes that one
-    # worker (1,280 req/s, p99 ~60 ms at 16 connections) never showed (bench/api.py).
-    workers: int | None = Field(default=None, ge=1, le=64)
-
-    def worker_count(self, rt: Runtime) -> int:
-        """O_WORKERS, or one per core as far as the server's connections allow: every process
-        (the parent and each worker) may open O_POOL_MAX of them."""
-        with rt.db.transaction() as conn:
-            row = conn.execute(
-                """SELECT current_setting('max_connections')::int
-                          - current_setting('superuser_reserved_connections')::int AS n"""
-            ).fetchone()
-        # a few for `o keys create`, `o migrate` and a psql while the server runs
-        fit = (int(row["n"]) - 5) // rt.settings.pool_max - 1
-        if self.workers is None:
-            return max(1, min((os.cpu_count() or 1) - 1, fit))
-        if self.workers > max(1, fit):
-            raise ConfigError(
-                f"invalid configuration: O_WORKERS: {self.workers} workers and the parent with O_POOL_MAX="
-                f"{rt.settings.pool_max} connections each need more than the {row['n']} Postgres allows; "
-                "lower O_WORKERS or O_POOL_MAX"
-            )
-        return self.workers
+# -- the adapters -------------------------------------------------------------------------------------------
 
 
-def local_engine(rt: Runtime) -> Any:
-    """The agent engine of one `o serve` process, with the every-N-user-messages sleep-time trigger
-    on its run ends unless O_SLEEPTIME=false. Each serving process has its own: the trigger's
-    check and the pass's own guard are in Postgres, so processes do not start a pass twice."""
-    from o.agent.engine import default_engine
+def key_source(settings: Settings) -> KeySource:
+    if settings.llm.keys_secret_arn:
+        from o.aws.secrets import SecretsManagerKeySource
 
-    engine = default_engine(rt.db)
-    if rt.settings.sleeptime:
-        from o.evolution import loop
-        from o.evolution.sleeptime import RunEndTrigger
+        return SecretsManagerKeySource(settings.llm.keys_secret_arn, settings.llm.keys_cache_s)
+    return SettingsKeySource(settings.keys)
 
-        # every N user messages: checked when a run ends, on the trigger's own thread
-        engine.on_run_end = RunEndTrigger(lambda: loop.default_deps(rt.db, engine))
+
+def sandbox(settings: Settings) -> Sandbox:
+    config = settings.sandbox
+    if config.uses_lambda:
+        from o.aws.sandbox import LambdaSandbox
+
+        assert config.function_name
+        return LambdaSandbox(config.function_name, region_name=config.region, max_wall_seconds=config.max_wall_seconds)
+    return LocalProcessSandbox(workdir_root=config.workdir, isolate=config.isolate, allow_network=config.allow_network)
+
+
+def state_machine(arn: str | None) -> Executions:
+    from o.aws.stepfunctions import StateMachine
+
+    return StateMachine(arn)
+
+
+def alias_router(settings: Settings) -> AliasRouter | None:
+    if not settings.evolution.step_function_name:
+        return None
+    from o.aws.alias import LambdaAlias
+
+    return LambdaAlias(None, settings.evolution.step_function_name, settings.evolution.step_alias)
+
+
+def outcome_metrics() -> Any:
+    """The CloudWatch adapter: :class:`OutcomeMetrics` for the agent step, ``VersionMetrics`` for canaries."""
+    from o.aws.metrics import CloudWatchOutcomes
+
+    return CloudWatchOutcomes()
+
+
+# -- the services -------------------------------------------------------------------------------------------
+
+
+def agent_engine(
+    settings: Settings, db: Database, *, keys: KeySource | None = None, in_state_machine: bool = False
+) -> Engine:
+    """The agent loop's engine of this process, with every adapter the settings name.
+
+    ``in_state_machine``: this is the agent-step Lambda, which the agent-loop state machine invokes: it
+    releases executions waiting on an approval through Step Functions, without knowing the machine's ARN.
+    """
+    keys = keys or key_source(settings)
+    engine = Engine(
+        db,
+        llm_factory(keys, ClientOptions.from_settings(settings.llm)),
+        tools=SandboxExecutor(db, sandbox(settings)),
+        settings=settings.agent,
+        prompts=default_cache,
+        embedders=Embedders(keys, settings.embedding),
+        revisions=CanaryRouter(settings.canary_evolution),
+    )
+    if settings.agent.state_machine_arn or in_state_machine:
+        engine.remote = StateMachineLauncher(db, state_machine(settings.agent.state_machine_arn))
     return engine
 
 
-def start_background(rt: Runtime, engine: Any) -> None:
+def evolution_deps(settings: Settings, engine: Engine, **overrides: Any) -> loop.EvolutionDeps:
+    router = alias_router(settings)
+    values: dict[str, Any] = {
+        "policy": settings.evolution,
+        "router": router,
+        "metrics": outcome_metrics() if router is not None else None,
+        "executions": state_machine(arn) if (arn := settings.evolution.state_machine_arn) else None,
+    }
+    values.update(overrides)
+    return loop.EvolutionDeps(engine.db, engine, **values)
+
+
+def api_services(settings: Settings, db: Database) -> Services:
+    # imported here: the agent-step and evolution Lambdas never load the web framework
+    from o.api.deps import Services
+
+    engine = agent_engine(settings, db)
+    return Services(evolution_deps(settings, engine), sandbox(settings))
+
+
+def api_app(settings: Settings, services: Services) -> FastAPI:
+    from o.api.app import create_app
+
+    return create_app(services, max_body_bytes=settings.max_body_bytes)
+
+
+def step_outcomes(settings: Settings) -> OutcomeMetrics | None:
+    """Where the agent-step Lambda reports finished turns per version (only while canaries can exist)."""
+    return outcome_metrics() if settings.evolution.step_function_name else None
+
+
+# -- `o serve` ---------------------------------------------------------------------------------------------
+
+
+def local_services(rt: Runtime) -> Services:
+    """The services of one `o serve` process, with the every-N-user-messages sleep-time trigger on its
+    run ends unless sleep-time is off. Each serving process has its own: the trigger's check and the
+    pass's own guard are in Postgres, so processes do not start a pass twice."""
+    services = api_services(rt.settings, rt.db)
+    if rt.settings.sleeptime.enabled:
+        # every N user messages: checked when a run ends, on the trigger's own thread
+        services.engine.on_run_end = sleeptime.RunEndTrigger(lambda: services.evolution, rt.settings.sleeptime)
+    return services
+
+
+def start_background(rt: Runtime, services: Services) -> None:
     """The work `o serve` does beside the API, in exactly ONE process however many serve requests
     (in AWS, Step Functions and EventBridge do it):
 
     - runs a previous process left mid-loop are finished from their durable state, in the
       background so serving starts at once;
-    - the sleep-time scheduler (which also resumes undecided evolutions), unless O_SLEEPTIME=false.
+    - the sleep-time scheduler (which also resumes undecided evolutions), unless sleep-time is off.
     """
-    from o.agent.runner import resume_stale
-    from o.observability import logger
+    engine = services.engine
 
     def resume() -> None:
         try:
@@ -142,43 +247,51 @@ def start_background(rt: Runtime, engine: Any) -> None:
             logger.exception("resuming stale runs failed")
 
     threading.Thread(target=resume, name="o-resume-runs", daemon=True).start()
-    if rt.settings.sleeptime:
-        from o.evolution.sleeptime import start_local_scheduler
-
-        rt.services.append(start_local_scheduler(rt, poll_seconds=rt.settings.sleeptime_poll_seconds))
+    if rt.settings.sleeptime.enabled:
+        rt.services.append(sleeptime.start_local_scheduler(services.evolution, rt.settings.sleeptime))
 
 
-def start_local_services(rt: Runtime, app: Any) -> None:
-    """A single-process `o serve`: the app's engine and the background work, in this process."""
-    engine = local_engine(rt)
-    app.state.agent_engine = engine
-    start_background(rt, engine)
+def worker_count(rt: Runtime) -> int:
+    """O_WORKERS, or one per core as far as the server's connections allow: every process
+    (the parent and each worker) may open O_POOL_MAX of them."""
+    settings = rt.settings
+    with rt.db.read() as conn:
+        allowed = database.connection_limit(conn)
+    # a few for `o keys create`, `o migrate` and a psql while the server runs
+    fit = (allowed - 5) // settings.pool_max - 1
+    if settings.workers is None:
+        # The API is CPU-bound in Python, so one interpreter uses one core; on 2 cores two workers
+        # starved Postgres into 400-700 ms p99 spikes that one worker never showed (bench/api.py).
+        return max(1, min((os.cpu_count() or 1) - 1, fit))
+    if settings.workers > max(1, fit):
+        raise ConfigError(
+            f"invalid configuration: O_WORKERS: {settings.workers} workers and the parent with O_POOL_MAX="
+            f"{settings.pool_max} connections each need more than the {allowed} Postgres allows; "
+            "lower O_WORKERS or O_POOL_MAX"
+        )
+    return settings.workers
 
 
-def prepare_workers(rt: Runtime) -> None:
-    """Before a multi-process `o serve` spawns its workers: they inherit this environment, so they
-    open their own pools against the Postgres this process started (and migrated) and do not
-    start or migrate one themselves."""
-    os.environ["O_DATABASE_URL"] = rt.database_url
-    os.environ["O_RUN_MIGRATIONS"] = "false"
-    os.environ["O_SLEEPTIME"] = "true" if rt.settings.sleeptime else "false"
+def worker_environment(rt: Runtime) -> dict[str, str]:
+    """What a multi-process `o serve`'s workers must find in their environment: they open their own
+    pools against the Postgres this process started (and migrated), and start or migrate none."""
+    return {
+        "O_DATABASE_URL": rt.database_url,
+        "O_RUN_MIGRATIONS": "false",
+        "O_SLEEPTIME_ENABLED": "true" if rt.settings.sleeptime.enabled else "false",
+    }
 
 
-def worker_app() -> Any:
+def worker_app() -> FastAPI:
     """The app factory each worker process of a multi-process `o serve` calls (uvicorn ``factory=True``).
 
     A worker serves requests only; the parent runs the background work (:func:`start_background`).
     """
-    from o.api.app import create_app
-    from o.config import load_settings
-
     _die_with_parent()
     settings = load_settings()
     rt = start(settings, migrate_schema=False)
     atexit.register(rt.close)
-    app = create_app(rt.db, max_body_bytes=settings.max_body_bytes)
-    app.state.agent_engine = local_engine(rt)
-    return app
+    return api_app(settings, local_services(rt))
 
 
 def _die_with_parent() -> None:

@@ -15,11 +15,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from o import runtime
-from o.agent import workflow
-from o.agent.engine import Engine, default_engine
+from o.agent import serving, workflow
 from o.config import load_settings
-from o.evolution import routing
-from o.evolution.metrics import CloudWatchMetrics
 from o.observability import logger, metrics, tracer
 
 
@@ -34,19 +31,11 @@ class StepEvent(BaseModel):
 
 
 # Module scope: one connection (prepared statements off for RDS Proxy) reused across invocations.
-_runtime = runtime.start(load_settings(), migrate_schema=False)
-_engine: Engine = default_engine(_runtime.db)
-# Per-version outcomes for canaries on the `live` alias; created on first use, like the engine's SFN client.
-_outcomes: CloudWatchMetrics | None = None
-
-
-def outcomes() -> CloudWatchMetrics:
-    global _outcomes
-    if _outcomes is None:
-        import boto3
-
-        _outcomes = CloudWatchMetrics(boto3.client("cloudwatch"))
-    return _outcomes
+_settings = load_settings()
+_runtime = runtime.start(_settings, migrate_schema=False)
+_engine = runtime.agent_engine(_settings, _runtime.db, in_state_machine=True)
+# Per-version outcomes for canaries on the `live` alias (EMF in this function's log).
+_outcomes = runtime.outcome_metrics()
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -65,7 +54,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         version=context.function_version,
     )
     if result["next"] in ("done", "failed"):
-        routing.publish_outcome(_engine.db, outcomes(), parsed.run_id, context.function_version)
+        serving.publish_outcome(_engine.db, _outcomes, parsed.run_id, context.function_version)
     metrics.add_metric(name="AgentActions", unit=MetricUnit.Count, value=1)
     if result["next"] == "failed":
         metrics.add_metric(name="AgentRunsFailed", unit=MetricUnit.Count, value=1)

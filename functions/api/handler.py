@@ -9,20 +9,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
 from o import runtime
-from o.api.app import create_app
 from o.config import load_settings
 from o.observability import logger, metrics, tracer
 
 # Module scope: one connection per execution environment, reused across invocations.
-_runtime = runtime.start(load_settings(), migrate_schema=False)
-_asgi = Mangum(create_app(_runtime.db, max_body_bytes=_runtime.settings.max_body_bytes), lifespan="off")
+_settings = load_settings()
+_runtime = runtime.start(_settings, migrate_schema=False)
+_asgi = Mangum(runtime.api_app(_settings, runtime.api_services(_settings, _runtime.db)), lifespan="off")
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = _asgi(event, context)
+    response: dict[str, Any] = _asgi(event, context)  # type: ignore[arg-type]
     metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
     if response.get("statusCode", 500) >= 500:
         metrics.add_metric(name="ApiServerErrors", unit=MetricUnit.Count, value=1)

@@ -29,8 +29,9 @@ class EvolutionEvent(BaseModel):
 
 
 # Module scope: one connection per execution environment, reused across invocations.
-_runtime = runtime.start(load_settings(), migrate_schema=False)
-_deps = loop.default_deps(_runtime.db)
+_settings = load_settings()
+_runtime = runtime.start(_settings, migrate_schema=False)
+_deps = runtime.evolution_deps(_settings, runtime.agent_engine(_settings, _runtime.db))
 # time kept to record the step's outcome (and a rollback) before Lambda's own timeout
 _MARGIN_S = 30.0
 

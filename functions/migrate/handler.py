@@ -17,14 +17,14 @@ deployment is made here; who may invoke it is decided by IAM.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import urllib.request
 from typing import Any
 
+from o import runtime
+from o.config import ConfigError, build_settings
 from o.observability import logger
 from o.store import orgs
-from o.store.aws_url import database_url_from_secret
 from o.store.db import Database
 from o.store.migrate import migrate
 
@@ -36,12 +36,11 @@ _REASON_LIMIT = 3_000
 
 def database_url() -> str:
     """The target database: a direct URI (local runs) or the proxy host + RDS secret."""
-    direct = os.environ.get("O_DATABASE_URL")
-    if direct:
-        return direct
-    return database_url_from_secret(
-        os.environ["O_DB_HOST"], os.environ["O_DB_SECRET_ARN"], os.environ.get("O_DB_NAME", "o")
-    )
+    # read at each call: the function runs once per deployment, and an operator may change its settings
+    url = runtime.configured_database_url(build_settings())
+    if url is None:
+        raise ConfigError("invalid configuration: set O_DATABASE_URL or O_DB_SECRET_ARN and O_DB_HOST")
+    return url
 
 
 def send_response(event: dict[str, Any], status: str, reason: str, data: dict[str, Any] | None = None) -> None:

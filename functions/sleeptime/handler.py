@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from o import runtime
 from o.config import load_settings
-from o.evolution import loop, sleeptime
+from o.evolution import sleeptime
 from o.observability import logger, tracer
 
 
@@ -28,8 +28,9 @@ class SleeptimeEvent(BaseModel):
     organization_id: str | None = None
 
 
-_runtime = runtime.start(load_settings(), migrate_schema=False)
-_deps = loop.default_deps(_runtime.db)
+_settings = load_settings()
+_runtime = runtime.start(_settings, migrate_schema=False)
+_deps = runtime.evolution_deps(_settings, runtime.agent_engine(_settings, _runtime.db))
 # leave time to record the last pass before Lambda's own timeout
 _MARGIN_MS = 60_000
 
@@ -41,8 +42,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if parsed.agent_id:
         if not parsed.organization_id:
             raise ValueError("a per-agent sleep-time event needs organization_id too")
-        results = [sleeptime.run_pass(_deps, parsed.organization_id, parsed.agent_id, trigger="schedule")]
+        results = [
+            sleeptime.run_pass(
+                _deps, parsed.organization_id, parsed.agent_id, trigger="schedule", policy=_settings.sleeptime
+            )
+        ]
     else:
         remaining_s = max(1.0, (context.get_remaining_time_in_millis() - _MARGIN_MS) / 1000)
-        results = sleeptime.sweep(_deps, deadline_s=remaining_s)
+        results = sleeptime.sweep(_deps, _settings.sleeptime, deadline_s=remaining_s)
     return {"passes": [r.as_dict() for r in results]}

@@ -8,12 +8,11 @@ after it.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from o.config import load_settings
 from o.tools.sandbox.base import ToolInvocation
 from o.tools.sandbox.local import (
     LocalProcessSandbox,
@@ -25,11 +24,12 @@ from o.tools.sandbox.local import (
 
 logger = Logger(service="o-tool-sandbox")
 harden_host_process()
+_settings = load_settings()
 # only inside the Lambda runtime: elsewhere (a test importing this) the process has other children
-_sweep = "AWS_LAMBDA_RUNTIME_API" in os.environ and adopt_orphans()
+_sweep = bool(_settings.lambda_runtime_api) and adopt_orphans()
 # the environment's writable scratch space; emptied after each call so nothing a call
 # wrote (its variables, say) is there for the next call, perhaps another organization's
-_scratch = Path(os.environ.get("O_SANDBOX_SCRATCH", "/tmp"))
+_scratch = _settings.sandbox.scratch
 _sandbox = LocalProcessSandbox(workdir_root=_scratch)
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from o.agent import revisions
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
 from o.memory import blocks as memory_blocks
 from o.store import agents as agent_store
 from o.store import blocks as block_store
+from o.store import tools as tool_store
 from o.store.db import Conn
 from o.store.pages import Page
+from o.tools import catalog
+from o.tools.builtin import BUILTINS
 
 DEFAULT_SYSTEM = (
     "You are a helpful assistant with persistent memory. Your core memory blocks are shown below; "
@@ -26,7 +30,7 @@ DEFAULT_EMBEDDING_CONFIG: dict[str, Any] = {
 }
 
 
-# What a revision captures (o/evolution/revisions.py): an API edit of these makes a new one.
+# What a revision captures (o/agent/revisions.py): an API edit of these makes a new one.
 EVOLVABLE = {"system", "llm_config", "tool_rules", "block_ids", "tool_ids"}
 
 
@@ -85,7 +89,7 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec) -> AgentView:
         memory_blocks.attach(conn, organization_id, agent["id"], block_id)
     _set_tools(conn, organization_id, agent["id"], spec.tool_ids, spec.tool_names)
     if spec.tool_env:
-        _catalog().set_agent_env(conn, organization_id, agent["id"], spec.tool_env)
+        catalog.set_agent_env(conn, organization_id, agent["id"], spec.tool_env)
     _record_revision(conn, organization_id, agent["id"])
     return get(conn, organization_id, agent["id"])
 
@@ -93,16 +97,7 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec) -> AgentView:
 def _record_revision(conn: Conn, organization_id: str, agent_id: str) -> None:
     """Revision 1 at creation; later, a user's edit of what evolution may change is a revision too
     (author "user"), recorded at once so the next run reports it and feedback is credited to it."""
-    from o.evolution import revisions  # evolution builds on agents, not the other way round
-
     revisions.current(conn, organization_id, agent_id)
-
-
-def _catalog() -> Any:
-    # The tool catalog checks agents through this module; importing it lazily keeps the cycle out.
-    from o.tools import catalog
-
-    return catalog
 
 
 def _set_tools(
@@ -116,9 +111,6 @@ def _set_tools(
 ) -> None:
     """Attach tools by id and by name (Letta's ``tool_ids`` / ``tools``). Built-in names need no row:
     every agent is offered the built-ins of its type."""
-    from o.store import tools as tool_store
-    from o.tools.builtin import BUILTINS
-
     wanted = list(tool_ids)
     for name in tool_names:
         row = tool_store.get_by_name(conn, organization_id, name)
@@ -126,7 +118,6 @@ def _set_tools(
             wanted.append(row["id"])
         elif name not in BUILTINS:
             raise NotFound(f"tool named {name!r} not found")
-    catalog = _catalog()
     if replace:
         for tool in tool_store.for_agent(conn, agent_id):
             if tool["id"] not in wanted:
@@ -144,10 +135,7 @@ def get(conn: Conn, organization_id: str, agent_id: str) -> AgentView:
 
 def require(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False) -> dict[str, Any]:
     """The agent row, or NotFound: also how another organization's ids stay invisible."""
-    agent = agent_store.get(conn, organization_id, agent_id, for_update=for_update)
-    if agent is None:
-        raise NotFound(f"agent {agent_id} not found")
-    return agent
+    return agent_store.require(conn, organization_id, agent_id, for_update=for_update)
 
 
 def list_agents(conn: Conn, organization_id: str, page: Page, **filters: Any) -> list[AgentView]:
@@ -164,7 +152,7 @@ def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, A
     if tool_ids is not None:
         _set_tools(conn, organization_id, agent_id, tool_ids, [], replace=True)
     if tool_env is not None:
-        _catalog().set_agent_env(conn, organization_id, agent_id, tool_env)
+        catalog.set_agent_env(conn, organization_id, agent_id, tool_env)
     if changes:
         agent_store.update(conn, organization_id, agent_id, changes)
     if block_ids is not None:

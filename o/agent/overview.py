@@ -33,7 +33,7 @@ from o.agent.prompt import (
     render_metadata,
     render_tool_rules,
 )
-from o.agent.tools import AgentTool, agent_tools, attached_tools
+from o.agent.tools import AgentTool, agent_tools
 from o.agent.transcript import text_of, to_chat
 from o.errors import Conflict, InvalidInput
 from o.ids import new_id
@@ -43,6 +43,7 @@ from o.llm.config import LLMConfig
 from o.llm.types import ToolSpec
 from o.store import agents as agent_store
 from o.store import messages as message_store
+from o.store import tools as tool_store
 from o.store.db import Conn, Database
 
 # Letta's boot sequence (``add_default_initial_messages``): a first send_message, its result, a login event.
@@ -62,7 +63,7 @@ def _config(agent: dict[str, Any]) -> LLMConfig:
 
 
 def _tools(conn: Conn, agent: dict[str, Any]) -> list[AgentTool]:
-    return agent_tools(agent, attached_tools(conn, agent["id"]))
+    return agent_tools(agent, tool_store.for_agent(conn, agent["id"]))
 
 
 def _is_summary(row: dict[str, Any]) -> bool:

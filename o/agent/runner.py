@@ -1,20 +1,21 @@
-"""Driving runs: locally a loop over :func:`o.agent.step.execute`; in AWS a Step Functions
+"""Driving runs: locally a loop over :func:`o.agent.step.advance`; in AWS a Step Functions
 execution that calls the same function once per state.
 
 :class:`RunLauncher` is the seam. :class:`LocalLauncher` runs the loop in this process
-(inline, or on a background thread for async requests); :class:`StepFunctionsLauncher`
-starts an execution with ``{"run_id", "iteration"}`` and releases a waiting one with the
-task token stored on the run.
+(inline, or on a background thread for async requests); :class:`StateMachineLauncher`
+starts an execution with ``{"run_id", "iteration"}`` through an :class:`Executions` adapter and
+releases a waiting one with the task token stored on the run.
 """
 
 from __future__ import annotations
 
-import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from o.agent.step import Outcome, StepDeps, advance
+from o.agent.step import Outcome, StepDeps, advance, finish_run
+from o.errors import OError
 from o.observability import logger
 from o.store import runs as run_store
 from o.store.db import Database
@@ -53,13 +54,8 @@ def resume_stale(deps: StepDeps, *, idle_s: float = 60.0, limit: int = 100) -> l
     Each run resumes from its durable state, so nothing is lost or written twice.
     """
     with deps.db.transaction() as conn:
-        stale = conn.execute(
-            """SELECT id FROM runs WHERE next_action IN ('step', 'tools')
-                 AND updated_at < now() - make_interval(secs => %s)
-               ORDER BY updated_at LIMIT %s""",
-            (idle_s, limit),
-        ).fetchall()
-    return [drive(deps, row["id"]) for row in stale]
+        stale = run_store.stale(conn, idle_s=idle_s, limit=limit)
+    return [drive(deps, run_id) for run_id in stale]
 
 
 def store_task_token(db: Database, run_id: str, token: str, counter: int) -> dict[str, Any] | None:
@@ -97,6 +93,10 @@ class RunLauncher(Protocol):
         """Let an execution that waits on this run's approval go on (approved, denied or cancelled)."""
         ...
 
+    def release_token(self, token: str, run: dict[str, Any]) -> None:
+        """Release the execution waiting on ``token`` (its decision came before the token was stored)."""
+        ...
+
 
 class LocalLauncher:
     """The loop in this process. ``deps_for`` builds the step dependencies for one launch."""
@@ -132,63 +132,95 @@ class LocalLauncher:
     def release(self, run: dict[str, Any]) -> None:
         del run  # nothing waits in-process; the next launch() picks the run up
 
+    def release_token(self, token: str, run: dict[str, Any]) -> None:
+        del token, run  # no execution waits on a token locally
+
     def join(self, timeout: float = 30.0) -> None:
         for thread in list(self._threads):
             thread.join(timeout)
 
 
 def fail_run(db: Database, run_id: str, why: str = "unknown error") -> None:
-    from o.agent.step import finish_run
-
     with db.transaction() as conn:
         run = run_store.get(conn, run_id, for_update=True)
         if run is not None and run["next_action"] not in ("done", "failed"):
             finish_run(conn, run, "error", error=f"the run's worker failed: {why}", next_action="failed")
 
 
-class StepFunctionsLauncher:
-    """Runs go through the agent state machine; this process only starts and releases them."""
+class Executions(Protocol):
+    """A workflow engine that runs loops outside this process (AWS: :class:`o.aws.stepfunctions.StateMachine`)."""
+
+    def start(self, name: str, payload: dict[str, Any]) -> str | None:
+        """Start an execution called ``name``; its id, or None when one of that name exists already."""
+        ...
+
+    def send_success(self, token: str, output: dict[str, Any]) -> None:
+        """Let an execution waiting on ``token`` go on with ``output``."""
+        ...
+
+
+class StateMachineLauncher:
+    """Runs go through the agent-loop state machine; this process only starts and releases them."""
 
     inline = False
 
-    def __init__(self, state_machine_arn: str, client: Any | None = None, db: Database | None = None) -> None:
-        self.state_machine_arn = state_machine_arn
-        self._client = client
+    def __init__(self, db: Database, executions: Executions) -> None:
         self.db = db
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("stepfunctions")
-        return self._client
+        self.executions = executions
 
     def launch(self, run_id: str, *, wait: bool) -> None:
         del wait  # the API polls the run's state when it must answer synchronously
-        with _db(self).transaction() as conn:
+        with self.db.transaction() as conn:
             run = run_store.get(conn, run_id)
         assert run is not None
         # One execution per (run, resumption point): a retried launch cannot start the loop twice.
         name = f"{run_id}-{run['iteration']}-{run['next_action']}"[:80]
-        try:
-            started = self.client.start_execution(
-                stateMachineArn=self.state_machine_arn,
-                name=name,
-                input=json.dumps({"run_id": run_id, "iteration": 0}),
-            )
-        except self.client.exceptions.ExecutionAlreadyExists:
+        execution = self.executions.start(name, {"run_id": run_id, "iteration": 0})
+        if execution is None:
             return
-        with _db(self).transaction() as conn:
-            run_store.update(conn, run_id, {"execution_arn": started["executionArn"]})
+        with self.db.transaction() as conn:
+            run_store.update(conn, run_id, {"execution_arn": execution})
 
     def release(self, run: dict[str, Any]) -> None:
         token = run.get("task_token")
         if token:
-            self.client.send_task_success(taskToken=token, output=json.dumps(resume_output(run)))
+            self.executions.send_success(token, resume_output(run))
+
+    def release_token(self, token: str, run: dict[str, Any]) -> None:
+        self.executions.send_success(token, resume_output(run))
 
 
-def _db(launcher: StepFunctionsLauncher) -> Database:
-    if launcher.db is None:
-        raise RuntimeError("StepFunctionsLauncher needs the database to record executions")
-    return launcher.db
+def continue_run(launcher: RunLauncher, db: Database, run: dict[str, Any], *, wait: bool) -> None:
+    """Start a new run's loop, or let one paused on an approval go on now that it is decided."""
+    resumed = run["next_action"] == "tools" and run["status"] != "created"
+    if resumed and not launcher.inline:
+        with db.transaction() as conn:
+            fresh = run_store.get(conn, run["id"])
+        assert fresh is not None
+        # The waiting execution carries on; without a token yet, await_approval releases itself.
+        launcher.release(fresh)
+        return
+    launcher.launch(run["id"], wait=wait)
+
+
+class StillRunning(OError):
+    status_code = 504
+    code = "run_in_progress"
+
+
+def wait_until_settled(db: Database, run_id: str, timeout_s: float) -> None:
+    """Follow a state machine run until it ends or pauses; past ``timeout_s`` say where to find it."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while time.monotonic() < deadline:
+        with db.transaction() as conn:
+            run = run_store.get(conn, run_id)
+        if run is None or run["next_action"] in ("done", "failed", "approval"):
+            return
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    raise StillRunning(
+        f"run {run_id} is still working after {timeout_s:g} s; follow it at GET /v1/runs/{run_id} "
+        "(or send with /messages/async or /messages/stream)",
+        run_id=run_id,
+    )

@@ -1,16 +1,14 @@
 """Runs from the API's side: starting one with the caller's messages, approving a paused
-tool call, cancelling, and shaping the result as Letta's LettaResponse."""
+tool call, cancelling, and reading what a run produced (the API shapes it as Letta's LettaResponse)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from o.agent import lifecycle
 from o.agent.step import finish_run, step_id_for
 from o.agent.transcript import derived_id
-from o.api.schemas.messages import to_letta_list
 from o.errors import Conflict, InvalidInput, NotFound, OError
 from o.ids import new_id
 from o.store import messages as message_store
@@ -45,11 +43,6 @@ class Started:
     input_ids: list[str] = field(default_factory=list)
 
 
-def _last_seq(conn: Conn) -> int:
-    row = conn.execute("SELECT coalesce(max(seq), 0) AS s FROM messages").fetchone()
-    return int(row["s"]) if row else 0
-
-
 def start(
     conn: Conn,
     organization_id: str,
@@ -76,7 +69,7 @@ def start(
             "metadata": {"background": background},
         },
     )
-    after = _last_seq(conn)
+    after = message_store.last_seq(conn)
     rows = message_store.insert_many(
         conn,
         [
@@ -106,7 +99,7 @@ def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Dec
         raise Conflict(f"agent {agent_id} has no tool call waiting for approval")
     step = step_store.get(conn, step_id_for(run["id"], run["iteration"]), for_update=True)
     assert step is not None
-    request_message = message_store_get(conn, step["message_id"])
+    request_message = _message(conn, step["message_id"])
     pending: list[str] = list((request_message.get("metadata") or {}).get("requires_approval") or [])
     chosen: dict[str, dict[str, Any]] = {}
     for d in decisions:
@@ -118,7 +111,7 @@ def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Dec
     missing = [c for c in pending if c not in chosen]
     if missing:
         raise InvalidInput(f"decide every pending tool call; missing: {missing}")
-    after = _last_seq(conn)
+    after = message_store.last_seq(conn)
     first = decisions[0]
     [row] = message_store.insert_many(
         conn,
@@ -147,8 +140,8 @@ def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Dec
     return Started(run, after, [row["id"]])
 
 
-def message_store_get(conn: Conn, message_id: str) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM messages WHERE id = %s", (message_id,)).fetchone()
+def _message(conn: Conn, message_id: str) -> dict[str, Any]:
+    row = message_store.get(conn, message_id)
     if row is None:
         raise NotFound(f"message {message_id} not found")
     return row
@@ -188,25 +181,6 @@ def require(conn: Conn, organization_id: str, run_id: str) -> dict[str, Any]:
     return run
 
 
-def usage_of(run: dict[str, Any]) -> dict[str, Any]:
-    usage = run.get("usage") or {}
-    return {
-        "message_type": "usage_statistics",
-        "completion_tokens": int(usage.get("completion_tokens", 0)),
-        "prompt_tokens": int(usage.get("prompt_tokens", 0)),
-        "total_tokens": int(usage.get("total_tokens", 0)),
-        "step_count": int(usage.get("step_count", 0)),
-        "run_ids": [run["id"]],
-    }
-
-
-def stop_reason_of(run: dict[str, Any]) -> dict[str, Any]:
-    reason = run.get("stop_reason")
-    if reason is None:
-        reason = "requires_approval" if run["next_action"] == "approval" else "end_turn"
-    return {"message_type": "stop_reason", "stop_reason": reason}
-
-
 class RunFailed(OError):
     """A synchronous request whose run failed: the caller gets an error status naming the cause."""
 
@@ -229,48 +203,10 @@ def raise_if_failed(run: dict[str, Any]) -> None:
     raise error
 
 
-def response(conn: Conn, run_id: str, started: Started) -> dict[str, Any]:
-    """Letta's LettaResponse for what the run produced after ``started``; RunFailed if it failed."""
+def produced(conn: Conn, run_id: str, started: Started) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run and the messages it produced after ``started`` (not the caller's own); RunFailed if it failed."""
     run = run_store.get(conn, run_id)
     assert run is not None
     raise_if_failed(run)
-    request = run.get("request") or {}
-    produced = run_store.messages(conn, run_id, after_seq=started.after_seq)
-    rows = [r for r in produced if r["id"] not in started.input_ids]
-    items = to_letta_list(rows, use_assistant_message=request.get("use_assistant_message", True))
-    wanted = request.get("include_return_message_types")
-    if wanted:
-        items = [i for i in items if i["message_type"] in wanted]
-    return {"messages": items, "stop_reason": stop_reason_of(run), "usage": usage_of(run)}
-
-
-def to_run_object(run: dict[str, Any]) -> dict[str, Any]:
-    """Letta's Run."""
-    request = run.get("request") or {}
-    completed = run.get("completed_at")
-    duration = None
-    if completed is not None:
-        duration = int((completed - run["created_at"]).total_seconds() * 1e9)
-    return {
-        "id": run["id"],
-        "agent_id": run["agent_id"],
-        "status": run["status"],
-        "stop_reason": run["stop_reason"],
-        "created_at": run["created_at"],
-        "completed_at": completed,
-        "background": bool((run.get("metadata") or {}).get("background")),
-        "metadata": run.get("metadata") or {},
-        "request_config": {
-            "use_assistant_message": request.get("use_assistant_message", True),
-            "assistant_message_tool_name": request.get("assistant_message_tool_name") or "send_message",
-            "assistant_message_tool_kwarg": request.get("assistant_message_tool_kwarg") or "message",
-            "include_return_message_types": request.get("include_return_message_types"),
-        },
-        "total_duration_ns": duration,
-        "usage": usage_of(run),
-        "error": run.get("error"),
-    }
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+    rows = run_store.messages(conn, run_id, after_seq=started.after_seq)
+    return run, [r for r in rows if r["id"] not in started.input_ids]

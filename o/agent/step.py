@@ -13,7 +13,7 @@ A step is split where a crash could otherwise lose or duplicate work:
   loop goes on (``request_heartbeat``, tool rules, ``max_steps``, cancel).
 
 Which revision of the agent's configuration serves a run is decided on its first step and kept in
-``runs.metadata`` (:mod:`o.evolution.routing`): a canary's traffic split happens here, per run, and
+``runs.metadata`` (:mod:`o.agent.serving`): a canary's traffic split happens here, per run, and
 the run's end records its outcome for that revision in the same transaction.
 
 Every function takes its dependencies (:class:`StepDeps`) and returns an
@@ -28,17 +28,16 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from o.agent import context as ctx_window
-from o.agent import transcript
+from o.agent import serving, transcript
+from o.agent.events import MessageStored, StepEvent, TokenDelta
 from o.agent.prompt import PromptCache, default_cache
-from o.agent.stream import DeltaTranslator
 from o.agent.tool_rules import Call, ToolRules
 from o.agent.tools import HEARTBEAT, AgentTool, ToolExecutor, agent_tools
-from o.api.schemas.messages import to_letta
 from o.errors import NotFound, OError
-from o.evolution import routing
 from o.llm.client import LLMClient, LLMError
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ChatResponse, Completed, ToolCall, Usage
+from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
 from o.observability import logger
 from o.store import messages as message_store
 from o.store import runs as run_store
@@ -47,7 +46,6 @@ from o.store.db import Conn, Database
 from o.tools import builtin
 
 Next = Literal["step", "tools", "approval", "done", "failed"]
-ASSISTANT_TOOL = "send_message"
 DEFAULT_MAX_STEPS = 50
 
 
@@ -79,14 +77,18 @@ class StepDeps:
     clock: Callable[[], datetime] = _utcnow
     prompts: PromptCache = field(default_factory=lambda: default_cache)
     context: ctx_window.ContextPolicy = field(default_factory=ctx_window.ContextPolicy)
-    # Receives each Letta message (and token delta) as it is produced: the SSE stream.
-    emit: Callable[[dict[str, Any]], None] | None = None
+    # Receives each stored message (and token delta) as it is produced: the SSE stream.
+    emit: Callable[[StepEvent], None] | None = None
     stream_tokens: bool = False
     # Test hook: called at named points ("after_llm", "before_tool_commit", "after_tool") to inject crashes.
     fault: Callable[[str], None] | None = None
     # The Lambda version executing this step (agent-step Lambda): recorded on the run's first step, so
     # its outcome is reported under the version that decided its revision.
     version: str | None = None
+    # Embeds archival and recall memory for the built-in tools (the process's key source and settings).
+    embedders: EmbedderSource = LOCAL_EMBEDDERS
+    # Which revision serves a run: the agent's own, or (o.evolution.routing) a canary's candidate.
+    revisions: serving.RevisionRouter = field(default_factory=serving.CurrentRevision)
     # Called with the run id when the local loop (runner.drive) sees a run end; must return at once
     # (the sleep-time trigger only enqueues).
     on_run_end: Callable[[str], None] | None = None
@@ -95,10 +97,9 @@ class StepDeps:
         if self.fault is not None:
             self.fault(point)
 
-    def _emit(self, items: list[dict[str, Any]]) -> None:
+    def _emit(self, event: StepEvent) -> None:
         if self.emit is not None:
-            for item in items:
-                self.emit(item)
+            self.emit(event)
 
 
 def step_id_for(run_id: str, index: int) -> str:
@@ -175,7 +176,7 @@ def finish_run(
         changes["error"] = error
     run = run_store.update(conn, run["id"], changes)
     # the turn's outcome for its revision's canary figures, committed with the run's end
-    routing.record_run(conn, run)
+    serving.record_run(conn, run)
     return Outcome(run["id"], run["iteration"], next_action, stop_reason)
 
 
@@ -204,13 +205,6 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
-
-
-def _letta_items(row: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
-    request = _request(run)
-    items = to_letta(row, use_assistant_message=request.get("use_assistant_message", True))
-    wanted = request.get("include_return_message_types")
-    return [i for i in items if not wanted or i["message_type"] in wanted]
 
 
 def _enter(
@@ -251,7 +245,7 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
             return finish_run(conn, run, "error", error="the agent was deleted")
         # Which revision serves this run: decided on its first step (which also marks the run running),
         # the same for every later one.
-        run, agent = routing.serve_run(conn, run, agent, version=deps.version)
+        run, agent = serving.serve_run(conn, deps.revisions, run, agent, version=deps.version)
         prompt = deps.prompts.get(conn, agent)
         rows = ctx_window.in_context(conn, agent["id"])
         tools = agent_tools(agent, agent.pop("tools_json"))
@@ -329,26 +323,11 @@ def _call(
 ) -> ChatResponse:
     if not (deps.stream_tokens and deps.emit is not None):
         return client.chat(request)
-    base = {
-        "id": message_id,
-        "date": deps.clock().isoformat(),
-        "otid": None,
-        "sender_id": None,
-        "step_id": step_id,
-        "run_id": run["id"],
-        "name": None,
-        "seq_id": None,
-    }
-    translator = DeltaTranslator(
-        deps.emit,
-        base,
-        _request(run).get("assistant_message_tool_name") or ASSISTANT_TOOL,
-        _request(run).get("assistant_message_tool_kwarg") or "message",
-    )
+    started_at = deps.clock()
     for event in client.stream(request):
         if isinstance(event, Completed):
             return event.response
-        translator.feed(event)
+        deps._emit(TokenDelta(message_id, step_id, run["id"], started_at, event))
     raise LLMError("the stream ended without a final response", provider=client.provider, retryable=True)
 
 
@@ -443,11 +422,7 @@ def _store_reply(
         else:
             run = run_store.update(conn, run_id, {**changes, "next_action": "tools"})
             outcome = Outcome(run_id, iteration, "tools", None)
-    if not (deps.stream_tokens and deps.emit is not None):
-        deps._emit(_letta_items(row, run))
-    elif needs_approval:
-        # Token deltas showed the call as it was written; the approval request is a whole message.
-        deps._emit([i for i in _letta_items(row, run) if i["message_type"] == "approval_request_message"])
+    deps._emit(MessageStored(row))
     return outcome
 
 
@@ -508,7 +483,7 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
         if agent is None:
             return finish_run(conn, run, "error", error="the agent was deleted")
         # the tool rules of the revision that made the calls
-        agent = routing.effective_agent(conn, agent, routing.run_revision(run, agent))
+        agent = serving.effective_agent(conn, agent, serving.run_revision(run, agent))
         tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
         rules = ToolRules.parse(agent["tool_rules"])
         tool_rows = _tool_rows(conn, run_id)
@@ -668,7 +643,7 @@ def _store_result(
         ).fetchone()
         if row is None:
             if builtin_args is not None:
-                output, status = _run_builtin(conn, run, call.name, builtin_args)
+                output, status = _run_builtin(conn, run, call.name, builtin_args, deps.embedders)
             deps._fault("before_tool_commit")
             text = output or ""
             [row] = message_store.insert_many(
@@ -711,13 +686,15 @@ def _store_result(
         if finish is not None and locked is not None:
             outcome = finish(conn, result, locked)
     deps._fault("after_tool")
-    deps._emit(_letta_items(row, run))
+    deps._emit(MessageStored(row))
     result.outcome = outcome
     return result
 
 
-def _run_builtin(conn: Conn, run: dict[str, Any], name: str, args: dict[str, Any]) -> tuple[str, str]:
-    context = builtin.ToolContext(conn, run["organization_id"], run["agent_id"], run["id"])
+def _run_builtin(
+    conn: Conn, run: dict[str, Any], name: str, args: dict[str, Any], embedders: EmbedderSource
+) -> tuple[str, str]:
+    context = builtin.ToolContext(conn, run["organization_id"], run["agent_id"], run["id"], embedders)
     try:
         # A savepoint: a failing tool's partial writes roll back, the result message still commits.
         with conn.transaction():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from o.llm.types import ToolSpec
-from o.store.db import Conn, Database
+from o.store.db import Database
 from o.tools import builtin
 from o.tools.sandbox.base import Sandbox, ToolResult
 
@@ -60,21 +60,6 @@ class SandboxExecutor:
         from o.tools.execute import run_tool
 
         return run_tool(self.db, organization_id, agent_id, tool["name"], args, self.sandbox)
-
-
-def default_executor(db: Database) -> ToolExecutor:
-    """The sandbox the environment names (a local process jail, or the sandbox Lambda in AWS)."""
-    from o.tools.sandbox import sandbox_from_settings
-
-    return SandboxExecutor(db, sandbox_from_settings())
-
-
-def attached_tools(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
-    return conn.execute(
-        """SELECT t.* FROM agent_tools at JOIN tools t ON t.id = at.tool_id
-           WHERE at.agent_id = %s ORDER BY t.name""",
-        (agent_id,),
-    ).fetchall()
 
 
 def agent_tools(agent: dict[str, Any], attached: list[dict[str, Any]]) -> list[AgentTool]:

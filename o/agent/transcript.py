@@ -75,3 +75,25 @@ def parse_arguments(raw: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"arguments must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def replies(rows: list[dict[str, Any]], assistant_tool: str = "send_message", kwarg: str = "message") -> list[str]:
+    """What the agent said to the user in these messages: each ``send_message``'s text, and the text
+    of a reply that called no tool (the agent ended its turn talking)."""
+    said: list[str] = []
+    for row in rows:
+        if row["role"] != "assistant":
+            continue
+        text = text_of(row.get("content"))
+        if text and not row.get("tool_calls"):
+            said.append(text)
+        for call in tool_calls_of(row):
+            if call.name != assistant_tool:
+                continue
+            try:
+                message = json.loads(call.arguments).get(kwarg, "")
+            except (ValueError, AttributeError):
+                message = call.arguments
+            if isinstance(message, str):
+                said.append(message)
+    return said

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from o.agent.engine import Engine
-from o.agent.runner import fail_run, resume_output, store_task_token
+from o.agent.runner import fail_run, store_task_token
 from o.agent.step import Outcome, advance
 from o.store.db import Database
 
@@ -39,7 +39,7 @@ def perform(
         settled = store_task_token(engine.db, run_id, task_token, iteration)
         if settled is not None:
             # The decision (or a cancel) came before the token: nobody else will release the wait.
-            engine.sfn().send_task_success(taskToken=task_token, output=json.dumps(resume_output(settled)))
+            engine.launcher.release_token(task_token, settled)
         return Outcome(run_id, iteration, "approval", "requires_approval").to_dict()
     return advance(engine.deps(version=version), run_id, action, iteration).to_dict()
 

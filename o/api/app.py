@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from o import __version__
 from o.api import errors
-from o.api.deps import KeyCache
+from o.api.deps import KeyCache, Services
 from o.api.limits import BodySizeLimit
 from o.api.routers import (
     agents,
@@ -23,16 +23,16 @@ from o.api.routers import (
     tools,
 )
 from o.observability import logger
-from o.store.db import Database
 
 
-def create_app(db: Database, *, max_body_bytes: int = 1_048_576) -> FastAPI:
+def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAPI:
     app = FastAPI(
         title="O",
         version=__version__,
         description="A self-evolving, stateful agent service that speaks Letta's v1 REST API.",
     )
-    app.state.db = db
+    app.state.services = services
+    app.state.db = services.db
     app.state.key_cache = KeyCache()
     app.state.logger = logger
     errors.install(app)

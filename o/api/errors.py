@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from o.errors import OError
+from o.store.errors import CheckViolation, UniqueViolation
 
 
 def _body(status: int, code: str, detail: Any, **extra: Any) -> JSONResponse:
@@ -37,13 +37,13 @@ def install(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _body(exc.status_code, "http_error", exc.detail)
 
-    @app.exception_handler(psycopg.errors.UniqueViolation)
-    async def unique(_: Request, exc: psycopg.errors.UniqueViolation) -> JSONResponse:
+    @app.exception_handler(UniqueViolation)
+    async def unique(_: Request, exc: UniqueViolation) -> JSONResponse:
         what = exc.diag.constraint_name or "a unique constraint"
         return _body(409, "conflict", f"conflicts with an existing item ({what})")
 
-    @app.exception_handler(psycopg.errors.CheckViolation)
-    async def check(_: Request, exc: psycopg.errors.CheckViolation) -> JSONResponse:
+    @app.exception_handler(CheckViolation)
+    async def check(_: Request, exc: CheckViolation) -> JSONResponse:
         return _body(422, "invalid_input", f"value violates {exc.diag.constraint_name or 'a check constraint'}")
 
     @app.exception_handler(Exception)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from o.evolution import revisions
+from o.agent import revisions
 from o.ids import new_id
 from o.memory import archival
+from o.memory.embeddings import EmbedderSource
 from o.observability import logger
 from o.store.db import Database
 
@@ -38,7 +39,7 @@ def summary_text(evolution: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def remember(db: Database, evolution: dict[str, Any]) -> str:
+def remember(db: Database, evolution: dict[str, Any], embedders: EmbedderSource) -> str:
     """Write the decision into the agent's archival memory; returns the passage id.
 
     Embedding may be unavailable (no local model, provider down); the decision is then stored as a
@@ -61,6 +62,7 @@ def remember(db: Database, evolution: dict[str, Any]) -> str:
                 text,
                 tags=tags,
                 metadata=metadata,
+                embedders=embedders,
             )
         return passages[0].id
     except Exception:

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from o.agent import revisions
 from o.agent.engine import Engine
+from o.agent.runner import Executions
+from o.config import EvolutionSettings
 from o.errors import Conflict, InvalidInput, NotFound
-from o.evolution import evaluator, history, propose, revisions, shadow
-from o.evolution.metrics import CloudWatchMetrics, VersionStats
+from o.evolution import evaluator, history, propose, shadow
+from o.evolution.metrics import VersionMetrics, VersionStats
 from o.evolution.rollout import AliasRouter, LocalRouter, validate_routing
 from o.ids import new_id
 from o.llm.config import LLMConfig
@@ -45,26 +47,10 @@ NEXT_ACTION = {
 ACTIONS = ("reflect", "propose", "shadow", "gate", "canary", "evaluate", "rollback")
 
 
-class EvolutionPolicy(BaseSettings):
-    """Defaults for every evolution (env prefix ``O_EVOLUTION_``); a start request may override the budget."""
+class Budget(BaseModel):
+    """One evolution's limits: the policy's defaults with a start request's overrides on top."""
 
-    model_config = SettingsConfigDict(env_prefix="O_EVOLUTION_", extra="ignore", frozen=True)
-
-    max_tokens: int = Field(default=200_000, ge=1)
-    max_seconds: float = Field(default=3600.0, gt=0)
-    canary_weight: float = Field(default=0.1, gt=0, le=1)
-    bake_seconds: int = Field(default=600, ge=0)
-    max_bake_rounds: int = Field(default=3, ge=1)
-    replay_sample: int = Field(default=5, ge=0, le=100)
-    # AWS: the agent-step function whose `live` alias carries canaries; unset means the local router
-    step_function_name: str | None = None
-    step_alias: str = "live"
-    # AWS: the evolution state machine; unset means evolutions run in-process
-    state_machine_arn: str | None = None
-
-
-class Budget(BaseSettings):
-    model_config = SettingsConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     max_tokens: int = Field(ge=1)
     max_seconds: float = Field(gt=0)
@@ -79,9 +65,13 @@ class EvolutionDeps:
     db: Database
     # runs shadow replays through the real agent loop and builds LLM clients (engine.llm)
     engine: Engine
-    policy: EvolutionPolicy = field(default_factory=EvolutionPolicy)
+    policy: EvolutionSettings = field(default_factory=EvolutionSettings)
+    # AWS: the weighted Lambda alias that carries canaries; None: the local router
     router: AliasRouter | None = None
-    metrics: CloudWatchMetrics | None = None
+    # AWS: per-version outcome figures of the alias's versions
+    metrics: VersionMetrics | None = None
+    # AWS: the evolution state machine; None: evolutions run in this process
+    executions: Executions | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # (evolution_id, phase, message): the CLI prints these as progress
     progress: Callable[[str, str, str], None] | None = None
@@ -107,21 +97,6 @@ class StepResult:
 
 class Stop(Exception):
     """A step found a reason to end the evolution in rollback (budget, stop request, tampering...)."""
-
-
-def default_deps(db: Database, engine: Engine | None = None, **overrides: Any) -> EvolutionDeps:
-    """Deps from the environment: on AWS (O_EVOLUTION_STEP_FUNCTION_NAME set) canaries use the Lambda alias."""
-    from o.agent.engine import default_engine
-
-    policy = overrides.pop("policy", None) or EvolutionPolicy()
-    router = overrides.pop("router", None)
-    metrics = overrides.pop("metrics", None)
-    if router is None and policy.step_function_name:
-        import boto3
-
-        router = AliasRouter(boto3.client("lambda"), policy.step_function_name, policy.step_alias)
-        metrics = metrics or CloudWatchMetrics(boto3.client("cloudwatch"))
-    return EvolutionDeps(db, engine or default_engine(db), policy, router, metrics, **overrides)
 
 
 def _event(
@@ -612,7 +587,7 @@ def rollback(deps: EvolutionDeps, evolution_id: str, reason: str) -> StepResult:
 
 def _finish(deps: EvolutionDeps, evo: dict[str, Any]) -> None:
     shadow.cleanup_scratch(deps.db, evo["id"])
-    passage_id = history.remember(deps.db, evo)
+    passage_id = history.remember(deps.db, evo, deps.engine.embedders)
     with deps.db.transaction() as conn:
         store.add_figures(conn, evo["id"], {"memory_passage_id": passage_id})
 
@@ -685,24 +660,13 @@ def stop_active(deps: EvolutionDeps, organization_id: str, agent_id: str, reason
 _threads: list[Any] = []
 
 
-def launch(deps: EvolutionDeps, evolution_id: str, *, wait: bool = False, sfn_client: Any = None) -> None:
+def launch(deps: EvolutionDeps, evolution_id: str, *, wait: bool = False) -> None:
     """Run the evolution: a Step Functions execution on AWS, else in this process (a thread unless ``wait``)."""
-    if deps.policy.state_machine_arn:
-        import json
-
-        import boto3
-
-        client = sfn_client or boto3.client("stepfunctions")
-        try:
-            started = client.start_execution(
-                stateMachineArn=deps.policy.state_machine_arn,
-                name=evolution_id,
-                input=json.dumps({"evolution_id": evolution_id}),
-            )
-        except client.exceptions.ExecutionAlreadyExists:
-            return
-        with deps.db.transaction() as conn:
-            store.update(conn, evolution_id, {"execution_arn": started["executionArn"]})
+    if deps.executions is not None:
+        execution = deps.executions.start(evolution_id, {"evolution_id": evolution_id})
+        if execution is not None:
+            with deps.db.transaction() as conn:
+                store.update(conn, evolution_id, {"execution_arn": execution})
         return
     if wait:
         run_local(deps, evolution_id)

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from o.agent import revisions
 from o.errors import InvalidInput
-from o.evolution import revisions
 from o.evolution.evaluator import EVALUATOR_KEYS, parse_json_object
 from o.llm.client import LLMClient
 from o.llm.types import ChatMessage, ChatRequest

@@ -1,199 +1,36 @@
-"""Which revision serves a live turn, and recording how that turn went.
+"""Which revision serves a live turn while a canary runs: the evolution's side of
+:class:`o.agent.serving.RevisionRouter`.
 
-The agent loop calls :func:`serve_run` on every LLM step: the run's first step asks
-:func:`revision_for_request` (with the run id as the request id) and stores the answer in
-``runs.metadata["revision"]``; every later step, replay and tool phase reuses it, so a run never
-mixes revisions even when a canary starts, ends or (on AWS) the alias sends its next step to
-another version. :func:`effective_agent` overlays that revision on the agent row. When the run
-ends, :func:`record_run` (inside the transaction that finishes it) records its outcome once per
-run for the local canary comparison; on AWS the agent-step Lambda also calls
-:func:`publish_outcome`, which puts the turn into CloudWatch under the Lambda version that served
-the run's first step. Locally the split comes from the :class:`~o.evolution.rollout.LocalRouter`
-of the agent's canary; on AWS the Lambda alias has already split the traffic, and the version
-that runs tells which side it is on through ``O_CANARY_EVOLUTION`` (see :mod:`o.evolution.rollout`).
+Locally the split comes from the :class:`~o.evolution.rollout.LocalRouter` of the agent's canary (a
+stable hash of the run id under the canary's weight). On AWS the Lambda alias has already split the
+traffic, and the version that runs tells which side it is on: a version published for a canary
+carries its evolution's id (``Settings.canary_evolution``, see :mod:`o.evolution.rollout`), so it
+runs the candidate for that agent only, and only while that evolution is still in its canary.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from o.evolution import revisions
-from o.evolution.metrics import CloudWatchMetrics
-from o.evolution.rollout import CANARY_ENV, LocalRouter
-from o.observability import logger
+from o.evolution.rollout import LocalRouter
 from o.store import evolution as evolution_store
-from o.store import revisions as revision_store
-from o.store import runs as run_store
-from o.store.db import Conn, Database
-
-# runs.metadata keys: the revision serving the run (feedback reads it too), the Lambda version that
-# decided it, and the flags that make recording and publishing its outcome happen once
-REVISION_KEY = "revision"
-VERSION_KEY = "version"
-RECORDED_FLAG = "turn_recorded"
-PUBLISHED_FLAG = "turn_published"
-
-
-def revision_for_request(
-    conn: Conn,
-    agent: dict[str, Any],
-    request_id: str,
-    *,
-    canary_evolution: str | None = None,
-) -> int | None:
-    """The revision number that should serve ``request_id`` (None: the agent has no revision yet)."""
-    row = conn.execute("SELECT * FROM evolutions WHERE agent_id = %s AND status = 'canary'", (agent["id"],)).fetchone()
-    if row is None or row["candidate_revision"] is None:
-        return agent.get("revision")
-    canary = row["canary"] or {}
-    if canary.get("mode") == "lambda":
-        marker = canary_evolution if canary_evolution is not None else os.environ.get(CANARY_ENV)
-        return row["candidate_revision"] if marker == row["id"] else agent.get("revision")
-    router = LocalRouter(float(canary["weight"]), canary.get("seed") or row["id"])
-    return row["candidate_revision"] if router.to_candidate(request_id) else agent.get("revision")
-
-
-def effective_agent(conn: Conn, agent: dict[str, Any], revision: int | None) -> dict[str, Any]:
-    """The agent row as ``revision`` configures it (system, model settings, tool rules).
-
-    ``version`` is shifted into a range the live agent never uses, so a compiled-prompt cache keyed
-    by (agent id, version) keeps the candidate's prompt apart from the live one.
-    """
-    if revision is None or revision == agent.get("revision"):
-        return agent
-    row = revision_store.get(conn, agent["id"], revision)
-    if row is None:
-        return agent
-    config = row["config"]
-    return {
-        **agent,
-        "system": config["system"],
-        "llm_config": config["llm_config"],
-        "tool_rules": config["tool_rules"],
-        "version": -(int(agent["version"]) * 10_000 + revision),
-        "revision": revision,
-    }
-
-
-def record_turn(
-    conn: Conn,
-    agent_id: str,
-    revision: int,
-    *,
-    ok: bool,
-    latency_ms: float,
-    tokens: int,
-    request_id: str | None = None,
-) -> None:
-    """One live turn's outcome, for the canary comparison."""
-    evolution_store.record_outcome(
-        conn, agent_id, revision, ok=ok, latency_ms=latency_ms, tokens=tokens, request_id=request_id
-    )
-
-
-def decide(
-    conn: Conn,
-    run: dict[str, Any],
-    agent: dict[str, Any],
-    *,
-    version: str | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(agent, the metadata recording the decision) for a run's first step; the caller stores the
-    decision with :func:`o.store.runs.start_serving`, where an earlier decision wins.
-
-    An agent that never had a revision gets revision 1 now (once), so every run — and the feedback on
-    it — names the configuration that served it. Shadow copies (``metadata.shadow_of``) are left alone:
-    they carry a candidate's configuration, not a revision of their own.
-    """
-    if agent.get("revision") is None and not (agent.get("metadata") or {}).get("shadow_of"):
-        revisions.current(conn, agent["organization_id"], agent["id"])
-        fresh = conn.execute("SELECT revision, version, metadata FROM agents WHERE id = %s", (agent["id"],)).fetchone()
-        if fresh is not None:
-            agent = {**agent, **fresh}
-    values: dict[str, Any] = {REVISION_KEY: revision_for_request(conn, agent, run["id"])}
-    if version is not None:
-        values[VERSION_KEY] = version
-    return agent, values
-
-
-def serve_run(
-    conn: Conn,
-    run: dict[str, Any],
-    agent: dict[str, Any],
-    *,
-    version: str | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(run, agent as the run's revision configures it). The run's first step decides the revision and
-    moves the run to ``running`` (one UPDATE); later steps and replays only read the decision."""
-    if run["status"] == "created" or REVISION_KEY not in (run.get("metadata") or {}):
-        agent, values = decide(conn, run, agent, version=version)
-        run = run_store.start_serving(conn, run["id"], REVISION_KEY, values) or run
-    return run, effective_agent(conn, agent, run_revision(run, agent))
-
-
-def run_revision(run: dict[str, Any], agent: dict[str, Any]) -> int | None:
-    """The revision a run was decided on (the agent's own for a run from before that was recorded)."""
-    meta = run.get("metadata") or {}
-    return meta[REVISION_KEY] if REVISION_KEY in meta else agent.get("revision")
+from o.store.db import Conn
 
 
 @dataclass(frozen=True)
-class Turn:
-    ok: bool
-    latency_ms: float
-    tokens: int
+class CanaryRouter:
+    # the evolution whose candidate this process's Lambda version carries (None: not a canary version)
+    canary_evolution: str | None = None
 
-
-def turn_of(run: dict[str, Any]) -> Turn | None:
-    """How a finished run went; None for a run that is not finished or was cancelled (not the revision's doing).
-
-    Latency is the run's wall time from the request to its end, what the user waited (a pause for a
-    human's approval included).
-    """
-    if run.get("next_action") not in ("done", "failed") or run.get("status") == "cancelled":
-        return None
-    ended = run.get("completed_at") or datetime.now(UTC)
-    latency_ms = max(0.0, (ended - run["created_at"]).total_seconds() * 1000)
-    tokens = int((run.get("usage") or {}).get("total_tokens", 0))
-    return Turn(run["status"] == "completed", latency_ms, tokens)
-
-
-def record_run(conn: Conn, run: dict[str, Any]) -> bool:
-    """Record the outcome of a run that just finished, once, under its revision (inside the finishing
-    transaction, so a crash either records both or neither). False when there is nothing to record."""
-    revision = (run.get("metadata") or {}).get(REVISION_KEY)
-    turn = turn_of(run)
-    if revision is None or turn is None:
-        return False
-    return evolution_store.record_run_outcome(
-        conn,
-        run["id"],
-        RECORDED_FLAG,
-        run["agent_id"],
-        int(revision),
-        ok=turn.ok,
-        latency_ms=turn.latency_ms,
-        tokens=turn.tokens,
-    )
-
-
-def publish_outcome(db: Database, metrics: CloudWatchMetrics, run_id: str, version: str) -> bool:
-    """Put a finished run's outcome into CloudWatch once, under the Lambda version that decided its revision
-    (``version``, the caller's own, when the run recorded none). The claim commits only if the put succeeded,
-    so a failed put is tried again by the next invocation that sees the run finished; a failure is logged,
-    never raised: the run itself is over and must not fail for its metrics."""
-    try:
-        with db.transaction() as conn:
-            run = run_store.get(conn, run_id, for_update=True)
-            turn = turn_of(run) if run is not None else None
-            if run is None or turn is None or not run_store.claim_flag(conn, run_id, PUBLISHED_FLAG):
-                return False
-            served_by = str((run.get("metadata") or {}).get(VERSION_KEY) or version)
-            metrics.put_outcome(run["agent_id"], served_by, ok=turn.ok, latency_ms=turn.latency_ms, tokens=turn.tokens)
-    except Exception:
-        logger.exception("could not publish a run's outcome", extra={"run_id": run_id})
-        return False
-    return True
+    def revision_for(self, conn: Conn, agent: dict[str, Any], request_id: str) -> int | None:
+        current: int | None = agent.get("revision")
+        row = evolution_store.canary_for_agent(conn, agent["id"])
+        if row is None or row["candidate_revision"] is None:
+            return current
+        candidate: int = row["candidate_revision"]
+        canary = row["canary"] or {}
+        if canary.get("mode") == "lambda":
+            return candidate if self.canary_evolution == row["id"] else current
+        router = LocalRouter(float(canary["weight"]), canary.get("seed") or row["id"])
+        return candidate if router.to_candidate(request_id) else current

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from o.agent import runs
+from o.agent import runs, transcript
 from o.agent.engine import Engine
 from o.agent.runner import drive
 from o.evolution import evaluator
@@ -28,7 +28,9 @@ from o.memory import blocks as memory_blocks
 from o.observability import logger
 from o.store import agents as agent_store
 from o.store import blocks as block_store
+from o.store import orgs
 from o.store import runs as run_store
+from o.store import tools as tool_store
 from o.store.db import Database
 from o.tools.sandbox.base import ToolResult
 
@@ -62,8 +64,7 @@ def scratch_org_name(evolution_id: str) -> str:
 def cleanup_scratch(db: Database, evolution_id: str) -> int:
     """Delete scratch organizations an interrupted shadow run of ``evolution_id`` left behind."""
     with db.transaction() as conn:
-        cur = conn.execute("DELETE FROM organizations WHERE name LIKE %s", (f"{SCRATCH_PREFIX}{evolution_id}/%",))
-        return cur.rowcount
+        return orgs.delete_named_like(conn, f"{SCRATCH_PREFIX}{evolution_id}/%")
 
 
 def _scratch_agent(conn: Any, scratch_org: str, source: dict[str, Any], config: dict[str, Any]) -> str:
@@ -97,7 +98,7 @@ def _scratch_agent(conn: Any, scratch_org: str, source: dict[str, Any], config: 
         )
         block_store.attach(conn, agent["id"], block)
     for tool_id in config["tool_ids"]:
-        conn.execute("INSERT INTO agent_tools (agent_id, tool_id) VALUES (%s, %s)", (agent["id"], tool_id))
+        tool_store.attach(conn, agent["id"], tool_id)
     return agent["id"]
 
 
@@ -140,11 +141,10 @@ def replay_one(
         run = run_store.get(conn, started.run["id"])
         assert run is not None
         try:
-            response = runs.response(conn, run["id"], started)
+            _, rows = runs.produced(conn, run["id"], started)
         except runs.RunFailed:
-            response = {"messages": []}  # a failed replay is scored as an error below, not raised
-    replies = [m.get("content") for m in response["messages"] if m.get("message_type") == "assistant_message"]
-    reply = "\n".join(r for r in replies if isinstance(r, str)) or None
+            rows = []  # a failed replay is scored as an error below, not raised
+    reply = "\n".join(transcript.replies(rows)) or None
     tokens = int((run.get("usage") or {}).get("total_tokens", 0))
     ok = error is None and run["status"] == "completed" and reply is not None
     if not ok and error is None:
@@ -171,9 +171,7 @@ def run_shadow(
     def work() -> None:
         with engine.db.transaction() as conn:
             org_id = new_id("org")
-            conn.execute(
-                "INSERT INTO organizations (id, name) VALUES (%s, %s)", (org_id, scratch_org_name(evolution_id))
-            )
+            orgs.create(conn, org_id, scratch_org_name(evolution_id))
         try:
             for replay in replays:
                 if abandoned.is_set():
@@ -187,7 +185,7 @@ def run_shadow(
         finally:
             try:
                 with engine.db.transaction() as conn:
-                    conn.execute("DELETE FROM organizations WHERE id = %s", (org_id,))
+                    orgs.delete(conn, org_id)
             except Exception:
                 logger.exception("could not delete a shadow scratch organization", extra={"org": org_id})
 

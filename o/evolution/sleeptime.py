@@ -22,10 +22,9 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from o.agent.prompt import render_blocks
+from o.config import SleeptimeSettings
 from o.errors import Conflict, NotFound, OError
 from o.evolution import evaluator, loop
 from o.evolution.shadow import SCRATCH_PREFIX
@@ -34,6 +33,7 @@ from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ToolCall, ToolSpec
 from o.memory import archival, recall
 from o.memory import blocks as memory_blocks
+from o.memory.embeddings import EmbedderSource
 from o.observability import logger
 from o.store import agents as agent_store
 from o.store import blocks as block_store
@@ -42,22 +42,6 @@ from o.store import passages as passage_store
 from o.store.db import Database
 
 SLEEPTIME_MARKER = "You are the sleep-time memory manager of an AI agent."
-
-
-class SleeptimePolicy(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="O_SLEEPTIME_", extra="ignore", frozen=True)
-
-    every_n_messages: int = Field(default=10, ge=1, description="a pass after this many new user messages")
-    interval_seconds: float = Field(default=3600.0, ge=0, description="scheduled pass if anything new since")
-    max_tokens: int = Field(default=20_000, ge=1)
-    max_seconds: float = Field(default=120.0, gt=0)
-    max_tool_calls: int = Field(default=12, ge=1)
-    message_window: int = Field(default=60, ge=1)
-    archival_window: int = Field(default=40, ge=0)
-    # cosine similarity above which two recent archival passages say the same thing (the newer goes)
-    near_duplicate_similarity: float = Field(default=0.97, gt=0, le=1)
-    # 0 = never; else every N-th completed pass starts an evolution (when the agent has evaluation cases)
-    evolve_every_n_passes: int = Field(default=0, ge=0)
 
 
 TOOLS = [
@@ -104,7 +88,7 @@ class PassResult:
         return dict(self.__dict__)
 
 
-def _claim(db: Database, organization_id: str, agent_id: str, trigger: str, policy: SleeptimePolicy) -> str:
+def _claim(db: Database, organization_id: str, agent_id: str, trigger: str, policy: SleeptimeSettings) -> str:
     pass_id = new_id("sleeptime")
     with db.transaction() as conn:
         # a pass whose worker died long ago no longer blocks the next one
@@ -167,9 +151,9 @@ def run_pass(
     agent_id: str,
     *,
     trigger: str = "manual",
-    policy: SleeptimePolicy | None = None,
+    policy: SleeptimeSettings | None = None,
 ) -> PassResult:
-    policy = policy or SleeptimePolicy()
+    policy = policy or SleeptimeSettings()
     db = deps.db
     with db.transaction() as conn:
         if agent_store.get(conn, organization_id, agent_id) is None:
@@ -205,7 +189,7 @@ def _reorganize(
     deps: loop.EvolutionDeps,
     organization_id: str,
     agent_id: str,
-    policy: SleeptimePolicy,
+    policy: SleeptimeSettings,
     result: PassResult,
     started: float,
 ) -> None:
@@ -255,7 +239,7 @@ def _reorganize(
         finished = False
         for tool_call in response.tool_calls:
             result.tool_calls += 1
-            text, failed = _run_tool(db, organization_id, agent_id, tool_call, result)
+            text, failed = _run_tool(db, organization_id, agent_id, tool_call, result, deps.engine.embedders)
             chat.append(ChatMessage.tool(tool_call.id, text, name=tool_call.name, is_error=failed))
             finished = finished or tool_call.name == "finish_rethinking_memory"
         if finished:
@@ -263,7 +247,12 @@ def _reorganize(
 
 
 def _run_tool(
-    db: Database, organization_id: str, agent_id: str, call: ToolCall, result: PassResult
+    db: Database,
+    organization_id: str,
+    agent_id: str,
+    call: ToolCall,
+    result: PassResult,
+    embedders: EmbedderSource,
 ) -> tuple[str, bool]:
     try:
         args = call.parsed_arguments()
@@ -276,7 +265,9 @@ def _run_tool(
             return f"block {label!r} rewritten ({len(new)} characters)", False
         if call.name == "archival_memory_insert":
             with db.transaction() as conn:
-                archival.insert(conn, organization_id, agent_id, str(args["content"]), tags=["sleeptime"])
+                archival.insert(
+                    conn, organization_id, agent_id, str(args["content"]), tags=["sleeptime"], embedders=embedders
+                )
             result.facts_recorded += 1
             return "recorded", False
         if call.name == "archival_memory_delete":
@@ -291,7 +282,9 @@ def _run_tool(
         return f"error: {getattr(exc, 'message', None) or exc}", True
 
 
-def _maybe_evolve(deps: loop.EvolutionDeps, organization_id: str, agent_id: str, policy: SleeptimePolicy) -> str | None:
+def _maybe_evolve(
+    deps: loop.EvolutionDeps, organization_id: str, agent_id: str, policy: SleeptimeSettings
+) -> str | None:
     if not policy.evolve_every_n_passes:
         return None
     with deps.db.transaction() as conn:
@@ -310,7 +303,7 @@ def _maybe_evolve(deps: loop.EvolutionDeps, organization_id: str, agent_id: str,
     return str(evo["id"])
 
 
-def due_agents(db: Database, policy: SleeptimePolicy, *, now: datetime | None = None) -> list[tuple[str, str, str]]:
+def due_agents(db: Database, policy: SleeptimeSettings, *, now: datetime | None = None) -> list[tuple[str, str, str]]:
     """(organization id, agent id, trigger) of agents due for a pass: N new user messages, or the interval
     elapsed with anything new. Scratch copies made by shadow tests are never due."""
     now = now or datetime.now(UTC)
@@ -339,13 +332,13 @@ def due_agents(db: Database, policy: SleeptimePolicy, *, now: datetime | None = 
 
 def sweep(
     deps: loop.EvolutionDeps,
-    policy: SleeptimePolicy | None = None,
+    policy: SleeptimeSettings | None = None,
     *,
     deadline_s: float = 600.0,
     only_messages: bool = False,
 ) -> list[PassResult]:
     """One pass for every due agent, until ``deadline_s`` runs out (the rest wait for the next sweep)."""
-    policy = policy or SleeptimePolicy()
+    policy = policy or SleeptimeSettings()
     started = time.monotonic()
     results = []
     for org_id, agent_id, trigger in due_agents(deps.db, policy):
@@ -370,30 +363,23 @@ class LocalScheduler:
         self.thread.join(timeout)
 
 
-def start_local_scheduler(
-    runtime: Any,
-    *,
-    poll_seconds: float = 30.0,
-    policy: SleeptimePolicy | None = None,
-    deps: loop.EvolutionDeps | None = None,
-) -> LocalScheduler:
-    """Sleep-time compute inside ``o serve``: every ``poll_seconds`` a sweep over the due agents.
+def start_local_scheduler(deps: loop.EvolutionDeps, policy: SleeptimeSettings) -> LocalScheduler:
+    """Sleep-time compute inside ``o serve``: every ``policy.poll_seconds`` a sweep over the due agents.
 
     It first resumes the evolutions a previous ``o serve`` left undecided (:func:`loop.resume_incomplete`).
-
-    ``runtime`` is an :class:`o.runtime.Runtime` (its database is used). Call ``.stop()`` on shutdown.
+    Call ``.stop()`` on shutdown.
     """
-    evolution_deps = deps or loop.default_deps(runtime.db)
-    if not evolution_deps.policy.state_machine_arn:
-        resumed = loop.resume_incomplete(evolution_deps)
+    if deps.executions is None:
+        resumed = loop.resume_incomplete(deps)
         if resumed:
             logger.info("resumed undecided evolutions", extra={"evolutions": resumed})
     stopped = threading.Event()
+    poll_seconds = policy.poll_seconds
 
     def work() -> None:
         while not stopped.wait(poll_seconds):
             try:
-                sweep(evolution_deps, policy, deadline_s=max(poll_seconds, 60.0))
+                sweep(deps, policy, deadline_s=max(poll_seconds, 60.0))
             except Exception:
                 logger.exception("sleep-time sweep failed")
 
@@ -411,7 +397,7 @@ def after_user_messages(
     organization_id: str,
     agent_id: str,
     *,
-    policy: SleeptimePolicy | None = None,
+    policy: SleeptimeSettings | None = None,
     background: bool = True,
 ) -> bool:
     """The "every N user messages" trigger, for the agent loop to call when a run ends.
@@ -420,7 +406,7 @@ def after_user_messages(
     ``every_n_messages`` is reached, runs a pass — on a background thread unless ``background`` is
     False. Returns whether a pass was started.
     """
-    policy = policy or SleeptimePolicy()
+    policy = policy or SleeptimeSettings()
     with deps.db.transaction() as conn:
         since = evolution_store.through_seq(conn, agent_id)
         row = conn.execute(
@@ -459,9 +445,9 @@ class RunEndTrigger:
     its own thread (``after_user_messages``), so a long pass never delays the next count either.
     """
 
-    def __init__(self, deps_for: Callable[[], loop.EvolutionDeps], policy: SleeptimePolicy | None = None) -> None:
+    def __init__(self, deps_for: Callable[[], loop.EvolutionDeps], policy: SleeptimeSettings | None = None) -> None:
         self.deps_for = deps_for
-        self.policy = policy or SleeptimePolicy()
+        self.policy = policy or SleeptimeSettings()
         self._queue: queue.Queue[str] = queue.Queue()
         self._deps: loop.EvolutionDeps | None = None
         self._lock = threading.Lock()
@@ -500,7 +486,7 @@ class RunEndTrigger:
         # Embed the run's messages for conversation_search now, off the request path, rather than
         # inline in the first search after a long history.
         with self._deps.db.transaction() as conn:
-            recall.index_pending(conn, row["organization_id"], row["agent_id"])
+            recall.index_pending(conn, row["organization_id"], row["agent_id"], embedders=self._deps.engine.embedders)
         return after_user_messages(self._deps, row["organization_id"], row["agent_id"], policy=self.policy)
 
     def drain(self) -> None:

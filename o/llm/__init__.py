@@ -1,7 +1,7 @@
 """LLM providers behind one interface.
 
 - :mod:`o.llm.types`: provider-neutral messages, requests, responses and stream events.
-- :mod:`o.llm.config`: Letta's ``LLMConfig`` and the process-wide ``LLMSettings``.
+- :mod:`o.llm.config`: Letta's ``LLMConfig`` (process-wide settings are ``o.config.LLMSettings``).
 - :mod:`o.llm.client`: the ``LLMClient`` protocol, ``LLMError`` and the retry policy.
 - :mod:`o.llm.providers`: ``client_for(config, keys, options)``.
 - :mod:`o.llm.keys`: where API keys come from (env locally, Secrets Manager in AWS).

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from o.config import LLMSettings
 from o.errors import OError
-from o.llm.config import LLMSettings
 from o.llm.types import ChatRequest, ChatResponse, StreamEvent
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Per-agent model settings (Letta's ``llm_config``) and process-wide client settings.
+"""Per-agent model settings (Letta's ``llm_config``).
 
 :class:`LLMConfig` accepts the JSON Letta clients send and return, ignores fields O does
 not use, and fills what Letta derives: a ``handle`` such as ``"openai/gpt-4o-mini"``
@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EndpointType = Literal["openai", "anthropic", "groq", "ollama"]
 ENDPOINT_TYPES: tuple[str, ...] = ("openai", "anthropic", "groq", "ollama")
@@ -117,20 +116,3 @@ class LLMConfig(BaseModel):
     @property
     def endpoint(self) -> str:
         return self.model_endpoint or DEFAULT_ENDPOINTS[self.model_endpoint_type]
-
-
-class LLMSettings(BaseSettings):
-    """Process-wide settings for calling providers (env prefix ``O_LLM_``)."""
-
-    model_config = SettingsConfigDict(env_prefix="O_LLM_", extra="ignore", frozen=True)
-
-    # Read timeout for one HTTP request to a provider; streams apply it between chunks.
-    timeout_s: float = Field(default=120.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    # Retries after the first attempt, on 408/409/429/5xx and connection errors.
-    max_retries: int = Field(default=3, ge=0)
-    retry_base_delay_s: float = Field(default=0.5, ge=0)
-    retry_max_delay_s: float = Field(default=8.0, ge=0)
-    # When set, API keys come from this Secrets Manager secret (a JSON object) instead of env vars.
-    keys_secret_arn: str | None = None
-    keys_cache_s: int = Field(default=300, ge=0)

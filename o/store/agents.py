@@ -6,6 +6,7 @@ from typing import Any
 
 from psycopg import sql
 
+from o.errors import NotFound
 from o.store import rows
 from o.store.db import Conn
 from o.store.pages import Page, fetch_page
@@ -115,3 +116,17 @@ def with_related(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict
         (organization_id, agent_ids),
     ).fetchall()
     return {row["id"]: row for row in rows}
+
+
+def revision_state(conn: Conn, agent_id: str) -> dict[str, Any]:
+    """The agent's revision pointer, prompt version and metadata as they are now (empty if it is gone)."""
+    row = conn.execute("SELECT revision, version, metadata FROM agents WHERE id = %s", (agent_id,)).fetchone()
+    return dict(row) if row else {}
+
+
+def require(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False) -> dict[str, Any]:
+    """The agent row, or NotFound: also how another organization's ids stay invisible."""
+    agent = get(conn, organization_id, agent_id, for_update=for_update)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return agent

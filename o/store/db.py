@@ -82,3 +82,13 @@ def _configure(conn: Conn) -> None:
     register_vector(conn)
     # The pool calls configure outside a transaction; leave none open.
     conn.commit()
+
+
+def connection_limit(conn: Conn) -> int:
+    """How many connections the server accepts from ordinary users."""
+    row = conn.execute(
+        """SELECT current_setting('max_connections')::int
+                  - current_setting('superuser_reserved_connections')::int AS n"""
+    ).fetchone()
+    assert row is not None
+    return int(row["n"])

@@ -221,3 +221,8 @@ def through_seq(conn: Conn, agent_id: str) -> int:
         (agent_id,),
     ).fetchone()
     return int(row["s"]) if row else 0
+
+
+def canary_for_agent(conn: Conn, agent_id: str) -> dict[str, Any] | None:
+    """The agent's evolution whose candidate is taking live traffic, if one is."""
+    return conn.execute("SELECT * FROM evolutions WHERE agent_id = %s AND status = 'canary'", (agent_id,)).fetchone()

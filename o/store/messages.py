@@ -87,3 +87,13 @@ def in_context(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
 def count(conn: Conn, agent_id: str) -> int:
     row = conn.execute("SELECT count(*) AS n FROM messages WHERE agent_id = %s", (agent_id,)).fetchone()
     return int(row["n"]) if row else 0
+
+
+def get(conn: Conn, message_id: str) -> dict[str, Any] | None:
+    return conn.execute("SELECT * FROM messages WHERE id = %s", (message_id,)).fetchone()
+
+
+def last_seq(conn: Conn) -> int:
+    """The newest message's position in the history of every agent (0 when there is none)."""
+    row = conn.execute("SELECT coalesce(max(seq), 0) AS s FROM messages").fetchone()
+    return int(row["s"]) if row else 0

@@ -52,3 +52,22 @@ def revoke_api_key(conn: Conn, organization_id: str, key_id: str) -> bool:
         (key_id, organization_id),
     )
     return cur.rowcount == 1
+
+
+def find(conn: Conn, name_or_id: str) -> dict[str, Any] | None:
+    """The organization with this name or id."""
+    return conn.execute("SELECT * FROM organizations WHERE name = %s OR id = %s", (name_or_id, name_or_id)).fetchone()
+
+
+def create(conn: Conn, organization_id: str, name: str) -> None:
+    conn.execute("INSERT INTO organizations (id, name) VALUES (%s, %s)", (organization_id, name))
+
+
+def delete(conn: Conn, organization_id: str) -> None:
+    """Delete the organization and, by cascade, everything in it."""
+    conn.execute("DELETE FROM organizations WHERE id = %s", (organization_id,))
+
+
+def delete_named_like(conn: Conn, pattern: str) -> int:
+    """Delete the organizations whose name matches the LIKE ``pattern``; how many went."""
+    return conn.execute("DELETE FROM organizations WHERE name LIKE %s", (pattern,)).rowcount

@@ -153,3 +153,14 @@ def claim_flag(conn: Conn, run_id: str, flag: str) -> bool:
         (flag, run_id, flag),
     ).fetchone()
     return row is not None
+
+
+def stale(conn: Conn, *, idle_s: float, limit: int) -> list[str]:
+    """Runs still due a ``step`` or ``tools`` action that nothing touched for ``idle_s`` seconds, oldest first."""
+    rows = conn.execute(
+        """SELECT id FROM runs WHERE next_action IN ('step', 'tools')
+             AND updated_at < now() - make_interval(secs => %s)
+           ORDER BY updated_at LIMIT %s""",
+        (idle_s, limit),
+    ).fetchall()
+    return [row["id"] for row in rows]

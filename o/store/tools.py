@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -202,3 +203,13 @@ def replace_env(conn: Conn, agent_id: str, variables: dict[str, str], descriptio
                SET value = EXCLUDED.value, description = EXCLUDED.description, updated_at = now()""",
             (agent_id, key, value, descriptions.get(key)),
         )
+
+
+def insert_unless_named(conn: Conn, tool: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert the tool, or None when the organization has a tool of that name already (a concurrent
+    insert included): the savepoint keeps the caller's transaction usable either way."""
+    try:
+        with conn.transaction():
+            return insert(conn, tool)
+    except psycopg.errors.UniqueViolation:
+        return None

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from o.errors import OError
+from o.memory import archival, recall
 from o.memory import blocks as memory_blocks
+from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
 from o.store.db import Conn
 
 
@@ -31,6 +33,8 @@ class ToolContext:
     organization_id: str
     agent_id: str
     run_id: str | None = None
+    # archival and recall search embed with the agent's model, through the process's embedders
+    embedders: EmbedderSource = LOCAL_EMBEDDERS
 
 
 @dataclass(frozen=True)
@@ -125,9 +129,7 @@ def memory_rethink(ctx: ToolContext, label: str, new_memory: str) -> str:
 
 
 def archival_memory_insert(ctx: ToolContext, content: str, tags: list[str] | None = None) -> str:
-    from o.memory import archival  # the memory engine; imported when first used
-
-    archival.insert(ctx.conn, ctx.organization_id, ctx.agent_id, content, tags=tags)
+    archival.insert(ctx.conn, ctx.organization_id, ctx.agent_id, content, tags=tags, embedders=ctx.embedders)
     return "Inserted into archival memory."
 
 
@@ -140,8 +142,6 @@ def archival_memory_search(
     start_datetime: str | None = None,
     end_datetime: str | None = None,
 ) -> str:
-    from o.memory import archival
-
     results = archival.search(
         ctx.conn,
         ctx.organization_id,
@@ -152,6 +152,7 @@ def archival_memory_search(
         top_k=top_k,
         start_datetime=start_datetime,
         end_datetime=end_datetime,
+        embedders=ctx.embedders,
     )
     return json.dumps(results, default=str)
 
@@ -164,8 +165,6 @@ def conversation_search(
     start_date: str | None = None,
     end_date: str | None = None,
 ) -> str:
-    from o.memory import recall
-
     results = recall.search(
         ctx.conn,
         ctx.organization_id,
@@ -175,6 +174,7 @@ def conversation_search(
         limit=limit,
         start_date=start_date,
         end_date=end_date,
+        embedders=ctx.embedders,
     )
     return json.dumps(results, default=str)
 

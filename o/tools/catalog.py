@@ -7,9 +7,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-
-from o.agent import lifecycle
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
 from o.store import agents as agent_store
@@ -113,13 +110,12 @@ def upsert(conn: Conn, organization_id: str, spec: ToolSpec) -> dict[str, Any]:
     row = _row(organization_id, spec, schema)
     existing = tool_store.get_by_name(conn, organization_id, row["name"], for_update=True)
     if existing is None:
-        try:
-            # a savepoint: losing a race with a concurrent upsert of this name is not an error
-            with conn.transaction():
-                return tool_store.insert(conn, row)
-        except psycopg.errors.UniqueViolation:
-            existing = tool_store.get_by_name(conn, organization_id, row["name"], for_update=True)
-            assert existing is not None
+        created = tool_store.insert_unless_named(conn, row)
+        if created is not None:
+            return created
+        # a concurrent upsert of this name won the race: update what it made
+        existing = tool_store.get_by_name(conn, organization_id, row["name"], for_update=True)
+        assert existing is not None
     changes = {k: v for k, v in row.items() if k in tool_store.UPDATABLE and k != "tool_type"}
     updated = tool_store.update(conn, organization_id, existing["id"], changes)
     assert updated is not None
@@ -180,27 +176,27 @@ def _touch_agents(conn: Conn, tool_id: str) -> None:
 
 
 def attach(conn: Conn, organization_id: str, agent_id: str, tool_id: str) -> None:
-    lifecycle.require(conn, organization_id, agent_id, for_update=True)
+    agent_store.require(conn, organization_id, agent_id, for_update=True)
     get(conn, organization_id, tool_id)
     if tool_store.attach(conn, agent_id, tool_id):
         agent_store.touch(conn, agent_id)
 
 
 def detach(conn: Conn, organization_id: str, agent_id: str, tool_id: str) -> None:
-    lifecycle.require(conn, organization_id, agent_id, for_update=True)
+    agent_store.require(conn, organization_id, agent_id, for_update=True)
     get(conn, organization_id, tool_id)
     if tool_store.detach(conn, agent_id, tool_id):
         agent_store.touch(conn, agent_id)
 
 
 def agent_tools(conn: Conn, organization_id: str, agent_id: str) -> list[dict[str, Any]]:
-    lifecycle.require(conn, organization_id, agent_id)
+    agent_store.require(conn, organization_id, agent_id)
     return tool_store.for_agent(conn, agent_id)
 
 
 def agent_env(conn: Conn, organization_id: str, agent_id: str) -> list[dict[str, Any]]:
     """The agent's tool variables (Letta's tool_exec_environment_variables / secrets)."""
-    lifecycle.require(conn, organization_id, agent_id)
+    agent_store.require(conn, organization_id, agent_id)
     return tool_store.env_for_agent(conn, agent_id)
 
 
@@ -212,7 +208,7 @@ def set_agent_env(
     descriptions: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Replace the agent's tool variables; only this agent's tool runs will see them."""
-    lifecycle.require(conn, organization_id, agent_id, for_update=True)
+    agent_store.require(conn, organization_id, agent_id, for_update=True)
     for key in variables:
         if not _ENV_KEY.match(key):
             raise InvalidInput(f"tool variable name {key!r} must look like an environment variable name")

@@ -9,14 +9,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from o.api.app import create_app
 from o.store import orgs
 from o.store.db import Database
+from tests import wiring
 
 
 @pytest.fixture(scope="session")
 def app(db: Database) -> FastAPI:
-    return create_app(db, max_body_bytes=256 * 1024)
+    return wiring.app(db, max_body_bytes=256 * 1024)
 
 
 def new_org_key(db: Database) -> str:

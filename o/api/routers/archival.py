@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from o.api.deps import Db, Org
+from o.api.deps import Db, Embeddings, Org
 from o.api.schemas.common import Request, Response
 from o.memory import archival
 
@@ -90,10 +90,19 @@ def list_archival_memory(
 
 
 @router.post("", response_model=list[Passage])
-def create_archival_memory(agent_id: str, body: CreateArchivalMemory, org: Org, db: Db) -> list[Passage]:
+def create_archival_memory(
+    agent_id: str, body: CreateArchivalMemory, org: Org, db: Db, embedders: Embeddings
+) -> list[Passage]:
     with db.transaction() as conn:
         passages = archival.insert(
-            conn, org, agent_id, body.text, tags=body.tags, metadata=body.metadata, created_at=body.created_at
+            conn,
+            org,
+            agent_id,
+            body.text,
+            tags=body.tags,
+            metadata=body.metadata,
+            created_at=body.created_at,
+            embedders=embedders,
         )
         config = archival.agent_embedding_config(conn, org, agent_id).model_dump(exclude_none=True)
     return [Passage.from_domain(p, config) for p in passages]
@@ -104,6 +113,7 @@ def search_archival_memory(
     agent_id: str,
     org: Org,
     db: Db,
+    embedders: Embeddings,
     query: str = Query(min_length=1, max_length=10_000),
     tags: list[str] | None = Query(default=None),
     tag_match_mode: Literal["any", "all"] = "any",
@@ -122,6 +132,7 @@ def search_archival_memory(
             tag_match_mode=tag_match_mode,
             start_datetime=start_datetime,
             end_datetime=end_datetime,
+            embedders=embedders,
         )
     return ArchivalMemorySearchResponse(results=[ArchivalMemorySearchResult(**r) for r in results], count=len(results))
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import lifecycle, overview
-from o.api.deps import Db, Org
-from o.api.routers.send import engine_of
+from o.api.deps import AgentEngine, Db, Org
 from o.api.schemas.agents import AgentState
 
 router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"])
@@ -82,9 +81,8 @@ def reset_messages(agent_id: str, org: Org, db: Db, body: ResetMessages | None =
 
 
 @router.post("/summarize", response_model=CompactionResponse)
-def summarize(agent_id: str, org: Org, db: Db, request: Request, body: Compact | None = None) -> CompactionResponse:
+def summarize(agent_id: str, org: Org, db: Db, engine: AgentEngine, body: Compact | None = None) -> CompactionResponse:
     """Summarise the oldest in-context messages now, as the loop does when the window fills."""
-    engine = engine_of(request)
     settings = body.compaction_settings if body else None
     policy = engine.deps().context
     done = overview.compact(

@@ -6,40 +6,19 @@ Routes under /v1/agents/{agent_id}: ``evaluation`` (GET/PUT), ``evolutions`` (GE
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from o.agent import lifecycle
-from o.api.deps import Db, Org
-from o.api.routers.send import engine_of
-from o.errors import Conflict, InvalidInput, NotFound
-from o.evolution import evaluator, loop
-from o.ids import new_id
+from o.api.deps import Db, Evolution, Org
+from o.errors import Conflict, NotFound
+from o.evolution import evaluator, feedback, loop
 from o.store import evolution as store
 
 router = APIRouter(prefix="/v1/agents", tags=["evolution"])
-_deps_lock = threading.Lock()
-
-
-def evolution_deps(request: Request) -> loop.EvolutionDeps:
-    """The app's evolution dependencies, built once from its database and agent engine."""
-    state = request.app.state
-    deps = getattr(state, "evolution_deps", None)
-    if deps is None:
-        with _deps_lock:
-            deps = getattr(state, "evolution_deps", None)
-            if deps is None:
-                # the same engine as message sends: one prompt cache and one set of LLM clients
-                deps = loop.default_deps(state.db, engine_of(request))
-                state.evolution_deps = deps
-    return deps
-
-
-Evolution = Annotated[loop.EvolutionDeps, Depends(evolution_deps)]
 
 
 class EvolutionOut(BaseModel):
@@ -174,37 +153,14 @@ def stop_evolution(agent_id: str, evolution_id: str, org: Org, deps: Evolution) 
 def give_feedback(agent_id: str, body: Feedback, org: Org, db: Db) -> dict[str, Any]:
     """Score a response. The score is attributed to the revision that produced it."""
     with db.transaction() as conn:
-        agent = lifecycle.require(conn, org, agent_id)
-        run_id = body.run_id
-        if body.message_id:
-            message = conn.execute(
-                "SELECT run_id FROM messages WHERE id = %s AND agent_id = %s", (body.message_id, agent_id)
-            ).fetchone()
-            if message is None:
-                raise NotFound(f"message {body.message_id} not found for agent {agent_id}")
-            if run_id and message["run_id"] and message["run_id"] != run_id:
-                raise InvalidInput(f"message {body.message_id} belongs to run {message['run_id']}, not {run_id}")
-            run_id = run_id or message["run_id"]
-        revision = agent.get("revision")
-        if run_id:
-            run = conn.execute(
-                "SELECT metadata FROM runs WHERE id = %s AND agent_id = %s", (run_id, agent_id)
-            ).fetchone()
-            if run is None:
-                raise NotFound(f"run {run_id} not found for agent {agent_id}")
-            revision = (run["metadata"] or {}).get("revision", revision)
-        row = store.insert_feedback(
+        row = feedback.give(
             conn,
-            {
-                "id": new_id("feedback"),
-                "organization_id": org,
-                "agent_id": agent_id,
-                "run_id": run_id,
-                "message_id": body.message_id,
-                "score": body.score,
-                "comment": body.comment,
-                "revision": revision,
-            },
+            org,
+            agent_id,
+            score=body.score,
+            comment=body.comment,
+            run_id=body.run_id,
+            message_id=body.message_id,
         )
     return {k: row[k] for k in ("id", "agent_id", "run_id", "message_id", "score", "comment", "revision", "created_at")}
 

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from o.api.deps import Db, Org
-from o.api.routers.evolution import Evolution
-from o.evolution import loop, revisions
+from o.agent import revisions
+from o.api.deps import Db, Evolution, Org
+from o.evolution import loop
 
 router = APIRouter(prefix="/v1/agents", tags=["revisions"])
 

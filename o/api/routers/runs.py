@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import runs as run_api
-from o.api.deps import Db, Org
-from o.api.routers.send import engine_of, follow_run
+from o.api.deps import AgentEngine, Db, Org
+from o.api.routers.send import follow_run
 from o.api.schemas.messages import to_letta_list
+from o.api.schemas.runs import run_object, usage_of
 from o.store import messages as message_store
 from o.store import runs as run_store
 from o.store import steps as step_store
@@ -46,14 +47,14 @@ def list_runs(
         rows = run_store.list_page(
             conn, org, page, agent_ids=ids or None, statuses=ACTIVE if active else statuses, stop_reason=stop_reason
         )
-    return jsonable_encoder([run_api.to_run_object(r) for r in rows])
+    return jsonable_encoder([run_object(r) for r in rows])
 
 
 @router.get("/{run_id}")
 def get_run(run_id: str, org: Org, db: Db) -> Any:
     with db.transaction() as conn:
         run = run_api.require(conn, org, run_id)
-    return jsonable_encoder(run_api.to_run_object(run))
+    return jsonable_encoder(run_object(run))
 
 
 @router.get("/{run_id}/messages")
@@ -77,7 +78,7 @@ def run_messages(
 def run_usage(run_id: str, org: Org, db: Db) -> Any:
     with db.transaction() as conn:
         run = run_api.require(conn, org, run_id)
-    usage = run_api.usage_of(run)
+    usage = usage_of(run)
     usage.pop("message_type")
     return usage
 
@@ -126,8 +127,7 @@ def stream_run(run_id: str, org: Org, db: Db, body: StreamRun | None = None) -> 
 
 
 @router.post("/{run_id}/cancel")
-def cancel_run(run_id: str, org: Org, db: Db, request: Request) -> Any:
-    engine = engine_of(request)
+def cancel_run(run_id: str, org: Org, db: Db, engine: AgentEngine) -> Any:
     with db.transaction() as conn:
         touched = run_api.cancel(conn, org, None, [run_id])
     for run in touched:
@@ -135,4 +135,4 @@ def cancel_run(run_id: str, org: Org, db: Db, request: Request) -> Any:
             engine.launcher.release(run)
     with db.transaction() as conn:
         run = run_api.require(conn, org, run_id)
-    return jsonable_encoder(run_api.to_run_object(run))
+    return jsonable_encoder(run_object(run))

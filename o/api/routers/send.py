@@ -14,18 +14,21 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import lifecycle
 from o.agent import runs as run_api
-from o.agent.engine import Engine, default_engine
+from o.agent.engine import Engine
+from o.agent.events import StepEvent
 from o.agent.prompt import compile_prompt
-from o.agent.runner import drive, fail_run
-from o.api.deps import Db, Org
+from o.agent.runner import continue_run, drive, fail_run, wait_until_settled
+from o.api.deps import AgentEngine, Db, Org
 from o.api.schemas.messages import to_letta
+from o.api.schemas.runs import letta_response, run_object, stop_reason_of, usage_of
+from o.api.stream import LettaStream
 from o.errors import InvalidInput, OError
 from o.observability import logger
 from o.store import agents as agent_store
@@ -128,15 +131,6 @@ def _decisions(raw: dict[str, Any], where: str) -> list[run_api.Decision]:
     return [run_api.Decision(raw["approve"], None, raw.get("reason"))]
 
 
-def engine_of(request: Request) -> Engine:
-    state = request.app.state
-    engine = getattr(state, "agent_engine", None)
-    if engine is None:
-        engine = default_engine(state.db)
-        state.agent_engine = engine
-    return engine
-
-
 def _begin(
     db: Database, org: str, agent_id: str, body: SendMessages, engine: Engine, *, background: bool = False
 ) -> run_api.Started:
@@ -147,64 +141,27 @@ def _begin(
         return run_api.start(conn, org, agent_id, inputs, body.run_request(engine), background=background)
 
 
-def _continue(engine: Engine, started: run_api.Started, *, wait: bool) -> None:
-    run = started.run
-    resumed = run["next_action"] == "tools" and run["status"] != "created"
-    if resumed and not engine.launcher.inline:
-        with engine.db.transaction() as conn:
-            fresh = run_store.get(conn, run["id"])
-        assert fresh is not None
-        # The waiting execution carries on; without a token yet, await_approval releases itself.
-        engine.launcher.release(fresh)
-        return
-    engine.launcher.launch(run["id"], wait=wait)
-
-
-class StillRunning(OError):
-    status_code = 504
-    code = "run_in_progress"
-
-
-def _wait_until_settled(db: Database, run_id: str, timeout_s: float) -> None:
-    """Follow a state machine run until it ends or pauses; past ``timeout_s`` say where to find it."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.02
-    while time.monotonic() < deadline:
-        with db.transaction() as conn:
-            run = run_store.get(conn, run_id)
-        if run is None or run["next_action"] in ("done", "failed", "approval"):
-            return
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-    raise StillRunning(
-        f"run {run_id} is still working after {timeout_s:g} s; follow it at GET /v1/runs/{run_id} "
-        "(or send with /messages/async or /messages/stream)",
-        run_id=run_id,
-    )
-
-
 @router.post("/messages")
-def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, request: Request) -> Any:
+def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> Any:
     if body.streaming:
-        return stream_messages(agent_id, body, org, db, request)
-    engine = engine_of(request)
+        return stream_messages(agent_id, body, org, db, engine)
     started = _begin(db, org, agent_id, body, engine)
-    _continue(engine, started, wait=True)
+    continue_run(engine.launcher, db, started.run, wait=True)
     if not engine.launcher.inline:
-        _wait_until_settled(db, started.run["id"], engine.settings.sync_wait_s)
+        wait_until_settled(db, started.run["id"], engine.settings.sync_wait_s)
     with db.transaction() as conn:
-        return jsonable_encoder(run_api.response(conn, started.run["id"], started))
+        run, rows = run_api.produced(conn, started.run["id"], started)
+    return jsonable_encoder(letta_response(run, rows))
 
 
 @router.post("/messages/async")
-def send_messages_async(agent_id: str, body: SendMessages, org: Org, db: Db, request: Request) -> Any:
-    engine = engine_of(request)
+def send_messages_async(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> Any:
     started = _begin(db, org, agent_id, body, engine, background=True)
-    _continue(engine, started, wait=False)
+    continue_run(engine.launcher, db, started.run, wait=False)
     with db.transaction() as conn:
         run = run_store.get(conn, started.run["id"])
     assert run is not None
-    return jsonable_encoder(run_api.to_run_object(run))
+    return jsonable_encoder(run_object(run))
 
 
 def _sse(item: Any) -> str:
@@ -212,14 +169,13 @@ def _sse(item: Any) -> str:
 
 
 @router.post("/messages/stream")
-def stream_messages(agent_id: str, body: SendMessages, org: Org, db: Db, request: Request) -> StreamingResponse:
-    engine = engine_of(request)
+def stream_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> StreamingResponse:
     started = _begin(db, org, agent_id, body, engine)
     run_id = started.run["id"]
     if engine.launcher.inline:
-        events = _stream_inline(engine, started, body.stream_tokens)
+        events = _stream_inline(engine, started, body)
     else:
-        _continue(engine, started, wait=False)
+        continue_run(engine.launcher, db, started.run, wait=False)
         events = _stream_polled(engine, started)
     return StreamingResponse(
         events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Run-Id": run_id}
@@ -229,10 +185,17 @@ def stream_messages(agent_id: str, body: SendMessages, org: Org, db: Db, request
 _END = object()
 
 
-def _stream_inline(engine: Engine, started: run_api.Started, stream_tokens: bool) -> Iterator[str]:
+def _stream_inline(engine: Engine, started: run_api.Started, body: SendMessages) -> Iterator[str]:
     items: queue.Queue[Any] = queue.Queue()
     run_id = started.run["id"]
-    deps = engine.deps(emit=items.put, stream_tokens=stream_tokens)
+    # the run's own request decides the shapes (an approval's body may not repeat the options)
+    letta = LettaStream(started.run.get("request") or {}, stream_tokens=body.stream_tokens)
+
+    def emit(event: StepEvent) -> None:
+        for chunk in letta.chunks(event):
+            items.put(chunk)
+
+    deps = engine.deps(emit=emit, stream_tokens=body.stream_tokens)
 
     def work() -> None:
         try:
@@ -305,8 +268,8 @@ def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
                 "run_id": run_id,
             }
         )
-    yield _sse(run_api.stop_reason_of(run))
-    yield _sse(run_api.usage_of(run))
+    yield _sse(stop_reason_of(run))
+    yield _sse(usage_of(run))
     yield "data: [DONE]\n\n"
 
 
@@ -316,8 +279,7 @@ class CancelRequest(BaseModel):
 
 
 @router.post("/messages/cancel")
-def cancel_messages(agent_id: str, org: Org, db: Db, request: Request, body: CancelRequest | None = None) -> Any:
-    engine = engine_of(request)
+def cancel_messages(agent_id: str, org: Org, db: Db, engine: AgentEngine, body: CancelRequest | None = None) -> Any:
     with db.transaction() as conn:
         touched = run_api.cancel(conn, org, agent_id, body.run_ids if body else None)
     for run in touched:

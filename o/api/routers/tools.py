@@ -1,7 +1,7 @@
 """Letta V1 tool routes: /v1/tools/..., agent attach/detach, and running source once.
 
 Tool code never runs in this process: ``POST /v1/tools/run`` goes through the sandbox
-chosen by configuration (``app.state.sandbox`` when the app was given one).
+the composition root chose (a local process jail, or the sandbox Lambda in AWS).
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import lifecycle
-from o.api.deps import Db, Org
+from o.api.deps import Db, Org, ToolSandbox
 from o.api.paging import slice_page
 from o.api.schemas.agents import AgentState
 from o.api.schemas.common import Request as RequestBody
@@ -24,7 +24,7 @@ from o.store.pages import Page
 from o.store.tools import count, list_page
 from o.tools import catalog
 from o.tools.catalog import MAX_RETURN_CHARS, ToolSpec
-from o.tools.sandbox import Sandbox, ToolInvocation, ToolResult, sandbox_from_settings
+from o.tools.sandbox.base import ToolInvocation, ToolResult
 from o.tools.schema import find_function, parse_source
 
 router = APIRouter(tags=["tools"])
@@ -171,14 +171,6 @@ class SetToolEnvironment(RequestBody):
     descriptions: dict[str, str] | None = None
 
 
-def get_sandbox(request: Request) -> Sandbox:
-    sandbox: Sandbox | None = getattr(request.app.state, "sandbox", None)
-    if sandbox is None:
-        sandbox = sandbox_from_settings()
-        request.app.state.sandbox = sandbox
-    return sandbox
-
-
 @router.post("/v1/tools/", response_model=Tool)
 def create_tool(body: ToolCreate, org: Org, db: Db) -> Tool:
     with db.transaction() as conn:
@@ -217,9 +209,7 @@ def count_tools(org: Org, db: Db) -> int:
 
 
 @router.post("/v1/tools/run", response_model=ToolReturnMessage)
-def run_tool_from_source(
-    body: ToolRunFromSource, org: Org, sandbox: Sandbox = Depends(get_sandbox)
-) -> ToolReturnMessage:
+def run_tool_from_source(body: ToolRunFromSource, org: Org, sandbox: ToolSandbox) -> ToolReturnMessage:
     if body.source_type != "python":
         raise InvalidInput(f"source_type {body.source_type!r} is not supported; tools are Python functions")
     name = body.name or (body.json_schema or {}).get("name")

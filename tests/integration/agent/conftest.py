@@ -9,19 +9,27 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from o.agent.engine import AgentSettings, Engine, llm_factory
+from o.agent.engine import Engine, llm_factory
 from o.agent.prompt import PromptCache
-from o.api.app import create_app
+from o.agent.runner import StateMachineLauncher
+from o.aws.stepfunctions import StateMachine
+from o.config import AgentSettings
 from o.store.db import Database
+from tests import wiring
 from tests.integration.conftest import new_org_key
 from tests.servers.fixtures import FAST_OPTIONS, TEST_KEYS, anthropic_server, openai_server  # noqa: F401
 from tests.servers.openai_server import OpenAIServer
 
 
-def make_engine(db: Database, **settings: Any) -> Engine:
-    return Engine(
+def make_engine(db: Database, *, sfn: Any = None, **settings: Any) -> Engine:
+    """An engine on the local protocol servers; with ``sfn`` (a Step Functions client) its runs go through
+    the state machine named by ``state_machine_arn``, as the composition root wires it on AWS."""
+    engine = Engine(
         db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(**settings), prompts=PromptCache()
     )
+    if sfn is not None:
+        engine.remote = StateMachineLauncher(db, StateMachine(settings.get("state_machine_arn"), client=sfn))
+    return engine
 
 
 @pytest.fixture
@@ -31,9 +39,7 @@ def engine(db: Database) -> Engine:
 
 @pytest.fixture
 def agent_app(db: Database, engine: Engine) -> FastAPI:
-    app = create_app(db)
-    app.state.agent_engine = engine
-    return app
+    return wiring.app(db, engine=engine)
 
 
 @pytest.fixture

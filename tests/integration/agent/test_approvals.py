@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from o.api.app import create_app
+from tests import wiring
 from tests.integration.agent.conftest import create_agent, make_engine, say
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call
@@ -36,8 +36,7 @@ def test_approve_after_a_restart(api: TestClient, openai_server: OpenAIServer, d
     assert blocked.status_code == 409, blocked.text
 
     # "Restart": a new app and engine on the same database; nothing lives in memory.
-    fresh = create_app(db)
-    fresh.state.agent_engine = make_engine(db)
+    fresh = wiring.app(db, engine=make_engine(db))
     openai_server.push(call("send_message", message="I will remember your boat."))
     with TestClient(fresh, headers=dict(api.headers)) as client:
         resumed = client.post(

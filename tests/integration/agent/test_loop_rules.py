@@ -119,7 +119,7 @@ def test_llm_failure_fails_the_run_with_a_reason(api: TestClient, openai_server:
 
 def test_missing_api_key_is_named(api: TestClient, openai_server: OpenAIServer) -> None:
     agent = create_agent(api, openai_server, llm={"model_endpoint_type": "groq", "model": "llama"})
-    engine = api.app.state.agent_engine
+    engine = api.app.state.services.engine
     from o.agent.engine import llm_factory
     from o.llm.keys import StaticKeySource
     from tests.servers.fixtures import FAST_OPTIONS

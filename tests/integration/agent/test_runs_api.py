@@ -127,7 +127,7 @@ def test_stream_reports_a_failed_run(api: TestClient, openai_server: OpenAIServe
 
 def test_an_unexpected_error_fails_the_run_with_a_named_error(api: TestClient, openai_server: OpenAIServer) -> None:
     agent = create_agent(api, openai_server)
-    engine = api.app.state.agent_engine
+    engine = api.app.state.services.engine
 
     def broken(config: Any) -> Any:
         raise RuntimeError("factory exploded")

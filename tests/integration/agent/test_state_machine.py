@@ -22,9 +22,11 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from infra.agent_loop import agent_loop_definition
 from o.agent.engine import Engine
-from o.api.app import create_app
+from o.agent.runner import StateMachineLauncher
+from o.aws.stepfunctions import StateMachine
 from o.config import load_settings
 from o.store.db import Database
+from tests import wiring
 from tests.integration.agent.conftest import create_agent, make_engine, say
 from tests.integration.conftest import new_org_key
 from tests.servers.openai_server import OpenAIServer
@@ -98,19 +100,15 @@ def aws(handler_module: ModuleType, db: Database, monkeypatch: pytest.MonkeyPatc
             definition=json.dumps(agent_loop_definition(function_arn)),
         )["stateMachineArn"]
         # The step Lambda's engine: same database, LLM keys for the local servers, its own SFN client.
-        step_engine = make_engine(db)
-        step_engine.sfn_client = sfn
+        step_engine = make_engine(db, sfn=sfn)
         handler_module._engine = step_engine
         yield {"machine": machine, "sfn": sfn, "events": events}
 
 
 @pytest.fixture
 def aws_api(aws: dict[str, Any], db: Database) -> Iterator[TestClient]:
-    engine: Engine = make_engine(db, state_machine_arn=aws["machine"], sync_wait_s=20)
-    engine.sfn_client = aws["sfn"]
-    engine.__post_init__()
-    app = create_app(db)
-    app.state.agent_engine = engine
+    engine: Engine = make_engine(db, sfn=aws["sfn"], state_machine_arn=aws["machine"], sync_wait_s=20)
+    app = wiring.app(db, engine=engine)
     with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as client:
         yield client
 
@@ -226,7 +224,7 @@ def test_await_approval_after_the_decision_releases_itself(
         def send_task_success(self, **kwargs: Any) -> None:
             sent.append(kwargs)
 
-    engine.sfn_client = RecordingSfn()
+    engine.remote = StateMachineLauncher(db, StateMachine(None, client=RecordingSfn()))
     result = handler_module.handler(
         {"action": "await_approval", "run_id": started.run["id"], "iteration": 3, "task_token": "tok-1"}, FakeContext()
     )
@@ -277,11 +275,8 @@ def test_a_synchronous_request_that_outlasts_its_wait_names_the_run(
 ) -> None:
     from tests.servers.script import Reply, ScriptedCall
 
-    engine: Engine = make_engine(db, state_machine_arn=aws["machine"], sync_wait_s=0.2)
-    engine.sfn_client = aws["sfn"]
-    engine.__post_init__()
-    app = create_app(db)
-    app.state.agent_engine = engine
+    engine: Engine = make_engine(db, sfn=aws["sfn"], state_machine_arn=aws["machine"], sync_wait_s=0.2)
+    app = wiring.app(db, engine=engine)
     with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as client:
         agent = create_agent(client, openai_server)
         openai_server.push(Reply(tool_calls=(ScriptedCall("send_message", {"message": "slow"}),), delay_s=1.0))

@@ -1,3 +1,5 @@
 """Fixtures for the AWS-mode tests: the local OpenAI wire-protocol server the agent step talks to."""
 
-from tests.servers.fixtures import openai_server  # noqa: F401
+from tests.servers.fixtures import llm_options, openai_server
+
+__all__ = ["llm_options", "openai_server"]

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from o.api.app import create_app
 from o.config import load_settings
 from o.store.db import Database
+from tests import wiring
 from tests.integration.agent.conftest import create_agent, make_engine, say
 from tests.integration.aws.agent_loop_moto import REGION, Crash, LambdaContext, Loop, agent_loop, synthesized_definition
 from tests.integration.conftest import new_org_key
@@ -73,14 +73,11 @@ def deployed_with_approval_timeout(
 def _deploy(parts: list[Any], step_module: ModuleType, db: Database) -> Iterator[tuple[Loop, TestClient]]:
     with agent_loop(parts, step_module.handler) as loop:
         # The step function's engine: its database, the test LLM keys, moto's Step Functions.
-        step_engine = make_engine(db)
-        step_engine.sfn_client = loop.sfn
+        step_engine = make_engine(db, sfn=loop.sfn)
         step_module._engine = step_engine
         # The API as deployed: runs start executions of the state machine instead of looping in-process.
-        api_engine = make_engine(db, state_machine_arn=loop.machine_arn, sync_wait_s=30)
-        api_engine.sfn_client = loop.sfn
-        app = create_app(db)
-        app.state.agent_engine = api_engine
+        api_engine = make_engine(db, sfn=loop.sfn, state_machine_arn=loop.machine_arn, sync_wait_s=30)
+        app = wiring.app(db, engine=api_engine)
         with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as client:
             yield loop, client
 

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from o.agent.engine import AgentSettings, Engine, llm_factory
+from o.agent import revisions
+from o.agent.engine import Engine, llm_factory
 from o.agent.lifecycle import AgentSpec
 from o.agent.lifecycle import create as create_agent
 from o.agent.prompt import PromptCache
-from o.evolution import evaluator, loop, revisions, routing, shadow
+from o.config import EvolutionSettings
+from o.evolution import evaluator, loop, routing, shadow
 from o.evolution.evaluator import JUDGE_MARKER
 from o.evolution.propose import PROPOSER_MARKER
 from o.evolution.sleeptime import SLEEPTIME_MARKER
@@ -164,12 +166,15 @@ class World:
 
 
 def make_engine(db: Database) -> Engine:
-    return Engine(db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(), prompts=PromptCache())
+    # canary-aware, as the composition root wires it: a canary's share of runs gets its candidate
+    return Engine(
+        db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, prompts=PromptCache(), revisions=routing.CanaryRouter()
+    )
 
 
 def make_deps(db: Database, **policy: Any) -> loop.EvolutionDeps:
     defaults = {"bake_seconds": 0, "canary_weight": 0.5, "replay_sample": 2, "max_seconds": 60.0}
-    return loop.EvolutionDeps(db, make_engine(db), loop.EvolutionPolicy(**{**defaults, **policy}))
+    return loop.EvolutionDeps(db, make_engine(db), EvolutionSettings(**{**defaults, **policy}))
 
 
 def make_agent(db: Database, server: OpenAIServer, *, with_suite: bool = True) -> tuple[str, str]:
@@ -224,7 +229,7 @@ def live_traffic(deps: loop.EvolutionDeps, requests: int = 16) -> Any:
             picks: dict[int, list[str]] = {}
             for i in range(requests):
                 request_id = f"{evo['id']}-req-{i}"
-                picks.setdefault(routing.revision_for_request(conn, agent, request_id), []).append(request_id)
+                picks.setdefault(routing.CanaryRouter().revision_for(conn, agent, request_id), []).append(request_id)
             configs = {
                 n: conn.execute(
                     "SELECT config FROM agent_revisions WHERE agent_id = %s AND number = %s", (agent["id"], n)
@@ -242,7 +247,7 @@ def live_traffic(deps: loop.EvolutionDeps, requests: int = 16) -> Any:
             )
             with deps.db.transaction() as conn:
                 for replay, result in zip(replays, results, strict=True):
-                    routing.record_turn(
+                    evolution_store.record_outcome(
                         conn,
                         agent["id"],
                         number,

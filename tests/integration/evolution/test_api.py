@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from o.api.app import create_app
 from o.store.db import Database
+from tests import wiring
 from tests.integration.conftest import new_org_key
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World
@@ -18,9 +18,7 @@ from tests.servers.script import call
 
 @pytest.fixture
 def api(db: Database) -> Iterator[TestClient]:
-    app = create_app(db)
-    app.state.evolution_deps = task.make_deps(db)
-    app.state.agent_engine = app.state.evolution_deps.engine
+    app = wiring.app(db, evolution=task.make_deps(db))
     with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as client:
         yield client
 
@@ -164,7 +162,7 @@ def test_stop_endpoint_rolls_back(api: TestClient, server: OpenAIServer, world: 
     aid = _agent(api, server)["id"]
     assert api.put(f"/v1/agents/{aid}/evaluation", json=task.suite().model_dump(mode="json")).status_code == 200
     world.propose(task.BETTER)
-    deps = api.app.state.evolution_deps  # type: ignore[attr-defined]
+    deps = api.app.state.services.evolution  # type: ignore[attr-defined]
     with db.transaction() as conn:
         org_id = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (aid,)).fetchone()["organization_id"]
     evo = loop.start(deps, org_id, aid)

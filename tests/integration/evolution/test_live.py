@@ -26,12 +26,13 @@ from moto import mock_aws
 from o.agent import runs
 from o.agent.runner import drive
 from o.agent.step import advance
-from o.api.app import create_app
-from o.config import load_settings
-from o.evolution import evaluator, loop, sleeptime
-from o.evolution.metrics import CloudWatchMetrics
-from o.evolution.rollout import CANARY_ENV, AliasRouter, LocalRouter
+from o.aws.alias import LambdaAlias
+from o.aws.metrics import CloudWatchOutcomes
+from o.config import SleeptimeSettings, load_settings
+from o.evolution import evaluator, loop, routing, sleeptime
+from o.evolution.rollout import CANARY_ENV, LocalRouter
 from o.store.db import Database
+from tests import emf, wiring
 from tests.integration.conftest import new_org_key
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World
@@ -78,10 +79,7 @@ def _agent(api: TestClient, server: OpenAIServer) -> dict[str, Any]:
 
 
 def _app(db: Database, deps: loop.EvolutionDeps) -> Any:
-    app = create_app(db)
-    app.state.evolution_deps = deps
-    app.state.agent_engine = deps.engine
-    return app
+    return wiring.app(db, evolution=deps)
 
 
 @pytest.fixture
@@ -258,7 +256,7 @@ def test_sleeptime_pass_after_n_user_messages_off_the_request_path(
     server: OpenAIServer,
     live_deps: loop.EvolutionDeps,
 ) -> None:
-    trigger = sleeptime.RunEndTrigger(lambda: live_deps, sleeptime.SleeptimePolicy(every_n_messages=3))
+    trigger = sleeptime.RunEndTrigger(lambda: live_deps, SleeptimeSettings(every_n_messages=3))
     live_deps.engine.on_run_end = trigger
     with TestClient(_app(db, live_deps), headers={"Authorization": f"Bearer {new_org_key(db)}"}) as api:
         aid = _agent(api, server)["id"]
@@ -322,7 +320,6 @@ def step_handler(pg_url: str, monkeypatch: pytest.MonkeyPatch, live_deps: loop.E
         "AWS_DEFAULT_REGION": REGION,
     }.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv(CANARY_ENV, raising=False)
     load_settings.cache_clear()
     with mock_aws():
         sys.modules.pop("functions.agent_step.handler", None)
@@ -350,7 +347,7 @@ def test_lambda_records_per_version_outcomes_and_the_canary_uses_them(
     db: Database,
     server: OpenAIServer,
     world: World,
-    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     org, aid = task.make_agent(db, server)
     with db.transaction() as conn:
@@ -368,9 +365,9 @@ def test_lambda_records_per_version_outcomes_and_the_canary_uses_them(
     )
     stable = lam.publish_version(FunctionName=STEP_FN)["Version"]
     lam.create_alias(FunctionName=STEP_FN, Name="live", FunctionVersion=stable)
-    cloudwatch = CloudWatchMetrics(boto3.client("cloudwatch", region_name=REGION))
+    cloudwatch = CloudWatchOutcomes(boto3.client("cloudwatch", region_name=REGION))
     deps = task.make_deps(db, canary_weight=0.2)
-    deps.router, deps.metrics = AliasRouter(lam, STEP_FN), cloudwatch
+    deps.router, deps.metrics = LambdaAlias(lam, STEP_FN), cloudwatch
 
     world.propose(task.BETTER)
     evo = loop.start(deps, org, aid, trigger="test")
@@ -392,15 +389,18 @@ def test_lambda_records_per_version_outcomes_and_the_canary_uses_them(
     for i, rid in enumerate(base_runs):
         assert _invoke_until_done(step_handler, rid, [stable, version] if i == 0 else [stable])["next"] == "done"
         assert _run_meta(db, rid)["revision"] == 1
-    # the canary version carries the evolution's marker in its environment and serves the candidate
-    monkeypatch.setenv(CANARY_ENV, evo["id"])
+    # the canary version carries the evolution's marker in its environment (so in its settings) and serves
+    # the candidate
+    step_handler._engine.revisions = routing.CanaryRouter(evo["id"])
     cand_runs = [one_run(f"What is the capital of {c}?") for c in ("Peru", "Egypt", "Kenya")]
     for rid in cand_runs:
         assert _invoke_until_done(step_handler, rid, [version])["next"] == "done"
         assert _run_meta(db, rid)["revision"] == 2 and _run_meta(db, rid)["version"] == version
     # a late duplicate invocation of a finished run publishes nothing more
     assert _invoke_until_done(step_handler, cand_runs[0], [version])["next"] == "done"
-    monkeypatch.delenv(CANARY_ENV)
+    step_handler._engine.revisions = routing.CanaryRouter()
+    # CloudWatch turns the function's EMF log lines into metrics
+    assert emf.ingest(capsys.readouterr().out, cloudwatch.client, namespace="O/Agents") == 7
 
     since = datetime.now(UTC) - timedelta(minutes=5)
     on_stable, on_canary = cloudwatch.stats(aid, stable, since), cloudwatch.stats(aid, version, since)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from o.evolution import evaluator, loop, revisions
+from o.agent import revisions
+from o.evolution import evaluator, loop
 from o.store import evolution as evolution_store
 from o.store.db import Database
 from tests.integration.evolution import task
@@ -196,7 +197,8 @@ def test_held_out_score_improves_after_promotion(db: Database, server: OpenAISer
 
 
 def test_shadow_replays_never_run_user_tools(db: Database, server: OpenAIServer) -> None:
-    from o.evolution import revisions, shadow
+    from o.agent import revisions
+    from o.evolution import shadow
     from o.ids import new_id
     from tests.servers.script import call
 

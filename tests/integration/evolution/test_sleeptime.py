@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from o.config import load_settings
+from o.config import SleeptimeSettings, load_settings
 from o.evolution import loop, shadow, sleeptime
 from o.ids import new_id
 from o.memory import archival
@@ -48,8 +48,8 @@ def _block(db: Database, agent_id: str, label: str) -> str:
         ).fetchone()["value"]
 
 
-def _policy(**kw: Any) -> sleeptime.SleeptimePolicy:
-    return sleeptime.SleeptimePolicy(**{"every_n_messages": 3, "interval_seconds": 3600, **kw})
+def _policy(**kw: Any) -> SleeptimeSettings:
+    return SleeptimeSettings(**{"every_n_messages": 3, "interval_seconds": 3600, **kw})
 
 
 def test_pass_rewrites_memory_and_records_facts(db: Database, server: OpenAIServer, deps: loop.EvolutionDeps) -> None:
@@ -164,11 +164,7 @@ def test_local_scheduler_runs_due_passes(db: Database, server: OpenAIServer, dep
     org, agent_id = task.make_agent(db, server, with_suite=False)
     _say(db, org, agent_id, "I am Cy.")
 
-    @dataclass
-    class Rt:
-        db: Database
-
-    scheduler = sleeptime.start_local_scheduler(Rt(db), poll_seconds=0.05, policy=_policy(), deps=deps)
+    scheduler = sleeptime.start_local_scheduler(deps, _policy(poll_seconds=0.05))
     try:
         deadline = time.monotonic() + 20
         while _block(db, agent_id, "human") != "The user is Cy." and time.monotonic() < deadline:

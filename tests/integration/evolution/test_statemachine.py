@@ -19,13 +19,15 @@ import pytest
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from o.agent.serving import Turn
+from o.aws.metrics import CloudWatchOutcomes
 from o.config import load_settings
 from o.evolution import statemachine
-from o.evolution.metrics import CloudWatchMetrics
 from o.evolution.rollout import CANARY_ENV
 from o.ids import new_id
 from o.store import evolution as evolution_store
 from o.store.db import Database
+from tests import emf
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World
 from tests.servers.openai_server import OpenAIServer
@@ -173,7 +175,7 @@ def _finished(aws: Aws, execution: str) -> dict[str, Any]:
 
 
 def test_better_candidate_promoted_through_the_alias(
-    aws: Aws, db: Database, world: World, server: OpenAIServer
+    aws: Aws, db: Database, world: World, server: OpenAIServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     org, agent_id = task.make_agent(db, server)
     world.propose(task.BETTER)
@@ -205,11 +207,14 @@ def test_better_candidate_promoted_through_the_alias(
             )
 
     # live turns as the agent-step versions would report them
-    metrics = CloudWatchMetrics(boto3.client("cloudwatch", region_name=REGION))
+    metrics = CloudWatchOutcomes(boto3.client("cloudwatch", region_name=REGION))
+    capsys.readouterr()
     for _ in range(8):
-        metrics.put_outcome(agent_id, "1", ok=True, latency_ms=120, tokens=90)
+        metrics.put_outcome(agent_id, "1", Turn(ok=True, latency_ms=120, tokens=90))
     for _ in range(4):
-        metrics.put_outcome(agent_id, canary["version"], ok=True, latency_ms=100, tokens=60)
+        metrics.put_outcome(agent_id, canary["version"], Turn(ok=True, latency_ms=100, tokens=60))
+    # CloudWatch turns the EMF log lines into metrics
+    assert emf.ingest(capsys.readouterr().out, metrics.client, namespace="O/Agents") == 12
     done = _finished(aws, execution)
     assert done["status"] == "SUCCEEDED", done
     final = _evolution(db, evolution_id)

@@ -23,14 +23,10 @@ import pytest
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
-from o.tools.sandbox import (
-    LambdaSandbox,
-    Limits,
-    LocalProcessSandbox,
-    SandboxSettings,
-    ToolInvocation,
-    sandbox_from_settings,
-)
+from o import runtime
+from o.aws.sandbox import LambdaSandbox
+from o.config import ConfigError, settings_from
+from o.tools.sandbox import Limits, LocalProcessSandbox, ToolInvocation
 
 REGION = "eu-west-1"
 
@@ -138,19 +134,15 @@ def test_a_crashing_sandbox_function_is_an_error_result(function_name: str) -> N
 
 
 def test_sandbox_is_chosen_by_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("O_SANDBOX", "O_SANDBOX_FUNCTION_NAME", "O_TOOL_SANDBOX_FUNCTION_ARN"):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    assert isinstance(sandbox_from_settings(), LocalProcessSandbox)
-    monkeypatch.setenv("O_TOOL_SANDBOX_FUNCTION_ARN", "arn:aws:lambda:eu-west-1:1:function:sb")
-    chosen = sandbox_from_settings()
+    assert isinstance(runtime.sandbox(settings_from({})), LocalProcessSandbox)
+    arn = "arn:aws:lambda:eu-west-1:1:function:sb"
+    chosen = runtime.sandbox(settings_from({"O_SANDBOX_FUNCTION_NAME": arn}))
     assert isinstance(chosen, LambdaSandbox) and chosen.function_name.endswith(":sb")
-    monkeypatch.setenv("O_SANDBOX", "local")
-    assert isinstance(sandbox_from_settings(), LocalProcessSandbox)
-    monkeypatch.delenv("O_TOOL_SANDBOX_FUNCTION_ARN")
-    monkeypatch.setenv("O_SANDBOX", "lambda")
-    with pytest.raises(ValueError, match="O_SANDBOX_FUNCTION_NAME"):
-        SandboxSettings()
+    forced_local = settings_from({"O_SANDBOX_FUNCTION_NAME": arn, "O_SANDBOX_KIND": "local"})
+    assert isinstance(runtime.sandbox(forced_local), LocalProcessSandbox)
+    with pytest.raises(ConfigError, match="O_SANDBOX_FUNCTION_NAME"):
+        settings_from({"O_SANDBOX_KIND": "lambda"})
 
 
 SWEEP_SCRIPT = """

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from o.agent.context import choose_cut, prompt_tokens, token_ceiling
-from o.agent.stream import DeltaTranslator, decode_partial_string
+from o.api.stream import DeltaTranslator, decode_partial_string
 from o.llm.config import LLMConfig
 from o.llm.types import TextDelta, ToolCallDelta, ToolSpec
 

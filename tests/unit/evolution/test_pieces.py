@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from o.agent import revisions
 from o.errors import InvalidInput
-from o.evolution import evaluator, propose, revisions, statemachine
+from o.evolution import evaluator, propose, statemachine
 
 BASE = {
     "system": "Be helpful.\nUse send_message.",

@@ -1,50 +1,11 @@
-"""Alias routing and per-version CloudWatch metrics under moto; the local router's split."""
+"""The canary's routing policy: what real Lambda enforces on an alias, and the local router's split."""
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-
-import boto3
 import pytest
-from moto import mock_aws
 
-from o.errors import Conflict, InvalidInput
-from o.evolution.metrics import CloudWatchMetrics
-from o.evolution.rollout import CANARY_ENV, AliasRouter, LocalRouter, request_share, validate_routing
-
-REGION = "us-east-1"
-
-
-def _zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("handler.py", "def handler(event, context):\n    return event\n")
-    return buf.getvalue()
-
-
-@pytest.fixture
-def lam() -> Iterator[object]:
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(
-            RoleName="step", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
-        )["Role"]["Arn"]
-        client = boto3.client("lambda", region_name=REGION)
-        client.create_function(
-            FunctionName="agent-step",
-            Runtime="python3.12",
-            Role=role,
-            Handler="handler.handler",
-            Code={"ZipFile": _zip()},
-            Environment={"Variables": {"O_RUNTIME": "lambda"}},
-        )
-        v1 = client.publish_version(FunctionName="agent-step")["Version"]
-        client.create_alias(FunctionName="agent-step", Name="live", FunctionVersion=v1)
-        yield client
+from o.errors import InvalidInput
+from o.evolution.rollout import LocalRouter, request_share, validate_routing
 
 
 def test_validate_routing_enforces_what_lambda_enforces() -> None:
@@ -62,83 +23,6 @@ def test_validate_routing_enforces_what_lambda_enforces() -> None:
     ]:
         with pytest.raises(InvalidInput):
             validate_routing(primary, weights)  # type: ignore[arg-type]
-
-
-def test_publish_candidate_carries_the_evolution_and_leaves_latest_clean(lam) -> None:
-    router = AliasRouter(lam, "agent-step")
-    version = router.publish_candidate("evolution-abc")
-    assert version == "2"
-    published = lam.get_function_configuration(FunctionName="agent-step", Qualifier=version)
-    assert published["Environment"]["Variables"][CANARY_ENV] == "evolution-abc"
-    assert published["Environment"]["Variables"]["O_RUNTIME"] == "lambda"
-    latest = lam.get_function_configuration(FunctionName="agent-step")
-    assert CANARY_ENV not in latest["Environment"]["Variables"]
-
-
-def test_canary_promote_and_rollback(lam) -> None:
-    router = AliasRouter(lam, "agent-step")
-    v2 = router.publish_candidate("evolution-a")
-    assert router.canary_evolution() is None
-    state = router.start_canary(v2, 0.1)
-    assert (state.version, state.canary_version, state.canary_weight) == ("1", v2, pytest.approx(0.1))
-    assert router.canary_evolution() == "evolution-a"
-    alias = lam.get_alias(FunctionName="agent-step", Name="live")
-    assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {v2: 0.1}
-
-    # one canary per alias
-    v3 = router.publish_candidate("evolution-b")
-    with pytest.raises(Conflict):
-        router.start_canary(v3, 0.2)
-    with pytest.raises(InvalidInput):
-        router.set_weight(1.5)
-    assert router.set_weight(0.25).canary_weight == pytest.approx(0.25)
-
-    promoted = router.promote(v2)
-    assert (promoted.version, promoted.canary_version) == (v2, None)
-    assert not (lam.get_alias(FunctionName="agent-step", Name="live").get("RoutingConfig") or {}).get(
-        "AdditionalVersionWeights"
-    )
-
-    router.start_canary(v3, 0.05)
-    assert router.canary_evolution() == "evolution-b"
-    back = router.rollback()
-    assert (back.version, back.canary_version) == (v2, None)
-    assert router.canary_evolution() is None
-
-
-def test_start_canary_refuses_latest_unpublished_and_bad_weights(lam) -> None:
-    router = AliasRouter(lam, "agent-step")
-    with pytest.raises(InvalidInput):
-        router.start_canary("$LATEST", 0.1)
-    with pytest.raises(InvalidInput):
-        router.start_canary("9", 0.1)
-    v2 = router.publish_candidate("evolution-a")
-    with pytest.raises(InvalidInput):
-        router.start_canary(v2, 1.01)
-    with pytest.raises(InvalidInput):
-        router.start_canary("1", 0.5)
-    assert router.state().canary_version is None
-
-
-def test_cloudwatch_per_version_metrics() -> None:
-    with mock_aws():
-        metrics = CloudWatchMetrics(boto3.client("cloudwatch", region_name=REGION))
-        start = datetime.now(UTC) - timedelta(minutes=5)
-        for i in range(10):
-            metrics.put_outcome("agent-x", "1", ok=i != 0, latency_ms=100 + i, tokens=50)
-        for i in range(4):
-            metrics.put_outcome("agent-x", "2", ok=i not in (0, 1), latency_ms=300, tokens=80)
-        metrics.put_outcome("agent-y", "2", ok=False, latency_ms=1, tokens=1)
-        metrics.put_feedback("agent-x", "2", 0.25)
-        metrics.put_feedback("agent-x", "2", 0.75)
-        stable = metrics.stats("agent-x", "1", start)
-        canary = metrics.stats("agent-x", "2", start)
-    assert stable.turns == 10 and stable.error_rate == pytest.approx(0.1)
-    assert stable.latency_ms == pytest.approx(104.5)
-    assert canary.turns == 4 and canary.error_rate == pytest.approx(0.5)
-    assert canary.tokens == pytest.approx(80)
-    assert canary.feedback == pytest.approx(0.5) and canary.feedback_count == 2
-    assert stable.feedback is None
 
 
 def test_local_router_split_within_tolerance() -> None:

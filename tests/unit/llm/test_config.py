@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from o.llm.config import DEFAULT_ENDPOINTS, LLMConfig, LLMSettings, parse_handle
+from o.llm.config import DEFAULT_ENDPOINTS, LLMConfig, parse_handle
 
 
 @pytest.mark.parametrize(
@@ -100,12 +100,3 @@ def test_invalid_configs_are_rejected_with_a_message(data: dict[str, object]) ->
 def test_parse_handle_names_the_problem() -> None:
     with pytest.raises(ValueError, match="unknown provider 'azure'"):
         parse_handle("azure/gpt-4o")
-
-
-def test_settings_read_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("O_LLM_MAX_RETRIES", "0")
-    monkeypatch.setenv("O_LLM_TIMEOUT_S", "2.5")
-    monkeypatch.setenv("O_LLM_KEYS_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:k")
-    settings = LLMSettings()
-    assert (settings.max_retries, settings.timeout_s) == (0, 2.5)
-    assert settings.keys_secret_arn is not None

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from o.config import settings_from
 from o.llm.client import LLMError, RetryPolicy, retry_after_seconds, with_retries
-from o.llm.keys import EnvKeySource, StaticKeySource
+from o.llm.keys import SettingsKeySource, StaticKeySource
 
 
 def _classify(exc: Exception) -> tuple[LLMError, float | None] | None:
@@ -73,7 +74,9 @@ def test_llm_error_maps_to_a_502_json_error() -> None:
 
 
 def test_env_and_static_key_sources() -> None:
-    env = EnvKeySource({"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "  ", "GROQ_API_KEY": "g"})
+    env = SettingsKeySource(
+        settings_from({"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "  ", "GROQ_API_KEY": "g"}).keys
+    )
     assert env.api_key("openai") == "sk-1"
     assert env.api_key("anthropic") is None
     assert env.api_key("groq") == "g"

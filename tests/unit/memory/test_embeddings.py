@@ -9,7 +9,7 @@ import pytest
 
 from o.errors import InvalidInput
 from o.memory.archival import chunk_text, parse_time, with_context
-from o.memory.embeddings import EmbeddingConfig, embedder_for, local_embedder, local_model_files
+from o.memory.embeddings import LOCAL_EMBEDDERS, EmbeddingConfig, local_embedder, local_model_files
 from o.store.passages import vector_literal, vector_type, vector_width
 
 SENTENCES = [
@@ -47,13 +47,13 @@ def test_local_similarities_match_the_torch_model() -> None:
 
 
 def test_embedder_for_checks_the_config() -> None:
-    assert embedder_for(EmbeddingConfig.default()) is local_embedder()
+    assert LOCAL_EMBEDDERS.for_config(EmbeddingConfig.default()) is local_embedder()
     with pytest.raises(InvalidInput, match="384-dimensional"):
-        embedder_for(EmbeddingConfig(embedding_dim=768))
+        LOCAL_EMBEDDERS.for_config(EmbeddingConfig(embedding_dim=768))
     with pytest.raises(InvalidInput, match="only serves"):
-        embedder_for(EmbeddingConfig(embedding_model="bge-large"))
+        LOCAL_EMBEDDERS.for_config(EmbeddingConfig(embedding_model="bge-large"))
     with pytest.raises(InvalidInput, match="unknown embedding_endpoint_type"):
-        embedder_for(EmbeddingConfig(embedding_endpoint_type="carrier-pigeon"))
+        LOCAL_EMBEDDERS.for_config(EmbeddingConfig(embedding_endpoint_type="carrier-pigeon"))
     letta_style = EmbeddingConfig.from_agent(
         {
             "embedding_endpoint_type": "hugging-face",
@@ -63,7 +63,7 @@ def test_embedder_for_checks_the_config() -> None:
             "batch_size": None,
         }
     )
-    assert embedder_for(letta_style) is local_embedder()
+    assert LOCAL_EMBEDDERS.for_config(letta_style) is local_embedder()
 
 
 def test_vector_columns_and_padding() -> None:

@@ -12,21 +12,25 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from o import runtime
+from o.agent import lifecycle, revisions
+from o.cli.settings import from_args
 from o.errors import NotFound, OError
+from o.evolution import loop
+from o.store import evolution as store
+from o.store import orgs
+from o.store.db import Conn
 
 
-def _org_id(conn: Any, name: str) -> str:
-    row = conn.execute("SELECT id FROM organizations WHERE name = %s OR id = %s", (name, name)).fetchone()
-    if row is None:
+def _org_id(conn: Conn, name: str) -> str:
+    org = orgs.find(conn, name)
+    if org is None:
         raise NotFound(f"organization {name!r} not found")
-    return str(row["id"])
+    return str(org["id"])
 
 
-def _with_runtime(args: argparse.Namespace, work: Callable[[Any, str], int]) -> int:
-    from o import runtime
-    from o.cli import _settings
-
-    rt = runtime.start(_settings(args))
+def _with_runtime(args: argparse.Namespace, work: Callable[[runtime.Runtime, str], int]) -> int:
+    rt = runtime.start(from_args(args))
     try:
         with rt.db.transaction() as conn:
             org = _org_id(conn, args.org)
@@ -36,6 +40,10 @@ def _with_runtime(args: argparse.Namespace, work: Callable[[Any, str], int]) -> 
         return 1
     finally:
         rt.close()
+
+
+def _deps(rt: runtime.Runtime, **overrides: Any) -> loop.EvolutionDeps:
+    return runtime.evolution_deps(rt.settings, runtime.agent_engine(rt.settings, rt.db), **overrides)
 
 
 def _progress(evolution_id: str, phase: str, message: str) -> None:
@@ -50,10 +58,8 @@ def _figures(evo: dict[str, Any]) -> str:
 
 
 def start(args: argparse.Namespace) -> int:
-    def work(rt: Any, org: str) -> int:
-        from o.evolution import loop
-
-        deps = loop.default_deps(rt.db, progress=_progress)
+    def work(rt: runtime.Runtime, org: str) -> int:
+        deps = _deps(rt, progress=_progress)
         budget = {
             "max_tokens": args.max_tokens,
             "max_seconds": args.max_seconds,
@@ -62,7 +68,7 @@ def start(args: argparse.Namespace) -> int:
         }
         evo = loop.start(deps, org, args.agent_id, trigger="cli", budget=budget)
         _progress(evo["id"], "started", f"evolution {evo['id']} of revision {evo['base_revision']}")
-        if deps.policy.state_machine_arn:
+        if deps.executions is not None:
             loop.launch(deps, evo["id"])
             print(f"running as a Step Functions execution; follow it with: o evolve show {args.agent_id} {evo['id']}")
             return 0
@@ -75,10 +81,7 @@ def start(args: argparse.Namespace) -> int:
 
 
 def list_cmd(args: argparse.Namespace) -> int:
-    def work(rt: Any, org: str) -> int:
-        from o.agent import lifecycle
-        from o.store import evolution as store
-
+    def work(rt: runtime.Runtime, org: str) -> int:
         with rt.db.transaction() as conn:
             lifecycle.require(conn, org, args.agent_id)
             rows = store.list_for_agent(conn, args.agent_id, limit=args.limit)
@@ -95,9 +98,7 @@ def list_cmd(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    def work(rt: Any, org: str) -> int:
-        from o.store import evolution as store
-
+    def work(rt: runtime.Runtime, org: str) -> int:
         with rt.db.transaction() as conn:
             row = store.get(conn, args.evolution_id, organization_id=org)
             if row is None or row["agent_id"] != args.agent_id:
@@ -118,10 +119,8 @@ def show(args: argparse.Namespace) -> int:
 
 
 def stop(args: argparse.Namespace) -> int:
-    def work(rt: Any, org: str) -> int:
-        from o.evolution import loop
-
-        final = loop.stop(loop.default_deps(rt.db), org, args.evolution_id)
+    def work(rt: runtime.Runtime, org: str) -> int:
+        final = loop.stop(_deps(rt), org, args.evolution_id)
         print(f"{final['id']}: {final['status']} ({final['reason']})")
         return 0
 
@@ -129,10 +128,8 @@ def stop(args: argparse.Namespace) -> int:
 
 
 def rollback(args: argparse.Namespace) -> int:
-    def work(rt: Any, org: str) -> int:
-        from o.evolution import loop, revisions
-
-        loop.stop_active(loop.default_deps(rt.db), org, args.agent_id, f"user rolled back to revision {args.revision}")
+    def work(rt: runtime.Runtime, org: str) -> int:
+        loop.stop_active(_deps(rt), org, args.agent_id, f"user rolled back to revision {args.revision}")
         with rt.db.transaction() as conn:
             rev = revisions.rollback(conn, org, args.agent_id, args.revision, rationale=args.rationale)
         print(f"agent {args.agent_id} now runs revision {rev['number']} (= revision {args.revision})")

@@ -6,6 +6,9 @@ secret RDS generated for the master user (``O_DB_SECRET_ARN``) and the database 
 The secret is the JSON document RDS writes: ``{"username", "password", "host",
 "port", "dbname", "engine"}``. Its ``host`` is the instance, so the proxy endpoint
 given here replaces it: the Lambdas must go through the proxy.
+
+The secret is read through Powertools Parameters, never cached across calls (``max_age=0``): the
+secret may be rotated, and a caller asks for the URI only when it opens a connection.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-import boto3
+from aws_lambda_powertools.utilities import parameters
 
 
 class SecretFormatError(ValueError):
@@ -42,22 +45,9 @@ def url_from_secret_document(document: str, *, host: str, dbname: str | None = N
     return f"postgresql://{user}:{password}@{where}:{port}/{quote(name, safe='')}?sslmode={sslmode}"
 
 
-def database_url_from_secret(
-    host: str,
-    secret_arn: str,
-    dbname: str,
-    *,
-    sslmode: str = "require",
-    client: Any | None = None,
-) -> str:
-    """Read the RDS credentials secret and return the URI to reach ``dbname`` on ``host``.
-
-    Not cached: the secret may be rotated, and callers open a connection once per
-    Lambda execution environment anyway.
-    """
-    secrets = client if client is not None else boto3.client("secretsmanager")
-    response = secrets.get_secret_value(SecretId=secret_arn)
-    document = response.get("SecretString")
-    if not document:
+def database_url_from_secret(host: str, secret_arn: str, dbname: str, *, sslmode: str = "require") -> str:
+    """Read the RDS credentials secret and return the URI to reach ``dbname`` on ``host``."""
+    document = parameters.get_secret(secret_arn, force_fetch=True)
+    if not isinstance(document, str) or not document:
         raise SecretFormatError(f"secret {secret_arn} holds no SecretString")
     return url_from_secret_document(document, host=host, dbname=dbname, sslmode=sslmode)

@@ -1,4 +1,5 @@
-"""API keys from Secrets Manager through Powertools Parameters, under moto."""
+"""API keys from Secrets Manager through Powertools Parameters, under moto; the composition root picks
+the secret when its ARN is configured and the settings' own keys otherwise."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
+from o import runtime
+from o.aws.secrets import SecretsManagerKeySource
+from o.config import settings_from
 from o.llm.client import ClientOptions
-from o.llm.config import LLMSettings
-from o.llm.keys import SecretsManagerKeySource, default_key_source
 from o.llm.providers import client_for
 from o.llm.types import ChatMessage, ChatRequest
 from tests.servers.openai_server import OpenAIServer
@@ -42,12 +44,11 @@ def _secret(value: dict[str, str]) -> str:
 
 
 def test_keys_come_from_the_secret_when_its_arn_is_configured(
-    aws: None, monkeypatch: pytest.MonkeyPatch, openai_server: OpenAIServer, llm_options: ClientOptions
+    aws: None, openai_server: OpenAIServer, llm_options: ClientOptions
 ) -> None:
     arn = _secret({"OPENAI_API_KEY": "sk-from-secrets-manager", "anthropic": "sk-ant-sm"})
-    monkeypatch.setenv("O_LLM_KEYS_SECRET_ARN", arn)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-must-not-be-used")
-    source = default_key_source(LLMSettings())
+    settings = settings_from({"O_LLM_KEYS_SECRET_ARN": arn, "OPENAI_API_KEY": "sk-from-env-must-not-be-used"})
+    source = runtime.key_source(settings)
     assert isinstance(source, SecretsManagerKeySource)
     assert source.api_key("anthropic") == "sk-ant-sm"
     assert source.api_key("groq") is None
@@ -73,7 +74,5 @@ def test_a_secret_that_is_not_a_json_object_is_rejected(aws: None) -> None:
         SecretsManagerKeySource(arn).api_key("openai")
 
 
-def test_env_is_used_without_a_secret_arn(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("O_LLM_KEYS_SECRET_ARN", raising=False)
-    monkeypatch.setenv("GROQ_API_KEY", "gsk-env")
-    assert default_key_source(LLMSettings()).api_key("groq") == "gsk-env"
+def test_the_settings_keys_are_used_without_a_secret_arn() -> None:
+    assert runtime.key_source(settings_from({"GROQ_API_KEY": "gsk-env"})).api_key("groq") == "gsk-env"

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from moto import mock_aws
 
-from o.store.aws_url import SecretFormatError, database_url_from_secret, url_from_secret_document
+from o.aws.database import SecretFormatError, database_url_from_secret, url_from_secret_document
 
 
 @pytest.fixture

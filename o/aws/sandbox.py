@@ -1,4 +1,4 @@
-"""Run a tool call in the dedicated sandbox Lambda.
+"""The AWS :class:`~o.tools.sandbox.base.Sandbox`: run a tool call in the dedicated sandbox Lambda.
 
 The sandbox function has its own role (its logs only), no VPC attachment and so no
 route to the database, and its own timeout and memory. Inside it the same runner as
@@ -11,6 +11,10 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from o.tools.sandbox.base import ToolInvocation, ToolResult, truncate
 
@@ -26,9 +30,6 @@ class LambdaSandbox:
     ) -> None:
         self.function_name = function_name
         if client is None:
-            import boto3
-            from botocore.config import Config
-
             client = boto3.client(
                 "lambda",
                 region_name=region_name,
@@ -41,8 +42,6 @@ class LambdaSandbox:
         self.client = client
 
     def run(self, invocation: ToolInvocation) -> ToolResult:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         started = time.monotonic()
         try:
             response = self.client.invoke(

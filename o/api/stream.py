@@ -1,8 +1,10 @@
-"""Turning LLM token deltas into Letta's streamed message chunks.
+"""What the agent loop reports live (:mod:`o.agent.events`) → Letta's streamed message chunks.
 
-With ``stream_tokens`` Letta streams ``reasoning_message`` pieces for the model's text,
-``assistant_message`` pieces for the ``message`` argument of ``send_message`` (decoded
-from the JSON as it arrives), and ``tool_call_message`` pieces for other tool calls.
+A stored message becomes its Letta messages (:func:`o.api.schemas.messages.to_letta`). With
+``stream_tokens`` Letta streams ``reasoning_message`` pieces for the model's text,
+``assistant_message`` pieces for the ``message`` argument of ``send_message`` (decoded from the
+JSON as it arrives), and ``tool_call_message`` pieces for other tool calls; the stored assistant
+message then adds only what the deltas could not show (an approval request).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from o.agent.events import MessageStored, StepEvent, TokenDelta
+from o.api.schemas.messages import to_letta
 from o.llm.types import TextDelta, ToolCallDelta
 
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -91,3 +95,48 @@ class DeltaTranslator:
             self.emit(
                 {**self.base, "message_type": "tool_call_message", "tool_call": tool_call, "tool_calls": [tool_call]}
             )
+
+
+class LettaStream:
+    """Letta chunks for one run's live events, shaped by the request's options."""
+
+    def __init__(self, request: dict[str, Any], *, stream_tokens: bool) -> None:
+        self.use_assistant_message = request.get("use_assistant_message", True)
+        self.wanted = request.get("include_return_message_types")
+        self.assistant_tool = request.get("assistant_message_tool_name") or "send_message"
+        self.assistant_kwarg = request.get("assistant_message_tool_kwarg") or "message"
+        self.stream_tokens = stream_tokens
+        self._translators: dict[str, DeltaTranslator] = {}
+        self._out: list[dict[str, Any]] = []
+
+    def chunks(self, event: StepEvent) -> list[dict[str, Any]]:
+        if isinstance(event, TokenDelta):
+            self._translator(event).feed(event.delta)
+            out = list(self._out)
+            self._out.clear()
+            return out
+        return self._stored(event)
+
+    def _stored(self, event: MessageStored) -> list[dict[str, Any]]:
+        items = to_letta(event.row, use_assistant_message=self.use_assistant_message)
+        if self.stream_tokens and event.row["role"] == "assistant":
+            # token deltas showed the reply as it was written; an approval request is a whole message
+            items = [i for i in items if i["message_type"] == "approval_request_message"]
+        return [i for i in items if not self.wanted or i["message_type"] in self.wanted]
+
+    def _translator(self, event: TokenDelta) -> DeltaTranslator:
+        translator = self._translators.get(event.message_id)
+        if translator is None:
+            base = {
+                "id": event.message_id,
+                "date": event.started_at.isoformat(),
+                "otid": None,
+                "sender_id": None,
+                "step_id": event.step_id,
+                "run_id": event.run_id,
+                "name": None,
+                "seq_id": None,
+            }
+            translator = DeltaTranslator(self._out.append, base, self.assistant_tool, self.assistant_kwarg)
+            self._translators = {event.message_id: translator}  # one message streams at a time
+        return translator

@@ -1,0 +1,36 @@
+"""`o` — the command line: `o serve`, `o keys create`, `o migrate`, `o evolve …`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from o.cli import evolve, keys, serve
+from o.config import ConfigError
+
+
+def db_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="where the embedded Postgres keeps its data (env O_DATA_DIR)")
+    p.add_argument("--database-url", help="use this Postgres instead of the embedded one (env O_DATABASE_URL)")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="o", description="O: self-evolving stateful agents (Letta v1 API)")
+    sub = root.add_subparsers(dest="command", required=True)
+    serve.add_parser(sub, db_flags)
+    keys.add_parser(sub, db_flags)
+    p_migrate = sub.add_parser("migrate", help="apply pending schema migrations")
+    db_flags(p_migrate)
+    p_migrate.set_defaults(func=keys.migrate_cmd)
+    evolve.add_parser(sub, db_flags)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"o: {exc}", file=sys.stderr)
+        return 2

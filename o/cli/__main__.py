@@ -1,0 +1,3 @@
+from o.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The app as the composition root wires it, with the parts a test swaps in (an engine whose LLM
+clients talk to local protocol servers, evolution deps with a short bake, a sandbox)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from o import runtime
+from o.agent.engine import Engine
+from o.api.app import create_app
+from o.api.deps import Services
+from o.config import settings_from
+from o.evolution.loop import EvolutionDeps
+from o.store.db import Database
+from o.tools.sandbox.base import Sandbox
+
+# what an empty environment configures: local adapters, no provider keys
+DEFAULTS = settings_from({})
+
+
+def services(
+    db: Database,
+    *,
+    engine: Engine | None = None,
+    evolution: EvolutionDeps | None = None,
+    sandbox: Sandbox | None = None,
+) -> Services:
+    if evolution is None:
+        evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db))
+    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS))
+
+
+def app(
+    db: Database,
+    *,
+    engine: Engine | None = None,
+    evolution: EvolutionDeps | None = None,
+    sandbox: Sandbox | None = None,
+    max_body_bytes: int = 1_048_576,
+) -> FastAPI:
+    return create_app(services(db, engine=engine, evolution=evolution, sandbox=sandbox), max_body_bytes=max_body_bytes)
