@@ -16,6 +16,7 @@ from typing import Any
 
 import anthropic
 from anthropic.types import Message, RawMessageDeltaEvent, RawMessageStreamEvent
+from anthropic.types import Usage as AnthropicUsage
 from anthropic.types.raw_content_block_delta import RawContentBlockDelta
 from anthropic.types.raw_content_block_start_event import ContentBlock
 
@@ -166,7 +167,7 @@ def to_anthropic_tool_choice(choice: str) -> dict[str, Any]:
     return {"type": "tool", "name": choice}
 
 
-def _usage(raw: Any) -> Usage:
+def _usage(raw: AnthropicUsage | None) -> Usage:
     if raw is None:
         return Usage()
     # Cached prompt tokens are reported apart from input_tokens; the prompt is their sum.

@@ -13,6 +13,7 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageFunctionToolCall
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
+from openai.types.completion_usage import CompletionUsage
 
 from o.llm.client import ClientOptions, LLMError
 from o.llm.config import LLMConfig
@@ -58,23 +59,22 @@ def to_openai_message(message: ChatMessage) -> dict[str, Any]:
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.content or ""}
     if message.role == "assistant":
-        out: dict[str, Any] = {"role": "assistant", "content": message.content or None}
-        if message.tool_calls:
-            out["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments or "{}"},
-                }
-                for c in message.tool_calls
-            ]
-        elif out["content"] is None:
-            out["content"] = ""
-        return out
-    out = {"role": message.role, "content": message.content or ""}
+        return _assistant_message(message)
+    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
     if message.name and message.role == "user":
         out["name"] = participant_name(message.name)
     return out
+
+
+def _assistant_message(message: ChatMessage) -> dict[str, Any]:
+    if not message.tool_calls:
+        # Content may only be null beside tool calls.
+        return {"role": "assistant", "content": message.content or ""}
+    calls = [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+        for c in message.tool_calls
+    ]
+    return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
 
 
 def to_openai_tool(tool: ToolSpec) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def _reasoning(obj: Any) -> str | None:
     return None
 
 
-def _usage(raw: Any) -> Usage:
+def _usage(raw: CompletionUsage | None) -> Usage:
     if raw is None:
         return Usage()
     prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
