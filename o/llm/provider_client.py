@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from o.llm.client import (
     ClientOptions,
@@ -26,9 +26,6 @@ from o.llm.client import (
 from o.llm.config import LLMConfig
 from o.llm.streaming import EventStream, StreamReader, elapsed_ms, read_stream
 from o.llm.types import ChatRequest, ChatResponse, StreamEvent
-
-if TYPE_CHECKING:
-    import httpx
 
 RawResponse = TypeVar("RawResponse")
 RawEvent = TypeVar("RawEvent")
@@ -47,12 +44,20 @@ class SdkErrors:
     base: type[Exception]
 
 
+class _Response(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
 class _StatusError(Protocol):
     """The fields both SDKs' ``APIStatusError`` carry."""
 
-    status_code: int
-    message: str
-    response: httpx.Response
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def response(self) -> _Response: ...
 
 
 def classify_sdk_error(provider: str, errors: SdkErrors, exc: Exception) -> Classified | None:
