@@ -4,6 +4,10 @@
 - :mod:`o.llm.config`: Letta's ``LLMConfig`` (process-wide settings are ``o.config.LLMSettings``).
 - :mod:`o.llm.client`: the ``LLMClient`` protocol, ``LLMError`` and the retry policy.
 - :mod:`o.llm.providers`: ``client_for(config, keys, options)``.
+- :mod:`o.llm.openai_compat`, :mod:`o.llm.anthropic_native`: one client per wire protocol, each
+  converting O's types to its API and reading its stream events.
+- :mod:`o.llm.provider_client`: what both clients share (SDK error mapping, retries, timing).
+- :mod:`o.llm.streaming`: assembling a streamed response and driving a provider's stream reader.
 - :mod:`o.llm.keys`: where API keys come from (env locally, Secrets Manager in AWS).
 - :mod:`o.llm.tokens`: offline token counting.
 

@@ -12,32 +12,24 @@ sent as plain text instead of failing the request).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+from anthropic.types import Message, RawMessageDeltaEvent, RawMessageStreamEvent
+from anthropic.types import Usage as AnthropicUsage
+from anthropic.types.raw_content_block_delta import RawContentBlockDelta
+from anthropic.types.raw_content_block_start_event import ContentBlock
 
-from o.llm.client import (
-    ClientOptions,
-    LLMError,
-    is_transport_error,
-    retry_after_seconds,
-    status_error,
-    with_retries,
-)
+from o.llm.client import ClientOptions, LLMError
 from o.llm.config import LLMConfig
+from o.llm.provider_client import ProviderClient, SdkErrors
+from o.llm.streaming import EventStream, ResponseParts
 from o.llm.types import (
     ChatMessage,
     ChatRequest,
     ChatResponse,
-    Completed,
     FinishReason,
-    ReasoningDelta,
     StreamEvent,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
     ToolSpec,
     Usage,
 )
@@ -73,72 +65,92 @@ def _tool_input(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def to_anthropic(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, Any]]]:
+Turn = dict[str, Any]
+Block = dict[str, Any]
+
+
+def to_anthropic(messages: list[ChatMessage]) -> tuple[str | None, list[Turn]]:
     """Split out the system prompt and convert the rest to alternating Messages API turns."""
-    system_parts: list[str] = []
-    turns: list[dict[str, Any]] = []
+    system, conversation = _split_system(messages)
+    turns = _alternating_turns(conversation)
+    for turn in turns:
+        if turn["role"] == "user":
+            # tool_result blocks must precede any other content in their user turn.
+            turn["content"].sort(key=lambda b: 0 if b["type"] == "tool_result" else 1)
+    if not turns or turns[0]["role"] != "user":
+        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": CONVERSATION_START}]})
+    return system, turns
+
+
+def _split_system(messages: list[ChatMessage]) -> tuple[str | None, list[ChatMessage]]:
+    """The leading system messages joined into the system prompt, and the messages after them."""
+    start = 0
+    while start < len(messages) and messages[start].role == "system":
+        start += 1
+    parts = [m.content for m in messages[:start] if m.content]
+    return ("\n\n".join(parts) if parts else None), messages[start:]
+
+
+def _alternating_turns(messages: list[ChatMessage]) -> list[Turn]:
+    """One turn per run of same-role messages; messages that leave no blocks are dropped."""
+    turns: list[Turn] = []
     seen_tool_use: set[str] = set()
-    leading = True
     for message in messages:
-        if message.role == "system" and leading:
-            if message.content:
-                system_parts.append(message.content)
-            continue
-        leading = False
-        role: str
-        blocks: list[dict[str, Any]] = []
-        if message.role == "assistant":
-            role = "assistant"
-            if message.reasoning_signature:
-                blocks.append(
-                    {"type": "thinking", "thinking": message.reasoning or "", "signature": message.reasoning_signature}
-                )
-            if message.content and message.content.strip():
-                blocks.append({"type": "text", "text": message.content})
-            for call in message.tool_calls:
-                seen_tool_use.add(call.id)
-                blocks.append(
-                    {
-                        "type": "tool_use",
-                        "id": call.id,
-                        "name": call.name,
-                        "input": _tool_input(call.arguments),
-                    }
-                )
-        elif message.role == "tool":
-            role = "user"
-            text = message.content or ""
-            if message.tool_call_id in seen_tool_use:
-                block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-                if text:
-                    block["content"] = text
-                if message.is_error:
-                    block["is_error"] = True
-                blocks.append(block)
-            else:
-                label = message.name or "tool"
-                blocks.append({"type": "text", "text": f"[{label} result] {text}".rstrip()})
-        else:
-            # A system message after the conversation started (an alert, a summary) goes in as user text.
-            role = "user"
-            if message.content and message.content.strip():
-                blocks.append({"type": "text", "text": message.content})
+        role, blocks = _role_and_blocks(message, seen_tool_use)
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
-    for turn in turns:
-        if turn["role"] == "user":
-            # tool_result blocks must precede any other content in their user turn.
-            turn["content"].sort(key=lambda b: 0 if b["type"] == "tool_result" else 1)
-    if turns and turns[0]["role"] != "user":
-        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": CONVERSATION_START}]})
-    if not turns:
-        turns.append({"role": "user", "content": [{"type": "text", "text": CONVERSATION_START}]})
-    system = "\n\n".join(system_parts) if system_parts else None
-    return system, turns
+    return turns
+
+
+def _role_and_blocks(message: ChatMessage, seen_tool_use: set[str]) -> tuple[str, list[Block]]:
+    if message.role == "assistant":
+        return "assistant", _assistant_blocks(message, seen_tool_use)
+    if message.role == "tool":
+        return "user", _tool_result_blocks(message, seen_tool_use)
+    # A system message after the conversation started (an alert, a summary) goes in as user text.
+    return "user", _text_blocks(message)
+
+
+def _text_blocks(message: ChatMessage) -> list[Block]:
+    # The API rejects empty text blocks.
+    if message.content and message.content.strip():
+        return [{"type": "text", "text": message.content}]
+    return []
+
+
+def _assistant_blocks(message: ChatMessage, seen_tool_use: set[str]) -> list[Block]:
+    """Signed thinking first (the API requires it back with the tool results it led to), text, tool uses.
+
+    Records each tool use's id in ``seen_tool_use``.
+    """
+    blocks: list[Block] = []
+    if message.reasoning_signature:
+        blocks.append(
+            {"type": "thinking", "thinking": message.reasoning or "", "signature": message.reasoning_signature}
+        )
+    blocks.extend(_text_blocks(message))
+    for call in message.tool_calls:
+        seen_tool_use.add(call.id)
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _tool_input(call.arguments)})
+    return blocks
+
+
+def _tool_result_blocks(message: ChatMessage, seen_tool_use: set[str]) -> list[Block]:
+    text = message.content or ""
+    if message.tool_call_id not in seen_tool_use:
+        # Its tool_use was summarised away; a tool_result without one fails the request.
+        label = message.name or "tool"
+        return [{"type": "text", "text": f"[{label} result] {text}".rstrip()}]
+    block: Block = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    if text:
+        block["content"] = text
+    if message.is_error:
+        block["is_error"] = True
+    return [block]
 
 
 def to_anthropic_tool(tool: ToolSpec) -> dict[str, Any]:
@@ -155,7 +167,7 @@ def to_anthropic_tool_choice(choice: str) -> dict[str, Any]:
     return {"type": "tool", "name": choice}
 
 
-def _usage(raw: Any) -> Usage:
+def _usage(raw: AnthropicUsage | None) -> Usage:
     if raw is None:
         return Usage()
     # Cached prompt tokens are reported apart from input_tokens; the prompt is their sum.
@@ -167,13 +179,100 @@ def _usage(raw: Any) -> Usage:
     return Usage(prompt, completion, prompt + completion)
 
 
-class AnthropicClient:
+def thinking_for(config: LLMConfig, tool_choice: str, max_tokens: int) -> tuple[dict[str, Any] | None, int]:
+    """The ``thinking`` parameter (None: none) and the ``max_tokens`` that leaves the answer room beside it."""
+    # Thinking cannot be combined with a forced tool choice; the tool rule wins for that step.
+    if not config.enable_reasoner or tool_choice not in ("auto", "none"):
+        return None, max_tokens
+    budget = config.max_reasoning_tokens
+    if budget < MIN_THINKING_BUDGET:
+        return {"type": "adaptive"}, max_tokens
+    # The budget is part of max_tokens.
+    return {"type": "enabled", "budget_tokens": budget}, max(max_tokens, budget + MIN_THINKING_BUDGET)
+
+
+class AnthropicStreamReader:
+    """Turns Messages API stream events into O's stream events.
+
+    Tool calls are numbered in the order their ``tool_use`` blocks start (content-block
+    indexes also count text and thinking blocks). Usage comes in two halves: the prompt's
+    in ``message_start``, the output's (growing) in ``message_delta``.
+    """
+
+    def __init__(self, model: str) -> None:
+        # An empty input streams no deltas at all; "{}" keeps the arguments valid JSON.
+        self.parts = ResponseParts(model, empty_arguments="{}")
+        # Content-block index -> position among this response's tool calls.
+        self._tool_positions: dict[int, int] = {}
+        self._prompt_tokens = 0
+        self._output_tokens = 0
+        self.stop_reason: str | None = None
+        self.finished = False
+
+    def feed(self, event: RawMessageStreamEvent) -> list[StreamEvent]:
+        if event.type == "content_block_delta":
+            return self._block_delta(event.index, event.delta)
+        if event.type == "content_block_start":
+            return self._block_start(event.index, event.content_block)
+        if event.type == "message_start":
+            self._message_start(event.message)
+        elif event.type == "message_delta":
+            self._message_delta(event)
+        elif event.type == "message_stop":
+            self.finished = True
+        return []
+
+    def _message_start(self, message: Message) -> None:
+        self.parts.id = message.id
+        self.parts.model = message.model or self.parts.model
+        self._prompt_tokens = _usage(message.usage).prompt_tokens
+        self._output_tokens = int(getattr(message.usage, "output_tokens", 0) or 0)
+
+    def _message_delta(self, event: RawMessageDeltaEvent) -> None:
+        self.stop_reason = event.delta.stop_reason or self.stop_reason
+        if event.usage is not None and event.usage.output_tokens is not None:
+            self._output_tokens = int(event.usage.output_tokens)
+
+    def _block_start(self, index: int, block: ContentBlock) -> list[StreamEvent]:
+        parts = self.parts
+        if block.type == "tool_use":
+            position = parts.tool_call_count
+            self._tool_positions[index] = position
+            return [parts.add_tool_call(position, block.id, block.name, "")]
+        if block.type == "text" and block.text:
+            return [parts.add_text(block.text)]
+        if block.type == "thinking" and block.thinking:
+            return [parts.add_reasoning(block.thinking)]
+        return []
+
+    def _block_delta(self, index: int, delta: RawContentBlockDelta) -> list[StreamEvent]:
+        parts = self.parts
+        if delta.type == "text_delta":
+            return [parts.add_text(delta.text)]
+        if delta.type == "thinking_delta":
+            return [parts.add_reasoning(delta.thinking)]
+        if delta.type == "signature_delta":
+            parts.reasoning_signature = delta.signature
+        elif delta.type == "input_json_delta" and index in self._tool_positions:
+            return [parts.add_tool_call(self._tool_positions[index], None, None, delta.partial_json)]
+        return []
+
+    def response(self, latency_ms: float) -> ChatResponse:
+        if not self.finished:
+            raise LLMError("anthropic stream ended before message_stop", provider="anthropic", retryable=True)
+        prompt, output = self._prompt_tokens, self._output_tokens
+        self.parts.usage = Usage(prompt, output, prompt + output)
+        return self.parts.response(_FINISH.get(self.stop_reason or "", "other"), latency_ms)
+
+
+class AnthropicClient(ProviderClient[Message, RawMessageStreamEvent]):
     provider = "anthropic"
+    errors = SdkErrors(
+        anthropic.APIStatusError, anthropic.APITimeoutError, anthropic.APIConnectionError, anthropic.AnthropicError
+    )
 
     def __init__(self, config: LLMConfig, api_key: str, options: ClientOptions | None = None) -> None:
-        self.config = config
-        self.model = config.model
-        self.options = options or ClientOptions()
+        super().__init__(config, options)
         self._sdk = anthropic.Anthropic(
             api_key=api_key,
             base_url=base_url_for(config),
@@ -188,21 +287,12 @@ class AnthropicClient:
         """The keyword arguments passed to ``messages.create`` (public for tests and debugging)."""
         config = self.config
         system, turns = to_anthropic(request.messages)
-        body: dict[str, Any] = {
-            "model": config.model,
-            "messages": turns,
-            # Required by the Messages API.
-            "max_tokens": request.max_tokens or config.max_tokens or 4096,
-        }
-        # Thinking cannot be combined with a forced tool choice; the tool rule wins for that step.
-        if config.enable_reasoner and request.tool_choice in ("auto", "none"):
-            if config.max_reasoning_tokens >= MIN_THINKING_BUDGET:
-                budget = config.max_reasoning_tokens
-                body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-                # The budget is part of max_tokens and must leave room for the answer.
-                body["max_tokens"] = max(body["max_tokens"], budget + MIN_THINKING_BUDGET)
-            else:
-                body["thinking"] = {"type": "adaptive"}
+        # Required by the Messages API.
+        max_tokens = request.max_tokens or config.max_tokens or 4096
+        thinking, max_tokens = thinking_for(config, request.tool_choice, max_tokens)
+        body: dict[str, Any] = {"model": config.model, "messages": turns, "max_tokens": max_tokens}
+        if thinking:
+            body["thinking"] = thinking
         # The current Messages API (and SDK) has no temperature; sampling is steered by effort instead.
         if config.reasoning_effort:
             effort = "low" if config.reasoning_effort == "minimal" else config.reasoning_effort
@@ -211,142 +301,32 @@ class AnthropicClient:
             body["system"] = system
         if request.tools:
             body["tools"] = [to_anthropic_tool(t) for t in request.tools]
-            tool_choice = to_anthropic_tool_choice(request.tool_choice)
-            if request.tool_choice != "none" and not config.parallel_tool_calls:
-                tool_choice["disable_parallel_tool_use"] = True
-            body["tool_choice"] = tool_choice
+            body["tool_choice"] = self._tool_choice(request.tool_choice)
         return body
 
-    def _classify(self, exc: Exception) -> tuple[LLMError, float | None] | None:
-        if isinstance(exc, anthropic.APIStatusError):
-            code = getattr(exc, "code", None)
-            error = status_error(self.provider, exc.status_code, exc.message, code if isinstance(code, str) else None)
-            return error, retry_after_seconds(exc.response.headers)
-        if isinstance(exc, anthropic.APITimeoutError):
-            return LLMError("anthropic timed out", provider=self.provider, retryable=True), None
-        if isinstance(exc, anthropic.APIConnectionError):
-            return LLMError(f"cannot reach anthropic: {exc}", provider=self.provider, retryable=True), None
-        if isinstance(exc, anthropic.AnthropicError):
-            return LLMError(f"anthropic error: {exc}", provider=self.provider), None
-        return None
+    def _tool_choice(self, choice: str) -> dict[str, Any]:
+        tool_choice = to_anthropic_tool_choice(choice)
+        if choice != "none" and not self.config.parallel_tool_calls:
+            tool_choice["disable_parallel_tool_use"] = True
+        return tool_choice
 
-    def chat(self, request: ChatRequest) -> ChatResponse:
-        body = self.request_body(request)
-        started = time.perf_counter()
-        message = with_retries(lambda: self._sdk.messages.create(**body), self.options.retry, self._classify)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        texts: list[str] = []
-        thoughts: list[str] = []
-        signature: str | None = None
-        tool_calls: list[ToolCall] = []
+    def _send(self, body: dict[str, Any]) -> Message:
+        return self._sdk.messages.create(**body)
+
+    def _open_stream(self, body: dict[str, Any]) -> EventStream[RawMessageStreamEvent]:
+        return self._sdk.messages.create(**body, stream=True)
+
+    def _response(self, message: Message, latency_ms: float) -> ChatResponse:
+        parts = ResponseParts(message.model or self.model, id=message.id, usage=_usage(message.usage))
         for block in message.content:
             if block.type == "text":
-                texts.append(block.text)
+                parts.add_text(block.text)
             elif block.type == "thinking":
-                thoughts.append(block.thinking)
-                signature = block.signature
+                parts.add_reasoning(block.thinking)
+                parts.reasoning_signature = block.signature
             elif block.type == "tool_use":
-                tool_calls.append(ToolCall(id=block.id, name=block.name, arguments=json.dumps(block.input)))
-        return ChatResponse(
-            content="".join(texts) if texts else None,
-            tool_calls=tool_calls,
-            finish_reason=_FINISH.get(message.stop_reason or "", "other"),
-            usage=_usage(message.usage),
-            model=message.model or self.model,
-            latency_ms=latency_ms,
-            id=message.id,
-            reasoning="".join(thoughts) if thoughts else None,
-            reasoning_signature=signature,
-        )
+                parts.add_tool_call(parts.tool_call_count, block.id, block.name, json.dumps(block.input))
+        return parts.response(_FINISH.get(message.stop_reason or "", "other"), latency_ms)
 
-    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
-        body = self.request_body(request)
-        body["stream"] = True
-        started = time.perf_counter()
-        events = with_retries(lambda: self._sdk.messages.create(**body), self.options.retry, self._classify)
-        text_parts: list[str] = []
-        thoughts: list[str] = []
-        signature: str | None = None
-        # Content-block index -> position among this response's tool calls.
-        tool_index: dict[int, int] = {}
-        calls: list[dict[str, Any]] = []
-        stop_reason: str | None = None
-        prompt_usage: Any = None
-        output_tokens = 0
-        model = self.model
-        message_id: str | None = None
-        finished = False
-        try:
-            for event in events:
-                kind = event.type
-                if kind == "message_start":
-                    message_id = event.message.id
-                    model = event.message.model or model
-                    prompt_usage = event.message.usage
-                    output_tokens = int(getattr(event.message.usage, "output_tokens", 0) or 0)
-                elif kind == "content_block_start":
-                    block = event.content_block
-                    if block.type == "tool_use":
-                        position = len(calls)
-                        tool_index[event.index] = position
-                        calls.append({"id": block.id, "name": block.name, "arguments": []})
-                        yield ToolCallDelta(position, block.id, block.name, "")
-                    elif block.type == "text" and block.text:
-                        text_parts.append(block.text)
-                        yield TextDelta(block.text)
-                    elif block.type == "thinking" and block.thinking:
-                        thoughts.append(block.thinking)
-                        yield ReasoningDelta(block.thinking)
-                elif kind == "content_block_delta":
-                    delta = event.delta
-                    if delta.type == "text_delta":
-                        text_parts.append(delta.text)
-                        yield TextDelta(delta.text)
-                    elif delta.type == "thinking_delta":
-                        thoughts.append(delta.thinking)
-                        yield ReasoningDelta(delta.thinking)
-                    elif delta.type == "signature_delta":
-                        signature = delta.signature
-                    elif delta.type == "input_json_delta" and event.index in tool_index:
-                        position = tool_index[event.index]
-                        calls[position]["arguments"].append(delta.partial_json)
-                        yield ToolCallDelta(position, None, None, delta.partial_json)
-                elif kind == "message_delta":
-                    stop_reason = event.delta.stop_reason or stop_reason
-                    if event.usage is not None and event.usage.output_tokens is not None:
-                        output_tokens = int(event.usage.output_tokens)
-                elif kind == "message_stop":
-                    finished = True
-        except Exception as exc:
-            classified = self._classify(exc)
-            if classified is None:
-                if not is_transport_error(exc):
-                    raise
-                message = f"{self.provider} stream broke off: {type(exc).__name__}: {exc}"
-                classified = LLMError(message, provider=self.provider, retryable=True), None
-            error, _ = classified
-            error.retryable = True
-            raise error from exc
-        finally:
-            events.close()
-        if not finished:
-            raise LLMError("anthropic stream ended before message_stop", provider=self.provider, retryable=True)
-        prompt = _usage(prompt_usage).prompt_tokens
-        tool_calls = [
-            # An empty input streams no deltas at all; "{}" keeps the arguments valid JSON.
-            ToolCall(id=c["id"], name=c["name"], arguments="".join(c["arguments"]) or "{}")
-            for c in calls
-        ]
-        yield Completed(
-            ChatResponse(
-                content="".join(text_parts) if text_parts else None,
-                tool_calls=tool_calls,
-                finish_reason=_FINISH.get(stop_reason or "", "other"),
-                usage=Usage(prompt, output_tokens, prompt + output_tokens),
-                model=model,
-                latency_ms=(time.perf_counter() - started) * 1000.0,
-                id=message_id,
-                reasoning="".join(thoughts) if thoughts else None,
-                reasoning_signature=signature,
-            )
-        )
+    def _stream_reader(self) -> AnthropicStreamReader:
+        return AnthropicStreamReader(self.model)

@@ -62,6 +62,36 @@ def parse_handle(handle: str) -> tuple[str, str]:
     return provider, model.strip()
 
 
+def _with_derived_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` completed the way Letta completes an ``llm_config``: fields implied by the handle,
+    a lower-case endpoint type, and that type's default endpoint and context window."""
+    data = dict(data)
+    handle = data.get("handle")
+    if handle:
+        provider, model = parse_handle(str(handle))
+        data.setdefault("model_endpoint_type", provider)
+        if not data.get("model"):
+            data["model"] = model
+    endpoint_type = data.get("model_endpoint_type")
+    if isinstance(endpoint_type, str):
+        endpoint_type = endpoint_type.lower()
+        data["model_endpoint_type"] = endpoint_type
+    # An unknown type is left for field validation to reject with its own message.
+    if endpoint_type in ENDPOINT_TYPES:
+        _fill_endpoint_defaults(data, str(endpoint_type), handle_given=bool(handle))
+    return data
+
+
+def _fill_endpoint_defaults(data: dict[str, Any], endpoint_type: str, *, handle_given: bool) -> None:
+    model = data.get("model")
+    if not data.get("model_endpoint"):
+        data["model_endpoint"] = DEFAULT_ENDPOINTS[endpoint_type]
+    if data.get("context_window") is None and model:
+        data["context_window"] = _window_for(endpoint_type, str(model))
+    if not handle_given and model:
+        data["handle"] = f"{endpoint_type}/{model}"
+
+
 class LLMConfig(BaseModel):
     """Letta's ``LLMConfig``: which model an agent uses and how it is called."""
 
@@ -87,27 +117,7 @@ class LLMConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _fill_from_handle(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        handle = data.get("handle")
-        if handle:
-            provider, model = parse_handle(str(handle))
-            data.setdefault("model_endpoint_type", provider)
-            if not data.get("model"):
-                data["model"] = model
-        endpoint_type = data.get("model_endpoint_type")
-        if isinstance(endpoint_type, str):
-            endpoint_type = endpoint_type.lower()
-            data["model_endpoint_type"] = endpoint_type
-        if endpoint_type in ENDPOINT_TYPES:
-            if not data.get("model_endpoint"):
-                data["model_endpoint"] = DEFAULT_ENDPOINTS[endpoint_type]
-            if data.get("context_window") is None and data.get("model"):
-                data["context_window"] = _window_for(endpoint_type, str(data["model"]))
-            if not handle and data.get("model"):
-                data["handle"] = f"{endpoint_type}/{data['model']}"
-        return data
+        return _with_derived_fields(data) if isinstance(data, dict) else data
 
     @classmethod
     def from_handle(cls, handle: str, **overrides: Any) -> LLMConfig:

@@ -7,33 +7,25 @@ their ``index`` and asks for the usage chunk (``stream_options.include_usage``).
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageFunctionToolCall
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
+from openai.types.completion_usage import CompletionUsage
 
-from o.llm.client import (
-    ClientOptions,
-    LLMError,
-    is_transport_error,
-    retry_after_seconds,
-    status_error,
-    with_retries,
-)
+from o.llm.client import ClientOptions, LLMError
 from o.llm.config import LLMConfig
+from o.llm.provider_client import ProviderClient, SdkErrors
+from o.llm.streaming import EventStream, ResponseParts
 from o.llm.types import (
     ChatMessage,
     ChatRequest,
     ChatResponse,
-    Completed,
     FinishReason,
-    ReasoningDelta,
     StreamEvent,
-    TextDelta,
     ToolCall,
-    ToolCallDelta,
     ToolSpec,
     Usage,
 )
@@ -67,23 +59,22 @@ def to_openai_message(message: ChatMessage) -> dict[str, Any]:
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.content or ""}
     if message.role == "assistant":
-        out: dict[str, Any] = {"role": "assistant", "content": message.content or None}
-        if message.tool_calls:
-            out["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments or "{}"},
-                }
-                for c in message.tool_calls
-            ]
-        elif out["content"] is None:
-            out["content"] = ""
-        return out
-    out = {"role": message.role, "content": message.content or ""}
+        return _assistant_message(message)
+    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
     if message.name and message.role == "user":
         out["name"] = participant_name(message.name)
     return out
+
+
+def _assistant_message(message: ChatMessage) -> dict[str, Any]:
+    if not message.tool_calls:
+        # Content may only be null beside tool calls.
+        return {"role": "assistant", "content": message.content or ""}
+    calls = [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+        for c in message.tool_calls
+    ]
+    return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
 
 
 def to_openai_tool(tool: ToolSpec) -> dict[str, Any]:
@@ -109,7 +100,7 @@ def _reasoning(obj: Any) -> str | None:
     return None
 
 
-def _usage(raw: Any) -> Usage:
+def _usage(raw: CompletionUsage | None) -> Usage:
     if raw is None:
         return Usage()
     prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
@@ -118,12 +109,64 @@ def _usage(raw: Any) -> Usage:
     return Usage(prompt, completion, total)
 
 
-class OpenAICompatClient:
+class OpenAIStreamReader:
+    """Turns ``chat.completion.chunk`` objects into O's stream events.
+
+    Tool-call fragments are assembled by their ``index``; only the first choice is read
+    (O never asks for more than one).
+    """
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.parts = ResponseParts(model)
+        self.finish_reason: str | None = None
+
+    def feed(self, chunk: ChatCompletionChunk) -> list[StreamEvent]:
+        parts = self.parts
+        parts.id = parts.id or chunk.id
+        parts.model = chunk.model or parts.model
+        if chunk.usage is not None:
+            parts.usage = _usage(chunk.usage)
+        events: list[StreamEvent] = []
+        for choice in chunk.choices:
+            if choice.index == 0:
+                events.extend(self._choice(choice))
+        return events
+
+    def _choice(self, choice: ChunkChoice) -> list[StreamEvent]:
+        delta = choice.delta
+        events: list[StreamEvent] = []
+        thought = _reasoning(delta)
+        if thought:
+            events.append(self.parts.add_reasoning(thought))
+        if delta.content:
+            events.append(self.parts.add_text(delta.content))
+        events.extend(self._tool_call(part) for part in delta.tool_calls or [])
+        if choice.finish_reason:
+            self.finish_reason = choice.finish_reason
+        return events
+
+    def _tool_call(self, part: ChoiceDeltaToolCall) -> StreamEvent:
+        function = part.function
+        name = function.name if function else None
+        arguments = (function.arguments if function else None) or ""
+        return self.parts.add_tool_call(part.index, part.id, name, arguments)
+
+    def response(self, latency_ms: float) -> ChatResponse:
+        # Every complete stream ends its choice with a finish reason; without one the connection was cut.
+        if self.finish_reason is None:
+            raise LLMError(
+                f"{self.provider} stream ended without a finish reason", provider=self.provider, retryable=True
+            )
+        return self.parts.response(_FINISH.get(self.finish_reason, "other"), latency_ms)
+
+
+class OpenAICompatClient(ProviderClient[ChatCompletion, ChatCompletionChunk]):
+    errors = SdkErrors(openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError, openai.OpenAIError)
+
     def __init__(self, config: LLMConfig, api_key: str, options: ClientOptions | None = None) -> None:
-        self.config = config
+        super().__init__(config, options)
         self.provider = config.model_endpoint_type
-        self.model = config.model
-        self.options = options or ClientOptions()
         self._sdk = openai.OpenAI(
             api_key=api_key,
             base_url=base_url_for(config),
@@ -133,19 +176,6 @@ class OpenAICompatClient:
 
     def close(self) -> None:
         self._sdk.close()
-
-    def _create(self, body: dict[str, Any], stream: bool) -> Any:
-        # ``chat.completions.create`` first walks the whole prompt through the SDK's TypedDict
-        # transform (about 5 ms for a 20-message prompt, most of a zero-latency call). The body
-        # is already wire JSON, so post it through the SDK's documented raw route instead; the
-        # SDK still does auth, headers, timeouts, errors and response parsing.
-        return self._sdk.post(
-            "/chat/completions",
-            body=body,
-            cast_to=ChatCompletion,
-            stream=stream,
-            stream_cls=openai.Stream[ChatCompletionChunk],
-        )
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         """The JSON body sent to ``/chat/completions`` (public for tests and debugging)."""
@@ -174,24 +204,22 @@ class OpenAICompatClient:
                 body["parallel_tool_calls"] = config.parallel_tool_calls
         return body
 
-    def _classify(self, exc: Exception) -> tuple[LLMError, float | None] | None:
-        if isinstance(exc, openai.APIStatusError):
-            code = getattr(exc, "code", None)
-            error = status_error(self.provider, exc.status_code, exc.message, code if isinstance(code, str) else None)
-            return error, retry_after_seconds(exc.response.headers)
-        if isinstance(exc, openai.APITimeoutError):
-            return LLMError(f"{self.provider} timed out", provider=self.provider, retryable=True), None
-        if isinstance(exc, openai.APIConnectionError):
-            return LLMError(f"cannot reach {self.provider}: {exc}", provider=self.provider, retryable=True), None
-        if isinstance(exc, openai.OpenAIError):
-            return LLMError(f"{self.provider} error: {exc}", provider=self.provider), None
-        return None
+    def _send(self, body: dict[str, Any]) -> ChatCompletion:
+        # ``chat.completions.create`` first walks the whole prompt through the SDK's TypedDict
+        # transform (about 5 ms for a 20-message prompt, most of a zero-latency call). The body
+        # is already wire JSON, so post it through the SDK's documented raw route instead; the
+        # SDK still does auth, headers, timeouts, errors and response parsing.
+        return self._sdk.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
-    def chat(self, request: ChatRequest) -> ChatResponse:
-        body = self.request_body(request)
-        started = time.perf_counter()
-        completion = with_retries(lambda: self._create(body, False), self.options.retry, self._classify)
-        latency_ms = (time.perf_counter() - started) * 1000.0
+    def _open_stream(self, body: dict[str, Any]) -> EventStream[ChatCompletionChunk]:
+        # The same raw route as _send; the usage chunk is only sent when asked for.
+        stream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        stream_cls = openai.Stream[ChatCompletionChunk]
+        return self._sdk.post(
+            "/chat/completions", body=stream_body, cast_to=ChatCompletion, stream=True, stream_cls=stream_cls
+        )
+
+    def _response(self, completion: ChatCompletion, latency_ms: float) -> ChatResponse:
         if not completion.choices:
             raise LLMError(f"{self.provider} returned no choices", provider=self.provider, retryable=True)
         choice = completion.choices[0]
@@ -199,7 +227,8 @@ class OpenAICompatClient:
         tool_calls = [
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
             for c in (message.tool_calls or [])
-            if getattr(c, "function", None) is not None
+            # Custom (free-text) tools are never offered, so a custom call cannot be meant for O.
+            if isinstance(c, ChatCompletionMessageFunctionToolCall)
         ]
         return ChatResponse(
             content=message.content,
@@ -212,83 +241,5 @@ class OpenAICompatClient:
             reasoning=_reasoning(message),
         )
 
-    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
-        body = self.request_body(request)
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-        started = time.perf_counter()
-        chunks = with_retries(lambda: self._create(body, True), self.options.retry, self._classify)
-        text_parts: list[str] = []
-        thoughts: list[str] = []
-        calls: dict[int, dict[str, Any]] = {}
-        finish: str | None = None
-        usage = Usage()
-        model = self.model
-        completion_id: str | None = None
-        try:
-            for chunk in chunks:
-                completion_id = completion_id or chunk.id
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    usage = _usage(chunk.usage)
-                for choice in chunk.choices:
-                    if choice.index != 0:
-                        continue
-                    delta = choice.delta
-                    thought = _reasoning(delta)
-                    if thought:
-                        thoughts.append(thought)
-                        yield ReasoningDelta(thought)
-                    if delta.content:
-                        text_parts.append(delta.content)
-                        yield TextDelta(delta.content)
-                    for part in delta.tool_calls or []:
-                        slot = calls.setdefault(part.index, {"id": None, "name": None, "arguments": []})
-                        name = part.function.name if part.function else None
-                        args = (part.function.arguments if part.function else None) or ""
-                        if part.id:
-                            slot["id"] = part.id
-                        if name:
-                            slot["name"] = name
-                        slot["arguments"].append(args)
-                        yield ToolCallDelta(part.index, part.id, name, args)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-        except Exception as exc:
-            classified = self._classify(exc)
-            if classified is None:
-                if not is_transport_error(exc):
-                    raise
-                message = f"{self.provider} stream broke off: {type(exc).__name__}: {exc}"
-                classified = LLMError(message, provider=self.provider, retryable=True), None
-            error, _ = classified
-            error.retryable = True
-            raise error from exc
-        finally:
-            chunks.close()
-        tool_calls = [
-            ToolCall(
-                id=slot["id"] or f"call_{index}",
-                name=slot["name"] or "",
-                arguments="".join(slot["arguments"]),
-            )
-            for index, slot in sorted(calls.items())
-        ]
-        if finish is None:
-            raise LLMError(
-                f"{self.provider} stream ended without a finish reason",
-                provider=self.provider,
-                retryable=True,
-            )
-        yield Completed(
-            ChatResponse(
-                content="".join(text_parts) if text_parts else None,
-                tool_calls=tool_calls,
-                finish_reason=_FINISH.get(finish, "other"),
-                usage=usage,
-                model=model,
-                latency_ms=(time.perf_counter() - started) * 1000.0,
-                id=completion_id,
-                reasoning="".join(thoughts) if thoughts else None,
-            )
-        )
+    def _stream_reader(self) -> OpenAIStreamReader:
+        return OpenAIStreamReader(self.provider, self.model)

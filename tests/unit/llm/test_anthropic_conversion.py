@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from o.llm.anthropic_native import CONVERSATION_START, AnthropicClient, to_anthropic, to_anthropic_tool_choice
+from o.llm.anthropic_native import (
+    CONVERSATION_START,
+    AnthropicClient,
+    thinking_for,
+    to_anthropic,
+    to_anthropic_tool_choice,
+)
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ToolCall, ToolSpec
 from tests.servers.anthropic_server import check_request
@@ -156,3 +162,18 @@ def test_reasoner_budget_raises_max_tokens_above_it() -> None:
     body = AnthropicClient(config, "k").request_body(ChatRequest([ChatMessage.user("u")], max_tokens=500))
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 4000}
     assert body["max_tokens"] >= 4000 + 1024
+
+
+def test_thinking_needs_the_reasoner_and_yields_to_a_forced_tool() -> None:
+    reasoner = LLMConfig.from_handle("anthropic/claude-sonnet-4-5", enable_reasoner=True, max_reasoning_tokens=2048)
+    assert thinking_for(reasoner, "auto", 8000) == ({"type": "enabled", "budget_tokens": 2048}, 8000)
+    assert thinking_for(reasoner, "none", 100) == ({"type": "enabled", "budget_tokens": 2048}, 2048 + 1024)
+    assert thinking_for(reasoner, "required", 100) == (None, 100)
+    assert thinking_for(reasoner, "send_message", 100) == (None, 100)
+    plain = LLMConfig.from_handle("anthropic/claude-sonnet-4-5", max_reasoning_tokens=2048)
+    assert thinking_for(plain, "auto", 100) == (None, 100)
+
+
+def test_a_budget_below_the_api_minimum_lets_the_model_decide() -> None:
+    config = LLMConfig.from_handle("anthropic/claude-sonnet-4-5", enable_reasoner=True, max_reasoning_tokens=500)
+    assert thinking_for(config, "auto", 100) == ({"type": "adaptive"}, 100)
