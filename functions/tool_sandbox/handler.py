@@ -14,13 +14,9 @@ from aws_lambda_powertools import Logger
 
 from o.config import load_settings
 from o.tools.sandbox.base import ToolInvocation
-from o.tools.sandbox.local import (
-    LocalProcessSandbox,
-    adopt_orphans,
-    empty_directory,
-    harden_host_process,
-    kill_children,
-)
+from o.tools.sandbox.host import adopt_orphans, harden_host_process
+from o.tools.sandbox.local import LocalProcessSandbox
+from o.tools.sandbox.sweep import empty_directory, kill_children
 
 logger = Logger(service="o-tool-sandbox")
 harden_host_process()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,17 +35,6 @@ ALIASES = {
     "continue": "continue_loop",
     "RequiredBeforeExitToolRule": "required_before_exit",
 }
-KINDS = {
-    "run_first",
-    "exit_loop",
-    "constrain_child_tools",
-    "conditional",
-    "parent_last_tool",
-    "max_count_per_step",
-    "requires_approval",
-    "continue_loop",
-    "required_before_exit",
-}
 
 
 @dataclass(frozen=True)
@@ -55,13 +45,25 @@ class Call:
     output: str = ""
 
 
+@dataclass(frozen=True)
+class Conditional:
+    """Which tool follows, by what the tool returned."""
+
+    by_output: dict[str, str] = field(default_factory=dict)
+    default: str | None = None
+    # an output no key matches is an error, not a fall-through to ``default``
+    require_match: bool = False
+
+    def next_tool(self, output: str) -> str | None:
+        return _lookup(self.by_output, output) or self.default
+
+
 @dataclass
 class ToolRules:
     init: list[str] = field(default_factory=list)
     terminal: set[str] = field(default_factory=set)
     children: dict[str, list[str]] = field(default_factory=dict)
-    # tool -> (output value -> next tool, default next tool, whether an unmapped output is an error)
-    conditional: dict[str, tuple[dict[str, str], str | None, bool]] = field(default_factory=dict)
+    conditional: dict[str, Conditional] = field(default_factory=dict)
     parents: dict[str, list[str]] = field(default_factory=dict)
     max_count: dict[str, int] = field(default_factory=dict)
     approval: set[str] = field(default_factory=set)
@@ -72,38 +74,16 @@ class ToolRules:
     def parse(cls, raw: list[dict[str, Any]] | None) -> ToolRules:
         rules = cls()
         for i, rule in enumerate(raw or []):
+            where = f"tool_rules[{i}]"
             if not isinstance(rule, dict):
-                raise InvalidInput(f"tool_rules[{i}] must be an object")
+                raise InvalidInput(f"{where} must be an object")
             kind = ALIASES.get(str(rule.get("type")), str(rule.get("type")))
-            name = rule.get("tool_name")
             if kind not in KINDS:
-                raise InvalidInput(
-                    f"tool_rules[{i}]: unknown type {rule.get('type')!r}; expected one of {sorted(KINDS)}"
-                )
+                raise InvalidInput(f"{where}: unknown type {rule.get('type')!r}; expected one of {sorted(KINDS)}")
+            name = rule.get("tool_name")
             if not isinstance(name, str) or not name:
-                raise InvalidInput(f"tool_rules[{i}]: tool_name is required")
-            if kind == "run_first":
-                rules.init.append(name)
-            elif kind == "exit_loop":
-                rules.terminal.add(name)
-            elif kind == "constrain_child_tools":
-                rules.children[name] = list(rule.get("children") or [])
-            elif kind == "conditional":
-                mapping = {str(k): str(v) for k, v in (rule.get("child_output_mapping") or {}).items()}
-                rules.conditional[name] = (mapping, rule.get("default_child"), bool(rule.get("require_output_mapping")))
-            elif kind == "parent_last_tool":
-                rules.parents[name] = list(rule.get("children") or [])
-            elif kind == "max_count_per_step":
-                limit = rule.get("max_count_limit")
-                if not isinstance(limit, int) or limit < 1:
-                    raise InvalidInput(f"tool_rules[{i}]: max_count_limit must be a positive integer")
-                rules.max_count[name] = limit
-            elif kind == "requires_approval":
-                rules.approval.add(name)
-            elif kind == "continue_loop":
-                rules.continue_.add(name)
-            else:
-                rules.required_before_exit.append(name)
+                raise InvalidInput(f"{where}: tool_name is required")
+            _ADD_RULE[kind](rules, name, rule, where)
         return rules
 
     @property
@@ -123,24 +103,29 @@ class ToolRules:
     def allowed(self, available: list[str], history: list[Call]) -> list[str]:
         """Tools the model may call next, in ``available`` order. Falls back to every tool (minus
         those used up) when the rules leave nothing, as Letta does."""
-        counts = Counter(c.name for c in history)
-        usable = [t for t in available if t not in self.max_count or counts[t] < self.max_count[t]]
-        constrained: list[str] | None = None
-        if not history and self.init:
-            constrained = self.init
-        elif history:
-            last = history[-1]
-            if last.name in self.conditional:
-                mapping, default, _ = self.conditional[last.name]
-                target = _lookup(mapping, last.output) or default
-                constrained = [target] if target else None
-            elif last.name in self.children:
-                constrained = self.children[last.name]
-        candidates = [t for t in usable if constrained is None or t in constrained]
-        # A parent rule: the tool may only follow one of its parents.
+        usable = self._not_used_up(available, history)
+        constrained = self._constrained_to(history)
         last_name = history[-1].name if history else None
-        candidates = [t for t in candidates if t not in self.parents or last_name in self.parents[t]]
+        candidates = [t for t in usable if (constrained is None or t in constrained) and self._may_follow(t, last_name)]
         return candidates or usable
+
+    def _not_used_up(self, available: list[str], history: list[Call]) -> list[str]:
+        counts = Counter(c.name for c in history)
+        return [t for t in available if t not in self.max_count or counts[t] < self.max_count[t]]
+
+    def _may_follow(self, tool: str, last_name: str | None) -> bool:
+        """A parent rule: the tool may only follow one of its parents."""
+        return tool not in self.parents or last_name in self.parents[tool]
+
+    def _constrained_to(self, history: list[Call]) -> list[str] | None:
+        """The only tools the rules allow next, or None when they do not narrow the choice."""
+        if not history:
+            return self.init or None
+        last = history[-1]
+        if last.name in self.conditional:
+            target = self.conditional[last.name].next_tool(last.output)
+            return [target] if target else None
+        return self.children.get(last.name)
 
     def forced(self, allowed: list[str], history: list[Call]) -> str | None:
         """The one tool the model must call, when the rules pin it down."""
@@ -159,12 +144,9 @@ class ToolRules:
         return f"[ToolConstraintError] Cannot call {name}, valid tools include: {allowed}."
 
     def conditional_error(self, call: Call) -> str | None:
-        if call.name not in self.conditional:
-            return None
-        mapping, default, required = self.conditional[call.name]
-        if required and _lookup(mapping, call.output) is None:
+        rule = self.conditional.get(call.name)
+        if rule is not None and rule.require_match and _lookup(rule.by_output, call.output) is None:
             return f"[ToolConstraintError] output {call.output!r} of {call.name} matches no rule mapping"
-        del default
         return None
 
     # -- what a call means for the loop ------------------------------------------------------------
@@ -202,3 +184,62 @@ def _lookup(mapping: dict[str, str], output: str) -> str | None:
         return mapping[key]
     folded = {k.lower(): v for k, v in mapping.items()}
     return folded.get(key.lower())
+
+
+# -- reading one rule of each kind into ToolRules ---------------------------------------------------
+
+
+def _add_run_first(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
+    rules.init.append(name)
+
+
+def _add_exit_loop(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
+    rules.terminal.add(name)
+
+
+def _add_children(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
+    rules.children[name] = list(rule.get("children") or [])
+
+
+def _add_conditional(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
+    by_output = {str(k): str(v) for k, v in (rule.get("child_output_mapping") or {}).items()}
+    rules.conditional[name] = Conditional(
+        by_output, rule.get("default_child"), bool(rule.get("require_output_mapping"))
+    )
+
+
+def _add_parents(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
+    rules.parents[name] = list(rule.get("children") or [])
+
+
+def _add_max_count(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
+    limit = rule.get("max_count_limit")
+    if not isinstance(limit, int) or limit < 1:
+        raise InvalidInput(f"{where}: max_count_limit must be a positive integer")
+    rules.max_count[name] = limit
+
+
+def _add_approval(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
+    rules.approval.add(name)
+
+
+def _add_continue(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
+    rules.continue_.add(name)
+
+
+def _add_required_before_exit(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
+    rules.required_before_exit.append(name)
+
+
+_ADD_RULE: dict[str, Callable[[ToolRules, str, dict[str, Any], str], None]] = {
+    "run_first": _add_run_first,
+    "exit_loop": _add_exit_loop,
+    "constrain_child_tools": _add_children,
+    "conditional": _add_conditional,
+    "parent_last_tool": _add_parents,
+    "max_count_per_step": _add_max_count,
+    "requires_approval": _add_approval,
+    "continue_loop": _add_continue,
+    "required_before_exit": _add_required_before_exit,
+}
+KINDS = frozenset(_ADD_RULE)

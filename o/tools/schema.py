@@ -1,7 +1,8 @@
 """A tool's JSON schema, derived from its Python source the way Letta does it.
 
 The source is parsed with :mod:`ast`, never executed: the server must not run user
-code. The function's name, its Google-style docstring (summary, ``Args:``) and its
+code. The function's name, its docstring (summary and parameter texts, in Google, NumPy,
+reST or Epydoc style, read by ``docstring_parser`` as Letta reads them) and its
 annotations and defaults give Letta's shape::
 
     {"name": ..., "description": ...,
@@ -11,29 +12,20 @@ annotations and defaults give Letta's shape::
 from __future__ import annotations
 
 import ast
-import re
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import docstring_parser
+from docstring_parser import epydoc, numpydoc, rest
+from docstring_parser.google import DEFAULT_SECTIONS as GOOGLE_SECTIONS
+from docstring_parser.google import GoogleParser, Section, SectionType
 
 from o.errors import InvalidInput
 
 # parameters the runtime supplies itself; never part of what the model fills in
 HIDDEN_PARAMETERS = frozenset({"self", "agent_state"})
-_SECTIONS = {
-    "args",
-    "arguments",
-    "parameters",
-    "params",
-    "returns",
-    "return",
-    "raises",
-    "yields",
-    "examples",
-    "example",
-    "notes",
-    "note",
-    "attributes",
-}
 _SCALARS = {
     "str": {"type": "string"},
     "int": {"type": "integer"},
@@ -50,7 +42,31 @@ _SCALARS = {
     "Any": {},
     "object": {},
 }
-_ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
+# Google section titles beyond docstring_parser's own: those O has always recognised (so a
+# "Note:" block never leaks into the description) and napoleon's keyword-argument sections
+# (tools often take keyword-only parameters); in any capitalisation, as before
+_EXTRA_GOOGLE_SECTIONS = (
+    Section("Keyword Args", "param", SectionType.MULTIPLE),
+    Section("Keyword Arguments", "param", SectionType.MULTIPLE),
+    Section("Return", "returns", SectionType.SINGULAR_OR_MULTIPLE),
+    Section("Note", "notes", SectionType.SINGULAR),
+    Section("Notes", "notes", SectionType.SINGULAR),
+)
+_GOOGLE = GoogleParser(
+    sections=[
+        Section(title, section.key, section.type)
+        for section in (*GOOGLE_SECTIONS, *_EXTRA_GOOGLE_SECTIONS)
+        for title in dict.fromkeys((section.title, section.title.lower(), section.title.upper()))
+    ]
+)
+# Google first: O's historical style wins a tie, so a plain description that happens to
+# start a line with a reST role (":func:`x` ...") is not cut there
+_STYLES: tuple[Callable[[str], docstring_parser.Docstring], ...] = (
+    _GOOGLE.parse,
+    rest.parse,
+    numpydoc.parse,
+    epydoc.parse,
+)
 
 
 @dataclass
@@ -61,68 +77,53 @@ class Docstring:
 
 
 def parse_docstring(text: str | None) -> Docstring:
-    """Split a Google-style docstring into its summary, parameter texts and return text."""
-    doc = Docstring()
+    """A docstring's summary, parameter texts and return text, each reflowed into one line per paragraph.
+
+    Google, NumPy, reST and Epydoc styles are read; the style that finds the most
+    parameters and returns wins. A docstring no style can read is all description.
+    """
     if not text:
-        return doc
-    lines = text.expandtabs().splitlines()
-    summary: list[str] = []
-    section: str | None = None
-    current: str | None = None
-    base_indent: int | None = None
-    returns: list[str] = []
-    for raw in lines:
-        stripped = raw.strip()
-        header = stripped[:-1].lower() if stripped.endswith(":") else None
-        if header in _SECTIONS and (base_indent is None or _indent(raw) <= (base_indent or 0)):
-            section = header
-            current = None
-            base_indent = None
-            continue
-        if section is None:
-            summary.append(stripped)
-            continue
-        if section in ("args", "arguments", "parameters", "params"):
-            if not stripped:
-                continue
-            indent = _indent(raw)
-            if base_indent is None:
-                base_indent = indent
-            match = _ARG_LINE.match(stripped)
-            if indent <= base_indent and match:
-                current = match.group(1).lstrip("*")
-                doc.params[current] = match.group(3).strip()
-            elif current is not None:
-                doc.params[current] = (doc.params[current] + " " + stripped).strip()
-        elif section in ("returns", "return") and stripped:
-            returns.append(stripped)
-    doc.description = _paragraphs(summary)
-    if returns:
-        first = returns[0]
-        # "str: the answer" names the type first; keep only the words
-        head, sep, rest = first.partition(":")
-        if sep and re.fullmatch(r"[\w\[\], |.]+", head.strip()):
-            returns[0] = rest.strip()
-        doc.returns = " ".join(r for r in returns if r)
-    return doc
+        return Docstring()
+    parsed = _parse_any_style(text)
+    if parsed is None:
+        return Docstring(description=_reflow(text))
+    return Docstring(
+        description=_reflow(_description(parsed)),
+        params={param.arg_name.lstrip("*"): _reflow(param.description or "", " ") for param in parsed.params},
+        returns=_reflow(_returns(parsed), " "),
+    )
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
+def _parse_any_style(text: str) -> docstring_parser.Docstring | None:
+    """The reading of the style that finds the most parameters and returns (docstring_parser's
+    AUTO style counts every section, so a reST role in plain prose could win)."""
+    candidates: list[docstring_parser.Docstring] = []
+    for parse in _STYLES:
+        with contextlib.suppress(docstring_parser.ParseError):
+            candidates.append(parse(text))
+    return max(candidates, key=lambda parsed: len(parsed.params) + len(parsed.many_returns), default=None)
 
 
-def _paragraphs(lines: list[str]) -> str:
-    paragraphs: list[str] = []
-    current: list[str] = []
-    for line in lines:
-        if line:
-            current.append(line)
-        elif current:
-            paragraphs.append(" ".join(current))
-            current = []
-    if current:
-        paragraphs.append(" ".join(current))
-    return "\n\n".join(paragraphs)
+def _description(parsed: docstring_parser.Docstring) -> str:
+    separator = "\n\n" if parsed.blank_after_short_description else "\n"
+    return separator.join(part for part in (parsed.short_description, parsed.long_description) if part)
+
+
+def _returns(parsed: docstring_parser.Docstring) -> str:
+    # what it returns, not what it yields
+    returns = [r for r in parsed.many_returns if not r.is_generator]
+    return returns[0].description or "" if returns else ""
+
+
+def _reflow(text: str, paragraph_separator: str = "\n\n") -> str:
+    """Lines joined by spaces within a paragraph; paragraphs (split at blank lines) by ``paragraph_separator``."""
+    paragraphs: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.strip():
+            paragraphs[-1].append(line.strip())
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return paragraph_separator.join(" ".join(lines) for lines in paragraphs if lines)
 
 
 def parse_source(source: str) -> ast.Module:
@@ -192,47 +193,36 @@ def derive_json_schema(source: str, name: str | None = None) -> dict[str, Any]:
 def annotation_schema(node: ast.expr, where: str) -> dict[str, Any]:
     """JSON schema for one annotation expression."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        # a string annotation (or `from __future__ import annotations` style)
-        try:
-            inner = ast.parse(node.value, mode="eval").body
-        except SyntaxError as exc:
-            raise InvalidInput(f"{where}: annotation {node.value!r} does not parse") from exc
-        return annotation_schema(inner, where)
+        return annotation_schema(_parse_string_annotation(node.value, where), where)
     if isinstance(node, ast.Constant) and node.value is None:
         return {"type": "null"}
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return _union([_flatten_or(node)], where)
+        return _union(_flatten_or(node), where)
     name = _name(node)
     if name is not None:
-        if name in _SCALARS:
-            return dict(_SCALARS[name])
-        if name == "None":
-            return {"type": "null"}
-        raise InvalidInput(f"{where}: type {name!r} has no JSON schema equivalent")
+        return _named_schema(name, where)
     if isinstance(node, ast.Subscript):
-        base = _name(node.value)
-        args = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
-        if base in ("list", "List", "set", "Set", "Sequence", "Iterable"):
-            return {"type": "array", "items": annotation_schema(args[0], where)}
-        if base in ("tuple", "Tuple"):
-            if len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis:
-                return {"type": "array", "items": annotation_schema(args[0], where)}
-            items = [annotation_schema(a, where) for a in args]
-            return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
-        if base in ("dict", "Dict", "Mapping"):
-            schema: dict[str, Any] = {"type": "object"}
-            if len(args) == 2:
-                schema["additionalProperties"] = annotation_schema(args[1], where)
-            return schema
-        if base == "Optional":
-            return _union([args, [ast.Constant(value=None)]], where)
-        if base == "Union":
-            return _union([args], where)
-        if base == "Literal":
-            return _literal(args, where)
-        if base == "Annotated":
-            return annotation_schema(args[0], where)
+        generic = _GENERICS.get(_name(node.value) or "")
+        if generic is not None:
+            args = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+            return generic(args, where)
     raise InvalidInput(f"{where}: annotation {ast.unparse(node)!r} has no JSON schema equivalent")
+
+
+def _parse_string_annotation(text: str, where: str) -> ast.expr:
+    """A string annotation (or `from __future__ import annotations` style) as an expression."""
+    try:
+        return ast.parse(text, mode="eval").body
+    except SyntaxError as exc:
+        raise InvalidInput(f"{where}: annotation {text!r} does not parse") from exc
+
+
+def _named_schema(name: str, where: str) -> dict[str, Any]:
+    if name in _SCALARS:
+        return dict(_SCALARS[name])
+    if name == "None":
+        return {"type": "null"}
+    raise InvalidInput(f"{where}: type {name!r} has no JSON schema equivalent")
 
 
 def _name(node: ast.expr) -> str | None:
@@ -249,8 +239,33 @@ def _flatten_or(node: ast.expr) -> list[ast.expr]:
     return [node]
 
 
-def _union(groups: list[list[ast.expr]], where: str) -> dict[str, Any]:
-    members = [m for group in groups for m in group]
+def _array(args: list[ast.expr], where: str) -> dict[str, Any]:
+    return {"type": "array", "items": annotation_schema(args[0], where)}
+
+
+def _tuple(args: list[ast.expr], where: str) -> dict[str, Any]:
+    if len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis:
+        return _array(args, where)
+    items = [annotation_schema(a, where) for a in args]
+    return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
+
+
+def _mapping(args: list[ast.expr], where: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object"}
+    if len(args) == 2:
+        schema["additionalProperties"] = annotation_schema(args[1], where)
+    return schema
+
+
+def _optional(args: list[ast.expr], where: str) -> dict[str, Any]:
+    return _union([*args, ast.Constant(value=None)], where)
+
+
+def _annotated(args: list[ast.expr], where: str) -> dict[str, Any]:
+    return annotation_schema(args[0], where)
+
+
+def _union(members: list[ast.expr], where: str) -> dict[str, Any]:
     schemas = [annotation_schema(m, where) for m in members]
     not_null = [s for s in schemas if s != {"type": "null"}]
     if len(not_null) == 1:
@@ -275,3 +290,15 @@ def _literal(args: list[ast.expr], where: str) -> dict[str, Any]:
     if len(kinds) == 1 and next(iter(kinds)) in json_type:
         schema = {"type": json_type[next(iter(kinds))], "enum": values}
     return schema
+
+
+# subscripted annotations by the name of their origin (``typing.`` prefixes are dropped)
+_GENERICS: dict[str, Callable[[list[ast.expr], str], dict[str, Any]]] = {
+    **dict.fromkeys(("list", "List", "set", "Set", "Sequence", "Iterable"), _array),
+    **dict.fromkeys(("tuple", "Tuple"), _tuple),
+    **dict.fromkeys(("dict", "Dict", "Mapping"), _mapping),
+    "Optional": _optional,
+    "Union": _union,
+    "Literal": _literal,
+    "Annotated": _annotated,
+}

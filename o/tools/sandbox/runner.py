@@ -76,44 +76,64 @@ def _count_processes(uid: int) -> int:
 
 
 def confine(request: dict[str, Any]) -> list[str]:
-    """Apply every isolation the machine allows; return the names of those in force."""
-    active: list[str] = []
+    """Apply every isolation the machine allows; return the names of those in force.
+
+    The order matters: namespaces and mounts need the privileges the uid change gives up,
+    and the tool's own environment comes last, when nothing privileged is left to run.
+    """
     wanted = request.get("isolate") or {}
     limits = request["limits"]
     uid = wanted.get("uid")
     # counted before any namespace changes what getuid() reports
     host_processes = _count_processes(os.getuid()) if uid is None else 0
-    if wanted.get("netns"):
-        # root can enter a new network namespace directly; anyone else needs a user
-        # namespace first, which some kernels and Lambda do not allow
-        flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
-        try:
-            _unshare(flags)
-            active.append("netns")
-        except OSError:
-            pass
+    active: list[str] = []
+    if wanted.get("netns") and _enter_network_namespace():
+        active.append("netns")
     if wanted.get("mountns") and uid is not None:
-        try:
-            _unshare(CLONE_NEWNS)
-            _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
-            options = f"size={int(limits['disk_bytes'])},mode=0700,uid={uid},gid={uid}"
-            _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, options)
-            for scratch in SCRATCH_DIRS:
-                if os.path.isdir(scratch):
-                    _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"size=65536,mode=0700,uid={uid}")
-            os.chdir("/tmp")
-            active.append("mountns")
-        except OSError:
-            pass
-        else:
-            try:
-                # a private /proc that lists only the tool's own processes: other
-                # processes' command lines and environments are not even visible
-                _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
-                active.append("hidepid")
-            except OSError:
-                pass
+        active.extend(_enter_mount_namespace(uid, int(limits["disk_bytes"])))
+    _set_limits(limits, host_processes)
+    active.append("rlimits")
+    if _drop_privileges(uid):
+        active.append("uid")
+    _set_environment(request.get("env") or {})
+    return active
 
+
+def _enter_network_namespace() -> bool:
+    """A new, empty network namespace; whether the kernel allowed it."""
+    # root can enter a new network namespace directly; anyone else needs a user
+    # namespace first, which some kernels and Lambda do not allow
+    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
+    try:
+        _unshare(flags)
+    except OSError:
+        return False
+    return True
+
+
+def _enter_mount_namespace(uid: int, disk_bytes: int) -> list[str]:
+    """Private scratch mounts owned by ``uid`` and a private /proc; the names of those in force."""
+    try:
+        _unshare(CLONE_NEWNS)
+        _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+        options = f"size={disk_bytes},mode=0700,uid={uid},gid={uid}"
+        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, options)
+        for scratch in SCRATCH_DIRS:
+            if os.path.isdir(scratch):
+                _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"size=65536,mode=0700,uid={uid}")
+        os.chdir("/tmp")
+    except OSError:
+        return []
+    try:
+        # a private /proc that lists only the tool's own processes: other
+        # processes' command lines and environments are not even visible
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+    except OSError:
+        return ["mountns"]
+    return ["mountns", "hidepid"]
+
+
+def _set_limits(limits: dict[str, Any], host_processes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     cpu = max(1, int(limits["cpu_seconds"]))
     # the soft limit sends SIGXCPU; the hard one a second later is SIGKILL
@@ -125,25 +145,28 @@ def confine(request: dict[str, Any]) -> list[str]:
     # shares it with its host, so the allowance is on top of what runs already
     processes = int(limits["processes"]) + host_processes
     resource.setrlimit(resource.RLIMIT_NPROC, (processes,) * 2)
-    active.append("rlimits")
 
+
+def _drop_privileges(uid: int | None) -> bool:
+    """No new privileges, the private uid if there is one, not dumpable; whether the uid changed."""
     libc = _libc()
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     if uid is not None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-        active.append("uid")
     # not dumpable: other processes of the same uid cannot ptrace or read our memory
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    return uid is not None
 
+
+def _set_environment(tool_env: dict[str, Any]) -> None:
     home = os.getcwd()
     os.environ.clear()
     os.environ.update({"PATH": BASE_PATH, "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8"})
     # the tool's variables are applied only now, after the privilege drop, so none of
     # them (LD_PRELOAD, say) can influence the privileged part of this process
-    os.environ.update({str(k): str(v) for k, v in (request.get("env") or {}).items()})
-    return active
+    os.environ.update({str(k): str(v) for k, v in tool_env.items()})
 
 
 def render(value: Any) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from o.agent.tool_rules import Call, ToolRules
+from o.agent.tool_rules import ALIASES, KINDS, Call, Conditional, ToolRules
 from o.errors import InvalidInput
 
 TOOLS = ["send_message", "search", "fetch", "summarize", "check"]
@@ -119,3 +119,31 @@ def test_bad_rules_are_named(raw: list) -> None:
 def test_everything_filtered_falls_back_to_usable_tools() -> None:
     rules = ToolRules.parse([{"type": "constrain_child_tools", "tool_name": "search", "children": ["missing"]}])
     assert rules.allowed(TOOLS, [Call("search")]) == TOOLS
+
+
+def test_every_alias_names_a_kind_the_parser_reads() -> None:
+    assert set(ALIASES.values()) <= KINDS
+    for kind in KINDS:
+        assert ToolRules.parse([{"type": kind, "tool_name": "x", "max_count_limit": 1}]) != ToolRules()
+
+
+def test_unknown_kind_lists_the_known_ones() -> None:
+    with pytest.raises(InvalidInput) as err:
+        ToolRules.parse([{"type": "nope", "tool_name": "x"}])
+    assert "'nope'" in err.value.message and "'run_first'" in err.value.message
+
+
+def test_conditional_next_tool_falls_back_to_its_default() -> None:
+    rule = Conditional({"true": "fetch", "42": "check"}, default="send_message")
+    assert rule.next_tool('"TRUE"') == "fetch"
+    assert rule.next_tool("42") == "check"
+    assert rule.next_tool("nope") == "send_message"
+    assert Conditional({"true": "fetch"}).next_tool("nope") is None
+
+
+def test_a_parent_rule_allows_the_tool_only_after_a_parent() -> None:
+    rules = ToolRules.parse([{"type": "parent_last_tool", "tool_name": "summarize", "children": ["search", "fetch"]}])
+    assert "summarize" in rules.allowed(TOOLS, [Call("search")])
+    assert "summarize" not in rules.allowed(TOOLS, [Call("check")])
+    # a parent rule with nothing else left falls back to every usable tool
+    assert rules.allowed(["summarize"], []) == ["summarize"]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from o.errors import InvalidInput
@@ -110,3 +112,50 @@ def test_docstring_returns_and_multiline_args() -> None:
     assert doc.description == "Do it."
     assert doc.params == {"a": "first more", "b": "second"}
     assert doc.returns == "the count"
+
+
+def _described(docstring: str) -> dict[str, Any]:
+    source = f'def f(x: int, y: str = "") -> int:\n    """{docstring}"""\n    return x\n'
+    return derive_json_schema(source)
+
+
+@pytest.mark.parametrize(
+    "docstring",
+    [
+        # NumPy
+        "Do it.\n\n    Parameters\n    ----------\n"
+        "    x : int\n        an x,\n        on two lines\n    y : str\n        a y\n    ",
+        # reST (Sphinx)
+        "Do it.\n\n    :param x: an x,\n        on two lines\n"
+        "    :type x: int\n    :param y: a y\n    :returns: the count\n    ",
+        # Epydoc
+        "Do it.\n\n    @param x: an x, on two lines\n    @type x: int\n    @param y: a y\n    @return: the count\n    ",
+        # Google, with keyword arguments in their own section
+        "Do it.\n\n    Args:\n        x: an x,\n            on two lines\n\n    Keyword Args:\n        y: a y\n    ",
+    ],
+    ids=["numpy", "rest", "epydoc", "google-keyword-args"],
+)
+def test_every_docstring_style_gives_the_same_schema(docstring: str) -> None:
+    schema = _described(docstring)
+    assert schema["description"] == "Do it."
+    assert schema["parameters"]["properties"] == {
+        "x": {"type": "integer", "description": "an x, on two lines"},
+        "y": {"type": "string", "description": "a y"},
+    }
+
+
+def test_sections_o_always_skipped_stay_out_of_the_description() -> None:
+    doc = parse_docstring("Do it.\n\nNote:\n    careful.\n\nargs:\n    x: an x\n\nReturn:\n    the count\n")
+    assert (doc.description, doc.params, doc.returns) == ("Do it.", {"x": "an x"}, "the count")
+
+
+def test_prose_starting_a_line_with_a_rest_role_is_not_cut() -> None:
+    text = "Reads a block.\n\nLike :func:`update`, but without\n:func:`lock` first.\n"
+    assert parse_docstring(text).description == "Reads a block.\n\nLike :func:`update`, but without :func:`lock` first."
+
+
+def test_an_args_section_no_style_reads_stays_in_the_description() -> None:
+    # nothing the author wrote is lost: the model still reads it, as prose
+    doc = parse_docstring("Do it.\n\nArgs:\n    city - the city\n")
+    assert doc.description == "Do it.\n\nArgs: city - the city"
+    assert doc.params == {}
