@@ -170,6 +170,18 @@ def test_list_pages_and_filters(db: Database, org: str, make_agent: AgentFactory
     assert len(family) == 2
 
 
+def test_text_contains_is_a_literal_substring(db: Database, org: str, make_agent: AgentFactory) -> None:
+    agent = make_agent()
+    with db.transaction() as conn:
+        for text in ["50% off_today", "500 off today", r"path C:\temp\new", "other"]:
+            archival.insert(conn, org, agent, text)
+        contains = lambda s: [p.text for p in archival.list_passages(conn, org, agent, text_contains=s)]  # noqa: E731
+        assert contains("0% OFF_") == ["50% off_today"]
+        assert contains("0_") == []
+        assert contains("\\temp") == [r"path C:\temp\new"]
+        assert contains("") == ["50% off_today", "500 off today", r"path C:\temp\new", "other"]
+
+
 def test_long_text_is_chunked_and_chunks_share_context(db: Database, org: str, make_agent: AgentFactory) -> None:
     agent = make_agent(
         {
