@@ -30,11 +30,17 @@ def _in(db: Database, fn: Callable[[Conn], list[dict]]) -> list[dict]:
 
 def test_agents_filter_by_name_tags_and_escaped_name_search(db: Database, org: str) -> None:
     with db.transaction() as conn:
-        for name, tags in [("alpha", ["a", "b"]), ("beta", ["b"]), ("50%_off", []), ("500 off", ["c"])]:
+        for name, tags in [
+            ("alpha", ["a", "b"]),
+            ("beta", ["b"]),
+            ("50%_off", []),
+            ("500 off", ["c"]),
+            ("C:\\temp", []),
+        ]:
             agents.insert(conn, {"id": new_id("agent"), "organization_id": org, "name": name, "tags": tags})
     page = Page(limit=100)
     listed = lambda **f: _names(_in(db, lambda c: agents.list_page(c, org, page, **f)))  # noqa: E731
-    assert listed() == ["50%_off", "500 off", "alpha", "beta"]
+    assert listed() == ["50%_off", "500 off", "C:\\temp", "alpha", "beta"]
     assert listed(name="beta") == ["beta"]
     assert listed(name="") == []
     assert listed(tags=["a", "c"]) == ["500 off", "alpha"]
@@ -44,6 +50,7 @@ def test_agents_filter_by_name_tags_and_escaped_name_search(db: Database, org: s
     # % and _ are searched for as themselves, not as wildcards
     assert listed(query_text="0%_") == ["50%_off"]
     assert listed(query_text="0_") == []
+    assert listed(query_text=":\\t") == ["C:\\temp"]
     assert listed(query_text="") == listed()
 
 
