@@ -337,7 +337,7 @@ def time_range(start: str | datetime | None, end: str | datetime | None) -> tupl
     return start_at, end_at
 
 
-def tag_match(tag_match_mode: str) -> TagMatch:
+def parse_tag_match(tag_match_mode: str) -> TagMatch:
     if tag_match_mode not in ("any", "all"):
         raise InvalidInput(f"tag_match_mode must be 'any' or 'all', not {tag_match_mode!r}")
     return cast(TagMatch, tag_match_mode)
@@ -384,7 +384,7 @@ def search_hits(
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
     if not query or not query.strip():
         raise InvalidInput("query must not be empty")
-    match = tag_match(tag_match_mode)
+    match = parse_tag_match(tag_match_mode)
     created_from, created_to = time_range(start_datetime, end_datetime)
     filters = engine.SearchFilters(tuple(tags or ()), match, created_from, created_to)
     config = agent_embedding_config(conn, organization_id, agent_id)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from o.errors import InvalidInput
-from o.memory.archival import MAX_TEXT_CHARS, PassageInput, passage_inputs, split, tag_match, time_range
+from o.memory.archival import MAX_TEXT_CHARS, PassageInput, parse_tag_match, passage_inputs, split, time_range
 from o.memory.recall import CONTEXT_WINDOW, indexed_message
 from o.store.passages import CONTEXT_WEIGHT
 
@@ -52,9 +52,9 @@ def test_long_texts_split_into_numbered_chunks_and_short_ones_stay_whole() -> No
 
 
 def test_tag_match_and_time_range_are_checked() -> None:
-    assert tag_match("any") == "any" and tag_match("all") == "all"
+    assert parse_tag_match("any") == "any" and parse_tag_match("all") == "all"
     with pytest.raises(InvalidInput, match="tag_match_mode"):
-        tag_match("some")
+        parse_tag_match("some")
     assert time_range(None, "") == (None, None)
     start, end = time_range("2024-01-01", "2024-01-31")
     assert start == datetime(2024, 1, 1, tzinfo=UTC)
