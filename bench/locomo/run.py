@@ -35,6 +35,7 @@ from o.ids import new_id  # noqa: E402
 from o.memory import archival  # noqa: E402
 from o.memory import recall as recall_memory  # noqa: E402
 from o.memory.embeddings import EmbeddingConfig, local_embedder  # noqa: E402
+from o.store import search  # noqa: E402
 from o.store.db import Database  # noqa: E402
 from o.store.embedded import EmbeddedPostgres  # noqa: E402
 from o.store.migrate import migrate  # noqa: E402
@@ -167,7 +168,7 @@ def main() -> None:
                     questions,
                     weights,
                     message_turns if args.memory == "recall" else None,
-                    0 if args.force_hnsw else archival.store.EXACT_MAX_ROWS,
+                    0 if args.force_hnsw else search.EXACT_MAX_ROWS,
                 ),
             )
             for name, weights in settings

@@ -8,7 +8,7 @@ conversation session's turns): each is indexed with the words and meaning of up 
 this lifts turn R@10 from .66 to .75 and session any@5 from .905 to .928 (``bench/locomo`` prints
 both); pass ``context_window=0`` to index items alone.
 
-Search is the hybrid engine of :mod:`o.store.passages`; the API, the agent's
+Search is the hybrid engine of :mod:`o.store.search`; the API, the agent's
 ``archival_memory_search`` tool and recall search (:mod:`o.memory.recall`) all go through it.
 """
 
@@ -18,15 +18,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
-from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource, EmbeddingConfig, normalize
+from o.memory.embeddings import LOCAL_EMBEDDERS, Embedder, EmbedderSource, EmbeddingConfig, normalize
+from o.store import agents as agent_store
 from o.store import passages as store
+from o.store import search as engine
 from o.store.db import Conn
+from o.store.filters import TagMatch
 from o.store.pages import Page
 
 CONTEXT_WINDOW = 2
@@ -85,11 +88,7 @@ def agent_embedding_config(
     conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False
 ) -> EmbeddingConfig:
     """The agent's embedding config; NotFound when the agent is not in the organization."""
-    row = conn.execute(
-        "SELECT embedding_config FROM agents WHERE id = %s AND organization_id = %s"
-        + (" FOR UPDATE" if for_update else ""),
-        (agent_id, organization_id),
-    ).fetchone()
+    row = agent_store.get(conn, organization_id, agent_id, for_update=for_update)
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
     try:
@@ -179,21 +178,66 @@ def insert(
     Runs in the caller's transaction, so a tool's insert commits with its tool-return message.
     ``tags``, ``metadata`` and ``created_at`` apply when ``content`` is a single text.
     """
+    items = passage_inputs(content, tags, metadata, created_at)
+    if not items:
+        return []
+    # The agent's row lock orders concurrent inserts, so the first one fixes the model for good.
+    config = agent_embedding_config(conn, organization_id, agent_id, for_update=True)
+    _check_compatible(conn, agent_id, config)
+    embedder = embedders.for_config(config)
+    _check_embedder(embedder, config)
+    store.vector_width(config.embedding_dim)  # fails early for unsupported sizes
+
+    pieces = split(items, config.embedding_chunk_size, chunk=chunk)
+    texts = [p.text for p in pieces]
+    contexts, mixed = with_context(texts, _embed(embedder, texts, config.embedding_dim), context_window)
+    rows = store.insert_many(
+        conn,
+        organization_id,
+        agent_id,
+        [_new_passage(p, mixed[i], contexts[i]) for i, p in enumerate(pieces)],
+        model=config.embedding_model,
+        dim=config.embedding_dim,
+        new_id=lambda: new_id("passage"),
+    )
+    return [Passage.from_row(r) for r in rows]
+
+
+def passage_inputs(
+    content: str | Sequence[PassageInput],
+    tags: Sequence[str] | None,
+    metadata: dict[str, Any] | None,
+    created_at: datetime | None,
+) -> list[PassageInput]:
+    """What an insert stores, checked: one text with its tags, metadata and time, or the passages given."""
     if isinstance(content, str):
         items = [PassageInput(content, tags or (), metadata or {}, created_at)]
     else:
         items = list(content)
-    if not items:
-        return []
     for item in items:
         if not item.text or not item.text.strip():
             raise InvalidInput("a passage needs non-empty text")
         if len(item.text) > MAX_TEXT_CHARS:
             raise InvalidInput(f"a passage may hold at most {MAX_TEXT_CHARS} characters")
-    # The agent's row lock orders concurrent inserts, so the first one fixes the model for good.
-    config = agent_embedding_config(conn, organization_id, agent_id, for_update=True)
-    _check_compatible(conn, agent_id, config)
-    embedder = embedders.for_config(config)
+    return items
+
+
+def split(items: Sequence[PassageInput], max_words: int | None, *, chunk: bool = True) -> list[PassageInput]:
+    """Each item as the passages it is stored as: its chunks of at most ``max_words`` words (or the
+    text as given when ``chunk`` is off), numbered in their metadata when there are several."""
+    pieces: list[PassageInput] = []
+    for item in items:
+        parts = chunk_text(item.text, max_words) if chunk else [item.text]
+        for index, part in enumerate(parts):
+            meta = dict(item.metadata)
+            if len(parts) > 1:
+                meta.setdefault("chunk_index", index)
+                meta.setdefault("chunk_count", len(parts))
+            pieces.append(PassageInput(part, item.tags, meta, item.created_at))
+    return pieces
+
+
+def _check_embedder(embedder: Embedder, config: EmbeddingConfig) -> None:
     if embedder.dim != config.embedding_dim:
         raise InvalidInput(
             f"embedder {embedder.model!r} makes {embedder.dim}-dimensional vectors but the agent's "
@@ -201,46 +245,24 @@ def insert(
             expected_dim=config.embedding_dim,
             actual_dim=embedder.dim,
         )
-    store.vector_width(config.embedding_dim)  # fails early for unsupported sizes
 
-    pieces: list[PassageInput] = []
-    for item in items:
-        parts = chunk_text(item.text, config.embedding_chunk_size) if chunk else [item.text]
-        for index, part in enumerate(parts):
-            meta = dict(item.metadata)
-            if len(parts) > 1:
-                meta.setdefault("chunk_index", index)
-                meta.setdefault("chunk_count", len(parts))
-            pieces.append(PassageInput(part, item.tags, meta, item.created_at))
-    texts = [p.text for p in pieces]
+
+def _embed(embedder: Embedder, texts: list[str], dim: int) -> np.ndarray:
     vectors = embedder.embed(texts)
-    if vectors.shape != (len(texts), config.embedding_dim):
-        raise InvalidInput(
-            f"embedder returned vectors of shape {tuple(vectors.shape)}, expected "
-            f"({len(texts)}, {config.embedding_dim})"
-        )
-    contexts, mixed = with_context(texts, vectors, context_window)
-    rows_in = [
-        store.NewPassage(
-            text=p.text,
-            embedding=mixed[i],
-            context=contexts[i],
-            tags=list(dict.fromkeys(p.tags)),
-            metadata=p.metadata,
-            created_at=p.created_at,
-        )
-        for i, p in enumerate(pieces)
-    ]
-    rows = store.insert_many(
-        conn,
-        organization_id,
-        agent_id,
-        rows_in,
-        model=config.embedding_model,
-        dim=config.embedding_dim,
-        new_id=lambda: new_id("passage"),
+    if vectors.shape != (len(texts), dim):
+        raise InvalidInput(f"embedder returned vectors of shape {tuple(vectors.shape)}, expected ({len(texts)}, {dim})")
+    return vectors
+
+
+def _new_passage(piece: PassageInput, embedding: np.ndarray, context: str) -> store.NewPassage:
+    return store.NewPassage(
+        text=piece.text,
+        embedding=embedding,
+        context=context,
+        tags=list(dict.fromkeys(piece.tags)),
+        metadata=piece.metadata,
+        created_at=piece.created_at,
     )
-    return [Passage.from_row(r) for r in rows]
 
 
 def delete(conn: Conn, organization_id: str, agent_id: str, passage_id: str) -> None:
@@ -267,7 +289,7 @@ def list_passages(
     ascending: bool = True,
     text_contains: str | None = None,
     tags: Sequence[str] | None = None,
-    tag_match: store.TagMatch = "any",
+    tag_match: TagMatch = "any",
 ) -> list[Passage]:
     agent_embedding_config(conn, organization_id, agent_id)
     if not 1 <= limit <= 1000:
@@ -306,26 +328,19 @@ def parse_time(value: str | datetime | None, *, end_of_day: bool = False) -> dat
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def time_filters(start: str | datetime | None, end: str | datetime | None) -> list[tuple[str, Sequence[Any]]]:
+def time_range(start: str | datetime | None, end: str | datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The bounds of a search's time range (either may be open); a bare end date includes its day."""
     start_at = parse_time(start)
     end_at = parse_time(end, end_of_day=True)
     if start_at is not None and end_at is not None and start_at > end_at:
         raise InvalidInput("the start of the time range is after its end")
-    filters: list[tuple[str, Sequence[Any]]] = []
-    if start_at is not None:
-        filters.append(("p.created_at >= %s", [start_at]))
-    if end_at is not None:
-        filters.append(("p.created_at <= %s", [end_at]))
-    return filters
+    return start_at, end_at
 
 
-def tag_filters(tags: Sequence[str] | None, tag_match_mode: str) -> list[tuple[str, Sequence[Any]]]:
+def parse_tag_match(tag_match_mode: str) -> TagMatch:
     if tag_match_mode not in ("any", "all"):
         raise InvalidInput(f"tag_match_mode must be 'any' or 'all', not {tag_match_mode!r}")
-    if not tags:
-        return []
-    clause = "p.tags @> %s::text[]" if tag_match_mode == "all" else "p.tags && %s::text[]"
-    return [(clause, [list(tags)])]
+    return cast(TagMatch, tag_match_mode)
 
 
 def query_vector_for(
@@ -357,7 +372,7 @@ def search_hits(
     embedders: EmbedderSource = LOCAL_EMBEDDERS,
     query_vector: np.ndarray | None = None,
     weights: tuple[float, float] | None = None,
-    exact_max_rows: int = store.EXACT_MAX_ROWS,
+    exact_max_rows: int = engine.EXACT_MAX_ROWS,
 ) -> list[SearchHit]:
     """The ``top_k`` passages that best match ``query`` (hybrid BM25 + vector), best first.
 
@@ -369,11 +384,13 @@ def search_hits(
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}")
     if not query or not query.strip():
         raise InvalidInput("query must not be empty")
-    filters = tag_filters(tags, tag_match_mode) + time_filters(start_datetime, end_datetime)
+    match = parse_tag_match(tag_match_mode)
+    created_from, created_to = time_range(start_datetime, end_datetime)
+    filters = engine.SearchFilters(tuple(tags or ()), match, created_from, created_to)
     config = agent_embedding_config(conn, organization_id, agent_id)
-    lexical_weight, vector_weight = weights or (store.LEXICAL_WEIGHT, store.VECTOR_WEIGHT)
+    lexical_weight, vector_weight = weights or (engine.LEXICAL_WEIGHT, engine.VECTOR_WEIGHT)
     vector = query_vector_for(config, query, embedders, query_vector) if vector_weight > 0 else None
-    spec = store.SearchSpec(
+    spec = engine.SearchSpec(
         table="passages",
         corpus="archival",
         organization_id=organization_id,
@@ -387,7 +404,7 @@ def search_hits(
         vector_weight=vector_weight,
         exact_max_rows=exact_max_rows,
     )
-    rows = store.hybrid_search(conn, spec, query, top_k=top_k)
+    rows = engine.hybrid_search(conn, spec, query, top_k=top_k)
     return [
         SearchHit(
             passage=Passage.from_row(r),

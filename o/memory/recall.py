@@ -1,6 +1,6 @@
 """Recall memory: search over an agent's whole message history (Letta's ``conversation_search``).
 
-The same hybrid engine as archival memory (:func:`o.store.passages.hybrid_search`) ranks messages.
+The same hybrid engine as archival memory (:func:`o.store.search.hybrid_search`) ranks messages.
 A message is indexed after it is written: its own words, plus the words of the
 ``CONTEXT_WINDOW`` messages before it at a lower weight (a reply is found by the question it
 answers), and the same mix for its vector. :func:`index_pending` does that for the oldest
@@ -22,9 +22,10 @@ import numpy as np
 
 from o.errors import InvalidInput
 from o.memory import archival
-from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource, normalize
-from o.store import passages as engine
+from o.memory.embeddings import LOCAL_EMBEDDERS, Embedder, EmbedderSource, normalize
+from o.store import passages
 from o.store import recall as store
+from o.store import search as engine
 from o.store.db import Conn
 
 INDEXED_ROLES = ("user", "assistant", "tool")
@@ -66,7 +67,7 @@ def index_pending(
     if not rows:
         return 0
     config = archival.agent_embedding_config(conn, organization_id, agent_id)
-    engine.vector_width(config.embedding_dim)
+    passages.vector_width(config.embedding_dim)
     earlier = store.preceding(conn, agent_id, rows[0]["seq"], INDEXED_ROLES, 4 * CONTEXT_WINDOW)
     sequence = earlier + rows
     texts = [searchable_text(r) for r in sequence]
@@ -74,34 +75,42 @@ def index_pending(
     vectors: dict[int, np.ndarray] = {}
     if wanted:
         embedder = embedders.for_config(config)
-        embedded = embedder.embed([texts[i] for i in wanted])
-        if embedded.shape[1] != config.embedding_dim:
-            raise InvalidInput(
-                f"embedder returned {embedded.shape[1]}-dimensional vectors but the agent's "
-                f"embedding_dim is {config.embedding_dim}"
-            )
-        vectors = {i: embedded[n] for n, i in enumerate(wanted)}
-    items: list[store.IndexedMessage] = []
-    for position in range(len(earlier), len(sequence)):
-        row = sequence[position]
-        text = texts[position]
-        if not text:
-            items.append(store.IndexedMessage(row["id"], row["text"], "", "", None))
-            continue
-        before = [i for i in wanted if i < position][-CONTEXT_WINDOW:]
-        mixed = vectors[position] + engine.CONTEXT_WEIGHT * sum(
-            (vectors[i] for i in before), np.zeros_like(vectors[position])
-        )
-        items.append(
-            store.IndexedMessage(
-                id=row["id"],
-                source_text=row["text"],
-                search_text=text,
-                context="\n".join(texts[i] for i in before),
-                embedding=normalize(mixed[None, :])[0],
-            )
-        )
+        vectors = dict(zip(wanted, _embed(embedder, [texts[i] for i in wanted], config.embedding_dim), strict=True))
+    items = [indexed_message(sequence[p], p, texts, vectors) for p in range(len(earlier), len(sequence))]
     return store.write_index(conn, items, model=config.embedding_model, dim=config.embedding_dim)
+
+
+def _embed(embedder: Embedder, texts: list[str], dim: int) -> np.ndarray:
+    embedded = embedder.embed(texts)
+    if embedded.shape[1] != dim:
+        raise InvalidInput(
+            f"embedder returned {embedded.shape[1]}-dimensional vectors but the agent's embedding_dim is {dim}"
+        )
+    return embedded
+
+
+def indexed_message(
+    row: dict[str, Any], position: int, texts: Sequence[str], vectors: dict[int, np.ndarray]
+) -> store.IndexedMessage:
+    """What is indexed for the message at ``position`` of a sequence: its words and vector, with the
+    words and vectors of the ``CONTEXT_WINDOW`` searchable messages before it at a lower weight.
+
+    ``texts`` are the searchable texts of the sequence; ``vectors`` the embeddings of those not empty.
+    """
+    text = texts[position]
+    if not text:
+        return store.IndexedMessage(row["id"], row["text"], "", "", None)
+    before = [i for i in sorted(vectors) if i < position][-CONTEXT_WINDOW:]
+    mixed = vectors[position] + passages.CONTEXT_WEIGHT * sum(
+        (vectors[i] for i in before), np.zeros_like(vectors[position])
+    )
+    return store.IndexedMessage(
+        id=row["id"],
+        source_text=row["text"],
+        search_text=text,
+        context="\n".join(texts[i] for i in before),
+        embedding=normalize(mixed[None, :])[0],
+    )
 
 
 def search(
@@ -128,9 +137,8 @@ def search(
     unknown = sorted(set(roles or ()) - set(SEARCHABLE_ROLES))
     if unknown:
         raise InvalidInput(f"unknown roles {unknown}; use {list(SEARCHABLE_ROLES)}")
-    filters = archival.time_filters(start_date, end_date)
-    if roles:
-        filters.append(("p.role = ANY(%s)", [list(roles)]))
+    created_from, created_to = archival.time_range(start_date, end_date)
+    filters = engine.SearchFilters(created_from=created_from, created_to=created_to, roles=tuple(roles or ()))
     config = archival.agent_embedding_config(conn, organization_id, agent_id)
     embedder = embedders.for_config(config)
     # Index what the loop wrote since the last search, a bounded amount per call.

@@ -9,6 +9,7 @@ from psycopg import sql
 from o.errors import NotFound
 from o.store import rows
 from o.store.db import Conn
+from o.store.filters import Where
 from o.store.pages import Page, fetch_page
 
 # Columns a caller may set through update(); everything else is managed here.
@@ -44,26 +45,14 @@ def list_page(
     match_all_tags: bool = False,
     query_text: str | None = None,
 ) -> list[dict[str, Any]]:
-    conds = [sql.SQL("organization_id = %s")]
-    params: list[Any] = [organization_id]
-    if name is not None:
-        conds.append(sql.SQL("name = %s"))
-        params.append(name)
-    if tags:
-        conds.append(sql.SQL("tags @> %s" if match_all_tags else "tags && %s"))
-        params.append(tags)
-    if query_text:
-        conds.append(sql.SQL("name ILIKE %s"))
-        params.append("%" + query_text.replace("%", r"\%").replace("_", r"\_") + "%")
-    return fetch_page(
-        conn,
-        table="agents",
-        key="created_at",
-        columns=sql.SQL("*"),
-        scope=sql.SQL(" AND ").join(conds),
-        scope_params=tuple(params),
-        page=page,
+    where = (
+        Where()
+        .equals("organization_id", organization_id)
+        .equals("name", name)
+        .tags("tags", tags, match="all" if match_all_tags else "any")
+        .contains("name", query_text)
     )
+    return fetch_page(conn, table="agents", scope=where.clause(), scope_params=where.params, page=page)
 
 
 def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:

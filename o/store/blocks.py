@@ -12,6 +12,7 @@ from psycopg import sql
 
 from o.store import rows
 from o.store.db import Conn
+from o.store.filters import Where
 from o.store.pages import Page, fetch_page
 
 _JSON = {"metadata"}
@@ -67,22 +68,10 @@ def write(conn: Conn, block_id: str, changes: dict[str, Any]) -> dict[str, Any]:
 def list_page(
     conn: Conn, organization_id: str, page: Page, *, label: str | None = None, templates_only: bool = False
 ) -> list[dict[str, Any]]:
-    conds = [sql.SQL("organization_id = %s")]
-    params: list[Any] = [organization_id]
-    if label is not None:
-        conds.append(sql.SQL("label = %s"))
-        params.append(label)
-    if templates_only:
-        conds.append(sql.SQL("is_template"))
-    return fetch_page(
-        conn,
-        table="blocks",
-        key="created_at",
-        columns=sql.SQL("*"),
-        scope=sql.SQL(" AND ").join(conds),
-        scope_params=tuple(params),
-        page=page,
+    where = (
+        Where().equals("organization_id", organization_id).equals("label", label).is_true("is_template", templates_only)
     )
+    return fetch_page(conn, table="blocks", scope=where.clause(), scope_params=where.params, page=page)
 
 
 def delete(conn: Conn, organization_id: str, block_id: str) -> bool:

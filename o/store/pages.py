@@ -10,6 +10,8 @@ from psycopg import sql
 from o.errors import InvalidInput
 from o.store.db import Conn
 
+ALL_COLUMNS = sql.SQL("*")
+
 
 @dataclass(frozen=True)
 class Page:
@@ -56,11 +58,11 @@ def fetch_page(
     conn: Conn,
     *,
     table: str,
-    key: str,
-    columns: sql.Composable,
     scope: sql.Composable,
     scope_params: tuple[Any, ...],
     page: Page,
+    key: str = "created_at",
+    columns: sql.Composable = ALL_COLUMNS,
 ) -> list[dict[str, Any]]:
     """Rows of ``table`` within ``scope``, between the cursors, at most ``page.limit``, in ``page.order``.
 
@@ -78,7 +80,7 @@ def fetch_page(
         table=sql.Identifier(table),
         scope=scope,
         where=where,
-        order=order_clause(key, Page(order=scan_order)),  # type: ignore[arg-type]
+        order=order_clause(key, Page(order=scan_order)),
     )
     rows = conn.execute(query, (*scope_params, *params, page.limit)).fetchall()
     if nearest_first:

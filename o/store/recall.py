@@ -66,55 +66,47 @@ class IndexedMessage:
 
 def write_index(conn: Conn, items: Sequence[IndexedMessage], *, model: str | None, dim: int | None) -> int:
     """Store search data for messages still unindexed; returns how many rows were written."""
-    if not items:
-        return 0
+    searchable = [i for i in items if i.embedding is not None]
+    empty = [i for i in items if i.embedding is None]
     written = 0
-    with_vec = [i for i in items if i.embedding is not None]
-    without = [i for i in items if i.embedding is None]
-    length = sql.SQL(
-        "(SELECT coalesce(sum(cardinality(u.positions) - %s * cardinality(array_positions(u.weights, 'D'))), 0) "
-        "FROM unnest(x.tsv) u)"
-    )
-    if with_vec:
+    if searchable:
         assert dim is not None
-        column = sql.Identifier(passages.vector_column(dim))
-        query = sql.SQL(
-            """UPDATE messages m
-               SET search_tsv = x.tsv, search_len = {length}, embedding_dim = %s, embedding_model = %s,
-                   {column} = x.vec::{vtype}
-               FROM (SELECT i.id, i.source, i.vec,
-                            setweight(to_tsvector({cfg}, i.search), 'A')
-                            || setweight(to_tsvector({cfg}, i.context), 'D') AS tsv
-                     FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
-                          AS i(id, source, search, context, vec)) x
-               WHERE m.id = x.id AND m.search_tsv IS NULL AND m.text = x.source"""
-        ).format(
-            length=length,
-            column=column,
-            vtype=sql.SQL(passages.vector_type(dim)),
-            cfg=sql.Literal(passages.TEXT_CONFIG),
-        )
-        cur = conn.execute(
-            query,
-            (
-                1.0 - passages.CONTEXT_WEIGHT,
-                dim,
-                model,
-                [i.id for i in with_vec],
-                [i.source_text for i in with_vec],
-                [i.search_text for i in with_vec],
-                [i.context for i in with_vec],
-                [passages.vector_literal(i.embedding, dim) for i in with_vec],
-            ),  # type: ignore[arg-type]
-        )
-        written += cur.rowcount
-    if without:
-        # Nothing to search in these (system prompts, empty tool calls): mark them done.
-        cur = conn.execute(
-            """UPDATE messages m SET search_tsv = ''::tsvector, search_len = 0
-               FROM unnest(%s::text[], %s::text[]) AS x(id, source)
-               WHERE m.id = x.id AND m.search_tsv IS NULL AND m.text = x.source""",
-            ([i.id for i in without], [i.source_text for i in without]),
-        )
-        written += cur.rowcount
+        written += _write_searchable(conn, searchable, model=model, dim=dim)
+    if empty:
+        written += _mark_empty(conn, empty)
     return written
+
+
+def _write_searchable(conn: Conn, items: Sequence[IndexedMessage], *, model: str | None, dim: int) -> int:
+    query = sql.SQL(
+        """UPDATE messages m
+           SET search_tsv = x.tsv, search_len = {length}, embedding_dim = %s, embedding_model = %s,
+               {column} = x.vec::{vtype}
+           FROM (SELECT i.id, i.source, i.vec, {tsv} AS tsv
+                 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+                      AS i(id, source, search, context, vec)) x
+           WHERE m.id = x.id AND m.search_tsv IS NULL AND m.text = x.source"""
+    ).format(
+        length=passages.document_length(sql.SQL("x.tsv")),
+        column=sql.Identifier(passages.vector_column(dim)),
+        vtype=sql.SQL(passages.vector_type(dim)),
+        tsv=passages.weighted_tsvector(sql.SQL("i.search"), sql.SQL("i.context")),
+    )
+    columns = (
+        [i.id for i in items],
+        [i.source_text for i in items],
+        [i.search_text for i in items],
+        [i.context for i in items],
+        [passages.vector_literal(i.embedding, dim) for i in items if i.embedding is not None],
+    )
+    return conn.execute(query, (passages.CONTEXT_DISCOUNT, dim, model, *columns)).rowcount
+
+
+def _mark_empty(conn: Conn, items: Sequence[IndexedMessage]) -> int:
+    """Nothing to search in these (system prompts, empty tool calls): mark them done."""
+    return conn.execute(
+        """UPDATE messages m SET search_tsv = ''::tsvector, search_len = 0
+           FROM unnest(%s::text[], %s::text[]) AS x(id, source)
+           WHERE m.id = x.id AND m.search_tsv IS NULL AND m.text = x.source""",
+        ([i.id for i in items], [i.source_text for i in items]),
+    ).rowcount

@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 
 from o.store import rows
 from o.store.db import Conn
+from o.store.filters import Where
 from o.store.pages import Page, fetch_page
 
 _JSON = {"request", "usage", "metadata"}
@@ -102,26 +103,14 @@ def list_page(
     statuses: list[str] | None = None,
     stop_reason: str | None = None,
 ) -> list[dict[str, Any]]:
-    conds = [sql.SQL("organization_id = %s")]
-    params: list[Any] = [organization_id]
-    if agent_ids:
-        conds.append(sql.SQL("agent_id = ANY(%s)"))
-        params.append(agent_ids)
-    if statuses:
-        conds.append(sql.SQL("status = ANY(%s)"))
-        params.append(statuses)
-    if stop_reason:
-        conds.append(sql.SQL("stop_reason = %s"))
-        params.append(stop_reason)
-    return fetch_page(
-        conn,
-        table="runs",
-        key="created_at",
-        columns=sql.SQL("*"),
-        scope=sql.SQL(" AND ").join(conds),
-        scope_params=tuple(params),
-        page=page,
+    where = (
+        Where()
+        .equals("organization_id", organization_id)
+        .equals_any("agent_id", agent_ids)
+        .equals_any("status", statuses)
+        .equals("stop_reason", stop_reason or None)  # an empty reason filters nothing
     )
+    return fetch_page(conn, table="runs", scope=where.clause(), scope_params=where.params, page=page)
 
 
 def messages(conn: Conn, run_id: str, *, after_seq: int = 0) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from o.store import rows
 from o.store.db import Conn
+from o.store.filters import Where
 from o.store.pages import Page, fetch_page
 
 # Columns a caller may set through update(); id, organization, version and times are managed here.
@@ -65,29 +66,15 @@ def list_page(
     tool_types: list[str] | None = None,
     search: str | None = None,
 ) -> list[dict[str, Any]]:
-    conds = [sql.SQL("organization_id = %s")]
-    params: list[Any] = [organization_id]
-    if name is not None:
-        conds.append(sql.SQL("name = %s"))
-        params.append(name)
-    if names:
-        conds.append(sql.SQL("name = ANY(%s)"))
-        params.append(names)
-    if tool_types:
-        conds.append(sql.SQL("tool_type = ANY(%s)"))
-        params.append(tool_types)
-    if search:
-        conds.append(sql.SQL("name ILIKE %s"))
-        params.append("%" + search.replace("%", r"\%").replace("_", r"\_") + "%")
-    return fetch_page(
-        conn,
-        table="tools",
-        key="created_at",
-        columns=sql.SQL("*"),
-        scope=sql.SQL(" AND ").join(conds),
-        scope_params=tuple(params),
-        page=page,
+    where = (
+        Where()
+        .equals("organization_id", organization_id)
+        .equals("name", name)
+        .equals_any("name", names)
+        .equals_any("tool_type", tool_types)
+        .contains("name", search)
     )
+    return fetch_page(conn, table="tools", scope=where.clause(), scope_params=where.params, page=page)
 
 
 def count(conn: Conn, organization_id: str) -> int:

@@ -13,6 +13,7 @@ from o.memory import archival
 from o.memory.archival import PassageInput
 from o.memory.embeddings import local_embedder
 from o.store import passages as store
+from o.store import search as engine
 from o.store.db import Database
 from tests.integration.memory.conftest import AgentFactory, create_agent, create_org
 
@@ -170,6 +171,18 @@ def test_list_pages_and_filters(db: Database, org: str, make_agent: AgentFactory
     assert len(family) == 2
 
 
+def test_text_contains_is_a_literal_substring(db: Database, org: str, make_agent: AgentFactory) -> None:
+    agent = make_agent()
+    with db.transaction() as conn:
+        for text in ["50% off_today", "500 off today", r"path C:\temp\new", "other"]:
+            archival.insert(conn, org, agent, text)
+        contains = lambda s: [p.text for p in archival.list_passages(conn, org, agent, text_contains=s)]  # noqa: E731
+        assert contains("0% OFF_") == ["50% off_today"]
+        assert contains("0_") == []
+        assert contains("\\temp") == [r"path C:\temp\new"]
+        assert contains("") == ["50% off_today", "500 off today", r"path C:\temp\new", "other"]
+
+
 def test_long_text_is_chunked_and_chunks_share_context(db: Database, org: str, make_agent: AgentFactory) -> None:
     agent = make_agent(
         {
@@ -276,7 +289,7 @@ def test_hnsw_path_agrees_with_exact_search_and_restores_settings(
     vector = local_embedder().embed(["which relative has a food allergy?"])[0]
 
     def run(exact_max_rows: int) -> list[str]:
-        spec = store.SearchSpec(
+        spec = engine.SearchSpec(
             table="passages",
             corpus="archival",
             organization_id=org,
@@ -288,7 +301,7 @@ def test_hnsw_path_agrees_with_exact_search_and_restores_settings(
             exact_max_rows=exact_max_rows,
         )
         with db.transaction() as conn:
-            rows = store.hybrid_search(conn, spec, "which relative has a food allergy?", top_k=3)
+            rows = engine.hybrid_search(conn, spec, "which relative has a food allergy?", top_k=3)
             settings = conn.execute(
                 "SELECT current_setting('enable_sort') AS sort, current_setting('enable_seqscan') AS seq"
             ).fetchone()

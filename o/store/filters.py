@@ -1,0 +1,84 @@
+"""The WHERE clause of a list or search query, composed from the filters a caller gave.
+
+Each method adds one condition when its filter is given and nothing when it is not (None, an
+empty list or an empty text filter nothing), and returns the builder, so a query reads as a chain::
+
+    where = Where().equals("organization_id", org).equals_any("status", statuses)
+    conn.execute(sql.SQL("SELECT * FROM runs WHERE {}").format(where.clause()), where.params)
+
+Column names become quoted identifiers (qualified by ``alias`` when the query names its table)
+and values always travel as parameters: nothing a caller passes is formatted into the SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, LiteralString
+
+from psycopg import sql
+
+TagMatch = Literal["any", "all"]
+
+
+def like_pattern(text: str) -> str:
+    r"""A LIKE pattern that finds ``text`` anywhere, with ``\``, ``%`` and ``_`` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass
+class Where:
+    alias: str | None = None
+    conditions: list[sql.Composable] = field(default_factory=list, init=False)
+    values: list[Any] = field(default_factory=list, init=False)
+
+    def column(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.alias, name) if self.alias else sql.Identifier(name)
+
+    def _add(self, template: LiteralString, column: str, *values: Any) -> Where:
+        self.conditions.append(sql.SQL(template).format(self.column(column)))
+        self.values.extend(values)
+        return self
+
+    def equals(self, column: str, value: object) -> Where:
+        """``column = value``, unless ``value`` is None."""
+        return self if value is None else self._add("{} = %s", column, value)
+
+    def equals_any(self, column: str, values: Sequence[Any] | None) -> Where:
+        """``column`` is one of ``values``, unless there are none."""
+        return self._add("{} = ANY(%s)", column, list(values)) if values else self
+
+    def tags(self, column: str, tags: Sequence[str] | None, *, match: TagMatch = "any") -> Where:
+        """The ``text[]`` column shares a tag with ``tags`` (``any``) or holds all of them (``all``).
+
+        Both operators are answered by a GIN index on the column.
+        """
+        if not tags:
+            return self
+        return self._add("{} @> %s::text[]" if match == "all" else "{} && %s::text[]", column, list(tags))
+
+    def contains(self, column: str, text: str | None) -> Where:
+        """``column`` contains ``text``, ignoring case, with no wildcards; an empty text filters nothing."""
+        return self._add("{} ILIKE %s", column, like_pattern(text)) if text else self
+
+    def in_range(self, column: str, start: object, end: object) -> Where:
+        """``start <= column <= end``; either bound may be None (open)."""
+        if start is not None:
+            self._add("{} >= %s", column, start)
+        if end is not None:
+            self._add("{} <= %s", column, end)
+        return self
+
+    def is_true(self, column: str, when: bool) -> Where:
+        """The boolean ``column`` is true, when ``when`` asks for it."""
+        return self._add("{}", column) if when else self
+
+    def clause(self) -> sql.Composable:
+        """The conditions joined by AND (TRUE when there are none)."""
+        return sql.SQL(" AND ").join(self.conditions) if self.conditions else sql.SQL("TRUE")
+
+    @property
+    def params(self) -> tuple[Any, ...]:
+        """The values of the placeholders in :meth:`clause`, in order."""
+        return tuple(self.values)
