@@ -17,6 +17,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.service_function import MANAGED, acknowledge
+from o.config import env_name
 
 ADMIN_USER = "o_admin"
 POSTGRES_PORT = 5432
@@ -145,12 +146,12 @@ class Database(Construct):
         self.secret.grant_read(grantee)
 
     def environment(self) -> dict[str, str]:
-        """The variables from which ``o.store.aws_url.database_url_from_secret`` builds the URI."""
+        """The settings from which ``o.aws.database.database_url_from_secret`` builds the URI."""
         return {
-            "O_DB_HOST": self.proxy.endpoint,
-            "O_DB_SECRET_ARN": self.secret.secret_arn,
-            "O_DB_NAME": self.db_name,
+            env_name("db", "host"): self.proxy.endpoint,
+            env_name("db", "secret_arn"): self.secret.secret_arn,
+            env_name("db", "name"): self.db_name,
             # RDS Proxy pins a connection that uses server-side prepared statements.
-            "O_DISABLE_PREPARED_STATEMENTS": "true",
-            "O_RUN_MIGRATIONS": "false",
+            env_name(None, "disable_prepared_statements"): "true",
+            env_name(None, "run_migrations"): "false",
         }

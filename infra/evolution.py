@@ -21,6 +21,7 @@ from constructs import Construct
 
 from infra.rollout import ALIAS_NAME
 from infra.service_function import FunctionAssets, FunctionNetwork, ServiceFunction, acknowledge
+from o.config import env_name
 from o.evolution.metrics import NAMESPACE as AGENT_METRICS_NAMESPACE
 from o.evolution.statemachine import evolution_definition
 
@@ -91,11 +92,11 @@ class Evolution(Construct):
         )  # fmt: skip
 
     def environment(self) -> dict[str, str]:
-        """What ``o.evolution.loop.EvolutionPolicy`` reads (prefix ``O_EVOLUTION_``)."""
+        """What ``o.config.EvolutionSettings`` reads: the alias canaries move, and the evolution machine."""
         return {
-            "O_EVOLUTION_STEP_FUNCTION_NAME": self._step_function.function_name,
-            "O_EVOLUTION_STEP_ALIAS": ALIAS_NAME,
-            "O_EVOLUTION_STATE_MACHINE_ARN": self.state_machine_arn,
+            env_name("evolution", "step_function_name"): self._step_function.function_name,
+            env_name("evolution", "step_alias"): ALIAS_NAME,
+            env_name("evolution", "state_machine_arn"): self.state_machine_arn,
         }
 
     def grant_start(self, grantee: iam.IGrantable) -> None:

@@ -18,6 +18,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.build import MODELS_MOUNT, PYTHON_VERSION
+from o.config import env_name
 
 RUNTIME = lambda_.Runtime(f"python{PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -106,8 +107,8 @@ class ServiceFunction(Construct):
             {}
             if own_logs_only
             else {
-                "O_EMBEDDING_MODEL_PATH": f"{MODELS_MOUNT}/model.onnx",
-                "O_EMBEDDING_TOKENIZER_PATH": f"{MODELS_MOUNT}/tokenizer.json",
+                env_name("embedding", "model_path"): f"{MODELS_MOUNT}/model.onnx",
+                env_name("embedding", "tokenizer_path"): f"{MODELS_MOUNT}/tokenizer.json",
             }
         )
         env = {
@@ -115,7 +116,7 @@ class ServiceFunction(Construct):
             "POWERTOOLS_SERVICE_NAME": service,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
-            "O_RUNTIME": "lambda",
+            env_name(None, "runtime"): "lambda",
             **(environment or {}),
         }
         self.function = lambda_.Function(

@@ -1,9 +1,10 @@
 """Sleep-time compute: the sleep-time function and the EventBridge Scheduler schedules that start it.
 
 The stack owns one schedule group and one default schedule that wakes the sleep-time
-function on a fixed rate; the function decides which agents are due. Per-agent
-schedules can be added to the same group at run time (``grant_manage_schedules``);
-they reuse the same scheduler role, which may invoke this function and nothing else.
+function on a fixed rate; the function decides which agents are due (N new user messages,
+or the interval elapsed with anything new). The scheduler role may invoke this function
+and nothing else. This is the AWS side of the sleep-time scheduler port: `o serve` runs
+the same sweep on a thread (``o.evolution.sleeptime.start_local_scheduler``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from infra.service_function import (
     FunctionAssets,
     FunctionNetwork,
     ServiceFunction,
-    acknowledge,
     grant_invoke_exact,
 )
 
@@ -86,34 +86,3 @@ class Sleeptime(Construct):
             state="ENABLED",
         )
         self.default_schedule.add_resource_dependency(self.group)
-
-    def environment(self) -> dict[str, str]:
-        """What a function that manages per-agent schedules needs to know."""
-        return {
-            "O_SLEEPTIME_SCHEDULE_GROUP": self.group_name,
-            "O_SLEEPTIME_FUNCTION_ARN": self.function.function_arn,
-            "O_SLEEPTIME_SCHEDULER_ROLE_ARN": self.role.role_arn,
-        }
-
-    def grant_manage_schedules(self, grantee: iam.IGrantable) -> None:
-        stack = Stack.of(self)
-        iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=[
-                "scheduler:CreateSchedule",
-                "scheduler:UpdateSchedule",
-                "scheduler:DeleteSchedule",
-                "scheduler:GetSchedule",
-            ],
-            resource_arns=[
-                stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{self.group_name}/*")
-            ],
-        )
-        iam.Grant.add_to_principal(grantee=grantee, actions=["iam:PassRole"], resource_arns=[self.role.role_arn])
-        if isinstance(grantee, Construct):
-            acknowledge(
-                grantee,
-                (f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:{stack.region}:{stack.account}:"
-                 f"schedule/{self.group_name}/*]",
-                 "per-agent schedules are created at run time, only inside the stack's own schedule group"),
-            )  # fmt: skip

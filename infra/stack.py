@@ -26,6 +26,7 @@ from infra.service_function import (
 )
 from infra.sleeptime import Sleeptime
 from infra.tool_sandbox import ToolSandbox
+from o.config import env_name
 
 API_HANDLER = "functions.api.handler.handler"
 AGENT_STEP_HANDLER = "functions.agent_step.handler.handler"
@@ -83,10 +84,10 @@ class OStack(Stack):
             ("AwsSolutions-SMG4", "third-party LLM API keys are rotated at the provider by the operator; "
              "Secrets Manager has no rotation function for them"),
         )  # fmt: skip
-        shared_env = {**database.environment(), "O_LLM_KEYS_SECRET_ARN": llm_keys.secret_arn}
+        shared_env = {**database.environment(), env_name("llm", "keys_secret_arn"): llm_keys.secret_arn}
 
         sandbox = ToolSandbox(self, "ToolSandbox", assets=assets)
-        shared_env["O_TOOL_SANDBOX_FUNCTION_ARN"] = sandbox.function.function_arn
+        shared_env[env_name("sandbox", "function_name")] = sandbox.function.function_arn
 
         agent_step = ServiceFunction(
             self,
@@ -110,7 +111,7 @@ class OStack(Stack):
             log_retention=assets.log_retention,
             approval_timeout_seconds=config.approval_timeout_seconds,
         )
-        loop_env = {"O_AGENT_STATE_MACHINE_ARN": agent_loop.state_machine.state_machine_arn}
+        loop_env = {env_name("agent", "state_machine_arn"): agent_loop.state_machine.state_machine_arn}
 
         evolution = Evolution(
             self,
@@ -143,8 +144,7 @@ class OStack(Stack):
                 **shared_env,
                 **loop_env,
                 **evolution.environment(),
-                **sleeptime.environment(),
-                "O_MAX_BODY_BYTES": str(config.max_body_bytes),
+                env_name(None, "max_body_bytes"): str(config.max_body_bytes),
             },
             network=network.functions,
         )
@@ -177,7 +177,6 @@ class OStack(Stack):
             rollout.grant_manage("AgentStep", service.function)
             grant_agent_metrics(service.function, read=True)
         grant_agent_metrics(agent_step.function, read=False)
-        sleeptime.grant_manage_schedules(api_function.function)
 
         Observability(
             self,

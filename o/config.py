@@ -268,7 +268,8 @@ def env_names() -> dict[str, tuple[str | None, str]]:
 
 
 # Variables with the O_ prefix that are not settings of the service (so no warning is due).
-NOT_SETTINGS = frozenset({"O_TEST_DATABASE_URL"})
+# (the test suite's database; the CDK app's pre-built layer folder)
+NOT_SETTINGS = frozenset({"O_TEST_DATABASE_URL", "O_LAYER_DIR"})
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -343,3 +344,9 @@ def export_to_children(values: Mapping[str, str]) -> None:
     """Put settings into this process's environment for the child processes it starts (the workers
     of a multi-process `o serve` read their settings from the environment they inherit)."""
     os.environ.update(values)
+
+
+def powertools_names() -> tuple[str, str]:
+    """(service, metrics namespace) for Powertools: its own variables, which the CDK stack sets per
+    function, with O's names when they are unset (`o serve`, tests)."""
+    return os.environ.get("POWERTOOLS_SERVICE_NAME", "o"), os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "O")

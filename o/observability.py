@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "o")
+from o.config import powertools_names
+
+SERVICE, NAMESPACE = powertools_names()
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "O"), service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Outside Lambda there is no X-Ray daemon; Powertools disables the tracer there by itself.
 tracer = Tracer(service=SERVICE)

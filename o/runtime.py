@@ -95,6 +95,8 @@ def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | No
     url = configured_database_url(settings)
     if url is not None:
         return url, None
+    if settings.runtime == "lambda":
+        raise ConfigError("invalid configuration: a Lambda needs O_DB_SECRET_ARN and O_DB_HOST (or O_DATABASE_URL)")
     embedded = EmbeddedPostgres(settings.data_dir)
     return embedded.url, embedded
 

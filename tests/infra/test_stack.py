@@ -325,7 +325,7 @@ def test_llm_keys_reach_the_agent_step(synthesized: Synthesized) -> None:
     _, fn = _function(synthesized, "functions.agent_step.handler.handler")
     assert fn["Properties"]["Environment"]["Variables"]["O_LLM_KEYS_SECRET_ARN"] == {"Ref": secret_id}
     sandbox_id, _ = _function(synthesized, "functions.tool_sandbox.handler.handler")
-    assert fn["Properties"]["Environment"]["Variables"]["O_TOOL_SANDBOX_FUNCTION_ARN"] == {
+    assert fn["Properties"]["Environment"]["Variables"]["O_SANDBOX_FUNCTION_NAME"] == {
         "Fn::GetAtt": [sandbox_id, "Arn"]
     }
 
