@@ -39,6 +39,7 @@ from o.store import agents as agent_store
 from o.store import blocks as block_store
 from o.store import evolution as evolution_store
 from o.store import passages as passage_store
+from o.store import sleeptime as sleeptime_store
 from o.store.db import Database
 
 SLEEPTIME_MARKER = "You are the sleep-time memory manager of an AI agent."
@@ -197,7 +198,7 @@ def _reorganize(
     with db.transaction() as conn:
         agent = agent_store.get(conn, organization_id, agent_id)
         assert agent is not None
-        since = evolution_store.through_seq(conn, agent_id)
+        since = sleeptime_store.through_seq(conn, agent_id)
         messages = conn.execute(
             """SELECT seq, role, text, name FROM messages WHERE agent_id = %s AND seq > %s AND text <> ''
                AND role IN ('user', 'assistant', 'tool') ORDER BY seq LIMIT %s""",
@@ -299,8 +300,8 @@ def _maybe_evolve(
         evo = loop.start(deps, organization_id, agent_id, trigger="sleeptime")
     except Conflict:
         return None
-    loop.launch(deps, evo["id"])
-    return str(evo["id"])
+    loop.launch(deps, evo.id)
+    return evo.id
 
 
 def due_agents(db: Database, policy: SleeptimeSettings, *, now: datetime | None = None) -> list[tuple[str, str, str]]:
@@ -408,7 +409,7 @@ def after_user_messages(
     """
     policy = policy or SleeptimeSettings()
     with deps.db.transaction() as conn:
-        since = evolution_store.through_seq(conn, agent_id)
+        since = sleeptime_store.through_seq(conn, agent_id)
         row = conn.execute(
             """SELECT count(*) AS n FROM messages WHERE agent_id = %s AND role = 'user' AND seq > %s
                AND NOT EXISTS (SELECT 1 FROM sleeptime_passes WHERE agent_id = %s AND status = 'running')""",
