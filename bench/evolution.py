@@ -63,16 +63,16 @@ def main() -> int:
                     world.propose(proposal)
                     t0 = time.perf_counter()
                     evo = loop.start(deps, org, agent_id, budget=budget)
-                    final = loop.run_local(deps, evo["id"], sleep=lambda _s: None, during_bake=task.live_traffic(deps))
+                    final = loop.run_local(deps, evo.id, sleep=lambda _s: None, during_bake=task.live_traffic(deps))
                     took = time.perf_counter() - t0
                     seconds.append(took)
-                    shadow = final["figures"].get("shadow") or {}
-                    promotions += final["decision"] == "promoted"
-                    rollbacks += final["decision"] == "rolled_back"
+                    shadow = final.figures.get("shadow") or {}
+                    promotions += final.decision == "promoted"
+                    rollbacks += final.decision == "rolled_back"
                     print(
-                        f"{round_no:>5} {name:<11} {final['decision']:<12} {took:>8.2f} {final['tokens_used']:>7} "
+                        f"{round_no:>5} {name:<11} {final.decision!s:<12} {took:>8.2f} {final.tokens_used:>7} "
                         f"{shadow.get('current', {}).get('score', '-')!s:>10} "
-                        f"{shadow.get('candidate', {}).get('score', '-')!s:>11}  {(final['reason'] or '')[:70]}"
+                        f"{shadow.get('candidate', {}).get('score', '-')!s:>11}  {(final.reason or '')[:70]}"
                     )
             if task.SLOW_SECONDS:
                 time.sleep(task.SLOW_SECONDS)  # let the abandoned slow replay finish before measuring

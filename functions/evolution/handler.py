@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,13 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from o import runtime
 from o.config import load_settings
 from o.evolution import loop
+from o.evolution.policy import Action
 from o.observability import logger, tracer
 
 
 class EvolutionEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    action: Literal["reflect", "propose", "shadow", "gate", "canary", "evaluate", "rollback"]
+    action: Action
     evolution_id: str = Field(min_length=1)
     reason: str | None = None
 

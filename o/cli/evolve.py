@@ -20,6 +20,7 @@ from o.evolution import loop
 from o.store import evolution as store
 from o.store import orgs
 from o.store.db import Conn
+from o.store.evolution import Evolution, EvolutionStatus
 
 
 def _org_id(conn: Conn, name: str) -> str:
@@ -50,8 +51,8 @@ def _progress(evolution_id: str, phase: str, message: str) -> None:
     print(f"[{phase:>11}] {message}", flush=True)
 
 
-def _figures(evo: dict[str, Any]) -> str:
-    shadow = (evo.get("figures") or {}).get("shadow") or {}
+def _figures(evo: Evolution) -> str:
+    shadow = evo.figures.get("shadow") or {}
     if not shadow:
         return "-"
     return f"shadow {shadow.get('current', {}).get('score')} -> {shadow.get('candidate', {}).get('score')}"
@@ -67,15 +68,15 @@ def start(args: argparse.Namespace) -> int:
             "bake_seconds": args.bake_seconds,
         }
         evo = loop.start(deps, org, args.agent_id, trigger="cli", budget=budget)
-        _progress(evo["id"], "started", f"evolution {evo['id']} of revision {evo['base_revision']}")
+        _progress(evo.id, "started", f"evolution {evo.id} of revision {evo.base_revision}")
         if deps.executions is not None:
-            loop.launch(deps, evo["id"])
-            print(f"running as a Step Functions execution; follow it with: o evolve show {args.agent_id} {evo['id']}")
+            loop.launch(deps, evo.id)
+            print(f"running as a Step Functions execution; follow it with: o evolve show {args.agent_id} {evo.id}")
             return 0
-        final = loop.run_local(deps, evo["id"])
-        print(f"{final['decision']}: {final['reason']}")
-        print(f"figures: {_figures(final)}; tokens used {final['tokens_used']}")
-        return 0 if final["decision"] == "promoted" else 3
+        final = loop.run_local(deps, evo.id)
+        print(f"{final.decision}: {final.reason}")
+        print(f"figures: {_figures(final)}; tokens used {final.tokens_used}")
+        return 0 if final.decision == EvolutionStatus.PROMOTED else 3
 
     return _with_runtime(args, work)
 
@@ -84,14 +85,15 @@ def list_cmd(args: argparse.Namespace) -> int:
     def work(rt: runtime.Runtime, org: str) -> int:
         with rt.db.transaction() as conn:
             lifecycle.require(conn, org, args.agent_id)
-            rows = store.list_for_agent(conn, args.agent_id, limit=args.limit)
+            found = store.list_for_agent(conn, args.agent_id, limit=args.limit)
         if args.json:
-            print(json.dumps(rows, default=str, indent=2))
+            print(json.dumps([evo.as_dict() for evo in found], default=str, indent=2))
             return 0
         print(f"{'evolution':<46} {'status':<12} {'rev':>9}  {'figures':<28} reason")
-        for r in rows:
-            revs = f"{r['base_revision']}->{r['candidate_revision'] or '-'}"
-            print(f"{r['id']:<46} {r['status']:<12} {revs:>9}  {_figures(r):<28} {(r['reason'] or '')[:80]}")
+        for evo in found:
+            revs = f"{evo.base_revision}->{evo.candidate_revision or '-'}"
+            status = evo.status.value
+            print(f"{evo.id:<46} {status:<12} {revs:>9}  {_figures(evo):<28} {(evo.reason or '')[:80]}")
         return 0
 
     return _with_runtime(args, work)
@@ -100,12 +102,13 @@ def list_cmd(args: argparse.Namespace) -> int:
 def show(args: argparse.Namespace) -> int:
     def work(rt: runtime.Runtime, org: str) -> int:
         with rt.db.transaction() as conn:
-            row = store.get(conn, args.evolution_id, organization_id=org)
-            if row is None or row["agent_id"] != args.agent_id:
+            evo = store.get(conn, args.evolution_id, organization_id=org)
+            if evo is None or evo.agent_id != args.agent_id:
                 raise NotFound(f"evolution {args.evolution_id} not found")
             events = store.events(conn, args.evolution_id)
         for e in events:
             print(f"{e['created_at']:%H:%M:%S} [{e['phase']:>11}] {e['message']}")
+        row = evo.as_dict()
         print(
             json.dumps(
                 {k: row[k] for k in ("status", "decision", "reason", "diff", "figures", "tokens_used")},
@@ -121,7 +124,7 @@ def show(args: argparse.Namespace) -> int:
 def stop(args: argparse.Namespace) -> int:
     def work(rt: runtime.Runtime, org: str) -> int:
         final = loop.stop(_deps(rt), org, args.evolution_id)
-        print(f"{final['id']}: {final['status']} ({final['reason']})")
+        print(f"{final.id}: {final.status.value} ({final.reason})")
         return 0
 
     return _with_runtime(args, work)

@@ -1,10 +1,13 @@
 """Sleep-time compute and self-evolution (issue 7).
 
-- :mod:`~o.evolution.revisions` — immutable, numbered revisions of what evolution may change
-  (system, block layout and limits, tools and tool rules, model settings), diffs, apply, rollback.
-- :mod:`~o.evolution.loop` — the evolution as durable steps (reflect, propose, shadow, gate, canary,
-  evaluate, promote/rollback), driven in-process (:func:`~o.evolution.loop.run_local`) or by the state
-  machine of :mod:`~o.evolution.statemachine` through ``functions/evolution/handler.py``.
+- :mod:`~o.evolution.loop` — start an evolution, run one step (:func:`~o.evolution.loop.step`), and
+  the drivers: in-process (:func:`~o.evolution.loop.run_local`, :func:`~o.evolution.loop.launch`,
+  :func:`~o.evolution.loop.resume_incomplete`) or the state machine of :mod:`~o.evolution.statemachine`
+  through ``functions/evolution/handler.py``.
+- :mod:`~o.evolution.policy` — the pure decisions: budget, limits, what is due, the gate and canary verdicts.
+- :mod:`~o.evolution.phases` (reflect, propose, shadow, gate, canary, evaluate),
+  :mod:`~o.evolution.decision` (promote, rollback), :mod:`~o.evolution.journal` (recording a step's
+  result), :mod:`~o.evolution.deps` (what a step needs and answers).
 - :mod:`~o.evolution.propose`, :mod:`~o.evolution.shadow`, :mod:`~o.evolution.evaluator`,
   :mod:`~o.evolution.history` — the proposer, side-effect-free replays, scoring and the gate, and the
   decision written into the agent's archival memory.

@@ -8,26 +8,28 @@ agent can reason about what it changed before and how that went.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from o.agent import revisions
 from o.ids import new_id
 from o.memory import archival
 from o.memory.embeddings import EmbedderSource
 from o.observability import logger
+from o.store import reflection as reflection_store
 from o.store.db import Database
+from o.store.evolution import Evolution
 
 
-def summary_text(evolution: dict[str, Any]) -> str:
-    figures = evolution.get("figures") or {}
+def summary_text(evolution: Evolution) -> str:
+    figures = evolution.figures or {}
     shadow = figures.get("shadow") or {}
     canary = figures.get("canary") or {}
+    decision = evolution.decision.value if evolution.decision is not None else "undecided"
     lines = [
-        f"Self-evolution {evolution['id']}: {evolution['decision'].replace('_', ' ')} candidate revision "
-        f"{evolution.get('candidate_revision') or '-'} (from revision {evolution['base_revision']}).",
-        f"Reason: {evolution.get('reason') or '-'}",
-        f"Rationale: {evolution.get('rationale') or '-'}",
-        "Change:\n" + revisions.describe_diff(evolution.get("diff") or {}),
+        f"Self-evolution {evolution.id}: {decision.replace('_', ' ')} candidate revision "
+        f"{evolution.candidate_revision or '-'} (from revision {evolution.base_revision}).",
+        f"Reason: {evolution.reason or '-'}",
+        f"Rationale: {evolution.rationale or '-'}",
+        "Change:\n" + revisions.describe_diff(evolution.diff or {}),
     ]
     if shadow:
         lines.append(
@@ -39,26 +41,27 @@ def summary_text(evolution: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def remember(db: Database, evolution: dict[str, Any], embedders: EmbedderSource) -> str:
+def remember(db: Database, evolution: Evolution, embedders: EmbedderSource) -> str:
     """Write the decision into the agent's archival memory; returns the passage id.
 
     Embedding may be unavailable (no local model, provider down); the decision is then stored as a
     plain passage row that the reflection still finds by its ``evolution`` tag, so it is never lost,
     though archival search (which needs the embedding and the indexed text) does not return it.
     """
+    assert evolution.decision is not None
     text = summary_text(evolution)
-    tags = ["evolution", evolution["decision"]]
+    tags = ["evolution", evolution.decision.value]
     metadata = {
-        "evolution_id": evolution["id"],
-        "decision": evolution["decision"],
-        "candidate_revision": evolution.get("candidate_revision"),
+        "evolution_id": evolution.id,
+        "decision": evolution.decision.value,
+        "candidate_revision": evolution.candidate_revision,
     }
     try:
         with db.transaction() as conn:
             passages = archival.insert(
                 conn,
-                evolution["organization_id"],
-                evolution["agent_id"],
+                evolution.organization_id,
+                evolution.agent_id,
                 text,
                 tags=tags,
                 metadata=metadata,
@@ -68,13 +71,11 @@ def remember(db: Database, evolution: dict[str, Any], embedders: EmbedderSource)
     except Exception:
         logger.exception(
             "archival insert of an evolution decision failed; storing it without an embedding",
-            extra={"evolution_id": evolution["id"]},
+            extra={"evolution_id": evolution.id},
         )
     passage_id = new_id("passage")
     with db.transaction() as conn:
-        conn.execute(
-            """INSERT INTO passages (id, organization_id, agent_id, text, tags, metadata)
-               VALUES (%s, %s, %s, %s, %s, %s::jsonb)""",
-            (passage_id, evolution["organization_id"], evolution["agent_id"], text, tags, json.dumps(metadata)),
+        reflection_store.insert_unembedded_passage(
+            conn, passage_id, evolution.organization_id, evolution.agent_id, text, tags, metadata
         )
     return passage_id

@@ -19,11 +19,13 @@ from o.errors import InvalidInput
 from o.evolution.evaluator import EVALUATOR_KEYS, parse_json_object
 from o.llm.client import LLMClient
 from o.llm.types import ChatMessage, ChatRequest
+from o.store import reflection as reflection_store
 from o.store.db import Conn
 
 PROPOSER_MARKER = "You propose one improvement to an AI agent's configuration."
 RECENT_RUNS = 50
 RECENT_INPUTS = 20
+RECENT_FEEDBACK = 50
 HISTORY_RECALL = 5
 
 
@@ -47,52 +49,47 @@ class Proposed:
     tokens: int
 
 
-def reflect(conn: Conn, agent_id: str, since_revision_at: Any | None = None) -> dict[str, Any]:
+def reflect(conn: Conn, agent_id: str) -> dict[str, Any]:
     """Facts about the agent's recent behaviour, all from durable state."""
-    runs = conn.execute(
-        """SELECT status, stop_reason, error, usage,
-                  extract(epoch FROM (coalesce(completed_at, updated_at) - created_at)) * 1000 AS ms
-           FROM runs WHERE agent_id = %s ORDER BY created_at DESC LIMIT %s""",
-        (agent_id, RECENT_RUNS),
-    ).fetchall()
-    feedback = conn.execute(
-        """SELECT f.score, f.comment, f.revision, m.text AS reply
-           FROM feedback f LEFT JOIN messages m ON m.id = f.message_id
-           WHERE f.agent_id = %s ORDER BY f.created_at DESC LIMIT 50""",
-        (agent_id,),
-    ).fetchall()
-    inputs = conn.execute(
-        """SELECT text FROM messages WHERE agent_id = %s AND role = 'user' AND text <> ''
-           ORDER BY seq DESC LIMIT %s""",
-        (agent_id, RECENT_INPUTS),
-    ).fetchall()
-    history = conn.execute(
-        """SELECT text FROM passages WHERE agent_id = %s AND 'evolution' = ANY(tags)
-           ORDER BY created_at DESC LIMIT %s""",
-        (agent_id, HISTORY_RECALL),
-    ).fetchall()
+    runs = reflection_store.recent_runs(conn, agent_id, RECENT_RUNS)
+    feedback = reflection_store.recent_feedback(conn, agent_id, RECENT_FEEDBACK)
+    inputs = reflection_store.recent_user_inputs(conn, agent_id, RECENT_INPUTS)
+    history = reflection_store.evolution_memories(conn, agent_id, HISTORY_RECALL)
+    return {
+        **run_figures(runs),
+        "feedback": feedback_figures(feedback),
+        "recent_inputs": [text[:2000] for text in inputs],
+        "history": [text[:1500] for text in history],
+    }
+
+
+def run_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many runs, how many failed and why, and their mean tokens and latency."""
     n = len(runs)
     errors = [r for r in runs if r["status"] == "failed" or r["error"]]
     tokens = [int((r["usage"] or {}).get("total_tokens", 0)) for r in runs]
     latencies = [float(r["ms"] or 0) for r in runs]
-    scores = [float(f["score"]) for f in feedback]
     return {
         "runs": n,
         "error_rate": round(len(errors) / n, 4) if n else 0.0,
         "errors": sorted({(r["error"] or r["stop_reason"] or "failed")[:200] for r in errors})[:10],
         "mean_tokens": round(sum(tokens) / n, 1) if n else 0.0,
         "mean_latency_ms": round(sum(latencies) / n, 1) if n else 0.0,
-        "feedback": {
-            "count": len(scores),
-            "mean": round(sum(scores) / len(scores), 4) if scores else None,
-            "low_scored": [
-                {"score": f["score"], "comment": f["comment"], "reply": (f["reply"] or "")[:300]}
-                for f in sorted(feedback, key=lambda f: f["score"])[:5]
-                if f["score"] < 0.5
-            ],
-        },
-        "recent_inputs": [r["text"][:2000] for r in inputs],
-        "history": [h["text"][:1500] for h in history],
+    }
+
+
+def feedback_figures(feedback: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many scores, their mean, and the lowest ones (below 0.5) with the replies they rate."""
+    scores = [float(f["score"]) for f in feedback]
+    lowest = sorted(feedback, key=lambda f: f["score"])[:5]
+    return {
+        "count": len(scores),
+        "mean": round(sum(scores) / len(scores), 4) if scores else None,
+        "low_scored": [
+            {"score": f["score"], "comment": f["comment"], "reply": (f["reply"] or "")[:300]}
+            for f in lowest
+            if f["score"] < 0.5
+        ],
     }
 
 

@@ -25,12 +25,12 @@ class CanaryRouter:
 
     def revision_for(self, conn: Conn, agent: dict[str, Any], request_id: str) -> int | None:
         current: int | None = agent.get("revision")
-        row = evolution_store.canary_for_agent(conn, agent["id"])
-        if row is None or row["candidate_revision"] is None:
+        evo = evolution_store.canary_for_agent(conn, agent["id"])
+        if evo is None or evo.candidate_revision is None:
             return current
-        candidate: int = row["candidate_revision"]
-        canary = row["canary"] or {}
+        candidate = evo.candidate_revision
+        canary = evo.canary or {}
         if canary.get("mode") == "lambda":
-            return candidate if self.canary_evolution == row["id"] else current
-        router = LocalRouter(float(canary["weight"]), canary.get("seed") or row["id"])
+            return candidate if self.canary_evolution == evo.id else current
+        router = LocalRouter(float(canary["weight"]), canary.get("seed") or evo.id)
         return candidate if router.to_candidate(request_id) else current

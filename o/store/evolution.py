@@ -1,7 +1,14 @@
-"""SQL for evolutions, their events, evaluation suites, feedback, per-revision outcomes and sleep-time passes."""
+"""SQL for evolutions, their events, evaluation suites, feedback and per-revision outcomes.
+
+An evolution comes back as a typed, frozen :class:`Evolution`; a change is written with :func:`update`
+and read back as a new record.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from psycopg import sql
@@ -9,6 +16,72 @@ from psycopg.types.json import Jsonb
 
 from o.store import rows
 from o.store.db import Conn
+
+
+class EvolutionStatus(StrEnum):
+    """Where an evolution stands; the last two are decisions (``completed_at`` is set with them)."""
+
+    STARTED = "started"
+    REFLECTED = "reflected"
+    PROPOSED = "proposed"
+    SHADOWED = "shadowed"
+    GATED = "gated"
+    CANARY = "canary"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+
+
+TERMINAL = (EvolutionStatus.PROMOTED, EvolutionStatus.ROLLED_BACK)
+
+
+@dataclass(frozen=True)
+class Evolution:
+    """One row of ``evolutions``, fields in column order (so :meth:`as_dict` reads like the row)."""
+
+    id: str
+    organization_id: str
+    agent_id: str
+    status: EvolutionStatus
+    trigger: str
+    base_revision: int
+    candidate_revision: int | None
+    rationale: str | None
+    diff: dict[str, Any] | None
+    reflection: dict[str, Any] | None
+    figures: dict[str, Any]
+    evaluator_hash: str
+    budget: dict[str, Any]
+    tokens_used: int
+    canary: dict[str, Any] | None
+    # which router the canary occupies ('lambda:<function>:<alias>' or 'local:<agent_id>')
+    canary_slot: str | None
+    decision: EvolutionStatus | None
+    reason: str | None
+    execution_arn: str | None
+    stop_requested: bool
+    deadline: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Evolution:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values["status"] = EvolutionStatus(row["status"])
+        values["decision"] = EvolutionStatus(row["decision"]) if row["decision"] is not None else None
+        return cls(**values)
+
+    @property
+    def completed(self) -> bool:
+        return self.completed_at is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as the row reads: column names in order, the status and decision as plain text."""
+        row = asdict(self)
+        row["status"] = self.status.value
+        row["decision"] = self.decision.value if self.decision is not None else None
+        return row
+
 
 _JSON = {"diff", "reflection", "figures", "budget", "canary"}
 UPDATABLE = {
@@ -27,20 +100,47 @@ UPDATABLE = {
     "stop_requested",
     "completed_at",
 }
-TERMINAL = ("promoted", "rolled_back")
 
 
-def insert(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
-    return rows.insert_one(conn, "evolutions", row, json_columns=_JSON)
+def _one(row: dict[str, Any] | None) -> Evolution | None:
+    return Evolution.from_row(row) if row is not None else None
+
+
+def insert(
+    conn: Conn,
+    *,
+    evolution_id: str,
+    organization_id: str,
+    agent_id: str,
+    trigger: str,
+    base_revision: int,
+    evaluator_hash: str,
+    budget: dict[str, Any],
+    deadline: datetime,
+) -> Evolution:
+    row = {
+        "id": evolution_id,
+        "organization_id": organization_id,
+        "agent_id": agent_id,
+        "status": EvolutionStatus.STARTED.value,
+        "trigger": trigger,
+        "base_revision": base_revision,
+        "evaluator_hash": evaluator_hash,
+        "budget": budget,
+        "deadline": deadline,
+    }
+    return Evolution.from_row(rows.insert_one(conn, "evolutions", row, json_columns=_JSON))
 
 
 def get(
     conn: Conn, evolution_id: str, *, organization_id: str | None = None, for_update: bool = False
-) -> dict[str, Any] | None:
-    return rows.get_by_id(conn, "evolutions", evolution_id, organization_id=organization_id, for_update=for_update)
+) -> Evolution | None:
+    return _one(
+        rows.get_by_id(conn, "evolutions", evolution_id, organization_id=organization_id, for_update=for_update)
+    )
 
 
-def update(conn: Conn, evolution_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def update(conn: Conn, evolution_id: str, changes: dict[str, Any]) -> Evolution:
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -51,7 +151,7 @@ def update(conn: Conn, evolution_id: str, changes: dict[str, Any]) -> dict[str, 
         (*values, evolution_id),
     ).fetchone()
     assert row is not None
-    return row
+    return Evolution.from_row(row)
 
 
 def add_figures(conn: Conn, evolution_id: str, figures: dict[str, Any]) -> None:
@@ -70,20 +170,40 @@ def add_tokens(conn: Conn, evolution_id: str, tokens: int) -> int:
     return int(row["tokens_used"])
 
 
-def active_for_agent(conn: Conn, agent_id: str) -> dict[str, Any] | None:
-    return conn.execute("SELECT * FROM evolutions WHERE agent_id = %s AND completed_at IS NULL", (agent_id,)).fetchone()
+def active_for_agent(conn: Conn, agent_id: str) -> Evolution | None:
+    return _one(
+        conn.execute("SELECT * FROM evolutions WHERE agent_id = %s AND completed_at IS NULL", (agent_id,)).fetchone()
+    )
 
 
-def canary_in_slot(conn: Conn, slot: str) -> dict[str, Any] | None:
-    return conn.execute("SELECT * FROM evolutions WHERE canary_slot = %s AND status = 'canary'", (slot,)).fetchone()
+def canary_in_slot(conn: Conn, slot: str) -> Evolution | None:
+    return _one(
+        conn.execute("SELECT * FROM evolutions WHERE canary_slot = %s AND status = 'canary'", (slot,)).fetchone()
+    )
 
 
-def list_for_agent(conn: Conn, agent_id: str, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-    return conn.execute(
+def canary_for_agent(conn: Conn, agent_id: str) -> Evolution | None:
+    """The agent's evolution whose candidate is taking live traffic, if one is."""
+    return _one(
+        conn.execute("SELECT * FROM evolutions WHERE agent_id = %s AND status = 'canary'", (agent_id,)).fetchone()
+    )
+
+
+def list_for_agent(conn: Conn, agent_id: str, *, limit: int = 50, status: str | None = None) -> list[Evolution]:
+    found = conn.execute(
         """SELECT * FROM evolutions WHERE agent_id = %s AND (%s::text IS NULL OR status = %s)
            ORDER BY created_at DESC, id DESC LIMIT %s""",
         (agent_id, status, status, limit),
     ).fetchall()
+    return [Evolution.from_row(r) for r in found]
+
+
+def undecided_in_process(conn: Conn) -> list[str]:
+    """Ids of undecided evolutions that no state machine drives (``execution_arn`` unset), oldest first."""
+    found = conn.execute(
+        "SELECT id FROM evolutions WHERE completed_at IS NULL AND execution_arn IS NULL ORDER BY created_at"
+    ).fetchall()
+    return [r["id"] for r in found]
 
 
 def add_event(conn: Conn, evolution_id: str, phase: str, message: str, data: dict[str, Any] | None = None) -> None:
@@ -204,25 +324,3 @@ def outcome_stats(conn: Conn, agent_id: str, revision: int, since: Any) -> dict[
     ).fetchone()
     assert row is not None
     return {k: (float(v) if v is not None and k not in ("turns", "feedback_count") else v) for k, v in row.items()}
-
-
-# --- sleep-time passes -------------------------------------------------------------------------------------
-
-
-def last_pass(conn: Conn, agent_id: str) -> dict[str, Any] | None:
-    return conn.execute(
-        "SELECT * FROM sleeptime_passes WHERE agent_id = %s ORDER BY started_at DESC LIMIT 1", (agent_id,)
-    ).fetchone()
-
-
-def through_seq(conn: Conn, agent_id: str) -> int:
-    row = conn.execute(
-        "SELECT coalesce(max(through_seq), 0) AS s FROM sleeptime_passes WHERE agent_id = %s AND status = 'completed'",
-        (agent_id,),
-    ).fetchone()
-    return int(row["s"]) if row else 0
-
-
-def canary_for_agent(conn: Conn, agent_id: str) -> dict[str, Any] | None:
-    """The agent's evolution whose candidate is taking live traffic, if one is."""
-    return conn.execute("SELECT * FROM evolutions WHERE agent_id = %s AND status = 'canary'", (agent_id,)).fetchone()

@@ -133,6 +133,11 @@ def archival_memory_insert(ctx: ToolContext, content: str, tags: list[str] | Non
     return "Inserted into archival memory."
 
 
+def archival_memory_delete(ctx: ToolContext, passage_id: str) -> str:
+    archival.delete(ctx.conn, ctx.organization_id, ctx.agent_id, passage_id)
+    return "Deleted from archival memory."
+
+
 def archival_memory_search(
     ctx: ToolContext,
     query: str,
@@ -177,6 +182,14 @@ def conversation_search(
         embedders=ctx.embedders,
     )
     return json.dumps(results, default=str)
+
+
+# -- sleep-time ------------------------------------------------------------------------------------
+
+
+def finish_rethinking_memory(ctx: ToolContext) -> str:
+    del ctx
+    return "Finished rethinking memory."
 
 
 BUILTINS: dict[str, Builtin] = {
@@ -312,6 +325,21 @@ BUILTINS: dict[str, Builtin] = {
                 ["query"],
             ),
             conversation_search,
+        ),
+        # Offered only by the sleep-time pass (o.evolution.sleeptime), never in an agent's default tools.
+        Builtin(
+            "archival_memory_delete",
+            "Delete an archival passage, for example one that another passage already covers.",
+            _schema({"passage_id": {**_STR, "description": "The id of the passage to delete."}}, ["passage_id"]),
+            archival_memory_delete,
+            "letta_sleeptime_core",
+        ),
+        Builtin(
+            "finish_rethinking_memory",
+            "Call when memory is reorganized: ends the sleep-time pass.",
+            _schema({}, []),
+            finish_rethinking_memory,
+            "letta_sleeptime_core",
         ),
     ]
 }

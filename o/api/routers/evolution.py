@@ -43,7 +43,8 @@ class EvolutionOut(BaseModel):
     events: list[dict[str, Any]] | None = None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], events: list[dict[str, Any]] | None = None) -> EvolutionOut:
+    def from_record(cls, evo: store.Evolution, events: list[dict[str, Any]] | None = None) -> EvolutionOut:
+        row = evo.as_dict()
         data = {k: row[k] for k in cls.model_fields if k in row}
         if events is not None:
             data["events"] = [
@@ -95,7 +96,7 @@ def put_evaluation(agent_id: str, body: evaluator.Suite, org: Org, db: Db) -> ev
         lifecycle.require(conn, org, agent_id, for_update=True)
         active = store.active_for_agent(conn, agent_id)
         if active is not None:
-            raise Conflict(f"evolution {active['id']} is in progress; stop it before changing the evaluator")
+            raise Conflict(f"evolution {active.id} is in progress; stop it before changing the evaluator")
         evaluator.save_suite(conn, org, agent_id, body)
     return body
 
@@ -110,43 +111,43 @@ def list_evolutions(
 ) -> list[EvolutionOut]:
     with db.transaction() as conn:
         lifecycle.require(conn, org, agent_id)
-        rows = store.list_for_agent(conn, agent_id, limit=limit, status=status_filter)
-    return [EvolutionOut.from_row(r) for r in rows]
+        found = store.list_for_agent(conn, agent_id, limit=limit, status=status_filter)
+    return [EvolutionOut.from_record(evo) for evo in found]
 
 
 @router.post("/{agent_id}/evolutions", response_model=EvolutionOut, status_code=status.HTTP_202_ACCEPTED)
 def start_evolution(agent_id: str, org: Org, deps: Evolution, body: StartEvolution | None = None) -> EvolutionOut:
     body = body or StartEvolution()
     budget = body.model_dump(exclude={"wait"}, exclude_none=True)
-    row = loop.start(deps, org, agent_id, trigger="api", budget=budget)
-    loop.launch(deps, row["id"], wait=body.wait)
+    started = loop.start(deps, org, agent_id, trigger="api", budget=budget)
+    loop.launch(deps, started.id, wait=body.wait)
     with deps.db.transaction() as conn:
-        final = store.get(conn, row["id"])
-        events = store.events(conn, row["id"])
+        final = store.get(conn, started.id)
+        events = store.events(conn, started.id)
     assert final is not None
-    return EvolutionOut.from_row(final, events)
+    return EvolutionOut.from_record(final, events)
 
 
 @router.get("/{agent_id}/evolutions/{evolution_id}", response_model=EvolutionOut)
 def get_evolution(agent_id: str, evolution_id: str, org: Org, db: Db) -> EvolutionOut:
     with db.transaction() as conn:
-        row = store.get(conn, evolution_id, organization_id=org)
-        if row is None or row["agent_id"] != agent_id:
+        evo = store.get(conn, evolution_id, organization_id=org)
+        if evo is None or evo.agent_id != agent_id:
             raise NotFound(f"evolution {evolution_id} not found")
         events = store.events(conn, evolution_id)
-    return EvolutionOut.from_row(row, events)
+    return EvolutionOut.from_record(evo, events)
 
 
 @router.post("/{agent_id}/evolutions/{evolution_id}/stop", response_model=EvolutionOut)
 def stop_evolution(agent_id: str, evolution_id: str, org: Org, deps: Evolution) -> EvolutionOut:
     with deps.db.transaction() as conn:
-        row = store.get(conn, evolution_id, organization_id=org)
-    if row is None or row["agent_id"] != agent_id:
+        evo = store.get(conn, evolution_id, organization_id=org)
+    if evo is None or evo.agent_id != agent_id:
         raise NotFound(f"evolution {evolution_id} not found")
     final = loop.stop(deps, org, evolution_id)
     with deps.db.transaction() as conn:
         events = store.events(conn, evolution_id)
-    return EvolutionOut.from_row(final, events)
+    return EvolutionOut.from_record(final, events)
 
 
 @router.post("/{agent_id}/feedback", status_code=status.HTTP_201_CREATED)

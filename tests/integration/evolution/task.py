@@ -31,7 +31,7 @@ from o.agent.lifecycle import AgentSpec
 from o.agent.lifecycle import create as create_agent
 from o.agent.prompt import PromptCache
 from o.config import EvolutionSettings
-from o.evolution import evaluator, loop, routing, shadow
+from o.evolution import evaluator, loop, phases, routing, shadow
 from o.evolution.evaluator import JUDGE_MARKER
 from o.evolution.propose import PROPOSER_MARKER
 from o.evolution.sleeptime import SLEEPTIME_MARKER
@@ -40,6 +40,7 @@ from o.store import evolution as evolution_store
 from o.store import messages as message_store
 from o.store import orgs
 from o.store.db import Database
+from o.store.evolution import Evolution
 from tests.servers.fixtures import FAST_OPTIONS, TEST_KEYS
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Reply, call, fail
@@ -223,12 +224,12 @@ def live_traffic(deps: loop.EvolutionDeps, requests: int = 16) -> Any:
     """A bake callback: live requests split by the agent's canary router, each served (side-effect free) on the
     revision the router picked, with its outcome and a feedback score recorded as the agent loop and a user would."""
 
-    def during_bake(evo: dict[str, Any]) -> None:
+    def during_bake(evo: Evolution) -> None:
         with deps.db.transaction() as conn:
-            agent = conn.execute("SELECT * FROM agents WHERE id = %s", (evo["agent_id"],)).fetchone()
+            agent = conn.execute("SELECT * FROM agents WHERE id = %s", (evo.agent_id,)).fetchone()
             picks: dict[int, list[str]] = {}
             for i in range(requests):
-                request_id = f"{evo['id']}-req-{i}"
+                request_id = f"{evo.id}-req-{i}"
                 picks.setdefault(routing.CanaryRouter().revision_for(conn, agent, request_id), []).append(request_id)
             configs = {
                 n: conn.execute(
@@ -243,7 +244,7 @@ def live_traffic(deps: loop.EvolutionDeps, requests: int = 16) -> Any:
                 for k, rid in enumerate(ids)
             ]
             results = shadow.run_shadow(
-                deps.engine, f"traffic-{evo['id']}", agent, configs[number], replays, deadline=None
+                deps.engine, f"traffic-{evo.id}", agent, configs[number], replays, deadline=None
             )
             with deps.db.transaction() as conn:
                 for replay, result in zip(replays, results, strict=True):
@@ -280,7 +281,7 @@ def held_out_score(deps: loop.EvolutionDeps, org_id: str, agent_id: str, revisio
         source = conn.execute("SELECT * FROM agents WHERE id = %s", (agent_id,)).fetchone()
         config = revisions.get(conn, org_id, agent_id, revision)["config"]
         s = evaluator.load_suite(conn, agent_id)
-    judge = loop.judge_for(deps, s, config)
+    judge = phases.judge_for(deps, s, config)
     summary, _ = shadow.score(
         deps.engine,
         f"heldout-{agent_id}-{datetime.now(UTC).timestamp()}",

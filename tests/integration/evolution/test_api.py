@@ -167,13 +167,13 @@ def test_stop_endpoint_rolls_back(api: TestClient, server: OpenAIServer, world: 
         org_id = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (aid,)).fetchone()["organization_id"]
     evo = loop.start(deps, org_id, aid)
     for action in ("reflect", "propose", "shadow", "gate", "canary"):
-        loop.step(deps, evo["id"], action)
+        loop.step(deps, evo.id, action)
     with db.transaction() as conn:
-        running = conn.execute("SELECT status, reason FROM evolutions WHERE id = %s", (evo["id"],)).fetchone()
+        running = conn.execute("SELECT status, reason FROM evolutions WHERE id = %s", (evo.id,)).fetchone()
     assert running["status"] == "canary", running["reason"]
     # the evaluator cannot change under a running evolution
     assert api.put(f"/v1/agents/{aid}/evaluation", json={"cases": []}).status_code == 409
-    stopped = api.post(f"/v1/agents/{aid}/evolutions/{evo['id']}/stop")
+    stopped = api.post(f"/v1/agents/{aid}/evolutions/{evo.id}/stop")
     assert stopped.status_code == 200, stopped.text
     assert stopped.json()["decision"] == "rolled_back" and stopped.json()["reason"] == "stopped on request"
     assert api.get(f"/v1/agents/{aid}").json()["metadata"]["revision"] == 1

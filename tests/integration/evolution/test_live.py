@@ -32,6 +32,7 @@ from o.config import SleeptimeSettings, load_settings
 from o.evolution import evaluator, loop, routing, sleeptime
 from o.evolution.rollout import CANARY_ENV, LocalRouter
 from o.store.db import Database
+from o.store.evolution import Evolution
 from tests import emf, wiring
 from tests.integration.conftest import new_org_key
 from tests.integration.evolution import task
@@ -143,8 +144,8 @@ def test_canary_splits_real_traffic_and_decides_on_its_outcomes(
     evo = loop.start(live_deps, _org_of(db, aid), aid, trigger="test")
     served: dict[str, tuple[int, str]] = {}
 
-    def traffic(canary: dict[str, Any]) -> None:
-        assert canary["status"] == "canary" and canary["canary"]["mode"] == "local"
+    def traffic(baking: Evolution) -> None:
+        assert baking.status == "canary" and baking.canary is not None and baking.canary["mode"] == "local"
         for i in range(60):
             run_id, reply = _ask(api, aid, COUNTRIES[i % len(COUNTRIES)])
             served[run_id] = (_run_meta(db, run_id)["revision"], reply)
@@ -155,10 +156,10 @@ def test_canary_splits_real_traffic_and_decides_on_its_outcomes(
             assert fb.status_code == 201, fb.text
             assert fb.json()["revision"] == served[run_id][0]
 
-    final = loop.run_local(live_deps, evo["id"], sleep=lambda _s: None, during_bake=traffic)
+    final = loop.run_local(live_deps, evo.id, sleep=lambda _s: None, during_bake=traffic)
 
     # every run went exactly where the canary's router sends its id, and stayed there
-    router = LocalRouter(0.3, evo["id"])
+    router = LocalRouter(0.3, evo.id)
     candidate = [r for r, (rev, _) in served.items() if rev == 2]
     assert {r: rev for r, (rev, _) in served.items()} == {r: 2 if router.to_candidate(r) else 1 for r in served}
     # 60 runs at 0.3: a share off by more than 0.22 is a 3.7-sigma event
@@ -177,7 +178,7 @@ def test_canary_splits_real_traffic_and_decides_on_its_outcomes(
         }
     assert {r: o["revision"] for r, o in outcomes.items() if r in served} == {r: v[0] for r, v in served.items()}
     assert all(o["ok"] and o["tokens"] > 0 and o["latency_ms"] > 0 for o in outcomes.values())
-    figures = final["figures"]["canary"]
+    figures = final.figures["canary"]
     assert figures["candidate"]["turns"] == len(candidate)
     assert figures["base"]["turns"] == len(served) - len(candidate)
     assert figures["candidate"]["feedback_count"] == len(candidate)
@@ -185,9 +186,9 @@ def test_canary_splits_real_traffic_and_decides_on_its_outcomes(
     assert figures["candidate"]["feedback"] == pytest.approx(cand_score)
     assert figures["base"]["feedback"] == pytest.approx(base_score)
 
-    assert final["decision"] == decision, final["reason"]
+    assert final.decision == decision, final.reason
     if decision == "rolled_back":
-        assert "canary feedback" in final["reason"]
+        assert "canary feedback" in final.reason
     # afterwards every request runs the decided revision, and feedback on a canary run still goes to
     # the revision that answered it, not to the agent's revision now
     after = 2 if decision == "promoted" else 1
@@ -222,7 +223,7 @@ def test_prompt_names_the_revision_and_a_run_never_mixes_revisions(
     deps = task.make_deps(db, canary_weight=1.0)
     evo = loop.start(deps, org, aid, trigger="test")
     for action in ("reflect", "propose", "shadow", "gate", "canary"):
-        result = loop.step(deps, evo["id"], action)
+        result = loop.step(deps, evo.id, action)
     assert result.status == "canary"
 
     # a two-step run: its first step decides revision 2; the canary ends (rolled back) before its second
@@ -237,7 +238,7 @@ def test_prompt_names_the_revision_and_a_run_never_mixes_revisions(
     steps = engine.deps()
     assert advance(steps, rid, "step").next == "tools"
     assert advance(steps, rid, "step").next == "tools"  # a duplicated invocation changes nothing
-    loop.stop(deps, org, evo["id"], "test ends the canary mid-run")
+    loop.stop(deps, org, evo.id, "test ends the canary mid-run")
     assert drive(steps, rid).next == "done"
     first, second = (task._text(r["messages"][0]["content"]) for r in server.requests[-2:])
     for prompt in (first, second):
@@ -372,13 +373,13 @@ def test_lambda_records_per_version_outcomes_and_the_canary_uses_them(
     world.propose(task.BETTER)
     evo = loop.start(deps, org, aid, trigger="test")
     for action in ("reflect", "propose", "shadow", "gate", "canary"):
-        result = loop.step(deps, evo["id"], action)
+        result = loop.step(deps, evo.id, action)
     assert result.status == "canary", result
     with db.transaction() as conn:
-        canary = conn.execute("SELECT canary FROM evolutions WHERE id = %s", (evo["id"],)).fetchone()["canary"]
+        canary = conn.execute("SELECT canary FROM evolutions WHERE id = %s", (evo.id,)).fetchone()["canary"]
     version = canary["version"]
     published = lam.get_function_configuration(FunctionName=STEP_FN, Qualifier=version)
-    assert published["Environment"]["Variables"][CANARY_ENV] == evo["id"]
+    assert published["Environment"]["Variables"][CANARY_ENV] == evo.id
 
     def one_run(text: str) -> str:
         with db.transaction() as conn:
@@ -391,7 +392,7 @@ def test_lambda_records_per_version_outcomes_and_the_canary_uses_them(
         assert _run_meta(db, rid)["revision"] == 1
     # the canary version carries the evolution's marker in its environment (so in its settings) and serves
     # the candidate
-    step_handler._engine.revisions = routing.CanaryRouter(evo["id"])
+    step_handler._engine.revisions = routing.CanaryRouter(evo.id)
     cand_runs = [one_run(f"What is the capital of {c}?") for c in ("Peru", "Egypt", "Kenya")]
     for rid in cand_runs:
         assert _invoke_until_done(step_handler, rid, [version])["next"] == "done"
@@ -413,10 +414,10 @@ def test_lambda_records_per_version_outcomes_and_the_canary_uses_them(
     assert not _said(db, base_runs) & set(task.CAPITALS.values())
 
     # the evolution's evaluate step judges the canary on those metrics and promotes it through the alias
-    final = loop.run_local(deps, evo["id"], sleep=lambda _s: None)
-    assert final["decision"] == "promoted", final["reason"]
-    assert final["figures"]["canary"]["candidate"]["turns"] == 3
-    assert final["figures"]["canary"]["base"]["turns"] == 4
+    final = loop.run_local(deps, evo.id, sleep=lambda _s: None)
+    assert final.decision == "promoted", final.reason
+    assert final.figures["canary"]["candidate"]["turns"] == 3
+    assert final.figures["canary"]["base"]["turns"] == 4
     assert lam.get_alias(FunctionName=STEP_FN, Name="live")["FunctionVersion"] == version
 
 

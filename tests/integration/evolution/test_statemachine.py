@@ -27,6 +27,7 @@ from o.evolution.rollout import CANARY_ENV
 from o.ids import new_id
 from o.store import evolution as evolution_store
 from o.store.db import Database
+from o.store.evolution import Evolution
 from tests import emf
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World
@@ -154,7 +155,7 @@ def _wait(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
     raise AssertionError("timed out waiting")
 
 
-def _evolution(db: Database, evolution_id: str) -> dict[str, Any]:
+def _evolution(db: Database, evolution_id: str) -> Evolution:
     with db.transaction() as conn:
         row = evolution_store.get(conn, evolution_id)
     assert row is not None
@@ -165,9 +166,9 @@ def _execute(aws: Aws, db: Database, org: str, agent_id: str) -> tuple[str, str]
     deps = aws.handler._deps
     evo = aws.handler.loop.start(deps, org, agent_id, trigger="test")
     execution = aws.sfn.start_execution(
-        stateMachineArn=aws.machine_arn, name=evo["id"], input=json.dumps({"evolution_id": evo["id"]})
+        stateMachineArn=aws.machine_arn, name=evo.id, input=json.dumps({"evolution_id": evo.id})
     )["executionArn"]
-    return evo["id"], execution
+    return evo.id, execution
 
 
 def _finished(aws: Aws, execution: str) -> dict[str, Any]:
@@ -181,7 +182,7 @@ def test_better_candidate_promoted_through_the_alias(
     world.propose(task.BETTER)
     evolution_id, execution = _execute(aws, db, org, agent_id)
 
-    canary = _wait(lambda: (e := _evolution(db, evolution_id))["status"] == "canary" and e["canary"], 30)
+    canary = _wait(lambda: (e := _evolution(db, evolution_id)).status == "canary" and e.canary, 30)
     assert canary["mode"] == "lambda" and canary["stable_version"] == "1" and canary["weight"] == 0.2
     alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
     assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {canary["version"]: 0.2}
@@ -218,8 +219,8 @@ def test_better_candidate_promoted_through_the_alias(
     done = _finished(aws, execution)
     assert done["status"] == "SUCCEEDED", done
     final = _evolution(db, evolution_id)
-    assert final["decision"] == "promoted", final["reason"]
-    figures = final["figures"]["canary"]
+    assert final.decision == "promoted", final.reason
+    figures = final.figures["canary"]
     # the Wait state may end between two of the canary's metric writes: at least min_turns (3) were seen
     assert figures["candidate"]["turns"] in (3, 4) and figures["base"]["turns"] == 8
     assert figures["candidate"]["feedback"] == pytest.approx(0.85) and figures["candidate"]["feedback_count"] == 2
@@ -240,7 +241,7 @@ def test_gate_refusal_never_touches_the_alias(aws: Aws, db: Database, world: Wor
     evolution_id, execution = _execute(aws, db, org, agent_id)
     assert _finished(aws, execution)["status"] == "SUCCEEDED"
     final = _evolution(db, evolution_id)
-    assert final["decision"] == "rolled_back" and "gate refused" in final["reason"]
+    assert final.decision == "rolled_back" and "gate refused" in final.reason
     alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
     assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
     versions = aws.lam.list_versions_by_function(FunctionName=STEP_FN)["Versions"]
@@ -254,7 +255,7 @@ def test_a_crashed_task_ends_in_rollback(aws: Aws, db: Database, world: World, s
     evolution_id, execution = _execute(aws, db, org, agent_id)
     assert _finished(aws, execution)["status"] == "SUCCEEDED"
     final = _evolution(db, evolution_id)
-    assert final["decision"] == "rolled_back" and "workflow failed" in final["reason"]
+    assert final.decision == "rolled_back" and "workflow failed" in final.reason
     # the canary the crashed evolution had opened is withdrawn
     alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
     assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")

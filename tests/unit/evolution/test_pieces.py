@@ -172,3 +172,28 @@ def test_latency_ratio_needs_a_slowdown_that_matters() -> None:
     assert evaluator.slower(300.0, 900.0, 2.0, 250.0)
     assert not evaluator.slower(300.0, 500.0, 2.0, 250.0)
     assert not evaluator.slower(0.0, 900.0, 2.0, 250.0)
+
+
+def test_reflection_figures_from_runs_and_feedback() -> None:
+    runs = [
+        {"status": "completed", "stop_reason": "end_turn", "error": None, "usage": {"total_tokens": 100}, "ms": 200},
+        {"status": "failed", "stop_reason": "error", "error": "boom", "usage": None, "ms": None},
+    ]
+    assert propose.run_figures(runs) == {
+        "runs": 2,
+        "error_rate": 0.5,
+        "errors": ["boom"],
+        "mean_tokens": 50.0,
+        "mean_latency_ms": 100.0,
+    }
+    assert propose.run_figures([])["error_rate"] == 0.0
+    feedback = [
+        {"score": 0.9, "comment": None, "revision": 1, "reply": "fine"},
+        {"score": 0.1, "comment": "wrong", "revision": 1, "reply": None},
+    ]
+    assert propose.feedback_figures(feedback) == {
+        "count": 2,
+        "mean": 0.5,
+        "low_scored": [{"score": 0.1, "comment": "wrong", "reply": ""}],
+    }
+    assert propose.feedback_figures([]) == {"count": 0, "mean": None, "low_scored": []}

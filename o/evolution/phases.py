@@ -1,0 +1,281 @@
+"""The evolution's phases: reflect → propose → shadow → gate → canary → evaluate (then promote or roll back).
+
+Each phase reads what it needs, does its work (an LLM call, shadow replays, the alias), lets
+:mod:`o.evolution.policy` decide, and records the result only if the evolution is still where the
+phase found it (:func:`o.evolution.journal.advance`): a stop or a rollback in between wins.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from o.agent import revisions
+from o.evolution import evaluator, policy
+from o.evolution import propose as proposer
+from o.evolution import shadow as replay
+from o.evolution.decision import check_evaluator, promote, rollback, superseded
+from o.evolution.deps import EvolutionDeps, StepResult, Stop
+from o.evolution.journal import advance, claim, event, spend
+from o.evolution.metrics import VersionStats
+from o.evolution.rollout import LocalRouter
+from o.llm.client import LLMClient
+from o.llm.config import LLMConfig
+from o.store import agents as agent_store
+from o.store import evolution as store
+from o.store import revisions as revision_store
+from o.store.db import Conn
+from o.store.evolution import Evolution, EvolutionStatus
+
+Status = EvolutionStatus
+
+# --- reflect and propose -----------------------------------------------------------------------------------
+
+
+def reflect(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    with deps.db.transaction() as conn:
+        reflection = proposer.reflect(conn, evo.agent_id)
+    message = (
+        f"reflected on {reflection['runs']} recent runs, {reflection['feedback']['count']} feedback scores, "
+        f"{len(reflection['history'])} past evolutions"
+    )
+    changes = {"status": Status.REFLECTED, "reflection": reflection}
+    if advance(deps, evo, Status.STARTED, changes, "reflected", message) is None:
+        return superseded(deps, evo.id)
+    return StepResult(evo.id, Status.REFLECTED, "propose")
+
+
+def _llm(deps: EvolutionDeps, llm_config: dict[str, Any]) -> LLMClient:
+    return deps.engine.llm(LLMConfig.model_validate(llm_config))
+
+
+def propose(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    with deps.db.transaction() as conn:
+        base = revision_store.get(conn, evo.agent_id, evo.base_revision)
+        suite = evaluator.load_suite(conn, evo.agent_id)
+    assert base is not None
+    cases = [
+        {"name": c.name, "input": c.input, "checks": c.checks.model_dump(exclude_defaults=True)}
+        for c in suite.gate_cases()
+    ]
+    client = _llm(deps, base["config"]["llm_config"])
+    response = client.chat(proposer.proposal_request(base["config"], evo.reflection or {}, cases))
+    # spent even when the answer is then refused
+    spend(deps, evo, response.usage.total_tokens)
+    config, rationale = proposer.parse_proposal(response.content or "", base["config"])
+    with deps.db.transaction() as conn:
+        current = claim(conn, evo, Status.REFLECTED)
+        if current is not None:
+            _record_candidate(deps, conn, current, config, rationale)
+    if current is None:
+        return superseded(deps, evo.id)
+    return StepResult(evo.id, Status.PROPOSED, "shadow")
+
+
+def _record_candidate(deps: EvolutionDeps, conn: Conn, evo: Evolution, config: dict[str, Any], rationale: str) -> None:
+    candidate = revisions.propose(
+        conn, evo.organization_id, evo.agent_id, config, author="agent", rationale=rationale, evolution_id=evo.id
+    )
+    if candidate["parent"] != evo.base_revision:
+        raise Stop(f"the agent was reconfigured during the evolution (now revision {candidate['parent']})")
+    changes = {
+        "status": Status.PROPOSED,
+        "candidate_revision": candidate["number"],
+        "rationale": rationale,
+        "diff": candidate["diff"],
+    }
+    store.update(conn, evo.id, changes)
+    message = f"candidate revision {candidate['number']}: {rationale}"
+    event(deps, conn, evo.id, "proposed", message, {"diff": candidate["diff"]})
+
+
+# --- shadow test and gate ----------------------------------------------------------------------------------
+
+
+def judge_for(deps: EvolutionDeps, suite: evaluator.Suite, base_config: dict[str, Any]) -> LLMClient | None:
+    """The judge's client: its own model, else the base revision's — never the candidate's."""
+    if not suite.judge.enabled:
+        return None
+    return _llm(deps, suite.judge.llm_config or base_config["llm_config"])
+
+
+def _replays(evo: Evolution, suite: evaluator.Suite) -> list[replay.Replay]:
+    """The agent's recent inputs (as many as the budget samples), then the gate's evaluation cases."""
+    sample = (evo.reflection or {}).get("recent_inputs", [])[: evo.budget["replay_sample"]]
+    replays = [replay.Replay(f"recent-{i}", text) for i, text in enumerate(sample)]
+    return replays + replay.case_replays(suite.gate_cases())
+
+
+def _trim(case: dict[str, Any]) -> dict[str, Any]:
+    reply = case.get("reply")
+    return {**case, "reply": reply[:500] if isinstance(reply, str) else reply, "input": case["input"][:500]}
+
+
+def shadow(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    with deps.db.transaction() as conn:
+        base = revision_store.get(conn, evo.agent_id, evo.base_revision)
+        assert evo.candidate_revision is not None
+        cand = revision_store.get(conn, evo.agent_id, evo.candidate_revision)
+        suite = evaluator.load_suite(conn, evo.agent_id)
+        source = agent_store.get(conn, evo.organization_id, evo.agent_id)
+    assert base is not None and cand is not None and source is not None
+    replays = _replays(evo, suite)
+    if not replays:
+        raise Stop("nothing to replay: the agent has no recent inputs and no evaluation cases")
+    judge_client = judge_for(deps, suite, base["config"])
+    deadline = policy.shadow_deadline(evo, deps.clock(), time.monotonic(), deps.step_deadline)
+
+    summaries: dict[str, evaluator.Summary] = {}
+    for side, revision in (("current", base), ("candidate", cand)):
+        with deps.db.transaction() as conn:
+            message = f"replaying {len(replays)} inputs on the {side} revision {revision['number']}"
+            event(deps, conn, evo.id, "shadow", message)
+        summary, spent = replay.score(
+            deps.engine, evo.id, source, revision["config"], replays, suite, judge_client, deadline=deadline
+        )
+        spend(deps, evo, spent)
+        summaries[side] = summary
+    figures = {
+        "current": summaries["current"].figures(),
+        "candidate": summaries["candidate"].figures(),
+        "cases": {side: [_trim(c.as_dict()) for c in s.cases] for side, s in summaries.items()},
+    }
+    with deps.db.transaction() as conn:
+        current = claim(conn, evo, Status.PROPOSED)
+        if current is not None:
+            _record_shadow(deps, conn, evo, figures)
+    if current is None:
+        return superseded(deps, evo.id)
+    return StepResult(evo.id, Status.SHADOWED, "gate")
+
+
+def _record_shadow(deps: EvolutionDeps, conn: Conn, evo: Evolution, figures: dict[str, Any]) -> None:
+    store.add_figures(conn, evo.id, {"shadow": figures})
+    store.update(conn, evo.id, {"status": Status.SHADOWED})
+    current, candidate = figures["current"], figures["candidate"]
+    message = f"shadow score {current['score']} (current) vs {candidate['score']} (candidate)"
+    event(deps, conn, evo.id, "shadowed", message, {"current": current, "candidate": candidate})
+
+
+def gate(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    with deps.db.transaction() as conn:
+        check_evaluator(conn, evo)
+        suite = evaluator.load_suite(conn, evo.agent_id)
+    shadow_figures = evo.figures["shadow"]
+    result = policy.gate_verdict(suite.gate, shadow_figures)
+    judged = {"shadow": {**shadow_figures, **result.figures}}
+    if not result.passed:
+        with deps.db.transaction() as conn:
+            store.add_figures(conn, evo.id, judged)
+        return rollback(deps, evo.id, "gate refused: " + "; ".join(result.reasons))
+    message = f"gate passed: score {result.figures['delta']:+.3f}"
+    if advance(deps, evo, Status.SHADOWED, {"status": Status.GATED}, "gated", message, result.figures) is None:
+        return superseded(deps, evo.id)
+    with deps.db.transaction() as conn:
+        store.add_figures(conn, evo.id, judged)
+    return StepResult(evo.id, Status.GATED, "canary")
+
+
+# --- canary, bake, decision --------------------------------------------------------------------------------
+
+
+def _canary_plan(deps: EvolutionDeps, evo: Evolution, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The router slot the canary takes and the canary's record (published version filled in later on AWS)."""
+    weight = float(evo.budget["canary_weight"])
+    if deps.router is None:
+        LocalRouter(weight, evo.id)  # validates the weight
+        slot = f"local:{evo.agent_id}"
+        plan: dict[str, Any] = {"mode": "local", "weight": weight, "seed": evo.id}
+    else:
+        slot = deps.router.slot
+        plan = {"mode": "lambda", "function": deps.router.function_name, "alias": deps.router.alias, "weight": weight}
+    return slot, {**plan, "started_at": now.isoformat(), "round": 0}
+
+
+def canary(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    slot, plan = _canary_plan(deps, evo, deps.clock())
+    with deps.db.transaction() as conn:
+        current = claim(conn, evo, Status.GATED)
+        if current is not None:
+            _start_canary(deps, conn, evo, slot, plan)
+    if current is None:
+        return superseded(deps, evo.id)
+    return StepResult(evo.id, Status.CANARY, "evaluate", int(evo.budget["bake_seconds"]))
+
+
+def _start_canary(deps: EvolutionDeps, conn: Conn, evo: Evolution, slot: str, plan: dict[str, Any]) -> None:
+    holder = store.canary_in_slot(conn, slot)
+    if holder is not None:
+        raise Stop(f"another canary ({holder.id}) holds {slot}; one canary per alias at a time")
+    if deps.router is not None:
+        # claim the slot in the same transaction that publishes: a concurrent evolution waits on the index
+        store.update(conn, evo.id, {"status": Status.CANARY, "canary": plan, "canary_slot": slot})
+        version = deps.router.publish_candidate(evo.id)
+        state = deps.router.start_canary(version, plan["weight"])
+        plan = {**plan, "version": version, "stable_version": state.version}
+    store.update(conn, evo.id, {"status": Status.CANARY, "canary": plan, "canary_slot": slot})
+    published = f" (version {plan['version']})" if "version" in plan else ""
+    message = f"canary: {plan['weight']:.0%} of traffic on revision {evo.candidate_revision}{published}"
+    event(deps, conn, evo.id, "canary", message, plan)
+
+
+def canary_stats(deps: EvolutionDeps, evo: Evolution) -> tuple[VersionStats, VersionStats]:
+    """(base, candidate) figures since the canary started. Turns, errors, latency and tokens come from the
+    versions' CloudWatch metrics on AWS and from ``revision_outcomes`` locally; feedback always comes from
+    the feedback table, where each score is attributed to the revision that produced the response."""
+    assert evo.canary is not None and evo.candidate_revision is not None
+    since = datetime.fromisoformat(evo.canary["started_at"])
+    with deps.db.transaction() as conn:
+        base = store.outcome_stats(conn, evo.agent_id, evo.base_revision, since)
+        cand = store.outcome_stats(conn, evo.agent_id, evo.candidate_revision, since)
+    if evo.canary["mode"] != "lambda":
+        return VersionStats(**base), VersionStats(**cand)
+    if deps.metrics is None:
+        raise Stop("a Lambda canary needs CloudWatch metrics to be judged")
+    metrics = deps.metrics
+
+    def measured(version: str, db_stats: dict[str, Any]) -> VersionStats:
+        cw = metrics.stats(evo.agent_id, version, since)
+        return replace(cw, feedback=db_stats["feedback"], feedback_count=int(db_stats["feedback_count"]))
+
+    return measured(evo.canary["stable_version"], base), measured(evo.canary["version"], cand)
+
+
+def evaluate(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    with deps.db.transaction() as conn:
+        check_evaluator(conn, evo)
+        suite = evaluator.load_suite(conn, evo.agent_id)
+    assert evo.canary is not None
+    base, cand = canary_stats(deps, evo)
+    round_no = int(evo.canary["round"])
+    with deps.db.transaction() as conn:
+        figures = {"base": base.as_dict(), "candidate": cand.as_dict(), "round": round_no}
+        store.add_figures(conn, evo.id, {"canary": figures})
+    max_rounds = int(evo.budget["max_bake_rounds"])
+    verdict = policy.canary_verdict(suite.gate.canary, base, cand, round_no=round_no, max_rounds=max_rounds)
+    if verdict.action == "bake":
+        return _bake_again(deps, evo, verdict.reason)
+    if verdict.action == "rollback":
+        return rollback(deps, evo.id, verdict.reason)
+    return promote(deps, evo, verdict.reason)
+
+
+def _bake_again(deps: EvolutionDeps, evo: Evolution, reason: str) -> StepResult:
+    assert evo.canary is not None
+    changes = {"canary": {**evo.canary, "round": evo.canary["round"] + 1}}
+    if advance(deps, evo, Status.CANARY, changes, "bake", reason) is None:
+        return superseded(deps, evo.id)
+    return StepResult(evo.id, Status.CANARY, "evaluate", int(evo.budget["bake_seconds"]))
+
+
+PHASES: dict[str, Callable[[EvolutionDeps, Evolution], StepResult]] = {
+    "reflect": reflect,
+    "propose": propose,
+    "shadow": shadow,
+    "gate": gate,
+    "canary": canary,
+    "evaluate": evaluate,
+}
