@@ -247,7 +247,7 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
         # the same for every later one.
         run, agent = serving.serve_run(conn, deps.revisions, run, agent, version=deps.version)
         prompt = deps.prompts.get(conn, agent)
-        rows = ctx_window.in_context(conn, agent["id"])
+        rows = message_store.in_context(conn, agent["id"])
         tools = agent_tools(agent, agent.pop("tools_json"))
         rules = ToolRules.parse(agent["tool_rules"])
         # without rules the calls made so far change nothing, so they are not read

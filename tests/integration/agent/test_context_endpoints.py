@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from letta_client import Letta
 
-from o.agent.context import SUMMARY_SYSTEM, in_context
+from o.agent.context import SUMMARY_SYSTEM
+from o.store.messages import in_context
 from o.agent.overview import BOOT_MESSAGE
 from o.llm import tokens
 from o.store.db import Database
