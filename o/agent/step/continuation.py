@@ -33,7 +33,7 @@ def after_tools(
     ``results`` are the step's calls in order, ``history`` every call of the run that counts for the
     tool rules (this step's included); ``run`` as it stands under its lock (a cancel, ``max_steps``).
     """
-    keep_going, stop_reason = _verdict(results, rules)
+    keep_going, stop_reason = _asked_by_calls(results, rules)
     if not keep_going and stop_reason is None and rules.uncalled_required(history):
         keep_going = True
     if run.cancel_requested:
@@ -43,7 +43,7 @@ def after_tools(
     return None if keep_going else (stop_reason or StopReason.END_TURN)
 
 
-def _verdict(results: list[CallResult], rules: ToolRules) -> tuple[bool, StopReason | None]:
+def _asked_by_calls(results: list[CallResult], rules: ToolRules) -> tuple[bool, StopReason | None]:
     """What the calls themselves ask for: go on (a heartbeat, an error the model must hear about, a
     continue rule) or stop (a terminal tool, an output a conditional rule cannot map)."""
     keep_going = False
