@@ -44,10 +44,10 @@ def list_runs(
         order = "asc" if ascending else "desc"
     page = Page(before=before, after=after, limit=limit, order=order)
     with db.transaction() as conn:
-        runs = run_store.list_page(
+        rows = run_store.list_page(
             conn, org, page, agent_ids=ids or None, statuses=ACTIVE if active else statuses, stop_reason=stop_reason
         )
-    return jsonable_encoder([run_object(r) for r in runs])
+    return jsonable_encoder([run_object(r) for r in rows])
 
 
 @router.get("/{run_id}")
