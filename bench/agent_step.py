@@ -108,14 +108,14 @@ def run_scenario(
         t1 = time.perf_counter()
         deps = engine.deps()
         cpu0 = time.thread_time()
-        first = advance(deps, started.run["id"], "step")
+        first = advance(deps, started.run.id, "step")
         t2 = time.perf_counter()
-        second = advance(deps, started.run["id"], "tools")
+        second = advance(deps, started.run.id, "tools")
         t3 = time.perf_counter()
         cpu = (time.thread_time() - cpu0) * 1000
         assert (first.next, second.next) == ("tools", "done"), (first, second)
         with db.transaction() as conn:
-            step = conn.execute("SELECT usage FROM steps WHERE run_id = %s", (started.run["id"],)).fetchone()
+            step = conn.execute("SELECT usage FROM steps WHERE run_id = %s", (started.run.id,)).fetchone()
         llm_ms = float(step["usage"]["llm_ms"])
         out["start"].append((t1 - t0) * 1000)
         out["phase1"].append((t2 - t1) * 1000 - llm_ms)

@@ -98,10 +98,10 @@ def in_process(db: Database, server: OpenAIServer, runs: int) -> None:
         with db.transaction() as conn:
             run = run_api.start(conn, org, agent_id, [run_api.InputMessage("user", f"note {i}")], {}).run
         deps = engine.deps()
-        first = advance(deps, run["id"], "step")  # the LLM reply is committed; then the process "dies"
+        first = advance(deps, run.id, "step")  # the LLM reply is committed; then the process "dies"
         assert first.next == "tools", first
         t0 = time.perf_counter()
-        again = advance(deps, run["id"], "step")  # a retried invocation of the committed phase
+        again = advance(deps, run.id, "step")  # a retried invocation of the committed phase
         replays.append((time.perf_counter() - t0) * 1000)
         assert again.next == "tools", again
         calls_before = len(server.requests)
@@ -111,9 +111,9 @@ def in_process(db: Database, server: OpenAIServer, runs: int) -> None:
         with db.transaction() as conn:
             llm_ms = sum(
                 float(s["usage"].get("llm_ms", 0))
-                for s in conn.execute("SELECT usage FROM steps WHERE run_id = %s AND step_index > 0", (run["id"],))
+                for s in conn.execute("SELECT usage FROM steps WHERE run_id = %s AND step_index > 0", (run.id,))
             )
-        assert [o.run_id for o in finished] == [run["id"]] and finished[0].next == "done", finished
+        assert [o.run_id for o in finished] == [run.id] and finished[0].next == "done", finished
         assert len(server.requests) == calls_before + 1  # only the next step's call, never a repeat
         resumes.append(elapsed - llm_ms)
     print(f"in-process (Postgres + zero-latency LLM server, {runs} interrupted runs):")

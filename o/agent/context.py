@@ -23,7 +23,7 @@ from o.llm.client import LLMClient
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ToolSpec
 from o.store import messages as message_store
-from o.store.db import Conn, Database
+from o.store.db import Database
 
 SUMMARY_KIND = "summary"
 SUMMARY_SYSTEM = (
@@ -47,14 +47,6 @@ class ContextPolicy:
 
 class CannotFit(Exception):
     """Even with everything evictable summarised away the prompt would not fit the window."""
-
-
-def in_context(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
-    """In-context messages in the order the model reads them: the summary first, then by time."""
-    return conn.execute(
-        "SELECT * FROM messages WHERE agent_id = %s AND in_context ORDER BY (role = 'system') DESC, seq",
-        (agent_id,),
-    ).fetchall()
 
 
 def _bytes(text: str | None) -> int:
@@ -157,13 +149,9 @@ def ensure_fits(
     summary, usage = summarize(client, evicted)
     with db.transaction() as conn:
         # Another worker may have summarised meanwhile; only evict rows still in context.
-        still = conn.execute(
-            "UPDATE messages SET in_context = false WHERE id = ANY(%s) AND in_context RETURNING id",
-            ([r["id"] for r in evicted],),
-        ).fetchall()
-        if len(still) != len(evicted):
+        if message_store.evict(conn, [r["id"] for r in evicted]) != len(evicted):
             conn.rollback()
-            return in_context(conn, agent["id"]), usage
+            return message_store.in_context(conn, agent["id"]), usage
         message_store.insert_many(
             conn,
             [
@@ -179,4 +167,4 @@ def ensure_fits(
                 }
             ],
         )
-        return in_context(conn, agent["id"]), usage
+        return message_store.in_context(conn, agent["id"]), usage

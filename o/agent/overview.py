@@ -115,7 +115,7 @@ def overview(conn: Conn, organization_id: str, agent_id: str) -> dict[str, Any]:
     core_memory = render_blocks(parts.blocks)
     metadata = render_metadata(parts.last_edit, parts.recall, parts.archival, agent.get("revision"))
     rules_text = render_tool_rules(rules)
-    rows = ctx_window.in_context(conn, agent_id)
+    rows = message_store.in_context(conn, agent_id)
     summaries = [r for r in rows if _is_summary(r)]
     conversation = [r for r in rows if not _is_summary(r)]
     summary = "\n".join(text_of(r.get("content")) for r in summaries)
@@ -220,16 +220,14 @@ def reset_messages(
     """
     # The agent's row lock orders this after a concurrent reset or agent edit.
     agent = lifecycle.require(conn, organization_id, agent_id, for_update=True)
-    evicted = conn.execute(
-        "UPDATE messages SET in_context = false WHERE agent_id = %s AND in_context RETURNING id", (agent_id,)
-    ).fetchall()
+    evicted = message_store.evict_all(conn, agent_id)
     if add_default_initial_messages:
         names = [t.name for t in _tools(conn, agent)]
         message_store.insert_many(conn, _boot_messages(agent, names))
     # The model now learns of the old conversation only from the recall count in its system prompt:
     # a cached prompt compiled with an older count is made stale.
     agent_store.touch(conn, agent_id)
-    return len(evicted)
+    return evicted
 
 
 @dataclass(frozen=True)
@@ -260,7 +258,7 @@ def compact(
         agent = lifecycle.require(conn, organization_id, agent_id)
         config = _config(agent)
         system = compile_prompt(conn, agent).text
-        rows = ctx_window.in_context(conn, agent_id)
+        rows = message_store.in_context(conn, agent_id)
         specs = [t.spec() for t in _tools(conn, agent)]
     if not any(r["role"] == "user" for r in rows[1:]):
         raise Conflict(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from o.store import agents as agent_store
 from o.store.db import Conn
 
 # Letta substitutes this variable in a custom system prompt; without it memory is appended.
@@ -127,21 +128,7 @@ class MemoryParts:
 
 
 def memory_parts(conn: Conn, agent_id: str) -> MemoryParts:
-    # blocks (in attachment order) and the two memory sizes in one round trip
-    row = conn.execute(
-        """SELECT (SELECT count(*) FROM messages WHERE agent_id = %(a)s) AS recall,
-                  (SELECT count(*) FROM passages WHERE agent_id = %(a)s) AS archival,
-                  (SELECT max(b.updated_at) FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
-                    WHERE ab.agent_id = %(a)s) AS last_edit,
-                  (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                              'label', ab.label, 'description', b.description, 'value', b.value,
-                              'char_limit', b.char_limit, 'read_only', b.read_only)
-                          ORDER BY ab.position, b.created_at), '[]'::jsonb)
-                     FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
-                    WHERE ab.agent_id = %(a)s) AS blocks""",
-        {"a": agent_id},
-    ).fetchone()
-    assert row is not None
+    row = agent_store.memory_summary(conn, agent_id)
     return MemoryParts(row["blocks"], int(row["recall"]), int(row["archival"]), row["last_edit"])
 
 

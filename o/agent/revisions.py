@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from o.errors import InvalidInput, NotFound
@@ -20,6 +21,7 @@ from o.memory import blocks as memory_blocks
 from o.store import agents as agent_store
 from o.store import blocks as block_store
 from o.store import revisions as revision_store
+from o.store import tools as tool_store
 from o.store.db import Conn
 
 EVOLVABLE_KEYS = ("system", "blocks", "tool_ids", "tool_rules", "llm_config")
@@ -37,10 +39,7 @@ def config_hash(config: dict[str, Any]) -> str:
 def snapshot(conn: Conn, agent: dict[str, Any]) -> dict[str, Any]:
     """The agent's current evolvable configuration."""
     blocks = block_store.for_agents(conn, [agent["id"]])[agent["id"]]
-    tool_ids = [
-        r["tool_id"]
-        for r in conn.execute("SELECT tool_id FROM agent_tools WHERE agent_id = %s ORDER BY tool_id", (agent["id"],))
-    ]
+    tool_ids = tool_store.attached_ids(conn, agent["id"])
     return {
         "system": agent["system"],
         "blocks": [
@@ -60,102 +59,122 @@ def snapshot(conn: Conn, agent: dict[str, Any]) -> dict[str, Any]:
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
     """Validate a (proposed) configuration and put it in canonical form; raises InvalidInput."""
-    unknown = set(config) - set(EVOLVABLE_KEYS)
-    if unknown:
-        raise InvalidInput(f"a revision may only change {list(EVOLVABLE_KEYS)}; got {sorted(unknown)}")
-    missing = set(EVOLVABLE_KEYS) - set(config)
-    if missing:
-        raise InvalidInput(f"a revision needs all of {list(EVOLVABLE_KEYS)}; missing {sorted(missing)}")
+    _require_evolvable_keys(config)
     if not isinstance(config["system"], str):
         raise InvalidInput("system must be a string")
-    if not isinstance(config["blocks"], list):
-        raise InvalidInput("blocks must be a list")
-    blocks = []
-    for b in config["blocks"]:
-        if not isinstance(b, dict) or not isinstance(b.get("label"), str) or not b["label"].strip():
-            raise InvalidInput(f"each block needs a non-empty label, got {b!r}")
-        extra = set(b) - set(BLOCK_KEYS)
-        if extra:
-            raise InvalidInput(f"block {b['label']!r}: only {list(BLOCK_KEYS)} may be set, got {sorted(extra)}")
-        limit = memory_blocks.DEFAULT_LIMIT if b.get("limit") is None else b["limit"]
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidInput(f"block {b['label']!r}: limit must be a positive integer")
-        blocks.append(
-            {
-                "label": b["label"],
-                "limit": limit,
-                "description": b.get("description"),
-                "read_only": bool(b.get("read_only", False)),
-            }
-        )
-    labels = [b["label"] for b in blocks]
-    if len(set(labels)) != len(labels):
-        raise InvalidInput(f"block labels must be unique, got {labels}")
-    if not isinstance(config["tool_ids"], list) or not all(isinstance(t, str) for t in config["tool_ids"]):
-        raise InvalidInput("tool_ids must be a list of tool ids")
-    if not isinstance(config["tool_rules"], list) or not all(isinstance(r, dict) for r in config["tool_rules"]):
-        raise InvalidInput("tool_rules must be a list of objects")
-    if not isinstance(config["llm_config"], dict) or not config["llm_config"].get("model"):
-        raise InvalidInput("llm_config must be an object naming a model")
+    blocks = _normalize_blocks(config["blocks"])
+    _check_tools_and_model(config)
     return {
         "system": config["system"],
-        "blocks": sorted(blocks, key=lambda b: b["label"]),
+        "blocks": blocks,
         "tool_ids": sorted(set(config["tool_ids"])),
         "tool_rules": config["tool_rules"],
         "llm_config": config["llm_config"],
     }
 
 
+def _require_evolvable_keys(config: dict[str, Any]) -> None:
+    unknown = set(config) - set(EVOLVABLE_KEYS)
+    if unknown:
+        raise InvalidInput(f"a revision may only change {list(EVOLVABLE_KEYS)}; got {sorted(unknown)}")
+    missing = set(EVOLVABLE_KEYS) - set(config)
+    if missing:
+        raise InvalidInput(f"a revision needs all of {list(EVOLVABLE_KEYS)}; missing {sorted(missing)}")
+
+
+def _normalize_blocks(raw: Any) -> list[dict[str, Any]]:
+    """The block layout, each block in canonical form, sorted by label; labels must be unique."""
+    if not isinstance(raw, list):
+        raise InvalidInput("blocks must be a list")
+    blocks = [_normalize_block(b) for b in raw]
+    labels = [b["label"] for b in blocks]
+    if len(set(labels)) != len(labels):
+        raise InvalidInput(f"block labels must be unique, got {labels}")
+    return sorted(blocks, key=lambda b: b["label"])
+
+
+def _normalize_block(b: Any) -> dict[str, Any]:
+    if not isinstance(b, dict) or not isinstance(b.get("label"), str) or not b["label"].strip():
+        raise InvalidInput(f"each block needs a non-empty label, got {b!r}")
+    extra = set(b) - set(BLOCK_KEYS)
+    if extra:
+        raise InvalidInput(f"block {b['label']!r}: only {list(BLOCK_KEYS)} may be set, got {sorted(extra)}")
+    limit = memory_blocks.DEFAULT_LIMIT if b.get("limit") is None else b["limit"]
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput(f"block {b['label']!r}: limit must be a positive integer")
+    return {
+        "label": b["label"],
+        "limit": limit,
+        "description": b.get("description"),
+        "read_only": bool(b.get("read_only", False)),
+    }
+
+
+def _check_tools_and_model(config: dict[str, Any]) -> None:
+    if not isinstance(config["tool_ids"], list) or not all(isinstance(t, str) for t in config["tool_ids"]):
+        raise InvalidInput("tool_ids must be a list of tool ids")
+    if not isinstance(config["tool_rules"], list) or not all(isinstance(r, dict) for r in config["tool_rules"]):
+        raise InvalidInput("tool_rules must be a list of objects")
+    if not isinstance(config["llm_config"], dict) or not config["llm_config"].get("model"):
+        raise InvalidInput("llm_config must be an object naming a model")
+
+
 def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     """What changed from ``old`` to ``new``, readable by people and by the agent itself."""
     if old is None:
         return {}
-    out: dict[str, Any] = {}
-    if old["system"] != new["system"]:
-        out["system"] = "\n".join(
-            difflib.unified_diff(
-                old["system"].splitlines(),
-                new["system"].splitlines(),
-                "system (before)",
-                "system (after)",
-                lineterm="",
-            )
-        )
-    old_blocks = {b["label"]: b for b in old["blocks"]}
-    new_blocks = {b["label"]: b for b in new["blocks"]}
-    blocks: dict[str, Any] = {}
-    added = sorted(set(new_blocks) - set(old_blocks))
-    removed = sorted(set(old_blocks) - set(new_blocks))
+    changes = {
+        "system": _system_diff(old["system"], new["system"]),
+        "blocks": _blocks_diff(old["blocks"], new["blocks"]),
+        "tool_ids": _tool_ids_diff(old["tool_ids"], new["tool_ids"]),
+        "tool_rules": _tool_rules_diff(old["tool_rules"], new["tool_rules"]),
+        "llm_config": _llm_config_diff(old["llm_config"], new["llm_config"]),
+    }
+    return {key: change for key, change in changes.items() if change is not None}
+
+
+def _system_diff(old: str, new: str) -> str | None:
+    if old == new:
+        return None
+    return "\n".join(
+        difflib.unified_diff(old.splitlines(), new.splitlines(), "system (before)", "system (after)", lineterm="")
+    )
+
+
+def _blocks_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, Any] | None:
+    old_blocks = {b["label"]: b for b in old}
+    new_blocks = {b["label"]: b for b in new}
     changed = {
-        label: {
-            k: {"from": old_blocks[label].get(k), "to": new_blocks[label].get(k)}
-            for k in BLOCK_KEYS
-            if old_blocks[label].get(k) != new_blocks[label].get(k)
-        }
+        label: _changed_keys(old_blocks[label], new_blocks[label], BLOCK_KEYS)
         for label in sorted(set(old_blocks) & set(new_blocks))
     }
-    changed = {k: v for k, v in changed.items() if v}
-    if added:
-        blocks["added"] = [new_blocks[label] for label in added]
-    if removed:
-        blocks["removed"] = removed
-    if changed:
-        blocks["changed"] = changed
-    if blocks:
-        out["blocks"] = blocks
-    old_tools, new_tools = set(old["tool_ids"]), set(new["tool_ids"])
-    if old_tools != new_tools:
-        out["tool_ids"] = {"added": sorted(new_tools - old_tools), "removed": sorted(old_tools - new_tools)}
-    if canonical(old["tool_rules"]) != canonical(new["tool_rules"]):
-        out["tool_rules"] = {"from": old["tool_rules"], "to": new["tool_rules"]}
-    llm_changes = {
-        k: {"from": old["llm_config"].get(k), "to": new["llm_config"].get(k)}
-        for k in sorted(set(old["llm_config"]) | set(new["llm_config"]))
-        if old["llm_config"].get(k) != new["llm_config"].get(k)
+    blocks = {
+        "added": [new_blocks[label] for label in sorted(set(new_blocks) - set(old_blocks))],
+        "removed": sorted(set(old_blocks) - set(new_blocks)),
+        "changed": {label: keys for label, keys in changed.items() if keys},
     }
-    if llm_changes:
-        out["llm_config"] = llm_changes
-    return out
+    blocks = {kind: items for kind, items in blocks.items() if items}
+    return blocks or None
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """``{key: {"from": ..., "to": ...}}`` for each of ``keys`` whose value differs."""
+    return {k: {"from": old.get(k), "to": new.get(k)} for k in keys if old.get(k) != new.get(k)}
+
+
+def _tool_ids_diff(old: list[str], new: list[str]) -> dict[str, Any] | None:
+    old_tools, new_tools = set(old), set(new)
+    if old_tools == new_tools:
+        return None
+    return {"added": sorted(new_tools - old_tools), "removed": sorted(old_tools - new_tools)}
+
+
+def _tool_rules_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return None if canonical(old) == canonical(new) else {"from": old, "to": new}
+
+
+def _llm_config_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    return _changed_keys(old, new, sorted(set(old) | set(new))) or None
 
 
 def describe_diff(d: dict[str, Any]) -> str:
@@ -271,13 +290,7 @@ def propose(
 def check_applicable(conn: Conn, organization_id: str, agent_id: str, config: dict[str, Any]) -> None:
     """Refuse a configuration that cannot be applied: unknown tools, a limit below a block's current value."""
     if config["tool_ids"]:
-        known = {
-            r["id"]
-            for r in conn.execute(
-                "SELECT id FROM tools WHERE organization_id = %s AND id = ANY(%s)",
-                (organization_id, config["tool_ids"]),
-            )
-        }
+        known = tool_store.known_ids(conn, organization_id, config["tool_ids"])
         unknown = sorted(set(config["tool_ids"]) - known)
         if unknown:
             raise InvalidInput(f"unknown tool ids: {unknown}")
@@ -310,39 +323,23 @@ def apply(conn: Conn, organization_id: str, agent_id: str, number: int) -> dict[
             "llm_config": config["llm_config"],
         },
     )
+    _lay_out_blocks(conn, organization_id, agent_id, rev)
+    tool_store.set_attached(conn, agent_id, config["tool_ids"])
+    revision_store.set_agent_revision(conn, agent_id, number)
+    return rev
+
+
+def _lay_out_blocks(conn: Conn, organization_id: str, agent_id: str, rev: dict[str, Any]) -> None:
+    """Attach exactly the revision's blocks, with its limits, descriptions and read-only flags."""
     present = {b["label"]: b for b in block_store.for_agents(conn, [agent_id])[agent_id]}
-    wanted = {b["label"]: b for b in config["blocks"]}
+    wanted = {b["label"]: b for b in rev["config"]["blocks"]}
     for label, block in present.items():
         if label not in wanted:
-            # the block (and its value) survives detached, so a later rollback can attach it again
-            memory_blocks.update(
-                conn,
-                organization_id,
-                block["id"],
-                {
-                    "metadata": {
-                        **(block["metadata"] or {}),
-                        "detached_by_revision": number,
-                        "detached_from": agent_id,
-                    },
-                },
-            )
-            block_store.detach(conn, agent_id, block["id"])
+            _detach(conn, organization_id, agent_id, block, rev["number"])
     for label, spec in wanted.items():
         have = present.get(label)
         if have is None:
-            old = _reusable_block(conn, organization_id, agent_id, label, rev["block_ids"].get(label))
-            if old is not None and len(old["value"]) <= spec["limit"]:
-                meta = {
-                    k: v
-                    for k, v in (old["metadata"] or {}).items()
-                    if k not in ("detached_by_revision", "detached_from")
-                }
-                have = memory_blocks.update(conn, organization_id, old["id"], {"metadata": meta})
-                block_store.attach(conn, agent_id, have)
-            else:
-                have = memory_blocks.create(conn, organization_id, {"label": label, "limit": spec["limit"]})
-                block_store.attach(conn, agent_id, have)
+            have = _attach(conn, organization_id, agent_id, spec, rev["block_ids"].get(label))
         changes = {
             k: v
             for k, v in (
@@ -354,15 +351,32 @@ def apply(conn: Conn, organization_id: str, agent_id: str, number: int) -> dict[
         }
         if changes:
             memory_blocks.update(conn, organization_id, have["id"], changes)
-    conn.execute(
-        "DELETE FROM agent_tools WHERE agent_id = %s AND NOT (tool_id = ANY(%s))", (agent_id, config["tool_ids"])
+
+
+def _detach(conn: Conn, organization_id: str, agent_id: str, block: dict[str, Any], number: int) -> None:
+    # the block (and its value) survives detached, so a later rollback can attach it again
+    memory_blocks.update(
+        conn,
+        organization_id,
+        block["id"],
+        {"metadata": {**(block["metadata"] or {}), "detached_by_revision": number, "detached_from": agent_id}},
     )
-    for tool_id in config["tool_ids"]:
-        conn.execute(
-            "INSERT INTO agent_tools (agent_id, tool_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", (agent_id, tool_id)
-        )
-    revision_store.set_agent_revision(conn, agent_id, number)
-    return rev
+    block_store.detach(conn, agent_id, block["id"])
+
+
+def _attach(
+    conn: Conn, organization_id: str, agent_id: str, spec: dict[str, Any], block_id: str | None
+) -> dict[str, Any]:
+    """The block that carries ``spec``'s label, attached: the one it had before when it still fits, else a new one."""
+    label = spec["label"]
+    old = _reusable_block(conn, organization_id, agent_id, label, block_id)
+    if old is not None and len(old["value"]) <= spec["limit"]:
+        meta = {k: v for k, v in (old["metadata"] or {}).items() if k not in ("detached_by_revision", "detached_from")}
+        block = memory_blocks.update(conn, organization_id, old["id"], {"metadata": meta})
+    else:
+        block = memory_blocks.create(conn, organization_id, {"label": label, "limit": spec["limit"]})
+    block_store.attach(conn, agent_id, block)
+    return block
 
 
 def _reusable_block(
@@ -373,11 +387,7 @@ def _reusable_block(
         block = block_store.get(conn, organization_id, block_id)
         if block is not None and block["label"] == label:
             return block
-    return conn.execute(
-        """SELECT * FROM blocks WHERE organization_id = %s AND label = %s
-           AND metadata->>'detached_from' = %s ORDER BY updated_at DESC LIMIT 1""",
-        (organization_id, label, agent_id),
-    ).fetchone()
+    return block_store.last_detached(conn, organization_id, agent_id, label)
 
 
 def rollback(conn: Conn, organization_id: str, agent_id: str, number: int, *, rationale: str | None = None) -> dict:

@@ -19,6 +19,7 @@ from o.errors import OError
 from o.observability import logger
 from o.store import runs as run_store
 from o.store.db import Database
+from o.store.records import NextAction, Run, RunStatus, StopReason
 
 # Standard workflows allow 25,000 history events; a state machine run continues as a new
 # execution well before that, and a local loop never takes more actions than this.
@@ -34,12 +35,12 @@ def drive(deps: StepDeps, run_id: str, *, max_actions: int = MAX_ACTIONS) -> Out
         run = run_store.get(conn, run_id)
     if run is None:
         raise ValueError(f"run {run_id} not found")
-    outcome = Outcome(run_id, 0, run["next_action"], run["stop_reason"])
+    outcome = Outcome(run_id, 0, run.next_action, run.stop_reason)
     actions = 0
-    while outcome.next in ("step", "tools") and actions < max_actions:
+    while outcome.next.due and actions < max_actions:
         outcome = advance(deps, run_id, outcome.next, outcome.iteration)
         actions += 1
-    if outcome.next in ("done", "failed") and deps.on_run_end is not None:
+    if outcome.next.ended and deps.on_run_end is not None:
         try:
             deps.on_run_end(run_id)
         except Exception:  # a follow-up's failure is not the run's
@@ -58,7 +59,7 @@ def resume_stale(deps: StepDeps, *, idle_s: float = 60.0, limit: int = 100) -> l
     return [drive(deps, run_id) for run_id in stale]
 
 
-def store_task_token(db: Database, run_id: str, token: str, counter: int) -> dict[str, Any] | None:
+def store_task_token(db: Database, run_id: str, token: str, counter: int) -> Run | None:
     """Remember the token of an execution waiting for an approval (and its iteration count).
 
     Returns the run when the approval (or a cancel) already arrived: the caller must then
@@ -68,17 +69,17 @@ def store_task_token(db: Database, run_id: str, token: str, counter: int) -> dic
         run = run_store.get(conn, run_id, for_update=True)
         if run is None:
             raise ValueError(f"run {run_id} not found")
-        metadata = {**(run["metadata"] or {}), "sfn_iteration": counter}
-        if run["next_action"] != "approval":
+        metadata = {**run.metadata, "sfn_iteration": counter}
+        if run.next_action != NextAction.APPROVAL:
             return run_store.update(conn, run_id, {"metadata": metadata})
         run_store.update(conn, run_id, {"task_token": token, "metadata": metadata})
         return None
 
 
-def resume_output(run: dict[str, Any]) -> dict[str, Any]:
+def resume_output(run: Run) -> dict[str, Any]:
     """What a released approval wait hands back to the state machine (SendTaskSuccess output)."""
-    counter = int((run.get("metadata") or {}).get("sfn_iteration", 0))
-    return {"run_id": run["id"], "iteration": counter, "next": "step"}
+    counter = int(run.metadata.get("sfn_iteration", 0))
+    return {"run_id": run.id, "iteration": counter, "next": str(NextAction.STEP)}
 
 
 class RunLauncher(Protocol):
@@ -89,11 +90,11 @@ class RunLauncher(Protocol):
         """Start (or continue, after an approval) the run's loop."""
         ...
 
-    def release(self, run: dict[str, Any]) -> None:
+    def release(self, run: Run) -> None:
         """Let an execution that waits on this run's approval go on (approved, denied or cancelled)."""
         ...
 
-    def release_token(self, token: str, run: dict[str, Any]) -> None:
+    def release_token(self, token: str, run: Run) -> None:
         """Release the execution waiting on ``token`` (its decision came before the token was stored)."""
         ...
 
@@ -129,10 +130,10 @@ class LocalLauncher:
             logger.exception("background run failed", extra={"run_id": run_id})
             fail_run(deps.db, run_id, f"{type(exc).__name__}: {exc}")
 
-    def release(self, run: dict[str, Any]) -> None:
+    def release(self, run: Run) -> None:
         del run  # nothing waits in-process; the next launch() picks the run up
 
-    def release_token(self, token: str, run: dict[str, Any]) -> None:
+    def release_token(self, token: str, run: Run) -> None:
         del token, run  # no execution waits on a token locally
 
     def join(self, timeout: float = 30.0) -> None:
@@ -143,8 +144,10 @@ class LocalLauncher:
 def fail_run(db: Database, run_id: str, why: str = "unknown error") -> None:
     with db.transaction() as conn:
         run = run_store.get(conn, run_id, for_update=True)
-        if run is not None and run["next_action"] not in ("done", "failed"):
-            finish_run(conn, run, "error", error=f"the run's worker failed: {why}", next_action="failed")
+        if run is not None and not run.next_action.ended:
+            finish_run(
+                conn, run, StopReason.ERROR, error=f"the run's worker failed: {why}", next_action=NextAction.FAILED
+            )
 
 
 class Executions(Protocol):
@@ -174,33 +177,32 @@ class StateMachineLauncher:
             run = run_store.get(conn, run_id)
         assert run is not None
         # One execution per (run, resumption point): a retried launch cannot start the loop twice.
-        name = f"{run_id}-{run['iteration']}-{run['next_action']}"[:80]
+        name = f"{run_id}-{run.iteration}-{run.next_action}"[:80]
         execution = self.executions.start(name, {"run_id": run_id, "iteration": 0})
         if execution is None:
             return
         with self.db.transaction() as conn:
             run_store.update(conn, run_id, {"execution_arn": execution})
 
-    def release(self, run: dict[str, Any]) -> None:
-        token = run.get("task_token")
-        if token:
-            self.executions.send_success(token, resume_output(run))
+    def release(self, run: Run) -> None:
+        if run.task_token:
+            self.executions.send_success(run.task_token, resume_output(run))
 
-    def release_token(self, token: str, run: dict[str, Any]) -> None:
+    def release_token(self, token: str, run: Run) -> None:
         self.executions.send_success(token, resume_output(run))
 
 
-def continue_run(launcher: RunLauncher, db: Database, run: dict[str, Any], *, wait: bool) -> None:
+def continue_run(launcher: RunLauncher, db: Database, run: Run, *, wait: bool) -> None:
     """Start a new run's loop, or let one paused on an approval go on now that it is decided."""
-    resumed = run["next_action"] == "tools" and run["status"] != "created"
+    resumed = run.next_action == NextAction.TOOLS and run.status != RunStatus.CREATED
     if resumed and not launcher.inline:
         with db.transaction() as conn:
-            fresh = run_store.get(conn, run["id"])
+            fresh = run_store.get(conn, run.id)
         assert fresh is not None
         # The waiting execution carries on; without a token yet, await_approval releases itself.
         launcher.release(fresh)
         return
-    launcher.launch(run["id"], wait=wait)
+    launcher.launch(run.id, wait=wait)
 
 
 class StillRunning(OError):
@@ -215,7 +217,7 @@ def wait_until_settled(db: Database, run_id: str, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         with db.transaction() as conn:
             run = run_store.get(conn, run_id)
-        if run is None or run["next_action"] in ("done", "failed", "approval"):
+        if run is None or not run.next_action.due:
             return
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)

@@ -3,7 +3,7 @@ tool call, cancelling, and reading what a run produced (the API shapes it as Let
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from o.agent import lifecycle
@@ -15,6 +15,7 @@ from o.store import messages as message_store
 from o.store import runs as run_store
 from o.store import steps as step_store
 from o.store.db import Conn
+from o.store.records import NextAction, Run, RunStatus, StopReason
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Decision:
 
 @dataclass
 class Started:
-    run: dict[str, Any]
+    run: Run
     # history position before this request's messages: the response shows what came after
     after_seq: int
     input_ids: list[str] = field(default_factory=list)
@@ -64,7 +65,7 @@ def start(
             "id": new_id("run"),
             "organization_id": organization_id,
             "agent_id": agent_id,
-            "status": "created",
+            "status": RunStatus.CREATED,
             "request": request,
             "metadata": {"background": background},
         },
@@ -83,7 +84,7 @@ def start(
                 "name": m.name,
                 "otid": m.otid,
                 "sender_id": m.sender_id,
-                "run_id": run["id"],
+                "run_id": run.id,
             }
             for m in messages
         ],
@@ -97,9 +98,9 @@ def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Dec
     run = run_store.awaiting_approval(conn, agent_id, for_update=True)
     if run is None:
         raise Conflict(f"agent {agent_id} has no tool call waiting for approval")
-    step = step_store.get(conn, step_id_for(run["id"], run["iteration"]), for_update=True)
-    assert step is not None
-    request_message = _message(conn, step["message_id"])
+    step = step_store.get(conn, step_id_for(run.id, run.iteration), for_update=True)
+    assert step is not None and step.message_id is not None
+    request_message = _message(conn, step.message_id)
     pending: list[str] = list((request_message.get("metadata") or {}).get("requires_approval") or [])
     chosen: dict[str, dict[str, Any]] = {}
     for d in decisions:
@@ -117,14 +118,14 @@ def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Dec
         conn,
         [
             {
-                "id": derived_id("message", step["id"], "approval"),
+                "id": derived_id("message", step.id, "approval"),
                 "organization_id": organization_id,
                 "agent_id": agent_id,
                 "role": "approval",
                 "content": [],
                 "text": first.reason or "",
-                "step_id": step["id"],
-                "run_id": run["id"],
+                "step_id": step.id,
+                "run_id": run.id,
                 "step_position": -1,
                 "metadata": {
                     "approve": all(c["approve"] for c in chosen.values()),
@@ -135,8 +136,8 @@ def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Dec
             }
         ],
     )
-    step_store.update(conn, step["id"], {"approvals": chosen})
-    run = run_store.update(conn, run["id"], {"next_action": "tools", "stop_reason": None})
+    step_store.update(conn, step.id, {"approvals": chosen})
+    run = run_store.update(conn, run.id, {"next_action": NextAction.TOOLS, "stop_reason": None})
     return Started(run, after, [row["id"]])
 
 
@@ -147,13 +148,14 @@ def _message(conn: Conn, message_id: str) -> dict[str, Any]:
     return row
 
 
-def cancel(conn: Conn, organization_id: str, agent_id: str | None, run_ids: list[str] | None) -> list[dict[str, Any]]:
-    """Ask active runs to stop; a run paused on an approval stops at once. Returns the runs touched."""
+def cancel(conn: Conn, organization_id: str, agent_id: str | None, run_ids: list[str] | None) -> list[Run]:
+    """Ask active runs to stop; a run paused on an approval stops at once. Returns the runs touched
+    (a run that stopped at once with its task token, for the caller to release a waiting execution)."""
     if run_ids:
         runs = []
         for run_id in run_ids:
             run = run_store.get(conn, run_id, organization_id=organization_id, for_update=True)
-            if run is None or (agent_id is not None and run["agent_id"] != agent_id):
+            if run is None or (agent_id is not None and run.agent_id != agent_id):
                 raise NotFound(f"run {run_id} not found")
             runs.append(run)
     else:
@@ -162,19 +164,18 @@ def cancel(conn: Conn, organization_id: str, agent_id: str | None, run_ids: list
         runs = run_store.active_for_agent(conn, agent_id)
     touched = []
     for run in runs:
-        if run["next_action"] in ("done", "failed"):
+        if run.next_action.ended:
             continue
-        if run["next_action"] == "approval":
+        if run.next_action == NextAction.APPROVAL:
             # nothing is executing: the run ends now (a waiting state machine is released by the caller)
-            token = run["task_token"]
-            finish_run(conn, {**run}, "cancelled")
-            touched.append({**run, "task_token": token, "status": "cancelled"})
+            finish_run(conn, run, StopReason.CANCELLED)
+            touched.append(replace(run, status=RunStatus.CANCELLED))
         else:
-            touched.append(run_store.update(conn, run["id"], {"cancel_requested": True}))
+            touched.append(run_store.update(conn, run.id, {"cancel_requested": True}))
     return touched
 
 
-def require(conn: Conn, organization_id: str, run_id: str) -> dict[str, Any]:
+def require(conn: Conn, organization_id: str, run_id: str) -> Run:
     run = run_store.get(conn, run_id, organization_id=organization_id)
     if run is None:
         raise NotFound(f"run {run_id} not found")
@@ -188,22 +189,22 @@ class RunFailed(OError):
     code = "run_failed"
 
 
-def raise_if_failed(run: dict[str, Any]) -> None:
-    if run["next_action"] != "failed":
+def raise_if_failed(run: Run) -> None:
+    if run.next_action != NextAction.FAILED:
         return
-    reason = run["stop_reason"] or "error"
+    reason = run.stop_reason or StopReason.ERROR
     error = RunFailed(
-        f"the run failed ({reason}): {run.get('error') or 'no detail recorded'}", run_id=run["id"], stop_reason=reason
+        f"the run failed ({reason}): {run.error or 'no detail recorded'}", run_id=run.id, stop_reason=str(reason)
     )
-    if reason == "context_window_overflow_in_system_prompt":
+    if reason == StopReason.CONTEXT_WINDOW_OVERFLOW:
         error.status_code = 422  # the agent's own prompt and tools are larger than its model's window
-    elif reason == "error":
+    elif reason == StopReason.ERROR:
         # not the provider's fault: the agent's own configuration or O
-        error.status_code = 422 if "llm_config" in (run.get("error") or "") else 500
+        error.status_code = 422 if "llm_config" in (run.error or "") else 500
     raise error
 
 
-def produced(conn: Conn, run_id: str, started: Started) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def produced(conn: Conn, run_id: str, started: Started) -> tuple[Run, list[dict[str, Any]]]:
     """The run and the messages it produced after ``started`` (not the caller's own); RunFailed if it failed."""
     run = run_store.get(conn, run_id)
     assert run is not None

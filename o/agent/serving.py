@@ -26,6 +26,7 @@ from o.store import evolution as evolution_store
 from o.store import revisions as revision_store
 from o.store import runs as run_store
 from o.store.db import Conn, Database
+from o.store.records import Run, RunStatus
 
 # runs.metadata keys: the revision serving the run (feedback reads it too), the Lambda version that
 # decided it, and the flags that make recording and publishing its outcome happen once
@@ -86,7 +87,7 @@ def effective_agent(conn: Conn, agent: dict[str, Any], revision: int | None) -> 
 
 
 def decide(
-    conn: Conn, router: RevisionRouter, run: dict[str, Any], agent: dict[str, Any], *, version: str | None = None
+    conn: Conn, router: RevisionRouter, run: Run, agent: dict[str, Any], *, version: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(agent, the metadata recording the decision) for a run's first step; the caller stores the
     decision with :func:`o.store.runs.start_serving`, where an earlier decision wins.
@@ -98,56 +99,55 @@ def decide(
     if agent.get("revision") is None and not (agent.get("metadata") or {}).get("shadow_of"):
         revisions.current(conn, agent["organization_id"], agent["id"])
         agent = {**agent, **agent_store.revision_state(conn, agent["id"])}
-    values: dict[str, Any] = {REVISION_KEY: router.revision_for(conn, agent, run["id"])}
+    values: dict[str, Any] = {REVISION_KEY: router.revision_for(conn, agent, run.id)}
     if version is not None:
         values[VERSION_KEY] = version
     return agent, values
 
 
 def serve_run(
-    conn: Conn, router: RevisionRouter, run: dict[str, Any], agent: dict[str, Any], *, version: str | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    conn: Conn, router: RevisionRouter, run: Run, agent: dict[str, Any], *, version: str | None = None
+) -> tuple[Run, dict[str, Any]]:
     """(run, agent as the run's revision configures it). The run's first step decides the revision and
     moves the run to ``running`` (one UPDATE); later steps and replays only read the decision."""
-    if run["status"] == "created" or REVISION_KEY not in (run.get("metadata") or {}):
+    if run.status == RunStatus.CREATED or REVISION_KEY not in run.metadata:
         agent, values = decide(conn, router, run, agent, version=version)
-        run = run_store.start_serving(conn, run["id"], REVISION_KEY, values) or run
+        run = run_store.start_serving(conn, run.id, REVISION_KEY, values) or run
     return run, effective_agent(conn, agent, run_revision(run, agent))
 
 
-def run_revision(run: dict[str, Any], agent: dict[str, Any]) -> int | None:
+def run_revision(run: Run, agent: dict[str, Any]) -> int | None:
     """The revision a run was decided on (the agent's own for a run from before that was recorded)."""
-    meta = run.get("metadata") or {}
-    revision: int | None = meta[REVISION_KEY] if REVISION_KEY in meta else agent.get("revision")
+    revision: int | None = run.metadata[REVISION_KEY] if REVISION_KEY in run.metadata else agent.get("revision")
     return revision
 
 
-def turn_of(run: dict[str, Any]) -> Turn | None:
+def turn_of(run: Run) -> Turn | None:
     """How a finished run went; None for a run that is not finished or was cancelled (not the revision's doing).
 
     Latency is the run's wall time from the request to its end, what the user waited (a pause for a
     human's approval included).
     """
-    if run.get("next_action") not in ("done", "failed") or run.get("status") == "cancelled":
+    if not run.next_action.ended or run.status == RunStatus.CANCELLED:
         return None
-    ended = run.get("completed_at") or datetime.now(UTC)
-    latency_ms = max(0.0, (ended - run["created_at"]).total_seconds() * 1000)
-    tokens = int((run.get("usage") or {}).get("total_tokens", 0))
-    return Turn(run["status"] == "completed", latency_ms, tokens)
+    ended = run.completed_at or datetime.now(UTC)
+    latency_ms = max(0.0, (ended - run.created_at).total_seconds() * 1000)
+    tokens = int(run.usage.get("total_tokens", 0))
+    return Turn(run.status == RunStatus.COMPLETED, latency_ms, tokens)
 
 
-def record_run(conn: Conn, run: dict[str, Any]) -> bool:
+def record_run(conn: Conn, run: Run) -> bool:
     """Record the outcome of a run that just finished, once, under its revision (inside the finishing
     transaction, so a crash either records both or neither). False when there is nothing to record."""
-    revision = (run.get("metadata") or {}).get(REVISION_KEY)
+    revision = run.metadata.get(REVISION_KEY)
     turn = turn_of(run)
     if revision is None or turn is None:
         return False
     return evolution_store.record_run_outcome(
         conn,
-        run["id"],
+        run.id,
         RECORDED_FLAG,
-        run["agent_id"],
+        run.agent_id,
         int(revision),
         ok=turn.ok,
         latency_ms=turn.latency_ms,
@@ -166,8 +166,8 @@ def publish_outcome(db: Database, metrics: OutcomeMetrics, run_id: str, version:
             turn = turn_of(run) if run is not None else None
             if run is None or turn is None or not run_store.claim_flag(conn, run_id, PUBLISHED_FLAG):
                 return False
-            served_by = str((run.get("metadata") or {}).get(VERSION_KEY) or version)
-            metrics.put_outcome(run["agent_id"], served_by, turn)
+            served_by = str(run.metadata.get(VERSION_KEY) or version)
+            metrics.put_outcome(run.agent_id, served_by, turn)
     except Exception:
         logger.exception("could not publish a run's outcome", extra={"run_id": run_id})
         return False

@@ -18,10 +18,12 @@ def text_of(content: list[dict[str, Any]] | None) -> str:
 
 
 def tool_calls_of(row: dict[str, Any]) -> list[ToolCall]:
-    return [
-        ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
-        for c in row.get("tool_calls") or []
-    ]
+    return calls_from(row.get("tool_calls"))
+
+
+def calls_from(stored: list[dict[str, Any]] | None) -> list[ToolCall]:
+    """Tool calls in their stored (OpenAI-style) form as the loop's ``ToolCall``s."""
+    return [ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}") for c in stored or []]
 
 
 def stored_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:

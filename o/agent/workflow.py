@@ -13,6 +13,7 @@ from o.agent.engine import Engine
 from o.agent.runner import fail_run, store_task_token
 from o.agent.step import Outcome, advance
 from o.store.db import Database
+from o.store.records import NextAction, StopReason
 
 # Enough of a Step Functions cause to say what went wrong; the full text stays in the execution history.
 CAUSE_CHARS = 1000
@@ -40,7 +41,7 @@ def perform(
         if settled is not None:
             # The decision (or a cancel) came before the token: nobody else will release the wait.
             engine.launcher.release_token(task_token, settled)
-        return Outcome(run_id, iteration, "approval", "requires_approval").to_dict()
+        return Outcome(run_id, iteration, NextAction.APPROVAL, StopReason.REQUIRES_APPROVAL).to_dict()
     return advance(engine.deps(version=version), run_id, action, iteration).to_dict()
 
 
@@ -50,7 +51,7 @@ def fail_from_workflow(db: Database, run_id: str, iteration: int, error: dict[st
     learns why. ``error`` is the Catch's ``{"Error", "Cause"}``. A run that already ended
     (completed, cancelled, failed) keeps its ending, so a retried call changes nothing."""
     fail_run(db, run_id, f"the agent-loop execution stopped on {workflow_error_text(error)}")
-    return Outcome(run_id, iteration, "failed", "error")
+    return Outcome(run_id, iteration, NextAction.FAILED, StopReason.ERROR)
 
 
 def workflow_error_text(error: dict[str, Any]) -> str:

@@ -45,7 +45,7 @@ def give(
     revision = agent.get("revision")
     if run_id:
         run = run_store.get(conn, run_id)
-        if run is None or run["agent_id"] != agent_id:
+        if run is None or run.agent_id != agent_id:
             raise NotFound(f"run {run_id} not found for agent {agent_id}")
         revision = serving.run_revision(run, agent)
     return store.insert_feedback(

@@ -32,6 +32,7 @@ from o.store import orgs
 from o.store import runs as run_store
 from o.store import tools as tool_store
 from o.store.db import Database
+from o.store.records import RunStatus
 from o.tools.sandbox.base import ToolResult
 
 SCRATCH_PREFIX = "o-scratch/"
@@ -133,22 +134,22 @@ def replay_one(
     t0 = time.perf_counter()
     error = None
     try:
-        drive(engine.deps() if run_user_tools else engine.deps(tools=ShadowTools()), started.run["id"])
+        drive(engine.deps() if run_user_tools else engine.deps(tools=ShadowTools()), started.run.id)
     except Exception as exc:  # a crashing candidate is a result, not a crash of the evolution
         error = f"{type(exc).__name__}: {exc}"
     latency_ms = (time.perf_counter() - t0) * 1000
     with db.transaction() as conn:
-        run = run_store.get(conn, started.run["id"])
+        run = run_store.get(conn, started.run.id)
         assert run is not None
         try:
-            _, rows = runs.produced(conn, run["id"], started)
+            _, rows = runs.produced(conn, run.id, started)
         except runs.RunFailed:
             rows = []  # a failed replay is scored as an error below, not raised
     reply = "\n".join(transcript.replies(rows)) or None
-    tokens = int((run.get("usage") or {}).get("total_tokens", 0))
-    ok = error is None and run["status"] == "completed" and reply is not None
+    tokens = int(run.usage.get("total_tokens", 0))
+    ok = error is None and run.status == RunStatus.COMPLETED and reply is not None
     if not ok and error is None:
-        error = run.get("error") or f"run ended with {run['stop_reason']} and no reply"
+        error = run.error or f"run ended with {run.stop_reason} and no reply"
     return ReplayResult(reply, ok, latency_ms, tokens, error)
 
 

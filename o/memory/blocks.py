@@ -11,6 +11,7 @@ from typing import Any
 
 from o.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from o.ids import new_id
+from o.store import agents as agent_store
 from o.store import blocks as block_store
 from o.store.db import Conn
 
@@ -117,7 +118,7 @@ def attach(conn: Conn, organization_id: str, agent_id: str, block_id: str) -> No
     if owner is not None:
         raise Conflict(f"the agent already has a block labelled {block['label']!r} ({owner}); detach it first")
     block_store.attach(conn, agent_id, block)
-    conn.execute("UPDATE agents SET version = version + 1, updated_at = now() WHERE id = %s", (agent_id,))
+    agent_store.touch(conn, agent_id)
 
 
 def detach(conn: Conn, organization_id: str, agent_id: str, block_id: str) -> None:
@@ -125,4 +126,4 @@ def detach(conn: Conn, organization_id: str, agent_id: str, block_id: str) -> No
         raise NotFound(f"block {block_id} not found")
     if not block_store.detach(conn, agent_id, block_id):
         raise NotFound(f"block {block_id} is not attached to agent {agent_id}")
-    conn.execute("UPDATE agents SET version = version + 1, updated_at = now() WHERE id = %s", (agent_id,))
+    agent_store.touch(conn, agent_id)

@@ -113,6 +113,27 @@ def revision_state(conn: Conn, agent_id: str) -> dict[str, Any]:
     return dict(row) if row else {}
 
 
+def memory_summary(conn: Conn, agent_id: str) -> dict[str, Any]:
+    """What the system prompt shows of the agent's memory, in one round trip: ``blocks`` (label,
+    description, value, char_limit, read_only; in attachment order), the ``recall`` and ``archival``
+    sizes, and ``last_edit``, the newest block change."""
+    row = conn.execute(
+        """SELECT (SELECT count(*) FROM messages WHERE agent_id = %(a)s) AS recall,
+                  (SELECT count(*) FROM passages WHERE agent_id = %(a)s) AS archival,
+                  (SELECT max(b.updated_at) FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
+                    WHERE ab.agent_id = %(a)s) AS last_edit,
+                  (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                              'label', ab.label, 'description', b.description, 'value', b.value,
+                              'char_limit', b.char_limit, 'read_only', b.read_only)
+                          ORDER BY ab.position, b.created_at), '[]'::jsonb)
+                     FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
+                    WHERE ab.agent_id = %(a)s) AS blocks""",
+        {"a": agent_id},
+    ).fetchone()
+    assert row is not None
+    return row
+
+
 def require(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False) -> dict[str, Any]:
     """The agent row, or NotFound: also how another organization's ids stay invisible."""
     agent = get(conn, organization_id, agent_id, for_update=for_update)

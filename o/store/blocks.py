@@ -125,3 +125,12 @@ def agents_using(conn: Conn, block_id: str) -> list[str]:
         r["agent_id"]
         for r in conn.execute("SELECT agent_id FROM agent_blocks WHERE block_id = %s ORDER BY agent_id", (block_id,))
     ]
+
+
+def last_detached(conn: Conn, organization_id: str, agent_id: str, label: str) -> dict[str, Any] | None:
+    """The newest block labelled ``label`` that a revision detached from the agent (its value kept for a rollback)."""
+    return conn.execute(
+        """SELECT * FROM blocks WHERE organization_id = %s AND label = %s
+           AND metadata->>'detached_from' = %s ORDER BY updated_at DESC LIMIT 1""",
+        (organization_id, label, agent_id),
+    ).fetchone()

@@ -50,10 +50,7 @@ def insert_many(conn: Conn, messages: list[dict[str, Any]]) -> list[dict[str, An
             on_conflict="(step_id, step_position) DO NOTHING",
         )
         if row is None:
-            row = conn.execute(
-                "SELECT * FROM messages WHERE step_id = %s AND step_position = %s",
-                (message["step_id"], message["step_position"]),
-            ).fetchone()
+            row = at_position(conn, message["step_id"], message["step_position"])
         assert row is not None
         stored.append(row)
     return stored
@@ -78,10 +75,48 @@ def list_page(
     )
 
 
-def in_context(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+def at_position(conn: Conn, step_id: str, position: int) -> dict[str, Any] | None:
+    """The message a step stored at ``position`` (0: its reply; 1, 2, ...: its tool results)."""
     return conn.execute(
-        "SELECT * FROM messages WHERE agent_id = %s AND in_context ORDER BY seq", (agent_id,)
+        "SELECT * FROM messages WHERE step_id = %s AND step_position = %s", (step_id, position)
+    ).fetchone()
+
+
+def tool_results(conn: Conn, run_id: str) -> list[dict[str, Any]]:
+    """The run's tool results so far, in the order they were stored."""
+    return conn.execute("SELECT * FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)).fetchall()
+
+
+def requested_approvals(conn: Conn, message_id: str) -> list[str]:
+    """The tool call ids an assistant message asked a human to approve."""
+    row = conn.execute("SELECT metadata FROM messages WHERE id = %s", (message_id,)).fetchone()
+    return list(((row or {}).get("metadata") or {}).get("requires_approval") or [])
+
+
+def in_context(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+    """In-context messages in the order the model reads them: the summary first, then by time."""
+    return conn.execute(
+        "SELECT * FROM messages WHERE agent_id = %s AND in_context ORDER BY (role = 'system') DESC, seq",
+        (agent_id,),
     ).fetchall()
+
+
+def evict(conn: Conn, message_ids: list[str]) -> int:
+    """Take these messages out of the context window (they stay in recall); how many were still in it."""
+    return len(
+        conn.execute(
+            "UPDATE messages SET in_context = false WHERE id = ANY(%s) AND in_context RETURNING id", (message_ids,)
+        ).fetchall()
+    )
+
+
+def evict_all(conn: Conn, agent_id: str) -> int:
+    """Take every in-context message of the agent out of the context window; how many there were."""
+    return len(
+        conn.execute(
+            "UPDATE messages SET in_context = false WHERE agent_id = %s AND in_context RETURNING id", (agent_id,)
+        ).fetchall()
+    )
 
 
 def count(conn: Conn, agent_id: str) -> int:

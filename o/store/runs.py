@@ -11,6 +11,7 @@ from o.store import rows
 from o.store.db import Conn
 from o.store.filters import Where
 from o.store.pages import Page, fetch_page
+from o.store.records import Run, Step
 
 _JSON = {"request", "usage", "metadata"}
 UPDATABLE = {
@@ -28,21 +29,23 @@ UPDATABLE = {
 }
 
 
-def insert(conn: Conn, run: dict[str, Any]) -> dict[str, Any]:
-    return rows.insert_one(conn, "runs", run, json_columns=_JSON)
+def _run(row: dict[str, Any] | None) -> Run | None:
+    return Run.of(row) if row is not None else None
 
 
-def get(
-    conn: Conn, run_id: str, *, organization_id: str | None = None, for_update: bool = False
-) -> dict[str, Any] | None:
-    return rows.get_by_id(conn, "runs", run_id, organization_id=organization_id, for_update=for_update)
+def insert(conn: Conn, run: dict[str, Any]) -> Run:
+    return Run.of(rows.insert_one(conn, "runs", run, json_columns=_JSON))
 
 
-def update(conn: Conn, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def get(conn: Conn, run_id: str, *, organization_id: str | None = None, for_update: bool = False) -> Run | None:
+    return _run(rows.get_by_id(conn, "runs", run_id, organization_id=organization_id, for_update=for_update))
+
+
+def update(conn: Conn, run_id: str, changes: dict[str, Any]) -> Run:
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    assignments = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes]
+    assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes]
     assignments.append(sql.SQL("updated_at = now()"))
     values = [Jsonb(v) if c in _JSON else v for c, v in changes.items()]
     row = conn.execute(
@@ -50,16 +53,16 @@ def update(conn: Conn, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         (*values, run_id),
     ).fetchone()
     assert row is not None
-    return row
+    return Run.of(row)
 
 
 def load_state(
     conn: Conn, run_id: str, step_index: int | None = None
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[Run | None, Step | None, dict[str, Any] | None]:
     """The run, its step ``step_index`` (default: the one it stands at) and its agent, in one round trip.
 
-    The step and the agent come back as JSON objects (timestamps as text), which is all the loop needs;
-    the agent carries its attached tools rows under ``tools_json``.
+    The agent comes back as a JSON object (timestamps as text), which is all the loop needs; it
+    carries its attached tools rows under ``tools_json``.
     """
     row = conn.execute(
         """SELECT r.*, to_jsonb(s) AS step_json,
@@ -77,21 +80,24 @@ def load_state(
         return None, None, None
     step = row.pop("step_json")
     agent = row.pop("agent_json")
-    return row, step, agent
+    return Run.of(row), Step.of(step) if step is not None else None, agent
 
 
-def awaiting_approval(conn: Conn, agent_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+def awaiting_approval(conn: Conn, agent_id: str, *, for_update: bool = False) -> Run | None:
     lock = " FOR UPDATE" if for_update else ""
-    return conn.execute(
-        "SELECT * FROM runs WHERE agent_id = %s AND next_action = 'approval'" + lock, (agent_id,)
-    ).fetchone()
+    return _run(
+        conn.execute(
+            "SELECT * FROM runs WHERE agent_id = %s AND next_action = 'approval'" + lock, (agent_id,)
+        ).fetchone()
+    )
 
 
-def active_for_agent(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
-    return conn.execute(
+def active_for_agent(conn: Conn, agent_id: str) -> list[Run]:
+    rows = conn.execute(
         "SELECT * FROM runs WHERE agent_id = %s AND next_action IN ('step', 'tools', 'approval') ORDER BY created_at",
         (agent_id,),
     ).fetchall()
+    return [Run.of(row) for row in rows]
 
 
 def list_page(
@@ -102,7 +108,7 @@ def list_page(
     agent_ids: list[str] | None = None,
     statuses: list[str] | None = None,
     stop_reason: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Run]:
     where = (
         Where()
         .equals("organization_id", organization_id)
@@ -110,7 +116,8 @@ def list_page(
         .equals_any("status", statuses)
         .equals("stop_reason", stop_reason or None)  # an empty reason filters nothing
     )
-    return fetch_page(conn, table="runs", scope=where.clause(), scope_params=where.params, page=page)
+    rows = fetch_page(conn, table="runs", scope=where.clause(), scope_params=where.params, page=page)
+    return [Run.of(row) for row in rows]
 
 
 def messages(conn: Conn, run_id: str, *, after_seq: int = 0) -> list[dict[str, Any]]:
@@ -119,19 +126,21 @@ def messages(conn: Conn, run_id: str, *, after_seq: int = 0) -> list[dict[str, A
     ).fetchall()
 
 
-def start_serving(conn: Conn, run_id: str, key: str, values: dict[str, Any]) -> dict[str, Any] | None:
+def start_serving(conn: Conn, run_id: str, key: str, values: dict[str, Any]) -> Run | None:
     """A run's first step: ``created`` becomes ``running`` and ``values`` are merged into its metadata
     unless ``key`` is there already, in one statement; the run as it now stands.
 
     Under the row lock a concurrent caller re-reads the committed row, so the first writer's values win.
     """
-    return conn.execute(
-        """UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END,
-                  metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
-                  updated_at = now()
-           WHERE id = %s RETURNING *""",
-        (key, Jsonb(values), run_id),
-    ).fetchone()
+    return _run(
+        conn.execute(
+            """UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END,
+                      metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
+                      updated_at = now()
+               WHERE id = %s RETURNING *""",
+            (key, Jsonb(values), run_id),
+        ).fetchone()
+    )
 
 
 def claim_flag(conn: Conn, run_id: str, flag: str) -> bool:

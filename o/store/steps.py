@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 
 from o.store import rows
 from o.store.db import Conn
+from o.store.records import NextAction, Step, StopReason
 
 _JSON = {"usage", "tool_calls", "approvals"}
 UPDATABLE = {
@@ -25,25 +26,29 @@ UPDATABLE = {
 }
 
 
-def insert(conn: Conn, step: dict[str, Any]) -> dict[str, Any] | None:
+def insert(conn: Conn, step: dict[str, Any]) -> Step | None:
     """Insert a step; None when a step with the same (run_id, step_index) exists (a replay)."""
-    return rows.insert(conn, "steps", step, json_columns=_JSON, on_conflict="DO NOTHING")
+    row = rows.insert(conn, "steps", step, json_columns=_JSON, on_conflict="DO NOTHING")
+    return Step.of(row) if row is not None else None
 
 
-def get(conn: Conn, step_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+def get(conn: Conn, step_id: str, *, for_update: bool = False) -> Step | None:
     lock = " FOR UPDATE" if for_update else ""
-    return conn.execute("SELECT * FROM steps WHERE id = %s" + lock, (step_id,)).fetchone()
+    row = conn.execute("SELECT * FROM steps WHERE id = %s" + lock, (step_id,)).fetchone()
+    return Step.of(row) if row is not None else None
 
 
-def by_index(conn: Conn, run_id: str, step_index: int) -> dict[str, Any] | None:
-    return conn.execute("SELECT * FROM steps WHERE run_id = %s AND step_index = %s", (run_id, step_index)).fetchone()
+def by_index(conn: Conn, run_id: str, step_index: int) -> Step | None:
+    row = conn.execute("SELECT * FROM steps WHERE run_id = %s AND step_index = %s", (run_id, step_index)).fetchone()
+    return Step.of(row) if row is not None else None
 
 
-def for_run(conn: Conn, run_id: str) -> list[dict[str, Any]]:
-    return conn.execute("SELECT * FROM steps WHERE run_id = %s ORDER BY step_index", (run_id,)).fetchall()
+def for_run(conn: Conn, run_id: str) -> list[Step]:
+    rows = conn.execute("SELECT * FROM steps WHERE run_id = %s ORDER BY step_index", (run_id,)).fetchall()
+    return [Step.of(row) for row in rows]
 
 
-def update(conn: Conn, step_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def update(conn: Conn, step_id: str, changes: dict[str, Any]) -> Step:
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -54,4 +59,14 @@ def update(conn: Conn, step_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         (*values, step_id),
     ).fetchone()
     assert row is not None
-    return row
+    return Step.of(row)
+
+
+def complete(conn: Conn, step_id: str, next_action: NextAction, stop_reason: StopReason | None) -> bool:
+    """Record the loop's decision on a step; False when it was completed already (a late duplicate)."""
+    row = conn.execute(
+        """UPDATE steps SET status = 'completed', next_action = %s, stop_reason = %s, completed_at = now()
+           WHERE id = %s AND status <> 'completed' RETURNING id""",
+        (next_action, stop_reason, step_id),
+    ).fetchone()
+    return row is not None

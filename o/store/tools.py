@@ -153,6 +153,25 @@ def detach(conn: Conn, agent_id: str, tool_id: str) -> bool:
     return cur.rowcount == 1
 
 
+def attached_ids(conn: Conn, agent_id: str) -> list[str]:
+    """The ids of the tools attached to the agent, sorted."""
+    rows = conn.execute("SELECT tool_id FROM agent_tools WHERE agent_id = %s ORDER BY tool_id", (agent_id,))
+    return [r["tool_id"] for r in rows]
+
+
+def set_attached(conn: Conn, agent_id: str, tool_ids: list[str]) -> None:
+    """Make the agent's attached tools exactly ``tool_ids``."""
+    conn.execute("DELETE FROM agent_tools WHERE agent_id = %s AND NOT (tool_id = ANY(%s))", (agent_id, tool_ids))
+    for tool_id in tool_ids:
+        attach(conn, agent_id, tool_id)
+
+
+def known_ids(conn: Conn, organization_id: str, tool_ids: list[str]) -> set[str]:
+    """Those of ``tool_ids`` that name a tool of the organization."""
+    rows = conn.execute("SELECT id FROM tools WHERE organization_id = %s AND id = ANY(%s)", (organization_id, tool_ids))
+    return {r["id"] for r in rows}
+
+
 def for_agent(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
     return conn.execute(
         """SELECT t.* FROM agent_tools at JOIN tools t ON t.id = at.tool_id

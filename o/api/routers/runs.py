@@ -69,9 +69,8 @@ def run_messages(
 ) -> Any:
     with db.transaction() as conn:
         run = run_api.require(conn, org, run_id)
-        rows = message_store.list_page(conn, org, run["agent_id"], Page(before, after, limit, order), run_id=run_id)
-    request = run.get("request") or {}
-    return jsonable_encoder(to_letta_list(rows, use_assistant_message=request.get("use_assistant_message", True)))
+        rows = message_store.list_page(conn, org, run.agent_id, Page(before, after, limit, order), run_id=run_id)
+    return jsonable_encoder(to_letta_list(rows, use_assistant_message=run.request.get("use_assistant_message", True)))
 
 
 @router.get("/{run_id}/usage")
@@ -87,24 +86,24 @@ def run_usage(run_id: str, org: Org, db: Db) -> Any:
 def run_steps(run_id: str, org: Org, db: Db) -> Any:
     with db.transaction() as conn:
         run_api.require(conn, org, run_id)
-        rows = step_store.for_run(conn, run_id)
+        steps = step_store.for_run(conn, run_id)
     return jsonable_encoder(
         [
             {
-                "id": s["id"],
-                "run_id": s["run_id"],
-                "agent_id": s["agent_id"],
-                "step_index": s["step_index"],
-                "status": s["status"],
-                "model": s["model"],
-                "stop_reason": s["stop_reason"],
-                "prompt_tokens": (s["usage"] or {}).get("prompt_tokens"),
-                "completion_tokens": (s["usage"] or {}).get("completion_tokens"),
-                "total_tokens": (s["usage"] or {}).get("total_tokens"),
-                "created_at": s["created_at"],
-                "completed_at": s["completed_at"],
+                "id": s.id,
+                "run_id": s.run_id,
+                "agent_id": s.agent_id,
+                "step_index": s.step_index,
+                "status": s.status.value,
+                "model": s.model,
+                "stop_reason": s.stop_reason.value if s.stop_reason is not None else None,
+                "prompt_tokens": s.usage.get("prompt_tokens"),
+                "completion_tokens": s.usage.get("completion_tokens"),
+                "total_tokens": s.usage.get("total_tokens"),
+                "created_at": s.created_at,
+                "completed_at": s.completed_at,
             }
-            for s in rows
+            for s in steps
         ]
     )
 
@@ -131,7 +130,7 @@ def cancel_run(run_id: str, org: Org, db: Db, engine: AgentEngine) -> Any:
     with db.transaction() as conn:
         touched = run_api.cancel(conn, org, None, [run_id])
     for run in touched:
-        if run.get("task_token"):
+        if run.task_token:
             engine.launcher.release(run)
     with db.transaction() as conn:
         run = run_api.require(conn, org, run_id)

@@ -34,6 +34,7 @@ from o.observability import logger
 from o.store import agents as agent_store
 from o.store import runs as run_store
 from o.store.db import Database
+from o.store.records import NextAction, StopReason
 
 router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"])
 
@@ -148,9 +149,9 @@ def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: A
     started = _begin(db, org, agent_id, body, engine)
     continue_run(engine.launcher, db, started.run, wait=True)
     if not engine.launcher.inline:
-        wait_until_settled(db, started.run["id"], engine.settings.sync_wait_s)
+        wait_until_settled(db, started.run.id, engine.settings.sync_wait_s)
     with db.transaction() as conn:
-        run, rows = run_api.produced(conn, started.run["id"], started)
+        run, rows = run_api.produced(conn, started.run.id, started)
     return jsonable_encoder(letta_response(run, rows))
 
 
@@ -159,7 +160,7 @@ def send_messages_async(agent_id: str, body: SendMessages, org: Org, db: Db, eng
     started = _begin(db, org, agent_id, body, engine, background=True)
     continue_run(engine.launcher, db, started.run, wait=False)
     with db.transaction() as conn:
-        run = run_store.get(conn, started.run["id"])
+        run = run_store.get(conn, started.run.id)
     assert run is not None
     return jsonable_encoder(run_object(run))
 
@@ -171,7 +172,7 @@ def _sse(item: Any) -> str:
 @router.post("/messages/stream")
 def stream_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> StreamingResponse:
     started = _begin(db, org, agent_id, body, engine)
-    run_id = started.run["id"]
+    run_id = started.run.id
     if engine.launcher.inline:
         events = _stream_inline(engine, started, body)
     else:
@@ -187,9 +188,9 @@ _END = object()
 
 def _stream_inline(engine: Engine, started: run_api.Started, body: SendMessages) -> Iterator[str]:
     items: queue.Queue[Any] = queue.Queue()
-    run_id = started.run["id"]
+    run_id = started.run.id
     # the run's own request decides the shapes (an approval's body may not repeat the options)
-    letta = LettaStream(started.run.get("request") or {}, stream_tokens=body.stream_tokens)
+    letta = LettaStream(started.run.request, stream_tokens=body.stream_tokens)
 
     def emit(event: StepEvent) -> None:
         for chunk in letta.chunks(event):
@@ -220,7 +221,7 @@ def _stream_inline(engine: Engine, started: run_api.Started, body: SendMessages)
 
 
 def _stream_polled(engine: Engine, started: run_api.Started) -> Iterator[str]:
-    yield from follow_run(engine.db, started.run["id"], started.after_seq, set(started.input_ids))
+    yield from follow_run(engine.db, started.run.id, started.after_seq, set(started.input_ids))
 
 
 def follow_run(
@@ -242,14 +243,13 @@ def follow_run(
             run = run_store.get(conn, run_id)
             rows = run_store.messages(conn, run_id, after_seq=after)
         assert run is not None
-        request = run.get("request") or {}
         for row in rows:
             after = max(after, row["seq"])
             if skip and row["id"] in skip:
                 continue
-            for item in to_letta(row, use_assistant_message=request.get("use_assistant_message", True)):
+            for item in to_letta(row, use_assistant_message=run.request.get("use_assistant_message", True)):
                 yield _sse(item)
-        if run["next_action"] in ("done", "failed", "approval"):
+        if not run.next_action.due:
             break
         time.sleep(poll_s)
     yield from _stream_tail(db, run_id)
@@ -259,12 +259,12 @@ def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
     with db.transaction() as conn:
         run = run_store.get(conn, run_id)
     assert run is not None
-    if run["next_action"] == "failed":
+    if run.next_action == NextAction.FAILED:
         yield _sse(
             {
                 "message_type": "error_message",
-                "error_type": run["stop_reason"] or "error",
-                "message": run.get("error") or "the run failed",
+                "error_type": (run.stop_reason or StopReason.ERROR).value,
+                "message": run.error or "the run failed",
                 "run_id": run_id,
             }
         )
@@ -283,9 +283,9 @@ def cancel_messages(agent_id: str, org: Org, db: Db, engine: AgentEngine, body: 
     with db.transaction() as conn:
         touched = run_api.cancel(conn, org, agent_id, body.run_ids if body else None)
     for run in touched:
-        if run.get("task_token"):
+        if run.task_token:
             engine.launcher.release(run)
-    return {run["id"]: "cancelled" for run in touched}
+    return {run.id: "cancelled" for run in touched}
 
 
 @router.post("/recompile")

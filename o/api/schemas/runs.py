@@ -5,58 +5,59 @@ from __future__ import annotations
 from typing import Any
 
 from o.api.schemas.messages import to_letta_list
+from o.store.records import NextAction, Run, StopReason
 
 
-def usage_of(run: dict[str, Any]) -> dict[str, Any]:
+def usage_of(run: Run) -> dict[str, Any]:
     """Letta's ``LettaUsageStatistics``."""
-    usage = run.get("usage") or {}
+    usage = run.usage
     return {
         "message_type": "usage_statistics",
         "completion_tokens": int(usage.get("completion_tokens", 0)),
         "prompt_tokens": int(usage.get("prompt_tokens", 0)),
         "total_tokens": int(usage.get("total_tokens", 0)),
         "step_count": int(usage.get("step_count", 0)),
-        "run_ids": [run["id"]],
+        "run_ids": [run.id],
     }
 
 
-def stop_reason_of(run: dict[str, Any]) -> dict[str, Any]:
+def stop_reason_of(run: Run) -> dict[str, Any]:
     """Letta's ``LettaStopReason``."""
-    reason = run.get("stop_reason")
+    reason = run.stop_reason
     if reason is None:
-        reason = "requires_approval" if run["next_action"] == "approval" else "end_turn"
-    return {"message_type": "stop_reason", "stop_reason": reason}
+        reason = StopReason.REQUIRES_APPROVAL if run.next_action == NextAction.APPROVAL else StopReason.END_TURN
+    return {"message_type": "stop_reason", "stop_reason": reason.value}
 
 
-def letta_messages(run: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def letta_messages(run: Run, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A run's stored messages as the Letta messages its request asked for."""
-    request = run.get("request") or {}
+    request = run.request
     items = to_letta_list(rows, use_assistant_message=request.get("use_assistant_message", True))
     wanted = request.get("include_return_message_types")
     return [i for i in items if i["message_type"] in wanted] if wanted else items
 
 
-def letta_response(run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def letta_response(run: Run, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Letta's ``LettaResponse`` for the messages a run produced."""
     return {"messages": letta_messages(run, rows), "stop_reason": stop_reason_of(run), "usage": usage_of(run)}
 
 
-def run_object(run: dict[str, Any]) -> dict[str, Any]:
+def run_object(run: Run) -> dict[str, Any]:
     """Letta's ``Run``."""
-    request = run.get("request") or {}
-    completed = run.get("completed_at")
+    request = run.request
+    completed = run.completed_at
     duration = None
     if completed is not None:
-        duration = int((completed - run["created_at"]).total_seconds() * 1e9)
+        duration = int((completed - run.created_at).total_seconds() * 1e9)
     return {
-        "id": run["id"],
-        "agent_id": run["agent_id"],
-        "status": run["status"],
-        "stop_reason": run["stop_reason"],
-        "created_at": run["created_at"],
+        "id": run.id,
+        "agent_id": run.agent_id,
+        "status": run.status.value,
+        "stop_reason": run.stop_reason.value if run.stop_reason is not None else None,
+        "created_at": run.created_at,
         "completed_at": completed,
-        "background": bool((run.get("metadata") or {}).get("background")),
-        "metadata": run.get("metadata") or {},
+        "background": bool(run.metadata.get("background")),
+        "metadata": run.metadata,
         "request_config": {
             "use_assistant_message": request.get("use_assistant_message", True),
             "assistant_message_tool_name": request.get("assistant_message_tool_name") or "send_message",
@@ -65,5 +66,5 @@ def run_object(run: dict[str, Any]) -> dict[str, Any]:
         },
         "total_duration_ns": duration,
         "usage": usage_of(run),
-        "error": run.get("error"),
+        "error": run.error,
     }

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from letta_client import Letta
 
-from o.agent.context import SUMMARY_SYSTEM, in_context
+from o.agent.context import SUMMARY_SYSTEM
 from o.agent.overview import BOOT_MESSAGE
 from o.llm import tokens
 from o.store.db import Database
+from o.store.messages import in_context
 from tests.integration.agent.conftest import create_agent, say, system_prompt
 from tests.integration.agent.test_letta_client import base_url, letta  # noqa: F401
 from tests.integration.conftest import new_org_key

@@ -20,7 +20,7 @@ from tests.servers.script import call
 def _start(db: Database, org: str, agent_id: str, text: str) -> str:
     with db.transaction() as conn:
         started = run_api.start(conn, org, agent_id, [run_api.InputMessage("user", text)], {"max_steps": 10})
-    return started.run["id"]
+    return started.run.id
 
 
 def _messages(db: Database, agent_id: str) -> list[dict[str, Any]]:

@@ -215,7 +215,7 @@ def test_await_approval_after_the_decision_releases_itself(
         ]
         started = run_api.start(conn, org_id, agent["id"], [run_api.InputMessage("user", "hi")], {})
     engine = handler_module._engine
-    assert drive(engine.deps(), started.run["id"]).next == "approval"
+    assert drive(engine.deps(), started.run.id).next == "approval"
     with db.transaction() as conn:
         run_api.approve(conn, org_id, agent["id"], [run_api.Decision(True, "call_r")])
     sent: list[dict[str, Any]] = []
@@ -226,11 +226,11 @@ def test_await_approval_after_the_decision_releases_itself(
 
     engine.remote = StateMachineLauncher(db, StateMachine(None, client=RecordingSfn()))
     result = handler_module.handler(
-        {"action": "await_approval", "run_id": started.run["id"], "iteration": 3, "task_token": "tok-1"}, FakeContext()
+        {"action": "await_approval", "run_id": started.run.id, "iteration": 3, "task_token": "tok-1"}, FakeContext()
     )
     assert result["next"] == "approval"
     assert sent == [
-        {"taskToken": "tok-1", "output": json.dumps({"run_id": started.run["id"], "iteration": 3, "next": "step"})}
+        {"taskToken": "tok-1", "output": json.dumps({"run_id": started.run.id, "iteration": 3, "next": "step"})}
     ]
 
 

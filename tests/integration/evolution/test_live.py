@@ -234,7 +234,7 @@ def test_prompt_names_the_revision_and_a_run_never_mixes_revisions(
     engine = live_deps.engine
     with db.transaction() as conn:
         started = runs.start(conn, org, aid, [runs.InputMessage("user", "I like maps")], {"max_steps": 5})
-    rid = started.run["id"]
+    rid = started.run.id
     steps = engine.deps()
     assert advance(steps, rid, "step").next == "tools"
     assert advance(steps, rid, "step").next == "tools"  # a duplicated invocation changes nothing
@@ -383,7 +383,7 @@ def test_lambda_records_per_version_outcomes_and_the_canary_uses_them(
 
     def one_run(text: str) -> str:
         with db.transaction() as conn:
-            return runs.start(conn, org, aid, [runs.InputMessage("user", text)], {"max_steps": 5}).run["id"]
+            return runs.start(conn, org, aid, [runs.InputMessage("user", text)], {"max_steps": 5}).run.id
 
     # the stable version serves revision 1: four runs, one of whose later actions the alias sent to the canary
     base_runs = [one_run(f"What is the capital of {c}?") for c in ("France", "Japan", "Italy", "Spain")]

@@ -108,11 +108,11 @@ def test_runs_filter_by_agents_statuses_and_stop_reason(db: Database, org: str) 
                     "stop_reason": reason,
                 },
             )
-            ids[row["id"]] = (agent_id == first, status, reason)
+            ids[row.id] = (agent_id == first, status, reason)
     page = Page(limit=100)
 
     def listed(**f: object) -> list[tuple[bool, str, str | None]]:
-        return sorted(ids[r["id"]] for r in _in(db, lambda c: runs.list_page(c, org, page, **f)))  # type: ignore[arg-type]
+        return sorted(ids[r.id] for r in _in(db, lambda c: runs.list_page(c, org, page, **f)))  # type: ignore[arg-type]
 
     assert len(listed()) == 4
     assert listed(agent_ids=[first]) == [(True, "completed", "end_turn"), (True, "failed", "error")]

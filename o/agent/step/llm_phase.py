@@ -1,0 +1,194 @@
+"""Phase 1 of a step: call the LLM, then store the step and its reply in ONE transaction.
+
+Replaying the phase for a step that exists never calls the LLM again (:func:`o.agent.step.state.replay`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from o.agent import context as ctx_window
+from o.agent import serving, transcript
+from o.agent.events import MessageStored, TokenDelta
+from o.agent.step.calls import rule_history
+from o.agent.step.contract import Outcome, step_id_for
+from o.agent.step.deps import StepDeps, utcnow
+from o.agent.step.reply import Offer, add_usage, offer, plan_reply, refusal
+from o.agent.step.rows import reply_id, reply_message, step_row
+from o.agent.step.state import enter, finish_run, replay
+from o.agent.tool_rules import ToolRules
+from o.agent.tools import agent_tools
+from o.errors import OError
+from o.llm.client import LLMClient, LLMError
+from o.llm.config import LLMConfig
+from o.llm.types import ChatMessage, ChatRequest, ChatResponse, Completed, Usage
+from o.observability import logger
+from o.store import messages as message_store
+from o.store import runs as run_store
+from o.store import steps as step_store
+from o.store.records import NextAction, Run, RunStatus, StopReason
+
+
+@dataclass
+class _Prepared:
+    """What the LLM call is made from, read in the phase's first transaction."""
+
+    run: Run
+    agent: dict[str, Any]
+    iteration: int
+    system: str
+    rows: list[dict[str, Any]]
+    rules: ToolRules
+    offer: Offer
+
+    @property
+    def step_id(self) -> str:
+        return step_id_for(self.run.id, self.iteration)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    response: ChatResponse
+    # a summary call made to fit the context window counts towards the step
+    extra_usage: Usage
+    # time spent waiting on the provider (the summary call included)
+    llm_ms: float
+
+
+def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
+    """Phase 1 of step ``iteration``; None: of the step the run stands at (what ``advance`` does)."""
+    prepared = _prepare(deps, run_id, iteration)
+    if isinstance(prepared, Outcome):
+        return prepared
+    client = _client(deps, prepared)
+    if isinstance(client, Outcome):
+        return client
+    reply = _ask(deps, prepared, *client)
+    if isinstance(reply, Outcome):
+        return reply
+    deps.inject("after_llm")
+    return _store_reply(deps, prepared, reply)
+
+
+def _prepare(deps: StepDeps, run_id: str, iteration: int | None) -> _Prepared | Outcome:
+    with deps.db.transaction() as conn:
+        entered = enter(conn, run_id, iteration, finished_at=NextAction.TOOLS)
+        if isinstance(entered, Outcome):
+            return entered
+        run, agent = entered.run, entered.agent
+        if entered.step is not None:
+            return replay(conn, run, entered.step)
+        refused = refusal(run, entered.iteration, agent_exists=agent is not None)
+        if refused is not None:
+            return finish_run(conn, run, refused[0], error=refused[1])
+        assert agent is not None
+        # Which revision serves this run: decided on its first step (which also marks the run running),
+        # the same for every later one.
+        run, agent = serving.serve_run(conn, deps.revisions, run, agent, version=deps.version)
+        prompt = deps.prompts.get(conn, agent)
+        rows = message_store.in_context(conn, agent["id"])
+        tools = agent_tools(agent, agent.pop("tools_json"))
+        rules = ToolRules.parse(agent["tool_rules"])
+        # without rules the calls made so far change nothing, so they are not read
+        history = rule_history(message_store.tool_results(conn, run_id)) if rules.active else []
+    return _Prepared(run, agent, entered.iteration, prompt.text, rows, rules, offer(tools, rules, history))
+
+
+def _client(deps: StepDeps, prepared: _Prepared) -> tuple[LLMConfig, LLMClient] | Outcome:
+    try:
+        config = LLMConfig.model_validate(prepared.agent["llm_config"])
+        return config, deps.llm(config)
+    except LLMError as exc:  # e.g. no API key for the provider
+        return _fail(deps, prepared.run, StopReason.LLM_API_ERROR, exc.message)
+    except (ValueError, OError) as exc:
+        return _fail(deps, prepared.run, StopReason.ERROR, f"the agent's llm_config is unusable: {exc}")
+
+
+def _ask(deps: StepDeps, prepared: _Prepared, config: LLMConfig, client: LLMClient) -> _Reply | Outcome:
+    """The LLM's reply, after summarising the oldest messages when the prompt does not fit."""
+    specs = [t.spec() for t in prepared.offer.tools]
+    rows = prepared.rows
+    extra_usage = Usage()
+    summary_ms = 0.0
+    force = False
+    while True:
+        try:
+            rows, summary = ctx_window.ensure_fits(
+                deps.db, client, config, prepared.agent, prepared.system, rows, specs, deps.context, force=force
+            )
+            if summary is not None:
+                extra_usage, summary_ms = extra_usage + summary[0], summary_ms + summary[1]
+            request = ChatRequest(
+                messages=[ChatMessage.system(prepared.system), *transcript.to_chat(rows)],
+                tools=specs,
+                tool_choice=prepared.offer.tool_choice,
+            )
+            response = _call(deps, client, request, prepared.run.id, prepared.step_id)
+            return _Reply(response, extra_usage, response.latency_ms + summary_ms)
+        except ctx_window.CannotFit as exc:
+            return _fail(deps, prepared.run, StopReason.CONTEXT_WINDOW_OVERFLOW, str(exc), status=RunStatus.FAILED)
+        except LLMError as exc:
+            if exc.context_overflow and not force:
+                # Our count said it fits but the provider disagrees: summarise now and try once more.
+                force = True
+                continue
+            logger.warning(
+                "llm call failed",
+                extra={"run_id": prepared.run.id, "iteration": prepared.iteration, "error": exc.message},
+            )
+            return _fail(deps, prepared.run, StopReason.LLM_API_ERROR, exc.message)
+
+
+def _call(deps: StepDeps, client: LLMClient, request: ChatRequest, run_id: str, step_id: str) -> ChatResponse:
+    if not (deps.stream_tokens and deps.emit is not None):
+        return client.chat(request)
+    started_at = deps.clock()
+    for event in client.stream(request):
+        if isinstance(event, Completed):
+            return event.response
+        deps.report(TokenDelta(reply_id(step_id), step_id, run_id, started_at, event))
+    raise LLMError("the stream ended without a final response", provider=client.provider, retryable=True)
+
+
+def _fail(deps: StepDeps, run: Run, stop_reason: StopReason, error: str, *, status: RunStatus | None = None) -> Outcome:
+    """End the run failed: the step could not call the LLM."""
+    with deps.db.transaction() as conn:
+        run = run_store.get(conn, run.id, for_update=True) or run
+        return finish_run(conn, run, stop_reason, status=status, error=error, next_action=NextAction.FAILED)
+
+
+def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply) -> Outcome:
+    """The step row, its reply and the run's next action, in one transaction."""
+    run_id, iteration, step_id = prepared.run.id, prepared.iteration, prepared.step_id
+    response = reply.response
+    plan = plan_reply(step_id, response.tool_calls, prepared.rules, {t.name for t in prepared.offer.tools})
+    usage = response.usage + reply.extra_usage
+    with deps.db.transaction() as conn:
+        run = run_store.get(conn, run_id, for_update=True)
+        assert run is not None
+        if run.cancel_requested:
+            return finish_run(conn, run, StopReason.CANCELLED)
+        row = step_row(
+            run, step_id, iteration, plan, model=response.model, usage=usage, llm_ms=reply.llm_ms, now=utcnow()
+        )
+        if step_store.insert(conn, row) is None:  # another worker stored this step first; its reply wins
+            existing = step_store.by_index(conn, run_id, iteration)
+            assert existing is not None
+            return replay(conn, run, existing)
+        [message] = message_store.insert_many(conn, [reply_message(run, step_id, plan, response.content)])
+        changes: dict[str, Any] = {"usage": add_usage(run.usage, usage, steps=1), "iteration": iteration}
+        if plan.next_action == NextAction.DONE:
+            outcome = finish_run(conn, run, StopReason.END_TURN, extra=changes)
+        elif plan.next_action == NextAction.APPROVAL:
+            run_store.update(
+                conn,
+                run_id,
+                {**changes, "next_action": NextAction.APPROVAL, "stop_reason": StopReason.REQUIRES_APPROVAL},
+            )
+            outcome = Outcome(run_id, iteration, NextAction.APPROVAL, StopReason.REQUIRES_APPROVAL)
+        else:
+            run_store.update(conn, run_id, {**changes, "next_action": NextAction.TOOLS})
+            outcome = Outcome(run_id, iteration, NextAction.TOOLS)
+    deps.report(MessageStored(message))
+    return outcome

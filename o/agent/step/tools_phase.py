@@ -1,0 +1,230 @@
+"""Phase 2 of a step: run its tool calls, each result durable at ``(step_id, position)``.
+
+A built-in's memory edit commits in the same transaction as its result, so a replay skips calls
+that already have one and never applies an edit twice. The last result commits together with the
+step's completion and the decision whether the loop goes on (:func:`o.agent.step.continuation.after_tools`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from o.agent import serving, transcript
+from o.agent.events import MessageStored
+from o.agent.step.calls import ERROR, SUCCESS, CallResult, judge, rule_history, stored_result
+from o.agent.step.continuation import after_tools
+from o.agent.step.contract import Outcome, SimulatedCrash, step_id_for
+from o.agent.step.deps import StepDeps
+from o.agent.step.replay import tools_due
+from o.agent.step.reply import AGENT_DELETED
+from o.agent.step.rows import tool_message
+from o.agent.step.state import enter, finish_run, replay
+from o.agent.tool_rules import Call, ToolRules
+from o.agent.tools import AgentTool, agent_tools
+from o.errors import OError
+from o.llm.types import ToolCall
+from o.memory.embeddings import EmbedderSource
+from o.observability import logger
+from o.store import messages as message_store
+from o.store import runs as run_store
+from o.store import steps as step_store
+from o.store.db import Conn
+from o.store.records import NextAction, Run, StopReason
+from o.tools import builtin
+
+
+@dataclass
+class _Batch:
+    """A step's calls and what judging them needs, read in the phase's first transaction."""
+
+    run: Run
+    iteration: int
+    calls: list[ToolCall]
+    approvals: dict[str, dict[str, Any]]
+    tools: dict[str, AgentTool]
+    rules: ToolRules
+    # the run's calls that count for the rules, this step's stored prefix included; grows as calls run
+    history: list[Call]
+    # results an earlier attempt of this phase already stored, by position
+    stored: dict[int, dict[str, Any]]
+
+    @property
+    def step_id(self) -> str:
+        return step_id_for(self.run.id, self.iteration)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A call's result before it is stored; a built-in runs inside the storing transaction (``builtin_args``)."""
+
+    result: CallResult
+    builtin_args: dict[str, Any] | None = None
+
+
+def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
+    """Phase 2 of step ``iteration``; None: of the step the run stands at (what ``advance`` does)."""
+    batch = _prepare(deps, run_id, iteration)
+    if isinstance(batch, Outcome):
+        return batch
+    results: list[CallResult] = []
+    for position, call in enumerate(batch.calls, start=1):
+        if position in batch.stored:
+            # already in ``history``, which was read with it
+            results.append(stored_result(call, batch.stored[position]))
+            continue
+        # the last call's result completes the step in the same transaction
+        earlier = results if position == len(batch.calls) else None
+        result, outcome = _run_call(deps, batch, position, call, earlier)
+        if outcome is not None:
+            return outcome
+        if not result.violation:
+            batch.history.append(result.as_call())
+        results.append(result)
+    with deps.db.transaction() as conn:
+        return complete(conn, batch, results)
+
+
+def _prepare(deps: StepDeps, run_id: str, iteration: int | None) -> _Batch | Outcome:
+    with deps.db.transaction() as conn:
+        entered = enter(conn, run_id, iteration, finished_at=NextAction.STEP)
+        if isinstance(entered, Outcome):
+            return entered
+        run, step, agent = entered.run, entered.step, entered.agent
+        if step is None:
+            raise OError(f"run {run_id} has no step {entered.iteration} to run tools for")
+        replayed = replay(conn, run, step)
+        if not tools_due(run, step, replayed):
+            return replayed
+        if agent is None:
+            return finish_run(conn, run, StopReason.ERROR, error=AGENT_DELETED)
+        # the tool rules of the revision that made the calls
+        agent = serving.effective_agent(conn, agent, serving.run_revision(run, agent))
+        tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
+        tool_rows = message_store.tool_results(conn, run_id)
+        step_id = step_id_for(run_id, entered.iteration)
+        return _Batch(
+            run,
+            entered.iteration,
+            transcript.calls_from(step.tool_calls),
+            step.approvals,
+            tools,
+            ToolRules.parse(agent["tool_rules"]),
+            rule_history(tool_rows),
+            {r["step_position"]: r for r in tool_rows if r["step_id"] == step_id},
+        )
+
+
+def _run_call(
+    deps: StepDeps, batch: _Batch, position: int, call: ToolCall, earlier: list[CallResult] | None
+) -> tuple[CallResult, Outcome | None]:
+    verdict = judge(
+        call,
+        batch.tools,
+        batch.rules,
+        batch.history,
+        batch.approvals.get(call.id),
+        cancelled=batch.run.cancel_requested,
+    )
+    tool = batch.tools.get(call.name)
+    if verdict.error is None and tool is not None and not tool.is_builtin:
+        # User code runs outside any transaction: it may be slow, and a crash here only means
+        # it runs again on replay (its result is stored once either way).
+        ran = _run_user_tool(deps, tool, verdict.args, batch.run)
+        pending = _Pending(replace(ran, call=call, heartbeat=verdict.heartbeat))
+    elif verdict.error is not None:
+        pending = _Pending(CallResult(call, verdict.error, ERROR, verdict.heartbeat, violation=verdict.violation))
+    else:
+        pending = _Pending(CallResult(call, "", SUCCESS, verdict.heartbeat), builtin_args=verdict.args)
+    return _store_result(deps, batch, position, pending, earlier)
+
+
+def _run_user_tool(deps: StepDeps, tool: AgentTool, args: dict[str, Any], run: Run) -> CallResult:
+    call = ToolCall("", tool.name, "")
+    if deps.tools is None:
+        return CallResult(call, "[ToolError] no sandbox is configured to run user tools", ERROR, False)
+    try:
+        assert tool.row is not None
+        result = deps.tools.run(tool.row, args, organization_id=run.organization_id, agent_id=run.agent_id)
+    except SimulatedCrash:
+        raise
+    except Exception as exc:  # a sandbox failure is the model's problem to route around, not the run's
+        return CallResult(call, f"[ToolError] {type(exc).__name__}: {exc}", ERROR, False)
+    output = result.func_return if result.ok else (result.func_return or result.message or result.status)
+    return CallResult(call, output or "", SUCCESS if result.ok else ERROR, False, result.stdout, result.stderr)
+
+
+def _store_result(
+    deps: StepDeps, batch: _Batch, position: int, pending: _Pending, earlier: list[CallResult] | None
+) -> tuple[CallResult, Outcome | None]:
+    """Store a call's result once (a built-in's edit with it). Given the step's ``earlier`` results (the
+    last call), complete the step in the same transaction: one durable write fewer."""
+    outcome: Outcome | None = None
+    call = pending.result.call
+    with deps.db.transaction() as conn:
+        # locks in the order run, then step
+        locked = run_store.get(conn, batch.run.id, for_update=True) if earlier is not None else None
+        # The step's row lock serialises concurrent replays, so only one runs a built-in's edit.
+        # The result is read by a second statement: its fresh snapshot sees what the lock holder
+        # committed, which a join inside the locking statement would not (READ COMMITTED).
+        step_store.get(conn, batch.step_id, for_update=True)
+        row = message_store.at_position(conn, batch.step_id, position)
+        status = pending.result.status
+        if row is None:
+            result = pending.result
+            if pending.builtin_args is not None:
+                output, status = _run_builtin(conn, batch.run, call.name, pending.builtin_args, deps.embedders)
+                result = replace(result, output=output, status=status)
+            deps.inject("before_tool_commit")
+            [row] = message_store.insert_many(conn, [tool_message(batch.run, batch.step_id, position, result)])
+        stored = stored_result(call, row, status)
+        if earlier is not None and locked is not None:
+            outcome = complete(conn, batch, [*earlier, stored], locked, counted=stored)
+    deps.inject("after_tool")
+    deps.report(MessageStored(row))
+    return stored, outcome
+
+
+def _run_builtin(conn: Conn, run: Run, name: str, args: dict[str, Any], embedders: EmbedderSource) -> tuple[str, str]:
+    context = builtin.ToolContext(conn, run.organization_id, run.agent_id, run.id, embedders)
+    try:
+        # A savepoint: a failing tool's partial writes roll back, the result message still commits.
+        with conn.transaction():
+            return builtin.run_builtin(context, name, args), SUCCESS
+    except (builtin.ToolError, OError) as exc:
+        return f"[ToolError] {getattr(exc, 'message', None) or exc}", ERROR
+    except SimulatedCrash:
+        raise
+    except Exception as exc:
+        logger.exception("built-in tool failed", extra={"tool": name})
+        return f"[ToolError] {name} failed: {type(exc).__name__}: {exc}", ERROR
+
+
+def complete(
+    conn: Conn, batch: _Batch, results: list[CallResult], run: Run | None = None, *, counted: CallResult | None = None
+) -> Outcome:
+    """Decide whether the loop goes on and complete the step, inside the caller's transaction.
+
+    ``run``: the run when the caller holds its lock already; ``counted``: a result not yet in the
+    batch's history (the last call's, stored in this transaction).
+    """
+    if run is None:
+        run = run_store.get(conn, batch.run.id, for_update=True)
+    assert run is not None
+    history = batch.history
+    if counted is not None and not counted.violation:
+        history = [*history, counted.as_call()]
+    stop_reason = after_tools(results, batch.rules, history, run, batch.iteration)
+    # Under the run's lock; a step completed already (a late duplicate) changes nothing.
+    if not step_store.complete(
+        conn, batch.step_id, NextAction.STEP if stop_reason is None else NextAction.DONE, stop_reason
+    ):
+        step = step_store.get(conn, batch.step_id)
+        assert step is not None
+        return replay(conn, run, step)
+    if stop_reason is None:
+        run_store.update(
+            conn, run.id, {"iteration": batch.iteration + 1, "next_action": NextAction.STEP, "stop_reason": None}
+        )
+        return Outcome(run.id, batch.iteration + 1, NextAction.STEP)
+    return finish_run(conn, run, stop_reason)
