@@ -117,6 +117,12 @@ def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
     return Runtime(settings=settings, db=db, database_url=url, embedded=embedded)
 
 
+def lambda_runtime() -> Runtime:
+    """A Lambda execution environment's runtime: its settings, one connection reused across
+    invocations (module scope), no migrations (the migration custom resource ran them)."""
+    return start(load_settings(), migrate_schema=False)
+
+
 # -- the adapters -------------------------------------------------------------------------------------------
 
 
@@ -195,6 +201,11 @@ def evolution_deps(settings: Settings, engine: Engine, **overrides: Any) -> loop
     }
     values.update(overrides)
     return loop.EvolutionDeps(engine.db, engine, **values)
+
+
+def evolution_of(rt: Runtime) -> loop.EvolutionDeps:
+    """The evolution's dependencies for this process, on its own agent engine."""
+    return evolution_deps(rt.settings, agent_engine(rt.settings, rt.db))
 
 
 def api_services(settings: Settings, db: Database) -> Services:

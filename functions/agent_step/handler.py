@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from o import runtime
 from o.agent import serving, workflow
-from o.config import load_settings
 from o.observability import logger, metrics, tracer
 
 
@@ -31,9 +30,8 @@ class StepEvent(BaseModel):
 
 
 # Module scope: one connection (prepared statements off for RDS Proxy) reused across invocations.
-_settings = load_settings()
-_runtime = runtime.start(_settings, migrate_schema=False)
-_engine = runtime.agent_engine(_settings, _runtime.db, in_state_machine=True)
+_runtime = runtime.lambda_runtime()
+_engine = runtime.agent_engine(_runtime.settings, _runtime.db, in_state_machine=True)
 # Per-version outcomes for canaries on the `live` alias (EMF in this function's log).
 _outcomes = runtime.outcome_metrics()
 

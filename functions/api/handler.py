@@ -9,13 +9,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
 from o import runtime
-from o.config import load_settings
 from o.observability import logger, metrics, tracer
 
 # Module scope: one connection per execution environment, reused across invocations.
-_settings = load_settings()
-_runtime = runtime.start(_settings, migrate_schema=False)
-_asgi = Mangum(runtime.api_app(_settings, runtime.api_services(_settings, _runtime.db)), lifespan="off")
+_runtime = runtime.lambda_runtime()
+_asgi = Mangum(runtime.api_app(_runtime.settings, runtime.api_services(_runtime.settings, _runtime.db)), lifespan="off")
 
 
 @logger.inject_lambda_context(clear_state=True)

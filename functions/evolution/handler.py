@@ -15,7 +15,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from o import runtime
-from o.config import load_settings
 from o.evolution import loop
 from o.evolution.policy import Action
 from o.observability import logger, tracer
@@ -30,9 +29,8 @@ class EvolutionEvent(BaseModel):
 
 
 # Module scope: one connection per execution environment, reused across invocations.
-_settings = load_settings()
-_runtime = runtime.start(_settings, migrate_schema=False)
-_deps = runtime.evolution_deps(_settings, runtime.agent_engine(_settings, _runtime.db))
+_runtime = runtime.lambda_runtime()
+_deps = runtime.evolution_of(_runtime)
 # time kept to record the step's outcome (and a rollback) before Lambda's own timeout
 _MARGIN_S = 30.0
 

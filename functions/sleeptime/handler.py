@@ -14,7 +14,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from o import runtime
-from o.config import load_settings
 from o.evolution import sleeptime
 from o.observability import logger, tracer
 
@@ -28,9 +27,8 @@ class SleeptimeEvent(BaseModel):
     organization_id: str | None = None
 
 
-_settings = load_settings()
-_runtime = runtime.start(_settings, migrate_schema=False)
-_deps = runtime.evolution_deps(_settings, runtime.agent_engine(_settings, _runtime.db))
+_runtime = runtime.lambda_runtime()
+_deps = runtime.evolution_of(_runtime)
 # leave time to record the last pass before Lambda's own timeout
 _MARGIN_MS = 60_000
 
@@ -44,10 +42,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise ValueError("a per-agent sleep-time event needs organization_id too")
         results = [
             sleeptime.run_pass(
-                _deps, parsed.organization_id, parsed.agent_id, trigger="schedule", policy=_settings.sleeptime
+                _deps, parsed.organization_id, parsed.agent_id, trigger="schedule", policy=_runtime.settings.sleeptime
             )
         ]
     else:
         remaining_s = max(1.0, (context.get_remaining_time_in_millis() - _MARGIN_MS) / 1000)
-        results = sleeptime.sweep(_deps, _settings.sleeptime, deadline_s=remaining_s)
+        results = sleeptime.sweep(_deps, _runtime.settings.sleeptime, deadline_s=remaining_s)
     return {"passes": [r.as_dict() for r in results]}
