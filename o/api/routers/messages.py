@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
@@ -10,7 +10,7 @@ from starlette.responses import Response
 from o.agent import lifecycle
 from o.api.deps import Db, Org
 from o.api.responses import json_of
-from o.api.schemas.messages import to_letta_list
+from o.api.schemas.messages import LettaMessage, to_letta_list
 from o.errors import InvalidInput
 from o.store import messages as message_store
 from o.store.pages import Page
@@ -18,7 +18,7 @@ from o.store.pages import Page
 router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["messages"])
 
 
-@router.get("/messages", response_model=list[dict[str, Any]])
+@router.get("/messages", response_model=list[LettaMessage])
 def list_messages(
     agent_id: str,
     org: Org,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from o.agent import runs as run_api
 from o.api.deps import AgentEngine, Db, Org
 from o.api.routers.send import follow_run
-from o.api.schemas.messages import to_letta_list
+from o.api.schemas.messages import LettaMessage, to_letta_list
 from o.api.schemas.runs import run_object, usage_of
 from o.store import messages as message_store
 from o.store import runs as run_store
@@ -57,7 +57,7 @@ def get_run(run_id: str, org: Org, db: Db) -> Any:
     return jsonable_encoder(run_object(run))
 
 
-@router.get("/{run_id}/messages")
+@router.get("/{run_id}/messages", response_model=list[LettaMessage])
 def run_messages(
     run_id: str,
     org: Org,

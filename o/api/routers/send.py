@@ -27,7 +27,7 @@ from o.agent.prompt import compile_prompt
 from o.agent.runner import continue_run, drive, fail_run, wait_until_settled
 from o.api.deps import AgentEngine, Db, Org
 from o.api.schemas.messages import to_letta
-from o.api.schemas.runs import letta_response, run_object, stop_reason_of, usage_of
+from o.api.schemas.runs import LettaResponse, letta_response, run_object, stop_reason_of, usage_of
 from o.api.stream import LettaStream
 from o.errors import InvalidInput, OError
 from o.observability import logger
@@ -141,7 +141,7 @@ def _begin(
         return run_api.start(conn, org, agent_id, inputs, body.run_request(engine), background=background)
 
 
-@router.post("/messages")
+@router.post("/messages", response_model=LettaResponse)
 def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> Any:
     if body.streaming:
         return stream_messages(agent_id, body, org, db, engine)

@@ -142,8 +142,9 @@ class ToolRunFromSource(RequestBody):
     npm_requirements: list[PipRequirement] | None = None
 
 
-class ToolReturnMessage(Response):
-    """Letta's tool_return_message, plus what the sandbox said about the run."""
+class ToolRunReturn(Response):
+    """Letta's tool_return_message, plus what the sandbox said about the run. Its own name: the
+    OpenAPI document's ``ToolReturnMessage`` is the message of an agent's history."""
 
     id: str
     date: datetime
@@ -208,8 +209,8 @@ def count_tools(org: Org, db: Db) -> int:
         return count(conn, org)
 
 
-@router.post("/v1/tools/run", response_model=ToolReturnMessage)
-def run_tool_from_source(body: ToolRunFromSource, org: Org, sandbox: ToolSandbox) -> ToolReturnMessage:
+@router.post("/v1/tools/run", response_model=ToolRunReturn)
+def run_tool_from_source(body: ToolRunFromSource, org: Org, sandbox: ToolSandbox) -> ToolRunReturn:
     if body.source_type != "python":
         raise InvalidInput(f"source_type {body.source_type!r} is not supported; tools are Python functions")
     name = body.name or (body.json_schema or {}).get("name")
@@ -218,8 +219,8 @@ def run_tool_from_source(body: ToolRunFromSource, org: Org, sandbox: ToolSandbox
     return _tool_return(function, result)
 
 
-def _tool_return(name: str, result: ToolResult) -> ToolReturnMessage:
-    return ToolReturnMessage(
+def _tool_return(name: str, result: ToolResult) -> ToolRunReturn:
+    return ToolRunReturn(
         id=new_id("message"),
         date=datetime.now().astimezone(),
         name=name,

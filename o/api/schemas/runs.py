@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from o.api.schemas.messages import to_letta_list
+from pydantic import BaseModel
+
+from o.api.schemas.messages import LettaMessage, to_letta_list
+
+
+class LettaStopReason(BaseModel):
+    message_type: Literal["stop_reason"] = "stop_reason"
+    stop_reason: str
+
+
+class LettaUsageStatistics(BaseModel):
+    message_type: Literal["usage_statistics"] = "usage_statistics"
+    completion_tokens: int
+    prompt_tokens: int
+    total_tokens: int
+    step_count: int
+    run_ids: list[str]
+
+
+class LettaResponse(BaseModel):
+    """What a synchronous send answers: the messages the run produced, why it stopped, its usage."""
+
+    messages: list[LettaMessage]
+    stop_reason: LettaStopReason
+    usage: LettaUsageStatistics
 
 
 def usage_of(run: dict[str, Any]) -> dict[str, Any]:
@@ -28,17 +52,19 @@ def stop_reason_of(run: dict[str, Any]) -> dict[str, Any]:
     return {"message_type": "stop_reason", "stop_reason": reason}
 
 
-def letta_messages(run: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def letta_messages(run: dict[str, Any], rows: list[dict[str, Any]]) -> list[LettaMessage]:
     """A run's stored messages as the Letta messages its request asked for."""
     request = run.get("request") or {}
     items = to_letta_list(rows, use_assistant_message=request.get("use_assistant_message", True))
     wanted = request.get("include_return_message_types")
-    return [i for i in items if i["message_type"] in wanted] if wanted else items
+    return [i for i in items if i.message_type in wanted] if wanted else items
 
 
-def letta_response(run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def letta_response(run: dict[str, Any], rows: list[dict[str, Any]]) -> LettaResponse:
     """Letta's ``LettaResponse`` for the messages a run produced."""
-    return {"messages": letta_messages(run, rows), "stop_reason": stop_reason_of(run), "usage": usage_of(run)}
+    return LettaResponse.model_validate(
+        {"messages": letta_messages(run, rows), "stop_reason": stop_reason_of(run), "usage": usage_of(run)}
+    )
 
 
 def run_object(run: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""Stored rows → Letta messages: the JSON is byte for byte what the API wrote before the shapes
+became models (letta_messages.json was recorded from the dict builder), on both paths that write
+it: pydantic-core (GET messages) and jsonable_encoder + json.dumps (the SSE stream)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pydantic_core
+import pytest
+from fastapi.encoders import jsonable_encoder
+from pydantic import TypeAdapter
+
+from o.api.schemas.messages import (
+    AssistantMessage,
+    LettaMessage,
+    ToolCallMessage,
+    said,
+    to_letta,
+    to_letta_list,
+)
+from tests.unit.api.message_rows import ROWS
+
+RECORDED = json.loads((Path(__file__).parent / "letta_messages.json").read_text())
+
+
+@pytest.mark.parametrize("use_assistant_message", [True, False])
+def test_json_is_unchanged(use_assistant_message: bool) -> None:
+    recorded = RECORDED[f"use_assistant_message={use_assistant_message}"]
+    items = to_letta_list(ROWS, use_assistant_message=use_assistant_message)
+    assert pydantic_core.to_json(items).decode() == recorded["json_of"]
+    assert [json.dumps(jsonable_encoder(i)) for i in items] == recorded["sse"]
+
+
+def test_the_union_reads_back_what_it_wrote() -> None:
+    adapter = TypeAdapter(list[LettaMessage])
+    items = to_letta_list(ROWS)
+    again = adapter.validate_json(adapter.dump_json(items))
+    assert adapter.dump_json(again) == adapter.dump_json(items)
+    assert {type(i).__name__ for i in again} >= {"UserMessage", "ToolReturnMessage", "ApprovalRequestMessage"}
+
+
+def test_send_message_calls_read_as_the_assistant_speaking() -> None:
+    [item] = to_letta(ROWS[13], use_assistant_message=False)[1:]
+    assert isinstance(item, ToolCallMessage) and item.tool_call.name == "send_message"
+    [reasoning, spoken] = to_letta(ROWS[13])
+    assert isinstance(spoken, AssistantMessage) and spoken.content == "Hi ✓"
+    assert reasoning.message_type == "reasoning_message"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "text"),
+    [
+        ('{"message": "hi"}', "hi"),
+        ('{"other": 1}', ""),
+        ("not json", "not json"),
+        ("[1, 2]", "[1, 2]"),
+        # Letta's assistant_message holds text: a non-text message shows the raw arguments
+        ('{"message": 5}', '{"message": 5}'),
+    ],
+)
+def test_said(arguments: str, text: str) -> None:
+    assert said(arguments) == text
