@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
+from o.api.paging import paging
 from o.api.responses import json_of
 from o.api.schemas.messages import LettaMessage, to_letta_list
 from o.errors import InvalidInput
@@ -23,13 +24,9 @@ def list_messages(
     agent_id: str,
     org: Org,
     db: Db,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "desc",
+    page: Annotated[Page, Depends(paging(default_limit=100, default_order="desc"))],
     use_assistant_message: bool = True,
 ) -> Response:
-    page = Page(before=before, after=after, limit=limit, order=order)
     with db.read() as conn:
         # The page query is scoped to the organization's agent; only when it finds nothing (or
         # rejects a cursor) is the agent looked up, so a missing agent is a 404, not an empty list.
