@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pydantic_core
 import pytest
+from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
+from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from o.api.schemas.messages import (
@@ -62,3 +65,21 @@ def test_send_message_calls_read_as_the_assistant_speaking() -> None:
 )
 def test_said(arguments: str, text: str) -> None:
     assert said(arguments) == text
+
+
+def test_routes_that_validate_against_the_union_write_the_same_bytes() -> None:
+    """GET /v1/runs/{id}/messages and POST messages return encoded values that FastAPI validates
+    against ``response_model`` and writes again; the bytes must match the unvalidated dicts'."""
+    recorded = json.loads(RECORDED["use_assistant_message=True"]["json_of"])
+    app = FastAPI()
+
+    @app.get("/typed", response_model=list[LettaMessage])
+    def typed() -> Any:
+        return jsonable_encoder(to_letta_list(ROWS))
+
+    @app.get("/plain")
+    def plain() -> Any:
+        return recorded
+
+    client = TestClient(app)
+    assert client.get("/typed").content == client.get("/plain").content
