@@ -109,7 +109,7 @@ LettaMessage = Annotated[
 
 
 def _text(content: list[dict[str, Any]] | None) -> str:
-    return "".join(part.get("text", "") for part in content or [] if part.get("type") == "text")
+    return "".join([part.get("text", "") for part in content or () if part.get("type") == "text"])
 
 
 def _common(row: dict[str, Any]) -> dict[str, Any]:
