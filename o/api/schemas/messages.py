@@ -1,8 +1,11 @@
 """Stored messages → Letta's message union (user_message, assistant_message, tool_call_message, ...).
 
 One stored assistant message can carry reasoning text and several tool calls; Letta shows
-each as its own item, with ``send_message`` calls shown as ``assistant_message``. Each stored
-role has its own builder; the models name the shapes in the OpenAPI document.
+each as its own item, with ``send_message`` calls shown as ``assistant_message``.
+
+Each stored role has a builder that gives its messages' fields; :func:`to_letta` validates them
+into the models in one call per page (a call into pydantic-core per message would cost more than
+building the message). The models name the shapes in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
 
 ASSISTANT_TOOL = "send_message"
 ASSISTANT_KWARG = "message"
@@ -108,14 +111,20 @@ LettaMessage = Annotated[
 ]
 
 
+# one message's fields, as a builder gives them
+Fields = dict[str, Any]
+_MESSAGES: TypeAdapter[list[LettaMessage]] = TypeAdapter(list[LettaMessage])
+
+
 def _text(content: list[dict[str, Any]] | None) -> str:
     return "".join([part.get("text", "") for part in content or () if part.get("type") == "text"])
 
 
-def _common(row: dict[str, Any]) -> dict[str, Any]:
+def _common(row: dict[str, Any], message_type: str) -> Fields:
     return {
         "id": row["id"],
         "date": created.isoformat() if (created := row.get("created_at")) else None,
+        "message_type": message_type,
         "otid": row.get("otid"),
         "sender_id": row.get("sender_id"),
         "step_id": row.get("step_id"),
@@ -125,67 +134,64 @@ def _common(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _user(row: dict[str, Any], use_assistant_message: bool) -> list[LettaMessage]:
-    return [UserMessage(**_common(row), content=_text(row.get("content")))]
+def _user(row: dict[str, Any], use_assistant_message: bool) -> list[Fields]:
+    return [{**_common(row, "user_message"), "content": _text(row.get("content"))}]
 
 
-def _system(row: dict[str, Any], use_assistant_message: bool) -> list[LettaMessage]:
-    return [SystemMessage(**_common(row), content=_text(row.get("content")))]
+def _system(row: dict[str, Any], use_assistant_message: bool) -> list[Fields]:
+    return [{**_common(row, "system_message"), "content": _text(row.get("content"))}]
 
 
-def _tool(row: dict[str, Any], use_assistant_message: bool) -> list[LettaMessage]:
+def _tool(row: dict[str, Any], use_assistant_message: bool) -> list[Fields]:
     first = (row.get("tool_returns") or [{}])[0]
     status = first.get("status", "success")
     # send_message's return is noise once its call shows as an assistant_message; a failure is not
     if use_assistant_message and row.get("name") == ASSISTANT_TOOL and status != "error":
         return []
     return [
-        ToolReturnMessage(
-            **_common(row),
-            tool_return=first.get("func_response", _text(row.get("content"))),
-            status=status,
-            tool_call_id=row.get("tool_call_id"),
-            stdout=first.get("stdout"),
-            stderr=first.get("stderr"),
-        )
+        {
+            **_common(row, "tool_return_message"),
+            "tool_return": first.get("func_response", _text(row.get("content"))),
+            "status": status,
+            "tool_call_id": row.get("tool_call_id"),
+            "stdout": first.get("stdout"),
+            "stderr": first.get("stderr"),
+        }
     ]
 
 
-def _approval(row: dict[str, Any], use_assistant_message: bool) -> list[LettaMessage]:
+def _approval(row: dict[str, Any], use_assistant_message: bool) -> list[Fields]:
     meta = row.get("metadata") or {}
     return [
-        ApprovalResponseMessage(
-            **_common(row),
-            approve=meta.get("approve"),
-            approval_request_id=meta.get("approval_request_id"),
-            reason=meta.get("reason"),
-        )
+        {
+            **_common(row, "approval_response_message"),
+            "approve": meta.get("approve"),
+            "approval_request_id": meta.get("approval_request_id"),
+            "reason": meta.get("reason"),
+        }
     ]
 
 
-def _assistant(row: dict[str, Any], use_assistant_message: bool) -> list[LettaMessage]:
-    common = _common(row)
+def _assistant(row: dict[str, Any], use_assistant_message: bool) -> list[Fields]:
     reasoning = _text(row.get("content"))
     calls = row.get("tool_calls") or []
     if reasoning and not calls and use_assistant_message:
         # A reply without tool calls is the agent talking to the user (it ended the turn).
-        return [AssistantMessage(**common, content=reasoning)]
-    out: list[LettaMessage] = [ReasoningMessage(**common, reasoning=reasoning)] if reasoning else []
+        return [{**_common(row, "assistant_message"), "content": reasoning}]
+    out = [{**_common(row, "reasoning_message"), "reasoning": reasoning}] if reasoning else []
     pending = (row.get("metadata") or {}).get("requires_approval") or []
-    out.extend(_call(common, call, pending, use_assistant_message) for call in calls)
+    out.extend(_call(row, call, pending, use_assistant_message) for call in calls)
     return out
 
 
-def _call(
-    common: dict[str, Any], call: dict[str, Any], pending: list[str], use_assistant_message: bool
-) -> LettaMessage:
+def _call(row: dict[str, Any], call: dict[str, Any], pending: list[str], use_assistant_message: bool) -> Fields:
     fn = call.get("function", {})
     name, arguments = fn.get("name"), fn.get("arguments", "{}")
     if use_assistant_message and name == ASSISTANT_TOOL:
-        return AssistantMessage(**common, content=said(arguments))
-    tool_call = ToolCall(name=name, arguments=arguments, tool_call_id=call.get("id"))
-    kind = ApprovalRequestMessage if call.get("id") in pending else ToolCallMessage
-    return kind(**common, tool_call=tool_call, tool_calls=[tool_call])
+        return {**_common(row, "assistant_message"), "content": said(arguments)}
+    tool_call = {"name": name, "arguments": arguments, "tool_call_id": call.get("id")}
+    kind = "approval_request_message" if call.get("id") in pending else "tool_call_message"
+    return {**_common(row, kind), "tool_call": tool_call, "tool_calls": [tool_call]}
 
 
 def said(arguments: str) -> str:
@@ -198,7 +204,7 @@ def said(arguments: str) -> str:
     return message if isinstance(message, str) else arguments
 
 
-_BUILDERS: dict[str, Callable[[dict[str, Any], bool], list[LettaMessage]]] = {
+_BUILDERS: dict[str, Callable[[dict[str, Any], bool], list[Fields]]] = {
     "user": _user,
     "system": _system,
     "tool": _tool,
@@ -207,11 +213,14 @@ _BUILDERS: dict[str, Callable[[dict[str, Any], bool], list[LettaMessage]]] = {
 }
 
 
-def to_letta(row: dict[str, Any], *, use_assistant_message: bool = True) -> list[LettaMessage]:
+def _fields(row: dict[str, Any], use_assistant_message: bool) -> list[Fields]:
     # any other stored role reads as the agent's own message, as it always has
-    build = _BUILDERS.get(row["role"], _assistant)
-    return build(row, use_assistant_message)
+    return _BUILDERS.get(row["role"], _assistant)(row, use_assistant_message)
+
+
+def to_letta(row: dict[str, Any], *, use_assistant_message: bool = True) -> list[LettaMessage]:
+    return _MESSAGES.validate_python(_fields(row, use_assistant_message))
 
 
 def to_letta_list(rows: list[dict[str, Any]], *, use_assistant_message: bool = True) -> list[LettaMessage]:
-    return [m for row in rows for m in to_letta(row, use_assistant_message=use_assistant_message)]
+    return _MESSAGES.validate_python([f for row in rows for f in _fields(row, use_assistant_message)])
