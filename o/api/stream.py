@@ -6,8 +6,9 @@ A stored message becomes its Letta messages (:func:`o.api.schemas.messages.to_le
 JSON as it arrives), and ``tool_call_message`` pieces for other tool calls; the stored assistant
 message then adds only what the deltas could not show (an approval request).
 
-Stored messages stream as their models; the token pieces stay plain dicts: they are fragments of a
-message (a tool call's name comes once, its arguments in pieces), not whole Letta messages.
+Chunks are plain dicts: a stored message's are its builder's fields (the shape of a LettaMessage
+model), the token pieces are fragments of a message (a tool call's name comes once, its arguments
+in pieces) rather than whole Letta messages.
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from o.agent.events import MessageStored, StepEvent, TokenDelta
-from o.api.schemas.messages import LettaMessage, to_letta
+from o.api.schemas.messages import to_letta
 from o.llm.types import TextDelta, ToolCallDelta
-
-# a whole stored message, or a piece of one as the model writes it
-Chunk = LettaMessage | dict[str, Any]
 
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
@@ -115,20 +113,20 @@ class LettaStream:
         self._translators: dict[str, DeltaTranslator] = {}
         self._out: list[dict[str, Any]] = []
 
-    def chunks(self, event: StepEvent) -> list[Chunk]:
+    def chunks(self, event: StepEvent) -> list[dict[str, Any]]:
         if isinstance(event, TokenDelta):
             self._translator(event).feed(event.delta)
-            out: list[Chunk] = list(self._out)
+            out = list(self._out)
             self._out.clear()
             return out
-        return list(self._stored(event))
+        return self._stored(event)
 
-    def _stored(self, event: MessageStored) -> list[LettaMessage]:
+    def _stored(self, event: MessageStored) -> list[dict[str, Any]]:
         items = to_letta(event.row, use_assistant_message=self.use_assistant_message)
         if self.stream_tokens and event.row["role"] == "assistant":
             # token deltas showed the reply as it was written; an approval request is a whole message
-            items = [i for i in items if i.message_type == "approval_request_message"]
-        return [i for i in items if not self.wanted or i.message_type in self.wanted]
+            items = [i for i in items if i["message_type"] == "approval_request_message"]
+        return [i for i in items if not self.wanted or i["message_type"] in self.wanted]
 
     def _translator(self, event: TokenDelta) -> DeltaTranslator:
         translator = self._translators.get(event.message_id)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from o.api.schemas.messages import LettaMessage, to_letta_list
+from o.api.schemas.messages import Fields, LettaMessage, to_letta_list
 
 
 class LettaStopReason(BaseModel):
@@ -52,12 +52,12 @@ def stop_reason_of(run: dict[str, Any]) -> dict[str, Any]:
     return {"message_type": "stop_reason", "stop_reason": reason}
 
 
-def letta_messages(run: dict[str, Any], rows: list[dict[str, Any]]) -> list[LettaMessage]:
+def letta_messages(run: dict[str, Any], rows: list[dict[str, Any]]) -> list[Fields]:
     """A run's stored messages as the Letta messages its request asked for."""
     request = run.get("request") or {}
     items = to_letta_list(rows, use_assistant_message=request.get("use_assistant_message", True))
     wanted = request.get("include_return_message_types")
-    return [i for i in items if i.message_type in wanted] if wanted else items
+    return [i for i in items if i["message_type"] in wanted] if wanted else items
 
 
 def letta_response(run: dict[str, Any], rows: list[dict[str, Any]]) -> LettaResponse:

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 from o.api.schemas.messages import (
     AssistantMessage,
     LettaMessage,
+    ReasoningMessage,
     ToolCallMessage,
     said,
     to_letta,
@@ -36,20 +37,27 @@ def test_json_is_unchanged(use_assistant_message: bool) -> None:
     assert [json.dumps(jsonable_encoder(i)) for i in items] == recorded["sse"]
 
 
-def test_the_union_reads_back_what_it_wrote() -> None:
+@pytest.mark.parametrize("use_assistant_message", [True, False])
+def test_every_builder_gives_a_letta_message(use_assistant_message: bool) -> None:
+    """The models are the contract the OpenAPI document shows: each builder's fields validate as
+    one of them and write back the same bytes."""
     adapter = TypeAdapter(list[LettaMessage])
-    items = to_letta_list(ROWS)
-    again = adapter.validate_json(adapter.dump_json(items))
-    assert adapter.dump_json(again) == adapter.dump_json(items)
-    assert {type(i).__name__ for i in again} >= {"UserMessage", "ToolReturnMessage", "ApprovalRequestMessage"}
+    items = to_letta_list(ROWS, use_assistant_message=use_assistant_message)
+    models = adapter.validate_python(items)
+    assert adapter.dump_json(models) == pydantic_core.to_json(items)
+    assert adapter.validate_json(adapter.dump_json(models)) == models
+    assert [type(m).__name__.removesuffix("Message") for m in models] == [
+        "".join(w.title() for w in i["message_type"].split("_")[:-1]) for i in items
+    ]
 
 
 def test_send_message_calls_read_as_the_assistant_speaking() -> None:
-    [item] = to_letta(ROWS[13], use_assistant_message=False)[1:]
-    assert isinstance(item, ToolCallMessage) and item.tool_call.name == "send_message"
-    [reasoning, spoken] = to_letta(ROWS[13])
+    adapter = TypeAdapter(list[LettaMessage])
+    [_, call] = adapter.validate_python(to_letta(ROWS[13], use_assistant_message=False))
+    assert isinstance(call, ToolCallMessage) and call.tool_call.name == "send_message"
+    [reasoning, spoken] = adapter.validate_python(to_letta(ROWS[13]))
     assert isinstance(spoken, AssistantMessage) and spoken.content == "Hi ✓"
-    assert reasoning.message_type == "reasoning_message"
+    assert isinstance(reasoning, ReasoningMessage) and reasoning.reasoning == "Let me think."
 
 
 @pytest.mark.parametrize(
