@@ -1,6 +1,7 @@
 """Stored rows → Letta messages: the JSON is byte for byte what the API wrote before the shapes
-became models (letta_messages.json was recorded from the dict builder), on both paths that write
-it: pydantic-core (GET messages) and jsonable_encoder + json.dumps (the SSE stream)."""
+became models (letta_messages.json was recorded from the old dict builder) on every path that
+writes it: pydantic-core (GET messages), jsonable_encoder + json.dumps (the SSE stream), and
+FastAPI validating against the models (run messages, POST messages)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from o.api.schemas.messages import (
     to_letta,
     to_letta_list,
 )
+from o.api.schemas.runs import LettaResponse, letta_response, stop_reason_of, usage_of
 from tests.unit.api.message_rows import ROWS
 
 RECORDED = json.loads((Path(__file__).parent / "letta_messages.json").read_text())
@@ -91,3 +93,29 @@ def test_routes_that_validate_against_the_union_write_the_same_bytes() -> None:
 
     client = TestClient(app)
     assert client.get("/typed").content == client.get("/plain").content
+
+
+def test_letta_response_writes_what_the_dicts_did() -> None:
+    run = {
+        "id": "run-1",
+        "next_action": "done",
+        "stop_reason": None,
+        "usage": {"completion_tokens": 3, "prompt_tokens": 4, "total_tokens": 7, "step_count": 1},
+        "request": {"include_return_message_types": ["assistant_message", "tool_return_message"]},
+    }
+    wanted = run["request"]["include_return_message_types"]
+    app = FastAPI()
+
+    @app.get("/typed", response_model=LettaResponse)
+    def typed() -> Any:
+        return jsonable_encoder(letta_response(run, ROWS))
+
+    @app.get("/plain")
+    def plain() -> Any:
+        recorded = json.loads(RECORDED["use_assistant_message=True"]["json_of"])
+        messages = [m for m in recorded if m["message_type"] in wanted]
+        return {"messages": messages, "stop_reason": stop_reason_of(run), "usage": usage_of(run)}
+
+    client = TestClient(app)
+    assert client.get("/typed").content == client.get("/plain").content
+    assert client.get("/typed").json()["stop_reason"] == {"message_type": "stop_reason", "stop_reason": "end_turn"}
