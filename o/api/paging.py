@@ -1,33 +1,85 @@
-"""Cursor paging over short in-memory lists (an agent's blocks or tools), with the same
-semantics as the SQL pages in o/store/pages.py: letta-client iterators keep sending
-``after=<last id>`` until a page comes back empty, so every list must honour it."""
+"""Paging for every list route: one dependency reads ``before`` / ``after`` / ``limit`` / ``order``
+(and Letta's older ``ascending`` where a route accepts it) into a :class:`~o.store.pages.Page`.
+
+letta-client iterators keep sending ``after=<last id>`` until a page comes back empty, so every
+list honours the cursors: SQL lists through :mod:`o.store.pages`, short in-memory lists (an agent's
+blocks or tools) through :func:`slice_page` with the same semantics.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import Query
 
 from o.errors import InvalidInput
+from o.store.pages import Page
+
+Order = Literal["asc", "desc"]
+MAX_LIMIT = 1000
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+
+# How a route lets the caller choose the order: ``order`` only; ``order`` or Letta's older
+# ``ascending`` flag (which wins when given); or the flag alone (Letta's passages list).
+Sorting = Literal["order", "order_or_ascending", "ascending"]
 
 T = TypeVar("T", bound=dict[str, Any])
 
 
-def slice_page(
-    items: Sequence[T],
-    *,
-    before: str | None,
-    after: str | None,
-    limit: int,
-    order: Literal["asc", "desc"] = "asc",
-) -> list[T]:
-    ordered = list(items) if order == "asc" else list(reversed(items))
+def _order_of(ascending: bool) -> Order:
+    return "asc" if ascending else "desc"
+
+
+def paging(
+    *, default_limit: int = 50, default_order: Order = "asc", sorting: Sorting = "order"
+) -> Callable[..., Awaitable[Page]]:
+    """The dependency for one list route (``Depends(paging(...))``), with that route's defaults.
+
+    A coroutine, so FastAPI calls it on the event loop rather than hopping to the thread pool.
+    """
+
+    async def by_order(
+        before: str | None = None, after: str | None = None, limit: Limit = default_limit, order: Order = default_order
+    ) -> Page:
+        return Page(before=before, after=after, limit=limit, order=order)
+
+    async def by_order_or_ascending(
+        before: str | None = None,
+        after: str | None = None,
+        limit: Limit = default_limit,
+        order: Order = default_order,
+        ascending: bool | None = None,
+    ) -> Page:
+        chosen = order if ascending is None else _order_of(ascending)
+        return Page(before=before, after=after, limit=limit, order=chosen)
+
+    async def by_ascending(
+        before: str | None = None,
+        after: str | None = None,
+        limit: Limit = default_limit,
+        ascending: bool = default_order == "asc",
+    ) -> Page:
+        return Page(before=before, after=after, limit=limit, order=_order_of(ascending))
+
+    variants: dict[Sorting, Callable[..., Awaitable[Page]]] = {
+        "order": by_order,
+        "order_or_ascending": by_order_or_ascending,
+        "ascending": by_ascending,
+    }
+    return variants[sorting]
+
+
+def slice_page(items: Sequence[T], page: Page) -> list[T]:
+    """One page of a short list already in memory, in list order (``asc``) or reversed (``desc``)."""
+    ordered = list(items) if page.order == "asc" else list(reversed(items))
     ids = [item["id"] for item in ordered]
-    for cursor in (before, after):
+    for cursor in (page.before, page.after):
         if cursor is not None and cursor not in ids:
             raise InvalidInput(f"cursor {cursor!r} does not name an item of this list")
-    start = ids.index(after) + 1 if after is not None else 0
-    end = ids.index(before) if before is not None else len(ordered)
+    start = ids.index(page.after) + 1 if page.after is not None else 0
+    end = ids.index(page.before) if page.before is not None else len(ordered)
     window = ordered[start:end]
-    if before is not None and after is None:
-        return window[-limit:]
-    return window[:limit]
+    if page.before is not None and page.after is None:
+        return window[-page.limit :]
+    return window[: page.limit]

@@ -5,6 +5,10 @@ A stored message becomes its Letta messages (:func:`o.api.schemas.messages.to_le
 ``assistant_message`` pieces for the ``message`` argument of ``send_message`` (decoded from the
 JSON as it arrives), and ``tool_call_message`` pieces for other tool calls; the stored assistant
 message then adds only what the deltas could not show (an approval request).
+
+Chunks are plain dicts: a stored message's are its builder's fields (the shape of a LettaMessage
+model), the token pieces are fragments of a message (a tool call's name comes once, its arguments
+in pieces) rather than whole Letta messages.
 """
 
 from __future__ import annotations

@@ -71,6 +71,11 @@ class Database:
                 if not conn.closed:
                     conn.autocommit = False
 
+    def ping(self) -> None:
+        """One statement's round trip to the server; raises when it cannot be reached."""
+        with self.read() as conn:
+            conn.execute("SELECT 1")
+
     @contextmanager
     def connection(self) -> Iterator[Conn]:
         """Alias of :meth:`transaction`; every borrowed connection is one transaction."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
+from o.api.paging import paging
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
 from o.store.pages import Page
@@ -27,16 +28,12 @@ def create_agent(body: CreateAgent, org: Org, db: Db) -> AgentState:
 def list_agents(
     org: Org,
     db: Db,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=50, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "desc",
+    page: Annotated[Page, Depends(paging(default_order="desc"))],
     name: str | None = None,
     tags: list[str] | None = Query(default=None),
     match_all_tags: bool = False,
     query_text: str | None = None,
 ) -> list[AgentState]:
-    page = Page(before=before, after=after, limit=limit, order=order)
     with db.transaction() as conn:
         views = lifecycle.list_agents(
             conn, org, page, name=name, tags=tags, match_all_tags=match_all_tags, query_text=query_text

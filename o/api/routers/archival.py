@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
 from o.api.deps import Db, Embeddings, Org
+from o.api.paging import paging
 from o.api.schemas.common import Request, Response
 from o.memory import archival
+from o.store.pages import Page
 
 router = APIRouter(prefix="/v1/agents/{agent_id}/archival-memory", tags=["agents"])
 
@@ -68,11 +70,8 @@ def list_archival_memory(
     agent_id: str,
     org: Org,
     db: Db,
-    after: str | None = None,
-    before: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
+    page: Annotated[Page, Depends(paging(default_limit=100, sorting="ascending"))],
     search: str | None = Query(default=None, description="keep passages whose text contains this"),
-    ascending: bool = True,
 ) -> list[Passage]:
     with db.transaction() as conn:
         config = archival.agent_embedding_config(conn, org, agent_id).model_dump(exclude_none=True)
@@ -80,10 +79,10 @@ def list_archival_memory(
             conn,
             org,
             agent_id,
-            after=after,
-            before=before,
-            limit=limit,
-            ascending=ascending,
+            after=page.after,
+            before=page.before,
+            limit=page.limit,
+            ascending=page.order == "asc",
             text_contains=search,
         )
     return [Passage.from_domain(p, config) for p in passages]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
-from o.api.paging import slice_page
+from o.api.paging import paging, slice_page
 from o.api.schemas.agents import AgentState
 from o.api.schemas.blocks import Block, CreateBlock, UpdateBlock, block_changes
 from o.errors import NotFound
@@ -29,14 +29,10 @@ def create_block(body: CreateBlock, org: Org, db: Db) -> Block:
 def list_blocks(
     org: Org,
     db: Db,
+    page: Annotated[Page, Depends(paging())],
     label: str | None = None,
     templates_only: bool = False,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=50, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "asc",
 ) -> list[Block]:
-    page = Page(before=before, after=after, limit=limit, order=order)
     with db.transaction() as conn:
         rows = block_store.list_page(conn, org, page, label=label, templates_only=templates_only)
     return [Block.from_row(r) for r in rows]
@@ -70,15 +66,11 @@ def list_block_agents(
     block_id: str,
     org: Org,
     db: Db,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=50, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "asc",
+    page: Annotated[Page, Depends(paging())],
 ) -> list[AgentState]:
     """The agents that show this block (Letta returns full agent states)."""
     with db.transaction() as conn:
         if block_store.get(conn, org, block_id) is None:
             raise NotFound(f"block {block_id} not found")
         ids = [{"id": a} for a in block_store.agents_using(conn, block_id)]
-        page = slice_page(ids, before=before, after=after, limit=limit, order=order)
-        return [AgentState.from_view(lifecycle.get(conn, org, a["id"])) for a in page]
+        return [AgentState.from_view(lifecycle.get(conn, org, a["id"])) for a in slice_page(ids, page)]

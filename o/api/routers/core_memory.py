@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
-from o.api.paging import slice_page
+from o.api.paging import paging, slice_page
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState
 from o.api.schemas.blocks import Block, UpdateBlock, block_changes
 from o.errors import NotFound
 from o.memory import blocks as memory_blocks
 from o.store import blocks as block_store
+from o.store.pages import Page
 
 router = APIRouter(prefix="/v1/agents/{agent_id}/core-memory/blocks", tags=["agents"])
 
@@ -25,16 +26,12 @@ def list_agent_blocks(
     agent_id: str,
     org: Org,
     db: Db,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "asc",
+    page: Annotated[Page, Depends(paging(default_limit=100))],
 ) -> list[Block]:
     """An agent's blocks in attachment order, paged like every Letta list (SDK iterators send ``after``)."""
     with db.transaction() as conn:
         view = lifecycle.get(conn, org, agent_id)
-    rows = slice_page(view.blocks, before=before, after=after, limit=limit, order=order)
-    return [Block.from_row(b) for b in rows]
+    return [Block.from_row(b) for b in slice_page(view.blocks, page)]
 
 
 @router.get("/{block_label}", response_model=Block)

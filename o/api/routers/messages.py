@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org
+from o.api.paging import paging
 from o.api.responses import json_of
-from o.api.schemas.messages import to_letta_list
+from o.api.schemas.messages import LettaMessage, to_letta_list
 from o.errors import InvalidInput
 from o.store import messages as message_store
 from o.store.pages import Page
@@ -18,18 +19,14 @@ from o.store.pages import Page
 router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["messages"])
 
 
-@router.get("/messages", response_model=list[dict[str, Any]])
+@router.get("/messages", response_model=list[LettaMessage])
 def list_messages(
     agent_id: str,
     org: Org,
     db: Db,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "desc",
+    page: Annotated[Page, Depends(paging(default_limit=100, default_order="desc"))],
     use_assistant_message: bool = True,
 ) -> Response:
-    page = Page(before=before, after=after, limit=limit, order=order)
     with db.read() as conn:
         # The page query is scoped to the organization's agent; only when it finds nothing (or
         # rejects a cursor) is the agent looked up, so a missing agent is a 404, not an empty list.

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import runs as run_api
 from o.api.deps import AgentEngine, Db, Org
+from o.api.paging import paging
 from o.api.routers.send import follow_run
-from o.api.schemas.messages import to_letta_list
+from o.api.schemas.messages import LettaMessage, to_letta_list
 from o.api.schemas.runs import run_object, usage_of
 from o.store import messages as message_store
 from o.store import runs as run_store
@@ -28,21 +29,14 @@ ACTIVE = ["created", "running"]
 def list_runs(
     org: Org,
     db: Db,
+    page: Annotated[Page, Depends(paging(default_limit=100, default_order="desc", sorting="order_or_ascending"))],
     agent_id: str | None = None,
     agent_ids: list[str] | None = Query(default=None),
     statuses: list[str] | None = Query(default=None),
     stop_reason: str | None = None,
     active: bool = False,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "desc",
-    ascending: bool | None = None,
 ) -> Any:
     ids = list(agent_ids or []) + ([agent_id] if agent_id else [])
-    if ascending is not None:
-        order = "asc" if ascending else "desc"
-    page = Page(before=before, after=after, limit=limit, order=order)
     with db.transaction() as conn:
         rows = run_store.list_page(
             conn, org, page, agent_ids=ids or None, statuses=ACTIVE if active else statuses, stop_reason=stop_reason
@@ -57,19 +51,16 @@ def get_run(run_id: str, org: Org, db: Db) -> Any:
     return jsonable_encoder(run_object(run))
 
 
-@router.get("/{run_id}/messages")
+@router.get("/{run_id}/messages", response_model=list[LettaMessage])
 def run_messages(
     run_id: str,
     org: Org,
     db: Db,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "asc",
+    page: Annotated[Page, Depends(paging(default_limit=100))],
 ) -> Any:
     with db.transaction() as conn:
         run = run_api.require(conn, org, run_id)
-        rows = message_store.list_page(conn, org, run.agent_id, Page(before, after, limit, order), run_id=run_id)
+        rows = message_store.list_page(conn, org, run.agent_id, page, run_id=run_id)
     return jsonable_encoder(to_letta_list(rows, use_assistant_message=run.request.get("use_assistant_message", True)))
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import lifecycle
 from o.agent import runs as run_api
@@ -27,9 +26,10 @@ from o.agent.prompt import compile_prompt
 from o.agent.runner import continue_run, drive, fail_run, wait_until_settled
 from o.api.deps import AgentEngine, Db, Org
 from o.api.schemas.messages import to_letta
-from o.api.schemas.runs import letta_response, run_object, stop_reason_of, usage_of
+from o.api.schemas.runs import LettaResponse, letta_response, run_object, stop_reason_of, usage_of
+from o.api.schemas.send import CancelRequest, SendMessages
 from o.api.stream import LettaStream
-from o.errors import InvalidInput, OError
+from o.errors import OError
 from o.observability import logger
 from o.store import agents as agent_store
 from o.store import runs as run_store
@@ -37,99 +37,6 @@ from o.store.db import Database
 from o.store.records import NextAction, StopReason
 
 router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"])
-
-
-class SendMessages(BaseModel):
-    """Letta's LettaRequest. Unknown fields Letta clients send are accepted and ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    messages: list[dict[str, Any]] | None = None
-    input: str | list[dict[str, Any]] | None = None
-    max_steps: int | None = Field(default=None, ge=1, le=1000)
-    use_assistant_message: bool = True
-    assistant_message_tool_name: str = "send_message"
-    assistant_message_tool_kwarg: str = "message"
-    include_return_message_types: list[str] | None = None
-    stream_tokens: bool = False
-    streaming: bool = False
-    background: bool = False
-    include_pings: bool = False
-
-    def run_request(self, engine: Engine) -> dict[str, Any]:
-        return {
-            "max_steps": self.max_steps or engine.settings.default_max_steps,
-            "use_assistant_message": self.use_assistant_message,
-            "assistant_message_tool_name": self.assistant_message_tool_name,
-            "assistant_message_tool_kwarg": self.assistant_message_tool_kwarg,
-            "include_return_message_types": self.include_return_message_types,
-            "stream_tokens": self.stream_tokens,
-        }
-
-    def parsed(self) -> tuple[list[run_api.InputMessage], list[run_api.Decision]]:
-        inputs: list[run_api.InputMessage] = []
-        decisions: list[run_api.Decision] = []
-        if self.input is not None:
-            inputs.append(run_api.InputMessage("user", _text(self.input, "input")))
-        for i, raw in enumerate(self.messages or []):
-            kind = raw.get("type")
-            where = f"messages[{i}]"
-            if kind == "approval":
-                decisions.extend(_decisions(raw, where))
-            elif kind in (None, "message"):
-                role = raw.get("role", "user")
-                if role not in ("user", "system", "assistant"):
-                    raise InvalidInput(f"{where}.role must be 'user', 'system' or 'assistant', got {role!r}")
-                if "content" not in raw:
-                    raise InvalidInput(f"{where}.content is required")
-                # Letta folds caller-sent system text into the conversation; a stored 'system' row is a summary.
-                stored_role = "assistant" if role == "assistant" else "user"
-                inputs.append(
-                    run_api.InputMessage(
-                        stored_role,
-                        _text(raw["content"], f"{where}.content"),
-                        raw.get("name"),
-                        raw.get("otid"),
-                        raw.get("sender_id"),
-                    )
-                )
-            else:
-                raise InvalidInput(f"{where}.type {kind!r} is not supported; use 'message' or 'approval'")
-        if inputs and decisions:
-            raise InvalidInput("send either new messages or an approval, not both")
-        if not inputs and not decisions:
-            raise InvalidInput("send at least one message in 'messages' (or 'input')")
-        return inputs, decisions
-
-
-def _text(content: Any, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for j, part in enumerate(content):
-            is_text = isinstance(part, dict) and part.get("type", "text") == "text"
-            if not is_text or not isinstance(part.get("text"), str):
-                raise InvalidInput(f"{where}[{j}]: only text content parts are supported")
-            parts.append(part["text"])
-        return "".join(parts)
-    raise InvalidInput(f"{where} must be a string or a list of text parts")
-
-
-def _decisions(raw: dict[str, Any], where: str) -> list[run_api.Decision]:
-    approvals = raw.get("approvals")
-    if approvals:
-        out = []
-        for j, item in enumerate(approvals):
-            if item.get("type", "approval") != "approval":
-                raise InvalidInput(f"{where}.approvals[{j}]: only approval decisions are supported")
-            if not isinstance(item.get("approve"), bool) or not item.get("tool_call_id"):
-                raise InvalidInput(f"{where}.approvals[{j}] needs 'approve' (bool) and 'tool_call_id'")
-            out.append(run_api.Decision(item["approve"], item["tool_call_id"], item.get("reason")))
-        return out
-    if not isinstance(raw.get("approve"), bool):
-        raise InvalidInput(f"{where} needs 'approvals' or 'approve' (bool)")
-    return [run_api.Decision(raw["approve"], None, raw.get("reason"))]
 
 
 def _begin(
@@ -142,7 +49,7 @@ def _begin(
         return run_api.start(conn, org, agent_id, inputs, body.run_request(engine), background=background)
 
 
-@router.post("/messages")
+@router.post("/messages", response_model=LettaResponse)
 def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> Any:
     if body.streaming:
         return stream_messages(agent_id, body, org, db, engine)
@@ -271,11 +178,6 @@ def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
     yield _sse(stop_reason_of(run))
     yield _sse(usage_of(run))
     yield "data: [DONE]\n\n"
-
-
-class CancelRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    run_ids: list[str] | None = None
 
 
 @router.post("/messages/cancel")

@@ -7,14 +7,14 @@ the composition root chose (a local process jail, or the sandbox Lambda in AWS).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import lifecycle
 from o.api.deps import Db, Org, ToolSandbox
-from o.api.paging import slice_page
+from o.api.paging import paging, slice_page
 from o.api.schemas.agents import AgentState
 from o.api.schemas.common import Request as RequestBody
 from o.api.schemas.common import Response
@@ -142,8 +142,9 @@ class ToolRunFromSource(RequestBody):
     npm_requirements: list[PipRequirement] | None = None
 
 
-class ToolReturnMessage(Response):
-    """Letta's tool_return_message, plus what the sandbox said about the run."""
+class ToolRunReturn(Response):
+    """Letta's tool_return_message, plus what the sandbox said about the run. Its own name: the
+    OpenAPI document's ``ToolReturnMessage`` is the message of an agent's history."""
 
     id: str
     date: datetime
@@ -187,16 +188,12 @@ def upsert_tool(body: ToolCreate, org: Org, db: Db) -> Tool:
 def list_tools(
     org: Org,
     db: Db,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=50, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "desc",
+    page: Annotated[Page, Depends(paging(default_order="desc"))],
     name: str | None = None,
     names: list[str] | None = Query(default=None),
     tool_types: list[str] | None = Query(default=None),
     search: str | None = None,
 ) -> list[Tool]:
-    page = Page(before=before, after=after, limit=limit, order=order)
     with db.transaction() as conn:
         rows = list_page(conn, org, page, name=name, names=names, tool_types=tool_types, search=search)
     return [Tool.from_row(r) for r in rows]
@@ -208,8 +205,8 @@ def count_tools(org: Org, db: Db) -> int:
         return count(conn, org)
 
 
-@router.post("/v1/tools/run", response_model=ToolReturnMessage)
-def run_tool_from_source(body: ToolRunFromSource, org: Org, sandbox: ToolSandbox) -> ToolReturnMessage:
+@router.post("/v1/tools/run", response_model=ToolRunReturn)
+def run_tool_from_source(body: ToolRunFromSource, org: Org, sandbox: ToolSandbox) -> ToolRunReturn:
     if body.source_type != "python":
         raise InvalidInput(f"source_type {body.source_type!r} is not supported; tools are Python functions")
     name = body.name or (body.json_schema or {}).get("name")
@@ -218,8 +215,8 @@ def run_tool_from_source(body: ToolRunFromSource, org: Org, sandbox: ToolSandbox
     return _tool_return(function, result)
 
 
-def _tool_return(name: str, result: ToolResult) -> ToolReturnMessage:
-    return ToolReturnMessage(
+def _tool_return(name: str, result: ToolResult) -> ToolRunReturn:
+    return ToolRunReturn(
         id=new_id("message"),
         date=datetime.now().astimezone(),
         name=name,
@@ -269,14 +266,11 @@ def list_agent_tools(
     agent_id: str,
     org: Org,
     db: Db,
-    before: str | None = None,
-    after: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
-    order: Literal["asc", "desc"] = "asc",
+    page: Annotated[Page, Depends(paging(default_limit=100))],
 ) -> list[Tool]:
     with db.transaction() as conn:
         rows = catalog.agent_tools(conn, org, agent_id)
-    return [Tool.from_row(r) for r in slice_page(rows, before=before, after=after, limit=limit, order=order)]
+    return [Tool.from_row(r) for r in slice_page(rows, page)]
 
 
 @router.patch("/v1/agents/{agent_id}/tools/attach/{tool_id}", response_model=AgentState)

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from o.api.schemas.messages import to_letta_list
+from pydantic import BaseModel
+
+from o.api.schemas.messages import Fields, LettaMessage, to_letta_list
 from o.store.records import NextAction, Run, StopReason
+
+
+class LettaStopReason(BaseModel):
+    message_type: Literal["stop_reason"] = "stop_reason"
+    stop_reason: str
+
+
+class LettaUsageStatistics(BaseModel):
+    message_type: Literal["usage_statistics"] = "usage_statistics"
+    completion_tokens: int
+    prompt_tokens: int
+    total_tokens: int
+    step_count: int
+    run_ids: list[str]
+
+
+class LettaResponse(BaseModel):
+    """What a synchronous send answers: the messages the run produced, why it stopped, its usage."""
+
+    messages: list[LettaMessage]
+    stop_reason: LettaStopReason
+    usage: LettaUsageStatistics
 
 
 def usage_of(run: Run) -> dict[str, Any]:
@@ -29,7 +53,7 @@ def stop_reason_of(run: Run) -> dict[str, Any]:
     return {"message_type": "stop_reason", "stop_reason": reason.value}
 
 
-def letta_messages(run: Run, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def letta_messages(run: Run, rows: list[dict[str, Any]]) -> list[Fields]:
     """A run's stored messages as the Letta messages its request asked for."""
     request = run.request
     items = to_letta_list(rows, use_assistant_message=request.get("use_assistant_message", True))
@@ -37,9 +61,11 @@ def letta_messages(run: Run, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     return [i for i in items if i["message_type"] in wanted] if wanted else items
 
 
-def letta_response(run: Run, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def letta_response(run: Run, rows: list[dict[str, Any]]) -> LettaResponse:
     """Letta's ``LettaResponse`` for the messages a run produced."""
-    return {"messages": letta_messages(run, rows), "stop_reason": stop_reason_of(run), "usage": usage_of(run)}
+    return LettaResponse.model_validate(
+        {"messages": letta_messages(run, rows), "stop_reason": stop_reason_of(run), "usage": usage_of(run)}
+    )
 
 
 def run_object(run: Run) -> dict[str, Any]:
