@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from o.agent import lifecycle
 from o.agent import runs as run_api
-from o.agent.engine import AgentSettings, Engine, llm_factory
+from o.agent.engine import Engine, llm_factory
 from o.agent.prompt import PromptCache
 from o.agent.step import advance
+from o.config import AgentSettings
 from o.store import orgs
 from o.store.db import Database
 from o.store.embedded import EmbeddedPostgres

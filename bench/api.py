@@ -93,7 +93,8 @@ def seed_messages(db_url: str, agent_id: str, n: int = 200) -> None:
 def in_process(db_url: str, requests: int) -> None:
     from fastapi.testclient import TestClient
 
-    from o.api.app import create_app
+    from o import runtime
+    from o.config import settings_from
     from o.store import orgs
     from o.store.db import Database
 
@@ -101,7 +102,10 @@ def in_process(db_url: str, requests: int) -> None:
     with db.transaction() as conn:
         org = orgs.get_or_create_org(conn, f"bench-{uuid.uuid4()}")
         _, key = orgs.create_api_key(conn, org["id"])
-    with TestClient(create_app(db), headers={"Authorization": f"Bearer {key}"}) as client:
+    # wired as `o serve` wires it, with the defaults of an empty environment
+    settings = settings_from({})
+    app = runtime.api_app(settings, runtime.api_services(settings, db))
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
         agent_id, label = seed(client.request)
         seed_messages(db_url, agent_id)
         print("in-process (ASGI app, no sockets, 1 caller):")

@@ -6,6 +6,7 @@ FastAPI validating against the models (run messages, POST messages)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from o.api.schemas.messages import (
     to_letta_list,
 )
 from o.api.schemas.runs import LettaResponse, letta_response, stop_reason_of, usage_of
+from o.store.records import Run
 from tests.unit.api.message_rows import ROWS
 
 RECORDED = json.loads((Path(__file__).parent / "letta_messages.json").read_text())
@@ -96,14 +98,29 @@ def test_routes_that_validate_against_the_union_write_the_same_bytes() -> None:
 
 
 def test_letta_response_writes_what_the_dicts_did() -> None:
-    run = {
-        "id": "run-1",
-        "next_action": "done",
-        "stop_reason": None,
-        "usage": {"completion_tokens": 3, "prompt_tokens": 4, "total_tokens": 7, "step_count": 1},
-        "request": {"include_return_message_types": ["assistant_message", "tool_return_message"]},
-    }
-    wanted = run["request"]["include_return_message_types"]
+    now = datetime.now(UTC)
+    run = Run.of(
+        {
+            "id": "run-1",
+            "organization_id": "org-1",
+            "agent_id": "agent-1",
+            "status": "completed",
+            "next_action": "done",
+            "stop_reason": None,
+            "usage": {"completion_tokens": 3, "prompt_tokens": 4, "total_tokens": 7, "step_count": 1},
+            "request": {"include_return_message_types": ["assistant_message", "tool_return_message"]},
+            "metadata": {},
+            "created_at": now,
+            "updated_at": now,
+            "completed_at": now,
+            "iteration": 0,
+            "task_token": None,
+            "execution_arn": None,
+            "cancel_requested": False,
+            "error": None,
+        }
+    )
+    wanted = run.request["include_return_message_types"]
     app = FastAPI()
 
     @app.get("/typed", response_model=LettaResponse)
