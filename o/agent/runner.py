@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from o.agent import runs
 from o.agent.step import Outcome, StepDeps, advance, finish_run
 from o.errors import OError
 from o.observability import logger
@@ -226,3 +227,16 @@ def wait_until_settled(db: Database, run_id: str, timeout_s: float) -> None:
         "(or send with /messages/async or /messages/stream)",
         run_id=run_id,
     )
+
+
+def cancel(
+    launcher: RunLauncher, db: Database, organization_id: str, agent_id: str | None, run_ids: list[str] | None
+) -> list[Run]:
+    """Cancel runs (:func:`o.agent.runs.cancel`), then let an execution that waits on a cancelled run's
+    approval go on to its end; the runs touched."""
+    with db.transaction() as conn:
+        touched = runs.cancel(conn, organization_id, agent_id, run_ids)
+    for run in touched:
+        if run.task_token:
+            launcher.release(run)
+    return touched

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 import numpy as np
 
@@ -417,32 +417,27 @@ def search_hits(
     ]
 
 
+class SearchOptions(TypedDict, total=False):
+    """What narrows an archival search, as the tool and the API name it."""
+
+    top_k: int | None
+    tags: Sequence[str] | None
+    tag_match_mode: str
+    start_datetime: str | datetime | None
+    end_datetime: str | datetime | None
+
+
 def search(
     conn: Conn,
     organization_id: str,
     agent_id: str,
     query: str,
     *,
-    top_k: int | None = None,
-    tags: Sequence[str] | None = None,
-    tag_match_mode: str = "any",
-    start_datetime: str | datetime | None = None,
-    end_datetime: str | datetime | None = None,
     embedders: EmbedderSource = LOCAL_EMBEDDERS,
+    **options: Unpack[SearchOptions],
 ) -> list[dict[str, Any]]:
     """Search results as the ``archival_memory_search`` tool and the API return them (Letta's shape)."""
-    hits = search_hits(
-        conn,
-        organization_id,
-        agent_id,
-        query,
-        top_k=top_k,
-        tags=tags,
-        tag_match_mode=tag_match_mode,
-        start_datetime=start_datetime,
-        end_datetime=end_datetime,
-        embedders=embedders,
-    )
+    hits = search_hits(conn, organization_id, agent_id, query, embedders=embedders, **options)
     return [
         {
             "id": h.passage.id,

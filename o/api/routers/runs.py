@@ -9,6 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from o.agent import runner
 from o.agent import runs as run_api
 from o.api.deps import AgentEngine, Db, Org
 from o.api.paging import paging
@@ -118,11 +119,7 @@ def stream_run(run_id: str, org: Org, db: Db, body: StreamRun | None = None) -> 
 
 @router.post("/{run_id}/cancel")
 def cancel_run(run_id: str, org: Org, db: Db, engine: AgentEngine) -> Any:
-    with db.transaction() as conn:
-        touched = run_api.cancel(conn, org, None, [run_id])
-    for run in touched:
-        if run.task_token:
-            engine.launcher.release(run)
+    runner.cancel(engine.launcher, db, org, None, [run_id])
     with db.transaction() as conn:
         run = run_api.require(conn, org, run_id)
     return jsonable_encoder(run_object(run))

@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 
-from o.agent import lifecycle
+from o.agent import lifecycle, runner
 from o.agent import runs as run_api
 from o.agent.engine import Engine
 from o.agent.events import StepEvent
@@ -182,11 +182,7 @@ def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
 
 @router.post("/messages/cancel")
 def cancel_messages(agent_id: str, org: Org, db: Db, engine: AgentEngine, body: CancelRequest | None = None) -> Any:
-    with db.transaction() as conn:
-        touched = run_api.cancel(conn, org, agent_id, body.run_ids if body else None)
-    for run in touched:
-        if run.task_token:
-            engine.launcher.release(run)
+    touched = runner.cancel(engine.launcher, db, org, agent_id, body.run_ids if body else None)
     return {run.id: "cancelled" for run in touched}
 
 
