@@ -3,14 +3,9 @@ whose Lambda tasks are dispatched in-process to functions/agent_step/handler.py.
 
 from __future__ import annotations
 
-import importlib
-import io
 import json
-import sys
 import time
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -18,91 +13,55 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
-from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from infra.agent_loop import agent_loop_definition
 from o.agent.engine import Engine
 from o.agent.runner import StateMachineLauncher
 from o.aws.stepfunctions import StateMachine
-from o.config import load_settings
 from o.store.db import Database
 from tests import wiring
 from tests.integration.agent.conftest import create_agent, make_engine, say
 from tests.integration.conftest import new_org_key
+from tests.lambdas import (
+    ACCOUNT,
+    REGION,
+    Context,
+    LambdaService,
+    aws_credentials,
+    create_function,
+    fresh_handler,
+    service_environment,
+)
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call
 
-REGION = "us-east-1"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "o-agent-step"
-    function_version: str = "1"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:o-agent-step"
-    aws_request_id: str = "req-1"
+STEP = Context("o-agent-step", function_version="1", memory_limit_in_mb=512)
 
 
 @pytest.fixture
 def handler_module(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    monkeypatch.setenv("O_DATABASE_URL", pg_url)
-    monkeypatch.setenv("O_RUNTIME", "lambda")
-    monkeypatch.setenv("O_RUN_MIGRATIONS", "false")
-    load_settings.cache_clear()
-    sys.modules.pop("functions.agent_step.handler", None)
-    module = importlib.import_module("functions.agent_step.handler")
-    yield module
-    module._runtime.close()
-    sys.modules.pop("functions.agent_step.handler", None)
-    load_settings.cache_clear()
+    service_environment(monkeypatch, pg_url)
+    with fresh_handler("functions.agent_step.handler") as module:
+        yield module
 
 
 @pytest.fixture
 def aws(handler_module: ModuleType, db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    events: list[dict[str, Any]] = []
-
-    def invoke(
-        self: LambdaSimpleBackend,
-        function_name: str,
-        qualifier: str | None,
-        body: Any,
-        headers: Any,
-        response_headers: Any,
-    ) -> bytes:
-        event = json.loads(body)
-        events.append(event)
-        return json.dumps(handler_module.handler(event, FakeContext())).encode()
-
-    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+    aws_credentials(monkeypatch)
+    lambdas = LambdaService().install(monkeypatch)
+    lambdas.serve("o-agent-step", handler_module.handler, STEP)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(
-            RoleName="loop", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
-        )["Role"]["Arn"]
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w") as zf:
-            zf.writestr("functions/agent_step/handler.py", "# bundled by the CDK build\n")
-        function_arn = boto3.client("lambda", region_name=REGION).create_function(
-            FunctionName="o-agent-step",
-            Runtime="python3.11",
-            Role=role,
-            Handler="functions.agent_step.handler.handler",
-            Code={"ZipFile": archive.getvalue()},
-        )["FunctionArn"]
+        function_arn = create_function("o-agent-step", "functions.agent_step.handler.handler")
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(
             name="agent-loop",
-            roleArn=role,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/agent-loop",
             definition=json.dumps(agent_loop_definition(function_arn)),
         )["stateMachineArn"]
         # The step Lambda's engine: same database, LLM keys for the local servers, its own SFN client.
         step_engine = make_engine(db, sfn=sfn)
         handler_module._engine = step_engine
-        yield {"machine": machine, "sfn": sfn, "events": events}
+        yield {"machine": machine, "sfn": sfn, "events": lambdas.events}
 
 
 @pytest.fixture
@@ -226,7 +185,7 @@ def test_await_approval_after_the_decision_releases_itself(
 
     engine.remote = StateMachineLauncher(db, StateMachine(None, client=RecordingSfn()))
     result = handler_module.handler(
-        {"action": "await_approval", "run_id": started.run.id, "iteration": 3, "task_token": "tok-1"}, FakeContext()
+        {"action": "await_approval", "run_id": started.run.id, "iteration": 3, "task_token": "tok-1"}, STEP
     )
     assert result["next"] == "approval"
     assert sent == [
@@ -236,9 +195,9 @@ def test_await_approval_after_the_decision_releases_itself(
 
 def test_bad_events_are_rejected(handler_module: ModuleType) -> None:
     with pytest.raises(ValueError):
-        handler_module.handler({"action": "dance", "run_id": "run-1", "iteration": 0}, FakeContext())
+        handler_module.handler({"action": "dance", "run_id": "run-1", "iteration": 0}, STEP)
     with pytest.raises(ValueError):
-        handler_module.handler({"action": "step", "run_id": "run-1", "iteration": -1}, FakeContext())
+        handler_module.handler({"action": "step", "run_id": "run-1", "iteration": -1}, STEP)
 
 
 def test_stream_follows_a_state_machine_run(

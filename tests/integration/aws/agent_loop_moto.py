@@ -10,12 +10,10 @@ of the real app, with the agent-step alias reference replaced by the alias moto 
 from __future__ import annotations
 
 import copy
-import io
 import json
 import os
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +29,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceSfn,
 )
 
-REGION = "us-east-1"
+from tests.lambdas import REGION, Context, stub_code
+
 FUNCTION = "O-agent-step"
 MACHINE = "O-agent-loop"
 
@@ -70,18 +69,8 @@ def render(parts: list[Any], alias_arn: str) -> str:
     return "".join(p if isinstance(p, str) else alias_arn for p in parts)
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = FUNCTION
-    function_version: str = "1"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION}:live"
-    aws_request_id: str = "test"
-    log_group_name: str = f"/aws/lambda/{FUNCTION}"
-    log_stream_name: str = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+# what the runtime hands the agent-step handler when the loop invokes its live alias
+STEP_CONTEXT = Context(FUNCTION, function_version="1", alias="live", remaining_ms=300_000)
 
 
 class Crash(Exception):
@@ -139,13 +128,6 @@ class Loop:
         return list(self.sfn.list_executions(stateMachineArn=self.machine_arn)["executions"])
 
 
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("placeholder.py", "# the code runs in-process in these tests\n")
-    return buffer.getvalue()
-
-
 @contextmanager
 def agent_loop(parts: list[Any], handler: Handler) -> Iterator[Loop]:
     """The synthesized agent loop in moto, its agent-step alias dispatched to ``handler``."""
@@ -157,7 +139,7 @@ def agent_loop(parts: list[Any], handler: Handler) -> Iterator[Loop]:
         lam = boto3.client("lambda", region_name=REGION)
         lam.create_function(
             FunctionName=FUNCTION, Runtime="python3.12", Role=role, Handler="functions.agent_step.handler.handler",
-            Code={"ZipFile": _zip()}, Architectures=["arm64"],
+            Code={"ZipFile": stub_code()}, Architectures=["arm64"],
         )  # fmt: skip
         version = lam.publish_version(FunctionName=FUNCTION)["Version"]
         alias_arn = lam.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion=version)["AliasArn"]
@@ -178,7 +160,7 @@ def agent_loop(parts: list[Any], handler: Handler) -> Iterator[Loop]:
                 with lock:
                     if loop.before:
                         loop.before(event)
-                    result = handler(event, LambdaContext())
+                    result = handler(event, STEP_CONTEXT)
                     if loop.after:
                         loop.after(event, result)
             except Crash as crash:

@@ -5,8 +5,6 @@ the agent-step ``live`` alias, on the real Postgres and a local OpenAI wire-prot
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +14,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from o.config import load_settings
 from o.store.db import Database
 from tests import wiring
 from tests.integration.agent.conftest import create_agent, make_engine, say
-from tests.integration.aws.agent_loop_moto import REGION, Crash, LambdaContext, Loop, agent_loop, synthesized_definition
+from tests.integration.aws.agent_loop_moto import REGION, STEP_CONTEXT, Crash, Loop, agent_loop, synthesized_definition
 from tests.integration.conftest import new_org_key
+from tests.lambdas import aws_credentials, fresh_handler, service_environment
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call
 
@@ -34,19 +32,10 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
 @pytest.fixture
 def step_module(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """functions/agent_step/handler.py imported as Lambda imports it, configured by environment."""
-    monkeypatch.setenv("O_DATABASE_URL", pg_url)
-    monkeypatch.setenv("O_RUNTIME", "lambda")
-    monkeypatch.setenv("O_RUN_MIGRATIONS", "false")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    load_settings.cache_clear()
-    sys.modules.pop("functions.agent_step.handler", None)
-    module = importlib.import_module("functions.agent_step.handler")
-    yield module
-    module._runtime.close()
-    sys.modules.pop("functions.agent_step.handler", None)
-    load_settings.cache_clear()
+    service_environment(monkeypatch, pg_url)
+    aws_credentials(monkeypatch, REGION)
+    with fresh_handler("functions.agent_step.handler") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +227,7 @@ def test_a_step_whose_lambda_keeps_dying_fails_the_run_after_the_retries(
     with db.transaction() as conn:
         before = conn.execute("SELECT error, completed_at FROM runs WHERE id = %s", (run_id,)).fetchone()
     again = loop.calls[-1]
-    answer = step_module.handler(again, LambdaContext())
+    answer = step_module.handler(again, STEP_CONTEXT)
     assert answer == {"run_id": run_id, "iteration": 0, "next": "failed", "stop_reason": "error"}
     with db.transaction() as conn:
         assert conn.execute("SELECT error, completed_at FROM runs WHERE id = %s", (run_id,)).fetchone() == before

@@ -3,9 +3,6 @@ metrics written as EMF (turned into metrics as CloudWatch Logs does) and read ba
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -19,33 +16,14 @@ from o.aws.metrics import CloudWatchOutcomes
 from o.errors import Conflict, InvalidInput
 from o.evolution.rollout import CANARY_ENV
 from tests import emf
-
-REGION = "us-east-1"
-
-
-def _zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("handler.py", "def handler(event, context):\n    return event\n")
-    return buf.getvalue()
+from tests.lambdas import REGION, create_function
 
 
 @pytest.fixture
 def lam() -> Iterator[object]:
     with mock_aws(config={"lambda": {"use_docker": False}}):
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(
-            RoleName="step", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
-        )["Role"]["Arn"]
+        create_function("agent-step", "handler.handler", environment={"O_RUNTIME": "lambda"})
         client = boto3.client("lambda", region_name=REGION)
-        client.create_function(
-            FunctionName="agent-step",
-            Runtime="python3.12",
-            Role=role,
-            Handler="handler.handler",
-            Code={"ZipFile": _zip()},
-            Environment={"Variables": {"O_RUNTIME": "lambda"}},
-        )
         v1 = client.publish_version(FunctionName="agent-step")["Version"]
         client.create_alias(FunctionName="agent-step", Name="live", FunctionVersion=v1)
         yield client

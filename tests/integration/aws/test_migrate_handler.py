@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from functions.migrate import handler as migrate_handler
 from o.store.migrate import _LOCK_KEY, discover
+from tests.lambdas import Context
 
 
 @dataclass
@@ -53,16 +54,8 @@ def sink() -> Iterator[ResponseSink]:
     server.shutdown()
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "o-migrate"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:o-migrate"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    remaining_ms: int = 60_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def LambdaContext(remaining_ms: int = 60_000) -> Context:
+    return Context("o-migrate", memory_limit_in_mb=512, aws_request_id=str(uuid.uuid4()), remaining_ms=remaining_ms)
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ sentence from the base.
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +26,7 @@ from o.agent.runner import drive
 from o.agent.step import advance
 from o.aws.alias import LambdaAlias
 from o.aws.metrics import CloudWatchOutcomes
-from o.config import SleeptimeSettings, load_settings
+from o.config import SleeptimeSettings
 from o.evolution import evaluator, loop, routing, sleeptime
 from o.evolution.rollout import CANARY_ENV, LocalRouter
 from o.store.db import Database
@@ -37,6 +35,7 @@ from tests import emf, wiring
 from tests.integration.conftest import new_org_key
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World
+from tests.lambdas import REGION, Context, aws_credentials, fresh_handler, service_environment
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call
 
@@ -295,48 +294,28 @@ def test_sleeptime_pass_after_n_user_messages_off_the_request_path(
 # --- the agent-step Lambda on AWS (moto) ---------------------------------------------------------------------
 
 STEP_FN = "o-agent-step"
-REGION = "us-east-1"
 
 
-class Context:
-    """What the Lambda runtime hands the handler (the fields it reads)."""
-
-    def __init__(self, version: str) -> None:
-        self.function_name = STEP_FN
-        self.function_version = version
-        self.memory_limit_in_mb = 1024
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{STEP_FN}:live"
-        self.aws_request_id = "req"
+def _context(version: str) -> Context:
+    """What the runtime hands the handler when the live alias sends an invocation to ``version``."""
+    return Context(STEP_FN, function_version=version, alias="live")
 
 
 @pytest.fixture
 def step_handler(pg_url: str, monkeypatch: pytest.MonkeyPatch, live_deps: loop.EvolutionDeps) -> Iterator[ModuleType]:
     """functions/agent_step/handler.py imported as Lambda imports it, inside moto."""
-    for key, value in {
-        "O_DATABASE_URL": pg_url,
-        "O_RUNTIME": "lambda",
-        "O_RUN_MIGRATIONS": "false",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    load_settings.cache_clear()
-    with mock_aws():
-        sys.modules.pop("functions.agent_step.handler", None)
-        module = importlib.import_module("functions.agent_step.handler")
+    service_environment(monkeypatch, pg_url)
+    aws_credentials(monkeypatch, REGION)
+    with mock_aws(), fresh_handler("functions.agent_step.handler") as module:
         module._engine = live_deps.engine  # the test's LLM keys and local server
         yield module
-        module._runtime.close()
-        sys.modules.pop("functions.agent_step.handler", None)
-    load_settings.cache_clear()
 
 
 def _invoke_until_done(handler: ModuleType, run_id: str, versions: list[str]) -> dict[str, Any]:
     """The state machine's loop: one invocation per action, the n-th on ``versions[n]`` (the last repeats)."""
     event: dict[str, Any] = {"action": "step", "run_id": run_id, "iteration": 0}
     for n in range(20):
-        result = handler.handler(event, Context(versions[min(n, len(versions) - 1)]))
+        result = handler.handler(event, _context(versions[min(n, len(versions) - 1)]))
         if result["next"] in ("done", "failed"):
             return result
         event = {"action": result["next"], "run_id": run_id, "iteration": result["iteration"]}

@@ -3,21 +3,19 @@ triggers (N messages, schedule), the scheduled Lambda handler, the local schedul
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from o.config import SleeptimeSettings, load_settings
+from o.config import SleeptimeSettings
 from o.evolution import loop, shadow, sleeptime
 from o.ids import new_id
 from o.memory import archival
 from o.store import messages as message_store
 from o.store.db import Database
 from tests.integration.evolution import task
+from tests.lambdas import Context, fresh_handler, service_environment
 from tests.servers.openai_server import OpenAIServer
 
 
@@ -174,17 +172,6 @@ def test_local_scheduler_runs_due_passes(db: Database, server: OpenAIServer, dep
     assert _block(db, agent_id, "human") == "The user is Cy."
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "o-sleeptime"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:o-sleeptime"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
 def test_scheduled_handler_sweeps_due_agents(
     db: Database,
     pg_url: str,
@@ -193,31 +180,21 @@ def test_scheduled_handler_sweeps_due_agents(
 ) -> None:
     from infra.sleeptime import DEFAULT_INPUT
 
-    for name, value in {
-        "O_DATABASE_URL": pg_url,
-        "O_RUNTIME": "lambda",
-        "OPENAI_API_KEY": "sk-test",
-        "O_SLEEPTIME_EVERY_N_MESSAGES": "3",
-        "O_LLM_MAX_RETRIES": "0",
-    }.items():
-        monkeypatch.setenv(name, value)
-    load_settings.cache_clear()
+    service_environment(
+        monkeypatch, pg_url, OPENAI_API_KEY="sk-test", O_SLEEPTIME_EVERY_N_MESSAGES="3", O_LLM_MAX_RETRIES="0"
+    )
     org, agent_id = task.make_agent(db, server, with_suite=False)
     _say(db, org, agent_id, "I am Di.")
-    sys.modules.pop("functions.sleeptime.handler", None)
-    handler = importlib.import_module("functions.sleeptime.handler")
-    try:
-        out = handler.handler(dict(DEFAULT_INPUT), FakeContext())
+    context = Context("o-sleeptime")
+    with fresh_handler("functions.sleeptime.handler") as handler:
+        out = handler.handler(dict(DEFAULT_INPUT), context)
         mine = [p for p in out["passes"] if p["agent_id"] == agent_id]
         assert mine and mine[0]["status"] == "completed" and mine[0]["trigger"] == "messages"
         assert _block(db, agent_id, "human") == "The user is Di."
-        one = handler.handler({"agent_id": agent_id, "organization_id": org}, FakeContext())
+        one = handler.handler({"agent_id": agent_id, "organization_id": org}, context)
         assert one["passes"][0]["status"] == "completed"
         with pytest.raises(ValueError):
-            handler.handler({"agent_id": agent_id}, FakeContext())
-    finally:
-        handler._runtime.close()
-        load_settings.cache_clear()
+            handler.handler({"agent_id": agent_id}, context)
 
 
 def test_near_duplicates_are_consolidated_by_embedding(db: Database, server: OpenAIServer) -> None:

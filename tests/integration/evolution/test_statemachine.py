@@ -3,12 +3,8 @@ canaries on a (moto) Lambda alias, and per-version metrics in (moto) CloudWatch.
 
 from __future__ import annotations
 
-import importlib
-import io
 import json
-import sys
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -17,11 +13,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from o.agent.serving import Turn
 from o.aws.metrics import CloudWatchOutcomes
-from o.config import load_settings
 from o.evolution import statemachine
 from o.evolution.rollout import CANARY_ENV
 from o.ids import new_id
@@ -31,22 +25,19 @@ from o.store.evolution import Evolution
 from tests import emf
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World
+from tests.lambdas import (
+    ACCOUNT,
+    REGION,
+    LambdaService,
+    aws_credentials,
+    create_function,
+    fresh_handler,
+    service_environment,
+)
 from tests.servers.openai_server import OpenAIServer
 
-REGION = "us-east-1"
 EVOLUTION_FN = "o-evolution"
 STEP_FN = "o-agent-step"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = EVOLUTION_FN
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:{EVOLUTION_FN}"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
 
 
 @dataclass
@@ -59,90 +50,36 @@ class Aws:
     fail_on: set[str]
 
 
-def _zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("bundle.py", "# built by the CDK build\n")
-    return buf.getvalue()
-
-
 @pytest.fixture
 def aws(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name, value in {
-        "O_DATABASE_URL": pg_url,
-        "O_RUNTIME": "lambda",
-        "OPENAI_API_KEY": "sk-test",
-        "O_EVOLUTION_STEP_FUNCTION_NAME": STEP_FN,
-        "O_EVOLUTION_BAKE_SECONDS": "1",
-        "O_EVOLUTION_CANARY_WEIGHT": "0.2",
-        "O_EVOLUTION_MAX_BAKE_ROUNDS": "40",
-        "O_EVOLUTION_REPLAY_SAMPLE": "2",
-        "O_LLM_RETRY_BASE_DELAY_S": "0.001",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    load_settings.cache_clear()
-    calls: list[dict[str, Any]] = []
-    fail_on: set[str] = set()
-    holder: dict[str, ModuleType] = {}
-
-    def invoke(
-        self: LambdaSimpleBackend,
-        function_name: str,
-        qualifier: str | None,
-        body: Any,
-        headers: Any,
-        response_headers: Any,
-    ) -> bytes:
-        self.get_function(function_name, qualifier)
-        event = json.loads(body)
-        calls.append(event)
-        try:
-            if event.get("action") in fail_on:
-                fail_on.discard(event["action"])
-                raise RuntimeError(f"simulated crash of the {event['action']} task")
-            return json.dumps(holder["handler"].handler(event, FakeContext())).encode()
-        except Exception as exc:
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
-
-    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+    service_environment(
+        monkeypatch,
+        pg_url,
+        OPENAI_API_KEY="sk-test",
+        O_EVOLUTION_STEP_FUNCTION_NAME=STEP_FN,
+        O_EVOLUTION_BAKE_SECONDS="1",
+        O_EVOLUTION_CANARY_WEIGHT="0.2",
+        O_EVOLUTION_MAX_BAKE_ROUNDS="40",
+        O_EVOLUTION_REPLAY_SAMPLE="2",
+        O_LLM_RETRY_BASE_DELAY_S="0.001",
+    )
+    aws_credentials(monkeypatch, REGION)
+    lambdas = LambdaService().install(monkeypatch)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(
-            RoleName="o", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
-        )["Role"]["Arn"]
+        evolution_arn = create_function(EVOLUTION_FN, "functions.evolution.handler.handler")
+        create_function(STEP_FN, "functions.agent_step.handler.handler", environment={"O_RUNTIME": "lambda"})
         lam = boto3.client("lambda", region_name=REGION)
-        evolution_arn = lam.create_function(
-            FunctionName=EVOLUTION_FN,
-            Runtime="python3.12",
-            Role=role,
-            Handler="functions.evolution.handler.handler",
-            Code={"ZipFile": _zip()},
-        )["FunctionArn"]
-        lam.create_function(
-            FunctionName=STEP_FN,
-            Runtime="python3.12",
-            Role=role,
-            Handler="functions.agent_step.handler.handler",
-            Code={"ZipFile": _zip()},
-            Environment={"Variables": {"O_RUNTIME": "lambda"}},
-        )
         v1 = lam.publish_version(FunctionName=STEP_FN)["Version"]
         lam.create_alias(FunctionName=STEP_FN, Name="live", FunctionVersion=v1)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(
             name="o-evolution",
-            roleArn=role,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/o-evolution",
             definition=json.dumps(statemachine.evolution_definition(evolution_arn)),
         )["stateMachineArn"]
-        sys.modules.pop("functions.evolution.handler", None)
-        holder["handler"] = importlib.import_module("functions.evolution.handler")
-        yield Aws(holder["handler"], sfn, lam, machine, calls, fail_on)
-        holder["handler"]._runtime.close()
-    load_settings.cache_clear()
+        with fresh_handler("functions.evolution.handler") as handler:
+            lambdas.serve(EVOLUTION_FN, handler.handler)
+            yield Aws(handler, sfn, lam, machine, lambdas.events, lambdas.crash_on)
 
 
 def _wait(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:

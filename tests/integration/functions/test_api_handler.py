@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -13,31 +11,14 @@ import pytest
 
 from o.store.db import Database
 from tests.integration.conftest import new_org_key
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "o-api"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:o-api:live"
-    aws_request_id: str = "req-1"
+from tests.lambdas import Context, fresh_handler, service_environment
 
 
 @pytest.fixture
-def handler_module(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.setenv("O_DATABASE_URL", pg_url)
-    monkeypatch.setenv("O_RUNTIME", "lambda")
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "O")
-    from o.config import load_settings
-
-    load_settings.cache_clear()
-    sys.modules.pop("functions.api.handler", None)
-    module = importlib.import_module("functions.api.handler")
-    yield module
-    module._runtime.close()
-    sys.modules.pop("functions.api.handler", None)
-    load_settings.cache_clear()
+def handler_module(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    service_environment(monkeypatch, pg_url, POWERTOOLS_TRACE_DISABLED="1", POWERTOOLS_METRICS_NAMESPACE="O")
+    with fresh_handler("functions.api.handler") as module:
+        yield module
 
 
 def event(method: str, path: str, key: str | None, body: Any = None) -> dict[str, Any]:
@@ -68,7 +49,7 @@ def event(method: str, path: str, key: str | None, body: Any = None) -> dict[str
 
 def test_api_gateway_event_round_trip(handler_module: ModuleType, db: Database) -> None:
     key = new_org_key(db)
-    ctx = FakeContext()
+    ctx = Context("o-api", alias="live")
     created = handler_module.handler(
         event("POST", "/v1/agents/", key, {"name": "lam", "memory_blocks": [{"label": "human", "value": "Ada"}]}), ctx
     )

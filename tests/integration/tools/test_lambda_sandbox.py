@@ -3,92 +3,37 @@ whose invoke is dispatched in-process to the real handler in functions/tool_sand
 
 from __future__ import annotations
 
-import importlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from o import runtime
 from o.aws.sandbox import LambdaSandbox
 from o.config import ConfigError, settings_from
 from o.tools.sandbox import Limits, LocalProcessSandbox, ToolInvocation
+from tests.lambdas import Context, LambdaService, aws_credentials, create_function, fresh_handler
 
 REGION = "eu-west-1"
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "o-tool-sandbox"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:o-tool-sandbox"
-    aws_request_id: str = "req-1"
-
-
 @pytest.fixture
-def handler_module() -> Iterator[ModuleType]:
-    sys.modules.pop("functions.tool_sandbox.handler", None)
-    yield importlib.import_module("functions.tool_sandbox.handler")
-    sys.modules.pop("functions.tool_sandbox.handler", None)
-
-
-@pytest.fixture
-def function_name(handler_module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKESERVERKEY")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "server-secret-access-key")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    calls: list[dict[str, Any]] = []
-
-    def invoke(
-        self: LambdaSimpleBackend,
-        function_name: str,
-        qualifier: str | None,
-        body: Any,
-        headers: Any,
-        response_headers: Any,
-    ) -> bytes:
-        self.get_function(function_name, qualifier)  # as moto does: unknown functions are 404
-        event = json.loads(body)
-        calls.append(event)
-        try:
-            return json.dumps(handler_module.handler(event, FakeContext())).encode()
-        except Exception as exc:  # what the Lambda service reports for an unhandled error
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
-
-    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(
-            RoleName="sandbox",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w") as zf:
-            zf.writestr("functions/tool_sandbox/handler.py", "# bundled by the CDK build\n")
-        boto3.client("lambda", region_name=REGION).create_function(
-            FunctionName="o-tool-sandbox",
-            Runtime="python3.11",
-            Role=role,
-            Handler="functions.tool_sandbox.handler.handler",
-            Code={"ZipFile": archive.getvalue()},
-        )
+def function_name(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    aws_credentials(monkeypatch, REGION)
+    lambdas = LambdaService().install(monkeypatch)
+    with mock_aws(config={"lambda": {"use_docker": False}}), fresh_handler("functions.tool_sandbox.handler") as module:
+        create_function("o-tool-sandbox", "functions.tool_sandbox.handler.handler", region=REGION)
+        lambdas.serve("o-tool-sandbox", module.handler, Context("o-tool-sandbox", region=REGION))
         yield "o-tool-sandbox"
-    assert calls, "the sandbox Lambda was never invoked"
+    assert lambdas.events, "the sandbox Lambda was never invoked"
 
 
 def test_runs_a_tool_through_the_lambda(function_name: str) -> None:
