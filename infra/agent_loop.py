@@ -269,18 +269,29 @@ class AgentLoop(Construct):
         )
         self._acknowledge()
 
-    def grant_task_response(self, grantee: iam.IGrantable) -> None:
-        """SendTaskSuccess/Failure by ARN from the name: the agent-step function, which the machine
-        invokes, may release a wait itself, and a reference would make a dependency cycle."""
-        iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
-            resource_arns=[self.state_machine_arn_from_name],
-        )
-
     def _acknowledge(self) -> None:
         acknowledge(
             self,
             ("AwsSolutions-IAM5[Resource::*]", "CloudWatch Logs delivery and X-Ray actions of Step Functions "
              "have no resource-level permissions"),
+        )  # fmt: skip
+
+
+def grant_task_response(grantee: iam.IGrantable) -> None:
+    """SendTaskSuccess/Failure/Heartbeat: releasing an execution that waits on a task token.
+
+    These actions have no resource-level permissions (IAM evaluates them against ``*``; the token
+    itself names the execution), so a grant scoped to the state machine's ARN — what CDK's
+    ``grant_task_response`` writes — is refused on AWS (tests/integration/aws/test_iam.py).
+    """
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+        resource_arns=["*"],
+    )
+    if isinstance(grantee, Construct):
+        acknowledge(
+            grantee,
+            ("AwsSolutions-IAM5[Resource::*]", "Step Functions' task-token actions (SendTask*) have no "
+             "resource-level permissions; the token names the execution"),
         )  # fmt: skip

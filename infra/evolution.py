@@ -22,7 +22,6 @@ from constructs import Construct
 from infra.rollout import ALIAS_NAME
 from infra.service_function import FunctionAssets, FunctionNetwork, ServiceFunction, acknowledge
 from o.config import env_name
-from o.evolution.metrics import NAMESPACE as AGENT_METRICS_NAMESPACE
 from o.evolution.statemachine import evolution_definition
 
 HANDLER = "functions.evolution.handler.handler"
@@ -105,13 +104,7 @@ class Evolution(Construct):
         )
 
 
-def grant_agent_metrics(grantee: iam.IGrantable, *, read: bool) -> None:
-    """Let ``grantee`` write (and, with ``read``, query) the per-version outcome metrics."""
-    iam.Grant.add_to_principal(
-        grantee=grantee,
-        actions=["cloudwatch:PutMetricData"],
-        resource_arns=["*"],
-        conditions={"StringEquals": {"cloudwatch:namespace": AGENT_METRICS_NAMESPACE}},
-    )
-    if read:
-        iam.Grant.add_to_principal(grantee=grantee, actions=["cloudwatch:GetMetricData"], resource_arns=["*"])
+def grant_agent_metrics(grantee: iam.IGrantable) -> None:
+    """Let ``grantee`` query the per-version outcome metrics (a canary's evidence). They are written
+    as EMF log lines by the agent step, which needs no CloudWatch permission for that."""
+    iam.Grant.add_to_principal(grantee=grantee, actions=["cloudwatch:GetMetricData"], resource_arns=["*"])

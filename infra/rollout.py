@@ -9,9 +9,12 @@ during a canary resets the alias to the deployed version, which ends the canary.
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+
+from infra.service_function import acknowledge
 
 ALIAS_NAME = "live"
 
@@ -36,7 +39,11 @@ class Rollout(Construct):
         return alias
 
     def grant_manage(self, name: str, grantee: iam.IGrantable) -> None:
-        """Let ``grantee`` publish versions of ``name`` and move the weights of its ``live`` alias."""
+        """Let ``grantee`` publish versions of ``name`` and move the weights of its ``live`` alias.
+
+        Lambda authorizes a call that names a version (``Qualifier=7``) against that version's ARN,
+        so reading a published candidate's configuration needs ``<function>:*``; managing versions
+        and the alias acts on the function itself (tests/integration/aws/test_iam.py checks both)."""
         function = self._functions[name]
         iam.Grant.add_to_principal(
             grantee=grantee,
@@ -46,8 +53,18 @@ class Rollout(Construct):
                 "lambda:PublishVersion",
                 "lambda:GetFunctionConfiguration",
                 "lambda:UpdateFunctionConfiguration",
-                "lambda:ListVersionsByFunction",
             ],
-            # The function (versions are published from it) and its live alias, nothing wider.
-            resource_arns=[function.function_arn, f"{function.function_arn}:{ALIAS_NAME}"],
+            resource_arns=[function.function_arn],
         )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["lambda:GetFunctionConfiguration"],
+            resource_arns=[f"{function.function_arn}:*"],
+        )
+        if isinstance(grantee, Construct):
+            acknowledge(
+                grantee,
+                (f"AwsSolutions-IAM5[Resource::<{Stack.of(function).get_logical_id(function.node.default_child)}"
+                 ".Arn>:*]", "reading the configuration of the agent step's published versions (a canary's "
+                 "candidate): Lambda authorizes a qualified call against the version's ARN"),
+            )  # fmt: skip

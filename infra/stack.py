@@ -8,7 +8,7 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.agent_loop import AgentLoop
+from infra.agent_loop import AgentLoop, grant_task_response
 from infra.api import Api
 from infra.config import DeployConfig
 from infra.database import Database
@@ -168,15 +168,17 @@ class OStack(Stack):
             service.node.add_dependency(migrations)
         # Starting runs, answering approvals (the step releases a wait whose decision came first).
         agent_loop.state_machine.grant_start_execution(api_function.function)
-        agent_loop.state_machine.grant_task_response(api_function.function)
+        grant_task_response(api_function.function)
         agent_loop.state_machine.grant_start_execution(sleeptime.function)
-        agent_loop.grant_task_response(agent_step.function)
-        # Evolutions: started by the API and sleep-time; canaries move the agent step's live alias.
+        grant_task_response(agent_step.function)
+        # Evolutions: started by the API and sleep-time (and continued by the worker); the worker moves
+        # the agent step's live alias for a canary and reads its metrics; the API withdraws a canary
+        # when an evolution is stopped.
         for service in (api_function, sleeptime.service, evolution.service):
             evolution.grant_start(service.function)
+        for service in (api_function, evolution.service):
             rollout.grant_manage("AgentStep", service.function)
-            grant_agent_metrics(service.function, read=True)
-        grant_agent_metrics(agent_step.function, read=False)
+        grant_agent_metrics(evolution.function)
 
         Observability(
             self,

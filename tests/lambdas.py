@@ -10,6 +10,7 @@ body), so Step Functions' retries and catches see what they would see on AWS.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import io
 import json
@@ -23,6 +24,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities import parameters
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from o.config import load_settings
@@ -31,6 +33,18 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+# The function whose code is running (set around each invocation): what an AWS call is attributed to.
+running_as: contextvars.ContextVar[str | None] = contextvars.ContextVar("running_as", default=None)
+
+
+@contextmanager
+def acting_as(function: str) -> Iterator[None]:
+    token = running_as.set(function)
+    try:
+        yield
+    finally:
+        running_as.reset(token)
 
 
 @dataclass
@@ -86,6 +100,9 @@ def fresh_handler(module: str) -> Iterator[ModuleType]:
     """``functions.<name>.handler`` imported as a new execution environment imports it; its database
     connection is closed and the module forgotten afterwards."""
     load_settings.cache_clear()
+    # a new execution environment starts with empty caches (Powertools keeps secrets process-wide)
+    parameters.clear_caches()
+    parameters.base.DEFAULT_PROVIDERS.clear()
     sys.modules.pop(module, None)
     handler = importlib.import_module(module)
     try:
@@ -142,7 +159,8 @@ class LambdaService:
             if event.get("action") in self.crash_on:
                 self.crash_on.discard(event["action"])
                 raise RuntimeError(f"simulated crash of the {event['action']} task")
-            return json.dumps(handler(event, context)).encode()
+            with acting_as(function_name):
+                return json.dumps(handler(event, context)).encode()
         except Exception as exc:
             return unhandled(exc, response_headers)
 

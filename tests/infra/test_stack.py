@@ -394,16 +394,29 @@ def test_evolution_machine_runs_the_evolution_function_and_may_move_the_step_ali
         assert env["O_EVOLUTION_STEP_FUNCTION_NAME"] == {"Ref": step_id}
         assert env["O_EVOLUTION_STEP_ALIAS"] == "live"
         assert "O-evolution" in json.dumps(env["O_EVOLUTION_STATE_MACHINE_ARN"])
-        statements = [
-            st for p in _policies_of_role(synthesized, _ref_name(fn["Properties"]["Role"]))
-            for st in p["PolicyDocument"]["Statement"]
-        ]  # fmt: skip
+        statements = _statements(synthesized, fn)
         alias = [st for st in statements if "lambda:UpdateAlias" in json.dumps(st["Action"])]
-        assert len(alias) == 1, handler
-        resources = json.dumps(alias[0]["Resource"])
-        assert step_id in resources and ":live" in resources and ":*" not in resources
-        metrics = [st for st in statements if st["Action"] == "cloudwatch:PutMetricData"]
-        assert metrics and metrics[0]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "O/Agents"}}
+        # the worker runs canaries; the API withdraws one when an evolution is stopped; sleep-time only starts
+        assert len(alias) == (0 if "sleeptime" in handler else 1), handler
+        if alias:
+            assert alias[0]["Resource"] == {"Fn::GetAtt": [step_id, "Arn"]}
+            qualified = [
+                st
+                for st in statements
+                if st["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [step_id, "Arn"]}, ":*"]]}
+            ]
+            assert [st["Action"] for st in qualified] == ["lambda:GetFunctionConfiguration"]
+        # outcome metrics are EMF log lines; only the worker reads them back
+        assert not [st for st in statements if "cloudwatch:PutMetricData" in json.dumps(st["Action"])]
+        reads = [st for st in statements if "cloudwatch:GetMetricData" in json.dumps(st["Action"])]
+        assert bool(reads) == ("evolution" in handler), handler
+
+
+def _statements(synthesized: Synthesized, fn: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        st for p in _policies_of_role(synthesized, _ref_name(fn["Properties"]["Role"]))
+        for st in p["PolicyDocument"]["Statement"]
+    ]  # fmt: skip
 
 
 def test_agent_step_may_release_an_approval_wait_of_its_own_machine(synthesized: Synthesized) -> None:
@@ -414,7 +427,8 @@ def test_agent_step_may_release_an_approval_wait_of_its_own_machine(synthesized:
     ]  # fmt: skip
     release = [st for st in statements if "states:SendTaskSuccess" in json.dumps(st["Action"])]
     assert len(release) == 1
-    assert "stateMachine:O-agent-loop" in json.dumps(release[0]["Resource"])
+    # task-token actions have no resource-level permissions: a state machine ARN here is AccessDenied
+    assert release[0]["Resource"] == "*"
 
 
 def _references(value: Any) -> set[str]:

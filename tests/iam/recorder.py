@@ -1,0 +1,135 @@
+"""Every AWS call O's code makes during a test, with the function it ran as and the IAM request it is.
+
+Each botocore API call goes through :meth:`botocore.client.BaseClient._make_api_call`; the recorder
+wraps it (the real call still happens, against moto), notes the operation and its parameters, and
+the function it is attributed to: :data:`tests.lambdas.running_as`, which the Lambda stand-in sets
+around each invocation (and a test around a handler it calls itself). FastAPI hands sync endpoints
+to worker threads with a copy of the caller's context, so the attribution follows the work.
+
+:func:`iam_request` turns a call into what IAM authorizes: the action, and the resource ARN the way
+the service names it (a qualified Lambda ARN when the call names a version or alias).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+
+from tests.iam.policy import Request
+from tests.lambdas import running_as
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str | None
+    service: str  # the IAM service prefix: lambda, states, secretsmanager, cloudwatch, kms, ...
+    operation: str
+    params: dict[str, Any]
+    region: str
+    account: str
+
+    @property
+    def action(self) -> str:
+        return f"{self.service}:{self.operation}"
+
+
+# botocore service names whose IAM prefix differs
+_PREFIX = {"stepfunctions": "states", "monitoring": "cloudwatch"}
+
+
+class Recorder:
+    def __init__(self, account: str) -> None:
+        self.account = account
+        self.calls: list[Call] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> Recorder:
+        real = BaseClient._make_api_call
+        recorder = self
+
+        def recorded(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+            service = client.meta.service_model.service_name
+            recorder.calls.append(
+                Call(running_as.get(), _PREFIX.get(service, service), operation_name, dict(api_params),
+                     client.meta.region_name, recorder.account)
+            )  # fmt: skip
+            return real(client, operation_name, api_params)
+
+        monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
+        return self
+
+    def of(self, function: str) -> list[Call]:
+        return [c for c in self.calls if c.function == function]
+
+
+# -- what IAM authorizes ------------------------------------------------------------------------------
+
+# Lambda actions that act on the qualified resource the call names (a version or alias ARN)
+_QUALIFIED = {"Invoke", "InvokeFunction", "GetFunction", "GetFunctionConfiguration", "GetPolicy"}
+# Lambda operations whose IAM action has another name
+_LAMBDA_ACTION = {"Invoke": "InvokeFunction", "ListVersionsByFunction": "ListVersionsByFunction"}
+_FUNCTION = re.compile(
+    r"^(?:arn:[^:]+:lambda:(?P<region>[^:]+):(?P<account>\d{12}):function:|(?P<acct2>\d{12}):function:)?"
+    r"(?P<name>[A-Za-z0-9_.-]+)(?::(?P<qualifier>[$A-Za-z0-9_-]+))?$"
+)
+
+
+def _lambda(call: Call) -> Request:
+    action = f"lambda:{_LAMBDA_ACTION.get(call.operation, call.operation)}"
+    match = _FUNCTION.match(str(call.params["FunctionName"]))
+    if match is None:
+        raise ValueError(f"unreadable FunctionName {call.params['FunctionName']!r}")
+    region = match.group("region") or call.region
+    account = match.group("account") or match.group("acct2") or call.account
+    arn = f"arn:aws:lambda:{region}:{account}:function:{match.group('name')}"
+    qualifier = call.params.get("Qualifier") or match.group("qualifier")
+    if qualifier and call.operation in _QUALIFIED:
+        arn += f":{qualifier}"
+    return Request(action, arn)
+
+
+def _states(call: Call) -> Request:
+    action = f"states:{call.operation}"
+    for key in ("stateMachineArn", "executionArn"):
+        if key in call.params:
+            return Request(action, str(call.params[key]))
+    # SendTaskSuccess/Failure/Heartbeat name no resource (the task token stands for the execution)
+    return Request(action, "*")
+
+
+def _secretsmanager(call: Call) -> Request:
+    secret = str(call.params["SecretId"])
+    if not secret.startswith("arn:"):
+        secret = f"arn:aws:secretsmanager:{call.region}:{call.account}:secret:{secret}"
+    return Request(f"secretsmanager:{call.operation}", secret)
+
+
+def _kms(call: Call) -> Request:
+    key = str(call.params.get("KeyId") or "*")
+    if key != "*" and not key.startswith("arn:"):
+        key = f"arn:aws:kms:{call.region}:{call.account}:key/{key}"
+    return Request(f"kms:{call.operation}", key)
+
+
+def _no_resource(call: Call) -> Request:
+    context = {"cloudwatch:namespace": str(call.params["Namespace"])} if "Namespace" in call.params else None
+    return Request(call.action, "*", context)
+
+
+_BY_SERVICE = {
+    "lambda": _lambda,
+    "states": _states,
+    "secretsmanager": _secretsmanager,
+    "kms": _kms,
+    "cloudwatch": _no_resource,
+}
+
+
+def iam_request(call: Call) -> Request:
+    """What IAM authorizes for ``call``; a service O has no rule for is an error (add one)."""
+    if call.service not in _BY_SERVICE:
+        raise ValueError(f"no IAM resource rule for {call.action}: teach tests/iam/recorder.py")
+    return _BY_SERVICE[call.service](call)

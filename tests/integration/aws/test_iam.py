@@ -1,0 +1,326 @@
+"""Every AWS call O's functions make, evaluated against the IAM role the synthesized stack gives them.
+
+moto answers any call from anyone. So this test builds, in moto, the resources of the synthesized
+template under the names and ARNs they resolve to; gives each function the environment the template
+gives it (references resolved against those resources); runs the real handlers through what a
+deployment does — start-up (the database secret), the API (messages, approvals, cancels, tools,
+evolutions), the agent step (LLM keys, the sandbox, releasing approvals), the evolution worker (a
+canary on the agent step's ``live`` alias, promoted on its metrics), sleep-time and the migrations —
+records every call each function makes (tests/iam/recorder.py) and evaluates each against that
+function's role policy (tests/iam/policy.py). A call the role does not allow fails the test: on AWS
+it would be AccessDenied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import psycopg
+import pytest
+from moto import mock_aws
+
+from o.agent import lifecycle, runs
+from o.evolution import evaluator, loop
+from o.memory.embeddings import local_model_files
+from o.store import orgs
+from o.store.db import Database
+from tests.iam.policy import allows
+from tests.iam.recorder import Call, Recorder, iam_request
+from tests.iam.template import World, function_of, resolve, resources, role_of, role_statements
+from tests.integration.evolution import task
+from tests.integration.evolution.task import World as Scripted
+from tests.lambdas import ACCOUNT, REGION, Context, LambdaService, acting_as, aws_credentials, fresh_handler, stub_code
+from tests.servers.openai_server import OpenAIServer
+from tests.servers.script import Script, call
+
+HANDLERS = {
+    "api": "functions.api.handler.handler",
+    "agent_step": "functions.agent_step.handler.handler",
+    "evolution": "functions.evolution.handler.handler",
+    "sleeptime": "functions.sleeptime.handler.handler",
+    "migrate": "functions.migrate.handler.handler",
+    "tool_sandbox": "functions.tool_sandbox.handler.handler",
+}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from infra.application import create_app
+
+    tmp = tmp_path_factory.mktemp("iam")
+    (tmp / "layer" / "python").mkdir(parents=True)
+    root = Path(__file__).resolve().parents[3]
+    context = {**json.loads((root / "cdk.json").read_text())["context"], "o:layerDir": str(tmp / "layer")}
+    app, stack = create_app(context, outdir=str(tmp / "cdk.out"), code_out=tmp / "code", nag=False)
+    return dict(app.synth().get_stack_by_name(stack.stack_name).template)
+
+
+@dataclass
+class Deployment:
+    template: dict[str, Any]
+    world: World
+    functions: dict[str, str]  # role name -> the function's logical id (also its name in moto)
+    recorder: Recorder
+    lambdas: LambdaService
+    database: str
+
+    def environment(self, role: str) -> dict[str, str]:
+        props = self.template["Resources"][self.functions[role]]["Properties"]
+        variables = resolve(props.get("Environment", {}).get("Variables", {}), self.world)
+        return {k: str(v) for k, v in variables.items()}
+
+    def denied(self) -> list[str]:
+        found = []
+        for call_ in self.recorder.calls:
+            if call_.function is None:
+                continue
+            request = iam_request(call_)
+            statements = role_statements(self.template, role_of(self.template, call_.function), self.world)
+            if not allows(statements, request):
+                found.append(f"{self.role_name(call_)}: {request.action} on {request.resource}")
+        return sorted(set(found))
+
+    def role_name(self, call_: Call) -> str:
+        return next(role for role, logical in self.functions.items() if logical == call_.function)
+
+
+def _database_secret(pg_url: str) -> dict[str, Any]:
+    parts = urlsplit(pg_url)
+    info = psycopg.conninfo.conninfo_to_dict(pg_url)
+    return {"engine": "postgres", "username": info.get("user") or parts.username or "postgres",
+            "password": "unused-by-local-trust-auth", "host": "db-instance", "port": int(info.get("port") or 5432),
+            "dbname": info.get("dbname", "postgres")}  # fmt: skip
+
+
+def _build_world(template: dict[str, Any], pg_url: str) -> World:
+    """The template's resources in moto, named as they resolve: functions by their logical id."""
+    world = World(ACCOUNT, REGION)
+    lam = boto3.client("lambda", region_name=REGION)
+    iam = boto3.client("iam", region_name=REGION)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    role = iam.create_role(RoleName="o-functions", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    for logical in resources(template, "AWS::Lambda::Function"):
+        arn = lam.create_function(FunctionName=logical, Runtime="python3.12", Role=role, Handler="h.h",
+                                  Code={"ZipFile": stub_code()})["FunctionArn"]  # fmt: skip
+        world.refs[logical] = logical
+        world.attributes[(logical, "Arn")] = arn
+    for logical, resource in resources(template, "AWS::Lambda::Alias").items():
+        function = resolve(resource["Properties"]["FunctionName"], world)
+        version = lam.publish_version(FunctionName=function)["Version"]
+        alias = lam.create_alias(FunctionName=function, Name=resource["Properties"]["Name"], FunctionVersion=version)
+        world.refs[logical] = alias["AliasArn"]
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    passing = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}})
+    for logical, resource in resources(template, "AWS::StepFunctions::StateMachine").items():
+        name = resource["Properties"]["StateMachineName"]
+        arn = sfn.create_state_machine(name=name, definition=passing, roleArn=role)["stateMachineArn"]
+        world.refs[logical] = arn
+        world.attributes[(logical, "Name")] = name
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    for logical in resources(template, "AWS::SecretsManager::Secret"):
+        value = _database_secret(pg_url) if "Database" in logical else {"OPENAI_API_KEY": "sk-from-secrets-manager"}
+        world.refs[logical] = secrets.create_secret(Name=logical, SecretString=json.dumps(value))["ARN"]
+    for logical, resource in resources(template, "AWS::SecretsManager::SecretTargetAttachment").items():
+        world.refs[logical] = resolve(resource["Properties"]["SecretId"], world)
+    for logical in resources(template, "AWS::RDS::DBProxy"):
+        # the functions reach Postgres through the proxy; here the test's own server
+        world.attributes[(logical, "Endpoint")] = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("host"))
+    return world
+
+
+@pytest.fixture
+def deployment(template: dict[str, Any], pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    aws_credentials(monkeypatch, REGION)
+    recorder = Recorder(ACCOUNT)
+    lambdas = LambdaService().install(monkeypatch)
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        world = _build_world(template, pg_url)
+        functions = {role: function_of(template, handler) for role, handler in HANDLERS.items()}
+        recorder.install(monkeypatch)
+        database = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("dbname", "postgres"))
+        yield Deployment(template, world, functions, recorder, lambdas, database)
+
+
+@pytest.fixture
+def scripted() -> Scripted:
+    return Scripted()
+
+
+@pytest.fixture
+def model(scripted: Scripted) -> Iterator[OpenAIServer]:
+    with OpenAIServer(Script(default=scripted)) as server:
+        yield server
+
+
+def _cold_start(deployment: Deployment, role: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Import ``role``'s handler with the environment the stack gives it, as a new execution environment
+    does; the database is reached through the RDS secret (as deployed) with the test's server behind it."""
+    env = deployment.environment(role)
+    if "O_DB_NAME" in env:  # the test server's database instead of the deployed one's name
+        env["O_DB_NAME"] = deployment.database
+    if "O_EMBEDDING_MODEL_PATH" in env:  # the layer's copy of the model files is this package's
+        model, tokenizer = local_model_files()
+        env.update(O_EMBEDDING_MODEL_PATH=str(model), O_EMBEDDING_TOKENIZER_PATH=str(tokenizer))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return fresh_handler(HANDLERS[role].rsplit(".", 1)[0])
+
+
+def test_every_call_each_function_makes_is_allowed_by_its_role(
+    deployment: Deployment,
+    pg_url: str,
+    db: Database,
+    model: OpenAIServer,
+    scripted: Scripted,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    f = deployment.functions
+    with db.transaction() as conn:
+        org = orgs.get_or_create_org(conn, f"iam-{uuid.uuid4()}")
+        _, key = orgs.create_api_key(conn, org["id"])
+    org_id, agent_id = task.make_agent(db, model)
+    with db.transaction() as conn:
+        careful = lifecycle.create(conn, org_id, lifecycle.AgentSpec(
+            name="careful", llm_config=model.llm_config().model_dump(),
+            memory_blocks=[{"label": "human", "value": "?", "limit": 200}],
+            tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}],
+        )).agent["id"]  # fmt: skip
+
+    with acting_as(f["tool_sandbox"]), _cold_start(deployment, "tool_sandbox", monkeypatch) as sandbox:
+        deployment.lambdas.serve(f["tool_sandbox"], sandbox.handler, Context(f["tool_sandbox"]))
+        waiting = _run_agent_step(deployment, monkeypatch, db, org_id, agent_id, careful, model)
+        _run_api(deployment, monkeypatch, key, org_id, careful, waiting, model)
+        _run_evolution(deployment, monkeypatch, db, org_id, agent_id, scripted)
+        _run_sleeptime_and_migrate(deployment, monkeypatch)
+
+    calls = [c for c in deployment.recorder.calls if c.function is not None]
+    by_function = {deployment.role_name(c) for c in calls}
+    assert {"api", "agent_step", "evolution", "sleeptime", "migrate"} <= by_function, by_function
+    denied = deployment.denied()
+    print(f"\n{len(calls)} calls by {len(by_function)} functions, {len(denied)} denied")
+    for line in sorted(
+        {f"{deployment.role_name(c)}: {iam_request(c).action} {iam_request(c).resource}" for c in calls}
+    ):
+        print("  ", line)
+    assert not denied, "calls the deployed roles would refuse:\n" + "\n".join(denied)
+
+
+def _api_event(method: str, path: str, key: str, body: Any = None) -> dict[str, Any]:
+    headers = {"content-type": "application/json", "host": "api.example.com", "authorization": f"Bearer {key}"}
+    return {"resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": None,
+            "multiValueQueryStringParameters": None, "pathParameters": {"proxy": path.lstrip("/")},
+            "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": method, "path": "/live" + path,
+                               "stage": "live", "identity": {"sourceIp": "127.0.0.1"}},
+            "body": None if body is None else json.dumps(body), "isBase64Encoded": False}  # fmt: skip
+
+
+def _run_api(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, key: str, org: str, careful: str, waiting: str,
+    model: OpenAIServer,
+) -> None:  # fmt: skip
+    role = deployment.functions["api"]
+    with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "api", env) as api:
+        context = Context(role, alias="live")
+
+        def request(method: str, path: str, body: Any = None) -> dict[str, Any]:
+            response = api.handler(_api_event(method, path, key, body), context)
+            assert response["statusCode"] < 500, response
+            return json.loads(response["body"]) if response.get("body") else {}
+
+        agent = request("POST", "/v1/agents/", {"name": "iam", "llm_config": model.llm_config().model_dump()})
+        started = request("POST", f"/v1/agents/{agent['id']}/messages/async",
+                          {"messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        request("POST", f"/v1/runs/{started['id']}/cancel")
+        request("POST", "/v1/tools/run", {"source_code": "def t():\n    return 'ok'\n", "args": {}})
+        evolution = request("POST", f"/v1/agents/{agent['id']}/evolutions", {})
+        request("POST", f"/v1/agents/{agent['id']}/evolutions/{evolution['id']}/stop")
+    # the approval a human gives over the API releases the execution waiting on it (another organization's
+    # key cannot: the paused run is in ``org``)
+    with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "api", env) as api:
+        with api._runtime.db.transaction() as conn:
+            owner_key = orgs.create_api_key(conn, org)[1]
+        decision = {"messages": [{"type": "approval", "approve": True}]}
+        response = api.handler(_api_event("POST", f"/v1/agents/{careful}/messages/async", owner_key, decision),
+                               Context(role, alias="live"))  # fmt: skip
+        assert response["statusCode"] == 200, response
+        assert waiting
+
+
+def _run_agent_step(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, db: Database, org: str, agent: str, careful: str,
+    model: OpenAIServer,
+) -> str:  # fmt: skip
+    """Runs on the agent step as the state machine drives it; the id of a run left waiting on an approval."""
+    role = deployment.functions["agent_step"]
+    with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "agent_step", env) as step:
+        context = Context(role, function_version="1", alias="live")
+
+        def start(agent_id: str, text: str) -> str:
+            with db.transaction() as conn:
+                return runs.start(conn, org, agent_id, [runs.InputMessage("user", text)], {}).run.id
+
+        def drive(run_id: str) -> dict[str, Any]:
+            event: dict[str, Any] = {"action": "step", "run_id": run_id, "iteration": 0}
+            for _ in range(10):
+                result: dict[str, Any] = step.handler(event, context)
+                if result["next"] in ("done", "failed", "approval"):
+                    return result
+                event = {"action": result["next"], "run_id": run_id, "iteration": result["iteration"]}
+            raise AssertionError("the run did not settle")
+
+        assert drive(start(agent, "What is the capital of France?"))["next"] == "done"
+        # a decision that came before the execution reached its wait: the step releases the wait itself
+        model.push(call("core_memory_append", _id="call_a", label="human", content="a"))
+        decided = start(careful, "remember a")
+        assert drive(decided)["next"] == "approval"
+        with db.transaction() as conn:
+            runs.approve(conn, org, careful, [runs.Decision(True)])
+        step.handler({"action": "await_approval", "run_id": decided, "iteration": 1, "task_token": "t1"}, context)
+        # a run whose execution waits for a human: the API's approval releases it
+        model.push(call("core_memory_append", _id="call_b", label="human", content="b"))
+        waiting = start(careful, "remember b")
+        assert drive(waiting)["next"] == "approval"
+        step.handler({"action": "await_approval", "run_id": waiting, "iteration": 1, "task_token": "t2"}, context)
+        return waiting
+
+
+def _run_evolution(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, db: Database, org: str, agent: str, scripted: Scripted,
+) -> None:  # fmt: skip
+    role = deployment.functions["evolution"]
+    with monkeypatch.context() as env, acting_as(role):
+        env.setenv("O_EVOLUTION_BAKE_SECONDS", "0")
+        env.setenv("O_EVOLUTION_CANARY_WEIGHT", "0.2")
+        with _cold_start(deployment, "evolution", env) as worker:
+            with db.transaction() as conn:
+                evaluator.save_suite(conn, org, agent, task.suite())
+            scripted.propose(task.BETTER)
+            evo = loop.start(worker._deps, org, agent, trigger="test")
+            context = Context(role)
+            for action in ("reflect", "propose", "shadow", "gate", "canary", "evaluate"):
+                result = worker.handler({"action": action, "evolution_id": evo.id}, context)
+                if result["next"] == "done":
+                    break
+            # whatever the decision, the canary's alias calls and its metrics query were made
+            assert result["status"] in ("promoted", "rolled_back", "canary"), result
+
+
+def _run_sleeptime_and_migrate(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    for role, event in (
+        ("sleeptime", {"kind": "sleeptime", "scope": "due-agents"}),
+        ("migrate", {"action": "migrate"}),
+    ):
+        name = deployment.functions[role]
+        with monkeypatch.context() as env, acting_as(name), _cold_start(deployment, role, env) as module:
+            out = module.handler(event, Context(name))
+            assert "error" not in (out or {}), out
