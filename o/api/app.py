@@ -22,6 +22,7 @@ from o.api.routers import (
     send,
     tools,
 )
+from o.api.slashes import tolerate_trailing_slashes
 from o.observability import logger
 
 
@@ -36,6 +37,7 @@ def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAP
     app.state.key_cache = KeyCache()
     app.state.logger = logger
     errors.install(app)
+    tolerate_trailing_slashes(app.router)
     for router in (
         health.router,
         agents.router,

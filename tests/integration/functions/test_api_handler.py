@@ -68,3 +68,20 @@ def test_api_gateway_event_round_trip(handler_module: ModuleType, db: Database) 
     assert bad["statusCode"] == 422 and "bogus" in json.loads(bad["body"])["detail"]
     # One connection per execution environment, reused across invocations.
     assert handler_module._runtime.db._pool.max_size == 1
+
+
+def test_paths_answer_with_and_without_a_trailing_slash_behind_the_stage(
+    handler_module: ModuleType, db: Database
+) -> None:
+    """No redirect: behind API Gateway a redirect's Location loses the stage (/live) and fails."""
+    key = new_org_key(db)
+    ctx = Context("o-api", alias="live")
+    body = {"name": "slash", "memory_blocks": [{"label": "human", "value": "Ada"}]}
+    created = handler_module.handler(event("POST", "/v1/agents", key, body), ctx)
+    assert created["statusCode"] == 200, created
+    agent_id = json.loads(created["body"])["id"]
+    for path in ("/v1/agents", "/v1/agents/", f"/v1/agents/{agent_id}", f"/v1/agents/{agent_id}/"):
+        response = handler_module.handler(event("GET", path, key), ctx)
+        assert response["statusCode"] == 200, (path, response["statusCode"], response.get("headers"))
+    missing = handler_module.handler(event("GET", "/v1/nothing-here/", key), ctx)
+    assert missing["statusCode"] == 404 and "location" not in {k.lower() for k in missing.get("headers", {})}
