@@ -22,10 +22,26 @@ FIVE_MINUTES = Duration.minutes(5)
 
 @dataclass(frozen=True)
 class Watched:
-    """A function to watch, through its alias when it has one, and its p99 latency budget."""
+    """A function to watch, through its alias when it has one, and its p99 latency budget.
+
+    ``alias`` names an alias CloudFormation does not own (the agent step's, see infra/rollout.py):
+    CDK's metrics of an imported alias name it as the function, which Lambda never reports."""
 
     function: lambda_.IFunction
     p99_budget: Duration
+    alias: str | None = None
+
+    def metric(self, name: str, statistic: str) -> cw.Metric:
+        if self.alias is None:
+            return self.function.metric(name, period=FIVE_MINUTES, statistic=statistic)
+        function_name = self.function.function_name
+        return cw.Metric(
+            namespace="AWS/Lambda",
+            metric_name=name,
+            dimensions_map={"FunctionName": function_name, "Resource": f"{function_name}:{self.alias}"},
+            period=FIVE_MINUTES,
+            statistic=statistic,
+        )
 
 
 class Observability(Construct):
@@ -42,10 +58,9 @@ class Observability(Construct):
         self.alarms: dict[str, cw.Alarm] = {}
         widgets: list[cw.IWidget] = []
         for name, watched in functions.items():
-            fn = watched.function
-            errors = fn.metric_errors(period=FIVE_MINUTES, statistic="Sum")
-            throttles = fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum")
-            p99 = fn.metric_duration(period=FIVE_MINUTES, statistic="p99")
+            errors = watched.metric("Errors", "Sum")
+            throttles = watched.metric("Throttles", "Sum")
+            p99 = watched.metric("Duration", "p99")
             self._alarm(f"{name}Errors", errors, 5, f"{name}: 5 or more errors in 5 minutes")
             self._alarm(f"{name}Throttles", throttles, 1, f"{name}: invocations throttled")
             self._alarm(

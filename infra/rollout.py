@@ -1,42 +1,85 @@
 """The ``live`` aliases every caller goes through: API Gateway to the API, the agent loop to the step.
 
-A deploy points ``live`` at the version it publishes, with no extra weight. The
-evolution loop later shifts a small weight of ``live`` to a candidate version and
-promotes or rolls it back (``RoutingConfig``, see the evolution issue); the
-permissions it needs for that come from :meth:`Rollout.grant_manage`. A deploy made
-during a canary resets the alias to the deployed version, which ends the canary.
+The API's alias is CloudFormation's: each deploy points it at the version it publishes. The agent
+step's alias has two owners with separate jobs: a deploy decides which code serves (the primary
+version), the evolution loop decides the routing (a canary's weighted extra version, its promotion or
+rollback, through :class:`o.aws.alias.LambdaAlias`). An ``AWS::Lambda::Alias`` would reset the routing
+on every deploy and undo a running canary, so that alias is a custom resource
+(``functions/alias/handler.py``) that moves only the primary version (:meth:`Rollout.runtime_routed`).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import CustomResource, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.service_function import acknowledge
+from infra.service_function import FunctionAssets, ServiceFunction, acknowledge
 
 ALIAS_NAME = "live"
+OWNER_HANDLER = "functions.alias.handler.handler"
 
 
 class Rollout(Construct):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, assets: FunctionAssets) -> None:
         super().__init__(scope, construct_id)
-        self.aliases: dict[str, lambda_.Alias] = {}
+        self.aliases: dict[str, lambda_.IAlias] = {}
         self._functions: dict[str, lambda_.Function] = {}
+        self._assets = assets
+        self._owner: ServiceFunction | None = None
+        # the custom resources behind runtime-routed aliases: whoever invokes such an alias depends on it
+        self.alias_resources: dict[str, CustomResource] = {}
 
     def live(self, name: str, function: lambda_.Function) -> lambda_.Alias:
-        """The ``live`` alias of ``function``, on the version this deploy publishes."""
+        """The ``live`` alias of ``function``, on the version this deploy publishes (CloudFormation's)."""
         alias = lambda_.Alias(
             self,
             f"{name}Live",
             alias_name=ALIAS_NAME,
             version=function.current_version,
-            description=f"{name}: the version that takes traffic; canaries add a weighted second one",
+            description=f"{name}: the version that takes traffic",
         )
         self.aliases[name] = alias
         self._functions[name] = function
         return alias
+
+    def runtime_routed(self, name: str, function: lambda_.Function) -> lambda_.IAlias:
+        """The ``live`` alias of ``function``: each deploy moves its primary version to the version it
+        publishes and keeps the routing the evolution loop set (a canary's extra version and weight)."""
+        version = function.current_version
+        owner = self._owner_function()
+        live = CustomResource(
+            self,
+            f"{name}LiveAlias",
+            service_token=owner.function.function_arn,
+            resource_type="Custom::OLiveAlias",
+            properties={"FunctionName": function.function_name, "AliasName": ALIAS_NAME, "Version": version.version},
+        )
+        iam.Grant.add_to_principal(
+            grantee=owner.function,
+            actions=["lambda:GetAlias", "lambda:CreateAlias", "lambda:UpdateAlias", "lambda:DeleteAlias"],
+            resource_arns=[function.function_arn],
+        )
+        alias = lambda_.Alias.from_alias_attributes(self, f"{name}Live", alias_name=ALIAS_NAME, alias_version=version)
+        self.aliases[name] = alias
+        self._functions[name] = function
+        self.alias_resources[name] = live
+        return alias
+
+    def _owner_function(self) -> ServiceFunction:
+        if self._owner is None:
+            self._owner = ServiceFunction(
+                self,
+                "AliasOwner",
+                assets=self._assets,
+                handler=OWNER_HANDLER,
+                description="O deploy: points the agent step's live alias at the deployed version, keeping a canary",
+                service="o-live-alias",
+                memory_mb=256,
+                timeout=Duration.minutes(1),
+            )
+        return self._owner
 
     def grant_manage(self, name: str, grantee: iam.IGrantable) -> None:
         """Let ``grantee`` publish versions of ``name`` and move the weights of its ``live`` alias.

@@ -16,7 +16,7 @@ from infra.evolution import Evolution, grant_agent_metrics
 from infra.migrations import Migrations
 from infra.network import Network
 from infra.observability import Observability, Watched
-from infra.rollout import Rollout
+from infra.rollout import ALIAS_NAME, Rollout
 from infra.service_function import (
     AssetFolders,
     ServiceFunction,
@@ -101,8 +101,8 @@ class OStack(Stack):
             environment=shared_env,
             network=network.functions,
         )
-        rollout = Rollout(self, "Rollout")
-        step_live = rollout.live("AgentStep", agent_step.function)
+        rollout = Rollout(self, "Rollout", assets=assets)
+        step_live = rollout.runtime_routed("AgentStep", agent_step.function)
         agent_loop = AgentLoop(
             self,
             "AgentLoop",
@@ -111,6 +111,8 @@ class OStack(Stack):
             log_retention=assets.log_retention,
             approval_timeout_seconds=config.approval_timeout_seconds,
         )
+        # the machine invokes the alias, which exists once the deploy's custom resource made it
+        agent_loop.node.add_dependency(rollout.alias_resources["AgentStep"])
         loop_env = {env_name("agent", "state_machine_arn"): agent_loop.state_machine.state_machine_arn}
 
         evolution = Evolution(
@@ -187,7 +189,7 @@ class OStack(Stack):
                 # Sending a message waits on the agent loop (up to O_AGENT_SYNC_WAIT_S, 25 s), so the
                 # API's p99 is bounded by LLM time, not by the fast CRUD routes.
                 "Api": Watched(api_live, Duration.seconds(20)),
-                "AgentStep": Watched(step_live, Duration.seconds(120)),
+                "AgentStep": Watched(agent_step.function, Duration.seconds(120), alias=ALIAS_NAME),
                 "ToolSandbox": Watched(sandbox.function, Duration.seconds(30)),
                 "Sleeptime": Watched(sleeptime.function, Duration.minutes(10)),
                 "Evolution": Watched(evolution.function, Duration.minutes(10)),

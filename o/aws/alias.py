@@ -8,6 +8,7 @@ refuses.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import boto3
@@ -111,3 +112,33 @@ class LambdaAlias:
             RoutingConfig={"AdditionalVersionWeights": weights},
         )
         return self.state()
+
+
+def point_live_at(function_name: str, alias: str, version: str, *, lambda_client: Any | None = None) -> str:
+    """Deploy ``version`` as the alias's primary version and keep whatever weighted canary the runtime
+    is running (its extra version and weight): a deploy owns the code that serves, the evolution loop
+    owns the routing. Creates the alias on a first deploy. Returns the alias ARN."""
+    lambda_client = lambda_client or boto3.client("lambda")
+    try:
+        current = lambda_client.get_alias(FunctionName=function_name, Name=alias)
+    except lambda_client.exceptions.ResourceNotFoundException:
+        created = lambda_client.create_alias(FunctionName=function_name, Name=alias, FunctionVersion=version)
+        return str(created["AliasArn"])
+    weights = dict((current.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})
+    # a canary of the version now deployed as the primary has nothing left to compare
+    weights.pop(version, None)
+    validate_routing(version, weights)
+    updated = lambda_client.update_alias(
+        FunctionName=function_name,
+        Name=alias,
+        FunctionVersion=version,
+        RoutingConfig={"AdditionalVersionWeights": weights},
+    )
+    return str(updated["AliasArn"])
+
+
+def delete_alias(function_name: str, alias: str, *, lambda_client: Any | None = None) -> None:
+    """Delete the alias; one that is already gone is fine (a retried delete)."""
+    lambda_client = lambda_client or boto3.client("lambda")
+    with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.delete_alias(FunctionName=function_name, Name=alias)

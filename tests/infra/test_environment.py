@@ -19,6 +19,7 @@ HANDLERS = {
     "sleeptime": "functions.sleeptime.handler.handler",
     "migrate": "functions.migrate.handler.handler",
     "tool_sandbox": "functions.tool_sandbox.handler.handler",
+    "alias": "functions.alias.handler.handler",
 }
 
 
@@ -48,6 +49,8 @@ NEEDS: dict[str, Callable[[Settings], bool]] = {
     "migrate": _database,
     # the sandbox runs untrusted code: it is told nothing about O beyond running in Lambda
     "tool_sandbox": lambda s: s == Settings(runtime="lambda"),
+    # the deploy-time owner of the agent step's live alias: no database, no keys, nothing of the agents
+    "alias": lambda s: s.db.secret_arn is None and s.llm.keys_secret_arn is None and not s.sandbox.function_name,
 }
 
 

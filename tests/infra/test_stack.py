@@ -143,7 +143,7 @@ def test_every_function_is_arm64_with_the_one_layer(synthesized: Synthesized) ->
         fn for fn in synthesized.resources("AWS::Lambda::Function").values()
         if fn["Properties"]["Handler"].startswith("functions.")
     ]  # fmt: skip
-    assert len(functions) == 6
+    assert len(functions) == 7
     for fn in functions:
         props = fn["Properties"]
         assert props["Architectures"] == ["arm64"]
@@ -208,21 +208,28 @@ def test_migrations_run_on_deploy_before_serving_code(synthesized: Synthesized) 
 # --- rollout and API --------------------------------------------------------------------------
 
 
-def test_live_aliases_point_at_a_published_version_with_no_extra_weight(synthesized: Synthesized) -> None:
-    aliases = synthesized.resources("AWS::Lambda::Alias")
-    assert len(aliases) == 2
-    targets = set()
-    for alias in aliases.values():
-        props = alias["Properties"]
-        assert props["Name"] == "live"
-        assert "RoutingConfig" not in props, "a deploy routes all of live to the version it publishes"
-        version = synthesized.template["Resources"][_ref_name(props["FunctionVersion"])]
-        assert version["Type"] == "AWS::Lambda::Version"
-        assert version["Properties"]["FunctionName"] == props["FunctionName"]
-        targets.add(_ref_name(props["FunctionName"]))
+def test_the_api_alias_is_cloudformations_and_the_step_alias_is_routed_by_the_runtime(
+    synthesized: Synthesized,
+) -> None:
     api_id, _ = _function(synthesized, "functions.api.handler.handler")
     step_id, _ = _function(synthesized, "functions.agent_step.handler.handler")
-    assert targets == {api_id, step_id}
+    # the API's live alias: CloudFormation points it at the version each deploy publishes
+    ((_, api_alias),) = synthesized.resources("AWS::Lambda::Alias").items()
+    props = api_alias["Properties"]
+    assert props["Name"] == "live" and _ref_name(props["FunctionName"]) == api_id
+    assert "RoutingConfig" not in props
+    version = synthesized.template["Resources"][_ref_name(props["FunctionVersion"])]
+    assert version["Type"] == "AWS::Lambda::Version" and version["Properties"]["FunctionName"] == props["FunctionName"]
+    # the agent step's: a custom resource that moves only the primary version, so a deploy never resets a canary
+    ((_, step_alias),) = synthesized.resources("Custom::OLiveAlias").items()
+    owner = synthesized.template["Resources"][_ref_name(step_alias["Properties"]["ServiceToken"])]
+    assert owner["Properties"]["Handler"] == "functions.alias.handler.handler"
+    assert _ref_name(step_alias["Properties"]["FunctionName"]) == step_id
+    step_version = synthesized.template["Resources"][_ref_name(step_alias["Properties"]["Version"])]
+    assert step_version["Type"] == "AWS::Lambda::Version"
+    # the agent loop waits for the alias it invokes
+    _, machine = synthesized.one("AWS::StepFunctions::StateMachine", "AgentLoop")
+    assert any(dep.startswith("RolloutAgentStepLiveAlias") for dep in machine.get("DependsOn", []))
 
 
 def test_api_gateway_calls_the_api_alias_with_throttling_and_access_logs(synthesized: Synthesized) -> None:
@@ -268,10 +275,10 @@ def test_state_machine_is_standard_logged_traced_and_invokes_the_step_alias(synt
 
     definition = _definition(synthesized)
     assert "QueryLanguage" not in definition, "JSONPath (the default), so moto can run it"
-    step_alias = next(k for k in synthesized.resources("AWS::Lambda::Alias") if k.startswith("RolloutAgentStep"))
+    step_id, _ = _function(synthesized, "functions.agent_step.handler.handler")
     for name in ("Step", "Tools", "AwaitApproval", "MarkFailed"):
         state = definition["States"][name]
-        assert state["Parameters"]["FunctionName"] == f"<{step_alias}>"
+        assert state["Parameters"]["FunctionName"] == f"<{step_id}>:live"
         errors = {e for retry in state["Retry"] for e in retry["ErrorEquals"]}
         assert set(LAMBDA_SERVICE_ERRORS) <= errors
         assert all(r["BackoffRate"] >= 2 and r["MaxAttempts"] >= 2 for r in state["Retry"])
@@ -304,7 +311,9 @@ def test_state_machine_role_may_restart_itself_and_invoke_only_the_step_alias(sy
     assert "stateMachine:O-agent-loop" in json.dumps(start[0]["Resource"])
     invoke = [s for s in statements if "lambda:InvokeFunction" in json.dumps(s["Action"])]
     assert len(invoke) == 1
-    assert "RolloutAgentStepLive" in json.dumps(invoke[0]["Resource"])
+    step_id, _ = _function(synthesized, "functions.agent_step.handler.handler")
+    # the live alias only: never the function itself or another of its versions
+    assert invoke[0]["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [step_id, "Arn"]}, ":live"]]}
 
 
 def test_api_may_start_runs_and_answer_approvals(synthesized: Synthesized) -> None:
@@ -362,6 +371,13 @@ def test_alarms_watch_each_live_alias_and_the_loop(synthesized: Synthesized) -> 
     for metric in ("Errors", "Throttles", "Duration"):
         resources = [d["Value"] for a in by_metric[metric] for d in a["Dimensions"] if d["Name"] == "Resource"]
         assert sum("live" in json.dumps(r) for r in resources) == 2, metric
+    # the dimensions Lambda reports an alias's metrics under: the function, and the alias as Resource
+    step_id, _ = _function(synthesized, "functions.agent_step.handler.handler")
+    (step_errors,) = [a for a in by_metric["Errors"] if step_id in json.dumps(a["Dimensions"])]
+    assert sorted(step_errors["Dimensions"], key=lambda d: d["Name"]) == [
+        {"Name": "FunctionName", "Value": {"Ref": step_id}},
+        {"Name": "Resource", "Value": {"Fn::Join": ["", [{"Ref": step_id}, ":live"]]}},
+    ]
     assert "ExecutionsFailed" in by_metric and "5XXError" in by_metric
     Template.from_json(synthesized.template).resource_count_is("AWS::CloudWatch::Dashboard", 1)
 

@@ -62,11 +62,12 @@ def synthesized_definition(tmp: Path, context: dict[str, Any] | None = None) -> 
     return parts
 
 
-def render(parts: list[Any], alias_arn: str) -> str:
-    """The ASL text with the one CloudFormation reference (the agent-step alias) resolved."""
+def render(parts: list[Any], function_arn: str) -> str:
+    """The ASL text with the one CloudFormation reference (the agent-step function, whose ``:live``
+    alias the definition names) resolved."""
     refs = {json.dumps(p, sort_keys=True) for p in parts if not isinstance(p, str)}
-    assert len(refs) == 1 and "RolloutAgentStepLive" in next(iter(refs)), refs
-    return "".join(p if isinstance(p, str) else alias_arn for p in parts)
+    assert len(refs) == 1 and "AgentStepFunction" in next(iter(refs)), refs
+    return "".join(p if isinstance(p, str) else function_arn for p in parts)
 
 
 # what the runtime hands the agent-step handler when the loop invokes its live alias
@@ -141,11 +142,12 @@ def agent_loop(parts: list[Any], handler: Handler) -> Iterator[Loop]:
             FunctionName=FUNCTION, Runtime="python3.12", Role=role, Handler="functions.agent_step.handler.handler",
             Code={"ZipFile": stub_code()}, Architectures=["arm64"],
         )  # fmt: skip
+        function_arn = lam.get_function(FunctionName=FUNCTION)["Configuration"]["FunctionArn"]
         version = lam.publish_version(FunctionName=FUNCTION)["Version"]
         alias_arn = lam.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion=version)["AliasArn"]
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine_arn = sfn.create_state_machine(
-            name=MACHINE, definition=render(parts, alias_arn), roleArn=role, type="STANDARD"
+            name=MACHINE, definition=render(parts, function_arn), roleArn=role, type="STANDARD"
         )["stateMachineArn"]
         loop = Loop(sfn=sfn, machine_arn=machine_arn, alias_arn=alias_arn)
         lock = threading.Lock()

@@ -32,6 +32,7 @@ from o.evolution import evaluator, loop
 from o.memory.embeddings import local_model_files
 from o.store import orgs
 from o.store.db import Database
+from tests.cloudformation import request_event, response_sink
 from tests.iam.policy import allows
 from tests.iam.recorder import Call, Recorder, iam_request
 from tests.iam.template import World, function_of, resolve, resources, role_of, role_statements
@@ -48,6 +49,7 @@ HANDLERS = {
     "sleeptime": "functions.sleeptime.handler.handler",
     "migrate": "functions.migrate.handler.handler",
     "tool_sandbox": "functions.tool_sandbox.handler.handler",
+    "alias": "functions.alias.handler.handler",
 }
 
 
@@ -113,9 +115,12 @@ def _build_world(template: dict[str, Any], pg_url: str) -> World:
                                   Code={"ZipFile": stub_code()})["FunctionArn"]  # fmt: skip
         world.refs[logical] = logical
         world.attributes[(logical, "Arn")] = arn
+    for logical, resource in resources(template, "AWS::Lambda::Version").items():
+        function = resolve(resource["Properties"]["FunctionName"], world)
+        world.attributes[(logical, "Version")] = lam.publish_version(FunctionName=function)["Version"]
     for logical, resource in resources(template, "AWS::Lambda::Alias").items():
         function = resolve(resource["Properties"]["FunctionName"], world)
-        version = lam.publish_version(FunctionName=function)["Version"]
+        version = resolve(resource["Properties"]["FunctionVersion"], world)
         alias = lam.create_alias(FunctionName=function, Name=resource["Properties"]["Name"], FunctionVersion=version)
         world.refs[logical] = alias["AliasArn"]
     sfn = boto3.client("stepfunctions", region_name=REGION)
@@ -147,7 +152,24 @@ def deployment(template: dict[str, Any], pg_url: str, monkeypatch: pytest.Monkey
         functions = {role: function_of(template, handler) for role, handler in HANDLERS.items()}
         recorder.install(monkeypatch)
         database = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("dbname", "postgres"))
-        yield Deployment(template, world, functions, recorder, lambdas, database)
+        deployed = Deployment(template, world, functions, recorder, lambdas, database)
+        _create_live_aliases(deployed, monkeypatch)
+        yield deployed
+
+
+def _create_live_aliases(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What CloudFormation does first: the agent step's ``live`` alias through its custom resource."""
+    role = deployment.functions["alias"]
+    found = resources(deployment.template, "Custom::OLiveAlias")
+    assert found, "the agent step's live alias is a custom resource"
+    with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "alias", env) as owner, \
+            response_sink() as sink:  # fmt: skip
+        for logical, resource in found.items():
+            properties = resolve(resource["Properties"], deployment.world)
+            event = request_event("Create", sink, resource_type="Custom::OLiveAlias", logical_id=logical,
+                                  properties=properties)  # fmt: skip
+            owner.handler(event, Context(role))
+            assert sink.last["Status"] == "SUCCESS", sink.last
 
 
 @pytest.fixture
@@ -204,7 +226,7 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(
 
     calls = [c for c in deployment.recorder.calls if c.function is not None]
     by_function = {deployment.role_name(c) for c in calls}
-    assert {"api", "agent_step", "evolution", "sleeptime", "migrate"} <= by_function, by_function
+    assert {"api", "agent_step", "evolution", "sleeptime", "migrate", "alias"} <= by_function, by_function
     denied = deployment.denied()
     print(f"\n{len(calls)} calls by {len(by_function)} functions, {len(denied)} denied")
     for line in sorted(
