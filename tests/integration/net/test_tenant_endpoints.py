@@ -152,3 +152,23 @@ def test_an_embedding_endpoint_the_operator_does_not_allow_is_never_called(
     assert response.status_code == 422, response.text
     assert "embedding_endpoint" in response.json()["detail"]
     assert capture.requests == []
+
+
+def test_a_local_ollama_on_localhost_works_by_default_and_not_on_aws(db: Database) -> None:
+    from tests.servers.openai_server import OpenAIServer
+    from tests.servers.script import call
+
+    with OpenAIServer() as ollama:
+        ollama.push(call("send_message", message="hello from ollama"))
+        base = f"http://localhost:{ollama.port}"  # the operator's Ollama, reached by name
+        agent = {"model": "ollama/llama3.2", "context_window_limit": 8000}
+        with api(db, O_LLM_OLLAMA_BASE_URL=base) as client:
+            agent_id = client.post("/v1/agents/", json={"name": "local", **agent}).json()["id"]
+            reply = client.post(f"/v1/agents/{agent_id}/messages", json={"input": "hi"})
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["messages"][-1]["content"] == "hello from ollama"
+        with api(db, O_LLM_OLLAMA_BASE_URL=base, O_RUNTIME="lambda") as client:
+            agent_id = client.post("/v1/agents/", json={"name": "aws", **agent}).json()["id"]
+            response, run = send(client, agent_id)
+            assert response.status_code == 502 and "loopback address" in run["error"]
+        assert len(ollama.requests) == 1
