@@ -17,7 +17,9 @@ the Lambdas' environment through :func:`env_name`, so the two cannot drift apart
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic.fields import FieldInfo
 
 PREFIX = "O_"
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?")
 
 
 class ConfigError(RuntimeError):
@@ -44,6 +48,13 @@ class Group(BaseModel):
     """A group of settings; its fields are ``O_<GROUP>_<FIELD>``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def listed(value: Any) -> Any:
+    """A list setting given as one variable: comma- or space-separated (``"a.example, 10.0.0.0/8"``)."""
+    if isinstance(value, str):
+        return tuple(part for part in value.replace(",", " ").split() if part)
+    return value
 
 
 def default_data_dir() -> Path:
@@ -101,6 +112,17 @@ class LLMSettings(Group):
     # AWS: API keys come from this Secrets Manager secret (a JSON object) instead of the environment.
     keys_secret_arn: str | None = None
     keys_cache_s: int = Field(default=300, ge=0)
+    # The operator's endpoint of each provider (unset: the provider's own API). The operator's key for a
+    # provider is sent there and nowhere else.
+    openai_base_url: str | None = None
+    anthropic_base_url: str | None = None
+    groq_base_url: str | None = None
+    ollama_base_url: str | None = None
+    # Hosts or URL prefixes that a tenant's llm_config.model_endpoint or embedding_config.embedding_endpoint
+    # may name besides the operator's endpoints; they are called without the operator's keys. Empty: none.
+    allowed_endpoints: tuple[str, ...] = ()
+
+    _split_endpoints = field_validator("allowed_endpoints", mode="before")(listed)
 
 
 class EmbeddingSettings(Group):
@@ -113,6 +135,28 @@ class EmbeddingSettings(Group):
     threads: int = Field(default=1, ge=1, le=64)
     openai_base_url: str | None = env("OPENAI_BASE_URL", default=None)
     ollama_base_url: str = env("OLLAMA_BASE_URL", default="http://localhost:11434")
+
+
+class OutboundSettings(Group):
+    """Where O may connect when it calls out (model and embedding endpoints; every outbound HTTP call)."""
+
+    # Hosts or CIDRs that may be reached although they are loopback, link-local, private, unique-local, ...
+    allow: tuple[str, ...] = ()
+    # Loopback addresses; unset: allowed locally (Ollama on localhost:11434), denied on AWS.
+    allow_loopback: bool | None = None
+
+    _split_allow = field_validator("allow", mode="before")(listed)
+
+    @field_validator("allow")
+    @classmethod
+    def _hosts_or_networks(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _HOST_NAME.fullmatch(entry):
+                    raise ValueError(f"{entry!r} is neither a host name nor an address or CIDR") from None
+        return entries
 
 
 class SandboxSettings(Group):
@@ -211,6 +255,7 @@ class Settings(BaseModel):
     keys: ProviderKeys = Field(default_factory=ProviderKeys)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     evolution: EvolutionSettings = Field(default_factory=EvolutionSettings)
     sleeptime: SleeptimeSettings = Field(default_factory=SleeptimeSettings)

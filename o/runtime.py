@@ -40,6 +40,7 @@ from o.evolution.routing import CanaryRouter
 from o.llm.client import ClientOptions
 from o.llm.keys import KeySource, SettingsKeySource
 from o.memory.embeddings import Embedders
+from o.net.outbound import OutboundPolicy
 from o.observability import logger
 from o.store import db as database
 from o.store.db import Database
@@ -134,6 +135,11 @@ def key_source(settings: Settings) -> KeySource:
     return SettingsKeySource(settings.keys)
 
 
+def outbound_policy(settings: Settings) -> OutboundPolicy:
+    """The one policy every outbound call of this process obeys (loopback allowed locally, not on AWS)."""
+    return OutboundPolicy.from_settings(settings.outbound, settings.runtime)
+
+
 def sandbox(settings: Settings) -> Sandbox:
     config = settings.sandbox
     if config.uses_lambda:
@@ -177,13 +183,14 @@ def agent_engine(
     releases executions waiting on an approval through Step Functions, without knowing the machine's ARN.
     """
     keys = keys or key_source(settings)
+    outbound = outbound_policy(settings)
     engine = Engine(
         db,
-        llm_factory(keys, ClientOptions.from_settings(settings.llm)),
+        llm_factory(keys, ClientOptions.from_settings(settings.llm, outbound)),
         tools=SandboxExecutor(db, sandbox(settings)),
         settings=settings.agent,
         prompts=default_cache,
-        embedders=Embedders(keys, settings.embedding),
+        embedders=Embedders.from_settings(keys, settings.embedding, settings.llm, outbound),
         revisions=CanaryRouter(settings.canary_evolution),
     )
     if settings.agent.state_machine_arn or in_state_machine:

@@ -84,11 +84,15 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch, region: str = REGION) -> No
 
 
 def service_environment(monkeypatch: pytest.MonkeyPatch, pg_url: str, **variables: str) -> None:
-    """The environment the CDK gives O's service functions, on the test's Postgres."""
+    """The environment the CDK gives O's service functions, on the test's Postgres, with an operator who lets
+    agents name the protocol servers on 127.0.0.1 and lets calls reach that address (on AWS, loopback is
+    otherwise refused)."""
     for name, value in {
         "O_DATABASE_URL": pg_url,
         "O_RUNTIME": "lambda",
         "O_RUN_MIGRATIONS": "false",
+        "O_LLM_ALLOWED_ENDPOINTS": "127.0.0.1",
+        "O_OUTBOUND_ALLOW": "127.0.0.1",
         **variables,
     }.items():
         monkeypatch.setenv(name, value)

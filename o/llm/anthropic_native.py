@@ -22,6 +22,7 @@ from anthropic.types.raw_content_block_start_event import ContentBlock
 
 from o.llm.client import ClientOptions, LLMError
 from o.llm.config import LLMConfig
+from o.llm.endpoints import Route
 from o.llm.provider_client import ProviderClient, SdkErrors
 from o.llm.streaming import EventStream, ResponseParts
 from o.llm.types import (
@@ -50,8 +51,8 @@ MIN_THINKING_BUDGET = 1024
 CONVERSATION_START = "[conversation start]"
 
 
-def base_url_for(config: LLMConfig) -> str:
-    url = config.endpoint.rstrip("/")
+def base_url_for(endpoint: str) -> str:
+    url = endpoint.rstrip("/")
     # Letta stores Anthropic's endpoint as .../v1; the SDK appends /v1/messages itself.
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
@@ -271,11 +272,14 @@ class AnthropicClient(ProviderClient[Message, RawMessageStreamEvent]):
         anthropic.APIStatusError, anthropic.APITimeoutError, anthropic.APIConnectionError, anthropic.AnthropicError
     )
 
-    def __init__(self, config: LLMConfig, api_key: str, options: ClientOptions | None = None) -> None:
-        super().__init__(config, options)
+    def __init__(
+        self, config: LLMConfig, api_key: str, options: ClientOptions | None = None, route: Route | None = None
+    ) -> None:
+        super().__init__(config, options, route)
         self._sdk = anthropic.Anthropic(
             api_key=api_key,
-            base_url=base_url_for(config),
+            base_url=base_url_for(self.route.url),
+            http_client=self._http_client(),
             timeout=anthropic.Timeout(self.options.timeout_s, connect=self.options.connect_timeout_s),
             max_retries=0,
         )

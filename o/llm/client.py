@@ -4,6 +4,11 @@ Retries are done here rather than by the SDKs (whose clients are built with
 ``max_retries=0``) so that both providers share one policy whose delays are
 configurable (tests run with millisecond backoff), honour ``retry-after`` headers the
 same way, and map every failure onto :class:`LLMError`.
+
+An :class:`LLMError`'s message is returned to API clients and stored as a run's error, so it
+names the provider, the HTTP status and at most a short machine reason (the provider's error
+code or type), never the upstream body: an endpoint's answer is not O's to pass on (it may be an
+internal service's page that a tenant pointed an agent at).
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from o.config import LLMSettings
 from o.errors import OError
+from o.llm.endpoints import EndpointRules
 from o.llm.types import ChatRequest, ChatResponse, StreamEvent
+from o.net.outbound import OutboundPolicy
 
 T = TypeVar("T")
 
@@ -51,6 +58,8 @@ class LLMError(OError):
         self.retryable = retryable
         self.attempts = attempts
         self.context_overflow = context_overflow
+        # What the provider said, for the operator's log only: never in the message, details or a run.
+        self.upstream_message: str | None = None
 
 
 # How providers word "the prompt is longer than the context window" (OpenAI and compatibles, Anthropic).
@@ -61,16 +70,38 @@ _OVERFLOW = re.compile(
 )
 
 
-def status_error(provider: str, status: int, message: str, code: str | None = None) -> LLMError:
-    """The :class:`LLMError` for an HTTP error answer from a provider."""
+# A provider's machine-readable error code or type ("rate_limit_exceeded"); anything else is not repeated.
+_REASON = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+
+# How much of an upstream answer is kept for the operator's log.
+UPSTREAM_EXCERPT = 500
+
+
+def short_reason(value: object) -> str | None:
+    """``value`` if it is a short error code such as ``invalid_request_error``, else None."""
+    return value if isinstance(value, str) and _REASON.fullmatch(value) else None
+
+
+def status_error(
+    provider: str, status: int, message: str, code: str | None = None, kind: str | None = None
+) -> LLMError:
+    """The :class:`LLMError` for an HTTP error answer from a provider.
+
+    ``message`` is the provider's text: it decides whether the prompt overflowed the context window
+    and is kept for the operator's log, but the error's message carries only the provider, the status
+    and a short reason (``code``, else ``kind``, when they are codes).
+    """
     overflow = status in (400, 413) and bool(_OVERFLOW.search(f"{code or ''} {message}"))
-    return LLMError(
-        f"{provider} returned HTTP {status}: {message}",
+    reason = short_reason(code) or ("context_length_exceeded" if overflow else None) or short_reason(kind)
+    error = LLMError(
+        f"{provider} returned HTTP {status}" + (f" ({reason})" if reason else ""),
         provider=provider,
         status=status,
         retryable=is_retryable_status(status),
         context_overflow=overflow,
     )
+    error.upstream_message = message[:UPSTREAM_EXCERPT]
+    return error
 
 
 _TRANSPORT_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2", "h11"})
@@ -115,10 +146,20 @@ class ClientOptions:
     timeout_s: float = 120.0
     connect_timeout_s: float = 5.0
     retry: RetryPolicy = RetryPolicy()
+    # which endpoints a config may name and which of them get the operator's keys
+    endpoints: EndpointRules = field(default_factory=EndpointRules.for_llm)
+    # where a call may connect (the default: public addresses only)
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
     @classmethod
-    def from_settings(cls, settings: LLMSettings) -> ClientOptions:
-        return cls(settings.timeout_s, settings.connect_timeout_s, RetryPolicy.from_settings(settings))
+    def from_settings(cls, settings: LLMSettings, outbound: OutboundPolicy) -> ClientOptions:
+        return cls(
+            settings.timeout_s,
+            settings.connect_timeout_s,
+            RetryPolicy.from_settings(settings),
+            EndpointRules.for_llm(settings),
+            outbound,
+        )
 
 
 def with_retries(

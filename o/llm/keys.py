@@ -23,6 +23,12 @@ ENV_NAMES: dict[str, str] = {
 KEYLESS: frozenset[str] = frozenset({"ollama"})
 
 
+def placeholder_key(provider: str) -> str:
+    """What is sent where no key is due: it authorises nothing. The SDKs refuse to send a request without
+    a key (and the openai SDK would fall back to ``OPENAI_ADMIN_KEY`` from the environment)."""
+    return "ollama" if provider == "ollama" else "no-key"
+
+
 class KeySource(Protocol):
     def api_key(self, provider: str) -> str | None:
         """The key for ``provider`` ("openai", "anthropic", "groq", "ollama"), or None if there is none."""

@@ -7,7 +7,7 @@ their ``index`` and asks for the usage chunk (``stream_options.include_usage``).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageFunctionToolCall
@@ -17,6 +17,7 @@ from openai.types.completion_usage import CompletionUsage
 
 from o.llm.client import ClientOptions, LLMError
 from o.llm.config import LLMConfig
+from o.llm.endpoints import Route
 from o.llm.provider_client import ProviderClient, SdkErrors
 from o.llm.streaming import EventStream, ResponseParts
 from o.llm.types import (
@@ -47,12 +48,28 @@ def participant_name(name: str) -> str:
     return _NAME_UNSAFE.sub("_", name)[:64]
 
 
-def base_url_for(config: LLMConfig) -> str:
-    url = config.endpoint.rstrip("/")
+def base_url_for(endpoint: str, endpoint_type: str) -> str:
+    url = endpoint.rstrip("/")
     # Letta stores Ollama's endpoint without the OpenAI-compatible /v1 suffix.
-    if config.model_endpoint_type == "ollama" and not url.endswith("/v1"):
+    if endpoint_type == "ollama" and not url.endswith("/v1"):
         url += "/v1"
     return url
+
+
+# Sent by the SDK from OPENAI_ORG_ID / OPENAI_PROJECT_ID in the environment: the operator's account, so
+# not sent to anyone else's endpoint.
+_OPERATOR_HEADERS = {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
+
+
+def sdk_client(base_url: str, api_key: str, *, operator: bool, http_client: Any, **options: Any) -> openai.OpenAI:
+    """The ``openai`` SDK client for one endpoint; a tenant's endpoint gets none of the operator's headers."""
+    return openai.OpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        http_client=http_client,
+        default_headers=None if operator else cast(dict[str, str], _OPERATOR_HEADERS),
+        **options,
+    )
 
 
 def to_openai_message(message: ChatMessage) -> dict[str, Any]:
@@ -164,12 +181,16 @@ class OpenAIStreamReader:
 class OpenAICompatClient(ProviderClient[ChatCompletion, ChatCompletionChunk]):
     errors = SdkErrors(openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError, openai.OpenAIError)
 
-    def __init__(self, config: LLMConfig, api_key: str, options: ClientOptions | None = None) -> None:
-        super().__init__(config, options)
+    def __init__(
+        self, config: LLMConfig, api_key: str, options: ClientOptions | None = None, route: Route | None = None
+    ) -> None:
+        super().__init__(config, options, route)
         self.provider = config.model_endpoint_type
-        self._sdk = openai.OpenAI(
-            api_key=api_key,
-            base_url=base_url_for(config),
+        self._sdk = sdk_client(
+            base_url_for(self.route.url, config.model_endpoint_type),
+            api_key,
+            operator=self.route.operator,
+            http_client=self._http_client(),
             timeout=openai.Timeout(self.options.timeout_s, connect=self.options.connect_timeout_s),
             max_retries=0,
         )

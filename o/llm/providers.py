@@ -1,5 +1,10 @@
 """Pick and build the client for an agent's :class:`~o.llm.config.LLMConfig`.
 
+This is where an agent's config meets the operator's rules: the endpoint it names is routed
+(:mod:`o.llm.endpoints`), the operator's key goes only to the operator's endpoint for the provider,
+and a URL the outbound policy refuses outright (:mod:`o.net.outbound`) is refused before any client
+exists. The client's own HTTP client checks every address it connects to.
+
 SDK clients hold an HTTP connection pool, so they are cached per (endpoint, key,
 options) and reused across steps instead of reconnecting (and re-doing TLS) each time.
 Each provider's module is imported on first use: importing the ``anthropic`` SDK takes
@@ -13,11 +18,36 @@ import threading
 
 from o.llm.client import ClientOptions, LLMClient, LLMError
 from o.llm.config import LLMConfig
-from o.llm.keys import ENV_NAMES, KEYLESS, KeySource, NoKeys
+from o.llm.endpoints import Route
+from o.llm.keys import ENV_NAMES, KEYLESS, KeySource, NoKeys, placeholder_key
 
 _CACHE_LIMIT = 64
 _cache: dict[tuple[object, ...], LLMClient] = {}
 _lock = threading.Lock()
+
+
+def route_for(config: LLMConfig, options: ClientOptions) -> Route:
+    """Where calls for ``config`` go; raises a 4xx error for an endpoint that is not allowed.
+
+    Pure (no request is made): an API route can call it to refuse a config when it is saved.
+    """
+    route = options.endpoints.route(config.model_endpoint_type, config.model_endpoint, field="model_endpoint")
+    options.outbound.check_url(route.url)
+    return route
+
+
+def api_key_for(route: Route, provider: str, keys: KeySource) -> str:
+    """The key sent on ``route``: the operator's key only to the operator's endpoint of ``provider``."""
+    if not route.operator:
+        return placeholder_key(provider)
+    api_key = keys.api_key(provider)
+    if api_key is not None:
+        return api_key
+    if provider in KEYLESS:
+        return placeholder_key(provider)
+    raise LLMError(
+        f"no API key for {provider}: set {ENV_NAMES[provider]} (or O_LLM_KEYS_SECRET_ARN in AWS)", provider=provider
+    )
 
 
 def client_for(
@@ -25,20 +55,14 @@ def client_for(
     keys: KeySource | None = None,
     options: ClientOptions | None = None,
 ) -> LLMClient:
-    """The client for ``config``; raises :class:`LLMError` when the provider's API key is missing."""
+    """The client for ``config``; raises :class:`LLMError` when the provider's API key is missing and a
+    4xx :class:`~o.errors.InvalidInput` when its endpoint is not one this server may call."""
     keys = keys if keys is not None else NoKeys()
     options = options if options is not None else ClientOptions()
     provider = config.model_endpoint_type
-    api_key = keys.api_key(provider)
-    if api_key is None:
-        if provider not in KEYLESS:
-            raise LLMError(
-                f"no API key for {provider}: set {ENV_NAMES[provider]} (or O_LLM_KEYS_SECRET_ARN in AWS)",
-                provider=provider,
-            )
-        # The OpenAI SDK refuses an empty key; Ollama ignores whatever it is sent.
-        api_key = "ollama"
-    cache_key = (config.model_dump_json(), api_key, options)
+    route = route_for(config, options)
+    api_key = api_key_for(route, provider, keys)
+    cache_key = (config.model_dump_json(), route, api_key, options)
     with _lock:
         cached = _cache.get(cache_key)
         if cached is not None:
@@ -47,11 +71,11 @@ def client_for(
         if provider == "anthropic":
             from o.llm.anthropic_native import AnthropicClient
 
-            client = AnthropicClient(config, api_key, options)
+            client = AnthropicClient(config, api_key, options, route)
         else:
             from o.llm.openai_compat import OpenAICompatClient
 
-            client = OpenAICompatClient(config, api_key, options)
+            client = OpenAICompatClient(config, api_key, options, route)
         if len(_cache) >= _CACHE_LIMIT:
             _cache.pop(next(iter(_cache)))
         _cache[cache_key] = client

@@ -13,8 +13,12 @@ OpenAI and Ollama are both reached with the ``openai`` SDK (Ollama serves the sa
 distance in pgvector is the same as the model's similarity.
 
 Each agent has an :class:`EmbeddingConfig` with Letta's field names; :class:`Embedders`, built once by
-the composition root with the process's key source and settings, gives the embedder a config asks
-for. How vectors of different sizes are stored side by side is described in :mod:`o.store.passages`.
+the composition root with the process's key source, settings and outbound policy, gives the embedder a
+config asks for. As for chat (:mod:`o.llm.endpoints`), the operator's key goes only to the operator's
+endpoint for the provider, a tenant's ``embedding_endpoint`` must be one the operator allows (and gets
+no key), every connection is checked against the outbound policy, and a provider's error answer
+becomes an :class:`~o.llm.client.LLMError` that names the provider, the status and a short reason.
+How vectors of different sizes are stored side by side is described in :mod:`o.store.passages`.
 """
 
 from __future__ import annotations
@@ -22,16 +26,18 @@ from __future__ import annotations
 import importlib.util
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from o.config import EmbeddingSettings
+from o.config import EmbeddingSettings, LLMSettings
 from o.errors import InvalidInput
-from o.llm.keys import KeySource
+from o.llm.endpoints import EndpointRules, Route
+from o.llm.keys import KeySource, placeholder_key
+from o.net.outbound import OutboundPolicy
 
 LOCAL_MODEL = "all-MiniLM-L6-v2"
 LOCAL_DIM = 384
@@ -175,17 +181,45 @@ class OpenAIWireEmbedder:
 
     model: str
     dim: int
-    base_url: str | None
+    base_url: str
     api_key: str
     batch_size: int = 32
     # text-embedding-3 models can shorten their vectors server side
     send_dimensions: bool = False
     timeout: float = 60.0
+    # who answers (named in errors) and whether base_url is the operator's endpoint for it
+    provider: str = "openai"
+    operator: bool = False
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
     def __post_init__(self) -> None:
-        import openai
+        from o.llm.openai_compat import sdk_client
+        from o.net.transport import http_client
 
-        self._client = openai.OpenAI(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=2)
+        self._client = sdk_client(
+            self.base_url,
+            self.api_key,
+            operator=self.operator,
+            http_client=http_client(self.outbound),
+            timeout=self.timeout,
+            max_retries=2,
+        )
+
+    def _create(self, kwargs: dict[str, Any]) -> Any:
+        from o.llm.openai_compat import OpenAICompatClient
+        from o.llm.provider_client import classify_sdk_error
+        from o.net.transport import denial_in
+
+        try:
+            return self._client.embeddings.create(**kwargs)
+        except Exception as exc:
+            denial = denial_in(exc)
+            if denial is not None:
+                raise denial from exc
+            classified = classify_sdk_error(self.provider, OpenAICompatClient.errors, exc)
+            if classified is None:
+                raise
+            raise classified[0] from exc
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         rows: list[list[float]] = []
@@ -194,7 +228,7 @@ class OpenAIWireEmbedder:
             kwargs: dict[str, Any] = {"model": self.model, "input": chunk}
             if self.send_dimensions:
                 kwargs["dimensions"] = self.dim
-            response = self._client.embeddings.create(**kwargs)
+            response = self._create(kwargs)
             data = sorted(response.data, key=lambda d: d.index)
             if len(data) != len(chunk):
                 raise InvalidInput(
@@ -236,31 +270,59 @@ class EmbedderSource(Protocol):
 
 
 class Embedders:
-    """The embedders of this process: the local model, and providers reached with the keys of ``keys``.
+    """The embedders of this process: the local model, and providers reached with the keys of ``keys``
+    at the endpoints ``endpoints`` allows, over connections ``outbound`` allows.
 
     Provider clients hold an HTTP connection pool, so one is kept per (config, key) and reused.
     """
 
-    def __init__(self, keys: KeySource | None = None, settings: EmbeddingSettings | None = None) -> None:
+    def __init__(
+        self,
+        keys: KeySource | None = None,
+        settings: EmbeddingSettings | None = None,
+        *,
+        endpoints: EndpointRules | None = None,
+        outbound: OutboundPolicy | None = None,
+    ) -> None:
         self.keys = keys
         self.settings = settings or EmbeddingSettings()
+        self.endpoints = endpoints if endpoints is not None else EndpointRules.for_embeddings(self.settings)
+        self.outbound = outbound if outbound is not None else OutboundPolicy()
         self._remote: dict[tuple[str, str], Embedder] = {}
         self._lock = threading.Lock()
 
-    def for_config(self, config: EmbeddingConfig) -> Embedder:
+    @classmethod
+    def from_settings(
+        cls, keys: KeySource, embedding: EmbeddingSettings, llm: LLMSettings, outbound: OutboundPolicy
+    ) -> Embedders:
+        """The process's embedders: the operator's endpoints and the endpoints tenants may name."""
+        return cls(keys, embedding, endpoints=EndpointRules.for_embeddings(embedding, llm), outbound=outbound)
+
+    def route(self, config: EmbeddingConfig) -> Route | None:
+        """Where a remote config's calls go (None for the local model); a 4xx error for one not allowed."""
         kind = config.embedding_endpoint_type.lower()
         if kind in LOCAL_KINDS:
-            return self._local(config)
+            return None
         if kind not in ("openai", "ollama"):
             raise InvalidInput(
                 f"unknown embedding_endpoint_type {config.embedding_endpoint_type!r}; use local, openai or ollama",
                 embedding_endpoint_type=config.embedding_endpoint_type,
             )
-        key = (self.keys.api_key(kind) if self.keys is not None else None) or _NO_KEY[kind]
+        route = self.endpoints.route(kind, config.embedding_endpoint, field="embedding_endpoint")
+        self.outbound.check_url(route.url)
+        return route
+
+    def for_config(self, config: EmbeddingConfig) -> Embedder:
+        route = self.route(config)
+        if route is None:
+            return self._local(config)
+        kind = config.embedding_endpoint_type.lower()
+        operator_key = self.keys.api_key(kind) if self.keys is not None and route.operator else None
+        key = operator_key or placeholder_key(kind)
         cache_key = (config.model_dump_json(), key)
         with self._lock:
             if cache_key not in self._remote:
-                self._remote[cache_key] = self._remote_embedder(kind, config, key)
+                self._remote[cache_key] = self._remote_embedder(kind, config, route, key)
             return self._remote[cache_key]
 
     def _local(self, config: EmbeddingConfig) -> Embedder:
@@ -278,29 +340,24 @@ class Embedders:
             )
         return local_embedder(self.settings)
 
-    def _remote_embedder(self, kind: str, config: EmbeddingConfig, key: str) -> Embedder:
-        if kind == "openai":
-            return OpenAIWireEmbedder(
-                model=config.embedding_model,
-                dim=config.embedding_dim,
-                base_url=config.embedding_endpoint or self.settings.openai_base_url,
-                api_key=key,
-                batch_size=config.batch_size or 32,
-                send_dimensions=config.embedding_model.startswith("text-embedding-3"),
-            )
-        endpoint = (config.embedding_endpoint or self.settings.ollama_base_url).rstrip("/")
+    def _remote_embedder(self, kind: str, config: EmbeddingConfig, route: Route, key: str) -> Embedder:
+        endpoint = route.url.rstrip("/")
+        if kind == "ollama" and not endpoint.endswith("/v1"):
+            endpoint += "/v1"
         return OpenAIWireEmbedder(
             model=config.embedding_model,
             dim=config.embedding_dim,
-            base_url=endpoint if endpoint.endswith("/v1") else endpoint + "/v1",
+            base_url=endpoint,
             api_key=key,
             batch_size=config.batch_size or 32,
+            send_dimensions=kind == "openai" and config.embedding_model.startswith("text-embedding-3"),
+            provider=kind,
+            operator=route.operator,
+            outbound=self.outbound,
         )
 
 
 LOCAL_KINDS = ("local", "hugging-face", "huggingface", "onnx")
-# The SDK refuses an empty key; a keyless OpenAI-compatible server or Ollama ignores whatever it is sent.
-_NO_KEY = {"openai": "missing-key", "ollama": "ollama"}
 
 # The local model only: what a caller that was given no embedders gets (tests, scripts).
 LOCAL_EMBEDDERS = Embedders()

@@ -24,7 +24,8 @@ def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-u
 
 
 def test_killed_server_resumes_the_run_exactly_once(tmp_path: Path, openai_server: OpenAIServer) -> None:  # noqa: F811
-    env = {"O_SLEEPTIME": "false", "OPENAI_API_KEY": "sk-test"}
+    # the agent's endpoint is the protocol server on loopback, which the operator lets agents name
+    env = {"O_SLEEPTIME": "false", "OPENAI_API_KEY": "sk-test", "O_LLM_ALLOWED_ENDPOINTS": "127.0.0.1"}
     first = start_serve(tmp_path, env)
     key = first.server.new_key()
     headers = {"Authorization": f"Bearer {key}"}

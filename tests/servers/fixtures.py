@@ -7,18 +7,38 @@ Each test gets fresh servers (binding an ephemeral loopback port takes well unde
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from o.llm.client import ClientOptions, RetryPolicy
+from o.llm.endpoints import EndpointRules
 from o.llm.keys import StaticKeySource
+from o.net.outbound import OutboundPolicy
 from tests.servers.anthropic_server import AnthropicServer
 from tests.servers.openai_server import OpenAIServer
 
 # Keys the servers accept (they only check that one is present).
 TEST_KEYS = StaticKeySource({"openai": "sk-test", "anthropic": "sk-ant-test", "groq": "gsk-test"})
+# The test suite's operator lets agents name the protocol servers on loopback as their endpoints (as a
+# tenant's endpoints they get no operator key), and lets calls connect to loopback, as `o serve` does.
+LOCAL_ENDPOINTS = replace(EndpointRules.for_llm(), allowed=("127.0.0.1",))
+LOCAL_EMBEDDING_ENDPOINTS = replace(EndpointRules.for_embeddings(), allowed=("127.0.0.1",))
+LOOPBACK = OutboundPolicy(allow_loopback=True)
 # Millisecond backoff so retry tests stay fast.
-FAST_OPTIONS = ClientOptions(timeout_s=5.0, connect_timeout_s=1.0, retry=RetryPolicy(2, 0.001, 0.005))
+FAST_OPTIONS = ClientOptions(
+    timeout_s=5.0,
+    connect_timeout_s=1.0,
+    retry=RetryPolicy(2, 0.001, 0.005),
+    endpoints=LOCAL_ENDPOINTS,
+    outbound=LOOPBACK,
+)
+
+
+def operator_at(options: ClientOptions, **endpoints: str) -> ClientOptions:
+    """``options`` with ``endpoints`` (provider=URL) as the operator's own: the operator's keys go there."""
+    rules = options.endpoints
+    return replace(options, endpoints=replace(rules, operator=tuple({**dict(rules.operator), **endpoints}.items())))
 
 
 @pytest.fixture

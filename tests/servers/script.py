@@ -111,5 +111,10 @@ class Script:
             self.headers.append(headers)
             entry = self._queue.popleft() if self._queue else self.default
         if entry is None:
-            return Reply(status=500, error="script exhausted: the test made more LLM calls than it scripted")
+            # the code is what an LLMError names (it never repeats the message), so the test sees why
+            return Reply(
+                status=500,
+                error="script exhausted: the test made more LLM calls than it scripted",
+                error_code="script_exhausted",
+            )
         return entry(body) if callable(entry) else entry

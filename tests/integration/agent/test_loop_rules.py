@@ -107,11 +107,14 @@ def test_llm_failure_fails_the_run_with_a_reason(api: TestClient, openai_server:
     response = api.post(f"/v1/agents/{agent['id']}/messages", json={"input": "hi"})
     assert response.status_code == 502, response.text
     body = response.json()
-    assert body["code"] == "run_failed" and "bad request from the model" in body["detail"]
+    # the reason names the provider, the status and its error type, and never repeats the endpoint's answer
+    reason = "openai returned HTTP 400 (invalid_request_error)"
+    assert body["code"] == "run_failed" and reason in body["detail"]
+    assert "bad request from the model" not in response.text
     assert body["context"]["stop_reason"] == "llm_api_error"
     run = api.get(f"/v1/runs/{body['context']['run_id']}").json()
     assert (run["status"], run["stop_reason"]) == ("failed", "llm_api_error")
-    assert "bad request" in run["error"]
+    assert reason in run["error"] and "bad request" not in run["error"]
     # the user's message is kept; the agent works again once the provider does
     openai_server.push(call("send_message", message="back"))
     assert say(api, agent["id"], "again")["messages"][-1]["content"] == "back"
@@ -122,9 +125,10 @@ def test_missing_api_key_is_named(api: TestClient, openai_server: OpenAIServer) 
     engine = api.app.state.services.engine
     from o.agent.engine import llm_factory
     from o.llm.keys import StaticKeySource
-    from tests.servers.fixtures import FAST_OPTIONS
+    from tests.servers.fixtures import FAST_OPTIONS, operator_at
 
-    engine.llm = llm_factory(StaticKeySource({}), FAST_OPTIONS)
+    # the server is the operator's Groq endpoint, whose key the operator has not set
+    engine.llm = llm_factory(StaticKeySource({}), operator_at(FAST_OPTIONS, groq=openai_server.base_url))
     response = api.post(f"/v1/agents/{agent['id']}/messages", json={"input": "hi"})
     assert response.status_code == 502, response.text
     assert "GROQ_API_KEY" in response.json()["detail"]

@@ -121,7 +121,10 @@ def test_stream_reports_a_failed_run(api: TestClient, openai_server: OpenAIServe
             for line in response.iter_lines()
             if line.startswith("data: ") and line != "data: [DONE]"
         ]
-    assert items[0]["message_type"] == "error_message" and "invalid key" in items[0]["message"]
+    # the provider, the status and its error type; never what the endpoint answered
+    assert items[0]["message_type"] == "error_message"
+    assert "openai returned HTTP 401 (authentication_error)" in items[0]["message"]
+    assert "invalid key" not in items[0]["message"]
     assert items[1] == {"message_type": "stop_reason", "stop_reason": "llm_api_error"}
 
 

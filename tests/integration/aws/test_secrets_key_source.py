@@ -17,6 +17,7 @@ from o.config import settings_from
 from o.llm.client import ClientOptions
 from o.llm.providers import client_for
 from o.llm.types import ChatMessage, ChatRequest
+from tests.servers.fixtures import operator_at
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import say
 
@@ -53,7 +54,8 @@ def test_keys_come_from_the_secret_when_its_arn_is_configured(
     assert source.api_key("anthropic") == "sk-ant-sm"
     assert source.api_key("groq") is None
 
-    client = client_for(openai_server.llm_config(), source, llm_options)
+    # the server is the operator's OpenAI endpoint: the operator's key goes there
+    client = client_for(openai_server.llm_config(), source, operator_at(llm_options, openai=openai_server.base_url))
     openai_server.push(say("hello"))
     assert client.chat(ChatRequest([ChatMessage.user("hi")])).content == "hello"
     assert openai_server.script.headers[0]["authorization"] == "Bearer sk-from-secrets-manager"

@@ -16,6 +16,8 @@ from tests.servers.openai_server import OpenAIServer
 def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "OPENAI_API_KEY": "sk-test",
+        # the agents' endpoint is the protocol server on loopback, which the operator lets them name
+        "O_LLM_ALLOWED_ENDPOINTS": "127.0.0.1",
         "O_EVOLUTION_BAKE_SECONDS": "0",
         "O_LLM_RETRY_BASE_DELAY_S": "0.001",
     }.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from o.llm.providers import client_for
 from o.llm.types import ChatMessage, ChatRequest, Completed, TextDelta, ToolCallDelta, ToolSpec
 from tests.servers.anthropic_server import AnthropicServer
 from tests.servers.base import ScriptedServer
+from tests.servers.fixtures import operator_at
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Reply, ScriptedCall, call, calls, fail, say
 
@@ -155,8 +157,10 @@ def test_rate_limit_then_success_is_retried(
     assert len(server.requests) == 4
 
 
-def test_retry_after_header_is_followed(openai_server: OpenAIServer, llm_keys: StaticKeySource) -> None:
-    options = ClientOptions(timeout_s=5, retry=RetryPolicy(max_retries=1, base_delay_s=0.0, max_delay_s=0.0))
+def test_retry_after_header_is_followed(
+    openai_server: OpenAIServer, llm_keys: StaticKeySource, llm_options: ClientOptions
+) -> None:
+    options = replace(llm_options, timeout_s=5, retry=RetryPolicy(max_retries=1, base_delay_s=0.0, max_delay_s=0.0))
     client = client_for(openai_server.llm_config(), llm_keys, options)
     openai_server.push(fail(429, retry_after=0.3), say("ok"))
     started = time.perf_counter()
@@ -173,7 +177,9 @@ def test_server_errors_exhaust_retries_into_llm_error(
         client.chat(ChatRequest(_conversation()))
     error = info.value
     assert (error.status, error.retryable, error.attempts) == (500, True, 3)
-    assert "kaput" in error.message and error.provider == client.provider
+    # the provider, the status and its error type; what it said is for the operator's log only
+    assert error.message.startswith(f"{client.provider} returned HTTP 500 (") and error.provider == client.provider
+    assert "kaput" not in error.message and "kaput" in (error.upstream_message or "")
     assert server.script.pending == 1
 
 
@@ -188,8 +194,11 @@ def test_client_errors_are_not_retried(
     assert len(server.requests) == 1
 
 
-def test_timeout_surfaces_as_retryable_llm_error(server: ScriptedServer, llm_keys: StaticKeySource) -> None:
-    options = ClientOptions(timeout_s=0.2, connect_timeout_s=0.2, retry=RetryPolicy(max_retries=1, base_delay_s=0.001))
+def test_timeout_surfaces_as_retryable_llm_error(
+    server: ScriptedServer, llm_keys: StaticKeySource, llm_options: ClientOptions
+) -> None:
+    retry = RetryPolicy(max_retries=1, base_delay_s=0.001)
+    options = replace(llm_options, timeout_s=0.2, connect_timeout_s=0.2, retry=retry)
     client = _client(server, llm_keys, options)
     server.push(Reply(text="late", delay_s=1.0), Reply(text="late", delay_s=1.0))
     started = time.perf_counter()
@@ -239,8 +248,8 @@ def test_a_responder_reacts_to_the_prompt(
 def test_unscripted_call_fails_loudly(
     openai_server: OpenAIServer, llm_keys: StaticKeySource, llm_options: ClientOptions
 ) -> None:
-    client = client_for(openai_server.llm_config(), llm_keys, ClientOptions(retry=RetryPolicy(max_retries=0)))
-    with pytest.raises(LLMError, match="script exhausted"):
+    client = client_for(openai_server.llm_config(), llm_keys, replace(llm_options, retry=RetryPolicy(max_retries=0)))
+    with pytest.raises(LLMError, match="script_exhausted"):
         client.chat(ChatRequest(_conversation()))
 
 
@@ -250,14 +259,17 @@ def test_malformed_conversation_is_rejected_like_the_real_api(
     client = client_for(openai_server.llm_config(), llm_keys, llm_options)
     openai_server.push(say("unused"))
     orphan = [ChatMessage.user("hi"), ChatMessage.tool("nope", "result")]
-    with pytest.raises(LLMError, match="role 'tool' must be a response") as info:
+    with pytest.raises(LLMError) as info:
         client.chat(ChatRequest(orphan))
     assert info.value.status == 400 and not info.value.retryable
+    assert "role 'tool' must be a response" in (info.value.upstream_message or "")
 
 
 def test_groq_and_ollama_use_the_openai_compatible_client(
     openai_server: OpenAIServer, llm_options: ClientOptions
 ) -> None:
+    # the server is the operator's Groq and Ollama endpoint, so the operator's Groq key goes to it
+    llm_options = operator_at(llm_options, groq=openai_server.base_url, ollama=openai_server.base_url)
     keys = StaticKeySource({"groq": "gsk-1"})
     groq = client_for(openai_server.llm_config("llama-3.3-70b-versatile", "groq", max_tokens=99), keys, llm_options)
     ollama = client_for(openai_server.llm_config("llama3.2", "ollama"), StaticKeySource({}), llm_options)
@@ -272,7 +284,9 @@ def test_groq_and_ollama_use_the_openai_compatible_client(
 
 def test_missing_key_names_the_variable(openai_server: OpenAIServer, llm_options: ClientOptions) -> None:
     with pytest.raises(LLMError, match="OPENAI_API_KEY"):
-        client_for(openai_server.llm_config(), StaticKeySource({}), llm_options)
+        client_for(
+            openai_server.llm_config(), StaticKeySource({}), operator_at(llm_options, openai=openai_server.base_url)
+        )
 
 
 def test_clients_are_reused_per_config(

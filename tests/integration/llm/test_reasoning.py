@@ -88,8 +88,10 @@ def test_tampered_thinking_is_rejected_by_the_server(
     anthropic_server.push(say("unused"))
     forged = ChatMessage.assistant("hi")
     forged.reasoning, forged.reasoning_signature = "edited thought", sign("original thought")
-    with pytest.raises(LLMError, match="signature"):
+    with pytest.raises(LLMError) as info:
         client.chat(ChatRequest([ChatMessage.user("a"), forged, ChatMessage.user("b")]))
+    assert (info.value.status, info.value.message) == (400, "anthropic returned HTTP 400 (invalid_request_error)")
+    assert "Invalid `signature` in `thinking` block" in (info.value.upstream_message or "")
 
 
 @pytest.mark.parametrize("streaming", [False, True])

@@ -14,6 +14,7 @@ from o.memory import archival
 from o.memory.embeddings import Embedders, EmbeddingConfig, OpenAIWireEmbedder
 from o.store.db import Database
 from tests.integration.memory.conftest import AgentFactory
+from tests.servers.fixtures import LOCAL_EMBEDDING_ENDPOINTS, LOOPBACK
 from tests.servers.openai_server import OpenAIServer
 
 
@@ -28,8 +29,9 @@ def openai_config(server: OpenAIServer, model: str, dim: int, **extra: object) -
     }
 
 
-# the process's embedders, with an OpenAI key (the protocol server only checks that one is sent)
-EMBEDDERS = Embedders(StaticKeySource({"openai": "sk-test"}))
+# the process's embedders, with an OpenAI key (the protocol server only checks that one is sent), whose
+# operator lets agents name the protocol server on loopback
+EMBEDDERS = Embedders(StaticKeySource({"openai": "sk-test"}), endpoints=LOCAL_EMBEDDING_ENDPOINTS, outbound=LOOPBACK)
 
 
 def test_openai_embedder_batches_and_normalises(openai_server: OpenAIServer) -> None:

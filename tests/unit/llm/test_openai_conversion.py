@@ -52,10 +52,9 @@ def test_reasoning_models_get_effort_and_no_temperature() -> None:
 
 
 def test_ollama_endpoint_gets_v1_suffix() -> None:
-    assert (
-        base_url_for(LLMConfig.from_handle("ollama/llama3", model_endpoint="http://box:11434")) == "http://box:11434/v1"
-    )
-    assert base_url_for(LLMConfig.from_handle("ollama/llama3")) == "http://localhost:11434/v1"
+    assert base_url_for("http://box:11434", "ollama") == "http://box:11434/v1"
+    assert base_url_for(LLMConfig.from_handle("ollama/llama3").endpoint, "ollama") == "http://localhost:11434/v1"
+    assert base_url_for("http://box:8000/v1/", "openai") == "http://box:8000/v1"
 
 
 def test_participant_names_are_made_acceptable_to_openai() -> None:

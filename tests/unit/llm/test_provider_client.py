@@ -26,7 +26,8 @@ def test_status_errors_carry_status_retryability_and_the_retry_after_hint() -> N
     assert classified is not None
     error, retry_after = classified
     assert (error.status, error.retryable, error.provider, retry_after) == (429, True, "openai", 2.0)
-    assert "slow down" in error.message
+    # the provider's words stay out of the message (it is returned and stored); the operator's log has them
+    assert error.message == "openai returned HTTP 429" and error.upstream_message == "slow down"
     denied = anthropic.PermissionDeniedError("no", response=_response(403), body=None)
     classified = classify_sdk_error("anthropic", ANTHROPIC, denied)
     assert classified is not None and (classified[0].status, classified[0].retryable) == (403, False)
@@ -44,7 +45,7 @@ def test_openai_error_code_marks_a_context_overflow() -> None:
     [
         (openai.APITimeoutError(request=REQUEST), "openai timed out", True),
         (openai.APIConnectionError(request=REQUEST), "cannot reach openai", True),
-        (openai.OpenAIError("odd"), "openai error: odd", False),
+        (openai.OpenAIError("odd"), "openai error: OpenAIError", False),
     ],
 )
 def test_transport_and_other_sdk_errors(exc: Exception, message: str, retryable: bool) -> None:
