@@ -27,11 +27,13 @@ from o.llm.keys import StaticKeySource
 from o.llm.providers import client_for
 from o.llm.types import ChatMessage, ChatRequest, Completed, ToolSpec
 from tests.servers.anthropic_server import AnthropicServer
+from tests.servers.fixtures import LOCAL_ENDPOINTS, LOOPBACK
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Reply, call
 
 KEYS = StaticKeySource({"openai": "sk-bench", "anthropic": "sk-ant-bench"})
-OPTIONS = ClientOptions(timeout_s=10, retry=RetryPolicy(max_retries=0))
+# the bench acts as an operator that allows its protocol servers on 127.0.0.1
+OPTIONS = ClientOptions(timeout_s=10, retry=RetryPolicy(max_retries=0), endpoints=LOCAL_ENDPOINTS, outbound=LOOPBACK)
 TOOLS = [
     ToolSpec(
         f"tool_{i}",

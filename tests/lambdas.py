@@ -83,6 +83,11 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch, region: str = REGION) -> No
         monkeypatch.setenv(name, value)
 
 
+# an operator who lets agents name the protocol servers on 127.0.0.1 and lets calls reach that address
+# (on AWS, loopback is otherwise refused)
+LOOPBACK_OPERATOR = {"O_LLM_ALLOWED_ENDPOINTS": "127.0.0.1", "O_OUTBOUND_ALLOW": "127.0.0.1"}
+
+
 def service_environment(monkeypatch: pytest.MonkeyPatch, pg_url: str, **variables: str) -> None:
     """The environment the CDK gives O's service functions, on the test's Postgres, with an operator who lets
     agents name the protocol servers on 127.0.0.1 and lets calls reach that address (on AWS, loopback is
@@ -91,8 +96,7 @@ def service_environment(monkeypatch: pytest.MonkeyPatch, pg_url: str, **variable
         "O_DATABASE_URL": pg_url,
         "O_RUNTIME": "lambda",
         "O_RUN_MIGRATIONS": "false",
-        "O_LLM_ALLOWED_ENDPOINTS": "127.0.0.1",
-        "O_OUTBOUND_ALLOW": "127.0.0.1",
+        **LOOPBACK_OPERATOR,
         **variables,
     }.items():
         monkeypatch.setenv(name, value)

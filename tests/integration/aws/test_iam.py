@@ -38,7 +38,17 @@ from tests.iam.recorder import Call, Recorder, iam_request
 from tests.iam.template import World, function_of, resolve, resources, role_of, role_statements
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World as Scripted
-from tests.lambdas import ACCOUNT, REGION, Context, LambdaService, acting_as, aws_credentials, fresh_handler, stub_code
+from tests.lambdas import (
+    ACCOUNT,
+    LOOPBACK_OPERATOR,
+    REGION,
+    Context,
+    LambdaService,
+    acting_as,
+    aws_credentials,
+    fresh_handler,
+    stub_code,
+)
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Script, call
 
@@ -185,8 +195,9 @@ def model(scripted: Scripted) -> Iterator[OpenAIServer]:
 
 def _cold_start(deployment: Deployment, role: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Import ``role``'s handler with the environment the stack gives it, as a new execution environment
-    does; the database is reached through the RDS secret (as deployed) with the test's server behind it."""
-    env = deployment.environment(role)
+    does; the database is reached through the RDS secret (as deployed) with the test's server behind it, and
+    the operator lets calls reach the test's servers on 127.0.0.1."""
+    env = {**deployment.environment(role), **LOOPBACK_OPERATOR}
     if "O_DB_NAME" in env:  # the test server's database instead of the deployed one's name
         env["O_DB_NAME"] = deployment.database
     if "O_EMBEDDING_MODEL_PATH" in env:  # the layer's copy of the model files is this package's
