@@ -3,6 +3,9 @@ clients talk to local protocol servers, evolution deps with a short bake, a sand
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from fastapi import FastAPI
 
 from o import runtime
@@ -13,9 +16,13 @@ from o.config import settings_from
 from o.evolution.loop import EvolutionDeps
 from o.store.db import Database
 from o.tools.sandbox.base import Sandbox
+from o.tools.secrets.envelope import SecretBox
+from o.tools.secrets.keyfile import KeyFile
 
 # what an empty environment configures: local adapters, no provider keys
 DEFAULTS = settings_from({})
+# the tests' tool secrets: a key file of this test session (made on first use), never the user's own
+SECRETS = SecretBox(KeyFile(Path(tempfile.mkdtemp(prefix="o-test-secrets-")) / "secrets.key"))
 
 
 def services(
@@ -26,8 +33,8 @@ def services(
     sandbox: Sandbox | None = None,
 ) -> Services:
     if evolution is None:
-        evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db))
-    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS))
+        evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db, secrets=SECRETS))
+    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), SECRETS)
 
 
 def app(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from o.store import orgs
 from o.store.db import Database
 from tests.integration.conftest import new_org_key
 from tests.lambdas import Context, fresh_handler, service_environment
@@ -68,3 +69,16 @@ def test_api_gateway_event_round_trip(handler_module: ModuleType, db: Database) 
     assert bad["statusCode"] == 422 and "bogus" in json.loads(bad["body"])["detail"]
     # One connection per execution environment, reused across invocations.
     assert handler_module._runtime.db._pool.max_size == 1
+
+
+def test_a_revoked_key_is_refused_by_the_next_invocation(handler_module: ModuleType, db: Database) -> None:
+    key = new_org_key(db)
+    ctx = Context("o-api", alias="live")
+    # a warm execution environment that has served this key already
+    for _ in range(3):
+        assert handler_module.handler(event("GET", "/v1/agents/", key), ctx)["statusCode"] == 200
+    with db.transaction() as conn:
+        key_id = conn.execute("SELECT id FROM api_keys WHERE key_hash = %s", (orgs.hash_key(key),)).fetchone()["id"]
+        assert orgs.revoke_api_key(conn, key_id) is not None
+    refused = handler_module.handler(event("GET", "/v1/agents/", key), ctx)
+    assert refused["statusCode"] == 401 and "revoked" in json.loads(refused["body"])["detail"]
