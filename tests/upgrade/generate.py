@@ -42,7 +42,9 @@ from tests.servers.script import Script, call  # noqa: E402
 
 # left out of the dump: the migrator writes its own rows, the triggers rebuild the statistics
 NOT_DUMPED = ("schema_migrations", "search_corpus_stats", "search_term_stats")
-META_COMMAND = re.compile(r"^\\(un)?restrict \w+$")
+# pg_dump brackets its output with psql meta-commands (\restrict KEY), which are not SQL, and empties
+# the search_path, under which the schema's triggers (unqualified names) could not run as rows load
+NOT_SQL = re.compile(r"^(\\(un)?restrict \w+|SELECT pg_catalog\.set_config\('search_path', '', false\);)$")
 
 SHOUT = '''
 def shout(text: str) -> str:
@@ -75,7 +77,7 @@ def _key(db: Database, org: str, *, revoked: bool = False) -> str:
         organization = orgs.get_or_create_org(conn, org)
         key_id, secret = orgs.create_api_key(conn, organization["id"], f"{org} key")
         if revoked:
-            orgs.revoke_api_key(conn, organization["id"], key_id)
+            orgs.revoke_api_key(conn, key_id)
     return secret
 
 
@@ -223,8 +225,7 @@ def dump(url: str, out: Path) -> None:
     command = [str(bundled if bundled.exists() else pg_dump), "--data-only", "--column-inserts", "--no-owner"]
     command += [f"--exclude-table={t}" for t in NOT_DUMPED]
     text = subprocess.run([*command, "--dbname", url], capture_output=True, text=True, check=True).stdout
-    # pg_dump brackets its output with psql meta-commands (\restrict KEY), which are not SQL
-    kept = [line for line in text.split("\n") if not META_COMMAND.match(line)]
+    kept = [line for line in text.split("\n") if not NOT_SQL.match(line)]
     (out / "data.sql").write_text("\n".join(kept))
 
 
