@@ -131,7 +131,11 @@ def _open(settings: Settings, url: str, embedded: EmbeddedPostgres | None, migra
     ).open()
     rt = Runtime(settings=settings, db=db, database_url=url, embedded=embedded)
     if migrate_schema:
-        seal_plaintext_secrets(rt)
+        try:
+            seal_plaintext_secrets(rt)
+        except BaseException:
+            db.close()
+            raise
     return rt
 
 
