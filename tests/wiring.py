@@ -31,10 +31,11 @@ def services(
     engine: Engine | None = None,
     evolution: EvolutionDeps | None = None,
     sandbox: Sandbox | None = None,
+    secrets: SecretBox = SECRETS,
 ) -> Services:
     if evolution is None:
-        evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db, secrets=SECRETS))
-    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), SECRETS)
+        evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db, secrets=secrets))
+    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), secrets)
 
 
 def app(
@@ -43,6 +44,8 @@ def app(
     engine: Engine | None = None,
     evolution: EvolutionDeps | None = None,
     sandbox: Sandbox | None = None,
+    secrets: SecretBox = SECRETS,
     max_body_bytes: int = 1_048_576,
 ) -> FastAPI:
-    return create_app(services(db, engine=engine, evolution=evolution, sandbox=sandbox), max_body_bytes=max_body_bytes)
+    parts = services(db, engine=engine, evolution=evolution, sandbox=sandbox, secrets=secrets)
+    return create_app(parts, max_body_bytes=max_body_bytes)

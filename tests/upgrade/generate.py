@@ -35,6 +35,8 @@ from o.store import orgs  # noqa: E402
 from o.store.db import Database  # noqa: E402
 from o.store.embedded import EmbeddedPostgres  # noqa: E402
 from o.store.migrate import migrate, schema_dir  # noqa: E402
+from o.tools.secrets.envelope import SecretBox  # noqa: E402
+from o.tools.secrets.keyfile import KeyFile  # noqa: E402
 from tests import wiring  # noqa: E402
 from tests.integration.evolution import task  # noqa: E402
 from tests.servers.openai_server import OpenAIServer  # noqa: E402
@@ -240,7 +242,10 @@ def main() -> None:
         db = Database(pg.url, max_size=4).open()
         world = task.World()
         with OpenAIServer(Script(default=world)) as server:
-            app = wiring.app(db, evolution=task.make_deps(db))
+            # the snapshot's own key: a later upgrade test opens the secrets this release sealed with it
+            # (git keeps no file modes: the test copies it to a 0600 file before use)
+            secrets = SecretBox(KeyFile(out / "secrets.key"))
+            app = wiring.app(db, evolution=task.make_deps(db), secrets=secrets)
             with TestClient(app, headers={"Authorization": f"Bearer {_key(db, 'acme')}"}) as api:
                 _key(db, "acme", revoked=True)
                 geo(api, db, server, world)

@@ -39,9 +39,8 @@ from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call, say
 
 PREVIOUS = Path(__file__).parent / "v0_1_0"
-# columns this release added; everything else must come through the upgrade unchanged
-ADDED = {("api_keys", "last_used_at"), ("agent_tool_env", "sealed")}
-# what the upgrade changes on purpose: plaintext secrets become sealed ones (checked by opening them)
+# what the upgrade changes on purpose: plaintext secrets become sealed ones (checked by opening them);
+# every other value of every column the previous release had must come through unchanged
 SEALED = {("agent_tool_env", "value")}
 
 
@@ -94,8 +93,10 @@ def structure(url: str) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def _without(rows: list[dict[str, Any]], table: str, skip: set[tuple[str, str]]) -> list[dict[str, Any]]:
-    return sorted(({k: v for k, v in r.items() if (table, k) not in skip} for r in rows), key=repr)
+def _as_before(rows: list[dict[str, Any]], table: str, columns: set[str]) -> list[dict[str, Any]]:
+    """The rows with the previous release's columns only (those the upgrade added left out), less
+    the values the upgrade changes on purpose."""
+    return sorted(({k: v for k, v in r.items() if k in columns and (table, k) not in SEALED} for r in rows), key=repr)
 
 
 def test_the_previous_release_is_what_it_shipped() -> None:
@@ -105,7 +106,18 @@ def test_the_previous_release_is_what_it_shipped() -> None:
         assert ours.get(path.name) == path.read_text(), f"{path.name} was edited after release"
 
 
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory with the snapshot's secrets key, if its release sealed secrets (git keeps no
+    file modes, and a key file others may read is refused)."""
+    key = PREVIOUS / "secrets.key"
+    if key.exists():
+        shutil.copy(key, tmp_path / "secrets.key")
+        (tmp_path / "secrets.key").chmod(0o600)
+    return tmp_path
+
+
 def test_upgrade_keeps_every_row_and_seals_the_secrets(previous_release: str, tmp_path: Path) -> None:
+    tmp_path = data_dir(tmp_path)
     before = contents(previous_release)
     assert before["agents"] and before["passages"] and before["evolutions"] and before["agent_tool_env"]
     settings = settings_from({"O_DATABASE_URL": previous_release, "O_DATA_DIR": str(tmp_path)})
@@ -115,11 +127,13 @@ def test_upgrade_keeps_every_row_and_seals_the_secrets(previous_release: str, tm
     assert set(after) == set(before)
     for table, rows in before.items():
         assert len(after[table]) == len(rows), table
-        assert _without(after[table], table, ADDED | SEALED) == _without(rows, table, SEALED), table
+        columns = set(rows[0]) if rows else set()
+        assert _as_before(after[table], table, columns) == _as_before(rows, table, columns), table
     box = SecretBox(KeyFile(tmp_path / "secrets.key"))
-    plaintext = {(r["agent_id"], r["key"]): r["value"] for r in before["agent_tool_env"]}
+    plaintext = {(r["agent_id"], r["key"]): r["value"] for r in before["agent_tool_env"] if r["value"] is not None}
     sealed = {(r["agent_id"], r["key"]): r for r in after["agent_tool_env"]}
-    assert set(sealed) == set(plaintext)
+    assert set(plaintext) <= set(sealed)
+    assert all(r["value"] is None and r["sealed"] for r in sealed.values())  # none left in plaintext
     for (agent_id, key), value in plaintext.items():
         row = sealed[(agent_id, key)]
         assert row["value"] is None and value.encode() not in row["sealed"]
@@ -182,6 +196,7 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
 
 
 def test_every_read_works_and_mid_flight_runs_finish(previous_release: str, tmp_path: Path) -> None:
+    tmp_path = data_dir(tmp_path)
     settings = settings_from(
         {"O_DATABASE_URL": previous_release, "O_DATA_DIR": str(tmp_path), "OPENAI_API_KEY": "sk-test"}
     )
@@ -253,9 +268,11 @@ def test_a_failing_migration_leaves_the_database_as_it_was(previous_release: str
     with pytest.raises(MigrationFailed) as failed:
         migrate(previous_release, folder)
     message = str(failed.value)
+    shipped = sorted(p.name for p in (PREVIOUS / "schema").glob("*.sql"))
+    first_new = next(m.name for m in discover(folder) if m.name not in shipped)
     assert message.startswith("migration 999_broken.sql failed: check constraint")
-    assert "Nothing was applied" in message and "006_api_key_last_used.sql" in message
-    assert "still at version 5 (005_evolution.sql)" in message
+    assert "Nothing was applied" in message and f"rolled back: {first_new}" in message
+    assert f"still at version {int(shipped[-1][:3])} ({shipped[-1]})" in message
     assert contents(previous_release) == before
     assert structure(previous_release) == shape
     # the broken file fixed, the same upgrade goes through
