@@ -8,6 +8,8 @@ new code never goes live before its schema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import CustomResource, Duration
 from constructs import Construct
 
@@ -26,6 +28,7 @@ class Migrations(Construct):
         assets: FunctionAssets,
         network: FunctionNetwork,
         database: Database,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.service = ServiceFunction(
@@ -37,7 +40,8 @@ class Migrations(Construct):
             service="o-migrate",
             memory_mb=512,
             timeout=Duration.minutes(10),
-            environment=database.environment(),
+            # the database, and the key that seals tool secrets an earlier release stored in plaintext
+            environment={**database.environment(), **(environment or {})},
             network=network,
         )
         database.grant_connect(self.service.function)

@@ -26,6 +26,7 @@ from infra.service_function import (
 )
 from infra.sleeptime import Sleeptime
 from infra.tool_sandbox import ToolSandbox
+from infra.tool_secrets import ToolSecrets
 from o.config import env_name
 
 API_HANDLER = "functions.api.handler.handler"
@@ -67,7 +68,15 @@ class OStack(Stack):
             log_retention=assets.log_retention,
         )
         database.allow_from(network.function_security_group)
-        migrations = Migrations(self, "Migrations", assets=assets, network=network.functions, database=database)
+        tool_secrets = ToolSecrets(self, "ToolSecrets")
+        migrations = Migrations(
+            self,
+            "Migrations",
+            assets=assets,
+            network=network.functions,
+            database=database,
+            environment=tool_secrets.environment(),
+        )
 
         # Filled by the operator after deploy (infra/README.md); "{}" is a placeholder, not a secret.
         # CloudFormation rewrites the value only when this template value changes, so keys put in
@@ -84,7 +93,11 @@ class OStack(Stack):
             ("AwsSolutions-SMG4", "third-party LLM API keys are rotated at the provider by the operator; "
              "Secrets Manager has no rotation function for them"),
         )  # fmt: skip
-        shared_env = {**database.environment(), env_name("llm", "keys_secret_arn"): llm_keys.secret_arn}
+        shared_env = {
+            **database.environment(),
+            **tool_secrets.environment(),
+            env_name("llm", "keys_secret_arn"): llm_keys.secret_arn,
+        }
 
         sandbox = ToolSandbox(self, "ToolSandbox", assets=assets)
         shared_env[env_name("sandbox", "function_name")] = sandbox.function.function_arn
@@ -181,6 +194,12 @@ class OStack(Stack):
         for service in (api_function, evolution.service):
             rollout.grant_manage("AgentStep", service.function)
         grant_agent_metrics(evolution.function)
+        # Tool secrets: the API seals what clients set, the migration seals what an earlier release
+        # stored in plaintext; the functions that run tools open them. Nothing else may use the key.
+        for sealer in (api_function.function, migrations.service.function):
+            tool_secrets.grant_seal(sealer)
+        for opener in (agent_step.function, evolution.function):
+            tool_secrets.grant_open(opener)
 
         Observability(
             self,

@@ -189,6 +189,15 @@ class SandboxSettings(Group):
         return self.kind == "lambda" if self.kind is not None else bool(self.function_name)
 
 
+class SecretSettings(Group):
+    """Tool secrets at rest: what wraps the keys that seal them (o/tools/secrets)."""
+
+    # AWS: the KMS key (id, ARN or alias) that makes and unwraps data keys; the stack sets it
+    kms_key_id: str | None = None
+    # local: the key file, made by `o serve` on its first start (default: secrets.key in the data dir)
+    key_file: Path | None = None
+
+
 class EvolutionSettings(Group):
     """Defaults for every evolution; a start request may override the budget."""
 
@@ -257,6 +266,7 @@ class Settings(BaseModel):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    secrets: SecretSettings = Field(default_factory=SecretSettings)
     evolution: EvolutionSettings = Field(default_factory=EvolutionSettings)
     sleeptime: SleeptimeSettings = Field(default_factory=SleeptimeSettings)
 

@@ -9,6 +9,7 @@ port                        local                               AWS (when the se
 database URL                embedded Postgres / O_DATABASE_URL  RDS secret (O_DB_SECRET_ARN)
 provider keys (KeySource)   the settings (OPENAI_API_KEY, …)    Secrets Manager (O_LLM_KEYS_SECRET_ARN)
 tool Sandbox                a confined local process            the sandbox Lambda (O_SANDBOX_*)
+tool secrets (KeyWrapper)   key file in the data dir (0600)     KMS data keys (O_SECRETS_KMS_KEY_ID)
 agent RunLauncher           the loop in this process            agent-loop state machine (O_AGENT_…)
 evolution launcher          a thread in this process            evolution state machine (O_EVOLUTION_…)
 canary AliasRouter          hashed split of run ids             weighted Lambda alias (O_EVOLUTION_…)
@@ -26,6 +27,7 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from o.agent.engine import Engine, llm_factory
@@ -33,7 +35,7 @@ from o.agent.prompt import default_cache
 from o.agent.runner import Executions, StateMachineLauncher, resume_stale
 from o.agent.serving import OutcomeMetrics
 from o.agent.tools import SandboxExecutor
-from o.config import ConfigError, Settings, load_settings, unknown_variables
+from o.config import ConfigError, Settings, env_name, load_settings, unknown_variables
 from o.evolution import loop, sleeptime
 from o.evolution.rollout import AliasRouter
 from o.evolution.routing import CanaryRouter
@@ -46,8 +48,11 @@ from o.store import db as database
 from o.store.db import Database
 from o.store.embedded import EmbeddedPostgres
 from o.store.migrate import migrate
+from o.tools import catalog
 from o.tools.sandbox.base import Sandbox
 from o.tools.sandbox.local import LocalProcessSandbox
+from o.tools.secrets.envelope import SecretBox, Unconfigured
+from o.tools.secrets.keyfile import KeyFile
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -106,7 +111,17 @@ def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
     for warning in unknown_variables():
         logger.warning(warning)
     url, embedded = resolve_database_url(settings)
-    if settings.run_migrations if migrate_schema is None else migrate_schema:
+    try:
+        return _open(settings, url, embedded, settings.run_migrations if migrate_schema is None else migrate_schema)
+    except BaseException:
+        # a refused schema or a failed migration must not leave the embedded Postgres running
+        if embedded is not None:
+            embedded.stop()
+        raise
+
+
+def _open(settings: Settings, url: str, embedded: EmbeddedPostgres | None, migrate_schema: bool) -> Runtime:
+    if migrate_schema:
         migrate(url)
     lambda_mode = settings.runtime == "lambda"
     db = Database(
@@ -115,7 +130,39 @@ def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
         max_size=1 if lambda_mode else settings.pool_max,
         prepared_statements=not (lambda_mode or settings.disable_prepared_statements),
     ).open()
-    return Runtime(settings=settings, db=db, database_url=url, embedded=embedded)
+    rt = Runtime(settings=settings, db=db, database_url=url, embedded=embedded)
+    if migrate_schema:
+        try:
+            seal_plaintext_secrets(rt)
+        except BaseException:
+            db.close()
+            raise
+    return rt
+
+
+def upgrade(rt: Runtime) -> tuple[list[str], int]:
+    """`o migrate`: the pending migrations, then the data step that needs a key and so cannot be SQL;
+    (the migrations applied, the tool variables sealed)."""
+    applied = migrate(rt.database_url)
+    return applied, seal_plaintext_secrets(rt)
+
+
+def seal_plaintext_secrets(rt: Runtime) -> int:
+    """Seal the tool variables an earlier release stored in plaintext (it wrote them before
+    schema/007): at every migrating start, so it also finishes after an interruption. It is not part
+    of the SQL migration because it needs the key (KMS or the key file); until it runs, those rows
+    stay readable, so no tool run breaks in between. Nothing to seal costs one indexed query."""
+    box = secret_box(rt.settings)
+    sealed = 0
+    while True:
+        with rt.db.transaction() as conn:
+            done = catalog.seal_plaintext(conn, box)
+        sealed += done
+        if done == 0:
+            break
+    if sealed:
+        logger.info("sealed tool variables stored in plaintext by an earlier release", extra={"sealed": sealed})
+    return sealed
 
 
 def lambda_runtime() -> Runtime:
@@ -150,6 +197,24 @@ def sandbox(settings: Settings) -> Sandbox:
     return LocalProcessSandbox(workdir_root=config.workdir, isolate=config.isolate, allow_network=config.allow_network)
 
 
+def key_file(settings: Settings) -> Path:
+    return settings.secrets.key_file or settings.data_dir / "secrets.key"
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """What seals the tool secrets: KMS data keys when a KMS key is configured (AWS), else the key file."""
+    if settings.secrets.kms_key_id:
+        from o.aws.kms import KmsKeyWrapper
+
+        return SecretBox(KmsKeyWrapper(settings.secrets.kms_key_id))
+    if settings.runtime == "lambda":
+        # a Lambda's files do not outlive it: a key file there would lose every secret it sealed
+        return SecretBox(
+            Unconfigured(f"tool secrets on Lambda need a KMS key: set {env_name('secrets', 'kms_key_id')}")
+        )
+    return SecretBox(KeyFile(key_file(settings)))
+
+
 def state_machine(arn: str | None) -> Executions:
     from o.aws.stepfunctions import StateMachine
 
@@ -175,7 +240,12 @@ def outcome_metrics() -> Any:
 
 
 def agent_engine(
-    settings: Settings, db: Database, *, keys: KeySource | None = None, in_state_machine: bool = False
+    settings: Settings,
+    db: Database,
+    *,
+    keys: KeySource | None = None,
+    secrets: SecretBox | None = None,
+    in_state_machine: bool = False,
 ) -> Engine:
     """The agent loop's engine of this process, with every adapter the settings name.
 
@@ -187,7 +257,7 @@ def agent_engine(
     engine = Engine(
         db,
         llm_factory(keys, ClientOptions.from_settings(settings.llm, outbound)),
-        tools=SandboxExecutor(db, sandbox(settings)),
+        tools=SandboxExecutor(db, sandbox(settings), secrets or secret_box(settings)),
         settings=settings.agent,
         prompts=default_cache,
         embedders=Embedders.from_settings(keys, settings.embedding, settings.llm, outbound),
@@ -215,12 +285,13 @@ def evolution_of(rt: Runtime) -> loop.EvolutionDeps:
     return evolution_deps(rt.settings, agent_engine(rt.settings, rt.db))
 
 
-def api_services(settings: Settings, db: Database) -> Services:
+def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None = None) -> Services:
     # imported here: the agent-step and evolution Lambdas never load the web framework
     from o.api.deps import Services
 
-    engine = agent_engine(settings, db)
-    return Services(evolution_deps(settings, engine), sandbox(settings))
+    secrets = secrets or secret_box(settings)
+    engine = agent_engine(settings, db, secrets=secrets)
+    return Services(evolution_deps(settings, engine), sandbox(settings), secrets)
 
 
 def api_app(settings: Settings, services: Services) -> FastAPI:
@@ -241,7 +312,10 @@ def local_services(rt: Runtime) -> Services:
     """The services of one `o serve` process, with the every-N-user-messages sleep-time trigger on its
     run ends unless sleep-time is off. Each serving process has its own: the trigger's check and the
     pass's own guard are in Postgres, so processes do not start a pass twice."""
-    services = api_services(rt.settings, rt.db)
+    secrets = secret_box(rt.settings)
+    if isinstance(secrets.wrapper, KeyFile):
+        secrets.wrapper.ensure()  # made on the first start, so every worker finds the same key
+    services = api_services(rt.settings, rt.db, secrets=secrets)
     if rt.settings.sleeptime.enabled:
         # every N user messages: checked when a run ends, on the trigger's own thread
         services.engine.on_run_end = sleeptime.RunEndTrigger(lambda: services.evolution, rt.settings.sleeptime)
@@ -297,6 +371,8 @@ def worker_environment(rt: Runtime) -> dict[str, str]:
     pools against the Postgres this process started (and migrated), and start or migrate none."""
     return {
         "O_DATABASE_URL": rt.database_url,
+        # the parent's key file, even when --data-dir named the data directory (workers see no flags)
+        env_name("secrets", "key_file"): str(key_file(rt.settings)),
         "O_RUN_MIGRATIONS": "false",
         "O_SLEEPTIME_ENABLED": "true" if rt.settings.sleeptime.enabled else "false",
     }

@@ -3,6 +3,9 @@ clients talk to local protocol servers, evolution deps with a short bake, a sand
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from fastapi import FastAPI
 
 from o import runtime
@@ -13,9 +16,13 @@ from o.config import settings_from
 from o.evolution.loop import EvolutionDeps
 from o.store.db import Database
 from o.tools.sandbox.base import Sandbox
+from o.tools.secrets.envelope import SecretBox
+from o.tools.secrets.keyfile import KeyFile
 
 # what an empty environment configures: local adapters, no provider keys
 DEFAULTS = settings_from({})
+# the tests' tool secrets: a key file of this test session (made on first use), never the user's own
+SECRETS = SecretBox(KeyFile(Path(tempfile.mkdtemp(prefix="o-test-secrets-")) / "secrets.key"))
 
 
 def services(
@@ -24,10 +31,11 @@ def services(
     engine: Engine | None = None,
     evolution: EvolutionDeps | None = None,
     sandbox: Sandbox | None = None,
+    secrets: SecretBox = SECRETS,
 ) -> Services:
     if evolution is None:
-        evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db))
-    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS))
+        evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db, secrets=secrets))
+    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), secrets)
 
 
 def app(
@@ -36,6 +44,8 @@ def app(
     engine: Engine | None = None,
     evolution: EvolutionDeps | None = None,
     sandbox: Sandbox | None = None,
+    secrets: SecretBox = SECRETS,
     max_body_bytes: int = 1_048_576,
 ) -> FastAPI:
-    return create_app(services(db, engine=engine, evolution=evolution, sandbox=sandbox), max_body_bytes=max_body_bytes)
+    parts = services(db, engine=engine, evolution=evolution, sandbox=sandbox, secrets=secrets)
+    return create_app(parts, max_body_bytes=max_body_bytes)

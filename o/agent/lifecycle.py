@@ -16,6 +16,7 @@ from o.store.db import Conn
 from o.store.pages import Page
 from o.tools import catalog
 from o.tools.builtin import BUILTINS
+from o.tools.secrets.envelope import SecretBox
 
 DEFAULT_SYSTEM = (
     "You are a helpful assistant with persistent memory. Your core memory blocks are shown below; "
@@ -62,7 +63,8 @@ class AgentView:
     tool_env: list[dict[str, Any]] = field(default_factory=list)
 
 
-def create(conn: Conn, organization_id: str, spec: AgentSpec) -> AgentView:
+def create(conn: Conn, organization_id: str, spec: AgentSpec, *, secrets: SecretBox | None = None) -> AgentView:
+    """The new agent; ``secrets`` seals its tool variables (needed only when the spec has some)."""
     labels = [b["label"] for b in spec.memory_blocks]
     if len(set(labels)) != len(labels):
         raise InvalidInput(f"memory_blocks labels must be unique, got {labels}")
@@ -89,7 +91,7 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec) -> AgentView:
         memory_blocks.attach(conn, organization_id, agent["id"], block_id)
     _set_tools(conn, organization_id, agent["id"], spec.tool_ids, spec.tool_names)
     if spec.tool_env:
-        catalog.set_agent_env(conn, organization_id, agent["id"], spec.tool_env)
+        catalog.set_agent_env(conn, organization_id, agent["id"], spec.tool_env, secrets=_needed(secrets))
     _record_revision(conn, organization_id, agent["id"])
     return get(conn, organization_id, agent["id"])
 
@@ -144,7 +146,15 @@ def list_agents(conn: Conn, organization_id: str, page: Page, **filters: Any) ->
     return [_view(found[i]) for i in ids if i in found]
 
 
-def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any]) -> AgentView:
+def _needed(secrets: SecretBox | None) -> SecretBox:
+    if secrets is None:
+        raise TypeError("tool variables are sealed: pass the process's SecretBox as secrets=")
+    return secrets
+
+
+def update(
+    conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any], *, secrets: SecretBox | None = None
+) -> AgentView:
     block_ids = changes.pop("block_ids", None)
     tool_ids = changes.pop("tool_ids", None)
     tool_env = changes.pop("tool_env", None)
@@ -152,7 +162,7 @@ def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, A
     if tool_ids is not None:
         _set_tools(conn, organization_id, agent_id, tool_ids, [], replace=True)
     if tool_env is not None:
-        catalog.set_agent_env(conn, organization_id, agent_id, tool_env)
+        catalog.set_agent_env(conn, organization_id, agent_id, tool_env, secrets=_needed(secrets))
     if changes:
         agent_store.update(conn, organization_id, agent_id, changes)
     if block_ids is not None:

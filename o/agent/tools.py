@@ -14,6 +14,7 @@ from o.llm.types import ToolSpec
 from o.store.db import Database
 from o.tools import builtin
 from o.tools.sandbox.base import Sandbox, ToolResult
+from o.tools.secrets.envelope import SecretBox
 
 HEARTBEAT = "request_heartbeat"
 HEARTBEAT_SCHEMA = {
@@ -50,16 +51,17 @@ class ToolExecutor(Protocol):
 
 class SandboxExecutor:
     """User tools through ``o.tools.execute.run_tool`` in a sandbox (a local process jail, or a
-    Lambda in AWS), with the agent's tool variables."""
+    Lambda in AWS), with the agent's tool variables, which ``secrets`` opens for the run."""
 
-    def __init__(self, db: Database, sandbox: Sandbox) -> None:
+    def __init__(self, db: Database, sandbox: Sandbox, secrets: SecretBox) -> None:
         self.db = db
         self.sandbox = sandbox
+        self.secrets = secrets
 
     def run(self, tool: dict[str, Any], args: dict[str, Any], *, organization_id: str, agent_id: str) -> ToolResult:
         from o.tools.execute import run_tool
 
-        return run_tool(self.db, organization_id, agent_id, tool["name"], args, self.sandbox)
+        return run_tool(self.db, organization_id, agent_id, tool["name"], args, self.sandbox, secrets=self.secrets)
 
 
 def agent_tools(agent: dict[str, Any], attached: list[dict[str, Any]]) -> list[AgentTool]:

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from o import __version__
 from o.api import errors
-from o.api.deps import KeyCache, Services
+from o.api.deps import Services
 from o.api.limits import BodySizeLimit
 from o.api.routers import (
     agents,
@@ -34,7 +34,6 @@ def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAP
     )
     app.state.services = services
     app.state.db = services.db
-    app.state.key_cache = KeyCache()
     app.state.logger = logger
     errors.install(app)
     tolerate_trailing_slashes(app.router)

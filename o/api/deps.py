@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -19,6 +17,7 @@ from o.memory.embeddings import EmbedderSource
 from o.store import orgs
 from o.store.db import Database
 from o.tools.sandbox.base import Sandbox
+from o.tools.secrets.envelope import SecretBox
 
 _bearer = HTTPBearer(auto_error=False, description="An O API key: `o keys create` prints one")
 
@@ -31,6 +30,8 @@ class Services:
     evolution: EvolutionDeps
     # where POST /v1/tools/run runs a tool (a local process jail, or the sandbox Lambda)
     sandbox: Sandbox
+    # what seals the agents' tool variables (the key file locally, KMS on AWS)
+    secrets: SecretBox
 
     @property
     def db(self) -> Database:
@@ -42,7 +43,7 @@ class Services:
 
 
 # The dependencies are coroutines: FastAPI runs a plain ``def`` dependency on the thread pool, a hop
-# per dependency per request; these do no blocking work except the key lookup on a cache miss.
+# per dependency per request; these do no blocking work except the key lookup, which hops explicitly.
 async def get_db(request: Request) -> Database:
     return request.app.state.db
 
@@ -67,38 +68,20 @@ async def get_sandbox(request: Request) -> Sandbox:
     return services.sandbox
 
 
+async def get_secrets(request: Request) -> SecretBox:
+    services: Services = request.app.state.services
+    return services.secrets
+
+
 async def get_embedders(request: Request) -> EmbedderSource:
     services: Services = request.app.state.services
     return services.engine.embedders
 
 
-class KeyCache:
-    """Remembers key → organization for a short time so most requests skip the lookup.
-
-    A revoked key stops working within ``ttl`` seconds.
-    """
-
-    def __init__(self, ttl: float = 30.0, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, secret: str) -> str | None:
-        hit = self._entries.get(secret)
-        if hit and hit[1] > time.monotonic():
-            return hit[0]
-        return None
-
-    def put(self, secret: str, organization_id: str) -> None:
-        with self._lock:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[secret] = (organization_id, time.monotonic() + self.ttl)
-
-
-def _lookup_key(db: Database, secret: str) -> str | None:
-    with db.transaction() as conn:
+def _authenticate(db: Database, secret: str) -> str | None:
+    # autocommit: the statement is its own transaction, so a key revoked by a committed
+    # `o keys revoke` is refused by the very next request, in every process and on Lambda
+    with db.read() as conn:
         return orgs.organization_for_key(conn, secret)
 
 
@@ -106,16 +89,13 @@ async def current_org(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
+    """The caller's organization, looked up on every request (no cache: nothing to invalidate, and the
+    indexed lookup is one round trip on a pooled connection)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    cache: KeyCache = request.app.state.key_cache
-    secret = credentials.credentials
-    org_id = cache.get(secret)
+    org_id = await run_in_threadpool(_authenticate, request.app.state.db, credentials.credentials)
     if org_id is None:
-        org_id = await run_in_threadpool(_lookup_key, request.app.state.db, secret)
-        if org_id is None:
-            raise Unauthorized("invalid or revoked API key")
-        cache.put(secret, org_id)
+        raise Unauthorized("invalid or revoked API key")
     return org_id
 
 
@@ -125,3 +105,4 @@ AgentEngine = Annotated[Engine, Depends(get_engine)]
 Evolution = Annotated[EvolutionDeps, Depends(get_evolution)]
 ToolSandbox = Annotated[Sandbox, Depends(get_sandbox)]
 Embeddings = Annotated[EmbedderSource, Depends(get_embedders)]
+Secrets = Annotated[SecretBox, Depends(get_secrets)]

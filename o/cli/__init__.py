@@ -1,4 +1,4 @@
-"""`o` — the command line: `o serve`, `o keys create`, `o migrate`, `o evolve …`."""
+"""`o` — the command line: `o serve`, `o keys create|list|revoke`, `o migrate`, `o evolve …`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from o.cli import evolve, keys, serve
 from o.config import ConfigError
+from o.store.migrate import SchemaError
 
 
 def db_flags(p: argparse.ArgumentParser) -> None:
@@ -34,3 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"o: {exc}", file=sys.stderr)
         return 2
+    except SchemaError as exc:
+        # a failed migration (rolled back) or a schema this release does not know: say so and stop
+        print(f"o: {exc}", file=sys.stderr)
+        return 1

@@ -9,6 +9,7 @@ from typing import Any
 from o import runtime
 from o.cli.settings import from_args
 from o.config import ConfigError, export_to_children
+from o.store.migrate import SchemaError, check_schema
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -19,8 +20,11 @@ def serve(args: argparse.Namespace) -> int:
     # whatever the number of processes that serve requests.
     rt = runtime.start(settings)
     try:
+        # never serve a schema this code does not know (a newer O migrated it), nor one it has not
+        # migrated yet (O_RUN_MIGRATIONS=false); with migrations on, start() already refused a newer one
+        check_schema(rt.database_url)
         workers = runtime.worker_count(rt)
-    except ConfigError:
+    except (ConfigError, SchemaError):
         rt.close()
         raise
     where = "embedded Postgres in " + str(settings.data_dir) if rt.embedded else "the Postgres at O_DATABASE_URL"

@@ -39,19 +39,43 @@ def create_api_key(conn: Conn, organization_id: str, name: str | None = None) ->
 
 
 def organization_for_key(conn: Conn, secret: str) -> str | None:
+    """The organization of an unrevoked key, and a note of its use: at most one write a minute per key,
+    in the same statement (a busy key costs no extra write per request)."""
     row = conn.execute(
-        "SELECT organization_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+        """WITH found AS (
+               SELECT id, organization_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL
+           ), used AS (
+               UPDATE api_keys k SET last_used_at = now() FROM found
+               WHERE k.id = found.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+           )
+           SELECT organization_id FROM found""",
         (hash_key(secret),),
     ).fetchone()
     return row["organization_id"] if row else None
 
 
-def revoke_api_key(conn: Conn, organization_id: str, key_id: str) -> bool:
-    cur = conn.execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND organization_id = %s AND revoked_at IS NULL",
-        (key_id, organization_id),
-    )
-    return cur.rowcount == 1
+def list_api_keys(conn: Conn, organization_id: str | None = None) -> list[dict[str, Any]]:
+    """Keys with their organization, oldest first; never a secret (only its first characters)."""
+    return conn.execute(
+        """SELECT k.id, k.name, k.prefix, k.organization_id, o.name AS organization, k.created_at,
+                  k.last_used_at, k.revoked_at
+           FROM api_keys k JOIN organizations o ON o.id = k.organization_id
+           WHERE %(org)s::text IS NULL OR k.organization_id = %(org)s
+           ORDER BY k.created_at, k.id""",
+        {"org": organization_id},
+    ).fetchall()
+
+
+def revoke_api_key(conn: Conn, key_id: str, organization_id: str | None = None) -> dict[str, Any] | None:
+    """Revoke the key (of ``organization_id`` when given): its id, organization, ``revoked_at`` and
+    ``just_revoked`` (False when it was revoked before: revoked_at stays the first revocation's), or
+    None when there is no such key."""
+    return conn.execute(
+        """UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+           WHERE id = %(key)s AND (%(org)s::text IS NULL OR organization_id = %(org)s)
+           RETURNING id, organization_id, revoked_at, revoked_at = now() AS just_revoked""",
+        {"key": key_id, "org": organization_id},
+    ).fetchone()
 
 
 def find(conn: Conn, name_or_id: str) -> dict[str, Any] | None:

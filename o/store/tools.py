@@ -6,6 +6,7 @@ nothing, which the API reports as 404.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import psycopg
@@ -193,22 +194,61 @@ def agents_using(conn: Conn, tool_id: str) -> list[str]:
 
 
 def env_for_agent(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+    """The agent's tool variables as the API lists them: names and descriptions, never a value."""
     return conn.execute(
-        "SELECT key, value, description, updated_at FROM agent_tool_env WHERE agent_id = %s ORDER BY key",
+        "SELECT key, description, updated_at FROM agent_tool_env WHERE agent_id = %s ORDER BY key",
         (agent_id,),
     ).fetchall()
 
 
-def replace_env(conn: Conn, agent_id: str, variables: dict[str, str], descriptions: dict[str, str]) -> None:
-    """Make the agent's tool variables exactly ``variables``."""
-    conn.execute("DELETE FROM agent_tool_env WHERE agent_id = %s AND NOT (key = ANY(%s))", (agent_id, list(variables)))
-    for key, value in variables.items():
+def env_for_run(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+    """The agent's tool variables as stored: ``sealed``, or ``value`` for a row an earlier release
+    wrote in plaintext and no start has sealed yet."""
+    return conn.execute(
+        "SELECT key, value, sealed FROM agent_tool_env WHERE agent_id = %s ORDER BY key", (agent_id,)
+    ).fetchall()
+
+
+def env_keys(conn: Conn, agent_id: str) -> set[str]:
+    return {r["key"] for r in conn.execute("SELECT key FROM agent_tool_env WHERE agent_id = %s", (agent_id,))}
+
+
+def replace_env(
+    conn: Conn, agent_id: str, sealed: dict[str, bytes], descriptions: dict[str, str], *, keep: Collection[str] = ()
+) -> None:
+    """Make the agent's tool variables exactly ``sealed`` plus ``keep`` (kept as stored, with a new
+    description)."""
+    names = [*sealed, *keep]
+    conn.execute("DELETE FROM agent_tool_env WHERE agent_id = %s AND NOT (key = ANY(%s))", (agent_id, names))
+    for key, value in sealed.items():
         conn.execute(
-            """INSERT INTO agent_tool_env (agent_id, key, value, description) VALUES (%s, %s, %s, %s)
+            """INSERT INTO agent_tool_env (agent_id, key, sealed, description) VALUES (%s, %s, %s, %s)
                ON CONFLICT (agent_id, key) DO UPDATE
-               SET value = EXCLUDED.value, description = EXCLUDED.description, updated_at = now()""",
+               SET value = NULL, sealed = EXCLUDED.sealed, description = EXCLUDED.description, updated_at = now()""",
             (agent_id, key, value, descriptions.get(key)),
         )
+    for key in keep:
+        conn.execute(
+            "UPDATE agent_tool_env SET description = %s, updated_at = now() WHERE agent_id = %s AND key = %s",
+            (descriptions.get(key), agent_id, key),
+        )
+
+
+def plaintext_env(conn: Conn, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` tool variables still in plaintext, locked; rows another sealer holds are skipped."""
+    return conn.execute(
+        """SELECT agent_id, key, value FROM agent_tool_env WHERE value IS NOT NULL
+           ORDER BY agent_id, key LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (limit,),
+    ).fetchall()
+
+
+def seal_env(conn: Conn, agent_id: str, key: str, sealed: bytes) -> None:
+    """Replace a plaintext tool variable by its sealed form (its time of change stays what it was)."""
+    conn.execute(
+        "UPDATE agent_tool_env SET value = NULL, sealed = %s WHERE agent_id = %s AND key = %s",
+        (sealed, agent_id, key),
+    )
 
 
 def insert_unless_named(conn: Conn, tool: dict[str, Any]) -> dict[str, Any] | None:

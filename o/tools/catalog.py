@@ -13,10 +13,13 @@ from o.store import agents as agent_store
 from o.store import tools as tool_store
 from o.store.db import Conn
 from o.tools.schema import derive_json_schema, find_function, parse_source
+from o.tools.secrets.envelope import SecretBox, variable_context
 
 _TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_RETURN_CHARS = 1_000_000
+# how a tool variable's value is shown in every response: never the value, never its sealed form
+MASKED = "********"
 
 
 @dataclass
@@ -195,9 +198,25 @@ def agent_tools(conn: Conn, organization_id: str, agent_id: str) -> list[dict[st
 
 
 def agent_env(conn: Conn, organization_id: str, agent_id: str) -> list[dict[str, Any]]:
-    """The agent's tool variables (Letta's tool_exec_environment_variables / secrets)."""
+    """The agent's tool variables (Letta's tool_exec_environment_variables / secrets): names and
+    descriptions; their values never leave the store except for a tool run (:func:`variables_for_run`)."""
     agent_store.require(conn, organization_id, agent_id)
     return tool_store.env_for_agent(conn, agent_id)
+
+
+def plan_variables(variables: dict[str, str], stored: set[str]) -> tuple[dict[str, str], set[str]]:
+    """Which values to seal, and which variables to keep as stored: a client that sends back the
+    masked value it was shown (a read-modify-write of the agent) keeps the secret, not the mask."""
+    for key in variables:
+        if not _ENV_KEY.match(key):
+            raise InvalidInput(f"tool variable name {key!r} must look like an environment variable name")
+    keep = {key for key, value in variables.items() if value == MASKED}
+    unknown = sorted(keep - stored)
+    if unknown:
+        raise InvalidInput(
+            f"tool variable {unknown[0]!r}: {MASKED!r} is how stored values are shown, not a value; send the value"
+        )
+    return {key: value for key, value in variables.items() if key not in keep}, keep
 
 
 def set_agent_env(
@@ -206,11 +225,33 @@ def set_agent_env(
     agent_id: str,
     variables: dict[str, str],
     descriptions: dict[str, str] | None = None,
+    *,
+    secrets: SecretBox,
 ) -> list[dict[str, Any]]:
-    """Replace the agent's tool variables; only this agent's tool runs will see them."""
+    """Replace the agent's tool variables, sealed by ``secrets``; only this agent's tool runs will see them."""
     agent_store.require(conn, organization_id, agent_id, for_update=True)
-    for key in variables:
-        if not _ENV_KEY.match(key):
-            raise InvalidInput(f"tool variable name {key!r} must look like an environment variable name")
-    tool_store.replace_env(conn, agent_id, {k: str(v) for k, v in variables.items()}, descriptions or {})
+    fresh, keep = plan_variables({k: str(v) for k, v in variables.items()}, tool_store.env_keys(conn, agent_id))
+    sealed = {key: secrets.seal(value, variable_context(agent_id, key)) for key, value in fresh.items()}
+    tool_store.replace_env(conn, agent_id, sealed, descriptions or {}, keep=keep)
     return tool_store.env_for_agent(conn, agent_id)
+
+
+def variables_for_run(conn: Conn, agent_id: str, secrets: SecretBox) -> dict[str, str]:
+    """The agent's tool variables in the clear, for the sandbox of one tool run and nothing else."""
+    return {row["key"]: _opened(row, agent_id, secrets) for row in tool_store.env_for_run(conn, agent_id)}
+
+
+def _opened(row: dict[str, Any], agent_id: str, secrets: SecretBox) -> str:
+    if row["sealed"] is None:  # written in plaintext by an earlier release, not sealed yet
+        return str(row["value"])
+    return secrets.open(row["sealed"], variable_context(agent_id, row["key"]))
+
+
+def seal_plaintext(conn: Conn, secrets: SecretBox, *, batch: int = 500) -> int:
+    """Seal up to ``batch`` tool variables an earlier release stored in plaintext; how many it sealed."""
+    rows = tool_store.plaintext_env(conn, batch)
+    for row in rows:
+        tool_store.seal_env(
+            conn, row["agent_id"], row["key"], secrets.seal(row["value"], variable_context(row["agent_id"], row["key"]))
+        )
+    return len(rows)

@@ -14,7 +14,9 @@ from typing import Any
 from o.store import agents as agent_store
 from o.store import tools as tool_store
 from o.store.db import Conn, Database
+from o.tools import catalog
 from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult
+from o.tools.secrets.envelope import SecretBox, SecretUnavailable
 
 
 def run_tool(
@@ -25,18 +27,20 @@ def run_tool(
     args: dict[str, Any],
     sandbox: Sandbox,
     *,
+    secrets: SecretBox,
     limits: Limits | None = None,
 ) -> ToolResult:
     """Run the agent's attached custom tool ``tool_name`` with ``args`` in ``sandbox``.
 
-    The run sees the agent's own tool variables and nothing else of the server.
+    The run sees the agent's own tool variables, opened by ``secrets`` for it alone, and nothing else
+    of the server.
     """
     started = time.monotonic()
     if isinstance(db_or_conn, Database):
         with db_or_conn.transaction() as conn:
-            loaded = _load(conn, org_id, agent_id, tool_name)
+            loaded = _load(conn, org_id, agent_id, tool_name, secrets)
     else:
-        loaded = _load(db_or_conn, org_id, agent_id, tool_name)
+        loaded = _load(db_or_conn, org_id, agent_id, tool_name, secrets)
     if isinstance(loaded, str):
         return ToolResult(
             status="error",
@@ -60,7 +64,9 @@ def run_tool(
     return sandbox.run(invocation)
 
 
-def _load(conn: Conn, org_id: str, agent_id: str, tool_name: str) -> tuple[dict[str, Any], dict[str, str]] | str:
+def _load(
+    conn: Conn, org_id: str, agent_id: str, tool_name: str, secrets: SecretBox
+) -> tuple[dict[str, Any], dict[str, str]] | str:
     if agent_store.get(conn, org_id, agent_id) is None:
         return f"agent {agent_id} not found"
     tool = tool_store.attached_by_name(conn, org_id, agent_id, tool_name)
@@ -68,5 +74,8 @@ def _load(conn: Conn, org_id: str, agent_id: str, tool_name: str) -> tuple[dict[
         return f"no tool named {tool_name!r} is attached to this agent"
     if tool["source_type"] != "python" or not tool["source_code"]:
         return f"tool {tool_name!r} has no Python source to run"
-    env = {row["key"]: row["value"] for row in tool_store.env_for_agent(conn, agent_id)}
+    try:
+        env = catalog.variables_for_run(conn, agent_id, secrets)
+    except SecretUnavailable as exc:
+        return f"the agent's tool variables could not be opened: {exc.message}"
     return tool, env

@@ -41,12 +41,17 @@ def _evolution(s: Settings) -> bool:
     return bool(e.step_function_name and e.state_machine_arn) and e.step_alias == "live"
 
 
+def _secrets(s: Settings) -> bool:
+    # a Lambda's files do not outlive it: tool secrets are sealed with KMS data keys there
+    return bool(s.secrets.kms_key_id) and s.secrets.key_file is None
+
+
 NEEDS: dict[str, Callable[[Settings], bool]] = {
-    "api": lambda s: _database(s) and _loop(s) and _evolution(s) and bool(s.agent.state_machine_arn),
-    "agent_step": lambda s: _database(s) and _loop(s),
-    "evolution": lambda s: _database(s) and _loop(s) and _evolution(s),
+    "api": lambda s: _database(s) and _loop(s) and _evolution(s) and bool(s.agent.state_machine_arn) and _secrets(s),
+    "agent_step": lambda s: _database(s) and _loop(s) and _secrets(s),
+    "evolution": lambda s: _database(s) and _loop(s) and _evolution(s) and _secrets(s),
     "sleeptime": lambda s: _database(s) and _loop(s) and _evolution(s) and bool(s.agent.state_machine_arn),
-    "migrate": _database,
+    "migrate": lambda s: _database(s) and _secrets(s),
     # the sandbox runs untrusted code: it is told nothing about O beyond running in Lambda
     "tool_sandbox": lambda s: s == Settings(runtime="lambda"),
     # the deploy-time owner of the agent step's live alias: no database, no keys, nothing of the agents

@@ -497,3 +497,43 @@ def test_the_template_has_no_dependency_cycle(synthesized: Synthesized) -> None:
         "Policy": {"Properties": {"Resource": {"Ref": "Fn"}}},
     }
     assert _find_cycle(looped) == ["Fn", "Role", "Policy", "Fn"]
+
+
+# --- tool secrets ------------------------------------------------------------------------------
+
+
+def _kms_statements(synthesized: Synthesized, handler: str) -> list[dict[str, Any]]:
+    _, fn = _function(synthesized, handler)
+    role = _ref_name(fn["Properties"]["Role"])
+    assert role is not None
+    return [
+        s
+        for p in _policies_of_role(synthesized, role)
+        for s in p["PolicyDocument"]["Statement"]
+        if "kms:" in json.dumps(s["Action"])
+    ]
+
+
+def test_tool_secrets_key_and_who_may_seal_or_open(synthesized: Synthesized) -> None:
+    key_id, key = synthesized.one("AWS::KMS::Key", "ToolSecrets")
+    assert key["Properties"]["EnableKeyRotation"] is True
+    # the final database snapshot holds secrets only this key opens
+    assert key["DeletionPolicy"] == "Retain"
+    expected = {
+        "functions.api.handler.handler": ["kms:GenerateDataKey"],
+        "functions.migrate.handler.handler": ["kms:GenerateDataKey"],
+        "functions.agent_step.handler.handler": ["kms:Decrypt"],
+        "functions.evolution.handler.handler": ["kms:Decrypt"],
+        "functions.sleeptime.handler.handler": [],
+        "functions.tool_sandbox.handler.handler": [],
+    }
+    for handler, actions in expected.items():
+        statements = _kms_statements(synthesized, handler)
+        assert [s["Action"] for s in statements] == actions, handler
+        for statement in statements:
+            assert statement["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
+            assert statement["Condition"] == {"StringEquals": {"kms:EncryptionContext:purpose": "o-tool-secrets"}}
+        if actions:
+            _, fn = _function(synthesized, handler)
+            env = fn["Properties"]["Environment"]["Variables"]
+            assert env["O_SECRETS_KMS_KEY_ID"] == {"Fn::GetAtt": [key_id, "Arn"]}

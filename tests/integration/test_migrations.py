@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from o.store.migrate import discover, migrate
+from o.store.migrate import MigrationFailed, discover, migrate
 
 
 @pytest.fixture
@@ -38,15 +38,15 @@ def test_concurrent_migrators_apply_each_file_once(fresh_db_url: str) -> None:
 def test_failed_migration_leaves_nothing_and_edited_file_is_refused(fresh_db_url: str, tmp_path: Path) -> None:
     (tmp_path / "001_ok.sql").write_text("CREATE TABLE t1 (id int);")
     (tmp_path / "002_bad.sql").write_text("CREATE TABLE t2 (id int); SELECT * FROM no_such_table;")
-    with pytest.raises(psycopg.errors.UndefinedTable):
+    with pytest.raises(MigrationFailed, match=r"migration 002_bad\.sql failed") as failed:
         migrate(fresh_db_url, tmp_path)
+    assert isinstance(failed.value.__cause__, psycopg.errors.UndefinedTable)
+    # one transaction for the whole upgrade: the file before the failing one is rolled back too
     with psycopg.connect(fresh_db_url) as conn:
-        assert conn.execute("SELECT to_regclass('t1') IS NOT NULL, to_regclass('t2') IS NULL").fetchone() == (
-            True,
-            True,
-        )
+        assert conn.execute("SELECT to_regclass('t1') IS NULL, to_regclass('t2') IS NULL").fetchone() == (True, True)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
     (tmp_path / "002_bad.sql").write_text("CREATE TABLE t2 (id int);")
-    assert migrate(fresh_db_url, tmp_path) == ["002_bad.sql"]
+    assert migrate(fresh_db_url, tmp_path) == ["001_ok.sql", "002_bad.sql"]
     (tmp_path / "001_ok.sql").write_text("CREATE TABLE t1 (id bigint);")
     with pytest.raises(RuntimeError, match="changed after it was applied"):
         migrate(fresh_db_url, tmp_path)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
 
 from o.agent import lifecycle
-from o.api.deps import Db, Org
+from o.api.deps import Db, Org, Secrets
 from o.api.paging import paging
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
@@ -18,9 +18,9 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 
 @router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK)
-def create_agent(body: CreateAgent, org: Org, db: Db) -> AgentState:
+def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets) -> AgentState:
     with db.transaction() as conn:
-        view = lifecycle.create(conn, org, body.to_spec())
+        view = lifecycle.create(conn, org, body.to_spec(), secrets=secrets)
     return AgentState.from_view(view)
 
 
@@ -49,9 +49,9 @@ def get_agent(agent_id: str, org: Org, db: Db) -> Response:
 
 
 @router.patch("/{agent_id}", response_model=AgentState)
-def update_agent(agent_id: str, body: UpdateAgent, org: Org, db: Db) -> AgentState:
+def update_agent(agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets) -> AgentState:
     with db.transaction() as conn:
-        return AgentState.from_view(lifecycle.update(conn, org, agent_id, body.to_changes()))
+        return AgentState.from_view(lifecycle.update(conn, org, agent_id, body.to_changes(), secrets=secrets))
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_200_OK)

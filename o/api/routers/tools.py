@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import lifecycle
-from o.api.deps import Db, Org, ToolSandbox
+from o.api.deps import Db, Org, Secrets, ToolSandbox
 from o.api.paging import paging, slice_page
 from o.api.schemas.agents import AgentState
 from o.api.schemas.common import Request as RequestBody
@@ -163,8 +163,13 @@ class ToolRunReturn(Response):
 
 class ToolEnvironmentVariable(Response):
     key: str
-    value: str
+    # always catalog.MASKED: a stored value is never shown (PUT it back to keep it)
+    value: str = catalog.MASKED
     description: str | None = None
+
+    @classmethod
+    def masked(cls, row: dict[str, Any]) -> ToolEnvironmentVariable:
+        return cls(key=row["key"], description=row.get("description"))
 
 
 class SetToolEnvironment(RequestBody):
@@ -291,11 +296,13 @@ def detach_tool(agent_id: str, tool_id: str, org: Org, db: Db) -> AgentState:
 @router.get("/v1/agents/{agent_id}/tool-environment", response_model=list[ToolEnvironmentVariable])
 def get_tool_environment(agent_id: str, org: Org, db: Db) -> list[ToolEnvironmentVariable]:
     with db.transaction() as conn:
-        return [ToolEnvironmentVariable(**r) for r in catalog.agent_env(conn, org, agent_id)]
+        return [ToolEnvironmentVariable.masked(r) for r in catalog.agent_env(conn, org, agent_id)]
 
 
 @router.put("/v1/agents/{agent_id}/tool-environment", response_model=list[ToolEnvironmentVariable])
-def set_tool_environment(agent_id: str, body: SetToolEnvironment, org: Org, db: Db) -> list[ToolEnvironmentVariable]:
+def set_tool_environment(
+    agent_id: str, body: SetToolEnvironment, org: Org, db: Db, secrets: Secrets
+) -> list[ToolEnvironmentVariable]:
     with db.transaction() as conn:
-        rows = catalog.set_agent_env(conn, org, agent_id, body.variables, body.descriptions)
-    return [ToolEnvironmentVariable(**r) for r in rows]
+        rows = catalog.set_agent_env(conn, org, agent_id, body.variables, body.descriptions, secrets=secrets)
+    return [ToolEnvironmentVariable.masked(r) for r in rows]

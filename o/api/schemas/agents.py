@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from o.agent.lifecycle import AgentSpec, AgentView
 from o.api.schemas.blocks import Block, CreateBlock
 from o.api.schemas.common import Request, Response
+from o.tools import catalog
 
 
 class LLMConfigIn(BaseModel):
@@ -142,6 +143,12 @@ def _empty(key: str) -> Any:
     return {"tool_rules": [], "tags": [], "metadata": {}, "block_ids": []}.get(key, "")
 
 
+def masked(variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool variables as every response shows them: name and description, the value masked (neither
+    the plaintext nor its sealed form ever leaves the server)."""
+    return [{"key": v["key"], "value": catalog.MASKED, "description": v.get("description")} for v in variables]
+
+
 class Memory(Response):
     blocks: list[Block]
     prompt_template: str | None = None
@@ -194,8 +201,8 @@ class AgentState(Response):
             tool_ids=[t["id"] for t in view.tools],
             tool_rules=a["tool_rules"],
             tags=a["tags"],
-            tool_exec_environment_variables=view.tool_env,
-            secrets=view.tool_env,
+            tool_exec_environment_variables=masked(view.tool_env),
+            secrets=masked(view.tool_env),
             metadata=a["metadata"],
             created_at=a["created_at"],
             updated_at=a["updated_at"],

@@ -11,6 +11,7 @@ from o.tools.sandbox.local import LocalProcessSandbox
 from tests.integration.agent.conftest import create_agent, say
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call
+from tests.wiring import SECRETS
 
 MULTIPLY = '''
 def multiply(a: int, b: int) -> int:
@@ -37,7 +38,7 @@ def explode(reason: str) -> str:
 
 @pytest.fixture
 def sandboxed(engine: Engine) -> Engine:
-    engine.tools = SandboxExecutor(engine.db, LocalProcessSandbox())
+    engine.tools = SandboxExecutor(engine.db, LocalProcessSandbox(), SECRETS)
     return engine
 
 

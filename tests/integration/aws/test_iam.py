@@ -133,6 +133,11 @@ def _build_world(template: dict[str, Any], pg_url: str) -> World:
         version = resolve(resource["Properties"]["FunctionVersion"], world)
         alias = lam.create_alias(FunctionName=function, Name=resource["Properties"]["Name"], FunctionVersion=version)
         world.refs[logical] = alias["AliasArn"]
+    kms = boto3.client("kms", region_name=REGION)
+    for logical in resources(template, "AWS::KMS::Key"):
+        key = kms.create_key(Description=logical)["KeyMetadata"]
+        world.refs[logical] = key["KeyId"]
+        world.attributes[(logical, "Arn")] = key["Arn"]
     sfn = boto3.client("stepfunctions", region_name=REGION)
     passing = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}})
     for logical, resource in resources(template, "AWS::StepFunctions::StateMachine").items():

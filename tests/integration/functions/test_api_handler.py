@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from o.store import orgs
 from o.store.db import Database
 from tests.integration.conftest import new_org_key
 from tests.lambdas import Context, fresh_handler, service_environment
@@ -85,3 +86,16 @@ def test_paths_answer_with_and_without_a_trailing_slash_behind_the_stage(
         assert response["statusCode"] == 200, (path, response["statusCode"], response.get("headers"))
     missing = handler_module.handler(event("GET", "/v1/nothing-here/", key), ctx)
     assert missing["statusCode"] == 404 and "location" not in {k.lower() for k in missing.get("headers", {})}
+
+
+def test_a_revoked_key_is_refused_by_the_next_invocation(handler_module: ModuleType, db: Database) -> None:
+    key = new_org_key(db)
+    ctx = Context("o-api", alias="live")
+    # a warm execution environment that has served this key already
+    for _ in range(3):
+        assert handler_module.handler(event("GET", "/v1/agents/", key), ctx)["statusCode"] == 200
+    with db.transaction() as conn:
+        key_id = conn.execute("SELECT id FROM api_keys WHERE key_hash = %s", (orgs.hash_key(key),)).fetchone()["id"]
+        assert orgs.revoke_api_key(conn, key_id) is not None
+    refused = handler_module.handler(event("GET", "/v1/agents/", key), ctx)
+    assert refused["statusCode"] == 401 and "revoked" in json.loads(refused["body"])["detail"]

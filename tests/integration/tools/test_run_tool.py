@@ -15,6 +15,7 @@ from o.tools import catalog
 from o.tools.catalog import ToolSpec
 from o.tools.execute import run_tool
 from o.tools.sandbox import Limits, LocalProcessSandbox, ToolInvocation
+from tests.wiring import SECRETS
 
 ENV_TOOL = '''
 import os
@@ -46,14 +47,14 @@ def test_agent_variables_reach_only_that_agents_runs(db: Database, sandbox: Loca
         tool = catalog.create(conn, org, ToolSpec(source_code=ENV_TOOL))
         for agent in (first, second):
             catalog.attach(conn, org, agent, tool["id"])
-        catalog.set_agent_env(conn, org, first, {"WEATHER_KEY": "first-only"})
-    mine = run_tool(db, org, first, "read_secret", {"name": "WEATHER_KEY"}, sandbox)
+        catalog.set_agent_env(conn, org, first, {"WEATHER_KEY": "first-only"}, secrets=SECRETS)
+    mine = run_tool(db, org, first, "read_secret", {"name": "WEATHER_KEY"}, sandbox, secrets=SECRETS)
     assert (mine.status, mine.func_return) == ("success", "first-only")
-    theirs = run_tool(db, org, second, "read_secret", {"name": "WEATHER_KEY"}, sandbox)
+    theirs = run_tool(db, org, second, "read_secret", {"name": "WEATHER_KEY"}, sandbox, secrets=SECRETS)
     assert (theirs.status, theirs.func_return) == ("success", "<unset>")
     # inside the caller's transaction too
     with db.transaction() as conn:
-        again = run_tool(conn, org, first, "read_secret", {"name": "WEATHER_KEY"}, sandbox)
+        again = run_tool(conn, org, first, "read_secret", {"name": "WEATHER_KEY"}, sandbox, secrets=SECRETS)
     assert again.func_return == "first-only"
 
 
@@ -63,14 +64,18 @@ def test_missing_detached_and_foreign_tools_are_error_results(db: Database, sand
     with db.transaction() as conn:
         tool = catalog.create(conn, org, ToolSpec(source_code=ENV_TOOL))
         catalog.attach(conn, org, agent, tool["id"])
-    missing = run_tool(db, org, agent, "nope", {}, sandbox)
+    missing = run_tool(db, org, agent, "nope", {}, sandbox, secrets=SECRETS)
     assert missing.status == "error" and "no tool named 'nope'" in missing.func_return
     # the other organization's agent cannot run this organization's tool, nor be named with it
-    assert run_tool(db, other_org, foreign_agent, "read_secret", {"name": "X"}, sandbox).status == "error"
-    assert run_tool(db, other_org, agent, "read_secret", {"name": "X"}, sandbox).message.endswith("not found")
+    assert (
+        run_tool(db, other_org, foreign_agent, "read_secret", {"name": "X"}, sandbox, secrets=SECRETS).status == "error"
+    )
+    assert run_tool(db, other_org, agent, "read_secret", {"name": "X"}, sandbox, secrets=SECRETS).message.endswith(
+        "not found"
+    )
     with db.transaction() as conn:
         catalog.detach(conn, org, agent, tool["id"])
-    assert run_tool(db, org, agent, "read_secret", {"name": "X"}, sandbox).status == "error"
+    assert run_tool(db, org, agent, "read_secret", {"name": "X"}, sandbox, secrets=SECRETS).status == "error"
 
 
 def test_wrong_arguments_and_return_limit(db: Database, sandbox: LocalProcessSandbox) -> None:
@@ -80,9 +85,9 @@ def test_wrong_arguments_and_return_limit(db: Database, sandbox: LocalProcessSan
     with db.transaction() as conn:
         tool = catalog.create(conn, org, ToolSpec(source_code=source, return_char_limit=50))
         catalog.attach(conn, org, agent, tool["id"])
-    bad = run_tool(db, org, agent, "echo", {"wrong": 1}, sandbox)
+    bad = run_tool(db, org, agent, "echo", {"wrong": 1}, sandbox, secrets=SECRETS)
     assert bad.status == "error" and "TypeError" in bad.message and "wrong" in bad.message
-    long = run_tool(db, org, agent, "echo", {"text": "abc"}, sandbox)
+    long = run_tool(db, org, agent, "echo", {"text": "abc"}, sandbox, secrets=SECRETS)
     assert long.status == "success" and len(long.func_return) == 50 and "300 characters" in long.func_return
 
 

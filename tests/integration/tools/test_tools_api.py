@@ -176,7 +176,9 @@ def test_tool_environment_route(client: TestClient, other: TestClient) -> None:
     path = f"/v1/agents/{agent['id']}/tool-environment"
     r = client.put(path, json={"variables": {"API_TOKEN": "t0k"}, "descriptions": {"API_TOKEN": "weather"}})
     assert r.status_code == 200, r.text
-    assert [(v["key"], v["value"], v["description"]) for v in r.json()] == [("API_TOKEN", "t0k", "weather")]
+    # the value is never shown, neither in the clear nor sealed
+    assert [(v["key"], v["value"], v["description"]) for v in r.json()] == [("API_TOKEN", "********", "weather")]
+    assert client.get(path).json() == r.json() and "t0k" not in client.get(path).text
     assert client.put(path, json={"variables": {"1BAD": "x"}}).status_code == 422
     assert other.get(path).status_code == 404
     assert client.put(path, json={"variables": {}}).json() == []
