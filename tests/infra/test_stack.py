@@ -9,16 +9,19 @@ from aws_cdk import Validations
 from aws_cdk.assertions import Match, Template
 
 from infra.agent_loop import DEFAULT_ITERATION_CAP, LAMBDA_SERVICE_ERRORS
+from infra.config import DeployConfig
+from infra.service_function import ENI_ACTIONS
 from tests.infra.conftest import Synthesized
 
 
-def _ref_name(value: Any) -> str | None:
+def _ref_name(value: Any) -> str:
+    """The logical id ``value`` refers to (``Ref`` or ``Fn::GetAtt``), else ""."""
     if isinstance(value, dict):
         if "Ref" in value:
-            return value["Ref"]
+            return str(value["Ref"])
         if "Fn::GetAtt" in value:
-            return value["Fn::GetAtt"][0]
-    return None
+            return str(value["Fn::GetAtt"][0])
+    return ""
 
 
 def _function(s: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
@@ -65,7 +68,7 @@ def test_cdk_nag_aws_solutions_passes_with_reasons(synthesized: Synthesized) -> 
     # Blanket suppressions would hide new findings; only these few are whole-rule.
     whole_rule = {rule.split("::", 1)[-1] for rule in nag_rules if "[" not in rule}
     assert whole_rule <= {
-        "AwsSolutions-L1", "AwsSolutions-RDS3", "AwsSolutions-RDS11", "AwsSolutions-EC23",
+        "AwsSolutions-L1", "AwsSolutions-RDS3", "AwsSolutions-RDS10", "AwsSolutions-RDS11", "AwsSolutions-VPC3",
         "AwsSolutions-SMG4", "AwsSolutions-APIG2", "AwsSolutions-APIG3", "AwsSolutions-APIG4",
         "AwsSolutions-COG4",
     }  # fmt: skip
@@ -74,7 +77,7 @@ def test_cdk_nag_aws_solutions_passes_with_reasons(synthesized: Synthesized) -> 
 # --- database ------------------------------------------------------------------------------
 
 
-def test_database_is_encrypted_private_tls_only_and_protected(synthesized: Synthesized) -> None:
+def test_database_is_encrypted_private_tls_only_and_snapshotted_on_delete(synthesized: Synthesized) -> None:
     template = Template.from_json(synthesized.template)
     template.has_resource_properties(
         "AWS::RDS::DBInstance",
@@ -83,10 +86,12 @@ def test_database_is_encrypted_private_tls_only_and_protected(synthesized: Synth
             "EngineVersion": Match.string_like_regexp(r"^1[67]\."),
             "StorageEncrypted": True,
             "PubliclyAccessible": False,
-            "DeletionProtection": True,
+            # off by default so a failed first deploy can roll back (o:dbDeletionProtection turns it on;
+            # tests/infra/test_app_entrypoint.py)
+            "DeletionProtection": False,
         },
     )
-    template.has_resource("AWS::RDS::DBInstance", {"DeletionPolicy": "Snapshot"})
+    template.has_resource("AWS::RDS::DBInstance", {"DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot"})
     template.has_resource_properties(
         "AWS::RDS::DBParameterGroup", {"Parameters": Match.object_like({"rds.force_ssl": "1"})}
     )
@@ -174,10 +179,9 @@ def test_database_functions_run_in_private_subnets_with_connection_info(synthesi
         assert env["O_EMBEDDING_TOKENIZER_PATH"] == "/opt/models/tokenizer.json"
 
 
-def test_tool_sandbox_can_only_write_its_own_logs(synthesized: Synthesized) -> None:
+def test_tool_sandbox_code_can_only_write_its_own_logs(synthesized: Synthesized) -> None:
     _, fn = _function(synthesized, "functions.tool_sandbox.handler.handler")
     props = fn["Properties"]
-    assert "VpcConfig" not in props, "the sandbox must not sit in the VPC next to the database"
     assert props.get("TracingConfig") is None
     env = props["Environment"]["Variables"]
     assert not [k for k in env if k.startswith("O_") and k != "O_RUNTIME"], "no secrets or DB info"
@@ -187,11 +191,127 @@ def test_tool_sandbox_can_only_write_its_own_logs(synthesized: Synthesized) -> N
     assert "Policies" not in role
     policies = _policies_of_role(synthesized, role_id)
     assert len(policies) == 1
-    statements = policies[0]["PolicyDocument"]["Statement"]
-    assert len(statements) == 1
-    assert sorted(statements[0]["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
-    assert statements[0]["Effect"] == "Allow"
-    assert _ref_name(statements[0]["Resource"]) == _ref_name(props["LoggingConfig"]["LogGroup"])
+    own_logs, eni, deny = policies[0]["PolicyDocument"]["Statement"]
+    assert own_logs["Effect"] == "Allow"
+    assert sorted(own_logs["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert _ref_name(own_logs["Resource"]) == _ref_name(props["LoggingConfig"]["LogGroup"])
+    # Lambda attaches the function to its subnets with these (what AWSLambdaVPCAccessExecutionRole grants
+    # besides logs)...
+    assert eni["Effect"] == "Allow" and eni["Resource"] == "*"
+    assert sorted(eni["Action"]) == sorted(ENI_ACTIONS)
+    assert all(action.startswith("ec2:") for action in eni["Action"])
+    # ...and every call made from the function's own code carries its ARN: denied unless it writes its logs.
+    assert deny == {
+        "Effect": "Deny",
+        "NotAction": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": "*",
+        "Condition": {"Null": {"lambda:SourceFunctionArn": "false"}},
+    }
+
+
+def _sandbox_network(s: Synthesized) -> tuple[set[str], str]:
+    """The sandbox function's subnets and its one security group (logical ids)."""
+    _, fn = _function(s, "functions.tool_sandbox.handler.handler")
+    vpc_config = fn["Properties"]["VpcConfig"]
+    subnets = {_ref_name(x) for x in vpc_config["SubnetIds"]}
+    (group,) = [_ref_name(g) for g in vpc_config["SecurityGroupIds"]]
+    return subnets, group
+
+
+def _route_tables(s: Synthesized, subnets: set[str]) -> set[str]:
+    return {
+        _ref_name(a["Properties"]["RouteTableId"])
+        for a in s.resources("AWS::EC2::SubnetRouteTableAssociation").values()
+        if _ref_name(a["Properties"]["SubnetId"]) in subnets
+    }
+
+
+def test_tool_sandbox_subnets_are_isolated_with_no_route_and_an_acl_that_drops_everything(
+    synthesized: Synthesized,
+) -> None:
+    subnets, _ = _sandbox_network(synthesized)
+    assert len(subnets) == 2 and all(x.startswith("NetworkVpcsandbox") for x in subnets)
+    for subnet in subnets:
+        tags = {t["Key"]: t["Value"] for t in synthesized.template["Resources"][subnet]["Properties"]["Tags"]}
+        assert tags["aws-cdk:subnet-type"] == "Isolated"
+    tables = _route_tables(synthesized, subnets)
+    assert len(tables) == 2
+    # no route to a NAT or internet gateway...
+    routes = [r for r in synthesized.resources("AWS::EC2::Route").values()
+              if _ref_name(r["Properties"]["RouteTableId"]) in tables]  # fmt: skip
+    assert routes == []
+    # ...nor to a gateway endpoint, and no interface endpoint lives in them
+    for endpoint in synthesized.resources("AWS::EC2::VPCEndpoint").values():
+        props = endpoint["Properties"]
+        assert not tables & {_ref_name(t) for t in props.get("RouteTableIds", [])}
+        assert not subnets & {_ref_name(x) for x in props.get("SubnetIds", [])}
+    # a network ACL with no entry: it denies every packet, in and out
+    associations = [
+        a["Properties"] for a in synthesized.resources("AWS::EC2::SubnetNetworkAclAssociation").values()
+        if _ref_name(a["Properties"]["SubnetId"]) in subnets
+    ]  # fmt: skip
+    acls = {_ref_name(a["NetworkAclId"]) for a in associations}
+    assert len(associations) == 2 and len(acls) == 1
+    entries = [e for e in synthesized.resources("AWS::EC2::NetworkAclEntry").values()
+               if _ref_name(e["Properties"]["NetworkAclId"]) in acls]  # fmt: skip
+    assert entries == []
+
+
+# The rule CDK writes for allowAllOutbound=false: CloudFormation would give a group with no egress rule
+# an allow-all one, so CDK adds one that matches no packet.
+MATCHES_NOTHING = {"CidrIp": "255.255.255.255/32", "Description": "Disallow all traffic", "FromPort": 252,
+                   "IpProtocol": "icmp", "ToPort": 86}  # fmt: skip
+
+
+def test_tool_sandbox_security_group_lets_nothing_out_and_nothing_admits_it(synthesized: Synthesized) -> None:
+    subnets, group_id = _sandbox_network(synthesized)
+    group = synthesized.template["Resources"][group_id]["Properties"]
+    assert group["SecurityGroupEgress"] == [MATCHES_NOTHING]
+    assert "SecurityGroupIngress" not in group
+    # no separate rule on the group, and no rule anywhere (database, proxy, endpoints) with it as a peer
+    for kind in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"):
+        for rule in synthesized.resources(kind).values():
+            assert group_id not in json.dumps(rule["Properties"]), rule
+    # the interface endpoints admit HTTPS from the app subnets only, not the whole VPC
+    sandbox_cidrs = {synthesized.template["Resources"][x]["Properties"]["CidrBlock"] for x in subnets}
+    app_cidrs = {
+        v["Properties"]["CidrBlock"] for k, v in synthesized.resources("AWS::EC2::Subnet").items()
+        if k.startswith("NetworkVpcapp")
+    }  # fmt: skip
+    endpoint_groups = {
+        _ref_name(g)
+        for e in synthesized.resources("AWS::EC2::VPCEndpoint").values()
+        for g in e["Properties"].get("SecurityGroupIds", [])
+    }
+    assert endpoint_groups
+    for endpoint_group in endpoint_groups:
+        ingress = synthesized.template["Resources"][endpoint_group]["Properties"]["SecurityGroupIngress"]
+        assert {rule["CidrIp"] for rule in ingress} == app_cidrs
+        assert {(rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) for rule in ingress} == {("tcp", 443, 443)}
+        assert not sandbox_cidrs & app_cidrs
+
+
+def test_tool_sandbox_concurrency_is_capped(synthesized: Synthesized) -> None:
+    _, fn = _function(synthesized, "functions.tool_sandbox.handler.handler")
+    assert fn["Properties"]["ReservedConcurrentExecutions"] == DeployConfig().sandbox_concurrency == 20
+    others = [
+        v for v in synthesized.resources("AWS::Lambda::Function").values()
+        if v["Properties"]["Handler"] != "functions.tool_sandbox.handler.handler"
+    ]  # fmt: skip
+    assert all("ReservedConcurrentExecutions" not in v["Properties"] for v in others)
+
+
+def test_only_the_functions_that_run_user_tools_may_invoke_the_sandbox(synthesized: Synthesized) -> None:
+    sandbox_id, _ = _function(synthesized, "functions.tool_sandbox.handler.handler")
+    invokers = set()
+    for role in ("api", "agent_step", "evolution", "sleeptime", "migrate"):
+        _, fn = _function(synthesized, f"functions.{role}.handler.handler")
+        for statement in _statements(synthesized, fn):
+            if sandbox_id in json.dumps(statement["Resource"]):
+                assert statement["Action"] == "lambda:InvokeFunction"
+                assert statement["Resource"] == {"Fn::GetAtt": [sandbox_id, "Arn"]}, "no version wildcard"
+                invokers.add(role)
+    assert invokers == {"api", "agent_step", "evolution"}
 
 
 def test_migrations_run_on_deploy_before_serving_code(synthesized: Synthesized) -> None:

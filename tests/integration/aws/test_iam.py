@@ -18,7 +18,6 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +34,7 @@ from o.store.db import Database
 from tests.iam.policy import allows
 from tests.iam.recorder import Call, Recorder, iam_request
 from tests.iam.template import World, function_of, resolve, resources, role_of, role_statements
+from tests.infra.synth import synth_context
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World as Scripted
 from tests.lambdas import ACCOUNT, REGION, Context, LambdaService, acting_as, aws_credentials, fresh_handler, stub_code
@@ -58,9 +58,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     tmp = tmp_path_factory.mktemp("iam")
     (tmp / "layer" / "python").mkdir(parents=True)
-    root = Path(__file__).resolve().parents[3]
-    context = {**json.loads((root / "cdk.json").read_text())["context"], "o:layerDir": str(tmp / "layer")}
-    app, stack = create_app(context, outdir=str(tmp / "cdk.out"), code_out=tmp / "code", nag=False)
+    context = synth_context(**{"o:layerDir": str(tmp / "layer")})
+    app, stack = create_app(context, outdir=str(tmp / "cdk.out"), code_out=tmp / "code", nag=False, environ={})
     return dict(app.synth().get_stack_by_name(stack.stack_name).template)
 
 
