@@ -319,6 +319,9 @@ def test_migrations_run_on_deploy_before_serving_code(synthesized: Synthesized) 
     migrate_id, _ = _function(synthesized, "functions.migrate.handler.handler")
     assert _ref_name(run["Properties"]["ServiceToken"]) == migrate_id
     assert len(run["Properties"]["CodeFingerprint"]) == 32
+    # CloudFormation stops waiting for an answer a minute after the function's timeout, not after an hour
+    _, migrate = _function(synthesized, "functions.migrate.handler.handler")
+    assert int(run["Properties"]["ServiceTimeout"]) == migrate["Properties"]["Timeout"] + 60
     assert any(d.startswith("DatabaseInstanceProxy") for d in run["DependsOn"])
     for handler in ("functions.api.handler.handler", "functions.agent_step.handler.handler"):
         _, fn = _function(synthesized, handler)
