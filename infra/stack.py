@@ -142,7 +142,9 @@ class OStack(Stack):
             "Sleeptime",
             assets=assets,
             network=network.functions,
-            environment={**shared_env, **loop_env, **evolution.environment()},
+            # No agent-loop machine: a sleep-time pass never starts an agent run (like the evolution worker's
+            # shadow runs, anything it ran would run in-process).
+            environment={**shared_env, **evolution.environment()},
             schedule_expression=config.sleeptime_schedule,
         )
 
@@ -192,7 +194,6 @@ class OStack(Stack):
         # Starting runs, answering approvals (the step releases a wait whose decision came first).
         agent_loop.state_machine.grant_start_execution(api_function.function)
         grant_task_response(api_function.function)
-        agent_loop.state_machine.grant_start_execution(sleeptime.function)
         grant_task_response(agent_step.function)
         # Evolutions: started by the API and sleep-time (and continued by the worker); the worker moves
         # the agent step's live alias for a canary and reads its metrics; the API withdraws a canary
@@ -200,7 +201,8 @@ class OStack(Stack):
         for service in (api_function, sleeptime.service, evolution.service):
             evolution.grant_start(service.function)
         for service in (api_function, evolution.service):
-            rollout.grant_manage("AgentStep", service.function)
+            # to the ServiceFunction: the grant's cdk-nag acknowledgment must cover its role
+            rollout.grant_manage("AgentStep", service)
         grant_agent_metrics(evolution.function)
 
         Observability(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from aws_cdk import Validations
 from aws_cdk.assertions import Match, Template
 
@@ -604,3 +605,100 @@ def test_the_template_has_no_dependency_cycle(synthesized: Synthesized) -> None:
         "Policy": {"Properties": {"Resource": {"Ref": "Fn"}}},
     }
     assert _find_cycle(looped) == ["Fn", "Role", "Policy", "Fn"]
+
+
+# --- least privilege ----------------------------------------------------------------------------------------
+
+# The only actions granted on "*", each because AWS offers nothing narrower for it.
+NO_RESOURCE_LEVEL = {
+    # X-Ray's trace and sampling APIs have no resource-level permissions.
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    # Step Functions' log delivery to CloudWatch Logs (vended logs) is authorized on "*" only.
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    # A task token stands for the execution: these name no resource.
+    "states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat",
+    # Metric reads name no resource.
+    "cloudwatch:GetMetricData",
+    # What Lambda attaches a function to its subnets with; DescribeNetworkInterfaces works on "*" only.
+    *ENI_ACTIONS,
+}  # fmt: skip
+# Roles AWS defines the policy of: API Gateway's account logging role, RDS enhanced monitoring, and CDK's
+# provider that empties the VPC's default security group.
+MANAGED_POLICY_ROLES = {"ApiRestApiCloudWatchRole", "DatabaseInstanceMonitoringRole", "CustomVpcRestrictDefaultSG"}
+
+
+def _allow_statements(s: Synthesized) -> list[tuple[str, dict[str, Any]]]:
+    found = [(k, st) for k, p in s.resources("AWS::IAM::Policy").items()
+             for st in p["Properties"]["PolicyDocument"]["Statement"]]  # fmt: skip
+    for k, role in s.resources("AWS::IAM::Role").items():
+        found += [(k, st) for p in role["Properties"].get("Policies", []) for st in p["PolicyDocument"]["Statement"]]
+    return [(k, st) for k, st in found if st["Effect"] == "Allow"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_service_wide_action_and_star_resources_only_where_aws_requires_it(synthesized: Synthesized) -> None:
+    for where, statement in _allow_statements(synthesized):
+        actions = _as_list(statement["Action"])
+        assert not [a for a in actions if a == "*" or a.endswith(":*")], (where, actions)
+        if "*" in _as_list(statement["Resource"]):
+            assert set(actions) <= NO_RESOURCE_LEVEL, (where, sorted(set(actions) - NO_RESOURCE_LEVEL))
+
+
+def test_functions_roles_carry_no_managed_policy(synthesized: Synthesized) -> None:
+    """AWSLambdaBasicExecutionRole would let a function write every log group in the account."""
+    with_managed = {
+        k for k, r in synthesized.resources("AWS::IAM::Role").items() if r["Properties"].get("ManagedPolicyArns")
+    }
+    assert {k for k in with_managed if not k.startswith(tuple(MANAGED_POLICY_ROLES))} == set()
+    for fn in synthesized.resources("AWS::Lambda::Function").values():
+        if not fn["Properties"]["Handler"].startswith("functions."):
+            continue
+        role_id = _ref_name(fn["Properties"]["Role"])
+        assert role_id not in with_managed
+        logs = [st for st in _statements(synthesized, fn) if "logs:PutLogEvents" in _as_list(st.get("Action"))]
+        assert [_ref_name(st["Resource"]) for st in logs] == [_ref_name(fn["Properties"]["LoggingConfig"]["LogGroup"])]
+
+
+def test_nothing_may_attach_or_share_the_layer(synthesized: Synthesized) -> None:
+    assert synthesized.resources("AWS::Lambda::LayerVersionPermission") == {}
+    layer_actions = [a for _, st in _allow_statements(synthesized) for a in _as_list(st["Action"]) if "Layer" in a]
+    assert layer_actions == []
+
+
+def test_the_migration_function_reads_the_database_secret_and_nothing_else(synthesized: Synthesized) -> None:
+    _, fn = _function(synthesized, "functions.migrate.handler.handler")
+    granted = {a for st in _statements(synthesized, fn) if st["Effect"] == "Allow" for a in _as_list(st["Action"])}
+    assert granted - set(NO_RESOURCE_LEVEL) - {"logs:CreateLogStream", "logs:PutLogEvents"} <= {
+        "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"
+    }  # fmt: skip
+
+
+def _port(value: Any, s: Synthesized) -> Any:
+    """A rule's port, with the database instance's Endpoint.Port read from its Port property."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Endpoint.Port":
+        return int(s.template["Resources"][value["Fn::GetAtt"][0]]["Properties"]["Port"])
+    return value
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="infra/database.py adds proxy->database rules that add_proxy already made; its owner removes the "
+    "explicit allow_to (then this passes and strict xfail fails: drop the mark)",
+)
+def test_no_security_group_rule_is_granted_twice(synthesized: Synthesized) -> None:
+    seen: dict[str, str] = {}
+    for kind in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"):
+        for logical, rule in synthesized.resources(kind).items():
+            props = rule["Properties"]
+            key = json.dumps(
+                [kind, props["GroupId"], props.get("SourceSecurityGroupId"), props.get("DestinationSecurityGroupId"),
+                 props.get("CidrIp"), props["IpProtocol"], _port(props.get("FromPort"), synthesized),
+                 _port(props.get("ToPort"), synthesized)],
+                sort_keys=True,
+            )  # fmt: skip
+            assert key not in seen, f"{logical} repeats {seen[key]}"
+            seen[key] = logical
