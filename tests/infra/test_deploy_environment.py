@@ -62,8 +62,8 @@ def test_without_credentials_or_context_the_template_is_environment_agnostic(tmp
 CDK_ROOTS = ("aws-cdk-lib", "constructs", "cdk-nag")
 # The Lambda runtime provides boto3; the project itself is the `o` package.
 RUNTIME_EXTRAS = ("boto3", "o-agents")
-# .pth hooks the interpreter runs before app.py: setuptools' distutils shim, the editable install's finder.
-STARTUP = {"setuptools"}
+# What infra/README.md tells a machine that only deploys to install (with the repository checked out).
+DEPLOY_ONLY = ("aws-cdk-lib", "constructs", "cdk-nag", "pydantic")
 
 
 def _names(path: Path) -> set[str]:
@@ -99,19 +99,25 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _imported(args: list[str], env: dict[str, str]) -> set[str]:
+    """Top-level modules ``python -X importtime <args>`` imports."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=240)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    modules = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", done.stderr, re.MULTILINE)
+    return {m.split(".")[0] for m in modules}
+
+
 def _imported_by_app_py(tmp_path: Path, stub_layer: Path) -> set[str]:
-    """Top-level modules ``python3 app.py`` imports, as the CDK CLI runs it (``-X importtime`` lists them)."""
+    """Top-level modules ``python3 app.py`` imports as the CDK CLI runs it, beyond the interpreter's own start-up
+    (site's .pth hooks on this machine)."""
     env = {
         **os.environ,
         "CDK_CONTEXT_JSON": json.dumps(synth_context(**{"o:layerDir": str(stub_layer)})),
         "CDK_OUTDIR": str(tmp_path / "out"),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
-    done = subprocess.run([sys.executable, "-X", "importtime", "app.py"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=240)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    modules = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", done.stderr, re.MULTILINE)
-    return {m.lstrip().split(".")[0] for m in modules}
+    return _imported(["app.py"], env) - _imported(["-c", "pass"], env)
 
 
 def test_cdk_deploy_needs_only_runtime_and_cdk_packages(tmp_path: Path, stub_layer: Path) -> None:
@@ -122,8 +128,12 @@ def test_cdk_deploy_needs_only_runtime_and_cdk_packages(tmp_path: Path, stub_lay
     allowed = _closure(
         _names(layers / "requirements.txt") | _names(layers / "requirements-nodeps.txt")
         | set(RUNTIME_EXTRAS) | set(CDK_ROOTS)
-    ) | STARTUP  # fmt: skip
+    )  # fmt: skip
     owners = packages_distributions()
     third_party = {module: {_canonical(d) for d in owners[module]} for module in imported if module in owners}
     outside = {module: dists for module, dists in third_party.items() if not dists & allowed}
     assert not outside, f"app.py imports packages that are neither runtime nor CDK: {outside}"
+    # today that is the CDK and pydantic (infra/README.md's install line for a deploy-only machine)
+    deploy_only = _closure(set(DEPLOY_ONLY) | {"o-agents"})
+    beyond = {module: dists for module, dists in third_party.items() if not dists & deploy_only}
+    assert not beyond, f"update DEPLOY_ONLY and infra/README.md: app.py also imports {beyond}"
