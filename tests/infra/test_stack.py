@@ -227,7 +227,7 @@ def _route_tables(s: Synthesized, subnets: set[str]) -> set[str]:
     }
 
 
-def test_tool_sandbox_subnets_are_isolated_with_no_route_and_an_acl_that_drops_everything(
+def test_tool_sandbox_subnets_are_isolated_with_no_route_anywhere(
     synthesized: Synthesized,
 ) -> None:
     subnets, _ = _sandbox_network(synthesized)
@@ -246,7 +246,11 @@ def test_tool_sandbox_subnets_are_isolated_with_no_route_and_an_acl_that_drops_e
         props = endpoint["Properties"]
         assert not tables & {_ref_name(t) for t in props.get("RouteTableIds", [])}
         assert not subnets & {_ref_name(x) for x in props.get("SubnetIds", [])}
-    # a network ACL with no entry: it denies every packet, in and out
+
+
+def test_tool_sandbox_subnets_sit_behind_a_network_acl_that_drops_every_packet(synthesized: Synthesized) -> None:
+    subnets, _ = _sandbox_network(synthesized)
+    # a network ACL with no entry denies every packet, in and out
     associations = [
         a["Properties"] for a in synthesized.resources("AWS::EC2::SubnetNetworkAclAssociation").values()
         if _ref_name(a["Properties"]["SubnetId"]) in subnets
