@@ -3,6 +3,10 @@
 ``app.py`` at the top of the repository calls :func:`create_app`; tests call it too,
 with a context of their own and a small pre-made layer folder (``o:layerDir`` or the
 ``O_LAYER_DIR`` environment variable), so no test needs pip or the network.
+
+The stack's account and region are the context's (``o:account`` / ``o:region``), else the ones
+the CDK CLI runs with (``CDK_DEFAULT_ACCOUNT`` / ``CDK_DEFAULT_REGION``); see
+:func:`infra.config.deploy_environment`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.build import CODE_OUT, build_code, build_layer
-from infra.config import config_from_context
+from infra.config import config_from_context, deploy_environment
 from infra.service_function import AssetFolders
 from infra.stack import OStack
 
@@ -40,21 +44,23 @@ def create_app(
     outdir: str | None = None,
     code_out: Path = CODE_OUT,
     nag: bool = True,
+    environ: Mapping[str, str] = os.environ,
 ) -> tuple[App, OStack]:
     app = App(context=dict(context or {}), outdir=outdir)
     config = config_from_context(app.node.try_get_context, app.node.get_all_context().keys())
     code_dir = build_code(code_out)
-    layer_dir = config.layer_dir or os.environ.get(LAYER_DIR_ENV)
+    layer_dir = config.layer_dir or environ.get(LAYER_DIR_ENV)
     layer_path = Path(layer_dir) if layer_dir else build_layer()
     if not (layer_path / "python").is_dir():
         raise FileNotFoundError(f"layer folder {layer_path} has no python/ folder")
 
+    account, region = deploy_environment(config, environ)
     stack = OStack(
         app,
         config.stack_name,
         config=config,
         folders=AssetFolders(code=code_dir, layer=layer_path, code_fingerprint=folder_fingerprint(code_dir)),
-        env=Environment(account=config.account, region=config.region),
+        env=Environment(account=account, region=region),
         description="O: self-evolving stateful agents (Letta v1 API) on Lambda, Step Functions and RDS",
     )
     if nag:

@@ -4,6 +4,12 @@ The resource's properties carry the fingerprint of the code asset, so any change
 ``schema/`` or ``o/`` makes CloudFormation call the function again; the migrator
 itself skips what is already applied. Functions that serve traffic depend on it, so
 new code never goes live before its schema.
+
+A first deploy must never hang on it: the function tries a database that is not
+reachable yet again until shortly before its timeout and always answers, with the last
+error on failure (``functions/migrate/handler.py``); should it never answer (it could not
+even start), CloudFormation gives up after ``SERVICE_TIMEOUT`` instead of its default hour
+and rolls back.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from infra.database import Database
 from infra.service_function import FunctionAssets, FunctionNetwork, ServiceFunction
 
 HANDLER = "functions.migrate.handler.handler"
+TIMEOUT = Duration.minutes(10)
+# The function's timeout and a minute for Lambda to start it and for the response to arrive.
+SERVICE_TIMEOUT = TIMEOUT.plus(Duration.minutes(1))
 
 
 class Migrations(Construct):
@@ -39,7 +48,7 @@ class Migrations(Construct):
             description="O: apply schema/ migrations (CloudFormation custom resource)",
             service="o-migrate",
             memory_mb=512,
-            timeout=Duration.minutes(10),
+            timeout=TIMEOUT,
             # the database, and the key that seals tool secrets an earlier release stored in plaintext
             environment={**database.environment(), **(environment or {})},
             network=network,
@@ -51,6 +60,7 @@ class Migrations(Construct):
             service_token=self.service.function.function_arn,
             resource_type="Custom::OSchemaMigrations",
             properties={"CodeFingerprint": assets.code_fingerprint},
+            service_timeout=SERVICE_TIMEOUT,
         )
         # The proxy must have its target registered before the migrator connects through it.
         self.resource.node.add_dependency(database)

@@ -91,10 +91,12 @@ class Observability(Construct):
             widgets.append(cw.GraphWidget(title=f"{name} failed / timed out / throttled",
                                           left=[failed, timed_out, throttled]))  # fmt: skip
 
+        stack = Stack.of(self)
         self.dashboard = cw.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=f"{Stack.of(self).stack_name}-o",
+            # Dashboards are global to the account: the region keeps the same stack in two regions apart.
+            dashboard_name=f"{stack.stack_name}-{stack.region}",
             widgets=[widgets[i : i + 2] for i in range(0, len(widgets), 2)],
         )
 

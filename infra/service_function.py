@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsii
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -55,12 +56,35 @@ class FunctionNetwork:
     security_group: ec2.ISecurityGroup
 
 
-class ServiceFunction(Construct):
-    """A Lambda function of O with its own log group.
+# What Lambda does with a function's role to attach the function to a VPC: the statements of the AWS managed
+# policy AWSLambdaVPCAccessExecutionRole without its logs:* on every log group.
+ENI_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+OWN_LOGS_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+# Set by Lambda on every AWS call made with the role from inside the function's execution environment, and on
+# no call Lambda makes itself to create the function's network interfaces (Lambda developer guide, "Using
+# source function ARN to control function access behavior").
+SOURCE_FUNCTION_KEY = "lambda:SourceFunctionArn"
 
-    ``network=None`` keeps the function out of the VPC (the tool sandbox, which must
-    not reach the database); ``own_logs_only`` gives it a role that may write its own
-    log group and do nothing else.
+
+@jsii.implements(iam.IGrantable)
+class ServiceFunction(Construct):
+    """A Lambda function of O with its own log group and its own role.
+
+    The role may write that log group (no managed policy: AWSLambdaBasicExecutionRole would allow
+    every log group in the account) and, in a VPC, hold the network-interface rights Lambda
+    attaches the function with; the stack grants the rest. ``network=None`` keeps the function
+    out of the VPC; ``own_logs_only`` lets the function's code do nothing but write its logs (the
+    tool sandbox).
+
+    Grant to the ServiceFunction itself (it is ``IGrantable``) when the grant acknowledges a cdk-nag
+    finding on its grantee: the policy lives on the role, beside the function, not under it.
     """
 
     def __init__(
@@ -78,6 +102,7 @@ class ServiceFunction(Construct):
         network: FunctionNetwork | None = None,
         tracing: bool = True,
         own_logs_only: bool = False,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -86,22 +111,9 @@ class ServiceFunction(Construct):
             retention=assets.log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        role: iam.IRole | None = None
-        if own_logs_only:
-            # No managed policy, no X-Ray, no VPC: the role can write this function's logs and nothing else.
-            own_role = iam.Role(
-                self,
-                "Role",
-                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                description=f"{service}: writes its own logs, nothing else",
-            )
-            own_role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[self.log_group.log_group_arn],
-                )
-            )
-            role, tracing = own_role, False
+        role = self._role(service, in_vpc=network is not None, own_logs_only=own_logs_only)
+        # No X-Ray for the sandbox: its code may reach nothing, traces included.
+        tracing = tracing and not own_logs_only
         # The offline embedding model ships in the layer's models/ folder (infra.build).
         models = (
             {}
@@ -137,31 +149,70 @@ class ServiceFunction(Construct):
             vpc=network.vpc if network else None,
             vpc_subnets=network.subnets if network else None,
             security_groups=[network.security_group] if network else None,
+            reserved_concurrent_executions=reserved_concurrency,
         )
-        rules = [
-            (
-                "AwsSolutions-L1",
-                f"Python {PYTHON_VERSION} is the version the dependency layer's wheels are "
-                "built for (infra.build.PYTHON_VERSION); both move together",
-            ),
-        ]
-        if not own_logs_only:
-            rules += [
-                (
-                    f"AwsSolutions-IAM4[Policy::{MANAGED}AWSLambdaBasicExecutionRole]",
-                    "the minimal managed policy that lets Lambda write the function's logs",
-                ),
-                (
-                    f"AwsSolutions-IAM4[Policy::{MANAGED}AWSLambdaVPCAccessExecutionRole]",
-                    "the minimal managed policy that lets Lambda attach the function to the VPC",
-                ),
-                (
-                    "AwsSolutions-IAM5[Resource::*]",
-                    "X-Ray PutTraceSegments/PutTelemetryRecords and CloudWatch PutMetricData/GetMetricData have "
-                    "no resource-level permissions (metric writes are limited to O's namespace by condition)",
-                ),
-            ]
-        acknowledge(self, *rules)  # fmt: skip
+        acknowledge(self, *_nag_reasons(own_logs_only=own_logs_only, in_vpc=network is not None))
+
+    @property
+    def grant_principal(self) -> iam.IPrincipal:
+        return self.function.grant_principal
+
+    def _role(self, service: str, *, in_vpc: bool, own_logs_only: bool) -> iam.Role:
+        """The function's role: its own log group, not AWSLambdaBasicExecutionRole's logs:* on every group."""
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{service}: its code may write its own logs, nothing else"
+            if own_logs_only
+            else f"{service}: its own logs; what else it may do is granted where the stack wires it",
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(OWN_LOGS_ACTIONS), resources=[self.log_group.log_group_arn])
+        )
+        if in_vpc:
+            # Lambda creates and deletes the function's network interfaces with its role, so the role must
+            # hold these; DescribeNetworkInterfaces works only on "*".
+            role.add_to_principal_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
+        if own_logs_only:
+            # ...and the sandbox's code may use none of it, nothing at all but its logs: every call made from
+            # inside the function carries its ARN, which Lambda's own network-interface calls do not.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    effect=iam.Effect.DENY,
+                    not_actions=list(OWN_LOGS_ACTIONS),
+                    resources=["*"],
+                    conditions={"Null": {SOURCE_FUNCTION_KEY: "false"}},
+                )
+            )
+        return role
+
+
+def _nag_reasons(*, own_logs_only: bool, in_vpc: bool) -> list[tuple[str, str]]:
+    rules = [
+        (
+            "AwsSolutions-L1",
+            f"Python {PYTHON_VERSION} is the version the dependency layer's wheels are "
+            "built for (infra.build.PYTHON_VERSION); both move together",
+        ),
+    ]
+    reasons = []
+    if in_vpc:
+        reasons.append(
+            "Lambda attaches the function to its subnets with the role's EC2 network-interface rights, and "
+            "DescribeNetworkInterfaces has no resource-level permissions"
+        )
+    if own_logs_only:
+        reasons.append("a Deny on every call made from the function's own code (lambda:SourceFunctionArn) keeps it "
+                       "from them")  # fmt: skip
+    else:
+        reasons.append(
+            "X-Ray PutTraceSegments/PutTelemetryRecords, CloudWatch GetMetricData and the Step Functions "
+            "task-token actions (SendTaskSuccess) have no resource-level permissions"
+        )
+    if reasons:
+        rules.append(("AwsSolutions-IAM5[Resource::*]", "; ".join(reasons)))
+    return rules
 
 
 def function_assets(scope: Construct, folders: AssetFolders, log_retention: logs.RetentionDays) -> FunctionAssets:

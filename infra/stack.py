@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, SecretValue, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -67,6 +68,19 @@ class OStack(Stack):
             db_name=config.db_name,
             log_retention=assets.log_retention,
         )
+        # What a stack delete does to the data (o:dbRemovalPolicy); a kept instance keeps its credentials.
+        database.instance.apply_removal_policy(config.db_removal)
+        if config.db_removal_policy == "retain":
+            for child in database.node.find_all():
+                if isinstance(child, secretsmanager.CfnSecret):
+                    child.apply_removal_policy(config.db_removal)
+        if not config.db_deletion_protection:
+            acknowledge(
+                database,
+                ("AwsSolutions-RDS10", "off by default (o:dbDeletionProtection) so that a failed first deploy can "
+                 "roll back, which deletes the instance; every delete leaves a final snapshot "
+                 "(o:dbRemovalPolicy=snapshot), and the README says to turn it on once the stack is up"),
+            )  # fmt: skip
         database.allow_from(network.function_security_group)
         tool_secrets = ToolSecrets(self, "ToolSecrets")
         migrations = Migrations(
@@ -99,7 +113,9 @@ class OStack(Stack):
             env_name("llm", "keys_secret_arn"): llm_keys.secret_arn,
         }
 
-        sandbox = ToolSandbox(self, "ToolSandbox", assets=assets)
+        sandbox = ToolSandbox(
+            self, "ToolSandbox", assets=assets, network=network.sandbox, reserved_concurrency=config.sandbox_concurrency
+        )
         shared_env[env_name("sandbox", "function_name")] = sandbox.function.function_arn
 
         agent_step = ServiceFunction(
@@ -141,7 +157,9 @@ class OStack(Stack):
             "Sleeptime",
             assets=assets,
             network=network.functions,
-            environment={**shared_env, **loop_env, **evolution.environment()},
+            # No agent-loop machine: a sleep-time pass never starts an agent run (like the evolution worker's
+            # shadow runs, anything it ran would run in-process).
+            environment={**shared_env, **evolution.environment()},
             schedule_expression=config.sleeptime_schedule,
         )
 
@@ -177,14 +195,20 @@ class OStack(Stack):
         workers = (api_function, agent_step, sleeptime.service, evolution.service)
         for service in workers:
             database.grant_connect(service.function)
-            llm_keys.grant_read(service.function)
-            sandbox.grant_invoke(service.function)
+            # Powertools Parameters reads the value and nothing else (no DescribeSecret).
+            iam.Grant.add_to_principal(
+                grantee=service.function, actions=["secretsmanager:GetSecretValue"], resource_arns=[llm_keys.secret_arn]
+            )
             # New code must not take traffic before its schema exists.
             service.node.add_dependency(migrations)
+        # Who runs user tools: the agent loop, `POST /v1/tools/run`, and an evolution's shadow runs. Sleep-time
+        # passes use only the built-in memory tools; its function keeps the sandbox's name so a tool call
+        # there would be refused by IAM, never run in-process next to the database credentials.
+        for service in (api_function, agent_step, evolution.service):
+            sandbox.grant_invoke(service.function)
         # Starting runs, answering approvals (the step releases a wait whose decision came first).
         agent_loop.state_machine.grant_start_execution(api_function.function)
         grant_task_response(api_function.function)
-        agent_loop.state_machine.grant_start_execution(sleeptime.function)
         grant_task_response(agent_step.function)
         # Evolutions: started by the API and sleep-time (and continued by the worker); the worker moves
         # the agent step's live alias for a canary and reads its metrics; the API withdraws a canary
@@ -192,7 +216,8 @@ class OStack(Stack):
         for service in (api_function, sleeptime.service, evolution.service):
             evolution.grant_start(service.function)
         for service in (api_function, evolution.service):
-            rollout.grant_manage("AgentStep", service.function)
+            # to the ServiceFunction: the grant's cdk-nag acknowledgment must cover its role
+            rollout.grant_manage("AgentStep", service)
         grant_agent_metrics(evolution.function)
         # Tool secrets: the API seals what clients set, the migration seals what an earlier release
         # stored in plaintext; the functions that run tools open them. Nothing else may use the key.

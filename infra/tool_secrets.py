@@ -17,8 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from o.aws.kms import ENCRYPTION_CONTEXT
-from o.config import env_name
+from o.config import TOOL_SECRETS_KMS_CONTEXT, env_name
 
 
 class ToolSecrets(Construct):
@@ -40,7 +39,9 @@ class ToolSecrets(Construct):
             iam.PolicyStatement(
                 actions=[action],
                 resources=[self.key.key_arn],
-                conditions={"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in ENCRYPTION_CONTEXT.items()}},
+                conditions={
+                    "StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in TOOL_SECRETS_KMS_CONTEXT.items()}
+                },
             )
         )
 

@@ -189,6 +189,11 @@ class SandboxSettings(Group):
         return self.kind == "lambda" if self.kind is not None else bool(self.function_name)
 
 
+# The KMS encryption context of tool secrets' data keys: o/aws/kms.py sends it, and the stack's grants
+# (infra/tool_secrets.py) allow KMS calls only with it, so a data key made for them opens nothing else.
+TOOL_SECRETS_KMS_CONTEXT = {"purpose": "o-tool-secrets"}
+
+
 class SecretSettings(Group):
     """Tool secrets at rest: what wraps the keys that seal them (o/tools/secrets)."""
 

@@ -3,10 +3,14 @@
 As a CloudFormation custom resource (the event has ``RequestType``): Create and Update
 run ``o.store.migrate.migrate`` against the database behind the RDS Proxy; Delete does
 nothing (tearing the stack down must never drop data by itself).
+On a first deploy the database may not be reachable yet when this runs (a new RDS Proxy
+registers its target minutes after it exists, a new endpoint's DNS name may not resolve
+yet): such failures are tried again with exponential backoff (:func:`retry_delay`) until
+shortly before the function's timeout; anything else fails at once.
 The response goes to CloudFormation's pre-signed URL from this code, so no provider
 framework function is needed, and it is always sent — also on failure and shortly
-before the function would time out — because an unanswered custom resource blocks
-the stack for an hour.
+before the function would time out, with the last error — because an unanswered custom
+resource blocks the stack (``infra/migrations.py`` also bounds CloudFormation's wait).
 
 Invoked directly by an operator with ``{"action": "create_api_key", "org": "default",
 "name": "first"}`` it creates an API key and returns it once. This function is the only
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 
 from o import runtime
@@ -32,6 +38,66 @@ PHYSICAL_ID = "o-schema-migrations"
 # Time kept back to send the response before Lambda ends the invocation.
 _RESPONSE_MARGIN_MS = 10_000
 _REASON_LIMIT = 3_000
+# Each connection attempt gives up after this long (libpq's connect_timeout): a packet dropped on the way
+# would otherwise hold an attempt for minutes.
+CONNECT_TIMEOUT_S = 10
+FIRST_DELAY_S = 1.0
+MAX_DELAY_S = 20.0
+# Server codes that say "not now" rather than "no": connection exceptions, starting up, shutting down,
+# too many connections.
+_TRANSIENT_CODES = ("08", "57P01", "57P02", "57P03", "53300")
+# What a server that is up answers when it refuses for a reason time does not cure. libpq reports a refusal
+# at connect time without its SQLSTATE, so the text is all there is.
+_REFUSALS = ("does not exist", "password authentication failed", "no pg_hba.conf entry", "permission denied")
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not be reached (yet), as opposed to refusing or failing.
+
+    Duck-typed on the driver's ``sqlstate`` (the driver stays in ``o.store``): a driver error carries it,
+    ``None`` when the server never answered (refused, timed out, name not resolved, connection lost).
+    """
+    if not hasattr(error, "sqlstate") or any(refusal in str(error) for refusal in _REFUSALS):
+        return False
+    code = error.sqlstate
+    return code is None or str(code).startswith(_TRANSIENT_CODES)
+
+
+def retry_delay(error: BaseException, attempt: int, remaining_s: float) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1``, or None: give up (a real failure, or no time left).
+
+    Exponential backoff from FIRST_DELAY_S, capped at MAX_DELAY_S; the wait must end before the time left.
+    """
+    if not unreachable(error):
+        return None
+    delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2**attempt)
+    return delay if delay < remaining_s else None
+
+
+def with_connect_timeout(url: str, seconds: int = CONNECT_TIMEOUT_S) -> str:
+    """``url`` (a libpq URI or key=value string) with a connect timeout, unless it sets one."""
+    if "connect_timeout" in url:
+        return url
+    if url.startswith(("postgresql://", "postgres://")):
+        return f"{url}{'&' if '?' in url else '?'}connect_timeout={seconds}"
+    return f"{url} connect_timeout={seconds}"
+
+
+@dataclass
+class Outcome:
+    """What the migration worker got to, read by the thread that answers CloudFormation."""
+
+    applied: list[str] | None = None
+    error: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def failure(self, what: str) -> str:
+        if self.attempts <= 1 or self.last_error is None:
+            return what
+        waited = time.monotonic() - self.started
+        return f"{what}; the database was not reachable after {self.attempts} attempts in {waited:.0f} s"
 
 
 def database_url() -> str:
@@ -66,12 +132,27 @@ def send_response(event: dict[str, Any], status: str, reason: str, data: dict[st
         response.read()
 
 
-def _apply(result: dict[str, Any]) -> None:
-    try:
-        result["applied"] = migrate(database_url())
-    except Exception as exc:  # reported to CloudFormation, which rolls the deploy back
-        logger.exception("migration failed")
-        result["error"] = f"{type(exc).__name__}: {exc}"
+def _apply(outcome: Outcome, deadline: float) -> None:
+    """Migrate, trying again while the database is not reachable and time is left before ``deadline``."""
+    attempt = 0
+    while True:
+        outcome.attempts = attempt + 1
+        try:
+            outcome.applied = migrate(with_connect_timeout(database_url()))
+            return
+        except Exception as exc:  # reported to CloudFormation, which rolls the deploy back
+            outcome.last_error = f"{type(exc).__name__}: {exc}"
+            delay = retry_delay(exc, attempt, deadline - time.monotonic())
+            if delay is None:
+                logger.exception("migration failed", extra={"attempts": outcome.attempts})
+                outcome.error = outcome.last_error
+                return
+            logger.warning(
+                "database not reachable yet; trying again",
+                extra={"attempt": outcome.attempts, "delay_s": delay, "error": outcome.last_error},
+            )
+        time.sleep(delay)
+        attempt += 1
 
 
 def create_api_key(org: str, name: str | None) -> dict[str, str]:
@@ -116,22 +197,26 @@ def _custom_resource(event: dict[str, Any], context: Any) -> None:
         send_response(event, "FAILED", f"unknown RequestType {request_type!r}")
         return
 
-    result: dict[str, Any] = {}
-    worker = threading.Thread(target=_apply, args=(result,), daemon=True)
-    worker.start()
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else 900_000
-    worker.join(max(1.0, (remaining_ms - _RESPONSE_MARGIN_MS) / 1000))
+    budget_s = max(1.0, (remaining_ms - _RESPONSE_MARGIN_MS) / 1000)
+    outcome = Outcome()
+    worker = threading.Thread(target=_apply, args=(outcome, time.monotonic() + budget_s), daemon=True)
+    worker.start()
+    worker.join(budget_s)
+    status, reason, data = verdict(outcome, finished=not worker.is_alive())
+    if status == "SUCCESS":
+        logger.info("migrations applied", extra={"applied": outcome.applied, "attempts": outcome.attempts})
+    send_response(event, status, reason, data)
 
-    if worker.is_alive():
-        send_response(event, "FAILED", "migrations did not finish before the function timeout")
-    elif "error" in result:
-        send_response(event, "FAILED", f"migrations failed: {result['error']}")
-    else:
-        applied: list[str] = result["applied"]
-        logger.info("migrations applied", extra={"applied": applied})
-        send_response(
-            event,
-            "SUCCESS",
-            f"applied {len(applied)} migration(s)",
-            {"Applied": ",".join(applied) or "none"},
-        )
+
+def verdict(outcome: Outcome, *, finished: bool) -> tuple[str, str, dict[str, Any]]:
+    """What to tell CloudFormation: status, reason and data, from where the worker got to."""
+    if not finished:
+        what = "migrations did not finish before the function timeout"
+        if outcome.last_error is not None:
+            what = f"{outcome.failure(what)}; last error: {outcome.last_error}"
+        return "FAILED", what, {}
+    if outcome.error is not None or outcome.applied is None:
+        return "FAILED", outcome.failure(f"migrations failed: {outcome.error}"), {}
+    applied = outcome.applied
+    return "SUCCESS", f"applied {len(applied)} migration(s)", {"Applied": ",".join(applied) or "none"}

@@ -15,9 +15,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from o.config import TOOL_SECRETS_KMS_CONTEXT
 from o.tools.secrets.envelope import DataKey, SecretUnavailable
 
-ENCRYPTION_CONTEXT = {"purpose": "o-tool-secrets"}
+ENCRYPTION_CONTEXT = TOOL_SECRETS_KMS_CONTEXT
 
 
 class KmsKeyWrapper:

@@ -1,12 +1,12 @@
 """One real synthesis of the O app per test session, with cdk-nag, shared by every infra test.
 
 The layer is a small pre-made folder (``o:layerDir``) so no test needs pip or the
-network; everything else is exactly what ``cdk synth`` builds from ``cdk.json``.
+network; everything else is exactly what ``cdk synth`` builds from ``cdk.json``, in the
+test account whose availability zones ``cdk.json`` holds (so nothing is looked up).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,13 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.infra.synth import synth_context
+
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def cdk_json_context() -> dict[str, Any]:
-    return json.loads((ROOT / "cdk.json").read_text())["context"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +50,8 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, stub_layer: Path) -> I
     from infra.application import create_app
 
     outdir = tmp_path_factory.mktemp("cdk.out")
-    context = {**cdk_json_context(), "o:layerDir": str(stub_layer)}
-    app, stack = create_app(context, outdir=str(outdir), code_out=tmp_path_factory.mktemp("code") / "code")
+    context = synth_context(**{"o:layerDir": str(stub_layer)})
+    app, stack = create_app(context, outdir=str(outdir), code_out=tmp_path_factory.mktemp("code") / "code", environ={})
     assembly = app.synth()  # raises if any cdk-nag AwsSolutions finding is not acknowledged
     template = assembly.get_stack_by_name(stack.stack_name).template
     yield Synthesized(app=app, stack=stack, template=template, outdir=outdir)

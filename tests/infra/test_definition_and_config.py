@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from aws_cdk import RemovalPolicy
 
 from infra import build
 from infra.agent_loop import DEFAULT_ITERATION_CAP, agent_loop_definition
@@ -98,6 +99,23 @@ def test_bad_context_names_the_key() -> None:
         config_from_context({"o:account": "not-an-account"}.get)
     with pytest.raises(ValueError, match="o:natGateways"):
         config_from_context({"o:natGateways": 0}.get)
+
+
+def test_safe_defaults_for_a_first_deploy_and_their_overrides() -> None:
+    default = DeployConfig()
+    assert (default.account, default.region) == (None, None), "the CLI's environment, not a placeholder"
+    assert default.db_deletion_protection is False
+    assert (default.db_removal_policy, default.db_removal) == ("snapshot", RemovalPolicy.SNAPSHOT)
+    assert default.sandbox_concurrency == 20
+    config = config_from_context(
+        {"o:dbRemovalPolicy": "retain", "o:sandboxConcurrency": "none", "o:region": "eu-central-1"}.get
+    )
+    assert config.db_removal == RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+    assert config.sandbox_concurrency is None
+    assert config.region == "eu-central-1"
+    for key, value in (("o:dbRemovalPolicy", "keep"), ("o:sandboxConcurrency", 0), ("o:region", "Europe")):
+        with pytest.raises(ValueError, match=key):
+            config_from_context({key: value}.get)
 
 
 def test_code_asset_holds_package_handlers_and_schema_without_caches(tmp_path: Path) -> None:

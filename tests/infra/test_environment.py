@@ -50,7 +50,8 @@ NEEDS: dict[str, Callable[[Settings], bool]] = {
     "api": lambda s: _database(s) and _loop(s) and _evolution(s) and bool(s.agent.state_machine_arn) and _secrets(s),
     "agent_step": lambda s: _database(s) and _loop(s) and _secrets(s),
     "evolution": lambda s: _database(s) and _loop(s) and _evolution(s) and _secrets(s),
-    "sleeptime": lambda s: _database(s) and _loop(s) and _evolution(s) and bool(s.agent.state_machine_arn),
+    # a pass starts evolutions, never agent runs: no agent-loop machine (nor the right to start it)
+    "sleeptime": lambda s: _database(s) and _loop(s) and _evolution(s) and s.agent.state_machine_arn is None,
     "migrate": lambda s: _database(s) and _secrets(s),
     # the sandbox runs untrusted code: it is told nothing about O beyond running in Lambda
     "tool_sandbox": lambda s: s == Settings(runtime="lambda"),

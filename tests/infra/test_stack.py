@@ -5,20 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from aws_cdk import Validations
 from aws_cdk.assertions import Match, Template
 
 from infra.agent_loop import DEFAULT_ITERATION_CAP, LAMBDA_SERVICE_ERRORS
+from infra.config import DeployConfig
+from infra.service_function import ENI_ACTIONS
 from tests.infra.conftest import Synthesized
 
 
-def _ref_name(value: Any) -> str | None:
+def _ref_name(value: Any) -> str:
+    """The logical id ``value`` refers to (``Ref`` or ``Fn::GetAtt``), else ""."""
     if isinstance(value, dict):
         if "Ref" in value:
-            return value["Ref"]
+            return str(value["Ref"])
         if "Fn::GetAtt" in value:
-            return value["Fn::GetAtt"][0]
-    return None
+            return str(value["Fn::GetAtt"][0])
+    return ""
 
 
 def _function(s: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
@@ -65,7 +69,7 @@ def test_cdk_nag_aws_solutions_passes_with_reasons(synthesized: Synthesized) -> 
     # Blanket suppressions would hide new findings; only these few are whole-rule.
     whole_rule = {rule.split("::", 1)[-1] for rule in nag_rules if "[" not in rule}
     assert whole_rule <= {
-        "AwsSolutions-L1", "AwsSolutions-RDS3", "AwsSolutions-RDS11", "AwsSolutions-EC23",
+        "AwsSolutions-L1", "AwsSolutions-RDS3", "AwsSolutions-RDS10", "AwsSolutions-RDS11", "AwsSolutions-VPC3",
         "AwsSolutions-SMG4", "AwsSolutions-APIG2", "AwsSolutions-APIG3", "AwsSolutions-APIG4",
         "AwsSolutions-COG4",
     }  # fmt: skip
@@ -74,7 +78,7 @@ def test_cdk_nag_aws_solutions_passes_with_reasons(synthesized: Synthesized) -> 
 # --- database ------------------------------------------------------------------------------
 
 
-def test_database_is_encrypted_private_tls_only_and_protected(synthesized: Synthesized) -> None:
+def test_database_is_encrypted_private_tls_only_and_snapshotted_on_delete(synthesized: Synthesized) -> None:
     template = Template.from_json(synthesized.template)
     template.has_resource_properties(
         "AWS::RDS::DBInstance",
@@ -83,10 +87,12 @@ def test_database_is_encrypted_private_tls_only_and_protected(synthesized: Synth
             "EngineVersion": Match.string_like_regexp(r"^1[67]\."),
             "StorageEncrypted": True,
             "PubliclyAccessible": False,
-            "DeletionProtection": True,
+            # off by default so a failed first deploy can roll back (o:dbDeletionProtection turns it on;
+            # tests/infra/test_app_entrypoint.py)
+            "DeletionProtection": False,
         },
     )
-    template.has_resource("AWS::RDS::DBInstance", {"DeletionPolicy": "Snapshot"})
+    template.has_resource("AWS::RDS::DBInstance", {"DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot"})
     template.has_resource_properties(
         "AWS::RDS::DBParameterGroup", {"Parameters": Match.object_like({"rds.force_ssl": "1"})}
     )
@@ -174,10 +180,9 @@ def test_database_functions_run_in_private_subnets_with_connection_info(synthesi
         assert env["O_EMBEDDING_TOKENIZER_PATH"] == "/opt/models/tokenizer.json"
 
 
-def test_tool_sandbox_can_only_write_its_own_logs(synthesized: Synthesized) -> None:
+def test_tool_sandbox_code_can_only_write_its_own_logs(synthesized: Synthesized) -> None:
     _, fn = _function(synthesized, "functions.tool_sandbox.handler.handler")
     props = fn["Properties"]
-    assert "VpcConfig" not in props, "the sandbox must not sit in the VPC next to the database"
     assert props.get("TracingConfig") is None
     env = props["Environment"]["Variables"]
     assert not [k for k in env if k.startswith("O_") and k != "O_RUNTIME"], "no secrets or DB info"
@@ -187,11 +192,131 @@ def test_tool_sandbox_can_only_write_its_own_logs(synthesized: Synthesized) -> N
     assert "Policies" not in role
     policies = _policies_of_role(synthesized, role_id)
     assert len(policies) == 1
-    statements = policies[0]["PolicyDocument"]["Statement"]
-    assert len(statements) == 1
-    assert sorted(statements[0]["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
-    assert statements[0]["Effect"] == "Allow"
-    assert _ref_name(statements[0]["Resource"]) == _ref_name(props["LoggingConfig"]["LogGroup"])
+    own_logs, eni, deny = policies[0]["PolicyDocument"]["Statement"]
+    assert own_logs["Effect"] == "Allow"
+    assert sorted(own_logs["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert _ref_name(own_logs["Resource"]) == _ref_name(props["LoggingConfig"]["LogGroup"])
+    # Lambda attaches the function to its subnets with these (what AWSLambdaVPCAccessExecutionRole grants
+    # besides logs)...
+    assert eni["Effect"] == "Allow" and eni["Resource"] == "*"
+    assert sorted(eni["Action"]) == sorted(ENI_ACTIONS)
+    assert all(action.startswith("ec2:") for action in eni["Action"])
+    # ...and every call made from the function's own code carries its ARN: denied unless it writes its logs.
+    assert deny == {
+        "Effect": "Deny",
+        "NotAction": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": "*",
+        "Condition": {"Null": {"lambda:SourceFunctionArn": "false"}},
+    }
+
+
+def _sandbox_network(s: Synthesized) -> tuple[set[str], str]:
+    """The sandbox function's subnets and its one security group (logical ids)."""
+    _, fn = _function(s, "functions.tool_sandbox.handler.handler")
+    vpc_config = fn["Properties"]["VpcConfig"]
+    subnets = {_ref_name(x) for x in vpc_config["SubnetIds"]}
+    (group,) = [_ref_name(g) for g in vpc_config["SecurityGroupIds"]]
+    return subnets, group
+
+
+def _route_tables(s: Synthesized, subnets: set[str]) -> set[str]:
+    return {
+        _ref_name(a["Properties"]["RouteTableId"])
+        for a in s.resources("AWS::EC2::SubnetRouteTableAssociation").values()
+        if _ref_name(a["Properties"]["SubnetId"]) in subnets
+    }
+
+
+def test_tool_sandbox_subnets_are_isolated_with_no_route_anywhere(
+    synthesized: Synthesized,
+) -> None:
+    subnets, _ = _sandbox_network(synthesized)
+    assert len(subnets) == 2 and all(x.startswith("NetworkVpcsandbox") for x in subnets)
+    for subnet in subnets:
+        tags = {t["Key"]: t["Value"] for t in synthesized.template["Resources"][subnet]["Properties"]["Tags"]}
+        assert tags["aws-cdk:subnet-type"] == "Isolated"
+    tables = _route_tables(synthesized, subnets)
+    assert len(tables) == 2
+    # no route to a NAT or internet gateway...
+    routes = [r for r in synthesized.resources("AWS::EC2::Route").values()
+              if _ref_name(r["Properties"]["RouteTableId"]) in tables]  # fmt: skip
+    assert routes == []
+    # ...nor to a gateway endpoint, and no interface endpoint lives in them
+    for endpoint in synthesized.resources("AWS::EC2::VPCEndpoint").values():
+        props = endpoint["Properties"]
+        assert not tables & {_ref_name(t) for t in props.get("RouteTableIds", [])}
+        assert not subnets & {_ref_name(x) for x in props.get("SubnetIds", [])}
+
+
+def test_tool_sandbox_subnets_sit_behind_a_network_acl_that_drops_every_packet(synthesized: Synthesized) -> None:
+    subnets, _ = _sandbox_network(synthesized)
+    # a network ACL with no entry denies every packet, in and out
+    associations = [
+        a["Properties"] for a in synthesized.resources("AWS::EC2::SubnetNetworkAclAssociation").values()
+        if _ref_name(a["Properties"]["SubnetId"]) in subnets
+    ]  # fmt: skip
+    acls = {_ref_name(a["NetworkAclId"]) for a in associations}
+    assert len(associations) == 2 and len(acls) == 1
+    entries = [e for e in synthesized.resources("AWS::EC2::NetworkAclEntry").values()
+               if _ref_name(e["Properties"]["NetworkAclId"]) in acls]  # fmt: skip
+    assert entries == []
+
+
+# The rule CDK writes for allowAllOutbound=false: CloudFormation would give a group with no egress rule
+# an allow-all one, so CDK adds one that matches no packet.
+MATCHES_NOTHING = {"CidrIp": "255.255.255.255/32", "Description": "Disallow all traffic", "FromPort": 252,
+                   "IpProtocol": "icmp", "ToPort": 86}  # fmt: skip
+
+
+def test_tool_sandbox_security_group_lets_nothing_out_and_nothing_admits_it(synthesized: Synthesized) -> None:
+    subnets, group_id = _sandbox_network(synthesized)
+    group = synthesized.template["Resources"][group_id]["Properties"]
+    assert group["SecurityGroupEgress"] == [MATCHES_NOTHING]
+    assert "SecurityGroupIngress" not in group
+    # no separate rule on the group, and no rule anywhere (database, proxy, endpoints) with it as a peer
+    for kind in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"):
+        for rule in synthesized.resources(kind).values():
+            assert group_id not in json.dumps(rule["Properties"]), rule
+    # the interface endpoints admit HTTPS from the app subnets only, not the whole VPC
+    sandbox_cidrs = {synthesized.template["Resources"][x]["Properties"]["CidrBlock"] for x in subnets}
+    app_cidrs = {
+        v["Properties"]["CidrBlock"] for k, v in synthesized.resources("AWS::EC2::Subnet").items()
+        if k.startswith("NetworkVpcapp")
+    }  # fmt: skip
+    endpoint_groups = {
+        _ref_name(g)
+        for e in synthesized.resources("AWS::EC2::VPCEndpoint").values()
+        for g in e["Properties"].get("SecurityGroupIds", [])
+    }
+    assert endpoint_groups
+    for endpoint_group in endpoint_groups:
+        ingress = synthesized.template["Resources"][endpoint_group]["Properties"]["SecurityGroupIngress"]
+        assert {rule["CidrIp"] for rule in ingress} == app_cidrs
+        assert {(rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) for rule in ingress} == {("tcp", 443, 443)}
+        assert not sandbox_cidrs & app_cidrs
+
+
+def test_tool_sandbox_concurrency_is_capped(synthesized: Synthesized) -> None:
+    _, fn = _function(synthesized, "functions.tool_sandbox.handler.handler")
+    assert fn["Properties"]["ReservedConcurrentExecutions"] == DeployConfig().sandbox_concurrency == 20
+    others = [
+        v for v in synthesized.resources("AWS::Lambda::Function").values()
+        if v["Properties"]["Handler"] != "functions.tool_sandbox.handler.handler"
+    ]  # fmt: skip
+    assert all("ReservedConcurrentExecutions" not in v["Properties"] for v in others)
+
+
+def test_only_the_functions_that_run_user_tools_may_invoke_the_sandbox(synthesized: Synthesized) -> None:
+    sandbox_id, _ = _function(synthesized, "functions.tool_sandbox.handler.handler")
+    invokers = set()
+    for role in ("api", "agent_step", "evolution", "sleeptime", "migrate"):
+        _, fn = _function(synthesized, f"functions.{role}.handler.handler")
+        for statement in _statements(synthesized, fn):
+            if sandbox_id in json.dumps(statement["Resource"]):
+                assert statement["Action"] == "lambda:InvokeFunction"
+                assert statement["Resource"] == {"Fn::GetAtt": [sandbox_id, "Arn"]}, "no version wildcard"
+                invokers.add(role)
+    assert invokers == {"api", "agent_step", "evolution"}
 
 
 def test_migrations_run_on_deploy_before_serving_code(synthesized: Synthesized) -> None:
@@ -199,6 +324,9 @@ def test_migrations_run_on_deploy_before_serving_code(synthesized: Synthesized) 
     migrate_id, _ = _function(synthesized, "functions.migrate.handler.handler")
     assert _ref_name(run["Properties"]["ServiceToken"]) == migrate_id
     assert len(run["Properties"]["CodeFingerprint"]) == 32
+    # CloudFormation stops waiting for an answer a minute after the function's timeout, not after an hour
+    _, migrate = _function(synthesized, "functions.migrate.handler.handler")
+    assert int(run["Properties"]["ServiceTimeout"]) == migrate["Properties"]["Timeout"] + 60
     assert any(d.startswith("DatabaseInstanceProxy") for d in run["DependsOn"])
     for handler in ("functions.api.handler.handler", "functions.agent_step.handler.handler"):
         _, fn = _function(synthesized, handler)
@@ -510,7 +638,7 @@ def _kms_statements(synthesized: Synthesized, handler: str) -> list[dict[str, An
         s
         for p in _policies_of_role(synthesized, role)
         for s in p["PolicyDocument"]["Statement"]
-        if "kms:" in json.dumps(s["Action"])
+        if "kms:" in json.dumps(s.get("Action", []))
     ]
 
 
@@ -537,3 +665,102 @@ def test_tool_secrets_key_and_who_may_seal_or_open(synthesized: Synthesized) -> 
             _, fn = _function(synthesized, handler)
             env = fn["Properties"]["Environment"]["Variables"]
             assert env["O_SECRETS_KMS_KEY_ID"] == {"Fn::GetAtt": [key_id, "Arn"]}
+
+
+# --- least privilege ----------------------------------------------------------------------------------------
+
+# The only actions granted on "*", each because AWS offers nothing narrower for it.
+NO_RESOURCE_LEVEL = {
+    # X-Ray's trace and sampling APIs have no resource-level permissions.
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    # Step Functions' log delivery to CloudWatch Logs (vended logs) is authorized on "*" only.
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    # A task token stands for the execution: these name no resource.
+    "states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat",
+    # Metric reads name no resource.
+    "cloudwatch:GetMetricData",
+    # What Lambda attaches a function to its subnets with; DescribeNetworkInterfaces works on "*" only.
+    *ENI_ACTIONS,
+}  # fmt: skip
+# Roles AWS defines the policy of: API Gateway's account logging role, RDS enhanced monitoring, and CDK's
+# provider that empties the VPC's default security group.
+MANAGED_POLICY_ROLES = {"ApiRestApiCloudWatchRole", "DatabaseInstanceMonitoringRole", "CustomVpcRestrictDefaultSG"}
+
+
+def _allow_statements(s: Synthesized) -> list[tuple[str, dict[str, Any]]]:
+    found = [(k, st) for k, p in s.resources("AWS::IAM::Policy").items()
+             for st in p["Properties"]["PolicyDocument"]["Statement"]]  # fmt: skip
+    for k, role in s.resources("AWS::IAM::Role").items():
+        found += [(k, st) for p in role["Properties"].get("Policies", []) for st in p["PolicyDocument"]["Statement"]]
+    return [(k, st) for k, st in found if st["Effect"] == "Allow"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_service_wide_action_and_star_resources_only_where_aws_requires_it(synthesized: Synthesized) -> None:
+    for where, statement in _allow_statements(synthesized):
+        actions = _as_list(statement["Action"])
+        assert not [a for a in actions if a == "*" or a.endswith(":*")], (where, actions)
+        if "*" in _as_list(statement["Resource"]):
+            assert set(actions) <= NO_RESOURCE_LEVEL, (where, sorted(set(actions) - NO_RESOURCE_LEVEL))
+
+
+def test_functions_roles_carry_no_managed_policy(synthesized: Synthesized) -> None:
+    """AWSLambdaBasicExecutionRole would let a function write every log group in the account."""
+    with_managed = {
+        k for k, r in synthesized.resources("AWS::IAM::Role").items() if r["Properties"].get("ManagedPolicyArns")
+    }
+    assert {k for k in with_managed if not k.startswith(tuple(MANAGED_POLICY_ROLES))} == set()
+    for fn in synthesized.resources("AWS::Lambda::Function").values():
+        if not fn["Properties"]["Handler"].startswith("functions."):
+            continue
+        role_id = _ref_name(fn["Properties"]["Role"])
+        assert role_id not in with_managed
+        logs = [st for st in _statements(synthesized, fn) if "logs:PutLogEvents" in _as_list(st.get("Action"))]
+        assert [_ref_name(st["Resource"]) for st in logs] == [_ref_name(fn["Properties"]["LoggingConfig"]["LogGroup"])]
+
+
+def test_nothing_may_attach_or_share_the_layer(synthesized: Synthesized) -> None:
+    assert synthesized.resources("AWS::Lambda::LayerVersionPermission") == {}
+    layer_actions = [a for _, st in _allow_statements(synthesized) for a in _as_list(st["Action"]) if "Layer" in a]
+    assert layer_actions == []
+
+
+def test_the_migration_function_reads_the_database_secret_and_seals_tool_secrets_and_nothing_else(
+    synthesized: Synthesized,
+) -> None:
+    _, fn = _function(synthesized, "functions.migrate.handler.handler")
+    granted = {a for st in _statements(synthesized, fn) if st["Effect"] == "Allow" for a in _as_list(st["Action"])}
+    assert granted - set(NO_RESOURCE_LEVEL) - {"logs:CreateLogStream", "logs:PutLogEvents"} <= {
+        "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "kms:GenerateDataKey"
+    }  # fmt: skip
+
+
+def _port(value: Any, s: Synthesized) -> Any:
+    """A rule's port, with the database instance's Endpoint.Port read from its Port property."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Endpoint.Port":
+        return int(s.template["Resources"][value["Fn::GetAtt"][0]]["Properties"]["Port"])
+    return value
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="infra/database.py adds proxy->database rules that add_proxy already made; its owner removes the "
+    "explicit allow_to (then this passes and strict xfail fails: drop the mark)",
+)
+def test_no_security_group_rule_is_granted_twice(synthesized: Synthesized) -> None:
+    seen: dict[str, str] = {}
+    for kind in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"):
+        for logical, rule in synthesized.resources(kind).items():
+            props = rule["Properties"]
+            key = json.dumps(
+                [kind, props["GroupId"], props.get("SourceSecurityGroupId"), props.get("DestinationSecurityGroupId"),
+                 props.get("CidrIp"), props["IpProtocol"], _port(props.get("FromPort"), synthesized),
+                 _port(props.get("ToPort"), synthesized)],
+                sort_keys=True,
+            )  # fmt: skip
+            assert key not in seen, f"{logical} repeats {seen[key]}"
+            seen[key] = logical

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceSfn,
 )
 
+from tests.infra.synth import synth_template
 from tests.lambdas import REGION, Context, stub_code
 
 FUNCTION = "O-agent-step"
@@ -39,20 +39,7 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 def synthesized_definition(tmp: Path, context: dict[str, Any] | None = None) -> list[Any]:
     """The state machine's ``Fn::Join`` parts from a real synth of the app (cdk-nag off: tested in tests/infra)."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from infra.application import create_app
-
-    root = Path(__file__).resolve().parents[3]
-    layer = tmp / "layer"
-    (layer / "python").mkdir(parents=True, exist_ok=True)
-    cdk_context = json.loads((root / "cdk.json").read_text())["context"]
-    app, stack = create_app(
-        {**cdk_context, **(context or {}), "o:layerDir": str(layer)},
-        outdir=str(tmp / "cdk.out"),
-        code_out=tmp / "code",
-        nag=False,
-    )
-    template = app.synth().get_stack_by_name(stack.stack_name).template
+    template = synth_template(tmp, **(context or {}))
     (machine,) = [
         r for r in template["Resources"].values()
         if r["Type"] == "AWS::StepFunctions::StateMachine"

@@ -14,11 +14,9 @@ it would be AccessDenied.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +27,7 @@ from moto import mock_aws
 
 from o.agent import lifecycle, runs
 from o.evolution import evaluator, loop
+from o.evolution.rollout import CANARY_ENV
 from o.memory.embeddings import local_model_files
 from o.store import orgs
 from o.store.db import Database
@@ -36,6 +35,7 @@ from tests.cloudformation import request_event, response_sink
 from tests.iam.policy import allows
 from tests.iam.recorder import Call, Recorder, iam_request
 from tests.iam.template import World, function_of, resolve, resources, role_of, role_statements
+from tests.infra.synth import synth_template
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World as Scripted
 from tests.lambdas import (
@@ -47,6 +47,7 @@ from tests.lambdas import (
     acting_as,
     aws_credentials,
     fresh_handler,
+    running_as,
     stub_code,
 )
 from tests.servers.openai_server import OpenAIServer
@@ -65,15 +66,7 @@ HANDLERS = {
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from infra.application import create_app
-
-    tmp = tmp_path_factory.mktemp("iam")
-    (tmp / "layer" / "python").mkdir(parents=True)
-    root = Path(__file__).resolve().parents[3]
-    context = {**json.loads((root / "cdk.json").read_text())["context"], "o:layerDir": str(tmp / "layer")}
-    app, stack = create_app(context, outdir=str(tmp / "cdk.out"), code_out=tmp / "code", nag=False)
-    return dict(app.synth().get_stack_by_name(stack.stack_name).template)
+    return synth_template(tmp_path_factory.mktemp("iam"))
 
 
 @dataclass
@@ -151,6 +144,11 @@ def _build_world(template: dict[str, Any], pg_url: str) -> World:
         world.refs[logical] = secrets.create_secret(Name=logical, SecretString=json.dumps(value))["ARN"]
     for logical, resource in resources(template, "AWS::SecretsManager::SecretTargetAttachment").items():
         world.refs[logical] = resolve(resource["Properties"]["SecretId"], world)
+    for logical, resource in resources(template, "AWS::Logs::LogGroup").items():
+        # the functions' own log groups (their roles may write them); named by CloudFormation unless set
+        name = resource["Properties"].get("LogGroupName", f"O-{logical}")
+        world.refs[logical] = name
+        world.attributes[(logical, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
     for logical in resources(template, "AWS::RDS::DBProxy"):
         # the functions reach Postgres through the proxy; here the test's own server
         world.attributes[(logical, "Endpoint")] = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("host"))
@@ -281,7 +279,12 @@ def _run_api(
         request("POST", f"/v1/runs/{started['id']}/cancel")
         request("POST", "/v1/tools/run", {"source_code": "def t():\n    return 'ok'\n", "args": {}})
         evolution = request("POST", f"/v1/agents/{agent['id']}/evolutions", {})
+        # stopping an evolution whose canary the agent step's alias routes withdraws that canary from the API
+        _route_a_canary(deployment.functions["agent_step"], evolution["id"])
         request("POST", f"/v1/agents/{agent['id']}/evolutions/{evolution['id']}/stop")
+        alias = boto3.client("lambda", region_name=REGION).get_alias(FunctionName=deployment.functions["agent_step"],
+                                                                     Name="live")  # fmt: skip
+        assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights"), "the canary was withdrawn"
     # the approval a human gives over the API releases the execution waiting on it (another organization's
     # key cannot: the paused run is in ``org``)
     with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "api", env) as api:
@@ -292,6 +295,23 @@ def _run_api(
                                Context(role, alias="live"))  # fmt: skip
         assert response["statusCode"] == 200, response
         assert waiting
+
+
+def _route_a_canary(function: str, evolution_id: str) -> None:
+    """What the evolution worker's canary leaves on the alias (a published version marked with the evolution,
+    a weight of ``live`` on it), made here by the test itself, as nobody's call."""
+    token = running_as.set(None)
+    try:
+        lam = boto3.client("lambda", region_name=REGION)
+        before = lam.get_function_configuration(FunctionName=function).get("Environment") or {"Variables": {}}
+        lam.update_function_configuration(FunctionName=function, Environment={"Variables": {CANARY_ENV: evolution_id}})
+        version = lam.publish_version(FunctionName=function)["Version"]
+        lam.update_function_configuration(FunctionName=function, Environment=before)
+        stable = lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"]
+        lam.update_alias(FunctionName=function, Name="live", FunctionVersion=stable,
+                         RoutingConfig={"AdditionalVersionWeights": {version: 0.1}})  # fmt: skip
+    finally:
+        running_as.reset(token)
 
 
 def _run_agent_step(

@@ -10,7 +10,6 @@ changed, after publishing the version the template declares.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from moto import mock_aws
 
 from o.aws.alias import LambdaAlias
 from tests.cloudformation import ResponseSink, request_event, response_sink
+from tests.infra.synth import synth_template
 from tests.lambdas import REGION, Context, aws_credentials, fresh_handler, stub_code
 
 RESOURCE_TYPE = "Custom::OLiveAlias"
@@ -120,18 +120,6 @@ def test_failures_reach_cloudformation_with_their_reason(lam: Any, owner: Any, s
 # --- two synths around a promotion ------------------------------------------------------------------
 
 
-def _synth(tmp: Path, **context: Any) -> dict[str, Any]:
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from infra.application import create_app
-
-    root = Path(__file__).resolve().parents[3]
-    (tmp / "layer" / "python").mkdir(parents=True, exist_ok=True)
-    cdk_context = {**json.loads((root / "cdk.json").read_text())["context"], "o:layerDir": str(tmp / "layer"),
-                   **context}  # fmt: skip
-    app, stack = create_app(cdk_context, outdir=str(tmp / "cdk.out"), code_out=tmp / "code", nag=False)
-    return dict(app.synth().get_stack_by_name(stack.stack_name).template)
-
-
 class Stack:
     """What CloudFormation keeps of the deployed stack for the alias resource: the versions it
     published (one per ``AWS::Lambda::Version`` logical id) and the alias resource's last properties."""
@@ -169,7 +157,7 @@ class Stack:
 def test_a_redeploy_keeps_the_promotion_and_the_canary(
     lam: Any, owner: Any, sink: ResponseSink, tmp_path: Path
 ) -> None:
-    first = _synth(tmp_path / "first")
+    first = synth_template(tmp_path / "first")
     stack = Stack(lam, owner, sink)
     stack.deploy(first)
     deployed = _routing(lam)[0]
@@ -184,13 +172,13 @@ def test_a_redeploy_keeps_the_promotion_and_the_canary(
     assert promoted != deployed
 
     # the same app again: the alias resource is unchanged, so the promotion and the canary stay
-    stack.deploy(_synth(tmp_path / "again"))
+    stack.deploy(synth_template(tmp_path / "again"))
     assert stack.updates == 0
     assert _routing(lam) == (promoted, {canary: 0.25})
 
     # a deploy that changes the agent step (any code or setting publishes a new version) moves the
     # primary to it and keeps the canary running
-    stack.deploy(_synth(tmp_path / "changed", **{"o:dbName": "o_next"}))
+    stack.deploy(synth_template(tmp_path / "changed", **{"o:dbName": "o_next"}))
     assert stack.updates == 1
     primary, weights = _routing(lam)
     assert primary not in (deployed, promoted) and weights == {canary: 0.25}
