@@ -207,7 +207,11 @@ def live_app(db: Database) -> Iterator[tuple[Served, OpenAIServer]]:
             prompts=PromptCache(),
             embedders=HeldEmbedders(openai),
         )
-        yield Served(wiring.app(db, engine=engine)), openai
+        try:
+            yield Served(wiring.app(db, engine=engine)), openai
+        finally:
+            # runs sent with /messages/async end before their LLM servers go
+            engine.launcher.join(timeout=30)  # type: ignore[attr-defined]
 
 
 def _config(
