@@ -14,18 +14,18 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import schemathesis
 from schemathesis.engine import Status, events, from_schema
 
-from o.agent.engine import Engine, llm_factory
-from o.agent.prompt import PromptCache
-from o.config import AgentSettings, EmbeddingSettings
+from o import runtime
+from o.agent.engine import llm_factory
+from o.config import settings_from
 from o.llm.client import LLMClient
 from o.llm.config import LLMConfig
-from o.memory.embeddings import Embedder, Embedders, EmbeddingConfig
+from o.memory.embeddings import Embedder, EmbedderSource, EmbeddingConfig
 from o.store.db import Database
 from tests import wiring
 from tests.servers.anthropic_server import AnthropicServer
@@ -181,11 +181,11 @@ class HeldLLM:
 
 
 class HeldEmbedders:
-    """The process's embedders with every provider endpoint replaced by the local OpenAI server."""
+    """The process's embedders with each config's own endpoint dropped, so every call goes to the
+    operator's endpoint (the local OpenAI server): a generated config must not reach the network."""
 
-    def __init__(self, openai: OpenAIServer) -> None:
-        settings = EmbeddingSettings(openai_base_url=openai.base_url, ollama_base_url=openai.origin)
-        self._inner = Embedders(TEST_KEYS, settings)
+    def __init__(self, inner: EmbedderSource) -> None:
+        self._inner = inner
 
     def for_config(self, config: EmbeddingConfig) -> Embedder:
         return self._inner.for_config(config.model_copy(update={"embedding_endpoint": None}))
@@ -199,14 +199,9 @@ def agent_reply(_: dict[str, Any]) -> Any:
 def live_app(db: Database) -> Iterator[tuple[Served, OpenAIServer]]:
     """The app as the composition root wires it, its providers on local servers that always answer."""
     with OpenAIServer(Script(default=agent_reply)) as openai, AnthropicServer(Script(default=agent_reply)) as anthropic:
-        engine = Engine(
-            db,
-            HeldLLM(openai, anthropic),
-            tools=None,
-            settings=AgentSettings(),
-            prompts=PromptCache(),
-            embedders=HeldEmbedders(openai),
-        )
+        operator = {"O_EMBEDDING_OPENAI_BASE_URL": openai.base_url, "O_EMBEDDING_OLLAMA_BASE_URL": openai.origin}
+        wired = runtime.agent_engine(settings_from(operator), db, keys=TEST_KEYS)
+        engine = replace(wired, llm=HeldLLM(openai, anthropic), embedders=HeldEmbedders(wired.embedders))
         try:
             yield Served(wiring.app(db, engine=engine)), openai
         finally:
