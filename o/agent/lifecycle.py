@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from o.agent import revisions
+from o.agent.tool_rules import ToolRules
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
 from o.memory import blocks as memory_blocks
@@ -68,6 +69,8 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec, *, secrets: Secret
     labels = [b["label"] for b in spec.memory_blocks]
     if len(set(labels)) != len(labels):
         raise InvalidInput(f"memory_blocks labels must be unique, got {labels}")
+    # The loop reads the rules on every step: a rule it cannot read would fail every send, not this one.
+    ToolRules.parse(spec.tool_rules)
     agent = agent_store.insert(
         conn,
         {
@@ -158,6 +161,8 @@ def update(
     block_ids = changes.pop("block_ids", None)
     tool_ids = changes.pop("tool_ids", None)
     tool_env = changes.pop("tool_env", None)
+    if "tool_rules" in changes:
+        ToolRules.parse(changes["tool_rules"])
     require(conn, organization_id, agent_id, for_update=True)
     if tool_ids is not None:
         _set_tools(conn, organization_id, agent_id, tool_ids, [], replace=True)

@@ -79,10 +79,10 @@ class ToolRules:
                 raise InvalidInput(f"{where} must be an object")
             kind = ALIASES.get(str(rule.get("type")), str(rule.get("type")))
             if kind not in KINDS:
-                raise InvalidInput(f"{where}: unknown type {rule.get('type')!r}; expected one of {sorted(KINDS)}")
+                raise InvalidInput(f"{where}.type {rule.get('type')!r} is unknown; expected one of {sorted(KINDS)}")
             name = rule.get("tool_name")
             if not isinstance(name, str) or not name:
-                raise InvalidInput(f"{where}: tool_name is required")
+                raise InvalidInput(f"{where}.tool_name is required (the tool the rule is about)")
             _ADD_RULE[kind](rules, name, rule, where)
         return rules
 
@@ -197,25 +197,36 @@ def _add_exit_loop(rules: ToolRules, name: str, rule: dict[str, Any], where: str
     rules.terminal.add(name)
 
 
+def _tool_names(rule: dict[str, Any], key: str, where: str) -> list[str]:
+    names = rule.get(key) or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise InvalidInput(f"{where}.{key} must be a list of tool names")
+    return names
+
+
 def _add_children(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
-    rules.children[name] = list(rule.get("children") or [])
+    rules.children[name] = _tool_names(rule, "children", where)
 
 
 def _add_conditional(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
-    by_output = {str(k): str(v) for k, v in (rule.get("child_output_mapping") or {}).items()}
-    rules.conditional[name] = Conditional(
-        by_output, rule.get("default_child"), bool(rule.get("require_output_mapping"))
-    )
+    mapping = rule.get("child_output_mapping") or {}
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) and v for v in mapping.values()):
+        raise InvalidInput(f"{where}.child_output_mapping must map outputs to tool names")
+    default = rule.get("default_child")
+    if default is not None and not (isinstance(default, str) and default):
+        raise InvalidInput(f"{where}.default_child must be a tool name")
+    by_output = {str(k): v for k, v in mapping.items()}
+    rules.conditional[name] = Conditional(by_output, default, bool(rule.get("require_output_mapping")))
 
 
 def _add_parents(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
-    rules.parents[name] = list(rule.get("children") or [])
+    rules.parents[name] = _tool_names(rule, "children", where)
 
 
 def _add_max_count(rules: ToolRules, name: str, rule: dict[str, Any], where: str) -> None:
     limit = rule.get("max_count_limit")
-    if not isinstance(limit, int) or limit < 1:
-        raise InvalidInput(f"{where}: max_count_limit must be a positive integer")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput(f"{where}.max_count_limit must be a positive integer")
     rules.max_count[name] = limit
 
 

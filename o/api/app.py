@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from o import __version__
 from o.api import errors
@@ -23,6 +23,7 @@ from o.api.routers import (
     tools,
 )
 from o.api.slashes import tolerate_trailing_slashes
+from o.api.storable import refuse_unstorable
 from o.observability import logger
 
 
@@ -31,6 +32,9 @@ def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAP
         title="O",
         version=__version__,
         description="A self-evolving, stateful agent service that speaks Letta's v1 REST API.",
+        # Any request may carry what Postgres cannot store, or a body over the limit.
+        dependencies=[Depends(refuse_unstorable)],
+        responses=errors.responses(413, 422),
     )
     app.state.services = services
     app.state.db = services.db

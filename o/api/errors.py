@@ -1,4 +1,11 @@
-"""Every error leaves the API as JSON that says what was wrong."""
+"""Every error leaves the API as JSON that says what was wrong, in the one shape the OpenAPI
+document declares for every error status (:class:`ErrorBody`).
+
+``detail`` is a sentence, as Letta's own errors are (``{"detail": "Agent not found"}``), so a
+client that prints it reads the cause; letta-client's errors keep the body whole without reading
+it. A malformed request (422) also lists each problem in ``errors`` with the field's place
+(``loc``), the triple FastAPI's own validation body carries.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,80 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from o.errors import OError
-from o.store.errors import CheckViolation, UniqueViolation
+from o.store.errors import CheckViolation, DataError, NotNullViolation, UniqueViolation
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="where: 'body', 'query', 'path' or 'header', then the field's path")
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="what was wrong, in a sentence")
+    code: str = Field(description="a stable name for the kind of error, e.g. not_found, invalid_request")
+    errors: list[ValidationIssue] | None = Field(default=None, description="each problem of a malformed request")
+    context: dict[str, Any] | None = Field(default=None, description="facts about the error (ids, limits)")
+
+
+_MEANING = {
+    400: "The body could not be read (it is not UTF-8)",
+    401: "No API key, or one that is invalid or revoked",
+    404: "A thing the request names does not exist (or belongs to another organization)",
+    409: "The request conflicts with the current state (a name in use, a run or evolution in progress)",
+    413: "The request body is larger than the limit",
+    422: "The request is malformed or a value is not acceptable; `errors` names each field",
+    502: "A provider O called on the request's behalf (an LLM or embedding endpoint) failed",
+    503: "The service cannot answer now (its database is unavailable); try again",
+    504: "The work goes on past the request's wait; follow the run it names",
+}
+
+
+# A route that answers with Server-Sent Events. The schema is one event's (as OpenAPI 3.2 describes
+# a stream): its ``data`` is a JSON object (a Letta message, stop reason or usage), the last ``[DONE]``.
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Successful Response; a stream is Server-Sent Events, one JSON object per `data:` line",
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "object", "properties": {"data": {"type": "string"}}, "required": ["data"]}
+            }
+        },
+    }
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` for these error statuses, each with :class:`ErrorBody`."""
+    return {status: {"model": ErrorBody, "description": _MEANING[status]} for status in statuses}
 
 
 def _body(status: int, code: str, detail: Any, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content=jsonable_encoder({"detail": detail, "code": code, **extra}))
+
+
+def issues(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each problem as ``loc`` / ``msg`` / ``type``; a JSON syntax error says what the parser found."""
+    found = []
+    for error in exc.errors():
+        message = str(error.get("msg"))
+        reason = (error.get("ctx") or {}).get("error")
+        if error.get("type") == "json_invalid" and reason:
+            message = f"{message}: {reason}"
+        found.append({"loc": list(error.get("loc", ())), "msg": message, "type": error.get("type")})
+    return found
+
+
+def summary(problems: list[dict[str, Any]]) -> str:
+    return "invalid request: " + "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in problems)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def install(app: FastAPI) -> None:
@@ -29,9 +102,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
-        summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-        return _body(422, "invalid_request", f"invalid request: {summary}", errors=errors)
+        problems = issues(exc)
+        return _body(422, "invalid_request", summary(problems), errors=problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -45,6 +117,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(CheckViolation)
     async def check(_: Request, exc: CheckViolation) -> JSONResponse:
         return _body(422, "invalid_input", f"value violates {exc.diag.constraint_name or 'a check constraint'}")
+
+    # The edge refuses what the database cannot take (NUL characters, non-finite numbers, nulls,
+    # out-of-range numbers and times) with the field's name; these two are the backstop for a value
+    # that reaches the database some other way, so it is still the caller's 422, not a 500.
+    @app.exception_handler(NotNullViolation)
+    async def not_null(_: Request, exc: NotNullViolation) -> JSONResponse:
+        return _body(422, "invalid_input", f"{exc.diag.column_name or 'a field'} may not be null")
+
+    @app.exception_handler(DataError)
+    async def unstorable(_: Request, exc: DataError) -> JSONResponse:
+        return _body(422, "invalid_input", f"a value cannot be stored: {_first_line(exc)}")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

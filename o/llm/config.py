@@ -56,7 +56,7 @@ def parse_handle(handle: str) -> tuple[str, str]:
     provider, sep, model = handle.partition("/")
     provider = provider.strip().lower()
     if not sep or not model.strip():
-        raise ValueError(f"handle {handle!r} must look like 'provider/model'")
+        raise ValueError(f"handle {handle!r} must look like 'provider/model', e.g. 'openai/gpt-4o-mini'")
     if provider not in ENDPOINT_TYPES:
         raise ValueError(f"handle {handle!r} names unknown provider {provider!r}; expected one of {ENDPOINT_TYPES}")
     return provider, model.strip()

@@ -24,6 +24,7 @@ import numpy as np
 
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
+from o.memory.embedding_call import embed_texts
 from o.memory.embeddings import LOCAL_EMBEDDERS, Embedder, EmbedderSource, EmbeddingConfig, normalize
 from o.store import agents as agent_store
 from o.store import passages as store
@@ -190,7 +191,7 @@ def insert(
 
     pieces = split(items, config.embedding_chunk_size, chunk=chunk)
     texts = [p.text for p in pieces]
-    contexts, mixed = with_context(texts, _embed(embedder, texts, config.embedding_dim), context_window)
+    contexts, mixed = with_context(texts, embed_texts(embedder, texts, config), context_window)
     rows = store.insert_many(
         conn,
         organization_id,
@@ -245,13 +246,6 @@ def _check_embedder(embedder: Embedder, config: EmbeddingConfig) -> None:
             expected_dim=config.embedding_dim,
             actual_dim=embedder.dim,
         )
-
-
-def _embed(embedder: Embedder, texts: list[str], dim: int) -> np.ndarray:
-    vectors = embedder.embed(texts)
-    if vectors.shape != (len(texts), dim):
-        raise InvalidInput(f"embedder returned vectors of shape {tuple(vectors.shape)}, expected ({len(texts)}, {dim})")
-    return vectors
 
 
 def _new_passage(piece: PassageInput, embedding: np.ndarray, context: str) -> store.NewPassage:
@@ -347,7 +341,7 @@ def query_vector_for(
     config: EmbeddingConfig, query: str, embedders: EmbedderSource, query_vector: np.ndarray | None
 ) -> np.ndarray:
     if query_vector is None:
-        return embedders.for_config(config).embed([query])[0]
+        return embed_texts(embedders.for_config(config), [query], config)[0]
     size = np.asarray(query_vector).reshape(-1).shape[0]
     if size != config.embedding_dim:
         raise InvalidInput(

@@ -8,16 +8,18 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
 
 from o.agent import lifecycle
+from o.api import errors
 from o.api.deps import Db, Org, Secrets
 from o.api.paging import paging
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
 from o.store.pages import Page
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
 
 
-@router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK)
+# 404: a block_ids, tool_ids or tools entry that does not exist
+@router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK, responses=errors.responses(400, 404, 409))
 def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets) -> AgentState:
     with db.transaction() as conn:
         view = lifecycle.create(conn, org, body.to_spec(), secrets=secrets)
@@ -41,20 +43,20 @@ def list_agents(
     return [AgentState.from_view(v) for v in views]
 
 
-@router.get("/{agent_id}", response_model=AgentState)
+@router.get("/{agent_id}", response_model=AgentState, responses=errors.responses(404))
 def get_agent(agent_id: str, org: Org, db: Db) -> Response:
     with db.read() as conn:
         view = lifecycle.get(conn, org, agent_id)
     return model_json(AgentState.from_view(view))
 
 
-@router.patch("/{agent_id}", response_model=AgentState)
+@router.patch("/{agent_id}", response_model=AgentState, responses=errors.responses(400, 404, 409))
 def update_agent(agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets) -> AgentState:
     with db.transaction() as conn:
         return AgentState.from_view(lifecycle.update(conn, org, agent_id, body.to_changes(), secrets=secrets))
 
 
-@router.delete("/{agent_id}", status_code=status.HTTP_200_OK)
+@router.delete("/{agent_id}", status_code=status.HTTP_200_OK, responses=errors.responses(404))
 def delete_agent(agent_id: str, org: Org, db: Db) -> dict[str, str]:
     with db.transaction() as conn:
         lifecycle.delete(conn, org, agent_id)

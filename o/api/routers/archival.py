@@ -8,19 +8,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
+from o.api import errors
 from o.api.deps import Db, Embeddings, Org
 from o.api.paging import paging
-from o.api.schemas.common import Request, Response
+from o.api.schemas.common import Request, Response, Timestamp
 from o.memory import archival
 from o.store.pages import Page
 
-router = APIRouter(prefix="/v1/agents/{agent_id}/archival-memory", tags=["agents"])
+router = APIRouter(
+    prefix="/v1/agents/{agent_id}/archival-memory", tags=["agents"], responses=errors.responses(401, 404)
+)
 
 
 class CreateArchivalMemory(Request):
     text: str = Field(min_length=1, max_length=archival.MAX_TEXT_CHARS, description="what to remember")
     tags: list[str] | None = Field(default=None, max_length=100)
-    created_at: datetime | None = Field(default=None, description="when the memory was formed (default: now)")
+    created_at: Timestamp | None = Field(default=None, description="when the memory was formed (default: now)")
     metadata: dict[str, Any] | None = None
 
 
@@ -88,7 +91,8 @@ def list_archival_memory(
     return [Passage.from_domain(p, config) for p in passages]
 
 
-@router.post("", response_model=list[Passage])
+# 502: the agent's embedding endpoint failed
+@router.post("", response_model=list[Passage], responses=errors.responses(400, 502))
 def create_archival_memory(
     agent_id: str, body: CreateArchivalMemory, org: Org, db: Db, embedders: Embeddings
 ) -> list[Passage]:
@@ -107,7 +111,7 @@ def create_archival_memory(
     return [Passage.from_domain(p, config) for p in passages]
 
 
-@router.get("/search", response_model=ArchivalMemorySearchResponse)
+@router.get("/search", response_model=ArchivalMemorySearchResponse, responses=errors.responses(502))
 def search_archival_memory(
     agent_id: str,
     org: Org,
@@ -117,8 +121,8 @@ def search_archival_memory(
     tags: list[str] | None = Query(default=None),
     tag_match_mode: Literal["any", "all"] = "any",
     top_k: int | None = Query(default=None, ge=1, le=archival.MAX_TOP_K),
-    start_datetime: datetime | None = None,
-    end_datetime: datetime | None = None,
+    start_datetime: Timestamp | None = None,
+    end_datetime: Timestamp | None = None,
 ) -> ArchivalMemorySearchResponse:
     with db.transaction() as conn:
         results = archival.search(

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from o.agent import lifecycle
+from o.api import errors
 from o.api.deps import Db, Org
 from o.api.paging import paging, slice_page
 from o.api.schemas.agents import AgentState
@@ -16,10 +17,10 @@ from o.memory import blocks as memory_blocks
 from o.store import blocks as block_store
 from o.store.pages import Page
 
-router = APIRouter(prefix="/v1/blocks", tags=["blocks"])
+router = APIRouter(prefix="/v1/blocks", tags=["blocks"], responses=errors.responses(401))
 
 
-@router.post("/", response_model=Block)
+@router.post("/", response_model=Block, responses=errors.responses(400))
 def create_block(body: CreateBlock, org: Org, db: Db) -> Block:
     with db.transaction() as conn:
         return Block.from_row(memory_blocks.create(conn, org, body.model_dump(exclude_none=True)))
@@ -38,7 +39,7 @@ def list_blocks(
     return [Block.from_row(r) for r in rows]
 
 
-@router.get("/{block_id}", response_model=Block)
+@router.get("/{block_id}", response_model=Block, responses=errors.responses(404))
 def get_block(block_id: str, org: Org, db: Db) -> Block:
     with db.transaction() as conn:
         row = block_store.get(conn, org, block_id)
@@ -47,13 +48,14 @@ def get_block(block_id: str, org: Org, db: Db) -> Block:
     return Block.from_row(row)
 
 
-@router.patch("/{block_id}", response_model=Block)
+# 409: a new label that an agent showing the block already has
+@router.patch("/{block_id}", response_model=Block, responses=errors.responses(400, 404, 409))
 def update_block(block_id: str, body: UpdateBlock, org: Org, db: Db) -> Block:
     with db.transaction() as conn:
         return Block.from_row(memory_blocks.update(conn, org, block_id, block_changes(body)))
 
 
-@router.delete("/{block_id}")
+@router.delete("/{block_id}", responses=errors.responses(404))
 def delete_block(block_id: str, org: Org, db: Db) -> dict[str, str]:
     with db.transaction() as conn:
         if not block_store.delete(conn, org, block_id):
@@ -61,7 +63,7 @@ def delete_block(block_id: str, org: Org, db: Db) -> dict[str, str]:
     return {"message": f"block {block_id} deleted"}
 
 
-@router.get("/{block_id}/agents", response_model=list[AgentState])
+@router.get("/{block_id}/agents", response_model=list[AgentState], responses=errors.responses(404))
 def list_block_agents(
     block_id: str,
     org: Org,

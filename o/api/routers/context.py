@@ -9,10 +9,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import lifecycle, overview
+from o.api import errors
 from o.api.deps import AgentEngine, Db, Org
 from o.api.schemas.agents import AgentState
 
-router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"])
+router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"], responses=errors.responses(401, 404))
 
 
 class ResetMessages(BaseModel):
@@ -70,7 +71,7 @@ class ContextWindowOverview(BaseModel):
     messages: list[dict[str, Any]]
 
 
-@router.patch("/reset-messages", response_model=AgentState)
+@router.patch("/reset-messages", response_model=AgentState, responses=errors.responses(400))
 def reset_messages(agent_id: str, org: Org, db: Db, body: ResetMessages | None = None) -> AgentState:
     """Every in-context message leaves the context window and stays in recall (searchable)."""
     with db.transaction() as conn:
@@ -80,7 +81,8 @@ def reset_messages(agent_id: str, org: Org, db: Db, body: ResetMessages | None =
         return AgentState.from_view(lifecycle.get(conn, org, agent_id))
 
 
-@router.post("/summarize", response_model=CompactionResponse)
+# 409: nothing to summarise; 502: the agent's model failed
+@router.post("/summarize", response_model=CompactionResponse, responses=errors.responses(400, 409, 502))
 def summarize(agent_id: str, org: Org, db: Db, engine: AgentEngine, body: Compact | None = None) -> CompactionResponse:
     """Summarise the oldest in-context messages now, as the loop does when the window fills."""
     settings = body.compaction_settings if body else None

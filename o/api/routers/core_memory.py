@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from o.agent import lifecycle
+from o.api import errors
 from o.api.deps import Db, Org
 from o.api.paging import paging, slice_page
 from o.api.responses import model_json
@@ -18,7 +19,9 @@ from o.memory import blocks as memory_blocks
 from o.store import blocks as block_store
 from o.store.pages import Page
 
-router = APIRouter(prefix="/v1/agents/{agent_id}/core-memory/blocks", tags=["agents"])
+router = APIRouter(
+    prefix="/v1/agents/{agent_id}/core-memory/blocks", tags=["agents"], responses=errors.responses(401, 404)
+)
 
 
 @router.get("", response_model=list[Block])
@@ -44,7 +47,8 @@ def get_agent_block(agent_id: str, block_label: str, org: Org, db: Db) -> Respon
     raise NotFound(f"agent {agent_id} has no block labelled {block_label!r}")
 
 
-@router.patch("/attach/{block_id}", response_model=AgentState)
+# 409: the agent already has a block with that label
+@router.patch("/attach/{block_id}", response_model=AgentState, responses=errors.responses(409))
 def attach_block(agent_id: str, block_id: str, org: Org, db: Db) -> AgentState:
     with db.transaction() as conn:
         lifecycle.require(conn, org, agent_id, for_update=True)
@@ -60,7 +64,7 @@ def detach_block(agent_id: str, block_id: str, org: Org, db: Db) -> AgentState:
         return AgentState.from_view(lifecycle.get(conn, org, agent_id))
 
 
-@router.patch("/{block_label}", response_model=Block)
+@router.patch("/{block_label}", response_model=Block, responses=errors.responses(400, 409))
 def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: Org, db: Db) -> Response:
     with db.transaction() as conn:
         # The locking read finds the block only through an agent of this organization; the agent

@@ -13,12 +13,16 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from o.agent import lifecycle
+from o.api import errors
 from o.api.deps import Db, Evolution, Org
+from o.api.schemas.common import INT32_MAX
 from o.errors import Conflict, NotFound
 from o.evolution import evaluator, feedback, loop
 from o.store import evolution as store
 
-router = APIRouter(prefix="/v1/agents", tags=["evolution"])
+router = APIRouter(prefix="/v1/agents", tags=["evolution"], responses=errors.responses(401, 404))
+# The longest an evolution may take or bake: past it a deadline would leave the calendar.
+MAX_SECONDS = 30 * 24 * 3600
 
 
 class EvolutionOut(BaseModel):
@@ -57,11 +61,11 @@ class EvolutionOut(BaseModel):
 class StartEvolution(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_seconds: float | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    max_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     canary_weight: float | None = Field(default=None, gt=0, le=1)
-    bake_seconds: int | None = Field(default=None, ge=0)
-    max_bake_rounds: int | None = Field(default=None, ge=1)
+    bake_seconds: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
+    max_bake_rounds: int | None = Field(default=None, ge=1, le=10_000)
     replay_sample: int | None = Field(default=None, ge=0, le=100)
     # run to the decision before answering (local mode only; AWS always runs a state machine)
     wait: bool = False
@@ -89,7 +93,7 @@ def get_evaluation(agent_id: str, org: Org, db: Db) -> evaluator.Suite:
         return evaluator.load_suite(conn, agent_id)
 
 
-@router.put("/{agent_id}/evaluation", response_model=evaluator.Suite)
+@router.put("/{agent_id}/evaluation", response_model=evaluator.Suite, responses=errors.responses(400, 409))
 def put_evaluation(agent_id: str, body: evaluator.Suite, org: Org, db: Db) -> evaluator.Suite:
     """Set the evaluator. Refused while an evolution runs: it would be judged by rules it did not start with."""
     with db.transaction() as conn:
@@ -115,7 +119,13 @@ def list_evolutions(
     return [EvolutionOut.from_record(evo) for evo in found]
 
 
-@router.post("/{agent_id}/evolutions", response_model=EvolutionOut, status_code=status.HTTP_202_ACCEPTED)
+# 409: the agent already has an evolution in progress; 502: (waiting) the model failed
+@router.post(
+    "/{agent_id}/evolutions",
+    response_model=EvolutionOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors.responses(400, 409, 502),
+)
 def start_evolution(agent_id: str, org: Org, deps: Evolution, body: StartEvolution | None = None) -> EvolutionOut:
     body = body or StartEvolution()
     budget = body.model_dump(exclude={"wait"}, exclude_none=True)
@@ -150,7 +160,7 @@ def stop_evolution(agent_id: str, evolution_id: str, org: Org, deps: Evolution) 
     return EvolutionOut.from_record(final, events)
 
 
-@router.post("/{agent_id}/feedback", status_code=status.HTTP_201_CREATED)
+@router.post("/{agent_id}/feedback", status_code=status.HTTP_201_CREATED, responses=errors.responses(400))
 def give_feedback(agent_id: str, body: Feedback, org: Org, db: Db) -> dict[str, Any]:
     """Score a response. The score is attributed to the revision that produced it."""
     with db.transaction() as conn:
@@ -166,7 +176,7 @@ def give_feedback(agent_id: str, body: Feedback, org: Org, db: Db) -> dict[str, 
     return {k: row[k] for k in ("id", "agent_id", "run_id", "message_id", "score", "comment", "revision", "created_at")}
 
 
-@router.post("/{agent_id}/sleeptime")
+@router.post("/{agent_id}/sleeptime", responses=errors.responses(409, 502))
 def run_sleeptime(agent_id: str, org: Org, deps: Evolution) -> dict[str, Any]:
     """Run a sleep-time pass now (memory reorganization; it may start an evolution)."""
     from o.evolution import sleeptime

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from o import __version__
+from o.api import errors
 from o.api.deps import Db
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=errors.responses(503))
 
 
 @router.get("/v1/health/")

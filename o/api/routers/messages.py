@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from o.agent import lifecycle
+from o.api import errors
 from o.api.deps import Db, Org
 from o.api.paging import paging
 from o.api.responses import json_of
@@ -16,7 +17,7 @@ from o.errors import InvalidInput
 from o.store import messages as message_store
 from o.store.pages import Page
 
-router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["messages"])
+router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["messages"], responses=errors.responses(401, 404))
 
 
 @router.get("/messages", response_model=list[LettaMessage])

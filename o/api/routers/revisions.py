@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from o.agent import revisions
+from o.api import errors
 from o.api.deps import Db, Evolution, Org
+from o.api.schemas.common import INT32_MAX
 from o.evolution import loop
 
-router = APIRouter(prefix="/v1/agents", tags=["revisions"])
+router = APIRouter(prefix="/v1/agents", tags=["revisions"], responses=errors.responses(401, 404))
+# a revision's number, as the database keeps it
+Number = Annotated[int, Path(ge=1, le=INT32_MAX)]
 
 
 class Revision(BaseModel):
@@ -46,8 +50,8 @@ def list_revisions(
     org: Org,
     db: Db,
     limit: int = Query(default=50, ge=1, le=1000),
-    before: int | None = Query(default=None, ge=1, description="only revisions numbered below this"),
-    after: int | None = Query(default=None, ge=0, description="only revisions numbered above this"),
+    before: int | None = Query(default=None, ge=1, le=INT32_MAX, description="only revisions numbered below this"),
+    after: int | None = Query(default=None, ge=0, le=INT32_MAX, description="only revisions numbered above this"),
     order: Literal["asc", "desc"] = "desc",
 ) -> list[Revision]:
     with db.transaction() as conn:
@@ -64,16 +68,16 @@ def current_revision(agent_id: str, org: Org, db: Db) -> Revision:
 
 
 @router.get("/{agent_id}/revisions/{number}", response_model=Revision)
-def get_revision(agent_id: str, number: int, org: Org, db: Db) -> Revision:
+def get_revision(agent_id: str, number: Number, org: Org, db: Db) -> Revision:
     with db.transaction() as conn:
         running = revisions.current(conn, org, agent_id)["number"]
         row = revisions.get(conn, org, agent_id, number)
     return Revision.from_row(row, running)
 
 
-@router.post("/{agent_id}/revisions/{number}/rollback", response_model=Revision)
+@router.post("/{agent_id}/revisions/{number}/rollback", response_model=Revision, responses=errors.responses(400, 409))
 def rollback(
-    agent_id: str, number: int, org: Org, db: Db, deps: Evolution, body: RollbackRequest | None = None
+    agent_id: str, number: Number, org: Org, db: Db, deps: Evolution, body: RollbackRequest | None = None
 ) -> Revision:
     """Create a new user revision equal to revision ``number`` and run it from now on.
 

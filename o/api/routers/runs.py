@@ -11,9 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import runner
 from o.agent import runs as run_api
+from o.api import errors
 from o.api.deps import AgentEngine, Db, Org
 from o.api.paging import paging
 from o.api.routers.send import follow_run
+from o.api.schemas.common import INT64_MAX
 from o.api.schemas.messages import LettaMessage, to_letta_list
 from o.api.schemas.runs import run_object, usage_of
 from o.store import messages as message_store
@@ -21,7 +23,8 @@ from o.store import runs as run_store
 from o.store import steps as step_store
 from o.store.pages import Page
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=errors.responses(401))
+NOT_FOUND = errors.responses(404)
 
 ACTIVE = ["created", "running"]
 
@@ -45,14 +48,14 @@ def list_runs(
     return jsonable_encoder([run_object(r) for r in rows])
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", responses=NOT_FOUND)
 def get_run(run_id: str, org: Org, db: Db) -> Any:
     with db.transaction() as conn:
         run = run_api.require(conn, org, run_id)
     return jsonable_encoder(run_object(run))
 
 
-@router.get("/{run_id}/messages", response_model=list[LettaMessage])
+@router.get("/{run_id}/messages", response_model=list[LettaMessage], responses=NOT_FOUND)
 def run_messages(
     run_id: str,
     org: Org,
@@ -65,7 +68,7 @@ def run_messages(
     return jsonable_encoder(to_letta_list(rows, use_assistant_message=run.request.get("use_assistant_message", True)))
 
 
-@router.get("/{run_id}/usage")
+@router.get("/{run_id}/usage", responses=NOT_FOUND)
 def run_usage(run_id: str, org: Org, db: Db) -> Any:
     with db.transaction() as conn:
         run = run_api.require(conn, org, run_id)
@@ -74,7 +77,7 @@ def run_usage(run_id: str, org: Org, db: Db) -> Any:
     return usage
 
 
-@router.get("/{run_id}/steps")
+@router.get("/{run_id}/steps", responses=NOT_FOUND)
 def run_steps(run_id: str, org: Org, db: Db) -> Any:
     with db.transaction() as conn:
         run_api.require(conn, org, run_id)
@@ -103,11 +106,13 @@ def run_steps(run_id: str, org: Org, db: Db) -> Any:
 class StreamRun(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    starting_after: int = Field(default=0, ge=0, description="a seq_id already seen; stream what came after")
+    starting_after: int = Field(
+        default=0, ge=0, le=INT64_MAX, description="a seq_id already seen; stream what came after"
+    )
     poll_interval: float | None = Field(default=None, gt=0, le=5)
 
 
-@router.post("/{run_id}/stream")
+@router.post("/{run_id}/stream", responses={**errors.EVENT_STREAM, **errors.responses(400, 404)})
 def stream_run(run_id: str, org: Org, db: Db, body: StreamRun | None = None) -> StreamingResponse:
     """Follow a run (e.g. one started with /messages/async) as Server-Sent Events, from Postgres."""
     body = body or StreamRun()
@@ -117,7 +122,7 @@ def stream_run(run_id: str, org: Org, db: Db, body: StreamRun | None = None) -> 
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-@router.post("/{run_id}/cancel")
+@router.post("/{run_id}/cancel", responses=NOT_FOUND)
 def cancel_run(run_id: str, org: Org, db: Db, engine: AgentEngine) -> Any:
     runner.cancel(engine.launcher, db, org, None, [run_id])
     with db.transaction() as conn:

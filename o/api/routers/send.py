@@ -24,6 +24,7 @@ from o.agent.engine import Engine
 from o.agent.events import StepEvent
 from o.agent.prompt import compile_prompt
 from o.agent.runner import continue_run, drive, fail_run, wait_until_settled
+from o.api import errors
 from o.api.deps import AgentEngine, Db, Org
 from o.api.schemas.messages import to_letta
 from o.api.schemas.runs import LettaResponse, letta_response, run_object, stop_reason_of, usage_of
@@ -36,7 +37,13 @@ from o.store import runs as run_store
 from o.store.db import Database
 from o.store.records import NextAction, StopReason
 
-router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"])
+router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"], responses=errors.responses(401, 404))
+# 409: an approval with nothing pending, or one for another call; 502: the run failed at its provider;
+# 504: on AWS, the run goes on past the request's wait
+SEND = errors.responses(400, 409, 502, 504)
+# a stream reports a failure of the run inside the stream
+START = errors.responses(400, 409)
+STREAM = {**errors.EVENT_STREAM, **START}
 
 
 def _begin(
@@ -49,7 +56,8 @@ def _begin(
         return run_api.start(conn, org, agent_id, inputs, body.run_request(engine), background=background)
 
 
-@router.post("/messages", response_model=LettaResponse)
+# with ``streaming: true`` the answer is the stream of /messages/stream
+@router.post("/messages", response_model=LettaResponse, responses={**errors.EVENT_STREAM, **SEND})
 def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> Any:
     if body.streaming:
         return stream_messages(agent_id, body, org, db, engine)
@@ -62,7 +70,7 @@ def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: A
     return jsonable_encoder(letta_response(run, rows))
 
 
-@router.post("/messages/async")
+@router.post("/messages/async", responses=START)
 def send_messages_async(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> Any:
     started = _begin(db, org, agent_id, body, engine, background=True)
     continue_run(engine.launcher, db, started.run, wait=False)
@@ -76,7 +84,7 @@ def _sse(item: Any) -> str:
     return f"data: {json.dumps(jsonable_encoder(item))}\n\n"
 
 
-@router.post("/messages/stream")
+@router.post("/messages/stream", responses=STREAM)
 def stream_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> StreamingResponse:
     started = _begin(db, org, agent_id, body, engine)
     run_id = started.run.id
@@ -180,7 +188,7 @@ def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
     yield "data: [DONE]\n\n"
 
 
-@router.post("/messages/cancel")
+@router.post("/messages/cancel", responses=errors.responses(400))
 def cancel_messages(agent_id: str, org: Org, db: Db, engine: AgentEngine, body: CancelRequest | None = None) -> Any:
     touched = runner.cancel(engine.launcher, db, org, agent_id, body.run_ids if body else None)
     return {run.id: "cancelled" for run in touched}

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.agent import lifecycle
+from o.api import errors
 from o.api.deps import Db, Org, Secrets, ToolSandbox
 from o.api.paging import paging, slice_page
 from o.api.schemas.agents import AgentState
@@ -27,7 +28,10 @@ from o.tools.catalog import MAX_RETURN_CHARS, ToolSpec
 from o.tools.sandbox.base import ToolInvocation, ToolResult
 from o.tools.schema import find_function, parse_source
 
-router = APIRouter(tags=["tools"])
+router = APIRouter(tags=["tools"], responses=errors.responses(401))
+NOT_FOUND = errors.responses(404)
+# 409: another tool of the organization has that name
+WRITE = errors.responses(400, 409)
 
 
 class PipRequirement(BaseModel):
@@ -177,13 +181,13 @@ class SetToolEnvironment(RequestBody):
     descriptions: dict[str, str] | None = None
 
 
-@router.post("/v1/tools/", response_model=Tool)
+@router.post("/v1/tools/", response_model=Tool, responses=WRITE)
 def create_tool(body: ToolCreate, org: Org, db: Db) -> Tool:
     with db.transaction() as conn:
         return Tool.from_row(catalog.create(conn, org, body.to_spec()))
 
 
-@router.put("/v1/tools/", response_model=Tool)
+@router.put("/v1/tools/", response_model=Tool, responses=WRITE)
 def upsert_tool(body: ToolCreate, org: Org, db: Db) -> Tool:
     with db.transaction() as conn:
         return Tool.from_row(catalog.upsert(conn, org, body.to_spec()))
@@ -210,7 +214,7 @@ def count_tools(org: Org, db: Db) -> int:
         return count(conn, org)
 
 
-@router.post("/v1/tools/run", response_model=ToolRunReturn)
+@router.post("/v1/tools/run", response_model=ToolRunReturn, responses=errors.responses(400))
 def run_tool_from_source(body: ToolRunFromSource, org: Org, sandbox: ToolSandbox) -> ToolRunReturn:
     if body.source_type != "python":
         raise InvalidInput(f"source_type {body.source_type!r} is not supported; tools are Python functions")
@@ -237,13 +241,13 @@ def _tool_return(name: str, result: ToolResult) -> ToolRunReturn:
     )
 
 
-@router.get("/v1/tools/{tool_id}", response_model=Tool)
+@router.get("/v1/tools/{tool_id}", response_model=Tool, responses=NOT_FOUND)
 def get_tool(tool_id: str, org: Org, db: Db) -> Tool:
     with db.transaction() as conn:
         return Tool.from_row(catalog.get(conn, org, tool_id))
 
 
-@router.patch("/v1/tools/{tool_id}", response_model=Tool)
+@router.patch("/v1/tools/{tool_id}", response_model=Tool, responses={**NOT_FOUND, **WRITE})
 def update_tool(tool_id: str, body: ToolUpdate, org: Org, db: Db) -> Tool:
     changes = body.to_changes()
     for key in ("pip_requirements", "npm_requirements"):
@@ -253,20 +257,20 @@ def update_tool(tool_id: str, body: ToolUpdate, org: Org, db: Db) -> Tool:
         return Tool.from_row(catalog.update(conn, org, tool_id, changes))
 
 
-@router.delete("/v1/tools/{tool_id}")
+@router.delete("/v1/tools/{tool_id}", responses=NOT_FOUND)
 def delete_tool(tool_id: str, org: Org, db: Db) -> dict[str, str]:
     with db.transaction() as conn:
         catalog.delete(conn, org, tool_id)
     return {"message": f"tool {tool_id} deleted"}
 
 
-@router.get("/v1/tools/{tool_id}/versions", response_model=list[ToolVersion])
+@router.get("/v1/tools/{tool_id}/versions", response_model=list[ToolVersion], responses=NOT_FOUND)
 def list_tool_versions(tool_id: str, org: Org, db: Db) -> list[ToolVersion]:
     with db.transaction() as conn:
         return [ToolVersion(**r) for r in catalog.versions(conn, org, tool_id)]
 
 
-@router.get("/v1/agents/{agent_id}/tools", response_model=list[Tool])
+@router.get("/v1/agents/{agent_id}/tools", response_model=list[Tool], responses=NOT_FOUND)
 def list_agent_tools(
     agent_id: str,
     org: Org,
@@ -278,14 +282,14 @@ def list_agent_tools(
     return [Tool.from_row(r) for r in slice_page(rows, page)]
 
 
-@router.patch("/v1/agents/{agent_id}/tools/attach/{tool_id}", response_model=AgentState)
+@router.patch("/v1/agents/{agent_id}/tools/attach/{tool_id}", response_model=AgentState, responses=NOT_FOUND)
 def attach_tool(agent_id: str, tool_id: str, org: Org, db: Db) -> AgentState:
     with db.transaction() as conn:
         catalog.attach(conn, org, agent_id, tool_id)
         return AgentState.from_view(lifecycle.get(conn, org, agent_id))
 
 
-@router.patch("/v1/agents/{agent_id}/tools/detach/{tool_id}", response_model=AgentState)
+@router.patch("/v1/agents/{agent_id}/tools/detach/{tool_id}", response_model=AgentState, responses=NOT_FOUND)
 def detach_tool(agent_id: str, tool_id: str, org: Org, db: Db) -> AgentState:
     with db.transaction() as conn:
         catalog.detach(conn, org, agent_id, tool_id)
@@ -293,13 +297,17 @@ def detach_tool(agent_id: str, tool_id: str, org: Org, db: Db) -> AgentState:
 
 
 # O's own route until agent create/update carry Letta's tool_exec_environment_variables
-@router.get("/v1/agents/{agent_id}/tool-environment", response_model=list[ToolEnvironmentVariable])
+@router.get("/v1/agents/{agent_id}/tool-environment", response_model=list[ToolEnvironmentVariable], responses=NOT_FOUND)
 def get_tool_environment(agent_id: str, org: Org, db: Db) -> list[ToolEnvironmentVariable]:
     with db.transaction() as conn:
         return [ToolEnvironmentVariable.masked(r) for r in catalog.agent_env(conn, org, agent_id)]
 
 
-@router.put("/v1/agents/{agent_id}/tool-environment", response_model=list[ToolEnvironmentVariable])
+@router.put(
+    "/v1/agents/{agent_id}/tool-environment",
+    response_model=list[ToolEnvironmentVariable],
+    responses=errors.responses(400, 404),
+)
 def set_tool_environment(
     agent_id: str, body: SetToolEnvironment, org: Org, db: Db, secrets: Secrets
 ) -> list[ToolEnvironmentVariable]:

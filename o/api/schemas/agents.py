@@ -3,28 +3,61 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from o.agent.lifecycle import AgentSpec, AgentView
 from o.api.schemas.blocks import Block, CreateBlock
 from o.api.schemas.common import Request, Response
+from o.llm.config import EndpointType, LLMConfig, parse_handle
 from o.tools import catalog
+
+# The largest context window O accepts; today's largest models have about two million tokens.
+MAX_CONTEXT_WINDOW = 10_000_000
+
+
+def _known_handle(handle: str) -> str:
+    parse_handle(handle)  # ValueError names what is wrong: the form, or a provider O cannot call
+    return handle
+
+
+# A model handle such as "openai/gpt-4o-mini": refused at the request, not at the agent's first send.
+Handle = Annotated[str, AfterValidator(_known_handle)]
 
 
 class LLMConfigIn(BaseModel):
-    """Letta's llm_config. Letta clients send many provider-specific fields; keep them all."""
+    """Letta's llm_config. Letta clients send many provider-specific fields; keep them all, but
+    only a config the agent loop can call with (an endpoint type O has a client for, a handle of a
+    known provider, values each field takes)."""
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
     model: str = Field(min_length=1)
-    model_endpoint_type: str = "openai"
+    model_endpoint_type: EndpointType = "openai"
     model_endpoint: str | None = None
-    context_window: int = Field(default=128_000, ge=256)
+    context_window: int = Field(default=128_000, ge=256, le=MAX_CONTEXT_WINDOW)
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
-    handle: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_CONTEXT_WINDOW)
+    handle: Handle | None = None
+
+    @field_validator("model_endpoint_type", mode="before")
+    @classmethod
+    def _lower_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _callable(self) -> LLMConfigIn:
+        """The extra fields the loop reads (``reasoning_effort``, ...) must hold values it takes."""
+        try:
+            LLMConfig.model_validate(self.model_dump(exclude_none=True))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise PydanticCustomError(
+                "llm_config", "not a usable llm_config: {problems}", {"problems": problems}
+            ) from None
+        return self
 
 
 class EmbeddingConfigIn(BaseModel):
@@ -32,19 +65,18 @@ class EmbeddingConfigIn(BaseModel):
 
     embedding_endpoint_type: str
     embedding_model: str
-    embedding_dim: int = Field(ge=1)
+    # pgvector's limit for a vector column
+    embedding_dim: int = Field(ge=1, le=16_000)
     embedding_endpoint: str | None = None
-    embedding_chunk_size: int | None = Field(default=300, ge=1)
-    batch_size: int | None = Field(default=None, ge=1)
+    embedding_chunk_size: int | None = Field(default=300, ge=1, le=100_000)
+    batch_size: int | None = Field(default=None, ge=1, le=10_000)
     handle: str | None = None
 
 
 def llm_config_from_handle(handle: str, context_window: int | None = None) -> dict[str, Any]:
-    provider, sep, model = handle.partition("/")
-    if not sep or not model:
-        raise ValueError(f"model handle must look like 'provider/model', got {handle!r}")
-    config = LLMConfigIn(
-        model=model, model_endpoint_type=provider, handle=handle, context_window=context_window or 128_000
+    provider, model = parse_handle(handle)
+    config = LLMConfigIn.model_validate(
+        {"model": model, "model_endpoint_type": provider, "handle": handle, "context_window": context_window or 128_000}
     )
     return config.model_dump(exclude_none=True)
 
@@ -55,9 +87,9 @@ class CreateAgent(Request):
     description: str | None = None
     agent_type: str = "memgpt_v2_agent"
     llm_config: LLMConfigIn | None = None
-    model: str | None = Field(default=None, description="a handle such as 'openai/gpt-4o-mini'")
+    model: Handle | None = Field(default=None, description="a handle such as 'openai/gpt-4o-mini'")
     embedding_config: EmbeddingConfigIn | None = None
-    context_window_limit: int | None = Field(default=None, ge=256)
+    context_window_limit: int | None = Field(default=None, ge=256, le=MAX_CONTEXT_WINDOW)
     memory_blocks: list[CreateBlock] = Field(default_factory=list)
     block_ids: list[str] = Field(default_factory=list)
     tool_rules: list[dict[str, Any]] = Field(default_factory=list)
@@ -107,7 +139,7 @@ class UpdateAgent(Request):
     system: str | None = None
     description: str | None = None
     llm_config: LLMConfigIn | None = None
-    model: str | None = None
+    model: Handle | None = None
     embedding_config: EmbeddingConfigIn | None = None
     block_ids: list[str] | None = None
     tool_rules: list[dict[str, Any]] | None = None

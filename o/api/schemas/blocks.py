@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from o.api.schemas.common import Request, Response
+from o.api.schemas.common import Request, Response, not_null
 
 
 class CreateBlock(Request):
@@ -26,17 +27,23 @@ class CreateBlock(Request):
 
 
 class UpdateBlock(Request):
-    value: str | None = None
-    limit: int | None = Field(default=None, ge=1, le=1_000_000)
-    label: str | None = Field(default=None, min_length=1, max_length=200)
+    """The fields to change; those whose column always has a value may be left out, not set to null."""
+
+    value: str | SkipJsonSchema[None] = None
+    limit: int | SkipJsonSchema[None] = Field(default=None, ge=1, le=1_000_000)
+    label: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
-    read_only: bool | None = None
-    is_template: bool | None = None
+    read_only: bool | SkipJsonSchema[None] = None
+    is_template: bool | SkipJsonSchema[None] = None
     template_name: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | SkipJsonSchema[None] = None
     project_id: str | None = None
     hidden: bool | None = None
     tags: list[str] | None = None
+
+    _given_not_null = field_validator("value", "limit", "label", "read_only", "is_template", "metadata", mode="before")(
+        not_null
+    )
 
 
 class Block(Response):

@@ -108,12 +108,41 @@ def test_letta_class_names_are_accepted() -> None:
         [{"type": "exit_loop"}],
         [{"type": "max_count_per_step", "tool_name": "x", "max_count_limit": 0}],
         ["exit_loop"],
+        [{}],
+        [{"type": "max_count_per_step", "tool_name": "x", "max_count_limit": True}],
+        [{"type": "constrain_child_tools", "tool_name": "x", "children": 5}],
+        [{"type": "constrain_child_tools", "tool_name": "x", "children": "abc"}],
+        [{"type": "parent_last_tool", "tool_name": "x", "children": [1]}],
+        [{"type": "conditional", "tool_name": "x", "child_output_mapping": ["y"]}],
+        [{"type": "conditional", "tool_name": "x", "child_output_mapping": {"true": 5}}],
+        [{"type": "conditional", "tool_name": "x", "default_child": 5}],
     ],
 )
 def test_bad_rules_are_named(raw: list) -> None:
+    """Each is refused where the agent is created or edited, not on every later step of its loop."""
     with pytest.raises(InvalidInput) as err:
         ToolRules.parse(raw)
     assert "tool_rules[0]" in err.value.message
+
+
+def test_the_field_at_fault_is_named() -> None:
+    with pytest.raises(InvalidInput) as err:
+        ToolRules.parse([{"type": "constrain_child_tools", "tool_name": "x", "children": 5}])
+    assert err.value.message.startswith("tool_rules[0].children")
+
+
+def test_conditional_keys_of_any_json_scalar_are_read_as_text() -> None:
+    rules = ToolRules.parse(
+        [
+            {
+                "type": "conditional",
+                "tool_name": "check",
+                "child_output_mapping": {"true": "fetch"},
+                "default_child": None,
+            }
+        ]
+    )
+    assert rules.allowed(TOOLS, [Call("check", "true")]) == ["fetch"]
 
 
 def test_everything_filtered_falls_back_to_usable_tools() -> None:
