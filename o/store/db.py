@@ -69,7 +69,7 @@ class Database:
         acquire_timeout_s: float = 10.0,
         outage_wait_s: float = 1.0,
         connect_timeout_s: int = 5,
-        reconnect_timeout_s: float = 2.0,
+        reconnect_timeout_s: float = 1.0,
     ) -> None:
         self.url = url
         self.acquire_timeout_s = acquire_timeout_s
