@@ -101,11 +101,6 @@ class Database:
     def close(self) -> None:
         self._pool.close()
 
-    @property
-    def reachable(self) -> bool:
-        """False from a lost connection until a borrow succeeds again (this process's view)."""
-        return not self._down
-
     @contextmanager
     def transaction(self) -> Iterator[Conn]:
         """A connection inside one transaction: committed on success, rolled back on error."""

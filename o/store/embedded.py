@@ -189,7 +189,6 @@ class Supervisor:
         self.server = server
         self.poll_s = poll_s
         self.on_restart = on_restart
-        self.restarts = 0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="o-postgres-supervisor", daemon=True)
 
@@ -221,7 +220,6 @@ class Supervisor:
                 delay = min(delay * 2, 2.0)
         else:
             return
-        self.restarts += 1
         took = time.monotonic() - started
         logger.info("the embedded Postgres is back", extra={"seconds": round(took, 3)})
         if self.on_restart is not None:

@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.conftest import postgres_of, start_serve
 from tests.servers.fixtures import openai_server  # noqa: F401  (fixture)
 from tests.servers.openai_server import OpenAIServer
-from tests.servers.script import fail
+from tests.servers.script import Reply, fail
 
 # a request while Postgres is down must be answered at once, never after a pool's 30 s wait
 FAST_S = 2.5
@@ -28,8 +28,10 @@ def postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
 
 
-def test_a_killed_postgres_is_restarted_and_meanwhile_requests_get_a_fast_503(data_dir: Path) -> None:
-    process = start_serve(data_dir, {"O_SLEEPTIME": "false"})
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_killed_postgres_is_restarted_and_meanwhile_requests_get_a_fast_503(data_dir: Path, workers: str) -> None:
+    # with two workers, each worker process's own pool recovers once the parent restarted Postgres
+    process = start_serve(data_dir, {"O_SLEEPTIME": "false", "O_WORKERS": workers})
     try:
         key = process.server.new_key()
         with httpx.Client(base_url=process.server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
@@ -74,9 +76,10 @@ def test_a_killed_postgres_is_restarted_and_meanwhile_requests_get_a_fast_503(da
     assert postgres_of(data_dir) == []
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stop_signal_stops_postgres_with_the_server(data_dir: Path, sig: signal.Signals) -> None:
-    process = start_serve(data_dir, {"O_SLEEPTIME": "false"})
+def test_a_stop_signal_stops_postgres_with_the_server(data_dir: Path, sig: signal.Signals, workers: str) -> None:
+    process = start_serve(data_dir, {"O_SLEEPTIME": "false", "O_WORKERS": workers})
     assert postgres_of(data_dir)
     asked = time.monotonic()
     process.proc.send_signal(sig)
@@ -156,3 +159,43 @@ def test_a_failing_sleeptime_pass_backs_off_with_one_log_line_each(
     assert 1 <= len(failures) <= 8, len(failures)
     assert "Traceback" not in log
     assert all(len(line) < 1000 for line in failures)
+
+
+def test_a_run_under_way_when_postgres_dies_does_not_stay_running(
+    data_dir: Path,
+    openai_server: OpenAIServer,  # noqa: F811
+) -> None:
+    # the reply comes after Postgres was killed (and restarted): storing it, or failing the run, must
+    # still happen, so the run ends one way or the other instead of staying "running"
+    openai_server.push(Reply(text="late answer", delay_s=2.0))
+    process = start_serve(data_dir, {"O_SLEEPTIME": "false", "OPENAI_API_KEY": "sk-test"})
+    try:
+        key = process.server.new_key()
+        llm = {
+            "model": "gpt-4o-mini",
+            "model_endpoint_type": "openai",
+            "model_endpoint": openai_server.base_url,
+            "context_window": 128000,
+        }
+        with httpx.Client(base_url=process.server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+            agent = http.post("/v1/agents/", json={"llm_config": llm}).json()
+            run = http.post(
+                f"/v1/agents/{agent['id']}/messages/async", json={"messages": [{"role": "user", "content": "hi"}]}
+            ).json()
+            deadline = time.monotonic() + 10
+            while not openai_server.requests:
+                assert time.monotonic() < deadline, "the run never called its model"
+                time.sleep(0.02)
+            os.kill(postmaster_pid(data_dir), signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while True:
+                r = http.get(f"/v1/runs/{run['id']}")
+                if r.status_code == 200 and r.json()["status"] in ("completed", "failed"):
+                    break
+                assert time.monotonic() < deadline, f"the run stayed {r.json().get('status', r.status_code)}"
+                time.sleep(0.2)
+            ended = r.json()
+            if ended["status"] == "failed":
+                assert "database" in ended["error"].lower()
+    finally:
+        process.stop()
