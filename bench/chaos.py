@@ -15,7 +15,7 @@ a memory block and asks for another step, step 2 answers), real `o serve` proces
   embedded Postgres is killed with SIGKILL; every acknowledged (200) write must be there after,
   no request may hang, and the time from each kill to the first healthy answer is measured.
 
-    python bench/chaos.py [--runs 1000] [--serve-rounds 6] [--pg-kills 5]
+    python bench/chaos.py [--runs 1000] [--serve-rounds 10] [--pg-kills 5]
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ def two_steps(delay_s: float = 0.0) -> Any:
 @dataclass
 class Tally:
     runs: int = 0
+    # runs that had not finished when the process was killed
+    interrupted: int = 0
     completed: int = 0
     lost: int = 0
     duplicated: int = 0
@@ -112,7 +114,10 @@ class Tally:
         self.edits_doubled += max(0, edits - 1)
 
     def report(self, label: str) -> None:
-        print(f"  {label}: {self.runs} runs killed once each, {self.completed} completed after the restart")
+        print(
+            f"  {label}: {self.runs} runs, {self.interrupted} of them unfinished when killed, "
+            f"{self.completed} completed after the restart"
+        )
         print(f"    messages lost {self.lost}, duplicated {self.duplicated}")
         print(f"    memory edits lost {self.edits_lost}, applied twice {self.edits_doubled}")
         if self.boundaries:
@@ -195,6 +200,7 @@ def in_process(runs: int, seed: int) -> Tally:
                 boundary = rng.choice(BOUNDARIES)
                 if kill_once(engine, run.id, boundary):
                     tally.boundaries[f"{boundary[0]}#{boundary[1]}"] += 1
+                    tally.interrupted += 1
                 resume_stale(engine.deps(), idle_s=0)  # the restarted process picks it up
                 with db.transaction() as conn:
                     tally.check(*run_facts(conn, run.id, marker))
@@ -299,6 +305,13 @@ def serve_kills(rounds: int, seed: int, agents: int = 3, runs_per_agent: int = 3
             time.sleep(rng.uniform(0.0, 0.6))
             server.proc.kill()
             server.proc.wait()
+            with psycopg.connect(database_url(data_dir), row_factory=dict_row, autocommit=True) as conn:
+                tally.interrupted += len(
+                    conn.execute(
+                        "SELECT id FROM runs WHERE id = ANY(%s) AND next_action NOT IN ('done', 'failed')",
+                        ([run_id for run_id, _ in sent],),
+                    ).fetchall()
+                )
             server = serve(data_dir, env)  # finishes what the killed one left from Postgres
             deadline = time.monotonic() + 120
             with psycopg.connect(database_url(data_dir), row_factory=dict_row, autocommit=True) as conn:
@@ -408,7 +421,7 @@ def postgres_kills(kills: int, writers: int = 4, gap_s: float = 2.0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--serve-rounds", type=int, default=6)
+    parser.add_argument("--serve-rounds", type=int, default=10)
     parser.add_argument("--pg-kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=12)
     args = parser.parse_args()
