@@ -262,7 +262,14 @@ def stop(server: Serve) -> None:
 
 
 def serve_env() -> dict[str, str]:
-    env = {**os.environ, "O_SLEEPTIME": "false", "O_LOG_LEVEL": "WARNING", "OPENAI_API_KEY": "sk-test"}
+    # the agents' endpoint is the protocol server on loopback, which this operator lets agents name
+    env = {
+        **os.environ,
+        "O_SLEEPTIME": "false",
+        "O_LOG_LEVEL": "WARNING",
+        "OPENAI_API_KEY": "sk-test",
+        "O_LLM_ALLOWED_ENDPOINTS": "127.0.0.1",
+    }
     env.pop("O_DATABASE_URL", None)
     return env
 

@@ -19,6 +19,9 @@ from tests.servers.fixtures import openai_server  # noqa: F401  (fixture)
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Reply, fail
 
+# the agents' endpoint is the protocol server on loopback, which the operator lets agents name (a
+# setting of the outbound URL policy; where the policy does not exist yet it is only warned about)
+LOOPBACK_LLM = {"OPENAI_API_KEY": "sk-test", "O_LLM_ALLOWED_ENDPOINTS": "127.0.0.1"}
 # a request while Postgres is down must be answered at once, never after a pool's 30 s wait
 FAST_S = 2.5
 RECOVERY_S = 10.0
@@ -97,7 +100,7 @@ def test_ctrl_c_is_quick_while_a_failing_sleeptime_pass_retries(
 ) -> None:
     # every LLM call fails: each pass fails after its client's retries, and the scheduler tries again
     openai_server.script.default = fail(500, "upstream down")
-    env = {"O_SLEEPTIME": "true", "O_SLEEPTIME_POLL_SECONDS": "0.2", "OPENAI_API_KEY": "sk-test"}
+    env = {"O_SLEEPTIME": "true", "O_SLEEPTIME_POLL_SECONDS": "0.2", **LOOPBACK_LLM}
     process = start_serve(data_dir, env)
     try:
         key = process.server.new_key()
@@ -136,7 +139,7 @@ def test_a_failing_sleeptime_pass_backs_off_with_one_log_line_each(
         "O_SLEEPTIME": "true",
         "O_SLEEPTIME_POLL_SECONDS": "0.1",
         "O_LLM_MAX_RETRIES": "0",  # each pass fails at once: without a backoff, one every 0.1 s
-        "OPENAI_API_KEY": "sk-test",
+        **LOOPBACK_LLM,
     }
     process = start_serve(data_dir, env)
     try:
@@ -168,7 +171,7 @@ def test_a_run_under_way_when_postgres_dies_does_not_stay_running(
     # the reply comes after Postgres was killed (and restarted): storing it, or failing the run, must
     # still happen, so the run ends one way or the other instead of staying "running"
     openai_server.push(Reply(text="late answer", delay_s=2.0))
-    process = start_serve(data_dir, {"O_SLEEPTIME": "false", "OPENAI_API_KEY": "sk-test"})
+    process = start_serve(data_dir, {"O_SLEEPTIME": "false", **LOOPBACK_LLM})
     try:
         key = process.server.new_key()
         llm = {

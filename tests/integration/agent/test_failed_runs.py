@@ -88,5 +88,5 @@ def test_a_run_whose_failure_path_fails_still_ends_failed_with_its_error(
     assert run["status"] == "failed", run
     assert run["stop_reason"] == "llm_api_error"
     # both failures are on the run: the step's, and the one that hit ending it
-    assert "upstream down" in run["error"] and "the outcome store is broken" in run["error"]
+    assert "HTTP 500" in run["error"] and "the outcome store is broken" in run["error"]
     assert api.get("/v1/runs/", params={"agent_id": agent["id"], "active": True}).json() == []
