@@ -253,7 +253,7 @@ def new_key(data_dir: Path, env: dict[str, str]) -> str:
         text=True,
         check=True,
     )
-    return out.stdout.strip()
+    return out.stdout.strip().splitlines()[-1]  # the key is the last line (warnings may come first)
 
 
 def stop(server: Serve) -> None:
@@ -281,6 +281,37 @@ def database_url(data_dir: Path) -> str:
 # -- 2. kill -9 of `o serve` ---------------------------------------------------------------------------
 
 
+def send_runs(
+    http: httpx.Client, llm: dict[str, Any], round_no: int, agents: int, per_agent: int
+) -> list[tuple[str, str]]:
+    """Async sends, several to each new agent (so they queue): (run id, its marker)."""
+    sent = []
+    for a in range(agents):
+        body = {"llm_config": llm, "memory_blocks": [{"label": "human", "value": "", "limit": 100_000}]}
+        agent_id = http.post("/v1/agents/", json=body).json()["id"]
+        for k in range(per_agent):
+            marker = f"s{round_no}-{a}-{k}"
+            msg = {"messages": [{"role": "user", "content": f"note {marker}"}]}
+            sent.append((http.post(f"/v1/agents/{agent_id}/messages/async", json=msg).json()["id"], marker))
+    return sent
+
+
+def unfinished(conn: psycopg.Connection[dict[str, Any]], run_ids: list[str]) -> int:
+    rows = conn.execute(
+        "SELECT id FROM runs WHERE id = ANY(%s) AND next_action NOT IN ('done', 'failed')", (run_ids,)
+    ).fetchall()
+    return len(rows)
+
+
+def wait_until_ended(conn: psycopg.Connection[dict[str, Any]], run_ids: list[str], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = conn.execute("SELECT status FROM runs WHERE id = ANY(%s)", (run_ids,)).fetchall()
+        if all(r["status"] in ("completed", "failed", "cancelled") for r in rows):
+            return
+        time.sleep(0.1)
+
+
 def serve_kills(rounds: int, seed: int, agents: int = 3, runs_per_agent: int = 3) -> Tally:
     rng = random.Random(seed)
     data_dir = Path(tempfile.mkdtemp(prefix="o-chaos-serve-"))
@@ -295,46 +326,24 @@ def serve_kills(rounds: int, seed: int, agents: int = 3, runs_per_agent: int = 3
             "context_window": 128000,
         }
         server = serve(data_dir, env)
-        key = new_key(data_dir, env)
-        headers = {"Authorization": f"Bearer {key}"}
-        for round_no in range(rounds):
-            sent: list[tuple[str, str]] = []
-            with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
-                for a in range(agents):
-                    body = {"llm_config": llm, "memory_blocks": [{"label": "human", "value": "", "limit": 100_000}]}
-                    agent_id = http.post("/v1/agents/", json=body).json()["id"]
-                    for k in range(runs_per_agent):
-                        marker = f"s{round_no}-{a}-{k}"
-                        msg = {"messages": [{"role": "user", "content": f"note {marker}"}]}
-                        run = http.post(f"/v1/agents/{agent_id}/messages/async", json=msg).json()
-                        sent.append((run["id"], marker))
-            # every run takes ~4 LLM round trips of 30 ms, and they queue per agent: kill somewhere inside
-            time.sleep(rng.uniform(0.0, 0.6))
-            server.proc.kill()
-            server.proc.wait()
-            with psycopg.connect(database_url(data_dir), row_factory=dict_row, autocommit=True) as conn:
-                tally.interrupted += len(
-                    conn.execute(
-                        "SELECT id FROM runs WHERE id = ANY(%s) AND next_action NOT IN ('done', 'failed')",
-                        ([run_id for run_id, _ in sent],),
-                    ).fetchall()
-                )
-            server = serve(data_dir, env)  # finishes what the killed one left from Postgres
-            deadline = time.monotonic() + 120
-            with psycopg.connect(database_url(data_dir), row_factory=dict_row, autocommit=True) as conn:
-                while time.monotonic() < deadline:
-                    statuses = [
-                        r["status"]
-                        for r in conn.execute(
-                            "SELECT status FROM runs WHERE id = ANY(%s)", ([run_id for run_id, _ in sent],)
-                        ).fetchall()
-                    ]
-                    if all(s in ("completed", "failed", "cancelled") for s in statuses):
-                        break
-                    time.sleep(0.1)
-                for run_id, marker in sent:
-                    tally.check(*run_facts(conn, run_id, marker))
-        stop(server)
+        try:
+            headers = {"Authorization": f"Bearer {new_key(data_dir, env)}"}
+            for round_no in range(rounds):
+                with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+                    sent = send_runs(http, llm, round_no, agents, runs_per_agent)
+                run_ids = [run_id for run_id, _ in sent]
+                # a run takes ~4 LLM round trips of 30 ms, and an agent's runs queue: kill somewhere inside
+                time.sleep(rng.uniform(0.0, 0.6))
+                server.proc.kill()
+                server.proc.wait()
+                with psycopg.connect(database_url(data_dir), row_factory=dict_row, autocommit=True) as conn:
+                    tally.interrupted += unfinished(conn, run_ids)
+                    server = serve(data_dir, env)  # finishes what the killed one left, from Postgres
+                    wait_until_ended(conn, run_ids)
+                    for run_id, marker in sent:
+                        tally.check(*run_facts(conn, run_id, marker))
+        finally:
+            stop(server)
     left = cluster_processes(data_dir / "pgdata")
     if left:
         print(f"  WARNING: {len(left)} Postgres processes left after the last o serve stopped")
@@ -378,8 +387,19 @@ def postgres_kills(kills: int, writers: int = 4, gap_s: float = 2.0) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="o-chaos-pg-"))
     env = serve_env()
     server = serve(data_dir, env)
-    key = new_key(data_dir, env)
-    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        measure_postgres_kills(server, data_dir, env, kills, writers, gap_s)
+    finally:
+        stop(server)
+    left = cluster_processes(data_dir / "pgdata")
+    if left:
+        print(f"  WARNING: {len(left)} Postgres processes left after o serve stopped")
+
+
+def measure_postgres_kills(
+    server: Serve, data_dir: Path, env: dict[str, str], kills: int, writers: int, gap_s: float
+) -> None:
+    headers = {"Authorization": f"Bearer {new_key(data_dir, env)}"}
     load = Load()
     stop_at = threading.Event()
     threads = [
@@ -392,17 +412,7 @@ def postgres_kills(kills: int, writers: int = 4, gap_s: float = 2.0) -> None:
     try:
         for _ in range(kills):
             time.sleep(gap_s)
-            pid = int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
-            os.kill(pid, signal.SIGKILL)
-            killed = time.monotonic()
-            while True:
-                try:
-                    if httpx.get(server.url + "/v1/health/", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.02)
-            recoveries.append(time.monotonic() - killed)
+            recoveries.append(kill_postgres(server, data_dir))
         time.sleep(gap_s)
     finally:
         stop_at.set()
@@ -410,7 +420,24 @@ def postgres_kills(kills: int, writers: int = 4, gap_s: float = 2.0) -> None:
             t.join(30)
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
         missing = sum(http.get(f"/v1/blocks/{block_id}").status_code != 200 for block_id in load.acknowledged)
-    stop(server)
+    report_load(load, kills, writers, missing, recoveries)
+
+
+def kill_postgres(server: Serve, data_dir: Path) -> float:
+    """SIGKILL the server's Postgres; the seconds until ``/v1/health/`` answers 200 again."""
+    pid = int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    while True:
+        try:
+            if httpx.get(server.url + "/v1/health/", timeout=5).status_code == 200:
+                return time.monotonic() - killed
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+
+
+def report_load(load: Load, kills: int, writers: int, missing: int, recoveries: list[float]) -> None:
     total = sum(load.statuses.values())
     print(f"  {kills} SIGKILLs of the embedded Postgres under {writers} writers ({total} requests):")
     print(f"    acknowledged writes {len(load.acknowledged)}, lost {missing}")
@@ -420,9 +447,6 @@ def postgres_kills(kills: int, writers: int = 4, gap_s: float = 2.0) -> None:
         f"    recovery (kill to first healthy answer): median {statistics.median(recoveries):.2f} s, "
         f"max {max(recoveries):.2f} s, all: {', '.join(f'{r:.2f}' for r in recoveries)}"
     )
-    left = cluster_processes(data_dir / "pgdata")
-    if left:
-        print(f"  WARNING: {len(left)} Postgres processes left after o serve stopped")
 
 
 def main() -> None:
