@@ -24,7 +24,7 @@ adds 3 more (Scheduled, Started, Failed). With a cap of 500 iterations the worst
 ordinary execution is 500 x 14 = 7,000 events, and even one retry on every task
 (+6 per iteration, 3,000) leaves it at 10,000, well under the limit, before the loop
 continues as a new execution. A caught error ends the execution once, through MarkFailed
-(5 events, 3 per retry, at most 8 retries) and the Fail state: under 40 more events.
+(5 events, 3 per retry, at most 8 + 10 retries) and the Fail state: under 70 more events.
 """
 
 from __future__ import annotations
@@ -78,6 +78,18 @@ def _retry() -> list[dict[str, Any]]:
 # After the retries above: whatever still fails marks the run failed instead of leaving it "running".
 # ResultPath keeps the state's input (run_id, iteration) and adds the error beside it.
 CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MarkFailed"}]
+
+# MarkFailed is the last chance to tell the run's clients it failed: past it the run would stay
+# "running" for good. The fail action is idempotent, so any error is retried, for about six minutes
+# (2 s doubling to 60 s): long enough for the database to come back from a restart or a failover.
+MARK_FAILED_RETRY_ANY = {
+    "ErrorEquals": ["States.ALL"],
+    "IntervalSeconds": 2,
+    "MaxAttempts": 10,
+    "BackoffRate": 2.0,
+    "MaxDelaySeconds": 60,
+    "JitterStrategy": "FULL",
+}
 
 
 def _invoke(function_arn: str, action: str, next_state: str) -> dict[str, Any]:
@@ -192,8 +204,9 @@ def agent_loop_definition(
                     },
                 },
                 "ResultPath": None,
-                # The fail action is idempotent, so every retry of the other tasks is safe here too.
-                "Retry": _retry(),
+                # The fail action is idempotent, so every retry of the other tasks is safe here, and
+                # any other error is retried too (States.ALL last: Step Functions matches in order).
+                "Retry": [*_retry(), MARK_FAILED_RETRY_ANY],
                 "Next": "RunFailed",
             },
             "RunFailed": {

@@ -46,7 +46,7 @@ from o.net.outbound import OutboundPolicy
 from o.observability import logger
 from o.store import db as database
 from o.store.db import Database
-from o.store.embedded import EmbeddedPostgres
+from o.store.embedded import EmbeddedPostgres, Supervisor
 from o.store.migrate import migrate
 from o.tools import catalog
 from o.tools.sandbox.base import Sandbox
@@ -73,11 +73,18 @@ class Runtime:
     services: list[Service] = field(default_factory=list)
 
     def close(self) -> None:
-        for service in self.services:
-            service.stop()
-        self.db.close()
-        if self.embedded is not None:
-            self.embedded.stop()
+        """Stop the services, the pool and the embedded Postgres, in that order: one that fails to
+        stop must not leave the database running."""
+        try:
+            for service in self.services:
+                try:
+                    service.stop()
+                except Exception:
+                    logger.exception("stopping a service failed")
+            self.db.close()
+        finally:
+            if self.embedded is not None:
+                self.embedded.stop()
 
 
 # -- the database -------------------------------------------------------------------------------------------
@@ -326,10 +333,14 @@ def start_background(rt: Runtime, services: Services) -> None:
     """The work `o serve` does beside the API, in exactly ONE process however many serve requests
     (in AWS, Step Functions and EventBridge do it):
 
+    - the embedded Postgres is supervised: restarted when it dies (every process's pool reconnects);
     - runs a previous process left mid-loop are finished from their durable state, in the
       background so serving starts at once;
     - the sleep-time scheduler (which also resumes undecided evolutions), unless sleep-time is off.
     """
+    if rt.embedded is not None:
+        # an operator's Postgres (O_DATABASE_URL) is the operator's to run
+        rt.services.append(Supervisor(rt.embedded).start())
     engine = services.engine
 
     def resume() -> None:

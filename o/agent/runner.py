@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from o.agent import runs
-from o.agent.step import Outcome, StepDeps, advance, finish_run
+from o.agent.step import Outcome, StepDeps, advance, conversation
+from o.agent.step.state import fail_cleanly, first_line
 from o.errors import OError
 from o.observability import logger
 from o.store import runs as run_store
-from o.store.db import Database
+from o.store.db import Database, DatabaseUnavailable
 from o.store.records import NextAction, Run, RunStatus, StopReason
 
 # Standard workflows allow 25,000 history events; a state machine run continues as a new
@@ -53,11 +54,35 @@ def resume_stale(deps: StepDeps, *, idle_s: float = 60.0, limit: int = 100) -> l
     """Finish local runs whose worker died (the process stopped mid-run): every run still due a
     ``step`` or ``tools`` action that nothing touched for ``idle_s`` seconds. For ``o serve`` at start.
 
-    Each run resumes from its durable state, so nothing is lost or written twice.
+    Each run resumes from its durable state, so nothing is lost or written twice. An agent's runs
+    resume one after the other in their conversation's order, different agents' side by side (a run
+    queued behind one that waits for an approval must not hold up the others).
     """
     with deps.db.transaction() as conn:
-        stale = run_store.stale(conn, idle_s=idle_s, limit=limit)
-    return [drive(deps, run_id) for run_id in stale]
+        stale = [
+            run for run_id in run_store.stale(conn, idle_s=idle_s, limit=limit) if (run := run_store.get(conn, run_id))
+        ]
+    groups = conversation.turn_order(stale)
+    outcomes: list[Outcome] = []
+
+    def resume(group: list[Run]) -> None:
+        for run in group:
+            try:
+                outcomes.append(drive(deps, run.id))
+            except Exception as exc:  # a bug, not a crash: the run ends failed, the others go on
+                logger.exception("resuming a run failed", extra={"run_id": run.id})
+                fail_eventually(deps.db, run.id, failure_text(exc))
+
+    if len(groups) <= 1:
+        for group in groups:
+            resume(group)
+        return outcomes
+    threads = [threading.Thread(target=resume, args=(g,), name="o-resume", daemon=True) for g in groups]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
 
 
 def store_task_token(db: Database, run_id: str, token: str, counter: int) -> Run | None:
@@ -112,24 +137,21 @@ class LocalLauncher:
     def launch(self, run_id: str, *, wait: bool, deps: StepDeps | None = None) -> None:
         deps = deps or self.deps_for()
         if wait:
-            try:
-                drive(deps, run_id)
-            except Exception as exc:
-                # a bug, not a crash: record it on the run rather than leave it for resume_stale
-                logger.exception("run failed", extra={"run_id": run_id})
-                fail_run(deps.db, run_id, f"{type(exc).__name__}: {exc}")
+            self._drive(deps, run_id)
             return
-        thread = threading.Thread(target=self._background, args=(deps, run_id), name=f"run-{run_id}", daemon=True)
+        thread = threading.Thread(target=self._drive, args=(deps, run_id), name=f"run-{run_id}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()]
         self._threads.append(thread)
         thread.start()
 
-    def _background(self, deps: StepDeps, run_id: str) -> None:
+    @staticmethod
+    def _drive(deps: StepDeps, run_id: str) -> None:
         try:
             drive(deps, run_id)
         except Exception as exc:
-            logger.exception("background run failed", extra={"run_id": run_id})
-            fail_run(deps.db, run_id, f"{type(exc).__name__}: {exc}")
+            # a bug or a lost database, not a crash: the run ends failed rather than stay "running"
+            logger.exception("run failed", extra={"run_id": run_id})
+            fail_eventually(deps.db, run_id, failure_text(exc))
 
     def release(self, run: Run) -> None:
         del run  # nothing waits in-process; the next launch() picks the run up
@@ -143,12 +165,55 @@ class LocalLauncher:
 
 
 def fail_run(db: Database, run_id: str, why: str = "unknown error") -> None:
-    with db.transaction() as conn:
-        run = run_store.get(conn, run_id, for_update=True)
-        if run is not None and not run.next_action.ended:
-            finish_run(
-                conn, run, StopReason.ERROR, error=f"the run's worker failed: {why}", next_action=NextAction.FAILED
-            )
+    """End the run failed with ``why`` (:func:`o.agent.step.state.fail_cleanly`: also when ending it
+    the usual way fails). Raises DatabaseUnavailable when the database cannot be reached: the caller
+    retries (the state machine's MarkFailed, :func:`fail_eventually`)."""
+    fail_cleanly(db, run_id, StopReason.ERROR, f"the run's worker failed: {why}")
+
+
+def failure_text(exc: BaseException, depth: int = 3) -> str:
+    """``Type: message`` of an error, and of the errors it was raised while handling: a failure in
+    the failure path names the failure it was handling too."""
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < depth:
+        text = f"{type(current).__name__}: {first_line(str(current))}"
+        if text not in parts:
+            parts.append(text)
+        current = current.__cause__ or current.__context__
+    return "; while handling ".join(parts)
+
+
+def fail_eventually(db: Database, run_id: str, why: str, *, give_up_s: float = 300.0) -> None:
+    """:func:`fail_run` now, or, while the database cannot be reached (it is being restarted), again
+    and again in the background for up to ``give_up_s`` seconds. Never raises: the caller's request
+    answers at once (a 503 while the database is away), and the run does not stay "running"."""
+    try:
+        fail_run(db, run_id, why)
+        return
+    except DatabaseUnavailable:
+        pass
+    except Exception:
+        logger.exception("failing a run failed", extra={"run_id": run_id})
+        return
+
+    def retry() -> None:
+        deadline = time.monotonic() + give_up_s
+        delay = 0.5
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            try:
+                fail_run(db, run_id, why)
+                return
+            except DatabaseUnavailable:
+                continue
+            except Exception:
+                logger.exception("failing a run failed", extra={"run_id": run_id})
+                return
+        logger.error("a failed run could not be marked failed: the database stayed away", extra={"run_id": run_id})
+
+    threading.Thread(target=retry, name=f"fail-{run_id}", daemon=True).start()
 
 
 class Executions(Protocol):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from o.agent import lifecycle
-from o.agent.step import finish_run, step_id_for
+from o.agent.step import conversation, finish_run, step_id_for
 from o.agent.transcript import derived_id
 from o.errors import Conflict, InvalidInput, NotFound, OError
 from o.ids import new_id
@@ -17,14 +17,8 @@ from o.store import steps as step_store
 from o.store.db import Conn
 from o.store.records import NextAction, Run, RunStatus, StopReason
 
-
-@dataclass(frozen=True)
-class InputMessage:
-    role: str
-    text: str
-    name: str | None = None
-    otid: str | None = None
-    sender_id: str | None = None
+# a message the caller sends (kept in the run while it waits for its conversation)
+InputMessage = conversation.Input
 
 
 @dataclass(frozen=True)
@@ -44,6 +38,12 @@ class Started:
     input_ids: list[str] = field(default_factory=list)
 
 
+class ConversationBusy(Conflict):
+    """The caller asked not to wait, and another run of the agent is active."""
+
+    code = "conversation_busy"
+
+
 def start(
     conn: Conn,
     organization_id: str,
@@ -52,13 +52,30 @@ def start(
     request: dict[str, Any],
     *,
     background: bool = False,
+    wait: bool = True,
 ) -> Started:
-    """Create a run and store the caller's messages in one transaction."""
+    """Create a run and store the caller's messages in one transaction.
+
+    While another run of the agent is active the new run queues (:mod:`o.agent.step.conversation`):
+    its messages enter the history when its turn comes. With ``wait`` False it is refused instead
+    (:class:`ConversationBusy`, a 409).
+    """
     lifecycle.require(conn, organization_id, agent_id, for_update=True)
     if not messages:
         raise InvalidInput("send at least one message (or an approval)")
     if run_store.awaiting_approval(conn, agent_id) is not None:
         raise Conflict("a tool call is waiting for approval: approve or deny it before sending new messages")
+    active = run_store.active_for_agent(conn, agent_id)
+    if active and not wait:
+        raise ConversationBusy(
+            f"agent {agent_id} is answering another message (run {active[0].id}); send again when it ends, "
+            "or send without asking not to wait to queue behind it",
+            run_id=active[0].id,
+        )
+    metadata: dict[str, Any] = {"background": background}
+    if active:
+        metadata[conversation.QUEUE_KEY] = conversation.position_after(active)
+        metadata[conversation.PENDING_KEY] = [m.stored() for m in messages]
     run = run_store.insert(
         conn,
         {
@@ -67,29 +84,13 @@ def start(
             "agent_id": agent_id,
             "status": RunStatus.CREATED,
             "request": request,
-            "metadata": {"background": background},
+            "metadata": metadata,
         },
     )
     after = message_store.last_seq(conn)
-    rows = message_store.insert_many(
-        conn,
-        [
-            {
-                "id": new_id("message"),
-                "organization_id": organization_id,
-                "agent_id": agent_id,
-                "role": m.role,
-                "content": [{"type": "text", "text": m.text}],
-                "text": m.text,
-                "name": m.name,
-                "otid": m.otid,
-                "sender_id": m.sender_id,
-                "run_id": run.id,
-            }
-            for m in messages
-        ],
-    )
-    return Started(run, after, [r["id"] for r in rows])
+    if not active:
+        message_store.insert_many(conn, conversation.input_rows(run, messages))
+    return Started(run, after, conversation.input_ids(run.id, len(messages)))
 
 
 def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Decision]) -> Started:

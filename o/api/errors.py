@@ -91,13 +91,20 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _headers(exc: OError) -> dict[str, str]:
+    if exc.status_code == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if exc.status_code == 503:
+        # e.g. the database is restarting: a client that honours it retries instead of giving up
+        return {"Retry-After": str(getattr(exc, "retry_after_s", 1))}
+    return {}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(OError)
     async def domain_error(_: Request, exc: OError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         response = _body(exc.status_code, exc.code, exc.message, **({"context": exc.details} if exc.details else {}))
-        if headers:
-            response.headers.update(headers)
+        response.headers.update(_headers(exc))
         return response
 
     @app.exception_handler(RequestValidationError)

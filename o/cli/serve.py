@@ -1,9 +1,19 @@
-"""`o serve`: the API on this machine, with the embedded Postgres unless told otherwise."""
+"""`o serve`: the API on this machine, with the embedded Postgres unless told otherwise.
+
+Stopping (Ctrl-C, SIGTERM): uvicorn stops accepting requests and gives those in flight
+:data:`GRACE_S` seconds, then the runtime stops the background work, the pool and the embedded
+Postgres. A run still going is durable: the next `o serve` finishes it.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from o import runtime
@@ -11,10 +21,12 @@ from o.cli.settings import from_args
 from o.config import ConfigError, export_to_children
 from o.store.migrate import SchemaError, check_schema
 
+# What requests in flight get once a stop is asked for (the whole stop must take under 2 s).
+GRACE_S = 0.5
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings = from_args(args)
     # This process starts (and migrates) the database and runs the background work once,
     # whatever the number of processes that serve requests.
@@ -34,26 +46,83 @@ def serve(args: argparse.Namespace) -> int:
         f"{workers} worker process{plural})"
     )
     print("Get an API key with:  o keys create" + (f" --data-dir {settings.data_dir}" if args.data_dir else ""))
-    log_level = settings.log_level.lower()
     try:
-        services = runtime.local_services(rt)
-        runtime.start_background(rt, services)
-        if workers == 1:
-            app = runtime.api_app(settings, services)
-            uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
-        else:
-            export_to_children(runtime.worker_environment(rt))
-            uvicorn.run(
-                "o.runtime:worker_app",
-                factory=True,
-                workers=workers,
-                host=settings.host,
-                port=settings.port,
-                log_level=log_level,
-            )
+        with _signals_interrupt():
+            _run(rt, workers)
+    except KeyboardInterrupt:  # a stop asked for before uvicorn took the signals over
+        pass
     finally:
-        rt.close()
+        with _signals_ignored():
+            rt.close()
+    _exit_if_requests_linger()
     return 0
+
+
+def _run(rt: runtime.Runtime, workers: int) -> None:
+    import uvicorn
+
+    settings = rt.settings
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": GRACE_S,
+    }
+    services = runtime.local_services(rt)
+    runtime.start_background(rt, services)
+    if workers == 1:
+        uvicorn.run(runtime.api_app(settings, services), **options)
+    else:
+        export_to_children(runtime.worker_environment(rt))
+        uvicorn.run("o.runtime:worker_app", factory=True, workers=workers, **options)
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM stops the server the way Ctrl-C does. uvicorn catches both while it serves and, once
+    shut down, raises the caught signal again under the handler that was there before: with the
+    default SIGTERM handler that kills this process on the spot, before the runtime (and with it the
+    embedded Postgres) is stopped. Raised as KeyboardInterrupt instead, it unwinds to the cleanup."""
+    previous = _install(signal.default_int_handler)
+    try:
+        yield
+    finally:
+        _restore(previous)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C must not cut the cleanup short and leave Postgres running."""
+    previous = _install(signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        _restore(previous)
+
+
+Handler = Callable[[int, Any], Any] | int | signal.Handlers | None
+
+
+def _install(handler: Handler) -> dict[signal.Signals, Handler]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in _STOP_SIGNALS}
+
+
+def _restore(previous: dict[signal.Signals, Handler]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _exit_if_requests_linger() -> None:
+    """Requests still running on the server's worker threads (a send waiting on its LLM) would keep
+    the interpreter from exiting until they end: exit now, their runs are durable and resume on the
+    next start."""
+    lingering = [t for t in threading.enumerate() if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+    if lingering:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def add_parser(sub: Any, db_flags: Callable[[argparse.ArgumentParser], None]) -> None:

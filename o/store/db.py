@@ -3,10 +3,16 @@
 Locally the pool holds several connections for the server's worker threads; in Lambda
 it holds one (module scope, reused across invocations), opened with prepared
 statements disabled so RDS Proxy can multiplex it.
+
+When the server cannot be reached (the embedded Postgres was killed and is being restarted, RDS
+fails over) every borrow fails fast with :class:`DatabaseUnavailable`, which the API answers with a
+503 and ``Retry-After``, instead of waiting out the pool's 30 s default and answering 500. The pool
+reconnects by itself once the server is back.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,13 +20,44 @@ from typing import Any
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
+
+from o.errors import OError
+from o.observability import logger
 
 Conn = psycopg.Connection[dict[str, Any]]
 
+# SQLSTATEs of a connection that is gone: class 08 (connection exception), and the server shutting
+# down or starting up (admin_shutdown, crash_shutdown, cannot_connect_now).
+_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+class DatabaseUnavailable(OError):
+    """The database cannot be reached right now (restarting, failing over, or every connection busy);
+    nothing was written. Retry after ``retry_after_s`` seconds."""
+
+    status_code = 503
+    code = "database_unavailable"
+    retry_after_s = 1
+
+
+def connection_lost(exc: psycopg.Error, conn: Conn | None) -> bool:
+    """Whether ``exc`` means the connection (or the server) is gone, as opposed to a statement's own
+    error (a lock timeout or a cancelled query is an OperationalError too, on a healthy connection)."""
+    if conn is not None and conn.closed:
+        return True
+    state = exc.sqlstate or ""
+    return state.startswith("08") or state in _LOST_STATES
+
 
 class Database:
-    """A pool of psycopg connections that return rows as dicts."""
+    """A pool of psycopg connections that return rows as dicts.
+
+    ``acquire_timeout_s``: the longest a borrow waits for a free connection while the database is
+    healthy (all connections busy); ``outage_wait_s``: how long while it is known to be unreachable.
+    ``reconnect_timeout_s`` is short on purpose: after it the pool stops its own backoff and the next
+    borrow tries to connect at once, so it is back within about a second of the server.
+    """
 
     def __init__(
         self,
@@ -29,9 +66,17 @@ class Database:
         min_size: int = 1,
         max_size: int = 10,
         prepared_statements: bool = True,
+        acquire_timeout_s: float = 10.0,
+        outage_wait_s: float = 1.0,
+        connect_timeout_s: int = 5,
+        reconnect_timeout_s: float = 1.0,
     ) -> None:
         self.url = url
+        self.acquire_timeout_s = acquire_timeout_s
+        self.outage_wait_s = outage_wait_s
         kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": False}
+        if "connect_timeout" not in url:
+            kwargs["connect_timeout"] = connect_timeout_s
         if not prepared_statements:
             kwargs["prepare_threshold"] = None
         self._pool: ConnectionPool[Conn] = ConnectionPool(
@@ -43,7 +88,11 @@ class Database:
             check=ConnectionPool.check_connection if max_size == 1 else None,
             open=False,
             name="o",
+            reconnect_timeout=reconnect_timeout_s,
         )
+        # set when a borrowed connection turned out dead; cleared by the next borrow that works
+        self._down = False
+        self._checking = threading.Lock()
 
     def open(self, wait_seconds: float = 30.0) -> Database:
         self._pool.open(wait=True, timeout=wait_seconds)
@@ -55,7 +104,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Conn]:
         """A connection inside one transaction: committed on success, rolled back on error."""
-        with self._pool.connection() as conn:
+        with self._borrow() as conn:
             yield conn
 
     @contextmanager
@@ -63,7 +112,7 @@ class Database:
         """A connection in autocommit for a read of a statement or two: no BEGIN and no COMMIT
         round trip (together a third of a GET's time under load). Only for reads that need no single
         snapshot across statements; anything that writes uses :meth:`transaction`."""
-        with self._pool.connection() as conn:
+        with self._borrow() as conn:
             conn.autocommit = True
             try:
                 yield conn
@@ -72,15 +121,48 @@ class Database:
                     conn.autocommit = False
 
     def ping(self) -> None:
-        """One statement's round trip to the server; raises when it cannot be reached."""
+        """One statement's round trip to the server; raises DatabaseUnavailable when it cannot be reached."""
         with self.read() as conn:
             conn.execute("SELECT 1")
 
     @contextmanager
     def connection(self) -> Iterator[Conn]:
         """Alias of :meth:`transaction`; every borrowed connection is one transaction."""
-        with self._pool.connection() as conn:
+        with self._borrow() as conn:
             yield conn
+
+    @contextmanager
+    def _borrow(self) -> Iterator[Conn]:
+        conn: Conn | None = None
+        timeout = self.outage_wait_s if self._down else self.acquire_timeout_s
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                yield conn
+        except (PoolTimeout, TooManyRequests, PoolClosed) as exc:  # no connection in time, or the pool is closed
+            raise DatabaseUnavailable(f"the database is unavailable: {exc}") from exc
+        except psycopg.OperationalError as exc:
+            if not connection_lost(exc, conn):
+                raise
+            self._lost()
+            raise DatabaseUnavailable("the database connection was lost; nothing was committed") from exc
+        self._down = False
+
+    def _lost(self) -> None:
+        """A connection died, so the server restarted or is gone: the pool's other idle connections
+        are dead too. Drop them now (in the background) rather than hand each to one more request."""
+        self._down = True
+        if not self._checking.acquire(blocking=False):
+            return
+
+        def check() -> None:
+            try:
+                self._pool.check()
+            except Exception as exc:  # the pool closed meanwhile; nothing left to check
+                logger.debug("pool check failed", extra={"error": str(exc)})
+            finally:
+                self._checking.release()
+
+        threading.Thread(target=check, name="o-pool-check", daemon=True).start()
 
 
 def _configure(conn: Conn) -> None:

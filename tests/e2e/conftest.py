@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
+
+from o.store.embedded import cluster_processes
+from tests.conftest import postgres_data_dir
 
 
 @dataclass
@@ -38,6 +43,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Data dirs whose `o serve` was killed: their embedded Postgres outlives it, as after a real crash.
+# The next start_serve on the dir adopts it; else it is stopped when the test ends.
+_orphaned: set[Path] = set()
+
+
 @dataclass
 class Process:
     """One `o serve` process; ``kill()`` ends it the hard way (no cleanup, as a crash would)."""
@@ -50,8 +60,12 @@ class Process:
         self.proc.kill()
         self.proc.wait(timeout=20)
         self.log.close()
+        _orphaned.add(self.server.data_dir)
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:  # stopped already
+            self.log.close()
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=20)
@@ -60,7 +74,33 @@ class Process:
         self.log.close()
 
 
+def postgres_of(data_dir: Path) -> list[psutil.Process]:
+    """The running processes of the embedded Postgres in ``data_dir``."""
+    return cluster_processes(data_dir / "pgdata")
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data dir for one test's `o serve` (see tests.conftest.postgres_data_dir), removed afterwards."""
+    path = postgres_data_dir("o-e2e-")
+    yield path
+    if path not in _orphaned:  # a server the test killed left its Postgres: stopped below, then removed
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _stop_orphaned_postgres() -> Iterator[None]:
+    yield
+    for path in list(_orphaned):
+        for proc in postgres_of(path):
+            proc.kill()
+        _orphaned.discard(path)
+        if path.name.startswith("o-e2e-"):  # made by the data_dir fixture
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def start_serve(data_dir: Path, extra_env: dict[str, str] | None = None) -> Process:
+    _orphaned.discard(data_dir)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "O_DATABASE_URL"}
     env.update(extra_env or {})

@@ -76,6 +76,27 @@ def fail(
     return Reply(status=status, error=message, headers=headers, error_code=code)
 
 
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the last user message of an OpenAI- or Anthropic-shaped request body."""
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+    return ""
+
+
+def echo(delay_s: float = 0.0) -> Responder:
+    """A model that answers every request by sending back the last user message it was given."""
+
+    def answer(body: dict[str, Any]) -> Reply:
+        return Reply(tool_calls=(ScriptedCall("send_message", {"message": last_user_text(body)}),), delay_s=delay_s)
+
+    return answer
+
+
 class Script:
     def __init__(self, default: Reply | Responder | None = None) -> None:
         self.default = default

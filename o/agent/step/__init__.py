@@ -26,6 +26,7 @@ Every function takes its dependencies (:class:`StepDeps`) and returns an
 :class:`Outcome` shaped like the state machine's contract.
 """
 
+from o.agent.step import conversation
 from o.agent.step.actions import advance, execute
 from o.agent.step.continuation import DEFAULT_MAX_STEPS
 from o.agent.step.contract import Outcome, SimulatedCrash, step_id_for
@@ -40,6 +41,7 @@ __all__ = [
     "SimulatedCrash",
     "StepDeps",
     "advance",
+    "conversation",
     "execute",
     "finish_run",
     "llm_phase",

@@ -19,6 +19,8 @@ class Outcome:
     iteration: int
     next: NextAction
     stop_reason: StopReason | None = None
+    # the run waits for its conversation (another run of the agent is active): try the step again
+    queued: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -45,6 +45,9 @@ class StepDeps:
     # Called with the run id when the local loop (runner.drive) sees a run end; must return at once
     # (the sleep-time trigger only enqueues).
     on_run_end: Callable[[str], None] | None = None
+    # How long one step action waits for a queued run's conversation before it reports "step" again
+    # (the local loop then asks again; the state machine invokes the step again).
+    queue_wait_s: float = 20.0
 
     def inject(self, point: str) -> None:
         """Give the fault hook its chance to "crash" the process at ``point``."""

@@ -11,12 +11,13 @@ from typing import Any
 from o.agent import context as ctx_window
 from o.agent import serving, transcript
 from o.agent.events import MessageStored, TokenDelta
+from o.agent.step import conversation
 from o.agent.step.calls import rule_history
 from o.agent.step.contract import Outcome, step_id_for
 from o.agent.step.deps import StepDeps, utcnow
 from o.agent.step.reply import Offer, add_usage, offer, plan_reply, refusal
 from o.agent.step.rows import reply_id, reply_message, step_row
-from o.agent.step.state import enter, finish_run, replay
+from o.agent.step.state import enter, fail_cleanly, finish_run, replay
 from o.agent.tool_rules import ToolRules
 from o.agent.tools import agent_tools
 from o.errors import OError
@@ -83,6 +84,11 @@ def _prepare(deps: StepDeps, run_id: str, iteration: int | None) -> _Prepared | 
         if refused is not None:
             return finish_run(conn, run, refused[0], error=refused[1])
         assert agent is not None
+        if conversation.queued(run):
+            claimed = conversation.claim(conn, run)
+            if claimed is None:  # another run of the agent goes first
+                return Outcome(run.id, entered.iteration, NextAction.STEP, queued=True)
+            run = claimed
         # Which revision serves this run: decided on its first step (which also marks the run running),
         # the same for every later one.
         run, agent = serving.serve_run(conn, deps.revisions, run, agent, version=deps.version)
@@ -153,9 +159,7 @@ def _call(deps: StepDeps, client: LLMClient, request: ChatRequest, run_id: str, 
 
 def _fail(deps: StepDeps, run: Run, stop_reason: StopReason, error: str, *, status: RunStatus | None = None) -> Outcome:
     """End the run failed: the step could not call the LLM."""
-    with deps.db.transaction() as conn:
-        run = run_store.get(conn, run.id, for_update=True) or run
-        return finish_run(conn, run, stop_reason, status=status, error=error, next_action=NextAction.FAILED)
+    return fail_cleanly(deps.db, run.id, stop_reason, error, status=status)
 
 
 def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply) -> Outcome:

@@ -11,9 +11,10 @@ from o.agent.step.contract import Outcome
 from o.agent.step.deps import utcnow
 from o.agent.step.replay import replayed, start_of
 from o.errors import NotFound
+from o.observability import logger
 from o.store import messages as message_store
 from o.store import runs as run_store
-from o.store.db import Conn
+from o.store.db import Conn, Database, DatabaseUnavailable
 from o.store.records import NextAction, Run, RunStatus, Step, StepStatus, StopReason
 
 
@@ -70,6 +71,63 @@ def finish_run(
     if error is not None:
         changes["error"] = error
     run = run_store.update(conn, run.id, changes)
+    if next_action == NextAction.FAILED:
+        forget_turn(conn, run.id)
     # the turn's outcome for its revision's canary figures, committed with the run's end
     serving.record_run(conn, run)
     return Outcome(run.id, run.iteration, next_action, stop_reason)
+
+
+def fail_cleanly(
+    db: Database, run_id: str, stop_reason: StopReason, error: str, *, status: RunStatus | None = None
+) -> Outcome:
+    """End the run failed with ``error`` (unless it ended already: a retry changes nothing), even when
+    ending it the usual way fails too (recording its outcome hit a bug or a broken table): then it is
+    marked failed with both errors, without the extras. Raises DatabaseUnavailable when the database
+    cannot be reached, for the caller to retry."""
+    try:
+        with db.transaction() as conn:
+            run = run_store.get(conn, run_id, for_update=True)
+            if run is None or run.next_action.ended:
+                return Outcome(run_id, run.iteration if run else 0, NextAction.FAILED, stop_reason)
+            return finish_run(conn, run, stop_reason, status=status, error=error, next_action=NextAction.FAILED)
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:
+        logger.exception("ending a failed run failed; marking it failed without its extras", extra={"run_id": run_id})
+        both = f"{error} (then ending the run failed: {type(exc).__name__}: {first_line(str(exc))})"
+        with db.transaction() as conn:
+            return mark_failed(conn, run_id, both, stop_reason)
+
+
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def mark_failed(conn: Conn, run_id: str, error: str, stop_reason: StopReason = StopReason.ERROR) -> Outcome:
+    """The failure path's last resort, for when :func:`finish_run` itself failed: the run ends failed
+    with ``error`` and nothing else (its outcome for its revision goes unrecorded). A run that has
+    ended keeps its ending."""
+    run = run_store.get(conn, run_id, for_update=True)
+    if run is None or run.next_action.ended:
+        return Outcome(run_id, run.iteration if run else 0, NextAction.FAILED, stop_reason)
+    run_store.update(
+        conn,
+        run_id,
+        {
+            "status": RunStatus.FAILED,
+            "stop_reason": stop_reason,
+            "next_action": NextAction.FAILED,
+            "error": error,
+            "completed_at": utcnow(),
+            "task_token": None,
+        },
+    )
+    forget_turn(conn, run_id)
+    return Outcome(run_id, run.iteration, NextAction.FAILED, stop_reason)
+
+
+def forget_turn(conn: Conn, run_id: str) -> None:
+    """A failed run's messages leave the context window: the next prompt must not carry a turn nobody
+    answered (or half a tool exchange). They stay in the history, where a client sees them."""
+    message_store.evict(conn, [m["id"] for m in run_store.messages(conn, run_id)])

@@ -43,7 +43,9 @@ def run_pass(
         reorganize(deps, organization_id, agent_id, policy, result, started)
         result.status = "completed"
     except Exception as exc:
-        logger.exception("sleep-time pass failed", extra={"agent_id": agent_id})
+        # the traceback only at debug level: the scheduler retries a failing pass and logs each failure
+        # in one line (o.evolution.sleeptime.backoff); the result carries the error to every caller
+        logger.debug("sleep-time pass failed", exc_info=True, extra={"agent_id": agent_id})
         result.status = "failed"
         result.error = f"{type(exc).__name__}: {exc}"
     result.seconds = round(time.monotonic() - started, 3)

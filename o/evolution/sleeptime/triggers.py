@@ -17,6 +17,7 @@ from o.config import SleeptimeSettings
 from o.errors import Conflict
 from o.evolution.deps import EvolutionDeps
 from o.evolution.shadow import SCRATCH_PREFIX
+from o.evolution.sleeptime.backoff import PassBackoff, first_line
 from o.evolution.sleeptime.passes import run_pass
 from o.evolution.sleeptime.result import PassResult
 from o.memory import recall
@@ -48,27 +49,63 @@ def due_agents(db: Database, policy: SleeptimeSettings, *, now: datetime | None 
     return due
 
 
+# Agents whose passes failed, for the callers that bring none (the sleep-time Lambda, the run-end trigger).
+FAILED_PASSES = PassBackoff()
+
+
 def sweep(
     deps: EvolutionDeps,
     policy: SleeptimeSettings | None = None,
     *,
     deadline_s: float = 600.0,
     only_messages: bool = False,
+    backoff: PassBackoff | None = None,
+    stop: threading.Event | None = None,
 ) -> list[PassResult]:
-    """One pass for every due agent, until ``deadline_s`` runs out (the rest wait for the next sweep)."""
+    """One pass for every due agent, until ``deadline_s`` runs out (the rest wait for the next sweep).
+
+    An agent whose last passes failed waits out its backoff; one agent's failure does not keep the
+    others from their pass. ``stop`` set: the sweep ends after the pass under way.
+    """
     policy = policy or SleeptimeSettings()
+    backoff = FAILED_PASSES if backoff is None else backoff
     started = time.monotonic()
     results = []
     for org_id, agent_id, trigger in due_agents(deps.db, policy):
-        if only_messages and trigger != "messages":
+        if stop is not None and stop.is_set():
+            break
+        if (only_messages and trigger != "messages") or not backoff.ready(agent_id):
             continue
         if time.monotonic() - started > deadline_s:
             break
-        try:
-            results.append(run_pass(deps, org_id, agent_id, trigger=trigger, policy=policy))
-        except Conflict:
-            continue
+        result = attempt_pass(deps, org_id, agent_id, trigger, policy, backoff, stop=stop)
+        if result is not None:
+            results.append(result)
     return results
+
+
+def attempt_pass(
+    deps: EvolutionDeps,
+    organization_id: str,
+    agent_id: str,
+    trigger: str,
+    policy: SleeptimeSettings,
+    backoff: PassBackoff,
+    *,
+    stop: threading.Event | None = None,
+) -> PassResult | None:
+    """A pass whose failure, even one that escapes it (the database went away), is one log line and
+    a longer wait for the agent; None when another pass of the agent runs or it failed that way."""
+    try:
+        result = run_pass(deps, organization_id, agent_id, trigger=trigger, policy=policy)
+    except Conflict:
+        return None
+    except Exception as exc:
+        if stop is None or not stop.is_set():  # during shutdown its database is going away: not news
+            backoff.failed(agent_id, f"{type(exc).__name__}: {exc}")
+        return None
+    backoff.record(agent_id, result)
+    return result
 
 
 _after_lock = threading.Lock()
@@ -82,14 +119,19 @@ def after_user_messages(
     *,
     policy: SleeptimeSettings | None = None,
     background: bool = True,
+    backoff: PassBackoff | None = None,
 ) -> bool:
     """The "every N user messages" trigger, for the agent loop to call when a run ends.
 
     Counts the agent's user messages since the last completed pass (one indexed query) and, when
     ``every_n_messages`` is reached, runs a pass — on a background thread unless ``background`` is
-    False. Returns whether a pass was started.
+    False — unless the agent's last passes failed and it waits out its backoff. Returns whether a
+    pass was started.
     """
     policy = policy or SleeptimeSettings()
+    backoff = FAILED_PASSES if backoff is None else backoff
+    if not backoff.ready(agent_id):
+        return False
     with deps.db.transaction() as conn:
         since = sleeptime_store.through_seq(conn, agent_id)
         new_user_messages = sleeptime_store.user_messages_since(conn, agent_id, since)
@@ -102,9 +144,7 @@ def after_user_messages(
 
     def work() -> None:
         try:
-            run_pass(deps, organization_id, agent_id, trigger="messages", policy=policy)
-        except Conflict:
-            pass
+            attempt_pass(deps, organization_id, agent_id, "messages", policy, backoff)
         finally:
             with _after_lock:
                 _after_running.discard(agent_id)
@@ -145,8 +185,8 @@ class RunEndTrigger:
             run_id = self._queue.get()
             try:
                 self.check(run_id)
-            except Exception:
-                logger.exception("sleep-time trigger failed", extra={"run_id": run_id})
+            except Exception as exc:  # one line: a database that is down would fail every check alike
+                logger.warning("sleep-time trigger failed", extra={"run_id": run_id, "error": first_line(str(exc))})
             finally:
                 self._queue.task_done()
 

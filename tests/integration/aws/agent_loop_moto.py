@@ -137,7 +137,12 @@ def agent_loop(parts: list[Any], handler: Handler) -> Iterator[Loop]:
             name=MACHINE, definition=render(parts, function_arn), roleArn=role, type="STANDARD"
         )["stateMachineArn"]
         loop = Loop(sfn=sfn, machine_arn=machine_arn, alias_arn=alias_arn)
-        lock = threading.Lock()
+        locks: dict[str, threading.Lock] = {}
+        guard = threading.Lock()
+
+        def environment(run_id: str) -> threading.Lock:
+            with guard:
+                return locks.setdefault(run_id, threading.Lock())
 
         def dispatch(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
                      response_headers: Any) -> bytes:  # fmt: skip
@@ -145,8 +150,9 @@ def agent_loop(parts: list[Any], handler: Handler) -> Iterator[Loop]:
             event = json.loads(body)
             loop.calls.append(event)
             try:
-                # One execution environment: invocations of one run never overlap in Lambda either.
-                with lock:
+                # One execution environment per run: invocations of one run never overlap in Lambda
+                # either, and different runs' do (each its own environment).
+                with environment(str(event.get("run_id"))):
                     if loop.before:
                         loop.before(event)
                     result = handler(event, STEP_CONTEXT)

@@ -145,3 +145,25 @@ def test_the_loop_continues_as_a_new_execution_at_the_cap(parts: list[Any]) -> N
         assert started_with["run_id"] == "run-7"
         assert started_with["iteration"] == 0
         assert started_with["AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"] == first
+
+
+def test_a_mark_failed_that_fails_is_retried_until_the_run_is_marked(parts: list[Any]) -> None:
+    # The fail action is the last chance to tell the run's clients: any error (here the database
+    # being away, a code error as Lambda reports it) is retried, not only Lambda's own.
+    attempts: list[str] = []
+
+    def bug_then_database_away(event: dict[str, Any]) -> None:
+        if event["action"] == "step":
+            raise Crash("KeyError", "a bug in the handler")
+        if event["action"] == "fail":
+            attempts.append("fail")
+            if len(attempts) <= 2:
+                raise Crash("DatabaseUnavailable", "the database is unavailable")
+
+    with agent_loop(parts, scripted({})) as loop:
+        loop.before = bug_then_database_away
+        execution = loop.wait(loop.start("run-7"), timeout=60)
+        assert execution["status"] == "FAILED"
+        assert execution.get("error") == "AgentRunFailed"
+        assert [c["action"] for c in loop.calls] == ["step", "fail", "fail", "fail"]
+        assert all(c["error"]["Error"] == "KeyError" for c in loop.calls[1:])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -21,7 +22,7 @@ from tests.integration.aws.agent_loop_moto import REGION, STEP_CONTEXT, Crash, L
 from tests.integration.conftest import new_org_key
 from tests.lambdas import aws_credentials, fresh_handler, service_environment
 from tests.servers.openai_server import OpenAIServer
-from tests.servers.script import call
+from tests.servers.script import call, echo
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +232,62 @@ def test_a_step_whose_lambda_keeps_dying_fails_the_run_after_the_retries(
     assert answer == {"run_id": run_id, "iteration": 0, "next": "failed", "stop_reason": "error"}
     with db.transaction() as conn:
         assert conn.execute("SELECT error, completed_at FROM runs WHERE id = %s", (run_id,)).fetchone() == before
+
+
+def test_a_run_is_marked_failed_even_when_mark_failed_fails_at_first(
+    deployed: tuple[Loop, TestClient], openai_server: OpenAIServer
+) -> None:
+    loop, client = deployed
+    away: list[int] = []
+
+    def bug_then_database_away(event: dict[str, Any]) -> None:
+        if event["action"] == "step":
+            raise Crash("KeyError", "a bug in the step")
+        if event["action"] == "fail" and len(away) < 2:
+            away.append(1)
+            raise Crash("DatabaseUnavailable", "the database is unavailable")
+
+    loop.before = bug_then_database_away
+    agent = create_agent(client, openai_server)
+    started = client.post(
+        f"/v1/agents/{agent['id']}/messages/async", json={"messages": [{"role": "user", "content": "Hello"}]}
+    )
+    run_id = started.json()["id"]
+    execution = loop.wait(_only_execution(loop), timeout=60)
+    assert execution["status"] == "FAILED" and execution.get("error") == "AgentRunFailed"
+    assert [c["action"] for c in loop.calls] == ["step", "fail", "fail", "fail"]
+    run = _run(client, run_id)
+    assert run["status"] == "failed" and "KeyError" in run["error"] and "a bug in the step" in run["error"]
+
+
+def test_concurrent_sends_through_the_state_machine_queue_and_each_reply_answers_its_own_message(
+    deployed: tuple[Loop, TestClient], openai_server: OpenAIServer
+) -> None:
+    loop, client = deployed
+    openai_server.script.default = echo(delay_s=0.05)
+    agent = create_agent(client, openai_server)
+    texts = [f"hello number {i}" for i in range(4)]
+
+    def send(text: str) -> str:
+        r = client.post(
+            f"/v1/agents/{agent['id']}/messages/async", json={"messages": [{"role": "user", "content": text}]}
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["id"])
+
+    with ThreadPoolExecutor(max_workers=len(texts)) as pool:
+        run_ids = list(pool.map(send, texts))
+    for execution in loop.executions():
+        assert loop.wait(execution["executionArn"], timeout=60)["status"] == "SUCCEEDED"
+    assert all(_run(client, run_id)["status"] == "completed" for run_id in run_ids)
+    turns = [
+        (m["message_type"], m["content"])
+        for m in reversed(_history(client, agent["id"]))
+        if m["message_type"] in ("user_message", "assistant_message")
+    ]
+    assert sorted(t for kind, t in turns if kind == "user_message") == texts
+    for user, reply in zip(turns[::2], turns[1::2], strict=True):
+        assert user[0] == "user_message" and reply == ("assistant_message", user[1]), turns
 
 
 def test_an_approval_wait_that_times_out_fails_the_run(
