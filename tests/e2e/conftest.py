@@ -103,6 +103,8 @@ def start_serve(data_dir: Path, extra_env: dict[str, str] | None = None) -> Proc
     _orphaned.discard(data_dir)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "O_DATABASE_URL"}
+    # an operator who lets agents name the test's model servers on 127.0.0.1
+    env["O_LLM_ALLOWED_ENDPOINTS"] = "127.0.0.1"
     env.update(extra_env or {})
     # The log goes to a file: an unread pipe would fill up and stall the server.
     log_path = data_dir / f"serve-{port}.log"

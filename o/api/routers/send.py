@@ -12,9 +12,9 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 
@@ -23,7 +23,7 @@ from o.agent import runs as run_api
 from o.agent.engine import Engine
 from o.agent.events import StepEvent
 from o.agent.prompt import compile_prompt
-from o.agent.runner import continue_run, drive, fail_run, wait_until_settled
+from o.agent.runner import continue_run, drive, fail_eventually, failure_text, wait_until_settled
 from o.api import errors
 from o.api.deps import AgentEngine, Db, Org
 from o.api.schemas.messages import to_letta
@@ -45,23 +45,43 @@ SEND = errors.responses(400, 409, 502, 504)
 START = errors.responses(400, 409)
 STREAM = {**errors.EVENT_STREAM, **START}
 
+# One run at a time per conversation: a send while another run of the agent is active queues behind it,
+# unless the caller sends `X-O-If-Busy: reject`, which answers 409 (code "conversation_busy") instead.
+IfBusy = Annotated[
+    Literal["queue", "reject"],
+    Header(
+        alias="X-O-If-Busy",
+        description="while another run of the agent is active: queue behind it (default) or reject with 409",
+    ),
+]
+
 
 def _begin(
-    db: Database, org: str, agent_id: str, body: SendMessages, engine: Engine, *, background: bool = False
+    db: Database,
+    org: str,
+    agent_id: str,
+    body: SendMessages,
+    engine: Engine,
+    *,
+    background: bool = False,
+    if_busy: str = "queue",
 ) -> run_api.Started:
     inputs, decisions = body.parsed()
     with db.transaction() as conn:
         if decisions:
             return run_api.approve(conn, org, agent_id, decisions)
-        return run_api.start(conn, org, agent_id, inputs, body.run_request(engine), background=background)
+        request = body.run_request(engine)
+        return run_api.start(conn, org, agent_id, inputs, request, background=background, wait=if_busy != "reject")
 
 
 # with ``streaming: true`` the answer is the stream of /messages/stream
 @router.post("/messages", response_model=LettaResponse, responses={**errors.EVENT_STREAM, **SEND})
-def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> Any:
+def send_messages(
+    agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine, if_busy: IfBusy = "queue"
+) -> Any:
     if body.streaming:
-        return stream_messages(agent_id, body, org, db, engine)
-    started = _begin(db, org, agent_id, body, engine)
+        return stream_messages(agent_id, body, org, db, engine, if_busy)
+    started = _begin(db, org, agent_id, body, engine, if_busy=if_busy)
     continue_run(engine.launcher, db, started.run, wait=True)
     if not engine.launcher.inline:
         wait_until_settled(db, started.run.id, engine.settings.sync_wait_s)
@@ -71,8 +91,10 @@ def send_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: A
 
 
 @router.post("/messages/async", responses=START)
-def send_messages_async(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> Any:
-    started = _begin(db, org, agent_id, body, engine, background=True)
+def send_messages_async(
+    agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine, if_busy: IfBusy = "queue"
+) -> Any:
+    started = _begin(db, org, agent_id, body, engine, background=True, if_busy=if_busy)
     continue_run(engine.launcher, db, started.run, wait=False)
     with db.transaction() as conn:
         run = run_store.get(conn, started.run.id)
@@ -85,8 +107,10 @@ def _sse(item: Any) -> str:
 
 
 @router.post("/messages/stream", responses=STREAM)
-def stream_messages(agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine) -> StreamingResponse:
-    started = _begin(db, org, agent_id, body, engine)
+def stream_messages(
+    agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine, if_busy: IfBusy = "queue"
+) -> StreamingResponse:
+    started = _begin(db, org, agent_id, body, engine, if_busy=if_busy)
     run_id = started.run.id
     if engine.launcher.inline:
         events = _stream_inline(engine, started, body)
@@ -122,7 +146,7 @@ def _stream_inline(engine: Engine, started: run_api.Started, body: SendMessages)
             items.put(
                 {"message_type": "error_message", "error_type": "internal_error", "message": message, "run_id": run_id}
             )
-            fail_run(engine.db, run_id, f"{type(exc).__name__}: {exc}")
+            fail_eventually(engine.db, run_id, failure_text(exc))
         finally:
             items.put(_END)
 

@@ -145,3 +145,32 @@ def test_a_caller_that_will_not_wait_is_refused_with_409_while_the_agent_is_busy
     while api.get(f"/v1/runs/{busy.json()['id']}").json()["status"] != "completed":
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_the_if_busy_reject_header_refuses_a_send_with_409_instead_of_queueing(
+    api: TestClient, openai_server: OpenAIServer
+) -> None:
+    openai_server.push(Reply(text="slow", delay_s=1.0))
+    openai_server.script.default = echo()
+    agent = create_agent(api, openai_server)
+    busy = api.post(f"/v1/agents/{agent['id']}/messages/async", json={"messages": [{"role": "user", "content": "a"}]})
+    refused = api.post(
+        f"/v1/agents/{agent['id']}/messages",
+        json={"messages": [{"role": "user", "content": "b"}]},
+        headers={"X-O-If-Busy": "reject"},
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "conversation_busy"
+    assert refused.json()["context"]["run_id"] == busy.json()["id"]
+    assert "b" not in [t for _k, t in _history(api, agent["id"])]
+    deadline = time.monotonic() + 30
+    while api.get(f"/v1/runs/{busy.json()['id']}").json()["status"] != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # idle again: the same header sends at once
+    ok = api.post(
+        f"/v1/agents/{agent['id']}/messages",
+        json={"messages": [{"role": "user", "content": "c"}]},
+        headers={"X-O-If-Busy": "reject"},
+    )
+    assert ok.status_code == 200, ok.text
