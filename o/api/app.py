@@ -32,9 +32,10 @@ def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAP
         title="O",
         version=__version__,
         description="A self-evolving, stateful agent service that speaks Letta's v1 REST API.",
-        # Any request may carry what Postgres cannot store, or a body over the limit.
+        # Any request may carry what Postgres cannot store, or a body over the limit, or meet a
+        # database that is restarting (503).
         dependencies=[Depends(refuse_unstorable)],
-        responses=errors.responses(413, 422),
+        responses=errors.responses(413, 422, 503),
     )
     app.state.services = services
     app.state.db = services.db

@@ -43,7 +43,7 @@ _MEANING = {
     413: "The request body is larger than the limit",
     422: "The request is malformed or a value is not acceptable; `errors` names each field",
     502: "A provider O called on the request's behalf (an LLM or embedding endpoint) failed",
-    503: "The service cannot answer now (its database is unavailable); try again",
+    503: "The service cannot answer now (e.g. its database is restarting); retry after `Retry-After` seconds",
     504: "The work goes on past the request's wait; follow the run it names",
 }
 
@@ -64,7 +64,15 @@ EVENT_STREAM: dict[int | str, dict[str, Any]] = {
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` for these error statuses, each with :class:`ErrorBody`."""
-    return {status: {"model": ErrorBody, "description": _MEANING[status]} for status in statuses}
+    return {
+        status: {"model": ErrorBody, "description": _MEANING[status], **_HEADERS.get(status, {})} for status in statuses
+    }
+
+
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}}},
+    503: {"headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}},
+}
 
 
 def _body(status: int, code: str, detail: Any, **extra: Any) -> JSONResponse:

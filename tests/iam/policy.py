@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Condition keys a recorded call satisfies by construction (O's code sets them in the request itself).
+# Condition keys a recorded call carries in its own parameters (the recorder reads them from there).
 TRUSTED_CONDITIONS = frozenset({"cloudwatch:namespace"})
+TRUSTED_PREFIXES = ("kms:EncryptionContext:",)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ def _matches(statement: Mapping[str, Any], request: Request) -> bool:
 def _conditions_hold(condition: Mapping[str, Mapping[str, Any]], request: Request) -> bool:
     for operator, pairs in condition.items():
         for key, expected in pairs.items():
-            if key not in TRUSTED_CONDITIONS or operator not in ("StringEquals", "StringLike"):
+            trusted = key in TRUSTED_CONDITIONS or key.startswith(TRUSTED_PREFIXES)
+            if not trusted or operator not in ("StringEquals", "StringLike"):
                 return False
             actual = (request.context or {}).get(key)
             if actual is None or not any(fnmatch.fnmatchcase(actual, e) for e in _as_list(expected)):

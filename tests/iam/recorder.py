@@ -111,7 +111,9 @@ def _kms(call: Call) -> Request:
     key = str(call.params.get("KeyId") or "*")
     if key != "*" and not key.startswith("arn:"):
         key = f"arn:aws:kms:{call.region}:{call.account}:key/{key}"
-    return Request(f"kms:{call.operation}", key)
+    # each pair of the call's encryption context is a condition key of the request
+    context = {f"kms:EncryptionContext:{k}": str(v) for k, v in (call.params.get("EncryptionContext") or {}).items()}
+    return Request(f"kms:{call.operation}", key, context or None)
 
 
 def _no_resource(call: Call) -> Request:

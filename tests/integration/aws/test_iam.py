@@ -29,7 +29,7 @@ from o.agent import lifecycle, runs
 from o.evolution import evaluator, loop
 from o.evolution.rollout import CANARY_ENV
 from o.memory.embeddings import local_model_files
-from o.store import orgs
+from o.store import messages, orgs
 from o.store.db import Database
 from tests.cloudformation import request_event, response_sink
 from tests.iam.policy import allows
@@ -224,17 +224,19 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(
         org = orgs.get_or_create_org(conn, f"iam-{uuid.uuid4()}")
         _, key = orgs.create_api_key(conn, org["id"])
     org_id, agent_id = task.make_agent(db, model)
+    # two agents whose memory edits wait for a human: one conversation has one run at a time
     with db.transaction() as conn:
-        careful = lifecycle.create(conn, org_id, lifecycle.AgentSpec(
-            name="careful", llm_config=model.llm_config().model_dump(),
+        careful, prompt = (lifecycle.create(conn, org_id, lifecycle.AgentSpec(
+            name=name, llm_config=model.llm_config().model_dump(),
             memory_blocks=[{"label": "human", "value": "?", "limit": 200}],
             tool_rules=[{"type": "requires_approval", "tool_name": "core_memory_append"}],
-        )).agent["id"]  # fmt: skip
+        )).agent["id"] for name in ("careful", "prompt"))  # fmt: skip
 
     with acting_as(f["tool_sandbox"]), _cold_start(deployment, "tool_sandbox", monkeypatch) as sandbox:
         deployment.lambdas.serve(f["tool_sandbox"], sandbox.handler, Context(f["tool_sandbox"]))
-        waiting = _run_agent_step(deployment, monkeypatch, db, org_id, agent_id, careful, model)
-        _run_api(deployment, monkeypatch, key, org_id, careful, waiting, model)
+        waiting = _run_agent_step(deployment, monkeypatch, db, org_id, agent_id, (prompt, careful), model)
+        keeper = _run_api(deployment, monkeypatch, key, org_id, careful, waiting, model)
+        _run_tool_with_a_secret(deployment, monkeypatch, db, org["id"], keeper, model)
         _run_evolution(deployment, monkeypatch, db, org_id, agent_id, scripted)
         _run_sleeptime_and_migrate(deployment, monkeypatch)
 
@@ -263,7 +265,8 @@ def _api_event(method: str, path: str, key: str, body: Any = None) -> dict[str, 
 def _run_api(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch, key: str, org: str, careful: str, waiting: str,
     model: OpenAIServer,
-) -> None:  # fmt: skip
+) -> str:  # fmt: skip
+    """The API's calls; the id of an agent it made with a tool secret (sealed with a KMS data key)."""
     role = deployment.functions["api"]
     with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "api", env) as api:
         context = Context(role, alias="live")
@@ -285,6 +288,9 @@ def _run_api(
         alias = boto3.client("lambda", region_name=REGION).get_alias(FunctionName=deployment.functions["agent_step"],
                                                                      Name="live")  # fmt: skip
         assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights"), "the canary was withdrawn"
+        tool = request("POST", "/v1/tools/", {"source_code": READ_SECRET})
+        keeper = request("POST", "/v1/agents/", {"name": "keeper", "llm_config": model.llm_config().model_dump(),
+                                                 "tool_ids": [tool["id"]], "secrets": {"TOKEN": "t-1"}})  # fmt: skip
     # the approval a human gives over the API releases the execution waiting on it (another organization's
     # key cannot: the paused run is in ``org``)
     with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "api", env) as api:
@@ -295,6 +301,40 @@ def _run_api(
                                Context(role, alias="live"))  # fmt: skip
         assert response["statusCode"] == 200, response
         assert waiting
+    return str(keeper["id"])
+
+
+READ_SECRET = '''
+import os
+def read_secret(variable: str) -> str:
+    """Return a variable of the tool's environment.
+
+    Args:
+        variable: its name
+    """
+    return os.environ.get(variable, "<unset>")
+'''
+
+
+def _run_tool_with_a_secret(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, db: Database, org: str, agent: str, model: OpenAIServer
+) -> None:
+    """The agent step opens the agent's tool secret (KMS Decrypt) for the sandbox that runs its tool."""
+    role = deployment.functions["agent_step"]
+    with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "agent_step", env) as step:
+        with db.transaction() as conn:
+            run_id = runs.start(conn, org, agent, [runs.InputMessage("user", "token?")], {}).run.id
+        model.push(call("read_secret", variable="TOKEN", request_heartbeat=True), call("send_message", message="ok"))
+        event: dict[str, Any] = {"action": "step", "run_id": run_id, "iteration": 0}
+        for _ in range(10):
+            result: dict[str, Any] = step.handler(event, Context(role, function_version="1", alias="live"))
+            if result["next"] in ("done", "failed"):
+                break
+            event = {"action": result["next"], "run_id": run_id, "iteration": result["iteration"]}
+        assert result["next"] == "done", result
+        with db.transaction() as conn:
+            returned = messages.tool_results(conn, run_id)
+        assert "t-1" in json.dumps([r["tool_returns"] or r["content"] for r in returned], default=str)
 
 
 def _route_a_canary(function: str, evolution_id: str) -> None:
@@ -315,10 +355,12 @@ def _route_a_canary(function: str, evolution_id: str) -> None:
 
 
 def _run_agent_step(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, db: Database, org: str, agent: str, careful: str,
-    model: OpenAIServer,
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, db: Database, org: str, agent: str,
+    careful: tuple[str, str], model: OpenAIServer,
 ) -> str:  # fmt: skip
-    """Runs on the agent step as the state machine drives it; the id of a run left waiting on an approval."""
+    """Runs on the agent step as the state machine drives it; the id of a run (of ``careful[1]``) left
+    waiting on an approval."""
+    decides_first, waits = careful
     role = deployment.functions["agent_step"]
     with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "agent_step", env) as step:
         context = Context(role, function_version="1", alias="live")
@@ -339,14 +381,14 @@ def _run_agent_step(
         assert drive(start(agent, "What is the capital of France?"))["next"] == "done"
         # a decision that came before the execution reached its wait: the step releases the wait itself
         model.push(call("core_memory_append", _id="call_a", label="human", content="a"))
-        decided = start(careful, "remember a")
+        decided = start(decides_first, "remember a")
         assert drive(decided)["next"] == "approval"
         with db.transaction() as conn:
-            runs.approve(conn, org, careful, [runs.Decision(True)])
+            runs.approve(conn, org, decides_first, [runs.Decision(True)])
         step.handler({"action": "await_approval", "run_id": decided, "iteration": 1, "task_token": "t1"}, context)
         # a run whose execution waits for a human: the API's approval releases it
         model.push(call("core_memory_append", _id="call_b", label="human", content="b"))
-        waiting = start(careful, "remember b")
+        waiting = start(waits, "remember b")
         assert drive(waiting)["next"] == "approval"
         step.handler({"action": "await_approval", "run_id": waiting, "iteration": 1, "task_token": "t2"}, context)
         return waiting

@@ -39,6 +39,12 @@ def test_conditions_grant_only_what_the_request_carries() -> None:
     assert not allows(statements, Request("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "Other"}))
     unknown = [{**statements[0], "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]
     assert not allows(unknown, Request("cloudwatch:PutMetricData", "*"))
+    key = "arn:aws:kms:us-east-1:1:key/k"
+    sealing = [{"Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": key,
+                "Condition": {"StringEquals": {"kms:EncryptionContext:purpose": "o-tool-secrets"}}}]  # fmt: skip
+    assert allows(sealing, Request("kms:GenerateDataKey", key, {"kms:EncryptionContext:purpose": "o-tool-secrets"}))
+    assert not allows(sealing, Request("kms:GenerateDataKey", key, {"kms:EncryptionContext:purpose": "other"}))
+    assert not allows(sealing, Request("kms:GenerateDataKey", key))
 
 
 def test_intrinsics_resolve_against_the_world() -> None:
