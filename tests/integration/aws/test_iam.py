@@ -238,7 +238,7 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(
         keeper = _run_api(deployment, monkeypatch, key, org_id, careful, waiting, model)
         _run_tool_with_a_secret(deployment, monkeypatch, db, org["id"], keeper, model)
         _run_evolution(deployment, monkeypatch, db, org_id, agent_id, scripted)
-        _run_sleeptime_and_migrate(deployment, monkeypatch)
+        _run_sleeptime_and_migrate(deployment, monkeypatch, org_id, agent_id)
 
     calls = [c for c in deployment.recorder.calls if c.function is not None]
     by_function = {deployment.role_name(c) for c in calls}
@@ -415,9 +415,10 @@ def _run_evolution(
             assert result["status"] in ("promoted", "rolled_back", "canary"), result
 
 
-def _run_sleeptime_and_migrate(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+def _run_sleeptime_and_migrate(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, org: str, agent: str) -> None:
+    # one agent's pass (a sweep would also visit every other test's agents in the shared database)
     for role, event in (
-        ("sleeptime", {"kind": "sleeptime", "scope": "due-agents"}),
+        ("sleeptime", {"kind": "sleeptime", "agent_id": agent, "organization_id": org}),
         ("migrate", {"action": "migrate"}),
     ):
         name = deployment.functions[role]
