@@ -13,13 +13,14 @@ reconnects by itself once the server is back.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
+from psycopg.types import TypeInfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from o.errors import OError
@@ -70,6 +71,7 @@ class Database:
         outage_wait_s: float = 1.0,
         connect_timeout_s: int = 5,
         reconnect_timeout_s: float = 1.0,
+        password: Callable[[], str] | None = None,
     ) -> None:
         self.url = url
         self.acquire_timeout_s = acquire_timeout_s
@@ -83,7 +85,9 @@ class Database:
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs=kwargs,
+            # A password made for each new connection (an IAM token, valid 15 minutes): the pool asks for
+            # the keyword arguments at every connect.
+            kwargs=kwargs if password is None else (lambda: {**kwargs, "password": password()}),
             configure=_configure,
             check=ConnectionPool.check_connection if max_size == 1 else None,
             open=False,
@@ -166,7 +170,10 @@ class Database:
 
 
 def _configure(conn: Conn) -> None:
-    register_vector(conn)
+    # `o migrate` opens the pool on a database the migrations have not yet given the extension (a new,
+    # empty one): its connections have no vector type to register, and need none.
+    if TypeInfo.fetch(conn, "vector") is not None:
+        register_vector(conn)
     # The pool calls configure outside a transaction; leave none open.
     conn.commit()
 
