@@ -178,6 +178,13 @@ def _configure(conn: Conn) -> None:
     conn.commit()
 
 
+def probe(url: str) -> None:
+    """Open one connection to ``url`` and close it: raises the driver's OperationalError when the server
+    cannot be reached or refuses (before a pool, whose opening waits out its whole timeout)."""
+    with psycopg.connect(url, autocommit=True):
+        pass
+
+
 def connection_limit(conn: Conn) -> int:
     """How many connections the server accepts from ordinary users."""
     row = conn.execute(

@@ -93,6 +93,8 @@ def deployed_env(monkeypatch: pytest.MonkeyPatch, pg_url: str, fresh_database: s
         monkeypatch.setenv("O_DB_HOST", info["host"])
         monkeypatch.setenv("O_DB_SECRET_ARN", arn)
         monkeypatch.setenv("O_DB_NAME", fresh_database)
+        # CloudFormation's response URL is the test's server on 127.0.0.1, which an operator must allow
+        monkeypatch.setenv("O_OUTBOUND_ALLOW", "127.0.0.1")
         target = pg_url.replace(f"/{info.get('dbname', 'postgres')}?", f"/{fresh_database}?")
         yield target
 
