@@ -12,6 +12,7 @@ reconnects by itself once the server is back.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,7 +88,7 @@ class Database:
             max_size=max_size,
             # A password made for each new connection (an IAM token, valid 15 minutes): the pool asks for
             # the keyword arguments at every connect.
-            kwargs=kwargs if password is None else (lambda: {**kwargs, "password": password()}),
+            kwargs=kwargs if password is None else _with_password(kwargs, password),
             configure=_configure,
             check=ConnectionPool.check_connection if max_size == 1 else None,
             open=False,
@@ -167,6 +168,19 @@ class Database:
                 self._checking.release()
 
         threading.Thread(target=check, name="o-pool-check", daemon=True).start()
+
+
+def _with_password(kwargs: dict[str, Any], password: Callable[[], str]) -> Callable[[], dict[str, Any]]:
+    """The pool's connect arguments with a fresh ``password()`` each time. The pool connects from its own
+    worker threads, which start with an empty context: the password is made in (a copy of) the context
+    of the code that opened the database, so what it does is attributed to that code (its logger's keys,
+    its trace, the IAM test's recorder)."""
+    opened_in = contextvars.copy_context()
+
+    def connect_kwargs() -> dict[str, Any]:
+        return {**kwargs, "password": opened_in.copy().run(password)}
+
+    return connect_kwargs
 
 
 def _configure(conn: Conn) -> None:
