@@ -219,9 +219,9 @@ class OStack(Stack):
         # when an evolution is stopped.
         for service in (api_function, sleeptime.service, evolution.service):
             evolution.grant_start(service.function)
-        for service in (api_function, evolution.service):
-            # to the ServiceFunction: the grant's cdk-nag acknowledgment must cover its role
-            rollout.grant_manage("AgentStep", service)
+        # to the ServiceFunction: the grant's cdk-nag acknowledgment must cover its role
+        rollout.grant_manage("AgentStep", evolution.service)
+        rollout.grant_withdraw("AgentStep", api_function)
         grant_agent_metrics(evolution.function)
         # Tool secrets: the API seals what clients set, the migration seals what an earlier release
         # stored in plaintext; the functions that run tools open them. Nothing else may use the key.

@@ -161,8 +161,10 @@ def test_economy_has_no_nat_gateway_no_interface_endpoint_and_nothing_that_polls
     (sandbox,) = [f for f in economy.resources("AWS::Lambda::Function").values()
                   if f["Properties"].get("Handler") == "functions.tool_sandbox.handler.handler"]  # fmt: skip
     subnets = {_ref(s) for s in sandbox["Properties"]["VpcConfig"]["SubnetIds"]}
-    tables = {_ref(a["Properties"]["RouteTableId"]) for a in economy.resources("AWS::EC2::SubnetRouteTableAssociation").values()
-              if _ref(a["Properties"]["SubnetId"]) in subnets}  # fmt: skip
+    associations = economy.resources("AWS::EC2::SubnetRouteTableAssociation").values()
+    tables = {
+        _ref(a["Properties"]["RouteTableId"]) for a in associations if _ref(a["Properties"]["SubnetId"]) in subnets
+    }
     assert tables and not [r for r in economy.resources("AWS::EC2::Route").values()
                            if _ref(r["Properties"]["RouteTableId"]) in tables]  # fmt: skip
 

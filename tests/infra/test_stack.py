@@ -463,8 +463,10 @@ def test_api_may_start_runs_and_answer_approvals(synthesized: Synthesized) -> No
         [s["Action"] for p in _policies_of_role(synthesized, _ref_name(fn["Properties"]["Role"]))
          for s in p["PolicyDocument"]["Statement"]]
     )  # fmt: skip
-    for action in ("states:StartExecution", "states:SendTaskSuccess", "states:SendTaskFailure"):
+    for action in ("states:StartExecution", "states:SendTaskSuccess"):
         assert action in actions
+    # what o/aws/stepfunctions.py calls, and nothing more
+    assert "SendTaskFailure" not in actions and "SendTaskHeartbeat" not in actions
 
 
 def test_llm_keys_reach_the_agent_step(synthesized: Synthesized) -> None:
@@ -554,6 +556,14 @@ def test_evolution_machine_runs_the_evolution_function_and_may_move_the_step_ali
         assert len(alias) == (0 if "sleeptime" in handler else 1), handler
         if alias:
             assert alias[0]["Resource"] == {"Fn::GetAtt": [step_id, "Arn"]}
+            # the API only withdraws a canary: it may publish nothing and change no configuration
+            unqualified = {a for st in statements if st["Resource"] == {"Fn::GetAtt": [step_id, "Arn"]}
+                           for a in _as_list(st["Action"])}  # fmt: skip
+            assert unqualified == (
+                {"lambda:GetAlias", "lambda:UpdateAlias"} if "api" in handler else
+                {"lambda:GetAlias", "lambda:UpdateAlias", "lambda:PublishVersion", "lambda:GetFunctionConfiguration",
+                 "lambda:UpdateFunctionConfiguration"}
+            ), handler  # fmt: skip
             qualified = [
                 st
                 for st in statements
