@@ -45,6 +45,8 @@ ADMIN_USER = "o_admin"
 APP_USER = "o_app"
 POSTGRES_PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
+# Economy: how long an idle connection may stay open (see _cluster).
+IDLE_SESSION_TIMEOUT_MS = 60_000
 Profile = Literal["standard", "economy"]
 
 
@@ -232,7 +234,14 @@ class Database(Construct):
             default_database_name=options.db_name,
             port=POSTGRES_PORT,
             storage_encrypted=True,
-            parameters={"rds.force_ssl": "1", "log_min_duration_statement": "1000"},
+            parameters={
+                "rds.force_ssl": "1",
+                "log_min_duration_statement": "1000",
+                # A Lambda execution environment keeps its connection while frozen between invocations, for as
+                # long as Lambda keeps the environment; an open connection keeps the database from pausing. The
+                # server closes a connection idle this long (ms); the pool checks and reopens it on the next use.
+                "idle_session_timeout": str(IDLE_SESSION_TIMEOUT_MS),
+            },
             backup=rds.BackupProps(retention=Duration.days(7)),
             deletion_protection=options.deletion_protection,
             removal_policy=options.removal_policy,

@@ -134,8 +134,10 @@ def test_economy_is_aurora_serverless_that_pauses_with_no_proxy(economy: Synthes
         },
     )
     template.has_resource_properties("AWS::RDS::DBInstance", {"DBInstanceClass": "db.serverless"})
+    # TLS only; and frozen Lambda environments' idle connections are closed, or they would keep it from pausing
     template.has_resource_properties(
-        "AWS::RDS::DBClusterParameterGroup", {"Parameters": Match.object_like({"rds.force_ssl": "1"})}
+        "AWS::RDS::DBClusterParameterGroup",
+        {"Parameters": Match.object_like({"rds.force_ssl": "1", "idle_session_timeout": "60000"})},
     )
     template.resource_count_is("AWS::RDS::DBProxy", 0)
     template.resource_count_is("AWS::SecretsManager::RotationSchedule", 1)
