@@ -80,6 +80,14 @@ class Network(Construct):
         )
         if nat_instance is not None:
             self._harden_nat_instance()
+            # OUTBOUND_ONLY admits nothing: the app subnets (the functions) may send through it, no other
+            # subnet (the sandbox's have no route to it anyway) and nothing from the internet.
+            for subnet in self.vpc.select_subnets(subnet_group_name=APP).subnets:
+                nat_instance.connections.allow_from(
+                    ec2.Peer.ipv4(subnet.ipv4_cidr_block),
+                    ec2.Port.all_traffic(),
+                    f"egress of app subnet {subnet.ipv4_cidr_block}",
+                )
         flow_logs = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         # Rejected traffic is what an investigation needs; accepted traffic would cost the most.
         self.vpc.add_flow_log(

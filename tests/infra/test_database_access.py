@@ -154,6 +154,11 @@ def test_economy_has_no_nat_gateway_no_interface_endpoint_and_nothing_that_polls
     template.has_resource_properties(
         "AWS::EC2::Instance", {"InstanceType": "t4g.nano", "CreditSpecification": {"CPUCredits": "standard"}}
     )
+    # the NAT instance admits the app subnets (the functions) and nothing else
+    (nat_group,) = [g for k, g in economy.resources("AWS::EC2::SecurityGroup").items() if "NatSecurityGroup" in k]
+    app_cidrs = {s["Properties"]["CidrBlock"] for k, s in economy.resources("AWS::EC2::Subnet").items() if "app" in k}
+    admitted = {rule["CidrIp"] for rule in nat_group["Properties"].get("SecurityGroupIngress", [])}
+    assert admitted == app_cidrs and len(app_cidrs) == 2
     endpoints = [e["Properties"] for e in economy.resources("AWS::EC2::VPCEndpoint").values()]
     assert [e.get("VpcEndpointType", "Gateway") for e in endpoints] == ["Gateway"], "only the free S3 gateway"
     # no schedule wakes the paused database
