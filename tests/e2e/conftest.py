@@ -56,6 +56,11 @@ class Process:
     server: Server
     log: Any
 
+    def tail(self, lines: int = 40) -> str:
+        """The end of the server's log, for a failing assertion's message."""
+        self.log.flush()
+        return "\n".join(Path(self.log.name).read_text().splitlines()[-lines:])
+
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=20)

@@ -122,7 +122,7 @@ def test_ctrl_c_is_quick_while_a_failing_sleeptime_pass_retries(
             time.sleep(0.05)
         asked = time.monotonic()
         process.proc.send_signal(signal.SIGINT)
-        assert process.proc.wait(timeout=30) == 0
+        assert process.proc.wait(timeout=30) == 0, process.tail()
         took = time.monotonic() - asked
     finally:
         process.stop()
