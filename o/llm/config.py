@@ -111,6 +111,9 @@ class LLMConfig(BaseModel):
     max_reasoning_tokens: int = Field(default=0, ge=0)
     frequency_penalty: float | None = None
     parallel_tool_calls: bool = False
+    # Letta's response_format: {"type": "json_object"} or {"type": "json_schema", "json_schema": {...}};
+    # None is plain text (what providers do by default)
+    response_format: dict[str, Any] | None = None
     provider_name: str | None = None
     provider_category: str | None = None
 
