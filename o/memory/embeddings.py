@@ -50,7 +50,8 @@ class EmbeddingConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
-    embedding_endpoint_type: str = "local"
+    # the local model is a Hugging Face model; "local" is still read from configs stored before
+    embedding_endpoint_type: str = "hugging-face"
     embedding_endpoint: str | None = None
     embedding_model: str = LOCAL_MODEL
     embedding_dim: int = Field(default=LOCAL_DIM, ge=1, le=4096)
@@ -284,7 +285,9 @@ KNOWN_EMBEDDING_MODELS: dict[str, dict[str, int]] = {
         "snowflake-arctic-embed": 1024,
         "bge-m3": 1024,
     },
+    # the local ONNX model: "local/all-MiniLM-L6-v2" or, as Letta's types name its kind, "hugging-face/..."
     "local": {LOCAL_MODEL: LOCAL_DIM},
+    "hugging-face": {LOCAL_MODEL: LOCAL_DIM, f"sentence-transformers/{LOCAL_MODEL}": LOCAL_DIM},
 }
 
 
@@ -315,7 +318,7 @@ def config_for_handle(handle: str) -> dict[str, Any]:
             field="embedding",
         )
     config: dict[str, Any] = {
-        "embedding_endpoint_type": provider,
+        "embedding_endpoint_type": "hugging-face" if provider == "local" else provider,
         "embedding_model": model,
         "embedding_dim": dim,
         "embedding_chunk_size": 300,
@@ -427,6 +430,8 @@ class Embedders:
 
 
 LOCAL_KINDS = ("local", "hugging-face", "huggingface", "onnx")
+# the one of them Letta's types allow, and what O shows
+LETTA_LOCAL_KIND = "hugging-face"
 
 # The local model only: what a caller that was given no embedders gets (tests, scripts).
 LOCAL_EMBEDDERS = Embedders()
