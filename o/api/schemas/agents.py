@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from o.agent.lifecycle import AgentSpec, AgentView, InitialMessage
+from o.agent.lifecycle import DEFAULT_EMBEDDING_CONFIG, AgentSpec, AgentView, InitialMessage
 from o.api.schemas.agent_settings import (
     UNSUPPORTED,
     ModelSettings,
@@ -93,12 +93,14 @@ def llm_config_from_handle(handle: str, context_window: int | None = None) -> di
 
 
 def _embedding_from(handle: str | None, config: EmbeddingConfigIn | None, chunk_size: int | None) -> dict[str, Any] | None:
-    """The embedding_config of Letta's ``embedding_config`` (wins) or ``embedding`` handle, with the
-    deprecated ``embedding_chunk_size`` applied; None when neither is given."""
+    """The embedding_config of Letta's ``embedding_config`` (wins) or ``embedding`` handle (else the
+    default model), with the deprecated ``embedding_chunk_size`` applied; None when none of them is given."""
     if config is not None:
         out = config.model_dump(exclude_none=True)
     elif handle is not None:
         out = config_for_handle(handle)  # InvalidInput (422) naming the handle O cannot size
+    elif chunk_size is not None:
+        out = dict(DEFAULT_EMBEDDING_CONFIG)
     else:
         return None
     if chunk_size is not None:
@@ -306,10 +308,13 @@ def _empty(key: str) -> Any:
     return {"tool_rules": [], "tags": [], "metadata": {}, "block_ids": []}.get(key, "")
 
 
-def masked(variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tool variables as every response shows them: name and description, the value masked (neither
-    the plaintext nor its sealed form ever leaves the server)."""
-    return [{"key": v["key"], "value": catalog.MASKED, "description": v.get("description")} for v in variables]
+def masked(variables: list[dict[str, Any]], agent_id: str) -> list[dict[str, Any]]:
+    """Tool variables as every response shows them (Letta's AgentEnvironmentVariable): name and
+    description, the value masked (neither the plaintext nor its sealed form ever leaves the server)."""
+    return [
+        {"agent_id": agent_id, "key": v["key"], "value": catalog.MASKED, "description": v.get("description")}
+        for v in variables
+    ]
 
 
 class Memory(Response):
@@ -368,8 +373,8 @@ class AgentState(Response):
             tool_ids=[t["id"] for t in view.tools],
             tool_rules=a["tool_rules"],
             tags=a["tags"],
-            tool_exec_environment_variables=masked(view.tool_env),
-            secrets=masked(view.tool_env),
+            tool_exec_environment_variables=masked(view.tool_env, a["id"]),
+            secrets=masked(view.tool_env, a["id"]),
             metadata=a["metadata"],
             timezone=a.get("timezone") or "UTC",
             enable_sleeptime=a.get("enable_sleeptime", True),
