@@ -19,10 +19,10 @@ from o.agent.serving import CurrentRevision, RevisionRouter
 from o.agent.step import StepDeps
 from o.agent.tools import ToolExecutor
 from o.config import AgentSettings
+from o.errors import InvalidInput
 from o.llm.client import ClientOptions, LLMClient
 from o.llm.config import LLMConfig
 from o.llm.keys import KeySource
-from o.errors import InvalidInput
 from o.llm.providers import client_for, route_for
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource, EmbeddingConfig
 from o.store.db import Database

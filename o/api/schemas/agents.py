@@ -92,7 +92,9 @@ def llm_config_from_handle(handle: str, context_window: int | None = None) -> di
     return config.model_dump(exclude_none=True)
 
 
-def _embedding_from(handle: str | None, config: EmbeddingConfigIn | None, chunk_size: int | None) -> dict[str, Any] | None:
+def _embedding_from(
+    handle: str | None, config: EmbeddingConfigIn | None, chunk_size: int | None
+) -> dict[str, Any] | None:
     """The embedding_config of Letta's ``embedding_config`` (wins) or ``embedding`` handle (else the
     default model), with the deprecated ``embedding_chunk_size`` applied; None when none of them is given."""
     if config is not None:
@@ -128,7 +130,9 @@ class ModelFields(Request):
     max_reasoning_tokens: int | None = Field(default=None, ge=0, le=MAX_CONTEXT_WINDOW)
     enable_reasoner: bool | None = None
     reasoning: bool | None = None
-    embedding: str | None = Field(default=None, description="an embedding handle such as 'openai/text-embedding-3-small'")
+    embedding: str | None = Field(
+        default=None, description="an embedding handle such as 'openai/text-embedding-3-small'"
+    )
     embedding_config: EmbeddingConfigIn | None = None
     embedding_chunk_size: int | None = Field(default=None, ge=1, le=100_000)
 

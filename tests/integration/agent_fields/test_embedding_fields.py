@@ -13,7 +13,10 @@ from letta_client import Letta, UnprocessableEntityError
 from tests.servers.openai_server import OpenAIServer
 
 FACTS = ["the red kite nests in the old oak", "invoices are due on the first monday", "oak furniture polish"]
-BLOCKS: list[Any] = [{"label": "human", "value": "Name: Ada"}, {"label": "persona", "value": "I am a careful assistant."}]
+BLOCKS: list[Any] = [
+    {"label": "human", "value": "Name: Ada"},
+    {"label": "persona", "value": "I am a careful assistant."},
+]
 
 
 def _search(letta: Letta, agent_id: str, query: str) -> list[str]:
@@ -73,23 +76,31 @@ def test_bad_embeddings_are_refused_by_name(letta: Letta, http: TestClient) -> N
         ({"embedding": "openai/text-embedding-9"}, "unknown openai embedding model"),
         ({"embedding": "no-slash"}, "provider/model"),
         (
-            {"embedding_config": {"embedding_endpoint_type": "hugging-face", "embedding_model": "all-MiniLM-L6-v2",
-                                  "embedding_dim": 768}},
+            {
+                "embedding_config": {
+                    "embedding_endpoint_type": "hugging-face",
+                    "embedding_model": "all-MiniLM-L6-v2",
+                    "embedding_dim": 768,
+                }
+            },
             "384",
         ),
         (
-            {"embedding_config": {"embedding_endpoint_type": "hugging-face", "embedding_model": "bge-large",
-                                  "embedding_dim": 1024}},
+            {
+                "embedding_config": {
+                    "embedding_endpoint_type": "hugging-face",
+                    "embedding_model": "bge-large",
+                    "embedding_dim": 1024,
+                }
+            },
             "bge-large",
         ),
         (
-            {"embedding_config": {"embedding_endpoint_type": "openai", "embedding_model": "x",
-                                  "embedding_dim": 4000}},
+            {"embedding_config": {"embedding_endpoint_type": "openai", "embedding_model": "x", "embedding_dim": 4000}},
             "embedding_dim",
         ),
         (
-            {"embedding_config": {"embedding_endpoint_type": "pinecone", "embedding_model": "x",
-                                  "embedding_dim": 64}},
+            {"embedding_config": {"embedding_endpoint_type": "pinecone", "embedding_model": "x", "embedding_dim": 64}},
             "pinecone",
         ),
         # the memory blocks would be written first: nothing of the agent may remain

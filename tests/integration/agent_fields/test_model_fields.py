@@ -85,7 +85,10 @@ def test_bad_model_fields_are_refused_by_name(letta: Letta, http: TestClient) ->
         ({"model_settings": {"strict": True}}, "strict"),
         ({"model_settings": {"top_k": 3}}, "top_k"),
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "schema"),
-        ({"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": 7}}}}, "not a valid JSON schema"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": 7}}}},
+            "not a valid JSON schema",
+        ),
         ({"response_format": {"type": "xml"}}, "response_format"),
         ({"tool_rules": [{"type": "run_first"}]}, "tool_rules"),
     ]
