@@ -52,6 +52,7 @@ class LLMConfigIn(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_CONTEXT_WINDOW)
     handle: Handle | None = None
+    response_format: ResponseFormat | None = None
 
     @field_validator("model_endpoint_type", mode="before")
     @classmethod

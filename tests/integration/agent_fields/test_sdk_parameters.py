@@ -16,7 +16,12 @@ from o.api.schemas.agent_settings import UNSUPPORTED
 
 Check = Callable[[AgentState], bool]
 JSON_SCHEMA = {"name": "answer", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}
-LLM = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "context_window": 32000}
+LLM = {
+    "model": "gpt-4o-mini",
+    "model_endpoint_type": "openai",
+    "context_window": 32000,
+    "response_format": {"type": "json_object"},
+}
 EMBEDDING = {"embedding_endpoint_type": "openai", "embedding_model": "text-embedding-3-small", "embedding_dim": 256}
 
 
@@ -31,7 +36,14 @@ HONOURED_BOTH: dict[str, tuple[Any, Check]] = {
     "embedding": ("openai/text-embedding-3-large", lambda a: a.embedding_config.embedding_dim == 3072),  # type: ignore[union-attr]
     "embedding_config": (EMBEDDING, lambda a: a.embedding_config.embedding_dim == 256),  # type: ignore[union-attr]
     "enable_sleeptime": (False, lambda a: a.enable_sleeptime is False),
-    "llm_config": (LLM, lambda a: a.llm_config.context_window == 32000),
+    "llm_config": (
+        LLM,
+        lambda a: (
+            a.llm_config.context_window == 32000
+            and a.llm_config.response_format is not None
+            and a.llm_config.response_format.type == "json_object"
+        ),
+    ),
     "max_tokens": (1234, lambda a: a.llm_config.max_tokens == 1234),
     "metadata": ({"k": "v"}, lambda a: (a.metadata or {}).get("k") == "v"),
     "model": ("openai/gpt-4o", lambda a: a.llm_config.model == "gpt-4o"),
