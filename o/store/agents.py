@@ -23,6 +23,9 @@ UPDATABLE = {
     "tool_rules",
     "tags",
     "metadata",
+    "timezone",
+    "enable_sleeptime",
+    "base_tools",
 }
 _JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}
 

@@ -190,6 +190,9 @@ class HeldEmbedders:
     def for_config(self, config: EmbeddingConfig) -> Embedder:
         return self._inner.for_config(config.model_copy(update={"embedding_endpoint": None}))
 
+    def check(self, config: EmbeddingConfig) -> None:
+        self._inner.check(config.model_copy(update={"embedding_endpoint": None}))
+
 
 def agent_reply(_: dict[str, Any]) -> Any:
     return call("send_message", message="noted")
