@@ -114,7 +114,9 @@ class StepFilters:
             .in_range("created_at", self.created_from, self.created_to)
         )
         if self.has_feedback is not None:
-            where.conditions.append(sql.SQL("steps.feedback IS NOT NULL" if self.has_feedback else "steps.feedback IS NULL"))
+            where.conditions.append(
+                sql.SQL("steps.feedback IS NOT NULL" if self.has_feedback else "steps.feedback IS NULL")
+            )
         return where
 
 

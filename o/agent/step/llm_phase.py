@@ -22,8 +22,8 @@ from o.agent.step.state import enter, fail_cleanly, finish_run, replay
 from o.agent.tool_rules import ToolRules
 from o.agent.tools import agent_tools
 from o.errors import OError
-from o.llm.client import LLMClient, LLMError
 from o.llm import pricing
+from o.llm.client import LLMClient, LLMError
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ChatResponse, Completed, Usage
 from o.observability import logger
