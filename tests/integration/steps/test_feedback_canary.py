@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from letta_client import Letta
 
 from o.evolution import loop
 from o.store import evolution as evolution_store
