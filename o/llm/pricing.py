@@ -2,9 +2,8 @@
 
 The table is deliberately short and hand-kept: a step's cost is an estimate for comparing revisions
 and spotting expensive agents, not a bill. A model the table does not know costs ``None`` (unknown),
-never 0; a dated snapshot (``gpt-4o-mini-2024-07-18``) is priced as the model it snapshots (the
-longest known name it starts with). Models served by Ollama run on the operator's own hardware and
-have no per-token price (0).
+never 0; a dated snapshot (``gpt-4o-mini-2024-07-18``) is priced as the model it snapshots. Models
+served by Ollama run on the operator's own hardware and have no per-token price (0).
 """
 
 from __future__ import annotations
@@ -59,8 +58,14 @@ def price_of(provider: str | None, model: str | None) -> Price | None:
         return Price(0.0, 0.0)
     table = PRICES.get(provider, {})
     name = model.split("/", 1)[1] if model.startswith(f"{provider}/") else model
-    known = [k for k in table if name == k or name.startswith(k + "-")]
+    known = [k for k in table if name == k or _snapshot_of(name, k)]
     return table[max(known, key=len)] if known else None
+
+
+def _snapshot_of(name: str, model: str) -> bool:
+    """``name`` is a dated or "latest" snapshot of ``model`` (``gpt-4o-2024-08-06``), not another model."""
+    rest = name.removeprefix(model + "-") if name.startswith(model + "-") else ""
+    return rest[:1].isdigit() or rest == "latest"
 
 
 def cost_usd(provider: str | None, model: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:

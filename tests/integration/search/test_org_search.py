@@ -51,7 +51,8 @@ def test_passage_search_ranks_across_agents_and_stays_in_the_tenant(
     assert ids[0] == volcano and glacier in ids and planted not in ids
     assert all(h.passage.organization_id == hits[0].passage.organization_id for h in hits)
     assert hits[0].score >= hits[-1].score
-    assert [h.passage.id for h in letta.passages.search(query="Iceland", agent_id=b, limit=5)][0] == glacier
+    in_b = letta.passages.search(query="Iceland", agent_id=b, limit=5)
+    assert in_b[0].passage.id == glacier and all(h.passage.agent_id == b for h in in_b)
     assert [h.passage.id for h in letta.passages.search(query="Iceland", tags=["ice"], limit=5)] == [glacier]
     both = letta.passages.search(query="Iceland", tags=["geo", "ice"], tag_match_mode="all")
     assert [h.passage.id for h in both] == [glacier]
