@@ -74,6 +74,11 @@ class CanaryGate(BaseModel):
     min_turns: int = Field(default=3, ge=0)
     max_error_rate_increase: float = Field(default=0.05, ge=0, le=1)
     min_feedback_delta: float = Field(default=-0.1, ge=-1, le=1)
+    # Feedback is noisy: the candidate's mean score must be below the base's (or, when the base has fewer
+    # than ``min_feedback`` scores, below a neutral 0.5) by more than ``min_feedback_delta`` AND with this
+    # one-sided confidence before it rolls a canary back (o.evolution.policy.feedback_problem).
+    feedback_confidence: float = Field(default=0.99, ge=0.5, lt=1)
+    min_feedback: int = Field(default=5, ge=1)
     max_latency_ratio: float = Field(default=2.0, gt=0)
     # Below this absolute slowdown a ratio is noise (a 3 ms reply against a 6 ms one), not a regression.
     min_latency_delta_ms: float = Field(default=250.0, ge=0)

@@ -143,8 +143,9 @@ def test_canary_promotes_when_healthy() -> None:
 
 
 def test_canary_rolls_back_with_every_reason() -> None:
-    bad = _stats(5, errors=0.2, latency=1000.0, feedback=0.3)
-    verdict = policy.canary_verdict(RULES, _stats(10, feedback=0.8), bad, round_no=0, max_rounds=1)
+    # feedback is judged for significance: 20 scores each at 0.3 vs 0.8 are well past noise
+    bad = _stats(20, errors=0.2, latency=1000.0, feedback=0.3)
+    verdict = policy.canary_verdict(RULES, _stats(20, feedback=0.8), bad, round_no=0, max_rounds=1)
     assert verdict.action == "rollback"
     assert verdict.reason.startswith("canary worse than the current revision: ")
     assert "error rate 20.0% vs 0.0%" in verdict.reason
