@@ -89,6 +89,7 @@ class AgentView:
     blocks: list[dict[str, Any]]
     tools: list[dict[str, Any]]
     tool_env: list[dict[str, Any]] = field(default_factory=list)
+    identity_ids: list[str] = field(default_factory=list)
 
 
 def create(
@@ -313,4 +314,5 @@ def _view(row: dict[str, Any]) -> AgentView:
     blocks = row.pop("related_blocks")
     tools = row.pop("related_tools")
     env = row.pop("related_env")
-    return AgentView(row, blocks, tools, env)
+    identity_ids = row.pop("related_identity_ids", [])
+    return AgentView(row, blocks, tools, env, identity_ids)

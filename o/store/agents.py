@@ -94,7 +94,9 @@ _RELATED = """
                WHERE at.agent_id = a.id), '[]') AS related_tools,
     coalesce((SELECT json_agg(json_build_object('key', e.key, 'description', e.description)
                               ORDER BY e.key)
-                FROM agent_tool_env e WHERE e.agent_id = a.id), '[]') AS related_env
+                FROM agent_tool_env e WHERE e.agent_id = a.id), '[]') AS related_env,
+    coalesce((SELECT json_agg(ia.identity_id ORDER BY ia.identity_id)
+                FROM identity_agents ia WHERE ia.agent_id = a.id), '[]') AS related_identity_ids
 """
 
 

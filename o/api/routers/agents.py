@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
 
-from o.agent import lifecycle
+from o.agent import identities, lifecycle
 from o.api import errors
 from o.api.deps import AgentEngine, Db, Org, Secrets
 from o.api.paging import paging
@@ -25,6 +25,9 @@ def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: 
     spec = body.to_spec()
     with db.transaction() as conn:
         view = lifecycle.create(conn, org, spec, secrets=secrets, check=engine.check_configs)
+        if body.identity_ids:
+            identities.set_for_agent(conn, org, view.agent["id"], body.identity_ids)
+            view = lifecycle.get(conn, org, view.agent["id"])
     return AgentState.from_view(view)
 
 
@@ -61,6 +64,9 @@ def update_agent(
         agent = lifecycle.require(conn, org, agent_id, for_update=True)
         changes = body.to_changes(agent)
         view = lifecycle.update(conn, org, agent_id, changes, secrets=secrets, check=engine.check_configs)
+        if body.identity_ids is not None:
+            identities.set_for_agent(conn, org, agent_id, body.identity_ids)
+            view = lifecycle.get(conn, org, agent_id)
     return AgentState.from_view(view)
 
 

@@ -185,7 +185,6 @@ UNSUPPORTED: dict[str, str] = {
     "include_default_source": "folders (sources) are not supported yet",
     "max_files_open": "files are not supported yet",
     "per_file_view_window_char_limit": "files are not supported yet",
-    "identity_ids": "attaching identities at creation is not supported",
     "include_base_tool_rules": "O adds no base tool rules; give the rules you want in tool_rules",
     "message_buffer_autoclear": "O keeps every agent's conversation in context (summarised when long)",
     "message_ids": "O manages which messages are in context",

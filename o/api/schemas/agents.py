@@ -202,9 +202,11 @@ class CreateAgent(ModelFields):
     include_default_source: Any = None
     max_files_open: Any = None
     per_file_view_window_char_limit: Any = None
-    identity_ids: Any = None
     include_base_tool_rules: Any = None
     message_buffer_autoclear: Any = None
+
+    # attached after the agent is made, in the same transaction (o.agent.identities.set_for_agent)
+    identity_ids: list[str] | None = None
 
     _refused = field_validator(*UNSUPPORTED, mode="before", check_fields=False)(refuse_unsupported)
 
@@ -271,12 +273,14 @@ class UpdateAgent(ModelFields):
     source_ids: Any = None
     max_files_open: Any = None
     per_file_view_window_char_limit: Any = None
-    identity_ids: Any = None
     message_buffer_autoclear: Any = None
     message_ids: Any = None
     last_run_completion: Any = None
     last_run_duration_ms: Any = None
     last_stop_reason: Any = None
+
+    # attached after the agent is made, in the same transaction (o.agent.identities.set_for_agent)
+    identity_ids: list[str] | None = None
 
     _refused = field_validator(*UNSUPPORTED, mode="before", check_fields=False)(refuse_unsupported)
 
@@ -343,6 +347,7 @@ class AgentState(Response):
     blocks: list[Block]
     tools: list[dict[str, Any]]
     tool_ids: list[str]
+    identity_ids: list[str] = Field(default_factory=list)
     sources: list[dict[str, Any]] = Field(default_factory=list)
     tool_rules: list[dict[str, Any]]
     tool_exec_environment_variables: list[dict[str, Any]] = Field(default_factory=list)
@@ -376,6 +381,7 @@ class AgentState(Response):
             blocks=blocks,
             tools=view.tools,
             tool_ids=[t["id"] for t in view.tools],
+            identity_ids=view.identity_ids,
             tool_rules=a["tool_rules"],
             tags=a["tags"],
             tool_exec_environment_variables=masked(view.tool_env, a["id"]),

@@ -109,6 +109,25 @@ def test_attach_shares_the_identity_blocks_and_detach_takes_them_off(
     assert clash.status_code == 409 and "'customer'" in clash.text
 
 
+def test_identity_ids_on_agent_create_and_update(api: TestClient, letta: Letta, openai_server: OpenAIServer) -> None:
+    block = api.post("/v1/blocks/", json={"label": "customer", "value": "Ada likes tea."}).json()
+    ada = _identity(api, "ada", block_ids=[block["id"]])
+    bob = _identity(api, "bob")
+    agent = letta.agents.create(model="openai/gpt-4o-mini", identity_ids=[ada["id"]])
+    assert agent.identity_ids == [ada["id"]]
+    assert block["id"] in [b.id for b in agent.memory.blocks]  # the identity's shared block came with it
+    assert api.get(f"/v1/identities/{ada['id']}").json()["agent_ids"] == [agent.id]
+    updated = letta.agents.update(agent.id, identity_ids=[bob["id"]])
+    assert updated.identity_ids == [bob["id"]]
+    assert block["id"] not in [b.id for b in updated.memory.blocks]
+    assert letta.agents.retrieve(agent.id).identity_ids == [bob["id"]]
+    # an unknown identity is named, and the agent is not made
+    before = len(api.get("/v1/agents/").json())
+    missing = api.post("/v1/agents/", json={"identity_ids": ["identity-00000000-0000-4000-8000-000000000000"]})
+    assert missing.status_code == 404 and "identity" in missing.text
+    assert len(api.get("/v1/agents/").json()) == before
+
+
 def test_tags_list_with_query_parameters(api: TestClient, letta: Letta, openai_server: OpenAIServer) -> None:
     create_agent(api, openai_server, tags=["beta", "alpha", "prod-eu"])
     create_agent(api, openai_server, tags=["alpha", "gamma", "prod-us"])
