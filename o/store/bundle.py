@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import Format
 from psycopg.rows import tuple_row
 from psycopg.types.string import ByteaBinaryLoader
 
@@ -93,12 +94,9 @@ def columns(conn: Conn, table: str) -> list[Column]:
 
 
 def _unreadable(conn: Conn, type_name: str) -> bool:
-    """Types the driver has no reader for come back as their binary form."""
-    try:
-        conn.adapters.types[type_name]
-    except KeyError:
-        return True
-    return False
+    """Types the driver has no binary reader for come back as their binary form."""
+    info = conn.adapters.types.get(type_name)
+    return info is None or conn.adapters.get_loader(info.oid, Format.BINARY) is None
 
 
 def begin_snapshot(conn: Conn) -> None:
