@@ -44,6 +44,9 @@ def export(conn: Conn, organization_id: str, agent_id: str, *, scrub_messages: b
     tool_ids = {t["id"]: f"tool-{i}" for i, t in enumerate(held.tools)}
     message_ids = {m["id"]: f"message-{i}" for i, m in enumerate(held.messages)}
     entry = {k: v for k, v in state.items() if k not in _NOT_IN_ENTRY}
+    # metadata.revision marks which of this server's revisions runs; a file carries the configuration,
+    # not its history (O's bundle carries that), and the imported agent starts at its own revision 1
+    entry["metadata"] = {k: v for k, v in (state["metadata"] or {}).items() if k != "revision"}
     entry.update(
         id="agent-0",
         memory_blocks=[],
