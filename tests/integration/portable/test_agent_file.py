@@ -5,15 +5,11 @@ project imports; bad files are refused whole."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from letta_client import Letta, UnprocessableEntityError
@@ -22,7 +18,7 @@ from o.store.db import Database
 from tests import wiring
 from tests.integration.agent.conftest import make_engine
 from tests.integration.conftest import new_org_key
-from tests.integration.portable.conftest import normalized, rich_agent, without
+from tests.integration.portable.conftest import normalized, rich_agent, served, without
 from tests.servers.openai_server import OpenAIServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -32,20 +28,9 @@ _NEW = {"created_at", "updated_at", "date"}
 
 
 def sdk(app: FastAPI, key: str) -> Iterator[Letta]:
-    """Letta's SDK in strict mode, talking HTTP to ``app`` served on a loopback port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    yield Letta(base_url=f"http://127.0.0.1:{port}", api_key=key, max_retries=0, _strict_response_validation=True)
-    server.should_exit = True
-    thread.join(5)
+    """Letta's SDK in strict mode, talking HTTP to ``app``."""
+    with served(app) as url:
+        yield Letta(base_url=url, api_key=key, max_retries=0, _strict_response_validation=True)
 
 
 @pytest.fixture
