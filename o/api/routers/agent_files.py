@@ -152,7 +152,8 @@ def export_bundle(agent_id: str, org: Org, db: Db) -> StreamingResponse:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {frames.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            # any content type is read as the bundle's bytes; declared as the generic binary type
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         }
     },
 )
