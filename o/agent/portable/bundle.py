@@ -127,7 +127,7 @@ class _ImportState:
         else:
             raise BundleError(f"the bundle has a frame of unknown kind (keys {sorted(body)})")
 
-    def _rows(self, section: _Section, rows: Any) -> None:
+    def _check(self, section: _Section, rows: Any) -> None:
         if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == len(section.cols) for r in rows):
             raise BundleError(f"the bundle's {section.table} rows do not match its columns")
         if section.table == "agents":
@@ -135,6 +135,9 @@ class _ImportState:
                 raise BundleError("a bundle holds exactly one agent")
         elif self.result is None:
             raise BundleError("the bundle's first section must be its agent")
+
+    def _rows(self, section: _Section, rows: Any) -> None:
+        self._check(section, rows)
         if section.table == "agent_tool_env":
             self.variables += [str(r[section.index["key"]]) for r in rows]
             return
@@ -230,14 +233,7 @@ class _Section:
 
     @classmethod
     def open(cls, conn: Conn, body: dict[str, Any]) -> _Section:
-        table = body.get("section")
-        if table not in store.SCOPES:
-            raise BundleError(f"the bundle has a section {table!r} this server does not know (made by a newer O?)")
-        version = body.get("version")
-        if not isinstance(version, int) or version > SECTION_VERSION:
-            raise BundleError(f"the bundle's {table} section is version {version!r}; this server reads up to 1")
-        if not store.table_exists(conn, table):
-            raise BundleError(f"this server has no table for the bundle's {table} section")
+        table = _known_table(conn, body)
         cols = _columns(conn, table, body.get("columns"))
         index = {c.name: i for i, c in enumerate(cols)}
         id_col = index.get("id") if any(c.name == "id" and c.type == "text" for c in cols) else None
@@ -251,6 +247,18 @@ class _Section:
             foreign_indexes=[i for n, i in index.items() if n in _FOREIGN],
             json_indexes=[i for i, c in enumerate(cols) if c.type in ("jsonb", "json")],
         )
+
+
+def _known_table(conn: Conn, body: dict[str, Any]) -> str:
+    table = body.get("section")
+    if not isinstance(table, str) or table not in store.SCOPES:
+        raise BundleError(f"the bundle has a section {table!r} this server does not know (made by a newer O?)")
+    version = body.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > SECTION_VERSION:
+        raise BundleError(f"the bundle's {table} section is version {version!r}; this server reads up to 1")
+    if not store.table_exists(conn, table):
+        raise BundleError(f"this server has no table for the bundle's {table} section")
+    return table
 
 
 def _columns(conn: Conn, table: str, declared: Any) -> list[Column]:
