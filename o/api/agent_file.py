@@ -234,7 +234,10 @@ def _create_agent(entry: dict[str, Any], blocks: list[dict[str, Any]], options: 
     name = options.name or fields.get("name") or "agent"
     fields["name"] = f"{name}__copy" if options.append_copy_suffix else name
     if options.model:
-        fields["llm_config"] = llm_config_from_handle(options.model)
+        try:
+            fields["llm_config"] = llm_config_from_handle(options.model)
+        except ValueError as exc:  # the handle's form, or a provider O cannot call
+            raise InvalidInput(f"model: {exc}") from exc
     return _read(CreateAgent, fields, "agents[]")
 
 

@@ -94,6 +94,12 @@ def test_export_without_messages(source_sdk: Letta, target_sdk: Letta) -> None:
     imported = target_sdk.agents.import_file(file=("quiet.af", json.dumps(document).encode()), name="renamed")
     again = lax(target_sdk).agents.retrieve(imported.agent_ids[0])
     assert again.name == "renamed" and [b.value for b in again.blocks] == ["Ada"]
+    # another model for the copy; a handle O cannot call is refused, and nothing is made
+    other = target_sdk.agents.import_file(file=("q.af", json.dumps(document).encode()), model="openai/gpt-4.1-mini")
+    assert lax(target_sdk).agents.retrieve(other.agent_ids[0]).llm_config.model == "gpt-4.1-mini"
+    with pytest.raises(UnprocessableEntityError, match="model"):
+        target_sdk.agents.import_file(file=("q.af", json.dumps(document).encode()), model="nowhere/some-model")
+    assert len(lax(target_sdk).agents.list(limit=100).items) == 2
 
 
 def test_a_file_from_the_agent_file_project_imports(target_sdk: Letta) -> None:
@@ -148,6 +154,6 @@ def test_a_bad_agent_file_is_refused_and_nothing_is_stored(
         target_sdk.agents.import_file(file=("bad.af", content.encode()))
     assert says in str(refused.value), (name, str(refused.value))
     reader = lax(target_sdk)
-    assert list(reader.agents.list()) == []
+    assert reader.agents.list(limit=100).items == []
     assert list(reader.tools.list(name="fine")) == []
     assert list(reader.blocks.list()) == []
