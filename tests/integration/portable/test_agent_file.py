@@ -59,7 +59,7 @@ def _agent_and_history(strict: Letta, agent_id: str) -> dict[str, Any]:
     agent = client.agents.retrieve(agent_id).model_dump(mode="json")
     messages = [m.model_dump(mode="json") for m in client.agents.messages.list(agent_id, limit=1000)]
     # run and step ids belong to the server that ran them; a file carries the messages alone
-    return normalized(without({"agent": agent, "messages": messages}, _NEW | {"run_id", "step_id"}))
+    return normalized(without({"agent": agent, "messages": messages}, _NEW | {"run_id", "step_id", "seq_id"}))
 
 
 def test_an_exported_agent_file_imports_as_the_same_agent(
