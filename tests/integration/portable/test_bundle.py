@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from o.agent.portable import frames
+from o.api.app import create_app
 from o.store.db import Database
 from tests import wiring
 from tests.integration.agent.conftest import make_engine
@@ -185,8 +186,7 @@ def a_bundle(db: Database) -> Iterator[bytes]:
 
 
 def test_an_upload_over_the_bundle_limit_is_refused(second_db: Database) -> None:
-    app = wiring.app(second_db, max_body_bytes=4096)
-    app.user_middleware[0].kwargs["uploads"] = {"/v1/agents/import-bundle": 10_000}
+    app = create_app(wiring.services(second_db), max_body_bytes=4096, max_bundle_bytes=10_000)
     with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(second_db)}"}) as client:
         declared = client.post("/v1/agents/import-bundle", content=b"x" * 20_000, headers=MSGPACK)
         streamed = client.post("/v1/agents/import-bundle", content=iter([b"x" * 6000] * 4), headers=MSGPACK)
