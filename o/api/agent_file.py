@@ -229,8 +229,11 @@ def _create_agent(entry: dict[str, Any], blocks: list[dict[str, Any]], options: 
         {k: v for k, v in b.items() if k in CreateBlock.model_fields and v is not None} for b in blocks
     ]
     fields["memory_blocks"] += entry.get("memory_blocks") or []
-    if options.secrets:
-        fields["secrets"] = options.secrets
+    # values a file carries (O's exports carry none) are kept; the import call's own win
+    carried = entry.get("tool_exec_environment_variables")
+    values = {k: v for k, v in carried.items() if isinstance(v, str) and v} if isinstance(carried, dict) else {}
+    if values or options.secrets:
+        fields["secrets"] = {**values, **options.secrets}
     name = options.name or fields.get("name") or "agent"
     fields["name"] = f"{name}__copy" if options.append_copy_suffix else name
     if options.model:
