@@ -229,19 +229,29 @@ def _create_agent(entry: dict[str, Any], blocks: list[dict[str, Any]], options: 
         {k: v for k, v in b.items() if k in CreateBlock.model_fields and v is not None} for b in blocks
     ]
     fields["memory_blocks"] += entry.get("memory_blocks") or []
-    # values a file carries (O's exports carry none) are kept; the import call's own win
-    carried = entry.get("tool_exec_environment_variables")
-    values = {k: v for k, v in carried.items() if isinstance(v, str) and v} if isinstance(carried, dict) else {}
-    if values or options.secrets:
-        fields["secrets"] = {**values, **options.secrets}
+    variables = {**_carried_variables(entry), **options.secrets}
+    if variables:
+        fields["secrets"] = variables
     name = options.name or fields.get("name") or "agent"
     fields["name"] = f"{name}__copy" if options.append_copy_suffix else name
     if options.model:
-        try:
-            fields["llm_config"] = llm_config_from_handle(options.model)
-        except ValueError as exc:  # the handle's form, or a provider O cannot call
-            raise InvalidInput(f"model: {exc}") from exc
+        fields["llm_config"] = _llm_config(options.model)
     return _read(CreateAgent, fields, "agents[]")
+
+
+def _carried_variables(entry: dict[str, Any]) -> dict[str, str]:
+    """Tool variable values a file carries (O's own exports carry none; the import call's win)."""
+    carried = entry.get("tool_exec_environment_variables")
+    if not isinstance(carried, dict):
+        return {}
+    return {k: v for k, v in carried.items() if isinstance(v, str) and v}
+
+
+def _llm_config(handle: str) -> dict[str, Any]:
+    try:
+        return llm_config_from_handle(handle)
+    except ValueError as exc:  # the handle's form, or a provider O cannot call
+        raise InvalidInput(f"model: {exc}") from exc
 
 
 def _messages(entry: dict[str, Any]) -> list[FileMessage]:

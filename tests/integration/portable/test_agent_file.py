@@ -91,9 +91,12 @@ def test_export_without_messages(source_sdk: Letta, target_sdk: Letta) -> None:
     agent = lax(source_sdk).agents.create(name="quiet", memory_blocks=[{"label": "human", "value": "Ada"}])
     document = json.loads(source_sdk.agents.export_file(agent.id, scrub_messages=True))
     assert document["agents"][0]["messages"] == []
+    # a file may carry tool variable values (Letta's may; O's never do)
+    document["agents"][0]["tool_exec_environment_variables"] = {"TOKEN": "carried", "EMPTY": ""}
     imported = target_sdk.agents.import_file(file=("quiet.af", json.dumps(document).encode()), name="renamed")
     again = lax(target_sdk).agents.retrieve(imported.agent_ids[0])
     assert again.name == "renamed" and [b.value for b in again.blocks] == ["Ada"]
+    assert [v.key for v in again.tool_exec_environment_variables or []] == ["TOKEN"]
     # another model for the copy; a handle O cannot call is refused, and nothing is made
     other = target_sdk.agents.import_file(file=("q.af", json.dumps(document).encode()), model="openai/gpt-4.1-mini")
     assert lax(target_sdk).agents.retrieve(other.agent_ids[0]).llm_config.model == "gpt-4.1-mini"
