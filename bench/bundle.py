@@ -141,6 +141,8 @@ def main() -> None:
         )
         source.close()
         target.close()
+        path.unlink()
+        path.parent.rmdir()
     finally:
         server.stop()
 
