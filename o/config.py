@@ -262,6 +262,10 @@ class Settings(BaseModel):
     disable_prepared_statements: bool = False
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest accepted request body")
+    # uploads that are files, streamed by their routes rather than buffered: an agent file (.af,
+    # JSON, parsed whole) and O's bundle (msgpack, spooled to disk and imported frame by frame)
+    max_agent_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="largest agent file upload")
+    max_bundle_bytes: int = Field(default=4 * 1024**3, ge=1024, description="largest bundle upload")
     run_migrations: bool = True
     runtime: Literal["local", "lambda"] = "local"
     log_level: str = "INFO"

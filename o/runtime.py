@@ -322,7 +322,12 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
 def api_app(settings: Settings, services: Services) -> FastAPI:
     from o.api.app import create_app
 
-    return create_app(services, max_body_bytes=settings.max_body_bytes)
+    return create_app(
+        services,
+        max_body_bytes=settings.max_body_bytes,
+        max_agent_file_bytes=settings.max_agent_file_bytes,
+        max_bundle_bytes=settings.max_bundle_bytes,
+    )
 
 
 def step_outcomes(settings: Settings) -> OutcomeMetrics | None:

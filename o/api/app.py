@@ -9,6 +9,7 @@ from o.api import errors
 from o.api.deps import Services
 from o.api.limits import BodySizeLimit
 from o.api.routers import (
+    agent_files,
     agents,
     archival,
     blocks,
@@ -31,7 +32,13 @@ from o.api.storable import refuse_unstorable
 from o.observability import logger
 
 
-def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAPI:
+def create_app(
+    services: Services,
+    *,
+    max_body_bytes: int = 1_048_576,
+    max_agent_file_bytes: int = 64 * 1024 * 1024,
+    max_bundle_bytes: int = 4 * 1024**3,
+) -> FastAPI:
     app = FastAPI(
         title="O",
         version=__version__,
@@ -48,6 +55,8 @@ def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAP
     tolerate_trailing_slashes(app.router)
     for router in (
         health.router,
+        # before agents.router: its paths (/v1/agents/import) would otherwise read as agent ids
+        agent_files.router,
         agents.router,
         core_memory.router,
         blocks.router,
@@ -68,5 +77,9 @@ def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAP
         search.passages_router,
     ):
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=max_body_bytes,
+        uploads={agent_files.IMPORT_FILE: max_agent_file_bytes, agent_files.IMPORT_BUNDLE: max_bundle_bytes},
+    )
     return app

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from o.errors import OError
+
+
+class PayloadTooLarge(OError):
+    """A streamed upload grew past its route's limit while the route was reading it."""
+
+    status_code = 413
+    code = "payload_too_large"
 
 
 class BodySizeLimit:
@@ -12,22 +22,32 @@ class BodySizeLimit:
 
     A declared Content-Length over the limit is refused at once; a body without one
     (chunked) is buffered up to the limit and replayed, so the app never sees more.
+
+    ``uploads`` gives some paths (agent files, bundles) a larger limit of their own. Their bodies are
+    never buffered here: the route streams them, and a chunked body that grows past the limit raises
+    :class:`PayloadTooLarge` (a 413) in the route, which has written nothing by then.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = {path.rstrip("/"): limit for path, limit in (uploads or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         length = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
+        upload_limit = self.uploads.get(str(scope.get("path", "")).rstrip("/"))
+        limit = self.max_bytes if upload_limit is None else upload_limit
         if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
-                await self._reject(send)
+            if not length.isdigit() or int(length) > limit:
+                await self._reject(send, limit)
                 return
             await self.app(scope, receive, send)
+            return
+        if upload_limit is not None:
+            await self.app(scope, _counted(receive, upload_limit), send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -38,7 +58,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._reject(send)
+                await self._reject(send, self.max_bytes)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -55,10 +75,10 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
-                "detail": f"request body is larger than the limit of {self.max_bytes} bytes",
+                "detail": f"request body is larger than the limit of {limit} bytes",
                 "code": "payload_too_large",
             }
         ).encode()
@@ -70,3 +90,19 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises PayloadTooLarge once the body has grown past ``limit`` bytes."""
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes for this upload")
+        return message
+
+    return counted

@@ -79,7 +79,16 @@ def in_body(body: bytes) -> list[Issue]:
 async def refuse_unstorable(request: Request) -> None:
     """The app-wide dependency: a 422 for any request that carries what cannot be stored."""
     problems = in_params("path", request.path_params.items()) + in_params("query", request.query_params.multi_items())
-    if request.method in ("POST", "PUT", "PATCH"):
+    # uploads (an agent file, a bundle) are streamed by their routes, never read whole here; what
+    # they hold is checked as it is stored (the database's refusal of a value is a 422 too)
+    if request.method in ("POST", "PUT", "PATCH") and not _upload(request):
         problems += in_body(await request.body())
     if problems:
         raise RequestValidationError(problems)
+
+
+_UPLOAD_TYPES = ("multipart/form-data", "application/x-msgpack", "application/octet-stream")
+
+
+def _upload(request: Request) -> bool:
+    return request.headers.get("content-type", "").lower().startswith(_UPLOAD_TYPES)

@@ -1,4 +1,4 @@
-"""`o` — the command line: `o serve`, `o keys create|list|revoke`, `o migrate`, `o evolve …`."""
+"""`o` — the command line: `o serve`, `o keys create|list|revoke`, `o migrate`, `o evolve …`, `o export`, `o import`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from o.cli import evolve, keys, serve
+from o.cli import evolve, keys, portable, serve
 from o.config import ConfigError
 from o.store.migrate import SchemaError
 
@@ -25,6 +25,7 @@ def parser() -> argparse.ArgumentParser:
     db_flags(p_migrate)
     p_migrate.set_defaults(func=keys.migrate_cmd)
     evolve.add_parser(sub, db_flags)
+    portable.add_parsers(sub)
     return root
 
 

@@ -86,3 +86,19 @@ def test_other_organization_sees_no_step_identity_tag_or_search_hit(
         assert other.post("/v1/messages/search", json={"query": "zebra", "agent_id": aid}).status_code == 404
     assert client.get(f"/v1/identities/{identity['id']}").json()["name"] == "U"
     assert client.get(f"/v1/steps/{step_id}").json()["feedback"] is None
+
+
+def test_other_organization_cannot_export_our_agent(app: FastAPI, db: Database, client: TestClient) -> None:
+    agent = client.post("/v1/agents/", json={"memory_blocks": [{"label": "human", "value": "secret"}]}).json()
+    with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as other:
+        assert other.get(f"/v1/agents/{agent['id']}/export").status_code == 404
+        assert other.get(f"/v1/agents/{agent['id']}/bundle").status_code == 404
+        # an import makes new rows in the importer's organization: it never reaches ours
+        bundle = client.get(f"/v1/agents/{agent['id']}/bundle").content
+        moved = other.post(
+            "/v1/agents/import-bundle", content=bundle, headers={"content-type": "application/x-msgpack"}
+        )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["agent_id"] != agent["id"]
+    assert client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"] == "secret"
+    assert [a["id"] for a in client.get("/v1/agents/").json()] == [agent["id"]]

@@ -1,0 +1,1 @@
+"""Moving agents between servers: Letta agent files (.af) and O's full bundle."""
