@@ -15,8 +15,8 @@ from o.store import blocks as block_store
 from o.store import tools as tool_store
 from o.store.db import Conn
 from o.store.pages import Page
+from o.tools import base as base_tools
 from o.tools import catalog
-from o.tools.builtin import BUILTINS
 from o.tools.secrets.envelope import SecretBox
 
 DEFAULT_SYSTEM = (
@@ -52,6 +52,8 @@ class AgentSpec:
     tool_ids: list[str] = field(default_factory=list)
     tool_names: list[str] = field(default_factory=list)
     tool_env: dict[str, str] | None = None
+    # Letta's include_base_tools: the base tools of the agent's type are attached on creation
+    include_base_tools: bool = True
 
 
 @dataclass
@@ -92,7 +94,8 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec, *, secrets: Secret
         block_store.attach(conn, agent["id"], block)
     for block_id in spec.block_ids:
         memory_blocks.attach(conn, organization_id, agent["id"], block_id)
-    _set_tools(conn, organization_id, agent["id"], spec.tool_ids, spec.tool_names)
+    given = base_tools.default_ids(conn, organization_id, spec.agent_type) if spec.include_base_tools else []
+    _set_tools(conn, organization_id, agent["id"], [*given, *spec.tool_ids], spec.tool_names)
     if spec.tool_env:
         catalog.set_agent_env(conn, organization_id, agent["id"], spec.tool_env, secrets=_needed(secrets))
     _record_revision(conn, organization_id, agent["id"])
@@ -114,15 +117,15 @@ def _set_tools(
     *,
     replace: bool = False,
 ) -> None:
-    """Attach tools by id and by name (Letta's ``tool_ids`` / ``tools``). Built-in names need no row:
-    every agent is offered the built-ins of its type."""
+    """Attach tools by id and by name (Letta's ``tool_ids`` / ``tools``; base tools have records too)."""
     wanted = list(tool_ids)
+    if tool_names:
+        base_tools.ensure(conn, organization_id)
     for name in tool_names:
         row = tool_store.get_by_name(conn, organization_id, name)
-        if row is not None:
-            wanted.append(row["id"])
-        elif name not in BUILTINS:
+        if row is None:
             raise NotFound(f"tool named {name!r} not found")
+        wanted.append(row["id"])
     if replace:
         for tool in tool_store.for_agent(conn, agent_id):
             if tool["id"] not in wanted:

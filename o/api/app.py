@@ -9,6 +9,7 @@ from o.api import errors
 from o.api.deps import Services
 from o.api.limits import BodySizeLimit
 from o.api.routers import (
+    agent_tools,
     agents,
     archival,
     blocks,
@@ -49,6 +50,7 @@ def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAP
         blocks.router,
         messages.router,
         tools.router,
+        agent_tools.router,
         send.router,
         runs.router,
         archival.router,

@@ -97,6 +97,7 @@ class CreateAgent(Request):
     metadata: dict[str, Any] | None = None
     tool_ids: list[str] = Field(default_factory=list)
     tools: list[str] = Field(default_factory=list, description="tool names to attach")
+    include_base_tools: bool = Field(default=True, description="attach the base tools of the agent's type")
     tool_exec_environment_variables: dict[str, str] | None = None
     secrets: dict[str, str] | None = Field(default=None, description="Letta's newer name for the tool variables")
     # Accepted for compatibility with Letta clients.
@@ -124,6 +125,7 @@ class CreateAgent(Request):
             metadata=self.metadata or {},
             tool_ids=self.tool_ids,
             tool_names=self.tools,
+            include_base_tools=self.include_base_tools,
             tool_env=_tool_env(self.tool_exec_environment_variables, self.secrets),
         )
 
