@@ -111,8 +111,8 @@ def pydantic_schema(source: str, annotation: str) -> dict[str, Any]:
     module = types.ModuleType("tool_source")
     sys.modules["tool_source"] = module
     try:
-        exec(compile(source, "tool_source", "exec"), module.__dict__)  # noqa: S102 - the test's own source
-        schema = TypeAdapter(eval(annotation, module.__dict__)).json_schema()  # noqa: S307
+        exec(compile(source, "tool_source", "exec"), module.__dict__)
+        schema = TypeAdapter(eval(annotation, module.__dict__)).json_schema()
     finally:
         del sys.modules["tool_source"]
     return _inline(schema, schema.get("$defs", {}))
