@@ -292,7 +292,9 @@ def test_approval_per_tool_per_agent_pauses_the_loop(live: Live) -> None:
     live.model.script.push(call("send_message", message="Noted."))
     letta.agents.messages.create(
         agent.id,
-        messages=[{"type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_gate", "approve": True}]}],
+        messages=[
+            {"type": "approval", "approvals": [{"type": "approval", "tool_call_id": "call_gate", "approve": True}]}
+        ],
     )
     assert "Owns a boat." in letta.agents.blocks.retrieve("human", agent_id=agent.id).value
 
