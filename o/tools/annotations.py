@@ -187,23 +187,17 @@ class Annotations:
     def _object(self, cls: ast.ClassDef, kind: str, where: str, depth: int) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required: list[str] = []
+        # class Options(TypedDict, total=False): no key is required
         total = not any(
             k.arg == "total" and isinstance(k.value, ast.Constant) and not k.value.value for k in cls.keywords
         )
         for node in self._fields(cls):
             assert isinstance(node.target, ast.Name)
-            name, annotation = node.target.id, node.annotation
-            if _name(_unwrap(annotation)) == "ClassVar" or (kind == "model" and name.startswith("_")):
+            name = node.target.id
+            if _name(_unwrap(node.annotation)) == "ClassVar" or (kind == "model" and name.startswith("_")):
                 continue
-            inner, explicit = _requiredness(annotation)
-            info = _field_info(node.value, annotation)
-            if not info.default[0] and isinstance(node.value, ast.Attribute):
-                info.default = self._enum_member(node.value)
-            prop = _fit_lengths({**self.schema(inner, f"{where}: field {cls.name}.{name}", depth + 1), **info.extra})
-            if info.default[0]:
-                prop["default"] = info.default[1]
-            properties[name] = prop
-            must = explicit if explicit is not None else (total if kind == "typeddict" else info.required)
+            properties[name], explicit, optional = self._property(node, f"{where}: field {cls.name}.{name}", depth)
+            must = explicit if explicit is not None else (total if kind == "typeddict" else not optional)
             if must:
                 required.append(name)
         schema: dict[str, Any] = {"type": "object", "properties": properties}
@@ -213,6 +207,18 @@ class Annotations:
         if doc:
             schema["description"] = doc
         return schema
+
+    def _property(self, node: ast.AnnAssign, where: str, depth: int) -> tuple[dict[str, Any], bool | None, bool]:
+        """One field's schema, whether ``Required``/``NotRequired`` says it must be given, and whether it
+        has a default (a value, a factory, or an expression that is not read)."""
+        inner, explicit = _requiredness(node.annotation)
+        info = _field_info(node.value, node.annotation)
+        if not info.default[0] and isinstance(node.value, ast.Attribute):
+            info.default = self._enum_member(node.value)
+        prop = _fit_lengths({**self.schema(inner, where, depth + 1), **info.extra})
+        if info.default[0]:
+            prop["default"] = info.default[1]
+        return prop, explicit, not info.required
 
     def _enum_member(self, node: ast.Attribute) -> tuple[bool, Any]:
         """``Currency.EUR`` as a default: the member's value, as pydantic shows it."""
