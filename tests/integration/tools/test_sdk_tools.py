@@ -311,3 +311,15 @@ def test_a_tool_that_requires_approval_by_default_brings_its_rule(live: Live) ->
     agent = _agent(letta, live, include_base_tools=False)
     state = letta.agents.tools.attach(risky.id, agent_id=agent.id)
     assert [(r.tool_name, r.type) for r in state.tool_rules or []] == [("send_invoice", "requires_approval")]
+
+
+def test_a_model_that_has_no_schema_is_refused_by_name(live: Live) -> None:
+    letta = live.client()
+    recursive = ORDERS.replace("order_id: int", "order_id: int\n    parts: List['Order']")
+    with pytest.raises(letta_client.UnprocessableEntityError, match="'Order' refers to itself"):
+        letta.tools.create(source_code=recursive)
+    # a class body is read, not run: a call in a default only makes the field optional
+    sneaky = ORDERS.replace("order_id: int", "order_id: int = __import__('os').getpid()")
+    tool = letta.tools.create(source_code=sneaky)
+    order = tool.json_schema["parameters"]["properties"]["orders"]["items"]
+    assert "required" not in order and "default" not in order["properties"]["order_id"]
