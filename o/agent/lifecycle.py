@@ -20,8 +20,8 @@ from o.store import messages as message_store
 from o.store import tools as tool_store
 from o.store.db import Conn
 from o.store.pages import Page
+from o.tools import base as base_tools
 from o.tools import catalog
-from o.tools.builtin import BUILTINS, default_tools
 from o.tools.secrets.envelope import SecretBox
 
 DEFAULT_SYSTEM = (
@@ -76,6 +76,7 @@ class AgentSpec:
     tool_env: dict[str, str] | None = None
     timezone: str = "UTC"
     enable_sleeptime: bool = True
+    # Letta's include_base_tools: the base tools of the agent's type are attached on creation
     include_base_tools: bool = True
     # None: the agent starts with no messages; a list (even empty): exactly these start its context
     initial_messages: list[InitialMessage] | None = None
@@ -128,7 +129,6 @@ def create(
             "metadata": spec.metadata,
             "timezone": spec.timezone,
             "enable_sleeptime": spec.enable_sleeptime,
-            "base_tools": _base_tools(spec),
         },
     )
     for block_spec in spec.memory_blocks:
@@ -136,23 +136,14 @@ def create(
         block_store.attach(conn, agent["id"], block)
     for block_id in spec.block_ids:
         memory_blocks.attach(conn, organization_id, agent["id"], block_id)
-    _set_tools(conn, organization_id, agent["id"], spec.tool_ids, spec.tool_names)
+    given = base_tools.default_ids(conn, organization_id, spec.agent_type) if spec.include_base_tools else []
+    _set_tools(conn, organization_id, agent["id"], [*given, *spec.tool_ids], spec.tool_names)
     if spec.tool_env:
         catalog.set_agent_env(conn, organization_id, agent["id"], spec.tool_env, secrets=_needed(secrets))
     if spec.initial_messages:
         _store_initial_messages(conn, agent, spec.initial_messages)
     _record_revision(conn, organization_id, agent["id"])
     return get(conn, organization_id, agent["id"])
-
-
-def _base_tools(spec: AgentSpec) -> list[str] | None:
-    """The built-ins the agent is offered: None for those of its type (Letta's include_base_tools), else
-    exactly the defaults kept plus the built-ins ``tools`` names."""
-    defaults = default_tools(spec.agent_type) if spec.include_base_tools else []
-    named = [n for n in spec.tool_names if n in BUILTINS]
-    if spec.include_base_tools and set(named) <= set(defaults):
-        return None
-    return list(dict.fromkeys([*defaults, *named]))
 
 
 def check_timezone(name: str) -> None:
@@ -210,15 +201,15 @@ def _set_tools(
     *,
     replace: bool = False,
 ) -> None:
-    """Attach tools by id and by name (Letta's ``tool_ids`` / ``tools``). Built-in names need no row:
-    every agent is offered the built-ins of its type."""
+    """Attach tools by id and by name (Letta's ``tool_ids`` / ``tools``; base tools have records too)."""
     wanted = list(tool_ids)
+    if tool_names:
+        base_tools.ensure(conn, organization_id)
     for name in tool_names:
         row = tool_store.get_by_name(conn, organization_id, name)
-        if row is not None:
-            wanted.append(row["id"])
-        elif name not in BUILTINS:
+        if row is None:
             raise NotFound(f"tool named {name!r} not found")
+        wanted.append(row["id"])
     if replace:
         for tool in tool_store.for_agent(conn, agent_id):
             if tool["id"] not in wanted:

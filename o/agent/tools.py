@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from o.llm.types import ToolSpec
 from o.store.db import Database
-from o.tools import builtin
+from o.tools import base, builtin
 from o.tools.sandbox.base import Sandbox, ToolResult
 from o.tools.secrets.envelope import SecretBox
 
@@ -65,20 +65,14 @@ class SandboxExecutor:
 
 
 def agent_tools(agent: dict[str, Any], attached: list[dict[str, Any]]) -> list[AgentTool]:
-    """Built-ins for the agent's type, then its ``attached`` user tools; an attached tool named like
-    a built-in is the built-in (Letta clients attach base tools by id). ``base_tools`` (set by Letta's
-    include_base_tools=false) replaces the built-ins of the type."""
-    chosen = agent.get("base_tools")
-    names = list(chosen if chosen is not None else builtin.default_tools(agent["agent_type"]))
-    out: list[AgentTool] = []
+    """The tools ``attached`` to the agent: the records of Letta's base tools among them run as the
+    built-ins (``o.tools.base``), first, in the order of Letta's base tool list; the rest are user tools."""
+    del agent  # which tools an agent has is its attachments, whatever its type
+    builtins = {row["name"] for row in attached if base.is_base(row)}
+    names = [name for name in builtin.BASE_TOOLS if name in builtins] + sorted(builtins - set(builtin.BASE_TOOLS))
+    out = [AgentTool(b.name, b.description, b.parameters) for b in map(builtin.BUILTINS.__getitem__, names)]
     for row in attached:
-        if row["name"] in builtin.BUILTINS and row["name"] not in names:
-            names.append(row["name"])
-    for name in names:
-        b = builtin.BUILTINS[name]
-        out.append(AgentTool(b.name, b.description, b.parameters))
-    for row in attached:
-        if row["name"] in builtin.BUILTINS:
+        if base.is_base(row):
             continue
         schema = row.get("json_schema") or {}
         out.append(

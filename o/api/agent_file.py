@@ -215,6 +215,8 @@ def _import_agent(
     spec = create.to_spec()
     spec.tool_ids = resolved.tool_ids
     spec.tool_names = resolved.builtin_names
+    # the file lists every tool the agent had, base tools included: exactly those are attached
+    spec.include_base_tools = False
     view = lifecycle.create(conn, organization_id, spec, secrets=secrets)
     if not options.strip_messages:
         portable.add_messages(conn, organization_id, view.agent["id"], _messages(entry))

@@ -10,6 +10,7 @@ from o.api.deps import Services
 from o.api.limits import BodySizeLimit
 from o.api.routers import (
     agent_files,
+    agent_tools,
     agents,
     archival,
     blocks,
@@ -62,6 +63,7 @@ def create_app(
         blocks.router,
         messages.router,
         tools.router,
+        agent_tools.router,
         send.router,
         runs.router,
         archival.router,

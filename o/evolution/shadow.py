@@ -33,6 +33,7 @@ from o.store import runs as run_store
 from o.store import tools as tool_store
 from o.store.db import Database
 from o.store.records import RunStatus
+from o.tools import base as base_tools
 from o.tools.sandbox.base import ToolResult
 
 SCRATCH_PREFIX = "o-scratch/"
@@ -100,6 +101,7 @@ def _scratch_agent(conn: Any, scratch_org: str, source: dict[str, Any], config: 
         block_store.attach(conn, agent["id"], block)
     for tool_id in config["tool_ids"]:
         tool_store.attach(conn, agent["id"], tool_id)
+    base_tools.attach_like(conn, scratch_org, agent["id"], source["id"])
     return agent["id"]
 
 

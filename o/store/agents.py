@@ -25,7 +25,6 @@ UPDATABLE = {
     "metadata",
     "timezone",
     "enable_sleeptime",
-    "base_tools",
 }
 _JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}
 

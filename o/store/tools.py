@@ -38,6 +38,8 @@ UPDATABLE = {
 _JSON = {"json_schema", "args_json_schema", "metadata", "pip_requirements", "npm_requirements"}
 # a change to any of these is a new version of the tool
 VERSIONED = {"name", "description", "source_code", "json_schema", "return_char_limit"}
+# Letta's own tools (the base tools every organization has a record of) have a tool_type "letta_..."
+LETTA_TYPES = "letta\\_%"
 
 
 def insert(conn: Conn, tool: dict[str, Any]) -> dict[str, Any]:
@@ -66,16 +68,42 @@ def list_page(
     names: list[str] | None = None,
     tool_types: list[str] | None = None,
     search: str | None = None,
+    tool_ids: list[str] | None = None,
+    exclude_tool_types: list[str] | None = None,
+    only_letta: bool = False,
 ) -> list[dict[str, Any]]:
     where = (
         Where()
         .equals("organization_id", organization_id)
         .equals("name", name)
         .equals_any("name", names)
+        .equals_any("id", tool_ids)
         .equals_any("tool_type", tool_types)
         .contains("name", search)
     )
+    if exclude_tool_types:
+        where.conditions.append(sql.SQL("NOT (tool_type = ANY(%s))"))
+        where.values.append(list(exclude_tool_types))
+    if only_letta:
+        where.conditions.append(sql.SQL("tool_type LIKE %s"))
+        where.values.append(LETTA_TYPES)
     return fetch_page(conn, table="tools", scope=where.clause(), scope_params=where.params, page=page)
+
+
+def letta_tools(conn: Conn, organization_id: str) -> list[dict[str, Any]]:
+    """The organization's records of Letta's own tools (its base tools)."""
+    return conn.execute(
+        "SELECT * FROM tools WHERE organization_id = %s AND tool_type LIKE %s ORDER BY name",
+        (organization_id, LETTA_TYPES),
+    ).fetchall()
+
+
+def insert_unless_present(conn: Conn, tool: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert the tool unless the organization has one of that name (a concurrent insert included)."""
+    row = rows.insert(conn, "tools", tool, json_columns=_JSON, on_conflict="(organization_id, name) DO NOTHING")
+    if row is not None:
+        _record_version(conn, row)
+    return row
 
 
 def count(conn: Conn, organization_id: str) -> int:
@@ -155,16 +183,37 @@ def detach(conn: Conn, agent_id: str, tool_id: str) -> bool:
 
 
 def attached_ids(conn: Conn, agent_id: str) -> list[str]:
-    """The ids of the tools attached to the agent, sorted."""
-    rows = conn.execute("SELECT tool_id FROM agent_tools WHERE agent_id = %s ORDER BY tool_id", (agent_id,))
+    """The ids of the agent's own tools attached to it, sorted: what a revision records. Letta's base
+    tools are left out: revisions taken before they were records never named them, and an agent keeps
+    the base tools it has whichever revision it runs."""
+    rows = conn.execute(
+        """SELECT at.tool_id FROM agent_tools at JOIN tools t ON t.id = at.tool_id
+           WHERE at.agent_id = %s AND t.tool_type NOT LIKE %s ORDER BY at.tool_id""",
+        (agent_id, LETTA_TYPES),
+    )
     return [r["tool_id"] for r in rows]
 
 
 def set_attached(conn: Conn, agent_id: str, tool_ids: list[str]) -> None:
-    """Make the agent's attached tools exactly ``tool_ids``."""
-    conn.execute("DELETE FROM agent_tools WHERE agent_id = %s AND NOT (tool_id = ANY(%s))", (agent_id, tool_ids))
+    """Make the agent's own attached tools exactly ``tool_ids`` (its base tools stay as they are)."""
+    conn.execute(
+        """DELETE FROM agent_tools at USING tools t
+           WHERE at.agent_id = %s AND t.id = at.tool_id AND t.tool_type NOT LIKE %s
+             AND NOT (at.tool_id = ANY(%s))""",
+        (agent_id, LETTA_TYPES, tool_ids),
+    )
     for tool_id in tool_ids:
         attach(conn, agent_id, tool_id)
+
+
+def attached_letta_ids(conn: Conn, agent_id: str) -> list[str]:
+    """The ids of Letta's base tools attached to the agent."""
+    rows = conn.execute(
+        """SELECT at.tool_id FROM agent_tools at JOIN tools t ON t.id = at.tool_id
+           WHERE at.agent_id = %s AND t.tool_type LIKE %s ORDER BY at.tool_id""",
+        (agent_id, LETTA_TYPES),
+    )
+    return [r["tool_id"] for r in rows]
 
 
 def known_ids(conn: Conn, organization_id: str, tool_ids: list[str]) -> set[str]:
@@ -259,3 +308,49 @@ def insert_unless_named(conn: Conn, tool: dict[str, Any]) -> dict[str, Any] | No
             return insert(conn, tool)
     except psycopg.errors.UniqueViolation:
         return None
+
+
+def _search_scope(organization_id: str, tool_types: list[str] | None, tags: list[str] | None) -> Where:
+    return (
+        Where(alias="t")
+        .equals("organization_id", organization_id)
+        .equals_any("tool_type", tool_types)
+        .tags("tags", tags)
+    )
+
+
+# what full-text search reads of a tool: its name (words split at underscores), description and tags
+_DOCUMENT = sql.SQL(
+    "to_tsvector('english', replace(t.name, '_', ' ') || ' ' || coalesce(t.description, '') || ' ' "
+    "|| array_to_string(t.tags, ' '))"
+)
+
+
+def search_text(
+    conn: Conn, organization_id: str, query: str, *, tool_types: list[str] | None, tags: list[str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """The organization's tools that share a word (stemmed) with ``query``, best match first, each
+    with its ``fts_score``: any of the query's words matches, more and rarer ones rank higher."""
+    where = _search_scope(organization_id, tool_types, tags)
+    return conn.execute(
+        sql.SQL(
+            """SELECT t.*, ts_rank_cd({doc}, q.any_word) AS fts_score
+               FROM tools t,
+                    LATERAL (SELECT nullif(replace(plainto_tsquery('english', %s)::text, ' & ', ' | '), '')
+                                    ::tsquery AS any_word) q
+               WHERE {scope} AND q.any_word IS NOT NULL AND {doc} @@ q.any_word
+               ORDER BY fts_score DESC, t.id LIMIT %s"""
+        ).format(doc=_DOCUMENT, scope=where.clause()),
+        (query, *where.params, limit),
+    ).fetchall()
+
+
+def search_candidates(
+    conn: Conn, organization_id: str, *, tool_types: list[str] | None, tags: list[str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """The organization's tools a search may rank by meaning, oldest first, at most ``limit``."""
+    where = _search_scope(organization_id, tool_types, tags)
+    return conn.execute(
+        sql.SQL("SELECT t.* FROM tools t WHERE {} ORDER BY t.created_at, t.id LIMIT %s").format(where.clause()),
+        (*where.params, limit),
+    ).fetchall()

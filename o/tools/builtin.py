@@ -250,7 +250,7 @@ BUILTINS: dict[str, Builtin] = {
                 ["label", "new_str"],
             ),
             memory_insert,
-            "letta_sleeptime_core",
+            "letta_memory_core",
         ),
         Builtin(
             "memory_replace",
@@ -268,7 +268,7 @@ BUILTINS: dict[str, Builtin] = {
                 ["label", "old_str", "new_str"],
             ),
             memory_replace,
-            "letta_sleeptime_core",
+            "letta_memory_core",
         ),
         Builtin(
             "memory_rethink",
@@ -361,6 +361,17 @@ DEFAULT_FOR_OTHER_TYPES = _CORE_V2 + _SEARCH
 
 def default_tools(agent_type: str) -> list[str]:
     return DEFAULT_TOOLS.get(agent_type, DEFAULT_FOR_OTHER_TYPES)
+
+
+# Letta's base tools: every organization has one tool record for each (o.tools.base), which an agent
+# is given on creation (include_base_tools) and which can be attached and detached like any tool.
+BASE_TOOLS: tuple[str, ...] = tuple(dict.fromkeys(_CORE_V1 + _CORE_V2 + _SEARCH))
+
+
+def base_schema(name: str) -> dict[str, Any]:
+    """The JSON schema a base tool's record shows: Letta's name, description and parameters."""
+    tool = BUILTINS[name]
+    return {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
 
 
 def run_builtin(ctx: ToolContext, name: str, args: dict[str, Any]) -> str:

@@ -7,11 +7,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from o.errors import InvalidInput, NotFound
+from o.errors import Conflict, InvalidInput, NotFound
 from o.ids import new_id
 from o.store import agents as agent_store
 from o.store import tools as tool_store
 from o.store.db import Conn
+from o.tools import base
 from o.tools.schema import derive_json_schema, find_function, parse_source
 from o.tools.secrets.envelope import SecretBox, variable_context
 
@@ -82,6 +83,8 @@ def _check_limit(limit: int) -> None:
 def create(conn: Conn, organization_id: str, spec: ToolSpec) -> dict[str, Any]:
     _check_limit(spec.return_char_limit)
     schema = resolve_schema(spec.source_code, spec.json_schema, spec.description, spec.source_type)
+    # the base tools' names are taken first: a custom tool named like one is a 409, never a stand-in
+    base.ensure(conn, organization_id)
     return tool_store.insert(conn, _row(organization_id, spec, schema))
 
 
@@ -111,7 +114,10 @@ def upsert(conn: Conn, organization_id: str, spec: ToolSpec) -> dict[str, Any]:
     _check_limit(spec.return_char_limit)
     schema = resolve_schema(spec.source_code, spec.json_schema, spec.description, spec.source_type)
     row = _row(organization_id, spec, schema)
+    base.ensure(conn, organization_id)
     existing = tool_store.get_by_name(conn, organization_id, row["name"], for_update=True)
+    if existing is not None and base.is_base(existing):
+        raise Conflict(f"{row['name']!r} is one of Letta's base tools; name your tool differently")
     if existing is None:
         created = tool_store.insert_unless_named(conn, row)
         if created is not None:
@@ -141,6 +147,13 @@ def update(conn: Conn, organization_id: str, tool_id: str, changes: dict[str, An
     changes = dict(changes)
     if "return_char_limit" in changes:
         _check_limit(changes["return_char_limit"])
+    if base.is_base(current):
+        fixed = sorted(set(changes) - base.BASE_TOOL_SETTINGS)
+        if fixed:
+            raise InvalidInput(
+                f"{current['name']!r} is one of Letta's base tools: {fixed} cannot change "
+                f"(only {sorted(base.BASE_TOOL_SETTINGS)})"
+            )
     touches_schema = {"source_code", "json_schema", "description", "source_type"} & set(changes)
     if touches_schema:
         source = changes.get("source_code", current["source_code"]) or ""
@@ -160,7 +173,10 @@ def update(conn: Conn, organization_id: str, tool_id: str, changes: dict[str, An
 
 
 def delete(conn: Conn, organization_id: str, tool_id: str) -> None:
-    agents = tool_store.agents_using(conn, tool_id) if tool_store.get(conn, organization_id, tool_id) else []
+    tool = tool_store.get(conn, organization_id, tool_id)
+    if tool is not None and base.is_base(tool):
+        raise InvalidInput(f"{tool['name']!r} is one of Letta's base tools: detach it from agents instead")
+    agents = tool_store.agents_using(conn, tool_id) if tool else []
     if not tool_store.delete(conn, organization_id, tool_id):
         raise NotFound(f"tool {tool_id} not found")
     for agent_id in agents:
@@ -179,10 +195,35 @@ def _touch_agents(conn: Conn, tool_id: str) -> None:
 
 
 def attach(conn: Conn, organization_id: str, agent_id: str, tool_id: str) -> None:
-    agent_store.require(conn, organization_id, agent_id, for_update=True)
-    get(conn, organization_id, tool_id)
+    """Attach the tool; one that requires approval by default gets the agent's approval rule with it."""
+    agent = agent_store.require(conn, organization_id, agent_id, for_update=True)
+    tool = get(conn, organization_id, tool_id)
     if tool_store.attach(conn, agent_id, tool_id):
-        agent_store.touch(conn, agent_id)
+        rules = agent["tool_rules"] or []
+        if tool["default_requires_approval"] and not requires_approval(rules, tool["name"]):
+            rules = with_approval(rules, tool["name"], True)
+            agent_store.update(conn, organization_id, agent_id, {"tool_rules": rules})
+        else:
+            agent_store.touch(conn, agent_id)
+
+
+APPROVAL_RULE = "requires_approval"
+
+
+def requires_approval(rules: list[dict[str, Any]], tool_name: str) -> bool:
+    return any(_is_approval_rule(rule, tool_name) for rule in rules)
+
+
+def _is_approval_rule(rule: dict[str, Any], tool_name: str) -> bool:
+    kind = rule.get("type")
+    return rule.get("tool_name") == tool_name and kind in (APPROVAL_RULE, "RequiresApprovalToolRule", "approval")
+
+
+def with_approval(rules: list[dict[str, Any]], tool_name: str, required: bool) -> list[dict[str, Any]]:
+    """The agent's tool rules with Letta's ``requires_approval`` rule for ``tool_name`` added or
+    removed: how an agent's approval requirement for one tool is kept (it is one of its tool rules)."""
+    kept = [rule for rule in rules if not _is_approval_rule(rule, tool_name)]
+    return [*kept, {"tool_name": tool_name, "type": APPROVAL_RULE}] if required else kept
 
 
 def detach(conn: Conn, organization_id: str, agent_id: str, tool_id: str) -> None:

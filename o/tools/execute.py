@@ -11,10 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from o.errors import NotFound, OError
+from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
 from o.store import agents as agent_store
 from o.store import tools as tool_store
 from o.store.db import Conn, Database
-from o.tools import catalog
+from o.tools import base, catalog
+from o.tools.builtin import ToolContext, ToolError, run_builtin
 from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult
 from o.tools.secrets.envelope import SecretBox, SecretUnavailable
 
@@ -79,3 +82,42 @@ def _load(
     except SecretUnavailable as exc:
         return f"the agent's tool variables could not be opened: {exc.message}"
     return tool, env
+
+
+def run_for_agent(
+    db: Database,
+    org_id: str,
+    agent_id: str,
+    tool_name: str,
+    args: dict[str, Any],
+    sandbox: Sandbox,
+    *,
+    secrets: SecretBox,
+    embedders: EmbedderSource = LOCAL_EMBEDDERS,
+) -> ToolResult:
+    """Run the agent's attached tool ``tool_name`` once, outside any conversation (Letta's
+    ``agents.tools.run``): a base tool in-process against the agent's memory, any other in the sandbox
+    with the agent's tool variables. An unknown agent, or a tool not attached to it, is NotFound."""
+    with db.transaction() as conn:
+        agent_store.require(conn, org_id, agent_id)
+        tool = tool_store.attached_by_name(conn, org_id, agent_id, tool_name)
+        if tool is None:
+            raise NotFound(f"no tool named {tool_name!r} is attached to agent {agent_id}")
+        if base.is_base(tool):
+            return _run_base(conn, org_id, agent_id, tool_name, args, embedders)
+    return run_tool(db, org_id, agent_id, tool_name, args, sandbox, secrets=secrets)
+
+
+def _run_base(
+    conn: Conn, org_id: str, agent_id: str, tool_name: str, args: dict[str, Any], embedders: EmbedderSource
+) -> ToolResult:
+    started = time.monotonic()
+    context = ToolContext(conn, org_id, agent_id, embedders=embedders)
+    try:
+        # a savepoint: a built-in that fails part-way leaves the agent's memory as it was
+        with conn.transaction():
+            output = run_builtin(context, tool_name, args)
+    except (ToolError, OError) as exc:
+        message = str(exc)
+        return ToolResult("error", f"Error executing tool {tool_name}: {message}", message=message)
+    return ToolResult("success", output, duration_ms=(time.monotonic() - started) * 1000)

@@ -23,25 +23,10 @@ from docstring_parser.google import DEFAULT_SECTIONS as GOOGLE_SECTIONS
 from docstring_parser.google import GoogleParser, Section, SectionType
 
 from o.errors import InvalidInput
+from o.tools.annotations import Annotations
 
 # parameters the runtime supplies itself; never part of what the model fills in
 HIDDEN_PARAMETERS = frozenset({"self", "agent_state"})
-_SCALARS = {
-    "str": {"type": "string"},
-    "int": {"type": "integer"},
-    "float": {"type": "number"},
-    "bool": {"type": "boolean"},
-    "dict": {"type": "object"},
-    "Dict": {"type": "object"},
-    "list": {"type": "array"},
-    "List": {"type": "array"},
-    "tuple": {"type": "array"},
-    "Tuple": {"type": "array"},
-    "set": {"type": "array"},
-    "Set": {"type": "array"},
-    "Any": {},
-    "object": {},
-}
 # Google section titles beyond docstring_parser's own: those O has always recognised (so a
 # "Note:" block never leaks into the description) and napoleon's keyword-argument sections
 # (tools often take keyword-only parameters); in any capitalisation, as before
@@ -133,6 +118,8 @@ def parse_source(source: str) -> ast.Module:
         return ast.parse(source)
     except SyntaxError as exc:
         raise InvalidInput(f"tool source code does not parse: line {exc.lineno}: {exc.msg}", line=exc.lineno) from exc
+    except (ValueError, MemoryError, RecursionError) as exc:  # NUL bytes; nesting too deep for the parser
+        raise InvalidInput(f"tool source code does not parse: {type(exc).__name__}: {exc}") from exc
 
 
 def find_function(module: ast.Module, name: str | None = None) -> ast.FunctionDef | ast.AsyncFunctionDef:
@@ -157,7 +144,9 @@ def function_name(source: str) -> str:
 
 def derive_json_schema(source: str, name: str | None = None) -> dict[str, Any]:
     """Letta's tool schema for the function ``name`` (default: the last one) in ``source``."""
-    node = find_function(parse_source(source), name)
+    module = parse_source(source)
+    node = find_function(module, name)
+    types = Annotations.of(module)
     doc = parse_docstring(ast.get_docstring(node))
     properties: dict[str, Any] = {}
     required: list[str] = []
@@ -177,7 +166,7 @@ def derive_json_schema(source: str, name: str | None = None) -> dict[str, Any]:
             continue
         if arg.annotation is None:
             raise InvalidInput(f"parameter {arg.arg!r} of {node.name} has no type annotation", parameter=arg.arg)
-        schema = annotation_schema(arg.annotation, f"parameter {arg.arg!r} of {node.name}")
+        schema = types.schema(arg.annotation, f"parameter {arg.arg!r} of {node.name}")
         if doc.params.get(arg.arg):
             schema = {**schema, "description": doc.params[arg.arg]}
         properties[arg.arg] = schema
@@ -188,117 +177,3 @@ def derive_json_schema(source: str, name: str | None = None) -> dict[str, Any]:
         "description": doc.description,
         "parameters": {"type": "object", "properties": properties, "required": required},
     }
-
-
-def annotation_schema(node: ast.expr, where: str) -> dict[str, Any]:
-    """JSON schema for one annotation expression."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return annotation_schema(_parse_string_annotation(node.value, where), where)
-    if isinstance(node, ast.Constant) and node.value is None:
-        return {"type": "null"}
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return _union(_flatten_or(node), where)
-    name = _name(node)
-    if name is not None:
-        return _named_schema(name, where)
-    if isinstance(node, ast.Subscript):
-        generic = _GENERICS.get(_name(node.value) or "")
-        if generic is not None:
-            args = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
-            return generic(args, where)
-    raise InvalidInput(f"{where}: annotation {ast.unparse(node)!r} has no JSON schema equivalent")
-
-
-def _parse_string_annotation(text: str, where: str) -> ast.expr:
-    """A string annotation (or `from __future__ import annotations` style) as an expression."""
-    try:
-        return ast.parse(text, mode="eval").body
-    except SyntaxError as exc:
-        raise InvalidInput(f"{where}: annotation {text!r} does not parse") from exc
-
-
-def _named_schema(name: str, where: str) -> dict[str, Any]:
-    if name in _SCALARS:
-        return dict(_SCALARS[name])
-    if name == "None":
-        return {"type": "null"}
-    raise InvalidInput(f"{where}: type {name!r} has no JSON schema equivalent")
-
-
-def _name(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):  # typing.List, t.Optional
-        return node.attr
-    return None
-
-
-def _flatten_or(node: ast.expr) -> list[ast.expr]:
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return [*_flatten_or(node.left), *_flatten_or(node.right)]
-    return [node]
-
-
-def _array(args: list[ast.expr], where: str) -> dict[str, Any]:
-    return {"type": "array", "items": annotation_schema(args[0], where)}
-
-
-def _tuple(args: list[ast.expr], where: str) -> dict[str, Any]:
-    if len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis:
-        return _array(args, where)
-    items = [annotation_schema(a, where) for a in args]
-    return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
-
-
-def _mapping(args: list[ast.expr], where: str) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object"}
-    if len(args) == 2:
-        schema["additionalProperties"] = annotation_schema(args[1], where)
-    return schema
-
-
-def _optional(args: list[ast.expr], where: str) -> dict[str, Any]:
-    return _union([*args, ast.Constant(value=None)], where)
-
-
-def _annotated(args: list[ast.expr], where: str) -> dict[str, Any]:
-    return annotation_schema(args[0], where)
-
-
-def _union(members: list[ast.expr], where: str) -> dict[str, Any]:
-    schemas = [annotation_schema(m, where) for m in members]
-    not_null = [s for s in schemas if s != {"type": "null"}]
-    if len(not_null) == 1:
-        # Optional[X] is X for the model; whether it must be given follows the default
-        return not_null[0]
-    unique: list[dict[str, Any]] = []
-    for schema in schemas:
-        if schema not in unique:
-            unique.append(schema)
-    return {"anyOf": unique}
-
-
-def _literal(args: list[ast.expr], where: str) -> dict[str, Any]:
-    values: list[Any] = []
-    for arg in args:
-        if not isinstance(arg, ast.Constant):
-            raise InvalidInput(f"{where}: Literal values must be constants")
-        values.append(arg.value)
-    kinds = {type(v) for v in values}
-    json_type = {str: "string", int: "integer", float: "number", bool: "boolean"}
-    schema: dict[str, Any] = {"enum": values}
-    if len(kinds) == 1 and next(iter(kinds)) in json_type:
-        schema = {"type": json_type[next(iter(kinds))], "enum": values}
-    return schema
-
-
-# subscripted annotations by the name of their origin (``typing.`` prefixes are dropped)
-_GENERICS: dict[str, Callable[[list[ast.expr], str], dict[str, Any]]] = {
-    **dict.fromkeys(("list", "List", "set", "Set", "Sequence", "Iterable"), _array),
-    **dict.fromkeys(("tuple", "Tuple"), _tuple),
-    **dict.fromkeys(("dict", "Dict", "Mapping"), _mapping),
-    "Optional": _optional,
-    "Union": _union,
-    "Literal": _literal,
-    "Annotated": _annotated,
-}

@@ -328,6 +328,9 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
             },
         )
         tool = post("/v1/tools/", {"source_code": TOOL_SOURCE})
+        # attached, so the agent's tool routes by name (run, approval) have a tool to address
+        attached = client.patch(f"/v1/agents/{agent['id']}/tools/attach/{tool['id']}")
+        assert attached.status_code == 200, attached.text
         passage = post(f"/v1/agents/{agent['id']}/archival-memory", {"text": "Ada likes tea"})[0]
         run = post(f"/v1/agents/{agent['id']}/messages/async", {"messages": [{"role": "user", "content": "hi"}]})
         identity = post("/v1/identities/", {"identifier_key": "fuzz-user", "name": "Ada", "identity_type": "user"})
@@ -339,6 +342,7 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         "block_id": agent["blocks"][0]["id"],
         "block_label": "human",
         "tool_id": tool["id"],
+        "tool_name": tool["name"],
         "memory_id": passage["id"],
         "run_id": run["id"],
         "number": "1",

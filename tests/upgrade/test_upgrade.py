@@ -33,6 +33,7 @@ from o.agent.runner import drive
 from o.config import settings_from
 from o.store import orgs
 from o.store.migrate import MigrationFailed, discover, migrate, schema_dir
+from o.tools.builtin import BASE_TOOLS, default_tools
 from o.tools.secrets.envelope import SecretBox, variable_context
 from o.tools.secrets.keyfile import KeyFile
 from tests.servers.openai_server import OpenAIServer
@@ -42,6 +43,9 @@ PREVIOUS = Path(__file__).parent / "v0_1_0"
 # what the upgrade changes on purpose: plaintext secrets become sealed ones (checked by opening them);
 # every other value of every column the previous release had must come through unchanged
 SEALED = {("agent_tool_env", "value")}
+# tables the upgrade adds rows to on purpose (migration 011): each organization's records of the base
+# tools and their versions, and each agent's attachments of the built-ins it was offered implicitly
+ADDS_BASE_TOOLS = {"tools", "tool_versions", "agent_tools"}
 
 
 def _database(pg_url: str) -> Iterator[str]:
@@ -126,9 +130,14 @@ def test_upgrade_keeps_every_row_and_seals_the_secrets(previous_release: str, tm
 
     assert set(before) <= set(after)  # an upgrade may add tables, never drops one
     for table, rows in before.items():
-        assert len(after[table]) == len(rows), table
         columns = set(rows[0]) if rows else set()
+        if table in ADDS_BASE_TOOLS:
+            kept = _as_before(after[table], table, columns)
+            assert all(row in kept for row in _as_before(rows, table, columns)), table
+            continue
+        assert len(after[table]) == len(rows), table
         assert _as_before(after[table], table, columns) == _as_before(rows, table, columns), table
+    _check_base_tools(before, after)
     box = SecretBox(KeyFile(tmp_path / "secrets.key"))
     plaintext = {(r["agent_id"], r["key"]): r["value"] for r in before["agent_tool_env"] if r["value"] is not None}
     sealed = {(r["agent_id"], r["key"]): r for r in after["agent_tool_env"]}
@@ -141,6 +150,23 @@ def test_upgrade_keeps_every_row_and_seals_the_secrets(previous_release: str, tm
     assert {m.name for m in discover()} == {
         r[0] for r in psycopg.connect(previous_release).execute("SELECT name FROM schema_migrations").fetchall()
     }
+
+
+def _check_base_tools(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str, Any]]]) -> None:
+    """Every organization got one record per base tool, and every agent the built-ins of its type,
+    which it was offered implicitly before: what it can do is unchanged."""
+    new_tools = [t for t in after["tools"] if t["id"] not in {b["id"] for b in before["tools"]}]
+    assert all(t["tool_type"].startswith("letta_") for t in new_tools)
+    for org in before["organizations"]:
+        assert sorted(t["name"] for t in new_tools if t["organization_id"] == org["id"]) == sorted(BASE_TOOLS)
+    names = {t["id"]: t["name"] for t in after["tools"]}
+    for agent in before["agents"]:
+        attached = {names[row["tool_id"]] for row in after["agent_tools"] if row["agent_id"] == agent["id"]}
+        before_custom = {names[row["tool_id"]] for row in before["agent_tools"] if row["agent_id"] == agent["id"]}
+        assert attached == set(default_tools(agent["agent_type"])) | before_custom, agent["name"]
+    added = len(after["agent_tools"]) - len(before["agent_tools"])
+    assert added == sum(len(default_tools(a["agent_type"])) for a in before["agents"])
+    assert len(after["tool_versions"]) - len(before["tool_versions"]) == len(new_tools)
 
 
 def _ids(url: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Letta V1 tool routes: /v1/tools/..., agent attach/detach, and running source once.
+"""Letta V1 tool routes: /v1/tools/... (the organization's tools, its base tools among them, tool
+search) and running source once (an agent's tools: o/api/routers/agent_tools.py).
 
 Tool code never runs in this process: ``POST /v1/tools/run`` goes through the sandbox
 the composition root chose (a local process jail, or the sandbox Lambda in AWS).
@@ -7,24 +8,29 @@ the composition root chose (a local process jail, or the sandbox Lambda in AWS).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
 
-from o.agent import lifecycle
 from o.api import errors
-from o.api.deps import Db, Org, Secrets, ToolSandbox
-from o.api.paging import paging, slice_page
-from o.api.schemas.agents import AgentState
-from o.api.schemas.common import Request as RequestBody
-from o.api.schemas.common import Response
+from o.api.deps import Db, Embeddings, Org, ToolSandbox
+from o.api.paging import paging
+from o.api.schemas.tools import (
+    Tool,
+    ToolCreate,
+    ToolRunFromSource,
+    ToolRunReturn,
+    ToolSearchRequest,
+    ToolSearchResult,
+    ToolUpdate,
+    ToolVersion,
+)
 from o.errors import InvalidInput
 from o.ids import new_id
 from o.store.pages import Page
 from o.store.tools import count, list_page
-from o.tools import catalog
-from o.tools.catalog import MAX_RETURN_CHARS, ToolSpec
+from o.tools import base, catalog
+from o.tools import search as tool_search
 from o.tools.sandbox.base import ToolInvocation, ToolResult
 from o.tools.schema import find_function, parse_source
 
@@ -32,153 +38,6 @@ router = APIRouter(tags=["tools"], responses=errors.responses(401))
 NOT_FOUND = errors.responses(404)
 # 409: another tool of the organization has that name
 WRITE = errors.responses(400, 409)
-
-
-class PipRequirement(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str = Field(min_length=1)
-    version: str | None = None
-
-
-class ToolCreate(RequestBody):
-    source_code: str = Field(min_length=1, max_length=200_000)
-    description: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    json_schema: dict[str, Any] | None = None
-    args_json_schema: dict[str, Any] | None = None
-    source_type: str = "python"
-    return_char_limit: int = Field(default=6000, ge=1, le=MAX_RETURN_CHARS)
-    pip_requirements: list[PipRequirement] | None = None
-    npm_requirements: list[PipRequirement] | None = None
-    default_requires_approval: bool | None = None
-    enable_parallel_execution: bool | None = None
-    metadata_: dict[str, Any] | None = None
-
-    def to_spec(self) -> ToolSpec:
-        return ToolSpec(
-            source_code=self.source_code,
-            description=self.description,
-            tags=self.tags,
-            json_schema=self.json_schema,
-            args_json_schema=self.args_json_schema,
-            source_type=self.source_type,
-            return_char_limit=self.return_char_limit,
-            pip_requirements=[r.model_dump(exclude_none=True) for r in self.pip_requirements or []],
-            npm_requirements=[r.model_dump(exclude_none=True) for r in self.npm_requirements or []],
-            default_requires_approval=bool(self.default_requires_approval),
-            enable_parallel_execution=bool(self.enable_parallel_execution),
-            metadata=self.metadata_ or {},
-        )
-
-
-class ToolUpdate(RequestBody):
-    description: str | None = None
-    tags: list[str] | None = None
-    source_code: str | None = Field(default=None, min_length=1, max_length=200_000)
-    source_type: str | None = None
-    json_schema: dict[str, Any] | None = None
-    args_json_schema: dict[str, Any] | None = None
-    return_char_limit: int | None = Field(default=None, ge=1, le=MAX_RETURN_CHARS)
-    pip_requirements: list[PipRequirement] | None = None
-    npm_requirements: list[PipRequirement] | None = None
-    default_requires_approval: bool | None = None
-    enable_parallel_execution: bool | None = None
-    metadata_: dict[str, Any] | None = None
-
-    def to_changes(self) -> dict[str, Any]:
-        given = self.model_dump(exclude_unset=True)
-        changes = {k: v for k, v in given.items() if v is not None or k in ("description", "args_json_schema")}
-        if "metadata_" in changes:
-            changes["metadata"] = changes.pop("metadata_")
-        return changes
-
-
-class Tool(Response):
-    id: str
-    tool_type: str
-    description: str | None
-    source_type: str
-    name: str
-    tags: list[str]
-    source_code: str | None
-    json_schema: dict[str, Any]
-    args_json_schema: dict[str, Any] | None = None
-    return_char_limit: int
-    pip_requirements: list[dict[str, Any]] | None = None
-    npm_requirements: list[dict[str, Any]] | None = None
-    default_requires_approval: bool = False
-    enable_parallel_execution: bool = False
-    created_by_id: str | None = None
-    last_updated_by_id: str | None = None
-    metadata_: dict[str, Any] = Field(default_factory=dict)
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Tool:
-        return cls(
-            **{k: v for k, v in row.items() if k not in ("organization_id", "metadata")},
-            metadata_=row.get("metadata") or {},
-        )
-
-
-class ToolVersion(Response):
-    tool_id: str
-    version: int
-    name: str
-    description: str | None
-    source_code: str | None
-    json_schema: dict[str, Any]
-    return_char_limit: int
-    created_at: datetime
-
-
-class ToolRunFromSource(RequestBody):
-    source_code: str = Field(min_length=1, max_length=200_000)
-    args: dict[str, Any] = Field(default_factory=dict)
-    env_vars: dict[str, str] | None = None
-    name: str | None = None
-    source_type: str = "python"
-    args_json_schema: dict[str, Any] | None = None
-    json_schema: dict[str, Any] | None = None
-    pip_requirements: list[PipRequirement] | None = None
-    npm_requirements: list[PipRequirement] | None = None
-
-
-class ToolRunReturn(Response):
-    """Letta's tool_return_message, plus what the sandbox said about the run. Its own name: the
-    OpenAPI document's ``ToolReturnMessage`` is the message of an agent's history."""
-
-    id: str
-    date: datetime
-    name: str
-    message_type: Literal["tool_return_message"] = "tool_return_message"
-    tool_return: str
-    status: Literal["success", "error"]
-    tool_call_id: str
-    stdout: list[str] | None = None
-    stderr: list[str] | None = None
-    sandbox_status: str
-    sandbox_message: str
-    duration_ms: float
-    isolation: list[str]
-
-
-class ToolEnvironmentVariable(Response):
-    key: str
-    # always catalog.MASKED: a stored value is never shown (PUT it back to keep it)
-    value: str = catalog.MASKED
-    description: str | None = None
-
-    @classmethod
-    def masked(cls, row: dict[str, Any]) -> ToolEnvironmentVariable:
-        return cls(key=row["key"], description=row.get("description"))
-
-
-class SetToolEnvironment(RequestBody):
-    variables: dict[str, str] = Field(default_factory=dict)
-    descriptions: dict[str, str] | None = None
 
 
 @router.post("/v1/tools/", response_model=Tool, responses=WRITE)
@@ -202,16 +61,65 @@ def list_tools(
     names: list[str] | None = Query(default=None),
     tool_types: list[str] | None = Query(default=None),
     search: str | None = None,
+    tool_ids: list[str] | None = Query(default=None),
+    exclude_tool_types: list[str] | None = Query(default=None),
+    return_only_letta_tools: bool = False,
 ) -> list[Tool]:
     with db.transaction() as conn:
-        rows = list_page(conn, org, page, name=name, names=names, tool_types=tool_types, search=search)
+        base.ensure(conn, org)
+        rows = list_page(
+            conn,
+            org,
+            page,
+            name=name,
+            names=_listed(names),
+            tool_types=_listed(tool_types),
+            search=search,
+            tool_ids=_listed(tool_ids),
+            exclude_tool_types=_listed(exclude_tool_types),
+            only_letta=return_only_letta_tools,
+        )
     return [Tool.from_row(r) for r in rows]
+
+
+def _listed(values: list[str] | None) -> list[str] | None:
+    """Repeated query parameters or comma-separated values, as Letta accepts both."""
+    if values is None:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
 @router.get("/v1/tools/count", response_model=int)
 def count_tools(org: Org, db: Db) -> int:
     with db.transaction() as conn:
+        base.ensure(conn, org)
         return count(conn, org)
+
+
+@router.post("/v1/tools/search", response_model=list[ToolSearchResult], responses=errors.responses(400))
+def search_tools(body: ToolSearchRequest, org: Org, db: Db, embedders: Embeddings) -> list[ToolSearchResult]:
+    with db.transaction() as conn:
+        base.ensure(conn, org)
+        hits = tool_search.search(
+            conn,
+            org,
+            body.query,
+            mode=body.search_mode,
+            tool_types=body.tool_types,
+            tags=body.tags,
+            limit=body.limit,
+            embedders=embedders,
+        )
+    return [
+        ToolSearchResult(
+            tool=Tool.from_row({k: v for k, v in hit.tool.items() if k != "fts_score"}),
+            combined_score=hit.combined_score,
+            embedded_text=hit.embedded_text,
+            fts_rank=hit.fts_rank,
+            vector_rank=hit.vector_rank,
+        )
+        for hit in hits
+    ]
 
 
 @router.post("/v1/tools/run", response_model=ToolRunReturn, responses=errors.responses(400))
@@ -257,7 +165,7 @@ def update_tool(tool_id: str, body: ToolUpdate, org: Org, db: Db) -> Tool:
         return Tool.from_row(catalog.update(conn, org, tool_id, changes))
 
 
-@router.delete("/v1/tools/{tool_id}", responses=NOT_FOUND)
+@router.delete("/v1/tools/{tool_id}", responses={**NOT_FOUND, **errors.responses(400)})
 def delete_tool(tool_id: str, org: Org, db: Db) -> dict[str, str]:
     with db.transaction() as conn:
         catalog.delete(conn, org, tool_id)
@@ -268,49 +176,3 @@ def delete_tool(tool_id: str, org: Org, db: Db) -> dict[str, str]:
 def list_tool_versions(tool_id: str, org: Org, db: Db) -> list[ToolVersion]:
     with db.transaction() as conn:
         return [ToolVersion(**r) for r in catalog.versions(conn, org, tool_id)]
-
-
-@router.get("/v1/agents/{agent_id}/tools", response_model=list[Tool], responses=NOT_FOUND)
-def list_agent_tools(
-    agent_id: str,
-    org: Org,
-    db: Db,
-    page: Annotated[Page, Depends(paging(default_limit=100))],
-) -> list[Tool]:
-    with db.transaction() as conn:
-        rows = catalog.agent_tools(conn, org, agent_id)
-    return [Tool.from_row(r) for r in slice_page(rows, page)]
-
-
-@router.patch("/v1/agents/{agent_id}/tools/attach/{tool_id}", response_model=AgentState, responses=NOT_FOUND)
-def attach_tool(agent_id: str, tool_id: str, org: Org, db: Db) -> AgentState:
-    with db.transaction() as conn:
-        catalog.attach(conn, org, agent_id, tool_id)
-        return AgentState.from_view(lifecycle.get(conn, org, agent_id))
-
-
-@router.patch("/v1/agents/{agent_id}/tools/detach/{tool_id}", response_model=AgentState, responses=NOT_FOUND)
-def detach_tool(agent_id: str, tool_id: str, org: Org, db: Db) -> AgentState:
-    with db.transaction() as conn:
-        catalog.detach(conn, org, agent_id, tool_id)
-        return AgentState.from_view(lifecycle.get(conn, org, agent_id))
-
-
-# O's own route until agent create/update carry Letta's tool_exec_environment_variables
-@router.get("/v1/agents/{agent_id}/tool-environment", response_model=list[ToolEnvironmentVariable], responses=NOT_FOUND)
-def get_tool_environment(agent_id: str, org: Org, db: Db) -> list[ToolEnvironmentVariable]:
-    with db.transaction() as conn:
-        return [ToolEnvironmentVariable.masked(r) for r in catalog.agent_env(conn, org, agent_id)]
-
-
-@router.put(
-    "/v1/agents/{agent_id}/tool-environment",
-    response_model=list[ToolEnvironmentVariable],
-    responses=errors.responses(400, 404),
-)
-def set_tool_environment(
-    agent_id: str, body: SetToolEnvironment, org: Org, db: Db, secrets: Secrets
-) -> list[ToolEnvironmentVariable]:
-    with db.transaction() as conn:
-        rows = catalog.set_agent_env(conn, org, agent_id, body.variables, body.descriptions, secrets=secrets)
-    return [ToolEnvironmentVariable.masked(r) for r in rows]

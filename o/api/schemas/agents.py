@@ -181,7 +181,7 @@ class CreateAgent(ModelFields):
     metadata: dict[str, Any] | None = None
     tool_ids: list[str] = Field(default_factory=list)
     tools: list[str] = Field(default_factory=list, description="tool names to attach")
-    include_base_tools: bool = Field(default=True, description="false: the agent gets no built-in tools")
+    include_base_tools: bool = Field(default=True, description="attach the base tools of the agent's type")
     tool_exec_environment_variables: dict[str, str] | None = None
     secrets: dict[str, str] | None = Field(default=None, description="Letta's newer name for the tool variables")
     timezone: str | None = Field(default=None, description="an IANA time zone name; the prompt shows times in it")

@@ -66,7 +66,7 @@ HONOURED_BOTH: dict[str, tuple[Any, Check]] = {
     "tool_rules": ([{"type": "exit_loop", "tool_name": "send_message"}], lambda a: len(a.tool_rules or []) == 1),
     # ids of existing blocks and tools: attaching none is the value every organization can give
     "block_ids": ([], lambda a: a.blocks == []),
-    "tool_ids": ([], lambda a: a.tool_ids == []),
+    "tool_ids": ([], lambda a: all(str(t.tool_type).startswith("letta") for t in a.tools)),  # the base tools only
 }
 HONOURED_CREATE_ONLY: dict[str, tuple[Any, Check]] = {
     "agent_type": ("memgpt_agent", lambda a: a.agent_type == "memgpt_agent"),
@@ -76,7 +76,7 @@ HONOURED_CREATE_ONLY: dict[str, tuple[Any, Check]] = {
     "initial_message_sequence": ([{"role": "user", "content": "hi"}], lambda a: True),  # see test_agent_fields
     "max_reasoning_tokens": (2048, lambda a: a.llm_config.max_reasoning_tokens == 2048),
     "memory_blocks": ([{"label": "human", "value": "Ada"}], lambda a: [b.value for b in a.blocks] == ["Ada"]),
-    "tools": (["send_message"], lambda a: a.tool_ids == []),  # a built-in: offered, no row to attach
+    "tools": (["send_message"], lambda a: "send_message" in [t.name for t in a.tools]),  # a base tool, by name
 }
 # parameter -> a value O cannot honour (UNSUPPORTED says why; unset, null or "off" is accepted)
 REFUSED: dict[str, Any] = {

@@ -27,7 +27,11 @@ def test_create_with_tools_and_variables_then_update(client: TestClient) -> None
     )
     assert agent.status_code == 200, agent.text
     body = agent.json()
-    assert body["tool_ids"] == [tool["id"]]
+    # the base tools are records too: the agent has its type's nine (send_message among them) and shout
+    base = {t["name"]: t["id"] for t in client.get("/v1/tools/", params={"return_only_letta_tools": True}).json()}
+    assert sorted(body["tool_ids"]) == sorted([tool["id"], *base.values()])
+    only = client.post("/v1/agents/", json={"tools": ["shout", "send_message"], "include_base_tools": False}).json()
+    assert sorted(only["tool_ids"]) == sorted([tool["id"], base["send_message"]])
     variables = {v["key"]: v["value"] for v in body["tool_exec_environment_variables"]}
     # both of Letta's names set them; every response masks them
     assert variables == {"API_TOKEN": "********", "OTHER": "********"}

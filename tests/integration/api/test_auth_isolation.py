@@ -102,3 +102,36 @@ def test_other_organization_cannot_export_our_agent(app: FastAPI, db: Database, 
         assert moved.json()["agent_id"] != agent["id"]
     assert client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"] == "secret"
     assert [a["id"] for a in client.get("/v1/agents/").json()] == [agent["id"]]
+
+
+def test_other_organization_cannot_reach_our_tools(app: FastAPI, db: Database, client: TestClient) -> None:
+    source = 'def shout(text: str) -> str:\n    """Shout.\n\n    Args:\n        text: what\n    """\n    return text\n'
+    tool = client.post("/v1/tools/", json={"source_code": source}).json()
+    agent = client.post("/v1/agents/", json={"tool_ids": [tool["id"]]}).json()
+    base = {t["name"]: t["id"] for t in client.get("/v1/tools/", params={"limit": 100}).json()}
+    with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as other:
+        aid, tid = agent["id"], tool["id"]
+        mine = other.post("/v1/agents/", json={}).json()["id"]
+        assert other.get(f"/v1/tools/{tid}").status_code == 404
+        assert other.patch(f"/v1/tools/{tid}", json={"tags": ["x"]}).status_code == 404
+        assert other.delete(f"/v1/tools/{tid}").status_code == 404
+        assert other.get(f"/v1/tools/{tid}/versions").status_code == 404
+        assert other.get(f"/v1/agents/{aid}/tools").status_code == 404
+        # neither our custom tool nor our base tool records attach to their agent, nor theirs to ours
+        assert other.patch(f"/v1/agents/{mine}/tools/attach/{tid}").status_code == 404
+        assert other.patch(f"/v1/agents/{mine}/tools/attach/{base['send_message']}").status_code == 404
+        assert other.patch(f"/v1/agents/{aid}/tools/detach/{base['send_message']}").status_code == 404
+        assert other.post(f"/v1/agents/{aid}/tools/shout/run", json={"args": {"text": "x"}}).status_code == 404
+        assert other.post(f"/v1/agents/{mine}/tools/shout/run", json={"args": {"text": "x"}}).status_code == 404
+        r = other.patch(f"/v1/agents/{aid}/tools/approval/shout", json={"requires_approval": True})
+        assert r.status_code == 404
+        assert other.get(f"/v1/agents/{aid}/tool-environment").status_code == 404
+        assert other.put(f"/v1/agents/{aid}/tool-environment", json={"variables": {"K": "v"}}).status_code == 404
+        # their lists and searches hold their own base tools only
+        theirs = other.get("/v1/tools/", params={"limit": 100}).json()
+        assert tid not in {t["id"] for t in theirs} and not set(base.values()) & {t["id"] for t in theirs}
+        hits = other.post("/v1/tools/search", json={"query": "shout"}).json()
+        assert tid not in {h["tool"]["id"] for h in hits}
+        assert other.get("/v1/tools/", params={"tool_ids": tid}).json() == []
+    assert client.get(f"/v1/agents/{agent['id']}").json()["tool_rules"] == []
+    assert "shout" in {t["name"] for t in client.get(f"/v1/agents/{agent['id']}/tools").json()}

@@ -69,7 +69,8 @@ def test_create_derives_letta_schema_and_reads_back(client: TestClient) -> None:
     assert client.get(f"/v1/tools/{tool['id']}").json() == tool
     listed = client.get("/v1/tools/", params={"name": "add"}).json()
     assert [t["id"] for t in listed] == [tool["id"]]
-    assert client.get("/v1/tools/count").json() == 1
+    # the organization's nine base tools and this one
+    assert client.get("/v1/tools/count").json() == 10
 
 
 def test_explicit_schema_and_bad_sources_are_reported(client: TestClient) -> None:
@@ -124,7 +125,7 @@ def test_delete(client: TestClient) -> None:
 
 def test_attach_list_detach(client: TestClient) -> None:
     tool = create(client)
-    agent = client.post("/v1/agents/", json={"name": "calc"}).json()
+    agent = client.post("/v1/agents/", json={"name": "calc", "include_base_tools": False}).json()
     r = client.patch(f"/v1/agents/{agent['id']}/tools/attach/{tool['id']}")
     assert r.status_code == 200, r.text
     assert tool["id"] in [t["id"] for t in r.json()["tools"]]
