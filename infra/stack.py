@@ -238,7 +238,7 @@ class OStack(Stack):
             self,
             "Observability",
             functions={
-                # Sending a message waits on the agent loop (up to O_AGENT_SYNC_WAIT_S, 25 s), so the
+                # Sending a message waits on the agent loop (up to O_AGENT_SYNC_WAIT_S, 20 s), so the
                 # API's p99 is bounded by LLM time, not by the fast CRUD routes.
                 "Api": Watched(api_live, Duration.seconds(20)),
                 "AgentStep": Watched(agent_step.function, Duration.seconds(120), alias=ALIAS_NAME),
