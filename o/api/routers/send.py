@@ -87,9 +87,7 @@ def _begin(
 
 
 # with ``streaming: true`` the answer is the stream of /messages/stream
-@router.post(
-    "/messages", response_model=LettaResponse, responses={**errors.EVENT_STREAM, **SEND, **STILL_RUNNING}
-)
+@router.post("/messages", response_model=LettaResponse, responses={**errors.EVENT_STREAM, **SEND, **STILL_RUNNING})
 def send_messages(
     agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine, if_busy: IfBusy = "queue"
 ) -> Any:
