@@ -258,7 +258,12 @@ def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
                 "run_id": run_id,
             }
         )
-    yield _sse(stop_reason_of(run))
+    if run.next_action.due:
+        # the stream's time ran out before the run's turn did (it goes on: POST /v1/runs/{id}/stream follows it);
+        # Letta has no "still running" stop reason, and the 202 of a sync send says the same this way
+        yield _sse({"message_type": "stop_reason", "stop_reason": StopReason.MAX_STEPS.value})
+    else:
+        yield _sse(stop_reason_of(run))
     yield _sse(usage_of(run))
     yield "data: [DONE]\n\n"
 

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -39,13 +40,10 @@ def _until(predicate: Any, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def on_aws(aws: dict[str, Any], db: Database) -> Iterator[tuple[httpx.Client, str]]:  # noqa: F811
-    """The API over HTTP as the streaming function runs it: runs go through the state machine, a sync send
-    waits 0.5 s (O_AGENT_SYNC_WAIT_S), streamed runs are driven here for up to 60 s (O_AGENT_STREAM_INLINE_S)."""
-    engine: Engine = make_engine(
-        db, sfn=aws["sfn"], state_machine_arn=aws["machine"], sync_wait_s=0.5, stream_inline_s=60
-    )
+@contextmanager
+def _serving(db: Database, aws: dict[str, Any], **settings: Any) -> Iterator[tuple[httpx.Client, str]]:  # noqa: F811
+    """The API over HTTP with runs going through the state machine and these agent settings."""
+    engine: Engine = make_engine(db, sfn=aws["sfn"], state_machine_arn=aws["machine"], **settings)
     app = wiring.app(db, engine=engine)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -56,10 +54,20 @@ def on_aws(aws: dict[str, Any], db: Database) -> Iterator[tuple[httpx.Client, st
     _until(lambda: server.started, timeout=10)
     key = new_org_key(db)
     url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-        yield client, key
-    server.should_exit = True
-    thread.join(5)
+    try:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+            yield client, key
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+@pytest.fixture
+def on_aws(aws: dict[str, Any], db: Database) -> Iterator[tuple[httpx.Client, str]]:  # noqa: F811
+    """As the streaming function runs the API: a sync send waits 0.5 s (O_AGENT_SYNC_WAIT_S), streamed runs
+    are driven here for up to 60 s (O_AGENT_STREAM_INLINE_S)."""
+    with _serving(db, aws, sync_wait_s=0.5, stream_inline_s=60) as served:
+        yield served
 
 
 def test_the_sdk_accepts_a_send_that_outlasts_its_wait_and_follows_the_run(
@@ -152,3 +160,27 @@ def _token_stored(db: Database, run_id: str) -> bool:
     with db.transaction() as conn:
         run = run_store.get(conn, run_id)
     return run is not None and run.task_token is not None
+
+
+def test_a_streamed_run_past_its_time_here_goes_on_in_the_state_machine(
+    aws: dict[str, Any],  # noqa: F811
+    db: Database,
+    openai_server: OpenAIServer,
+) -> None:
+    # the time to drive a run here is over after its first action
+    with _serving(db, aws, stream_inline_s=0.001) as (http, _):
+        agent = create_agent(http, openai_server)
+        openai_server.push(
+            call("core_memory_append", label="human", content="likes tea", request_heartbeat=True),
+            call("send_message", message="tea it is"),
+        )
+        events = _stream(http, agent["id"], {"input": "I like tea", "stream_tokens": True})
+        # the first step's call streamed from here; the stream ends saying the turn is not over
+        assert [e for e in events if e.get("message_type") == "tool_call_message"]
+        assert events[-2] == {"message_type": "stop_reason", "stop_reason": "max_steps"}
+        run_id = events[-1]["run_ids"][0]
+        # ...and the state machine finishes the run: one execution, one reply
+        _until(lambda: _run(http, run_id)["status"] == "completed")
+        assert len(_executions(aws)) == 1
+        said = [m for m in http.get(f"/v1/runs/{run_id}/messages").json() if m["message_type"] == "assistant_message"]
+        assert [m["content"] for m in said] == ["tea it is"]
