@@ -103,7 +103,7 @@ def test_the_streaming_function_runs_the_app_under_the_web_adapter(synthesized: 
     api_env = buffered["Properties"]["Environment"]["Variables"]
     shared = {k: v for k, v in api_env.items() if not k.startswith("POWERTOOLS_SERVICE")}
     assert shared.items() <= env.items()
-    assert "O_AGENT_STATE_MACHINE_ARN" in env and "O_DB_SECRET_ARN" in env
+    assert "O_AGENT_STATE_MACHINE_ARN" in env and "O_DB_HOST" in env
     assert props["VpcConfig"] == buffered["Properties"]["VpcConfig"]
 
 
