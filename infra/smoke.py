@@ -193,8 +193,9 @@ def sleeptime(api: Api, agent_id: str) -> Step:
     return Step("sleep-time pass", result["status"] != "failed", detail, {"seconds": seconds, **result})
 
 
-def _canary_traffic(api: Api, agent_id: str, turns: int) -> int:
-    """Messages for the canary to judge (it splits live runs between the two revisions); how many answered."""
+def _traffic(api: Api, agent_id: str, turns: int) -> int:
+    """Short messages: the conversations the evolution's gate replays, and the turns its canary judges (it
+    splits live runs between the two revisions); how many were answered."""
     answered = 0
     for i in range(turns):
         response = api.base.post(f"/v1/agents/{agent_id}/messages", json={"input": f"Quick check {i + 1}: all well?"})
@@ -205,7 +206,10 @@ def _canary_traffic(api: Api, agent_id: str, turns: int) -> int:
 def evolution(api: Api, agent_id: str, limit_s: float, bake_s: int, turns: int) -> Step:
     """Start an evolution with a short canary, send it some traffic while it bakes, and follow it to its
     decision; stop it if it is still going at the end."""
-    budget = {"canary_weight": 0.5, "bake_seconds": bake_s, "max_seconds": max(limit_s, 60.0)}
+    # the gate compares the two revisions on recent conversations: give it enough of them, and replay them all
+    _traffic(api, agent_id, turns)
+    budget = {"canary_weight": 0.5, "bake_seconds": bake_s, "max_seconds": max(limit_s, 60.0),
+              "replay_sample": min(turns + 2, 100)}  # fmt: skip
     response = api.base.post(f"/v1/agents/{agent_id}/evolutions", json=budget)
     if response.status_code != 202:
         return _fail("evolution", response)
@@ -215,7 +219,7 @@ def evolution(api: Api, agent_id: str, limit_s: float, bake_s: int, turns: int) 
     deadline = time.monotonic() + limit_s
     while evo["status"] not in TERMINAL and time.monotonic() < deadline:
         if evo["status"] == "canary" and not sent:
-            sent = _canary_traffic(api, agent_id, turns) or -1
+            sent = _traffic(api, agent_id, turns) or -1
         else:
             time.sleep(1.0)
         evo = api.base.get(f"/v1/agents/{agent_id}/evolutions/{evo['id']}").json()
@@ -277,7 +281,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-config", help="the agent's llm_config as JSON, instead of --model")
     p.add_argument("--evolution-s", type=float, default=300.0, help="how long to follow the evolution")
     p.add_argument("--bake-s", type=int, default=30, help="how long the canary takes traffic")
-    p.add_argument("--canary-turns", type=int, default=6, help="messages sent while the canary bakes")
+    p.add_argument(
+        "--canary-turns", type=int, default=6, help="messages sent before the evolution and while its canary bakes"
+    )
     p.add_argument("--no-evolution", action="store_true", help="skip the evolution step")
     p.add_argument("--keep", action="store_true", help="keep the agent (default: delete it)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
