@@ -10,7 +10,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.agent_loop import AgentLoop, grant_task_response
-from infra.api import Api
+from infra.api import Api, streaming_function
 from infra.config import DeployConfig
 from infra.database import Database, DatabaseOptions
 from infra.evolution import Evolution, grant_agent_metrics
@@ -167,6 +167,12 @@ class OStack(Stack):
             schedule_expression=config.sleeptime_schedule,
         )
 
+        api_env = {
+            **shared_env,
+            **loop_env,
+            **evolution.environment(),
+            env_name(None, "max_body_bytes"): str(config.max_body_bytes),
+        }
         api_function = ServiceFunction(
             self,
             "ApiFunction",
@@ -177,26 +183,27 @@ class OStack(Stack):
             memory_mb=1024,
             # API Gateway gives up after 29 s.
             timeout=Duration.seconds(29),
-            environment={
-                **shared_env,
-                **loop_env,
-                **evolution.environment(),
-                env_name(None, "max_body_bytes"): str(config.max_body_bytes),
-            },
+            environment=api_env,
             network=network.functions,
+        )
+        # The same app with streamed responses (infra/api.py): it may do what the API function may, and
+        # also runs streamed runs' steps itself (tools, tool secrets) as the agent-step function does.
+        api_stream = streaming_function(
+            self, "ApiStreamFunction", assets=assets, environment=api_env, network=network.functions
         )
         api_live = rollout.live("Api", api_function.function)
         api = Api(
             self,
             "Api",
             handler=api_live,
+            stream_handler=api_stream.function,
             name=f"{self.stack_name}-api",
             throttle_rate=config.throttle_rate,
             throttle_burst=config.throttle_burst,
             log_retention=assets.log_retention,
         )
 
-        workers = (api_function, agent_step, sleeptime.service, evolution.service)
+        workers = (api_function, api_stream, agent_step, sleeptime.service, evolution.service)
         for service in workers:
             database.grant_connect(service.function)
             # Powertools Parameters reads the value and nothing else (no DescribeSecret).
@@ -208,33 +215,35 @@ class OStack(Stack):
         # Who runs user tools: the agent loop, `POST /v1/tools/run`, and an evolution's shadow runs. Sleep-time
         # passes use only the built-in memory tools; its function keeps the sandbox's name so a tool call
         # there would be refused by IAM, never run in-process next to the database credentials.
-        for service in (api_function, agent_step, evolution.service):
+        for service in (api_function, api_stream, agent_step, evolution.service):
             sandbox.grant_invoke(service.function)
         # Starting runs, answering approvals (the step releases a wait whose decision came first).
-        agent_loop.state_machine.grant_start_execution(api_function.function)
-        grant_task_response(api_function.function)
+        for service in (api_function, api_stream):
+            agent_loop.state_machine.grant_start_execution(service.function)
+            grant_task_response(service.function)
         grant_task_response(agent_step.function)
         # Evolutions: started by the API and sleep-time (and continued by the worker); the worker moves
         # the agent step's live alias for a canary and reads its metrics; the API withdraws a canary
         # when an evolution is stopped.
-        for service in (api_function, sleeptime.service, evolution.service):
+        for service in (api_function, api_stream, sleeptime.service, evolution.service):
             evolution.grant_start(service.function)
         # to the ServiceFunction: the grant's cdk-nag acknowledgment must cover its role
         rollout.grant_manage("AgentStep", evolution.service)
-        rollout.grant_withdraw("AgentStep", api_function)
+        for service in (api_function, api_stream):
+            rollout.grant_withdraw("AgentStep", service)
         grant_agent_metrics(evolution.function)
         # Tool secrets: the API seals what clients set, the migration seals what an earlier release
         # stored in plaintext; the functions that run tools open them. Nothing else may use the key.
-        for sealer in (api_function.function, migrations.service.function):
+        for sealer in (api_function.function, api_stream.function, migrations.service.function):
             tool_secrets.grant_seal(sealer)
-        for opener in (agent_step.function, evolution.function):
+        for opener in (agent_step.function, api_stream.function, evolution.function):
             tool_secrets.grant_open(opener)
 
         Observability(
             self,
             "Observability",
             functions={
-                # Sending a message waits on the agent loop (up to O_AGENT_SYNC_WAIT_S, 25 s), so the
+                # Sending a message waits on the agent loop (up to O_AGENT_SYNC_WAIT_S, 20 s), so the
                 # API's p99 is bounded by LLM time, not by the fast CRUD routes.
                 "Api": Watched(api_live, Duration.seconds(20)),
                 "AgentStep": Watched(agent_step.function, Duration.seconds(120), alias=ALIAS_NAME),
@@ -247,9 +256,11 @@ class OStack(Stack):
         )
 
         self.api_url = api.url
+        self.api_stream = api_stream
         self.state_machine = agent_loop.state_machine
         self.rollout = rollout
         CfnOutput(self, "ApiUrl", value=api.url)
+        CfnOutput(self, "StreamUrl", value=api.stream_url or api.url)
         CfnOutput(self, "AgentStateMachineArn", value=agent_loop.state_machine.state_machine_arn)
         CfnOutput(self, "EvolutionStateMachineArn", value=evolution.state_machine.state_machine_arn)
         CfnOutput(self, "LlmKeysSecretArn", value=llm_keys.secret_arn)

@@ -87,8 +87,13 @@ class AgentSettings(Group):
     default_max_steps: int = Field(default=50, ge=1, le=1000)
     summarize_threshold: float = Field(default=0.8, gt=0.1, le=1.0)
     summarize_target: float = Field(default=0.5, gt=0.05, lt=1.0)
-    # How long a synchronous POST /messages waits on a state machine run before answering.
-    sync_wait_s: float = Field(default=25.0, gt=0)
+    # How long a synchronous POST /messages waits on a state machine run before answering 202 with the
+    # run to follow (well inside API Gateway's 29 s, with room for a cold start).
+    sync_wait_s: float = Field(default=20.0, gt=0)
+    # > 0 where a state machine runs the loop: a streamed run is driven in the process serving its stream
+    # (tokens reach the client as the model writes them) for up to this many seconds; what is left then,
+    # or at a pause for an approval, goes on in the state machine. 0: streams follow the state machine.
+    stream_inline_s: float = Field(default=0.0, ge=0)
 
 
 class ProviderKeys(Group):

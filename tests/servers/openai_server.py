@@ -246,6 +246,8 @@ class OpenAIServer(ScriptedServer):
                 "model": model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
             }
+            if sent and reply.token_delay_s:
+                time.sleep(reply.token_delay_s)
             handler.send_sse(json.dumps(payload))
             sent += 1
 

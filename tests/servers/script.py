@@ -46,6 +46,8 @@ class Reply:
     chunk_size: int = 8
     # Streaming only: drop the connection after this many events, mid-response.
     cut_after_events: int | None = None
+    # Streaming only: seconds between two events (a model that writes its reply over time).
+    token_delay_s: float = 0.0
 
 
 Responder = Callable[[dict[str, Any]], Reply]

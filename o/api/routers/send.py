@@ -16,14 +16,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from o.agent import lifecycle, runner
 from o.agent import runs as run_api
 from o.agent.engine import Engine
 from o.agent.events import StepEvent
 from o.agent.prompt import compile_prompt
-from o.agent.runner import continue_run, drive, fail_eventually, failure_text, wait_until_settled
+from o.agent.runner import StillRunning, continue_run, drive, fail_eventually, failure_text, wait_until_settled
+from o.agent.step import Outcome, StepDeps
 from o.api import errors
 from o.api.deps import AgentEngine, Db, Org
 from o.api.schemas.messages import to_letta
@@ -35,12 +36,23 @@ from o.observability import logger
 from o.store import agents as agent_store
 from o.store import runs as run_store
 from o.store.db import Database
-from o.store.records import NextAction, StopReason
+from o.store.records import NextAction, Run, StopReason
 
 router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"], responses=errors.responses(401, 404))
-# 409: an approval with nothing pending, or one for another call; 502: the run failed at its provider;
-# 504: on AWS, the run goes on past the request's wait
-SEND = errors.responses(400, 409, 502, 504)
+# 409: an approval with nothing pending, or one for another call; 502: the run failed at its provider
+SEND = errors.responses(400, 409, 502)
+# On AWS a run still working when the request's wait (O_AGENT_SYNC_WAIT_S) is over: 202 with what it
+# produced so far and the run to follow. The body is a LettaResponse (Letta clients parse it), whose
+# stop_reason cannot say "still running" (Letta's StopReasonType has no such value): it says
+# "max_steps", i.e. this request's budget ended before the agent's turn did.
+STILL_RUNNING: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": LettaResponse,
+        "description": "the run goes on after the request's wait: the messages so far, stop_reason "
+        "max_steps, usage.run_ids and run_id name the run to follow at GET /v1/runs/{run_id}",
+        "headers": {"X-Run-Id": {"description": "the run still working", "schema": {"type": "string"}}},
+    }
+}
 # a stream reports a failure of the run inside the stream
 START = errors.responses(400, 409)
 STREAM = {**errors.EVENT_STREAM, **START}
@@ -75,7 +87,7 @@ def _begin(
 
 
 # with ``streaming: true`` the answer is the stream of /messages/stream
-@router.post("/messages", response_model=LettaResponse, responses={**errors.EVENT_STREAM, **SEND})
+@router.post("/messages", response_model=LettaResponse, responses={**errors.EVENT_STREAM, **SEND, **STILL_RUNNING})
 def send_messages(
     agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine, if_busy: IfBusy = "queue"
 ) -> Any:
@@ -84,10 +96,26 @@ def send_messages(
     started = _begin(db, org, agent_id, body, engine, if_busy=if_busy)
     continue_run(engine.launcher, db, started.run, wait=True)
     if not engine.launcher.inline:
-        wait_until_settled(db, started.run.id, engine.settings.sync_wait_s)
+        try:
+            wait_until_settled(db, started.run.id, engine.settings.sync_wait_s)
+        except StillRunning:
+            return _still_running(db, started)
     with db.transaction() as conn:
         run, rows = run_api.produced(conn, started.run.id, started)
     return jsonable_encoder(letta_response(run, rows))
+
+
+def _still_running(db: Database, started: run_api.Started) -> JSONResponse:
+    """202: the run outlasted the request's wait (it goes on in the state machine). A 504 would make
+    Letta's SDK send the message again (it retries 5xx), so the answer is a success that says where
+    the rest will be."""
+    with db.transaction() as conn:
+        run, rows = run_api.produced(conn, started.run.id, started)
+    body = jsonable_encoder(letta_response(run, rows))
+    body["stop_reason"] = {"message_type": "stop_reason", "stop_reason": StopReason.MAX_STEPS.value}
+    body["run_id"] = run.id
+    body["status"] = run.status.value
+    return JSONResponse(body, status_code=202, headers={"X-Run-Id": run.id, "Retry-After": "2"})
 
 
 @router.post("/messages/async", responses=START)
@@ -112,7 +140,7 @@ def stream_messages(
 ) -> StreamingResponse:
     started = _begin(db, org, agent_id, body, engine, if_busy=if_busy)
     run_id = started.run.id
-    if engine.launcher.inline:
+    if engine.launcher.inline or _drives_here(engine, started.run):
         events = _stream_inline(engine, started, body)
     else:
         continue_run(engine.launcher, db, started.run, wait=False)
@@ -123,6 +151,29 @@ def stream_messages(
 
 
 _END = object()
+
+
+def _drives_here(engine: Engine, run: Run) -> bool:
+    """Where a state machine runs the loop (AWS): whether this process drives a streamed run itself, so
+    its tokens stream live (O_AGENT_STREAM_INLINE_S). Not a run an execution already drives (an approval
+    for a run paused in the state machine): the execution goes on with it."""
+    return engine.settings.stream_inline_s > 0 and run.execution_arn is None and run.task_token is None
+
+
+def _drive_streamed(engine: Engine, deps: StepDeps, run_id: str) -> None:
+    """Drive a streamed run in this process. Where a state machine runs the others, only for
+    O_AGENT_STREAM_INLINE_S seconds (a Lambda's time is bounded; each action finishes before the clock is
+    read), and what remains (the rest of a long run, an approval to wait for) goes on in the state machine:
+    every action resumes from the run's durable state, so it continues exactly where this stopped."""
+    if engine.launcher.inline:
+        drive(deps, run_id)
+        return
+    deadline = time.monotonic() + engine.settings.stream_inline_s
+    outcome: Outcome = drive(deps, run_id, max_actions=1)
+    while outcome.next.due and time.monotonic() < deadline:
+        outcome = drive(deps, run_id, max_actions=1)
+    if not outcome.next.ended:
+        engine.launcher.launch(run_id, wait=False)
 
 
 def _stream_inline(engine: Engine, started: run_api.Started, body: SendMessages) -> Iterator[str]:
@@ -139,7 +190,7 @@ def _stream_inline(engine: Engine, started: run_api.Started, body: SendMessages)
 
     def work() -> None:
         try:
-            drive(deps, run_id)
+            _drive_streamed(engine, deps, run_id)
         except Exception as exc:
             logger.exception("streamed run failed", extra={"run_id": run_id})
             message = exc.message if isinstance(exc, OError) else "internal error while running the agent"
@@ -207,7 +258,12 @@ def _stream_tail(db: Database, run_id: str) -> Iterator[str]:
                 "run_id": run_id,
             }
         )
-    yield _sse(stop_reason_of(run))
+    if run.next_action.due:
+        # the stream's time ran out before the run's turn did (it goes on: POST /v1/runs/{id}/stream follows it);
+        # Letta has no "still running" stop reason, and the 202 of a sync send says the same this way
+        yield _sse({"message_type": "stop_reason", "stop_reason": StopReason.MAX_STEPS.value})
+    else:
+        yield _sse(stop_reason_of(run))
     yield _sse(usage_of(run))
     yield "data: [DONE]\n\n"
 
