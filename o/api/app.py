@@ -17,6 +17,7 @@ from o.api.routers import (
     evolution,
     health,
     messages,
+    models,
     revisions,
     runs,
     send,
@@ -55,6 +56,7 @@ def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAP
         revisions.router,
         evolution.router,
         context.router,
+        models.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageFunctionToolCall
@@ -50,10 +51,11 @@ def participant_name(name: str) -> str:
 
 def base_url_for(endpoint: str, endpoint_type: str) -> str:
     url = endpoint.rstrip("/")
-    # Letta stores Ollama's endpoint without the OpenAI-compatible /v1 suffix.
-    if endpoint_type == "ollama" and not url.endswith("/v1"):
-        url += "/v1"
-    return url
+    # Letta stores Ollama's endpoint without the OpenAI-compatible /v1 suffix. Letta's VLLM_API_BASE and
+    # LMSTUDIO_BASE_URL name the server ("http://localhost:8000"); its OpenAI-compatible API is under
+    # /v1. A URL with a path of its own is taken as it is.
+    bare = not url.endswith("/v1") if endpoint_type == "ollama" else not urlsplit(url).path
+    return url + "/v1" if bare and endpoint_type in ("ollama", "vllm", "lmstudio") else url
 
 
 # Sent by the SDK from OPENAI_ORG_ID / OPENAI_PROJECT_ID in the environment: the operator's account, so
