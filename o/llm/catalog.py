@@ -26,7 +26,7 @@ from o.llm import discovery
 from o.llm.client import LLMError
 from o.llm.config import LLMConfig
 from o.llm.discovery import Discovered, DiscoveryError
-from o.llm.endpoints import EndpointRules, Route
+from o.llm.endpoints import EndpointRules, Route, base_url_for
 from o.llm.keys import KeySource
 from o.llm.providers import api_key_for
 from o.net.outbound import OutboundDenied, OutboundPolicy
@@ -207,7 +207,5 @@ class _Asker:
                 return discovery.ollama_models(client, endpoint, self.timeout_s)
             if provider == "anthropic":
                 return discovery.anthropic_models(client, endpoint, api_key, self.timeout_s)
-            from o.llm.openai_compat import base_url_for
-
             base = base_url_for(endpoint, provider)
             return discovery.openai_models(client, base, api_key, provider, self.timeout_s)

@@ -194,3 +194,13 @@ class EndpointRules:
         if public is not None:
             candidates.append(public)
         return any((parts := url_parts(c)) is not None and same_endpoint(parts, asked) for c in candidates)
+
+
+def base_url_for(endpoint: str, endpoint_type: str) -> str:
+    """The OpenAI-compatible base URL (``.../v1``) of an endpoint as configs and settings write it."""
+    url = endpoint.rstrip("/")
+    # Letta stores Ollama's endpoint without the OpenAI-compatible /v1 suffix. Letta's VLLM_API_BASE and
+    # LMSTUDIO_BASE_URL name the server ("http://localhost:8000"); its OpenAI-compatible API is under
+    # /v1. A URL with a path of its own is taken as it is.
+    bare = not url.endswith("/v1") if endpoint_type == "ollama" else not urlsplit(url).path
+    return url + "/v1" if bare and endpoint_type in ("ollama", "vllm", "lmstudio") else url

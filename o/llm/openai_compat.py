@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageFunctionToolCall
@@ -18,7 +17,7 @@ from openai.types.completion_usage import CompletionUsage
 
 from o.llm.client import ClientOptions, LLMError
 from o.llm.config import LLMConfig
-from o.llm.endpoints import Route
+from o.llm.endpoints import Route, base_url_for
 from o.llm.provider_client import ProviderClient, SdkErrors
 from o.llm.streaming import EventStream, ResponseParts
 from o.llm.types import (
@@ -47,15 +46,6 @@ _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 def participant_name(name: str) -> str:
     """A user's display name in the form OpenAI accepts (``^[a-zA-Z0-9_-]{1,64}$``); others get a 400."""
     return _NAME_UNSAFE.sub("_", name)[:64]
-
-
-def base_url_for(endpoint: str, endpoint_type: str) -> str:
-    url = endpoint.rstrip("/")
-    # Letta stores Ollama's endpoint without the OpenAI-compatible /v1 suffix. Letta's VLLM_API_BASE and
-    # LMSTUDIO_BASE_URL name the server ("http://localhost:8000"); its OpenAI-compatible API is under
-    # /v1. A URL with a path of its own is taken as it is.
-    bare = not url.endswith("/v1") if endpoint_type == "ollama" else not urlsplit(url).path
-    return url + "/v1" if bare and endpoint_type in ("ollama", "vllm", "lmstudio") else url
 
 
 # Sent by the SDK from OPENAI_ORG_ID / OPENAI_PROJECT_ID in the environment: the operator's account, so
