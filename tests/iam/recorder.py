@@ -38,7 +38,7 @@ class Call:
 
 
 # botocore service names whose IAM prefix differs
-_PREFIX = {"stepfunctions": "states", "monitoring": "cloudwatch"}
+_PREFIX = {"stepfunctions": "states", "monitoring": "cloudwatch", "bedrock-runtime": "bedrock"}
 
 
 class Recorder:
@@ -121,12 +121,29 @@ def _no_resource(call: Call) -> Request:
     return Request(call.action, "*", context)
 
 
+# Bedrock Runtime operations -> the IAM action that authorizes them
+_BEDROCK_ACTION = {"Converse": "InvokeModel", "ConverseStream": "InvokeModelWithResponseStream"}
+# a cross-region inference profile's id starts with its geography
+_PROFILE = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")
+
+
+def _bedrock(call: Call) -> Request:
+    model = str(call.params["modelId"])
+    action = f"bedrock:{_BEDROCK_ACTION.get(call.operation, call.operation)}"
+    if model.startswith("arn:"):
+        return Request(action, model)
+    if _PROFILE.match(model):
+        return Request(action, f"arn:aws:bedrock:{call.region}:{call.account}:inference-profile/{model}")
+    return Request(action, f"arn:aws:bedrock:{call.region}::foundation-model/{model}")
+
+
 _BY_SERVICE = {
     "lambda": _lambda,
     "states": _states,
     "secretsmanager": _secretsmanager,
     "kms": _kms,
     "cloudwatch": _no_resource,
+    "bedrock": _bedrock,
 }
 
 
