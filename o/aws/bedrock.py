@@ -93,6 +93,16 @@ def _blocks(message: ChatMessage, open_calls: set[str]) -> list[Block]:
     return blocks
 
 
+def _append(turns: list[Turn], role: str, blocks: list[Block]) -> None:
+    """Add ``blocks`` to the conversation: to the last turn when it is ``role``'s (turns alternate)."""
+    if not blocks:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
+
+
 def to_converse(messages: list[ChatMessage]) -> tuple[list[Block], list[Turn]]:
     """The ``system`` list and the alternating ``messages`` of a Converse request."""
     system = [{"text": m.content} for m in messages if m.role == "system" and m.content]
@@ -104,13 +114,7 @@ def to_converse(messages: list[ChatMessage]) -> tuple[list[Block], list[Turn]]:
         role = "assistant" if message.role == "assistant" else "user"
         if role == "assistant":
             open_calls = {c.id for c in message.tool_calls}
-        blocks = _blocks(message, open_calls)
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        _append(turns, role, _blocks(message, open_calls))
     if not turns or turns[0]["role"] != "user":
         turns.insert(0, {"role": "user", "content": [{"text": CONVERSATION_START}]})
     for turn in turns:

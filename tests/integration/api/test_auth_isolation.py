@@ -42,3 +42,12 @@ def test_other_organization_sees_nothing(app: FastAPI, db: Database, client: Tes
     # Nothing of ours changed.
     assert client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"] == "secret"
     assert client.get(f"/v1/blocks/{block['id']}").json()["value"] == "secret"
+
+
+def test_model_listings_need_a_key(app: FastAPI, client: TestClient) -> None:
+    # the operator's models are the same for every organization (no ids to leak), but not for anyone
+    with TestClient(app) as anon:
+        assert anon.get("/v1/models/").status_code == 401
+        assert anon.get("/v1/models/embedding").status_code == 401
+    assert client.get("/v1/models/").status_code == 200
+    assert client.get("/v1/models/embedding").json()[0]["embedding_dim"] == 384
