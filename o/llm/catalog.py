@@ -74,6 +74,8 @@ class Source:
     provider: str
     endpoint: str
     discover: Callable[[], list[Discovered] | None]
+    # False: looked for without being configured (an Ollama on this machine), so its absence is no warning
+    configured: bool = True
 
 
 @dataclass(slots=True)
@@ -117,7 +119,7 @@ class ModelCatalog:
         ollama = llm.ollama_base_url or embedding.ollama_base_url
         if ollama or local:
             endpoint = rules.operator_endpoint("ollama") or ""
-            sources.append(Source("ollama", endpoint, asker.of("ollama", endpoint)))
+            sources.append(Source("ollama", endpoint, asker.of("ollama", endpoint), configured=bool(ollama)))
         bedrock = rules.operator_endpoint("bedrock")
         if bedrock is not None:
             listed = [Discovered(model_id, "llm") for model_id in llm.bedrock_models]
@@ -154,17 +156,15 @@ def _ask(source: Source) -> list[Discovered]:
     try:
         return source.discover() or []
     except (DiscoveryError, OutboundDenied, LLMError, OSError, ValueError) as exc:
-        logger.warning(
-            "a model provider did not list its models; it is left out of GET /v1/models for now",
-            extra={"provider": source.provider, "endpoint": source.endpoint, "reason": str(exc)},
-        )
-        return []
+        reason = str(exc)
     except Exception as exc:  # the HTTP stack's own errors (timeouts, refused connections)
-        logger.warning(
-            "a model provider could not be reached; it is left out of GET /v1/models for now",
-            extra={"provider": source.provider, "endpoint": source.endpoint, "reason": f"{type(exc).__name__}: {exc}"},
-        )
-        return []
+        reason = f"{type(exc).__name__}: {exc}"
+    logger.log(
+        logging.WARNING if source.configured else logging.INFO,
+        "a model provider did not list its models; it is left out of GET /v1/models for now",
+        extra={"provider": source.provider, "endpoint": source.endpoint, "reason": reason},
+    )
+    return []
 
 
 def _entry(source: Source, model: Discovered) -> ModelEntry:
