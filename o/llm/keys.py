@@ -38,7 +38,11 @@ def key_optional(provider: str, endpoint: str, public: str | None) -> bool:
     server, which usually takes none)."""
     if provider in KEYLESS:
         return True
-    return public is not None and endpoint.rstrip("/").removesuffix("/v1") != public.rstrip("/").removesuffix("/v1")
+    # only "openai" stands for any OpenAI-compatible server; another provider's custom endpoint (a gateway
+    # in front of Groq, say) still wants that provider's key
+    if provider != "openai" or public is None:
+        return False
+    return endpoint.rstrip("/").removesuffix("/v1") != public.rstrip("/").removesuffix("/v1")
 
 
 class KeySource(Protocol):
