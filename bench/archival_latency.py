@@ -10,6 +10,11 @@ whole path with the local embedder (``archival.insert``).
 
     python bench/archival_latency.py            # 10k passages
     python bench/archival_latency.py --big      # then grow the same agent to 100k
+    python bench/archival_latency.py --mixed 10000   # then add other agents' 1536-d and 768-d passages to
+                                                     # the same tables and measure the 384-d agent again
+
+Vectors of different sizes share the ``passages`` table (one column and HNSW index per width; see
+o/store/passages.py): ``--mixed`` shows what other widths' rows cost a 384-d agent's search.
 """
 
 from __future__ import annotations
@@ -62,21 +67,79 @@ class Corpus:
         topics = self.rng.integers(0, TOPICS, n)
         return normalize(self.centres[topics] + 0.08 * self.rng.normal(size=(n, DIM)).astype(np.float32))
 
+    def wide_vectors(self, n: int, dim: int) -> np.ndarray:
+        """Vectors of another model's size, clustered like the 384-d ones."""
+        centres = normalize(np.random.default_rng(dim).normal(size=(TOPICS, dim)))
+        topics = self.rng.integers(0, TOPICS, n)
+        return normalize(centres[topics] + 0.08 * self.rng.normal(size=(n, dim)).astype(np.float32))
 
-def grow(db: Database, org: str, agent: str, corpus: Corpus, count: int, batch: int = 500) -> float:
+
+def grow(
+    db: Database,
+    org: str,
+    agent: str,
+    corpus: Corpus,
+    count: int,
+    batch: int = 500,
+    *,
+    dim: int = DIM,
+    model: str = "all-MiniLM-L6-v2",
+) -> float:
     """Insert ``count`` synthetic passages through the store; returns passages per second."""
     started = time.perf_counter()
     done = 0
     while done < count:
         n = min(batch, count - done)
-        vectors = corpus.vectors(n)
+        vectors = corpus.vectors(n) if dim == DIM else corpus.wide_vectors(n, dim)
         rows = [store.NewPassage(text=corpus.sentence(), embedding=vectors[i]) for i in range(n)]
         with db.transaction() as conn:
-            store.insert_many(
-                conn, org, agent, rows, model="all-MiniLM-L6-v2", dim=DIM, new_id=lambda: new_id("passage")
-            )
+            store.insert_many(conn, org, agent, rows, model=model, dim=dim, new_id=lambda: new_id("passage"))
         done += n
     return count / (time.perf_counter() - started)
+
+
+def add_agent(db: Database, org: str, config: dict[str, object]) -> str:
+    agent_id = new_id("agent")
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO agents (id, organization_id, name, embedding_config) VALUES (%s, %s, %s, %s)",
+            (agent_id, org, "bench", json.dumps(config)),
+        )
+    return agent_id
+
+
+def report(label: str, timings: list[float], top_k: int) -> None:
+    print(
+        f"{label}: search top {top_k}  p50 {pct(timings, 0.5):.1f} ms  p95 {pct(timings, 0.95):.1f} ms  "
+        f"mean {1000 * statistics.fmean(timings):.1f} ms"
+    )
+
+
+def mixed(db: Database, org: str, agent: str, corpus: Corpus, count: int, queries: int, top_k: int) -> None:
+    """Other agents' vectors of other widths join the same tables; the 384-d agent is measured again."""
+    for dim, model in ((1536, "text-embedding-3-small"), (768, "nomic-embed-text")):
+        kind = "openai" if dim == 1536 else "ollama"
+        other = add_agent(db, org, {"embedding_endpoint_type": kind, "embedding_model": model, "embedding_dim": dim})
+        rate = grow(db, org, other, corpus, count, dim=dim, model=model)
+        print(f"another agent: {count:,} passages of {dim}-d ({model}) inserted at {rate:,.0f} passages/s")
+        if dim == 1536:
+            wide = other
+    with db.transaction() as conn:
+        conn.execute("ANALYZE passages")
+    measure(db, org, agent, corpus, 20, top_k)
+    report(
+        "384-d agent, table also holding 1536-d and 768-d rows", measure(db, org, agent, corpus, queries, top_k), top_k
+    )
+    timings = []
+    for _ in range(queries):
+        started = time.perf_counter()
+        with db.transaction() as conn:
+            hits = archival.search_hits(
+                conn, org, wide, corpus.sentence(3, 9), top_k=top_k, query_vector=corpus.wide_vectors(1, 1536)[0]
+            )
+        timings.append(time.perf_counter() - started)
+        assert hits and all(h.passage.embedding_dim == 1536 for h in hits)
+    report(f"1536-d agent ({count:,} passages)", timings, top_k)
 
 
 def measure(db: Database, org: str, agent: str, corpus: Corpus, queries: int, top_k: int) -> list[float]:
@@ -103,6 +166,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--mixed", type=int, default=0, help="then add this many 1536-d and 768-d passages")
     args = parser.parse_args()
 
     server = None
@@ -164,6 +228,8 @@ def main() -> None:
                 f"p95 {pct(timings, 0.95):.1f} ms  mean {1000 * statistics.fmean(timings):.1f} ms  "
                 f"(+ query embedding p50 {pct(one, 0.5):.1f} ms end to end)"
             )
+        if args.mixed:
+            mixed(db, org, agent, corpus, args.mixed, args.queries, args.top_k)
         print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         db.close()

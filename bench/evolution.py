@@ -3,7 +3,7 @@
     python bench/evolution.py [--rounds N]
 
 The task (tests/integration/evolution/task.py): a capital-cities agent whose replies are too wordy,
-an evaluation suite of 3 gate cases and 3 held-out cases, and a scripted OpenAI-wire server playing
+an evaluation suite of 6 gate cases and 3 held-out cases, and a scripted OpenAI-wire server playing
 the agent's model, the proposer and the judge through the real SDK, the real agent loop and the
 real evolution code on an embedded Postgres. Each round proposes, in order, a worse, a crashing, a
 timing-out, an evaluator-tampering and a better candidate (the better one is proposed again in later

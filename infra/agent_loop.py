@@ -291,20 +291,18 @@ class AgentLoop(Construct):
 
 
 def grant_task_response(grantee: iam.IGrantable) -> None:
-    """SendTaskSuccess/Failure/Heartbeat: releasing an execution that waits on a task token.
+    """SendTaskSuccess: releasing an execution that waits on a task token with the approval's decision
+    (o/aws/stepfunctions.py calls nothing else: a denial is a decision too, so no SendTaskFailure, and no
+    heartbeats).
 
-    These actions have no resource-level permissions (IAM evaluates them against ``*``; the token
-    itself names the execution), so a grant scoped to the state machine's ARN — what CDK's
-    ``grant_task_response`` writes — is refused on AWS (tests/integration/aws/test_iam.py).
+    It has no resource-level permissions (IAM evaluates it against ``*``; the token itself names the
+    execution), so a grant scoped to the state machine's ARN — what CDK's ``grant_task_response``
+    writes — is refused on AWS (tests/integration/aws/test_iam.py).
     """
-    iam.Grant.add_to_principal(
-        grantee=grantee,
-        actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
-        resource_arns=["*"],
-    )
+    iam.Grant.add_to_principal(grantee=grantee, actions=["states:SendTaskSuccess"], resource_arns=["*"])
     if isinstance(grantee, Construct):
         acknowledge(
             grantee,
-            ("AwsSolutions-IAM5[Resource::*]", "Step Functions' task-token actions (SendTask*) have no "
+            ("AwsSolutions-IAM5[Resource::*]", "Step Functions' task-token action SendTaskSuccess has no "
              "resource-level permissions; the token names the execution"),
         )  # fmt: skip

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from aws_cdk import RemovalPolicy
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONTEXT_PREFIX = "o:"
 # What the CDK CLI sets from the credentials and profile it runs with (``cdk deploy``, ``cdk synth``).
@@ -18,6 +18,10 @@ ACCOUNT_ENV = "CDK_DEFAULT_ACCOUNT"
 REGION_ENV = "CDK_DEFAULT_REGION"
 
 DbRemoval = Literal["snapshot", "retain", "destroy"]
+Profile = Literal["standard", "economy"]
+DEFAULT_SLEEPTIME_SCHEDULE = "rate(1 hour)"
+# The profile is also read from this plain key: `cdk deploy -c profile=economy`.
+PLAIN_PROFILE_KEY = "profile"
 _REMOVAL = {
     "snapshot": RemovalPolicy.SNAPSHOT,
     # Retained on delete and on replacement, but not when the create that made it fails: a failed first
@@ -37,11 +41,19 @@ class DeployConfig(BaseModel):
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     stack_name: str = Field(default="O", alias="stackName", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,40}$")
 
-    # Network: the agent loop calls LLM providers on the internet, so there is at least one NAT. One is
-    # cheapest (~$33/month each); one per AZ (natGateways = maxAzs) keeps egress up when an AZ fails.
+    # What the stack is built for: "standard" (always warm: an RDS instance behind RDS Proxy, a NAT
+    # gateway, interface endpoints) or "economy" (near zero when idle: Aurora Serverless v2 that pauses at
+    # 0 ACU, no proxy, a NAT instance, no interface endpoints, no periodic sleep-time sweep). Also read
+    # from the plain context key ``profile`` (``cdk deploy -c profile=economy``).
+    profile: Profile = "standard"
+
+    # Network: the agent loop calls LLM providers on the internet, so the functions need a way out. Standard:
+    # NAT gateways, at least one (~$33/month each); one per AZ (natGateways = maxAzs) keeps egress up when an
+    # AZ fails. Economy: 0 NAT gateways by default, and one NAT instance instead (natInstanceType).
     max_azs: int = Field(default=2, alias="maxAzs", ge=2, le=3)
-    nat_gateways: int = Field(default=1, alias="natGateways", ge=1, le=3)
-    interface_endpoints: bool = Field(default=True, alias="interfaceEndpoints")
+    nat_gateways_set: int | None = Field(default=None, alias="natGateways", ge=0, le=3)
+    nat_instance_type: str = Field(default="t4g.nano", alias="natInstanceType", pattern=r"^[a-z0-9]+\.[a-z0-9]+$")
+    interface_endpoints_set: bool | None = Field(default=None, alias="interfaceEndpoints")
 
     # Database
     postgres_version: str = Field(default="17.6", alias="postgresVersion", pattern=r"^1[67]\.\d+$")
@@ -57,6 +69,10 @@ class DeployConfig(BaseModel):
     # nothing (throw-away stacks).
     db_removal_policy: DbRemoval = Field(default="snapshot", alias="dbRemovalPolicy")
     db_name: str = Field(default="o", alias="dbName", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    # Economy: Aurora PostgreSQL (a version with 0-ACU auto-pause), its largest size, idle time before it pauses.
+    aurora_postgres_version: str = Field(default="16.6", alias="auroraPostgresVersion", pattern=r"^1[5-7]\.\d+$")
+    db_max_acu: float = Field(default=4.0, alias="dbMaxAcu", ge=1, le=256)
+    db_auto_pause_minutes: int = Field(default=5, alias="dbAutoPauseMinutes", ge=5, le=1440)
 
     # API
     throttle_rate: float = Field(default=100.0, alias="throttleRate", gt=0)
@@ -69,8 +85,10 @@ class DeployConfig(BaseModel):
     # Standard execution lives (one year), as Letta's approvals do not expire.
     approval_timeout_seconds: int | None = Field(default=None, alias="approvalTimeoutSeconds", ge=1, le=31_536_000)
 
-    # Sleep-time: the default schedule of the stack (EventBridge Scheduler expression).
-    sleeptime_schedule: str = Field(default="rate(1 hour)", alias="sleeptimeSchedule")
+    # Sleep-time: the default schedule of the stack (EventBridge Scheduler expression); "none" for no
+    # periodic sweep (the economy default: each sweep would wake a paused database; passes still follow
+    # runs, every N user messages).
+    sleeptime_schedule_set: str | None = Field(default=None, alias="sleeptimeSchedule")
 
     # Tool sandbox: reserved concurrency caps how many tool calls run at once, so untrusted code cannot take
     # the account's whole concurrency from the API and the agent loop. Lambda keeps 100 of the account's
@@ -86,6 +104,41 @@ class DeployConfig(BaseModel):
 
     # Folder with a pre-built layer (``python/`` inside); skips the pip build (tests, CI).
     layer_dir: str | None = Field(default=None, alias="layerDir")
+
+    @model_validator(mode="after")
+    def _egress(self) -> DeployConfig:
+        if self.profile == "standard" and self.nat_gateways == 0:
+            raise ValueError(
+                f"{CONTEXT_PREFIX}natGateways: the standard profile needs at least 1 NAT gateway (the functions call "
+                f"LLM providers on the internet); {CONTEXT_PREFIX}profile=economy uses a NAT instance instead"
+            )
+        return self
+
+    @property
+    def economy(self) -> bool:
+        return self.profile == "economy"
+
+    @property
+    def nat_gateways(self) -> int:
+        if self.nat_gateways_set is not None:
+            return self.nat_gateways_set
+        return 0 if self.economy else 1
+
+    @property
+    def nat_instance(self) -> bool:
+        """One NAT instance for the functions' egress: economy without NAT gateways."""
+        return self.economy and self.nat_gateways == 0
+
+    @property
+    def interface_endpoints(self) -> bool:
+        # ~$7.30/month each per AZ: economy sends those calls through the NAT instance instead
+        return (not self.economy) if self.interface_endpoints_set is None else self.interface_endpoints_set
+
+    @property
+    def sleeptime_schedule(self) -> str | None:
+        if self.sleeptime_schedule_set is None:
+            return None if self.economy else DEFAULT_SLEEPTIME_SCHEDULE
+        return None if self.sleeptime_schedule_set.lower() == "none" else self.sleeptime_schedule_set
 
     @property
     def db_removal(self) -> RemovalPolicy:
@@ -127,8 +180,13 @@ def config_from_context(get: Any, keys: Iterable[str] = ()) -> DeployConfig:
         raw = get(CONTEXT_PREFIX + key)
         if raw is not None:
             values[key] = _coerce(raw)
+    if "profile" not in values and get(PLAIN_PROFILE_KEY) is not None:
+        values["profile"] = get(PLAIN_PROFILE_KEY)
     try:
         return DeployConfig.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{CONTEXT_PREFIX}{err['loc'][0]}: {err['msg']}" for err in exc.errors() if err["loc"])
+        # a field's error names its key; the model's own check names it in its message
+        problems = "; ".join(
+            f"{CONTEXT_PREFIX}{err['loc'][0]}: {err['msg']}" if err["loc"] else err["msg"] for err in exc.errors()
+        )
         raise ValueError(f"invalid CDK context: {problems}") from exc

@@ -2,10 +2,11 @@
 
 The ASL comes from ``o.evolution.statemachine.evolution_definition`` (the contract with
 ``functions/evolution/handler.py`` lives there). A canary publishes a version of the
-agent-step function and moves a weight of its ``live`` alias, so whoever runs evolution
-steps — this function, and the API and sleep-time functions, which can stop one and roll
-it back at once — may manage that alias (``Rollout.grant_manage``) and read and write the
-per-version metrics in the ``O/Agents`` CloudWatch namespace.
+agent-step function and moves a weight of its ``live`` alias, so this function may manage that
+alias (``Rollout.grant_manage``) and read the per-version metrics (``grant_agent_metrics``); the API,
+which stops an evolution and takes its canary off the alias at once, may only do that
+(``Rollout.grant_withdraw``). The metrics are written by the agent step as EMF log lines, which need
+no CloudWatch permission.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class Evolution(Construct):
         acknowledge(
             self,
             ("AwsSolutions-IAM5[Resource::*]", "CloudWatch Logs delivery and X-Ray actions of Step Functions "
-             "have no resource-level permissions; CloudWatch metric actions are limited to O's namespace"),
+             "have no resource-level permissions"),
         )  # fmt: skip
 
     def environment(self) -> dict[str, str]:

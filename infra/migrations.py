@@ -49,11 +49,12 @@ class Migrations(Construct):
             service="o-migrate",
             memory_mb=512,
             timeout=TIMEOUT,
-            # the database, and the key that seals tool secrets an earlier release stored in plaintext
-            environment={**database.environment(), **(environment or {})},
+            # the database as its owner, and the key that seals tool secrets an earlier release stored in plaintext
+            environment={**database.admin_environment(), **(environment or {})},
             network=network,
         )
-        database.grant_connect(self.service.function)
+        database.grant_admin(self.service.function)
+        database.allow_admin_from(network.security_group)
         self.resource = CustomResource(
             self,
             "Run",
@@ -62,5 +63,5 @@ class Migrations(Construct):
             properties={"CodeFingerprint": assets.code_fingerprint},
             service_timeout=SERVICE_TIMEOUT,
         )
-        # The proxy must have its target registered before the migrator connects through it.
+        # The database (and the rotation of its secret) must exist before the migrator connects.
         self.resource.node.add_dependency(database)

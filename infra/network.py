@@ -33,6 +33,12 @@ HTTPS = ec2.Port.tcp(443)
 PUBLIC, APP, DATA, SANDBOX = "public", "app", "data", "sandbox"
 
 
+def _cpu(instance_type: str) -> ec2.AmazonLinuxCpuType:
+    """The AMI's architecture for an instance type: Graviton families (t4g, c7g, ...) are arm64."""
+    family = instance_type.split(".")[0]
+    return ec2.AmazonLinuxCpuType.ARM_64 if "g" in family[1:] else ec2.AmazonLinuxCpuType.X86_64
+
+
 class Network(Construct):
     def __init__(
         self,
@@ -43,13 +49,28 @@ class Network(Construct):
         nat_gateways: int,
         interface_endpoints: bool,
         log_retention: logs.RetentionDays,
+        nat_instance_type: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Economy: one small NAT instance (an EC2 instance in a public subnet, ~$3/month) instead of NAT
+        # gateways (~$33/month each). It is one instance in one AZ: egress stops while it is replaced.
+        nat_instance = (
+            ec2.NatProvider.instance_v2(
+                instance_type=ec2.InstanceType(nat_instance_type),
+                machine_image=ec2.MachineImage.latest_amazon_linux2023(cpu_type=_cpu(nat_instance_type)),
+                # a burstable instance that never bills surplus credits
+                credit_specification=ec2.CpuCredits.STANDARD,
+                default_allowed_traffic=ec2.NatTrafficDirection.OUTBOUND_ONLY,
+            )
+            if nat_instance_type
+            else None
+        )
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
             max_azs=max_azs,
-            nat_gateways=nat_gateways,
+            nat_gateways=1 if nat_instance is not None else nat_gateways,
+            nat_gateway_provider=nat_instance,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name=PUBLIC, subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                 ec2.SubnetConfiguration(name=APP, subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22),
@@ -57,6 +78,16 @@ class Network(Construct):
                 ec2.SubnetConfiguration(name=SANDBOX, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),
             ],
         )
+        if nat_instance is not None:
+            self._harden_nat_instance()
+            # OUTBOUND_ONLY admits nothing: the app subnets (the functions) may send through it, no other
+            # subnet (the sandbox's have no route to it anyway) and nothing from the internet.
+            for subnet in self.vpc.select_subnets(subnet_group_name=APP).subnets:
+                nat_instance.connections.allow_from(
+                    ec2.Peer.ipv4(subnet.ipv4_cidr_block),
+                    ec2.Port.all_traffic(),
+                    f"egress of app subnet {subnet.ipv4_cidr_block}",
+                )
         flow_logs = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         # Rejected traffic is what an investigation needs; accepted traffic would cost the most.
         self.vpc.add_flow_log(
@@ -76,8 +107,34 @@ class Network(Construct):
             # the sandbox, which runs untrusted code, has its own group with none.
             allow_all_outbound=True,
         )
+        # The migrate function alone may reach the database itself (as its owner); the serving functions
+        # reach only the proxy (standard) or, as the app role, the cluster (economy).
+        self.migrations_security_group = ec2.SecurityGroup(
+            self,
+            "Migrations",
+            vpc=self.vpc,
+            description="O migrate function (the database owner): schema migrations",
+            allow_all_outbound=True,
+        )
         self._add_endpoints(interface_endpoints)
         self._isolate_sandbox()
+
+    def _harden_nat_instance(self) -> None:
+        for child in self.vpc.node.find_all():
+            if isinstance(child, ec2.CfnInstance):
+                # the provider sets no volume: the AMI's root volume, encrypted (AL2023's root device)
+                child.block_device_mappings = [
+                    ec2.CfnInstance.BlockDeviceMappingProperty(
+                        device_name="/dev/xvda", ebs=ec2.CfnInstance.EbsProperty(encrypted=True, volume_type="gp3")
+                    )
+                ]
+                acknowledge(
+                    child,
+                    ("AwsSolutions-EC28", "the economy profile's NAT instance: detailed monitoring would cost about "
+                     "as much as the instance; its basic metrics and the VPC flow log remain"),
+                    ("AwsSolutions-EC29", "the NAT instance holds no state: a stack update or delete must be able to "
+                     "replace or remove it, which termination protection would block"),
+                )  # fmt: skip
 
     def _add_endpoints(self, interface_endpoints: bool) -> None:
         # S3: the migration custom resource answers CloudFormation on a pre-signed S3 URL.
@@ -132,6 +189,11 @@ class Network(Construct):
     def functions(self) -> FunctionNetwork:
         """Where the functions that talk to the database are placed."""
         return FunctionNetwork(vpc=self.vpc, subnets=self.app_subnets, security_group=self.function_security_group)
+
+    @property
+    def migrations(self) -> FunctionNetwork:
+        """Where the migrate function is placed: the app subnets, a security group of its own."""
+        return FunctionNetwork(vpc=self.vpc, subnets=self.app_subnets, security_group=self.migrations_security_group)
 
     @property
     def sandbox(self) -> FunctionNetwork:

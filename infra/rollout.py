@@ -82,7 +82,8 @@ class Rollout(Construct):
         return self._owner
 
     def grant_manage(self, name: str, grantee: iam.IGrantable) -> None:
-        """Let ``grantee`` publish versions of ``name`` and move the weights of its ``live`` alias.
+        """Let ``grantee`` (the evolution worker) publish versions of ``name`` and move the weights of its
+        ``live`` alias: a canary's whole life (o/aws/alias.py's LambdaAlias).
 
         Lambda authorizes a call that names a version (``Qualifier=7``) against that version's ARN,
         so reading a published candidate's configuration needs ``<function>:*``; managing versions
@@ -99,6 +100,19 @@ class Rollout(Construct):
             ],
             resource_arns=[function.function_arn],
         )
+        self._grant_read_versions(function, grantee)
+
+    def grant_withdraw(self, name: str, grantee: iam.IGrantable) -> None:
+        """Let ``grantee`` (the API, stopping an evolution) take a canary off ``name``'s ``live`` alias: read
+        the alias and which evolution its extra version carries (a qualified GetFunctionConfiguration), and
+        clear the weight. It may publish nothing and change no configuration."""
+        function = self._functions[name]
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["lambda:GetAlias", "lambda:UpdateAlias"], resource_arns=[function.function_arn]
+        )
+        self._grant_read_versions(function, grantee)
+
+    def _grant_read_versions(self, function: lambda_.Function, grantee: iam.IGrantable) -> None:
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["lambda:GetFunctionConfiguration"],

@@ -37,7 +37,7 @@ class Sleeptime(Construct):
         assets: FunctionAssets,
         network: FunctionNetwork,
         environment: dict[str, str],
-        schedule_expression: str,
+        schedule_expression: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -66,6 +66,11 @@ class Sleeptime(Construct):
             description="EventBridge Scheduler: invoke O's sleep-time function",
         )
         grant_invoke_exact(self.function, self.role)
+        self.default_schedule: scheduler.CfnSchedule | None = None
+        if schedule_expression is None:
+            # No periodic sweep (o:sleeptimeSchedule=none, the economy default): a sweep reads the database,
+            # which would wake a paused one. Passes still follow runs (every N user messages).
+            return
         self.default_schedule = scheduler.CfnSchedule(
             self,
             "DefaultSchedule",

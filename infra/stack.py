@@ -12,7 +12,7 @@ from constructs import Construct
 from infra.agent_loop import AgentLoop, grant_task_response
 from infra.api import Api
 from infra.config import DeployConfig
-from infra.database import Database
+from infra.database import Database, DatabaseOptions
 from infra.evolution import Evolution, grant_agent_metrics
 from infra.migrations import Migrations
 from infra.network import Network
@@ -54,6 +54,7 @@ class OStack(Stack):
             nat_gateways=config.nat_gateways,
             interface_endpoints=config.interface_endpoints,
             log_retention=assets.log_retention,
+            nat_instance_type=config.nat_instance_type if config.nat_instance else None,
         )
         database = Database(
             self,
@@ -61,20 +62,23 @@ class OStack(Stack):
             vpc=network.vpc,
             data_subnets=network.data_subnets,
             proxy_subnets=network.app_subnets,
-            postgres_version=config.postgres_version,
-            instance_type=config.db_instance_type,
-            storage_gib=config.db_storage_gib,
-            multi_az=config.db_multi_az,
-            deletion_protection=config.db_deletion_protection,
-            db_name=config.db_name,
+            options=DatabaseOptions(
+                profile=config.profile,
+                postgres_version=config.postgres_version,
+                aurora_version=config.aurora_postgres_version,
+                instance_type=config.db_instance_type,
+                storage_gib=config.db_storage_gib,
+                multi_az=config.db_multi_az,
+                deletion_protection=config.db_deletion_protection,
+                db_name=config.db_name,
+                # what a stack delete does to the data (o:dbRemovalPolicy); a kept database keeps its credentials
+                removal_policy=config.db_removal,
+                retain_secret=config.db_removal_policy == "retain",
+                max_acu=config.db_max_acu,
+                auto_pause=Duration.minutes(config.db_auto_pause_minutes),
+            ),
             log_retention=assets.log_retention,
         )
-        # What a stack delete does to the data (o:dbRemovalPolicy); a kept instance keeps its credentials.
-        database.instance.apply_removal_policy(config.db_removal)
-        if config.db_removal_policy == "retain":
-            for child in database.node.find_all():
-                if isinstance(child, secretsmanager.CfnSecret):
-                    child.apply_removal_policy(config.db_removal)
         if not config.db_deletion_protection:
             acknowledge(
                 database,
@@ -88,7 +92,7 @@ class OStack(Stack):
             self,
             "Migrations",
             assets=assets,
-            network=network.functions,
+            network=network.migrations,
             database=database,
             environment=tool_secrets.environment(),
         )
@@ -220,9 +224,9 @@ class OStack(Stack):
         # when an evolution is stopped.
         for service in (api_function, sleeptime.service, evolution.service):
             evolution.grant_start(service.function)
-        for service in (api_function, evolution.service):
-            # to the ServiceFunction: the grant's cdk-nag acknowledgment must cover its role
-            rollout.grant_manage("AgentStep", service)
+        # to the ServiceFunction: the grant's cdk-nag acknowledgment must cover its role
+        rollout.grant_manage("AgentStep", evolution.service)
+        rollout.grant_withdraw("AgentStep", api_function)
         grant_agent_metrics(evolution.function)
         # Tool secrets: the API seals what clients set, the migration seals what an earlier release
         # stored in plaintext; the functions that run tools open them. Nothing else may use the key.

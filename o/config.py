@@ -66,11 +66,17 @@ def default_data_dir() -> Path:
 
 
 class DatabaseSecret(Group):
-    """AWS: the RDS Proxy endpoint and the Secrets Manager secret of the database user."""
+    """AWS: where the database is and who connects: the owner with the RDS secret (migrations), or the
+    app role with an IAM token made for each connection (the functions that serve traffic)."""
 
     host: str | None = None
     secret_arn: str | None = None
     name: str = "o"
+    port: int = Field(default=5432, ge=1, le=65535)
+    # connect as this user with an IAM auth token (RDS Proxy or Aurora with IAM authentication)
+    iam_user: str | None = None
+    # the role the migrations create and grant DML on every table to (o.store.roles)
+    app_role: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class AgentSettings(Group):

@@ -26,6 +26,7 @@ import atexit
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -92,9 +93,16 @@ class Runtime:
 
 
 def configured_database_url(settings: Settings) -> str | None:
-    """O_DATABASE_URL, else the URI built from the RDS secret (AWS); None when neither is set."""
+    """O_DATABASE_URL, else the URI built from the RDS secret or for the IAM user (AWS); None when
+    none is set."""
     if settings.database_url:
         return settings.database_url
+    if settings.db.iam_user and not settings.db.secret_arn:
+        from o.aws.database import iam_database_url
+
+        if not settings.db.host:
+            raise ConfigError("invalid configuration: O_DB_IAM_USER needs O_DB_HOST (the RDS Proxy endpoint)")
+        return iam_database_url(settings.db.host, settings.db.iam_user, settings.db.name, port=settings.db.port)
     if not settings.db.secret_arn:
         return None
     if not settings.db.host:
@@ -102,6 +110,15 @@ def configured_database_url(settings: Settings) -> str | None:
     from o.aws.database import database_url_from_secret
 
     return database_url_from_secret(settings.db.host, settings.db.secret_arn, settings.db.name)
+
+
+def database_password(settings: Settings) -> Callable[[], str] | None:
+    """An IAM auth token for each new connection of the IAM user (AWS); None: the URI says it all."""
+    if not settings.db.iam_user or settings.database_url or settings.db.secret_arn or not settings.db.host:
+        return None
+    from o.aws.database import IamAuthToken
+
+    return IamAuthToken(settings.db.host, settings.db.port, settings.db.iam_user)
 
 
 def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -130,13 +147,14 @@ def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
 
 def _open(settings: Settings, url: str, embedded: EmbeddedPostgres | None, migrate_schema: bool) -> Runtime:
     if migrate_schema:
-        migrate(url)
+        migrate(url, app_role=settings.db.app_role)
     lambda_mode = settings.runtime == "lambda"
     db = Database(
         url,
         min_size=1 if lambda_mode else settings.pool_min,
         max_size=1 if lambda_mode else settings.pool_max,
         prepared_statements=not (lambda_mode or settings.disable_prepared_statements),
+        password=database_password(settings),
     ).open()
     rt = Runtime(settings=settings, db=db, database_url=url, embedded=embedded)
     if migrate_schema:
@@ -151,7 +169,7 @@ def _open(settings: Settings, url: str, embedded: EmbeddedPostgres | None, migra
 def upgrade(rt: Runtime) -> tuple[list[str], int]:
     """`o migrate`: the pending migrations, then the data step that needs a key and so cannot be SQL;
     (the migrations applied, the tool variables sealed)."""
-    applied = migrate(rt.database_url)
+    applied = migrate(rt.database_url, app_role=rt.settings.db.app_role)
     return applied, seal_plaintext_secrets(rt)
 
 

@@ -1,14 +1,16 @@
 """Deploy-time database work: the migrations custom resource, and creating an API key.
 
 As a CloudFormation custom resource (the event has ``RequestType``): Create and Update
-run ``o.store.migrate.migrate`` against the database behind the RDS Proxy; Delete does
-nothing (tearing the stack down must never drop data by itself).
+run what ``o migrate`` runs (``runtime.upgrade``: the pending migrations, the app role and its
+grants, then sealing tool variables an earlier release stored in plaintext, with KMS here) against
+the database itself, as its owner (the RDS secret); Delete does nothing (tearing the stack down must
+never drop data by itself).
 On a first deploy the database may not be reachable yet when this runs (a new RDS Proxy
 registers its target minutes after it exists, a new endpoint's DNS name may not resolve
 yet): such failures are tried again with exponential backoff (:func:`retry_delay`) until
 shortly before the function's timeout; anything else fails at once.
-The response goes to CloudFormation's pre-signed URL from this code, so no provider
-framework function is needed, and it is always sent — also on failure and shortly
+The response goes to CloudFormation's pre-signed URL from this code (``o.aws.cloudformation.respond``),
+so no provider framework function is needed, and it is always sent — also on failure and shortly
 before the function would time out, with the last error — because an unanswered custom
 resource blocks the stack (``infra/migrations.py`` also bounds CloudFormation's wait).
 
@@ -20,24 +22,22 @@ deployment is made here; who may invoke it is decided by IAM.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 from o import runtime
-from o.config import ConfigError, build_settings
+from o.aws.cloudformation import respond
+from o.config import ConfigError, Settings, build_settings
 from o.observability import logger
 from o.store import orgs
-from o.store.db import Database
-from o.store.migrate import migrate
+from o.store.db import probe
+from o.store.errors import OperationalError
 
 PHYSICAL_ID = "o-schema-migrations"
 # Time kept back to send the response before Lambda ends the invocation.
 _RESPONSE_MARGIN_MS = 10_000
-_REASON_LIMIT = 3_000
 # Each connection attempt gives up after this long (libpq's connect_timeout): a packet dropped on the way
 # would otherwise hold an attempt for minutes.
 CONNECT_TIMEOUT_S = 10
@@ -54,10 +54,10 @@ _REFUSALS = ("does not exist", "password authentication failed", "no pg_hba.conf
 def unreachable(error: BaseException) -> bool:
     """Whether ``error`` says the database could not be reached (yet), as opposed to refusing or failing.
 
-    Duck-typed on the driver's ``sqlstate`` (the driver stays in ``o.store``): a driver error carries it,
-    ``None`` when the server never answered (refused, timed out, name not resolved, connection lost).
+    A connection error's ``sqlstate`` is ``None`` when the server never answered (refused, timed out,
+    name not resolved, connection lost).
     """
-    if not hasattr(error, "sqlstate") or any(refusal in str(error) for refusal in _REFUSALS):
+    if not isinstance(error, OperationalError) or any(refusal in str(error) for refusal in _REFUSALS):
         return False
     code = error.sqlstate
     return code is None or str(code).startswith(_TRANSIENT_CODES)
@@ -100,36 +100,33 @@ class Outcome:
         return f"{what}; the database was not reachable after {self.attempts} attempts in {waited:.0f} s"
 
 
-def database_url() -> str:
-    """The target database: a direct URI (local runs) or the proxy host + RDS secret."""
-    # read at each call: the function runs once per deployment, and an operator may change its settings
-    url = runtime.configured_database_url(build_settings())
+def owner_settings() -> Settings:
+    """The settings with the target database resolved once: a direct URI (local runs) or the database host
+    + the owner's RDS secret, read at each call (the function runs once per deployment, the secret rotates),
+    with a connect timeout on every attempt."""
+    settings = build_settings()
+    url = runtime.configured_database_url(settings)
     if url is None:
         raise ConfigError("invalid configuration: set O_DATABASE_URL or O_DB_SECRET_ARN and O_DB_HOST")
-    return url
+    return settings.model_copy(update={"database_url": with_connect_timeout(url)})
 
 
-def send_response(event: dict[str, Any], status: str, reason: str, data: dict[str, Any] | None = None) -> None:
-    body = json.dumps(
-        {
-            "Status": status,
-            "Reason": reason[:_REASON_LIMIT],
-            "PhysicalResourceId": event.get("PhysicalResourceId") or PHYSICAL_ID,
-            "StackId": event["StackId"],
-            "RequestId": event["RequestId"],
-            "LogicalResourceId": event["LogicalResourceId"],
-            "Data": data or {},
-        }
-    ).encode()
-    # The pre-signed S3 URL is signed for an empty content type.
-    request = urllib.request.Request(
-        event["ResponseURL"],
-        data=body,
-        method="PUT",
-        headers={"Content-Type": "", "Content-Length": str(len(body))},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
+def upgrade(settings: Settings) -> list[str]:
+    """What `o migrate` does, on ``settings``' database; the migrations applied."""
+    rt = runtime.start(settings, migrate_schema=False)
+    try:
+        applied, sealed = runtime.upgrade(rt)
+    finally:
+        rt.close()
+    if sealed:
+        logger.info("sealed tool variables stored in plaintext", extra={"sealed": sealed})
+    return applied
+
+
+def answer(event: dict[str, Any], status: str, reason: str, data: dict[str, Any] | None = None) -> None:
+    """CloudFormation's answer, through the outbound policy like every other call."""
+    policy = runtime.outbound_policy(build_settings())
+    respond(event, status, reason, event.get("PhysicalResourceId") or PHYSICAL_ID, data, policy=policy)
 
 
 def _apply(outcome: Outcome, deadline: float) -> None:
@@ -138,7 +135,12 @@ def _apply(outcome: Outcome, deadline: float) -> None:
     while True:
         outcome.attempts = attempt + 1
         try:
-            outcome.applied = migrate(with_connect_timeout(database_url()))
+            settings = owner_settings()
+            assert settings.database_url is not None
+            # one plain connection first: a database not reachable yet fails here at once, not after the
+            # pool's whole opening timeout
+            probe(settings.database_url)
+            outcome.applied = upgrade(settings)
             return
         except Exception as exc:  # reported to CloudFormation, which rolls the deploy back
             outcome.last_error = f"{type(exc).__name__}: {exc}"
@@ -156,13 +158,13 @@ def _apply(outcome: Outcome, deadline: float) -> None:
 
 
 def create_api_key(org: str, name: str | None) -> dict[str, str]:
-    db = Database(database_url(), min_size=1, max_size=1, prepared_statements=False).open()
+    rt = runtime.start(owner_settings(), migrate_schema=False)
     try:
-        with db.transaction() as conn:
+        with rt.db.transaction() as conn:
             organization = orgs.get_or_create_org(conn, org)
             key_id, secret = orgs.create_api_key(conn, organization["id"], name)
     finally:
-        db.close()
+        rt.close()
     logger.info("api key created", extra={"key_id": key_id, "organization_id": organization["id"]})
     return {"api_key": secret, "key_id": key_id, "organization_id": organization["id"]}
 
@@ -183,7 +185,7 @@ def _operator_action(event: dict[str, Any]) -> dict[str, Any]:
             return {"error": "org must be a name of at most 200 characters"}
         return create_api_key(org, event.get("name"))
     if action == "migrate":
-        return {"applied": migrate(database_url())}
+        return {"applied": upgrade(owner_settings())}
     return {"error": f"unknown action {action!r}; expected create_api_key or migrate"}
 
 
@@ -191,10 +193,10 @@ def _custom_resource(event: dict[str, Any], context: Any) -> None:
     request_type = event.get("RequestType")
     logger.info("custom resource request", extra={"request_type": request_type})
     if request_type == "Delete":
-        send_response(event, "SUCCESS", "nothing to do on delete")
+        answer(event, "SUCCESS", "nothing to do on delete")
         return
     if request_type not in ("Create", "Update"):
-        send_response(event, "FAILED", f"unknown RequestType {request_type!r}")
+        answer(event, "FAILED", f"unknown RequestType {request_type!r}")
         return
 
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else 900_000
@@ -206,7 +208,7 @@ def _custom_resource(event: dict[str, Any], context: Any) -> None:
     status, reason, data = verdict(outcome, finished=not worker.is_alive())
     if status == "SUCCESS":
         logger.info("migrations applied", extra={"applied": outcome.applied, "attempts": outcome.attempts})
-    send_response(event, status, reason, data)
+    answer(event, status, reason, data)
 
 
 def verdict(outcome: Outcome, *, finished: bool) -> tuple[str, str, dict[str, Any]]:

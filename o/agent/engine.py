@@ -19,21 +19,29 @@ from o.agent.serving import CurrentRevision, RevisionRouter
 from o.agent.step import StepDeps
 from o.agent.tools import ToolExecutor
 from o.config import AgentSettings
+from o.errors import InvalidInput
 from o.llm.client import ClientOptions, LLMClient
 from o.llm.config import LLMConfig
 from o.llm.keys import KeySource
-from o.llm.providers import client_for
-from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
+from o.llm.providers import client_for, route_for
+from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource, EmbeddingConfig
 from o.store.db import Database
 
 
-def llm_factory(
-    keys: KeySource | None = None, options: ClientOptions | None = None
-) -> Callable[[LLMConfig], LLMClient]:
-    def build(config: LLMConfig) -> LLMClient:
-        return client_for(config, keys, options)
+@dataclass(frozen=True, eq=False)
+class LLMFactory:
+    """Builds the client for an agent's config with this process's keys and options; the options also
+    say which endpoints a config may name, which :meth:`Engine.check_configs` checks when one is saved."""
 
-    return build
+    keys: KeySource | None = None
+    options: ClientOptions | None = None
+
+    def __call__(self, config: LLMConfig) -> LLMClient:
+        return client_for(config, self.keys, self.options)
+
+
+def llm_factory(keys: KeySource | None = None, options: ClientOptions | None = None) -> LLMFactory:
+    return LLMFactory(keys, options)
 
 
 @dataclass
@@ -58,6 +66,21 @@ class Engine:
     @property
     def launcher(self) -> RunLauncher:
         return self.remote if self.remote is not None else self._local
+
+    def check_configs(self, llm_config: dict[str, Any] | None, embedding_config: dict[str, Any] | None) -> None:
+        """Refuse (4xx), before an agent is saved with them, configs whose calls this process would refuse:
+        an llm_config or embedding_config endpoint the operator does not allow (or the outbound policy
+        forbids), a local embedding model or size it does not serve. Nothing is called."""
+        if llm_config is not None:
+            try:
+                config = LLMConfig.model_validate(llm_config)
+            except ValueError as exc:
+                raise InvalidInput(f"llm_config is not usable: {exc}", field="llm_config") from None
+            # an engine built around another client factory (a test's scripted model) has no endpoint rules
+            if isinstance(self.llm, LLMFactory):
+                route_for(config, self.llm.options or ClientOptions())
+        if embedding_config is not None:
+            self.embedders.check(EmbeddingConfig.from_agent(embedding_config))
 
     def deps(self, **overrides: Any) -> StepDeps:
         policy = ContextPolicy(self.settings.summarize_threshold, self.settings.summarize_target)

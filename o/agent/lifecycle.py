@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from o.agent import revisions
 from o.agent.tool_rules import ToolRules
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
+from o.memory import archival
 from o.memory import blocks as memory_blocks
+from o.memory.embeddings import EmbeddingConfig
 from o.store import agents as agent_store
 from o.store import blocks as block_store
+from o.store import messages as message_store
 from o.store import tools as tool_store
 from o.store.db import Conn
 from o.store.pages import Page
 from o.tools import catalog
-from o.tools.builtin import BUILTINS
+from o.tools.builtin import BUILTINS, default_tools
 from o.tools.secrets.envelope import SecretBox
 
 DEFAULT_SYSTEM = (
@@ -24,8 +29,10 @@ DEFAULT_SYSTEM = (
     "keep them current with your memory tools. Use send_message to reply to the user."
 )
 
+# The local ONNX model is a Hugging Face sentence-transformers model: "hugging-face" is the
+# endpoint type among Letta's that says so (Letta has no "local"; the SDK refuses one).
 DEFAULT_EMBEDDING_CONFIG: dict[str, Any] = {
-    "embedding_endpoint_type": "local",
+    "embedding_endpoint_type": "hugging-face",
     "embedding_model": "all-MiniLM-L6-v2",
     "embedding_dim": 384,
     "embedding_chunk_size": 300,
@@ -34,6 +41,21 @@ DEFAULT_EMBEDDING_CONFIG: dict[str, Any] = {
 
 # What a revision captures (o/agent/revisions.py): an API edit of these makes a new one.
 EVOLVABLE = {"system", "llm_config", "tool_rules", "block_ids", "tool_ids"}
+
+# Refuses (4xx) an llm_config or embedding_config the process would refuse to call (an endpoint the
+# operator does not allow, a model the local embedder does not serve): ``Engine.check_configs``.
+ConfigCheck = Callable[[dict[str, Any] | None, dict[str, Any] | None], None]
+
+
+@dataclass(frozen=True)
+class InitialMessage:
+    """One message of Letta's ``initial_message_sequence``: stored in context at creation."""
+
+    role: str  # "user" or "assistant"
+    text: str
+    name: str | None = None
+    otid: str | None = None
+    sender_id: str | None = None
 
 
 @dataclass
@@ -52,6 +74,11 @@ class AgentSpec:
     tool_ids: list[str] = field(default_factory=list)
     tool_names: list[str] = field(default_factory=list)
     tool_env: dict[str, str] | None = None
+    timezone: str = "UTC"
+    enable_sleeptime: bool = True
+    include_base_tools: bool = True
+    # None: the agent starts with no messages; a list (even empty): exactly these start its context
+    initial_messages: list[InitialMessage] | None = None
 
 
 @dataclass
@@ -62,15 +89,29 @@ class AgentView:
     blocks: list[dict[str, Any]]
     tools: list[dict[str, Any]]
     tool_env: list[dict[str, Any]] = field(default_factory=list)
+    identity_ids: list[str] = field(default_factory=list)
 
 
-def create(conn: Conn, organization_id: str, spec: AgentSpec, *, secrets: SecretBox | None = None) -> AgentView:
-    """The new agent; ``secrets`` seals its tool variables (needed only when the spec has some)."""
+def create(
+    conn: Conn,
+    organization_id: str,
+    spec: AgentSpec,
+    *,
+    secrets: SecretBox | None = None,
+    check: ConfigCheck | None = None,
+) -> AgentView:
+    """The new agent; ``secrets`` seals its tool variables (needed only when the spec has some);
+    ``check`` refuses configs the process would not call. Everything is checked before the first write."""
     labels = [b["label"] for b in spec.memory_blocks]
     if len(set(labels)) != len(labels):
         raise InvalidInput(f"memory_blocks labels must be unique, got {labels}")
     # The loop reads the rules on every step: a rule it cannot read would fail every send, not this one.
     ToolRules.parse(spec.tool_rules)
+    check_timezone(spec.timezone)
+    embedding = spec.embedding_config or DEFAULT_EMBEDDING_CONFIG
+    _check_embedding_config(embedding)
+    if check is not None:
+        check(spec.llm_config, embedding)
     agent = agent_store.insert(
         conn,
         {
@@ -81,10 +122,13 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec, *, secrets: Secret
             "agent_type": spec.agent_type,
             "system": spec.system if spec.system is not None else DEFAULT_SYSTEM,
             "llm_config": spec.llm_config,
-            "embedding_config": spec.embedding_config or DEFAULT_EMBEDDING_CONFIG,
+            "embedding_config": embedding,
             "tool_rules": spec.tool_rules,
             "tags": spec.tags,
             "metadata": spec.metadata,
+            "timezone": spec.timezone,
+            "enable_sleeptime": spec.enable_sleeptime,
+            "base_tools": _base_tools(spec),
         },
     )
     for block_spec in spec.memory_blocks:
@@ -95,8 +139,60 @@ def create(conn: Conn, organization_id: str, spec: AgentSpec, *, secrets: Secret
     _set_tools(conn, organization_id, agent["id"], spec.tool_ids, spec.tool_names)
     if spec.tool_env:
         catalog.set_agent_env(conn, organization_id, agent["id"], spec.tool_env, secrets=_needed(secrets))
+    if spec.initial_messages:
+        _store_initial_messages(conn, agent, spec.initial_messages)
     _record_revision(conn, organization_id, agent["id"])
     return get(conn, organization_id, agent["id"])
+
+
+def _base_tools(spec: AgentSpec) -> list[str] | None:
+    """The built-ins the agent is offered: None for those of its type (Letta's include_base_tools), else
+    exactly the defaults kept plus the built-ins ``tools`` names."""
+    defaults = default_tools(spec.agent_type) if spec.include_base_tools else []
+    named = [n for n in spec.tool_names if n in BUILTINS]
+    if spec.include_base_tools and set(named) <= set(defaults):
+        return None
+    return list(dict.fromkeys([*defaults, *named]))
+
+
+def check_timezone(name: str) -> None:
+    """An IANA time zone name ("Europe/Paris"), or InvalidInput naming the field."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"timezone {name!r} is not an IANA time zone name (e.g. 'UTC', 'America/New_York')", field="timezone"
+        ) from None
+
+
+def _check_embedding_config(raw: dict[str, Any]) -> None:
+    try:
+        EmbeddingConfig.model_validate(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"embedding_config is not usable: {exc}", field="embedding_config") from None
+
+
+def _store_initial_messages(conn: Conn, agent: dict[str, Any], messages: list[InitialMessage]) -> None:
+    """Letta's ``initial_message_sequence``: the messages the agent's context starts with, in order."""
+    message_store.insert_many(
+        conn,
+        [
+            {
+                "id": new_id("message"),
+                "organization_id": agent["organization_id"],
+                "agent_id": agent["id"],
+                "role": m.role,
+                "content": [{"type": "text", "text": m.text}],
+                "text": m.text,
+                "name": m.name,
+                "otid": m.otid,
+                "sender_id": m.sender_id,
+                "in_context": True,
+                "metadata": {"kind": "initial"},
+            }
+            for m in messages
+        ],
+    )
 
 
 def _record_revision(conn: Conn, organization_id: str, agent_id: str) -> None:
@@ -156,14 +252,23 @@ def _needed(secrets: SecretBox | None) -> SecretBox:
 
 
 def update(
-    conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any], *, secrets: SecretBox | None = None
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    changes: dict[str, Any],
+    *,
+    secrets: SecretBox | None = None,
+    check: ConfigCheck | None = None,
 ) -> AgentView:
     block_ids = changes.pop("block_ids", None)
     tool_ids = changes.pop("tool_ids", None)
     tool_env = changes.pop("tool_env", None)
     if "tool_rules" in changes:
         ToolRules.parse(changes["tool_rules"])
-    require(conn, organization_id, agent_id, for_update=True)
+    if "timezone" in changes:
+        check_timezone(changes["timezone"])
+    row = require(conn, organization_id, agent_id, for_update=True)
+    _check_config_changes(conn, row, changes, check)
     if tool_ids is not None:
         _set_tools(conn, organization_id, agent_id, tool_ids, [], replace=True)
     if tool_env is not None:
@@ -186,6 +291,20 @@ def update(
     return get(conn, organization_id, agent_id)
 
 
+def _check_config_changes(
+    conn: Conn, agent: dict[str, Any], changes: dict[str, Any], check: ConfigCheck | None
+) -> None:
+    """A new llm_config or embedding_config is checked like one given at creation; a new embedding
+    model must make vectors the agent's archival memory can be compared with."""
+    llm = changes.get("llm_config")
+    embedding = changes.get("embedding_config")
+    if embedding is not None:
+        _check_embedding_config(embedding)
+        archival.check_compatible(conn, agent["id"], EmbeddingConfig.model_validate(embedding))
+    if check is not None and (llm is not None or embedding is not None):
+        check(llm, embedding)
+
+
 def delete(conn: Conn, organization_id: str, agent_id: str) -> None:
     if not agent_store.delete(conn, organization_id, agent_id):
         raise NotFound(f"agent {agent_id} not found")
@@ -195,4 +314,5 @@ def _view(row: dict[str, Any]) -> AgentView:
     blocks = row.pop("related_blocks")
     tools = row.pop("related_tools")
     env = row.pop("related_env")
-    return AgentView(row, blocks, tools, env)
+    identity_ids = row.pop("related_identity_ids", [])
+    return AgentView(row, blocks, tools, env, identity_ids)

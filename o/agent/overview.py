@@ -108,12 +108,13 @@ def overview(conn: Conn, organization_id: str, agent_id: str) -> dict[str, Any]:
     config = _config(agent)
     parts = memory_parts(conn, agent_id)
     rules = agent.get("tool_rules") or []
+    tz = agent.get("timezone")
     system = compose(
-        agent["system"], parts.blocks, parts.last_edit, parts.recall, parts.archival, rules, agent.get("revision")
+        agent["system"], parts.blocks, parts.last_edit, parts.recall, parts.archival, rules, agent.get("revision"), tz
     )
     instructions = agent["system"].replace(CORE_MEMORY_VARIABLE, "").strip()
     core_memory = render_blocks(parts.blocks)
-    metadata = render_metadata(parts.last_edit, parts.recall, parts.archival, agent.get("revision"))
+    metadata = render_metadata(parts.last_edit, parts.recall, parts.archival, agent.get("revision"), tz)
     rules_text = render_tool_rules(rules)
     rows = message_store.in_context(conn, agent_id)
     summaries = [r for r in rows if _is_summary(r)]

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from o.store import agents as agent_store
 from o.store.db import Conn
@@ -51,13 +52,27 @@ def render_blocks(blocks: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def zone(name: str | None) -> ZoneInfo:
+    """The agent's time zone (Letta's ``timezone``); UTC when unset or unknown (names are checked when saved)."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 def render_metadata(
-    last_edit: datetime | None, recall_count: int, archival_count: int, revision: int | None = None
+    last_edit: datetime | None,
+    recall_count: int,
+    archival_count: int,
+    revision: int | None = None,
+    timezone: str | None = None,
 ) -> str:
-    when = last_edit.strftime("%Y-%m-%d %I:%M:%S %p %Z%z").strip() if last_edit else "never"
+    """Letta's <memory_metadata>; dates and times in the agent's ``timezone``."""
+    tz = zone(timezone)
+    when = last_edit.astimezone(tz).strftime("%Y-%m-%d %I:%M:%S %p %Z%z").strip() if last_edit else "never"
     lines = [
         "<memory_metadata>",
-        f"- The current system date is: {datetime.now(tz=last_edit.tzinfo if last_edit else None):%B %d, %Y}",
+        f"- The current system date is: {datetime.now(tz=tz):%B %d, %Y}",
         f"- Memory blocks were last modified: {when}",
         f"- {recall_count} previous messages between you and the user are stored in recall memory "
         "(use tools to access them)",
@@ -107,8 +122,9 @@ def compose(
     archival: int,
     tool_rules: list[dict[str, Any]] | None = None,
     revision: int | None = None,
+    timezone: str | None = None,
 ) -> str:
-    memory = render_blocks(blocks) + "\n\n" + render_metadata(last_edit, recall, archival, revision)
+    memory = render_blocks(blocks) + "\n\n" + render_metadata(last_edit, recall, archival, revision, timezone)
     rules = render_tool_rules(tool_rules or [])
     if rules:
         memory += "\n\n" + rules
@@ -142,6 +158,7 @@ def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
         parts.archival,
         agent.get("tool_rules") or [],
         agent.get("revision"),
+        agent.get("timezone"),
     )
     return CompiledPrompt(agent["id"], int(agent["version"]), text)
 

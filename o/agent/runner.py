@@ -168,7 +168,7 @@ def fail_run(db: Database, run_id: str, why: str = "unknown error") -> None:
     """End the run failed with ``why`` (:func:`o.agent.step.state.fail_cleanly`: also when ending it
     the usual way fails). Raises DatabaseUnavailable when the database cannot be reached: the caller
     retries (the state machine's MarkFailed, :func:`fail_eventually`)."""
-    fail_cleanly(db, run_id, StopReason.ERROR, f"the run's worker failed: {why}")
+    fail_cleanly(db, run_id, StopReason.ERROR, runs.worker_failure(why))
 
 
 def failure_text(exc: BaseException, depth: int = 3) -> str:

@@ -3,13 +3,14 @@ tool call, cancelling, and reading what a run produced (the API shapes it as Let
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from o.agent import lifecycle
 from o.agent.step import conversation, finish_run, step_id_for
 from o.agent.transcript import derived_id
-from o.errors import Conflict, InvalidInput, NotFound, OError
+from o.errors import Conflict, InvalidInput, LimitExceeded, NotFound, OError
 from o.ids import new_id
 from o.store import messages as message_store
 from o.store import runs as run_store
@@ -190,6 +191,18 @@ class RunFailed(OError):
     code = "run_failed"
 
 
+# The worker records why it failed as text (``the run's worker failed: Type: message``, see
+# o.agent.runner.failure_text); a domain error of the caller's making keeps its own status.
+_CALLER_ERRORS = {cls.__name__: cls.status_code for cls in (InvalidInput, LimitExceeded, Conflict, NotFound)}
+_WORKER_FAILED_PREFIX = "the run's worker failed: "
+_WORKER_FAILED = re.compile(re.escape(_WORKER_FAILED_PREFIX) + r"(\w+):")
+
+
+def worker_failure(why: str) -> str:
+    """The error recorded on a run whose worker failed with ``why`` (``Type: message``)."""
+    return _WORKER_FAILED_PREFIX + why
+
+
 def raise_if_failed(run: Run) -> None:
     if run.next_action != NextAction.FAILED:
         return
@@ -200,9 +213,17 @@ def raise_if_failed(run: Run) -> None:
     if reason == StopReason.CONTEXT_WINDOW_OVERFLOW:
         error.status_code = 422  # the agent's own prompt and tools are larger than its model's window
     elif reason == StopReason.ERROR:
-        # not the provider's fault: the agent's own configuration or O
-        error.status_code = 422 if "llm_config" in (run.error or "") else 500
+        error.status_code = failure_status(run.error or "")
     raise error
+
+
+def failure_status(error: str) -> int:
+    """The HTTP status of a run that failed with ``error``: the agent's own configuration or a domain
+    error of the caller's making is theirs to fix (4xx); anything else is O's (500)."""
+    if "llm_config" in error:
+        return 422
+    worker = _WORKER_FAILED.match(error)
+    return _CALLER_ERRORS.get(worker.group(1), 500) if worker else 500
 
 
 def produced(conn: Conn, run_id: str, started: Started) -> tuple[Run, list[dict[str, Any]]]:

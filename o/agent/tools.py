@@ -66,8 +66,10 @@ class SandboxExecutor:
 
 def agent_tools(agent: dict[str, Any], attached: list[dict[str, Any]]) -> list[AgentTool]:
     """Built-ins for the agent's type, then its ``attached`` user tools; an attached tool named like
-    a built-in is the built-in (Letta clients attach base tools by id)."""
-    names = list(builtin.default_tools(agent["agent_type"]))
+    a built-in is the built-in (Letta clients attach base tools by id). ``base_tools`` (set by Letta's
+    include_base_tools=false) replaces the built-ins of the type."""
+    chosen = agent.get("base_tools")
+    names = list(chosen if chosen is not None else builtin.default_tools(agent["agent_type"]))
     out: list[AgentTool] = []
     for row in attached:
         if row["name"] in builtin.BUILTINS and row["name"] not in names:

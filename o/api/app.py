@@ -16,11 +16,15 @@ from o.api.routers import (
     core_memory,
     evolution,
     health,
+    identities,
     messages,
     models,
     revisions,
     runs,
+    search,
     send,
+    steps,
+    tags,
     tools,
 )
 from o.api.slashes import tolerate_trailing_slashes
@@ -56,6 +60,13 @@ def create_app(services: Services, *, max_body_bytes: int = 1_048_576) -> FastAP
         revisions.router,
         evolution.router,
         context.router,
+        steps.router,
+        steps.runs_router,
+        identities.router,
+        identities.agents_router,
+        tags.router,
+        search.messages_router,
+        search.passages_router,
         models.router,
     ):
         app.include_router(router)

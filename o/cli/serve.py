@@ -116,9 +116,11 @@ def _restore(previous: dict[signal.Signals, Handler]) -> None:
 
 def _exit_if_requests_linger() -> None:
     """Requests still running on the server's worker threads (a send waiting on its LLM) would keep
-    the interpreter from exiting until they end: exit now, their runs are durable and resume on the
-    next start."""
-    lingering = [t for t in threading.enumerate() if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+    the interpreter from exiting until they end, and a daemon thread still in a call (a sleep-time
+    pass in its client's retries) can abort the interpreter's finalization when it writes to stderr
+    (SIGABRT, "could not acquire lock ... at interpreter shutdown"): exit now. Everything they were
+    doing is durable and resumes on the next start."""
+    lingering = [t for t in threading.enumerate() if t.is_alive() and t is not threading.main_thread()]
     if lingering:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from o.evolution import stats
 from o.llm.client import LLMClient, LLMError
 from o.llm.types import ChatMessage, ChatRequest
 from o.store import evolution as evolution_store
@@ -73,6 +74,11 @@ class CanaryGate(BaseModel):
     min_turns: int = Field(default=3, ge=0)
     max_error_rate_increase: float = Field(default=0.05, ge=0, le=1)
     min_feedback_delta: float = Field(default=-0.1, ge=-1, le=1)
+    # Feedback is noisy: the candidate's mean score must be below the base's (or, when the base has fewer
+    # than ``min_feedback`` scores, below a neutral 0.5) by more than ``min_feedback_delta`` AND with this
+    # one-sided confidence before it rolls a canary back (o.evolution.policy.feedback_problem).
+    feedback_confidence: float = Field(default=0.99, ge=0.5, lt=1)
+    min_feedback: int = Field(default=5, ge=1)
     max_latency_ratio: float = Field(default=2.0, gt=0)
     # Below this absolute slowdown a ratio is noise (a 3 ms reply against a 6 ms one), not a regression.
     min_latency_delta_ms: float = Field(default=250.0, ge=0)
@@ -80,10 +86,30 @@ class CanaryGate(BaseModel):
 
 
 class Gate(BaseModel):
+    """When a shadow-tested candidate may go on to a canary (see :mod:`o.evolution.stats`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    min_improvement: float = Field(default=0.01, ge=-1, le=1, description="candidate score minus current score")
-    max_regressions: int = Field(default=0, ge=0, description="eval cases where the candidate scores lower")
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="the false-promotion rate accepted: a no-better candidate passes at most this often",
+    )
+    min_cases: int = Field(
+        default=6,
+        ge=1,
+        description="paired cases the gate needs before it can decide; fewer refuse the candidate as unproven",
+    )
+    samples_per_case: int = Field(
+        default=1, ge=1, le=10, description="replays of each case per revision (for a stochastic model; averaged)"
+    )
+    min_improvement: float = Field(
+        default=0.0, ge=-1, le=1, description="the least mean score difference (candidate minus current) to accept"
+    )
+    max_regressions: int | None = Field(
+        default=None, ge=0, description="an optional hard cap on cases where the candidate scores lower"
+    )
     max_error_rate: float = Field(default=0.0, ge=0, le=1)
     max_latency_ratio: float = Field(default=2.0, gt=0)
     min_latency_delta_ms: float = Field(default=250.0, ge=0)
@@ -275,33 +301,61 @@ class GateResult:
 
 
 def gate(gate_config: Gate, current: Summary, candidate: Summary) -> GateResult:
-    """Compare the candidate with the current revision on the same replays."""
-    reasons: list[str] = []
-    delta = candidate.score - current.score
-    regressions = [
-        cand.name
-        for cur, cand in zip(current.cases, candidate.cases, strict=True)
-        if cur.checks is not None and cand.score < cur.score - 1e-9
-    ]
+    """Compare the candidate with the current revision on the same replays (paired by case)."""
+    cur_scores, cand_scores, names = per_case_scores(current, candidate)
+    evidence = stats.paired(cur_scores, cand_scores)
+    regressions = [name for name, a, b in zip(names, cur_scores, cand_scores, strict=True) if b < a - stats.TIE]
+    reasons = _evidence_reasons(gate_config, evidence)
+    if gate_config.max_regressions is not None and len(regressions) > gate_config.max_regressions:
+        reasons.append(f"regresses {len(regressions)} case(s): {regressions[:5]}")
+    reasons += _guard_reasons(gate_config, current, candidate)
+    figures = {
+        "current": current.figures(),
+        "candidate": candidate.figures(),
+        "delta": round(candidate.score - current.score, 4),
+        "regressions": regressions,
+        "evidence": {**evidence.as_dict(), "alpha": gate_config.alpha, "min_cases": gate_config.min_cases},
+    }
+    return GateResult(not reasons, reasons, figures)
+
+
+def per_case_scores(current: Summary, candidate: Summary) -> tuple[list[float], list[float], list[str]]:
+    """Each case's mean score on both revisions (a case replayed several times counts once)."""
+    cur: dict[str, list[float]] = {}
+    cand: dict[str, list[float]] = {}
+    for a, b in zip(current.cases, candidate.cases, strict=True):
+        cur.setdefault(a.name, []).append(a.score)
+        cand.setdefault(b.name, []).append(b.score)
+    if cur.keys() != cand.keys():
+        raise ValueError("the two revisions were not replayed on the same cases")
+    names = list(cur)
+    return [sum(cur[n]) / len(cur[n]) for n in names], [sum(cand[n]) / len(cand[n]) for n in names], names
+
+
+def _evidence_reasons(gate_config: Gate, evidence: stats.PairedEvidence) -> list[str]:
+    if evidence.cases < gate_config.min_cases:
+        return [f"only {evidence.cases} paired case(s); the gate needs {gate_config.min_cases} to decide"]
+    reasons = []
+    if evidence.p_value > gate_config.alpha:
+        reasons.append(
+            f"not better beyond chance: {evidence.wins} case(s) better, {evidence.losses} worse "
+            f"(p = {evidence.p_value:.3f} > {gate_config.alpha})"
+        )
+    if evidence.mean_delta < gate_config.min_improvement:
+        reasons.append(
+            f"improvement {evidence.mean_delta:+.3f} is below the required {gate_config.min_improvement:+.3f}"
+        )
+    return reasons
+
+
+def _guard_reasons(gate_config: Gate, current: Summary, candidate: Summary) -> list[str]:
+    reasons = []
     if candidate.error_rate > max(gate_config.max_error_rate, current.error_rate):
         reasons.append(f"candidate errors on {candidate.error_rate:.0%} of replays (current {current.error_rate:.0%})")
-    if delta < gate_config.min_improvement:
-        reasons.append(
-            f"score {candidate.score:.3f} vs {current.score:.3f}: improvement {delta:+.3f} is below "
-            f"the required {gate_config.min_improvement:+.3f}"
-        )
-    if len(regressions) > gate_config.max_regressions:
-        reasons.append(f"regresses {len(regressions)} case(s): {regressions[:5]}")
     if slower(
         current.latency_ms, candidate.latency_ms, gate_config.max_latency_ratio, gate_config.min_latency_delta_ms
     ):
         reasons.append(f"latency {candidate.latency_ms:.0f} ms vs {current.latency_ms:.0f} ms")
     if current.tokens > 0 and candidate.tokens / current.tokens > gate_config.max_cost_ratio:
         reasons.append(f"cost {candidate.tokens:.0f} vs {current.tokens:.0f} tokens per replay")
-    figures = {
-        "current": current.figures(),
-        "candidate": candidate.figures(),
-        "delta": round(delta, 4),
-        "regressions": regressions,
-    }
-    return GateResult(not reasons, reasons, figures)
+    return reasons

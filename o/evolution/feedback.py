@@ -15,6 +15,7 @@ from o.store import agents as agent_store
 from o.store import evolution as store
 from o.store import messages as message_store
 from o.store import runs as run_store
+from o.store import steps as step_store
 from o.store.db import Conn
 
 
@@ -61,3 +62,47 @@ def give(
             "revision": revision,
         },
     )
+
+
+# A step's verdict as a feedback score: the canary gate compares revisions by their mean score.
+STEP_SCORES = {"positive": 1.0, "negative": 0.0}
+
+
+def rate_step(
+    conn: Conn, organization_id: str, step_id: str, verdict: str | None, tags: list[str] | None
+) -> dict[str, Any]:
+    """Record the user's verdict on a step (``steps.feedback``) and make it evidence for the evolution gate.
+
+    The verdict is stored on the step and as the step's one feedback score, credited to the revision
+    that served the step's run (a canary's candidate or the base), exactly as :func:`give` credits a
+    score on a run; a cleared verdict (None) withdraws the score. Returns the step as the API shows it.
+    """
+    step = step_store.shown(conn, organization_id, step_id)
+    if step is None:
+        raise NotFound(f"step {step_id} not found")
+    if verdict is not None and verdict not in STEP_SCORES:
+        raise InvalidInput(f"feedback must be 'positive' or 'negative', not {verdict!r}")
+    step_store.set_feedback(conn, step_id, verdict, tags)
+    if verdict is None:
+        step_store.clear_feedback(conn, step_id)
+    else:
+        agent = agent_store.require(conn, organization_id, step["agent_id"])
+        run = run_store.get(conn, step["run_id"]) if step["run_id"] else None
+        revision = serving.run_revision(run, agent) if run is not None else agent.get("revision")
+        step_store.record_feedback(
+            conn,
+            {
+                "id": new_id("feedback"),
+                "organization_id": organization_id,
+                "agent_id": step["agent_id"],
+                "run_id": step["run_id"],
+                "message_id": step["message_id"],
+                "score": STEP_SCORES[verdict],
+                "comment": None,
+                "revision": revision,
+                "step_id": step_id,
+            },
+        )
+    shown = step_store.shown(conn, organization_id, step_id)
+    assert shown is not None
+    return shown

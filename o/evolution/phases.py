@@ -103,10 +103,11 @@ def judge_for(deps: EvolutionDeps, suite: evaluator.Suite, base_config: dict[str
 
 
 def _replays(evo: Evolution, suite: evaluator.Suite) -> list[replay.Replay]:
-    """The agent's recent inputs (as many as the budget samples), then the gate's evaluation cases."""
+    """The agent's recent inputs (as many as the budget samples), then the gate's evaluation cases, each
+    as many times as the gate samples a case (the gate averages a case's samples)."""
     sample = (evo.reflection or {}).get("recent_inputs", [])[: evo.budget["replay_sample"]]
     replays = [replay.Replay(f"recent-{i}", text) for i, text in enumerate(sample)]
-    return replays + replay.case_replays(suite.gate_cases())
+    return (replays + replay.case_replays(suite.gate_cases())) * suite.gate.samples_per_case
 
 
 def _trim(case: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,11 @@ the inputs and carry out the verdicts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from statistics import NormalDist
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -117,17 +119,72 @@ class CanaryVerdict:
     reason: str
 
 
+# With no baseline to compare with, a candidate is judged against a neutral score (as many pleased as not).
+NEUTRAL_SCORE = 0.5
+# A candidate whose feedback leans worse by this many standard errors, short of significance, bakes longer
+# (while rounds remain) so that the evidence can settle: a sequential test rather than a guess on a few scores.
+LEAN_Z = 0.5
+
+
+def _adjusted(mean: float, n: int) -> tuple[float, int]:
+    """A mean score with one pleased and one displeased user added (Agresti-Caffo): a handful of identical
+    scores then no longer looks certain, which keeps the z-tests honest at small counts."""
+    return (mean * n + 1) / (n + 2), n + 2
+
+
+def feedback_z(base_mean: float, base_n: int, cand_mean: float, cand_n: int) -> float:
+    """How many standard errors the candidate's mean score lies below the base's (Agresti-Caffo two-sample z).
+
+    Scores lie in [0, 1]; p(1-p) bounds the variance of any [0, 1] score with mean p, so the test fits
+    thumbs up/down and is conservative for graded scores.
+    """
+    (pb, nb), (pc, nc) = _adjusted(base_mean, base_n), _adjusted(cand_mean, cand_n)
+    return (pb - pc) / math.sqrt(pb * (1 - pb) / nb + pc * (1 - pc) / nc)
+
+
+def _feedback_gap(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> tuple[float, float] | None:
+    """(how far the candidate's mean score lies below its baseline, that gap in standard errors), or None
+    without candidate feedback. The baseline is the base's mean when it has ``min_feedback`` scores, else neutral."""
+    if cand.feedback is None or cand.feedback_count <= 0:
+        return None
+    if base.feedback is not None and base.feedback_count >= rules.min_feedback:
+        z = feedback_z(base.feedback, base.feedback_count, cand.feedback, cand.feedback_count)
+        return base.feedback - cand.feedback, z
+    pc, nc = _adjusted(cand.feedback, cand.feedback_count)
+    return NEUTRAL_SCORE - cand.feedback, (NEUTRAL_SCORE - pc) / math.sqrt(NEUTRAL_SCORE * (1 - NEUTRAL_SCORE) / nc)
+
+
+def feedback_problem(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> str | None:
+    """Why the candidate's feedback says it is worse, or None: worse by more than the rules allow, and
+    significantly so (one-sided, at ``rules.feedback_confidence``), so that noise alone rarely rolls back."""
+    gap = _feedback_gap(rules, base, cand)
+    if gap is None or -gap[0] >= rules.min_feedback_delta:
+        return None
+    if gap[1] < NormalDist().inv_cdf(rules.feedback_confidence):
+        return None
+    assert cand.feedback is not None
+    if base.feedback is not None and base.feedback_count >= rules.min_feedback:
+        return (
+            f"canary feedback {cand.feedback:.2f} vs {base.feedback:.2f} "
+            f"({cand.feedback_count} vs {base.feedback_count} scores)"
+        )
+    return f"canary feedback {cand.feedback:.2f} over {cand.feedback_count} scores, below neutral"
+
+
+def feedback_leans_worse(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> bool:
+    """The candidate's feedback is lower than its baseline by LEAN_Z standard errors: not proof, worth watching."""
+    gap = _feedback_gap(rules, base, cand)
+    return gap is not None and gap[1] >= LEAN_Z
+
+
 def canary_problems(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> list[str]:
     """Where the candidate's live figures are worse than the base's by more than the rules allow."""
     problems = []
     if cand.error_rate > base.error_rate + rules.max_error_rate_increase:
         problems.append(f"canary error rate {cand.error_rate:.1%} vs {base.error_rate:.1%}")
-    if (
-        cand.feedback is not None
-        and base.feedback is not None
-        and cand.feedback - base.feedback < rules.min_feedback_delta
-    ):
-        problems.append(f"canary feedback {cand.feedback:.2f} vs {base.feedback:.2f}")
+    feedback = feedback_problem(rules, base, cand)
+    if feedback is not None:
+        problems.append(feedback)
     if evaluator.slower(base.latency_ms, cand.latency_ms, rules.max_latency_ratio, rules.min_latency_delta_ms):
         problems.append(f"canary latency {cand.latency_ms:.0f} ms vs {base.latency_ms:.0f} ms")
     return problems
@@ -148,6 +205,8 @@ def canary_verdict(
     problems = canary_problems(rules, base, cand)
     if problems:
         return CanaryVerdict("rollback", "canary worse than the current revision: " + "; ".join(problems))
+    if round_no + 1 < max_rounds and feedback_leans_worse(rules, base, cand):
+        return CanaryVerdict("bake", f"canary feedback leans worse ({cand.feedback_count} scores); baking for more")
     feedback = cand.feedback if cand.feedback is not None else "none"
     return CanaryVerdict(
         "promote", f"canary healthy over {cand.turns} turns (errors {cand.error_rate:.1%}, feedback {feedback})"

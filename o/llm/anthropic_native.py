@@ -180,6 +180,14 @@ def _usage(raw: AnthropicUsage | None) -> Usage:
     return Usage(prompt, completion, prompt + completion)
 
 
+def structured_output(response_format: dict[str, Any]) -> dict[str, Any]:
+    """Letta's response_format as Anthropic's structured output (``output_config.format``): a JSON schema;
+    JSON mode is any JSON object."""
+    if response_format.get("type") == "json_schema":
+        return {"type": "json_schema", "schema": response_format["json_schema"]["schema"]}
+    return {"type": "json_schema", "schema": {"type": "object"}}
+
+
 def thinking_for(config: LLMConfig, tool_choice: str, max_tokens: int) -> tuple[dict[str, Any] | None, int]:
     """The ``thinking`` parameter (None: none) and the ``max_tokens`` that leaves the answer room beside it."""
     # Thinking cannot be combined with a forced tool choice; the tool rule wins for that step.
@@ -298,9 +306,13 @@ class AnthropicClient(ProviderClient[Message, RawMessageStreamEvent]):
         if thinking:
             body["thinking"] = thinking
         # The current Messages API (and SDK) has no temperature; sampling is steered by effort instead.
+        output: dict[str, Any] = {}
         if config.reasoning_effort:
-            effort = "low" if config.reasoning_effort == "minimal" else config.reasoning_effort
-            body["output_config"] = {"effort": effort}
+            output["effort"] = "low" if config.reasoning_effort == "minimal" else config.reasoning_effort
+        if config.response_format:
+            output["format"] = structured_output(config.response_format)
+        if output:
+            body["output_config"] = output
         if system:
             body["system"] = system
         if request.tools:

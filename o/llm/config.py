@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # vllm: any OpenAI-compatible server (vLLM, llama.cpp's llama-server, SGLang, ...); lmstudio: LM Studio's
 # OpenAI-compatible API; bedrock: Amazon Bedrock's Converse API (o/aws/bedrock.py).
@@ -146,8 +146,17 @@ class LLMConfig(BaseModel):
     max_reasoning_tokens: int = Field(default=0, ge=0)
     frequency_penalty: float | None = None
     parallel_tool_calls: bool = False
+    # Letta's response_format: {"type": "json_object"} or {"type": "json_schema", "json_schema": {...}};
+    # None is plain text (what providers do by default)
+    response_format: dict[str, Any] | None = None
     provider_name: str | None = None
     provider_category: str | None = None
+
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _text_is_default(cls, value: Any) -> Any:
+        # plain text is what every provider does unasked: nothing to send
+        return None if isinstance(value, dict) and value.get("type") in (None, "text") else value
 
     @model_validator(mode="before")
     @classmethod

@@ -210,6 +210,9 @@ class OpenAICompatClient(ProviderClient[ChatCompletion, ChatCompletionChunk]):
             body["reasoning_effort"] = config.reasoning_effort
         if config.frequency_penalty is not None:
             body["frequency_penalty"] = config.frequency_penalty
+        if config.response_format:
+            # OpenAI, Groq and Ollama's /v1 all read OpenAI's response_format
+            body["response_format"] = config.response_format
         if request.tools:
             body["tools"] = [to_openai_tool(t) for t in request.tools]
             body["tool_choice"] = to_openai_tool_choice(request.tool_choice)

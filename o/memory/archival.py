@@ -139,7 +139,8 @@ def with_context(texts: Sequence[str], vectors: np.ndarray, window: int) -> tupl
     return contexts, normalize(mixed)
 
 
-def _check_compatible(conn: Conn, agent_id: str, config: EmbeddingConfig) -> None:
+def check_compatible(conn: Conn, agent_id: str, config: EmbeddingConfig) -> None:
+    """InvalidInput when the agent's stored passages were embedded by another model or size."""
     stored = store.stored_embedding(conn, agent_id)
     if stored is None:
         return
@@ -184,7 +185,7 @@ def insert(
         return []
     # The agent's row lock orders concurrent inserts, so the first one fixes the model for good.
     config = agent_embedding_config(conn, organization_id, agent_id, for_update=True)
-    _check_compatible(conn, agent_id, config)
+    check_compatible(conn, agent_id, config)
     embedder = embedders.for_config(config)
     _check_embedder(embedder, config)
     store.vector_width(config.embedding_dim)  # fails early for unsupported sizes

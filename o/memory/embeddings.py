@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from o.config import EmbeddingSettings, LLMSettings
 from o.errors import InvalidInput
-from o.llm.endpoints import EndpointRules, Route
+from o.llm.endpoints import DEFAULT_EMBEDDING_ENDPOINTS, EndpointRules, Route
 from o.llm.keys import KeySource, placeholder_key
 from o.net.outbound import OutboundPolicy
 
@@ -50,7 +50,8 @@ class EmbeddingConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
-    embedding_endpoint_type: str = "local"
+    # the local model is a Hugging Face model; "local" is still read from configs stored before
+    embedding_endpoint_type: str = "hugging-face"
     embedding_endpoint: str | None = None
     embedding_model: str = LOCAL_MODEL
     embedding_dim: int = Field(default=LOCAL_DIM, ge=1, le=4096)
@@ -268,6 +269,65 @@ class EmbedderSource(Protocol):
 
     def for_config(self, config: EmbeddingConfig) -> Embedder: ...
 
+    def check(self, config: EmbeddingConfig) -> None:
+        """Refuse (4xx) a config this process would refuse to call, without calling anything."""
+        ...
+
+
+# Embedding models a handle may name, with the size of their vectors: a handle carries no size, and
+# a wrong one would only show at the first insert. Other models: an embedding_config with embedding_dim.
+KNOWN_EMBEDDING_MODELS: dict[str, dict[str, int]] = {
+    "openai": {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536},
+    "ollama": {
+        "nomic-embed-text": 768,
+        "mxbai-embed-large": 1024,
+        "all-minilm": 384,
+        "snowflake-arctic-embed": 1024,
+        "bge-m3": 1024,
+    },
+    # the local ONNX model: "local/all-MiniLM-L6-v2" or, as Letta's types name its kind, "hugging-face/..."
+    "local": {LOCAL_MODEL: LOCAL_DIM},
+    "hugging-face": {LOCAL_MODEL: LOCAL_DIM, f"sentence-transformers/{LOCAL_MODEL}": LOCAL_DIM},
+}
+
+
+def config_for_handle(handle: str) -> dict[str, Any]:
+    """Letta's ``embedding`` handle ("openai/text-embedding-3-small") as a whole ``embedding_config``;
+    an InvalidInput naming the handle for a provider or model whose vector size O does not know."""
+    provider, sep, model = handle.partition("/")
+    provider, model = provider.strip().lower(), model.strip()
+    if not sep or not model:
+        raise InvalidInput(
+            f"embedding {handle!r} must look like 'provider/model', e.g. 'openai/text-embedding-3-small'",
+            field="embedding",
+        )
+    models = KNOWN_EMBEDDING_MODELS.get(provider)
+    if models is None:
+        raise InvalidInput(
+            f"embedding {handle!r} names unknown provider {provider!r}; expected one of "
+            f"{sorted(KNOWN_EMBEDDING_MODELS)}",
+            field="embedding",
+        )
+    # Ollama names a model's default tag ":latest"
+    name = model.removesuffix(":latest") if provider == "ollama" else model
+    dim = next((d for known, d in models.items() if known.lower() == name.lower()), None)
+    if dim is None:
+        raise InvalidInput(
+            f"embedding {handle!r}: unknown {provider} embedding model {model!r} (known: {sorted(models)}); "
+            "for another model give embedding_config with its embedding_dim",
+            field="embedding",
+        )
+    config: dict[str, Any] = {
+        "embedding_endpoint_type": "hugging-face" if provider == "local" else provider,
+        "embedding_model": model,
+        "embedding_dim": dim,
+        "embedding_chunk_size": 300,
+        "handle": f"{provider}/{model}",
+    }
+    if provider in DEFAULT_EMBEDDING_ENDPOINTS:
+        config["embedding_endpoint"] = DEFAULT_EMBEDDING_ENDPOINTS[provider]
+    return config
+
 
 class Embedders:
     """The embedders of this process: the local model, and providers reached with the keys of ``keys``
@@ -325,7 +385,20 @@ class Embedders:
                 self._remote[cache_key] = self._remote_embedder(kind, config, route, key)
             return self._remote[cache_key]
 
+    def check(self, config: EmbeddingConfig) -> None:
+        """What :meth:`for_config` would refuse, refused without building or calling an embedder: an
+        endpoint this server may not call, a model the local embedder does not serve, a size no column holds."""
+        from o.store.passages import vector_width
+
+        vector_width(config.embedding_dim)
+        if self.route(config) is None:
+            self._check_local(config)
+
     def _local(self, config: EmbeddingConfig) -> Embedder:
+        self._check_local(config)
+        return local_embedder(self.settings)
+
+    def _check_local(self, config: EmbeddingConfig) -> None:
         name = config.embedding_model.rsplit("/", 1)[-1]
         if name.lower() not in (LOCAL_MODEL.lower(), "letta-free"):
             raise InvalidInput(
@@ -338,7 +411,6 @@ class Embedders:
                 expected_dim=LOCAL_DIM,
                 actual_dim=config.embedding_dim,
             )
-        return local_embedder(self.settings)
 
     def _remote_embedder(self, kind: str, config: EmbeddingConfig, route: Route, key: str) -> Embedder:
         endpoint = route.url.rstrip("/")
@@ -358,6 +430,8 @@ class Embedders:
 
 
 LOCAL_KINDS = ("local", "hugging-face", "huggingface", "onnx")
+# the one of them Letta's types allow, and what O shows
+LETTA_LOCAL_KIND = "hugging-face"
 
 # The local model only: what a caller that was given no embedders gets (tests, scripts).
 LOCAL_EMBEDDERS = Embedders()

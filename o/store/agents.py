@@ -23,6 +23,9 @@ UPDATABLE = {
     "tool_rules",
     "tags",
     "metadata",
+    "timezone",
+    "enable_sleeptime",
+    "base_tools",
 }
 _JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}
 
@@ -89,9 +92,11 @@ _RELATED = """
                   'return_char_limit', t.return_char_limit) ORDER BY t.name)
                 FROM agent_tools at JOIN tools t ON t.id = at.tool_id
                WHERE at.agent_id = a.id), '[]') AS related_tools,
-    coalesce((SELECT json_agg(json_build_object('key', e.key, 'value', e.value, 'description', e.description)
+    coalesce((SELECT json_agg(json_build_object('key', e.key, 'description', e.description)
                               ORDER BY e.key)
-                FROM agent_tool_env e WHERE e.agent_id = a.id), '[]') AS related_env
+                FROM agent_tool_env e WHERE e.agent_id = a.id), '[]') AS related_env,
+    coalesce((SELECT json_agg(ia.identity_id ORDER BY ia.identity_id)
+                FROM identity_agents ia WHERE ia.agent_id = a.id), '[]') AS related_identity_ids
 """
 
 

@@ -12,14 +12,16 @@ reconnects by itself once the server is back.
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
+from psycopg.types import TypeInfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from o.errors import OError
@@ -70,6 +72,7 @@ class Database:
         outage_wait_s: float = 1.0,
         connect_timeout_s: int = 5,
         reconnect_timeout_s: float = 1.0,
+        password: Callable[[], str] | None = None,
     ) -> None:
         self.url = url
         self.acquire_timeout_s = acquire_timeout_s
@@ -83,7 +86,9 @@ class Database:
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs=kwargs,
+            # A password made for each new connection (an IAM token, valid 15 minutes): the pool asks for
+            # the keyword arguments at every connect.
+            kwargs=kwargs if password is None else _with_password(kwargs, password),
             configure=_configure,
             check=ConnectionPool.check_connection if max_size == 1 else None,
             open=False,
@@ -165,10 +170,33 @@ class Database:
         threading.Thread(target=check, name="o-pool-check", daemon=True).start()
 
 
+def _with_password(kwargs: dict[str, Any], password: Callable[[], str]) -> Callable[[], dict[str, Any]]:
+    """The pool's connect arguments with a fresh ``password()`` each time. The pool connects from its own
+    worker threads, which start with an empty context: the password is made in (a copy of) the context
+    of the code that opened the database, so what it does is attributed to that code (its logger's keys,
+    its trace, the IAM test's recorder)."""
+    opened_in = contextvars.copy_context()
+
+    def connect_kwargs() -> dict[str, Any]:
+        return {**kwargs, "password": opened_in.copy().run(password)}
+
+    return connect_kwargs
+
+
 def _configure(conn: Conn) -> None:
-    register_vector(conn)
+    # `o migrate` opens the pool on a database the migrations have not yet given the extension (a new,
+    # empty one): its connections have no vector type to register, and need none.
+    if TypeInfo.fetch(conn, "vector") is not None:
+        register_vector(conn)
     # The pool calls configure outside a transaction; leave none open.
     conn.commit()
+
+
+def probe(url: str) -> None:
+    """Open one connection to ``url`` and close it: raises the driver's OperationalError when the server
+    cannot be reached or refuses (before a pool, whose opening waits out its whole timeout)."""
+    with psycopg.connect(url, autocommit=True):
+        pass
 
 
 def connection_limit(conn: Conn) -> int:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psycopg
 
+from o.store.roles import ensure_app_role
+
 _LOCK_KEY = 0x0A6E_5C4E  # arbitrary, stable: "O schema"
 _NAME = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
 _CREATE_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -155,8 +157,10 @@ def _apply_all(
             )
 
 
-def migrate(url: str, folder: Path | None = None) -> list[str]:
+def migrate(url: str, folder: Path | None = None, *, app_role: str | None = None) -> list[str]:
     """Apply the pending migrations, all in one transaction; return the names applied by this call.
+    With ``app_role``, then create that role if needed and grant it the application's rights on every
+    table (:func:`o.store.roles.ensure_app_role`), also when nothing was pending.
 
     Raises :class:`MigrationFailed` (nothing applied), :class:`SchemaTooNew`, or :class:`SchemaError`.
     """
@@ -169,6 +173,8 @@ def migrate(url: str, folder: Path | None = None) -> list[str]:
             batch = pending(known, before)
             if batch:
                 _apply_all(conn, batch, before)
+            if app_role:
+                ensure_app_role(conn, app_role)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return [m.name for m in batch]

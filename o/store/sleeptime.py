@@ -80,11 +80,13 @@ def recent_passages(conn: Conn, agent_id: str, limit: int) -> list[dict[str, Any
 
 
 def user_messages_since(conn: Conn, agent_id: str, after_seq: int) -> int:
-    """User messages after ``after_seq``; 0 while a pass of the agent is running (it will read them)."""
+    """User messages after ``after_seq``; 0 while a pass of the agent is running (it will read them) and
+    for an agent whose sleep-time is off (Letta's ``enable_sleeptime``)."""
     row = conn.execute(
         """SELECT count(*) AS n FROM messages WHERE agent_id = %s AND role = 'user' AND seq > %s
-           AND NOT EXISTS (SELECT 1 FROM sleeptime_passes WHERE agent_id = %s AND status = 'running')""",
-        (agent_id, after_seq, agent_id),
+           AND NOT EXISTS (SELECT 1 FROM sleeptime_passes WHERE agent_id = %s AND status = 'running')
+           AND EXISTS (SELECT 1 FROM agents WHERE id = %s AND enable_sleeptime)""",
+        (agent_id, after_seq, agent_id, agent_id),
     ).fetchone()
     return int(row["n"]) if row else 0
 
@@ -111,7 +113,8 @@ def agents_with_news(conn: Conn, *, skip_org_prefix: str) -> list[AgentNews]:
            LEFT JOIN LATERAL (
                SELECT max(through_seq) AS through, max(started_at) AS last_at
                FROM sleeptime_passes s WHERE s.agent_id = a.id AND s.status = 'completed') p ON true
-           WHERE EXISTS (SELECT 1 FROM messages m WHERE m.agent_id = a.id AND m.seq > coalesce(p.through, 0))
+           WHERE a.enable_sleeptime
+             AND EXISTS (SELECT 1 FROM messages m WHERE m.agent_id = a.id AND m.seq > coalesce(p.through, 0))
              AND NOT EXISTS (SELECT 1 FROM sleeptime_passes r WHERE r.agent_id = a.id AND r.status = 'running')""",
         (skip_org_prefix + "%",),
     ).fetchall()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql
@@ -9,9 +12,12 @@ from psycopg.types.json import Jsonb
 
 from o.store import rows
 from o.store.db import Conn
+from o.store.filters import Where
+from o.store.messages import COLUMNS as MESSAGE_COLUMNS
+from o.store.pages import Page, fetch_page
 from o.store.records import NextAction, Step, StopReason
 
-_JSON = {"usage", "tool_calls", "approvals"}
+_JSON = {"usage", "tool_calls", "approvals", "trace"}
 UPDATABLE = {
     "status",
     "usage",
@@ -62,11 +68,130 @@ def update(conn: Conn, step_id: str, changes: dict[str, Any]) -> Step:
     return Step.of(row)
 
 
-def complete(conn: Conn, step_id: str, next_action: NextAction, stop_reason: StopReason | None) -> bool:
+def complete(
+    conn: Conn, step_id: str, next_action: NextAction, stop_reason: StopReason | None, *, tool_ms: float | None = None
+) -> bool:
     """Record the loop's decision on a step; False when it was completed already (a late duplicate)."""
     row = conn.execute(
-        """UPDATE steps SET status = 'completed', next_action = %s, stop_reason = %s, completed_at = now()
+        """UPDATE steps SET status = 'completed', next_action = %s, stop_reason = %s, completed_at = now(),
+                  tool_ms = coalesce(%s, tool_ms)
            WHERE id = %s AND status <> 'completed' RETURNING id""",
-        (next_action, stop_reason, step_id),
+        (next_action, stop_reason, tool_ms, step_id),
     ).fetchone()
     return row is not None
+
+
+# --- what the API shows: steps of an organization, as rows ------------------------------------------------
+
+# the step row with what its run says of how it was served (the agent's tags come with it for traces)
+_SHOWN = sql.SQL("steps.*, a.tags AS agent_tags, a.llm_config AS agent_llm_config")
+_JOIN = sql.SQL("steps LEFT JOIN agents a ON a.id = steps.agent_id")
+_MESSAGE_COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in ("seq", *MESSAGE_COLUMNS, "created_at"))
+
+
+@dataclass(frozen=True)
+class StepFilters:
+    """What narrows a list of steps; a filter left empty keeps everything."""
+
+    agent_id: str | None = None
+    run_ids: Sequence[str] = ()
+    model: str | None = None
+    feedback: str | None = None
+    has_feedback: bool | None = None
+    tags: Sequence[str] = ()
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def where(self, organization_id: str) -> Where:
+        where = (
+            Where("steps")
+            .equals("organization_id", organization_id)
+            .equals("agent_id", self.agent_id)
+            .equals_any("run_id", self.run_ids)
+            .equals("model", self.model)
+            .equals("feedback", self.feedback)
+            .tags("feedback_tags", self.tags)
+            .in_range("created_at", self.created_from, self.created_to)
+        )
+        if self.has_feedback is not None:
+            where.conditions.append(
+                sql.SQL("steps.feedback IS NOT NULL" if self.has_feedback else "steps.feedback IS NULL")
+            )
+        return where
+
+
+def shown(conn: Conn, organization_id: str, step_id: str) -> dict[str, Any] | None:
+    """A step of the organization as the API shows it, or None."""
+    return conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE steps.id = %s AND steps.organization_id = %s").format(_SHOWN, _JOIN),
+        (step_id, organization_id),
+    ).fetchone()
+
+
+def list_shown(conn: Conn, organization_id: str, page: Page, filters: StepFilters) -> list[dict[str, Any]]:
+    where = filters.where(organization_id)
+    ids = fetch_page(
+        conn,
+        table="steps",
+        scope=where.clause(),
+        scope_params=where.params,
+        page=page,
+        columns=sql.SQL("id"),
+    )
+    if not ids:
+        return []
+    rows = conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE steps.id = ANY(%s)").format(_SHOWN, _JOIN), ([r["id"] for r in ids],)
+    ).fetchall()
+    by_id = {r["id"]: r for r in rows}
+    return [by_id[r["id"]] for r in ids if r["id"] in by_id]
+
+
+def shown_for_run(conn: Conn, run_id: str, limit: int) -> list[dict[str, Any]]:
+    return conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE steps.run_id = %s ORDER BY steps.step_index LIMIT %s").format(_SHOWN, _JOIN),
+        (run_id, limit),
+    ).fetchall()
+
+
+def messages_page(conn: Conn, organization_id: str, step_id: str, page: Page) -> list[dict[str, Any]]:
+    """The messages a step stored (its reply, then its tool results), a page at a time."""
+    return fetch_page(
+        conn,
+        table="messages",
+        key="seq",
+        columns=_MESSAGE_COLUMNS,
+        scope=sql.SQL("organization_id = %s AND step_id = %s"),
+        scope_params=(organization_id, step_id),
+        page=page,
+    )
+
+
+def set_feedback(conn: Conn, step_id: str, feedback: str | None, tags: Sequence[str] | None) -> None:
+    """The user's verdict on a step (None clears it); tags, when given, are added to the step's."""
+    conn.execute(
+        """UPDATE steps SET feedback = %s,
+                  feedback_tags = CASE WHEN %s::text[] IS NULL THEN feedback_tags
+                                       ELSE ARRAY(SELECT DISTINCT unnest(feedback_tags || %s::text[]) ORDER BY 1) END
+           WHERE id = %s""",
+        (feedback, None if tags is None else list(tags), None if tags is None else list(tags), step_id),
+    )
+
+
+def record_feedback(conn: Conn, row: dict[str, Any]) -> None:
+    """The feedback row of a step (one per step): inserted, or replaced when the user changes their mind.
+
+    ``created_at`` moves with a change, so a canary judged since some moment sees the verdict given in it.
+    """
+    conn.execute(
+        """INSERT INTO feedback (id, organization_id, agent_id, run_id, message_id, score, comment, revision, step_id)
+           VALUES (%(id)s, %(organization_id)s, %(agent_id)s, %(run_id)s, %(message_id)s, %(score)s, %(comment)s,
+                   %(revision)s, %(step_id)s)
+           ON CONFLICT (step_id) WHERE step_id IS NOT NULL
+           DO UPDATE SET score = EXCLUDED.score, revision = EXCLUDED.revision, created_at = now()""",
+        row,
+    )
+
+
+def clear_feedback(conn: Conn, step_id: str) -> None:
+    conn.execute("DELETE FROM feedback WHERE step_id = %s", (step_id,))

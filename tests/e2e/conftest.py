@@ -56,6 +56,11 @@ class Process:
     server: Server
     log: Any
 
+    def tail(self, lines: int = 40) -> str:
+        """The end of the server's log, for a failing assertion's message."""
+        self.log.flush()
+        return "\n".join(Path(self.log.name).read_text().splitlines()[-lines:])
+
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=20)
@@ -133,7 +138,9 @@ def start_serve(data_dir: Path, extra_env: dict[str, str] | None = None) -> Proc
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    process = start_serve(tmp_path_factory.mktemp("o-e2e"), {"O_SLEEPTIME": "false"})
+def server() -> Iterator[Server]:
+    path = postgres_data_dir("o-e2e-")
+    process = start_serve(path, {"O_SLEEPTIME": "false"})
     yield process.server
     process.stop()
+    shutil.rmtree(path, ignore_errors=True)

@@ -44,12 +44,12 @@ def _fresh_get(url: str, key: str, path: str) -> int:
 
 
 def test_two_workers_share_the_key_file_and_refuse_a_revoked_key(
-    tmp_path: Path,
+    data_dir: Path,
     openai_server: OpenAIServer,  # noqa: F811
 ) -> None:
-    process = start_serve(tmp_path, {"O_SLEEPTIME": "false", "O_WORKERS": "2", "OPENAI_API_KEY": "sk-test"})
+    process = start_serve(data_dir, {"O_SLEEPTIME": "false", "O_WORKERS": "2", "OPENAI_API_KEY": "sk-test"})
     try:
-        key_file = tmp_path / "secrets.key"
+        key_file = data_dir / "secrets.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
         url = process.server.url
@@ -75,9 +75,9 @@ def test_two_workers_share_the_key_file_and_refuse_a_revoked_key(
             assert returned["tool_return"] == "w-secret-1", returned
 
         assert all(_fresh_get(url, key, "/v1/agents/") == 200 for _ in range(12))
-        listing = _cli(tmp_path, "keys", "list", "--org", "acme")
+        listing = _cli(data_dir, "keys", "list", "--org", "acme")
         key_id = listing.stdout.splitlines()[1].split()[0]
-        revoked = _cli(tmp_path, "keys", "revoke", key_id)
+        revoked = _cli(data_dir, "keys", "revoke", key_id)
         assert revoked.returncode == 0, revoked.stderr
         assert [_fresh_get(url, key, "/v1/agents/") for _ in range(12)] == [401] * 12
         http.close()

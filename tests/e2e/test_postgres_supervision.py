@@ -22,8 +22,12 @@ from tests.servers.script import Reply, fail
 # the agents' endpoint is the protocol server on loopback, which the operator lets agents name (a
 # setting of the outbound URL policy; where the policy does not exist yet it is only warned about)
 LOOPBACK_LLM = {"OPENAI_API_KEY": "sk-test", "O_LLM_ALLOWED_ENDPOINTS": "127.0.0.1"}
+# Bounds that tell "answered/stopped at once" from "waited out a 30 s pool timeout or a client's
+# retries", with room for a loaded machine; the real figures are measured by bench/chaos.py
+# (a 503 in milliseconds, a stop in ~0.6-0.8 s).
 # a request while Postgres is down must be answered at once, never after a pool's 30 s wait
-FAST_S = 2.5
+FAST_S = 5.0
+STOP_S = 10.0
 RECOVERY_S = 10.0
 
 
@@ -90,7 +94,7 @@ def test_a_stop_signal_stops_postgres_with_the_server(data_dir: Path, sig: signa
     took = time.monotonic() - asked
     process.log.close()
     assert exit_code == 0
-    assert took < 2.0, f"o serve took {took:.1f} s to stop"
+    assert took < STOP_S, f"o serve took {took:.1f} s to stop"
     assert postgres_of(data_dir) == []
 
 
@@ -122,11 +126,11 @@ def test_ctrl_c_is_quick_while_a_failing_sleeptime_pass_retries(
             time.sleep(0.05)
         asked = time.monotonic()
         process.proc.send_signal(signal.SIGINT)
-        assert process.proc.wait(timeout=30) == 0
+        assert process.proc.wait(timeout=30) == 0, process.tail()
         took = time.monotonic() - asked
     finally:
         process.stop()
-    assert took < 2.0, f"Ctrl-C took {took:.1f} s"
+    assert took < STOP_S, f"Ctrl-C took {took:.1f} s"
     assert postgres_of(data_dir) == []
 
 

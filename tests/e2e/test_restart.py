@@ -23,10 +23,10 @@ def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-u
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_killed_server_resumes_the_run_exactly_once(tmp_path: Path, openai_server: OpenAIServer) -> None:  # noqa: F811
+def test_killed_server_resumes_the_run_exactly_once(data_dir: Path, openai_server: OpenAIServer) -> None:  # noqa: F811
     # the agent's endpoint is the protocol server on loopback, which the operator lets agents name
     env = {"O_SLEEPTIME": "false", "OPENAI_API_KEY": "sk-test", "O_LLM_ALLOWED_ENDPOINTS": "127.0.0.1"}
-    first = start_serve(tmp_path, env)
+    first = start_serve(data_dir, env)
     key = first.server.new_key()
     headers = {"Authorization": f"Bearer {key}"}
     llm = {
@@ -63,7 +63,7 @@ def test_killed_server_resumes_the_run_exactly_once(tmp_path: Path, openai_serve
     first.kill()
 
     openai_server.push(call("send_message", message="Noted: you like tea."))
-    second = start_serve(tmp_path, env)
+    second = start_serve(data_dir, env)
     try:
         with httpx.Client(base_url=second.server.url, headers=headers, timeout=10) as http:
             wait_for(

@@ -36,8 +36,8 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def test_two_workers_share_one_database_and_die_with_the_parent(tmp_path: Path) -> None:
-    process = start_serve(tmp_path, {"O_SLEEPTIME": "false", "O_WORKERS": "2"})
+def test_two_workers_share_one_database_and_die_with_the_parent(data_dir: Path) -> None:
+    process = start_serve(data_dir, {"O_SLEEPTIME": "false", "O_WORKERS": "2"})
     try:
         workers = _workers(process.proc.pid)
         assert len(workers) == 2

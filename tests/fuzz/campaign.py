@@ -190,6 +190,9 @@ class HeldEmbedders:
     def for_config(self, config: EmbeddingConfig) -> Embedder:
         return self._inner.for_config(config.model_copy(update={"embedding_endpoint": None}))
 
+    def check(self, config: EmbeddingConfig) -> None:
+        self._inner.check(config.model_copy(update={"embedding_endpoint": None}))
+
 
 def agent_reply(_: dict[str, Any]) -> Any:
     return call("send_message", message="noted")
@@ -327,7 +330,11 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         tool = post("/v1/tools/", {"source_code": TOOL_SOURCE})
         passage = post(f"/v1/agents/{agent['id']}/archival-memory", {"text": "Ada likes tea"})[0]
         run = post(f"/v1/agents/{agent['id']}/messages/async", {"messages": [{"role": "user", "content": "hi"}]})
+        identity = post("/v1/identities/", {"identifier_key": "fuzz-user", "name": "Ada", "identity_type": "user"})
+        step_id = _first_step(client, run["id"])
     return {
+        "identity_id": identity["id"],
+        "step_id": step_id,
         "agent_id": agent["id"],
         "block_id": agent["blocks"][0]["id"],
         "block_label": "human",
@@ -336,3 +343,14 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         "run_id": run["id"],
         "number": "1",
     }
+
+
+def _first_step(client: Any, run_id: str, timeout_s: float = 30.0) -> str:
+    """The id of the run's first step, once the run's loop has stored it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        steps = client.get("/v1/steps/", params={"trace_ids": [run_id]}).json()
+        if steps:
+            return str(steps[0]["id"])
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} stored no step within {timeout_s} s")

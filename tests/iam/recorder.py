@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import botocore.signers
 import pytest
 from botocore.client import BaseClient
 
@@ -26,7 +27,7 @@ from tests.lambdas import running_as
 @dataclass(frozen=True)
 class Call:
     function: str | None
-    service: str  # the IAM service prefix: lambda, states, secretsmanager, cloudwatch, kms, ...
+    service: str  # the IAM service prefix: lambda, states, secretsmanager, cloudwatch, kms, rds-db, ...
     operation: str
     params: dict[str, Any]
     region: str
@@ -45,10 +46,26 @@ class Recorder:
     def __init__(self, account: str) -> None:
         self.account = account
         self.calls: list[Call] = []
+        # the host an IAM auth token is signed for -> the resource id of its rds-db ARN (a proxy's prx-…)
+        self.db_resources: dict[str, str] = {}
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> Recorder:
         real = BaseClient._make_api_call
         recorder = self
+        real_token = botocore.signers.generate_db_auth_token
+
+        def token(client: Any, DBHostname: str, Port: int, DBUsername: str, Region: str | None = None) -> str:
+            # signed locally, not an API call; on AWS it is authorized as rds-db:connect when used
+            recorder.calls.append(
+                Call(running_as.get(), "rds-db", "connect",
+                     {"DBHostname": DBHostname, "DBUsername": DBUsername,
+                      "ResourceId": recorder.db_resources.get(DBHostname, f"<unknown host {DBHostname}>")},
+                     Region or client.meta.region_name, recorder.account)
+            )  # fmt: skip
+            return str(real_token(client, DBHostname, Port, DBUsername, Region))
+
+        # boto3 copies this function onto each rds client class it creates from now on
+        monkeypatch.setattr(botocore.signers, "generate_db_auth_token", token)
 
         def recorded(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
             service = client.meta.service_model.service_name
@@ -121,6 +138,13 @@ def _no_resource(call: Call) -> Request:
     return Request(call.action, "*", context)
 
 
+def _rds_db(call: Call) -> Request:
+    resource = (
+        f"arn:aws:rds-db:{call.region}:{call.account}:dbuser:{call.params['ResourceId']}/{call.params['DBUsername']}"
+    )
+    return Request("rds-db:connect", resource)
+
+
 # Bedrock Runtime operations -> the IAM action that authorizes them
 _BEDROCK_ACTION = {"Converse": "InvokeModel", "ConverseStream": "InvokeModelWithResponseStream"}
 # a cross-region inference profile's id starts with its geography
@@ -138,6 +162,7 @@ def _bedrock(call: Call) -> Request:
 
 
 _BY_SERVICE = {
+    "rds-db": _rds_db,
     "lambda": _lambda,
     "states": _states,
     "secretsmanager": _secretsmanager,

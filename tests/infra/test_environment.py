@@ -24,8 +24,18 @@ HANDLERS = {
 
 
 def _database(s: Settings) -> bool:
-    # through the RDS Proxy with the generated secret; the proxy multiplexes only unprepared statements
-    return bool(s.db.host and s.db.secret_arn) and s.disable_prepared_statements and not s.run_migrations
+    # as the app role with an IAM token, no database secret; the proxy multiplexes only unprepared statements
+    return (
+        bool(s.db.host and s.db.iam_user == "o_app")
+        and s.db.secret_arn is None
+        and s.disable_prepared_statements
+        and not s.run_migrations
+    )
+
+
+def _owner(s: Settings) -> bool:
+    # the migrations: the owner's secret, and the app role they create and grant
+    return bool(s.db.host and s.db.secret_arn and s.db.app_role == "o_app") and s.db.iam_user is None
 
 
 def _models(s: Settings) -> bool:
@@ -52,11 +62,16 @@ NEEDS: dict[str, Callable[[Settings], bool]] = {
     "evolution": lambda s: _database(s) and _loop(s) and _evolution(s) and _secrets(s),
     # a pass starts evolutions, never agent runs: no agent-loop machine (nor the right to start it)
     "sleeptime": lambda s: _database(s) and _loop(s) and _evolution(s) and s.agent.state_machine_arn is None,
-    "migrate": lambda s: _database(s) and _secrets(s),
+    "migrate": lambda s: _owner(s) and _secrets(s),
     # the sandbox runs untrusted code: it is told nothing about O beyond running in Lambda
     "tool_sandbox": lambda s: s == Settings(runtime="lambda"),
     # the deploy-time owner of the agent step's live alias: no database, no keys, nothing of the agents
-    "alias": lambda s: s.db.secret_arn is None and s.llm.keys_secret_arn is None and not s.sandbox.function_name,
+    "alias": lambda s: (
+        s.db.secret_arn is None
+        and s.db.iam_user is None
+        and s.llm.keys_secret_arn is None
+        and not s.sandbox.function_name
+    ),
 }
 
 

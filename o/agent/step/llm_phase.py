@@ -6,6 +6,7 @@ Replaying the phase for a step that exists never calls the LLM again (:func:`o.a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from o.agent import context as ctx_window
@@ -21,6 +22,7 @@ from o.agent.step.state import enter, fail_cleanly, finish_run, replay
 from o.agent.tool_rules import ToolRules
 from o.agent.tools import agent_tools
 from o.errors import OError
+from o.llm import pricing
 from o.llm.client import LLMClient, LLMError
 from o.llm.config import LLMConfig
 from o.llm.types import ChatMessage, ChatRequest, ChatResponse, Completed, Usage
@@ -55,10 +57,13 @@ class _Reply:
     extra_usage: Usage
     # time spent waiting on the provider (the summary call included)
     llm_ms: float
+    # what was asked of the provider (its shape, not the prompt's text: that is in the messages)
+    asked: dict[str, Any]
 
 
 def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outcome:
     """Phase 1 of step ``iteration``; None: of the step the run stands at (what ``advance`` does)."""
+    started_at = utcnow()
     prepared = _prepare(deps, run_id, iteration)
     if isinstance(prepared, Outcome):
         return prepared
@@ -69,7 +74,7 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
     if isinstance(reply, Outcome):
         return reply
     deps.inject("after_llm")
-    return _store_reply(deps, prepared, reply)
+    return _store_reply(deps, prepared, reply, started_at)
 
 
 def _prepare(deps: StepDeps, run_id: str, iteration: int | None) -> _Prepared | Outcome:
@@ -131,7 +136,7 @@ def _ask(deps: StepDeps, prepared: _Prepared, config: LLMConfig, client: LLMClie
                 tool_choice=prepared.offer.tool_choice,
             )
             response = _call(deps, client, request, prepared.run.id, prepared.step_id)
-            return _Reply(response, extra_usage, response.latency_ms + summary_ms)
+            return _Reply(response, extra_usage, response.latency_ms + summary_ms, _asked(config, request))
         except ctx_window.CannotFit as exc:
             return _fail(deps, prepared.run, StopReason.CONTEXT_WINDOW_OVERFLOW, str(exc), status=RunStatus.FAILED)
         except LLMError as exc:
@@ -162,12 +167,42 @@ def _fail(deps: StepDeps, run: Run, stop_reason: StopReason, error: str, *, stat
     return fail_cleanly(deps.db, run.id, stop_reason, error, status=status)
 
 
-def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply) -> Outcome:
+def _asked(config: LLMConfig, request: ChatRequest) -> dict[str, Any]:
+    return {
+        "provider": config.model_endpoint_type,
+        "model": config.model,
+        "messages": len(request.messages),
+        "roles": [m.role for m in request.messages],
+        "tools": [t.name for t in request.tools],
+        "tool_choice": request.tool_choice,
+    }
+
+
+def _trace(reply: _Reply, usage: Usage, cost: float | None) -> dict[str, Any]:
+    """The step's provider trace: the request's shape and the provider's answer."""
+    response = reply.response
+    return {
+        "request": reply.asked,
+        "response": {
+            "id": response.id,
+            "model": response.model,
+            "finish_reason": response.finish_reason,
+            "content": response.content,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in response.tool_calls],
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+            "cost_usd": cost,
+        },
+        "llm_ms": round(reply.llm_ms, 3),
+    }
+
+
+def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply, started_at: datetime) -> Outcome:
     """The step row, its reply and the run's next action, in one transaction."""
     run_id, iteration, step_id = prepared.run.id, prepared.iteration, prepared.step_id
     response = reply.response
     plan = plan_reply(step_id, response.tool_calls, prepared.rules, {t.name for t in prepared.offer.tools})
     usage = response.usage + reply.extra_usage
+    cost = pricing.cost_usd(reply.asked["provider"], response.model, usage.prompt_tokens, usage.completion_tokens)
     with deps.db.transaction() as conn:
         run = run_store.get(conn, run_id, for_update=True)
         assert run is not None
@@ -176,6 +211,7 @@ def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply) -> Outcome:
         row = step_row(
             run, step_id, iteration, plan, model=response.model, usage=usage, llm_ms=reply.llm_ms, now=utcnow()
         )
+        row.update(started_at=started_at, cost_usd=cost, trace=_trace(reply, usage, cost))
         if step_store.insert(conn, row) is None:  # another worker stored this step first; its reply wins
             existing = step_store.by_index(conn, run_id, iteration)
             assert existing is not None

@@ -7,7 +7,8 @@ step's completion and the decision whether the loop goes on (:func:`o.agent.step
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from o.agent import serving, transcript
@@ -48,6 +49,8 @@ class _Batch:
     history: list[Call]
     # results an earlier attempt of this phase already stored, by position
     stored: dict[int, dict[str, Any]]
+    # time.monotonic() when this attempt of the phase began: the step's tool time is measured from it
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def step_id(self) -> str:
@@ -216,9 +219,9 @@ def complete(
         history = [*history, counted.as_call()]
     stop_reason = after_tools(results, batch.rules, history, run, batch.iteration)
     # Under the run's lock; a step completed already (a late duplicate) changes nothing.
-    if not step_store.complete(
-        conn, batch.step_id, NextAction.STEP if stop_reason is None else NextAction.DONE, stop_reason
-    ):
+    next_action = NextAction.STEP if stop_reason is None else NextAction.DONE
+    tool_ms = (time.monotonic() - batch.started) * 1000
+    if not step_store.complete(conn, batch.step_id, next_action, stop_reason, tool_ms=tool_ms):
         step = step_store.get(conn, batch.step_id)
         assert step is not None
         return replay(conn, run, step)

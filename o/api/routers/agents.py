@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
 
-from o.agent import lifecycle
+from o.agent import identities, lifecycle
 from o.api import errors
-from o.api.deps import Db, Org, Secrets
+from o.api.deps import AgentEngine, Db, Org, Secrets
 from o.api.paging import paging
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
@@ -18,11 +18,16 @@ from o.store.pages import Page
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
 
 
-# 404: a block_ids, tool_ids or tools entry that does not exist
+# 404: a block_ids, tool_ids or tools entry that does not exist; 422: a field O cannot honour, an unknown
+# model or embedding handle, an endpoint the operator does not allow
 @router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK, responses=errors.responses(400, 404, 409))
-def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets) -> AgentState:
+def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine) -> AgentState:
+    spec = body.to_spec()
     with db.transaction() as conn:
-        view = lifecycle.create(conn, org, body.to_spec(), secrets=secrets)
+        view = lifecycle.create(conn, org, spec, secrets=secrets, check=engine.check_configs)
+        if body.identity_ids:
+            identities.set_for_agent(conn, org, view.agent["id"], body.identity_ids)
+            view = lifecycle.get(conn, org, view.agent["id"])
     return AgentState.from_view(view)
 
 
@@ -51,9 +56,18 @@ def get_agent(agent_id: str, org: Org, db: Db) -> Response:
 
 
 @router.patch("/{agent_id}", response_model=AgentState, responses=errors.responses(400, 404, 409))
-def update_agent(agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets) -> AgentState:
+def update_agent(
+    agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine
+) -> AgentState:
     with db.transaction() as conn:
-        return AgentState.from_view(lifecycle.update(conn, org, agent_id, body.to_changes(), secrets=secrets))
+        # locked: the changes are made to the agent's settings as they are now
+        agent = lifecycle.require(conn, org, agent_id, for_update=True)
+        changes = body.to_changes(agent)
+        view = lifecycle.update(conn, org, agent_id, changes, secrets=secrets, check=engine.check_configs)
+        if body.identity_ids is not None:
+            identities.set_for_agent(conn, org, agent_id, body.identity_ids)
+            view = lifecycle.get(conn, org, agent_id)
+    return AgentState.from_view(view)
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_200_OK, responses=errors.responses(404))

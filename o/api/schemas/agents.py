@@ -8,10 +8,21 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from o.agent.lifecycle import AgentSpec, AgentView
+from o.agent.lifecycle import DEFAULT_EMBEDDING_CONFIG, AgentSpec, AgentView, InitialMessage
+from o.api.schemas.agent_settings import (
+    UNSUPPORTED,
+    ModelSettings,
+    ResponseFormat,
+    apply_model_settings,
+    model_settings_of,
+    refuse_unsupported,
+    stored_format,
+)
 from o.api.schemas.blocks import Block, CreateBlock
 from o.api.schemas.common import Request, Response
+from o.api.schemas.send import MessageInput
 from o.llm.config import EndpointType, LLMConfig, endpoint_type_of, parse_handle
+from o.memory.embeddings import config_for_handle
 from o.tools import catalog
 
 # The largest context window O accepts; today's largest models have about two million tokens.
@@ -41,6 +52,7 @@ class LLMConfigIn(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_CONTEXT_WINDOW)
     handle: Handle | None = None
+    response_format: ResponseFormat | None = None
 
     @field_validator("model_endpoint_type", mode="before")
     @classmethod
@@ -82,15 +94,87 @@ def llm_config_from_handle(handle: str, context_window: int | None = None) -> di
     return config.model_dump(exclude_none=True)
 
 
-class CreateAgent(Request):
+def _embedding_from(
+    handle: str | None, config: EmbeddingConfigIn | None, chunk_size: int | None
+) -> dict[str, Any] | None:
+    """The embedding_config of Letta's ``embedding_config`` (wins) or ``embedding`` handle (else the
+    default model), with the deprecated ``embedding_chunk_size`` applied; None when none of them is given."""
+    if config is not None:
+        out = config.model_dump(exclude_none=True)
+    elif handle is not None:
+        out = config_for_handle(handle)  # InvalidInput (422) naming the handle O cannot size
+    elif chunk_size is not None:
+        out = dict(DEFAULT_EMBEDDING_CONFIG)
+    else:
+        return None
+    if chunk_size is not None:
+        out["embedding_chunk_size"] = chunk_size
+    return out
+
+
+# The fields of ModelFields that change the llm_config
+MODEL_FIELDS = frozenset(
+    {"llm_config", "model", "context_window_limit", "model_settings", "parallel_tool_calls", "response_format"}
+    | {"max_tokens", "max_reasoning_tokens", "enable_reasoner", "reasoning"}
+)
+
+
+class ModelFields(Request):
+    """The fields of create and update that make up the agent's llm_config (see agent_settings)."""
+
+    llm_config: LLMConfigIn | None = None
+    model: Handle | None = Field(default=None, description="a handle such as 'openai/gpt-4o-mini'")
+    context_window_limit: int | None = Field(default=None, ge=256, le=MAX_CONTEXT_WINDOW)
+    model_settings: ModelSettings | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_CONTEXT_WINDOW)
+    max_reasoning_tokens: int | None = Field(default=None, ge=0, le=MAX_CONTEXT_WINDOW)
+    enable_reasoner: bool | None = None
+    reasoning: bool | None = None
+    embedding: str | None = Field(
+        default=None, description="an embedding handle such as 'openai/text-embedding-3-small'"
+    )
+    embedding_config: EmbeddingConfigIn | None = None
+    embedding_chunk_size: int | None = Field(default=None, ge=1, le=100_000)
+
+    def llm_changes(self, base: dict[str, Any]) -> dict[str, Any]:
+        """``base`` (an llm_config) with every model field of this request applied, in Letta's order."""
+        llm = dict(base)
+        if self.context_window_limit:
+            llm["context_window"] = self.context_window_limit
+        if self.model_settings is not None:
+            llm = apply_model_settings(llm, self.model_settings)
+        if self.parallel_tool_calls is not None:
+            llm["parallel_tool_calls"] = self.parallel_tool_calls
+        if "response_format" in self.model_fields_set:
+            llm["response_format"] = stored_format(self.response_format)
+        if self.max_tokens is not None:
+            llm["max_tokens"] = self.max_tokens
+        if self.max_reasoning_tokens is not None:
+            llm["max_reasoning_tokens"] = self.max_reasoning_tokens
+        for flag in (self.enable_reasoner, self.reasoning):
+            if flag is not None:
+                llm["enable_reasoner"] = flag
+        return llm
+
+    def changes_model(self) -> bool:
+        return bool(self.model_fields_set & MODEL_FIELDS)
+
+    def embedding_changes(self, current: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        given = _embedding_from(self.embedding, self.embedding_config, None)
+        if given is None and self.embedding_chunk_size is not None and current is not None:
+            given = dict(current)
+        if given is not None and self.embedding_chunk_size is not None:
+            given["embedding_chunk_size"] = self.embedding_chunk_size
+        return given
+
+
+class CreateAgent(ModelFields):
     name: str = Field(default="agent", min_length=1, max_length=200)
     system: str | None = None
     description: str | None = None
     agent_type: str = "memgpt_v2_agent"
-    llm_config: LLMConfigIn | None = None
-    model: Handle | None = Field(default=None, description="a handle such as 'openai/gpt-4o-mini'")
-    embedding_config: EmbeddingConfigIn | None = None
-    context_window_limit: int | None = Field(default=None, ge=256, le=MAX_CONTEXT_WINDOW)
     memory_blocks: list[CreateBlock] = Field(default_factory=list)
     block_ids: list[str] = Field(default_factory=list)
     tool_rules: list[dict[str, Any]] = Field(default_factory=list)
@@ -98,26 +182,47 @@ class CreateAgent(Request):
     metadata: dict[str, Any] | None = None
     tool_ids: list[str] = Field(default_factory=list)
     tools: list[str] = Field(default_factory=list, description="tool names to attach")
+    include_base_tools: bool = Field(default=True, description="false: the agent gets no built-in tools")
     tool_exec_environment_variables: dict[str, str] | None = None
     secrets: dict[str, str] | None = Field(default=None, description="Letta's newer name for the tool variables")
-    # Accepted for compatibility with Letta clients.
-    project_id: str | None = None
-    hidden: bool | None = None
+    timezone: str | None = Field(default=None, description="an IANA time zone name; the prompt shows times in it")
+    enable_sleeptime: bool | None = Field(default=None, description="false: no automatic sleep-time passes")
+    initial_message_sequence: list[MessageInput] | None = None
+    # Letta fields O cannot honour: refused unless unset or off (agent_settings.UNSUPPORTED says why)
+    base_template_id: Any = None
+    template_id: Any = None
+    from_template: Any = None
+    template: Any = None
+    memory_variables: Any = None
+    project: Any = None
+    project_id: Any = None
+    hidden: Any = None
+    compaction_settings: Any = None
+    folder_ids: Any = None
+    source_ids: Any = None
+    include_default_source: Any = None
+    max_files_open: Any = None
+    per_file_view_window_char_limit: Any = None
+    include_base_tool_rules: Any = None
+    message_buffer_autoclear: Any = None
+
+    # attached after the agent is made, in the same transaction (o.agent.identities.set_for_agent)
+    identity_ids: list[str] | None = None
+
+    _refused = field_validator(*UNSUPPORTED, mode="before", check_fields=False)(refuse_unsupported)
 
     def to_spec(self) -> AgentSpec:
         if self.llm_config is not None:
-            llm = self.llm_config.model_dump(exclude_none=True)
-            if self.context_window_limit:
-                llm["context_window"] = self.context_window_limit
+            base = self.llm_config.model_dump(exclude_none=True)
         else:
-            llm = llm_config_from_handle(self.model or "openai/gpt-4o-mini", self.context_window_limit)
+            base = llm_config_from_handle(self.model or "openai/gpt-4o-mini")
         return AgentSpec(
             name=self.name,
             system=self.system,
             description=self.description,
             agent_type=self.agent_type,
-            llm_config=llm,
-            embedding_config=self.embedding_config.model_dump(exclude_none=True) if self.embedding_config else None,
+            llm_config=self.llm_changes(base),
+            embedding_config=_embedding_from(self.embedding, self.embedding_config, self.embedding_chunk_size),
             memory_blocks=[b.model_dump(exclude_none=True) for b in self.memory_blocks],
             block_ids=self.block_ids,
             tool_rules=self.tool_rules,
@@ -126,7 +231,18 @@ class CreateAgent(Request):
             tool_ids=self.tool_ids,
             tool_names=self.tools,
             tool_env=_tool_env(self.tool_exec_environment_variables, self.secrets),
+            timezone=self.timezone or "UTC",
+            enable_sleeptime=self.enable_sleeptime is not False,
+            include_base_tools=self.include_base_tools,
+            initial_messages=None
+            if self.initial_message_sequence is None
+            else [_initial(m) for m in self.initial_message_sequence],
         )
+
+
+def _initial(message: MessageInput) -> InitialMessage:
+    given = message.to_input()
+    return InitialMessage(given.role, given.text, given.name, given.otid, given.sender_id)
 
 
 def _tool_env(variables: dict[str, str] | None, secrets: dict[str, str] | None) -> dict[str, str] | None:
@@ -135,13 +251,10 @@ def _tool_env(variables: dict[str, str] | None, secrets: dict[str, str] | None) 
     return {**(variables or {}), **(secrets or {})}
 
 
-class UpdateAgent(Request):
+class UpdateAgent(ModelFields):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     system: str | None = None
     description: str | None = None
-    llm_config: LLMConfigIn | None = None
-    model: Handle | None = None
-    embedding_config: EmbeddingConfigIn | None = None
     block_ids: list[str] | None = None
     tool_rules: list[dict[str, Any]] | None = None
     tags: list[str] | None = None
@@ -149,21 +262,50 @@ class UpdateAgent(Request):
     tool_ids: list[str] | None = None
     tool_exec_environment_variables: dict[str, str] | None = None
     secrets: dict[str, str] | None = None
-    project_id: str | None = None
-    hidden: bool | None = None
+    timezone: str | None = None
+    enable_sleeptime: bool | None = None
+    # Letta fields O cannot honour: refused unless unset or off (agent_settings.UNSUPPORTED says why)
+    base_template_id: Any = None
+    template_id: Any = None
+    project_id: Any = None
+    hidden: Any = None
+    compaction_settings: Any = None
+    folder_ids: Any = None
+    source_ids: Any = None
+    max_files_open: Any = None
+    per_file_view_window_char_limit: Any = None
+    message_buffer_autoclear: Any = None
+    message_ids: Any = None
+    last_run_completion: Any = None
+    last_run_duration_ms: Any = None
+    last_stop_reason: Any = None
 
-    def to_changes(self) -> dict[str, Any]:
+    # attached after the agent is made, in the same transaction (o.agent.identities.set_for_agent)
+    identity_ids: list[str] | None = None
+
+    _refused = field_validator(*UNSUPPORTED, mode="before", check_fields=False)(refuse_unsupported)
+
+    def to_changes(self, agent: dict[str, Any]) -> dict[str, Any]:
+        """The columns to change on ``agent`` (its row as it is now)."""
         data = self.model_dump(exclude_unset=True)
         changes: dict[str, Any] = {}
         for key in ("name", "system", "description", "tool_rules", "tags", "metadata", "block_ids"):
             if key in data:
                 changes[key] = data[key] if data[key] is not None or key == "description" else _empty(key)
-        if self.llm_config is not None:
-            changes["llm_config"] = self.llm_config.model_dump(exclude_none=True)
-        elif self.model is not None:
-            changes["llm_config"] = llm_config_from_handle(self.model)
-        if self.embedding_config is not None:
-            changes["embedding_config"] = self.embedding_config.model_dump(exclude_none=True)
+        for key in ("timezone", "enable_sleeptime"):
+            if data.get(key) is not None:
+                changes[key] = data[key]
+        if self.changes_model():
+            if self.llm_config is not None:
+                base = self.llm_config.model_dump(exclude_none=True)
+            elif self.model is not None:
+                base = llm_config_from_handle(self.model)
+            else:
+                base = agent["llm_config"]
+            changes["llm_config"] = self.llm_changes(base)
+        embedding = self.embedding_changes(agent["embedding_config"])
+        if embedding is not None:
+            changes["embedding_config"] = embedding
         if self.tool_ids is not None:
             changes["tool_ids"] = self.tool_ids
         env = _tool_env(self.tool_exec_environment_variables, self.secrets)
@@ -176,10 +318,13 @@ def _empty(key: str) -> Any:
     return {"tool_rules": [], "tags": [], "metadata": {}, "block_ids": []}.get(key, "")
 
 
-def masked(variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tool variables as every response shows them: name and description, the value masked (neither
-    the plaintext nor its sealed form ever leaves the server)."""
-    return [{"key": v["key"], "value": catalog.MASKED, "description": v.get("description")} for v in variables]
+def masked(variables: list[dict[str, Any]], agent_id: str) -> list[dict[str, Any]]:
+    """Tool variables as every response shows them (Letta's AgentEnvironmentVariable): name and
+    description, the value masked (neither the plaintext nor its sealed form ever leaves the server)."""
+    return [
+        {"agent_id": agent_id, "key": v["key"], "value": catalog.MASKED, "description": v.get("description")}
+        for v in variables
+    ]
 
 
 class Memory(Response):
@@ -203,12 +348,17 @@ class AgentState(Response):
     blocks: list[Block]
     tools: list[dict[str, Any]]
     tool_ids: list[str]
+    identity_ids: list[str] = Field(default_factory=list)
     sources: list[dict[str, Any]] = Field(default_factory=list)
     tool_rules: list[dict[str, Any]]
     tool_exec_environment_variables: list[dict[str, Any]] = Field(default_factory=list)
     secrets: list[dict[str, Any]] = Field(default_factory=list)
     tags: list[str]
     metadata: dict[str, Any]
+    timezone: str = "UTC"
+    enable_sleeptime: bool = True
+    response_format: dict[str, Any] | None = None
+    model_settings: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -232,11 +382,16 @@ class AgentState(Response):
             blocks=blocks,
             tools=view.tools,
             tool_ids=[t["id"] for t in view.tools],
+            identity_ids=view.identity_ids,
             tool_rules=a["tool_rules"],
             tags=a["tags"],
-            tool_exec_environment_variables=masked(view.tool_env),
-            secrets=masked(view.tool_env),
+            tool_exec_environment_variables=masked(view.tool_env, a["id"]),
+            secrets=masked(view.tool_env, a["id"]),
             metadata=a["metadata"],
+            timezone=a.get("timezone") or "UTC",
+            enable_sleeptime=a.get("enable_sleeptime", True),
+            response_format=llm.get("response_format") or {"type": "text"},
+            model_settings=model_settings_of(llm),
             created_at=a["created_at"],
             updated_at=a["updated_at"],
         )

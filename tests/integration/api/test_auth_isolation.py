@@ -44,6 +44,50 @@ def test_other_organization_sees_nothing(app: FastAPI, db: Database, client: Tes
     assert client.get(f"/v1/blocks/{block['id']}").json()["value"] == "secret"
 
 
+def test_other_organization_sees_no_step_identity_tag_or_search_hit(
+    app: FastAPI, db: Database, client: TestClient
+) -> None:
+    from o.ids import new_id
+    from o.store import runs as run_store
+    from o.store import steps as step_store
+
+    agent = client.post("/v1/agents/", json={"tags": ["ours-only"]}).json()
+    identity = client.post(
+        "/v1/identities/", json={"identifier_key": "u1", "name": "U", "identity_type": "user"}
+    ).json()
+    client.post(f"/v1/agents/{agent['id']}/archival-memory", json={"text": "zebra migration notes"})
+    with db.transaction() as conn:
+        org = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent["id"],)).fetchone()
+        org = org["organization_id"]
+        run = run_store.insert(conn, {"id": new_id("run"), "organization_id": org, "agent_id": agent["id"]})
+        step_id = new_id("step")
+        step_store.insert(
+            conn,
+            {"id": step_id, "organization_id": org, "agent_id": agent["id"], "run_id": run.id, "step_index": 0},
+        )
+    with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as other:
+        iid, aid = identity["id"], agent["id"]
+        for path in (f"/v1/steps/{step_id}", f"/v1/steps/{step_id}/messages", f"/v1/steps/{step_id}/metrics"):
+            assert other.get(path).status_code == 404, path
+        assert other.get(f"/v1/steps/{step_id}/trace").status_code == 404
+        assert other.patch(f"/v1/steps/{step_id}/feedback", json={"feedback": "negative"}).status_code == 404
+        assert other.get(f"/v1/runs/{run.id}/trace").status_code == 404
+        assert other.get("/v1/steps/", params={"agent_id": aid}).json() == []
+        assert other.get(f"/v1/identities/{iid}").status_code == 404
+        assert other.patch(f"/v1/identities/{iid}", json={"name": "x"}).status_code == 404
+        assert other.put(f"/v1/identities/{iid}/properties", json=[]).status_code == 404
+        assert other.delete(f"/v1/identities/{iid}").status_code == 404
+        mine = other.post("/v1/agents/", json={}).json()["id"]
+        assert other.patch(f"/v1/agents/{mine}/identities/attach/{iid}").status_code == 404
+        assert other.patch(f"/v1/agents/{aid}/identities/detach/{iid}").status_code == 404
+        assert "ours-only" not in other.get("/v1/tags/").json()
+        assert other.post("/v1/passages/search", json={"query": "zebra"}).json() == []
+        assert other.post("/v1/passages/search", json={"query": "zebra", "agent_id": aid}).status_code == 404
+        assert other.post("/v1/messages/search", json={"query": "zebra", "agent_id": aid}).status_code == 404
+    assert client.get(f"/v1/identities/{identity['id']}").json()["name"] == "U"
+    assert client.get(f"/v1/steps/{step_id}").json()["feedback"] is None
+
+
 def test_model_listings_need_a_key(app: FastAPI, client: TestClient) -> None:
     # the operator's models are the same for every organization (no ids to leak), but not for anyone
     with TestClient(app) as anon:

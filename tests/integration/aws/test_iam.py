@@ -53,6 +53,8 @@ from tests.lambdas import (
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Script, call
 
+# the resource id in the proxy's ARN, which its rds-db:connect ARN names
+PROXY_RESOURCE_ID = "prx-0123456789abcdef0"
 HANDLERS = {
     "api": "functions.api.handler.handler",
     "agent_step": "functions.agent_step.handler.handler",
@@ -149,9 +151,15 @@ def _build_world(template: dict[str, Any], pg_url: str) -> World:
         name = resource["Properties"].get("LogGroupName", f"O-{logical}")
         world.refs[logical] = name
         world.attributes[(logical, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
+    host = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("host"))
     for logical in resources(template, "AWS::RDS::DBProxy"):
         # the functions reach Postgres through the proxy; here the test's own server
-        world.attributes[(logical, "Endpoint")] = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("host"))
+        world.attributes[(logical, "Endpoint")] = host
+        world.attributes[(logical, "DBProxyArn")] = f"arn:aws:rds:{REGION}:{ACCOUNT}:db-proxy:{PROXY_RESOURCE_ID}"
+    for logical in resources(template, "AWS::RDS::DBInstance"):
+        # the migrations reach the instance itself, as its owner
+        world.attributes[(logical, "Endpoint.Address")] = host
+        world.attributes[(logical, "DbiResourceId")] = "db-INSTANCE0RESOURCE0ID"
     return world
 
 
@@ -164,10 +172,28 @@ def deployment(template: dict[str, Any], pg_url: str, monkeypatch: pytest.Monkey
         world = _build_world(template, pg_url)
         functions = {role: function_of(template, handler) for role, handler in HANDLERS.items()}
         recorder.install(monkeypatch)
+        # the functions' tokens are signed for the proxy endpoint, here a socket directory: the code signs
+        # those for localhost (o/aws/database.py), which is this deployment's proxy
+        recorder.db_resources["localhost"] = PROXY_RESOURCE_ID
         database = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("dbname", "postgres"))
         deployed = Deployment(template, world, functions, recorder, lambdas, database)
+        _run_migrations(deployed, monkeypatch)
         _create_live_aliases(deployed, monkeypatch)
         yield deployed
+
+
+def _run_migrations(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What CloudFormation does before any serving function exists: the migrations custom resource, as the
+    owner; it makes the app role (o_app) the other functions connect as."""
+    role = deployment.functions["migrate"]
+    ((logical, resource),) = resources(deployment.template, "Custom::OSchemaMigrations").items()
+    with monkeypatch.context() as env, acting_as(role), _cold_start(deployment, "migrate", env) as migrate, \
+            response_sink() as sink:  # fmt: skip
+        properties = resolve(resource["Properties"], deployment.world)
+        event = request_event("Create", sink, resource_type="Custom::OSchemaMigrations", logical_id=logical,
+                              properties=properties)  # fmt: skip
+        migrate.handler(event, Context(role, remaining_ms=120_000))
+        assert sink.last["Status"] == "SUCCESS", sink.last
 
 
 def _create_live_aliases(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -70,7 +70,7 @@ def test_the_api_lambda_seals_with_kms(
         )
     assert created["statusCode"] == 200, created["body"]
     agent = _body(created)
-    assert agent["secrets"] == [{"key": "API_TOKEN", "value": "********", "description": None}]
+    assert agent["secrets"] == [{"agent_id": agent["id"], "key": "API_TOKEN", "value": "********", "description": None}]
     with db.read() as conn:
         row = conn.execute("SELECT value, sealed FROM agent_tool_env WHERE agent_id = %s", (agent["id"],)).fetchone()
     assert row["value"] is None

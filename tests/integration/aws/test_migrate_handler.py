@@ -1,7 +1,7 @@
 """The deploy-time migration custom resource: real handler, real Postgres, a real HTTP response URL.
 
 CloudFormation's pre-signed S3 URL is stood in for by a local HTTP server that records
-the PUT, so the exact bytes CloudFormation would receive are checked. The database secret
+the PUT (tests/cloudformation.py), so the exact bytes CloudFormation would receive are checked. The database secret
 is in moto's Secrets Manager, as the stack gives it. A database that is not reachable yet
 is a socket directory whose socket appears later (a link to the test server's).
 """
@@ -15,8 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import boto3
@@ -27,37 +25,14 @@ from moto import mock_aws
 from functions.migrate import handler as migrate_handler
 from functions.migrate.handler import Outcome, retry_delay, unreachable, verdict, with_connect_timeout
 from o.store.migrate import _LOCK_KEY, discover
+from tests.cloudformation import ResponseSink, request_event, response_sink
 from tests.lambdas import Context
-
-
-@dataclass
-class ResponseSink:
-    url: str
-    received: list[dict[str, Any]] = field(default_factory=list)
-    content_types: list[str | None] = field(default_factory=list)
 
 
 @pytest.fixture
 def sink() -> Iterator[ResponseSink]:
-    box: list[ResponseSink] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            box[0].received.append(json.loads(body))
-            box[0].content_types.append(self.headers.get("Content-Type"))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    box.append(ResponseSink(url=f"http://127.0.0.1:{server.server_port}/response?X-Amz-Signature=x"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield box[0]
-    server.shutdown()
+    with response_sink() as received:
+        yield received
 
 
 def LambdaContext(remaining_ms: int = 60_000) -> Context:
@@ -93,21 +68,15 @@ def deployed_env(monkeypatch: pytest.MonkeyPatch, pg_url: str, fresh_database: s
         monkeypatch.setenv("O_DB_HOST", info["host"])
         monkeypatch.setenv("O_DB_SECRET_ARN", arn)
         monkeypatch.setenv("O_DB_NAME", fresh_database)
+        # CloudFormation's response URL is the test's server on 127.0.0.1, which an operator must allow
+        monkeypatch.setenv("O_OUTBOUND_ALLOW", "127.0.0.1")
         target = pg_url.replace(f"/{info.get('dbname', 'postgres')}?", f"/{fresh_database}?")
         yield target
 
 
-def _event(kind: str, sink: ResponseSink, **extra: Any) -> dict[str, Any]:
-    return {
-        "RequestType": kind,
-        "ResponseURL": sink.url,
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/O/abc",
-        "RequestId": str(uuid.uuid4()),
-        "LogicalResourceId": "MigrationsRun",
-        "ResourceType": "Custom::OSchemaMigrations",
-        "ResourceProperties": {"CodeFingerprint": "f" * 32},
-        **extra,
-    }
+def _event(kind: str, sink: ResponseSink, physical_id: str | None = None) -> dict[str, Any]:
+    return request_event(kind, sink, resource_type="Custom::OSchemaMigrations", logical_id="MigrationsRun",
+                         properties={"CodeFingerprint": "f" * 32}, physical_id=physical_id)  # fmt: skip
 
 
 def _applied(url: str) -> list[str]:
@@ -125,7 +94,7 @@ def test_create_applies_every_migration_then_update_applies_none(sink: ResponseS
     assert _applied(deployed_env) == names
     assert sink.content_types == [""]
 
-    update = _event("Update", sink, PhysicalResourceId=migrate_handler.PHYSICAL_ID)
+    update = _event("Update", sink, migrate_handler.PHYSICAL_ID)
     migrate_handler.handler(update, LambdaContext())
     updated = sink.received[1]
     assert updated["Status"] == "SUCCESS"
@@ -135,7 +104,7 @@ def test_create_applies_every_migration_then_update_applies_none(sink: ResponseS
 
 def test_delete_leaves_the_data_alone(sink: ResponseSink, deployed_env: str) -> None:
     migrate_handler.handler(_event("Create", sink), LambdaContext())
-    migrate_handler.handler(_event("Delete", sink, PhysicalResourceId=migrate_handler.PHYSICAL_ID), LambdaContext())
+    migrate_handler.handler(_event("Delete", sink, migrate_handler.PHYSICAL_ID), LambdaContext())
     assert [r["Status"] for r in sink.received] == ["SUCCESS", "SUCCESS"]
     assert _applied(deployed_env) == [m.name for m in discover()]
 

@@ -54,8 +54,12 @@ CAPITALS = {
     "Egypt": "Cairo",
     "Peru": "Lima",
     "Kenya": "Nairobi",
+    "Canada": "Ottawa",
+    "Norway": "Oslo",
+    "Greece": "Athens",
 }
-GATE_COUNTRIES = ("France", "Japan", "Italy")
+# six: the gate needs that many paired cases before it can tell a better revision from chance
+GATE_COUNTRIES = ("France", "Japan", "Italy", "Canada", "Norway", "Greece")
 HELD_OUT_COUNTRIES = ("Germany", "Spain", "Peru")
 RECENT_COUNTRIES = ("Egypt", "Kenya")
 BASE_SYSTEM = "You are a friendly geography assistant. Use send_message to reply."

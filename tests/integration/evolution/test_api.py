@@ -114,7 +114,8 @@ def test_evaluation_suite_roundtrip_and_validation(api: TestClient, server: Open
     assert api.get(f"/v1/agents/{aid}/evaluation").json()["cases"] == []
     suite = task.suite().model_dump(mode="json")
     assert api.put(f"/v1/agents/{aid}/evaluation", json=suite).status_code == 200
-    assert len(api.get(f"/v1/agents/{aid}/evaluation").json()["cases"]) == 6
+    cases = api.get(f"/v1/agents/{aid}/evaluation").json()["cases"]
+    assert len(cases) == len(task.GATE_COUNTRIES + task.HELD_OUT_COUNTRIES)
     broken = {"cases": [{"name": "x", "input": "y", "checks": {"regex": "("}}]}
     bad = api.put(f"/v1/agents/{aid}/evaluation", json=broken)
     assert bad.status_code == 422

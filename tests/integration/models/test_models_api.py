@@ -153,8 +153,6 @@ def test_discovery_is_cached(letta: Letta, world: World) -> None:
 def test_an_agent_chats_with_a_discovered_local_model(letta: Letta, world: World, provider: str) -> None:
     server = world.vllm if provider == "vllm" else world.ollama
     handle = next(m.handle for m in letta.models.list(provider_type=provider))
-    # the agent routes' own strict-mode conformance is tested with them (tests/integration/api)
-    letta = Letta(base_url=str(letta.base_url), api_key=letta.api_key, max_retries=0)
     agent = letta.agents.create(
         name=f"{provider}-agent", model=handle, memory_blocks=[{"label": "human", "value": "?"}]
     )

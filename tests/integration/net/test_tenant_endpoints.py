@@ -49,6 +49,17 @@ def agent_on(client: TestClient, endpoint: str, provider: str = "openai", **extr
     return str(response.json()["id"])
 
 
+def refused(client: TestClient, endpoint: str, **extra: Any) -> str:
+    """An agent on ``endpoint`` is refused when it is created (422), before any call: its error detail.
+    Nothing of it is saved."""
+    before = len(client.get("/v1/agents/").json())
+    llm = {"model": "some-model", "model_endpoint_type": "openai", "model_endpoint": endpoint, "context_window": 8000}
+    response = client.post("/v1/agents/", json={"name": "tenant", "llm_config": llm, **extra})
+    assert response.status_code == 422, response.text
+    assert len(client.get("/v1/agents/").json()) == before
+    return str(response.json()["detail"])
+
+
 def send(client: TestClient, agent_id: str) -> tuple[Any, dict[str, Any]]:
     """The failed send's response and its run."""
     response = client.post(f"/v1/agents/{agent_id}/messages", json={"input": "hi"})
@@ -74,11 +85,15 @@ def test_a_tenant_endpoint_gets_no_operator_key_and_its_answer_is_not_echoed(
 
 def test_an_endpoint_the_operator_does_not_allow_is_never_called(db: Database, capture: CaptureServer) -> None:
     with api(db) as client:
-        response, run = send(client, agent_on(client, capture.url()))
-    assert response.status_code == 422, response.text
-    for seen in (response.json()["detail"], run["error"]):
-        assert "model_endpoint" in seen and "O_LLM_ALLOWED_ENDPOINTS" in seen
-    assert run["status"] == "failed" and capture.requests == []
+        detail = refused(client, capture.url())
+        assert "model_endpoint" in detail and "O_LLM_ALLOWED_ENDPOINTS" in detail
+        # nor can an agent be moved there later
+        agent_id = client.post("/v1/agents/", json={"model": "openai/gpt-4o-mini"}).json()["id"]
+        llm = {"model": "m", "model_endpoint_type": "openai", "model_endpoint": capture.url(), "context_window": 8000}
+        moved = client.patch(f"/v1/agents/{agent_id}", json={"llm_config": llm})
+        assert moved.status_code == 422 and "O_LLM_ALLOWED_ENDPOINTS" in moved.json()["detail"]
+        assert client.get(f"/v1/agents/{agent_id}").json()["llm_config"]["model"] == "gpt-4o-mini"
+    assert capture.requests == []
 
 
 def test_loopback_is_refused_after_resolving_the_name(db: Database, capture: CaptureServer) -> None:
@@ -92,17 +107,13 @@ def test_loopback_is_refused_after_resolving_the_name(db: Database, capture: Cap
 
 def test_on_aws_loopback_is_refused_by_default(db: Database, capture: CaptureServer) -> None:
     with api(db, O_RUNTIME="lambda", O_LLM_ALLOWED_ENDPOINTS="127.0.0.1") as client:
-        response, run = send(client, agent_on(client, capture.url()))
-    assert response.status_code == 422, response.text
-    assert "127.0.0.1 is a loopback address" in run["error"]
+        assert "127.0.0.1 is a loopback address" in refused(client, capture.url())
     assert capture.requests == []
 
 
 def test_the_metadata_service_is_refused_even_when_allowed_as_an_endpoint(db: Database) -> None:
     with api(db, O_LLM_ALLOWED_ENDPOINTS="169.254.169.254") as client:
-        response, run = send(client, agent_on(client, "http://169.254.169.254/latest/meta-data"))
-    assert response.status_code == 422, response.text
-    assert "169.254.169.254 is a link-local address" in run["error"]
+        assert "169.254.169.254 is a link-local address" in refused(client, "http://169.254.169.254/latest/meta-data")
 
 
 def test_a_redirect_to_a_refused_address_is_not_followed(db: Database) -> None:
@@ -147,10 +158,8 @@ def test_an_embedding_endpoint_the_operator_does_not_allow_is_never_called(
     db: Database, capture: CaptureServer
 ) -> None:
     with api(db) as client:
-        agent_id = agent_on(client, "https://api.openai.com/v1", embedding_config=_embedding(capture.url()))
-        response = client.post(f"/v1/agents/{agent_id}/archival-memory", json={"text": "remember this"})
-    assert response.status_code == 422, response.text
-    assert "embedding_endpoint" in response.json()["detail"]
+        detail = refused(client, "https://api.openai.com/v1", embedding_config=_embedding(capture.url()))
+        assert "embedding_endpoint" in detail
     assert capture.requests == []
 
 

@@ -84,31 +84,54 @@ def _case(name: str, score: float, checks: float | None = 1.0, ok: bool = True, 
     return evaluator.CaseResult(name, "in", "out", ok, score, checks, None, ms, tokens)
 
 
-def test_gate_thresholds() -> None:
-    g = evaluator.Gate(min_improvement=0.05, max_regressions=0, max_latency_ratio=2.0, max_cost_ratio=2.0)
-    current = evaluator.Summary([_case("a", 0.5), _case("b", 0.5), _case("r", 1.0, checks=None)])
-    better = evaluator.Summary([_case("a", 1.0), _case("b", 1.0), _case("r", 1.0, checks=None)])
-    assert evaluator.gate(g, current, better).passed
-    regressing = evaluator.Summary([_case("a", 1.0), _case("b", 0.4), _case("r", 1.0, checks=None)])
-    result = evaluator.gate(g, current, regressing)
-    assert not result.passed and any("regresses 1" in r for r in result.reasons)
-    slow = evaluator.Summary([_case("a", 1.0, ms=500), _case("b", 1.0, ms=500), _case("r", 1.0, None, ms=500)])
-    assert any("latency" in r for r in evaluator.gate(g, current, slow).reasons)
-    costly = evaluator.Summary(
-        [_case("a", 1.0, tokens=500), _case("b", 1.0, tokens=500), _case("r", 1.0, None, tokens=500)]
-    )
-    assert any("cost" in r for r in evaluator.gate(g, current, costly).reasons)
-    erroring = evaluator.Summary([_case("a", 1.0), _case("b", 1.0), _case("r", 0.0, None, ok=False)])
-    assert any("errors" in r for r in evaluator.gate(g, current, erroring).reasons)
-    same = evaluator.Summary([_case("a", 0.52), _case("b", 0.5), _case("r", 1.0, checks=None)])
-    assert any("improvement" in r for r in evaluator.gate(g, current, same).reasons)
+def _summary(scores: list[float], *, ms: float = 100, tokens: int = 50, failing: int = 0) -> evaluator.Summary:
+    cases = [_case(f"c{i}", s, ms=ms, tokens=tokens) for i, s in enumerate(scores)]
+    for i in range(failing):
+        cases[i] = _case(f"c{i}", 0.0, ok=False, ms=ms, tokens=tokens)
+    return evaluator.Summary(cases)
+
+
+def test_gate_promotes_only_what_is_better_beyond_chance() -> None:
+    g = evaluator.Gate()  # alpha 0.05, at least 6 paired cases
+    current = _summary([0.5] * 8)
+    better = evaluator.gate(g, current, _summary([1.0] * 8))
+    assert better.passed, better.reasons
+    assert better.figures["evidence"]["wins"] == 8 and better.figures["evidence"]["p_value"] == round(1 / 256, 6)
+    # 5 better, 3 worse: could be chance (p = 0.36)
+    mixed = evaluator.gate(g, current, _summary([1.0] * 5 + [0.0] * 3))
+    assert not mixed.passed and any("not better beyond chance" in r for r in mixed.reasons)
+    # four cases cannot show anything at alpha 0.05 (the best p is 1/16): unproven, whatever the scores
+    few = evaluator.gate(g, _summary([0.0] * 4), _summary([1.0] * 4))
+    assert not few.passed and any("needs 6" in r for r in few.reasons)
+    # a case replayed several times counts once, with its samples' mean
+    twice_current = evaluator.Summary([_case(f"c{i % 4}", 0.0 if i < 4 else 1.0) for i in range(8)])
+    twice_candidate = evaluator.Summary([_case(f"c{i % 4}", 1.0) for i in range(8)])
+    cur, cand, names = evaluator.per_case_scores(twice_current, twice_candidate)
+    assert (cur, cand, names) == ([0.5] * 4, [1.0] * 4, ["c0", "c1", "c2", "c3"])
+    assert evaluator.gate(g, twice_current, twice_candidate).figures["evidence"]["cases"] == 4
+
+
+def test_gate_guards_and_optional_caps() -> None:
+    g = evaluator.Gate(max_regressions=0, min_improvement=0.3)
+    current = _summary([0.5] * 8)
+    regressing = evaluator.gate(g, current, _summary([1.0] * 7 + [0.4]))
+    assert not regressing.passed and any("regresses 1" in r for r in regressing.reasons)
+    small = evaluator.gate(g, current, _summary([0.7] * 8))
+    assert not small.passed and any("below the required +0.300" in r for r in small.reasons)
+    plain = evaluator.Gate()
+    slow = evaluator.gate(plain, current, _summary([1.0] * 8, ms=500))
+    assert any("latency" in r for r in slow.reasons)
+    costly = evaluator.gate(plain, current, _summary([1.0] * 8, tokens=500))
+    assert any("cost" in r for r in costly.reasons)
+    erroring = evaluator.gate(plain, current, _summary([1.0] * 8, failing=1))
+    assert any("errors" in r for r in erroring.reasons)
 
 
 def test_suite_hash_is_canonical_and_sensitive() -> None:
     a = evaluator.Suite(cases=[evaluator.EvalCase(name="x", input="y")])
     b = evaluator.Suite.model_validate(json.loads(a.model_dump_json()))
     assert a.canonical_hash() == b.canonical_hash()
-    c = a.model_copy(update={"gate": evaluator.Gate(min_improvement=0.0)})
+    c = a.model_copy(update={"gate": evaluator.Gate(min_improvement=0.1)})
     assert c.canonical_hash() != a.canonical_hash()
     with pytest.raises(ValueError):
         evaluator.Suite.model_validate({"cases": [{"name": "x", "input": "y", "checks": {"regex": "("}}]})

@@ -107,12 +107,14 @@ def _case(name: str, score: float) -> dict[str, Any]:
 
 def test_gate_verdict_from_recorded_shadow_figures() -> None:
     gate = evaluator.Gate(min_improvement=0.05)
-    better = {"cases": {"current": [_case("a", 0.5)], "candidate": [_case("a", 1.0)]}}
+    names = [f"c{i}" for i in range(6)]
+    better = {"cases": {"current": [_case(n, 0.5) for n in names], "candidate": [_case(n, 1.0) for n in names]}}
     verdict = policy.gate_verdict(gate, better)
     assert verdict.passed and verdict.figures["delta"] == 0.5
-    worse = {"cases": {"current": [_case("a", 1.0)], "candidate": [_case("a", 0.5)]}}
+    assert verdict.figures["evidence"]["p_value"] == round(1 / 64, 6)
+    worse = {"cases": {"current": [_case(n, 1.0) for n in names], "candidate": [_case(n, 0.5) for n in names]}}
     refused = policy.gate_verdict(gate, worse)
-    assert not refused.passed and any("regresses 1" in r for r in refused.reasons)
+    assert not refused.passed and any("not better beyond chance" in r for r in refused.reasons)
 
 
 def _stats(turns: int, *, errors: float = 0.0, latency: float = 100.0, feedback: float | None = None) -> VersionStats:
@@ -141,8 +143,9 @@ def test_canary_promotes_when_healthy() -> None:
 
 
 def test_canary_rolls_back_with_every_reason() -> None:
-    bad = _stats(5, errors=0.2, latency=1000.0, feedback=0.3)
-    verdict = policy.canary_verdict(RULES, _stats(10, feedback=0.8), bad, round_no=0, max_rounds=1)
+    # feedback is judged for significance: 20 scores each at 0.3 vs 0.8 are well past noise
+    bad = _stats(20, errors=0.2, latency=1000.0, feedback=0.3)
+    verdict = policy.canary_verdict(RULES, _stats(20, feedback=0.8), bad, round_no=0, max_rounds=1)
     assert verdict.action == "rollback"
     assert verdict.reason.startswith("canary worse than the current revision: ")
     assert "error rate 20.0% vs 0.0%" in verdict.reason

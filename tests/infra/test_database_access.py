@@ -1,0 +1,198 @@
+"""Who reaches the database, as whom, in both profiles (synthesized templates, cdk-nag on).
+
+The serving functions connect as the app role with an IAM token: their roles may ``rds-db:connect`` as
+``o_app`` on the proxy (standard) or the Aurora cluster (economy) and read no database secret; only the
+migrate function reads the owner's secret. Economy: Aurora Serverless v2 at 0 ACU with auto-pause, no
+proxy, no NAT gateway, no paid interface endpoint, no periodic sleep-time sweep.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.config import config_from_context
+from tests.infra.conftest import Synthesized
+from tests.infra.synth import synth_context
+
+SERVING = (
+    "functions.api.handler.handler",
+    "functions.agent_step.handler.handler",
+    "functions.sleeptime.handler.handler",
+    "functions.evolution.handler.handler",
+)
+MIGRATE = "functions.migrate.handler.handler"
+
+
+@pytest.fixture(scope="module")
+def economy(tmp_path_factory: pytest.TempPathFactory, stub_layer: Path) -> Synthesized:
+    from infra.application import create_app
+
+    outdir = tmp_path_factory.mktemp("economy.out")
+    context = synth_context(**{"o:layerDir": str(stub_layer), "profile": "economy"})
+    app, stack = create_app(context, outdir=str(outdir), code_out=tmp_path_factory.mktemp("code") / "code", environ={})
+    template = app.synth().get_stack_by_name(stack.stack_name).template  # cdk-nag findings raise here
+    return Synthesized(app=app, stack=stack, template=template, outdir=outdir)
+
+
+def _ref(value: Any) -> str:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return ""
+
+
+def _role_statements(s: Synthesized, handler: str) -> list[dict[str, Any]]:
+    (fn,) = [f for f in s.resources("AWS::Lambda::Function").values() if f["Properties"].get("Handler") == handler]
+    role = _ref(fn["Properties"]["Role"])
+    return [
+        st
+        for p in s.resources("AWS::IAM::Policy").values()
+        if role in [_ref(r) for r in p["Properties"].get("Roles", [])]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
+
+
+def _connect_targets(s: Synthesized, handler: str) -> list[str]:
+    """The rds-db:connect resources of ``handler``'s role, as JSON text (they are Fn::Join expressions)."""
+    return [json.dumps(st["Resource"]) for st in _role_statements(s, handler) if "rds-db:connect" in _actions(st)]
+
+
+def _secret_reads(s: Synthesized, handler: str) -> list[str]:
+    return [json.dumps(st["Resource"]) for st in _role_statements(s, handler)
+            if any(a.startswith("secretsmanager:") for a in _actions(st))]  # fmt: skip
+
+
+def _database_secret(s: Synthesized) -> str:
+    (attachment,) = s.resources("AWS::SecretsManager::SecretTargetAttachment")
+    return attachment
+
+
+def _check_access(s: Synthesized, target: str) -> None:
+    secret = _database_secret(s)
+    for handler in SERVING:
+        (connect,) = _connect_targets(s, handler)
+        assert target in connect and connect.endswith('"/o_app"]]}'), (handler, connect)
+        assert all(secret not in read for read in _secret_reads(s, handler)), handler
+        assert "O_DB_SECRET_ARN" not in json.dumps(_environment(s, handler))
+    assert _connect_targets(s, MIGRATE) == [], "the migrations connect as the owner, with its password"
+    (read,) = [st for st in _role_statements(s, MIGRATE) if any(a.startswith("secretsmanager:") for a in _actions(st))]
+    assert _actions(read) == ["secretsmanager:GetSecretValue"] and _ref(read["Resource"]) == secret
+
+
+def _environment(s: Synthesized, handler: str) -> dict[str, Any]:
+    (fn,) = [f for f in s.resources("AWS::Lambda::Function").values() if f["Properties"].get("Handler") == handler]
+    return dict(fn["Properties"]["Environment"]["Variables"])
+
+
+def test_standard_proxy_requires_tls_and_iam_and_logs_in_with_iam(synthesized: Synthesized) -> None:
+    template = Template.from_json(synthesized.template)
+    template.has_resource_properties(
+        "AWS::RDS::DBProxy", {"RequireTLS": True, "DefaultAuthScheme": "IAM_AUTH", "Auth": Match.absent()}
+    )
+    template.has_resource_properties("AWS::RDS::DBInstance", {"EnableIAMDatabaseAuthentication": True})
+    # the proxy's own role may connect to the instance as the app role, and nothing else
+    (proxy_id, proxy) = next(iter(synthesized.resources("AWS::RDS::DBProxy").items()))
+    role = _ref(proxy["Properties"]["RoleArn"])
+    (statement,) = [st for p in synthesized.resources("AWS::IAM::Policy").values()
+                    if role in [_ref(r) for r in p["Properties"]["Roles"]]
+                    for st in p["Properties"]["PolicyDocument"]["Statement"]]  # fmt: skip
+    assert statement["Action"] == "rds-db:connect"
+    assert "DbiResourceId" in json.dumps(statement["Resource"]) and json.dumps(statement["Resource"]).endswith(
+        '"/o_app"]]}'
+    )
+    assert proxy_id
+
+
+def test_standard_functions_connect_as_the_app_role_on_the_proxy_and_only_migrate_reads_the_secret(
+    synthesized: Synthesized,
+) -> None:
+    (proxy_id,) = synthesized.resources("AWS::RDS::DBProxy")
+    _check_access(synthesized, proxy_id)
+
+
+def test_economy_is_aurora_serverless_that_pauses_with_no_proxy(economy: Synthesized) -> None:
+    template = Template.from_json(economy.template)
+    template.has_resource_properties(
+        "AWS::RDS::DBCluster",
+        {
+            "Engine": "aurora-postgresql",
+            "ServerlessV2ScalingConfiguration": {"MinCapacity": 0, "MaxCapacity": 4, "SecondsUntilAutoPause": 300},
+            "StorageEncrypted": True,
+            "EnableIAMDatabaseAuthentication": True,
+        },
+    )
+    template.has_resource_properties("AWS::RDS::DBInstance", {"DBInstanceClass": "db.serverless"})
+    # TLS only; and frozen Lambda environments' idle connections are closed, or they would keep it from pausing
+    template.has_resource_properties(
+        "AWS::RDS::DBClusterParameterGroup",
+        {"Parameters": Match.object_like({"rds.force_ssl": "1", "idle_session_timeout": "60000"})},
+    )
+    template.resource_count_is("AWS::RDS::DBProxy", 0)
+    template.resource_count_is("AWS::SecretsManager::RotationSchedule", 1)
+    (cluster_id,) = economy.resources("AWS::RDS::DBCluster")
+    _check_access(economy, cluster_id)
+    for handler in SERVING:
+        assert _ref(_environment(economy, handler)["O_DB_HOST"]) == cluster_id
+
+
+def test_economy_has_no_nat_gateway_no_interface_endpoint_and_nothing_that_polls(economy: Synthesized) -> None:
+    template = Template.from_json(economy.template)
+    template.resource_count_is("AWS::EC2::NatGateway", 0)
+    # egress for LLM calls: one small NAT instance, standard credits (no surplus billing)
+    template.has_resource_properties(
+        "AWS::EC2::Instance", {"InstanceType": "t4g.nano", "CreditSpecification": {"CPUCredits": "standard"}}
+    )
+    # the NAT instance admits the app subnets (the functions) and nothing else
+    (nat_group,) = [g for k, g in economy.resources("AWS::EC2::SecurityGroup").items() if "NatSecurityGroup" in k]
+    app_cidrs = {s["Properties"]["CidrBlock"] for k, s in economy.resources("AWS::EC2::Subnet").items() if "app" in k}
+    admitted = {rule["CidrIp"] for rule in nat_group["Properties"].get("SecurityGroupIngress", [])}
+    assert admitted == app_cidrs and len(app_cidrs) == 2
+    endpoints = [e["Properties"] for e in economy.resources("AWS::EC2::VPCEndpoint").values()]
+    assert [e.get("VpcEndpointType", "Gateway") for e in endpoints] == ["Gateway"], "only the free S3 gateway"
+    # no schedule wakes the paused database
+    template.resource_count_is("AWS::Scheduler::Schedule", 0)
+    template.resource_count_is("AWS::Events::Rule", 0)
+    # the sandbox stays isolated: its subnets route nowhere, the NAT instance included
+    (sandbox,) = [f for f in economy.resources("AWS::Lambda::Function").values()
+                  if f["Properties"].get("Handler") == "functions.tool_sandbox.handler.handler"]  # fmt: skip
+    subnets = {_ref(s) for s in sandbox["Properties"]["VpcConfig"]["SubnetIds"]}
+    associations = economy.resources("AWS::EC2::SubnetRouteTableAssociation").values()
+    tables = {
+        _ref(a["Properties"]["RouteTableId"]) for a in associations if _ref(a["Properties"]["SubnetId"]) in subnets
+    }
+    assert tables and not [r for r in economy.resources("AWS::EC2::Route").values()
+                           if _ref(r["Properties"]["RouteTableId"]) in tables]  # fmt: skip
+
+
+def test_standard_keeps_its_nat_gateway_and_schedule(synthesized: Synthesized) -> None:
+    template = Template.from_json(synthesized.template)
+    template.resource_count_is("AWS::EC2::NatGateway", 1)
+    template.resource_count_is("AWS::Scheduler::Schedule", 1)
+    template.resource_count_is("AWS::RDS::DBCluster", 0)
+
+
+def test_profiles_and_their_egress_in_the_context() -> None:
+    assert config_from_context({}.get).profile == "standard"
+    economy = config_from_context({"profile": "economy"}.get)
+    assert (economy.nat_gateways, economy.nat_instance, economy.interface_endpoints) == (0, True, False)
+    assert economy.sleeptime_schedule is None
+    assert config_from_context({"o:profile": "economy", "o:natGateways": "1"}.get).nat_instance is False
+    assert config_from_context(
+        {"o:profile": "economy", "o:sleeptimeSchedule": "rate(1 day)"}.get
+    ).sleeptime_schedule == ("rate(1 day)")
+    with pytest.raises(ValueError, match="o:natGateways"):
+        config_from_context({"o:natGateways": "0"}.get)
+    with pytest.raises(ValueError, match="o:profile"):
+        config_from_context({"o:profile": "cheap"}.get)
