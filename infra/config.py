@@ -96,6 +96,10 @@ class DeployConfig(BaseModel):
     # or deploy with -c o:sandboxConcurrency=none (no cap).
     sandbox_concurrency: int | None = Field(default=20, alias="sandboxConcurrency", ge=1, le=1000)
 
+    # Amazon Bedrock: the model (or inference-profile) ids GET /v1/models lists, comma-separated. Bedrock
+    # itself is on in the stack's region whatever this says (the functions' role may invoke it).
+    bedrock_models: str = Field(default="", alias="bedrockModels", pattern=r"^[A-Za-z0-9.:_, -]*$")
+
     log_retention_days: int = Field(default=30, alias="logRetentionDays")
 
     # Folder with a pre-built layer (``python/`` inside); skips the pip build (tests, CI).

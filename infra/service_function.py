@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jsii
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -267,3 +267,36 @@ def retention_days(days: int) -> logs.RetentionDays:
     if days not in _RETENTION:
         raise ValueError(f"o:logRetentionDays must be one of {sorted(_RETENTION)}, not {days}")
     return _RETENTION[days]
+
+
+def grant_bedrock(service: ServiceFunction) -> None:
+    """Calling Amazon Bedrock models with the function's own role: Converse needs ``bedrock:InvokeModel``,
+    ConverseStream ``bedrock:InvokeModelWithResponseStream``. Foundation models have no account in their
+    ARN, and a cross-region inference profile (``us.anthropic...``) routes to the model in another region,
+    so foundation models are allowed in any region; inference profiles only this account's, in this region."""
+    stack = Stack.of(service)
+    region, account = stack.region, stack.account
+    resources = [
+        "arn:{partition}:bedrock:*::foundation-model/*",
+        "arn:{partition}:bedrock:{region}:{account}:inference-profile/*",
+        "arn:{partition}:bedrock:{region}:{account}:application-inference-profile/*",
+    ]
+    iam.Grant.add_to_principal(
+        grantee=service.function,
+        actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+        resource_arns=[r.format(partition=stack.partition, region=region, account=account) for r in resources],
+    )
+
+    # cdk-nag names an unresolved part by its pseudo parameter
+    def shown(value: str, pseudo: str) -> str:
+        return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
+
+    names = {"partition": "<AWS::Partition>", "region": shown(region, "Region"), "account": shown(account, "AccountId")}
+    acknowledge(
+        service,
+        *(
+            (f"AwsSolutions-IAM5[Resource::{r.format(**names)}]", "any Bedrock model the operator picks (a handle "
+             "names it at run time); only invoking, and inference profiles only of this account and region")
+            for r in resources
+        ),
+    )  # fmt: skip

@@ -23,6 +23,7 @@ from infra.service_function import (
     ServiceFunction,
     acknowledge,
     function_assets,
+    grant_bedrock,
     retention_days,
 )
 from infra.sleeptime import Sleeptime
@@ -115,6 +116,9 @@ class OStack(Stack):
             **database.environment(),
             **tool_secrets.environment(),
             env_name("llm", "keys_secret_arn"): llm_keys.secret_arn,
+            # Amazon Bedrock in the stack's region, called with each function's own role (no keys)
+            env_name("llm", "bedrock_region"): self.region,
+            **({env_name("llm", "bedrock_models"): config.bedrock_models} if config.bedrock_models else {}),
         }
 
         sandbox = ToolSandbox(
@@ -210,6 +214,7 @@ class OStack(Stack):
             iam.Grant.add_to_principal(
                 grantee=service.function, actions=["secretsmanager:GetSecretValue"], resource_arns=[llm_keys.secret_arn]
             )
+            grant_bedrock(service)
             # New code must not take traffic before its schema exists.
             service.node.add_dependency(migrations)
         # Who runs user tools: the agent loop, `POST /v1/tools/run`, and an evolution's shadow runs. Sleep-time

@@ -103,6 +103,9 @@ class ProviderKeys(Group):
     anthropic: SecretStr | None = env("ANTHROPIC_API_KEY", default=None)
     groq: SecretStr | None = env("GROQ_API_KEY", default=None)
     ollama: SecretStr | None = env("OLLAMA_API_KEY", default=None)
+    # optional: a local OpenAI-compatible server usually takes none
+    vllm: SecretStr | None = env("VLLM_API_KEY", default=None)
+    lmstudio: SecretStr | None = env("LMSTUDIO_API_KEY", default=None)
 
     def get(self, provider: str) -> str | None:
         value: SecretStr | None = getattr(self, provider, None)
@@ -125,15 +128,31 @@ class LLMSettings(Group):
     keys_cache_s: int = Field(default=300, ge=0)
     # The operator's endpoint of each provider (unset: the provider's own API). The operator's key for a
     # provider is sent there and nowhere else.
-    openai_base_url: str | None = None
+    openai_base_url: str | None = env("OPENAI_BASE_URL", default=None)
     anthropic_base_url: str | None = None
     groq_base_url: str | None = None
-    ollama_base_url: str | None = None
+    ollama_base_url: str | None = env("OLLAMA_BASE_URL", default=None)
+    # OpenAI-compatible servers (vLLM, llama.cpp's llama-server, SGLang, ...; LM Studio): handles
+    # vllm/<model> and lmstudio/<model>; their models are listed from the server's /v1/models
+    vllm_base_url: str | None = env("VLLM_API_BASE", default=None)
+    lmstudio_base_url: str | None = env("LMSTUDIO_BASE_URL", default=None)
+    # Amazon Bedrock (Converse API) in this region, with the process's AWS credentials (on AWS: the
+    # function's role); bedrock/<model id or inference profile id>. Unset: Bedrock is off.
+    bedrock_region: str | None = None
+    # the Bedrock Runtime endpoint (unset: the region's public one; set: e.g. a VPC endpoint)
+    bedrock_endpoint_url: str | None = None
+    # the model or inference-profile ids GET /v1/models lists for Bedrock
+    bedrock_models: tuple[str, ...] = ()
+    # how long GET /v1/models reuses what it discovered from a provider (and how long a provider
+    # that did not answer is left out before it is asked again)
+    models_cache_s: float = Field(default=60.0, ge=0)
+    # how long model discovery waits for one provider
+    discovery_timeout_s: float = Field(default=3.0, gt=0)
     # Hosts or URL prefixes that a tenant's llm_config.model_endpoint or embedding_config.embedding_endpoint
     # may name besides the operator's endpoints; they are called without the operator's keys. Empty: none.
     allowed_endpoints: tuple[str, ...] = ()
 
-    _split_endpoints = field_validator("allowed_endpoints", mode="before")(listed)
+    _split_endpoints = field_validator("allowed_endpoints", "bedrock_models", mode="before")(listed)
 
 
 class EmbeddingSettings(Group):
@@ -144,8 +163,9 @@ class EmbeddingSettings(Group):
     tokenizer_path: Path | None = None
     # ONNX threads per process: 1 keeps the API responsive beside Postgres on a small machine.
     threads: int = Field(default=1, ge=1, le=64)
-    openai_base_url: str | None = env("OPENAI_BASE_URL", default=None)
-    ollama_base_url: str = env("OLLAMA_BASE_URL", default="http://localhost:11434")
+    # unset: the chat endpoints (OPENAI_BASE_URL, OLLAMA_BASE_URL), else the providers' own
+    openai_base_url: str | None = None
+    ollama_base_url: str | None = None
 
 
 class OutboundSettings(Group):

@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +40,7 @@ from o.config import ConfigError, Settings, env_name, load_settings, unknown_var
 from o.evolution import loop, sleeptime
 from o.evolution.rollout import AliasRouter
 from o.evolution.routing import CanaryRouter
+from o.llm.catalog import ModelCatalog
 from o.llm.client import ClientOptions
 from o.llm.keys import KeySource, SettingsKeySource
 from o.memory.embeddings import Embedders
@@ -207,6 +208,18 @@ def key_source(settings: Settings) -> KeySource:
     return SettingsKeySource(settings.keys)
 
 
+def llm_options(settings: Settings, outbound: OutboundPolicy) -> ClientOptions:
+    """How model calls are made; with the Bedrock adapter (boto3, the process's AWS credentials) when
+    the settings name a Bedrock region."""
+    options = ClientOptions.from_settings(settings.llm, outbound)
+    region = settings.llm.bedrock_region
+    if region:
+        from o.aws.bedrock import builder
+
+        options = replace(options, adapters=(("bedrock", builder(region)),))
+    return options
+
+
 def outbound_policy(settings: Settings) -> OutboundPolicy:
     """The one policy every outbound call of this process obeys (loopback allowed locally, not on AWS)."""
     return OutboundPolicy.from_settings(settings.outbound, settings.runtime)
@@ -281,7 +294,7 @@ def agent_engine(
     outbound = outbound_policy(settings)
     engine = Engine(
         db,
-        llm_factory(keys, ClientOptions.from_settings(settings.llm, outbound)),
+        llm_factory(keys, llm_options(settings, outbound)),
         tools=SandboxExecutor(db, sandbox(settings), secrets or secret_box(settings)),
         settings=settings.agent,
         prompts=default_cache,
@@ -316,7 +329,19 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
 
     secrets = secrets or secret_box(settings)
     engine = agent_engine(settings, db, secrets=secrets)
-    return Services(evolution_deps(settings, engine), sandbox(settings), secrets)
+    return Services(evolution_deps(settings, engine), sandbox(settings), secrets, model_catalog(settings))
+
+
+def model_catalog(settings: Settings, keys: KeySource | None = None) -> ModelCatalog:
+    """What GET /v1/models lists: the providers these settings configure (an Ollama on this machine
+    is looked for only locally)."""
+    return ModelCatalog.from_settings(
+        settings.llm,
+        settings.embedding,
+        keys or key_source(settings),
+        outbound_policy(settings),
+        local=settings.runtime != "lambda",
+    )
 
 
 def api_app(settings: Settings, services: Services) -> FastAPI:

@@ -20,6 +20,7 @@ from o.api.routers import (
     health,
     identities,
     messages,
+    models,
     revisions,
     runs,
     search,
@@ -77,6 +78,7 @@ def create_app(
         tags.router,
         search.messages_router,
         search.passages_router,
+        models.router,
     ):
         app.include_router(router)
     app.add_middleware(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from o.agent.engine import Engine
 from o.errors import Unauthorized
 from o.evolution.loop import EvolutionDeps
+from o.llm.catalog import ModelCatalog
 from o.memory.embeddings import EmbedderSource
 from o.store import orgs
 from o.store.db import Database
@@ -32,6 +33,8 @@ class Services:
     sandbox: Sandbox
     # what seals the agents' tool variables (the key file locally, KMS on AWS)
     secrets: SecretBox
+    # the models of the operator's providers (GET /v1/models); none unless the composition root says
+    models: ModelCatalog = field(default_factory=lambda: ModelCatalog(()))
 
     @property
     def db(self) -> Database:

@@ -18,13 +18,16 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from o.config import LLMSettings
 from o.errors import OError
-from o.llm.endpoints import EndpointRules
+from o.llm.endpoints import EndpointRules, Route
 from o.llm.types import ChatRequest, ChatResponse, StreamEvent
 from o.net.outbound import OutboundPolicy
+
+if TYPE_CHECKING:
+    from o.llm.config import LLMConfig
 
 T = TypeVar("T")
 
@@ -141,6 +144,11 @@ class RetryPolicy:
         return backoff * (0.75 + 0.25 * random.random())
 
 
+# Builds the client of a provider whose adapter lives outside o/llm (Bedrock: o/aws/bedrock.py), from the
+# config, where the call goes (always the operator's endpoint for these) and the options.
+ClientBuilder = Callable[["LLMConfig", "Route", "ClientOptions"], "LLMClient"]
+
+
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
     timeout_s: float = 120.0
@@ -150,6 +158,11 @@ class ClientOptions:
     endpoints: EndpointRules = field(default_factory=EndpointRules.for_llm)
     # where a call may connect (the default: public addresses only)
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    # provider -> the adapter the composition root chose for it (o.runtime: "bedrock" when configured)
+    adapters: tuple[tuple[str, ClientBuilder], ...] = ()
+
+    def adapter(self, provider: str) -> ClientBuilder | None:
+        return dict(self.adapters).get(provider)
 
     @classmethod
     def from_settings(cls, settings: LLMSettings, outbound: OutboundPolicy) -> ClientOptions:

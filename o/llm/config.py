@@ -12,14 +12,32 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-EndpointType = Literal["openai", "anthropic", "groq", "ollama"]
-ENDPOINT_TYPES: tuple[str, ...] = ("openai", "anthropic", "groq", "ollama")
+# vllm: any OpenAI-compatible server (vLLM, llama.cpp's llama-server, SGLang, ...); lmstudio: LM Studio's
+# OpenAI-compatible API; bedrock: Amazon Bedrock's Converse API (o/aws/bedrock.py).
+EndpointType = Literal["openai", "anthropic", "groq", "ollama", "vllm", "lmstudio", "bedrock"]
+ENDPOINT_TYPES: tuple[str, ...] = ("openai", "anthropic", "groq", "ollama", "vllm", "lmstudio", "bedrock")
+
+# Other names Letta clients use for these types (Letta's provider type for LM Studio is
+# "lmstudio_openai"; its endpoint types include "lmstudio-chatcompletions" and "llamacpp"). A config is
+# stored with the canonical name, which the SDK's LlmConfig accepts.
+ENDPOINT_TYPE_ALIASES: dict[str, str] = {
+    "lmstudio_openai": "lmstudio",
+    "lmstudio-openai": "lmstudio",
+    "lmstudio-chatcompletions": "lmstudio",
+    "llamacpp": "vllm",
+    "openai-compatible": "vllm",
+}
 
 DEFAULT_ENDPOINTS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
     "groq": "https://api.groq.com/openai/v1",
     "ollama": "http://localhost:11434/v1",
     "anthropic": "https://api.anthropic.com",
+    # the servers' own defaults on this machine
+    "vllm": "http://localhost:8000/v1",
+    "lmstudio": "http://localhost:1234/v1",
+    # a stand-in: the operator's region decides (O_LLM_BEDROCK_REGION / O_LLM_BEDROCK_ENDPOINT_URL)
+    "bedrock": "https://bedrock-runtime.us-east-1.amazonaws.com",
 }
 
 # Used only when neither the caller nor a known model gives a window.
@@ -28,7 +46,17 @@ DEFAULT_CONTEXT_WINDOWS: dict[str, int] = {
     "anthropic": 200_000,
     "groq": 128_000,
     "ollama": 8_192,
+    "vllm": 8_192,
+    "lmstudio": 8_192,
+    "bedrock": 128_000,
 }
+
+
+def endpoint_type_of(name: str) -> str:
+    """The canonical endpoint type for ``name`` (lower-cased; Letta's other names mapped)."""
+    lowered = name.strip().lower()
+    return ENDPOINT_TYPE_ALIASES.get(lowered, lowered)
+
 
 # Known models whose window differs from their provider's default (prefix match, longest first).
 _MODEL_WINDOWS: dict[str, int] = {
@@ -41,10 +69,17 @@ _MODEL_WINDOWS: dict[str, int] = {
     "o1": 200_000,
     "o3": 200_000,
     "o4-mini": 200_000,
+    # Bedrock ids (optionally behind a cross-region inference profile prefix: "us.", "eu.", ...)
+    "anthropic.claude": 200_000,
+    "amazon.nova": 300_000,
 }
+
+_PROFILE_PREFIX = ("us.", "eu.", "apac.", "global.", "us-gov.", "ca.", "jp.", "au.")
 
 
 def _window_for(endpoint_type: str, model: str) -> int:
+    if endpoint_type == "bedrock":
+        model = next((model[len(p) :] for p in _PROFILE_PREFIX if model.startswith(p)), model)
     for prefix in sorted(_MODEL_WINDOWS, key=len, reverse=True):
         if model.startswith(prefix):
             return _MODEL_WINDOWS[prefix]
@@ -54,7 +89,7 @@ def _window_for(endpoint_type: str, model: str) -> int:
 def parse_handle(handle: str) -> tuple[str, str]:
     """Split ``"provider/model"`` into (endpoint type, model); the model may itself contain slashes."""
     provider, sep, model = handle.partition("/")
-    provider = provider.strip().lower()
+    provider = endpoint_type_of(provider)
     if not sep or not model.strip():
         raise ValueError(f"handle {handle!r} must look like 'provider/model', e.g. 'openai/gpt-4o-mini'")
     if provider not in ENDPOINT_TYPES:
@@ -74,7 +109,7 @@ def _with_derived_fields(data: dict[str, Any]) -> dict[str, Any]:
             data["model"] = model
     endpoint_type = data.get("model_endpoint_type")
     if isinstance(endpoint_type, str):
-        endpoint_type = endpoint_type.lower()
+        endpoint_type = endpoint_type_of(endpoint_type)
         data["model_endpoint_type"] = endpoint_type
     # An unknown type is left for field validation to reject with its own message.
     if endpoint_type in ENDPOINT_TYPES:

@@ -31,6 +31,28 @@ DEFAULT_EMBEDDING_ENDPOINTS: dict[str, str] = {
 }
 
 
+# Providers whose calls are signed with the operator's own credentials (Bedrock: SigV4 with the
+# function's role): a request signed for another endpoint could be replayed against AWS, so only the
+# operator's endpoint is ever called, whatever O_LLM_ALLOWED_ENDPOINTS says.
+OPERATOR_ONLY: frozenset[str] = frozenset({"bedrock"})
+
+# The variable that configures each provider's endpoint, for messages that say what to set.
+ENDPOINT_VARIABLES: dict[str, str] = {
+    "vllm": "VLLM_API_BASE",
+    "lmstudio": "LMSTUDIO_BASE_URL",
+    "bedrock": env_name("llm", "bedrock_region"),
+}
+
+
+def bedrock_endpoint(settings: LLMSettings) -> str | None:
+    """The operator's Bedrock Runtime endpoint, or None when Bedrock is not configured."""
+    if settings.bedrock_endpoint_url:
+        return settings.bedrock_endpoint_url
+    if settings.bedrock_region:
+        return f"https://bedrock-runtime.{settings.bedrock_region}.amazonaws.com"
+    return None
+
+
 class EndpointRefused(InvalidInput):
     """A config names an endpoint that is neither the operator's for its provider nor one tenants may name."""
 
@@ -109,7 +131,14 @@ class EndpointRules:
             "groq": settings.groq_base_url,
             "ollama": settings.ollama_base_url,
         }
-        operator = {p: configured.get(p) or url for p, url in DEFAULT_ENDPOINTS.items()}
+        operator = {p: configured.get(p) or DEFAULT_ENDPOINTS[p] for p in configured}
+        # servers the operator runs: only where configured
+        optional = {
+            "vllm": settings.vllm_base_url,
+            "lmstudio": settings.lmstudio_base_url,
+            "bedrock": bedrock_endpoint(settings),
+        }
+        operator.update({p: url for p, url in optional.items() if url})
         return cls.of(operator, DEFAULT_ENDPOINTS, settings.allowed_endpoints)
 
     @classmethod
@@ -118,9 +147,10 @@ class EndpointRules:
     ) -> EndpointRules:
         """The embedding endpoints; tenants may name the same endpoints as for chat."""
         embedding = embedding or EmbeddingSettings()
+        chat = llm or LLMSettings()
         operator = {
-            "openai": embedding.openai_base_url or DEFAULT_EMBEDDING_ENDPOINTS["openai"],
-            "ollama": embedding.ollama_base_url,
+            "openai": embedding.openai_base_url or chat.openai_base_url or DEFAULT_EMBEDDING_ENDPOINTS["openai"],
+            "ollama": embedding.ollama_base_url or chat.ollama_base_url or DEFAULT_EMBEDDING_ENDPOINTS["ollama"],
         }
         allowed = llm.allowed_endpoints if llm is not None else ()
         return cls.of(operator, DEFAULT_EMBEDDING_ENDPOINTS, allowed)
@@ -133,15 +163,23 @@ class EndpointRules:
         mine = self.operator_endpoint(provider)
         if requested is None or not requested.strip():
             if mine is None:
-                raise EndpointRefused(f"no {provider} endpoint is configured on this server", field=field)
+                hint = f" (the operator sets {ENDPOINT_VARIABLES[provider]})" if provider in ENDPOINT_VARIABLES else ""
+                raise EndpointRefused(f"no {provider} endpoint is configured on this server{hint}", field=field)
             return Route(mine, operator=True)
         asked = url_parts(requested)
         if asked is None:
             raise EndpointRefused(f"{field} {requested!r} is not an http or https URL", field=field)
         if mine is not None and self._stands_for(provider, mine, asked):
             return Route(mine, operator=True)
-        if any(allows(entry, asked) for entry in self.allowed):
+        if provider not in OPERATOR_ONLY and any(allows(entry, asked) for entry in self.allowed):
             return Route(requested.strip(), operator=False)
+        if mine is None and provider in ENDPOINT_VARIABLES:
+            raise EndpointRefused(
+                f"no {provider} endpoint is configured on this server (the operator sets "
+                f"{ENDPOINT_VARIABLES[provider]})",
+                field=field,
+                endpoint=requested,
+            )
         raise EndpointRefused(
             f"{field} {requested!r} is not an endpoint this server calls for {provider}: it is neither the "
             f"operator's {provider} endpoint nor one the operator lets agents name "
@@ -156,3 +194,13 @@ class EndpointRules:
         if public is not None:
             candidates.append(public)
         return any((parts := url_parts(c)) is not None and same_endpoint(parts, asked) for c in candidates)
+
+
+def base_url_for(endpoint: str, endpoint_type: str) -> str:
+    """The OpenAI-compatible base URL (``.../v1``) of an endpoint as configs and settings write it."""
+    url = endpoint.rstrip("/")
+    # Letta stores Ollama's endpoint without the OpenAI-compatible /v1 suffix. Letta's VLLM_API_BASE and
+    # LMSTUDIO_BASE_URL name the server ("http://localhost:8000"); its OpenAI-compatible API is under
+    # /v1. A URL with a path of its own is taken as it is.
+    bare = not url.endswith("/v1") if endpoint_type == "ollama" else not urlsplit(url).path
+    return url + "/v1" if bare and endpoint_type in ("ollama", "vllm", "lmstudio") else url

@@ -17,16 +17,32 @@ ENV_NAMES: dict[str, str] = {
     "anthropic": "ANTHROPIC_API_KEY",
     "groq": "GROQ_API_KEY",
     "ollama": "OLLAMA_API_KEY",
+    "vllm": "VLLM_API_KEY",
+    "lmstudio": "LMSTUDIO_API_KEY",
 }
 
-# Providers that accept requests without a key (a local Ollama server).
-KEYLESS: frozenset[str] = frozenset({"ollama"})
+# Providers that accept requests without a key: servers the operator runs (Ollama, vLLM, LM Studio; a
+# key is sent when one is set), and Bedrock, whose calls are signed with the process's AWS credentials.
+KEYLESS: frozenset[str] = frozenset({"ollama", "vllm", "lmstudio", "bedrock"})
 
 
 def placeholder_key(provider: str) -> str:
     """What is sent where no key is due: it authorises nothing. The SDKs refuse to send a request without
     a key (and the openai SDK would fall back to ``OPENAI_ADMIN_KEY`` from the environment)."""
     return "ollama" if provider == "ollama" else "no-key"
+
+
+def key_optional(provider: str, endpoint: str, public: str | None) -> bool:
+    """Whether a call may go without the operator's key: to a keyless provider, or to an operator's
+    endpoint that is not the provider's own API (``OPENAI_BASE_URL`` naming a local OpenAI-compatible
+    server, which usually takes none)."""
+    if provider in KEYLESS:
+        return True
+    # only "openai" stands for any OpenAI-compatible server; another provider's custom endpoint (a gateway
+    # in front of Groq, say) still wants that provider's key
+    if provider != "openai" or public is None:
+        return False
+    return endpoint.rstrip("/").removesuffix("/v1") != public.rstrip("/").removesuffix("/v1")
 
 
 class KeySource(Protocol):

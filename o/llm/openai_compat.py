@@ -17,7 +17,7 @@ from openai.types.completion_usage import CompletionUsage
 
 from o.llm.client import ClientOptions, LLMError
 from o.llm.config import LLMConfig
-from o.llm.endpoints import Route
+from o.llm.endpoints import Route, base_url_for
 from o.llm.provider_client import ProviderClient, SdkErrors
 from o.llm.streaming import EventStream, ResponseParts
 from o.llm.types import (
@@ -46,14 +46,6 @@ _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 def participant_name(name: str) -> str:
     """A user's display name in the form OpenAI accepts (``^[a-zA-Z0-9_-]{1,64}$``); others get a 400."""
     return _NAME_UNSAFE.sub("_", name)[:64]
-
-
-def base_url_for(endpoint: str, endpoint_type: str) -> str:
-    url = endpoint.rstrip("/")
-    # Letta stores Ollama's endpoint without the OpenAI-compatible /v1 suffix.
-    if endpoint_type == "ollama" and not url.endswith("/v1"):
-        url += "/v1"
-    return url
 
 
 # Sent by the SDK from OPENAI_ORG_ID / OPENAI_PROJECT_ID in the environment: the operator's account, so

@@ -17,9 +17,9 @@ from __future__ import annotations
 import threading
 
 from o.llm.client import ClientOptions, LLMClient, LLMError
-from o.llm.config import LLMConfig
+from o.llm.config import DEFAULT_ENDPOINTS, LLMConfig
 from o.llm.endpoints import Route
-from o.llm.keys import ENV_NAMES, KEYLESS, KeySource, NoKeys, placeholder_key
+from o.llm.keys import ENV_NAMES, KeySource, NoKeys, key_optional, placeholder_key
 
 _CACHE_LIMIT = 64
 _cache: dict[tuple[object, ...], LLMClient] = {}
@@ -43,7 +43,7 @@ def api_key_for(route: Route, provider: str, keys: KeySource) -> str:
     api_key = keys.api_key(provider)
     if api_key is not None:
         return api_key
-    if provider in KEYLESS:
+    if key_optional(provider, route.url, DEFAULT_ENDPOINTS.get(provider)):
         return placeholder_key(provider)
     raise LLMError(
         f"no API key for {provider}: set {ENV_NAMES[provider]} (or O_LLM_KEYS_SECRET_ARN in AWS)", provider=provider
@@ -61,6 +61,12 @@ def client_for(
     options = options if options is not None else ClientOptions()
     provider = config.model_endpoint_type
     route = route_for(config, options)
+    adapter = options.adapter(provider)
+    if adapter is not None:
+        # signed with the process's own credentials (Bedrock): no key, and its own client cache
+        return adapter(config, route, options)
+    if provider == "bedrock":
+        raise LLMError("Bedrock is not configured on this server (set O_LLM_BEDROCK_REGION)", provider=provider)
     api_key = api_key_for(route, provider, keys)
     cache_key = (config.model_dump_json(), route, api_key, options)
     with _lock:

@@ -39,7 +39,7 @@ class Call:
 
 
 # botocore service names whose IAM prefix differs
-_PREFIX = {"stepfunctions": "states", "monitoring": "cloudwatch"}
+_PREFIX = {"stepfunctions": "states", "monitoring": "cloudwatch", "bedrock-runtime": "bedrock"}
 
 
 class Recorder:
@@ -145,6 +145,22 @@ def _rds_db(call: Call) -> Request:
     return Request("rds-db:connect", resource)
 
 
+# Bedrock Runtime operations -> the IAM action that authorizes them
+_BEDROCK_ACTION = {"Converse": "InvokeModel", "ConverseStream": "InvokeModelWithResponseStream"}
+# a cross-region inference profile's id starts with its geography
+_PROFILE = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")
+
+
+def _bedrock(call: Call) -> Request:
+    model = str(call.params["modelId"])
+    action = f"bedrock:{_BEDROCK_ACTION.get(call.operation, call.operation)}"
+    if model.startswith("arn:"):
+        return Request(action, model)
+    if _PROFILE.match(model):
+        return Request(action, f"arn:aws:bedrock:{call.region}:{call.account}:inference-profile/{model}")
+    return Request(action, f"arn:aws:bedrock:{call.region}::foundation-model/{model}")
+
+
 _BY_SERVICE = {
     "rds-db": _rds_db,
     "lambda": _lambda,
@@ -152,6 +168,7 @@ _BY_SERVICE = {
     "secretsmanager": _secretsmanager,
     "kms": _kms,
     "cloudwatch": _no_resource,
+    "bedrock": _bedrock,
 }
 
 

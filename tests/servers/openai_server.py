@@ -86,10 +86,13 @@ class OpenAIServer(ScriptedServer):
         script: Script | None = None,
         embedding_dim: int = 1536,
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small"),
+        model_fields: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(script)
         self.embedding_dim = embedding_dim
         self.models = models
+        # fields a server adds to a model in GET /v1/models (vLLM: {"max_model_len": 32768})
+        self.model_fields = model_fields or {}
         self.embedding_requests: list[dict[str, Any]] = []
 
     @property
@@ -106,7 +109,10 @@ class OpenAIServer(ScriptedServer):
 
     def handle_get(self, handler: Handler) -> None:
         if handler.path.rstrip("/") == "/v1/models":
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "o-test"} for m in self.models]
+            data = [
+                {"id": m, "object": "model", "created": 0, "owned_by": "o-test", **self.model_fields.get(m, {})}
+                for m in self.models
+            ]
             handler.send_json(200, {"object": "list", "data": data})
             return
         super().handle_get(handler)

@@ -113,12 +113,16 @@ class ModelSettings(Request):
         return value
 
 
+# endpoint types that serve OpenAI's API and take OpenAI's model_settings
+OPENAI_COMPATIBLE = frozenset({"ollama", "vllm", "lmstudio"})
+
+
 def apply_model_settings(llm: dict[str, Any], settings: ModelSettings) -> dict[str, Any]:
     """``llm`` (an llm_config) with ``settings`` applied."""
     out = dict(llm)
     provider = out.get("model_endpoint_type")
-    # Ollama serves OpenAI's API and Letta's settings have no Ollama shape: it takes OpenAI's
-    accepted = {provider, "openai"} if provider == "ollama" else {provider}
+    # Ollama, vLLM and LM Studio serve OpenAI's API and Letta's settings have no shape of theirs: they take OpenAI's
+    accepted = {provider, "openai"} if provider in OPENAI_COMPATIBLE else {provider}
     if settings.provider_type is not None and settings.provider_type.lower() not in accepted:
         raise InvalidInput(
             f"model_settings.provider_type {settings.provider_type!r} does not match the agent's model "
@@ -149,8 +153,9 @@ def model_settings_of(llm: dict[str, Any]) -> dict[str, Any]:
     """The agent's ``llm_config`` in Letta's ``model_settings`` shape (what AgentState shows)."""
     provider = llm.get("model_endpoint_type")
     settings: dict[str, Any] = {
-        # Letta's types have no Ollama settings; Ollama takes OpenAI's (see apply_model_settings)
-        "provider_type": "openai" if provider == "ollama" else provider,
+        # Letta's types have no Ollama, vLLM or LM Studio settings; these OpenAI-compatible servers take
+        # OpenAI's (see apply_model_settings)
+        "provider_type": "openai" if provider in OPENAI_COMPATIBLE else provider,
         "temperature": llm.get("temperature", 0.7),
         "max_output_tokens": llm.get("max_tokens") or 4096,
         "parallel_tool_calls": bool(llm.get("parallel_tool_calls", False)),

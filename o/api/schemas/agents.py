@@ -21,7 +21,7 @@ from o.api.schemas.agent_settings import (
 from o.api.schemas.blocks import Block, CreateBlock
 from o.api.schemas.common import Request, Response
 from o.api.schemas.send import MessageInput
-from o.llm.config import EndpointType, LLMConfig, parse_handle
+from o.llm.config import EndpointType, LLMConfig, endpoint_type_of, parse_handle
 from o.memory.embeddings import config_for_handle
 from o.tools import catalog
 
@@ -57,7 +57,8 @@ class LLMConfigIn(BaseModel):
     @field_validator("model_endpoint_type", mode="before")
     @classmethod
     def _lower_case(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
+        # Letta's other names for a type ("lmstudio_openai", "llamacpp") are stored as O's canonical one
+        return endpoint_type_of(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _callable(self) -> LLMConfigIn:

@@ -135,3 +135,12 @@ def test_other_organization_cannot_reach_our_tools(app: FastAPI, db: Database, c
         assert other.get("/v1/tools/", params={"tool_ids": tid}).json() == []
     assert client.get(f"/v1/agents/{agent['id']}").json()["tool_rules"] == []
     assert "shout" in {t["name"] for t in client.get(f"/v1/agents/{agent['id']}/tools").json()}
+
+
+def test_model_listings_need_a_key(app: FastAPI, client: TestClient) -> None:
+    # the operator's models are the same for every organization (no ids to leak), but not for anyone
+    with TestClient(app) as anon:
+        assert anon.get("/v1/models/").status_code == 401
+        assert anon.get("/v1/models/embedding").status_code == 401
+    assert client.get("/v1/models/").status_code == 200
+    assert client.get("/v1/models/embedding").json()[0]["embedding_dim"] == 384

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from o.llm.client import ClientOptions, LLMClient, LLMError, RetryPolicy
+from o.llm.config import LLMConfig
 from o.llm.keys import StaticKeySource
 from o.llm.providers import client_for
 from o.llm.types import ChatMessage, ChatRequest, Completed, TextDelta, ToolCallDelta, ToolSpec
@@ -283,10 +284,15 @@ def test_groq_and_ollama_use_the_openai_compatible_client(
 
 
 def test_missing_key_names_the_variable(openai_server: OpenAIServer, llm_options: ClientOptions) -> None:
+    # OpenAI's own API needs the operator's key (refused before any request)
     with pytest.raises(LLMError, match="OPENAI_API_KEY"):
-        client_for(
-            openai_server.llm_config(), StaticKeySource({}), operator_at(llm_options, openai=openai_server.base_url)
-        )
+        client_for(LLMConfig.from_handle("openai/gpt-4o-mini"), StaticKeySource({}), llm_options)
+    # an operator's own OpenAI-compatible server (OPENAI_BASE_URL) does not: a placeholder goes instead
+    openai_server.push(say("keyless"))
+    options = operator_at(llm_options, openai=openai_server.base_url)
+    client = client_for(openai_server.llm_config(), StaticKeySource({}), options)
+    assert client.chat(ChatRequest([ChatMessage.user("hi")])).content == "keyless"
+    assert openai_server.script.headers[-1]["authorization"] == "Bearer no-key"
 
 
 def test_clients_are_reused_per_config(

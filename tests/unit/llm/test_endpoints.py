@@ -17,7 +17,7 @@ SETTINGS = settings_from(
         "O_LLM_OLLAMA_BASE_URL": "http://gpu-box:11434",
         "O_LLM_OPENAI_BASE_URL": "https://gateway.example/openai/v1",
         "O_LLM_ALLOWED_ENDPOINTS": "models.tenant.example, https://shared.example/llm/v1",
-        "OLLAMA_BASE_URL": "http://embed-box:11434",
+        "O_EMBEDDING_OLLAMA_BASE_URL": "http://embed-box:11434",
     }
 )
 RULES = EndpointRules.for_llm(SETTINGS.llm)
@@ -62,7 +62,8 @@ def test_an_endpoint_that_is_no_http_url_is_refused() -> None:
 def test_embeddings_have_their_own_operator_endpoints_and_the_same_allowlist() -> None:
     rules = EndpointRules.for_embeddings(SETTINGS.embedding, SETTINGS.llm)
     assert rules.route("ollama", None) == Route("http://embed-box:11434", operator=True)
-    assert rules.route("openai", "https://api.openai.com/v1") == Route("https://api.openai.com/v1", operator=True)
+    # unset for embeddings: the operator's OpenAI endpoint for chat
+    assert rules.route("openai", "https://api.openai.com/v1") == Route("https://gateway.example/openai/v1", True)
     assert not rules.route("openai", "http://models.tenant.example/v1").operator
     with pytest.raises(EndpointRefused, match="embedding_endpoint"):
         rules.route("openai", "http://gpu-box:11434/v1", field="embedding_endpoint")

@@ -1,0 +1,211 @@
+"""The models this server can call: what ``GET /v1/models/`` and ``/v1/models/embedding`` list.
+
+What is listed is what the operator configured: OpenAI, Anthropic and Groq when their keys are set (or,
+for OpenAI, when ``OPENAI_BASE_URL`` names another server, which needs none), the Ollama server
+(``OLLAMA_BASE_URL``; on this machine by default), OpenAI-compatible servers (``VLLM_API_BASE``,
+``LMSTUDIO_BASE_URL``) and Amazon Bedrock (``O_LLM_BEDROCK_REGION`` with ``O_LLM_BEDROCK_MODELS``).
+Each provider is asked which models it serves (:mod:`o.llm.discovery`) at its operator endpoint
+(:mod:`o.llm.endpoints`), through the outbound policy (:mod:`o.net`), all at once; a provider that
+does not answer is left out and logged, never an error. Answers, and failures, are kept for
+``O_LLM_MODELS_CACHE_S`` so that listing stays fast.
+
+A listed model's handle is ``provider/model``, the same handle an agent's ``model`` takes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from o.config import EmbeddingSettings, LLMSettings
+from o.llm import discovery
+from o.llm.client import LLMError
+from o.llm.config import LLMConfig
+from o.llm.discovery import Discovered, DiscoveryError
+from o.llm.endpoints import EndpointRules, Route, base_url_for
+from o.llm.keys import KeySource
+from o.llm.providers import api_key_for
+from o.net.outbound import OutboundDenied, OutboundPolicy
+from o.net.transport import http_client
+
+logger = logging.getLogger(__name__)
+
+# Letta's provider type for each endpoint type O calls (what the SDK's ``provider_type`` takes).
+PROVIDER_TYPES: dict[str, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "groq": "groq",
+    "ollama": "ollama",
+    "vllm": "vllm",
+    "lmstudio": "lmstudio_openai",
+    "bedrock": "bedrock",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model this server can call."""
+
+    provider: str  # the endpoint type and handle prefix: "openai", "vllm", "bedrock", ...
+    name: str
+    kind: discovery.Kind
+    endpoint: str
+    context_window: int
+    embedding_dim: int | None = None
+
+    @property
+    def handle(self) -> str:
+        return f"{self.provider}/{self.name}"
+
+    @property
+    def provider_type(self) -> str:
+        return PROVIDER_TYPES[self.provider]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A configured provider: where it is, and how to ask it for its models (None: not usable now,
+    e.g. its key is not set)."""
+
+    provider: str
+    endpoint: str
+    discover: Callable[[], list[Discovered] | None]
+    # False: looked for without being configured (an Ollama on this machine), so its absence is no warning
+    configured: bool = True
+
+
+@dataclass(slots=True)
+class _Cached:
+    at: float
+    models: list[Discovered]
+
+
+class ModelCatalog:
+    """The models of the configured providers, each provider's answer kept for ``cache_s`` seconds."""
+
+    def __init__(
+        self, sources: Sequence[Source], *, cache_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.sources = tuple(sources)
+        self.cache_s = cache_s
+        self._clock = clock
+        self._cache: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        llm: LLMSettings,
+        embedding: EmbeddingSettings,
+        keys: KeySource,
+        outbound: OutboundPolicy,
+        *,
+        local: bool,
+    ) -> ModelCatalog:
+        """The operator's providers. ``local``: this is `o serve` on a machine, where an Ollama on
+        localhost is looked for even when ``OLLAMA_BASE_URL`` is not set."""
+        rules = EndpointRules.for_llm(llm)
+        asker = _Asker(keys, outbound, llm.discovery_timeout_s)
+        sources: list[Source] = []
+        for provider in ("openai", "anthropic", "groq", "vllm", "lmstudio"):
+            endpoint = rules.operator_endpoint(provider)
+            explicit = provider in ("vllm", "lmstudio")
+            if endpoint is not None and (explicit or _keyed_or_custom(provider, endpoint, keys)):
+                sources.append(Source(provider, endpoint, asker.of(provider, endpoint)))
+        ollama = llm.ollama_base_url or embedding.ollama_base_url
+        if ollama or local:
+            endpoint = rules.operator_endpoint("ollama") or ""
+            sources.append(Source("ollama", endpoint, asker.of("ollama", endpoint), configured=bool(ollama)))
+        bedrock = rules.operator_endpoint("bedrock")
+        if bedrock is not None:
+            listed = [Discovered(model_id, "llm") for model_id in llm.bedrock_models]
+            sources.append(Source("bedrock", bedrock, lambda: listed))
+        return cls(sources, cache_s=llm.models_cache_s)
+
+    def models(self, kind: discovery.Kind) -> list[ModelEntry]:
+        """Every model of ``kind`` the configured providers serve now, providers in configuration order."""
+        found = self._discover_all()
+        entries: list[ModelEntry] = []
+        for source in self.sources:
+            for model in found.get(source.provider, []):
+                if model.kind == kind:
+                    entries.append(_entry(source, model))
+        return entries
+
+    def _discover_all(self) -> dict[str, list[Discovered]]:
+        now = self._clock()
+        with self._lock:
+            fresh = {p: c.models for p, c in self._cache.items() if now - c.at < self.cache_s}
+        stale = [s for s in self.sources if s.provider not in fresh]
+        if stale:
+            # all at once: a slow provider costs its own timeout, not the sum of everyone's
+            with ThreadPoolExecutor(max_workers=len(stale), thread_name_prefix="o-models") as pool:
+                answers = list(pool.map(_ask, stale))
+            with self._lock:
+                for source, models in zip(stale, answers, strict=True):
+                    self._cache[source.provider] = _Cached(now, models)
+                    fresh[source.provider] = models
+        return fresh
+
+
+def _ask(source: Source) -> list[Discovered]:
+    try:
+        return source.discover() or []
+    except (DiscoveryError, OutboundDenied, LLMError, OSError, ValueError) as exc:
+        reason = str(exc)
+    except Exception as exc:  # the HTTP stack's own errors (timeouts, refused connections)
+        reason = f"{type(exc).__name__}: {exc}"
+    logger.log(
+        logging.WARNING if source.configured else logging.INFO,
+        "a model provider did not list its models; it is left out of GET /v1/models for now",
+        extra={"provider": source.provider, "endpoint": source.endpoint, "reason": reason},
+    )
+    return []
+
+
+def _entry(source: Source, model: Discovered) -> ModelEntry:
+    window = model.context_window
+    if window is None and model.kind == "llm":
+        # the window O would give an agent of this model
+        window = LLMConfig.model_validate({"model": model.name, "model_endpoint_type": source.provider}).context_window
+    return ModelEntry(
+        source.provider, model.name, model.kind, source.endpoint, window or 0, embedding_dim=model.embedding_dim
+    )
+
+
+def _keyed_or_custom(provider: str, endpoint: str, keys: KeySource) -> bool:
+    """A hosted provider is listed when its key is set, or when its endpoint is the operator's own server."""
+    try:
+        api_key_for(Route(endpoint, operator=True), provider, keys)
+    except LLMError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Asker:
+    keys: KeySource
+    outbound: OutboundPolicy
+    timeout_s: float
+
+    def of(self, provider: str, endpoint: str) -> Callable[[], list[Discovered] | None]:
+        return lambda: self.ask(provider, endpoint)
+
+    def ask(self, provider: str, endpoint: str) -> list[Discovered] | None:
+        self.outbound.check_url(endpoint)
+        try:
+            # looked up on every refresh: in AWS the key comes from Secrets Manager and may be rotated
+            api_key = api_key_for(Route(endpoint, operator=True), provider, self.keys)
+        except LLMError:
+            return None  # its key is not set (any more): not configured, nothing to log
+        with http_client(self.outbound) as client:
+            if provider == "ollama":
+                return discovery.ollama_models(client, endpoint, self.timeout_s)
+            if provider == "anthropic":
+                return discovery.anthropic_models(client, endpoint, api_key, self.timeout_s)
+            base = base_url_for(endpoint, provider)
+            return discovery.openai_models(client, base, api_key, provider, self.timeout_s)
