@@ -21,8 +21,8 @@ def test_create_with_tools_and_variables_then_update(client: TestClient) -> None
         "/v1/agents/",
         json={
             "tools": ["shout", "send_message"],
-            "tool_exec_environment_variables": {"API_TOKEN": "t-1"},
-            "secrets": {"OTHER": "o-2"},
+            "tool_exec_environment_variables": {"API_TOKEN": "tok-plaintext-1"},
+            "secrets": {"OTHER": "other-plaintext-2"},
         },
     )
     assert agent.status_code == 200, agent.text
@@ -35,7 +35,7 @@ def test_create_with_tools_and_variables_then_update(client: TestClient) -> None
     variables = {v["key"]: v["value"] for v in body["tool_exec_environment_variables"]}
     # both of Letta's names set them; every response masks them
     assert variables == {"API_TOKEN": "********", "OTHER": "********"}
-    assert "t-1" not in agent.text and "o-2" not in agent.text
+    assert "tok-plaintext-1" not in agent.text and "other-plaintext-2" not in agent.text
 
     updated = client.patch(f"/v1/agents/{body['id']}", json={"tool_ids": [], "secrets": {"ONLY": "x"}}).json()
     assert updated["tool_ids"] == []
