@@ -24,8 +24,10 @@ DEFAULT_SYSTEM = (
     "keep them current with your memory tools. Use send_message to reply to the user."
 )
 
+# The local ONNX model is a Hugging Face sentence-transformers model: "hugging-face" is the
+# endpoint type among Letta's that says so (Letta has no "local"; the SDK refuses one).
 DEFAULT_EMBEDDING_CONFIG: dict[str, Any] = {
-    "embedding_endpoint_type": "local",
+    "embedding_endpoint_type": "hugging-face",
     "embedding_model": "all-MiniLM-L6-v2",
     "embedding_dim": 384,
     "embedding_chunk_size": 300,

@@ -50,7 +50,8 @@ class EmbeddingConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
-    embedding_endpoint_type: str = "local"
+    # the local model is a Hugging Face model; "local" is still read from configs stored before
+    embedding_endpoint_type: str = "hugging-face"
     embedding_endpoint: str | None = None
     embedding_model: str = LOCAL_MODEL
     embedding_dim: int = Field(default=LOCAL_DIM, ge=1, le=4096)
@@ -358,6 +359,8 @@ class Embedders:
 
 
 LOCAL_KINDS = ("local", "hugging-face", "huggingface", "onnx")
+# the one of them Letta's types allow, and what O shows
+LETTA_LOCAL_KIND = "hugging-face"
 
 # The local model only: what a caller that was given no embedders gets (tests, scripts).
 LOCAL_EMBEDDERS = Embedders()

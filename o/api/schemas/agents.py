@@ -12,6 +12,7 @@ from o.agent.lifecycle import AgentSpec, AgentView
 from o.api.schemas.blocks import Block, CreateBlock
 from o.api.schemas.common import Request, Response
 from o.llm.config import EndpointType, LLMConfig, parse_handle
+from o.memory.embeddings import LETTA_LOCAL_KIND, LOCAL_KINDS
 from o.tools import catalog
 
 # The largest context window O accepts; today's largest models have about two million tokens.
@@ -181,6 +182,15 @@ def masked(variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"key": v["key"], "value": catalog.MASKED, "description": v.get("description")} for v in variables]
 
 
+def letta_embedding_config(config: dict[str, Any]) -> dict[str, Any]:
+    """An embedding config as Letta shows it: the local model's older aliases (``local``, ``onnx``,
+    stored by earlier releases) are ``hugging-face``, the endpoint type Letta's types allow for it."""
+    kind = str(config.get("embedding_endpoint_type", "")).lower()
+    if kind in LOCAL_KINDS and kind != LETTA_LOCAL_KIND:
+        return {**config, "embedding_endpoint_type": LETTA_LOCAL_KIND}
+    return config
+
+
 class Memory(Response):
     blocks: list[Block]
     prompt_template: str | None = None
@@ -224,7 +234,7 @@ class AgentState(Response):
             agent_type=a["agent_type"],
             description=a["description"],
             llm_config=llm,
-            embedding_config=emb,
+            embedding_config=letta_embedding_config(emb),
             model=llm.get("handle") or (f"{llm['model_endpoint_type']}/{llm['model']}" if llm.get("model") else None),
             embedding=emb.get("handle") or emb.get("embedding_model"),
             memory=Memory(blocks=blocks),
