@@ -221,3 +221,21 @@ def test_bad_cursors_are_named(org: Org, live: Live, db: Database, path: str) ->
         r = org.http.get(url, params={param: cursor})
         assert r.status_code == 422, f"{path} {param}={cursor}: {r.status_code} {r.text}"
         assert cursor in r.json()["detail"] and param in r.json()["detail"], r.text
+
+
+def test_revisions_page_by_number_in_the_requested_order(org: Org) -> None:
+    agent = org.sdk.agents.create(name="revised").id
+    for i in range(3):
+        org.sdk.agents.update(agent, system=f"system prompt {i}")
+
+    def numbers(**params: Any) -> list[int]:
+        r = org.http.get(f"/v1/agents/{agent}/revisions", params=params)
+        assert r.status_code == 200, r.text
+        return [rev["number"] for rev in r.json()]
+
+    assert numbers() == [4, 3, 2, 1]
+    assert numbers(after=3) == [2, 1]
+    assert numbers(before=2) == [4, 3]
+    assert numbers(before=1, limit=2) == [3, 2]
+    assert numbers(order="asc", after=1, limit=2) == [2, 3]
+    assert numbers(order="asc", before=4, limit=2) == [2, 3]
