@@ -239,3 +239,23 @@ def test_revisions_page_by_number_in_the_requested_order(org: Org) -> None:
     assert numbers(before=1, limit=2) == [3, 2]
     assert numbers(order="asc", after=1, limit=2) == [2, 3]
     assert numbers(order="asc", before=4, limit=2) == [2, 3]
+
+
+def test_evolutions_page_by_cursor(org: Org) -> None:
+    agent = org.sdk.agents.create(name="evolving").id
+    started = []
+    for _ in range(3):
+        evo = org.http.post(f"/v1/agents/{agent}/evolutions", json={}).json()
+        started.append(evo["id"])
+        org.http.post(f"/v1/agents/{agent}/evolutions/{evo['id']}/stop").raise_for_status()
+
+    def ids(**params: Any) -> list[str]:
+        r = org.http.get(f"/v1/agents/{agent}/evolutions", params=params)
+        assert r.status_code == 200, r.text
+        return [e["id"] for e in r.json()]
+
+    newest_first = list(reversed(started))
+    assert ids() == newest_first
+    assert ids(after=newest_first[0], limit=1) == newest_first[1:2]
+    assert ids(order="asc", before=started[2]) == started[:2]
+    assert org.http.get(f"/v1/agents/{agent}/evolutions", params={"after": org.agent_id}).status_code == 422
