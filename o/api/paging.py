@@ -9,6 +9,7 @@ short in-memory lists (an agent's blocks or tools) through :func:`slice_page`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -31,14 +32,16 @@ T = TypeVar("T", bound=dict[str, Any])
 CREATED_AT = "created_at"
 
 
-def _order_by_param(allowed: tuple[str, ...]) -> Any:
-    """The ``order_by`` query parameter of a route sorted by one of ``allowed`` (typed Any: FastAPI
-    reads the marker from the default, while the handler sees the string)."""
-    return Query(
-        CREATED_AT,
-        pattern="^(" + "|".join(allowed) + ")$",
-        description="the field the list is sorted by: " + ", ".join(allowed),
-    )
+def _sorted_by(dependency: Callable[..., Awaitable[Page]], sortable: tuple[str, ...]) -> Callable[..., Awaitable[Page]]:
+    """``dependency`` with its ``order_by`` parameter typed as the literal columns of this route, so
+    FastAPI refuses any other with a 422 naming ``order_by`` and the OpenAPI document lists them."""
+    signature = inspect.signature(dependency)
+    parameters = [
+        p.replace(annotation=Literal.__getitem__(sortable)) if p.name == "order_by" else p
+        for p in signature.parameters.values()
+    ]
+    dependency.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return dependency
 
 
 def _key(order_by: str) -> str | None:
@@ -68,7 +71,7 @@ def paging(
         after: str | None = None,
         limit: Limit = default_limit,
         order: Order = default_order,
-        order_by: str = _order_by_param(sortable),
+        order_by: str = CREATED_AT,
     ) -> Page:
         return Page(before=before, after=after, limit=limit, order=order, order_by=_key(order_by))
 
@@ -78,7 +81,7 @@ def paging(
         limit: Limit = default_limit,
         order: Order = default_order,
         ascending: bool | None = None,
-        order_by: str = _order_by_param(sortable),
+        order_by: str = CREATED_AT,
     ) -> Page:
         chosen = order if ascending is None else _order_of(ascending)
         return Page(before=before, after=after, limit=limit, order=chosen, order_by=_key(order_by))
@@ -92,8 +95,8 @@ def paging(
         return Page(before=before, after=after, limit=limit, order=_order_of(ascending))
 
     variants: dict[Sorting, Callable[..., Awaitable[Page]]] = {
-        "order": by_order,
-        "order_or_ascending": by_order_or_ascending,
+        "order": _sorted_by(by_order, sortable),
+        "order_or_ascending": _sorted_by(by_order_or_ascending, sortable),
         "ascending": by_ascending,
     }
     return variants[sorting]
