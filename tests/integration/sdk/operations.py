@@ -17,7 +17,7 @@ import httpx
 from letta_client import APIResponseValidationError, Letta
 from letta_client._models import validate_type
 
-from tests.servers.script import call
+from tests.servers.script import call, fail
 
 TOOL_SOURCE = '''
 def roll(sides: int) -> str:
@@ -37,6 +37,7 @@ class World:
     sdk: Letta
     http: httpx.Client
     llm_config: dict[str, Any]
+    model: Any
     agent_id: str = ""
     block_id: str = ""
     tool_id: str = ""
@@ -63,7 +64,7 @@ class World:
             time.sleep(0.05)
 
 
-def populate(world: World, model: Any) -> None:
+def populate(world: World) -> None:
     """The world's objects; its first turn calls the custom tool (with text before it, so reasoning,
     tool call and tool return messages all come back) and edits memory before answering."""
     world.agent_id = world.new_agent(name="strict", tags=["sdk"])
@@ -72,7 +73,7 @@ def populate(world: World, model: Any) -> None:
     world.tool_id = world.sdk.tools.create(source_code=TOOL_SOURCE).id
     world.sdk.agents.tools.attach(world.tool_id, agent_id=world.agent_id)
     world.passage_id = world.sdk.agents.passages.create(world.agent_id, text="Ada likes tea")[0].id
-    model.push(
+    world.model.push(
         call("roll", _text="Let me roll.", sides=6, request_heartbeat=True),
         call("core_memory_append", label="human", content="Likes dice.", request_heartbeat=True),
         call("send_message", message="You rolled a 6."),
@@ -154,6 +155,16 @@ def _send(w: World) -> Any:
 def _async_run(w: World) -> Any:
     run = w.sdk.agents.messages.create_async(w.agent_id, messages=_user("later"))  # type: ignore[arg-type]
     w.wait_run(run.id)
+    # a run whose model fails: the failed run, its steps and messages in Letta's shapes too
+    agent = w.new_agent()
+    w.model.push(fail(400, "the model refused the request"))  # not retried: one scripted failure
+    failed = w.sdk.agents.messages.create_async(agent, messages=_user("fail"))  # type: ignore[arg-type]
+    w.wait_run(failed.id)
+    assert w.model.script.pending == 0
+    assert w.sdk.runs.retrieve(failed.id).status == "failed"
+    every_item(w.sdk.runs.steps.list(failed.id))
+    every_item(w.sdk.runs.messages.list(failed.id))
+    every_item(w.sdk.agents.messages.list(agent))
     return run
 
 

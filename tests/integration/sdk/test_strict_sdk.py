@@ -23,8 +23,8 @@ def _routes(live: Live) -> set[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def world(live: Live, org_key: str) -> Iterator[World]:
     with raw_client(live, org_key) as http:
-        w = World(sdk=strict_client(live, org_key), http=http, llm_config=live.llm_config())
-        strictly(lambda: populate(w, live.model))
+        w = World(sdk=strict_client(live, org_key), http=http, llm_config=live.llm_config(), model=live.model)
+        strictly(lambda: populate(w))
         yield w
 
 
