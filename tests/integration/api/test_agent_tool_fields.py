@@ -21,8 +21,8 @@ def test_create_with_tools_and_variables_then_update(client: TestClient) -> None
         "/v1/agents/",
         json={
             "tools": ["shout", "send_message"],
-            "tool_exec_environment_variables": {"API_TOKEN": "t-1"},
-            "secrets": {"OTHER": "o-2"},
+            "tool_exec_environment_variables": {"API_TOKEN": "TOKEN-SECRET-1"},
+            "secrets": {"OTHER": "OTHER-SECRET-2"},
         },
     )
     assert agent.status_code == 200, agent.text
@@ -31,7 +31,7 @@ def test_create_with_tools_and_variables_then_update(client: TestClient) -> None
     variables = {v["key"]: v["value"] for v in body["tool_exec_environment_variables"]}
     # both of Letta's names set them; every response masks them
     assert variables == {"API_TOKEN": "********", "OTHER": "********"}
-    assert "t-1" not in agent.text and "o-2" not in agent.text
+    assert "TOKEN-SECRET-1" not in agent.text and "OTHER-SECRET-2" not in agent.text
 
     updated = client.patch(f"/v1/agents/{body['id']}", json={"tool_ids": [], "secrets": {"ONLY": "x"}}).json()
     assert updated["tool_ids"] == []
