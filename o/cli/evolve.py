@@ -21,6 +21,7 @@ from o.store import evolution as store
 from o.store import orgs
 from o.store.db import Conn
 from o.store.evolution import Evolution, EvolutionStatus
+from o.store.pages import Page
 
 
 def _org_id(conn: Conn, name: str) -> str:
@@ -85,7 +86,7 @@ def list_cmd(args: argparse.Namespace) -> int:
     def work(rt: runtime.Runtime, org: str) -> int:
         with rt.db.transaction() as conn:
             lifecycle.require(conn, org, args.agent_id)
-            found = store.list_for_agent(conn, args.agent_id, limit=args.limit)
+            found = store.list_for_agent(conn, args.agent_id, Page(limit=args.limit, order="desc"))
         if args.json:
             print(json.dumps([evo.as_dict() for evo in found], default=str, indent=2))
             return 0

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from o.store import rows
 from o.store.db import Conn
+from o.store.pages import Page, fetch_page
 
 
 class EvolutionStatus(StrEnum):
@@ -189,12 +190,14 @@ def canary_for_agent(conn: Conn, agent_id: str) -> Evolution | None:
     )
 
 
-def list_for_agent(conn: Conn, agent_id: str, *, limit: int = 50, status: str | None = None) -> list[Evolution]:
-    found = conn.execute(
-        """SELECT * FROM evolutions WHERE agent_id = %s AND (%s::text IS NULL OR status = %s)
-           ORDER BY created_at DESC, id DESC LIMIT %s""",
-        (agent_id, status, status, limit),
-    ).fetchall()
+def list_for_agent(conn: Conn, agent_id: str, page: Page, *, status: str | None = None) -> list[Evolution]:
+    found = fetch_page(
+        conn,
+        table="evolutions",
+        scope=sql.SQL("agent_id = %s AND (%s::text IS NULL OR status = %s)"),
+        scope_params=(agent_id, status, status),
+        page=page,
+    )
     return [Evolution.from_row(r) for r in found]
 
 

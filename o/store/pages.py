@@ -1,4 +1,15 @@
-"""Cursor pagination shared by list queries: ``before``/``after`` are ids of rows in the same list."""
+"""Cursor pagination shared by list queries, with Letta's semantics.
+
+A list is a sequence: its rows sorted by ``key`` then id, ascending or descending as asked.
+``after``/``before`` name rows of that same list and are relative to the *requested* order: with
+``order=desc``, ``after=X`` is what follows X going down (older rows), ``before=X`` what precedes it
+(newer rows). A page with ``after`` is the first ``limit`` rows after it; a page with only ``before``
+is the ``limit`` rows nearest before it — both in the requested order, so letta-client's iterators
+(``after=<last id>`` forwards, ``before=<first id>`` backwards) see every row exactly once.
+
+Keyset conditions rather than offsets: a row inserted while a client pages through cannot shift
+the rows that were already there, so each of them is seen once.
+"""
 
 from __future__ import annotations
 
@@ -19,19 +30,28 @@ class Page:
     after: str | None = None
     limit: int = 50
     order: Literal["asc", "desc"] = "asc"
+    # the column the list is sorted by; None: the list's own default (creation time)
+    order_by: str | None = None
+
+
+def _comparison(page: Page, cursor_is_after: bool) -> str:
+    """How a row compares to a cursor row in (key, id) terms to lie on the asked side of it."""
+    later_in_sequence = ">" if page.order == "asc" else "<"
+    earlier_in_sequence = "<" if page.order == "asc" else ">"
+    return later_in_sequence if cursor_is_after else earlier_in_sequence
 
 
 def cursor_clause(
     conn: Conn, table: str, key: str, page: Page, scope: sql.Composable, scope_params: tuple[Any, ...]
 ) -> tuple[sql.Composable, list[Any]]:
-    """SQL that keeps rows strictly after/before the cursor rows, ordered by ``key`` then id.
+    """SQL that keeps rows strictly after/before the cursor rows in the requested order.
 
-    A cursor that names no row in scope is an error rather than an empty page, so a client
-    that mistyped an id is told so.
+    A cursor that names no row in scope (a mistyped id, another organization's id, a row of another
+    list) is an error rather than an empty page, so the client is told which cursor is wrong.
     """
     parts: list[sql.Composable] = []
     params: list[Any] = []
-    for cursor, op in ((page.after, ">"), (page.before, "<")):
+    for name, cursor, is_after in (("after", page.after, True), ("before", page.before, False)):
         if cursor is None:
             continue
         row = conn.execute(
@@ -42,15 +62,19 @@ def cursor_clause(
             (cursor, *scope_params),
         ).fetchone()
         if row is None:
-            raise InvalidInput(f"cursor {cursor!r} does not name an item of this list")
-        parts.append(sql.SQL("({key}, id) {op} (%s, %s)").format(key=sql.Identifier(key), op=sql.SQL(op)))
+            raise InvalidInput(f"{name} cursor {cursor!r} does not name an item of this list")
+        parts.append(
+            sql.SQL("({key}, id) {op} (%s, %s)").format(
+                key=sql.Identifier(key), op=sql.SQL(_comparison(page, is_after))
+            )
+        )
         params.extend([row["k"], cursor])
     clause = sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
     return clause, params
 
 
-def order_clause(key: str, page: Page) -> sql.Composable:
-    direction = sql.SQL("ASC" if page.order == "asc" else "DESC")
+def order_clause(key: str, order: Literal["asc", "desc"]) -> sql.Composable:
+    direction = sql.SQL("ASC" if order == "asc" else "DESC")
     return sql.SQL("ORDER BY {key} {d}, id {d}").format(key=sql.Identifier(key), d=direction)
 
 
@@ -66,23 +90,22 @@ def fetch_page(
 ) -> list[dict[str, Any]]:
     """Rows of ``table`` within ``scope``, between the cursors, at most ``page.limit``, in ``page.order``.
 
-    ``before``/``after`` bound the key (older/newer). When the requested order would start
-    far from the only cursor given (ascending with ``before``, descending with ``after``),
-    the rows nearest the cursor are fetched and returned in the requested order.
+    ``key`` is the list's default sort column; ``page.order_by`` (already checked against what the
+    route allows) overrides it. With only ``before``, the rows nearest the cursor are fetched (the
+    sequence scanned backwards) and turned back into the requested order.
     """
+    key = page.order_by or key
     where, params = cursor_clause(conn, table, key, page, scope, scope_params)
-    only_before = page.before is not None and page.after is None
-    only_after = page.after is not None and page.before is None
-    nearest_first = (page.order == "asc" and only_before) or (page.order == "desc" and only_after)
-    scan_order = ("desc" if page.order == "asc" else "asc") if nearest_first else page.order
+    backwards = page.before is not None and page.after is None
+    flipped: Literal["asc", "desc"] = "desc" if page.order == "asc" else "asc"
     query = sql.SQL("SELECT {cols} FROM {table} WHERE {scope} AND {where} {order} LIMIT %s").format(
         cols=columns,
         table=sql.Identifier(table),
         scope=scope,
         where=where,
-        order=order_clause(key, Page(order=scan_order)),
+        order=order_clause(key, flipped if backwards else page.order),
     )
     rows = conn.execute(query, (*scope_params, *params, page.limit)).fetchall()
-    if nearest_first:
+    if backwards:
         rows.reverse()
     return rows

@@ -51,14 +51,22 @@ def list_for_agent(
     after: int | None = None,
     order: str = "desc",
 ) -> list[dict[str, Any]]:
-    direction = "DESC" if order == "desc" else "ASC"
-    return conn.execute(
+    """Revisions by number, with cursors relative to ``order`` as every Letta list has them (with
+    ``desc``, ``after`` is lower numbers); with only ``before``, the revisions nearest it."""
+    descending = order == "desc"
+    later, earlier = ("<", ">") if descending else (">", "<")
+    backwards = before is not None and after is None
+    scan = "DESC" if descending != backwards else "ASC"
+    rows = conn.execute(
         f"""SELECT * FROM agent_revisions
-            WHERE agent_id = %(a)s AND (%(before)s::int IS NULL OR number < %(before)s)
-              AND (%(after)s::int IS NULL OR number > %(after)s)
-            ORDER BY number {direction} LIMIT %(limit)s""",
+            WHERE agent_id = %(a)s AND (%(before)s::int IS NULL OR number {earlier} %(before)s)
+              AND (%(after)s::int IS NULL OR number {later} %(after)s)
+            ORDER BY number {scan} LIMIT %(limit)s""",
         {"a": agent_id, "before": before, "after": after, "limit": limit},
     ).fetchall()
+    if backwards:
+        rows.reverse()
+    return rows
 
 
 def set_agent_revision(conn: Conn, agent_id: str, number: int) -> None:

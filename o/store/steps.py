@@ -49,8 +49,16 @@ def by_index(conn: Conn, run_id: str, step_index: int) -> Step | None:
     return Step.of(row) if row is not None else None
 
 
-def for_run(conn: Conn, run_id: str) -> list[Step]:
-    rows = conn.execute("SELECT * FROM steps WHERE run_id = %s ORDER BY step_index", (run_id,)).fetchall()
+def page_for_run(conn: Conn, organization_id: str, run_id: str, page: Page) -> list[Step]:
+    """One page of a run's steps, in the order the loop took them."""
+    rows = fetch_page(
+        conn,
+        table="steps",
+        key="step_index",
+        scope=sql.SQL("organization_id = %s AND run_id = %s"),
+        scope_params=(organization_id, run_id),
+        page=page,
+    )
     return [Step.of(row) for row in rows]
 
 

@@ -35,7 +35,9 @@ def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: 
 def list_agents(
     org: Org,
     db: Db,
-    page: Annotated[Page, Depends(paging(default_order="desc"))],
+    page: Annotated[
+        Page, Depends(paging(default_order="desc", sorting="order_or_ascending", sortable=("created_at", "updated_at")))
+    ],
     name: str | None = None,
     tags: list[str] | None = Query(default=None),
     match_all_tags: bool = False,

@@ -11,6 +11,7 @@ from pydantic import Field
 from o.api import errors
 from o.api.deps import Db, Embeddings, Org
 from o.api.paging import paging
+from o.api.schemas.agents import letta_embedding_config
 from o.api.schemas.common import Request, Response, Timestamp
 from o.memory import archival
 from o.store.pages import Page
@@ -49,7 +50,7 @@ class Passage(Response):
             metadata=passage.metadata,
             agent_id=passage.agent_id,
             organization_id=passage.organization_id,
-            embedding_config=embedding_config,
+            embedding_config=letta_embedding_config(embedding_config) if embedding_config else None,
             created_at=passage.created_at,
             updated_at=passage.updated_at,
         )

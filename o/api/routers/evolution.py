@@ -7,18 +7,20 @@ Routes under /v1/agents/{agent_id}: ``evaluation`` (GET/PUT), ``evolutions`` (GE
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from o.agent import lifecycle
 from o.api import errors
 from o.api.deps import Db, Evolution, Org
+from o.api.paging import paging
 from o.api.schemas.common import INT32_MAX
 from o.errors import Conflict, NotFound
 from o.evolution import evaluator, feedback, loop
 from o.store import evolution as store
+from o.store.pages import Page
 
 router = APIRouter(prefix="/v1/agents", tags=["evolution"], responses=errors.responses(401, 404))
 # The longest an evolution may take or bake: past it a deadline would leave the calendar.
@@ -110,12 +112,12 @@ def list_evolutions(
     agent_id: str,
     org: Org,
     db: Db,
-    limit: int = Query(default=50, ge=1, le=1000),
+    page: Annotated[Page, Depends(paging(default_order="desc"))],
     status_filter: str | None = Query(default=None, alias="status"),
 ) -> list[EvolutionOut]:
     with db.transaction() as conn:
         lifecycle.require(conn, org, agent_id)
-        found = store.list_for_agent(conn, agent_id, limit=limit, status=status_filter)
+        found = store.list_for_agent(conn, agent_id, page, status=status_filter)
     return [EvolutionOut.from_record(evo) for evo in found]
 
 

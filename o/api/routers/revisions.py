@@ -50,8 +50,12 @@ def list_revisions(
     org: Org,
     db: Db,
     limit: int = Query(default=50, ge=1, le=1000),
-    before: int | None = Query(default=None, ge=1, le=INT32_MAX, description="only revisions numbered below this"),
-    after: int | None = Query(default=None, ge=0, le=INT32_MAX, description="only revisions numbered above this"),
+    before: int | None = Query(
+        default=None, ge=1, le=INT32_MAX, description="revisions that come before this number in the requested order"
+    ),
+    after: int | None = Query(
+        default=None, ge=0, le=INT32_MAX, description="revisions that come after this number in the requested order"
+    ),
     order: Literal["asc", "desc"] = "desc",
 ) -> list[Revision]:
     with db.transaction() as conn:

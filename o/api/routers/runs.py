@@ -17,7 +17,7 @@ from o.api.paging import paging
 from o.api.routers.send import follow_run
 from o.api.schemas.common import INT64_MAX
 from o.api.schemas.messages import LettaMessage, to_letta_list
-from o.api.schemas.runs import run_object, usage_of
+from o.api.schemas.runs import run_object, step_object, usage_of
 from o.store import messages as message_store
 from o.store import runs as run_store
 from o.store import steps as step_store
@@ -78,29 +78,16 @@ def run_usage(run_id: str, org: Org, db: Db) -> Any:
 
 
 @router.get("/{run_id}/steps", responses=NOT_FOUND)
-def run_steps(run_id: str, org: Org, db: Db) -> Any:
+def run_steps(
+    run_id: str,
+    org: Org,
+    db: Db,
+    page: Annotated[Page, Depends(paging(default_limit=100))],
+) -> Any:
     with db.transaction() as conn:
         run_api.require(conn, org, run_id)
-        steps = step_store.for_run(conn, run_id)
-    return jsonable_encoder(
-        [
-            {
-                "id": s.id,
-                "run_id": s.run_id,
-                "agent_id": s.agent_id,
-                "step_index": s.step_index,
-                "status": s.status.value,
-                "model": s.model,
-                "stop_reason": s.stop_reason.value if s.stop_reason is not None else None,
-                "prompt_tokens": s.usage.get("prompt_tokens"),
-                "completion_tokens": s.usage.get("completion_tokens"),
-                "total_tokens": s.usage.get("total_tokens"),
-                "created_at": s.created_at,
-                "completed_at": s.completed_at,
-            }
-            for s in steps
-        ]
-    )
+        steps = step_store.page_for_run(conn, org, run_id, page)
+    return jsonable_encoder([step_object(s) for s in steps])
 
 
 class StreamRun(BaseModel):

@@ -22,7 +22,7 @@ from o.api.schemas.blocks import Block, CreateBlock
 from o.api.schemas.common import Request, Response
 from o.api.schemas.send import MessageInput
 from o.llm.config import EndpointType, LLMConfig, endpoint_type_of, parse_handle
-from o.memory.embeddings import config_for_handle
+from o.memory.embeddings import LETTA_LOCAL_KIND, LOCAL_KINDS, config_for_handle
 from o.tools import catalog
 
 # The largest context window O accepts; today's largest models have about two million tokens.
@@ -327,6 +327,15 @@ def masked(variables: list[dict[str, Any]], agent_id: str) -> list[dict[str, Any
     ]
 
 
+def letta_embedding_config(config: dict[str, Any]) -> dict[str, Any]:
+    """An embedding config as Letta shows it: the local model's older aliases (``local``, ``onnx``,
+    stored by earlier releases) are ``hugging-face``, the endpoint type Letta's types allow for it."""
+    kind = str(config.get("embedding_endpoint_type", "")).lower()
+    if kind in LOCAL_KINDS and kind != LETTA_LOCAL_KIND:
+        return {**config, "embedding_endpoint_type": LETTA_LOCAL_KIND}
+    return config
+
+
 class Memory(Response):
     blocks: list[Block]
     prompt_template: str | None = None
@@ -375,7 +384,7 @@ class AgentState(Response):
             agent_type=a["agent_type"],
             description=a["description"],
             llm_config=llm,
-            embedding_config=emb,
+            embedding_config=letta_embedding_config(emb),
             model=llm.get("handle") or (f"{llm['model_endpoint_type']}/{llm['model']}" if llm.get("model") else None),
             embedding=emb.get("handle") or emb.get("embedding_model"),
             memory=Memory(blocks=blocks),

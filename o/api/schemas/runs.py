@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from o.api.schemas.messages import Fields, LettaMessage, to_letta_list
-from o.store.records import NextAction, Run, StopReason
+from o.store.records import NextAction, Run, Step, StepStatus, StopReason
 
 
 class LettaStopReason(BaseModel):
@@ -93,4 +93,34 @@ def run_object(run: Run) -> dict[str, Any]:
         "total_duration_ns": duration,
         "usage": usage_of(run),
         "error": run.error,
+    }
+
+
+def step_status(step: Step) -> str:
+    """Letta's step status (pending, success, failed, cancelled) for O's finer-grained one: a step
+    that is still between its model call and its tools (or waiting on an approval) is pending."""
+    if step.status != StepStatus.COMPLETED:
+        return "pending"
+    if step.stop_reason == StopReason.CANCELLED:
+        return "cancelled"
+    return "failed" if step.error else "success"
+
+
+def step_object(step: Step) -> dict[str, Any]:
+    """Letta's ``Step``."""
+    return {
+        "id": step.id,
+        "run_id": step.run_id,
+        "agent_id": step.agent_id,
+        "status": step_status(step),
+        "model": step.model,
+        "stop_reason": step.stop_reason.value if step.stop_reason is not None else None,
+        "prompt_tokens": step.usage.get("prompt_tokens"),
+        "completion_tokens": step.usage.get("completion_tokens"),
+        "total_tokens": step.usage.get("total_tokens"),
+        "error_data": {"message": step.error} if step.error else None,
+        # O's own, kept from before: where the step sits in its run, and its times
+        "step_index": step.step_index,
+        "created_at": step.created_at,
+        "completed_at": step.completed_at,
     }

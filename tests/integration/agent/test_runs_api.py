@@ -27,7 +27,7 @@ def test_run_views(api: TestClient, openai_server: OpenAIServer) -> None:
     assert run["total_duration_ns"] > 0
     steps = api.get(f"/v1/runs/{run_id}/steps").json()
     assert [s["step_index"] for s in steps] == [0, 1]
-    assert all(s["total_tokens"] > 0 and s["status"] == "completed" for s in steps)
+    assert all(s["total_tokens"] > 0 and s["status"] == "success" for s in steps)
     usage = api.get(f"/v1/runs/{run_id}/usage").json()
     assert usage["step_count"] == 2
     assert usage["total_tokens"] == sum(s["total_tokens"] for s in steps)

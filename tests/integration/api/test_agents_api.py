@@ -150,8 +150,11 @@ def test_messages_are_listed_in_letta_shapes_with_cursor_pages(client: TestClien
     assert newest_first[-1]["content"] == "hello 0"
     page = client.get(f"/v1/agents/{agent['id']}/messages", params={"order": "asc", "limit": 2, "after": ids[1]})
     assert [m["content"] for m in page.json()] == ["hello 2", "hello 3"]
-    page = client.get(f"/v1/agents/{agent['id']}/messages", params={"limit": 2, "before": ids[3]})
+    # cursors follow the requested order (newest first by default): "after" is older, "before" newer
+    page = client.get(f"/v1/agents/{agent['id']}/messages", params={"limit": 2, "after": ids[3]})
     assert [m["content"] for m in page.json()] == ["hello 2", "hello 1"]
+    page = client.get(f"/v1/agents/{agent['id']}/messages", params={"limit": 1, "before": ids[3]})
+    assert [m["content"] for m in page.json()] == ["hello 4"]
 
 
 def test_health_and_openapi(client: TestClient) -> None:

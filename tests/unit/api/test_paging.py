@@ -63,7 +63,9 @@ def _app() -> FastAPI:
         return page.__dict__
 
     @app.get("/either")
-    async def either(page: Annotated[Page, Depends(paging(sorting="order_or_ascending"))]) -> dict:
+    async def either(
+        page: Annotated[Page, Depends(paging(sorting="order_or_ascending", sortable=("created_at", "updated_at")))],
+    ) -> dict:
         return page.__dict__
 
     @app.get("/flag")
@@ -77,12 +79,14 @@ def test_the_query_parameters_each_variant_declares() -> None:
     paths = _app().openapi()["paths"]
     names = {path: [p["name"] for p in paths[path]["get"]["parameters"]] for path in paths}
     assert names == {
-        "/plain": ["before", "after", "limit", "order"],
-        "/either": ["before", "after", "limit", "order", "ascending"],
+        "/plain": ["before", "after", "limit", "order", "order_by"],
+        "/either": ["before", "after", "limit", "order", "ascending", "order_by"],
         "/flag": ["before", "after", "limit", "ascending"],
     }
     limit = paths["/plain"]["get"]["parameters"][2]["schema"]
     assert (limit["default"], limit["minimum"], limit["maximum"]) == (100, 1, 1000)
+    order_by = paths["/either"]["get"]["parameters"][5]["schema"]
+    assert (order_by["enum"], order_by["default"]) == (["created_at", "updated_at"], "created_at")
 
 
 def test_bad_paging_is_a_422_naming_the_parameter() -> None:
@@ -92,7 +96,15 @@ def test_bad_paging_is_a_422_naming_the_parameter() -> None:
         "after": "x",
         "limit": 3,
         "order": "desc",
+        "order_by": None,
     }
-    for params, field in (({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"order": "up"}, "order")):
-        response = client.get("/plain", params=params)
+    assert client.get("/either", params={"order_by": "updated_at"}).json()["order_by"] == "updated_at"
+    for path, params, field in (
+        ("/plain", {"limit": 0}, "limit"),
+        ("/plain", {"limit": 1001}, "limit"),
+        ("/plain", {"order": "up"}, "order"),
+        ("/plain", {"order_by": "updated_at"}, "order_by"),
+        ("/either", {"order_by": "name"}, "order_by"),
+    ):
+        response = client.get(path, params=params)
         assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", field]

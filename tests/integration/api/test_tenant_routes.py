@@ -1,0 +1,181 @@
+"""Every route with an id in its path, called by another organization with our ids: 404, never data.
+
+The table below has one entry per such route of the app (with a valid body, so the 404 is the
+tenant check rather than input validation); a route with a path id that is not in it fails
+``test_every_route_with_an_id_is_in_the_table``. For a route with several ids, each id is tried as
+the foreign one in turn, the others being the caller's own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from o.store.db import Database
+from tests.integration.conftest import new_org_key
+from tests.integration.sdk.conftest import Live, live, raw_client  # noqa: F401
+from tests.integration.sdk.operations import TOOL_SOURCE
+
+USER = {"messages": [{"role": "user", "content": "hi"}]}
+
+# (method, path) -> the body a caller would send (None: no body)
+ROUTES: dict[tuple[str, str], Any] = {
+    ("GET", "/v1/agents/{agent_id}"): None,
+    ("PATCH", "/v1/agents/{agent_id}"): {"name": "taken"},
+    ("DELETE", "/v1/agents/{agent_id}"): None,
+    ("POST", "/v1/agents/{agent_id}/recompile"): None,
+    ("GET", "/v1/agents/{agent_id}/core-memory/blocks"): None,
+    ("GET", "/v1/agents/{agent_id}/core-memory/blocks/{block_label}"): None,
+    ("PATCH", "/v1/agents/{agent_id}/core-memory/blocks/{block_label}"): {"value": "taken"},
+    ("PATCH", "/v1/agents/{agent_id}/core-memory/blocks/attach/{block_id}"): None,
+    ("PATCH", "/v1/agents/{agent_id}/core-memory/blocks/detach/{block_id}"): None,
+    ("GET", "/v1/blocks/{block_id}"): None,
+    ("PATCH", "/v1/blocks/{block_id}"): {"value": "taken"},
+    ("DELETE", "/v1/blocks/{block_id}"): None,
+    ("GET", "/v1/blocks/{block_id}/agents"): None,
+    ("GET", "/v1/agents/{agent_id}/messages"): None,
+    ("POST", "/v1/agents/{agent_id}/messages"): USER,
+    ("POST", "/v1/agents/{agent_id}/messages/async"): USER,
+    ("POST", "/v1/agents/{agent_id}/messages/stream"): USER,
+    ("POST", "/v1/agents/{agent_id}/messages/cancel"): None,
+    ("PATCH", "/v1/agents/{agent_id}/reset-messages"): None,
+    ("POST", "/v1/agents/{agent_id}/summarize"): None,
+    ("GET", "/v1/runs/{run_id}"): None,
+    ("GET", "/v1/runs/{run_id}/messages"): None,
+    ("GET", "/v1/runs/{run_id}/usage"): None,
+    ("GET", "/v1/runs/{run_id}/steps"): None,
+    ("POST", "/v1/runs/{run_id}/stream"): None,
+    ("POST", "/v1/runs/{run_id}/cancel"): None,
+    ("GET", "/v1/tools/{tool_id}"): None,
+    ("PATCH", "/v1/tools/{tool_id}"): {"description": "taken"},
+    ("DELETE", "/v1/tools/{tool_id}"): None,
+    ("GET", "/v1/tools/{tool_id}/versions"): None,
+    ("GET", "/v1/agents/{agent_id}/tools"): None,
+    ("PATCH", "/v1/agents/{agent_id}/tools/attach/{tool_id}"): None,
+    ("PATCH", "/v1/agents/{agent_id}/tools/detach/{tool_id}"): None,
+    ("GET", "/v1/agents/{agent_id}/tool-environment"): None,
+    ("PUT", "/v1/agents/{agent_id}/tool-environment"): {"variables": {"K": "v"}},
+    ("GET", "/v1/agents/{agent_id}/archival-memory"): None,
+    ("POST", "/v1/agents/{agent_id}/archival-memory"): {"text": "taken"},
+    ("GET", "/v1/agents/{agent_id}/archival-memory/search"): None,
+    ("DELETE", "/v1/agents/{agent_id}/archival-memory/{memory_id}"): None,
+    ("GET", "/v1/agents/{agent_id}/revisions"): None,
+    ("GET", "/v1/agents/{agent_id}/revisions/current"): None,
+    ("GET", "/v1/agents/{agent_id}/revisions/{number}"): None,
+    ("POST", "/v1/agents/{agent_id}/revisions/{number}/rollback"): None,
+    ("GET", "/v1/agents/{agent_id}/evaluation"): None,
+    ("PUT", "/v1/agents/{agent_id}/evaluation"): {"cases": []},
+    ("GET", "/v1/agents/{agent_id}/evolutions"): None,
+    ("POST", "/v1/agents/{agent_id}/evolutions"): {},
+    ("GET", "/v1/agents/{agent_id}/evolutions/{evolution_id}"): None,
+    ("POST", "/v1/agents/{agent_id}/evolutions/{evolution_id}/stop"): None,
+    ("POST", "/v1/agents/{agent_id}/feedback"): {"score": 0.5, "run_id": "{run_id}"},
+    ("POST", "/v1/agents/{agent_id}/sleeptime"): None,
+    ("GET", "/v1/agents/{agent_id}/context"): None,
+}
+
+# path parameters that are not ids: the same value for both organizations
+NOT_IDS = {"block_label": "human", "number": "1"}
+QUERY = {("GET", "/v1/agents/{agent_id}/archival-memory/search"): {"query": "tea"}}
+
+
+@dataclass
+class Tenant:
+    http: httpx.Client
+    ids: dict[str, str]
+
+
+def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
+    with raw_client(live, new_org_key(db)) as http:
+
+        def post(path: str, body: Any, expect: int = 200) -> Any:
+            r = http.post(path, json=body)
+            assert r.status_code == expect, r.text
+            return r.json()
+
+        agent = post(
+            "/v1/agents/",
+            {"llm_config": live.llm_config(), "memory_blocks": [{"label": "human", "value": "secret"}]},
+        )["id"]
+        block = post("/v1/blocks/", {"label": "shared", "value": "secret"})["id"]
+        tool = post("/v1/tools/", {"source_code": TOOL_SOURCE})["id"]
+        http.patch(f"/v1/agents/{agent}/core-memory/blocks/attach/{block}").raise_for_status()
+        http.patch(f"/v1/agents/{agent}/tools/attach/{tool}").raise_for_status()
+        passage = post(f"/v1/agents/{agent}/archival-memory", {"text": "secret tea"})[0]["id"]
+        run = post(f"/v1/agents/{agent}/messages", USER)["usage"]["run_ids"][0]
+        # the evolution runs on its own agent, so this agent's edits (and ours) are not refused as busy
+        evolving = post("/v1/agents/", {"llm_config": live.llm_config()})["id"]
+        evolution = post(f"/v1/agents/{evolving}/evolutions", {}, expect=202)["id"]
+        yield Tenant(
+            http,
+            {
+                "agent_id": agent,
+                "block_id": block,
+                "tool_id": tool,
+                "memory_id": passage,
+                "run_id": run,
+                "evolution_id": evolution,
+                "evolving_agent_id": evolving,
+            },
+        )
+
+
+@pytest.fixture(scope="module")
+def ours(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
+    yield from _tenant(live, db)
+
+
+@pytest.fixture(scope="module")
+def theirs(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
+    yield from _tenant(live, db)
+
+
+def _params(path: str) -> list[str]:
+    return re.findall(r"\{(\w+)\}", path)
+
+
+def test_every_route_with_an_id_is_in_the_table(live: Live) -> None:  # noqa: F811
+    paths = live.app.openapi()["paths"]
+    with_ids = {(m.upper(), p) for p, ops in paths.items() for m in ops if set(_params(p)) - set(NOT_IDS)}
+    assert sorted(with_ids - set(ROUTES)) == [], "routes with a path id missing from this table"
+    assert sorted(set(ROUTES) - with_ids) == [], "entries for routes the app does not serve"
+
+
+def _ids_for(tenant: Tenant, path: str) -> dict[str, str]:
+    ids = {**tenant.ids, **NOT_IDS}
+    if "{evolution_id}" in path:
+        ids["agent_id"] = tenant.ids["evolving_agent_id"]
+    return ids
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_another_organizations_ids_are_404(route: tuple[str, str], ours: Tenant, theirs: Tenant) -> None:
+    method, path = route
+    for foreign in [p for p in _params(path) if p not in NOT_IDS]:
+        # their ids everywhere but one, which is ours
+        values = {**_ids_for(theirs, path), foreign: _ids_for(ours, path)[foreign]}
+        body = ROUTES[route]
+        if isinstance(body, dict):
+            body = {k: v.format(**values) if isinstance(v, str) else v for k, v in body.items()}
+        r = theirs.http.request(method, path.format(**values), json=body, params=QUERY.get(route))
+        assert r.status_code == 404, f"{method} {path} with our {foreign}: {r.status_code} {r.text[:300]}"
+        assert r.json()["code"] == "not_found", r.text
+
+
+def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
+    del theirs  # every foreign call above has been made (the module's tests run in order)
+    ids = ours.ids
+    agent = ours.http.get(f"/v1/agents/{ids['agent_id']}").json()
+    assert agent["name"] != "taken" and ids["tool_id"] in [t["id"] for t in agent["tools"]]
+    assert ours.http.get(f"/v1/agents/{ids['agent_id']}/core-memory/blocks/human").json()["value"] == "secret"
+    assert ours.http.get(f"/v1/blocks/{ids['block_id']}").json()["value"] == "secret"
+    assert ours.http.get(f"/v1/tools/{ids['tool_id']}").json()["description"] != "taken"
+    assert [p["id"] for p in ours.http.get(f"/v1/agents/{ids['agent_id']}/archival-memory").json()] == [
+        ids["memory_id"]
+    ]
+    assert len(ours.http.get("/v1/runs/", params={"agent_id": ids["agent_id"]}).json()) == 1

@@ -1,0 +1,93 @@
+"""One live O (uvicorn on the real Postgres) for the SDK tests, its LLM a local OpenAI-protocol server
+that always answers, and letta-client in strict mode: every response is validated against the SDK's
+own pydantic types, so a field O shapes differently fails the call."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from letta_client import Letta
+
+from o.agent.engine import Engine, llm_factory
+from o.agent.prompt import PromptCache
+from o.config import AgentSettings
+from o.store.db import Database
+from tests import wiring
+from tests.integration.conftest import new_org_key
+from tests.servers.fixtures import FAST_OPTIONS, TEST_KEYS
+from tests.servers.openai_server import OpenAIServer
+from tests.servers.script import Script, call
+
+
+def _always_answer(_: dict[str, Any]) -> Any:
+    return call("send_message", message="noted")
+
+
+@dataclass
+class Live:
+    """A served app: its URL and the model server its agents talk to."""
+
+    url: str
+    app: FastAPI
+    model: OpenAIServer
+    engine: Engine
+
+    def llm_config(self) -> dict[str, Any]:
+        return {
+            "model": "gpt-4o-mini",
+            "model_endpoint_type": "openai",
+            "model_endpoint": self.model.base_url,
+            "context_window": 128000,
+        }
+
+
+def serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def live(db: Database) -> Iterator[Live]:
+    with OpenAIServer(Script(default=_always_answer)) as model:
+        engine = Engine(
+            db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(), prompts=PromptCache()
+        )
+        app = wiring.app(db, engine=engine)
+        server, thread, url = serve(app)
+        try:
+            yield Live(url, app, model, engine)
+        finally:
+            engine.launcher.join(timeout=30)  # type: ignore[attr-defined]
+            server.should_exit = True
+            thread.join(5)
+
+
+def strict_client(live: Live, key: str) -> Letta:
+    return Letta(base_url=live.url, api_key=key, max_retries=0, _strict_response_validation=True)
+
+
+def raw_client(live: Live, key: str) -> httpx.Client:
+    return httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def org_key(db: Database) -> str:
+    return new_org_key(db)

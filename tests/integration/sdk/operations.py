@@ -1,0 +1,403 @@
+"""Every operation O serves, as letta-client calls it (or, for O's own routes, as raw HTTP).
+
+One entry per (method, path) of the app's OpenAPI document; ``test_strict_sdk.py`` fails when a route
+has no entry, so a new route must come with the SDK call that exercises it. ``sdk`` names the SDK
+method (``agents.blocks.retrieve``); ``None`` marks an O-specific route the SDK has no method for,
+checked over raw HTTP instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from letta_client import APIResponseValidationError, Letta
+from letta_client._models import validate_type
+
+from tests.servers.script import call, fail
+
+TOOL_SOURCE = '''
+def roll(sides: int) -> str:
+    """Roll a die.
+
+    Args:
+        sides: how many sides the die has
+    """
+    return str(sides)
+'''
+
+
+@dataclass
+class World:
+    """What the calls work on: one organization's agent (with a finished run), block, tool and passage."""
+
+    sdk: Letta
+    http: httpx.Client
+    llm_config: dict[str, Any]
+    model: Any
+    agent_id: str = ""
+    block_id: str = ""
+    tool_id: str = ""
+    run_id: str = ""
+    passage_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def raw(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        response = self.http.request(method, path, json=body)
+        assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def new_agent(self, **fields: Any) -> str:
+        return self.sdk.agents.create(
+            llm_config=self.llm_config,  # type: ignore[arg-type]
+            memory_blocks=[{"label": "human", "value": "Name: Ada"}, {"label": "persona", "value": "Careful."}],
+            **fields,
+        ).id
+
+    def wait_run(self, run_id: str) -> None:
+        deadline = time.monotonic() + 20
+        while self.sdk.runs.retrieve(run_id).status not in ("completed", "failed", "cancelled"):
+            assert time.monotonic() < deadline, f"run {run_id} did not end"
+            time.sleep(0.05)
+
+
+def populate(world: World) -> None:
+    """The world's objects; its first turn calls the custom tool (with text before it, so reasoning,
+    tool call and tool return messages all come back) and edits memory before answering."""
+    world.agent_id = world.new_agent(name="strict", tags=["sdk"])
+    world.block_id = world.sdk.blocks.create(label="shared", value="shared notes").id
+    world.sdk.agents.blocks.attach(world.block_id, agent_id=world.agent_id)
+    world.tool_id = world.sdk.tools.create(source_code=TOOL_SOURCE).id
+    world.sdk.agents.tools.attach(world.tool_id, agent_id=world.agent_id)
+    world.passage_id = world.sdk.agents.passages.create(world.agent_id, text="Ada likes tea")[0].id
+    world.model.push(
+        call("roll", _text="Let me roll.", sides=6, request_heartbeat=True),
+        call("core_memory_append", label="human", content="Likes dice.", request_heartbeat=True),
+        call("send_message", message="You rolled a 6."),
+    )
+    response = world.sdk.agents.messages.create(world.agent_id, messages=[{"role": "user", "content": "roll"}])
+    kinds = [m.message_type for m in response.messages]
+    assert kinds.count("tool_return_message") == 2 and "reasoning_message" in kinds, kinds
+    world.run_id = response.usage.run_ids[0] if response.usage.run_ids else ""
+
+
+def strictly(call: Callable[[], Any]) -> Any:
+    """The call's result; a response the SDK's types refuse fails with pydantic's reasons, not just
+    the SDK's one-line "Data returned by API invalid"."""
+    try:
+        return call()
+    except APIResponseValidationError as err:
+        raise AssertionError(f"{err.response.request.method} {err.response.request.url.path}: {err.__cause__}") from err
+
+
+def every_item(first: Any) -> list[Any]:
+    """Every item of a list, through the SDK's auto-pagination, each validated against the SDK's type.
+
+    Strict mode does not reach list items: the SDK builds its pages with ``construct``. So each item
+    goes through the page's declared item type here, as strict mode does for single objects.
+    """
+    items = []
+    for page in first.iter_pages():
+        item_type = type(page).model_fields["items"].annotation
+        dumped = [item.to_dict(mode="json", warnings=False) for item in page.items]
+        items.extend(validate_type(type_=item_type, value=dumped))
+    # one stored message may show as several Letta messages (reasoning, tool call) under one id
+    keys = [(getattr(item, "id", None), getattr(item, "message_type", None)) for item in items]
+    assert len(keys) == len(set(keys)), f"an item came twice while paging: {keys}"
+    return items
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    sdk: str | None
+    call: Callable[[World], Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.method, self.path)
+
+
+def _user(text: str) -> list[Any]:
+    return [{"role": "user", "content": text}]
+
+
+def _delete_agent(w: World) -> Any:
+    return w.sdk.agents.delete(w.new_agent())
+
+
+def _detach_block(w: World) -> Any:
+    block = w.sdk.blocks.create(label="scratch", value="x")
+    w.sdk.agents.blocks.attach(block.id, agent_id=w.agent_id)
+    return w.sdk.agents.blocks.detach(block.id, agent_id=w.agent_id)
+
+
+def _detach_tool(w: World) -> Any:
+    tool = w.sdk.tools.upsert(source_code=TOOL_SOURCE.replace("roll", "toss"))
+    w.sdk.agents.tools.attach(tool.id, agent_id=w.agent_id)
+    return w.sdk.agents.tools.detach(tool.id, agent_id=w.agent_id)
+
+
+def _delete_passage(w: World) -> Any:
+    created = w.sdk.agents.passages.create(w.agent_id, text="to forget")
+    return w.sdk.agents.passages.delete(created[0].id, agent_id=w.agent_id)
+
+
+def _send(w: World) -> Any:
+    w.sdk.agents.messages.create(w.agent_id, messages=_user("hello"))  # type: ignore[arg-type]
+    return list(w.sdk.agents.messages.create(w.agent_id, messages=_user("again"), streaming=True))  # type: ignore[arg-type]
+
+
+def _async_run(w: World) -> Any:
+    run = w.sdk.agents.messages.create_async(w.agent_id, messages=_user("later"))  # type: ignore[arg-type]
+    w.wait_run(run.id)
+    # a run whose model fails: the failed run, its steps and messages in Letta's shapes too
+    agent = w.new_agent()
+    w.model.push(fail(400, "the model refused the request"))  # not retried: one scripted failure
+    failed = w.sdk.agents.messages.create_async(agent, messages=_user("fail"))  # type: ignore[arg-type]
+    w.wait_run(failed.id)
+    assert w.model.script.pending == 0
+    assert w.sdk.runs.retrieve(failed.id).status == "failed"
+    every_item(w.sdk.runs.steps.list(failed.id))
+    every_item(w.sdk.runs.messages.list(failed.id))
+    every_item(w.sdk.agents.messages.list(agent))
+    return run
+
+
+def _stream(w: World) -> Any:
+    return list(w.sdk.agents.messages.stream(w.agent_id, messages=_user("stream"), stream_tokens=True))  # type: ignore[arg-type]
+
+
+def _stream_run(w: World) -> Any:
+    return list(w.sdk.runs.messages.stream(w.run_id))
+
+
+def _cancel(w: World) -> Any:
+    agent = w.new_agent()
+    return w.sdk.agents.messages.cancel(agent)
+
+
+def _cancel_run(w: World) -> Any:
+    agent = w.new_agent()
+    run = w.sdk.agents.messages.create_async(agent, messages=_user("x"))  # type: ignore[arg-type]
+    w.raw("POST", f"/v1/runs/{run.id}/cancel")
+    return w.wait_run(run.id)
+
+
+def _reset(w: World) -> Any:
+    agent = w.new_agent()
+    return w.sdk.agents.messages.reset(agent)
+
+
+def _compact(w: World) -> Any:
+    agent = w.new_agent()
+    w.sdk.agents.messages.create(agent, messages=_user("one"))  # type: ignore[arg-type]
+    w.sdk.agents.messages.create(agent, messages=_user("two"))  # type: ignore[arg-type]
+    return w.sdk.agents.messages.compact(agent)
+
+
+def _delete_block(w: World) -> Any:
+    return w.sdk.blocks.delete(w.sdk.blocks.create(label="gone", value="x").id)
+
+
+def _delete_tool(w: World) -> Any:
+    return w.sdk.tools.delete(w.sdk.tools.create(source_code=TOOL_SOURCE.replace("roll", "flip")).id)
+
+
+def _evolution(w: World) -> tuple[str, Any]:
+    """A new agent (one evolution at a time per agent) and its evolution, started."""
+    agent = w.new_agent()
+    return agent, w.raw("POST", f"/v1/agents/{agent}/evolutions", {}, expect=202)
+
+
+def _stop_evolution(w: World) -> Any:
+    agent, evo = _evolution(w)
+    return w.raw("POST", f"/v1/agents/{agent}/evolutions/{evo['id']}/stop")
+
+
+def _get_evolution(w: World) -> Any:
+    agent, evo = _evolution(w)
+    return w.raw("GET", f"/v1/agents/{agent}/evolutions/{evo['id']}")
+
+
+def _rollback(w: World) -> Any:
+    agent = w.new_agent()
+    w.sdk.agents.update(agent, system="A terser system prompt.")
+    return w.raw("POST", f"/v1/agents/{agent}/revisions/1/rollback", {"rationale": "the first was better"})
+
+
+def _agent(path: str) -> Callable[[World], str]:
+    return lambda w: f"/v1/agents/{w.agent_id}{path}"
+
+
+OPERATIONS: list[Op] = [
+    Op("GET", "/v1/health/", "health", lambda w: w.sdk.health()),
+    # agents
+    Op("POST", "/v1/agents/", "agents.create", lambda w: w.sdk.agents.retrieve(w.new_agent(description="d"))),
+    Op("GET", "/v1/agents/", "agents.list", lambda w: every_item(w.sdk.agents.list(limit=2))),
+    Op("GET", "/v1/agents/{agent_id}", "agents.retrieve", lambda w: w.sdk.agents.retrieve(w.agent_id)),
+    Op("PATCH", "/v1/agents/{agent_id}", "agents.update", lambda w: w.sdk.agents.update(w.agent_id, description="x")),
+    Op("DELETE", "/v1/agents/{agent_id}", "agents.delete", _delete_agent),
+    Op("POST", "/v1/agents/{agent_id}/recompile", "agents.recompile", lambda w: w.sdk.agents.recompile(w.agent_id)),
+    # an agent's core memory
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/core-memory/blocks",
+        "agents.blocks.list",
+        lambda w: every_item(w.sdk.agents.blocks.list(w.agent_id, limit=1)),
+    ),
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/core-memory/blocks/{block_label}",
+        "agents.blocks.retrieve",
+        lambda w: w.sdk.agents.blocks.retrieve("human", agent_id=w.agent_id),
+    ),
+    Op(
+        "PATCH",
+        "/v1/agents/{agent_id}/core-memory/blocks/{block_label}",
+        "agents.blocks.update",
+        lambda w: w.sdk.agents.blocks.update("human", agent_id=w.agent_id, value="Name: Ada L."),
+    ),
+    Op(
+        "PATCH",
+        "/v1/agents/{agent_id}/core-memory/blocks/attach/{block_id}",
+        "agents.blocks.attach",
+        lambda w: w.sdk.agents.blocks.attach(w.block_id, agent_id=w.agent_id),
+    ),
+    Op("PATCH", "/v1/agents/{agent_id}/core-memory/blocks/detach/{block_id}", "agents.blocks.detach", _detach_block),
+    # blocks
+    Op("POST", "/v1/blocks/", "blocks.create", lambda w: w.sdk.blocks.create(label="notes", value="v", limit=100)),
+    Op("GET", "/v1/blocks/", "blocks.list", lambda w: every_item(w.sdk.blocks.list(limit=2))),
+    Op("GET", "/v1/blocks/{block_id}", "blocks.retrieve", lambda w: w.sdk.blocks.retrieve(w.block_id)),
+    Op("PATCH", "/v1/blocks/{block_id}", "blocks.update", lambda w: w.sdk.blocks.update(w.block_id, value="v2")),
+    Op("DELETE", "/v1/blocks/{block_id}", "blocks.delete", _delete_block),
+    Op(
+        "GET",
+        "/v1/blocks/{block_id}/agents",
+        "blocks.agents.list",
+        lambda w: every_item(w.sdk.blocks.agents.list(w.block_id)),
+    ),
+    # messages and runs
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/messages",
+        "agents.messages.list",
+        lambda w: every_item(w.sdk.agents.messages.list(w.agent_id, limit=2)),
+    ),
+    Op(
+        "POST",
+        "/v1/agents/{agent_id}/messages",
+        "agents.messages.create",
+        _send,
+    ),
+    Op("POST", "/v1/agents/{agent_id}/messages/async", "agents.messages.create_async", _async_run),
+    Op("POST", "/v1/agents/{agent_id}/messages/stream", "agents.messages.stream", _stream),
+    Op("POST", "/v1/agents/{agent_id}/messages/cancel", "agents.messages.cancel", _cancel),
+    Op("PATCH", "/v1/agents/{agent_id}/reset-messages", "agents.messages.reset", _reset),
+    Op("POST", "/v1/agents/{agent_id}/summarize", "agents.messages.compact", _compact),
+    Op("GET", "/v1/runs/", "runs.list", lambda w: every_item(w.sdk.runs.list(limit=2, agent_id=w.agent_id))),
+    Op("GET", "/v1/runs/{run_id}", "runs.retrieve", lambda w: w.sdk.runs.retrieve(w.run_id)),
+    Op(
+        "GET",
+        "/v1/runs/{run_id}/messages",
+        "runs.messages.list",
+        lambda w: every_item(w.sdk.runs.messages.list(w.run_id, limit=1)),
+    ),
+    Op("GET", "/v1/runs/{run_id}/usage", "runs.usage.retrieve", lambda w: w.sdk.runs.usage.retrieve(w.run_id)),
+    Op("GET", "/v1/runs/{run_id}/steps", "runs.steps.list", lambda w: every_item(w.sdk.runs.steps.list(w.run_id))),
+    Op("POST", "/v1/runs/{run_id}/stream", "runs.messages.stream", _stream_run),
+    Op("POST", "/v1/runs/{run_id}/cancel", None, _cancel_run),
+    # tools
+    Op(
+        "POST",
+        "/v1/tools/",
+        "tools.create",
+        lambda w: w.sdk.tools.create(source_code=TOOL_SOURCE.replace("roll", "d6")),
+    ),
+    Op("PUT", "/v1/tools/", "tools.upsert", lambda w: w.sdk.tools.upsert(source_code=TOOL_SOURCE)),
+    Op("GET", "/v1/tools/", "tools.list", lambda w: every_item(w.sdk.tools.list(limit=2))),
+    Op("GET", "/v1/tools/{tool_id}", "tools.retrieve", lambda w: w.sdk.tools.retrieve(w.tool_id)),
+    Op("PATCH", "/v1/tools/{tool_id}", "tools.update", lambda w: w.sdk.tools.update(w.tool_id, description="dice")),
+    Op("DELETE", "/v1/tools/{tool_id}", "tools.delete", _delete_tool),
+    Op("GET", "/v1/tools/count", None, lambda w: w.raw("GET", "/v1/tools/count")),
+    Op(
+        "POST",
+        "/v1/tools/run",
+        None,
+        lambda w: w.raw("POST", "/v1/tools/run", {"source_code": TOOL_SOURCE, "args": {"sides": 6}}),
+    ),
+    Op("GET", "/v1/tools/{tool_id}/versions", None, lambda w: w.raw("GET", f"/v1/tools/{w.tool_id}/versions")),
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/tools",
+        "agents.tools.list",
+        lambda w: every_item(w.sdk.agents.tools.list(w.agent_id)),
+    ),
+    Op(
+        "PATCH",
+        "/v1/agents/{agent_id}/tools/attach/{tool_id}",
+        "agents.tools.attach",
+        lambda w: w.sdk.agents.tools.attach(w.tool_id, agent_id=w.agent_id),
+    ),
+    Op("PATCH", "/v1/agents/{agent_id}/tools/detach/{tool_id}", "agents.tools.detach", _detach_tool),
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/tool-environment",
+        None,
+        lambda w: w.raw("GET", f"/v1/agents/{w.agent_id}/tool-environment"),
+    ),
+    Op(
+        "PUT",
+        "/v1/agents/{agent_id}/tool-environment",
+        None,
+        lambda w: w.raw("PUT", f"/v1/agents/{w.agent_id}/tool-environment", {"variables": {"DICE": "d20"}}),
+    ),
+    # archival memory
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/archival-memory",
+        "agents.passages.list",
+        lambda w: w.sdk.agents.passages.list(w.agent_id, limit=5),
+    ),
+    Op(
+        "POST",
+        "/v1/agents/{agent_id}/archival-memory",
+        "agents.passages.create",
+        lambda w: w.sdk.agents.passages.create(w.agent_id, text="Ada takes it with milk", tags=["tea"]),
+    ),
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/archival-memory/search",
+        "agents.passages.search",
+        lambda w: w.sdk.agents.passages.search(w.agent_id, query="tea"),
+    ),
+    Op("DELETE", "/v1/agents/{agent_id}/archival-memory/{memory_id}", "agents.passages.delete", _delete_passage),
+    # O's own: revisions, evaluation, evolution, feedback, sleep-time, context window
+    Op("GET", "/v1/agents/{agent_id}/revisions", None, lambda w: w.raw("GET", _agent("/revisions")(w))),
+    Op("GET", "/v1/agents/{agent_id}/revisions/current", None, lambda w: w.raw("GET", _agent("/revisions/current")(w))),
+    Op("GET", "/v1/agents/{agent_id}/revisions/{number}", None, lambda w: w.raw("GET", _agent("/revisions/1")(w))),
+    Op("POST", "/v1/agents/{agent_id}/revisions/{number}/rollback", None, _rollback),
+    Op("GET", "/v1/agents/{agent_id}/evaluation", None, lambda w: w.raw("GET", _agent("/evaluation")(w))),
+    Op(
+        "PUT",
+        "/v1/agents/{agent_id}/evaluation",
+        None,
+        lambda w: w.raw("PUT", _agent("/evaluation")(w), {"cases": []}),
+    ),
+    Op("GET", "/v1/agents/{agent_id}/evolutions", None, lambda w: w.raw("GET", _agent("/evolutions")(w))),
+    Op("POST", "/v1/agents/{agent_id}/evolutions", None, _evolution),
+    Op("GET", "/v1/agents/{agent_id}/evolutions/{evolution_id}", None, _get_evolution),
+    Op("POST", "/v1/agents/{agent_id}/evolutions/{evolution_id}/stop", None, _stop_evolution),
+    Op(
+        "POST",
+        "/v1/agents/{agent_id}/feedback",
+        None,
+        lambda w: w.raw("POST", _agent("/feedback")(w), {"run_id": w.run_id, "score": 0.8}, expect=201),
+    ),
+    Op("POST", "/v1/agents/{agent_id}/sleeptime", None, lambda w: w.raw("POST", _agent("/sleeptime")(w))),
+    Op("GET", "/v1/agents/{agent_id}/context", None, lambda w: w.raw("GET", _agent("/context")(w))),
+]
