@@ -77,10 +77,26 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/agents/{agent_id}/feedback"): {"score": 0.5, "run_id": "{run_id}"},
     ("POST", "/v1/agents/{agent_id}/sleeptime"): None,
     ("GET", "/v1/agents/{agent_id}/context"): None,
+    ("GET", "/v1/steps/{step_id}"): None,
+    ("GET", "/v1/steps/{step_id}/messages"): None,
+    ("GET", "/v1/steps/{step_id}/metrics"): None,
+    ("GET", "/v1/steps/{step_id}/trace"): None,
+    ("PATCH", "/v1/steps/{step_id}/feedback"): {"feedback": "negative"},
+    ("GET", "/v1/runs/{run_id}/trace"): None,
+    ("GET", "/v1/identities/{identity_id}"): None,
+    ("PATCH", "/v1/identities/{identity_id}"): {"name": "taken"},
+    ("DELETE", "/v1/identities/{identity_id}"): None,
+    ("PUT", "/v1/identities/{identity_id}/properties"): [],
+    ("PATCH", "/v1/agents/{agent_id}/identities/attach/{identity_id}"): None,
+    ("PATCH", "/v1/agents/{agent_id}/identities/detach/{identity_id}"): None,
+    ("GET", "/v1/agents/{agent_id}/export"): None,
+    ("GET", "/v1/agents/{agent_id}/bundle"): None,
+    ("POST", "/v1/agents/{agent_id}/tools/{tool_name}/run"): {"args": {"sides": 2}},
+    ("PATCH", "/v1/agents/{agent_id}/tools/approval/{tool_name}"): {"requires_approval": True},
 }
 
 # path parameters that are not ids: the same value for both organizations
-NOT_IDS = {"block_label": "human", "number": "1"}
+NOT_IDS = {"block_label": "human", "number": "1", "tool_name": "roll"}
 QUERY = {("GET", "/v1/agents/{agent_id}/archival-memory/search"): {"query": "tea"}}
 
 
@@ -111,6 +127,9 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
         # the evolution runs on its own agent, so this agent's edits (and ours) are not refused as busy
         evolving = post("/v1/agents/", {"llm_config": live.llm_config()})["id"]
         evolution = post(f"/v1/agents/{evolving}/evolutions", {}, expect=202)["id"]
+        identity = post("/v1/identities/", {"identifier_key": "u1", "name": "U", "identity_type": "user"})["id"]
+        http.patch(f"/v1/agents/{agent}/identities/attach/{identity}").raise_for_status()
+        step = http.get("/v1/steps/", params={"agent_id": agent}).json()[0]["id"]
         yield Tenant(
             http,
             {
@@ -121,6 +140,8 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "run_id": run,
                 "evolution_id": evolution,
                 "evolving_agent_id": evolving,
+                "identity_id": identity,
+                "step_id": step,
             },
         )
 
@@ -179,3 +200,6 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
         ids["memory_id"]
     ]
     assert len(ours.http.get("/v1/runs/", params={"agent_id": ids["agent_id"]}).json()) == 1
+    assert ours.http.get(f"/v1/identities/{ids['identity_id']}").json()["name"] == "U"
+    assert ours.http.get(f"/v1/steps/{ids['step_id']}").json()["feedback"] is None
+    assert ours.http.get(f"/v1/agents/{ids['agent_id']}").json()["identity_ids"] == [ids["identity_id"]]

@@ -401,3 +401,130 @@ OPERATIONS: list[Op] = [
     Op("POST", "/v1/agents/{agent_id}/sleeptime", None, lambda w: w.raw("POST", _agent("/sleeptime")(w))),
     Op("GET", "/v1/agents/{agent_id}/context", None, lambda w: w.raw("GET", _agent("/context")(w))),
 ]
+
+
+# --- Letta API part 1: steps, identities, tags, search, models, tools, agent files ------------------
+
+
+def _step_id(w: World) -> str:
+    if "step_id" not in w.extra:
+        w.extra["step_id"] = every_item(w.sdk.steps.list(agent_id=w.agent_id))[0].id
+    return str(w.extra["step_id"])
+
+
+def _identity(w: World, key: str = "user-1") -> dict[str, Any]:
+    body = {"identifier_key": key, "name": "Ada", "identity_type": "user"}
+    return dict(w.raw("POST", "/v1/identities/", body))
+
+
+def _attach_identity(w: World) -> Any:
+    identity = _identity(w, "attach-me")
+    return w.sdk.agents.identities.attach(identity["id"], agent_id=w.new_agent())
+
+
+def _detach_identity(w: World) -> Any:
+    identity, agent = _identity(w, "detach-me"), w.new_agent()
+    w.sdk.agents.identities.attach(identity["id"], agent_id=agent)
+    return w.sdk.agents.identities.detach(identity["id"], agent_id=agent)
+
+
+def _import_file(w: World) -> Any:
+    text = w.sdk.agents.export_file(w.agent_id)
+    return w.sdk.agents.import_file(file=("strict.af", text.encode()))
+
+
+def _bundle(w: World) -> bytes:
+    response = w.http.get(f"/v1/agents/{w.agent_id}/bundle")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-msgpack")
+    return response.content
+
+
+def _import_bundle(w: World) -> Any:
+    response = w.http.post(
+        "/v1/agents/import-bundle", content=_bundle(w), headers={"content-type": "application/x-msgpack"}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _approval(w: World) -> Any:
+    agent = w.new_agent(tool_ids=[w.tool_id])
+    return w.sdk.agents.tools.update_approval("roll", agent_id=agent, body_requires_approval=True)
+
+
+OPERATIONS += [
+    Op("GET", "/v1/steps/", "steps.list", lambda w: every_item(w.sdk.steps.list(agent_id=w.agent_id))),
+    Op("GET", "/v1/steps/{step_id}", "steps.retrieve", lambda w: w.sdk.steps.retrieve(_step_id(w))),
+    Op(
+        "GET",
+        "/v1/steps/{step_id}/messages",
+        "steps.messages.list",
+        lambda w: every_item(w.sdk.steps.messages.list(_step_id(w))),
+    ),
+    Op(
+        "GET",
+        "/v1/steps/{step_id}/metrics",
+        "steps.metrics.retrieve",
+        lambda w: w.sdk.steps.metrics.retrieve(_step_id(w)),
+    ),
+    Op("GET", "/v1/steps/{step_id}/trace", "steps.trace.retrieve", lambda w: w.sdk.steps.trace.retrieve(_step_id(w))),
+    Op(
+        "PATCH",
+        "/v1/steps/{step_id}/feedback",
+        "steps.feedback.create",
+        lambda w: w.sdk.steps.feedback.create(_step_id(w), feedback="positive"),
+    ),
+    Op("GET", "/v1/runs/{run_id}/trace", "runs.trace.retrieve", lambda w: w.sdk.runs.trace.retrieve(w.run_id)),
+    Op("GET", "/v1/tags/", "tags.list", lambda w: w.sdk.tags.list()),
+    Op("POST", "/v1/messages/search", "messages.search", lambda w: w.sdk.messages.search(query="roll")),
+    Op("POST", "/v1/passages/search", "passages.search", lambda w: w.sdk.passages.search(query="tea")),
+    Op("GET", "/v1/models/", "models.list", lambda w: w.sdk.models.list()),
+    Op("GET", "/v1/models/embedding", "models.embeddings.list", lambda w: w.sdk.models.embeddings.list()),
+    Op("POST", "/v1/tools/search", "tools.search", lambda w: w.sdk.tools.search(query="roll")),
+    Op(
+        "POST",
+        "/v1/agents/{agent_id}/tools/{tool_name}/run",
+        "agents.tools.run",
+        lambda w: w.sdk.agents.tools.run("roll", agent_id=w.agent_id, args={"sides": 4}),
+    ),
+    Op("PATCH", "/v1/agents/{agent_id}/tools/approval/{tool_name}", "agents.tools.update_approval", _approval),
+    Op("GET", "/v1/agents/{agent_id}/export", "agents.export_file", lambda w: w.sdk.agents.export_file(w.agent_id)),
+    Op("POST", "/v1/agents/import", "agents.import_file", _import_file),
+    Op("GET", "/v1/agents/{agent_id}/bundle", None, _bundle),
+    Op("POST", "/v1/agents/import-bundle", None, _import_bundle),
+    Op("PATCH", "/v1/agents/{agent_id}/identities/attach/{identity_id}", "agents.identities.attach", _attach_identity),
+    Op("PATCH", "/v1/agents/{agent_id}/identities/detach/{identity_id}", "agents.identities.detach", _detach_identity),
+    # identities: in Letta's public docs, not in letta-client 1.12.1
+    Op("POST", "/v1/identities/", None, lambda w: _identity(w, "created")),
+    Op("GET", "/v1/identities/", None, lambda w: w.raw("GET", "/v1/identities/")),
+    Op(
+        "PUT",
+        "/v1/identities/",
+        None,
+        lambda w: w.raw("PUT", "/v1/identities/", {"identifier_key": "upserted", "name": "B", "identity_type": "user"}),
+    ),
+    Op(
+        "GET",
+        "/v1/identities/{identity_id}",
+        None,
+        lambda w: w.raw("GET", f"/v1/identities/{_identity(w, 'got')['id']}"),
+    ),
+    Op(
+        "PATCH",
+        "/v1/identities/{identity_id}",
+        None,
+        lambda w: w.raw("PATCH", f"/v1/identities/{_identity(w, 'renamed')['id']}", {"name": "Bea"}),
+    ),
+    Op(
+        "PUT",
+        "/v1/identities/{identity_id}/properties",
+        None,
+        lambda w: w.raw("PUT", f"/v1/identities/{_identity(w, 'props')['id']}/properties", []),
+    ),
+    Op(
+        "DELETE",
+        "/v1/identities/{identity_id}",
+        None,
+        lambda w: w.raw("DELETE", f"/v1/identities/{_identity(w, 'gone')['id']}"),
+    ),
+]
