@@ -223,17 +223,32 @@ def _import_agent(
     return str(view.agent["id"])
 
 
-def _create_agent(entry: dict[str, Any], blocks: list[dict[str, Any]], options: ImportOptions) -> CreateAgent:
+# set from elsewhere in the file (tools, blocks, variables), or views of what is: not read as given
+_NOT_AS_GIVEN = (
+    "tools",
+    "tool_ids",
+    "block_ids",
+    "tool_exec_environment_variables",
+    "secrets",
+    # how an agent views its files: inert, as a file with files is refused (see _UNSUPPORTED)
+    "max_files_open",
+    "per_file_view_window_char_limit",
+)
+
+
+def _agent_fields(entry: dict[str, Any]) -> dict[str, Any]:
     fields = {k: v for k, v in entry.items() if k in CreateAgent.model_fields and v is not None}
-    for key in ("tools", "tool_ids", "block_ids", "tool_exec_environment_variables", "secrets"):
-        fields.pop(key, None)
-    for key in ("max_files_open", "per_file_view_window_char_limit"):
-        # how an agent views its files: inert, as a file with files is refused (see _UNSUPPORTED)
+    for key in _NOT_AS_GIVEN:
         fields.pop(key, None)
     if "llm_config" in fields:
         # model_settings is a view of llm_config with defaults filled in: applied on top, it would
         # turn every unset setting into an explicit one
         fields.pop("model_settings", None)
+    return fields
+
+
+def _create_agent(entry: dict[str, Any], blocks: list[dict[str, Any]], options: ImportOptions) -> CreateAgent:
+    fields = _agent_fields(entry)
     fields["memory_blocks"] = [
         {k: v for k, v in b.items() if k in CreateBlock.model_fields and v is not None} for b in blocks
     ]
