@@ -3,18 +3,13 @@ second database of the same Postgres (as a deployed stack would be), each with i
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -26,6 +21,7 @@ from o.store.migrate import migrate
 from tests import wiring
 from tests.integration.agent.conftest import make_engine
 from tests.integration.conftest import new_org_key
+from tests.served import served  # noqa: F401  (re-exported for the tests of this folder)
 from tests.servers.fixtures import openai_server  # noqa: F401
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call
@@ -77,26 +73,6 @@ def target(target_app: FastAPI, second_db: Database) -> Iterator[TestClient]:
     """The server an agent arrives at: another database, another organization."""
     with TestClient(target_app, headers={"Authorization": f"Bearer {new_org_key(second_db)}"}) as client:
         yield client
-
-
-@contextmanager
-def served(app: FastAPI) -> Iterator[str]:
-    """``app`` served over HTTP on a loopback port (as `o serve` serves it); yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
 
 
 def rich_agent(client: TestClient, server: OpenAIServer, db: Database) -> str:

@@ -4,16 +4,12 @@ own pydantic types, so a field O shapes differently fails the call."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from letta_client import Letta
 
@@ -23,6 +19,7 @@ from o.config import AgentSettings
 from o.store.db import Database
 from tests import wiring
 from tests.integration.conftest import new_org_key
+from tests.served import served
 from tests.servers.fixtures import FAST_OPTIONS, TEST_KEYS
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Script, call
@@ -50,20 +47,6 @@ class Live:
         }
 
 
-def serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def live(db: Database) -> Iterator[Live]:
     with OpenAIServer(Script(default=_always_answer)) as model:
@@ -71,13 +54,11 @@ def live(db: Database) -> Iterator[Live]:
             db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(), prompts=PromptCache()
         )
         app = wiring.app(db, engine=engine)
-        server, thread, url = serve(app)
-        try:
-            yield Live(url, app, model, engine)
-        finally:
-            engine.launcher.join(timeout=30)  # type: ignore[attr-defined]
-            server.should_exit = True
-            thread.join(5)
+        with served(app) as url:
+            try:
+                yield Live(url, app, model, engine)
+            finally:
+                engine.launcher.join(timeout=30)  # type: ignore[attr-defined]
 
 
 def strict_client(live: Live, key: str) -> Letta:

@@ -3,13 +3,9 @@ real letta-client in strict mode (every response validated against the SDK's own
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from letta_client import Letta
@@ -17,29 +13,14 @@ from letta_client import Letta
 from o.store.db import Database
 from tests.integration.agent.conftest import agent_app, engine  # noqa: F401
 from tests.integration.conftest import new_org_key
+from tests.served import served
 from tests.servers.fixtures import openai_server  # noqa: F401
-
-
-def serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
 def base_url(agent_app: FastAPI) -> Iterator[str]:  # noqa: F811
-    server, thread, url = serve(agent_app)
-    yield url
-    server.should_exit = True
-    thread.join(5)
+    with served(agent_app) as url:
+        yield url
 
 
 def strict_client(base_url: str, key: str) -> Letta:

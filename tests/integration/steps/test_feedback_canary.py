@@ -17,7 +17,8 @@ from o.store.db import Database
 from tests import wiring
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World
-from tests.integration.steps.conftest import serve, strict_client
+from tests.integration.steps.conftest import strict_client
+from tests.served import served
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Script
 
@@ -42,10 +43,8 @@ def deps(db: Database) -> loop.EvolutionDeps:
 
 @pytest.fixture
 def base_url(db: Database, deps: loop.EvolutionDeps) -> Iterator[str]:
-    http, thread, url = serve(wiring.app(db, evolution=deps))
-    yield url
-    http.should_exit = True
-    thread.join(5)
+    with served(wiring.app(db, evolution=deps)) as url:
+        yield url
 
 
 def _canary(db: Database, server: OpenAIServer, world: World, deps: loop.EvolutionDeps) -> tuple[str, str, str]:
