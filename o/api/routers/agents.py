@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -19,12 +20,15 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.respon
 
 
 # 404: a block_ids, tool_ids or tools entry that does not exist; 422: a field O cannot honour, an unknown
-# model or embedding handle, an endpoint the operator does not allow
+# model or embedding handle, a chosen model whose provider is not configured, an endpoint the operator does not allow
 @router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK, responses=errors.responses(400, 404, 409))
 def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine) -> AgentState:
     spec = body.to_spec()
+    # O's default model is not refused for a missing key here: the first send says what to configure
+    chosen = body.model is not None or body.llm_config is not None
+    check = engine.check_configs if chosen else partial(engine.check_configs, chosen=False)
     with db.transaction() as conn:
-        view = lifecycle.create(conn, org, spec, secrets=secrets, check=engine.check_configs)
+        view = lifecycle.create(conn, org, spec, secrets=secrets, check=check)
         if body.identity_ids:
             identities.set_for_agent(conn, org, view.agent["id"], body.identity_ids)
             view = lifecycle.get(conn, org, view.agent["id"])
