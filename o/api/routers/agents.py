@@ -46,10 +46,20 @@ def list_agents(
     tags: list[str] | None = Query(default=None),
     match_all_tags: bool = False,
     query_text: str | None = None,
+    identity_id: str | None = None,
+    identifier_keys: list[str] | None = Query(default=None),
 ) -> list[AgentState]:
     with db.transaction() as conn:
         views = lifecycle.list_agents(
-            conn, org, page, name=name, tags=tags, match_all_tags=match_all_tags, query_text=query_text
+            conn,
+            org,
+            page,
+            name=name,
+            tags=tags,
+            match_all_tags=match_all_tags,
+            query_text=query_text,
+            identity_id=identity_id,
+            identifier_keys=identifier_keys,
         )
     return [AgentState.from_view(v) for v in views]
 
