@@ -10,10 +10,10 @@ from starlette.responses import Response
 
 from o.agent import identities, lifecycle
 from o.api import errors
-from o.api.deps import AgentEngine, Db, Org, Secrets
+from o.api.deps import AgentEngine, AppServices, Db, Org, Secrets
 from o.api.paging import paging
 from o.api.responses import model_json
-from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
+from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
 from o.store.pages import Page
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
@@ -22,7 +22,10 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.respon
 # 404: a block_ids, tool_ids or tools entry that does not exist; 422: a field O cannot honour, an unknown
 # model or embedding handle, a chosen model whose provider is not configured, an endpoint the operator does not allow
 @router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK, responses=errors.responses(400, 404, 409))
-def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine) -> AgentState:
+def create_agent(
+    body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine, services: AppServices
+) -> AgentState:
+    body = with_listed_embedding(body, services.models.embedding_config)
     spec = body.to_spec()
     # O's default model is not refused for a missing key here: the first send says what to configure
     chosen = body.model is not None or body.llm_config is not None
@@ -73,8 +76,9 @@ def get_agent(agent_id: str, org: Org, db: Db) -> Response:
 
 @router.patch("/{agent_id}", response_model=AgentState, responses=errors.responses(400, 404, 409))
 def update_agent(
-    agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine
+    agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine, services: AppServices
 ) -> AgentState:
+    body = with_listed_embedding(body, services.models.embedding_config)
     with db.transaction() as conn:
         # locked: the changes are made to the agent's settings as they are now
         agent = lifecycle.require(conn, org, agent_id, for_update=True)
