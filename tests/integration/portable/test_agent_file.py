@@ -170,7 +170,7 @@ def test_a_bad_agent_file_is_refused_and_nothing_is_stored(
 
 
 def test_letta_built_ins_o_lacks_are_reported_not_silently_dropped(target_sdk: Letta) -> None:
-    document = _af("def fine() -> str:\n    \"\"\"Fine.\"\"\"\n    return 'x'\n")
+    document = _af('def fine() -> str:\n    """Fine."""\n    return \'x\'\n')
     document["tools"] += [
         {"id": "tool-1", "name": "send_message", "tool_type": "letta_core"},
         {"id": "tool-2", "name": "send_message_to_agents_matching_tags", "tool_type": "letta_multi_agent_core"},
