@@ -76,6 +76,14 @@ class Where:
             self._add("{} <= %s", column, end)
         return self
 
+    def strictly_between(self, column: str, low: object, high: object) -> Where:
+        """``low < column < high``; either bound may be None (open)."""
+        if low is not None:
+            self._add("{} > %s", column, low)
+        if high is not None:
+            self._add("{} < %s", column, high)
+        return self
+
     def is_true(self, column: str, when: bool) -> Where:
         """The boolean ``column`` is true, when ``when`` asks for it."""
         return self._add("{}", column) if when else self
