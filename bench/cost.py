@@ -107,7 +107,10 @@ def idle(template: dict[str, Any], usage: Usage) -> dict[str, float]:
     label = f"Secrets Manager x{secrets}" + (f" ({managed} RDS-managed)" if managed else "")
     items[label] = secrets * p["secret_month"]
     keys = _count(res, "AWS::KMS::Key")
-    items[f"KMS key x{keys}"] = keys * p["kms_key_month"]
+    rotating = sum(1 for r in res.values() if r["Type"] == "AWS::KMS::Key" and r["Properties"].get("EnableKeyRotation"))
+    # KMS bills each of a key's first two rotations as one more key-month: +$1 a year after deploy, +$2 after two
+    later = f" (+${p['kms_key_month']:g} after each of the first 2 yearly rotations)" if rotating else ""
+    items[f"KMS key x{keys}{later}"] = keys * p["kms_key_month"]
     alarms = _count(res, "AWS::CloudWatch::Alarm")
     items[f"CloudWatch alarms x{alarms}"] = alarms * p["alarm_month"]
     dashboards = _count(res, "AWS::CloudWatch::Dashboard")

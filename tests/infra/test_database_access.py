@@ -228,6 +228,21 @@ def test_economy_keeps_three_alarms_on_failures_and_no_dashboard(economy: Synthe
     assert alarms == ["5XXError", "ExecutionsFailed", "ExecutionsFailed"]
 
 
+def test_economy_idles_at_its_storage_two_secrets_a_key_and_three_alarms(economy: Synthesized) -> None:
+    """What ``bench/cost.py`` prices in the economy template when nothing runs: nothing billed by the hour
+    but what holds data or keys (the NAT instance and the alarms + dashboard were $12.5 of $14.4)."""
+    from bench.cost import Usage, idle
+
+    items = idle(economy.template, Usage(storage_gb=1.0))
+    assert {item for item, cost in items.items() if cost > 0} == {
+        "Aurora storage (1 GB)",
+        "Secrets Manager x2 (1 RDS-managed)",
+        "KMS key x1 (+$1 after each of the first 2 yearly rotations)",
+        "CloudWatch alarms x3",
+    }, items
+    assert round(sum(items.values()), 2) == 2.20
+
+
 def test_the_dual_stack_setting_gives_every_aws_client_the_functions_make_an_ipv6_endpoint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
