@@ -284,6 +284,9 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(
 
     calls = [c for c in deployment.recorder.calls if c.function is not None]
     by_function = {deployment.role_name(c) for c in calls}
+    # the canary ran: the evolution worker published a version, routed the alias and read its metrics
+    evolution_actions = {iam_request(c).action for c in calls if deployment.role_name(c) == "evolution"}
+    assert {"lambda:PublishVersion", "lambda:UpdateAlias", "cloudwatch:GetMetricData"} <= evolution_actions
     assert {"api", "agent_step", "evolution", "sleeptime", "migrate", "alias"} <= by_function, by_function
     denied = deployment.denied()
     print(f"\n{len(calls)} calls by {len(by_function)} functions, {len(denied)} denied")
@@ -455,6 +458,9 @@ def _run_evolution(
                     break
             # whatever the decision, the canary's alias calls and its metrics query were made
             assert result["status"] in ("promoted", "rolled_back", "canary"), result
+            # a canary still routing holds the agent step's one canary slot (in the database this module's
+            # runs share): the next profile's evolution would be rolled back before its alias calls
+            loop.stop(worker._deps, org, evo.id, reason="the IAM test is done with it")
 
 
 def _run_sleeptime_and_migrate(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, org: str, agent: str) -> None:
