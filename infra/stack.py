@@ -55,6 +55,7 @@ class OStack(Stack):
             interface_endpoints=config.interface_endpoints,
             log_retention=assets.log_retention,
             nat_instance_type=config.nat_instance_type if config.nat_instance else None,
+            ipv6_egress=config.ipv6_egress,
         )
         database = Database(
             self,
@@ -258,6 +259,7 @@ class OStack(Stack):
             },
             rest_api=api.rest_api,
             state_machines={"AgentLoop": agent_loop.state_machine, "EvolutionLoop": evolution.state_machine},
+            essential_only=config.economy,
         )
 
         self.api_url = api.url
