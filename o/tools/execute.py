@@ -20,6 +20,7 @@ from o.tools import base, catalog
 from o.tools.builtin import ToolContext, ToolError, run_builtin
 from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult
 from o.tools.secrets.envelope import SecretBox, SecretUnavailable
+from o.tools.web.tools import WebTools
 
 
 def run_tool(
@@ -94,6 +95,7 @@ def run_for_agent(
     *,
     secrets: SecretBox,
     embedders: EmbedderSource = LOCAL_EMBEDDERS,
+    web: WebTools | None = None,
 ) -> ToolResult:
     """Run the agent's attached tool ``tool_name`` once, outside any conversation (Letta's
     ``agents.tools.run``): a base tool in-process against the agent's memory, any other in the sandbox
@@ -103,9 +105,19 @@ def run_for_agent(
         tool = tool_store.attached_by_name(conn, org_id, agent_id, tool_name)
         if tool is None:
             raise NotFound(f"no tool named {tool_name!r} is attached to agent {agent_id}")
-        if base.is_base(tool):
+        if base.is_base(tool) and not base.is_web(tool):
             return _run_base(conn, org_id, agent_id, tool_name, args, embedders)
+    if base.is_web(tool):
+        return run_web(web, tool_name, args)
     return run_tool(db, org_id, agent_id, tool_name, args, sandbox, secrets=secrets)
+
+
+def run_web(web: WebTools | None, tool_name: str, args: dict[str, Any]) -> ToolResult:
+    """Run an outside-world built-in (no transaction is open: a fetch may take its full time)."""
+    if web is None:
+        message = f"{tool_name} is not available on this server"
+        return ToolResult("error", f"Error executing tool {tool_name}: {message}", message=message)
+    return web.run(tool_name, args)
 
 
 def _run_base(

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
 
 from o.agent import identities, lifecycle
+from o.agent.tools import offered_builtins
 from o.api import errors
 from o.api.deps import AgentEngine, Db, Org, Secrets
 from o.api.paging import paging
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
 from o.store.pages import Page
+from o.tools import base as base_tools
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
 
@@ -24,6 +26,8 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.respon
 def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine) -> AgentState:
     spec = body.to_spec()
     with db.transaction() as conn:
+        # the outside-world built-ins this process runs can be named in ``tools``
+        base_tools.ensure(conn, org, offered_builtins(engine.tools))
         view = lifecycle.create(conn, org, spec, secrets=secrets, check=engine.check_configs)
         if body.identity_ids:
             identities.set_for_agent(conn, org, view.agent["id"], body.identity_ids)
