@@ -22,6 +22,7 @@ from o.tools.sandbox.base import Sandbox
 from o.tools.sandbox.local import LocalProcessSandbox
 from o.tools.web.tools import WebTools
 from tests.integration.agent.conftest import create_agent, say
+from tests.integration.conftest import new_org_key
 from tests.lambdas import Context, LambdaService, aws_credentials, create_function, fresh_handler
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import ScriptedCall, calls
@@ -137,6 +138,26 @@ def test_an_agent_runs_a_web_tool_outside_a_conversation(
     ran = api.post(f"/v1/agents/{agent['id']}/tools/fetch_webpage/run", json={"args": {"url": f"{site.origin}/plain"}})
     assert ran.status_code == 200, ran.text
     assert ran.json()["status"] == "success" and ran.json()["func_return"] == "just text\n"
+
+
+def test_an_agent_file_carries_its_web_tools_by_name(
+    engine: Engine, api: TestClient, openai_server: OpenAIServer, exa: SearchServer
+) -> None:
+    equip(engine, LocalProcessSandbox(), exa)
+    agent = create_agent(api, openai_server, tools=WEB_TOOLS, include_base_tools=False)
+    exported = api.get(f"/v1/agents/{agent['id']}/export")
+    assert exported.status_code == 200, exported.text
+    # imported where web_search is offered: all three; where it is not: the other two, web_search left out
+    imported = api.post("/v1/agents/import", files={"file": ("a.af", exported.content, "application/json")})
+    assert imported.status_code == 200, imported.text
+    [copy] = imported.json()["agent_ids"]
+    assert {t["name"] for t in api.get(f"/v1/agents/{copy}").json()["tools"]} == set(WEB_TOOLS)
+    equip(engine, LocalProcessSandbox(), None)
+    with TestClient(api.app, headers={"Authorization": f"Bearer {new_org_key(engine.db)}"}) as other:
+        elsewhere = other.post("/v1/agents/import", files={"file": ("a.af", exported.content, "application/json")})
+        assert elsewhere.status_code == 200, elsewhere.text
+        [moved] = elsewhere.json()["agent_ids"]
+        assert {t["name"] for t in other.get(f"/v1/agents/{moved}").json()["tools"]} == {"run_code", "fetch_webpage"}
 
 
 @pytest.fixture
