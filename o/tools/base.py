@@ -48,9 +48,7 @@ def ensure(conn: Conn, organization_id: str, offered: Collection[str] = ()) -> d
     have = {row["name"]: row for row in tool_store.letta_tools(conn, organization_id)}
     names = [*BASE_TOOLS, *(name for name in WEB_TOOLS if name in offered)]
     for name in names:
-        builtin = BUILTINS.get(name) or WEB_TOOLS[name]
-        schema = base_schema(name) if name in BUILTINS else WEB_TOOLS[name].schema()
-        wanted = {"description": builtin.description, "tool_type": builtin.tool_type, "json_schema": schema}
+        wanted = _wanted(name)
         row = have.get(name)
         if row is None:
             row = tool_store.insert_unless_present(conn, _record(organization_id, name, wanted))
@@ -62,6 +60,15 @@ def ensure(conn: Conn, organization_id: str, offered: Collection[str] = ()) -> d
             row = tool_store.update(conn, organization_id, row["id"], wanted) or row
         have[name] = row
     return {name: have[name] for name in names if name in have}
+
+
+def _wanted(name: str) -> dict[str, Any]:
+    """What a base tool's record says of it in this release."""
+    if name in BUILTINS:
+        builtin = BUILTINS[name]
+        return {"description": builtin.description, "tool_type": builtin.tool_type, "json_schema": base_schema(name)}
+    web = WEB_TOOLS[name]
+    return {"description": web.description, "tool_type": web.tool_type, "json_schema": web.schema()}
 
 
 def _record(organization_id: str, name: str, wanted: dict[str, Any]) -> dict[str, Any]:
