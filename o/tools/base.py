@@ -95,6 +95,7 @@ def attach_like(conn: Conn, organization_id: str, agent_id: str, source_agent_id
     copy in a scratch organization keeps the built-ins of the agent it copies (revisions name only an
     agent's own tools)."""
     names = {row["name"] for row in tool_store.for_agent(conn, source_agent_id) if is_base(row)}
-    records = ensure(conn, organization_id)
+    # the source's outside-world built-ins were offered where it got them
+    records = ensure(conn, organization_id, offered=names)
     for name in sorted(names & set(records)):
         tool_store.attach(conn, agent_id, records[name]["id"])

@@ -12,12 +12,17 @@ import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
+from o.agent import lifecycle
 from o.agent.engine import Engine
+from o.agent.lifecycle import AgentSpec
 from o.agent.tools import SandboxExecutor
 from o.aws.sandbox import LambdaSandbox
 from o.config import settings_from
 from o.llm.keys import StaticKeySource
 from o.net.outbound import OutboundPolicy
+from o.store import orgs
+from o.store import tools as tool_store
+from o.tools import base
 from o.tools.sandbox.base import Sandbox
 from o.tools.sandbox.local import LocalProcessSandbox
 from o.tools.web.tools import WebTools
@@ -182,3 +187,16 @@ def test_run_code_in_the_agent_loop_through_the_sandbox_lambda(
     out = say(api, agent["id"], "which python?")
     [ran] = [m for m in out["messages"] if m["message_type"] == "tool_return_message"]
     assert ran["status"] == "success" and json.loads(ran["tool_return"])["result"] == "3"
+
+
+def test_a_shadow_copy_keeps_the_web_tools_of_the_agent_it_copies(
+    engine: Engine, api: TestClient, openai_server: OpenAIServer, exa: SearchServer
+) -> None:
+    equip(engine, LocalProcessSandbox(), exa)
+    agent = create_agent(api, openai_server, tools=WEB_TOOLS)
+    with engine.db.transaction() as conn:
+        scratch = orgs.get_or_create_org(conn, f"scratch-{agent['id']}")["id"]
+        copy = lifecycle.create(conn, scratch, AgentSpec(name="shadow", include_base_tools=False)).agent["id"]
+        base.attach_like(conn, scratch, copy, agent["id"])
+        names = {row["name"] for row in tool_store.for_agent(conn, copy)}
+    assert names == {t["name"] for t in agent["tools"]} and set(WEB_TOOLS) <= names
