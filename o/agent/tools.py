@@ -66,7 +66,7 @@ class SandboxExecutor:
         from o.tools.execute import run_tool, run_web
 
         if base.is_web(tool):
-            return run_web(self.web, tool["name"], args)
+            return run_web(self.web, tool, args)
 
         return run_tool(self.db, organization_id, agent_id, tool["name"], args, self.sandbox, secrets=self.secrets)
 

@@ -80,6 +80,8 @@ def _record(organization_id: str, name: str, wanted: dict[str, Any]) -> dict[str
         "source_code": None,
         "tags": [],
         "metadata": {},
+        # a page or a search says more than a memory edit: the web tools start with a larger limit
+        **({"return_char_limit": WEB_TOOLS[name].return_char_limit} if name in WEB_TOOLS else {}),
         **wanted,
     }
 

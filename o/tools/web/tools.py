@@ -31,6 +31,8 @@ class WebTool:
     description: str
     parameters: dict[str, Any]
     tool_type: str = TOOL_TYPE
+    # the limit a new record starts with (users may change it, as on any base tool)
+    return_char_limit: int = 20_000
 
     def schema(self) -> dict[str, Any]:
         """The JSON schema its record shows: Letta's name, description and parameters."""

@@ -200,3 +200,19 @@ def test_a_shadow_copy_keeps_the_web_tools_of_the_agent_it_copies(
         base.attach_like(conn, scratch, copy, agent["id"])
         names = {row["name"] for row in tool_store.for_agent(conn, copy)}
     assert names == {t["name"] for t in agent["tools"]} and set(WEB_TOOLS) <= names
+
+
+def test_what_a_web_tool_returns_is_cut_to_its_records_limit(
+    engine: Engine, api: TestClient, openai_server: OpenAIServer, site: WebServer
+) -> None:
+    equip(engine, LocalProcessSandbox(), None)
+    agent = create_agent(api, openai_server, tools=["run_code"])
+    [record] = [t for t in agent["tools"] if t["name"] == "run_code"]
+    assert record["return_char_limit"] == 20_000
+    changed = api.patch(f"/v1/tools/{record['id']}", json={"return_char_limit": 100})
+    assert changed.status_code == 200, changed.text
+    ran = api.post(
+        f"/v1/agents/{agent['id']}/tools/run_code/run", json={"args": {"code": "'z' * 5000", "language": "python"}}
+    )
+    assert ran.status_code == 200, ran.text
+    assert len(ran.json()["func_return"]) == 100 and "truncated" in ran.json()["func_return"]
