@@ -20,14 +20,16 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 import httpx2
-from bs4 import BeautifulSoup, Tag
-from markdownify import MarkdownConverter
 
 from o.net.outbound import OutboundDenied, OutboundPolicy
 from o.net.transport import Resolver, denial_in, http_client, resolve
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup, Tag
 
 USER_AGENT = "O-fetch_webpage/1 (+https://docs.letta.com)"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -132,9 +134,6 @@ class WebFetcher:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def close(self) -> None:
-        self.client.close()
-
 
 _HEADERS = {
     "user-agent": USER_AGENT,
@@ -176,6 +175,10 @@ def _json_text(page: Page) -> str:
 
 def html_to_markdown(body: bytes, url: str, charset: str | None = None) -> str:
     """The main content of an HTML page as Markdown, its title first; links made absolute."""
+    # imported on the first page, not with the module: half a second off every process's start
+    from bs4 import BeautifulSoup
+    from markdownify import MarkdownConverter
+
     soup = BeautifulSoup(body, "html.parser", from_encoding=charset)
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     root = _main_content(soup)
@@ -196,6 +199,8 @@ def html_to_markdown(body: bytes, url: str, charset: str | None = None) -> str:
 
 
 def _main_content(soup: BeautifulSoup) -> Tag:
+    from bs4 import Tag
+
     for found in (soup.find("main"), soup.find("article"), soup.find(True, attrs={"role": "main"}), soup.body):
         if isinstance(found, Tag):
             return found
