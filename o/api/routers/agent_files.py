@@ -37,9 +37,13 @@ _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
 class ImportedAgents(ResponseModel):
-    """Letta's ``AgentImportFileResponse``."""
+    """Letta's ``AgentImportFileResponse``, and what O left out."""
 
     agent_ids: list[str]
+    skipped_tools: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per imported agent id: the Letta built-in tools it had that O does not have (left out)",
+    )
 
 
 class ImportedBundle(ResponseModel):
@@ -112,8 +116,11 @@ def import_agent_file(
     with db.transaction() as conn:
         # Letta's outside-world built-ins in the file are this server's where it offers them
         base.ensure(conn, org, offered_builtins(engine.tools))
-        ids = agent_file.import_file(conn, org, data, options, secrets=secrets)
-    return ImportedAgents(agent_ids=ids)
+        imported = agent_file.import_file(conn, org, data, options, secrets=secrets)
+    return ImportedAgents(
+        agent_ids=[a.agent_id for a in imported],
+        skipped_tools={a.agent_id: a.skipped_tools for a in imported if a.skipped_tools},
+    )
 
 
 def _json_map(raw: str | None, field: str) -> dict[str, str]:

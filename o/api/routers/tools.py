@@ -8,7 +8,7 @@ the composition root chose (a local process jail, or the sandbox Lambda in AWS).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -177,6 +177,16 @@ def delete_tool(tool_id: str, org: Org, db: Db) -> dict[str, str]:
 
 
 @router.get("/v1/tools/{tool_id}/versions", response_model=list[ToolVersion], responses=NOT_FOUND)
-def list_tool_versions(tool_id: str, org: Org, db: Db) -> list[ToolVersion]:
+def list_tool_versions(
+    tool_id: str,
+    org: Org,
+    db: Db,
+    limit: int = Query(default=50, ge=1, le=1000),
+    after: int | None = Query(default=None, ge=0, description="a version number: the versions after it, in order"),
+    before: int | None = Query(default=None, ge=0, description="a version number: the versions before it, in order"),
+    order: Literal["asc", "desc"] = "asc",
+) -> list[ToolVersion]:
+    """The tool's versions, oldest first unless ``order=desc``; cursors are version numbers."""
     with db.transaction() as conn:
-        return [ToolVersion(**r) for r in catalog.versions(conn, org, tool_id)]
+        rows = catalog.versions(conn, org, tool_id, limit=limit, after=after, before=before, descending=order == "desc")
+    return [ToolVersion(**r) for r in rows]

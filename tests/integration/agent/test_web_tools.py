@@ -162,6 +162,7 @@ def test_an_agent_file_carries_its_web_tools_by_name(
         elsewhere = other.post("/v1/agents/import", files={"file": ("a.af", exported.content, "application/json")})
         assert elsewhere.status_code == 200, elsewhere.text
         [moved] = elsewhere.json()["agent_ids"]
+        assert elsewhere.json()["skipped_tools"] == {moved: ["web_search"]}
         assert {t["name"] for t in other.get(f"/v1/agents/{moved}").json()["tools"]} == {"run_code", "fetch_webpage"}
 
 
