@@ -106,10 +106,21 @@ class DeployConfig(BaseModel):
     # itself is on in the stack's region whatever this says (the functions' role may invoke it).
     bedrock_models: str = Field(default="", alias="bedrockModels", pattern=r"^[A-Za-z0-9.:_, -]*$")
 
+    # web_search for the agents (O_WEB_SEARCH_PROVIDER): exa or tavily, their keys in the LLM keys secret as
+    # EXA_API_KEY / TAVILY_API_KEY, or a SearXNG instance at webSearchUrl; unset: agents get no web_search
+    web_search_provider: Literal["exa", "tavily", "searxng"] | None = Field(default=None, alias="webSearchProvider")
+    web_search_url: str | None = Field(default=None, alias="webSearchUrl", pattern=r"^https?://[^\s]+$")
+
     log_retention_days: int = Field(default=30, alias="logRetentionDays")
 
     # Folder with a pre-built layer (``python/`` inside); skips the pip build (tests, CI).
     layer_dir: str | None = Field(default=None, alias="layerDir")
+
+    @model_validator(mode="after")
+    def _searxng_needs_url(self) -> DeployConfig:
+        if self.web_search_provider == "searxng" and not self.web_search_url:
+            raise ValueError(f"{CONTEXT_PREFIX}webSearchProvider=searxng needs {CONTEXT_PREFIX}webSearchUrl")
+        return self
 
     @model_validator(mode="after")
     def _egress(self) -> DeployConfig:

@@ -120,6 +120,9 @@ class OStack(Stack):
             # Amazon Bedrock in the stack's region, called with each function's own role (no keys)
             env_name("llm", "bedrock_region"): self.region,
             **({env_name("llm", "bedrock_models"): config.bedrock_models} if config.bedrock_models else {}),
+            # web_search's provider (its key, if any, is in the LLM keys secret)
+            **({env_name("web", "search_provider"): config.web_search_provider} if config.web_search_provider else {}),
+            **({env_name("web", "search_url"): config.web_search_url} if config.web_search_url else {}),
         }
 
         sandbox = ToolSandbox(

@@ -56,6 +56,7 @@ from o.tools.sandbox.base import Sandbox
 from o.tools.sandbox.local import LocalProcessSandbox
 from o.tools.secrets.envelope import SecretBox, Unconfigured
 from o.tools.secrets.keyfile import KeyFile
+from o.tools.web.tools import WebTools
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -293,10 +294,12 @@ def agent_engine(
     """
     keys = keys or key_source(settings)
     outbound = outbound_policy(settings)
+    tool_sandbox = sandbox(settings)
+    web = WebTools.from_settings(settings, tool_sandbox, outbound, keys)
     engine = Engine(
         db,
         llm_factory(keys, llm_options(settings, outbound)),
-        tools=SandboxExecutor(db, sandbox(settings), secrets or secret_box(settings)),
+        tools=SandboxExecutor(db, tool_sandbox, secrets or secret_box(settings), web),
         settings=settings.agent,
         prompts=default_cache,
         embedders=Embedders.from_settings(keys, settings.embedding, settings.llm, outbound),

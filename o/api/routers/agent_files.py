@@ -20,11 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from o.agent.portable import bundle, frames
+from o.agent.tools import offered_builtins
 from o.api import agent_file, errors
-from o.api.deps import Db, Org, Secrets
+from o.api.deps import AgentEngine, Db, Org, Secrets
 from o.api.schemas.common import Response as ResponseModel
 from o.errors import InvalidInput
 from o.store.db import Database
+from o.tools import base
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
 
@@ -82,6 +84,7 @@ def import_agent_file(
     org: Org,
     db: Db,
     secrets: Secrets,
+    engine: AgentEngine,
     file: Annotated[UploadFile, File(description="the .af file")],
     name: Annotated[str | None, Form(max_length=200)] = None,
     override_name: Annotated[str | None, Form(max_length=200)] = None,
@@ -111,6 +114,8 @@ def import_agent_file(
     )
     data = agent_file.parse(file.file.read())
     with db.transaction() as conn:
+        # Letta's outside-world built-ins in the file are this server's where it offers them
+        base.ensure(conn, org, offered_builtins(engine.tools))
         imported = agent_file.import_file(conn, org, data, options, secrets=secrets)
     return ImportedAgents(
         agent_ids=[a.agent_id for a in imported],

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
 
 from o.agent import identities, lifecycle
+from o.agent.tools import offered_builtins
 from o.api import errors
 from o.api.deps import AgentEngine, AppServices, Db, Org, Secrets
 from o.api.paging import paging
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
 from o.store.pages import Page
+from o.tools import base as base_tools
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
 
@@ -31,6 +33,8 @@ def create_agent(
     chosen = body.model is not None or body.llm_config is not None
     check = engine.check_configs if chosen else partial(engine.check_configs, chosen=False)
     with db.transaction() as conn:
+        # the outside-world built-ins this process runs can be named in ``tools``
+        base_tools.ensure(conn, org, offered_builtins(engine.tools))
         view = lifecycle.create(conn, org, spec, secrets=secrets, check=check)
         if body.identity_ids:
             identities.set_for_agent(conn, org, view.agent["id"], body.identity_ids)

@@ -12,8 +12,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from o.agent.tools import offered_builtins
 from o.api import errors
-from o.api.deps import Db, Embeddings, Org, ToolSandbox
+from o.api.deps import AgentEngine, Db, Embeddings, Org, ToolSandbox
 from o.api.paging import paging
 from o.api.schemas.tools import (
     Tool,
@@ -56,6 +57,7 @@ def upsert_tool(body: ToolCreate, org: Org, db: Db) -> Tool:
 def list_tools(
     org: Org,
     db: Db,
+    engine: AgentEngine,
     page: Annotated[Page, Depends(paging(default_order="desc"))],
     name: str | None = None,
     names: list[str] | None = Query(default=None),
@@ -66,7 +68,7 @@ def list_tools(
     return_only_letta_tools: bool = False,
 ) -> list[Tool]:
     with db.transaction() as conn:
-        base.ensure(conn, org)
+        base.ensure(conn, org, offered_builtins(engine.tools))
         rows = list_page(
             conn,
             org,
@@ -90,16 +92,18 @@ def _listed(values: list[str] | None) -> list[str] | None:
 
 
 @router.get("/v1/tools/count", response_model=int)
-def count_tools(org: Org, db: Db) -> int:
+def count_tools(org: Org, db: Db, engine: AgentEngine) -> int:
     with db.transaction() as conn:
-        base.ensure(conn, org)
+        base.ensure(conn, org, offered_builtins(engine.tools))
         return count(conn, org)
 
 
 @router.post("/v1/tools/search", response_model=list[ToolSearchResult], responses=errors.responses(400))
-def search_tools(body: ToolSearchRequest, org: Org, db: Db, embedders: Embeddings) -> list[ToolSearchResult]:
+def search_tools(
+    body: ToolSearchRequest, org: Org, db: Db, embedders: Embeddings, engine: AgentEngine
+) -> list[ToolSearchResult]:
     with db.transaction() as conn:
-        base.ensure(conn, org)
+        base.ensure(conn, org, offered_builtins(engine.tools))
         hits = tool_search.search(
             conn,
             org,

@@ -69,8 +69,9 @@ def test_create_derives_letta_schema_and_reads_back(client: TestClient) -> None:
     assert client.get(f"/v1/tools/{tool['id']}").json() == tool
     listed = client.get("/v1/tools/", params={"name": "add"}).json()
     assert [t["id"] for t in listed] == [tool["id"]]
-    # the organization's nine base tools and this one
-    assert client.get("/v1/tools/count").json() == 10
+    # the organization's nine base tools, the two outside-world built-ins every server runs
+    # (run_code, fetch_webpage; no search provider is configured here) and this one
+    assert client.get("/v1/tools/count").json() == 12
 
 
 def test_explicit_schema_and_bad_sources_are_reported(client: TestClient) -> None:
