@@ -66,6 +66,7 @@ def start(args: argparse.Namespace) -> int:
             "max_tokens": args.max_tokens,
             "max_seconds": args.max_seconds,
             "canary_weight": args.canary_weight,
+            "canary_steps": args.canary_steps,
             "bake_seconds": args.bake_seconds,
         }
         evo = loop.start(deps, org, args.agent_id, trigger="cli", budget=budget)
@@ -156,6 +157,9 @@ def add_parser(sub: Any, db_flags: Callable[[argparse.ArgumentParser], None]) ->
     q.add_argument("--max-tokens", type=int)
     q.add_argument("--max-seconds", type=float)
     q.add_argument("--canary-weight", type=float, help="share of live traffic for the candidate (0..1)")
+    q.add_argument(
+        "--canary-steps", type=float, nargs="*", help="the weights the canary then steps up to (e.g. 0.25 0.5)"
+    )
     q.add_argument("--bake-seconds", type=int, help="how long the canary takes traffic before the decision")
     q.set_defaults(func=start)
 

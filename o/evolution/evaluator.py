@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,9 +70,16 @@ class EvalCase(BaseModel):
 
 
 class CanaryGate(BaseModel):
+    """How a canary is judged on live traffic, step by step (see :func:`o.evolution.policy.canary_verdict`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    min_turns: int = Field(default=3, ge=0)
+    # the least canary turns in a step's window before it can be judged (the step extends until then, and
+    # ends inconclusive, rolled back, if they never come)
+    min_turns: int = Field(default=10, ge=0)
+    # A live check fails when the canary is worse by more than its tolerance AND the one-sided Mann-Whitney
+    # test of canary against baseline over the same window says so at ``alpha`` (Kayenta's rule).
+    alpha: float = Field(default=0.05, gt=0, le=1)
     max_error_rate_increase: float = Field(default=0.05, ge=0, le=1)
     min_feedback_delta: float = Field(default=-0.1, ge=-1, le=1)
     # Feedback is noisy: the candidate's mean score must be below the base's (or, when the base has fewer
@@ -82,7 +90,10 @@ class CanaryGate(BaseModel):
     max_latency_ratio: float = Field(default=2.0, gt=0)
     # Below this absolute slowdown a ratio is noise (a 3 ms reply against a 6 ms one), not a regression.
     min_latency_delta_ms: float = Field(default=250.0, ge=0)
-    on_inconclusive: Literal["rollback", "promote"] = "rollback"
+    max_cost_ratio: float = Field(default=2.0, gt=0)
+    max_tool_failure_increase: float = Field(default=0.1, ge=0, description="failed tool calls per turn")
+    # a canary that never saw enough traffic ends inconclusive and rolls back: it is never promoted unproven
+    on_inconclusive: Literal["rollback"] = "rollback"
 
 
 class Gate(BaseModel):
@@ -110,10 +121,17 @@ class Gate(BaseModel):
     max_regressions: int | None = Field(
         default=None, ge=0, description="an optional hard cap on cases where the candidate scores lower"
     )
-    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    # The guards are tests too (:func:`o.evolution.stats.difference_guard`, :func:`~o.evolution.stats.ratio_guard`):
+    # a guard refuses when the cases beyond its limit are more than chance would give, at ``guard_alpha``.
+    max_error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="the tolerated increase of a case's error rate over the current's"
+    )
     max_latency_ratio: float = Field(default=2.0, gt=0)
     min_latency_delta_ms: float = Field(default=250.0, ge=0)
     max_cost_ratio: float = Field(default=2.0, gt=0)
+    guard_alpha: float = Field(
+        default=0.05, gt=0, le=1, description="how sure a guard must be that the candidate is worse to refuse it"
+    )
     judge_weight: float = Field(default=0.3, ge=0, le=1)
     canary: CanaryGate = Field(default_factory=CanaryGate)
 
@@ -308,24 +326,29 @@ def gate(gate_config: Gate, current: Summary, candidate: Summary) -> GateResult:
     reasons = _evidence_reasons(gate_config, evidence)
     if gate_config.max_regressions is not None and len(regressions) > gate_config.max_regressions:
         reasons.append(f"regresses {len(regressions)} case(s): {regressions[:5]}")
-    reasons += _guard_reasons(gate_config, current, candidate)
+    guards = guard_evidence(gate_config, current, candidate)
+    reasons += [_GUARD_REASONS[g.name](g) for g in guards if g.failed]
     figures = {
         "current": current.figures(),
         "candidate": candidate.figures(),
         "delta": round(candidate.score - current.score, 4),
         "regressions": regressions,
         "evidence": {**evidence.as_dict(), "alpha": gate_config.alpha, "min_cases": gate_config.min_cases},
+        "guards": {g.name: g.as_dict() for g in guards},
     }
     return GateResult(not reasons, reasons, figures)
 
 
-def per_case_scores(current: Summary, candidate: Summary) -> tuple[list[float], list[float], list[str]]:
-    """Each case's mean score on both revisions (a case replayed several times counts once)."""
+def per_case_scores(
+    current: Summary, candidate: Summary, value: Callable[[CaseResult], float] = lambda c: c.score
+) -> tuple[list[float], list[float], list[str]]:
+    """Each case's mean ``value`` (its score by default) on both revisions (a case replayed several times
+    counts once)."""
     cur: dict[str, list[float]] = {}
     cand: dict[str, list[float]] = {}
     for a, b in zip(current.cases, candidate.cases, strict=True):
-        cur.setdefault(a.name, []).append(a.score)
-        cand.setdefault(b.name, []).append(b.score)
+        cur.setdefault(a.name, []).append(value(a))
+        cand.setdefault(b.name, []).append(value(b))
     if cur.keys() != cand.keys():
         raise ValueError("the two revisions were not replayed on the same cases")
     names = list(cur)
@@ -348,14 +371,32 @@ def _evidence_reasons(gate_config: Gate, evidence: stats.PairedEvidence) -> list
     return reasons
 
 
-def _guard_reasons(gate_config: Gate, current: Summary, candidate: Summary) -> list[str]:
-    reasons = []
-    if candidate.error_rate > max(gate_config.max_error_rate, current.error_rate):
-        reasons.append(f"candidate errors on {candidate.error_rate:.0%} of replays (current {current.error_rate:.0%})")
-    if slower(
-        current.latency_ms, candidate.latency_ms, gate_config.max_latency_ratio, gate_config.min_latency_delta_ms
-    ):
-        reasons.append(f"latency {candidate.latency_ms:.0f} ms vs {current.latency_ms:.0f} ms")
-    if current.tokens > 0 and candidate.tokens / current.tokens > gate_config.max_cost_ratio:
-        reasons.append(f"cost {candidate.tokens:.0f} vs {current.tokens:.0f} tokens per replay")
-    return reasons
+def guard_evidence(gate_config: Gate, current: Summary, candidate: Summary) -> list[stats.GuardEvidence]:
+    """The error-rate, latency and cost guards on the paired cases, each as a test with its interval."""
+    alpha = gate_config.guard_alpha
+    errors = per_case_scores(current, candidate, lambda c: 0.0 if c.ok else 1.0)
+    latency = per_case_scores(current, candidate, lambda c: c.latency_ms)
+    tokens = per_case_scores(current, candidate, lambda c: float(c.tokens))
+    return [
+        stats.difference_guard("error_rate", errors[0], errors[1], gate_config.max_error_rate, alpha),
+        stats.ratio_guard(
+            "latency", latency[0], latency[1], gate_config.max_latency_ratio, alpha, gate_config.min_latency_delta_ms
+        ),
+        stats.ratio_guard("cost", tokens[0], tokens[1], gate_config.max_cost_ratio, alpha),
+    ]
+
+
+_GUARD_REASONS: dict[str, Callable[[stats.GuardEvidence], str]] = {
+    "error_rate": lambda g: (
+        f"candidate errors more: {g.above} of {g.cases} case(s) worse (p = {g.p_value:.3f}, "
+        f"error rate {g.estimate:+.0%} [{g.ci_low:+.0%}, {g.ci_high:+.0%}])"
+    ),
+    "latency": lambda g: (
+        f"latency above {g.limit}x on {g.above} of {g.cases} case(s) (p = {g.p_value:.3f}, "
+        f"ratio {g.estimate:.2f} [{g.ci_low:.2f}, {g.ci_high:.2f}])"
+    ),
+    "cost": lambda g: (
+        f"cost above {g.limit}x on {g.above} of {g.cases} case(s) (p = {g.p_value:.3f}, "
+        f"tokens ratio {g.estimate:.2f} [{g.ci_low:.2f}, {g.ci_high:.2f}])"
+    ),
+}

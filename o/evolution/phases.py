@@ -20,7 +20,7 @@ from o.evolution import shadow as replay
 from o.evolution.decision import check_evaluator, promote, rollback, superseded
 from o.evolution.deps import EvolutionDeps, StepResult, Stop
 from o.evolution.journal import advance, claim, event, spend
-from o.evolution.metrics import VersionStats
+from o.evolution.metrics import LiveSamples, VersionStats
 from o.evolution.rollout import LocalRouter
 from o.llm.client import LLMClient
 from o.llm.config import LLMConfig
@@ -193,7 +193,9 @@ def _canary_plan(deps: EvolutionDeps, evo: Evolution, now: datetime) -> tuple[st
     else:
         slot = deps.router.slot
         plan = {"mode": "lambda", "function": deps.router.function_name, "alias": deps.router.alias, "weight": weight}
-    return slot, {**plan, "started_at": now.isoformat(), "round": 0}
+    weights = policy.canary_weights(evo.budget)
+    started = now.isoformat()
+    return slot, {**plan, "weights": weights, "step": 0, "started_at": started, "step_started_at": started, "round": 0}
 
 
 def canary(deps: EvolutionDeps, evo: Evolution) -> StepResult:
@@ -223,26 +225,47 @@ def _start_canary(deps: EvolutionDeps, conn: Conn, evo: Evolution, slot: str, pl
     event(deps, conn, evo.id, "canary", message, plan)
 
 
+def _samples(rows: list[dict[str, Any]]) -> LiveSamples:
+    return LiveSamples(
+        errors=[0.0 if r["ok"] else 1.0 for r in rows],
+        latency_ms=[float(r["latency_ms"]) for r in rows],
+        tokens=[float(r["tokens"]) for r in rows],
+        tool_failures=[float(r["tool_failures"]) for r in rows],
+    )
+
+
 def canary_stats(deps: EvolutionDeps, evo: Evolution) -> tuple[VersionStats, VersionStats]:
-    """(base, candidate) figures since the canary started. Turns, errors, latency and tokens come from the
-    versions' CloudWatch metrics on AWS and from ``revision_outcomes`` locally; feedback always comes from
-    the feedback table, where each score is attributed to the revision that produced the response."""
+    """(base, candidate) figures over the current step's window (the same window for both). Turns, errors,
+    latency and tokens come from the versions' CloudWatch metrics on AWS and from ``revision_outcomes``
+    locally; the per-turn samples for the rank tests and the feedback always come from the database, where
+    each run's outcome and each score are attributed to the revision that produced them."""
     assert evo.canary is not None and evo.candidate_revision is not None
-    since = datetime.fromisoformat(evo.canary["started_at"])
+    since = datetime.fromisoformat(evo.canary.get("step_started_at") or evo.canary["started_at"])
     with deps.db.transaction() as conn:
         base = store.outcome_stats(conn, evo.agent_id, evo.base_revision, since)
         cand = store.outcome_stats(conn, evo.agent_id, evo.candidate_revision, since)
+        base_samples = _samples(store.outcome_samples(conn, evo.agent_id, evo.base_revision, since))
+        cand_samples = _samples(store.outcome_samples(conn, evo.agent_id, evo.candidate_revision, since))
     if evo.canary["mode"] != "lambda":
-        return VersionStats(**base), VersionStats(**cand)
+        return VersionStats(**base, samples=base_samples), VersionStats(**cand, samples=cand_samples)
     if deps.metrics is None:
         raise Stop("a Lambda canary needs CloudWatch metrics to be judged")
     metrics = deps.metrics
 
-    def measured(version: str, db_stats: dict[str, Any]) -> VersionStats:
+    def measured(version: str, db_stats: dict[str, Any], samples: LiveSamples) -> VersionStats:
         cw = metrics.stats(evo.agent_id, version, since)
-        return replace(cw, feedback=db_stats["feedback"], feedback_count=int(db_stats["feedback_count"]))
+        # per-turn samples only when the database saw the turns CloudWatch counts; else the aggregates decide
+        return replace(
+            cw,
+            feedback=db_stats["feedback"],
+            feedback_count=int(db_stats["feedback_count"]),
+            samples=samples if len(samples.errors) == cw.turns else None,
+        )
 
-    return measured(evo.canary["stable_version"], base), measured(evo.canary["version"], cand)
+    return (
+        measured(evo.canary["stable_version"], base, base_samples),
+        measured(evo.canary["version"], cand, cand_samples),
+    )
 
 
 def evaluate(deps: EvolutionDeps, evo: Evolution) -> StepResult:
@@ -250,15 +273,29 @@ def evaluate(deps: EvolutionDeps, evo: Evolution) -> StepResult:
         check_evaluator(conn, evo)
         suite = evaluator.load_suite(conn, evo.agent_id)
     assert evo.canary is not None
+    rules = suite.gate.canary
     base, cand = canary_stats(deps, evo)
-    round_no = int(evo.canary["round"])
+    round_no, step_no = int(evo.canary["round"]), int(evo.canary.get("step", 0))
+    weights = evo.canary.get("weights") or [evo.canary["weight"]]
+    checks = {c.name: {"failed": c.failed, **c.evidence} for c in policy.live_checks(rules, base, cand)}
+    figures = {
+        "base": base.as_dict(),
+        "candidate": cand.as_dict(),
+        "round": round_no,
+        "step": step_no,
+        "weight": evo.canary["weight"],
+        "checks": checks,
+    }
     with deps.db.transaction() as conn:
-        figures = {"base": base.as_dict(), "candidate": cand.as_dict(), "round": round_no}
-        store.add_figures(conn, evo.id, {"canary": figures})
+        trail = [*evo.figures.get("canary_evaluations", []), figures][-50:]
+        store.add_figures(conn, evo.id, {"canary": figures, "canary_evaluations": trail})
     max_rounds = int(evo.budget["max_bake_rounds"])
-    verdict = policy.canary_verdict(suite.gate.canary, base, cand, round_no=round_no, max_rounds=max_rounds)
+    last = step_no + 1 >= len(weights)
+    verdict = policy.canary_verdict(rules, base, cand, round_no=round_no, max_rounds=max_rounds, last_step=last)
     if verdict.action == "bake":
         return _bake_again(deps, evo, verdict.reason)
+    if verdict.action == "step":
+        return _step_up(deps, evo, float(weights[step_no + 1]), verdict.reason)
     if verdict.action == "rollback":
         return rollback(deps, evo.id, verdict.reason)
     return promote(deps, evo, verdict.reason)
@@ -268,6 +305,27 @@ def _bake_again(deps: EvolutionDeps, evo: Evolution, reason: str) -> StepResult:
     assert evo.canary is not None
     changes = {"canary": {**evo.canary, "round": evo.canary["round"] + 1}}
     if advance(deps, evo, Status.CANARY, changes, "bake", reason) is None:
+        return superseded(deps, evo.id)
+    return StepResult(evo.id, Status.CANARY, "evaluate", int(evo.budget["bake_seconds"]))
+
+
+def _step_up(deps: EvolutionDeps, evo: Evolution, weight: float, reason: str) -> StepResult:
+    """The evidence held at this weight: move the canary to the next one, with a fresh window."""
+    assert evo.canary is not None
+    now = deps.clock().isoformat()
+    step = int(evo.canary.get("step", 0)) + 1
+    canary = {**evo.canary, "weight": weight, "step": step, "round": 0, "step_started_at": now}
+    with deps.db.transaction() as conn:
+        if claim(conn, evo, Status.CANARY) is None:
+            current = None
+        else:
+            if canary["mode"] == "lambda":
+                assert deps.router is not None
+                # in the transaction: if the alias cannot move, the canary stays where it was
+                deps.router.set_weight(weight)
+            current = store.update(conn, evo.id, {"canary": canary})
+            event(deps, conn, evo.id, "step", f"canary stepped to {weight:.0%} of traffic: {reason}", canary)
+    if current is None:
         return superseded(deps, evo.id)
     return StepResult(evo.id, Status.CANARY, "evaluate", int(evo.budget["bake_seconds"]))
 

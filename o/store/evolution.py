@@ -327,3 +327,17 @@ def outcome_stats(conn: Conn, agent_id: str, revision: int, since: Any) -> dict[
     ).fetchone()
     assert row is not None
     return {k: (float(v) if v is not None and k not in ("turns", "feedback_count") else v) for k, v in row.items()}
+
+
+def outcome_samples(conn: Conn, agent_id: str, revision: int, since: Any) -> list[dict[str, Any]]:
+    """``revision``'s live turns since ``since``, oldest first: ok, latency, tokens, and the failed tool
+    calls of the run each turn was (a turn with no run id counts none)."""
+    return conn.execute(
+        """SELECT o.ok, o.latency_ms, o.tokens,
+                  (SELECT count(*) FROM messages m
+                    WHERE o.request_id IS NOT NULL AND m.run_id = o.request_id AND m.role = 'tool'
+                      AND m.tool_returns -> 0 ->> 'status' = 'error') AS tool_failures
+           FROM revision_outcomes o
+           WHERE o.agent_id = %s AND o.revision = %s AND o.created_at >= %s ORDER BY o.id""",
+        (agent_id, revision, since),
+    ).fetchall()

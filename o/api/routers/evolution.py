@@ -66,6 +66,9 @@ class StartEvolution(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     max_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     canary_weight: float | None = Field(default=None, gt=0, le=1)
+    canary_steps: list[float] | None = Field(
+        default=None, max_length=10, description="the weights the canary steps up to while live evidence holds"
+    )
     bake_seconds: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
     max_bake_rounds: int | None = Field(default=None, ge=1, le=10_000)
     replay_sample: int | None = Field(default=None, ge=0, le=100)

@@ -120,11 +120,36 @@ def test_gate_guards_and_optional_caps() -> None:
     assert not small.passed and any("below the required +0.300" in r for r in small.reasons)
     plain = evaluator.Gate()
     slow = evaluator.gate(plain, current, _summary([1.0] * 8, ms=500))
-    assert any("latency" in r for r in slow.reasons)
+    assert any("latency above 2.0x on 8 of 8" in r for r in slow.reasons)
+    latency = slow.figures["guards"]["latency"]
+    assert latency["p_value"] == round(1 / 256, 6) and not latency["passed"]
+    assert latency["ci95"][0] <= latency["estimate"] <= latency["ci95"][1]
     costly = evaluator.gate(plain, current, _summary([1.0] * 8, tokens=500))
-    assert any("cost" in r for r in costly.reasons)
-    erroring = evaluator.gate(plain, current, _summary([1.0] * 8, failing=1))
-    assert any("errors" in r for r in erroring.reasons)
+    assert any("cost above 2.0x" in r for r in costly.reasons)
+    erroring = evaluator.gate(plain, current, _summary([1.0] * 8, failing=8))
+    assert any("candidate errors more: 8 of 8" in r for r in erroring.reasons)
+
+
+def test_guards_are_tests_not_thresholds() -> None:
+    """One slow, costly or failing case among many is noise; the same excess on most cases is not."""
+    plain = evaluator.Gate()
+    current = _summary([0.0] * 20)
+    one_error = evaluator.gate(plain, current, _summary([1.0] * 20, failing=1))
+    assert one_error.passed, one_error.reasons
+    guard = one_error.figures["guards"]["error_rate"]
+    assert guard["above_limit"] == 1 and guard["p_value"] == pytest.approx(1 - 2**-20, abs=1e-6) and guard["passed"]
+    assert guard["estimate"] == pytest.approx(1 / 20)
+    # 15 of 20 cases twice as costly: p = P(Binomial(20, 1/2) >= 15) = 0.0207 < 0.05
+    mixed = evaluator.Summary([_case(f"c{i}", 1.0, tokens=150 if i < 15 else 50) for i in range(20)])
+    refused = evaluator.gate(plain, current, mixed)
+    assert any("cost above" in r for r in refused.reasons)
+    assert refused.figures["guards"]["cost"]["p_value"] == pytest.approx(0.020695, abs=1e-6)
+    # 12 of 20: could be chance (p = 0.25), the candidate goes on to its canary
+    lenient = evaluator.Summary([_case(f"c{i}", 1.0, tokens=150 if i < 12 else 50) for i in range(20)])
+    assert evaluator.gate(plain, current, lenient).passed
+    # a slowdown of a few milliseconds is never a latency regression, however many cases show it
+    quick = evaluator.gate(plain, _summary([0.0] * 20, ms=3), _summary([1.0] * 20, ms=9))
+    assert quick.passed and quick.figures["guards"]["latency"]["above_limit"] == 0
 
 
 def test_suite_hash_is_canonical_and_sensitive() -> None:
