@@ -16,28 +16,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from o.errors import Conflict, NotFound
 from o.evolution import stats
 from o.llm.client import LLMClient, LLMError
 from o.llm.types import ChatMessage, ChatRequest
 from o.store import evolution as evolution_store
 from o.store.db import Conn
+from o.tools.evaluator_lock import EVALUATOR_NAMES, JUDGE_MARKER
 
-# Keys that name the evaluator: a proposal that touches any of them is refused outright.
-EVALUATOR_KEYS = frozenset(
-    {
-        "evaluator",
-        "evaluation",
-        "evaluation_suite",
-        "eval_cases",
-        "cases",
-        "gate",
-        "judge",
-        "checks",
-        "held_out",
-    }
-)
-
-JUDGE_MARKER = "You are an impartial judge of an AI assistant's reply."
+# Keys that name the evaluator: a proposal that touches any of them is refused outright (and so is a memory
+# edit of a block so named: o.tools.evaluator_lock).
+EVALUATOR_KEYS = EVALUATOR_NAMES
 
 
 class Checks(BaseModel):
@@ -177,6 +166,39 @@ def load_suite(conn: Conn, agent_id: str) -> Suite:
 def save_suite(conn: Conn, organization_id: str, agent_id: str, suite: Suite) -> dict[str, Any]:
     data = suite.model_dump(mode="json")
     return evolution_store.put_suite(conn, organization_id, agent_id, data, suite.canonical_hash())
+
+
+# the share of cases grown from real conversations that is held out (never shown to the proposer, never gating)
+HELD_OUT_SHARE = 0.25
+
+
+def held_out_by_hash(agent_id: str, text: str) -> bool:
+    """A stable split: the same input of the same agent always lands on the same side."""
+    digest = hashlib.sha256(f"{agent_id}\x00{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < HELD_OUT_SHARE
+
+
+def add_case_from_run(
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    run_id: str,
+    name: str | None,
+    checks: Checks,
+    held_out: bool | None,
+) -> Suite:
+    """Add a case whose input is the run's first user message (a real conversation); the suite saved."""
+    text = evolution_store.run_input(conn, agent_id, run_id)
+    if text is None:
+        raise NotFound(f"run {run_id} not found for agent {agent_id}, or it has no user message")
+    suite = load_suite(conn, agent_id)
+    if any(c.input == text for c in suite.cases):
+        raise Conflict(f"the suite already has a case with the input of run {run_id}")
+    split = held_out_by_hash(agent_id, text) if held_out is None else held_out
+    case = EvalCase(name=name or f"run {run_id}", input=text[:20_000], checks=checks, held_out=split)
+    grown = suite.model_copy(update={"cases": [*suite.cases, case]})
+    save_suite(conn, organization_id, agent_id, Suite.model_validate(grown.model_dump()))
+    return grown
 
 
 def current_hash(conn: Conn, agent_id: str) -> str:

@@ -13,8 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from o.agent import revisions
-from o.evolution import evaluator, policy
+from o.evolution import approval, candidates, evaluator, owner, policy
 from o.evolution import propose as proposer
 from o.evolution import shadow as replay
 from o.evolution.decision import check_evaluator, promote, rollback, superseded
@@ -56,40 +55,26 @@ def propose(deps: EvolutionDeps, evo: Evolution) -> StepResult:
     with deps.db.transaction() as conn:
         base = revision_store.get(conn, evo.agent_id, evo.base_revision)
         suite = evaluator.load_suite(conn, evo.agent_id)
+        may_change = owner.load(conn, evo.agent_id).may_change
     assert base is not None
     cases = [
         {"name": c.name, "input": c.input, "checks": c.checks.model_dump(exclude_defaults=True)}
         for c in suite.gate_cases()
     ]
     client = _llm(deps, base["config"]["llm_config"])
-    response = client.chat(proposer.proposal_request(base["config"], evo.reflection or {}, cases))
+    count = int(evo.budget.get("candidates_per_pass", 1))
+    request = proposer.proposal_request(base["config"], evo.reflection or {}, cases, may_change, count)
+    response = client.chat(request)
     # spent even when the answer is then refused
     spend(deps, evo, response.usage.total_tokens)
-    config, rationale = proposer.parse_proposal(response.content or "", base["config"])
+    proposals, skipped = proposer.parse_proposals(response.content or "", base["config"], may_change, count)
     with deps.db.transaction() as conn:
         current = claim(conn, evo, Status.REFLECTED)
         if current is not None:
-            _record_candidate(deps, conn, current, config, rationale)
+            candidates.record(deps, conn, current, proposals, skipped)
     if current is None:
         return superseded(deps, evo.id)
     return StepResult(evo.id, Status.PROPOSED, "shadow")
-
-
-def _record_candidate(deps: EvolutionDeps, conn: Conn, evo: Evolution, config: dict[str, Any], rationale: str) -> None:
-    candidate = revisions.propose(
-        conn, evo.organization_id, evo.agent_id, config, author="agent", rationale=rationale, evolution_id=evo.id
-    )
-    if candidate["parent"] != evo.base_revision:
-        raise Stop(f"the agent was reconfigured during the evolution (now revision {candidate['parent']})")
-    changes = {
-        "status": Status.PROPOSED,
-        "candidate_revision": candidate["number"],
-        "rationale": rationale,
-        "diff": candidate["diff"],
-    }
-    store.update(conn, evo.id, changes)
-    message = f"candidate revision {candidate['number']}: {rationale}"
-    event(deps, conn, evo.id, "proposed", message, {"diff": candidate["diff"]})
 
 
 # --- shadow test and gate ----------------------------------------------------------------------------------
@@ -118,44 +103,52 @@ def _trim(case: dict[str, Any]) -> dict[str, Any]:
 def shadow(deps: EvolutionDeps, evo: Evolution) -> StepResult:
     with deps.db.transaction() as conn:
         base = revision_store.get(conn, evo.agent_id, evo.base_revision)
-        assert evo.candidate_revision is not None
-        cand = revision_store.get(conn, evo.agent_id, evo.candidate_revision)
+        numbers = candidates.candidate_revisions(evo)
+        tested: list[tuple[str | int, dict[str, Any] | None]] = [("current", base)]
+        tested += [(n, revision_store.get(conn, evo.agent_id, n)) for n in numbers]
         suite = evaluator.load_suite(conn, evo.agent_id)
         source = agent_store.get(conn, evo.organization_id, evo.agent_id)
-    assert base is not None and cand is not None and source is not None
+    assert base is not None and all(r is not None for _, r in tested) and source is not None
     replays = _replays(evo, suite)
     if not replays:
         raise Stop("nothing to replay: the agent has no recent inputs and no evaluation cases")
     judge_client = judge_for(deps, suite, base["config"])
     deadline = policy.shadow_deadline(evo, deps.clock(), time.monotonic(), deps.step_deadline)
 
-    summaries: dict[str, evaluator.Summary] = {}
-    for side, revision in (("current", base), ("candidate", cand)):
+    summaries: dict[Any, evaluator.Summary] = {}
+    for side, revision in tested:
+        assert revision is not None
         with deps.db.transaction() as conn:
-            message = f"replaying {len(replays)} inputs on the {side} revision {revision['number']}"
+            named = side if side == "current" else "candidate"
+            message = f"replaying {len(replays)} inputs on the {named} revision {revision['number']}"
             event(deps, conn, evo.id, "shadow", message)
         summary, spent = replay.score(
             deps.engine, evo.id, source, revision["config"], replays, suite, judge_client, deadline=deadline
         )
         spend(deps, evo, spent)
         summaries[side] = summary
-    figures = {
-        "current": summaries["current"].figures(),
-        "candidate": summaries["candidate"].figures(),
-        "cases": {side: [_trim(c.as_dict()) for c in s.cases] for side, s in summaries.items()},
+    current_summary = summaries.pop("current")
+    chosen, figures = candidates.judge(suite.gate, current_summary, summaries)
+    figures["cases"] = {
+        "current": [_trim(c.as_dict()) for c in current_summary.cases],
+        "candidate": [_trim(c.as_dict()) for c in summaries[chosen].cases],
     }
     with deps.db.transaction() as conn:
         current = claim(conn, evo, Status.PROPOSED)
         if current is not None:
-            _record_shadow(deps, conn, evo, figures)
+            _record_shadow(deps, conn, current, figures, chosen)
     if current is None:
         return superseded(deps, evo.id)
     return StepResult(evo.id, Status.SHADOWED, "gate")
 
 
-def _record_shadow(deps: EvolutionDeps, conn: Conn, evo: Evolution, figures: dict[str, Any]) -> None:
+def _record_shadow(deps: EvolutionDeps, conn: Conn, evo: Evolution, figures: dict[str, Any], chosen: int) -> None:
     store.add_figures(conn, evo.id, {"shadow": figures})
-    store.update(conn, evo.id, {"status": Status.SHADOWED})
+    changes: dict[str, Any] = {"status": Status.SHADOWED, "candidate_revision": chosen}
+    picked = next((c for c in evo.figures.get("candidates") or [] if c["revision"] == chosen), None)
+    if picked is not None:
+        changes.update(rationale=picked["rationale"], diff=picked["diff"])
+    store.update(conn, evo.id, changes)
     current, candidate = figures["current"], figures["candidate"]
     message = f"shadow score {current['score']} (current) vs {candidate['score']} (candidate)"
     event(deps, conn, evo.id, "shadowed", message, {"current": current, "candidate": candidate})
@@ -199,6 +192,8 @@ def _canary_plan(deps: EvolutionDeps, evo: Evolution, now: datetime) -> tuple[st
 
 
 def canary(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    if approval.required(deps, evo, "canary"):
+        return approval.request(deps, evo, "canary", "the candidate passed the gate; no live traffic before approval")
     slot, plan = _canary_plan(deps, evo, deps.clock())
     with deps.db.transaction() as conn:
         current = claim(conn, evo, Status.GATED)
@@ -235,10 +230,10 @@ def _samples(rows: list[dict[str, Any]]) -> LiveSamples:
 
 
 def canary_stats(deps: EvolutionDeps, evo: Evolution) -> tuple[VersionStats, VersionStats]:
-    """(base, candidate) figures over the current step's window (the same window for both). Turns, errors,
-    latency and tokens come from the versions' CloudWatch metrics on AWS and from ``revision_outcomes``
-    locally; the per-turn samples for the rank tests and the feedback always come from the database, where
-    each run's outcome and each score are attributed to the revision that produced them."""
+    """(base, candidate) figures over the current step's window (the same window for both): each run's outcome
+    and each feedback score from the database, where they are attributed to the revision that produced them
+    (on AWS as locally). On AWS a side whose turns the database does not hold is read from the versions'
+    CloudWatch metrics instead (aggregates by the minute, without per-turn samples)."""
     assert evo.canary is not None and evo.candidate_revision is not None
     since = datetime.fromisoformat(evo.canary.get("step_started_at") or evo.canary["started_at"])
     with deps.db.transaction() as conn:
@@ -253,14 +248,11 @@ def canary_stats(deps: EvolutionDeps, evo: Evolution) -> tuple[VersionStats, Ver
     metrics = deps.metrics
 
     def measured(version: str, db_stats: dict[str, Any], samples: LiveSamples) -> VersionStats:
+        if samples.errors:
+            # the database holds every turn of the window, exactly (CloudWatch aggregates by the minute)
+            return VersionStats(**db_stats, samples=samples)
         cw = metrics.stats(evo.agent_id, version, since)
-        # per-turn samples only when the database saw the turns CloudWatch counts; else the aggregates decide
-        return replace(
-            cw,
-            feedback=db_stats["feedback"],
-            feedback_count=int(db_stats["feedback_count"]),
-            samples=samples if len(samples.errors) == cw.turns else None,
-        )
+        return replace(cw, feedback=db_stats["feedback"], feedback_count=int(db_stats["feedback_count"]))
 
     return (
         measured(evo.canary["stable_version"], base, base_samples),
@@ -298,6 +290,8 @@ def evaluate(deps: EvolutionDeps, evo: Evolution) -> StepResult:
         return _step_up(deps, evo, float(weights[step_no + 1]), verdict.reason)
     if verdict.action == "rollback":
         return rollback(deps, evo.id, verdict.reason)
+    if approval.required(deps, evo, "promotion"):
+        return approval.request(deps, evo, "promotion", verdict.reason)
     return promote(deps, evo, verdict.reason)
 
 

@@ -25,7 +25,7 @@ from o.evolution.metrics import VersionStats
 from o.evolution.rollout import validate_routing
 from o.store.evolution import Evolution, EvolutionStatus
 
-Action = Literal["reflect", "propose", "shadow", "gate", "canary", "evaluate", "rollback"]
+Action = Literal["reflect", "propose", "shadow", "gate", "canary", "evaluate", "await", "rollback"]
 
 # status → the action that moves it on
 NEXT_ACTION: dict[EvolutionStatus, Action] = {
@@ -36,7 +36,8 @@ NEXT_ACTION: dict[EvolutionStatus, Action] = {
     EvolutionStatus.GATED: "canary",
     EvolutionStatus.CANARY: "evaluate",
 }
-ACTIONS: tuple[Action, ...] = ("reflect", "propose", "shadow", "gate", "canary", "evaluate", "rollback")
+# "await": look again whether the owner approved what waits for approval (o.evolution.approval)
+ACTIONS: tuple[Action, ...] = ("reflect", "propose", "shadow", "gate", "canary", "evaluate", "await", "rollback")
 
 
 class Budget(BaseModel):
@@ -52,6 +53,7 @@ class Budget(BaseModel):
     bake_seconds: int = Field(ge=0)
     max_bake_rounds: int = Field(ge=1)
     replay_sample: int = Field(ge=0, le=100)
+    candidates_per_pass: int = Field(default=1, ge=1, le=5)
 
 
 def merge_budget(policy: EvolutionSettings, overrides: Mapping[str, Any] | None) -> Budget:
@@ -65,6 +67,7 @@ def merge_budget(policy: EvolutionSettings, overrides: Mapping[str, Any] | None)
             "bake_seconds": policy.bake_seconds,
             "max_bake_rounds": policy.max_bake_rounds,
             "replay_sample": policy.replay_sample,
+            "candidates_per_pass": policy.candidates_per_pass,
             **{k: v for k, v in (overrides or {}).items() if v is not None},
         }
     )

@@ -197,7 +197,8 @@ def test_state_machine_definition() -> None:
         assert tasks[name]["Catch"][0]["Next"] == "Rollback"
         assert tasks[name]["Parameters"]["Payload"]["action"] == name.lower()
     targets = {c["Next"] for c in states["Route"]["Choices"]}
-    assert targets == {"Reflect", "Propose", "Shadow", "Gate", "Canary", "Bake", "Done"}
+    assert targets == {"Reflect", "Propose", "Shadow", "Gate", "Canary", "Bake", "AwaitApproval", "Done"}
+    assert states["AwaitApproval"] == {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Await"}
     assert states["Route"]["Default"] == "Rollback"
     assert states["Bake"] == {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Evaluate"}
     assert "QueryLanguage" not in asl  # JSONPath: moto can run it
@@ -245,3 +246,44 @@ def test_reflection_figures_from_runs_and_feedback() -> None:
         "low_scored": [{"score": 0.1, "comment": "wrong", "reply": ""}],
     }
     assert propose.feedback_figures([]) == {"count": 0, "mean": None, "low_scored": []}
+
+
+def test_parse_proposals_keeps_usable_candidates_and_says_why_others_were_skipped() -> None:
+    current = revisions.normalize(BASE)
+    answer = {
+        "candidates": [
+            {"rationale": "shorter", "changes": {"system": "Be brief."}},
+            {"rationale": "same again", "changes": {"system": "Be brief."}},
+            {"rationale": "cooler", "changes": {"llm_config": {"temperature": 0.1}}},
+            {"rationale": "no-op", "changes": {"system": current["system"]}},
+        ]
+    }
+    found, skipped = propose.parse_proposals(json.dumps(answer), current, limit=4)
+    assert [why for _, why in found] == ["shorter", "cooler"]
+    assert skipped == ["a candidate repeats another of the same answer", "the proposal changes nothing"]
+    # the owner allows only the model's settings: the prompt change is skipped, the other kept
+    kept, refused = propose.parse_proposals(json.dumps(answer), current, ["llm_config"], limit=4)
+    assert [why for _, why in kept] == ["cooler"] and "owner's policy" in refused[0]
+    with pytest.raises(propose.NotAllowed):
+        propose.parse_proposals(json.dumps(answer), current, ["tool_ids"], limit=2)
+    # one candidate reaching for the evaluator refuses the whole answer
+    tampering = {"candidates": [answer["candidates"][0], {"rationale": "easier", "changes": {"gate": {}}}]}
+    with pytest.raises(propose.EvaluatorTampering):
+        propose.parse_proposals(json.dumps(tampering), current, limit=2)
+    # ``limit`` caps how many are read
+    assert len(propose.parse_proposals(json.dumps(answer), current, limit=1)[0]) == 1
+
+
+def test_pareto_front_lets_a_cheaper_equal_candidate_win() -> None:
+    from o.evolution.candidates import Point, choose, front
+
+    pricey = Point(2, score=0.9, tokens=500, latency_ms=100, passed=True)
+    cheap = Point(3, score=0.9, tokens=200, latency_ms=100, passed=True)
+    fast_but_worse = Point(4, score=0.7, tokens=200, latency_ms=50, passed=True)
+    dominated = Point(5, score=0.6, tokens=600, latency_ms=200, passed=True)
+    assert front([pricey, cheap, fast_but_worse, dominated]) == [cheap, fast_but_worse]
+    assert choose([pricey, cheap, fast_but_worse, dominated]) == (cheap, [cheap, fast_but_worse])
+    # the gate's verdict comes first: a higher score the gate refused does not win
+    refused = Point(6, score=1.0, tokens=100, latency_ms=10, passed=False)
+    assert choose([refused, pricey])[0] == pricey
+    assert choose([refused])[0] == refused  # none passed: the best is kept for the record

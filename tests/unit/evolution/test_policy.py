@@ -80,7 +80,7 @@ def test_due_action_and_bake_follow_the_status() -> None:
     assert policy.due_action(_evolution(status=EvolutionStatus.CANARY)) == "evaluate"
     assert policy.bake_seconds(_evolution(status=EvolutionStatus.CANARY)) == 5
     assert policy.bake_seconds(_evolution(status=EvolutionStatus.SHADOWED)) == 0
-    assert set(policy.NEXT_ACTION.values()) | {"rollback"} == set(policy.ACTIONS)
+    assert set(policy.NEXT_ACTION.values()) | {"await", "rollback"} == set(policy.ACTIONS)
 
 
 def test_limits_stop_request_then_time_then_tokens() -> None:
