@@ -70,6 +70,8 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/agents/{agent_id}/revisions/{number}/rollback"): None,
     ("GET", "/v1/agents/{agent_id}/evaluation"): None,
     ("PUT", "/v1/agents/{agent_id}/evaluation"): {"cases": []},
+    ("POST", "/v1/agents/{agent_id}/evaluation/cases"): {"run_id": "{run_id}"},
+    ("GET", "/v1/agents/{agent_id}/evaluation/tampering"): None,
     ("GET", "/v1/agents/{agent_id}/evolutions"): None,
     ("POST", "/v1/agents/{agent_id}/evolutions"): {},
     ("GET", "/v1/agents/{agent_id}/evolutions/{evolution_id}"): None,

@@ -394,6 +394,18 @@ OPERATIONS: list[Op] = [
         None,
         lambda w: w.raw("PUT", _agent("/evaluation")(w), {"cases": []}),
     ),
+    Op(
+        "POST",
+        "/v1/agents/{agent_id}/evaluation/cases",
+        None,
+        lambda w: w.raw("POST", _agent("/evaluation/cases")(w), {"run_id": w.run_id}, expect=201),
+    ),
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/evaluation/tampering",
+        None,
+        lambda w: w.raw("GET", _agent("/evaluation/tampering")(w)),
+    ),
     Op("GET", "/v1/agents/{agent_id}/evolutions", None, lambda w: w.raw("GET", _agent("/evolutions")(w))),
     Op("POST", "/v1/agents/{agent_id}/evolutions", None, _evolution),
     Op("GET", "/v1/agents/{agent_id}/evolutions/{evolution_id}", None, _get_evolution),
