@@ -9,6 +9,12 @@ the old gate (a fixed +0.01 threshold on the mean, no case may score lower) and 
 paired sign test at alpha 0.05, at least 6 cases) promote, with the replays and tokens each decision
 spends. A candidate no better than the current one should be promoted at most 5% of the time; a
 clearly better one (+25 points) on 80 cases at least 80% of the time.
+
+Then a canary simulation with live-traffic noise: each round the agent serves a Poisson number of live
+turns split by the step's weight (5% -> 25% -> 50%, then promotion), every turn fails with its revision's
+error rate and takes a log-normally noisy time; the canary's verdict (Mann-Whitney U per live metric,
+minimum traffic per step, at most 3 rounds per step) bakes, steps, promotes or rolls back. It prints how
+often a sound, an erring and a slower canary end promoted, rolled back or inconclusive at each traffic level.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from o.evolution import evaluator
-from tests.unit.evolution.noisy import OLD_GATE, Truth, promotion_rate
+from tests.unit.evolution.noisy import OLD_GATE, LiveTruth, Truth, canary_rates, promotion_rate
 
 TOKENS_PER_REPLAY = 50  # what the scripted replies cost; a real model's replay costs its own
 
@@ -39,6 +45,28 @@ CONDITIONS = [
     ("clearly better (+25 pts)", Truth(0.6, 0.85), 20, 1),
     ("clearly better (+25 pts)", Truth(0.6, 0.85), 80, 1),
 ]
+
+
+BASE_LIVE = LiveTruth(error_rate=0.02, latency_ms=800.0)
+CANARIES = [
+    ("sound (same as base)", BASE_LIVE),
+    ("errs more (2% -> 10%)", LiveTruth(0.10, 800.0)),
+    ("slower (800 -> 2000 ms)", LiveTruth(0.02, 2000.0)),
+]
+
+
+def canary_table(trials: int, seed: int) -> None:
+    header = f"{'canary':<26}{'turns/round':>12}{'promoted':>10}{'rolled back':>13}{'inconclusive':>14}"
+    print(f"\ncanary outcomes over {trials} seeded canaries per row (base: 2% errors, 800 ms median)")
+    print(header)
+    print("-" * len(header))
+    for i, (label, truth) in enumerate(CANARIES):
+        for traffic in (20, 100, 400):
+            rates = canary_rates(BASE_LIVE, truth, turns_per_round=traffic, trials=trials, seed=seed * 100 + i)
+            print(
+                f"{label:<26}{traffic:>12}{rates['promoted']:>10.1%}{rates['rolled_back']:>13.1%}"
+                f"{rates['inconclusive']:>14.1%}"
+            )
 
 
 def main() -> None:
@@ -65,6 +93,7 @@ def main() -> None:
         print(f"{label:<27}{cases:>6}{samples:>8}{old:>10.1%}{new:>10.1%}{replays:>9}{replays * TOKENS_PER_REPLAY:>8}")
     print("-" * len(header))
     print(f"worst false-promotion rate: old {max(false_old):.1%}, new {max(false_new):.1%} (target <= 5%)")
+    canary_table(max(50, args.trials // 4), args.seed)
     print(f"({time.perf_counter() - started:.1f} s)")
 
 

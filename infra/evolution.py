@@ -25,6 +25,8 @@ from infra.service_function import FunctionAssets, FunctionNetwork, ServiceFunct
 from o.config import env_name
 from o.evolution.statemachine import evolution_definition
 
+EVENT_BUS = "default"
+
 HANDLER = "functions.evolution.handler.handler"
 
 
@@ -97,12 +99,22 @@ class Evolution(Construct):
             env_name("evolution", "step_function_name"): self._step_function.function_name,
             env_name("evolution", "step_alias"): ALIAS_NAME,
             env_name("evolution", "state_machine_arn"): self.state_machine_arn,
+            # promotions and rollbacks are told on the account's default bus (o.aws.events)
+            env_name("evolution", "event_bus"): EVENT_BUS,
         }
 
     def grant_start(self, grantee: iam.IGrantable) -> None:
         iam.Grant.add_to_principal(
             grantee=grantee, actions=["states:StartExecution"], resource_arns=[self.state_machine_arn]
         )
+
+
+def grant_decision_events(scope: Construct, grantee: iam.IGrantable) -> None:
+    """Let ``grantee`` put evolution decisions on the default event bus (and on no other)."""
+    bus = Stack.of(scope).format_arn(
+        service="events", resource="event-bus", resource_name=EVENT_BUS, arn_format=ArnFormat.SLASH_RESOURCE_NAME
+    )
+    iam.Grant.add_to_principal(grantee=grantee, actions=["events:PutEvents"], resource_arns=[bus])
 
 
 def grant_agent_metrics(grantee: iam.IGrantable) -> None:

@@ -13,7 +13,7 @@ from infra.agent_loop import AgentLoop, grant_task_response
 from infra.api import Api, streaming_function
 from infra.config import DeployConfig
 from infra.database import Database, DatabaseOptions
-from infra.evolution import Evolution, grant_agent_metrics
+from infra.evolution import Evolution, grant_agent_metrics, grant_decision_events
 from infra.migrations import Migrations
 from infra.network import Network
 from infra.observability import Observability, Watched
@@ -241,6 +241,9 @@ class OStack(Stack):
         for service in (api_function, api_stream):
             rollout.grant_withdraw("AgentStep", service)
         grant_agent_metrics(evolution.function)
+        # who decides evolutions (the worker; the API when one is stopped or rejected) tells the owners
+        for decider in (api_function.function, api_stream.function, evolution.function):
+            grant_decision_events(self, decider)
         # Tool secrets: the API seals what clients set, the migration seals what an earlier release
         # stored in plaintext; the functions that run tools open them. Nothing else may use the key.
         for sealer in (api_function.function, api_stream.function, migrations.service.function):

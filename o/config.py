@@ -266,15 +266,24 @@ class EvolutionSettings(Group):
 
     max_tokens: int = Field(default=200_000, ge=1)
     max_seconds: float = Field(default=3600.0, gt=0)
-    canary_weight: float = Field(default=0.1, gt=0, le=1)
-    bake_seconds: int = Field(default=600, ge=0)
+    # the canary's first weight, then the steps it rises through while live evidence holds (5% → 25% → 50%,
+    # then promotion: 100%); each step bakes ``bake_seconds`` a round for at most ``max_bake_rounds`` rounds
+    canary_weight: float = Field(default=0.05, gt=0, le=1)
+    canary_steps: tuple[float, ...] = (0.25, 0.5)
+    bake_seconds: int = Field(default=300, ge=0)
     max_bake_rounds: int = Field(default=3, ge=1)
     replay_sample: int = Field(default=5, ge=0, le=100)
+    # candidates the proposer offers per pass; each is shadow-tested, the best of the Pareto front goes on
+    candidates_per_pass: int = Field(default=3, ge=1, le=5)
     # AWS: the agent-step function whose `live` alias carries canaries; unset means the local router
     step_function_name: str | None = None
     step_alias: str = "live"
     # AWS: the evolution state machine; unset means evolutions run in-process
     state_machine_arn: str | None = None
+    # AWS: the EventBridge bus promotions and rollbacks go to; unset: the owner policy's webhook (o serve)
+    event_bus: str | None = None
+
+    _split_steps = field_validator("canary_steps", mode="before")(listed)
 
 
 class SleeptimeSettings(Group):

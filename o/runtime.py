@@ -39,6 +39,7 @@ from o.agent.serving import OutcomeMetrics
 from o.agent.tools import SandboxExecutor
 from o.config import ConfigError, Settings, env_name, load_settings, unknown_variables
 from o.evolution import loop, sleeptime
+from o.evolution.notify import DecisionEvents, Webhook
 from o.evolution.rollout import AliasRouter
 from o.evolution.routing import CanaryRouter
 from o.llm.catalog import ModelCatalog
@@ -269,6 +270,16 @@ def alias_router(settings: Settings) -> AliasRouter | None:
     return LambdaAlias(None, settings.evolution.step_function_name, settings.evolution.step_alias)
 
 
+def decision_events(settings: Settings) -> DecisionEvents:
+    """Where evolution decisions are told: an EventBridge bus when one is configured (AWS), else the owner's
+    webhook through the outbound policy."""
+    if settings.evolution.event_bus:
+        from o.aws.events import EventBridgeEvents
+
+        return EventBridgeEvents(None, settings.evolution.event_bus)
+    return Webhook(outbound_policy(settings))
+
+
 def outcome_metrics() -> Any:
     """The CloudWatch adapter: :class:`OutcomeMetrics` for the agent step, ``VersionMetrics`` for canaries."""
     from o.aws.metrics import CloudWatchOutcomes
@@ -317,6 +328,7 @@ def evolution_deps(settings: Settings, engine: Engine, **overrides: Any) -> loop
         "router": router,
         "metrics": outcome_metrics() if router is not None else None,
         "executions": state_machine(arn) if (arn := settings.evolution.state_machine_arn) else None,
+        "events": decision_events(settings),
     }
     values.update(overrides)
     return loop.EvolutionDeps(engine.db, engine, **values)

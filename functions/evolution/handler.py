@@ -1,6 +1,6 @@
 """Evolution Lambda: one step of the evolution state machine (see o/evolution/statemachine.py).
 
-Event ``{"action": "reflect"|"propose"|"shadow"|"gate"|"canary"|"evaluate"|"rollback", "evolution_id",
+Event ``{"action": "reflect"|"propose"|"shadow"|"gate"|"canary"|"evaluate"|"await"|"rollback", "evolution_id",
 "reason"?}``; returns ``{"evolution_id", "status", "next", "bake_seconds"}``. The work is
 ``o.evolution.loop.step``, the function the local driver calls too.
 """

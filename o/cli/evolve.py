@@ -12,11 +12,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from o import runtime
 from o.agent import lifecycle, revisions
 from o.cli.settings import from_args
-from o.errors import NotFound, OError
-from o.evolution import loop
+from o.errors import InvalidInput, NotFound, OError
+from o.evolution import approval, loop, owner
 from o.store import evolution as store
 from o.store import orgs
 from o.store.db import Conn
@@ -66,6 +68,7 @@ def start(args: argparse.Namespace) -> int:
             "max_tokens": args.max_tokens,
             "max_seconds": args.max_seconds,
             "canary_weight": args.canary_weight,
+            "canary_steps": args.canary_steps,
             "bake_seconds": args.bake_seconds,
         }
         evo = loop.start(deps, org, args.agent_id, trigger="cli", budget=budget)
@@ -131,6 +134,43 @@ def stop(args: argparse.Namespace) -> int:
     return _with_runtime(args, work)
 
 
+def approve(args: argparse.Namespace) -> int:
+    """The owner's decision on the canary or promotion an evolution waits at."""
+
+    def work(rt: runtime.Runtime, org: str) -> int:
+        deps = _deps(rt)
+        with rt.db.transaction() as conn:
+            evo = store.get(conn, args.evolution_id, organization_id=org)
+        if evo is None or evo.agent_id != args.agent_id:
+            raise NotFound(f"evolution {args.evolution_id} not found")
+        decided = approval.decide(deps, org, args.evolution_id, not args.reject, args.comment)
+        if args.reject:
+            decided = loop.stop(deps, org, args.evolution_id, f"the owner rejected it: {args.comment or 'no reason'}")
+        print(f"{decided.id}: {decided.status.value} ({'rejected' if args.reject else 'approved'})")
+        return 0
+
+    return _with_runtime(args, work)
+
+
+def policy_cmd(args: argparse.Namespace) -> int:
+    """Show the agent's owner policy, or set it from JSON (``--set '{"approval": "promotion"}'``)."""
+
+    def work(rt: runtime.Runtime, org: str) -> int:
+        with rt.db.transaction() as conn:
+            lifecycle.require(conn, org, args.agent_id, for_update=args.set is not None)
+            if args.set is not None:
+                try:
+                    wanted = owner.OwnerPolicy.model_validate_json(args.set)
+                except ValidationError as exc:
+                    raise InvalidInput(f"not a valid evolution policy: {exc}") from exc
+                owner.save(conn, org, args.agent_id, wanted)
+            shown = owner.load(conn, args.agent_id)
+        print(json.dumps(shown.model_dump(mode="json"), indent=2))
+        return 0
+
+    return _with_runtime(args, work)
+
+
 def rollback(args: argparse.Namespace) -> int:
     def work(rt: runtime.Runtime, org: str) -> int:
         loop.stop_active(_deps(rt), org, args.agent_id, f"user rolled back to revision {args.revision}")
@@ -143,7 +183,7 @@ def rollback(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any, db_flags: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("evolve", help="self-evolution: start, list, show, stop, roll back")
+    p = sub.add_parser("evolve", help="self-evolution: start, list, show, stop, approve, policy, roll back")
     evolve = p.add_subparsers(dest="evolve_command", required=True)
 
     def common(q: argparse.ArgumentParser) -> None:
@@ -156,6 +196,9 @@ def add_parser(sub: Any, db_flags: Callable[[argparse.ArgumentParser], None]) ->
     q.add_argument("--max-tokens", type=int)
     q.add_argument("--max-seconds", type=float)
     q.add_argument("--canary-weight", type=float, help="share of live traffic for the candidate (0..1)")
+    q.add_argument(
+        "--canary-steps", type=float, nargs="*", help="the weights the canary then steps up to (e.g. 0.25 0.5)"
+    )
     q.add_argument("--bake-seconds", type=int, help="how long the canary takes traffic before the decision")
     q.set_defaults(func=start)
 
@@ -176,6 +219,22 @@ def add_parser(sub: Any, db_flags: Callable[[argparse.ArgumentParser], None]) ->
     common(q)
     q.add_argument("evolution_id")
     q.set_defaults(func=stop)
+
+    q = evolve.add_parser("approve", help="approve (or --reject) the canary or promotion an evolution waits at")
+    common(q)
+    q.add_argument("agent_id")
+    q.add_argument("evolution_id")
+    q.add_argument("--reject", action="store_true", help="roll the evolution back instead")
+    q.add_argument("--comment")
+    q.set_defaults(func=approve)
+
+    q = evolve.add_parser("policy", help="the owner's evolution policy of an agent: show, or --set JSON")
+    common(q)
+    q.add_argument("agent_id")
+    q.add_argument(
+        "--set", help='the whole policy as JSON, e.g. \'{"approval": "promotion", "max_tokens_per_day": 100000}\''
+    )
+    q.set_defaults(func=policy_cmd)
 
     q = evolve.add_parser("rollback", help="run an earlier revision again (as a new revision)")
     common(q)

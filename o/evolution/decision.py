@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from o.agent import revisions
 from o.errors import NotFound
-from o.evolution import evaluator, history, policy, shadow
+from o.evolution import evaluator, history, notify, owner, policy, shadow
 from o.evolution.deps import EvolutionDeps, StepResult, Stop
 from o.evolution.journal import claim, event, load
+from o.observability import logger
 from o.store import agents as agent_store
 from o.store import evolution as store
 from o.store.db import Conn
@@ -93,3 +94,20 @@ def _finish(deps: EvolutionDeps, evo: Evolution) -> None:
     passage_id = history.remember(deps.db, evo, deps.engine.embedders)
     with deps.db.transaction() as conn:
         store.add_figures(conn, evo.id, {"memory_passage_id": passage_id})
+        webhook = owner.load(conn, evo.agent_id).webhook_url
+    _tell_owner(deps, evo, webhook)
+
+
+def _tell_owner(deps: EvolutionDeps, evo: Evolution, webhook_url: str | None) -> None:
+    """Publish the decision; a failure is logged and recorded, never raised (the decision stands)."""
+    if deps.events is None:
+        return
+    detail_type, detail = notify.decision_event(evo)
+    try:
+        deps.events.publish(detail_type, detail, webhook_url)
+        told: dict[str, object] = {"sent": True, "type": detail_type}
+    except Exception as exc:
+        logger.exception("could not tell the owner of an evolution decision", extra={"evolution_id": evo.id})
+        told = {"sent": False, "type": detail_type, "error": f"{type(exc).__name__}: {exc}"[:500]}
+    with deps.db.transaction() as conn:
+        store.add_figures(conn, evo.id, {"notice": told})

@@ -11,6 +11,7 @@ from o.agent.engine import Engine
 from o.agent.runner import Executions
 from o.config import EvolutionSettings
 from o.evolution.metrics import VersionMetrics
+from o.evolution.notify import DecisionEvents
 from o.evolution.rollout import AliasRouter
 from o.store.db import Database
 from o.store.evolution import EvolutionStatus
@@ -33,6 +34,8 @@ class EvolutionDeps:
     progress: Callable[[str, str, str], None] | None = None
     # time.monotonic() by which one step must be done (a Lambda's remaining time); None = no limit
     step_deadline: float | None = None
+    # where promotions and rollbacks are told (EventBridge on AWS, the owner's webhook locally); None: nowhere
+    events: DecisionEvents | None = None
 
 
 @dataclass(frozen=True)

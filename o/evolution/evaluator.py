@@ -10,33 +10,23 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from o.errors import Conflict, NotFound
 from o.evolution import stats
 from o.llm.client import LLMClient, LLMError
 from o.llm.types import ChatMessage, ChatRequest
 from o.store import evolution as evolution_store
 from o.store.db import Conn
+from o.tools.evaluator_lock import EVALUATOR_NAMES, JUDGE_MARKER
 
-# Keys that name the evaluator: a proposal that touches any of them is refused outright.
-EVALUATOR_KEYS = frozenset(
-    {
-        "evaluator",
-        "evaluation",
-        "evaluation_suite",
-        "eval_cases",
-        "cases",
-        "gate",
-        "judge",
-        "checks",
-        "held_out",
-    }
-)
-
-JUDGE_MARKER = "You are an impartial judge of an AI assistant's reply."
+# Keys that name the evaluator: a proposal that touches any of them is refused outright (and so is a memory
+# edit of a block so named: o.tools.evaluator_lock).
+EVALUATOR_KEYS = EVALUATOR_NAMES
 
 
 class Checks(BaseModel):
@@ -69,9 +59,16 @@ class EvalCase(BaseModel):
 
 
 class CanaryGate(BaseModel):
+    """How a canary is judged on live traffic, step by step (see :func:`o.evolution.policy.canary_verdict`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    min_turns: int = Field(default=3, ge=0)
+    # the least canary turns in a step's window before it can be judged (the step extends until then, and
+    # ends inconclusive, rolled back, if they never come)
+    min_turns: int = Field(default=10, ge=0)
+    # A live check fails when the canary is worse by more than its tolerance AND the one-sided Mann-Whitney
+    # test of canary against baseline over the same window says so at ``alpha`` (Kayenta's rule).
+    alpha: float = Field(default=0.05, gt=0, le=1)
     max_error_rate_increase: float = Field(default=0.05, ge=0, le=1)
     min_feedback_delta: float = Field(default=-0.1, ge=-1, le=1)
     # Feedback is noisy: the candidate's mean score must be below the base's (or, when the base has fewer
@@ -82,7 +79,10 @@ class CanaryGate(BaseModel):
     max_latency_ratio: float = Field(default=2.0, gt=0)
     # Below this absolute slowdown a ratio is noise (a 3 ms reply against a 6 ms one), not a regression.
     min_latency_delta_ms: float = Field(default=250.0, ge=0)
-    on_inconclusive: Literal["rollback", "promote"] = "rollback"
+    max_cost_ratio: float = Field(default=2.0, gt=0)
+    max_tool_failure_increase: float = Field(default=0.1, ge=0, description="failed tool calls per turn")
+    # a canary that never saw enough traffic ends inconclusive and rolls back: it is never promoted unproven
+    on_inconclusive: Literal["rollback"] = "rollback"
 
 
 class Gate(BaseModel):
@@ -110,10 +110,17 @@ class Gate(BaseModel):
     max_regressions: int | None = Field(
         default=None, ge=0, description="an optional hard cap on cases where the candidate scores lower"
     )
-    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    # The guards are tests too (:func:`o.evolution.stats.difference_guard`, :func:`~o.evolution.stats.ratio_guard`):
+    # a guard refuses when the cases beyond its limit are more than chance would give, at ``guard_alpha``.
+    max_error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="the tolerated increase of a case's error rate over the current's"
+    )
     max_latency_ratio: float = Field(default=2.0, gt=0)
     min_latency_delta_ms: float = Field(default=250.0, ge=0)
     max_cost_ratio: float = Field(default=2.0, gt=0)
+    guard_alpha: float = Field(
+        default=0.05, gt=0, le=1, description="how sure a guard must be that the candidate is worse to refuse it"
+    )
     judge_weight: float = Field(default=0.3, ge=0, le=1)
     canary: CanaryGate = Field(default_factory=CanaryGate)
 
@@ -159,6 +166,39 @@ def load_suite(conn: Conn, agent_id: str) -> Suite:
 def save_suite(conn: Conn, organization_id: str, agent_id: str, suite: Suite) -> dict[str, Any]:
     data = suite.model_dump(mode="json")
     return evolution_store.put_suite(conn, organization_id, agent_id, data, suite.canonical_hash())
+
+
+# the share of cases grown from real conversations that is held out (never shown to the proposer, never gating)
+HELD_OUT_SHARE = 0.25
+
+
+def held_out_by_hash(agent_id: str, text: str) -> bool:
+    """A stable split: the same input of the same agent always lands on the same side."""
+    digest = hashlib.sha256(f"{agent_id}\x00{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < HELD_OUT_SHARE
+
+
+def add_case_from_run(
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    run_id: str,
+    name: str | None,
+    checks: Checks,
+    held_out: bool | None,
+) -> Suite:
+    """Add a case whose input is the run's first user message (a real conversation); the suite saved."""
+    text = evolution_store.run_input(conn, agent_id, run_id)
+    if text is None:
+        raise NotFound(f"run {run_id} not found for agent {agent_id}, or it has no user message")
+    suite = load_suite(conn, agent_id)
+    if any(c.input == text for c in suite.cases):
+        raise Conflict(f"the suite already has a case with the input of run {run_id}")
+    split = held_out_by_hash(agent_id, text) if held_out is None else held_out
+    case = EvalCase(name=name or f"run {run_id}", input=text[:20_000], checks=checks, held_out=split)
+    grown = suite.model_copy(update={"cases": [*suite.cases, case]})
+    save_suite(conn, organization_id, agent_id, Suite.model_validate(grown.model_dump()))
+    return grown
 
 
 def current_hash(conn: Conn, agent_id: str) -> str:
@@ -308,24 +348,29 @@ def gate(gate_config: Gate, current: Summary, candidate: Summary) -> GateResult:
     reasons = _evidence_reasons(gate_config, evidence)
     if gate_config.max_regressions is not None and len(regressions) > gate_config.max_regressions:
         reasons.append(f"regresses {len(regressions)} case(s): {regressions[:5]}")
-    reasons += _guard_reasons(gate_config, current, candidate)
+    guards = guard_evidence(gate_config, current, candidate)
+    reasons += [_GUARD_REASONS[g.name](g) for g in guards if g.failed]
     figures = {
         "current": current.figures(),
         "candidate": candidate.figures(),
         "delta": round(candidate.score - current.score, 4),
         "regressions": regressions,
         "evidence": {**evidence.as_dict(), "alpha": gate_config.alpha, "min_cases": gate_config.min_cases},
+        "guards": {g.name: g.as_dict() for g in guards},
     }
     return GateResult(not reasons, reasons, figures)
 
 
-def per_case_scores(current: Summary, candidate: Summary) -> tuple[list[float], list[float], list[str]]:
-    """Each case's mean score on both revisions (a case replayed several times counts once)."""
+def per_case_scores(
+    current: Summary, candidate: Summary, value: Callable[[CaseResult], float] = lambda c: c.score
+) -> tuple[list[float], list[float], list[str]]:
+    """Each case's mean ``value`` (its score by default) on both revisions (a case replayed several times
+    counts once)."""
     cur: dict[str, list[float]] = {}
     cand: dict[str, list[float]] = {}
     for a, b in zip(current.cases, candidate.cases, strict=True):
-        cur.setdefault(a.name, []).append(a.score)
-        cand.setdefault(b.name, []).append(b.score)
+        cur.setdefault(a.name, []).append(value(a))
+        cand.setdefault(b.name, []).append(value(b))
     if cur.keys() != cand.keys():
         raise ValueError("the two revisions were not replayed on the same cases")
     names = list(cur)
@@ -348,14 +393,32 @@ def _evidence_reasons(gate_config: Gate, evidence: stats.PairedEvidence) -> list
     return reasons
 
 
-def _guard_reasons(gate_config: Gate, current: Summary, candidate: Summary) -> list[str]:
-    reasons = []
-    if candidate.error_rate > max(gate_config.max_error_rate, current.error_rate):
-        reasons.append(f"candidate errors on {candidate.error_rate:.0%} of replays (current {current.error_rate:.0%})")
-    if slower(
-        current.latency_ms, candidate.latency_ms, gate_config.max_latency_ratio, gate_config.min_latency_delta_ms
-    ):
-        reasons.append(f"latency {candidate.latency_ms:.0f} ms vs {current.latency_ms:.0f} ms")
-    if current.tokens > 0 and candidate.tokens / current.tokens > gate_config.max_cost_ratio:
-        reasons.append(f"cost {candidate.tokens:.0f} vs {current.tokens:.0f} tokens per replay")
-    return reasons
+def guard_evidence(gate_config: Gate, current: Summary, candidate: Summary) -> list[stats.GuardEvidence]:
+    """The error-rate, latency and cost guards on the paired cases, each as a test with its interval."""
+    alpha = gate_config.guard_alpha
+    errors = per_case_scores(current, candidate, lambda c: 0.0 if c.ok else 1.0)
+    latency = per_case_scores(current, candidate, lambda c: c.latency_ms)
+    tokens = per_case_scores(current, candidate, lambda c: float(c.tokens))
+    return [
+        stats.difference_guard("error_rate", errors[0], errors[1], gate_config.max_error_rate, alpha),
+        stats.ratio_guard(
+            "latency", latency[0], latency[1], gate_config.max_latency_ratio, alpha, gate_config.min_latency_delta_ms
+        ),
+        stats.ratio_guard("cost", tokens[0], tokens[1], gate_config.max_cost_ratio, alpha),
+    ]
+
+
+_GUARD_REASONS: dict[str, Callable[[stats.GuardEvidence], str]] = {
+    "error_rate": lambda g: (
+        f"candidate errors more: {g.above} of {g.cases} case(s) worse (p = {g.p_value:.3f}, "
+        f"error rate {g.estimate:+.0%} [{g.ci_low:+.0%}, {g.ci_high:+.0%}])"
+    ),
+    "latency": lambda g: (
+        f"latency above {g.limit}x on {g.above} of {g.cases} case(s) (p = {g.p_value:.3f}, "
+        f"ratio {g.estimate:.2f} [{g.ci_low:.2f}, {g.ci_high:.2f}])"
+    ),
+    "cost": lambda g: (
+        f"cost above {g.limit}x on {g.above} of {g.cases} case(s) (p = {g.p_value:.3f}, "
+        f"tokens ratio {g.estimate:.2f} [{g.ci_low:.2f}, {g.ci_high:.2f}])"
+    ),
+}

@@ -8,6 +8,7 @@ agent can reason about what it changed before and how that went.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from o.agent import revisions
 from o.ids import new_id
@@ -36,9 +37,29 @@ def summary_text(evolution: Evolution) -> str:
             f"Shadow test: score {shadow.get('current', {}).get('score')} -> {shadow.get('candidate', {}).get('score')}"
             f", regressions {shadow.get('regressions')}"
         )
+        lines += _tests(shadow)
     if canary:
         lines.append("Canary: " + json.dumps({k: canary[k] for k in ("base", "candidate") if k in canary}))
     return "\n".join(lines)
+
+
+def _tests(shadow: dict[str, Any]) -> list[str]:
+    """The gate's tests as lines: which test, on how many cases, the interval and the p-value."""
+    lines = []
+    evidence = shadow.get("evidence")
+    if evidence:
+        lines.append(
+            f"Gate test: {evidence['test']}; {evidence['cases']} cases, {evidence['wins']} better, "
+            f"{evidence['losses']} worse, mean difference {evidence['mean_delta']} (95% {evidence['ci95']}), "
+            f"p = {evidence['p_value']} (alpha {evidence['alpha']})"
+        )
+    for name, guard in (shadow.get("guards") or {}).items():
+        verdict = "passed" if guard["passed"] else "failed"
+        lines.append(
+            f"Guard {name} {verdict}: {guard['above_limit']} of {guard['cases']} cases beyond {guard['limit']}, "
+            f"estimate {guard['estimate']} (95% {guard['ci95']}), p = {guard['p_value']}"
+        )
+    return lines
 
 
 def remember(db: Database, evolution: Evolution, embedders: EmbedderSource) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from o.agent import revisions
 from o.errors import Conflict, InvalidInput, NotFound
-from o.evolution import evaluator, policy
+from o.evolution import approval, evaluator, owner, policy
 from o.evolution import propose as proposer
 from o.evolution import shadow as replay
 from o.evolution.decision import promote, rollback
@@ -58,11 +58,18 @@ def start(
 ) -> Evolution:
     """Record a new evolution of the agent's running revision; raises Conflict while another is undecided."""
     merged = policy.merge_budget(deps.policy, budget)
+    now = deps.clock()
     with deps.db.transaction() as conn:
         base = revisions.current(conn, organization_id, agent_id)
         active = store.active_for_agent(conn, agent_id)
         if active is not None:
             raise Conflict(f"agent {agent_id} already has an evolution in progress ({active.id}, {active.status})")
+        # the owner's schedule and budgets (per pass, and what is left of the day's)
+        owner_policy = owner.load(conn, agent_id)
+        owner.check_schedule(conn, owner_policy, agent_id, trigger, now)
+        llm_config = base["config"]["llm_config"]
+        limit = owner.pass_token_limit(conn, owner_policy, agent_id, llm_config, now, merged.max_tokens)
+        merged = merged.model_copy(update={"max_tokens": limit})
         evo = store.insert(
             conn,
             evolution_id=new_id("evolution"),
@@ -72,7 +79,7 @@ def start(
             base_revision=base["number"],
             evaluator_hash=evaluator.current_hash(conn, agent_id),
             budget=merged.model_dump(),
-            deadline=deps.clock() + timedelta(seconds=merged.max_seconds),
+            deadline=now + timedelta(seconds=merged.max_seconds),
         )
         event(deps, conn, evo.id, "started", f"evolution of revision {base['number']} started ({trigger})")
     return evo
@@ -87,16 +94,30 @@ def step(deps: EvolutionDeps, evolution_id: str, action: str, *, reason: str | N
         return StepResult(evolution_id, evo.status, "done")
     if action == "rollback":
         return rollback(deps, evolution_id, reason or "rolled back on request")
+    if action == "await":
+        return _guarded(deps, evo, action, approval.await_step)
     expected = policy.due_action(evo)
     if action != expected:
         # a retried or late task: report the action that is actually due
         return StepResult(evolution_id, evo.status, expected, policy.bake_seconds(evo))
+    return _guarded(deps, evo, action, PHASES[action])
+
+
+def _guarded(
+    deps: EvolutionDeps, evo: Evolution, action: str, phase: Callable[[EvolutionDeps, Evolution], StepResult]
+) -> StepResult:
+    """Run ``phase`` unless a limit ends the evolution first; any failure ends it in rollback."""
+    evolution_id = evo.id
     try:
         limit = policy.limit_reached(evo, deps.clock())
         if limit is not None:
             raise Stop(limit)
-        return PHASES[action](deps, evo)
-    except (Stop, replay.BudgetExceeded, proposer.EvaluatorTampering) as exc:
+        return phase(deps, evo)
+    except proposer.EvaluatorTampering as exc:
+        with deps.db.transaction() as conn:
+            store.record_tampering(conn, evo.organization_id, evo.agent_id, "proposal", exc.message)
+        return rollback(deps, evolution_id, str(exc))
+    except (Stop, replay.BudgetExceeded, proposer.NotAllowed) as exc:
         return rollback(deps, evolution_id, str(exc))
     except Exception as exc:
         logger.exception("evolution step failed", extra={"evolution_id": evolution_id, "action": action})
@@ -123,6 +144,8 @@ def run_local(
         if result.next == "evaluate":
             if during_bake is not None:
                 during_bake(load(deps, evolution_id))
+            sleep(result.bake_seconds)
+        elif result.next == "await":
             sleep(result.bake_seconds)
         action = result.next
     return load(deps, evolution_id)

@@ -17,6 +17,19 @@ NAMESPACE = "O/Agents"
 
 
 @dataclass(frozen=True)
+class LiveSamples:
+    """One revision's live turns in a canary window, one value per turn: what the rank tests compare.
+
+    They come from ``revision_outcomes`` (each run's outcome, recorded under the revision that served
+    it in the transaction that ends the run, on AWS as locally), with the run's failed tool calls."""
+
+    errors: list[float]  # 1.0 for a failed turn
+    latency_ms: list[float]
+    tokens: list[float]
+    tool_failures: list[float]  # failed tool calls in the turn
+
+
+@dataclass(frozen=True)
 class VersionStats:
     turns: int
     error_rate: float
@@ -24,9 +37,19 @@ class VersionStats:
     tokens: float
     feedback: float | None = None
     feedback_count: int = 0
+    # per-turn values for the rank tests; None where only aggregates are known (then tolerances decide)
+    samples: LiveSamples | None = None
+
+    @property
+    def tool_failure_rate(self) -> float:
+        """Failed tool calls per turn."""
+        if self.samples is None or not self.samples.tool_failures:
+            return 0.0
+        return sum(self.samples.tool_failures) / len(self.samples.tool_failures)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "tool_failures_per_turn": round(self.tool_failure_rate, 4),
             "turns": self.turns,
             "error_rate": self.error_rate,
             "latency_ms": self.latency_ms,

@@ -13,14 +13,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from o.agent import revisions
-from o.evolution import evaluator, policy
+from o.evolution import approval, candidates, evaluator, owner, policy
 from o.evolution import propose as proposer
 from o.evolution import shadow as replay
 from o.evolution.decision import check_evaluator, promote, rollback, superseded
 from o.evolution.deps import EvolutionDeps, StepResult, Stop
 from o.evolution.journal import advance, claim, event, spend
-from o.evolution.metrics import VersionStats
+from o.evolution.metrics import LiveSamples, VersionStats
 from o.evolution.rollout import LocalRouter
 from o.llm.client import LLMClient
 from o.llm.config import LLMConfig
@@ -56,40 +55,26 @@ def propose(deps: EvolutionDeps, evo: Evolution) -> StepResult:
     with deps.db.transaction() as conn:
         base = revision_store.get(conn, evo.agent_id, evo.base_revision)
         suite = evaluator.load_suite(conn, evo.agent_id)
+        may_change = owner.load(conn, evo.agent_id).may_change
     assert base is not None
     cases = [
         {"name": c.name, "input": c.input, "checks": c.checks.model_dump(exclude_defaults=True)}
         for c in suite.gate_cases()
     ]
     client = _llm(deps, base["config"]["llm_config"])
-    response = client.chat(proposer.proposal_request(base["config"], evo.reflection or {}, cases))
+    count = int(evo.budget.get("candidates_per_pass", 1))
+    request = proposer.proposal_request(base["config"], evo.reflection or {}, cases, may_change, count)
+    response = client.chat(request)
     # spent even when the answer is then refused
     spend(deps, evo, response.usage.total_tokens)
-    config, rationale = proposer.parse_proposal(response.content or "", base["config"])
+    proposals, skipped = proposer.parse_proposals(response.content or "", base["config"], may_change, count)
     with deps.db.transaction() as conn:
         current = claim(conn, evo, Status.REFLECTED)
         if current is not None:
-            _record_candidate(deps, conn, current, config, rationale)
+            candidates.record(deps, conn, current, proposals, skipped)
     if current is None:
         return superseded(deps, evo.id)
     return StepResult(evo.id, Status.PROPOSED, "shadow")
-
-
-def _record_candidate(deps: EvolutionDeps, conn: Conn, evo: Evolution, config: dict[str, Any], rationale: str) -> None:
-    candidate = revisions.propose(
-        conn, evo.organization_id, evo.agent_id, config, author="agent", rationale=rationale, evolution_id=evo.id
-    )
-    if candidate["parent"] != evo.base_revision:
-        raise Stop(f"the agent was reconfigured during the evolution (now revision {candidate['parent']})")
-    changes = {
-        "status": Status.PROPOSED,
-        "candidate_revision": candidate["number"],
-        "rationale": rationale,
-        "diff": candidate["diff"],
-    }
-    store.update(conn, evo.id, changes)
-    message = f"candidate revision {candidate['number']}: {rationale}"
-    event(deps, conn, evo.id, "proposed", message, {"diff": candidate["diff"]})
 
 
 # --- shadow test and gate ----------------------------------------------------------------------------------
@@ -118,44 +103,52 @@ def _trim(case: dict[str, Any]) -> dict[str, Any]:
 def shadow(deps: EvolutionDeps, evo: Evolution) -> StepResult:
     with deps.db.transaction() as conn:
         base = revision_store.get(conn, evo.agent_id, evo.base_revision)
-        assert evo.candidate_revision is not None
-        cand = revision_store.get(conn, evo.agent_id, evo.candidate_revision)
+        numbers = candidates.candidate_revisions(evo)
+        tested: list[tuple[str | int, dict[str, Any] | None]] = [("current", base)]
+        tested += [(n, revision_store.get(conn, evo.agent_id, n)) for n in numbers]
         suite = evaluator.load_suite(conn, evo.agent_id)
         source = agent_store.get(conn, evo.organization_id, evo.agent_id)
-    assert base is not None and cand is not None and source is not None
+    assert base is not None and all(r is not None for _, r in tested) and source is not None
     replays = _replays(evo, suite)
     if not replays:
         raise Stop("nothing to replay: the agent has no recent inputs and no evaluation cases")
     judge_client = judge_for(deps, suite, base["config"])
     deadline = policy.shadow_deadline(evo, deps.clock(), time.monotonic(), deps.step_deadline)
 
-    summaries: dict[str, evaluator.Summary] = {}
-    for side, revision in (("current", base), ("candidate", cand)):
+    summaries: dict[Any, evaluator.Summary] = {}
+    for side, revision in tested:
+        assert revision is not None
         with deps.db.transaction() as conn:
-            message = f"replaying {len(replays)} inputs on the {side} revision {revision['number']}"
+            named = side if side == "current" else "candidate"
+            message = f"replaying {len(replays)} inputs on the {named} revision {revision['number']}"
             event(deps, conn, evo.id, "shadow", message)
         summary, spent = replay.score(
             deps.engine, evo.id, source, revision["config"], replays, suite, judge_client, deadline=deadline
         )
         spend(deps, evo, spent)
         summaries[side] = summary
-    figures = {
-        "current": summaries["current"].figures(),
-        "candidate": summaries["candidate"].figures(),
-        "cases": {side: [_trim(c.as_dict()) for c in s.cases] for side, s in summaries.items()},
+    current_summary = summaries.pop("current")
+    chosen, figures = candidates.judge(suite.gate, current_summary, summaries)
+    figures["cases"] = {
+        "current": [_trim(c.as_dict()) for c in current_summary.cases],
+        "candidate": [_trim(c.as_dict()) for c in summaries[chosen].cases],
     }
     with deps.db.transaction() as conn:
         current = claim(conn, evo, Status.PROPOSED)
         if current is not None:
-            _record_shadow(deps, conn, evo, figures)
+            _record_shadow(deps, conn, current, figures, chosen)
     if current is None:
         return superseded(deps, evo.id)
     return StepResult(evo.id, Status.SHADOWED, "gate")
 
 
-def _record_shadow(deps: EvolutionDeps, conn: Conn, evo: Evolution, figures: dict[str, Any]) -> None:
+def _record_shadow(deps: EvolutionDeps, conn: Conn, evo: Evolution, figures: dict[str, Any], chosen: int) -> None:
     store.add_figures(conn, evo.id, {"shadow": figures})
-    store.update(conn, evo.id, {"status": Status.SHADOWED})
+    changes: dict[str, Any] = {"status": Status.SHADOWED, "candidate_revision": chosen}
+    picked = next((c for c in evo.figures.get("candidates") or [] if c["revision"] == chosen), None)
+    if picked is not None:
+        changes.update(rationale=picked["rationale"], diff=picked["diff"])
+    store.update(conn, evo.id, changes)
     current, candidate = figures["current"], figures["candidate"]
     message = f"shadow score {current['score']} (current) vs {candidate['score']} (candidate)"
     event(deps, conn, evo.id, "shadowed", message, {"current": current, "candidate": candidate})
@@ -193,10 +186,14 @@ def _canary_plan(deps: EvolutionDeps, evo: Evolution, now: datetime) -> tuple[st
     else:
         slot = deps.router.slot
         plan = {"mode": "lambda", "function": deps.router.function_name, "alias": deps.router.alias, "weight": weight}
-    return slot, {**plan, "started_at": now.isoformat(), "round": 0}
+    weights = policy.canary_weights(evo.budget)
+    started = now.isoformat()
+    return slot, {**plan, "weights": weights, "step": 0, "started_at": started, "step_started_at": started, "round": 0}
 
 
 def canary(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    if approval.required(deps, evo, "canary"):
+        return approval.request(deps, evo, "canary", "the candidate passed the gate; no live traffic before approval")
     slot, plan = _canary_plan(deps, evo, deps.clock())
     with deps.db.transaction() as conn:
         current = claim(conn, evo, Status.GATED)
@@ -223,26 +220,44 @@ def _start_canary(deps: EvolutionDeps, conn: Conn, evo: Evolution, slot: str, pl
     event(deps, conn, evo.id, "canary", message, plan)
 
 
+def _samples(rows: list[dict[str, Any]]) -> LiveSamples:
+    return LiveSamples(
+        errors=[0.0 if r["ok"] else 1.0 for r in rows],
+        latency_ms=[float(r["latency_ms"]) for r in rows],
+        tokens=[float(r["tokens"]) for r in rows],
+        tool_failures=[float(r["tool_failures"]) for r in rows],
+    )
+
+
 def canary_stats(deps: EvolutionDeps, evo: Evolution) -> tuple[VersionStats, VersionStats]:
-    """(base, candidate) figures since the canary started. Turns, errors, latency and tokens come from the
-    versions' CloudWatch metrics on AWS and from ``revision_outcomes`` locally; feedback always comes from
-    the feedback table, where each score is attributed to the revision that produced the response."""
+    """(base, candidate) figures over the current step's window (the same window for both): each run's outcome
+    and each feedback score from the database, where they are attributed to the revision that produced them
+    (on AWS as locally). On AWS a side whose turns the database does not hold is read from the versions'
+    CloudWatch metrics instead (aggregates by the minute, without per-turn samples)."""
     assert evo.canary is not None and evo.candidate_revision is not None
-    since = datetime.fromisoformat(evo.canary["started_at"])
+    since = datetime.fromisoformat(evo.canary.get("step_started_at") or evo.canary["started_at"])
     with deps.db.transaction() as conn:
         base = store.outcome_stats(conn, evo.agent_id, evo.base_revision, since)
         cand = store.outcome_stats(conn, evo.agent_id, evo.candidate_revision, since)
+        base_samples = _samples(store.outcome_samples(conn, evo.agent_id, evo.base_revision, since))
+        cand_samples = _samples(store.outcome_samples(conn, evo.agent_id, evo.candidate_revision, since))
     if evo.canary["mode"] != "lambda":
-        return VersionStats(**base), VersionStats(**cand)
+        return VersionStats(**base, samples=base_samples), VersionStats(**cand, samples=cand_samples)
     if deps.metrics is None:
         raise Stop("a Lambda canary needs CloudWatch metrics to be judged")
     metrics = deps.metrics
 
-    def measured(version: str, db_stats: dict[str, Any]) -> VersionStats:
+    def measured(version: str, db_stats: dict[str, Any], samples: LiveSamples) -> VersionStats:
+        if samples.errors:
+            # the database holds every turn of the window, exactly (CloudWatch aggregates by the minute)
+            return VersionStats(**db_stats, samples=samples)
         cw = metrics.stats(evo.agent_id, version, since)
         return replace(cw, feedback=db_stats["feedback"], feedback_count=int(db_stats["feedback_count"]))
 
-    return measured(evo.canary["stable_version"], base), measured(evo.canary["version"], cand)
+    return (
+        measured(evo.canary["stable_version"], base, base_samples),
+        measured(evo.canary["version"], cand, cand_samples),
+    )
 
 
 def evaluate(deps: EvolutionDeps, evo: Evolution) -> StepResult:
@@ -250,17 +265,33 @@ def evaluate(deps: EvolutionDeps, evo: Evolution) -> StepResult:
         check_evaluator(conn, evo)
         suite = evaluator.load_suite(conn, evo.agent_id)
     assert evo.canary is not None
+    rules = suite.gate.canary
     base, cand = canary_stats(deps, evo)
-    round_no = int(evo.canary["round"])
+    round_no, step_no = int(evo.canary["round"]), int(evo.canary.get("step", 0))
+    weights = evo.canary.get("weights") or [evo.canary["weight"]]
+    checks = {c.name: {"failed": c.failed, **c.evidence} for c in policy.live_checks(rules, base, cand)}
+    figures = {
+        "base": base.as_dict(),
+        "candidate": cand.as_dict(),
+        "round": round_no,
+        "step": step_no,
+        "weight": evo.canary["weight"],
+        "checks": checks,
+    }
     with deps.db.transaction() as conn:
-        figures = {"base": base.as_dict(), "candidate": cand.as_dict(), "round": round_no}
-        store.add_figures(conn, evo.id, {"canary": figures})
+        trail = [*evo.figures.get("canary_evaluations", []), figures][-50:]
+        store.add_figures(conn, evo.id, {"canary": figures, "canary_evaluations": trail})
     max_rounds = int(evo.budget["max_bake_rounds"])
-    verdict = policy.canary_verdict(suite.gate.canary, base, cand, round_no=round_no, max_rounds=max_rounds)
+    last = step_no + 1 >= len(weights)
+    verdict = policy.canary_verdict(rules, base, cand, round_no=round_no, max_rounds=max_rounds, last_step=last)
     if verdict.action == "bake":
         return _bake_again(deps, evo, verdict.reason)
+    if verdict.action == "step":
+        return _step_up(deps, evo, float(weights[step_no + 1]), verdict.reason)
     if verdict.action == "rollback":
         return rollback(deps, evo.id, verdict.reason)
+    if approval.required(deps, evo, "promotion"):
+        return approval.request(deps, evo, "promotion", verdict.reason)
     return promote(deps, evo, verdict.reason)
 
 
@@ -268,6 +299,27 @@ def _bake_again(deps: EvolutionDeps, evo: Evolution, reason: str) -> StepResult:
     assert evo.canary is not None
     changes = {"canary": {**evo.canary, "round": evo.canary["round"] + 1}}
     if advance(deps, evo, Status.CANARY, changes, "bake", reason) is None:
+        return superseded(deps, evo.id)
+    return StepResult(evo.id, Status.CANARY, "evaluate", int(evo.budget["bake_seconds"]))
+
+
+def _step_up(deps: EvolutionDeps, evo: Evolution, weight: float, reason: str) -> StepResult:
+    """The evidence held at this weight: move the canary to the next one, with a fresh window."""
+    assert evo.canary is not None
+    now = deps.clock().isoformat()
+    step = int(evo.canary.get("step", 0)) + 1
+    canary = {**evo.canary, "weight": weight, "step": step, "round": 0, "step_started_at": now}
+    with deps.db.transaction() as conn:
+        if claim(conn, evo, Status.CANARY) is None:
+            current = None
+        else:
+            if canary["mode"] == "lambda":
+                assert deps.router is not None
+                # in the transaction: if the alias cannot move, the canary stays where it was
+                deps.router.set_weight(weight)
+            current = store.update(conn, evo.id, {"canary": canary})
+            event(deps, conn, evo.id, "step", f"canary stepped to {weight:.0%} of traffic: {reason}", canary)
+    if current is None:
         return superseded(deps, evo.id)
     return StepResult(evo.id, Status.CANARY, "evaluate", int(evo.budget["bake_seconds"]))
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from statistics import NormalDist
 from typing import Any, Literal
 
@@ -19,12 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from o.config import EvolutionSettings
 from o.errors import InvalidInput
-from o.evolution import evaluator
+from o.evolution import evaluator, stats
 from o.evolution.metrics import VersionStats
 from o.evolution.rollout import validate_routing
 from o.store.evolution import Evolution, EvolutionStatus
 
-Action = Literal["reflect", "propose", "shadow", "gate", "canary", "evaluate", "rollback"]
+Action = Literal["reflect", "propose", "shadow", "gate", "canary", "evaluate", "await", "rollback"]
 
 # status → the action that moves it on
 NEXT_ACTION: dict[EvolutionStatus, Action] = {
@@ -35,7 +36,8 @@ NEXT_ACTION: dict[EvolutionStatus, Action] = {
     EvolutionStatus.GATED: "canary",
     EvolutionStatus.CANARY: "evaluate",
 }
-ACTIONS: tuple[Action, ...] = ("reflect", "propose", "shadow", "gate", "canary", "evaluate", "rollback")
+# "await": look again whether the owner approved what waits for approval (o.evolution.approval)
+ACTIONS: tuple[Action, ...] = ("reflect", "propose", "shadow", "gate", "canary", "evaluate", "await", "rollback")
 
 
 class Budget(BaseModel):
@@ -46,9 +48,12 @@ class Budget(BaseModel):
     max_tokens: int = Field(ge=1)
     max_seconds: float = Field(gt=0)
     canary_weight: float = Field(gt=0, le=1)
+    # the weights the canary steps up to after ``canary_weight``, each only while the evidence holds
+    canary_steps: list[float] = Field(default_factory=list)
     bake_seconds: int = Field(ge=0)
     max_bake_rounds: int = Field(ge=1)
     replay_sample: int = Field(ge=0, le=100)
+    candidates_per_pass: int = Field(default=1, ge=1, le=5)
 
 
 def merge_budget(policy: EvolutionSettings, overrides: Mapping[str, Any] | None) -> Budget:
@@ -58,19 +63,31 @@ def merge_budget(policy: EvolutionSettings, overrides: Mapping[str, Any] | None)
             "max_tokens": policy.max_tokens,
             "max_seconds": policy.max_seconds,
             "canary_weight": policy.canary_weight,
+            "canary_steps": list(policy.canary_steps),
             "bake_seconds": policy.bake_seconds,
             "max_bake_rounds": policy.max_bake_rounds,
             "replay_sample": policy.replay_sample,
+            "candidates_per_pass": policy.candidates_per_pass,
             **{k: v for k, v in (overrides or {}).items() if v is not None},
         }
     )
+    steps = merged.canary_steps
     validate_routing("1", {"2": merged.canary_weight})
-    if merged.bake_seconds * merged.max_bake_rounds >= merged.max_seconds:
+    if any(not 0 < w < 1 for w in steps) or any(b <= a for a, b in pairwise(steps)):
+        raise InvalidInput(f"canary steps must rise step by step between 0 and 1 (promotion is 100%): {steps}")
+    weights = canary_weights(merged.model_dump())
+    if merged.bake_seconds * merged.max_bake_rounds * len(weights) >= merged.max_seconds:
         raise InvalidInput(
-            f"the canary could bake {merged.bake_seconds} s x {merged.max_bake_rounds} rounds, which does not fit "
-            f"the evolution's time budget of {merged.max_seconds} s"
+            f"the canary could bake {merged.bake_seconds} s x {merged.max_bake_rounds} rounds x {len(weights)} "
+            f"steps, which does not fit the evolution's time budget of {merged.max_seconds} s"
         )
     return merged
+
+
+def canary_weights(budget: Mapping[str, Any]) -> list[float]:
+    """The canary's weights, step by step: its first weight, then the later steps above it."""
+    first = float(budget["canary_weight"])
+    return [first, *(float(w) for w in budget.get("canary_steps") or [] if w > first)]
 
 
 def due_action(evo: Evolution) -> Action:
@@ -115,7 +132,7 @@ def gate_verdict(gate: evaluator.Gate, shadow_figures: Mapping[str, Any]) -> eva
 
 @dataclass(frozen=True)
 class CanaryVerdict:
-    action: Literal["promote", "rollback", "bake"]
+    action: Literal["promote", "rollback", "bake", "step"]
     reason: str
 
 
@@ -177,37 +194,111 @@ def feedback_leans_worse(rules: evaluator.CanaryGate, base: VersionStats, cand: 
     return gap is not None and gap[1] >= LEAN_Z
 
 
+@dataclass(frozen=True)
+class LiveCheck:
+    """One live metric of the canary against its baseline over the same window."""
+
+    name: str
+    failed: bool
+    reason: str
+    evidence: dict[str, Any]
+
+
+def _live_check(
+    name: str,
+    worse_by_tolerance: bool,
+    reason: str,
+    rules: evaluator.CanaryGate,
+    cand: list[float] | None,
+    base: list[float] | None,
+) -> LiveCheck:
+    """Failed when the canary is worse than the tolerance allows and, where per-turn values are known, the
+    one-sided Mann-Whitney test says so beyond chance; only aggregates known: the tolerance decides."""
+    if cand is None or base is None:
+        return LiveCheck(
+            name, worse_by_tolerance, reason, {"test": "tolerance on aggregates", "beyond": worse_by_tolerance}
+        )
+    rank = stats.mann_whitney(cand, base)
+    significant = rank.p_value <= rules.alpha
+    evidence = {**rank.as_dict(), "alpha": rules.alpha, "beyond_tolerance": worse_by_tolerance}
+    return LiveCheck(name, worse_by_tolerance and significant, f"{reason} (p = {rank.p_value:.4f})", evidence)
+
+
+def live_checks(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> list[LiveCheck]:
+    """Errors, latency, cost and tool failures of the canary against its baseline, each a test."""
+    bs, cs = base.samples, cand.samples
+    both = bs is not None and cs is not None
+
+    def values(attr: str) -> tuple[list[float] | None, list[float] | None]:
+        return (getattr(cs, attr), getattr(bs, attr)) if both else (None, None)
+
+    return [
+        _live_check(
+            "errors",
+            cand.error_rate > base.error_rate + rules.max_error_rate_increase,
+            f"canary error rate {cand.error_rate:.1%} vs {base.error_rate:.1%}",
+            rules,
+            *values("errors"),
+        ),
+        _live_check(
+            "latency",
+            evaluator.slower(base.latency_ms, cand.latency_ms, rules.max_latency_ratio, rules.min_latency_delta_ms),
+            f"canary latency {cand.latency_ms:.0f} ms vs {base.latency_ms:.0f} ms",
+            rules,
+            *values("latency_ms"),
+        ),
+        _live_check(
+            "cost",
+            base.tokens > 0 and cand.tokens / base.tokens > rules.max_cost_ratio,
+            f"canary cost {cand.tokens:.0f} vs {base.tokens:.0f} tokens per turn",
+            rules,
+            *values("tokens"),
+        ),
+        _live_check(
+            "tool_failures",
+            cand.tool_failure_rate > base.tool_failure_rate + rules.max_tool_failure_increase,
+            f"canary tool failures {cand.tool_failure_rate:.2f} vs {base.tool_failure_rate:.2f} per turn",
+            rules,
+            *values("tool_failures"),
+        ),
+    ]
+
+
 def canary_problems(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> list[str]:
     """Where the candidate's live figures are worse than the base's by more than the rules allow."""
-    problems = []
-    if cand.error_rate > base.error_rate + rules.max_error_rate_increase:
-        problems.append(f"canary error rate {cand.error_rate:.1%} vs {base.error_rate:.1%}")
+    problems = [check.reason for check in live_checks(rules, base, cand) if check.failed]
     feedback = feedback_problem(rules, base, cand)
     if feedback is not None:
-        problems.append(feedback)
-    if evaluator.slower(base.latency_ms, cand.latency_ms, rules.max_latency_ratio, rules.min_latency_delta_ms):
-        problems.append(f"canary latency {cand.latency_ms:.0f} ms vs {base.latency_ms:.0f} ms")
+        problems.insert(1, feedback)
     return problems
 
 
 def canary_verdict(
-    rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats, *, round_no: int, max_rounds: int
+    rules: evaluator.CanaryGate,
+    base: VersionStats,
+    cand: VersionStats,
+    *,
+    round_no: int,
+    max_rounds: int,
+    last_step: bool = True,
 ) -> CanaryVerdict:
-    """Promote, roll back, or bake another round, from the canary's figures after round ``round_no`` (from 0)."""
+    """Promote, step up, roll back, or bake another round, from the canary's figures over the current step's
+    window after round ``round_no`` (from 0) of at most ``max_rounds`` per step.
+
+    Too little traffic extends the step; a step that ends without enough ends the canary inconclusive, which
+    rolls back (a canary is never promoted unproven). A failed check rolls back at once. Evidence that holds
+    steps the weight up, and promotes after the last step."""
     if cand.turns < rules.min_turns:
         if round_no + 1 < max_rounds:
             return CanaryVerdict(
                 "bake", f"only {cand.turns} canary turns so far (need {rules.min_turns}); baking longer"
             )
-        if rules.on_inconclusive == "rollback":
-            return CanaryVerdict("rollback", f"canary inconclusive: {cand.turns} turns, {rules.min_turns} needed")
-        return CanaryVerdict("promote", f"canary inconclusive ({cand.turns} turns); promoted on the shadow evidence")
+        return CanaryVerdict("rollback", f"canary inconclusive: {cand.turns} turns, {rules.min_turns} needed")
     problems = canary_problems(rules, base, cand)
     if problems:
         return CanaryVerdict("rollback", "canary worse than the current revision: " + "; ".join(problems))
     if round_no + 1 < max_rounds and feedback_leans_worse(rules, base, cand):
         return CanaryVerdict("bake", f"canary feedback leans worse ({cand.feedback_count} scores); baking for more")
     feedback = cand.feedback if cand.feedback is not None else "none"
-    return CanaryVerdict(
-        "promote", f"canary healthy over {cand.turns} turns (errors {cand.error_rate:.1%}, feedback {feedback})"
-    )
+    healthy = f"canary healthy over {cand.turns} turns (errors {cand.error_rate:.1%}, feedback {feedback})"
+    return CanaryVerdict("promote" if last_step else "step", healthy)

@@ -9,6 +9,7 @@ and the current configuration, and must answer with JSON ``{"rationale", "change
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,17 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from o.agent import revisions
 from o.errors import InvalidInput
-from o.evolution.evaluator import EVALUATOR_KEYS, parse_json_object
+from o.evolution.evaluator import EVALUATOR_KEYS, load_suite, parse_json_object
 from o.llm.client import LLMClient
 from o.llm.types import ChatMessage, ChatRequest
 from o.store import reflection as reflection_store
 from o.store.db import Conn
+from o.tools.evaluator_lock import PROPOSER_MARKER
 
-PROPOSER_MARKER = "You propose one improvement to an AI agent's configuration."
 RECENT_RUNS = 50
 RECENT_INPUTS = 20
 RECENT_FEEDBACK = 50
 HISTORY_RECALL = 5
+RECENT_FAILURES = 10
+ATTEMPTS = 10
 
 
 class EvaluatorTampering(InvalidInput):
@@ -55,11 +58,37 @@ def reflect(conn: Conn, agent_id: str) -> dict[str, Any]:
     feedback = reflection_store.recent_feedback(conn, agent_id, RECENT_FEEDBACK)
     inputs = reflection_store.recent_user_inputs(conn, agent_id, RECENT_INPUTS)
     history = reflection_store.evolution_memories(conn, agent_id, HISTORY_RECALL)
+    traces = reflection_store.failed_traces(conn, agent_id, RECENT_FAILURES)
+    # a held-out case measures generalisation only while the proposer has never seen it, even as a trace
+    held_out = {c.input for c in load_suite(conn, agent_id).held_out_cases()}
     return {
         **run_figures(runs),
         "feedback": feedback_figures(feedback),
         "recent_inputs": [text[:2000] for text in inputs],
         "history": [text[:1500] for text in history],
+        "failed_traces": [trace_figures(t) for t in traces if (t["input"] or "") not in held_out],
+        "attempts": [attempt_figures(a) for a in reflection_store.attempts(conn, agent_id, ATTEMPTS)],
+    }
+
+
+def trace_figures(trace: dict[str, Any]) -> dict[str, Any]:
+    """A failed or badly rated run as the proposer reads it: what was asked, what was answered, what went wrong."""
+    return {
+        "input": (trace["input"] or "")[:500],
+        "reply": (trace["reply"] or "")[:500],
+        "error": (trace["error"] or "")[:300] or None,
+        "score": trace["score"],
+        "comment": (trace["comment"] or "")[:300] or None,
+    }
+
+
+def attempt_figures(attempt: dict[str, Any]) -> dict[str, Any]:
+    """An earlier evolution: what it changed, whether it was kept, and why."""
+    return {
+        "decision": attempt["decision"],
+        "reason": (attempt["reason"] or "")[:300],
+        "rationale": (attempt["rationale"] or "")[:300],
+        "change": revisions.describe_diff(attempt["diff"] or {})[:800],
     }
 
 
@@ -93,17 +122,36 @@ def feedback_figures(feedback: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def proposal_request(config: dict[str, Any], reflection: dict[str, Any], cases: list[dict[str, Any]]) -> ChatRequest:
+# every key an evolution may change, unless the owner's policy narrows it (o.evolution.owner)
+EVOLVABLE = ("system", "blocks", "tool_rules", "tool_ids", "llm_config")
+
+
+class NotAllowed(InvalidInput):
+    """A proposal changes what the owner's policy does not let an evolution change."""
+
+    code = "not_allowed_by_policy"
+
+
+def proposal_request(
+    config: dict[str, Any],
+    reflection: dict[str, Any],
+    cases: list[dict[str, Any]],
+    may_change: Sequence[str] = EVOLVABLE,
+    count: int = 1,
+) -> ChatRequest:
     shown = {k: v for k, v in reflection.items() if k != "recent_inputs"}
+    allowed = ", ".join(k for k in EVOLVABLE if k in may_change)
     return ChatRequest(
         messages=[
             ChatMessage.system(
                 f"{PROPOSER_MARKER}\n"
-                "You may change only these keys of the configuration: system, blocks (label, limit, description, "
-                "read_only — never values), tool_ids, tool_rules, llm_config. You must never change the evaluation "
+                f"You may change only these keys of the configuration: {allowed} (blocks: label, limit, "
+                "description, read_only — never values). You must never change the evaluation "
                 "cases, the judge or the gate. Learn from the evolution history: do not repeat a change that was "
-                "rolled back. Answer with JSON only: "
-                '{"rationale": "<why this change should help>", "changes": {<only the keys you change>}}'
+                "rolled back (see attempts), and learn from the failed and badly rated traces. "
+                f"Propose up to {count} different candidates. Answer with JSON only: "
+                '{"candidates": [{"rationale": "<why this change should help>", "changes": {<only the keys you '
+                "change>}}, ...]}"
             ),
             ChatMessage.user(
                 json.dumps(
@@ -121,15 +169,65 @@ def proposal_request(config: dict[str, Any], reflection: dict[str, Any], cases: 
     )
 
 
-def parse_proposal(text: str, current: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The candidate configuration and rationale from the model's answer; raises InvalidInput."""
+def parse_proposal(
+    text: str, current: dict[str, Any], may_change: Sequence[str] = EVOLVABLE
+) -> tuple[dict[str, Any], str]:
+    """The candidate configuration and rationale of a one-candidate answer; raises InvalidInput (NotAllowed for
+    a change the owner's policy forbids, EvaluatorTampering for one that touches the evaluator)."""
+    return _candidate(_answer(text), current, may_change)
+
+
+def parse_proposals(
+    text: str, current: dict[str, Any], may_change: Sequence[str] = EVOLVABLE, limit: int = 1
+) -> tuple[list[tuple[dict[str, Any], str]], list[str]]:
+    """(the usable candidates, why the others were skipped) of an answer with up to ``limit`` candidates
+    (``{"candidates": [...]}``, or one proposal). One that touches the evaluator refuses the whole answer
+    (EvaluatorTampering); one the policy forbids, that changes nothing or repeats another is skipped."""
+    answer = _answer(text)
+    items = answer.get("candidates", [answer])
+    if not isinstance(items, list) or not items:
+        raise InvalidInput("the proposal has no candidates")
+    found: list[tuple[dict[str, Any], str]] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+    for item in items[:limit]:
+        try:
+            config, rationale = _candidate(item, current, may_change)
+        except EvaluatorTampering:
+            raise
+        except InvalidInput as exc:
+            skipped.append(exc.message)
+            continue
+        digest = revisions.config_hash(config)
+        if digest in seen:
+            skipped.append("a candidate repeats another of the same answer")
+            continue
+        seen.add(digest)
+        found.append((config, rationale))
+    if not found:
+        error = NotAllowed if all("owner's policy" in why for why in skipped) else InvalidInput
+        raise error(f"no usable candidate: {'; '.join(skipped)}")
+    return found, skipped
+
+
+def _answer(text: str) -> dict[str, Any]:
     try:
-        proposal = Proposal.model_validate(parse_json_object(text))
-    except (ValueError, ValidationError) as exc:
+        return parse_json_object(text)
+    except ValueError as exc:
+        raise InvalidInput(f"the proposal is not valid JSON of the expected shape: {exc}") from exc
+
+
+def _candidate(item: Any, current: dict[str, Any], may_change: Sequence[str]) -> tuple[dict[str, Any], str]:
+    try:
+        proposal = Proposal.model_validate(item)
+    except ValidationError as exc:
         raise InvalidInput(f"the proposal is not valid JSON of the expected shape: {exc}") from exc
     touched = EVALUATOR_KEYS & set(proposal.changes)
     if touched:
         raise EvaluatorTampering(f"the candidate tried to change the evaluator ({sorted(touched)}); refused")
+    refused = sorted(set(proposal.changes) - set(may_change))
+    if refused:
+        raise NotAllowed(f"the proposal changes {refused}, which the owner's policy does not let an evolution change")
     candidate = dict(current)
     for key, value in proposal.changes.items():
         if key == "llm_config" and isinstance(value, dict):

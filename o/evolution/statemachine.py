@@ -34,7 +34,7 @@ LAMBDA_RETRY = [
         "BackoffRate": 2.0,
     },
 ]
-STEPS = ("Reflect", "Propose", "Shadow", "Gate", "Canary", "Evaluate")
+STEPS = ("Reflect", "Propose", "Shadow", "Gate", "Canary", "Evaluate", "Await")
 
 
 def _task(function_arn: str, action: str) -> dict[str, Any]:
@@ -65,6 +65,7 @@ def evolution_definition(function_arn: str) -> dict[str, Any]:
             ("gate", "Gate"),
             ("canary", "Canary"),
             ("evaluate", "Bake"),
+            ("await", "AwaitApproval"),
             ("done", "Done"),
         )
     ]
@@ -74,6 +75,8 @@ def evolution_definition(function_arn: str) -> dict[str, Any]:
             "Route": {"Type": "Choice", "Choices": route, "Default": "Rollback"},
             # the canary takes live traffic while the machine waits; no Lambda runs meanwhile
             "Bake": {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Evaluate"},
+            # a gate that waits for the owner's approval: look again after a while (o.evolution.approval)
+            "AwaitApproval": {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Await"},
             "Rollback": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::lambda:invoke",

@@ -51,6 +51,8 @@ SCOPES: dict[str, tuple[str, str]] = {
     "feedback": ("t.agent_id = %(agent)s", "t.created_at, t.id"),
     "revision_outcomes": ("t.agent_id = %(agent)s", "t.id"),
     "sleeptime_passes": ("t.agent_id = %(agent)s AND t.status <> 'running'", "t.started_at, t.id"),
+    "evolution_policies": ("t.agent_id = %(agent)s", "t.agent_id"),
+    "evaluator_tampering": ("t.agent_id = %(agent)s", "t.id"),
 }
 
 _MESSAGE_JSON = frozenset({"content", "tool_calls", "tool_returns", "metadata"})

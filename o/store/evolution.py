@@ -327,3 +327,83 @@ def outcome_stats(conn: Conn, agent_id: str, revision: int, since: Any) -> dict[
     ).fetchone()
     assert row is not None
     return {k: (float(v) if v is not None and k not in ("turns", "feedback_count") else v) for k, v in row.items()}
+
+
+def outcome_samples(conn: Conn, agent_id: str, revision: int, since: Any) -> list[dict[str, Any]]:
+    """``revision``'s live turns since ``since``, oldest first: ok, latency, tokens, and the failed tool
+    calls of the run each turn was (a turn with no run id counts none)."""
+    return conn.execute(
+        """SELECT o.ok, o.latency_ms, o.tokens,
+                  (SELECT count(*) FROM messages m
+                    WHERE o.request_id IS NOT NULL AND m.run_id = o.request_id AND m.role = 'tool'
+                      AND m.tool_returns -> 0 ->> 'status' = 'error') AS tool_failures
+           FROM revision_outcomes o
+           WHERE o.agent_id = %s AND o.revision = %s AND o.created_at >= %s ORDER BY o.id""",
+        (agent_id, revision, since),
+    ).fetchall()
+
+
+# --- the owner's policy ------------------------------------------------------------------------------------
+
+
+def get_policy(conn: Conn, agent_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT policy FROM evolution_policies WHERE agent_id = %s", (agent_id,)).fetchone()
+    return row["policy"] if row is not None else None
+
+
+def put_policy(conn: Conn, organization_id: str, agent_id: str, policy: dict[str, Any]) -> None:
+    conn.execute(
+        """INSERT INTO evolution_policies (agent_id, organization_id, policy) VALUES (%s, %s, %s)
+           ON CONFLICT (agent_id) DO UPDATE SET policy = EXCLUDED.policy, updated_at = now()""",
+        (agent_id, organization_id, Jsonb(policy)),
+    )
+
+
+def tokens_since(conn: Conn, agent_id: str, since: datetime) -> int:
+    """Tokens the agent's evolutions started since ``since`` have spent."""
+    row = conn.execute(
+        "SELECT coalesce(sum(tokens_used), 0) AS used FROM evolutions WHERE agent_id = %s AND created_at >= %s",
+        (agent_id, since),
+    ).fetchone()
+    assert row is not None
+    return int(row["used"])
+
+
+def last_started(conn: Conn, agent_id: str) -> datetime | None:
+    row = conn.execute("SELECT max(created_at) AS last FROM evolutions WHERE agent_id = %s", (agent_id,)).fetchone()
+    return row["last"] if row is not None else None
+
+
+# --- tamper attempts on the evaluator ----------------------------------------------------------------------
+
+
+def record_tampering(conn: Conn, organization_id: str, agent_id: str, source: str, detail: str) -> None:
+    """Keep a refused attempt to change the evaluator; the agent's running evolution, if any, records it too."""
+    active = active_for_agent(conn, agent_id)
+    evolution_id = active.id if active is not None else None
+    conn.execute(
+        """INSERT INTO evaluator_tampering (organization_id, agent_id, evolution_id, source, detail)
+           VALUES (%s, %s, %s, %s, %s)""",
+        (organization_id, agent_id, evolution_id, source, detail[:2000]),
+    )
+    if evolution_id is not None:
+        add_event(conn, evolution_id, "tampering", f"refused ({source}): {detail[:500]}")
+
+
+def tampering(conn: Conn, agent_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    return conn.execute(
+        """SELECT id, evolution_id, source, detail, created_at FROM evaluator_tampering
+           WHERE agent_id = %s ORDER BY id DESC LIMIT %s""",
+        (agent_id, limit),
+    ).fetchall()
+
+
+def run_input(conn: Conn, agent_id: str, run_id: str) -> str | None:
+    """The first user message of the agent's run ``run_id``, or None."""
+    row = conn.execute(
+        """SELECT m.text FROM messages m JOIN runs r ON r.id = m.run_id
+           WHERE r.id = %s AND r.agent_id = %s AND m.agent_id = %s AND m.role = 'user' AND m.text <> ''
+           ORDER BY m.seq LIMIT 1""",
+        (run_id, agent_id, agent_id),
+    ).fetchone()
+    return row["text"] if row is not None else None

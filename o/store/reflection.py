@@ -66,3 +66,45 @@ def insert_unembedded_passage(
            VALUES (%s, %s, %s, %s, %s, %s)""",
         (passage_id, organization_id, agent_id, text, list(tags), Jsonb(metadata)),
     )
+
+
+def failed_traces(conn: Conn, agent_id: str, limit: int) -> list[dict[str, Any]]:
+    """The newest runs that failed or that a user rated below 0.5: the user's input, the agent's last reply,
+    the error and the lowest score with its comment."""
+    return conn.execute(
+        """SELECT r.id AS run_id, r.status, r.error, fb.score, fb.comment,
+                  (SELECT m.text FROM messages m WHERE m.agent_id = r.agent_id AND m.run_id = r.id
+                     AND m.role = 'user' ORDER BY m.seq LIMIT 1) AS input,
+                  (SELECT coalesce(nullif(m.text, ''), m.tool_calls::text) FROM messages m
+                    WHERE m.agent_id = r.agent_id AND m.run_id = r.id AND m.role = 'assistant'
+                    ORDER BY m.seq DESC LIMIT 1) AS reply
+           FROM runs r
+           LEFT JOIN LATERAL (SELECT f.score, f.comment FROM feedback f WHERE f.run_id = r.id
+                              ORDER BY f.score LIMIT 1) fb ON true
+           WHERE r.agent_id = %s AND (r.status = 'failed' OR r.error IS NOT NULL OR fb.score < 0.5)
+           ORDER BY r.created_at DESC LIMIT %s""",
+        (agent_id, limit),
+    ).fetchall()
+
+
+def attempts(conn: Conn, agent_id: str, limit: int) -> list[dict[str, Any]]:
+    """The agent's newest decided evolutions: what was tried (rationale, diff), the decision and why."""
+    return conn.execute(
+        """SELECT e.id, e.decision, e.reason, e.rationale, e.diff, r.config_hash
+           FROM evolutions e
+           LEFT JOIN agent_revisions r ON r.agent_id = e.agent_id AND r.number = e.candidate_revision
+           WHERE e.agent_id = %s AND e.completed_at IS NOT NULL
+           ORDER BY e.completed_at DESC LIMIT %s""",
+        (agent_id, limit),
+    ).fetchall()
+
+
+def rejected_config_hashes(conn: Conn, agent_id: str) -> dict[str, str]:
+    """config hash -> the evolution that tried it and was rolled back, for every rejected candidate."""
+    found = conn.execute(
+        """SELECT r.config_hash, e.id FROM evolutions e
+           JOIN agent_revisions r ON r.agent_id = e.agent_id AND r.number = e.candidate_revision
+           WHERE e.agent_id = %s AND e.decision = 'rolled_back'""",
+        (agent_id,),
+    ).fetchall()
+    return {row["config_hash"]: row["id"] for row in found}

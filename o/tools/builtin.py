@@ -21,6 +21,7 @@ from o.memory import archival, recall
 from o.memory import blocks as memory_blocks
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
 from o.store.db import Conn
+from o.tools import evaluator_lock
 
 
 class ToolError(Exception):
@@ -384,6 +385,10 @@ def run_builtin(ctx: ToolContext, name: str, args: dict[str, Any]) -> str:
     missing = [p for p in tool.parameters["required"] if p not in args]
     if missing:
         raise ToolError(f"{name}() missing required arguments: {missing}")
+    # the agent loop records the attempt before it gets here (o.agent.step.tools_phase); refused either way
+    refused = evaluator_lock.refusal(name, args)
+    if refused is not None:
+        raise ToolError(refused)
     try:
         return tool.fn(ctx, **args)
     except (ToolError, OError):

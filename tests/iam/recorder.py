@@ -161,7 +161,18 @@ def _bedrock(call: Call) -> Request:
     return Request(action, f"arn:aws:bedrock:{call.region}::foundation-model/{model}")
 
 
+def _events(call: Call) -> Request:
+    """PutEvents is authorized on the bus its entries name (all of O's entries name one)."""
+    buses = {str(e.get("EventBusName") or "default") for e in call.params.get("Entries") or [{}]}
+    if len(buses) != 1:
+        raise ValueError(f"entries on several buses: {sorted(buses)}")
+    bus = buses.pop()
+    arn = bus if bus.startswith("arn:") else f"arn:aws:events:{call.region}:{call.account}:event-bus/{bus}"
+    return Request(f"events:{call.operation}", arn)
+
+
 _BY_SERVICE = {
+    "events": _events,
     "rds-db": _rds_db,
     "lambda": _lambda,
     "states": _states,

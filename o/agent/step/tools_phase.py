@@ -32,7 +32,7 @@ from o.store import runs as run_store
 from o.store import steps as step_store
 from o.store.db import Conn
 from o.store.records import NextAction, Run, StopReason
-from o.tools import builtin
+from o.tools import builtin, evaluator_lock
 
 
 @dataclass
@@ -190,6 +190,10 @@ def _store_result(
 
 def _run_builtin(conn: Conn, run: Run, name: str, args: dict[str, Any], embedders: EmbedderSource) -> tuple[str, str]:
     context = builtin.ToolContext(conn, run.organization_id, run.agent_id, run.id, embedders)
+    # outside the savepoint, so that the record of a tamper attempt outlives the refusal
+    refused = evaluator_lock.guard(conn, run.organization_id, run.agent_id, name, args)
+    if refused is not None:
+        return f"[ToolError] {refused}", ERROR
     try:
         # A savepoint: a failing tool's partial writes roll back, the result message still commits.
         with conn.transaction():

@@ -1,7 +1,8 @@
 """Self-evolution over the API: evaluation suite, evolutions (list, start, read, stop), feedback.
 
-Routes under /v1/agents/{agent_id}: ``evaluation`` (GET/PUT), ``evolutions`` (GET/POST),
-``evolutions/{id}`` (GET), ``evolutions/{id}/stop`` (POST), ``feedback`` (POST), ``sleeptime`` (POST).
+Routes under /v1/agents/{agent_id}: ``evaluation`` (GET/PUT), ``evolution-policy`` (GET/PUT, the owner's),
+``evolutions`` (GET/POST), ``evolutions/{id}`` (GET), ``evolutions/{id}/stop`` (POST),
+``evolutions/{id}/approval`` (POST), ``feedback`` (POST), ``sleeptime`` (POST).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from o.api.deps import Db, Evolution, Org
 from o.api.paging import paging
 from o.api.schemas.common import INT32_MAX
 from o.errors import Conflict, NotFound
-from o.evolution import evaluator, feedback, loop
+from o.evolution import approval, evaluator, feedback, loop, owner
 from o.store import evolution as store
+from o.store.db import Database
 from o.store.pages import Page
 
 router = APIRouter(prefix="/v1/agents", tags=["evolution"], responses=errors.responses(401, 404))
@@ -66,11 +68,22 @@ class StartEvolution(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     max_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     canary_weight: float | None = Field(default=None, gt=0, le=1)
+    canary_steps: list[float] | None = Field(
+        default=None, max_length=10, description="the weights the canary steps up to while live evidence holds"
+    )
     bake_seconds: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
     max_bake_rounds: int | None = Field(default=None, ge=1, le=10_000)
     replay_sample: int | None = Field(default=None, ge=0, le=100)
+    candidates_per_pass: int | None = Field(default=None, ge=1, le=5)
     # run to the decision before answering (local mode only; AWS always runs a state machine)
     wait: bool = False
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approve: bool = Field(description="true lets the waiting canary or promotion go on; false rolls it back")
+    comment: str | None = Field(default=None, max_length=4000)
 
 
 class Feedback(BaseModel):
@@ -101,10 +114,61 @@ def put_evaluation(agent_id: str, body: evaluator.Suite, org: Org, db: Db) -> ev
     with db.transaction() as conn:
         lifecycle.require(conn, org, agent_id, for_update=True)
         active = store.active_for_agent(conn, agent_id)
-        if active is not None:
-            raise Conflict(f"evolution {active.id} is in progress; stop it before changing the evaluator")
-        evaluator.save_suite(conn, org, agent_id, body)
-    return body
+        if active is None:
+            evaluator.save_suite(conn, org, agent_id, body)
+            return body
+    raise _refused(db, org, agent_id, "change the evaluator", active.id)
+
+
+def _refused(db: Database, org: str, agent_id: str, what: str, evolution_id: str) -> Conflict:
+    """An evaluator change while an evolution runs would judge it by rules it did not start with: refused, and
+    recorded as a tamper attempt (the caller may be the agent itself, through a tool holding a key)."""
+    with db.transaction() as conn:
+        store.record_tampering(conn, org, agent_id, "api", f"{what} while evolution {evolution_id} runs")
+    return Conflict(f"evolution {evolution_id} is in progress; stop it before you {what}")
+
+
+class CaseFromRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(description="a run of this agent: its first user message becomes the case's input")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    checks: evaluator.Checks = Field(default_factory=evaluator.Checks)
+    held_out: bool | None = Field(
+        default=None, description="unset: the case is held out with the suite's share, by a stable hash of its input"
+    )
+
+
+@router.post(
+    "/{agent_id}/evaluation/cases",
+    response_model=evaluator.Suite,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors.responses(400, 409),
+)
+def add_case(agent_id: str, body: CaseFromRun, org: Org, db: Db) -> evaluator.Suite:
+    """Grow the suite from a real conversation (a run, e.g. one a user rated badly)."""
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id, for_update=True)
+        active = store.active_for_agent(conn, agent_id)
+        if active is None:
+            return evaluator.add_case_from_run(conn, org, agent_id, body.run_id, body.name, body.checks, body.held_out)
+    raise _refused(db, org, agent_id, "add evaluation cases", active.id)
+
+
+class Tampering(BaseModel):
+    id: int
+    evolution_id: str | None
+    source: str
+    detail: str
+    created_at: datetime
+
+
+@router.get("/{agent_id}/evaluation/tampering", response_model=list[Tampering])
+def list_tampering(agent_id: str, org: Org, db: Db) -> list[Tampering]:
+    """Refused attempts to change the evaluator (the agent's tools and proposals, API calls mid-evolution)."""
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id)
+        return [Tampering(**row) for row in store.tampering(conn, agent_id)]
 
 
 @router.get("/{agent_id}/evolutions", response_model=list[EvolutionOut])
@@ -160,6 +224,41 @@ def stop_evolution(agent_id: str, evolution_id: str, org: Org, deps: Evolution) 
     with deps.db.transaction() as conn:
         events = store.events(conn, evolution_id)
     return EvolutionOut.from_record(final, events)
+
+
+@router.post(
+    "/{agent_id}/evolutions/{evolution_id}/approval", response_model=EvolutionOut, responses=errors.responses(400, 409)
+)
+def approve_evolution(agent_id: str, evolution_id: str, body: Approval, org: Org, deps: Evolution) -> EvolutionOut:
+    """The owner's decision on the canary or promotion the evolution waits at (409 when it waits at none)."""
+    with deps.db.transaction() as conn:
+        evo = store.get(conn, evolution_id, organization_id=org)
+    if evo is None or evo.agent_id != agent_id:
+        raise NotFound(f"evolution {evolution_id} not found")
+    decided = approval.decide(deps, org, evolution_id, body.approve, body.comment)
+    if not body.approve:
+        # a rejection ends the evolution now, not at the driver's next look
+        decided = loop.stop(
+            deps, org, evolution_id, "the owner rejected it" + (f": {body.comment}" if body.comment else "")
+        )
+    with deps.db.transaction() as conn:
+        events = store.events(conn, evolution_id)
+    return EvolutionOut.from_record(decided, events)
+
+
+@router.get("/{agent_id}/evolution-policy", response_model=owner.OwnerPolicy)
+def get_evolution_policy(agent_id: str, org: Org, db: Db) -> owner.OwnerPolicy:
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id)
+        return owner.load(conn, agent_id)
+
+
+@router.put("/{agent_id}/evolution-policy", response_model=owner.OwnerPolicy, responses=errors.responses(400))
+def put_evolution_policy(agent_id: str, body: owner.OwnerPolicy, org: Org, db: Db) -> owner.OwnerPolicy:
+    """Set the owner's policy; it applies from the next gate of a running evolution on."""
+    with db.transaction() as conn:
+        lifecycle.require(conn, org, agent_id, for_update=True)
+        return owner.save(conn, org, agent_id, body)
 
 
 @router.post("/{agent_id}/feedback", status_code=status.HTTP_201_CREATED, responses=errors.responses(400))

@@ -178,7 +178,8 @@ def make_engine(db: Database) -> Engine:
 
 
 def make_deps(db: Database, **policy: Any) -> loop.EvolutionDeps:
-    defaults = {"bake_seconds": 0, "canary_weight": 0.5, "replay_sample": 2, "max_seconds": 60.0}
+    # one canary step unless a test steps the weights itself
+    defaults = {"bake_seconds": 0, "canary_weight": 0.5, "canary_steps": (), "replay_sample": 2, "max_seconds": 60.0}
     return loop.EvolutionDeps(db, make_engine(db), EvolutionSettings(**{**defaults, **policy}))
 
 

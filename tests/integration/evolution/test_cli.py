@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from o.cli import main
 from o.config import load_settings
+from o.evolution import loop
 from o.store.db import Database
 from tests.integration.evolution import task
 from tests.integration.evolution.task import World
@@ -49,3 +52,31 @@ def test_start_list_show_rollback_stop(
     assert main(["evolve", "stop", "evolution-nope", *flags]) == 1
     assert "not found" in capsys.readouterr().err
     assert main(["evolve", "list", agent_id, "--database-url", pg_url, "--org", "no-such-org"]) == 1
+
+
+def test_policy_and_approval(
+    pg_url: str, db: Database, server: OpenAIServer, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org, agent_id = task.make_agent(db, server)
+    flags = ["--database-url", pg_url, "--org", org]
+    assert (
+        main(["evolve", "policy", agent_id, *flags, "--set", '{"approval": "canary", "max_tokens_per_day": 90000}'])
+        == 0
+    )
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["approval"] == "canary" and shown["max_tokens_per_day"] == 90000
+    assert main(["evolve", "policy", agent_id, *flags, "--set", '{"approval": "always"}']) == 1
+    assert "not a valid evolution policy" in capsys.readouterr().err
+
+    deps = task.make_deps(db)
+    world.propose(task.BETTER)
+    evo = loop.start(deps, org, agent_id, trigger="cli")
+    for action in ("reflect", "propose", "shadow", "gate", "canary"):
+        result = loop.step(deps, evo.id, action)
+    assert result.next == "await"
+    assert main(["evolve", "approve", agent_id, evo.id, *flags, "--comment", "go"]) == 0
+    assert "approved" in capsys.readouterr().out
+    assert loop.step(deps, evo.id, "await").next == "canary"
+    assert main(["evolve", "approve", agent_id, evo.id, *flags]) == 1  # nothing waits any more
+    assert "not waiting for an approval" in capsys.readouterr().err
+    loop.stop(deps, org, evo.id)

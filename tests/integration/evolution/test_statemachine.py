@@ -14,9 +14,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from o.agent import runs
 from o.agent.serving import Turn
 from o.aws.metrics import CloudWatchOutcomes
-from o.evolution import statemachine
+from o.evolution import evaluator, routing, statemachine
 from o.evolution.rollout import CANARY_ENV
 from o.ids import new_id
 from o.store import evolution as evolution_store
@@ -28,6 +29,7 @@ from tests.integration.evolution.task import World
 from tests.lambdas import (
     ACCOUNT,
     REGION,
+    Context,
     LambdaService,
     aws_credentials,
     create_function,
@@ -48,6 +50,7 @@ class Aws:
     machine_arn: str
     calls: list[dict[str, Any]]
     fail_on: set[str]
+    lambdas: LambdaService
 
 
 @pytest.fixture
@@ -79,7 +82,7 @@ def aws(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         )["stateMachineArn"]
         with fresh_handler("functions.evolution.handler") as handler:
             lambdas.serve(EVOLUTION_FN, handler.handler)
-            yield Aws(handler, sfn, lam, machine, lambdas.events, lambdas.crash_on)
+            yield Aws(handler, sfn, lam, machine, lambdas.events, lambdas.crash_on, lambdas)
 
 
 def _wait(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -99,9 +102,10 @@ def _evolution(db: Database, evolution_id: str) -> Evolution:
     return row
 
 
-def _execute(aws: Aws, db: Database, org: str, agent_id: str) -> tuple[str, str]:
+def _execute(aws: Aws, db: Database, org: str, agent_id: str, steps: list[float] | None = None) -> tuple[str, str]:
+    """Start an evolution and its state machine; its canary has one step unless ``steps`` says otherwise."""
     deps = aws.handler._deps
-    evo = aws.handler.loop.start(deps, org, agent_id, trigger="test")
+    evo = aws.handler.loop.start(deps, org, agent_id, trigger="test", budget={"canary_steps": steps or []})
     execution = aws.sfn.start_execution(
         stateMachineArn=aws.machine_arn, name=evo.id, input=json.dumps({"evolution_id": evo.id})
     )["executionArn"]
@@ -197,5 +201,87 @@ def test_a_crashed_task_ends_in_rollback(aws: Aws, db: Database, world: World, s
     alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
     assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
     assert [c["action"] for c in aws.calls][-1] == "rollback"
+    with db.transaction() as conn:
+        assert conn.execute("SELECT revision FROM agents WHERE id = %s", (agent_id,)).fetchone()["revision"] == 1
+
+
+def _live_suite() -> evaluator.Suite:
+    """The task's suite with live latency out of the judgement: test-machine latencies are too noisy for it."""
+    suite = task.suite()
+    canary = suite.gate.canary.model_copy(update={"max_latency_ratio": 1000.0})
+    return suite.model_copy(update={"gate": suite.gate.model_copy(update={"canary": canary})})
+
+
+def _invoke_run(aws: Aws, step_handler: ModuleType, run_id: str, version: str) -> dict[str, Any]:
+    """One run driven to its end through the agent-step function invoked by its qualified ARN (the version the
+    alias chose), as the agent-loop state machine invokes it."""
+    aws.lambdas.serve(STEP_FN, step_handler.handler, Context(STEP_FN, function_version=version, alias="live"))
+    event: dict[str, Any] = {"action": "step", "run_id": run_id, "iteration": 0}
+    for _ in range(20):
+        answer = aws.lam.invoke(
+            FunctionName=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STEP_FN}:{version}", Payload=json.dumps(event)
+        )
+        result = json.loads(answer["Payload"].read())
+        assert "FunctionError" not in answer, result
+        if result["next"] in ("done", "failed"):
+            return result
+        event = {"action": result["next"], "run_id": run_id, "iteration": result["iteration"]}
+    raise AssertionError("the run did not end")
+
+
+def test_canary_steps_up_on_live_evidence_and_rolls_back_at_once(
+    aws: Aws, db: Database, world: World, server: OpenAIServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org, agent_id = task.make_agent(db, server)
+    with db.transaction() as conn:
+        evaluator.save_suite(conn, org, agent_id, _live_suite())
+    world.propose(task.BETTER)
+    evolution_id, execution = _execute(aws, db, org, agent_id, steps=[0.5])
+    canary = _wait(lambda: (e := _evolution(db, evolution_id)).status == "canary" and e.canary, 30)
+    assert canary["weights"] == [0.2, 0.5] and canary["step"] == 0
+    version = canary["version"]
+    assert aws.lam.get_alias(FunctionName=STEP_FN, Name="live")["RoutingConfig"]["AdditionalVersionWeights"] == {
+        version: 0.2
+    }
+    metrics = CloudWatchOutcomes(boto3.client("cloudwatch", region_name=REGION))
+
+    def one_run(text: str) -> str:
+        with db.transaction() as conn:
+            return runs.start(conn, org, agent_id, [runs.InputMessage("user", text)], {"max_steps": 5}).run.id
+
+    # step 1 (20%): real runs, each served by the version the alias picked, the canary's running the candidate
+    with fresh_handler("functions.agent_step.handler") as step_handler:
+        for country in ("France", "Japan", "Italy"):
+            assert _invoke_run(aws, step_handler, one_run(f"What is the capital of {country}?"), "1")["next"] == "done"
+        step_handler._engine.revisions = routing.CanaryRouter(evolution_id)  # what O_CANARY_EVOLUTION gives the version
+        for country in ("Peru", "Egypt", "Kenya"):
+            run_id = one_run(f"What is the capital of {country}?")
+            assert _invoke_run(aws, step_handler, run_id, version)["next"] == "done"
+    assert emf.ingest(capsys.readouterr().out, metrics.client, namespace="O/Agents") == 6
+    # the evidence holds: the alias steps to 50%, with a fresh window
+    stepped = _wait(lambda: (e := _evolution(db, evolution_id)).canary and e.canary["step"] == 1 and e.canary, 30)
+    assert stepped["weight"] == 0.5
+    assert aws.lam.get_alias(FunctionName=STEP_FN, Name="live")["RoutingConfig"]["AdditionalVersionWeights"] == {
+        version: 0.5
+    }
+    first = _evolution(db, evolution_id).figures["canary_evaluations"][-1]
+    assert first["step"] == 0 and first["candidate"]["turns"] == 3 and first["base"]["turns"] == 3
+    assert not any(check["failed"] for check in first["checks"].values())
+    assert first["checks"]["errors"]["test"].startswith("Mann-Whitney U")
+
+    # step 2 (50%): every canary turn fails, as the versions report them; one evaluation rolls it back
+    for revision, served_by, ok in ((1, "1", True), (2, version, False)):
+        for _ in range(6):
+            metrics.put_outcome(agent_id, served_by, Turn(ok=ok, latency_ms=100, tokens=60))
+            with db.transaction() as conn:
+                evolution_store.record_outcome(conn, agent_id, revision, ok=ok, latency_ms=100, tokens=60)
+    assert emf.ingest(capsys.readouterr().out, metrics.client, namespace="O/Agents") == 12
+    assert _finished(aws, execution)["status"] == "SUCCEEDED"
+    final = _evolution(db, evolution_id)
+    assert final.decision == "rolled_back" and "canary error rate 100.0% vs 0.0% (p = 0.0011)" in final.reason
+    last = final.figures["canary_evaluations"][-1]
+    assert last["step"] == 1 and last["round"] == 0 and last["checks"]["errors"]["failed"]
+    alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
+    assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
     with db.transaction() as conn:
         assert conn.execute("SELECT revision FROM agents WHERE id = %s", (agent_id,)).fetchone()["revision"] == 1

@@ -219,6 +219,12 @@ def _stop_evolution(w: World) -> Any:
     return w.raw("POST", f"/v1/agents/{agent}/evolutions/{evo['id']}/stop")
 
 
+def _approve_evolution(w: World) -> Any:
+    """An evolution that waits for no approval: the decision is refused (409), with the error body."""
+    agent, evo = _evolution(w)
+    return w.raw("POST", f"/v1/agents/{agent}/evolutions/{evo['id']}/approval", {"approve": True}, expect=409)
+
+
 def _get_evolution(w: World) -> Any:
     agent, evo = _evolution(w)
     return w.raw("GET", f"/v1/agents/{agent}/evolutions/{evo['id']}")
@@ -388,10 +394,30 @@ OPERATIONS: list[Op] = [
         None,
         lambda w: w.raw("PUT", _agent("/evaluation")(w), {"cases": []}),
     ),
+    Op(
+        "POST",
+        "/v1/agents/{agent_id}/evaluation/cases",
+        None,
+        lambda w: w.raw("POST", _agent("/evaluation/cases")(w), {"run_id": w.run_id}, expect=201),
+    ),
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/evaluation/tampering",
+        None,
+        lambda w: w.raw("GET", _agent("/evaluation/tampering")(w)),
+    ),
     Op("GET", "/v1/agents/{agent_id}/evolutions", None, lambda w: w.raw("GET", _agent("/evolutions")(w))),
     Op("POST", "/v1/agents/{agent_id}/evolutions", None, _evolution),
     Op("GET", "/v1/agents/{agent_id}/evolutions/{evolution_id}", None, _get_evolution),
     Op("POST", "/v1/agents/{agent_id}/evolutions/{evolution_id}/stop", None, _stop_evolution),
+    Op("POST", "/v1/agents/{agent_id}/evolutions/{evolution_id}/approval", None, _approve_evolution),
+    Op("GET", "/v1/agents/{agent_id}/evolution-policy", None, lambda w: w.raw("GET", _agent("/evolution-policy")(w))),
+    Op(
+        "PUT",
+        "/v1/agents/{agent_id}/evolution-policy",
+        None,
+        lambda w: w.raw("PUT", _agent("/evolution-policy")(w), {"min_hours_between": 0}),
+    ),
     Op(
         "POST",
         "/v1/agents/{agent_id}/feedback",

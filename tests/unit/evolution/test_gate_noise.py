@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from o.evolution import evaluator
-from tests.unit.evolution.noisy import OLD_GATE, Truth, promotion_rate
+from tests.unit.evolution.noisy import OLD_GATE, LiveTruth, Truth, canary_rates, promotion_rate
 
 TRIALS = 300
 EQUAL = Truth(current=0.6, candidate=0.6)
@@ -44,3 +44,25 @@ def test_the_old_fixed_threshold_gate_failed_both_ways() -> None:
     # what the issue measured: better candidates blocked by noise, chance wins let through on small suites
     assert promotion_rate(OLD_GATE, BETTER, cases=80, trials=100, seed=1) == 0.0
     assert promotion_rate(OLD_GATE, EQUAL, cases=8, trials=TRIALS, seed=2) > 0.05
+
+
+# --- the canary on noisy live traffic (steps 5% -> 25% -> 50%, then promotion) -------------------------------
+
+BASE_LIVE = LiveTruth(error_rate=0.02)
+
+
+def test_a_quiet_agent_ends_inconclusive_and_is_never_promoted() -> None:
+    rates = canary_rates(BASE_LIVE, BASE_LIVE, turns_per_round=20, trials=60, seed=1)
+    assert rates["promoted"] == 0.0 and rates["inconclusive"] == 1.0
+
+
+def test_a_sound_canary_steps_through_to_promotion() -> None:
+    rates = canary_rates(BASE_LIVE, BASE_LIVE, turns_per_round=400, trials=60, seed=2)
+    assert rates["promoted"] >= 0.9, rates
+
+
+def test_a_canary_that_errs_more_or_is_slower_is_rolled_back() -> None:
+    erring = canary_rates(BASE_LIVE, LiveTruth(error_rate=0.10), turns_per_round=400, trials=60, seed=3)
+    assert erring["promoted"] <= 0.05, erring
+    slow = canary_rates(BASE_LIVE, LiveTruth(0.02, latency_ms=2000.0), turns_per_round=100, trials=60, seed=4)
+    assert slow["promoted"] == 0.0 and slow["rolled_back"] >= 0.8, slow

@@ -120,11 +120,36 @@ def test_gate_guards_and_optional_caps() -> None:
     assert not small.passed and any("below the required +0.300" in r for r in small.reasons)
     plain = evaluator.Gate()
     slow = evaluator.gate(plain, current, _summary([1.0] * 8, ms=500))
-    assert any("latency" in r for r in slow.reasons)
+    assert any("latency above 2.0x on 8 of 8" in r for r in slow.reasons)
+    latency = slow.figures["guards"]["latency"]
+    assert latency["p_value"] == round(1 / 256, 6) and not latency["passed"]
+    assert latency["ci95"][0] <= latency["estimate"] <= latency["ci95"][1]
     costly = evaluator.gate(plain, current, _summary([1.0] * 8, tokens=500))
-    assert any("cost" in r for r in costly.reasons)
-    erroring = evaluator.gate(plain, current, _summary([1.0] * 8, failing=1))
-    assert any("errors" in r for r in erroring.reasons)
+    assert any("cost above 2.0x" in r for r in costly.reasons)
+    erroring = evaluator.gate(plain, current, _summary([1.0] * 8, failing=8))
+    assert any("candidate errors more: 8 of 8" in r for r in erroring.reasons)
+
+
+def test_guards_are_tests_not_thresholds() -> None:
+    """One slow, costly or failing case among many is noise; the same excess on most cases is not."""
+    plain = evaluator.Gate()
+    current = _summary([0.0] * 20)
+    one_error = evaluator.gate(plain, current, _summary([1.0] * 20, failing=1))
+    assert one_error.passed, one_error.reasons
+    guard = one_error.figures["guards"]["error_rate"]
+    assert guard["above_limit"] == 1 and guard["p_value"] == pytest.approx(1 - 2**-20, abs=1e-6) and guard["passed"]
+    assert guard["estimate"] == pytest.approx(1 / 20)
+    # 15 of 20 cases twice as costly: p = P(Binomial(20, 1/2) >= 15) = 0.0207 < 0.05
+    mixed = evaluator.Summary([_case(f"c{i}", 1.0, tokens=150 if i < 15 else 50) for i in range(20)])
+    refused = evaluator.gate(plain, current, mixed)
+    assert any("cost above" in r for r in refused.reasons)
+    assert refused.figures["guards"]["cost"]["p_value"] == pytest.approx(0.020695, abs=1e-6)
+    # 12 of 20: could be chance (p = 0.25), the candidate goes on to its canary
+    lenient = evaluator.Summary([_case(f"c{i}", 1.0, tokens=150 if i < 12 else 50) for i in range(20)])
+    assert evaluator.gate(plain, current, lenient).passed
+    # a slowdown of a few milliseconds is never a latency regression, however many cases show it
+    quick = evaluator.gate(plain, _summary([0.0] * 20, ms=3), _summary([1.0] * 20, ms=9))
+    assert quick.passed and quick.figures["guards"]["latency"]["above_limit"] == 0
 
 
 def test_suite_hash_is_canonical_and_sensitive() -> None:
@@ -172,7 +197,8 @@ def test_state_machine_definition() -> None:
         assert tasks[name]["Catch"][0]["Next"] == "Rollback"
         assert tasks[name]["Parameters"]["Payload"]["action"] == name.lower()
     targets = {c["Next"] for c in states["Route"]["Choices"]}
-    assert targets == {"Reflect", "Propose", "Shadow", "Gate", "Canary", "Bake", "Done"}
+    assert targets == {"Reflect", "Propose", "Shadow", "Gate", "Canary", "Bake", "AwaitApproval", "Done"}
+    assert states["AwaitApproval"] == {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Await"}
     assert states["Route"]["Default"] == "Rollback"
     assert states["Bake"] == {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Evaluate"}
     assert "QueryLanguage" not in asl  # JSONPath: moto can run it
@@ -220,3 +246,44 @@ def test_reflection_figures_from_runs_and_feedback() -> None:
         "low_scored": [{"score": 0.1, "comment": "wrong", "reply": ""}],
     }
     assert propose.feedback_figures([]) == {"count": 0, "mean": None, "low_scored": []}
+
+
+def test_parse_proposals_keeps_usable_candidates_and_says_why_others_were_skipped() -> None:
+    current = revisions.normalize(BASE)
+    answer = {
+        "candidates": [
+            {"rationale": "shorter", "changes": {"system": "Be brief."}},
+            {"rationale": "same again", "changes": {"system": "Be brief."}},
+            {"rationale": "cooler", "changes": {"llm_config": {"temperature": 0.1}}},
+            {"rationale": "no-op", "changes": {"system": current["system"]}},
+        ]
+    }
+    found, skipped = propose.parse_proposals(json.dumps(answer), current, limit=4)
+    assert [why for _, why in found] == ["shorter", "cooler"]
+    assert skipped == ["a candidate repeats another of the same answer", "the proposal changes nothing"]
+    # the owner allows only the model's settings: the prompt change is skipped, the other kept
+    kept, refused = propose.parse_proposals(json.dumps(answer), current, ["llm_config"], limit=4)
+    assert [why for _, why in kept] == ["cooler"] and "owner's policy" in refused[0]
+    with pytest.raises(propose.NotAllowed):
+        propose.parse_proposals(json.dumps(answer), current, ["tool_ids"], limit=2)
+    # one candidate reaching for the evaluator refuses the whole answer
+    tampering = {"candidates": [answer["candidates"][0], {"rationale": "easier", "changes": {"gate": {}}}]}
+    with pytest.raises(propose.EvaluatorTampering):
+        propose.parse_proposals(json.dumps(tampering), current, limit=2)
+    # ``limit`` caps how many are read
+    assert len(propose.parse_proposals(json.dumps(answer), current, limit=1)[0]) == 1
+
+
+def test_pareto_front_lets_a_cheaper_equal_candidate_win() -> None:
+    from o.evolution.candidates import Point, choose, front
+
+    pricey = Point(2, score=0.9, tokens=500, latency_ms=100, passed=True)
+    cheap = Point(3, score=0.9, tokens=200, latency_ms=100, passed=True)
+    fast_but_worse = Point(4, score=0.7, tokens=200, latency_ms=50, passed=True)
+    dominated = Point(5, score=0.6, tokens=600, latency_ms=200, passed=True)
+    assert front([pricey, cheap, fast_but_worse, dominated]) == [cheap, fast_but_worse]
+    assert choose([pricey, cheap, fast_but_worse, dominated]) == (cheap, [cheap, fast_but_worse])
+    # the gate's verdict comes first: a higher score the gate refused does not win
+    refused = Point(6, score=1.0, tokens=100, latency_ms=10, passed=False)
+    assert choose([refused, pricey])[0] == pricey
+    assert choose([refused])[0] == refused  # none passed: the best is kept for the record

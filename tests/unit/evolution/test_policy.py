@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from o.config import EvolutionSettings
 from o.errors import InvalidInput
 from o.evolution import evaluator, policy
-from o.evolution.metrics import VersionStats
+from o.evolution.metrics import LiveSamples, VersionStats
 from o.store.evolution import Evolution, EvolutionStatus
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -80,7 +80,7 @@ def test_due_action_and_bake_follow_the_status() -> None:
     assert policy.due_action(_evolution(status=EvolutionStatus.CANARY)) == "evaluate"
     assert policy.bake_seconds(_evolution(status=EvolutionStatus.CANARY)) == 5
     assert policy.bake_seconds(_evolution(status=EvolutionStatus.SHADOWED)) == 0
-    assert set(policy.NEXT_ACTION.values()) | {"rollback"} == set(policy.ACTIONS)
+    assert set(policy.NEXT_ACTION.values()) | {"await", "rollback"} == set(policy.ACTIONS)
 
 
 def test_limits_stop_request_then_time_then_tokens() -> None:
@@ -130,9 +130,9 @@ def test_canary_bakes_while_turns_are_few_then_decides_inconclusive() -> None:
     assert baking.action == "bake" and "only 2 canary turns so far (need 3)" in baking.reason
     last = policy.canary_verdict(RULES, _stats(10), few, round_no=2, max_rounds=3)
     assert last == policy.CanaryVerdict("rollback", "canary inconclusive: 2 turns, 3 needed")
-    lenient = RULES.model_copy(update={"on_inconclusive": "promote"})
-    promoted = policy.canary_verdict(lenient, _stats(10), few, round_no=2, max_rounds=3)
-    assert promoted.action == "promote" and "promoted on the shadow evidence" in promoted.reason
+    # a quiet canary is never promoted unproven, and no policy can say otherwise
+    with pytest.raises(ValueError):
+        evaluator.CanaryGate.model_validate({"on_inconclusive": "promote"})
 
 
 def test_canary_promotes_when_healthy() -> None:
@@ -154,3 +154,59 @@ def test_canary_rolls_back_with_every_reason() -> None:
     # within the allowed drift: no problem
     assert policy.canary_problems(RULES, _stats(10, errors=0.0), _stats(5, errors=0.04)) == []
     assert policy.canary_problems(RULES, _stats(10, feedback=0.8), _stats(5, feedback=0.75)) == []
+
+
+def _live(
+    turns: int, *, errors: int = 0, latency: float = 100.0, tokens: float = 50.0, jitter: int = 0
+) -> VersionStats:
+    """Figures with per-turn samples: ``errors`` of ``turns`` failed, latencies spread by ``jitter`` ms."""
+    lat = [latency + (i % 7) * jitter for i in range(turns)]
+    samples = LiveSamples(
+        errors=[1.0 if i < errors else 0.0 for i in range(turns)],
+        latency_ms=lat,
+        tokens=[tokens] * turns,
+        tool_failures=[0.0] * turns,
+    )
+    return VersionStats(turns, errors / turns, sum(lat) / turns, tokens, samples=samples)
+
+
+def test_canary_steps_up_only_while_evidence_holds() -> None:
+    healthy = policy.canary_verdict(RULES, _live(20), _live(6), round_no=0, max_rounds=3, last_step=False)
+    assert healthy.action == "step"
+    assert policy.canary_verdict(RULES, _live(20), _live(6), round_no=0, max_rounds=3).action == "promote"
+    # too little traffic extends the step, then ends it inconclusive (rolled back), whatever step it is
+    quiet = policy.canary_verdict(RULES, _live(20), _live(2), round_no=0, max_rounds=2, last_step=False)
+    assert quiet.action == "bake"
+    ended = policy.canary_verdict(RULES, _live(20), _live(2), round_no=1, max_rounds=2, last_step=False)
+    assert ended.action == "rollback" and "inconclusive" in ended.reason
+
+
+def test_live_checks_need_significance_and_size() -> None:
+    # 1 error in 8 turns against none in 40 exceeds the 5-point tolerance, but could be chance (p = 8/48)
+    unsure = policy.live_checks(RULES, _live(40), _live(8, errors=1))
+    errors = next(c for c in unsure if c.name == "errors")
+    assert errors.evidence["beyond_tolerance"] and not errors.failed
+    assert errors.evidence["test"].startswith("Mann-Whitney U")
+    assert errors.evidence["p_value"] == pytest.approx(8 / 48, abs=1e-6)
+    # 8 of 10 failing is not
+    sure = policy.canary_verdict(RULES, _live(40), _live(10, errors=8), round_no=0, max_rounds=3, last_step=False)
+    assert sure.action == "rollback" and "canary error rate 80.0% vs 0.0% (p = " in sure.reason
+    # slower beyond the ratio on every turn: a latency failure; slower by a few ms: never
+    slow = policy.live_checks(RULES, _live(30, jitter=5), _live(10, latency=900.0, jitter=5))
+    assert next(c for c in slow if c.name == "latency").failed
+    costly = policy.live_checks(RULES, _live(30), _live(10, tokens=500.0))
+    assert next(c for c in costly if c.name == "cost").failed
+    snappy = policy.live_checks(RULES, _live(30, latency=3.0), _live(10, latency=9.0))
+    assert not any(c.failed for c in snappy)
+
+
+def test_budget_steps_must_rise_and_fit_the_time_budget() -> None:
+    settings = EvolutionSettings(max_seconds=10_000, bake_seconds=60, max_bake_rounds=3)
+    budget = policy.merge_budget(settings, {})
+    assert policy.canary_weights(budget.model_dump()) == [0.05, 0.25, 0.5]
+    assert policy.canary_weights(policy.merge_budget(settings, {"canary_weight": 0.3}).model_dump()) == [0.3, 0.5]
+    for bad in ([0.5, 0.25], [0.2, 1.0]):
+        with pytest.raises(InvalidInput, match="rise step by step"):
+            policy.merge_budget(settings, {"canary_steps": bad})
+    with pytest.raises(InvalidInput, match="3 steps"):
+        policy.merge_budget(EvolutionSettings(max_seconds=500, bake_seconds=60, max_bake_rounds=3), {})
