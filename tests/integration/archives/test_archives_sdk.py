@@ -120,24 +120,24 @@ def test_agent_tool_searches_attached_archives(letta: Letta, api: TestClient, op
     assert json.loads(returned["tool_return"])[0]["content"] == SECTIONS[2]
 
 
-@pytest.mark.parametrize(
-    "path, body, named",
-    [
-        ("/v1/archives/", {"name": ""}, "name"),
-        ("/v1/archives/", {"name": "x", "embedding_config": {"embedding_model": "m"}}, "embedding_endpoint_type"),
-        ("/v1/archives/", {"name": "x", "embedding": "nosuchprovider/model"}, "nosuchprovider"),
-        ("/v1/archives/", {"name": "x", "surprise": 1}, "surprise"),
-        ("{archive}/passages", {"text": ""}, "text"),
-        ("{archive}/passages/batch", {"passages": []}, "passages"),
-        ("{archive}/passages/batch", {"passages": [{"text": "ok"}, {"text": ""}]}, "text"),
-    ],
-)
-def test_bad_input_is_named(letta: Letta, api: TestClient, path: str, body: dict, named: str) -> None:
+BAD_INPUT = [
+    ("/v1/archives/", {"name": ""}, "name"),
+    ("/v1/archives/", {"name": "x", "embedding_config": {"embedding_model": "m"}}, "embedding_endpoint_type"),
+    ("/v1/archives/", {"name": "x", "embedding": "nosuchprovider/model"}, "nosuchprovider"),
+    ("/v1/archives/", {"name": "x", "surprise": 1}, "surprise"),
+    ("{archive}/passages", {"text": ""}, "text"),
+    ("{archive}/passages/batch", {"passages": []}, "passages"),
+    ("{archive}/passages/batch", {"passages": [{"text": "ok"}, {"text": ""}]}, "text"),
+]
+
+
+def test_bad_input_is_named(letta: Letta, api: TestClient) -> None:
     archive = letta.archives.create(name="target")
-    url = path.replace("{archive}", f"/v1/archives/{archive.id}")
-    response = api.post(url, json=body)
-    assert response.status_code == 422, response.text
-    assert named in response.text
+    for path, body, named in BAD_INPUT:
+        url = path.replace("{archive}", f"/v1/archives/{archive.id}")
+        response = api.post(url, json=body)
+        assert response.status_code == 422, (path, body, response.text)
+        assert named in response.text, (path, body, response.text)
     # nothing was written
     assert api.get(f"/v1/archives/{archive.id}/passages").json() == []
     assert [a.name for a in letta.archives.list()] == ["target"]
