@@ -195,8 +195,3 @@ def detach(conn: Conn, organization_id: str, agent_id: str, archive_id: str) -> 
     archive = get(conn, organization_id, archive_id)
     store.detach(conn, agent_id, archive_id)
     return archive
-
-
-def attached(conn: Conn, organization_id: str, agent_id: str) -> list[Archive]:
-    _check_agent(conn, organization_id, agent_id)
-    return [Archive.from_row(r) for r in store.attached(conn, organization_id, agent_id)]

@@ -6,7 +6,6 @@ writes and indexes them), stored once whatever the number of agents that attach 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from psycopg import sql
@@ -99,14 +98,6 @@ def attached(conn: Conn, organization_id: str, agent_id: str) -> list[dict[str, 
                WHERE aa.agent_id = %s AND a.organization_id = %s ORDER BY aa.created_at, a.id"""
         ).format(sql.SQL(", ").join(sql.SQL("a.{}").format(sql.Identifier(c)) for c in COLUMNS)),
         (agent_id, organization_id),
-    ).fetchall()
-
-
-def attached_ids(conn: Conn, agent_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """(agent_id, archive_id) of every attachment of these agents."""
-    return conn.execute(
-        "SELECT agent_id, archive_id FROM agent_archives WHERE agent_id = ANY(%s) ORDER BY created_at, archive_id",
-        (list(agent_ids),),
     ).fetchall()
 
 
