@@ -34,8 +34,10 @@ DEFAULT_EMBEDDING_CONFIG: dict[str, Any] = {
     "embedding_dim": LOCAL_DIM,
     "embedding_chunk_size": 300,
 }
-# Most passages one batch insert takes (each is embedded in the request).
-MAX_BATCH = 1_000
+# Most passages, and characters in all, one batch insert takes: each passage is embedded in the request,
+# so a batch costs at most what one long archival insert does (a longer sequence: several calls).
+MAX_BATCH = 100
+MAX_BATCH_CHARS = archival.MAX_TEXT_CHARS
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ def insert_passages(
     sequence (a document's sections, a conversation's turns): each is indexed with its neighbours."""
     if len(items) > MAX_BATCH:
         raise InvalidInput(f"at most {MAX_BATCH} passages per call", field="passages")
+    if sum(len(item.text) for item in items) > MAX_BATCH_CHARS:
+        raise InvalidInput(f"the passages of one call may hold at most {MAX_BATCH_CHARS} characters", field="passages")
     checked = archival.passage_inputs(items, None, None, None)
     if not checked:
         raise InvalidInput("no passages given", field="passages")

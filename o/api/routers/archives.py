@@ -26,8 +26,10 @@ from o.store.pages import Page
 router = APIRouter(prefix="/v1/archives", tags=["archives"], responses=errors.responses(401))
 agents_router = APIRouter(prefix="/v1/agents", tags=["archives"], responses=errors.responses(401))
 NOT_FOUND = errors.responses(404)
+# 400: a body that is not UTF-8
+WRITE = errors.responses(400, 404)
 # 502: the archive's embedding endpoint failed
-EMBEDS = errors.responses(404, 502)
+EMBEDS = errors.responses(400, 404, 502)
 
 
 @router.get("/", response_model=list[Archive])
@@ -43,7 +45,7 @@ def list_archives(
     return [Archive.from_domain(a) for a in found]
 
 
-@router.post("/", response_model=Archive)
+@router.post("/", response_model=Archive, responses=errors.responses(400))
 def create_archive(body: ArchiveCreate, org: Org, db: Db, embedders: Embeddings) -> Any:
     """A new archive; its embedding model (``embedding_config``, else the ``embedding`` handle, else
     the local model) is fixed for good."""
@@ -66,7 +68,7 @@ def get_archive(archive_id: str, org: Org, db: Db) -> Any:
         return Archive.from_domain(archives.get(conn, org, archive_id))
 
 
-@router.patch("/{archive_id}", response_model=Archive, responses=NOT_FOUND)
+@router.patch("/{archive_id}", response_model=Archive, responses=WRITE)
 def update_archive(archive_id: str, body: ArchiveUpdate, org: Org, db: Db) -> Any:
     with db.transaction() as conn:
         archive = archives.update(conn, org, archive_id, name=body.name, description=body.description)

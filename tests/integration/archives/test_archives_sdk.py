@@ -128,6 +128,8 @@ BAD_INPUT = [
     ("{archive}/passages", {"text": ""}, "text"),
     ("{archive}/passages/batch", {"passages": []}, "passages"),
     ("{archive}/passages/batch", {"passages": [{"text": "ok"}, {"text": ""}]}, "text"),
+    ("{archive}/passages/batch", {"passages": [{"text": "x"}] * 101}, "passages"),
+    ("{archive}/passages/batch", {"passages": [{"text": "x" * 150_000}, {"text": "y" * 60_000}]}, "200000 characters"),
 ]
 
 
