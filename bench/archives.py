@@ -15,6 +15,7 @@ client that loops over ``passages.create`` does: each turn alone), and the quest
 agent's archival search. R@10 of both is printed.
 
     python bench/archives.py                  # latency at 10k passages in one archive, 20 agents
+    python bench/archives.py --baseline       # also one agent holding as many passages itself
     python bench/archives.py --locomo         # also LoCoMo R@10, batch vs one passage per call
 """
 
@@ -86,7 +87,9 @@ def fill_archive(db: Database, org: str, archive_id: str, corpus: Corpus, count:
     return count / (time.perf_counter() - started)
 
 
-def timed_searches(db: Database, org: str, agents: list[str], corpus: Corpus, queries: int) -> list[float]:
+def timed_searches(
+    db: Database, org: str, agents: list[str], corpus: Corpus, queries: int, *, archived: bool = True
+) -> list[float]:
     timings = []
     for i in range(queries):
         agent = agents[i % len(agents)]
@@ -97,7 +100,7 @@ def timed_searches(db: Database, org: str, agents: list[str], corpus: Corpus, qu
                 conn, org, agent, text, top_k=10, query_vector=vector, embedders=BenchEmbedders()
             )
         timings.append(time.perf_counter() - started)
-        assert any(h.passage.archive_id for h in hits), "the attached archive was not searched"
+        assert not archived or any(h.passage.archive_id for h in hits), "the attached archive was not searched"
     return timings
 
 
@@ -126,6 +129,26 @@ def latency(db: Database, org: str, args: argparse.Namespace) -> None:
     print(f"stored once: {stored['n']:,} archive rows for {len(agents)} agents")
     timed_searches(db, org, agents, corpus, 20)  # warm up
     report(f"agent search, own 200 + archive {args.passages:,}", timed_searches(db, org, agents, corpus, args.queries))
+    if args.baseline:
+        # the same number of passages as one agent's own memory (no archive): what the archive adds
+        alone = new_id("agent")
+        with db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO agents (id, organization_id, name, embedding_config) VALUES (%s, %s, %s, %s)",
+                (alone, org, "bench", json.dumps(EmbeddingConfig.default().model_dump())),
+            )
+        for done in range(0, args.passages + 200, 500):
+            vectors = corpus.vectors(min(500, args.passages + 200 - done))
+            rows = [store.NewPassage(text=corpus.sentence(), embedding=v) for v in vectors]
+            with db.transaction() as conn:
+                store.insert_many(conn, org, alone, rows, model="all-MiniLM-L6-v2", dim=384, new_id=lambda: new_id("p"))
+        with db.transaction() as conn:
+            conn.execute("ANALYZE passages")
+        timed_searches(db, org, [alone], corpus, 20, archived=False)
+        report(
+            f"baseline: one agent's own {args.passages + 200:,} passages, no archive",
+            timed_searches(db, org, [alone], corpus, args.queries, archived=False),
+        )
 
     with db.transaction() as conn:
         wide = archives.create(conn, org, "wide", embedding_config=WIDE, embedders=BenchEmbedders())
@@ -187,6 +210,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--locomo", action="store_true", help="also LoCoMo R@10 through an archive")
+    parser.add_argument("--baseline", action="store_true", help="also time one agent holding as many passages itself")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "locomo" / "locomo10.json")
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
