@@ -18,6 +18,12 @@ WHERE clauses, are merged and every candidate is scored by both halves:
   table dominated by other agents may get fewer than ``n`` vector candidates (the lexical half
   and iterative scanning soften this).
 
+Archives (passages only): an agent's search also covers the archives attached to it. BM25 uses the
+statistics of the agent and its archives summed (one idf over every row searched); the vector half
+runs once per embedding model (a :class:`VectorGroup`: the agent's rows with the archives of its model,
+then each other model's archives with the query embedded by that model), and each candidate's cosine
+is taken against the query vector of its own model.
+
 Fusion: score = ``LEXICAL_WEIGHT`` * BM25 / (best BM25 among the candidates) + ``VECTOR_WEIGHT`` *
 cosine similarity, with the exact cosine computed for candidates that only the words found. On
 LoCoMo (``bench/locomo``) BM25 alone reaches turn R@10 .61 and MiniLM alone .44; reciprocal-rank
