@@ -6,6 +6,7 @@ writes and indexes them), stored once whatever the number of agents that attach 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import sql
@@ -14,7 +15,7 @@ from psycopg.types.json import Jsonb
 from o.store.db import Conn
 from o.store.filters import Where
 from o.store.pages import Page, fetch_page
-from o.store.passages import PASSAGE_COLUMNS
+from o.store.passages import PASSAGE_COLUMNS, TEXT_CONFIG
 
 COLUMNS = ("id", "organization_id", "name", "description", "embedding_config", "metadata", "created_at", "updated_at")
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
@@ -124,3 +125,32 @@ def list_passages(conn: Conn, organization_id: str, archive_id: str, page: Page)
     return fetch_page(
         conn, table="passages", columns=_PASSAGE_COLUMNS, scope=where.clause(), scope_params=where.params, page=page
     )
+
+
+# Statistics of an agent's corpus summed with those of archives: one idf over every row searched.
+_SUMMED_STATS = """
+    WITH stats AS (
+        SELECT docs, total_len FROM search_corpus_stats WHERE agent_id = %(agent)s AND corpus = %(corpus)s
+        UNION ALL
+        SELECT docs, total_len FROM archive_corpus_stats WHERE archive_id = ANY(%(archives)s)),
+    words AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector(%(config)s::regconfig, %(text)s))),
+    counted AS (
+        SELECT w.lexeme,
+               coalesce((SELECT t.df FROM search_term_stats t
+                         WHERE t.agent_id = %(agent)s AND t.corpus = %(corpus)s AND t.lexeme = w.lexeme), 0)
+               + coalesce((SELECT sum(a.df) FROM archive_term_stats a
+                           WHERE a.archive_id = ANY(%(archives)s) AND a.lexeme = w.lexeme), 0) AS df
+        FROM words w)
+    SELECT (SELECT coalesce(sum(docs), 0) FROM stats) AS docs,
+           (SELECT coalesce(sum(total_len), 0) FROM stats) AS total_len,
+           (SELECT coalesce(jsonb_agg(jsonb_build_array(c.lexeme, c.df)), '[]'::jsonb) FROM counted c) AS terms
+"""
+
+
+def summed_stats(
+    conn: Conn, corpus: str, agent_id: str | None, text: str, archive_ids: Sequence[str]
+) -> dict[str, Any] | None:
+    """The BM25 statistics of a search over an agent's rows and these archives' (docs, total length,
+    and each query lexeme's document count), as :func:`o.store.search.lexical_query` reads them."""
+    params = {"agent": agent_id, "corpus": corpus, "archives": list(archive_ids), "config": TEXT_CONFIG}
+    return conn.execute(_SUMMED_STATS, {**params, "text": text}).fetchone()

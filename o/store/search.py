@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 from psycopg import sql
 
+from o.store import archives as archive_store
 from o.store.db import Conn
 from o.store.filters import TagMatch, Where
 from o.store.passages import CONTEXT_DISCOUNT, TERM_FREQUENCY, TEXT_CONFIG, vector_column, vector_literal, vector_type
@@ -179,30 +180,9 @@ def matched_lexemes(by_rarity: Sequence[tuple[int, str]], budget: int = MATCH_BU
     return matched
 
 
-# Statistics of an agent's corpus summed with those of archives: one idf over every row searched.
-_SUMMED_STATS = """
-    WITH stats AS (
-        SELECT docs, total_len FROM search_corpus_stats WHERE agent_id = %(agent)s AND corpus = %(corpus)s
-        UNION ALL
-        SELECT docs, total_len FROM archive_corpus_stats WHERE archive_id = ANY(%(archives)s)),
-    words AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector(%(config)s::regconfig, %(text)s))),
-    counted AS (
-        SELECT w.lexeme,
-               coalesce((SELECT t.df FROM search_term_stats t
-                         WHERE t.agent_id = %(agent)s AND t.corpus = %(corpus)s AND t.lexeme = w.lexeme), 0)
-               + coalesce((SELECT sum(a.df) FROM archive_term_stats a
-                           WHERE a.archive_id = ANY(%(archives)s) AND a.lexeme = w.lexeme), 0) AS df
-        FROM words w)
-    SELECT (SELECT coalesce(sum(docs), 0) FROM stats) AS docs,
-           (SELECT coalesce(sum(total_len), 0) FROM stats) AS total_len,
-           (SELECT coalesce(jsonb_agg(jsonb_build_array(c.lexeme, c.df)), '[]'::jsonb) FROM counted c) AS terms
-"""
-
-
 def _stats_row(conn: Conn, corpus: Corpus, agent_id: str | None, text: str, archive_ids: Sequence[str]) -> Any:
     if archive_ids:
-        params = {"agent": agent_id, "corpus": corpus, "archives": list(archive_ids), "config": TEXT_CONFIG}
-        return conn.execute(_SUMMED_STATS, {**params, "text": text}).fetchone()
+        return archive_store.summed_stats(conn, corpus, agent_id, text, archive_ids)
     return conn.execute(
         """
         SELECT coalesce(s.docs, 0) AS docs, coalesce(s.total_len, 0) AS total_len,
