@@ -13,6 +13,7 @@ from o.api.routers import (
     agent_tools,
     agents,
     archival,
+    archives,
     blocks,
     context,
     core_memory,
@@ -79,6 +80,8 @@ def create_app(
         search.messages_router,
         search.passages_router,
         models.router,
+        archives.router,
+        archives.agents_router,
     ):
         app.include_router(router)
     app.add_middleware(

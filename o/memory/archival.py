@@ -14,9 +14,8 @@ Search is the hybrid engine of :mod:`o.store.search`; the API, the agent's
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, TypedDict, Unpack, cast
 
@@ -25,8 +24,10 @@ import numpy as np
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
 from o.memory.embedding_call import embed_texts
-from o.memory.embeddings import LOCAL_EMBEDDERS, Embedder, EmbedderSource, EmbeddingConfig, normalize
+from o.memory.embeddings import LOCAL_EMBEDDERS, Embedder, EmbedderSource, EmbeddingConfig
+from o.memory.passage_index import PassageInput, split, with_context
 from o.store import agents as agent_store
+from o.store import archives as archive_store
 from o.store import passages as store
 from o.store import search as engine
 from o.store.db import Conn
@@ -40,18 +41,12 @@ MAX_TEXT_CHARS = 200_000
 
 
 @dataclass(frozen=True)
-class PassageInput:
-    text: str
-    tags: Sequence[str] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
-    created_at: datetime | None = None
-
-
-@dataclass(frozen=True)
 class Passage:
     id: str
     organization_id: str
-    agent_id: str
+    # the agent whose own passage this is, or else the archive that holds it
+    agent_id: str | None
+    archive_id: str | None
     text: str
     tags: list[str]
     metadata: dict[str, Any]
@@ -66,6 +61,7 @@ class Passage:
             id=row["id"],
             organization_id=row["organization_id"],
             agent_id=row["agent_id"],
+            archive_id=row.get("archive_id"),
             text=row["text"],
             tags=list(row["tags"] or []),
             metadata=dict(row["metadata"] or {}),
@@ -96,47 +92,6 @@ def agent_embedding_config(
         return EmbeddingConfig.from_agent(row["embedding_config"])
     except ValueError as exc:
         raise InvalidInput(f"agent {agent_id} has an invalid embedding_config: {exc}") from exc
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n{2,}")
-
-
-def chunk_text(text: str, max_words: int | None) -> list[str]:
-    """Split a long text into chunks of at most ``max_words`` words, on sentence ends when possible."""
-    text = text.strip()
-    if not max_words or len(text.split()) <= max_words:
-        return [text]
-    chunks: list[str] = []
-    current: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
-        words = sentence.split()
-        while len(words) > max_words:  # one sentence longer than a chunk
-            if current:
-                chunks.append(" ".join(current))
-                current = []
-            chunks.append(" ".join(words[:max_words]))
-            words = words[max_words:]
-        if len(current) + len(words) > max_words and current:
-            chunks.append(" ".join(current))
-            current = []
-        current.extend(words)
-    if current:
-        chunks.append(" ".join(current))
-    return chunks
-
-
-def with_context(texts: Sequence[str], vectors: np.ndarray, window: int) -> tuple[list[str], np.ndarray]:
-    """Context text and context-mixed vectors: each item plus its ``window`` neighbours each side."""
-    if window <= 0 or len(texts) < 2:
-        return ["" for _ in texts], vectors
-    contexts: list[str] = []
-    mixed = vectors.copy()
-    for i in range(len(texts)):
-        neighbours = [j for j in range(i - window, i + window + 1) if 0 <= j < len(texts) and j != i]
-        contexts.append("\n".join(texts[j] for j in neighbours))
-        if neighbours:
-            mixed[i] = vectors[i] + store.CONTEXT_WEIGHT * vectors[neighbours].sum(axis=0)
-    return contexts, normalize(mixed)
 
 
 def check_compatible(conn: Conn, agent_id: str, config: EmbeddingConfig) -> None:
@@ -186,6 +141,31 @@ def insert(
     # The agent's row lock orders concurrent inserts, so the first one fixes the model for good.
     config = agent_embedding_config(conn, organization_id, agent_id, for_update=True)
     check_compatible(conn, agent_id, config)
+    owner = Owner(organization_id, agent_id=agent_id)
+    return store_passages(conn, owner, items, config, embedders=embedders, context_window=context_window, chunk=chunk)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose passages these are: an agent's own, or an archive's (shared by the agents that attach it)."""
+
+    organization_id: str
+    agent_id: str | None = None
+    archive_id: str | None = None
+
+
+def store_passages(
+    conn: Conn,
+    owner: Owner,
+    items: Sequence[PassageInput],
+    config: EmbeddingConfig,
+    *,
+    embedders: EmbedderSource = LOCAL_EMBEDDERS,
+    context_window: int = CONTEXT_WINDOW,
+    chunk: bool = True,
+) -> list[Passage]:
+    """Chunk, embed with ``config`` and store checked passages, each indexed with its neighbours'
+    words and meaning (``context_window`` each side); the caller holds its owner's row lock."""
     embedder = embedders.for_config(config)
     _check_embedder(embedder, config)
     store.vector_width(config.embedding_dim)  # fails early for unsupported sizes
@@ -195,12 +175,13 @@ def insert(
     contexts, mixed = with_context(texts, embed_texts(embedder, texts, config), context_window)
     rows = store.insert_many(
         conn,
-        organization_id,
-        agent_id,
+        owner.organization_id,
+        owner.agent_id,
         [_new_passage(p, mixed[i], contexts[i]) for i, p in enumerate(pieces)],
         model=config.embedding_model,
         dim=config.embedding_dim,
         new_id=lambda: new_id("passage"),
+        archive_id=owner.archive_id,
     )
     return [Passage.from_row(r) for r in rows]
 
@@ -222,21 +203,6 @@ def passage_inputs(
         if len(item.text) > MAX_TEXT_CHARS:
             raise InvalidInput(f"a passage may hold at most {MAX_TEXT_CHARS} characters")
     return items
-
-
-def split(items: Sequence[PassageInput], max_words: int | None, *, chunk: bool = True) -> list[PassageInput]:
-    """Each item as the passages it is stored as: its chunks of at most ``max_words`` words (or the
-    text as given when ``chunk`` is off), numbered in their metadata when there are several."""
-    pieces: list[PassageInput] = []
-    for item in items:
-        parts = chunk_text(item.text, max_words) if chunk else [item.text]
-        for index, part in enumerate(parts):
-            meta = dict(item.metadata)
-            if len(parts) > 1:
-                meta.setdefault("chunk_index", index)
-                meta.setdefault("chunk_count", len(parts))
-            pieces.append(PassageInput(part, item.tags, meta, item.created_at))
-    return pieces
 
 
 def _check_embedder(embedder: Embedder, config: EmbeddingConfig) -> None:
@@ -368,8 +334,10 @@ def search_hits(
     query_vector: np.ndarray | None = None,
     weights: tuple[float, float] | None = None,
     exact_max_rows: int = engine.EXACT_MAX_ROWS,
+    with_archives: bool = True,
 ) -> list[SearchHit]:
-    """The ``top_k`` passages that best match ``query`` (hybrid BM25 + vector), best first.
+    """The ``top_k`` passages that best match ``query`` (hybrid BM25 + vector), best first: the
+    agent's own and, ``with_archives``, those of every archive attached to it, in one ranking.
 
     ``weights`` (lexical, vector) overrides the fusion weights; (1, 0) is BM25 alone.
     ``exact_max_rows`` is the agent size above which vectors are searched through HNSW.
@@ -385,6 +353,9 @@ def search_hits(
     config = agent_embedding_config(conn, organization_id, agent_id)
     lexical_weight, vector_weight = weights or (engine.LEXICAL_WEIGHT, engine.VECTOR_WEIGHT)
     vector = query_vector_for(config, query, embedders, query_vector) if vector_weight > 0 else None
+    archives = (
+        archive_scopes(conn, organization_id, agent_id, query, (config, vector), embedders) if with_archives else []
+    )
     spec = engine.SearchSpec(
         table="passages",
         corpus="archival",
@@ -398,6 +369,7 @@ def search_hits(
         lexical_weight=lexical_weight,
         vector_weight=vector_weight,
         exact_max_rows=exact_max_rows,
+        archives=archives,
     )
     rows = engine.hybrid_search(conn, spec, query, top_k=top_k)
     return [
@@ -410,6 +382,36 @@ def search_hits(
         )
         for r in rows
     ]
+
+
+def archive_scopes(
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    query: str,
+    agent_query: tuple[EmbeddingConfig, np.ndarray | None],
+    embedders: EmbedderSource,
+) -> list[engine.ArchiveScope]:
+    """The archives attached to the agent, each with the query embedded by its own model: the
+    agent's query vector when the archive uses the agent's model, else one embedding per model
+    (none when the agent's search has no vector half)."""
+    own_config, own_vector = agent_query
+    vectors: dict[tuple[str, int, str | None], np.ndarray] = {}
+    if own_vector is not None:
+        vectors[_model_key(own_config)] = own_vector
+    scopes: list[engine.ArchiveScope] = []
+    for row in archive_store.attached(conn, organization_id, agent_id):
+        config = EmbeddingConfig.from_agent(row["embedding_config"])
+        key = _model_key(config)
+        if own_vector is not None and key not in vectors:
+            vectors[key] = embed_texts(embedders.for_config(config), [query], config)[0]
+        vector = vectors.get(key)
+        scopes.append(engine.ArchiveScope(row["id"], config.embedding_model, config.embedding_dim, vector))
+    return scopes
+
+
+def _model_key(config: EmbeddingConfig) -> tuple[str, int, str | None]:
+    return (config.embedding_model, config.embedding_dim, config.embedding_endpoint)
 
 
 class SearchOptions(TypedDict, total=False):

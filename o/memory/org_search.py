@@ -146,6 +146,8 @@ def search_passages(
             end_datetime=created_to,
             embedders=embedders,
             query_vector=vector,
+            # the agents' own passages: an archive attached to several agents would come back once per agent
+            with_archives=False,
         )
     hits.sort(key=lambda h: (-h.score, h.passage.id))
     return hits[:limit]

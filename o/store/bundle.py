@@ -29,6 +29,7 @@ from o.store.db import Conn
 # Runs, evolutions and sleep-time passes that are still going belong to the server that runs them.
 _ENDED_RUNS = "SELECT id FROM runs WHERE agent_id = %(agent)s AND next_action IN ('done', 'failed')"
 _ENDED_EVOLUTIONS = "SELECT id FROM evolutions WHERE agent_id = %(agent)s AND completed_at IS NOT NULL"
+_ATTACHED_ARCHIVES = "SELECT archive_id FROM agent_archives WHERE agent_id = %(agent)s"
 
 # table -> (which of its rows belong to the agent, their order). Order of the dict: insert order.
 # A new table that holds part of an agent joins here (the round-trip tests compare the whole read
@@ -43,7 +44,10 @@ SCOPES: dict[str, tuple[str, str]] = {
     "runs": (f"t.id IN ({_ENDED_RUNS})", "t.created_at, t.id"),
     "steps": (f"t.run_id IN ({_ENDED_RUNS})", "t.created_at, t.id"),
     "messages": ("t.agent_id = %(agent)s", "t.seq"),
-    "passages": ("t.agent_id = %(agent)s", "t.created_at, t.id"),
+    # the archives attached to the agent travel with it (each a copy: the target's own archive)
+    "archives": (f"t.id IN ({_ATTACHED_ARCHIVES})", "t.created_at, t.id"),
+    "passages": (f"t.agent_id = %(agent)s OR t.archive_id IN ({_ATTACHED_ARCHIVES})", "t.created_at, t.id"),
+    "agent_archives": ("t.agent_id = %(agent)s", "t.created_at, t.archive_id"),
     "agent_revisions": ("t.agent_id = %(agent)s", "t.number"),
     "evaluation_suites": ("t.agent_id = %(agent)s", "t.agent_id"),
     "evolutions": (f"t.id IN ({_ENDED_EVOLUTIONS})", "t.created_at, t.id"),

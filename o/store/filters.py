@@ -55,6 +55,17 @@ class Where:
         """``column`` is one of ``values``, unless there are none."""
         return self._add("{} = ANY(%s)", column, list(values)) if values else self
 
+    def equals_or_any(self, column: str, value: object, other: str, values: Sequence[Any]) -> Where:
+        """``column = value OR other = ANY(values)``: either part is left out when its value is None or
+        empty (the caller gives at least one)."""
+        if not values:
+            return self.equals(column, value)
+        if value is None:
+            return self.equals_any(other, values)
+        self.conditions.append(sql.SQL("({} = %s OR {} = ANY(%s))").format(self.column(column), self.column(other)))
+        self.values.extend([value, list(values)])
+        return self
+
     def tags(self, column: str, tags: Sequence[str] | None, *, match: TagMatch = "any") -> Where:
         """The ``text[]`` column shares a tag with ``tags`` (``any``) or holds all of them (``all``).
 

@@ -47,6 +47,7 @@ PASSAGE_COLUMNS = (
     "id",
     "organization_id",
     "agent_id",
+    "archive_id",
     "text",
     "tags",
     "metadata",
@@ -139,14 +140,16 @@ def stored_embedding(conn: Conn, agent_id: str) -> tuple[str | None, int] | None
 def insert_many(
     conn: Conn,
     organization_id: str,
-    agent_id: str,
+    agent_id: str | None,
     passages: Sequence[NewPassage],
     *,
     model: str,
     dim: int,
     new_id: Any,
+    archive_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Insert passages in one statement; returns the stored rows in input order."""
+    """Insert passages in one statement, owned by the agent or else by the archive; returns the
+    stored rows in input order."""
     if not passages:
         return []
     ids = [p.id or new_id() for p in passages]
@@ -160,9 +163,9 @@ def insert_many(
             SELECT i.*, {tsv} AS tsv
             FROM input i
         ), inserted AS (
-            INSERT INTO passages (id, organization_id, agent_id, text, tags, metadata, embedding_model,
+            INSERT INTO passages (id, organization_id, agent_id, archive_id, text, tags, metadata, embedding_model,
                                   embedding_dim, {column}, search_tsv, search_len, created_at, updated_at)
-            SELECT p.id, %s, %s, p.text,
+            SELECT p.id, %s, %s, %s, p.text,
                    ARRAY(SELECT jsonb_array_elements_text(p.tags)), p.metadata, %s, %s,
                    p.vec::{vtype}, p.tsv,
                    {length},
@@ -188,7 +191,9 @@ def insert_many(
         [p.created_at for p in passages],
         [vector_literal(p.embedding, dim) for p in passages],
     )
-    rows = conn.execute(query, (*columns, organization_id, agent_id, model, dim, CONTEXT_DISCOUNT)).fetchall()
+    rows = conn.execute(
+        query, (*columns, organization_id, agent_id, archive_id, model, dim, CONTEXT_DISCOUNT)
+    ).fetchall()
     by_id = {row["id"]: row for row in rows}
     return [by_id[i] for i in ids]
 

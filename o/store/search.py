@@ -18,6 +18,12 @@ WHERE clauses, are merged and every candidate is scored by both halves:
   table dominated by other agents may get fewer than ``n`` vector candidates (the lexical half
   and iterative scanning soften this).
 
+Archives (passages only): an agent's search also covers the archives attached to it. BM25 uses the
+statistics of the agent and its archives summed (one idf over every row searched); the vector half
+runs once per embedding model (a :class:`VectorGroup`: the agent's rows with the archives of its model,
+then each other model's archives with the query embedded by that model), and each candidate's cosine
+is taken against the query vector of its own model.
+
 Fusion: score = ``LEXICAL_WEIGHT`` * BM25 / (best BM25 among the candidates) + ``VECTOR_WEIGHT`` *
 cosine similarity, with the exact cosine computed for candidates that only the words found. On
 LoCoMo (``bench/locomo``) BM25 alone reaches turn R@10 .61 and MiniLM alone .44; reciprocal-rank
@@ -36,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 from psycopg import sql
 
+from o.store import archives as archive_store
 from o.store.db import Conn
 from o.store.filters import TagMatch, Where
 from o.store.passages import CONTEXT_DISCOUNT, TERM_FREQUENCY, TEXT_CONFIG, vector_column, vector_literal, vector_type
@@ -65,16 +72,30 @@ class SearchFilters:
     # messages only
     roles: Sequence[str] = ()
 
-    def where(self, organization_id: str, agent_id: str) -> Where:
-        """The conditions over the searched table, aliased ``p``."""
+    def where(self, organization_id: str, agent_id: str | None, archive_ids: Sequence[str] = ()) -> Where:
+        """The conditions over the searched table, aliased ``p``: the agent's own rows and those of
+        the archives named (a search always names an owner)."""
+        if agent_id is None and not archive_ids:
+            raise ValueError("a search needs an agent or an archive")
         return (
             Where("p")
             .equals("organization_id", organization_id)
-            .equals("agent_id", agent_id)
+            .equals_or_any("agent_id", agent_id, "archive_id", archive_ids)
             .tags("tags", self.tags, match=self.tag_match)
             .in_range("created_at", self.created_from, self.created_to)
             .equals_any("role", self.roles)
         )
+
+
+@dataclass(frozen=True)
+class ArchiveScope:
+    """An archive (passages only) a search covers besides the agent's rows: its one model, and the
+    query embedded by that model (None = its rows are found by their words only)."""
+
+    archive_id: str
+    model: str | None
+    dim: int
+    query_vector: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -96,6 +117,12 @@ class SearchSpec:
     vector_weight: float = VECTOR_WEIGHT
     # agents with more indexed rows than this are searched through HNSW instead of exactly
     exact_max_rows: int = EXACT_MAX_ROWS
+    # archives attached to the agent (passages): searched with its rows, in the same ranking
+    archives: Sequence[ArchiveScope] = ()
+
+    @property
+    def archive_ids(self) -> list[str]:
+        return [a.archive_id for a in self.archives]
 
 
 @dataclass(frozen=True)
@@ -115,6 +142,16 @@ class QueryVector:
     vector: np.ndarray
     dim: int
     model: str | None
+
+
+@dataclass(frozen=True)
+class VectorGroup:
+    """Rows compared with one query vector: those of one model, the agent's own (when it uses that
+    model) and those of the archives of that model."""
+
+    query: QueryVector
+    agent_id: str | None
+    archive_ids: tuple[str, ...] = ()
 
 
 def _tsquery_literal(lexemes: Sequence[str]) -> str:
@@ -143,9 +180,10 @@ def matched_lexemes(by_rarity: Sequence[tuple[int, str]], budget: int = MATCH_BU
     return matched
 
 
-def lexical_query(conn: Conn, corpus: Corpus, agent_id: str, text: str) -> LexicalQuery:
-    """The query's lexemes with their BM25 idf, and the OR-query the GIN index matches."""
-    row = conn.execute(
+def _stats_row(conn: Conn, corpus: Corpus, agent_id: str | None, text: str, archive_ids: Sequence[str]) -> Any:
+    if archive_ids:
+        return archive_store.summed_stats(conn, corpus, agent_id, text, archive_ids)
+    return conn.execute(
         """
         SELECT coalesce(s.docs, 0) AS docs, coalesce(s.total_len, 0) AS total_len,
                (SELECT coalesce(jsonb_agg(jsonb_build_array(q.lexeme, coalesce(t.df, 0))), '[]'::jsonb)
@@ -157,6 +195,14 @@ def lexical_query(conn: Conn, corpus: Corpus, agent_id: str, text: str) -> Lexic
         """,
         (TEXT_CONFIG, text, agent_id, corpus, agent_id, corpus),
     ).fetchone()
+
+
+def lexical_query(
+    conn: Conn, corpus: Corpus, agent_id: str | None, text: str, archive_ids: Sequence[str] = ()
+) -> LexicalQuery:
+    """The query's lexemes with their BM25 idf, and the OR-query the GIN index matches; with
+    ``archive_ids``, over the agent's rows and the archives' together."""
+    row = _stats_row(conn, corpus, agent_id, text, archive_ids)
     assert row is not None
     docs = int(row["docs"])
     present = sorted((int(df), lx) for lx, df in row["terms"] if int(df) > 0)
@@ -178,9 +224,11 @@ def ef_search_for(candidates: int) -> int:
 
 
 def _vector_candidates(
-    conn: Conn, spec: SearchSpec, query: QueryVector, scope: Where, n: int, docs: int
+    conn: Conn, spec: SearchSpec, group: VectorGroup, n: int, docs: int
 ) -> tuple[list[str], list[float]]:
-    """The ``n`` nearest rows by cosine distance: exact for small agents, HNSW for large ones."""
+    """The ``n`` nearest rows of ``group`` by cosine distance: exact for small agents, HNSW for large ones."""
+    query = group.query
+    scope = spec.filters.where(spec.organization_id, group.agent_id, group.archive_ids)
     column = sql.Identifier(vector_column(query.dim))
     vtype = sql.SQL(vector_type(query.dim))
     literal = vector_literal(query.vector, query.dim)
@@ -210,6 +258,18 @@ def _vector_candidates(
     # relaxed_order may return near-ties slightly out of order
     rows.sort(key=lambda r: (r["distance"], r["id"]))
     return [r["id"] for r in rows], [float(r["distance"]) for r in rows]
+
+
+def _all_vector_candidates(
+    conn: Conn, spec: SearchSpec, groups: Sequence[VectorGroup], n: int, docs: int
+) -> tuple[list[str], list[float]]:
+    """The nearest rows of every group (``n`` each), nearest first."""
+    found: list[tuple[float, str]] = []
+    for group in groups:
+        ids, distances = _vector_candidates(conn, spec, group, n, docs)
+        found += zip(distances, ids, strict=True)
+    found.sort()
+    return [i for _, i in found], [d for d, _ in found]
 
 
 _NO_LEXICAL = sql.SQL("SELECT NULL::text AS id, NULL::float8 AS score, NULL::bigint AS rank WHERE false")
@@ -249,17 +309,26 @@ def _lexical_candidates(
     return query, params
 
 
-def _distance(query: QueryVector | None) -> tuple[sql.Composable, list[Any]]:
-    """The cosine distance of a candidate to the query (NULL for a row of another model)."""
-    if query is None:
+def _distance(groups: Sequence[VectorGroup]) -> tuple[sql.Composable, list[Any]]:
+    """The cosine distance of a candidate to the query of its model (NULL for a row of a model no
+    group has)."""
+    if not groups:
         return sql.SQL("NULL::float8"), []
     # Candidates found only by their words get their exact cosine too, so both halves score
     # every candidate (a row of another model has no comparable vector and scores words only).
-    expression = sql.SQL(
-        "coalesce(c.vdist, CASE WHEN p.embedding_dim = %s AND p.embedding_model IS NOT DISTINCT FROM %s "
-        "THEN p.{column} <=> %s::{vtype} END)"
-    ).format(column=sql.Identifier(vector_column(query.dim)), vtype=sql.SQL(vector_type(query.dim)))
-    return expression, [query.dim, query.model, vector_literal(query.vector, query.dim)]
+    branches: list[sql.Composable] = []
+    params: list[Any] = []
+    for group in groups:
+        query = group.query
+        branches.append(
+            sql.SQL(
+                "WHEN p.embedding_dim = %s AND p.embedding_model IS NOT DISTINCT FROM %s "
+                "THEN p.{column} <=> %s::{vtype}"
+            ).format(column=sql.Identifier(vector_column(query.dim)), vtype=sql.SQL(vector_type(query.dim)))
+        )
+        params += [query.dim, query.model, vector_literal(query.vector, query.dim)]
+    expression = sql.SQL("coalesce(c.vdist, CASE {} END)").format(sql.SQL(" ").join(branches))
+    return expression, params
 
 
 _FUSION = sql.SQL(
@@ -294,6 +363,24 @@ def query_vector(spec: SearchSpec) -> QueryVector | None:
     return QueryVector(spec.query_vector, spec.dim, spec.model)
 
 
+def vector_groups(spec: SearchSpec) -> list[VectorGroup]:
+    """The rows ``spec`` compares by vector, one group per model: the agent's own rows with the
+    archives of its model, then each other model's archives (with the query embedded by that model)."""
+    if spec.vector_weight <= 0:
+        return []
+    groups: dict[tuple[str | None, int], VectorGroup] = {}
+    own = query_vector(spec)
+    if own is not None:
+        groups[(own.model, own.dim)] = VectorGroup(own, spec.agent_id)
+    for archive in spec.archives:
+        if archive.query_vector is None:
+            continue
+        key = (archive.model, archive.dim)
+        group = groups.get(key) or VectorGroup(QueryVector(archive.query_vector, archive.dim, archive.model), None)
+        groups[key] = VectorGroup(group.query, group.agent_id, (*group.archive_ids, archive.archive_id))
+    return list(groups.values())
+
+
 def hybrid_search(
     conn: Conn,
     spec: SearchSpec,
@@ -309,15 +396,15 @@ def hybrid_search(
     (cosine distance; NULL when the row holds no vector of the agent's model).
     """
     n = candidates or max(3 * top_k, 50)
-    lexical = lexical_query(conn, spec.corpus, spec.agent_id, query_text)
+    lexical = lexical_query(conn, spec.corpus, spec.agent_id, query_text, spec.archive_ids)
     use_lexical = lexical.tsquery is not None and spec.lexical_weight > 0
-    vector = query_vector(spec)
-    if not use_lexical and vector is None:
+    groups = vector_groups(spec)
+    if not use_lexical and not groups:
         return []
-    scope = spec.filters.where(spec.organization_id, spec.agent_id)
-    vector_ids, distances = _vector_candidates(conn, spec, vector, scope, n, lexical.docs) if vector else ([], [])
+    scope = spec.filters.where(spec.organization_id, spec.agent_id, spec.archive_ids)
+    vector_ids, distances = _all_vector_candidates(conn, spec, groups, n, lexical.docs)
     lex, lex_params = _lexical_candidates(spec, lexical, scope, n) if use_lexical else (_NO_LEXICAL, [])
-    distance, distance_params = _distance(vector)
+    distance, distance_params = _distance(groups)
     query = _FUSION.format(
         lex=lex,
         cols=sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in spec.columns),

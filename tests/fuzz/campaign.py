@@ -335,7 +335,11 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         run = post(f"/v1/agents/{agent['id']}/messages/async", {"messages": [{"role": "user", "content": "hi"}]})
         identity = post("/v1/identities/", {"identifier_key": "fuzz-user", "name": "Ada", "identity_type": "user"})
         step_id = _first_step(client, run["id"])
+        archive = post("/v1/archives/", {"name": "fuzzed shelf"})
+        archive_passage = post(f"/v1/archives/{archive['id']}/passages", {"text": "Ada keeps tea on the shelf"})
     return {
+        "archive_id": archive["id"],
+        "passage_id": archive_passage["id"],
         "identity_id": identity["id"],
         "step_id": step_id,
         "agent_id": agent["id"],

@@ -204,6 +204,7 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
         "run_id": ids["run_id"],
         "step_id": ids["step_id"],
         "identity_id": ids.get("identity_id", ""),
+        "archive_id": ids.get("archive_id", ""),
         "block_label": "human",
         "number": "1",
     }
@@ -240,6 +241,10 @@ def test_every_read_works_and_mid_flight_runs_finish(previous_release: str, tmp_
             # a release before identities had none: one made after the upgrade is read with the rest
             made = api.post("/v1/identities/", json={"identifier_key": "u", "name": "U", "identity_type": "user"})
             ids["identity_id"] = made.json()["id"]
+            # nor archives: one made and attached after the upgrade joins the helper's archival search
+            ids["archive_id"] = api.post("/v1/archives/", json={"name": "after the upgrade"}).json()["id"]
+            api.post(f"/v1/archives/{ids['archive_id']}/passages", json={"text": "the kettle is in the archive"})
+            api.patch(f"/v1/agents/{ids['agent_id']}/archives/attach/{ids['archive_id']}").raise_for_status()
             paths = _reads(app, ids)
             assert len(paths) > 25
             for path in paths:
@@ -256,6 +261,8 @@ def test_every_read_works_and_mid_flight_runs_finish(previous_release: str, tmp_
             assert {v["key"]: v["value"] for v in helper["secrets"]} == {"API_TOKEN": "********", "REGION": "********"}
             found = api.get(f"/v1/agents/{ids['agent_id']}/archival-memory/search", params={"query": "tea"}).json()
             assert found["results"] and "tea" in found["results"][0]["content"]
+            kettle = api.get(f"/v1/agents/{ids['agent_id']}/archival-memory/search", params={"query": "kettle"}).json()
+            assert kettle["results"][0]["content"] == "the kettle is in the archive"
             evolution = api.get(f"/v1/agents/{ids['geo']}/evolutions/{ids['evolution_id']}").json()
             assert evolution["status"] == "canary"
 

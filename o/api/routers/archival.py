@@ -33,7 +33,8 @@ class Passage(Response):
     text: str
     tags: list[str]
     metadata: dict[str, Any]
-    agent_id: str
+    agent_id: str | None
+    archive_id: str | None = None
     organization_id: str
     embedding: list[float] | None = None
     embedding_config: dict[str, Any] | None = None
@@ -49,6 +50,7 @@ class Passage(Response):
             tags=passage.tags,
             metadata=passage.metadata,
             agent_id=passage.agent_id,
+            archive_id=passage.archive_id,
             organization_id=passage.organization_id,
             embedding_config=letta_embedding_config(embedding_config) if embedding_config else None,
             created_at=passage.created_at,

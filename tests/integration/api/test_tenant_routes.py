@@ -98,6 +98,15 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/agents/{agent_id}/bundle"): None,
     ("POST", "/v1/agents/{agent_id}/tools/{tool_name}/run"): {"args": {"sides": 2}},
     ("PATCH", "/v1/agents/{agent_id}/tools/approval/{tool_name}"): {"requires_approval": True},
+    ("GET", "/v1/archives/{archive_id}"): None,
+    ("PATCH", "/v1/archives/{archive_id}"): {"name": "taken"},
+    ("DELETE", "/v1/archives/{archive_id}"): None,
+    ("GET", "/v1/archives/{archive_id}/passages"): None,
+    ("POST", "/v1/archives/{archive_id}/passages"): {"text": "taken"},
+    ("POST", "/v1/archives/{archive_id}/passages/batch"): {"passages": [{"text": "taken"}]},
+    ("DELETE", "/v1/archives/{archive_id}/passages/{passage_id}"): None,
+    ("PATCH", "/v1/agents/{agent_id}/archives/attach/{archive_id}"): None,
+    ("PATCH", "/v1/agents/{agent_id}/archives/detach/{archive_id}"): None,
 }
 
 # path parameters that are not ids: the same value for both organizations
@@ -135,6 +144,9 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
         identity = post("/v1/identities/", {"identifier_key": "u1", "name": "U", "identity_type": "user"})["id"]
         http.patch(f"/v1/agents/{agent}/identities/attach/{identity}").raise_for_status()
         step = http.get("/v1/steps/", params={"agent_id": agent}).json()[0]["id"]
+        archive = post("/v1/archives/", {"name": "A"})["id"]
+        archive_passage = post(f"/v1/archives/{archive}/passages", {"text": "secret shelf"})["id"]
+        http.patch(f"/v1/agents/{agent}/archives/attach/{archive}").raise_for_status()
         yield Tenant(
             http,
             {
@@ -147,6 +159,8 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "evolving_agent_id": evolving,
                 "identity_id": identity,
                 "step_id": step,
+                "archive_id": archive,
+                "passage_id": archive_passage,
             },
         )
 
@@ -208,3 +222,8 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
     assert ours.http.get(f"/v1/identities/{ids['identity_id']}").json()["name"] == "U"
     assert ours.http.get(f"/v1/steps/{ids['step_id']}").json()["feedback"] is None
     assert ours.http.get(f"/v1/agents/{ids['agent_id']}").json()["identity_ids"] == [ids["identity_id"]]
+    archive = ours.http.get(f"/v1/archives/{ids['archive_id']}").json()
+    assert archive["name"] == "A"
+    assert [p["id"] for p in ours.http.get(f"/v1/archives/{ids['archive_id']}/passages").json()] == [ids["passage_id"]]
+    attached = ours.http.get("/v1/archives/", params={"agent_id": ids["agent_id"]}).json()
+    assert [a["id"] for a in attached] == [ids["archive_id"]]

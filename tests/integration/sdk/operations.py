@@ -554,3 +554,68 @@ OPERATIONS += [
         lambda w: w.raw("DELETE", f"/v1/identities/{_identity(w, 'gone')['id']}"),
     ),
 ]
+
+
+# --- Letta API part 3: archives -----------------------------------------------------------------------------
+
+
+def _archive(w: World, name: str = "shelf") -> str:
+    archive_id = w.sdk.archives.create(name=name, description="shared notes").id
+    w.sdk.archives.passages.create(archive_id, text="The shelf holds the tea tins.")
+    return archive_id
+
+
+def _archive_passage(w: World) -> Any:
+    archive_id = _archive(w, "one-passage")
+    return w.sdk.archives.passages.create(archive_id, text="Ada keeps her tea in a tin.", tags=["tea"])
+
+
+def _delete_archive_passage(w: World) -> Any:
+    archive_id = _archive(w, "delete-passage")
+    passage = w.sdk.archives.passages.create(archive_id, text="to be removed")
+    return w.sdk.archives.passages.delete(str(passage.id), archive_id=archive_id)
+
+
+def _attach_archive(w: World) -> Any:
+    return w.sdk.agents.archives.attach(_archive(w, "attach-me"), agent_id=w.new_agent())
+
+
+def _detach_archive(w: World) -> Any:
+    archive_id, agent = _archive(w, "detach-me"), w.new_agent()
+    w.sdk.agents.archives.attach(archive_id, agent_id=agent)
+    return w.sdk.agents.archives.detach(archive_id, agent_id=agent)
+
+
+OPERATIONS += [
+    Op("POST", "/v1/archives/", "archives.create", lambda w: w.sdk.archives.create(name="created")),
+    Op("GET", "/v1/archives/", "archives.list", lambda w: every_item(w.sdk.archives.list())),
+    Op("GET", "/v1/archives/{archive_id}", "archives.retrieve", lambda w: w.sdk.archives.retrieve(_archive(w, "got"))),
+    Op(
+        "PATCH",
+        "/v1/archives/{archive_id}",
+        "archives.update",
+        lambda w: w.sdk.archives.update(_archive(w, "renamed"), name="renamed again"),
+    ),
+    Op("DELETE", "/v1/archives/{archive_id}", "archives.delete", lambda w: w.sdk.archives.delete(_archive(w, "gone"))),
+    Op("POST", "/v1/archives/{archive_id}/passages", "archives.passages.create", _archive_passage),
+    Op(
+        "POST",
+        "/v1/archives/{archive_id}/passages/batch",
+        "archives.passages.create_many",
+        lambda w: w.sdk.archives.passages.create_many(
+            _archive(w, "batch"), passages=[{"text": "first turn"}, {"text": "second turn", "tags": ["t"]}]
+        ),
+    ),
+    Op(
+        "DELETE", "/v1/archives/{archive_id}/passages/{passage_id}", "archives.passages.delete", _delete_archive_passage
+    ),
+    # listing an archive's passages: O's own (letta-client 1.12.1 has no method for it)
+    Op(
+        "GET",
+        "/v1/archives/{archive_id}/passages",
+        None,
+        lambda w: w.raw("GET", f"/v1/archives/{_archive(w, 'listed')}/passages"),
+    ),
+    Op("PATCH", "/v1/agents/{agent_id}/archives/attach/{archive_id}", "agents.archives.attach", _attach_archive),
+    Op("PATCH", "/v1/agents/{agent_id}/archives/detach/{archive_id}", "agents.archives.detach", _detach_archive),
+]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from o.errors import InvalidInput
-from o.memory.archival import chunk_text, parse_time, with_context
+from o.memory.archival import parse_time
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbeddingConfig, local_embedder, local_model_files
+from o.memory.passage_index import chunk_text, with_context
 from o.store.passages import vector_literal, vector_type, vector_width
 
 SENTENCES = [

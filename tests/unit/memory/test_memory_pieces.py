@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from o.errors import InvalidInput
-from o.memory.archival import MAX_TEXT_CHARS, PassageInput, parse_tag_match, passage_inputs, split, time_range
+from o.memory.archival import MAX_TEXT_CHARS, PassageInput, parse_tag_match, passage_inputs, time_range
+from o.memory.passage_index import split
 from o.memory.recall import CONTEXT_WINDOW, indexed_message
 from o.store.passages import CONTEXT_WEIGHT
 
