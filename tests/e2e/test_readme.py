@@ -104,6 +104,7 @@ def _shell_env(tmp_path: Path, process: Process) -> dict[str, str]:
         PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
         PYTHONPATH=os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")])),
         O_DATA_DIR=str(process.server.data_dir),
+        LETTA_BASE_URL=process.server.url,  # the CLI's default is the README's address
     )
     return env
 
@@ -153,4 +154,8 @@ def test_the_readme_quickstart_runs_as_written(
     streamed = [json.loads(line[5:]) for line in outputs[3].splitlines() if line.startswith("data: {")]
     assert sum(1 for c in streamed if c.get("message_type") == "assistant_message") > 1  # token by token
     assert "You love chess." in outputs[4]  # the SDK's stream, joined
-    assert "openai/gpt-4o-mini" in outputs[5].splitlines()
+    chat = outputs[5]  # o agents list / show, then o chat with a script on stdin
+    assert "agent> You love chess." in chat and "✎ memory edit: core_memory_append → block human" in chat
+    assert "archival_memory_insert → archival memory: Ada loves chess." in chat
+    assert "revision 1 (current) by user" in chat
+    assert "openai/gpt-4o-mini" in outputs[6].splitlines()
