@@ -14,7 +14,7 @@ from pathlib import Path
 import letta_client
 
 from o import __version__
-from o.cli import agents, chat, evolve, keys, portable, serve
+from o.cli import agents, chat, doctor, evolve, keys, portable, serve
 from o.config import ConfigError
 from o.errors import OError
 from o.store.migrate import SchemaError
@@ -39,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     portable.add_parsers(sub)
     agents.add_parser(sub)
     chat.add_parser(sub)
+    doctor.add_parser(sub, db_flags)
     return root
 
 

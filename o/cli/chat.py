@@ -68,7 +68,7 @@ class Transcript:
             self.open_line = False
 
     def chunk(self, chunk: Any) -> None:
-        kind = getattr(chunk, "message_type", None)
+        kind = _field(chunk, "message_type")
         if kind == "assistant_message":
             if not self.open_line:
                 self.out.write("agent> ")
@@ -80,7 +80,7 @@ class Transcript:
             self._returned(chunk)
         elif kind == "error_message":
             self._end_line()
-            self.out.write(f"error: {getattr(chunk, 'message', '') or chunk}\n")
+            self.out.write(f"error: {_field(chunk, 'message') or chunk}\n")
         self.out.flush()
 
     def _call_piece(self, piece: Any) -> None:
@@ -119,26 +119,32 @@ def describe_call(name: str, arguments: str, status: str | None, result: Any) ->
     return f"  ⚙ {name}({shown}){failed} → {tables.short(result, 100)}"
 
 
+def revision_line(rev: dict[str, Any]) -> str:
+    current = " (current)" if rev.get("current") else ""
+    what = tables.short(rev.get("rationale") or ", ".join(rev.get("diff") or {}) or "created", 70)
+    return f"revision {rev['number']}{current} by {rev['author']}: {what}"
+
+
+def evolution_line(evo: dict[str, Any]) -> str:
+    """Revision tried, status, shadow score (current → candidate), canary weight and decision."""
+    shadow = (evo.get("figures") or {}).get("shadow") or {}
+    score = (shadow.get("candidate") or {}).get("score")
+    weight = (evo.get("canary") or {}).get("weight")
+    parts = [f"evolution {evo['id']}: {evo['base_revision']} → {evo.get('candidate_revision') or '-'}"]
+    parts.append(f"status {evo['status']}")
+    if score is not None:
+        parts.append(f"shadow score {(shadow.get('current') or {}).get('score')} → {score}")
+    if weight is not None:
+        parts.append(f"canary weight {weight}")
+    if evo.get("decision"):
+        parts.append(f"decision {evo['decision']}" + (f" ({evo['reason']})" if evo.get("reason") else ""))
+    return ", ".join(parts)
+
+
 def history_lines(api: Letta, agent_id: str) -> list[str]:
     """The agent's revisions and evolutions as one timeline (oldest first)."""
-    events: list[tuple[str, str]] = []
-    for rev in remote.get_json(api, f"/v1/agents/{agent_id}/revisions"):
-        current = " (current)" if rev.get("current") else ""
-        what = tables.short(rev.get("rationale") or ", ".join(rev.get("diff") or {}) or "created", 70)
-        events.append((rev["created_at"], f"revision {rev['number']}{current} by {rev['author']}: {what}"))
-    for evo in remote.get_json(api, f"/v1/agents/{agent_id}/evolutions"):
-        shadow = (evo.get("figures") or {}).get("shadow") or {}
-        score = (shadow.get("candidate") or {}).get("score")
-        weight = (evo.get("canary") or {}).get("weight")
-        parts = [f"evolution {evo['id']}: {evo['base_revision']} → {evo.get('candidate_revision') or '-'}"]
-        parts.append(f"status {evo['status']}")
-        if score is not None:
-            parts.append(f"shadow score {(shadow.get('current') or {}).get('score')} → {score}")
-        if weight is not None:
-            parts.append(f"canary weight {weight}")
-        if evo.get("decision"):
-            parts.append(f"decision {evo['decision']}" + (f" ({evo['reason']})" if evo.get("reason") else ""))
-        events.append((evo["created_at"], ", ".join(parts)))
+    events = [(r["created_at"], revision_line(r)) for r in remote.get_json(api, f"/v1/agents/{agent_id}/revisions")]
+    events += [(e["created_at"], evolution_line(e)) for e in remote.get_json(api, f"/v1/agents/{agent_id}/evolutions")]
     return [f"{when[:19].replace('T', ' ')}  {what}" for when, what in sorted(events)] or ["(no history yet)"]
 
 
