@@ -11,8 +11,6 @@ import sys
 import traceback
 from pathlib import Path
 
-import letta_client
-
 from o import __version__
 from o.cli import agents, chat, doctor, evolve, keys, portable, serve
 from o.config import ConfigError
@@ -49,11 +47,12 @@ def one_line(exc: BaseException) -> tuple[str, int]:
         return str(exc), 2
     if isinstance(exc, OError):
         return exc.message, 1
-    if isinstance(exc, letta_client.APIConnectionError):
+    letta = sys.modules.get("letta_client")  # loaded only by the commands that talk to a server
+    if letta is not None and isinstance(exc, letta.APIConnectionError):
         url = exc.request.url
         where = f"{url.scheme}://{url.netloc.decode()}"
         return f"cannot reach O at {where} (is `o serve` running? --url or LETTA_BASE_URL names another)", 1
-    if isinstance(exc, letta_client.APIStatusError):
+    if letta is not None and isinstance(exc, letta.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         detail = body.get("detail") or body.get("message") or exc.message
         return f"the server answered {exc.status_code}: {detail}", 1

@@ -10,9 +10,10 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from letta_client import Letta
+if TYPE_CHECKING:
+    from letta_client import Letta
 
 from o.cli import agents, remote, tables
 
@@ -199,6 +200,18 @@ def chat(args: argparse.Namespace) -> int:
             continue
         send(api, agent.id, line, sys.stdout)
     return 0
+
+
+def history(args: argparse.Namespace) -> int:
+    """`o evolve history AGENT`: the timeline `/history` shows in a chat."""
+    api = remote.client(args)
+    print("\n".join(history_lines(api, remote.find_agent(api, args.agent).id)))
+    return 0
+
+
+def add_history_flags(p: argparse.ArgumentParser) -> None:
+    remote.add_flags(p)
+    p.add_argument("agent", metavar="AGENT", help="the agent's id or name")
 
 
 def add_parser(sub: Any) -> None:

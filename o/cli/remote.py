@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from letta_client import Letta
+if TYPE_CHECKING:  # imported when a command needs it: `o serve` and `o keys` start without the SDK
+    from letta_client import Letta
 
 from o.errors import InvalidInput, NotFound
 
@@ -27,6 +28,8 @@ def client(args: argparse.Namespace) -> Letta:
     key = args.key or os.environ.get("LETTA_API_KEY")
     if not key:
         raise InvalidInput("no API key: pass --key or set LETTA_API_KEY (`o keys create` makes one)", field="key")
+    from letta_client import Letta
+
     return Letta(base_url=url, api_key=key, timeout=300.0, max_retries=0)
 
 
