@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from o import __version__
-from o.api import errors
+from o.api import docs, errors
 from o.api.deps import Services
 from o.api.limits import BodySizeLimit
 from o.api.routers import (
@@ -50,11 +50,14 @@ def create_app(
         # database that is restarting (503).
         dependencies=[Depends(refuse_unstorable)],
         responses=errors.responses(413, 422, 503),
+        docs_url=None,  # served offline by o/api/docs.py
+        redoc_url=None,
     )
     app.state.services = services
     app.state.db = services.db
     app.state.logger = logger
     errors.install(app)
+    docs.install(app)
     tolerate_trailing_slashes(app.router)
     for router in (
         health.router,

@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from o.errors import OError
@@ -108,6 +109,17 @@ def _headers(exc: OError) -> dict[str, str]:
     return {}
 
 
+async def _with_known_models(request: Request, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A model handle that was refused (no provider prefix, an unknown provider), told with the handles this
+    server lists (GET /v1/models/), so the fix is in the answer."""
+    catalog = getattr(getattr(request.app.state, "services", None), "models", None)
+    if catalog is None:
+        return problems
+    handles = [entry.handle for entry in await run_in_threadpool(catalog.models, "llm")]
+    known = "; this server's models: " + (", ".join(handles) if handles else "none (no provider is configured)")
+    return [{**p, "msg": p["msg"] + known} if p["loc"][-1:] == ["model"] else p for p in problems]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(OError)
     async def domain_error(_: Request, exc: OError) -> JSONResponse:
@@ -116,8 +128,10 @@ def install(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = issues(exc)
+        if any(p["loc"][:1] == ["body"] and p["loc"][-1:] == ["model"] for p in problems):
+            problems = await _with_known_models(request, problems)
         return _body(422, "invalid_request", summary(problems), errors=problems)
 
     @app.exception_handler(StarletteHTTPException)

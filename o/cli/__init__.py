@@ -1,13 +1,20 @@
-"""`o` — the command line: `o serve`, `o keys create|list|revoke`, `o migrate`, `o evolve …`, `o export`, `o import`."""
+"""`o` — the command line: `o serve`, `o keys create|list|revoke`, `o migrate`, `o evolve …`, `o export`,
+`o import`, and, over a running server's API, `o agents list|create|show` and `o chat`.
+
+Every failure ends the command with one line on stderr and a non-zero exit; `--debug` (anywhere on the
+line) shows the traceback instead."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
-from o.cli import evolve, keys, portable, serve
+from o import __version__
+from o.cli import agents, chat, doctor, evolve, keys, portable, serve
 from o.config import ConfigError
+from o.errors import OError
 from o.store.migrate import SchemaError
 
 
@@ -18,6 +25,8 @@ def db_flags(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="o", description="O: self-evolving stateful agents (Letta v1 API)")
+    root.add_argument("--version", action="version", version=f"o {__version__}")
+    root.add_argument("--debug", action="store_true", help="on an error, show the traceback (anywhere on the line)")
     sub = root.add_subparsers(dest="command", required=True)
     serve.add_parser(sub, db_flags)
     keys.add_parser(sub, db_flags)
@@ -26,17 +35,43 @@ def parser() -> argparse.ArgumentParser:
     p_migrate.set_defaults(func=keys.migrate_cmd)
     evolve.add_parser(sub, db_flags)
     portable.add_parsers(sub)
+    agents.add_parser(sub)
+    chat.add_parser(sub)
+    doctor.add_parser(sub, db_flags)
     return root
 
 
+def one_line(exc: BaseException) -> tuple[str, int]:
+    """What a failed command prints (one line) and its exit code."""
+    if isinstance(exc, ConfigError):
+        return str(exc), 2
+    if isinstance(exc, OError):
+        return exc.message, 1
+    letta = sys.modules.get("letta_client")  # loaded only by the commands that talk to a server
+    if letta is not None and isinstance(exc, letta.APIConnectionError):
+        url = exc.request.url
+        where = f"{url.scheme}://{url.netloc.decode()}"
+        return f"cannot reach O at {where} (is `o serve` running? --url or LETTA_BASE_URL names another)", 1
+    if letta is not None and isinstance(exc, letta.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        detail = body.get("detail") or body.get("message") or exc.message
+        return f"the server answered {exc.status_code}: {detail}", 1
+    # a failed migration (rolled back), a schema this release does not know, or anything unforeseen
+    prefix = "" if isinstance(exc, SchemaError) else f"{type(exc).__name__}: "
+    return f"{prefix}{exc}" + ("" if isinstance(exc, SchemaError) else " (--debug shows the traceback)"), 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in words
+    args = parser().parse_args([w for w in words if w != "--debug"])
     try:
         return int(args.func(args))
-    except ConfigError as exc:
-        print(f"o: {exc}", file=sys.stderr)
-        return 2
-    except SchemaError as exc:
-        # a failed migration (rolled back) or a schema this release does not know: say so and stop
-        print(f"o: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        message, code = one_line(exc)
+        print(f"o: {message}", file=sys.stderr)
+        return code

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from o import runtime
 from o.agent import lifecycle, revisions
+from o.cli import chat
 from o.cli.settings import from_args
 from o.errors import InvalidInput, NotFound, OError
 from o.evolution import approval, loop, owner
@@ -242,3 +243,7 @@ def add_parser(sub: Any, db_flags: Callable[[argparse.ArgumentParser], None]) ->
     q.add_argument("revision", type=int)
     q.add_argument("--rationale")
     q.set_defaults(func=rollback)
+
+    q = evolve.add_parser("history", help="the agent's revisions and evolutions as a timeline (over the API)")
+    chat.add_history_flags(q)
+    q.set_defaults(func=chat.history)

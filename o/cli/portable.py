@@ -12,15 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from o.cli.progress import bar
 
 DEFAULT_URL = "http://127.0.0.1:8283"
 _CHUNK = 1024 * 1024
@@ -58,7 +60,11 @@ def export_cmd(args: argparse.Namespace) -> int:
     partial = args.file.with_name(args.file.name + ".part")
     try:
         with _open(_request(args, "GET", f"/v1/agents/{args.agent_id}/{path}")) as response, partial.open("wb") as out:
-            shutil.copyfileobj(response, out, _CHUNK)
+            length = response.headers.get("Content-Length")
+            with bar(f"exporting {args.agent_id}", int(length) if length else None) as advance:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    advance(len(chunk))
         partial.replace(args.file)
     except CommandError as exc:
         partial.unlink(missing_ok=True)
@@ -95,16 +101,29 @@ def import_cmd(args: argparse.Namespace) -> int:
 def _import_bundle(args: argparse.Namespace, source: BinaryIO) -> tuple[str, list[str]]:
     query = "?" + urllib.parse.urlencode({"name": args.name}) if args.name else ""
     size = os.fstat(source.fileno()).st_size
-    request = _request(
-        args,
-        "POST",
-        "/v1/agents/import-bundle" + query,
-        data=source,
-        headers={"Content-Type": "application/x-msgpack", "Content-Length": str(size)},
-    )
-    with _open(request) as response:
-        result = json.load(response)
+    with bar(f"importing {args.file.name}", size) as advance:
+        request = _request(
+            args,
+            "POST",
+            "/v1/agents/import-bundle" + query,
+            data=_Counted(source, advance),
+            headers={"Content-Type": "application/x-msgpack", "Content-Length": str(size)},
+        )
+        with _open(request) as response:
+            result = json.load(response)
     return result["agent_id"], result.get("unset_variables", [])
+
+
+class _Counted:
+    """A file sent as a request body, telling the progress bar each piece read."""
+
+    def __init__(self, source: BinaryIO, advance: Callable[[int], None]) -> None:
+        self.source, self.advance = source, advance
+
+    def read(self, size: int = -1) -> bytes:
+        piece = self.source.read(size)
+        self.advance(len(piece))
+        return piece
 
 
 def _import_agent_file(args: argparse.Namespace, source: BinaryIO) -> tuple[str, list[str]]:

@@ -8,13 +8,17 @@ Postgres. A run still going is durable: the next `o serve` finishes it.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import psutil
 
 from o import runtime
 from o.cli.settings import from_args
@@ -26,8 +30,38 @@ GRACE_S = 0.5
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def port_holder(port: int) -> str:
+    """Who listens on ``port`` on this machine (" by PID n (command)"), or "" when that cannot be known."""
+    try:
+        listening = [c for c in psutil.net_connections(kind="inet") if c.laddr and c.laddr.port == port and c.pid]
+        if listening:
+            proc = psutil.Process(listening[0].pid)
+            command = " ".join(" ".join(proc.cmdline()).split()) or proc.name()
+            return f" by PID {proc.pid} ({command[:80]})"
+    except (psutil.Error, OSError):
+        pass  # another user's process: its owner stays unknown
+    return ""
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse to start, in one line, when the port is taken (before Postgres starts or a banner is printed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror} (--host / O_HOST)") from None
+            raise ConfigError(
+                f"cannot serve on {host}:{port}: the port is in use{port_holder(port)}; stop it, or pick another "
+                "port with --port / O_PORT"
+            ) from None
+
+
 def serve(args: argparse.Namespace) -> int:
     settings = from_args(args)
+    check_port(settings.host, settings.port)
     # This process starts (and migrates) the database and runs the background work once,
     # whatever the number of processes that serve requests.
     rt = runtime.start(settings)

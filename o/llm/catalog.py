@@ -85,6 +85,17 @@ class _Cached:
     models: list[Discovered]
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderCheck:
+    """One configured provider, asked for its models now: reachable and its key accepted (``error`` None)."""
+
+    provider: str
+    endpoint: str
+    configured: bool
+    models: int
+    error: str | None
+
+
 class ModelCatalog:
     """The models of the configured providers, each provider's answer kept for ``cache_s`` seconds."""
 
@@ -152,6 +163,14 @@ class ModelCatalog:
             "handle": entry.handle,
         }
 
+    def check(self) -> list[ProviderCheck]:
+        """Each provider asked for its models now, bypassing the cache: a model list costs no tokens, and a
+        provider answers it only when it is reachable and accepts the key (`o doctor`)."""
+        if not self.sources:
+            return []
+        with ThreadPoolExecutor(max_workers=len(self.sources), thread_name_prefix="o-doctor") as pool:
+            return list(pool.map(_check, self.sources))
+
     def _discover_all(self) -> dict[str, list[Discovered]]:
         now = self._clock()
         with self._lock:
@@ -181,6 +200,17 @@ def _ask(source: Source) -> list[Discovered]:
         extra={"provider": source.provider, "endpoint": source.endpoint, "reason": reason},
     )
     return []
+
+
+def _check(source: Source) -> ProviderCheck:
+    try:
+        found = source.discover()
+    except Exception as exc:  # whatever the provider or the HTTP stack raised: reported, not raised
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return ProviderCheck(source.provider, source.endpoint, source.configured, 0, reason[:300])
+    if found is None:
+        return ProviderCheck(source.provider, source.endpoint, source.configured, 0, "no key is set")
+    return ProviderCheck(source.provider, source.endpoint, source.configured, len(found), None)
 
 
 def _entry(source: Source, model: Discovered) -> ModelEntry:

@@ -190,6 +190,20 @@ def with_listed_embedding(body: B, listed: Callable[[str], dict[str, Any] | None
 
 
 class CreateAgent(ModelFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "demo",
+                    "model": "openai/gpt-4o-mini",
+                    "memory_blocks": [
+                        {"label": "human", "value": "Name: Ada"},
+                        {"label": "persona", "value": "I am a careful assistant."},
+                    ],
+                }
+            ]
+        }
+    )
     name: str = Field(default="agent", min_length=1, max_length=200)
     system: str | None = None
     description: str | None = None

@@ -128,6 +128,10 @@ InputItem = Annotated[
 class SendMessages(Lenient):
     """Letta's LettaRequest."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"messages": [{"role": "user", "content": "Hi, I am Ada. Remember that."}]}]}
+    )
+
     messages: list[InputItem] | None = None
     # Letta's short form: one user message
     input: Content | None = None

@@ -193,3 +193,14 @@ def test_an_agent_chats_with_a_discovered_local_model(letta: Letta, world: World
     assert sent["model"] == handle.split("/", 1)[1]
     # no key is configured for the local server: a placeholder that authorises nothing
     assert server.script.headers[-1]["authorization"] in ("Bearer no-key", "Bearer ollama")
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gtp/gpt-4o-mini"])
+def test_a_handle_without_a_known_provider_is_told_the_servers_models(letta: Letta, model: str) -> None:
+    with pytest.raises(UnprocessableEntityError) as refused:
+        letta.agents.create(name="typo", model=model)
+    body = refused.value.body
+    assert isinstance(body, dict)
+    (problem,) = [p for p in body["errors"] if p["loc"] == ["body", "model"]]
+    assert "this server's models: " in problem["msg"] and "openai/gpt-4o-mini" in problem["msg"]
+    assert "ollama/llama3.2:latest" in body["detail"]
