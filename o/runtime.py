@@ -15,6 +15,8 @@ evolution launcher          a thread in this process            evolution state 
 canary AliasRouter          hashed split of run ids             weighted Lambda alias (O_EVOLUTION_…)
 outcome metrics             revision_outcomes rows              CloudWatch (EMF in, GetMetricData out)
 sleep-time scheduler        a thread in `o serve`               EventBridge Scheduler (infra only)
+files' bytes (BlobStore)    <data dir>/files                    S3 bucket (O_FILES_BUCKET)
+file ingestion              a worker thread in `o serve`        the ingest function, on S3 upload events
 ==========================  ==================================  ========================================
 
 The AWS adapters are imported only when chosen, so local mode never loads boto3.
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from o.agent.engine import Engine, llm_factory
+from o.agent.folders import FileLimits, FileServices
 from o.agent.prompt import default_cache
 from o.agent.runner import Executions, StateMachineLauncher, resume_stale
 from o.agent.serving import OutcomeMetrics
@@ -43,7 +46,10 @@ from o.evolution.routing import CanaryRouter
 from o.llm.catalog import ModelCatalog
 from o.llm.client import ClientOptions
 from o.llm.keys import KeySource, SettingsKeySource
-from o.memory.embeddings import Embedders
+from o.memory.embeddings import Embedders, EmbedderSource
+from o.memory.files.blobs import BlobStore, LocalBlobStore
+from o.memory.files.ingest import Ingestion
+from o.memory.files.ingest import Worker as IngestWorker
 from o.net.outbound import OutboundPolicy
 from o.observability import logger
 from o.store import db as database
@@ -329,7 +335,31 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
 
     secrets = secrets or secret_box(settings)
     engine = agent_engine(settings, db, secrets=secrets)
-    return Services(evolution_deps(settings, engine), sandbox(settings), secrets, model_catalog(settings))
+    files = file_services(settings, ingestion(settings, db, engine.embedders))
+    return Services(evolution_deps(settings, engine), sandbox(settings), secrets, model_catalog(settings), files)
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """Where uploaded files' original bytes go: the S3 bucket (AWS), else <data dir>/files."""
+    if settings.files.bucket:
+        from o.aws.blobs import S3BlobStore
+
+        return S3BlobStore(settings.files.bucket)
+    return LocalBlobStore(settings.data_dir / "files")
+
+
+def ingestion(settings: Settings, db: Database, embedders: EmbedderSource) -> Ingestion:
+    return Ingestion(db, blob_store(settings), embedders, settings.files.lease_seconds, settings.files.max_attempts)
+
+
+def file_services(settings: Settings, ing: Ingestion) -> FileServices:
+    """Locally an ingestion worker (started by `o serve` in one process) that an upload wakes; on AWS
+    the bucket's upload event starts the ingest function, so nothing is woken here."""
+    limits = FileLimits(settings.files.max_upload_bytes, settings.files.org_quota_bytes)
+    if settings.files.bucket:
+        return FileServices(ing.blobs, limits)
+    worker = IngestWorker(ing, settings.files.poll_seconds)
+    return FileServices(ing.blobs, limits, worker.wake, worker)
 
 
 def model_catalog(settings: Settings, keys: KeySource | None = None) -> ModelCatalog:
@@ -402,6 +432,8 @@ def start_background(rt: Runtime, services: Services) -> None:
     threading.Thread(target=resume, name="o-resume-runs", daemon=True).start()
     if rt.settings.sleeptime.enabled:
         rt.services.append(sleeptime.start_local_scheduler(services.evolution, rt.settings.sleeptime))
+    if services.files.worker is not None:  # files uploaded to any process, and those left mid-way
+        rt.services.append(services.files.worker.start())
 
 
 def worker_count(rt: Runtime) -> int:

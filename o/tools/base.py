@@ -30,10 +30,11 @@ def is_base(tool: dict[str, Any]) -> bool:
     return str(tool.get("tool_type") or "").startswith("letta_") and tool.get("name") in BUILTINS
 
 
-def ensure(conn: Conn, organization_id: str) -> dict[str, dict[str, Any]]:
-    """The organization's base tool records by name, made or refreshed as needed."""
+def ensure(conn: Conn, organization_id: str, names: tuple[str, ...] = BASE_TOOLS) -> dict[str, dict[str, Any]]:
+    """The organization's records of the built-ins ``names`` (the base tools unless told), made or
+    refreshed as needed."""
     have = {row["name"]: row for row in tool_store.letta_tools(conn, organization_id)}
-    for name in BASE_TOOLS:
+    for name in names:
         builtin = BUILTINS[name]
         wanted = {"description": builtin.description, "tool_type": builtin.tool_type, "json_schema": base_schema(name)}
         row = have.get(name)
@@ -46,7 +47,7 @@ def ensure(conn: Conn, organization_id: str) -> dict[str, dict[str, Any]]:
         elif any(row[key] != value for key, value in wanted.items()):
             row = tool_store.update(conn, organization_id, row["id"], wanted) or row
         have[name] = row
-    return {name: have[name] for name in BASE_TOOLS if name in have}
+    return {name: have[name] for name in names if name in have}
 
 
 def _record(organization_id: str, name: str, wanted: dict[str, Any]) -> dict[str, Any]:
