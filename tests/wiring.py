@@ -10,10 +10,12 @@ from fastapi import FastAPI
 
 from o import runtime
 from o.agent.engine import Engine
+from o.agent.folders import FileServices
 from o.api.app import create_app
 from o.api.deps import Services
 from o.config import settings_from
 from o.evolution.loop import EvolutionDeps
+from o.memory.files.blobs import LocalBlobStore
 from o.store.db import Database
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
@@ -23,6 +25,8 @@ from o.tools.secrets.keyfile import KeyFile
 DEFAULTS = settings_from({})
 # the tests' tool secrets: a key file of this test session (made on first use), never the user's own
 SECRETS = SecretBox(KeyFile(Path(tempfile.mkdtemp(prefix="o-test-secrets-")) / "secrets.key"))
+# uploaded files' bytes: a directory of this test session, never the user's data dir
+FILES = FileServices(LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-test-files-"))))
 
 
 def services(
@@ -32,10 +36,11 @@ def services(
     evolution: EvolutionDeps | None = None,
     sandbox: Sandbox | None = None,
     secrets: SecretBox = SECRETS,
+    files: FileServices = FILES,
 ) -> Services:
     if evolution is None:
         evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db, secrets=secrets))
-    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), secrets)
+    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), secrets, files=files)
 
 
 def app(
@@ -46,6 +51,7 @@ def app(
     sandbox: Sandbox | None = None,
     secrets: SecretBox = SECRETS,
     max_body_bytes: int = 1_048_576,
+    files: FileServices = FILES,
 ) -> FastAPI:
-    parts = services(db, engine=engine, evolution=evolution, sandbox=sandbox, secrets=secrets)
+    parts = services(db, engine=engine, evolution=evolution, sandbox=sandbox, secrets=secrets, files=files)
     return create_app(parts, max_body_bytes=max_body_bytes)
