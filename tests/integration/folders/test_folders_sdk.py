@@ -7,7 +7,7 @@ import letta_client
 import pytest
 from letta_client import Letta
 
-from tests.integration.folders.conftest import Live, settled, upload
+from tests.integration.folders.conftest import FILES, Live, settled, upload
 
 
 def test_folder_crud(letta: Letta) -> None:
@@ -78,8 +78,6 @@ def test_limits_and_unreadable_files(letta: Letta, live: Live) -> None:
 
 
 def live_file(name: str) -> str:
-    from tests.integration.folders.conftest import FILES
-
     return str(FILES / name)
 
 
