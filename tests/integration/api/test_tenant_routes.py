@@ -93,7 +93,25 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/agents/{agent_id}/bundle"): None,
     ("POST", "/v1/agents/{agent_id}/tools/{tool_name}/run"): {"args": {"sides": 2}},
     ("PATCH", "/v1/agents/{agent_id}/tools/approval/{tool_name}"): {"requires_approval": True},
+    # folders and files (issue 17)
+    ("GET", "/v1/folders/{folder_id}"): None,
+    ("PATCH", "/v1/folders/{folder_id}"): {"name": "taken"},
+    ("DELETE", "/v1/folders/{folder_id}"): None,
+    ("GET", "/v1/folders/{folder_id}/agents"): None,
+    ("POST", "/v1/folders/{folder_id}/upload"): None,
+    ("GET", "/v1/folders/{folder_id}/files"): None,
+    ("GET", "/v1/folders/{folder_id}/files/{file_id}"): None,
+    ("DELETE", "/v1/folders/{folder_id}/{file_id}"): None,
+    ("GET", "/v1/agents/{agent_id}/folders"): None,
+    ("PATCH", "/v1/agents/{agent_id}/folders/attach/{folder_id}"): None,
+    ("PATCH", "/v1/agents/{agent_id}/folders/detach/{folder_id}"): None,
+    ("GET", "/v1/agents/{agent_id}/files"): None,
+    ("PATCH", "/v1/agents/{agent_id}/files/close-all"): None,
+    ("PATCH", "/v1/agents/{agent_id}/files/{file_id}/open"): None,
+    ("PATCH", "/v1/agents/{agent_id}/files/{file_id}/close"): None,
 }
+# routes whose body is a multipart upload rather than JSON
+UPLOADS = {("POST", "/v1/folders/{folder_id}/upload"): {"file": ("taken.txt", b"taken")}}
 
 # path parameters that are not ids: the same value for both organizations
 NOT_IDS = {"block_label": "human", "number": "1", "tool_name": "roll"}
@@ -130,6 +148,9 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
         identity = post("/v1/identities/", {"identifier_key": "u1", "name": "U", "identity_type": "user"})["id"]
         http.patch(f"/v1/agents/{agent}/identities/attach/{identity}").raise_for_status()
         step = http.get("/v1/steps/", params={"agent_id": agent}).json()[0]["id"]
+        folder = post("/v1/folders/", {"name": "secret folder"})["id"]
+        file = http.post(f"/v1/folders/{folder}/upload", files={"file": ("secret.md", b"# secret")}).json()["id"]
+        http.patch(f"/v1/agents/{agent}/folders/attach/{folder}").raise_for_status()
         yield Tenant(
             http,
             {
@@ -142,6 +163,8 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "evolving_agent_id": evolving,
                 "identity_id": identity,
                 "step_id": step,
+                "folder_id": folder,
+                "file_id": file,
             },
         )
 
@@ -183,7 +206,10 @@ def test_another_organizations_ids_are_404(route: tuple[str, str], ours: Tenant,
         body = ROUTES[route]
         if isinstance(body, dict):
             body = {k: v.format(**values) if isinstance(v, str) else v for k, v in body.items()}
-        r = theirs.http.request(method, path.format(**values), json=body, params=QUERY.get(route))
+        files = UPLOADS.get(route)
+        r = theirs.http.request(
+            method, path.format(**values), json=None if files else body, files=files, params=QUERY.get(route)
+        )
         assert r.status_code == 404, f"{method} {path} with our {foreign}: {r.status_code} {r.text[:300]}"
         assert r.json()["code"] == "not_found", r.text
 
@@ -203,3 +229,7 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
     assert ours.http.get(f"/v1/identities/{ids['identity_id']}").json()["name"] == "U"
     assert ours.http.get(f"/v1/steps/{ids['step_id']}").json()["feedback"] is None
     assert ours.http.get(f"/v1/agents/{ids['agent_id']}").json()["identity_ids"] == [ids["identity_id"]]
+    assert ours.http.get(f"/v1/folders/{ids['folder_id']}").json()["name"] == "secret folder"
+    files = ours.http.get(f"/v1/folders/{ids['folder_id']}/files").json()
+    assert [f["file_name"] for f in files] == ["secret.md"]
+    assert ours.http.get(f"/v1/agents/{ids['agent_id']}/folders").json()[0]["id"] == ids["folder_id"]
