@@ -335,7 +335,14 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         run = post(f"/v1/agents/{agent['id']}/messages/async", {"messages": [{"role": "user", "content": "hi"}]})
         identity = post("/v1/identities/", {"identifier_key": "fuzz-user", "name": "Ada", "identity_type": "user"})
         step_id = _first_step(client, run["id"])
+        folder = post("/v1/folders/", {"name": "fuzz-folder"})
+        uploaded = client.post(f"/v1/folders/{folder['id']}/upload", files={"file": ("notes.md", b"# Notes\nAda")})
+        assert uploaded.status_code == 200, uploaded.text
+        attached_folder = client.patch(f"/v1/agents/{agent['id']}/folders/attach/{folder['id']}")
+        assert attached_folder.status_code == 200, attached_folder.text
     return {
+        "folder_id": folder["id"],
+        "file_id": uploaded.json()["id"],
         "identity_id": identity["id"],
         "step_id": step_id,
         "agent_id": agent["id"],
