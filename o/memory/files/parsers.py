@@ -180,6 +180,7 @@ class _HtmlText(HTMLParser):
         self.doc.add(text, heading=" > ".join(t for _, t in self.path))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        del attrs  # text only
         if tag in self.SKIP:
             self.skipping += 1
         elif re.fullmatch(r"h[1-6]", tag):
