@@ -257,6 +257,8 @@ class FileSettings(Group):
     org_quota_bytes: int = Field(default=1024**3, ge=0, description="bytes of files one organization may store")
     # an S3 bucket (AWS) for the original bytes; unset: <data dir>/files
     bucket: str | None = None
+    # the SQS queue uploads are announced on (AWS; the ingest function consumes it)
+    ingest_queue_url: str | None = None
     # a worker's hold on a file it processes; a crashed worker's file is taken again after this
     lease_seconds: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)

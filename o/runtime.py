@@ -16,7 +16,7 @@ canary AliasRouter          hashed split of run ids             weighted Lambda 
 outcome metrics             revision_outcomes rows              CloudWatch (EMF in, GetMetricData out)
 sleep-time scheduler        a thread in `o serve`               EventBridge Scheduler (infra only)
 files' bytes (BlobStore)    <data dir>/files                    S3 bucket (O_FILES_BUCKET)
-file ingestion              a worker thread in `o serve`        the ingest function, on S3 upload events
+file ingestion              a worker thread in `o serve`        ingest function on SQS (O_FILES_INGEST_QUEUE_URL)
 ==========================  ==================================  ========================================
 
 The AWS adapters are imported only when chosen, so local mode never loads boto3.
@@ -354,10 +354,12 @@ def ingestion(settings: Settings, db: Database, embedders: EmbedderSource) -> In
 
 def file_services(settings: Settings, ing: Ingestion) -> FileServices:
     """Locally an ingestion worker (started by `o serve` in one process) that an upload wakes; on AWS
-    the bucket's upload event starts the ingest function, so nothing is woken here."""
+    an upload is announced on the ingest queue, which the ingest function consumes."""
     limits = FileLimits(settings.files.max_upload_bytes, settings.files.org_quota_bytes)
-    if settings.files.bucket:
-        return FileServices(ing.blobs, limits)
+    if settings.files.ingest_queue_url:
+        from o.aws.blobs import IngestQueue
+
+        return FileServices(ing.blobs, limits, IngestQueue(settings.files.ingest_queue_url).send)
     worker = IngestWorker(ing, settings.files.poll_seconds)
     return FileServices(ing.blobs, limits, worker.wake, worker)
 

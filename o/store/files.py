@@ -129,6 +129,11 @@ def list_page(conn: Conn, folder_id: str, page: Page, *, content: bool = False) 
     )
 
 
+def status(conn: Conn, file_id: str) -> str | None:
+    row = conn.execute("SELECT processing_status FROM folder_files WHERE id = %s", (file_id,)).fetchone()
+    return None if row is None else str(row["processing_status"])
+
+
 def stored_in(conn: Conn, folder_id: str) -> bool:
     """Whether any chunk of the folder is stored (embedded with the folder's model)."""
     return conn.execute("SELECT 1 FROM file_chunks WHERE folder_id = %s LIMIT 1", (folder_id,)).fetchone() is not None

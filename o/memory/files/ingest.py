@@ -61,6 +61,12 @@ def process_next(ing: Ingestion, file_id: str | None = None) -> str | None:
     return str(file["id"])
 
 
+def unfinished(ing: Ingestion, file_id: str) -> bool:
+    """Whether the file still waits for processing (pending, parsing or embedding)."""
+    with ing.db.read() as conn:
+        return file_store.status(conn, file_id) in file_store.UNFINISHED
+
+
 def _fail(ing: Ingestion, file: dict[str, Any], message: str) -> None:
     logger.info("file ingestion failed", extra={"file_id": file["id"], "error": message})
     with ing.db.transaction() as conn:
