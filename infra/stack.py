@@ -14,6 +14,7 @@ from infra.api import Api, streaming_function
 from infra.config import DeployConfig
 from infra.database import Database, DatabaseOptions
 from infra.evolution import Evolution, grant_agent_metrics
+from infra.files import Files
 from infra.migrations import Migrations
 from infra.network import Network
 from infra.observability import Observability, Watched
@@ -171,8 +172,10 @@ class OStack(Stack):
             schedule_expression=config.sleeptime_schedule,
         )
 
+        files = Files(self, "Files", assets=assets, network=network.functions, environment=shared_env)
         api_env = {
             **shared_env,
+            **files.environment(),
             **loop_env,
             **evolution.environment(),
             env_name(None, "max_body_bytes"): str(config.max_body_bytes),
@@ -207,7 +210,7 @@ class OStack(Stack):
             log_retention=assets.log_retention,
         )
 
-        workers = (api_function, api_stream, agent_step, sleeptime.service, evolution.service)
+        workers = (api_function, api_stream, agent_step, sleeptime.service, evolution.service, files.service)
         for service in workers:
             database.grant_connect(service.function)
             # Powertools Parameters reads the value and nothing else (no DescribeSecret).
@@ -237,6 +240,8 @@ class OStack(Stack):
         for service in (api_function, api_stream):
             rollout.grant_withdraw("AgentStep", service)
         grant_agent_metrics(evolution.function)
+        for service in (api_function, api_stream):
+            files.grant_upload(service)
         # Tool secrets: the API seals what clients set, the migration seals what an earlier release
         # stored in plaintext; the functions that run tools open them. Nothing else may use the key.
         for sealer in (api_function.function, api_stream.function, migrations.service.function):

@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from o import runtime
 from o.agent import folders
-from o.aws.blobs import IngestQueue, S3BlobStore
+from o.aws.blobs import S3BlobStore
 from o.config import load_settings
 from o.errors import NotFound
 from o.store import orgs
