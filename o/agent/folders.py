@@ -114,7 +114,8 @@ def delete(db: Database, blobs: BlobStore, organization_id: str, folder_id: str)
             _drop_file_tools_if_unused(conn, organization_id, agent_id)
             agent_store.touch(conn, agent_id)
     for key in keys:  # after the commit: a rolled-back delete must still find its files
-        blobs.delete(key)
+        if key:  # "" for a file imported without its bytes
+            blobs.delete(key)
 
 
 # -- files ----------------------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ def _record(
         if handling == "error":
             raise Conflict(f"folder {folder_id} has a file named {name!r} already", file_name=name)
         if handling == "replace":
-            old = existing["blob_key"]
+            old = existing["blob_key"] or None
             row = file_store.reset(conn, existing["id"], file_type=file_type, file_size=len(upload.data), blob_key=key)
             return row, old
         name = _free_name(conn, folder_id, name)
@@ -227,7 +228,8 @@ def delete_file(db: Database, blobs: BlobStore, organization_id: str, folder_id:
             raise NotFound(f"file {file_id} not found in folder {folder_id}")
         for agent_id in folder_store.attached_agent_ids(conn, folder_id):
             agent_store.touch(conn, agent_id)
-    blobs.delete(gone["blob_key"])
+    if gone["blob_key"]:
+        blobs.delete(gone["blob_key"])
 
 
 # -- agents -----------------------------------------------------------------------------------------------

@@ -122,3 +122,19 @@ def attached_ids(conn: Conn, agent_id: str) -> list[str]:
 def attached_agent_ids(conn: Conn, folder_id: str) -> list[str]:
     rows = conn.execute("SELECT agent_id FROM agent_folders WHERE folder_id = %s", (folder_id,)).fetchall()
     return [r["agent_id"] for r in rows]
+
+
+def free_name(conn: Conn, organization_id: str, name: str) -> str:
+    """``name``, or ``name (2)``, ``name (3)``... the first the organization has no folder called."""
+    taken = {
+        r["name"]
+        for r in conn.execute(
+            "SELECT name FROM folders WHERE organization_id = %s AND (name = %s OR starts_with(name, %s))",
+            (organization_id, name, name + " ("),
+        )
+    }
+    n, candidate = 1, name
+    while candidate in taken:
+        n += 1
+        candidate = f"{name} ({n})"
+    return candidate
