@@ -204,6 +204,8 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
         "run_id": ids["run_id"],
         "step_id": ids["step_id"],
         "identity_id": ids.get("identity_id", ""),
+        "folder_id": ids.get("folder_id", ""),
+        "file_id": ids.get("file_id", ""),
         "block_label": "human",
         "number": "1",
     }
@@ -240,6 +242,11 @@ def test_every_read_works_and_mid_flight_runs_finish(previous_release: str, tmp_
             # a release before identities had none: one made after the upgrade is read with the rest
             made = api.post("/v1/identities/", json={"identifier_key": "u", "name": "U", "identity_type": "user"})
             ids["identity_id"] = made.json()["id"]
+            # nor folders: one made (with a file, attached) after the upgrade is read too
+            ids["folder_id"] = api.post("/v1/folders/", json={"name": "docs"}).json()["id"]
+            uploaded = api.post(f"/v1/folders/{ids['folder_id']}/upload", files={"file": ("a.md", b"# A")})
+            ids["file_id"] = uploaded.json()["id"]
+            assert api.patch(f"/v1/agents/{ids['agent_id']}/folders/attach/{ids['folder_id']}").status_code == 200
             paths = _reads(app, ids)
             assert len(paths) > 25
             for path in paths:
