@@ -2,8 +2,8 @@
 -- and which agents have a folder attached and which of its files they hold open.
 --
 -- A file row is also its ingestion job: processing_status moves pending → parsing → embedding →
--- completed | error. A worker claims a row (claimed_until is its lease), so a crashed worker's file
--- is taken again when the lease ends; chunks are keyed by (file_id, seq), so a retry never
+-- completed | error. A worker claims a row (claimed_until is its lease, claim_id the claim), so a
+-- crashed worker's file is taken again when the lease ends; chunks are keyed by (file_id, seq), so a retry never
 -- duplicates one. Chunks of a file are searched only once the file is completed (nothing
 -- half-indexed is ever found).
 
@@ -40,6 +40,9 @@ CREATE TABLE folder_files (
     chunks_embedded    integer NOT NULL DEFAULT 0,
     attempts           integer NOT NULL DEFAULT 0,
     claimed_until      timestamptz,
+    -- which claim is current: a worker whose claim was superseded (its lease ran out and another took
+    -- the file, or the file was replaced) writes nothing more
+    claim_id           text,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
     UNIQUE (folder_id, file_name)

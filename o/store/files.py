@@ -97,7 +97,7 @@ def reset(conn: Conn, file_id: str, *, file_type: str, file_size: int, blob_key:
         sql.SQL(
             """UPDATE folder_files SET file_type = %s, file_size = %s, blob_key = %s, content = NULL,
                       processing_status = 'pending', error_message = NULL, total_chunks = NULL,
-                      chunks_embedded = 0, attempts = 0, claimed_until = NULL, updated_at = now()
+                      chunks_embedded = 0, attempts = 0, claimed_until = NULL, claim_id = NULL, updated_at = now()
                WHERE id = %s RETURNING {}"""
         ).format(_META),
         (file_type, file_size, blob_key, file_id),
@@ -167,12 +167,22 @@ def claim(conn: Conn, lease_s: float, file_id: str | None = None) -> dict[str, A
     return conn.execute(
         sql.SQL(
             """UPDATE folder_files SET attempts = attempts + 1, claimed_until = now() + make_interval(secs => %s),
+                      claim_id = gen_random_uuid()::text,
                       processing_status = CASE WHEN processing_status = 'pending' THEN 'parsing'
                                                ELSE processing_status END, updated_at = now()
-               WHERE id = %s RETURNING {}, content"""
+               WHERE id = %s RETURNING {}, content, claim_id"""
         ).format(_META),
         (lease_s, row["id"]),
     ).fetchone()
+
+
+def holds(conn: Conn, file_id: str, claim_id: str) -> bool:
+    """Whether ``claim_id`` is still the file's claim; locks the row, so a replace (which resets the
+    file and deletes its chunks) waits for the writes made under the claim, or comes first."""
+    row = conn.execute(
+        "SELECT 1 FROM folder_files WHERE id = %s AND claim_id = %s FOR UPDATE", (file_id, claim_id)
+    ).fetchone()
+    return row is not None
 
 
 def extend(conn: Conn, file_id: str, lease_s: float) -> None:
@@ -235,8 +245,8 @@ def finish(conn: Conn, file_id: str) -> None:
     """Completed: searchable, and listed in the context of the agents that have its folder (their
     compiled prompts are stale)."""
     conn.execute(
-        """UPDATE folder_files SET processing_status = 'completed', claimed_until = NULL, error_message = NULL,
-                  updated_at = now() WHERE id = %s""",
+        """UPDATE folder_files SET processing_status = 'completed', claimed_until = NULL, claim_id = NULL,
+                  error_message = NULL, updated_at = now() WHERE id = %s""",
         (file_id,),
     )
     conn.execute(
@@ -252,11 +262,11 @@ def fail(conn: Conn, file_id: str, message: str) -> None:
     conn.execute("DELETE FROM file_chunks WHERE file_id = %s", (file_id,))
     conn.execute(
         """UPDATE folder_files SET processing_status = 'error', error_message = %s, claimed_until = NULL,
-                  chunks_embedded = 0, updated_at = now() WHERE id = %s""",
+                  claim_id = NULL, chunks_embedded = 0, updated_at = now() WHERE id = %s""",
         (message, file_id),
     )
 
 
 def release(conn: Conn, file_id: str) -> None:
     """Give the lease back after a transient failure: the next claim retries at once."""
-    conn.execute("UPDATE folder_files SET claimed_until = NULL WHERE id = %s", (file_id,))
+    conn.execute("UPDATE folder_files SET claimed_until = NULL, claim_id = NULL WHERE id = %s", (file_id,))

@@ -28,7 +28,7 @@ from o.memory.files.parsers import ParseError, parse
 from o.observability import logger
 from o.store import files as file_store
 from o.store import folders as folder_store
-from o.store.db import Database
+from o.store.db import Conn, Database
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ def process_next(ing: Ingestion, file_id: str | None = None) -> str | None:
         return None
     try:
         _process(ing, file)
+    except Superseded:
+        logger.info(
+            "file ingestion superseded (replaced, or taken after the lease ran out)", extra={"file_id": file["id"]}
+        )
     except ParseError as exc:
         _fail(ing, file, str(exc))
     except Exception as exc:
@@ -57,7 +61,8 @@ def process_next(ing: Ingestion, file_id: str | None = None) -> str | None:
         else:
             logger.warning("file ingestion failed; it will be retried", extra={"file_id": file["id"], "error": reason})
             with ing.db.transaction() as conn:
-                file_store.release(conn, file["id"])
+                if file_store.holds(conn, file["id"], file["claim_id"]):
+                    file_store.release(conn, file["id"])
     return str(file["id"])
 
 
@@ -70,7 +75,8 @@ def unfinished(ing: Ingestion, file_id: str) -> bool:
 def _fail(ing: Ingestion, file: dict[str, Any], message: str) -> None:
     logger.info("file ingestion failed", extra={"file_id": file["id"], "error": message})
     with ing.db.transaction() as conn:
-        file_store.fail(conn, file["id"], message)
+        if file_store.holds(conn, file["id"], file["claim_id"]):
+            file_store.fail(conn, file["id"], message)
 
 
 def _process(ing: Ingestion, file: dict[str, Any]) -> None:
@@ -82,6 +88,7 @@ def _process(ing: Ingestion, file: dict[str, Any]) -> None:
     doc = parse(file["file_name"], ing.blobs.get(file["blob_key"]))
     chunks = chunk(doc, max_chars(config.embedding_chunk_size))
     with ing.db.transaction() as conn:
+        _hold(conn, file)
         file_store.parsed(conn, file["id"], doc.text, len(chunks))
         done = file_store.existing_seqs(conn, file["id"])
     embedder = ing.embedders.for_config(config)
@@ -95,10 +102,21 @@ def _process(ing: Ingestion, file: dict[str, Any]) -> None:
             for c, v in zip(batch, vectors, strict=True)
         ]
         with ing.db.transaction() as conn:
+            _hold(conn, file)
             file_store.insert_chunks(conn, file, rows, model=config.embedding_model, dim=config.embedding_dim)
             file_store.extend(conn, file["id"], ing.lease_s)
     with ing.db.transaction() as conn:
+        _hold(conn, file)
         file_store.finish(conn, file["id"])
+
+
+class Superseded(Exception):
+    """The file's claim is no longer this worker's: it must write nothing more."""
+
+
+def _hold(conn: Conn, file: dict[str, Any]) -> None:
+    if not file_store.holds(conn, file["id"], file["claim_id"]):
+        raise Superseded(file["id"])
 
 
 def _embedded_text(c: Chunk) -> str:

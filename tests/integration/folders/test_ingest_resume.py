@@ -10,7 +10,7 @@ import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +103,40 @@ def test_a_killed_worker_is_resumed_without_duplicate_chunks(db: Database, pg_ur
     assert done["processing_status"] == "completed" and done["attempts"] == 2
     assert sorted(seqs) == list(range(40))  # each chunk once
     assert len(counting.texts) == 36  # only what the crashed worker had not stored
+
+
+class ReplacesMidway:
+    """An embedder during whose first call the file is replaced by a client (a concurrent upload)."""
+
+    def __init__(self, replace: Callable[[], None]) -> None:
+        self.replace = replace
+        self.calls = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 1:
+            self.replace()
+        return np.ones((len(texts), 384), dtype=np.float32) / np.sqrt(384)
+
+
+def test_a_file_replaced_mid_ingestion_keeps_only_the_new_content(db: Database) -> None:
+    blobs = LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-test-replace-")))
+    with db.transaction() as conn:
+        org = orgs.get_or_create_org(conn, f"org-{uuid.uuid4()}")["id"]
+        folder = folders.create(conn, org, {"name": "replaced"})["id"]
+    old = "\n".join(f"# Old {i}\n\nold text {i}" for i in range(5)).encode()
+    row, _ = folders.upload(db, blobs, org, folder, folders.Upload("doc.md", None, old))
+
+    def replace() -> None:
+        new = folders.Upload("doc.md", None, b"# New\n\nnew text only")
+        folders.upload(db, blobs, org, folder, new, duplicate_handling="replace")
+
+    ing = Ingestion(db, blobs, Source(ReplacesMidway(replace)))
+    assert process_next(ing) == row["id"]  # superseded: writes nothing more
+    with db.read() as conn:
+        mid = conn.execute("SELECT processing_status, chunks_embedded FROM folder_files WHERE id = %s", (row["id"],))
+        assert mid.fetchone() == {"processing_status": "pending", "chunks_embedded": 0}
+    assert process_next(ing) == row["id"]
+    with db.read() as conn:
+        texts = [r["text"] for r in conn.execute("SELECT text FROM file_chunks WHERE file_id = %s", (row["id"],))]
+    assert texts == ["# New\n\nnew text only"]
