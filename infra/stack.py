@@ -14,6 +14,7 @@ from infra.api import Api, streaming_function
 from infra.config import DeployConfig
 from infra.database import Database, DatabaseOptions
 from infra.evolution import Evolution, grant_agent_metrics, grant_decision_events
+from infra.files import Files
 from infra.migrations import Migrations
 from infra.network import Network
 from infra.observability import Observability, Watched
@@ -175,8 +176,10 @@ class OStack(Stack):
             schedule_expression=config.sleeptime_schedule,
         )
 
+        files = Files(self, "Files", assets=assets, network=network.functions, environment=shared_env)
         api_env = {
             **shared_env,
+            **files.environment(),
             **loop_env,
             **evolution.environment(),
             env_name(None, "max_body_bytes"): str(config.max_body_bytes),
@@ -211,7 +214,7 @@ class OStack(Stack):
             log_retention=assets.log_retention,
         )
 
-        workers = (api_function, api_stream, agent_step, sleeptime.service, evolution.service)
+        workers = (api_function, api_stream, agent_step, sleeptime.service, evolution.service, files.service)
         for service in workers:
             database.grant_connect(service.function)
             # Powertools Parameters reads the value and nothing else (no DescribeSecret).
@@ -244,6 +247,8 @@ class OStack(Stack):
         # who decides evolutions (the worker; the API when one is stopped or rejected) tells the owners
         for decider in (api_function.function, api_stream.function, evolution.function):
             grant_decision_events(self, decider)
+        for service in (api_function, api_stream):
+            files.grant_upload(service)
         # Tool secrets: the API seals what clients set, the migration seals what an earlier release
         # stored in plaintext; the functions that run tools open them. Nothing else may use the key.
         for sealer in (api_function.function, api_stream.function, migrations.service.function):

@@ -286,6 +286,22 @@ class EvolutionSettings(Group):
     _split_steps = field_validator("canary_steps", mode="before")(listed)
 
 
+class FileSettings(Group):
+    """Folders' files: upload limits, where the original bytes go, and ingestion."""
+
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="largest file upload")
+    org_quota_bytes: int = Field(default=1024**3, ge=0, description="bytes of files one organization may store")
+    # an S3 bucket (AWS) for the original bytes; unset: <data dir>/files
+    bucket: str | None = None
+    # the SQS queue uploads are announced on (AWS; the ingest function consumes it)
+    ingest_queue_url: str | None = None
+    # a worker's hold on a file it processes; a crashed worker's file is taken again after this
+    lease_seconds: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    # the `o serve` ingestion worker looks for files other processes took in this often
+    poll_seconds: float = Field(default=2.0, gt=0)
+
+
 class SleeptimeSettings(Group):
     """Sleep-time compute: memory reorganization passes and their triggers."""
 
@@ -346,6 +362,7 @@ class Settings(BaseModel):
     evolution: EvolutionSettings = Field(default_factory=EvolutionSettings)
     sleeptime: SleeptimeSettings = Field(default_factory=SleeptimeSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    files: FileSettings = Field(default_factory=FileSettings)
 
     @field_validator("database_url")
     @classmethod

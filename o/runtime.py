@@ -15,6 +15,8 @@ evolution launcher          a thread in this process            evolution state 
 canary AliasRouter          hashed split of run ids             weighted Lambda alias (O_EVOLUTION_…)
 outcome metrics             revision_outcomes rows              CloudWatch (EMF in, GetMetricData out)
 sleep-time scheduler        a thread in `o serve`               EventBridge Scheduler (infra only)
+files' bytes (BlobStore)    <data dir>/files                    S3 bucket (O_FILES_BUCKET)
+file ingestion              a worker thread in `o serve`        ingest function on SQS (O_FILES_INGEST_QUEUE_URL)
 ==========================  ==================================  ========================================
 
 The AWS adapters are imported only when chosen, so local mode never loads boto3.
@@ -22,10 +24,7 @@ The AWS adapters are imported only when chosen, so local mode never loads boto3.
 
 from __future__ import annotations
 
-import atexit
 import gc
-import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from o.agent.engine import Engine, llm_factory
+from o.agent.folders import FileLimits, FileServices
 from o.agent.prompt import default_cache
 from o.agent.runner import Executions, StateMachineLauncher, resume_stale
 from o.agent.serving import OutcomeMetrics
@@ -45,10 +45,12 @@ from o.evolution.routing import CanaryRouter
 from o.llm.catalog import ModelCatalog
 from o.llm.client import ClientOptions
 from o.llm.keys import KeySource, SettingsKeySource
-from o.memory.embeddings import Embedders
+from o.memory.embeddings import Embedders, EmbedderSource
+from o.memory.files.blobs import BlobStore, LocalBlobStore
+from o.memory.files.ingest import Ingestion
+from o.memory.files.ingest import Worker as IngestWorker
 from o.net.outbound import OutboundPolicy
 from o.observability import logger
-from o.store import db as database
 from o.store.db import Database
 from o.store.embedded import EmbeddedPostgres, Supervisor
 from o.store.migrate import migrate
@@ -345,7 +347,33 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
 
     secrets = secrets or secret_box(settings)
     engine = agent_engine(settings, db, secrets=secrets)
-    return Services(evolution_deps(settings, engine), sandbox(settings), secrets, model_catalog(settings))
+    files = file_services(settings, ingestion(settings, db, engine.embedders))
+    return Services(evolution_deps(settings, engine), sandbox(settings), secrets, model_catalog(settings), files)
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """Where uploaded files' original bytes go: the S3 bucket (AWS), else <data dir>/files."""
+    if settings.files.bucket:
+        from o.aws.blobs import S3BlobStore
+
+        return S3BlobStore(settings.files.bucket)
+    return LocalBlobStore(settings.data_dir / "files")
+
+
+def ingestion(settings: Settings, db: Database, embedders: EmbedderSource) -> Ingestion:
+    return Ingestion(db, blob_store(settings), embedders, settings.files.lease_seconds, settings.files.max_attempts)
+
+
+def file_services(settings: Settings, ing: Ingestion) -> FileServices:
+    """Locally an ingestion worker (started by `o serve` in one process) that an upload wakes; on AWS
+    an upload is announced on the ingest queue, which the ingest function consumes."""
+    limits = FileLimits(settings.files.max_upload_bytes, settings.files.org_quota_bytes)
+    if settings.files.ingest_queue_url:
+        from o.aws.blobs import IngestQueue
+
+        return FileServices(ing.blobs, limits, IngestQueue(settings.files.ingest_queue_url).send)
+    worker = IngestWorker(ing, settings.files.poll_seconds)
+    return FileServices(ing.blobs, limits, worker.wake, worker)
 
 
 def model_catalog(settings: Settings, keys: KeySource | None = None) -> ModelCatalog:
@@ -418,39 +446,8 @@ def start_background(rt: Runtime, services: Services) -> None:
     threading.Thread(target=resume, name="o-resume-runs", daemon=True).start()
     if rt.settings.sleeptime.enabled:
         rt.services.append(sleeptime.start_local_scheduler(services.evolution, rt.settings.sleeptime))
-
-
-def worker_count(rt: Runtime) -> int:
-    """O_WORKERS, or one per core as far as the server's connections allow: every process
-    (the parent and each worker) may open O_POOL_MAX of them."""
-    settings = rt.settings
-    with rt.db.read() as conn:
-        allowed = database.connection_limit(conn)
-    # a few for `o keys create`, `o migrate` and a psql while the server runs
-    fit = (allowed - 5) // settings.pool_max - 1
-    if settings.workers is None:
-        # The API is CPU-bound in Python, so one interpreter uses one core; on 2 cores two workers
-        # starved Postgres into 400-700 ms p99 spikes that one worker never showed (bench/api.py).
-        return max(1, min((os.cpu_count() or 1) - 1, fit))
-    if settings.workers > max(1, fit):
-        raise ConfigError(
-            f"invalid configuration: O_WORKERS: {settings.workers} workers and the parent with O_POOL_MAX="
-            f"{settings.pool_max} connections each need more than the {allowed} Postgres allows; "
-            "lower O_WORKERS or O_POOL_MAX"
-        )
-    return settings.workers
-
-
-def worker_environment(rt: Runtime) -> dict[str, str]:
-    """What a multi-process `o serve`'s workers must find in their environment: they open their own
-    pools against the Postgres this process started (and migrated), and start or migrate none."""
-    return {
-        "O_DATABASE_URL": rt.database_url,
-        # the parent's key file, even when --data-dir named the data directory (workers see no flags)
-        env_name("secrets", "key_file"): str(key_file(rt.settings)),
-        "O_RUN_MIGRATIONS": "false",
-        "O_SLEEPTIME_ENABLED": "true" if rt.settings.sleeptime.enabled else "false",
-    }
+    if services.files.worker is not None:  # files uploaded to any process, and those left mid-way
+        rt.services.append(services.files.worker.start())
 
 
 def settle_heap() -> None:
@@ -459,34 +456,3 @@ def settle_heap() -> None:
     rescans them all, freeing nothing, and those pauses are the API's tail latency."""
     gc.collect()
     gc.freeze()
-
-
-def worker_app() -> FastAPI:
-    """The app factory each worker process of a multi-process `o serve` calls (uvicorn ``factory=True``).
-
-    A worker serves requests only; the parent runs the background work (:func:`start_background`).
-    """
-    _die_with_parent()
-    settings = load_settings()
-    rt = start(settings, migrate_schema=False)
-    atexit.register(rt.close)
-    app = api_app(settings, local_services(rt))
-    settle_heap()
-    return app
-
-
-def _die_with_parent() -> None:
-    """A worker must not outlive its `o serve` (killed hard, as in a crash): it would keep the
-    listening socket, and the next `o serve` could not bind the port. The run it was driving
-    is durable; the next `o serve` finishes it."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import multiprocessing
-    import signal
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
-        os._exit(1)

@@ -10,10 +10,12 @@ from fastapi import FastAPI
 
 from o import runtime
 from o.agent.engine import Engine
+from o.agent.folders import FileServices
 from o.api.app import create_app
 from o.api.deps import Services
 from o.config import Settings, settings_from
 from o.evolution.loop import EvolutionDeps
+from o.memory.files.blobs import LocalBlobStore
 from o.store.db import Database
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
@@ -26,6 +28,8 @@ DEFAULTS = settings_from({})
 # agents may name their models; nothing calls them
 KEYED = settings_from({"OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-ant-test", "GROQ_API_KEY": "gsk-test"})
 SECRETS = SecretBox(KeyFile(Path(tempfile.mkdtemp(prefix="o-test-secrets-")) / "secrets.key"))
+# uploaded files' bytes: a directory of this test session, never the user's data dir
+FILES = FileServices(LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-test-files-"))))
 
 
 def services(
@@ -36,10 +40,11 @@ def services(
     sandbox: Sandbox | None = None,
     secrets: SecretBox = SECRETS,
     settings: Settings = DEFAULTS,
+    files: FileServices = FILES,
 ) -> Services:
     if evolution is None:
         evolution = runtime.evolution_deps(settings, engine or runtime.agent_engine(settings, db, secrets=secrets))
-    return Services(evolution, sandbox or runtime.sandbox(settings), secrets)
+    return Services(evolution, sandbox or runtime.sandbox(settings), secrets, files=files)
 
 
 def app(
@@ -51,6 +56,9 @@ def app(
     secrets: SecretBox = SECRETS,
     max_body_bytes: int = 1_048_576,
     settings: Settings = DEFAULTS,
+    files: FileServices = FILES,
 ) -> FastAPI:
-    parts = services(db, engine=engine, evolution=evolution, sandbox=sandbox, secrets=secrets, settings=settings)
+    parts = services(
+        db, engine=engine, evolution=evolution, sandbox=sandbox, secrets=secrets, settings=settings, files=files
+    )
     return create_app(parts, max_body_bytes=max_body_bytes)

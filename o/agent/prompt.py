@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from o.memory.files import views as file_views
 from o.store import agents as agent_store
 from o.store.db import Conn
 
@@ -123,8 +124,11 @@ def compose(
     tool_rules: list[dict[str, Any]] | None = None,
     revision: int | None = None,
     timezone: str | None = None,
+    files: str = "",
 ) -> str:
     memory = render_blocks(blocks) + "\n\n" + render_metadata(last_edit, recall, archival, revision, timezone)
+    if files:  # the attached folders' files and the open ones' windows (o.memory.files.views)
+        memory += "\n\n" + files
     rules = render_tool_rules(tool_rules or [])
     if rules:
         memory += "\n\n" + rules
@@ -159,6 +163,7 @@ def compile_prompt(conn: Conn, agent: dict[str, Any]) -> CompiledPrompt:
         agent.get("tool_rules") or [],
         agent.get("revision"),
         agent.get("timezone"),
+        file_views.render(conn, agent["id"]),
     )
     return CompiledPrompt(agent["id"], int(agent["version"]), text)
 

@@ -18,6 +18,7 @@ from o.api.routers import (
     context,
     core_memory,
     evolution,
+    folders,
     health,
     identities,
     messages,
@@ -85,11 +86,18 @@ def create_app(
         models.router,
         archives.router,
         archives.agents_router,
+        folders.router,
+        folders.agents_router,
     ):
         app.include_router(router)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=max_body_bytes,
-        uploads={agent_files.IMPORT_FILE: max_agent_file_bytes, agent_files.IMPORT_BUNDLE: max_bundle_bytes},
+        uploads={
+            agent_files.IMPORT_FILE: max_agent_file_bytes,
+            agent_files.IMPORT_BUNDLE: max_bundle_bytes,
+            # the multipart envelope around the file: the route refuses a file over the limit itself
+            folders.UPLOAD: services.files.limits.max_upload_bytes + 65_536,
+        },
     )
     return app

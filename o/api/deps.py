@@ -11,10 +11,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from o.agent.engine import Engine
+from o.agent.folders import FileServices
+from o.config import default_data_dir
 from o.errors import Unauthorized
 from o.evolution.loop import EvolutionDeps
 from o.llm.catalog import ModelCatalog
 from o.memory.embeddings import EmbedderSource
+from o.memory.files.blobs import LocalBlobStore
 from o.store import orgs
 from o.store.db import Database
 from o.tools.sandbox.base import Sandbox
@@ -35,6 +38,8 @@ class Services:
     secrets: SecretBox
     # the models of the operator's providers (GET /v1/models); none unless the composition root says
     models: ModelCatalog = field(default_factory=lambda: ModelCatalog(()))
+    # folders' files: where their bytes go (the data dir, or S3) and the upload limits
+    files: FileServices = field(default_factory=lambda: FileServices(LocalBlobStore(default_data_dir() / "files")))
 
     @property
     def db(self) -> Database:

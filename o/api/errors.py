@@ -42,6 +42,7 @@ _MEANING = {
     404: "A thing the request names does not exist (or belongs to another organization)",
     409: "The request conflicts with the current state (a name in use, a run or evolution in progress)",
     413: "The request body is larger than the limit",
+    415: "The uploaded file's type is not one O can index; `supported` lists those it can",
     422: "The request is malformed or a value is not acceptable; `errors` names each field",
     502: "A provider O called on the request's behalf (an LLM or embedding endpoint) failed",
     503: "The service cannot answer now (e.g. its database is restarting); retry after `Retry-After` seconds",

@@ -38,7 +38,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         length = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
-        upload_limit = self.uploads.get(str(scope.get("path", "")).rstrip("/"))
+        upload_limit = self._upload_limit(str(scope.get("path", "")).rstrip("/"))
         limit = self.max_bytes if upload_limit is None else upload_limit
         if length is not None:
             if not length.isdigit() or int(length) > limit:
@@ -74,6 +74,18 @@ class BodySizeLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _upload_limit(self, path: str) -> int | None:
+        """The limit of an upload path; a ``*`` in a configured path stands for one path segment."""
+        if path in self.uploads:
+            return self.uploads[path]
+        parts = path.split("/")
+        for pattern, limit in self.uploads.items():
+            wanted = pattern.split("/")
+            same_shape = "*" in wanted and len(wanted) == len(parts)
+            if same_shape and all(w in ("*", p) for w, p in zip(wanted, parts, strict=True)):
+                return limit
+        return None
 
     async def _reject(self, send: Send, limit: int) -> None:
         body = json.dumps(

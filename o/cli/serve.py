@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from o import runtime
+from o.cli import workers as workers_of
 from o.cli.settings import from_args
 from o.config import ConfigError, export_to_children
 from o.store.migrate import SchemaError, check_schema
@@ -69,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
         # never serve a schema this code does not know (a newer O migrated it), nor one it has not
         # migrated yet (O_RUN_MIGRATIONS=false); with migrations on, start() already refused a newer one
         check_schema(rt.database_url)
-        workers = runtime.worker_count(rt)
+        workers = workers_of.worker_count(rt)
     except (ConfigError, SchemaError):
         rt.close()
         raise
@@ -110,8 +111,8 @@ def _run(rt: runtime.Runtime, workers: int) -> None:
         uvicorn.run(app, **options)
     else:
         runtime.settle_heap()  # before the workers fork: their copies of it stay shared
-        export_to_children(runtime.worker_environment(rt))
-        uvicorn.run("o.runtime:worker_app", factory=True, workers=workers, **options)
+        export_to_children(workers_of.worker_environment(rt))
+        uvicorn.run("o.cli.workers:worker_app", factory=True, workers=workers, **options)
 
 
 @contextmanager

@@ -31,6 +31,9 @@ _ENDED_RUNS = "SELECT id FROM runs WHERE agent_id = %(agent)s AND next_action IN
 _ENDED_EVOLUTIONS = "SELECT id FROM evolutions WHERE agent_id = %(agent)s AND completed_at IS NOT NULL"
 _ATTACHED_ARCHIVES = "SELECT archive_id FROM agent_archives WHERE agent_id = %(agent)s"
 
+
+_FOLDERS = "SELECT folder_id FROM agent_folders WHERE agent_id = %(agent)s"
+
 # table -> (which of its rows belong to the agent, their order). Order of the dict: insert order.
 # A new table that holds part of an agent joins here (the round-trip tests compare the whole read
 # model, so one that is left out fails them); its columns need nothing more.
@@ -57,6 +60,12 @@ SCOPES: dict[str, tuple[str, str]] = {
     "sleeptime_passes": ("t.agent_id = %(agent)s AND t.status <> 'running'", "t.started_at, t.id"),
     "evolution_policies": ("t.agent_id = %(agent)s", "t.agent_id"),
     "evaluator_tampering": ("t.agent_id = %(agent)s", "t.id"),
+    # attached folders with their files (parsed content and embedded chunks; not the original bytes)
+    "folders": (f"t.id IN ({_FOLDERS})", "t.created_at, t.id"),
+    "folder_files": (f"t.folder_id IN ({_FOLDERS})", "t.created_at, t.id"),
+    "file_chunks": (f"t.folder_id IN ({_FOLDERS})", "t.file_id, t.seq"),
+    "agent_folders": ("t.agent_id = %(agent)s", "t.folder_id"),
+    "agent_files": ("t.agent_id = %(agent)s", "t.file_id"),
 }
 
 _MESSAGE_JSON = frozenset({"content", "tool_calls", "tool_returns", "metadata"})

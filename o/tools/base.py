@@ -42,11 +42,13 @@ def is_web(tool: dict[str, Any]) -> bool:
     return is_base(tool) and tool.get("name") in WEB_TOOLS
 
 
-def ensure(conn: Conn, organization_id: str, offered: Collection[str] = ()) -> dict[str, dict[str, Any]]:
-    """The organization's base tool records by name, made or refreshed as needed; with the web tools
-    among ``offered`` (what this process can run)."""
+def ensure(
+    conn: Conn, organization_id: str, offered: Collection[str] = (), *, names: tuple[str, ...] = BASE_TOOLS
+) -> dict[str, dict[str, Any]]:
+    """The organization's records of the built-ins ``names`` (the base tools unless told), made or
+    refreshed as needed; with the web tools among ``offered`` (what this process can run)."""
     have = {row["name"]: row for row in tool_store.letta_tools(conn, organization_id)}
-    names = [*BASE_TOOLS, *(name for name in WEB_TOOLS if name in offered)]
+    names = (*names, *(name for name in WEB_TOOLS if name in offered))
     for name in names:
         wanted = _wanted(name)
         row = have.get(name)

@@ -21,7 +21,7 @@ from o.memory import archival, recall
 from o.memory import blocks as memory_blocks
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
 from o.store.db import Conn
-from o.tools import evaluator_lock
+from o.tools import evaluator_lock, file_tools
 
 
 class ToolError(Exception):
@@ -344,6 +344,11 @@ BUILTINS: dict[str, Builtin] = {
         ),
     ]
 }
+
+# The file tools: not base tools; their records are made and attached when a folder is (o.agent.folders).
+BUILTINS.update(
+    {t.name: Builtin(t.name, t.description, t.parameters, t.fn, file_tools.TOOL_TYPE) for t in file_tools.SPECS}
+)
 
 # The tools an agent gets when it has none attached, per Letta agent type.
 _CORE_V1 = ["send_message", "core_memory_append", "core_memory_replace"]

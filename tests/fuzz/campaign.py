@@ -337,9 +337,16 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         step_id = _first_step(client, run["id"])
         archive = post("/v1/archives/", {"name": "fuzzed shelf"})
         archive_passage = post(f"/v1/archives/{archive['id']}/passages", {"text": "Ada keeps tea on the shelf"})
+        folder = post("/v1/folders/", {"name": "fuzz-folder"})
+        uploaded = client.post(f"/v1/folders/{folder['id']}/upload", files={"file": ("notes.md", b"# Notes\nAda")})
+        assert uploaded.status_code == 200, uploaded.text
+        attached_folder = client.patch(f"/v1/agents/{agent['id']}/folders/attach/{folder['id']}")
+        assert attached_folder.status_code == 200, attached_folder.text
     return {
         "archive_id": archive["id"],
         "passage_id": archive_passage["id"],
+        "folder_id": folder["id"],
+        "file_id": uploaded.json()["id"],
         "identity_id": identity["id"],
         "step_id": step_id,
         "agent_id": agent["id"],

@@ -171,8 +171,23 @@ def _events(call: Call) -> Request:
     return Request(f"events:{call.operation}", arn)
 
 
+def _s3(call: Call) -> Request:
+    # object operations act on arn:aws:s3:::bucket/key (S3 ARNs carry no region or account)
+    key = call.params.get("Key")
+    resource = f"arn:aws:s3:::{call.params['Bucket']}" + (f"/{key}" if key is not None else "")
+    return Request(f"s3:{call.operation}", resource)
+
+
+def _sqs(call: Call) -> Request:
+    # a queue URL is https://sqs.<region>.amazonaws.com/<account>/<name>
+    name = str(call.params["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1]
+    return Request(f"sqs:{call.operation}", f"arn:aws:sqs:{call.region}:{call.account}:{name}")
+
+
 _BY_SERVICE = {
     "events": _events,
+    "s3": _s3,
+    "sqs": _sqs,
     "rds-db": _rds_db,
     "lambda": _lambda,
     "states": _states,

@@ -20,6 +20,7 @@ HANDLERS = {
     "migrate": "functions.migrate.handler.handler",
     "tool_sandbox": "functions.tool_sandbox.handler.handler",
     "alias": "functions.alias.handler.handler",
+    "ingest": "functions.ingest.handler.handler",
 }
 
 
@@ -56,8 +57,17 @@ def _secrets(s: Settings) -> bool:
     return bool(s.secrets.kms_key_id) and s.secrets.key_file is None
 
 
+def _files(s: Settings) -> bool:
+    # uploads' bytes in the bucket, announced on the ingest queue
+    return bool(s.files.bucket and s.files.ingest_queue_url)
+
+
 NEEDS: dict[str, Callable[[Settings], bool]] = {
-    "api": lambda s: _database(s) and _loop(s) and _evolution(s) and bool(s.agent.state_machine_arn) and _secrets(s),
+    "api": lambda s: (
+        _database(s) and _loop(s) and _evolution(s) and bool(s.agent.state_machine_arn) and _secrets(s) and _files(s)
+    ),
+    # the file's lease outlives the function's 15-minute timeout, so a redelivered message finds it free
+    "ingest": lambda s: _database(s) and _models(s) and _files(s) and s.files.lease_seconds > 900,
     "agent_step": lambda s: _database(s) and _loop(s) and _secrets(s),
     "evolution": lambda s: _database(s) and _loop(s) and _evolution(s) and _secrets(s),
     # a pass starts evolutions, never agent runs: no agent-loop machine (nor the right to start it)

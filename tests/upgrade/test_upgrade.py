@@ -205,6 +205,8 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
         "step_id": ids["step_id"],
         "identity_id": ids.get("identity_id", ""),
         "archive_id": ids.get("archive_id", ""),
+        "folder_id": ids.get("folder_id", ""),
+        "file_id": ids.get("file_id", ""),
         "block_label": "human",
         "number": "1",
     }
@@ -245,6 +247,12 @@ def test_every_read_works_and_mid_flight_runs_finish(previous_release: str, tmp_
             ids["archive_id"] = api.post("/v1/archives/", json={"name": "after the upgrade"}).json()["id"]
             api.post(f"/v1/archives/{ids['archive_id']}/passages", json={"text": "the kettle is in the archive"})
             api.patch(f"/v1/agents/{ids['agent_id']}/archives/attach/{ids['archive_id']}").raise_for_status()
+
+            # nor folders: one made (with a file, attached) after the upgrade is read too
+            ids["folder_id"] = api.post("/v1/folders/", json={"name": "docs"}).json()["id"]
+            uploaded = api.post(f"/v1/folders/{ids['folder_id']}/upload", files={"file": ("a.md", b"# A")})
+            ids["file_id"] = uploaded.json()["id"]
+            assert api.patch(f"/v1/agents/{ids['agent_id']}/folders/attach/{ids['folder_id']}").status_code == 200
             paths = _reads(app, ids)
             assert len(paths) > 25
             for path in paths:

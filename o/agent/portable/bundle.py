@@ -31,6 +31,7 @@ from o.agent.portable.frames import BundleError
 from o.errors import InvalidInput, NotFound
 from o.store import agents as agent_store
 from o.store import bundle as store
+from o.store import folders as folder_store
 from o.store.bundle import Column
 from o.store.db import Conn, Database
 from o.tools import catalog
@@ -39,6 +40,7 @@ from o.tools import catalog
 SECTION_VERSION = 1
 REFERENCES = frozenset(
     {"agent_id", "block_id", "tool_id", "run_id", "step_id", "message_id", "evolution_id", "archive_id"}
+    | {"folder_id", "file_id"}
 )
 # references to work elsewhere (a Step Functions execution, a task token): meaningless in another stack
 _FOREIGN = frozenset({"execution_arn", "task_token"})
@@ -299,9 +301,26 @@ def _rehash(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]
     return row
 
 
+def _free_folder_name(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
+    """A folder's name is unique in its organization: an imported one that is taken gets a suffix."""
+    at = section.index["name"]
+    row[at] = folder_store.free_name(state.conn, state.organization_id, str(row[at]))
+    return row
+
+
+def _without_bytes(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
+    """The original bytes stay on the source server: the copy keeps its parsed text and chunks, and
+    never shares (or deletes) the source's blob."""
+    del state
+    row[section.index["blob_key"]] = ""
+    return row
+
+
 _FIXES: dict[str, Callable[[_ImportState, _Section, list[Any]], list[Any]]] = {
     "agents": _rename,
     "agent_revisions": _rehash,
+    "folders": _free_folder_name,
+    "folder_files": _without_bytes,
 }
 
 

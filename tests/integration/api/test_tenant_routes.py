@@ -107,7 +107,25 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("DELETE", "/v1/archives/{archive_id}/passages/{passage_id}"): None,
     ("PATCH", "/v1/agents/{agent_id}/archives/attach/{archive_id}"): None,
     ("PATCH", "/v1/agents/{agent_id}/archives/detach/{archive_id}"): None,
+    # folders and files (issue 17)
+    ("GET", "/v1/folders/{folder_id}"): None,
+    ("PATCH", "/v1/folders/{folder_id}"): {"name": "taken"},
+    ("DELETE", "/v1/folders/{folder_id}"): None,
+    ("GET", "/v1/folders/{folder_id}/agents"): None,
+    ("POST", "/v1/folders/{folder_id}/upload"): None,
+    ("GET", "/v1/folders/{folder_id}/files"): None,
+    ("GET", "/v1/folders/{folder_id}/files/{file_id}"): None,
+    ("DELETE", "/v1/folders/{folder_id}/{file_id}"): None,
+    ("GET", "/v1/agents/{agent_id}/folders"): None,
+    ("PATCH", "/v1/agents/{agent_id}/folders/attach/{folder_id}"): None,
+    ("PATCH", "/v1/agents/{agent_id}/folders/detach/{folder_id}"): None,
+    ("GET", "/v1/agents/{agent_id}/files"): None,
+    ("PATCH", "/v1/agents/{agent_id}/files/close-all"): None,
+    ("PATCH", "/v1/agents/{agent_id}/files/{file_id}/open"): None,
+    ("PATCH", "/v1/agents/{agent_id}/files/{file_id}/close"): None,
 }
+# routes whose body is a multipart upload rather than JSON
+UPLOADS = {("POST", "/v1/folders/{folder_id}/upload"): {"file": ("taken.txt", b"taken")}}
 
 # path parameters that are not ids: the same value for both organizations
 NOT_IDS = {"block_label": "human", "number": "1", "tool_name": "roll"}
@@ -147,6 +165,10 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
         archive = post("/v1/archives/", {"name": "A"})["id"]
         archive_passage = post(f"/v1/archives/{archive}/passages", {"text": "secret shelf"})["id"]
         http.patch(f"/v1/agents/{agent}/archives/attach/{archive}").raise_for_status()
+
+        folder = post("/v1/folders/", {"name": "secret folder"})["id"]
+        file = http.post(f"/v1/folders/{folder}/upload", files={"file": ("secret.md", b"# secret")}).json()["id"]
+        http.patch(f"/v1/agents/{agent}/folders/attach/{folder}").raise_for_status()
         yield Tenant(
             http,
             {
@@ -161,6 +183,8 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "step_id": step,
                 "archive_id": archive,
                 "passage_id": archive_passage,
+                "folder_id": folder,
+                "file_id": file,
             },
         )
 
@@ -202,7 +226,10 @@ def test_another_organizations_ids_are_404(route: tuple[str, str], ours: Tenant,
         body = ROUTES[route]
         if isinstance(body, dict):
             body = {k: v.format(**values) if isinstance(v, str) else v for k, v in body.items()}
-        r = theirs.http.request(method, path.format(**values), json=body, params=QUERY.get(route))
+        files = UPLOADS.get(route)
+        r = theirs.http.request(
+            method, path.format(**values), json=None if files else body, files=files, params=QUERY.get(route)
+        )
         assert r.status_code == 404, f"{method} {path} with our {foreign}: {r.status_code} {r.text[:300]}"
         assert r.json()["code"] == "not_found", r.text
 
@@ -227,3 +254,8 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
     assert [p["id"] for p in ours.http.get(f"/v1/archives/{ids['archive_id']}/passages").json()] == [ids["passage_id"]]
     attached = ours.http.get("/v1/archives/", params={"agent_id": ids["agent_id"]}).json()
     assert [a["id"] for a in attached] == [ids["archive_id"]]
+
+    assert ours.http.get(f"/v1/folders/{ids['folder_id']}").json()["name"] == "secret folder"
+    files = ours.http.get(f"/v1/folders/{ids['folder_id']}/files").json()
+    assert [f["file_name"] for f in files] == ["secret.md"]
+    assert ours.http.get(f"/v1/agents/{ids['agent_id']}/folders").json()[0]["id"] == ids["folder_id"]

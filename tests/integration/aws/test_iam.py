@@ -13,6 +13,7 @@ it would be AccessDenied.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ HANDLERS = {
     "migrate": "functions.migrate.handler.handler",
     "tool_sandbox": "functions.tool_sandbox.handler.handler",
     "alias": "functions.alias.handler.handler",
+    "ingest": "functions.ingest.handler.handler",
 }
 
 
@@ -161,6 +163,19 @@ def _build_world(template: dict[str, Any], pg_url: str) -> World:
         name = resource["Properties"].get("LogGroupName", f"O-{logical}")
         world.refs[logical] = name
         world.attributes[(logical, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
+    s3 = boto3.client("s3", region_name=REGION)
+    for logical in resources(template, "AWS::S3::Bucket"):
+        name = f"o-{logical.lower()}"
+        s3.create_bucket(Bucket=name)
+        world.refs[logical] = name
+        world.attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
+    sqs = boto3.client("sqs", region_name=REGION)
+    for logical in resources(template, "AWS::SQS::Queue"):
+        url = sqs.create_queue(QueueName=logical)["QueueUrl"]
+        world.refs[logical] = url
+        world.attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{logical}"
+        world.attributes[(logical, "QueueName")] = logical
+        world.attributes[(logical, "QueueUrl")] = url
     host = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("host"))
     for logical in resources(template, "AWS::RDS::DBCluster"):
         world.attributes[(logical, "Endpoint.Address")] = host
@@ -281,13 +296,14 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(
         _run_tool_with_a_secret(deployment, monkeypatch, db, org["id"], keeper, model)
         _run_evolution(deployment, monkeypatch, db, org_id, agent_id, scripted)
         _run_sleeptime_and_migrate(deployment, monkeypatch, org_id, agent_id)
+        _run_files(deployment, monkeypatch, key)
 
     calls = [c for c in deployment.recorder.calls if c.function is not None]
     by_function = {deployment.role_name(c) for c in calls}
     # the canary ran: the evolution worker published a version, routed the alias and read its metrics
     evolution_actions = {iam_request(c).action for c in calls if deployment.role_name(c) == "evolution"}
     assert {"lambda:PublishVersion", "lambda:UpdateAlias", "cloudwatch:GetMetricData"} <= evolution_actions
-    assert {"api", "agent_step", "evolution", "sleeptime", "migrate", "alias"} <= by_function, by_function
+    assert {"api", "agent_step", "evolution", "sleeptime", "migrate", "alias", "ingest"} <= by_function, by_function
     denied = deployment.denied()
     print(f"\n{len(calls)} calls by {len(by_function)} functions, {len(denied)} denied")
     for line in sorted(
@@ -347,6 +363,51 @@ def _run_api(
         assert response["statusCode"] == 200, response
         assert waiting
     return str(keeper["id"])
+
+
+def _multipart_event(path: str, key: str, file_name: str, data: bytes) -> dict[str, Any]:
+    boundary = "o-iam-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file_name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    event = _api_event("POST", path, key)
+    event["headers"]["content-type"] = f"multipart/form-data; boundary={boundary}"
+    event["multiValueHeaders"]["content-type"] = [event["headers"]["content-type"]]
+    event.update(body=base64.b64encode(body).decode(), isBase64Encoded=True)
+    return event  # fmt: skip
+
+
+def _run_files(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """An upload through the API (bytes to S3, announced on the ingest queue), then the ingest function
+    on the queue's message (reads the bytes back), then the folder deleted (its bytes with it)."""
+    api_role, ingest_role = deployment.functions["api"], deployment.functions["ingest"]
+    with monkeypatch.context() as env, acting_as(api_role), _cold_start(deployment, "api", env) as api:
+        context = Context(api_role, alias="live")
+        folder = json.loads(api.handler(_api_event("POST", "/v1/folders/", key, {"name": "iam"}), context)["body"])
+        event = _multipart_event(f"/v1/folders/{folder['id']}/upload", key, "notes.md", b"# Notes\nAda likes tea.")
+        uploaded = api.handler(event, context)
+        assert uploaded["statusCode"] == 200, uploaded
+        queue_url = api._runtime.settings.files.ingest_queue_url
+    # Lambda's event source mapping receives the message (the service, not the function's code)
+    outside = running_as.set(None)
+    try:
+        got = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    finally:
+        running_as.reset(outside)
+    records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in got["Messages"]]
+    with monkeypatch.context() as env, acting_as(ingest_role), _cold_start(deployment, "ingest", env) as ingest:
+        assert ingest.handler({"Records": records}, Context(ingest_role)) == {"batchItemFailures": []}
+    with monkeypatch.context() as env, acting_as(api_role), _cold_start(deployment, "api", env) as api:
+        context = Context(api_role, alias="live")
+        file_id = json.loads(uploaded["body"])["id"]
+        got_file = api.handler(_api_event("GET", f"/v1/folders/{folder['id']}/files/{file_id}", key), context)
+        assert json.loads(got_file["body"])["processing_status"] == "completed", got_file
+        assert api.handler(_api_event("DELETE", f"/v1/folders/{folder['id']}", key), context)["statusCode"] == 200
 
 
 READ_SECRET = '''

@@ -16,6 +16,8 @@ from letta_client import Letta
 from o.agent.engine import Engine, llm_factory
 from o.agent.prompt import PromptCache
 from o.config import AgentSettings
+from o.memory.embeddings import LOCAL_EMBEDDERS
+from o.memory.files.ingest import Ingestion, Worker
 from o.store.db import Database
 from tests import wiring
 from tests.integration.conftest import new_org_key
@@ -54,10 +56,13 @@ def live(db: Database) -> Iterator[Live]:
             db, llm_factory(TEST_KEYS, FAST_OPTIONS), tools=None, settings=AgentSettings(), prompts=PromptCache()
         )
         app = wiring.app(db, engine=engine)
+        # uploaded files are ingested as `o serve` does it (the local embedding model)
+        ingest = Worker(Ingestion(db, wiring.FILES.blobs, LOCAL_EMBEDDERS), poll_s=0.1).start()
         with served(app) as url:
             try:
                 yield Live(url, app, model, engine)
             finally:
+                ingest.stop()
                 engine.launcher.join(timeout=30)  # type: ignore[attr-defined]
 
 

@@ -619,3 +619,115 @@ OPERATIONS += [
     Op("PATCH", "/v1/agents/{agent_id}/archives/attach/{archive_id}", "agents.archives.attach", _attach_archive),
     Op("PATCH", "/v1/agents/{agent_id}/archives/detach/{archive_id}", "agents.archives.detach", _detach_archive),
 ]
+
+
+# --- Letta API part 3: folders and files ----------------------------------------------------------------
+
+
+def _folder(w: World, name: str) -> str:
+    return w.sdk.folders.create(name=name, description="docs").id
+
+
+def _file(w: World, folder_id: str, name: str = "notes.md") -> Any:
+    """An uploaded file, once the ingestion worker has completed it."""
+    meta = w.sdk.folders.files.upload(folder_id, file=(name, b"# Notes\n\nAda likes tea.\n"))
+    deadline = time.monotonic() + 30
+    while meta.processing_status not in ("completed", "error"):
+        assert time.monotonic() < deadline, "the file was not ingested"
+        time.sleep(0.05)
+        meta = w.sdk.folders.files.retrieve(meta.id, folder_id=folder_id)
+    assert meta.processing_status == "completed", meta.error_message
+    return meta
+
+
+def _attached(w: World, name: str) -> tuple[str, str, str]:
+    """(agent, folder, file): a new agent with a folder of one completed file attached."""
+    folder = _folder(w, name)
+    file = _file(w, folder).id
+    agent = w.new_agent()
+    w.sdk.agents.folders.attach(folder, agent_id=agent)
+    return agent, folder, file
+
+
+def _opened(w: World) -> Any:
+    agent, _, file = _attached(w, "opened")
+    return w.sdk.agents.files.open(file, agent_id=agent)
+
+
+def _closed(w: World) -> Any:
+    agent, _, file = _attached(w, "closed")
+    w.sdk.agents.files.open(file, agent_id=agent)
+    return w.sdk.agents.files.close(file, agent_id=agent)
+
+
+def _closed_all(w: World) -> Any:
+    agent, _, file = _attached(w, "closed-all")
+    w.sdk.agents.files.open(file, agent_id=agent)
+    assert w.sdk.agents.files.close_all(agent) == ["notes.md"]
+
+
+def _agent_files(w: World) -> Any:
+    agent, _, _ = _attached(w, "listed")
+    page = w.sdk.agents.files.list(agent)
+    assert [f.file_name for f in page.files] == ["notes.md"]
+
+
+def _detached(w: World) -> Any:
+    agent, folder, _ = _attached(w, "detached")
+    return w.sdk.agents.folders.detach(folder, agent_id=agent)
+
+
+def _deleted_file(w: World) -> Any:
+    folder = _folder(w, "file-deleted")
+    return w.sdk.folders.files.delete(_file(w, folder).id, folder_id=folder)
+
+
+OPERATIONS += [
+    Op("POST", "/v1/folders/", "folders.create", lambda w: _folder(w, "created")),
+    Op("GET", "/v1/folders/", "folders.list", lambda w: every_item(w.sdk.folders.list())),
+    Op("GET", "/v1/folders/{folder_id}", "folders.retrieve", lambda w: w.sdk.folders.retrieve(_folder(w, "got"))),
+    Op(
+        "PATCH",
+        "/v1/folders/{folder_id}",
+        "folders.update",
+        lambda w: w.sdk.folders.update(_folder(w, "renamed"), name="renamed2", instructions="read"),
+    ),
+    Op("DELETE", "/v1/folders/{folder_id}", "folders.delete", lambda w: w.sdk.folders.delete(_folder(w, "gone"))),
+    Op(
+        "GET",
+        "/v1/folders/{folder_id}/agents",
+        "folders.agents.list",
+        lambda w: w.sdk.folders.agents.list(_attached(w, "with-agent")[1]),
+    ),
+    Op("POST", "/v1/folders/{folder_id}/upload", "folders.files.upload", lambda w: _file(w, _folder(w, "upload"))),
+    Op(
+        "GET",
+        "/v1/folders/{folder_id}/files",
+        "folders.files.list",
+        lambda w: every_item(w.sdk.folders.files.list(_attached(w, "files")[1], include_content=True)),
+    ),
+    Op(
+        "GET",
+        "/v1/folders/{folder_id}/files/{file_id}",
+        "folders.files.retrieve",
+        lambda w: (lambda f: w.sdk.folders.files.retrieve(_file(w, f).id, folder_id=f))(_folder(w, "file-got")),
+    ),
+    Op("DELETE", "/v1/folders/{folder_id}/{file_id}", "folders.files.delete", _deleted_file),
+    Op(
+        "GET",
+        "/v1/agents/{agent_id}/folders",
+        "agents.folders.list",
+        lambda w: every_item(w.sdk.agents.folders.list(_attached(w, "agent-folders")[0])),
+    ),
+    Op(
+        "PATCH",
+        "/v1/agents/{agent_id}/folders/attach/{folder_id}",
+        "agents.folders.attach",
+        lambda w: _attached(w, "attached"),
+    ),
+    Op("PATCH", "/v1/agents/{agent_id}/folders/detach/{folder_id}", "agents.folders.detach", _detached),
+    Op("GET", "/v1/agents/{agent_id}/files", "agents.files.list", _agent_files),
+    Op("PATCH", "/v1/agents/{agent_id}/files/{file_id}/open", "agents.files.open", _opened),
+    Op("PATCH", "/v1/agents/{agent_id}/files/{file_id}/close", "agents.files.close", _closed),
+    Op("PATCH", "/v1/agents/{agent_id}/files/close-all", "agents.files.close_all", _closed_all),
+]

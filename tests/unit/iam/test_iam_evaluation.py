@@ -85,5 +85,10 @@ def test_other_services() -> None:
     )
     metrics = iam_request(_call("cloudwatch", "GetMetricData", MetricDataQueries=[]))
     assert metrics.resource == "*"
+    assert iam_request(_call("s3", "GetObject", Bucket="b", Key="org/f/k")).resource == "arn:aws:s3:::b/org/f/k"
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/FilesQueue"
+    assert iam_request(_call("sqs", "SendMessage", QueueUrl=queue, MessageBody="{}")).resource == (
+        "arn:aws:sqs:us-east-1:123456789012:FilesQueue"
+    )
     with pytest.raises(ValueError, match="teach"):
-        iam_request(_call("s3", "GetObject", Bucket="b", Key="k"))
+        iam_request(_call("dynamodb", "GetItem", TableName="t", Key={}))

@@ -1,0 +1,62 @@
+"""The files bucket and the ingest queue: private, encrypted, TLS only; the API may store, delete
+and announce uploads, the ingest function may read them, and nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.infra.conftest import Synthesized
+
+
+def _statements(synthesized: Synthesized, role_fragment: str) -> list[dict[str, Any]]:
+    out = []
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        roles = [r.get("Ref", "") for r in policy["Properties"].get("Roles", [])]
+        if any(role_fragment in r for r in roles):
+            out += policy["Properties"]["PolicyDocument"]["Statement"]
+    return out
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    actions: set[str] = set()
+    for s in statements:
+        value = s["Action"]
+        actions |= {value} if isinstance(value, str) else set(value)
+    return actions
+
+
+def test_the_bucket_is_private_encrypted_and_kept(synthesized: Synthesized) -> None:
+    (logical, bucket), *others = synthesized.resources("AWS::S3::Bucket").items()
+    assert not others
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] == "AES256"
+    assert bucket["DeletionPolicy"] == "Retain"
+    (policy,) = [p for p in synthesized.resources("AWS::S3::BucketPolicy").values()]
+    denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+    assert logical.startswith("FilesBucket")
+
+
+def test_the_ingest_queue_retries_then_dead_letters(synthesized: Synthesized) -> None:
+    queues = synthesized.resources("AWS::SQS::Queue")
+    (main,) = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    assert main["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 5
+    assert main["Properties"]["VisibilityTimeout"] == 16 * 60
+    assert all(q["Properties"].get("SqsManagedSseEnabled") for q in queues.values())
+    (mapping,) = synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_who_may_do_what_with_files(synthesized: Synthesized) -> None:
+    api = _actions(_statements(synthesized, "ApiFunction"))
+    assert {"s3:PutObject", "s3:DeleteObject", "sqs:SendMessage"} <= api and "s3:GetObject" not in api
+    ingest = _actions(_statements(synthesized, "FilesIngest"))
+    assert "s3:GetObject" in ingest and not {"s3:PutObject", "s3:DeleteObject"} & ingest
+    assert "sqs:ReceiveMessage" in ingest

@@ -1,0 +1,67 @@
+"""The full bundle carries an agent's attached folders: their files' parsed text and embedded chunks
+(not the original bytes, which stay on the source server), and which files the agent had open. The
+moved agent's files are listed, open and searchable on the new server; importing into the same
+organization again gives the folder a free name."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from o.agent.portable import frames
+from o.memory.embeddings import LOCAL_EMBEDDERS
+from o.memory.files import views
+from o.memory.files.ingest import Ingestion, process_next
+from o.store.db import Database
+from tests import wiring
+
+MSGPACK = {"content-type": frames.MEDIA_TYPE}
+
+
+def _agent_with_folder(client: TestClient, db: Database) -> tuple[str, str]:
+    folder = client.post("/v1/folders/", json={"name": "manuals"}).json()["id"]
+    uploaded = client.post(
+        f"/v1/folders/{folder}/upload",
+        files={"file": ("guide.md", b"# Guide\n\n## Boats\n\nKim likes sailing on Sundays.\n")},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    assert process_next(Ingestion(db, wiring.FILES.blobs, LOCAL_EMBEDDERS), uploaded.json()["id"])
+    agent = client.post("/v1/agents/", json={"name": "reader", "model": "openai/gpt-4o-mini"}).json()["id"]
+    assert client.patch(f"/v1/agents/{agent}/folders/attach/{folder}").status_code == 200
+    assert client.patch(f"/v1/agents/{agent}/files/{uploaded.json()['id']}/open").status_code == 200
+    return agent, folder
+
+
+def test_attached_folders_move_with_the_agent(
+    source: TestClient, target: TestClient, db: Database, second_db: Database
+) -> None:
+    agent, folder = _agent_with_folder(source, db)
+    exported = source.get(f"/v1/agents/{agent}/bundle")
+    assert exported.status_code == 200, exported.text
+    imported = target.post("/v1/agents/import-bundle", content=exported.content, headers=MSGPACK)
+    assert imported.status_code == 200, imported.text
+    moved = imported.json()["agent_id"]
+    assert imported.json()["rows"]["file_chunks"] >= 1
+
+    folders = target.get(f"/v1/agents/{moved}/folders").json()
+    assert [f["name"] for f in folders] == ["manuals"] and folders[0]["id"] != folder
+    files = target.get(f"/v1/folders/{folders[0]['id']}/files", params={"include_content": True}).json()
+    assert [(f["file_name"], f["processing_status"]) for f in files] == [("guide.md", "completed")]
+    assert "Kim likes sailing" in files[0]["content"]
+    opened = target.get(f"/v1/agents/{moved}/files", params={"is_open": True}).json()["files"]
+    assert [f["file_name"] for f in opened] == ["guide.md"] and "Kim likes sailing" in opened[0]["visible_content"]
+    with second_db.read() as conn:
+        found = views.search(conn, moved, "who goes sailing", LOCAL_EMBEDDERS)
+    assert "guide.md lines" in found and "under 'Guide > Boats'" in found
+
+    # into the same organization: the folder is a copy under a free name; deleting it leaves the source's bytes
+    again = source.post("/v1/agents/import-bundle", content=exported.content, headers=MSGPACK).json()["agent_id"]
+    copy = source.get(f"/v1/agents/{again}/folders").json()[0]
+    assert copy["name"] == "manuals (2)"
+    assert source.delete(f"/v1/folders/{copy['id']}").status_code == 200
+    original = source.get(f"/v1/folders/{folder}/files").json()[0]
+    replaced = source.post(
+        f"/v1/folders/{folder}/upload",
+        params={"duplicate_handling": "replace"},
+        files={"file": ("guide.md", b"# Guide\n\nNew text.\n")},
+    )
+    assert replaced.status_code == 200 and replaced.json()["id"] == original["id"]
