@@ -16,6 +16,7 @@ PREFIXES = (
     "step",
     "revision",
     "evolution",
+    "mcp_server",
 )
 
 

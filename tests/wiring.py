@@ -35,7 +35,9 @@ def services(
 ) -> Services:
     if evolution is None:
         evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db, secrets=secrets))
-    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), secrets)
+    # the MCP servers of the engine's tool executor: the routes and the agent loop share one pool
+    mcp = getattr(evolution.engine.tools, "mcp", None)
+    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), secrets, mcp=mcp)
 
 
 def app(

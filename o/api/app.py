@@ -19,6 +19,7 @@ from o.api.routers import (
     evolution,
     health,
     identities,
+    mcp_servers,
     messages,
     models,
     revisions,
@@ -79,6 +80,7 @@ def create_app(
         search.messages_router,
         search.passages_router,
         models.router,
+        mcp_servers.router,
     ):
         app.include_router(router)
     app.add_middleware(

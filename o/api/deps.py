@@ -17,6 +17,7 @@ from o.llm.catalog import ModelCatalog
 from o.memory.embeddings import EmbedderSource
 from o.store import orgs
 from o.store.db import Database
+from o.tools.mcp.servers import McpServers
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
 
@@ -35,6 +36,8 @@ class Services:
     secrets: SecretBox
     # the models of the operator's providers (GET /v1/models); none unless the composition root says
     models: ModelCatalog = field(default_factory=lambda: ModelCatalog(()))
+    # the organizations' MCP servers (/v1/mcp-servers), sharing the agent loop's pooled connections
+    mcp: McpServers | None = None
 
     @property
     def db(self) -> Database:
