@@ -35,8 +35,9 @@ def services(
 ) -> Services:
     if evolution is None:
         evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db, secrets=secrets))
-    # the MCP servers of the engine's tool executor: the routes and the agent loop share one pool
-    mcp = getattr(evolution.engine.tools, "mcp", None)
+    # the MCP servers of the engine's tool executor (the routes and the agent loop share one pool), or,
+    # for an engine that runs no tools, the defaults'
+    mcp = getattr(evolution.engine.tools, "mcp", None) or runtime.mcp_servers(DEFAULTS, db, secrets)
     return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), secrets, mcp=mcp)
 
 

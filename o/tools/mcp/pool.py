@@ -42,7 +42,12 @@ STDIO, SSE, STREAMABLE_HTTP = "stdio", "sse", "streamable_http"
 
 
 class McpUnavailable(Exception):
-    """The server could not be reached, or it broke the connection; the message says how."""
+    """The server could not be reached, or it broke the connection; the message says how. ``denied``:
+    the outbound URL policy refused the address its name resolved to."""
+
+    def __init__(self, message: str, *, denied: bool = False) -> None:
+        super().__init__(message)
+        self.denied = denied
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,15 @@ class ServerSpec:
 class _Connection:
     """One open session, held by its own task until :meth:`close`."""
 
-    def __init__(self, spec: ServerSpec, open_streams: Callable[[ServerSpec], Any]) -> None:
+    def __init__(self, spec: ServerSpec, open_streams: Callable[[_Connection], Any]) -> None:
         self.spec = spec
         self._open_streams = open_streams
         self.ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
         self._closing = asyncio.Event()
         # a fault the transport reported (a refused connection, an HTTP error): it ends the connection
         self.failure: Exception | None = None
+        # the last HTTP error status the server answered with (the SDK's errors leave it out)
+        self.http_status: int | None = None
         self.task = asyncio.get_running_loop().create_task(self._hold())
 
     async def _hold(self) -> None:
@@ -82,15 +89,24 @@ class _Connection:
 
         try:
             async with contextlib.AsyncExitStack() as stack:
-                read, write = await stack.enter_async_context(self._open_streams(self.spec))
+                read, write = await stack.enter_async_context(self._open_streams(self))
                 session = await stack.enter_async_context(ClientSession(read, write, message_handler=self._on_message))
                 await session.initialize()
                 self.ready.set_result(session)
                 await self._closing.wait()
         except BaseException as exc:
             if not self.ready.done():
-                self.ready.set_exception(McpUnavailable(_reason(self.failure or exc)))
+                cause = self.failure or exc
+                self.ready.set_exception(McpUnavailable(self.explain(cause), denied=_denied(cause)))
                 self.ready.exception()  # retrieved: a connection nobody waits on any more logs nothing
+
+    def explain(self, exc: BaseException) -> str:
+        reason = _reason(exc)
+        return f"{reason} (HTTP {self.http_status})" if self.http_status is not None else reason
+
+    async def record_status(self, response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            self.http_status = response.status_code
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, Exception):
@@ -179,16 +195,18 @@ class McpPool:
                 raise
             try:
                 return await use(session)
+            except TimeoutError:
+                raise  # the call's own deadline (an OSError too, but no sign of a broken connection)
             except (OSError, httpx2.HTTPError, McpUnavailable) as exc:
                 await self._drop(spec.key)
                 if attempt == 2:
-                    raise McpUnavailable(_reason(exc)) from exc
+                    raise McpUnavailable(connection.explain(exc)) from exc
             except Exception as exc:
                 if connection.alive and not _transport_failure(exc):
                     raise
                 await self._drop(spec.key)
                 if attempt == 2:
-                    raise McpUnavailable(_reason(connection.failure or exc)) from exc
+                    raise McpUnavailable(connection.explain(connection.failure or exc)) from exc
             logger.info("MCP connection lost; reconnecting", extra={"mcp_server_id": spec.server_id})
         raise AssertionError("unreachable")
 
@@ -211,10 +229,11 @@ class McpPool:
         for key in [k for k in self._connections if server_id is None or k.startswith(f"{server_id}:")]:
             await self._drop(key)
 
-    def _open_streams(self, spec: ServerSpec) -> contextlib.AbstractAsyncContextManager[Any]:
+    def _open_streams(self, connection: _Connection) -> contextlib.AbstractAsyncContextManager[Any]:
         from mcp.client.sse import sse_client
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
+        spec = connection.spec
         if spec.kind == STDIO:
             assert spec.command is not None
             # the server gets the SDK's minimal environment (PATH, HOME, ...) plus its own variables only
@@ -229,12 +248,16 @@ class McpPool:
                 headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: Any = None
             ) -> httpx2.AsyncClient:
                 del auth
-                return async_http_client(self.policy, headers=headers, timeout=timeout)
+                client = async_http_client(self.policy, headers=headers, timeout=timeout)
+                client.event_hooks["response"].append(connection.record_status)
+                return client
 
             return sse_client(
                 spec.url, headers=spec.headers, timeout=self.connect_timeout_s, httpx_client_factory=factory
             )
-        return _streamable(spec.url, async_http_client(self.policy, headers=spec.headers, timeout=timeout))
+        client = async_http_client(self.policy, headers=spec.headers, timeout=timeout)
+        client.event_hooks["response"].append(connection.record_status)
+        return _streamable(spec.url, client)
 
 
 @contextlib.asynccontextmanager
@@ -267,6 +290,12 @@ def _transport_failure(exc: BaseException) -> bool:
     """Whether ``exc`` says the connection broke (rather than the server refusing the request)."""
     text = str(exc).lower()
     return any(word in text for word in ("connection closed", "session terminated", "session not found", "404"))
+
+
+def _denied(exc: BaseException) -> bool:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return denial_in(exc) is not None
 
 
 def _reason(exc: BaseException) -> str:

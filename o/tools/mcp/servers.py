@@ -21,7 +21,7 @@ from typing import Any
 
 from o.errors import Conflict, InvalidInput, NotFound, OError
 from o.ids import new_id
-from o.net.outbound import OutboundPolicy
+from o.net.outbound import OutboundDenied, OutboundPolicy
 from o.store import agents as agent_store
 from o.store import mcp_servers as store
 from o.store.db import Database
@@ -187,6 +187,8 @@ class McpServers:
             reason = getattr(exc, "message", None) or str(exc) or "no answer in time"
             with self.db.transaction() as conn:
                 store.update(conn, org, server_id, {"healthy": False, "last_error": reason, "checked_at": now})
+            if isinstance(exc, McpUnavailable) and exc.denied:
+                raise OutboundDenied(f"MCP server refused: {reason}", mcp_server_id=server_id) from exc
             raise McpServerUnreachable(f"MCP server unreachable: {reason}", mcp_server_id=server_id) from exc
         with self.db.transaction() as conn:
             server = store.update(conn, org, server_id, {"healthy": True, "last_error": None, "checked_at": now})
