@@ -226,7 +226,7 @@ def test_timeouts_caps_and_a_restarted_server(db: Database) -> None:
         server.restart()
         # the pooled connection's session died with the server: the call reconnects, once
         assert servers.call(tools["add"], {"a": 2, "b": 2}).func_return == "4"
-        assert len(servers.pool._connections) == 1  # noqa: SLF001 - one pooled connection per server
+        assert len(servers.pool._connections) == 1
         server.stop()
         gone = servers.call(tools["add"], {"a": 2, "b": 2})
     assert gone.status == "error" and "connect" in gone.func_return.lower()
