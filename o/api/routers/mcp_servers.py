@@ -17,9 +17,9 @@ from o.tools.mcp.servers import McpServers
 
 router = APIRouter(tags=["mcp-servers"], responses=errors.responses(401))
 NOT_FOUND = errors.responses(404)
-# 409: a server of that name exists; 422: a bad config (stdio not enabled, a URL the policy refuses);
+# 400: a body that is not UTF-8; 409: a server of that name exists; 422: a bad config (stdio not enabled, a URL the policy refuses);
 # 502: the server could not be reached (it is stored unhealthy)
-CONNECT = errors.responses(404, 409, 422, 502)
+CONNECT = errors.responses(400, 404, 409, 422, 502)
 
 
 async def get_mcp(request: Request) -> McpServers:
@@ -78,7 +78,7 @@ def retrieve_mcp_tool(mcp_server_id: str, tool_id: str, org: Org, mcp: Mcp) -> T
 @router.post(
     "/v1/mcp-servers/{mcp_server_id}/tools/{tool_id}/run",
     response_model=ToolExecutionResult,
-    responses=errors.responses(404, 422),
+    responses=errors.responses(400, 404, 422),
 )
 def run_mcp_tool(
     mcp_server_id: str, tool_id: str, org: Org, mcp: Mcp, body: McpToolRun | None = None

@@ -20,6 +20,7 @@ from o.store.db import Database
 from tests.integration.conftest import new_org_key
 from tests.integration.sdk.conftest import Live, live, raw_client  # noqa: F401
 from tests.integration.sdk.operations import TOOL_SOURCE
+from tests.servers.mcp_server import HttpMcpServer
 
 USER = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -93,6 +94,13 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/agents/{agent_id}/bundle"): None,
     ("POST", "/v1/agents/{agent_id}/tools/{tool_name}/run"): {"args": {"sides": 2}},
     ("PATCH", "/v1/agents/{agent_id}/tools/approval/{tool_name}"): {"requires_approval": True},
+    ("GET", "/v1/mcp-servers/{mcp_server_id}"): None,
+    ("PATCH", "/v1/mcp-servers/{mcp_server_id}"): {"config": {"server_url": "http://127.0.0.1:9/mcp"}},
+    ("DELETE", "/v1/mcp-servers/{mcp_server_id}"): None,
+    ("PATCH", "/v1/mcp-servers/{mcp_server_id}/refresh"): None,
+    ("GET", "/v1/mcp-servers/{mcp_server_id}/tools"): None,
+    ("GET", "/v1/mcp-servers/{mcp_server_id}/tools/{tool_id}"): None,
+    ("POST", "/v1/mcp-servers/{mcp_server_id}/tools/{tool_id}/run"): {"args": {"a": 1, "b": 2}},
 }
 
 # path parameters that are not ids: the same value for both organizations
@@ -130,6 +138,9 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
         identity = post("/v1/identities/", {"identifier_key": "u1", "name": "U", "identity_type": "user"})["id"]
         http.patch(f"/v1/agents/{agent}/identities/attach/{identity}").raise_for_status()
         step = http.get("/v1/steps/", params={"agent_id": agent}).json()[0]["id"]
+        mcp = HttpMcpServer().start()
+        mcp_server = post("/v1/mcp-servers/", {"server_name": "mcp", "config": {"server_url": mcp.url}})["id"]
+        mcp_tool = http.get(f"/v1/mcp-servers/{mcp_server}/tools").json()[0]["id"]
         yield Tenant(
             http,
             {
@@ -142,8 +153,11 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "evolving_agent_id": evolving,
                 "identity_id": identity,
                 "step_id": step,
+                "mcp_server_id": mcp_server,
+                "mcp_tool_id": mcp_tool,
             },
         )
+        mcp.stop()
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +185,8 @@ def _ids_for(tenant: Tenant, path: str) -> dict[str, str]:
     ids = {**tenant.ids, **NOT_IDS}
     if "{evolution_id}" in path:
         ids["agent_id"] = tenant.ids["evolving_agent_id"]
+    if "{mcp_server_id}" in path:
+        ids["tool_id"] = tenant.ids["mcp_tool_id"]
     return ids
 
 
@@ -203,3 +219,4 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
     assert ours.http.get(f"/v1/identities/{ids['identity_id']}").json()["name"] == "U"
     assert ours.http.get(f"/v1/steps/{ids['step_id']}").json()["feedback"] is None
     assert ours.http.get(f"/v1/agents/{ids['agent_id']}").json()["identity_ids"] == [ids["identity_id"]]
+    assert ours.http.get(f"/v1/mcp-servers/{ids['mcp_server_id']}").json()["server_url"] != "http://127.0.0.1:9/mcp"
