@@ -17,8 +17,8 @@ from o.tools.mcp.servers import McpServers
 
 router = APIRouter(tags=["mcp-servers"], responses=errors.responses(401))
 NOT_FOUND = errors.responses(404)
-# 400: a body that is not UTF-8; 409: a server of that name exists; 422: a bad config (stdio not enabled, a URL the policy refuses);
-# 502: the server could not be reached (it is stored unhealthy)
+# 400: a body that is not UTF-8; 409: a server of that name exists; 422: a bad config (stdio not
+# enabled, a URL the policy refuses); 502: the server could not be reached (it is stored unhealthy)
 CONNECT = errors.responses(400, 404, 409, 422, 502)
 
 
