@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
-
-from jsonschema import exceptions as schema_errors
-from jsonschema import validators
-from mcp import types
+from typing import TYPE_CHECKING, Any
 
 from o.observability import logger
 from o.tools.sandbox.base import truncate
+
+if TYPE_CHECKING:  # the SDK and jsonschema load with the first connection, not with the process
+    from mcp import types
 
 # the function names OpenAI, Anthropic and the other providers accept
 _CALLABLE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -59,6 +58,9 @@ def offered(listed: list[types.Tool], server_name: str) -> tuple[list[OfferedToo
 
 
 def _refusal(tool: types.Tool, seen: set[str]) -> str | None:
+    from jsonschema import exceptions as schema_errors
+    from jsonschema import validators
+
     if not _CALLABLE_NAME.match(tool.name):
         return "its name is not a callable function name (letters, digits, _ and -, at most 64)"
     if tool.name in seen:
@@ -92,6 +94,8 @@ def result_text(result: types.CallToolResult, max_chars: int) -> str:
 
 
 def _block_text(block: Any) -> str:
+    from mcp import types
+
     if isinstance(block, types.TextContent):
         return block.text
     if isinstance(block, types.EmbeddedResource) and isinstance(block.resource, types.TextResourceContents):

@@ -161,7 +161,7 @@ class McpServers:
         if server is None:
             return _error(name, "its MCP server was deleted", started)
         try:
-            spec = self._spec(server["id"], self.config_of(server))
+            spec = self.spec_for(server["id"], self.config_of(server))
             result = self.pool.call_tool(spec, name, args, self.limits.call_timeout_s)
         except TimeoutError:
             return _error(name, f"no result within {self.limits.call_timeout_s:g} s; the call was cancelled", started)
@@ -182,7 +182,7 @@ class McpServers:
 
         now = datetime.now(UTC)
         try:
-            listed = self.pool.list_tools(self._spec(server_id, config))
+            listed = self.pool.list_tools(self.spec_for(server_id, config))
         except (McpUnavailable, MCPError, TimeoutError, OError) as exc:
             reason = getattr(exc, "message", None) or str(exc) or "no answer in time"
             with self.db.transaction() as conn:
@@ -239,7 +239,7 @@ class McpServers:
             env=dict(secrets.get("env") or {}),
         )
 
-    def _spec(self, server_id: str, config: ServerConfig) -> ServerSpec:
+    def spec_for(self, server_id: str, config: ServerConfig) -> ServerSpec:
         if config.server_type == STDIO:
             if not self.limits.stdio_allowed:
                 raise InvalidInput("stdio MCP servers are not enabled on this server (O_MCP_STDIO)")
