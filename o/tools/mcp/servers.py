@@ -219,7 +219,8 @@ class McpServers:
             "command": config.command if stdio else None,
             "args": list(config.args) if stdio else [],
             "auth_header": None if stdio else config.auth_header,
-            "sealed": self.secrets.seal(json.dumps(secrets), _context(server_id)),
+            # nothing to seal, nothing to open on every call
+            "sealed": self.secrets.seal(json.dumps(secrets), _context(server_id)) if any(secrets.values()) else None,
             "has_auth_token": bool(config.auth_token) and not stdio,
             "header_names": [] if stdio else sorted(config.custom_headers),
             "env_names": sorted(config.env) if stdio else [],
