@@ -9,7 +9,7 @@ only a wrong organization/agent pairing is treated the same as a missing tool.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from o.errors import NotFound, OError
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
@@ -20,6 +20,9 @@ from o.tools import base, catalog
 from o.tools.builtin import ToolContext, ToolError, run_builtin
 from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult
 from o.tools.secrets.envelope import SecretBox, SecretUnavailable
+
+if TYPE_CHECKING:
+    from o.tools.mcp.servers import McpServers
 
 
 def run_tool(
@@ -94,10 +97,12 @@ def run_for_agent(
     *,
     secrets: SecretBox,
     embedders: EmbedderSource = LOCAL_EMBEDDERS,
+    mcp: McpServers | None = None,
 ) -> ToolResult:
     """Run the agent's attached tool ``tool_name`` once, outside any conversation (Letta's
-    ``agents.tools.run``): a base tool in-process against the agent's memory, any other in the sandbox
-    with the agent's tool variables. An unknown agent, or a tool not attached to it, is NotFound."""
+    ``agents.tools.run``): a base tool in-process against the agent's memory, an MCP server's tool
+    through ``mcp``, any other in the sandbox with the agent's tool variables. An unknown agent, or a
+    tool not attached to it, is NotFound."""
     with db.transaction() as conn:
         agent_store.require(conn, org_id, agent_id)
         tool = tool_store.attached_by_name(conn, org_id, agent_id, tool_name)
@@ -105,6 +110,8 @@ def run_for_agent(
             raise NotFound(f"no tool named {tool_name!r} is attached to agent {agent_id}")
         if base.is_base(tool):
             return _run_base(conn, org_id, agent_id, tool_name, args, embedders)
+    if mcp is not None and tool["tool_type"] == "external_mcp":
+        return mcp.call(tool, args)
     return run_tool(db, org_id, agent_id, tool_name, args, sandbox, secrets=secrets)
 
 

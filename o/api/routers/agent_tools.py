@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from o.agent import lifecycle
 from o.api import errors
@@ -74,8 +74,12 @@ def run_agent_tool(
     sandbox: ToolSandbox,
     secrets: Secrets,
     embedders: Embeddings,
+    request: Request,
 ) -> ToolExecutionResult:
-    result = run_for_agent(db, org, agent_id, tool_name, body.args, sandbox, secrets=secrets, embedders=embedders)
+    mcp = request.app.state.services.mcp
+    result = run_for_agent(
+        db, org, agent_id, tool_name, body.args, sandbox, secrets=secrets, embedders=embedders, mcp=mcp
+    )
     return ToolExecutionResult(
         status="success" if result.ok else "error",
         func_return=result.func_return,

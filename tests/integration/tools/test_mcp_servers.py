@@ -149,6 +149,9 @@ def test_refresh_reports_tools_that_disappeared_and_keeps_them_on_agents(
     assert report["removed"] == ["echo"] and echo not in [t.id for t in sdk.mcp_servers.tools.list(created.id)]
     assert report["disappeared"] == [{"name": "extra_tool", "tool_id": extra, "agent_ids": [agent.id]}]
     assert extra in [t.id for t in sdk.agents.tools.list(agent.id)]
+    # run through the agent (agents.tools.run): an MCP tool goes to its server (stopped by now)
+    ran = sdk.agents.tools.run("extra_tool", agent_id=agent.id, args={"value": "x"})
+    assert ran.status == "error" and "Error executing MCP tool extra_tool" in str(ran.func_return)
     with pytest.raises(letta_client.NotFoundError):
         sdk.mcp_servers.refresh(created.id, agent_id="agent-00000000-0000-0000-0000-000000000000")
 
