@@ -1,9 +1,10 @@
 """What the deployed stack costs: idle $/month and $ per 1,000 messages, for both profiles.
 
-Synthesizes the real stack twice (``standard`` and ``economy``, the CDK app the tests synthesize, no
-AWS account needed), counts in each template what is billed by the hour (NAT gateways and instances,
-public IPv4 addresses, interface endpoints per AZ, the RDS instance and its storage, RDS Proxy, Aurora
-Serverless v2's minimum capacity, secrets, KMS keys, alarms, dashboards) and prices it with the
+Synthesizes the real stack (``standard``, ``economy``, and economy with ``o:economyEgress=natInstance``;
+the CDK app the tests synthesize, no AWS account needed), counts in each template what is billed by the
+hour (NAT gateways and instances, public IPv4 addresses, interface endpoints per AZ, the RDS instance and
+its storage, RDS Proxy, Aurora Serverless v2's minimum capacity, secrets including RDS-managed ones, KMS
+keys, alarms, dashboards; an egress-only internet gateway is listed at its price, zero) and prices it with the
 checked-in table ``bench/prices_us_east_1.json`` (us-east-1 list prices, dated, with their source).
 The per-message figure adds what one message uses (``Usage``; stated assumptions, printed) to
 pay-per-request services and, in economy, the database's active time.
@@ -26,6 +27,12 @@ sys.path.insert(0, str(ROOT))
 from tests.infra.synth import synth_template  # noqa: E402
 
 PRICES = json.loads((ROOT / "bench" / "prices_us_east_1.json").read_text())
+# What is priced: the two profiles, and economy with its NAT instance for IPv4-only providers.
+DEPLOYMENTS: dict[str, dict[str, str]] = {
+    "standard": {"o:profile": "standard"},
+    "economy": {"o:profile": "economy"},
+    "economy (natInstance)": {"o:profile": "economy", "o:economyEgress": "natInstance"},
+}
 
 
 @dataclass(frozen=True)
@@ -85,10 +92,25 @@ def idle(template: dict[str, Any], usage: Usage) -> dict[str, float]:
             endpoint_azs * p["interface_endpoint_hour_per_az"] * hours
         )
     items.update(_database(res, usage))
-    secrets = _count(res, "AWS::SecretsManager::Secret")
-    items[f"Secrets Manager x{secrets}"] = secrets * p["secret_month"]
+    eigw = _count(res, "AWS::EC2::EgressOnlyInternetGateway")
+    if eigw:
+        # no hourly or per-GB charge of its own; what leaves is priced as internet egress per message
+        items[f"egress-only internet gateway x{eigw} (IPv6)"] = 0.0
+    # CDK's secrets, and the one RDS keeps for a database whose owner password it manages (billed the same)
+    managed = sum(
+        1
+        for r in res.values()
+        if r["Type"] in ("AWS::RDS::DBCluster", "AWS::RDS::DBInstance")
+        and r["Properties"].get("ManageMasterUserPassword")
+    )
+    secrets = _count(res, "AWS::SecretsManager::Secret") + managed
+    label = f"Secrets Manager x{secrets}" + (f" ({managed} RDS-managed)" if managed else "")
+    items[label] = secrets * p["secret_month"]
     keys = _count(res, "AWS::KMS::Key")
-    items[f"KMS key x{keys}"] = keys * p["kms_key_month"]
+    rotating = sum(1 for r in res.values() if r["Type"] == "AWS::KMS::Key" and r["Properties"].get("EnableKeyRotation"))
+    # KMS bills each of a key's first two rotations as one more key-month: +$1 a year after deploy, +$2 after two
+    later = f" (+${p['kms_key_month']:g} after each of the first 2 yearly rotations)" if rotating else ""
+    items[f"KMS key x{keys}{later}"] = keys * p["kms_key_month"]
     alarms = _count(res, "AWS::CloudWatch::Alarm")
     items[f"CloudWatch alarms x{alarms}"] = alarms * p["alarm_month"]
     dashboards = _count(res, "AWS::CloudWatch::Dashboard")
@@ -166,12 +188,14 @@ def main() -> None:
     print(f"usage per message (assumed): {usage}")
     totals = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for profile in ("standard", "economy"):
-            template = synth_template(Path(tmp) / profile, **{"o:profile": profile})
-            totals[profile] = report(profile, template, usage)
-    print("\nprofile    idle $/month   $ per 1,000 messages")
-    for profile, (fixed, variable) in totals.items():
-        print(f"{profile:<10} {fixed:12.2f}   {variable:10.3f}")
+        for name, context in DEPLOYMENTS.items():
+            template = synth_template(Path(tmp) / name.replace(" ", "-"), **context)
+            totals[name] = report(name, template, usage)
+    print("\ndeployment                   idle $/month   $ per 1,000 messages")
+    for name, (fixed, variable) in totals.items():
+        print(f"{name:<28} {fixed:12.2f}   {variable:10.3f}")
+    print("\nNo free tier is applied (an account's first 10 alarms and 3 dashboards are free, shared with")
+    print("everything else in it). Aurora backup storage up to the database's size is included in its price.")
 
 
 if __name__ == "__main__":

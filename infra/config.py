@@ -18,6 +18,7 @@ ACCOUNT_ENV = "CDK_DEFAULT_ACCOUNT"
 REGION_ENV = "CDK_DEFAULT_REGION"
 
 DbRemoval = Literal["snapshot", "retain", "destroy"]
+EconomyEgress = Literal["ipv6", "natInstance"]
 Profile = Literal["standard", "economy"]
 DEFAULT_SLEEPTIME_SCHEDULE = "rate(1 hour)"
 # The profile is also read from this plain key: `cdk deploy -c profile=economy`.
@@ -43,15 +44,20 @@ class DeployConfig(BaseModel):
 
     # What the stack is built for: "standard" (always warm: an RDS instance behind RDS Proxy, a NAT
     # gateway, interface endpoints) or "economy" (near zero when idle: Aurora Serverless v2 that pauses at
-    # 0 ACU, no proxy, a NAT instance, no interface endpoints, no periodic sleep-time sweep). Also read
-    # from the plain context key ``profile`` (``cdk deploy -c profile=economy``).
+    # 0 ACU, no proxy, IPv6 egress through an egress-only internet gateway, no interface endpoints, no
+    # periodic sleep-time sweep, three alarms and no dashboard). Also read from the plain context key
+    # ``profile`` (``cdk deploy -c profile=economy``).
     profile: Profile = "standard"
 
     # Network: the agent loop calls LLM providers on the internet, so the functions need a way out. Standard:
     # NAT gateways, at least one (~$33/month each); one per AZ (natGateways = maxAzs) keeps egress up when an
-    # AZ fails. Economy: 0 NAT gateways by default, and one NAT instance instead (natInstanceType).
+    # AZ fails. Economy: 0 NAT gateways by default, and economyEgress says how the functions get out:
+    # "ipv6" (default, free: dual-stack subnets, an egress-only internet gateway, AWS APIs on their
+    # dual-stack endpoints; reaches only providers that answer on IPv6) or "natInstance" (one small NAT
+    # instance, natInstanceType, ~$7/month with its public IPv4 address; reaches IPv4-only providers too).
     max_azs: int = Field(default=2, alias="maxAzs", ge=2, le=3)
     nat_gateways_set: int | None = Field(default=None, alias="natGateways", ge=0, le=3)
+    economy_egress: EconomyEgress = Field(default="ipv6", alias="economyEgress")
     nat_instance_type: str = Field(default="t4g.nano", alias="natInstanceType", pattern=r"^[a-z0-9]+\.[a-z0-9]+$")
     interface_endpoints_set: bool | None = Field(default=None, alias="interfaceEndpoints")
 
@@ -100,10 +106,21 @@ class DeployConfig(BaseModel):
     # itself is on in the stack's region whatever this says (the functions' role may invoke it).
     bedrock_models: str = Field(default="", alias="bedrockModels", pattern=r"^[A-Za-z0-9.:_, -]*$")
 
+    # web_search for the agents (O_WEB_SEARCH_PROVIDER): exa or tavily, their keys in the LLM keys secret as
+    # EXA_API_KEY / TAVILY_API_KEY, or a SearXNG instance at webSearchUrl; unset: agents get no web_search
+    web_search_provider: Literal["exa", "tavily", "searxng"] | None = Field(default=None, alias="webSearchProvider")
+    web_search_url: str | None = Field(default=None, alias="webSearchUrl", pattern=r"^https?://[^\s]+$")
+
     log_retention_days: int = Field(default=30, alias="logRetentionDays")
 
     # Folder with a pre-built layer (``python/`` inside); skips the pip build (tests, CI).
     layer_dir: str | None = Field(default=None, alias="layerDir")
+
+    @model_validator(mode="after")
+    def _searxng_needs_url(self) -> DeployConfig:
+        if self.web_search_provider == "searxng" and not self.web_search_url:
+            raise ValueError(f"{CONTEXT_PREFIX}webSearchProvider=searxng needs {CONTEXT_PREFIX}webSearchUrl")
+        return self
 
     @model_validator(mode="after")
     def _egress(self) -> DeployConfig:
@@ -126,12 +143,17 @@ class DeployConfig(BaseModel):
 
     @property
     def nat_instance(self) -> bool:
-        """One NAT instance for the functions' egress: economy without NAT gateways."""
-        return self.economy and self.nat_gateways == 0
+        """One NAT instance for the functions' egress: economy without NAT gateways, if asked for."""
+        return self.economy and self.nat_gateways == 0 and self.economy_egress == "natInstance"
+
+    @property
+    def ipv6_egress(self) -> bool:
+        """Egress over IPv6 only (an egress-only internet gateway): economy without NAT gateways, by default."""
+        return self.economy and self.nat_gateways == 0 and self.economy_egress == "ipv6"
 
     @property
     def interface_endpoints(self) -> bool:
-        # ~$7.30/month each per AZ: economy sends those calls through the NAT instance instead
+        # ~$7.30/month each per AZ: economy sends those calls out over IPv6 (or the NAT instance) instead
         return (not self.economy) if self.interface_endpoints_set is None else self.interface_endpoints_set
 
     @property

@@ -1,6 +1,7 @@
 """O's Postgres (pgvector): two users, two ways in, in one of two profiles.
 
-- **The owner** (the generated master user, its password in Secrets Manager, rotated every 30 days) runs
+- **The owner** (the generated master user, its password in Secrets Manager, rotated every 30 days by a
+  rotation function; in economy by RDS itself every 7 days) runs
   the migrations and nothing else: only the migrate function may read its secret, and only it may reach
   the database itself. The migrations create the **app role** (``o_app``, o/store/roles.py): rows of O's
   tables, no DDL.
@@ -18,7 +19,8 @@ Profiles (``o:profile``):
   ``o:dbAutoPauseMinutes`` without connections and costs nothing but storage while paused. No proxy: a
   proxy keeps connections open to the database, which keeps it from pausing (Aurora user guide, "Scaling
   to Zero ACUs with automatic pause and resume"); the functions use IAM authentication on the cluster
-  directly. The first connection after a pause waits for the resume (about 15 s).
+  directly. The first connection after a pause waits for the resume (about 15 s). The owner's password is
+  RDS-managed (``ManageMasterUserPassword``): RDS rotates it in its own secret, no rotation function runs.
 
 Both: encrypted at rest, TLS only (``rds.force_ssl``), isolated subnets with no route out, 7-day backups,
 and what deleting the stack does to the data (``o:dbRemovalPolicy``).
@@ -105,9 +107,10 @@ class Database(Construct):
                 rules.append(("AwsSolutions-RDS3", "single-AZ keeps the idle cost low (o:dbMultiAz=false); "
                               "production deploys set o:dbMultiAz=true"))  # fmt: skip
         secret = self._database.secret
-        assert secret is not None  # generated
+        assert secret is not None  # generated, or managed by RDS (economy)
         self.secret: secretsmanager.ISecret = secret
-        self._database.add_rotation_single_user(automatically_after=Duration.days(30), vpc_subnets=proxy_subnets)
+        if self.cluster is None:
+            self._database.add_rotation_single_user(automatically_after=Duration.days(30), vpc_subnets=proxy_subnets)
         if options.retain_secret:
             for child in self.node.find_all():
                 if isinstance(child, secretsmanager.CfnSecret):
@@ -230,7 +233,11 @@ class Database(Construct):
             serverless_v2_auto_pause_duration=options.auto_pause,
             vpc=vpc,
             vpc_subnets=subnets,
-            credentials=rds.Credentials.from_generated_secret(ADMIN_USER),
+            # RDS keeps the owner's password in a secret of its own and rotates it itself (every 7 days), with
+            # no rotation function: economy's app subnets have no IPv4 way out to reach Secrets Manager from a
+            # rotation Lambda, and that function would be one more thing deployed for a monthly job.
+            credentials=rds.Credentials.from_username(ADMIN_USER),
+            manage_master_user_password=True,
             default_database_name=options.db_name,
             port=POSTGRES_PORT,
             storage_encrypted=True,

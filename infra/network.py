@@ -6,6 +6,13 @@ through a NAT gateway; calls to AWS APIs (Secrets Manager, Step Functions, Lambd
 go through VPC endpoints instead, so they stay inside AWS and do not pay NAT traffic.
 Only the app subnets may open a connection to an interface endpoint.
 
+The economy profile's default (``o:economyEgress=ipv6``) has no NAT at all: the VPC is dual-stack, the app
+subnets route ``::/0`` to an egress-only internet gateway (no hourly charge, no data-processing charge;
+it lets connections out and nothing in), and the functions send IPv6 (``Ipv6AllowedForDualStack``) and
+call AWS APIs on their dual-stack endpoints. Their IPv4 traffic to the internet has no route, so a
+provider that answers only on IPv4 is unreachable; ``o:economyEgress=natInstance`` adds a NAT instance
+for those.
+
 The tool sandbox runs untrusted code, so it gets a network with no way out: its own
 isolated subnets (no route to a NAT, an internet gateway or a gateway endpoint), a
 network ACL with no rule (which denies every packet both ways) and a security group
@@ -50,8 +57,10 @@ class Network(Construct):
         interface_endpoints: bool,
         log_retention: logs.RetentionDays,
         nat_instance_type: str | None = None,
+        ipv6_egress: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.ipv6_egress = ipv6_egress
         # Economy: one small NAT instance (an EC2 instance in a public subnet, ~$3/month) instead of NAT
         # gateways (~$33/month each). It is one instance in one AZ: egress stops while it is replaced.
         nat_instance = (
@@ -69,6 +78,9 @@ class Network(Construct):
             self,
             "Vpc",
             max_azs=max_azs,
+            # Dual-stack: every subnet gets an IPv6 /64 besides its IPv4 range (which does not move); CDK
+            # routes the app subnets' ::/0 to an egress-only internet gateway, the isolated ones nowhere.
+            ip_protocol=ec2.IpProtocol.DUAL_STACK if ipv6_egress else ec2.IpProtocol.IPV4_ONLY,
             nat_gateways=1 if nat_instance is not None else nat_gateways,
             nat_gateway_provider=nat_instance,
             subnet_configuration=[
@@ -106,6 +118,7 @@ class Network(Construct):
             # LLM providers may listen on any port (a self-hosted Ollama, say), so egress stays open here;
             # the sandbox, which runs untrusted code, has its own group with none.
             allow_all_outbound=True,
+            allow_all_ipv6_outbound=ipv6_egress,
         )
         # The migrate function alone may reach the database itself (as its owner); the serving functions
         # reach only the proxy (standard) or, as the app role, the cluster (economy).
@@ -115,6 +128,7 @@ class Network(Construct):
             vpc=self.vpc,
             description="O migrate function (the database owner): schema migrations",
             allow_all_outbound=True,
+            allow_all_ipv6_outbound=ipv6_egress,
         )
         self._add_endpoints(interface_endpoints)
         self._isolate_sandbox()
@@ -188,12 +202,22 @@ class Network(Construct):
     @property
     def functions(self) -> FunctionNetwork:
         """Where the functions that talk to the database are placed."""
-        return FunctionNetwork(vpc=self.vpc, subnets=self.app_subnets, security_group=self.function_security_group)
+        return FunctionNetwork(
+            vpc=self.vpc,
+            subnets=self.app_subnets,
+            security_group=self.function_security_group,
+            ipv6_egress=self.ipv6_egress,
+        )
 
     @property
     def migrations(self) -> FunctionNetwork:
         """Where the migrate function is placed: the app subnets, a security group of its own."""
-        return FunctionNetwork(vpc=self.vpc, subnets=self.app_subnets, security_group=self.migrations_security_group)
+        return FunctionNetwork(
+            vpc=self.vpc,
+            subnets=self.app_subnets,
+            security_group=self.migrations_security_group,
+            ipv6_egress=self.ipv6_egress,
+        )
 
     @property
     def sandbox(self) -> FunctionNetwork:

@@ -3,6 +3,12 @@
 Handlers log, trace and emit metrics with Powertools (namespace ``O``); this construct
 watches what AWS measures for them. Alarms carry no action by default: subscribe an
 SNS topic or a chat integration to them after deploy (see infra/README.md).
+
+The economy profile (``essential_only``) keeps only the alarms that say O is failing its users — the API
+answering 5xx, agent runs failing, evolutions failing — and no dashboard: each alarm bills $0.10 a month
+and the dashboard $3 whether anything runs or not, and the latency alarms would fire on what economy does by
+design (the first request after the database paused waits for it to resume). The per-function graphs stay
+free in the console's automatic Lambda and API Gateway dashboards.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 FIVE_MINUTES = Duration.minutes(5)
+# The alarms the economy profile keeps.
+ESSENTIAL_ALARMS = ("Gateway5xx", "AgentLoopFailed", "EvolutionLoopFailed")
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,10 @@ class Observability(Construct):
         functions: Mapping[str, Watched],
         rest_api: apigw.RestApi,
         state_machines: Mapping[str, sfn.StateMachine],
+        essential_only: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.essential_only = essential_only
         self.alarms: dict[str, cw.Alarm] = {}
         widgets: list[cw.IWidget] = []
         for name, watched in functions.items():
@@ -91,6 +101,9 @@ class Observability(Construct):
             widgets.append(cw.GraphWidget(title=f"{name} failed / timed out / throttled",
                                           left=[failed, timed_out, throttled]))  # fmt: skip
 
+        self.dashboard: cw.Dashboard | None = None
+        if essential_only:
+            return
         stack = Stack.of(self)
         self.dashboard = cw.Dashboard(
             self,
@@ -101,6 +114,8 @@ class Observability(Construct):
         )
 
     def _alarm(self, name: str, metric: cw.Metric, threshold: float, description: str, periods: int = 1) -> None:
+        if self.essential_only and name not in ESSENTIAL_ALARMS:
+            return
         self.alarms[name] = cw.Alarm(
             self,
             name,

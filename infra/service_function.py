@@ -54,6 +54,14 @@ class FunctionNetwork:
     vpc: ec2.IVpc
     subnets: ec2.SubnetSelection
     security_group: ec2.ISecurityGroup
+    # The way out is IPv6 (dual-stack subnets, an egress-only internet gateway): Lambda sends the function's
+    # IPv6 traffic only when the function allows it (Ipv6AllowedForDualStack), and the AWS SDK must use the
+    # services' dual-stack endpoints, as their IPv4-only names have no route.
+    ipv6_egress: bool = False
+
+
+# botocore reads it in every client it makes: ``<service>.<region>.api.aws`` instead of ``amazonaws.com``.
+DUALSTACK_ENV = "AWS_USE_DUALSTACK_ENDPOINT"
 
 
 # What Lambda does with a function's role to attach the function to a VPC: the statements of the AWS managed
@@ -129,6 +137,7 @@ class ServiceFunction(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
             env_name(None, "runtime"): "lambda",
+            **({DUALSTACK_ENV: "true"} if network is not None and network.ipv6_egress else {}),
             **(environment or {}),
         }
         self.function = lambda_.Function(
@@ -149,6 +158,7 @@ class ServiceFunction(Construct):
             vpc=network.vpc if network else None,
             vpc_subnets=network.subnets if network else None,
             security_groups=[network.security_group] if network else None,
+            ipv6_allowed_for_dual_stack=True if network is not None and network.ipv6_egress else None,
             reserved_concurrent_executions=reserved_concurrency,
         )
         acknowledge(self, *_nag_reasons(own_logs_only=own_logs_only, in_vpc=network is not None))

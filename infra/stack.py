@@ -55,6 +55,7 @@ class OStack(Stack):
             interface_endpoints=config.interface_endpoints,
             log_retention=assets.log_retention,
             nat_instance_type=config.nat_instance_type if config.nat_instance else None,
+            ipv6_egress=config.ipv6_egress,
         )
         database = Database(
             self,
@@ -119,6 +120,9 @@ class OStack(Stack):
             # Amazon Bedrock in the stack's region, called with each function's own role (no keys)
             env_name("llm", "bedrock_region"): self.region,
             **({env_name("llm", "bedrock_models"): config.bedrock_models} if config.bedrock_models else {}),
+            # web_search's provider (its key, if any, is in the LLM keys secret)
+            **({env_name("web", "search_provider"): config.web_search_provider} if config.web_search_provider else {}),
+            **({env_name("web", "search_url"): config.web_search_url} if config.web_search_url else {}),
         }
 
         sandbox = ToolSandbox(
@@ -258,6 +262,7 @@ class OStack(Stack):
             },
             rest_api=api.rest_api,
             state_machines={"AgentLoop": agent_loop.state_machine, "EvolutionLoop": evolution.state_machine},
+            essential_only=config.economy,
         )
 
         self.api_url = api.url

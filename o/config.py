@@ -106,6 +106,9 @@ class ProviderKeys(Group):
     # optional: a local OpenAI-compatible server usually takes none
     vllm: SecretStr | None = env("VLLM_API_KEY", default=None)
     lmstudio: SecretStr | None = env("LMSTUDIO_API_KEY", default=None)
+    # web_search's hosted providers (o/tools/web/search.py): sent only to the operator's search endpoint
+    exa: SecretStr | None = env("EXA_API_KEY", default=None)
+    tavily: SecretStr | None = env("TAVILY_API_KEY", default=None)
 
     def get(self, provider: str) -> str | None:
         value: SecretStr | None = getattr(self, provider, None)
@@ -220,6 +223,30 @@ class SandboxSettings(Group):
         return self.kind == "lambda" if self.kind is not None else bool(self.function_name)
 
 
+class WebSettings(Group):
+    """The built-in outside-world tools (o/tools/web): fetch_webpage's caps and web_search's provider."""
+
+    # exa or tavily (keyed: EXA_API_KEY / TAVILY_API_KEY) or searxng (a self-hosted instance); unset: no web_search
+    search_provider: Literal["exa", "tavily", "searxng"] | None = None
+    # the operator's search endpoint (searxng: required; exa/tavily: their own API unless set)
+    search_url: str | None = None
+    search_timeout_s: float = Field(default=15.0, gt=0)
+    # fetch_webpage: the largest body read, the whole fetch's time, redirects followed, Markdown returned
+    fetch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    fetch_timeout_s: float = Field(default=15.0, gt=0)
+    fetch_max_redirects: int = Field(default=5, ge=0, le=20)
+    fetch_max_chars: int = Field(default=50_000, ge=100)
+    # run_code: what one run may use (the sandbox's limits)
+    code_wall_seconds: float = Field(default=30.0, gt=0)
+    code_memory_mb: int = Field(default=512, ge=64)
+
+    @model_validator(mode="after")
+    def _searxng_needs_url(self) -> WebSettings:
+        if self.search_provider == "searxng" and not self.search_url:
+            raise ValueError(f"O_WEB_SEARCH_PROVIDER=searxng needs {env_name('web', 'search_url')}")
+        return self
+
+
 # The KMS encryption context of tool secrets' data keys: o/aws/kms.py sends it, and the stack's grants
 # (infra/tool_secrets.py) allow KMS calls only with it, so a data key made for them opens nothing else.
 TOOL_SECRETS_KMS_CONTEXT = {"purpose": "o-tool-secrets"}
@@ -326,6 +353,7 @@ class Settings(BaseModel):
     secrets: SecretSettings = Field(default_factory=SecretSettings)
     evolution: EvolutionSettings = Field(default_factory=EvolutionSettings)
     sleeptime: SleeptimeSettings = Field(default_factory=SleeptimeSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
 
     @field_validator("database_url")

@@ -23,6 +23,7 @@ The AWS adapters are imported only when chosen, so local mode never loads boto3.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import threading
@@ -57,6 +58,7 @@ from o.tools.sandbox.base import Sandbox
 from o.tools.sandbox.local import LocalProcessSandbox
 from o.tools.secrets.envelope import SecretBox, Unconfigured
 from o.tools.secrets.keyfile import KeyFile
+from o.tools.web.tools import WebTools
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -296,10 +298,12 @@ def agent_engine(
     keys = keys or key_source(settings)
     outbound = outbound_policy(settings)
     secrets = secrets or secret_box(settings)
+    tool_sandbox = sandbox(settings)
+    web = WebTools.from_settings(settings, tool_sandbox, outbound, keys)
     engine = Engine(
         db,
         llm_factory(keys, llm_options(settings, outbound)),
-        tools=SandboxExecutor(db, sandbox(settings), secrets, mcp or mcp_servers(settings, db, secrets)),
+        tools=SandboxExecutor(db, tool_sandbox, secrets, web, mcp=mcp or mcp_servers(settings, db, secrets)),
         settings=settings.agent,
         prompts=default_cache,
         embedders=Embedders.from_settings(keys, settings.embedding, settings.llm, outbound),
@@ -451,6 +455,14 @@ def worker_environment(rt: Runtime) -> dict[str, str]:
     }
 
 
+def settle_heap() -> None:
+    """Start-up is over: what it made (modules, routes, schemas: ~150k objects that live as long as the
+    process) is moved out of the garbage collector's view. Otherwise every full collection under load
+    rescans them all, freeing nothing, and those pauses are the API's tail latency."""
+    gc.collect()
+    gc.freeze()
+
+
 def worker_app() -> FastAPI:
     """The app factory each worker process of a multi-process `o serve` calls (uvicorn ``factory=True``).
 
@@ -460,7 +472,9 @@ def worker_app() -> FastAPI:
     settings = load_settings()
     rt = start(settings, migrate_schema=False)
     atexit.register(rt.close)
-    return api_app(settings, local_services(rt))
+    app = api_app(settings, local_services(rt))
+    settle_heap()
+    return app
 
 
 def _die_with_parent() -> None:

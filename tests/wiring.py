@@ -12,7 +12,7 @@ from o import runtime
 from o.agent.engine import Engine
 from o.api.app import create_app
 from o.api.deps import Services
-from o.config import settings_from
+from o.config import Settings, settings_from
 from o.evolution.loop import EvolutionDeps
 from o.store.db import Database
 from o.tools.sandbox.base import Sandbox
@@ -22,6 +22,9 @@ from o.tools.secrets.keyfile import KeyFile
 # what an empty environment configures: local adapters, no provider keys
 DEFAULTS = settings_from({})
 # the tests' tool secrets: a key file of this test session (made on first use), never the user's own
+# an operator who configured the hosted providers (keys that are never sent anywhere in these tests):
+# agents may name their models; nothing calls them
+KEYED = settings_from({"OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-ant-test", "GROQ_API_KEY": "gsk-test"})
 SECRETS = SecretBox(KeyFile(Path(tempfile.mkdtemp(prefix="o-test-secrets-")) / "secrets.key"))
 
 
@@ -32,13 +35,14 @@ def services(
     evolution: EvolutionDeps | None = None,
     sandbox: Sandbox | None = None,
     secrets: SecretBox = SECRETS,
+    settings: Settings = DEFAULTS,
 ) -> Services:
     if evolution is None:
-        evolution = runtime.evolution_deps(DEFAULTS, engine or runtime.agent_engine(DEFAULTS, db, secrets=secrets))
+        evolution = runtime.evolution_deps(settings, engine or runtime.agent_engine(settings, db, secrets=secrets))
     # the MCP servers of the engine's tool executor (the routes and the agent loop share one pool), or,
     # for an engine that runs no tools, the defaults'
-    mcp = getattr(evolution.engine.tools, "mcp", None) or runtime.mcp_servers(DEFAULTS, db, secrets)
-    return Services(evolution, sandbox or runtime.sandbox(DEFAULTS), secrets, mcp=mcp)
+    mcp = getattr(evolution.engine.tools, "mcp", None) or runtime.mcp_servers(settings, db, secrets)
+    return Services(evolution, sandbox or runtime.sandbox(settings), secrets, mcp=mcp)
 
 
 def app(
@@ -49,6 +53,7 @@ def app(
     sandbox: Sandbox | None = None,
     secrets: SecretBox = SECRETS,
     max_body_bytes: int = 1_048_576,
+    settings: Settings = DEFAULTS,
 ) -> FastAPI:
-    parts = services(db, engine=engine, evolution=evolution, sandbox=sandbox, secrets=secrets)
+    parts = services(db, engine=engine, evolution=evolution, sandbox=sandbox, secrets=secrets, settings=settings)
     return create_app(parts, max_body_bytes=max_body_bytes)

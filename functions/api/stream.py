@@ -32,7 +32,9 @@ def create() -> FastAPI:
 def main() -> None:
     port = int(os.environ.get("AWS_LWA_PORT") or os.environ.get("PORT") or DEFAULT_PORT)
     # Only the adapter, on the same host, talks to it; one process: Lambda sends one request at a time.
-    uvicorn.run(create(), host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="off")
+    app = create()
+    runtime.settle_heap()
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="off")
 
 
 if __name__ == "__main__":

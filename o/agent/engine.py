@@ -20,10 +20,10 @@ from o.agent.step import StepDeps
 from o.agent.tools import ToolExecutor
 from o.config import AgentSettings
 from o.errors import InvalidInput
-from o.llm.client import ClientOptions, LLMClient
+from o.llm.client import ClientOptions, LLMClient, LLMError
 from o.llm.config import LLMConfig
-from o.llm.keys import KeySource
-from o.llm.providers import client_for, route_for
+from o.llm.keys import KeySource, NoKeys
+from o.llm.providers import check_available, client_for, route_for
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource, EmbeddingConfig
 from o.store.db import Database
 
@@ -67,18 +67,26 @@ class Engine:
     def launcher(self) -> RunLauncher:
         return self.remote if self.remote is not None else self._local
 
-    def check_configs(self, llm_config: dict[str, Any] | None, embedding_config: dict[str, Any] | None) -> None:
+    def check_configs(
+        self, llm_config: dict[str, Any] | None, embedding_config: dict[str, Any] | None, *, chosen: bool = True
+    ) -> None:
         """Refuse (4xx), before an agent is saved with them, configs whose calls this process would refuse:
         an llm_config or embedding_config endpoint the operator does not allow (or the outbound policy
-        forbids), a local embedding model or size it does not serve. Nothing is called."""
+        forbids), a local embedding model or size it does not serve, and (when the model was ``chosen``,
+        not O's default) a provider this server has no key or adapter for. Nothing is called."""
         if llm_config is not None:
             try:
                 config = LLMConfig.model_validate(llm_config)
             except ValueError as exc:
                 raise InvalidInput(f"llm_config is not usable: {exc}", field="llm_config") from None
             # an engine built around another client factory (a test's scripted model) has no endpoint rules
-            if isinstance(self.llm, LLMFactory):
+            if isinstance(self.llm, LLMFactory) and not chosen:
                 route_for(config, self.llm.options or ClientOptions())
+            elif isinstance(self.llm, LLMFactory):
+                try:
+                    check_available(config, self.llm.keys or NoKeys(), self.llm.options or ClientOptions())
+                except LLMError as exc:
+                    raise InvalidInput(f"model {config.handle or config.model!r}: {exc}", field="model") from None
         if embedding_config is not None:
             self.embedders.check(EmbeddingConfig.from_agent(embedding_config))
 

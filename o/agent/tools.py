@@ -2,7 +2,9 @@
 
 Built-ins (``o.tools.builtin``) run in-process inside the transaction that stores their
 result. User tools (Python source in the ``tools`` table, attached through
-``agent_tools``) run through a :class:`ToolExecutor`, by default the sandbox.
+``agent_tools``) run through a :class:`ToolExecutor`, by default the sandbox; so do the
+outside-world built-ins (``run_code``, ``fetch_webpage``, ``web_search``), which may be slow and so
+run outside any transaction too (:class:`o.tools.web.tools.WebTools`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from o.store.mcp_servers import MCP_TOOL_TYPE
 from o.tools import base, builtin
 from o.tools.sandbox.base import Sandbox, ToolResult
 from o.tools.secrets.envelope import SecretBox
+from o.tools.web.tools import WebTools
 
 if TYPE_CHECKING:
     from o.tools.mcp.servers import McpServers
@@ -58,29 +61,51 @@ class SandboxExecutor:
     Lambda in AWS), with the agent's tool variables, which ``secrets`` opens for the run; an MCP
     server's tool (tool_type external_mcp) through ``mcp``, on the server's pooled connection."""
 
-    def __init__(self, db: Database, sandbox: Sandbox, secrets: SecretBox, mcp: McpServers | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        sandbox: Sandbox,
+        secrets: SecretBox,
+        web: WebTools | None = None,
+        mcp: McpServers | None = None,
+    ) -> None:
         self.db = db
         self.sandbox = sandbox
         self.secrets = secrets
+        self.web = web
         self.mcp = mcp
 
     def run(self, tool: dict[str, Any], args: dict[str, Any], *, organization_id: str, agent_id: str) -> ToolResult:
         if self.mcp is not None and tool.get("tool_type") == MCP_TOOL_TYPE:
             return self.mcp.call(tool, args)
-        from o.tools.execute import run_tool
+        from o.tools.execute import run_tool, run_web
+
+        if base.is_web(tool):
+            return run_web(self.web, tool, args)
 
         return run_tool(self.db, organization_id, agent_id, tool["name"], args, self.sandbox, secrets=self.secrets)
+
+
+def web_tools(tools: ToolExecutor | None) -> WebTools | None:
+    """What runs the outside-world built-ins in this process, if anything does."""
+    return tools.web if isinstance(tools, SandboxExecutor) else None
+
+
+def offered_builtins(tools: ToolExecutor | None) -> frozenset[str]:
+    """The outside-world built-ins this process can run (their records are made where it offers them)."""
+    web = web_tools(tools)
+    return web.offered() if web is not None else frozenset()
 
 
 def agent_tools(agent: dict[str, Any], attached: list[dict[str, Any]]) -> list[AgentTool]:
     """The tools ``attached`` to the agent: the records of Letta's base tools among them run as the
     built-ins (``o.tools.base``), first, in the order of Letta's base tool list; the rest are user tools."""
     del agent  # which tools an agent has is its attachments, whatever its type
-    builtins = {row["name"] for row in attached if base.is_base(row)}
+    builtins = {row["name"] for row in attached if base.is_base(row) and not base.is_web(row)}
     names = [name for name in builtin.BASE_TOOLS if name in builtins] + sorted(builtins - set(builtin.BASE_TOOLS))
     out = [AgentTool(b.name, b.description, b.parameters) for b in map(builtin.BUILTINS.__getitem__, names)]
     for row in attached:
-        if base.is_base(row):
+        if base.is_base(row) and not base.is_web(row):
             continue
         schema = row.get("json_schema") or {}
         out.append(

@@ -11,6 +11,8 @@ change here. The file's blocks become the agent's memory blocks; its tools are m
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -25,6 +27,8 @@ from o.api.schemas.blocks import CreateBlock
 from o.errors import InvalidInput
 from o.store.db import Conn
 from o.tools.secrets.envelope import SecretBox
+
+logger = logging.getLogger(__name__)
 
 # AgentState fields that are the server's (ids, times) or that the file carries in its own lists
 _NOT_IN_ENTRY = frozenset(
@@ -184,15 +188,29 @@ def parse(raw: bytes) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class Imported:
+    agent_id: str
+    # Letta built-in tools the file's agent had and O has not: the agent was made without them
+    skipped_tools: list[str]
+
+
 def import_file(
     conn: Conn, organization_id: str, data: dict[str, Any], options: ImportOptions, *, secrets: SecretBox
-) -> list[str]:
-    """Create every agent of the file (in the caller's transaction); their new ids in file order."""
+) -> list[Imported]:
+    """Create every agent of the file (in the caller's transaction), in file order."""
     blocks = _by_id(data.get("blocks") or [], "blocks")
     tools = {k: _read(_FileToolIn, v, f"tools[{k}]") for k, v in _by_id(data.get("tools") or [], "tools").items()}
-    return [
+    imported = [
         _import_agent(conn, organization_id, entry, blocks, tools, options, secrets=secrets) for entry in data["agents"]
     ]
+    for agent in imported:
+        if agent.skipped_tools:
+            logger.warning(
+                "an imported agent's Letta built-in tools that O does not have were left out",
+                extra={"agent_id": agent.agent_id, "tools": agent.skipped_tools},
+            )
+    return imported
 
 
 def _import_agent(
@@ -204,7 +222,7 @@ def _import_agent(
     options: ImportOptions,
     *,
     secrets: SecretBox,
-) -> str:
+) -> Imported:
     if not isinstance(entry, dict):
         raise InvalidInput("each of the agent file's agents must be an object")
     used_tools = [_known(tools, i, "tool") for i in entry.get("tool_ids") or []]
@@ -220,7 +238,7 @@ def _import_agent(
     view = lifecycle.create(conn, organization_id, spec, secrets=secrets)
     if not options.strip_messages:
         portable.add_messages(conn, organization_id, view.agent["id"], _messages(entry))
-    return str(view.agent["id"])
+    return Imported(str(view.agent["id"]), resolved.unknown_builtins)
 
 
 # set from elsewhere in the file (tools, blocks, variables), or views of what is: not read as given

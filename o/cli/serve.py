@@ -71,8 +71,11 @@ def _run(rt: runtime.Runtime, workers: int) -> None:
     services = runtime.local_services(rt)
     runtime.start_background(rt, services)
     if workers == 1:
-        uvicorn.run(runtime.api_app(settings, services), **options)
+        app = runtime.api_app(settings, services)
+        runtime.settle_heap()
+        uvicorn.run(app, **options)
     else:
+        runtime.settle_heap()  # before the workers fork: their copies of it stay shared
         export_to_children(runtime.worker_environment(rt))
         uvicorn.run("o.runtime:worker_app", factory=True, workers=workers, **options)
 

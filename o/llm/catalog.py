@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from o.config import EmbeddingSettings, LLMSettings
 from o.llm import discovery
@@ -135,6 +136,21 @@ class ModelCatalog:
                 if model.kind == kind:
                     entries.append(_entry(source, model))
         return entries
+
+    def embedding_config(self, handle: str) -> dict[str, Any] | None:
+        """The embedding_config of a listed embedding model (``provider/model``), None when none is listed:
+        how an agent is given a model whose size only its server knows (vLLM, LM Studio, a new Ollama model)."""
+        entry = next((e for e in self.models("embedding") if e.handle == handle and e.embedding_dim), None)
+        if entry is None:
+            return None
+        return {
+            "embedding_endpoint_type": entry.provider,
+            "embedding_endpoint": entry.endpoint,
+            "embedding_model": entry.name,
+            "embedding_dim": entry.embedding_dim,
+            "embedding_chunk_size": 300,
+            "handle": entry.handle,
+        }
 
     def _discover_all(self) -> dict[str, list[Discovered]]:
         now = self._clock()

@@ -14,7 +14,7 @@ raises :class:`DiscoveryError`; :mod:`o.llm.catalog` leaves that provider out of
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx2
@@ -89,7 +89,36 @@ def openai_models(
         elif kind == "llm":
             window = row.get("max_model_len") or row.get("context_length") or row.get("context_window")
             found.append(Discovered(model_id, kind, context_window=window if isinstance(window, int) else None))
+    if provider in _PROBED_PROVIDERS:
+        return _with_widths(client, base_url, api_key, found, timeout)
     return found
+
+
+# OpenAI-compatible servers (vLLM, LM Studio, llama.cpp) do not say how wide their embedding vectors are,
+# and an agent cannot be given a model whose width is unknown: ask each for one vector, at most this many.
+_PROBED_PROVIDERS = ("vllm", "lmstudio")
+_MAX_PROBES = 8
+
+
+def embedding_width(client: httpx2.Client, base_url: str, api_key: str, model: str, timeout: float) -> int | None:
+    """The width of ``model``'s vectors, from one embedding of a short text (None if the server won't say)."""
+    url = base_url.rstrip("/") + "/embeddings"
+    response = client.post(
+        url, json={"model": model, "input": "width"}, headers={"authorization": f"Bearer {api_key}"}, timeout=timeout
+    )
+    try:
+        vector = _json(response, url)["data"][0]["embedding"]
+    except (DiscoveryError, KeyError, IndexError, TypeError):
+        return None
+    return len(vector) if isinstance(vector, list) and vector else None
+
+
+def _with_widths(
+    client: httpx2.Client, base_url: str, api_key: str, found: list[Discovered], timeout: float
+) -> list[Discovered]:
+    unsized = [m for m in found if m.kind == "embedding" and m.embedding_dim is None][:_MAX_PROBES]
+    widths = {m.name: embedding_width(client, base_url, api_key, m.name, timeout) for m in unsized}
+    return [replace(m, embedding_dim=widths[m.name]) if m.name in widths else m for m in found]
 
 
 def anthropic_models(client: httpx2.Client, base_url: str, api_key: str, timeout: float) -> list[Discovered]:

@@ -152,6 +152,10 @@ class EndpointRules:
             "openai": embedding.openai_base_url or chat.openai_base_url or DEFAULT_EMBEDDING_ENDPOINTS["openai"],
             "ollama": embedding.ollama_base_url or chat.ollama_base_url or DEFAULT_EMBEDDING_ENDPOINTS["ollama"],
         }
+        # OpenAI-compatible servers the operator runs serve embeddings at the same address as chat
+        operator.update(
+            {p: url for p, url in (("vllm", chat.vllm_base_url), ("lmstudio", chat.lmstudio_base_url)) if url}
+        )
         allowed = llm.allowed_endpoints if llm is not None else ()
         return cls.of(operator, DEFAULT_EMBEDDING_ENDPOINTS, allowed)
 

@@ -19,6 +19,9 @@ ENV_NAMES: dict[str, str] = {
     "ollama": "OLLAMA_API_KEY",
     "vllm": "VLLM_API_KEY",
     "lmstudio": "LMSTUDIO_API_KEY",
+    # web_search's hosted providers (o/tools/web/search.py), keyed like the models
+    "exa": "EXA_API_KEY",
+    "tavily": "TAVILY_API_KEY",
 }
 
 # Providers that accept requests without a key: servers the operator runs (Ollama, vLLM, LM Studio; a

@@ -50,6 +50,22 @@ def api_key_for(route: Route, provider: str, keys: KeySource) -> str:
     )
 
 
+BEDROCK_OFF = "Bedrock is not configured on this server (set O_LLM_BEDROCK_REGION)"
+
+
+def check_available(config: LLMConfig, keys: KeySource, options: ClientOptions) -> None:
+    """Raise what :func:`client_for` would raise for ``config`` (a refused endpoint, a provider with no
+    key or no adapter), without building a client: an agent saved with a model this server cannot call
+    is refused when it is saved, not at its first message."""
+    route = route_for(config, options)
+    provider = config.model_endpoint_type
+    if options.adapter(provider) is not None:
+        return
+    if provider == "bedrock":
+        raise LLMError(BEDROCK_OFF, provider=provider)
+    api_key_for(route, provider, keys)
+
+
 def client_for(
     config: LLMConfig,
     keys: KeySource | None = None,
@@ -66,7 +82,7 @@ def client_for(
         # signed with the process's own credentials (Bedrock): no key, and its own client cache
         return adapter(config, route, options)
     if provider == "bedrock":
-        raise LLMError("Bedrock is not configured on this server (set O_LLM_BEDROCK_REGION)", provider=provider)
+        raise LLMError(BEDROCK_OFF, provider=provider)
     api_key = api_key_for(route, provider, keys)
     cache_key = (config.model_dump_json(), route, api_key, options)
     with _lock:

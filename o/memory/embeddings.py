@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from o.config import EmbeddingSettings, LLMSettings
 from o.errors import InvalidInput
-from o.llm.endpoints import DEFAULT_EMBEDDING_ENDPOINTS, EndpointRules, Route
+from o.llm.endpoints import DEFAULT_EMBEDDING_ENDPOINTS, EndpointRules, Route, base_url_for
 from o.llm.keys import KeySource, placeholder_key
 from o.net.outbound import OutboundPolicy
 
@@ -363,9 +363,10 @@ class Embedders:
         kind = config.embedding_endpoint_type.lower()
         if kind in LOCAL_KINDS:
             return None
-        if kind not in ("openai", "ollama"):
+        if kind not in REMOTE_KINDS:
             raise InvalidInput(
-                f"unknown embedding_endpoint_type {config.embedding_endpoint_type!r}; use local, openai or ollama",
+                f"unknown embedding_endpoint_type {config.embedding_endpoint_type!r}; "
+                f"use one of {['local', *REMOTE_KINDS]}",
                 embedding_endpoint_type=config.embedding_endpoint_type,
             )
         route = self.endpoints.route(kind, config.embedding_endpoint, field="embedding_endpoint")
@@ -413,9 +414,7 @@ class Embedders:
             )
 
     def _remote_embedder(self, kind: str, config: EmbeddingConfig, route: Route, key: str) -> Embedder:
-        endpoint = route.url.rstrip("/")
-        if kind == "ollama" and not endpoint.endswith("/v1"):
-            endpoint += "/v1"
+        endpoint = base_url_for(route.url, kind)
         return OpenAIWireEmbedder(
             model=config.embedding_model,
             dim=config.embedding_dim,
@@ -430,6 +429,8 @@ class Embedders:
 
 
 LOCAL_KINDS = ("local", "hugging-face", "huggingface", "onnx")
+# providers called over OpenAI's embeddings API (Ollama's /v1, vLLM and LM Studio are compatible)
+REMOTE_KINDS = ("openai", "ollama", "vllm", "lmstudio")
 # the one of them Letta's types allow, and what O shows
 LETTA_LOCAL_KIND = "hugging-face"
 

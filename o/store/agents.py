@@ -46,6 +46,8 @@ def list_page(
     tags: list[str] | None = None,
     match_all_tags: bool = False,
     query_text: str | None = None,
+    identity_id: str | None = None,
+    identifier_keys: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     where = (
         Where()
@@ -53,6 +55,7 @@ def list_page(
         .equals("name", name)
         .tags("tags", tags, match="all" if match_all_tags else "any")
         .contains("name", query_text)
+        .identified("agents", identity_id, identifier_keys)
     )
     return fetch_page(conn, table="agents", scope=where.clause(), scope_params=where.params, page=page)
 

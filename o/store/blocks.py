@@ -66,10 +66,21 @@ def write(conn: Conn, block_id: str, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_page(
-    conn: Conn, organization_id: str, page: Page, *, label: str | None = None, templates_only: bool = False
+    conn: Conn,
+    organization_id: str,
+    page: Page,
+    *,
+    label: str | None = None,
+    templates_only: bool = False,
+    identity_id: str | None = None,
+    identifier_keys: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     where = (
-        Where().equals("organization_id", organization_id).equals("label", label).is_true("is_template", templates_only)
+        Where()
+        .equals("organization_id", organization_id)
+        .equals("label", label)
+        .is_true("is_template", templates_only)
+        .identified("blocks", identity_id, identifier_keys)
     )
     return fetch_page(conn, table="blocks", scope=where.clause(), scope_params=where.params, page=page)
 

@@ -19,6 +19,12 @@ from typing import Any, Literal, LiteralString
 from psycopg import sql
 
 TagMatch = Literal["any", "all"]
+IdentityLink = Literal["agents", "blocks"]
+# identity_<link> tables (schema 013): the link table and its column naming the row
+_IDENTITY_LINKS: dict[str, tuple[LiteralString, LiteralString]] = {
+    "agents": ("identity_agents", "agent_id"),
+    "blocks": ("identity_blocks", "block_id"),
+}
 
 
 def like_pattern(text: str) -> str:
@@ -70,9 +76,32 @@ class Where:
             self._add("{} <= %s", column, end)
         return self
 
+    def strictly_between(self, column: str, low: object, high: object) -> Where:
+        """``low < column < high``; either bound may be None (open)."""
+        if low is not None:
+            self._add("{} > %s", column, low)
+        if high is not None:
+            self._add("{} < %s", column, high)
+        return self
+
     def is_true(self, column: str, when: bool) -> Where:
         """The boolean ``column`` is true, when ``when`` asks for it."""
         return self._add("{}", column) if when else self
+
+    def identified(self, link: IdentityLink, identity_id: str | None, identifier_keys: Sequence[str] | None) -> Where:
+        """The row (an agent or a block, by ``id``) is attached to the identity ``identity_id`` and to one
+        of the identities whose ``identifier_key`` is in ``identifier_keys``, where given."""
+        table, key = _IDENTITY_LINKS[link]
+        if identity_id is not None:
+            query = "{} IN (SELECT l." + key + " FROM " + table + " l WHERE l.identity_id = %s)"
+            self._add(query, "id", identity_id)
+        if identifier_keys:
+            query = (
+                "{} IN (SELECT l." + key + " FROM " + table + " l JOIN identities i ON i.id = l.identity_id"
+                " WHERE i.identifier_key = ANY(%s))"
+            )
+            self._add(query, "id", list(identifier_keys))
+        return self
 
     def clause(self) -> sql.Composable:
         """The conditions joined by AND (TRUE when there are none)."""

@@ -162,10 +162,28 @@ def _record_version(conn: Conn, tool: dict[str, Any]) -> None:
     )
 
 
-def versions(conn: Conn, organization_id: str, tool_id: str) -> list[dict[str, Any]]:
+def versions(
+    conn: Conn,
+    organization_id: str,
+    tool_id: str,
+    *,
+    limit: int,
+    after: int | None = None,
+    before: int | None = None,
+    descending: bool = False,
+) -> list[dict[str, Any]]:
+    """A page of the tool's versions; ``after``/``before`` are version numbers, relative to the order."""
+    later, earlier = (before, after) if descending else (after, before)
+    where = (
+        Where()
+        .equals("tool_id", tool_id)
+        .equals("organization_id", organization_id)
+        .strictly_between("version", later, earlier)
+    )
+    order = sql.SQL("DESC" if descending else "ASC")
     return conn.execute(
-        """SELECT * FROM tool_versions WHERE tool_id = %s AND organization_id = %s ORDER BY version""",
-        (tool_id, organization_id),
+        sql.SQL("SELECT * FROM tool_versions WHERE {} ORDER BY version {} LIMIT %s").format(where.clause(), order),
+        (*where.params, limit),
     ).fetchall()
 
 

@@ -183,9 +183,10 @@ def delete(conn: Conn, organization_id: str, tool_id: str) -> None:
         agent_store.touch(conn, agent_id)
 
 
-def versions(conn: Conn, organization_id: str, tool_id: str) -> list[dict[str, Any]]:
+def versions(conn: Conn, organization_id: str, tool_id: str, **page: Any) -> list[dict[str, Any]]:
+    """A page of the tool's versions (see :func:`o.store.tools.versions` for ``page``)."""
     get(conn, organization_id, tool_id)
-    return tool_store.versions(conn, organization_id, tool_id)
+    return tool_store.versions(conn, organization_id, tool_id, **page)
 
 
 def _touch_agents(conn: Conn, tool_id: str) -> None:

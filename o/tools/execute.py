@@ -9,6 +9,7 @@ only a wrong organization/agent pairing is treated the same as a missing tool.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from o.errors import NotFound, OError
@@ -18,8 +19,9 @@ from o.store import tools as tool_store
 from o.store.db import Conn, Database
 from o.tools import base, catalog
 from o.tools.builtin import ToolContext, ToolError, run_builtin
-from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult
+from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult, truncate
 from o.tools.secrets.envelope import SecretBox, SecretUnavailable
+from o.tools.web.tools import WebTools
 
 if TYPE_CHECKING:
     from o.tools.mcp.servers import McpServers
@@ -97,6 +99,7 @@ def run_for_agent(
     *,
     secrets: SecretBox,
     embedders: EmbedderSource = LOCAL_EMBEDDERS,
+    web: WebTools | None = None,
     mcp: McpServers | None = None,
 ) -> ToolResult:
     """Run the agent's attached tool ``tool_name`` once, outside any conversation (Letta's
@@ -108,11 +111,24 @@ def run_for_agent(
         tool = tool_store.attached_by_name(conn, org_id, agent_id, tool_name)
         if tool is None:
             raise NotFound(f"no tool named {tool_name!r} is attached to agent {agent_id}")
-        if base.is_base(tool):
+        if base.is_base(tool) and not base.is_web(tool):
             return _run_base(conn, org_id, agent_id, tool_name, args, embedders)
+    if base.is_web(tool):
+        return run_web(web, tool, args)
     if mcp is not None and tool["tool_type"] == "external_mcp":
         return mcp.call(tool, args)
     return run_tool(db, org_id, agent_id, tool_name, args, sandbox, secrets=secrets)
+
+
+def run_web(web: WebTools | None, tool: dict[str, Any], args: dict[str, Any]) -> ToolResult:
+    """Run the outside-world built-in whose record is ``tool`` (no transaction is open: a fetch may take
+    its full time); what the agent sees is cut to the record's ``return_char_limit``, as a user tool's is."""
+    name = str(tool["name"])
+    if web is None:
+        message = f"{name} is not available on this server"
+        return ToolResult("error", f"Error executing tool {name}: {message}", message=message)
+    result = web.run(name, args)
+    return replace(result, func_return=truncate(result.func_return, int(tool.get("return_char_limit") or 6000)))
 
 
 def _run_base(

@@ -87,6 +87,18 @@ def test_config_defaults_and_overrides_from_context() -> None:
     assert config.sleeptime_schedule == "rate(2 hours)"
 
 
+def test_web_search_from_context() -> None:
+    assert DeployConfig().web_search_provider is None
+    exa = config_from_context({"o:webSearchProvider": "exa"}.get)
+    assert (exa.web_search_provider, exa.web_search_url) == ("exa", None)
+    searx = config_from_context({"o:webSearchProvider": "searxng", "o:webSearchUrl": "http://searx.internal:8080"}.get)
+    assert searx.web_search_url == "http://searx.internal:8080"
+    with pytest.raises(ValueError, match="o:webSearchUrl"):
+        config_from_context({"o:webSearchProvider": "searxng"}.get)
+    with pytest.raises(ValueError, match="o:webSearchProvider"):
+        config_from_context({"o:webSearchProvider": "bing"}.get)
+
+
 def test_a_misspelt_context_key_fails_instead_of_being_ignored() -> None:
     context = {"o:dbMultiAZ": "true", "availability-zones:account=1:region=r": []}
     with pytest.raises(ValueError, match="o:dbMultiAZ"):

@@ -16,7 +16,7 @@ from tests import wiring
 
 @pytest.fixture(scope="session")
 def app(db: Database) -> FastAPI:
-    return wiring.app(db, max_body_bytes=256 * 1024)
+    return wiring.app(db, max_body_bytes=256 * 1024, settings=wiring.KEYED)
 
 
 def new_org_key(db: Database) -> str:

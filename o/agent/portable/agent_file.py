@@ -18,6 +18,7 @@ from o.store.db import Conn
 from o.tools import catalog
 from o.tools.builtin import BUILTINS
 from o.tools.catalog import ToolSpec
+from o.tools.web.tools import WEB_TOOLS
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "approval"})
 # Letta's source_type "json" marks a tool whose schema came as JSON; its code is Python all the same
@@ -55,11 +56,13 @@ class ResolvedTools:
 def resolve_tools(conn: Conn, organization_id: str, tools: list[FileTool], *, override: bool) -> ResolvedTools:
     """The organization's tools for a file's tools: a custom tool of the same name is reused (or, with
     ``override``, given the file's source), a new one is created from its source and must parse;
-    Letta's built-in tools are O's built-ins of the same name."""
+    Letta's built-in tools are O's built-ins of the same name (an outside-world one only where this
+    server offers it: its record exists)."""
     resolved = ResolvedTools()
+    offered = store.tool_ids_by_name(conn, organization_id, [t.name for t in tools if t.name in WEB_TOOLS])
     for tool in tools:
         if tool.tool_type != "custom" and not tool.source_code:
-            if tool.name in BUILTINS:
+            if tool.name in BUILTINS or tool.name in offered:
                 resolved.builtin_names.append(tool.name)
             else:
                 resolved.unknown_builtins.append(tool.name)

@@ -20,11 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from o.agent.portable import bundle, frames
+from o.agent.tools import offered_builtins
 from o.api import agent_file, errors
-from o.api.deps import Db, Org, Secrets
+from o.api.deps import AgentEngine, Db, Org, Secrets
 from o.api.schemas.common import Response as ResponseModel
 from o.errors import InvalidInput
 from o.store.db import Database
+from o.tools import base
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
 
@@ -35,9 +37,13 @@ _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
 class ImportedAgents(ResponseModel):
-    """Letta's ``AgentImportFileResponse``."""
+    """Letta's ``AgentImportFileResponse``, and what O left out."""
 
     agent_ids: list[str]
+    skipped_tools: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per imported agent id: the Letta built-in tools it had that O does not have (left out)",
+    )
 
 
 class ImportedBundle(ResponseModel):
@@ -78,6 +84,7 @@ def import_agent_file(
     org: Org,
     db: Db,
     secrets: Secrets,
+    engine: AgentEngine,
     file: Annotated[UploadFile, File(description="the .af file")],
     name: Annotated[str | None, Form(max_length=200)] = None,
     override_name: Annotated[str | None, Form(max_length=200)] = None,
@@ -107,8 +114,13 @@ def import_agent_file(
     )
     data = agent_file.parse(file.file.read())
     with db.transaction() as conn:
-        ids = agent_file.import_file(conn, org, data, options, secrets=secrets)
-    return ImportedAgents(agent_ids=ids)
+        # Letta's outside-world built-ins in the file are this server's where it offers them
+        base.ensure(conn, org, offered_builtins(engine.tools))
+        imported = agent_file.import_file(conn, org, data, options, secrets=secrets)
+    return ImportedAgents(
+        agent_ids=[a.agent_id for a in imported],
+        skipped_tools={a.agent_id: a.skipped_tools for a in imported if a.skipped_tools},
+    )
 
 
 def _json_map(raw: str | None, field: str) -> dict[str, str]:

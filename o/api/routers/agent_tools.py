@@ -12,8 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from o.agent import lifecycle
+from o.agent.tools import web_tools
 from o.api import errors
-from o.api.deps import Db, Embeddings, Org, Secrets, ToolSandbox
+from o.api.deps import AgentEngine, Db, Embeddings, Org, Secrets, ToolSandbox
 from o.api.paging import paging, slice_page
 from o.api.schemas.agents import AgentState
 from o.api.schemas.tools import (
@@ -74,11 +75,13 @@ def run_agent_tool(
     sandbox: ToolSandbox,
     secrets: Secrets,
     embedders: Embeddings,
+    engine: AgentEngine,
     request: Request,
 ) -> ToolExecutionResult:
+    web = web_tools(engine.tools)
     mcp = request.app.state.services.mcp
     result = run_for_agent(
-        db, org, agent_id, tool_name, body.args, sandbox, secrets=secrets, embedders=embedders, mcp=mcp
+        db, org, agent_id, tool_name, body.args, sandbox, secrets=secrets, embedders=embedders, web=web, mcp=mcp
     )
     return ToolExecutionResult(
         status="success" if result.ok else "error",

@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
 
 from o.agent import identities, lifecycle
+from o.agent.tools import offered_builtins
 from o.api import errors
-from o.api.deps import AgentEngine, Db, Org, Secrets
+from o.api.deps import AgentEngine, AppServices, Db, Org, Secrets
 from o.api.paging import paging
 from o.api.responses import model_json
-from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent
+from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
 from o.store.pages import Page
+from o.tools import base as base_tools
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
 
 
 # 404: a block_ids, tool_ids or tools entry that does not exist; 422: a field O cannot honour, an unknown
-# model or embedding handle, an endpoint the operator does not allow
+# model or embedding handle, a chosen model whose provider is not configured, an endpoint the operator does not allow
 @router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK, responses=errors.responses(400, 404, 409))
-def create_agent(body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine) -> AgentState:
+def create_agent(
+    body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine, services: AppServices
+) -> AgentState:
+    body = with_listed_embedding(body, services.models.embedding_config)
     spec = body.to_spec()
+    # O's default model is not refused for a missing key here: the first send says what to configure
+    chosen = body.model is not None or body.llm_config is not None
+    check = engine.check_configs if chosen else partial(engine.check_configs, chosen=False)
     with db.transaction() as conn:
-        view = lifecycle.create(conn, org, spec, secrets=secrets, check=engine.check_configs)
+        # the outside-world built-ins this process runs can be named in ``tools``
+        base_tools.ensure(conn, org, offered_builtins(engine.tools))
+        view = lifecycle.create(conn, org, spec, secrets=secrets, check=check)
         if body.identity_ids:
             identities.set_for_agent(conn, org, view.agent["id"], body.identity_ids)
             view = lifecycle.get(conn, org, view.agent["id"])
@@ -42,10 +53,20 @@ def list_agents(
     tags: list[str] | None = Query(default=None),
     match_all_tags: bool = False,
     query_text: str | None = None,
+    identity_id: str | None = None,
+    identifier_keys: list[str] | None = Query(default=None),
 ) -> list[AgentState]:
     with db.transaction() as conn:
         views = lifecycle.list_agents(
-            conn, org, page, name=name, tags=tags, match_all_tags=match_all_tags, query_text=query_text
+            conn,
+            org,
+            page,
+            name=name,
+            tags=tags,
+            match_all_tags=match_all_tags,
+            query_text=query_text,
+            identity_id=identity_id,
+            identifier_keys=identifier_keys,
         )
     return [AgentState.from_view(v) for v in views]
 
@@ -59,8 +80,9 @@ def get_agent(agent_id: str, org: Org, db: Db) -> Response:
 
 @router.patch("/{agent_id}", response_model=AgentState, responses=errors.responses(400, 404, 409))
 def update_agent(
-    agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine
+    agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine, services: AppServices
 ) -> AgentState:
+    body = with_listed_embedding(body, services.models.embedding_config)
     with db.transaction() as conn:
         # locked: the changes are made to the agent's settings as they are now
         agent = lifecycle.require(conn, org, agent_id, for_update=True)

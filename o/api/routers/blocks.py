@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from o.agent import lifecycle
 from o.api import errors
@@ -33,9 +33,19 @@ def list_blocks(
     page: Annotated[Page, Depends(paging())],
     label: str | None = None,
     templates_only: bool = False,
+    identity_id: str | None = None,
+    identifier_keys: list[str] | None = Query(default=None),
 ) -> list[Block]:
     with db.transaction() as conn:
-        rows = block_store.list_page(conn, org, page, label=label, templates_only=templates_only)
+        rows = block_store.list_page(
+            conn,
+            org,
+            page,
+            label=label,
+            templates_only=templates_only,
+            identity_id=identity_id,
+            identifier_keys=identifier_keys,
+        )
     return [Block.from_row(r) for r in rows]
 
 

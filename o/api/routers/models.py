@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from o.api import errors
-from o.api.deps import Org, Services, get_services
+from o.api.deps import AppServices, Org
 from o.api.schemas.models import EmbeddingModel, Model, ProviderCategory, ProviderType
 from o.memory.embeddings import EmbeddingConfig
 
@@ -21,9 +21,6 @@ router = APIRouter(tags=["models"], responses=errors.responses(401))
 
 # The local model as the SDK's EmbeddingModel names it: an ONNX sentence-transformers model.
 _LOCAL_TYPE = "hugging-face"
-
-
-AppServices = Annotated[Services, Depends(get_services)]
 
 
 @router.get("/v1/models/", operation_id="list_models")

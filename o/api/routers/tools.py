@@ -8,12 +8,13 @@ the composition root chose (a local process jail, or the sandbox Lambda in AWS).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from o.agent.tools import offered_builtins
 from o.api import errors
-from o.api.deps import Db, Embeddings, Org, ToolSandbox
+from o.api.deps import AgentEngine, Db, Embeddings, Org, ToolSandbox
 from o.api.paging import paging
 from o.api.schemas.tools import (
     Tool,
@@ -56,6 +57,7 @@ def upsert_tool(body: ToolCreate, org: Org, db: Db) -> Tool:
 def list_tools(
     org: Org,
     db: Db,
+    engine: AgentEngine,
     page: Annotated[Page, Depends(paging(default_order="desc"))],
     name: str | None = None,
     names: list[str] | None = Query(default=None),
@@ -66,7 +68,7 @@ def list_tools(
     return_only_letta_tools: bool = False,
 ) -> list[Tool]:
     with db.transaction() as conn:
-        base.ensure(conn, org)
+        base.ensure(conn, org, offered_builtins(engine.tools))
         rows = list_page(
             conn,
             org,
@@ -90,16 +92,18 @@ def _listed(values: list[str] | None) -> list[str] | None:
 
 
 @router.get("/v1/tools/count", response_model=int)
-def count_tools(org: Org, db: Db) -> int:
+def count_tools(org: Org, db: Db, engine: AgentEngine) -> int:
     with db.transaction() as conn:
-        base.ensure(conn, org)
+        base.ensure(conn, org, offered_builtins(engine.tools))
         return count(conn, org)
 
 
 @router.post("/v1/tools/search", response_model=list[ToolSearchResult], responses=errors.responses(400))
-def search_tools(body: ToolSearchRequest, org: Org, db: Db, embedders: Embeddings) -> list[ToolSearchResult]:
+def search_tools(
+    body: ToolSearchRequest, org: Org, db: Db, embedders: Embeddings, engine: AgentEngine
+) -> list[ToolSearchResult]:
     with db.transaction() as conn:
-        base.ensure(conn, org)
+        base.ensure(conn, org, offered_builtins(engine.tools))
         hits = tool_search.search(
             conn,
             org,
@@ -173,6 +177,16 @@ def delete_tool(tool_id: str, org: Org, db: Db) -> dict[str, str]:
 
 
 @router.get("/v1/tools/{tool_id}/versions", response_model=list[ToolVersion], responses=NOT_FOUND)
-def list_tool_versions(tool_id: str, org: Org, db: Db) -> list[ToolVersion]:
+def list_tool_versions(
+    tool_id: str,
+    org: Org,
+    db: Db,
+    limit: int = Query(default=50, ge=1, le=1000),
+    after: int | None = Query(default=None, ge=0, description="a version number: the versions after it, in order"),
+    before: int | None = Query(default=None, ge=0, description="a version number: the versions before it, in order"),
+    order: Literal["asc", "desc"] = "asc",
+) -> list[ToolVersion]:
+    """The tool's versions, oldest first unless ``order=desc``; cursors are version numbers."""
     with db.transaction() as conn:
-        return [ToolVersion(**r) for r in catalog.versions(conn, org, tool_id)]
+        rows = catalog.versions(conn, org, tool_id, limit=limit, after=after, before=before, descending=order == "desc")
+    return [ToolVersion(**r) for r in rows]

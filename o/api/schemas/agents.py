@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -21,6 +22,7 @@ from o.api.schemas.agent_settings import (
 from o.api.schemas.blocks import Block, CreateBlock
 from o.api.schemas.common import Request, Response
 from o.api.schemas.send import MessageInput
+from o.errors import InvalidInput
 from o.llm.config import EndpointType, LLMConfig, endpoint_type_of, parse_handle
 from o.memory.embeddings import LETTA_LOCAL_KIND, LOCAL_KINDS, config_for_handle
 from o.tools import catalog
@@ -168,6 +170,23 @@ class ModelFields(Request):
         if given is not None and self.embedding_chunk_size is not None:
             given["embedding_chunk_size"] = self.embedding_chunk_size
         return given
+
+
+B = TypeVar("B", bound="ModelFields")
+
+
+def with_listed_embedding(body: B, listed: Callable[[str], dict[str, Any] | None]) -> B:
+    """``body`` with the embedding_config of its ``embedding`` handle taken from the operator's listed
+    models (``listed``) when O's own table cannot size the handle; unchanged otherwise."""
+    if body.embedding is None or body.embedding_config is not None:
+        return body
+    try:
+        config_for_handle(body.embedding)
+    except InvalidInput:
+        found = listed(body.embedding)
+        if found is not None:
+            return body.model_copy(update={"embedding_config": EmbeddingConfigIn.model_validate(found)})
+    return body
 
 
 class CreateAgent(ModelFields):

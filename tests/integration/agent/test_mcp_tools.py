@@ -29,7 +29,7 @@ from tests.servers.script import call
 def mcp_api(engine: Engine, db: Database) -> Iterator[TestClient]:
     settings = settings_from({"O_MCP_CALL_TIMEOUT_S": "1"})
     servers = runtime.mcp_servers(settings, db, wiring.SECRETS)
-    engine.tools = SandboxExecutor(db, LocalProcessSandbox(), wiring.SECRETS, servers)
+    engine.tools = SandboxExecutor(db, LocalProcessSandbox(), wiring.SECRETS, mcp=servers)
     app = wiring.app(db, engine=engine)
     with TestClient(app, headers={"Authorization": f"Bearer {new_org_key(db)}"}) as client:
         yield client

@@ -332,7 +332,7 @@ def test_the_agent_step_lambda_calls_an_mcp_tool(
     loop, client = deployed
     mcp = runtime.mcp_servers(step_module._runtime.settings, db, wiring.SECRETS)
     assert mcp.limits.stdio_allowed is False
-    step_module._engine.tools = SandboxExecutor(db, LocalProcessSandbox(), wiring.SECRETS, mcp)
+    step_module._engine.tools = SandboxExecutor(db, LocalProcessSandbox(), wiring.SECRETS, mcp=mcp)
     with HttpMcpServer(token="t0ken") as server:
         body = {"server_name": "calc", "config": {"server_url": server.url, "auth_token": "t0ken"}}
         created = client.post("/v1/mcp-servers/", json=body)

@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from moto import mock_aws
 
+from infra.service_function import DUALSTACK_ENV
 from o.agent import lifecycle, runs
 from o.evolution import evaluator, loop
 from o.evolution.rollout import CANARY_ENV
@@ -53,8 +54,10 @@ from tests.lambdas import (
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Script, call
 
-# the resource id in the proxy's ARN, which its rds-db:connect ARN names
+# the resource id in the proxy's ARN, which its rds-db:connect ARN names (standard)
 PROXY_RESOURCE_ID = "prx-0123456789abcdef0"
+# the Aurora cluster's resource id, which its rds-db:connect ARN names (economy: no proxy)
+CLUSTER_RESOURCE_ID = "cluster-0123456789ABCDEFGHIJ"
 HANDLERS = {
     "api": "functions.api.handler.handler",
     "agent_step": "functions.agent_step.handler.handler",
@@ -66,9 +69,10 @@ HANDLERS = {
 }
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return synth_template(tmp_path_factory.mktemp("iam"))
+@pytest.fixture(scope="module", params=["standard", "economy"])
+def template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    # economy: the serving functions connect to the Aurora cluster, the migrations read an RDS-managed secret
+    return synth_template(tmp_path_factory.mktemp("iam"), profile=request.param)
 
 
 @dataclass
@@ -146,12 +150,20 @@ def _build_world(template: dict[str, Any], pg_url: str) -> World:
         world.refs[logical] = secrets.create_secret(Name=logical, SecretString=json.dumps(value))["ARN"]
     for logical, resource in resources(template, "AWS::SecretsManager::SecretTargetAttachment").items():
         world.refs[logical] = resolve(resource["Properties"]["SecretId"], world)
+    for logical, resource in resources(template, "AWS::RDS::DBCluster").items():
+        # economy: RDS made and keeps the owner's secret; the serving functions reach the cluster itself
+        assert resource["Properties"]["ManageMasterUserPassword"] is True
+        secret = secrets.create_secret(Name=f"rds!{logical}", SecretString=json.dumps(_database_secret(pg_url)))
+        world.attributes[(logical, "MasterUserSecret.SecretArn")] = secret["ARN"]
+        world.attributes[(logical, "DBClusterResourceId")] = CLUSTER_RESOURCE_ID
     for logical, resource in resources(template, "AWS::Logs::LogGroup").items():
         # the functions' own log groups (their roles may write them); named by CloudFormation unless set
         name = resource["Properties"].get("LogGroupName", f"O-{logical}")
         world.refs[logical] = name
         world.attributes[(logical, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
     host = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("host"))
+    for logical in resources(template, "AWS::RDS::DBCluster"):
+        world.attributes[(logical, "Endpoint.Address")] = host
     for logical in resources(template, "AWS::RDS::DBProxy"):
         # the functions reach Postgres through the proxy; here the test's own server
         world.attributes[(logical, "Endpoint")] = host
@@ -172,9 +184,10 @@ def deployment(template: dict[str, Any], pg_url: str, monkeypatch: pytest.Monkey
         world = _build_world(template, pg_url)
         functions = {role: function_of(template, handler) for role, handler in HANDLERS.items()}
         recorder.install(monkeypatch)
-        # the functions' tokens are signed for the proxy endpoint, here a socket directory: the code signs
-        # those for localhost (o/aws/database.py), which is this deployment's proxy
-        recorder.db_resources["localhost"] = PROXY_RESOURCE_ID
+        # the functions' tokens are signed for the proxy (or cluster) endpoint, here a socket directory: the
+        # code signs those for localhost (o/aws/database.py), which is this deployment's proxy (or cluster)
+        clustered = bool(resources(template, "AWS::RDS::DBCluster"))
+        recorder.db_resources["localhost"] = CLUSTER_RESOURCE_ID if clustered else PROXY_RESOURCE_ID
         database = str(psycopg.conninfo.conninfo_to_dict(pg_url).get("dbname", "postgres"))
         deployed = Deployment(template, world, functions, recorder, lambdas, database)
         _run_migrations(deployed, monkeypatch)
@@ -227,6 +240,9 @@ def _cold_start(deployment: Deployment, role: str, monkeypatch: pytest.MonkeyPat
     does; the database is reached through the RDS secret (as deployed) with the test's server behind it, and
     the operator lets calls reach the test's servers on 127.0.0.1."""
     env = {**deployment.environment(role), **LOOPBACK_OPERATOR}
+    # moto answers the services' IPv4 names only; which names the economy functions' dual-stack setting
+    # gives is pinned in tests/infra/test_database_access.py, and IAM does not depend on the name called
+    env.pop(DUALSTACK_ENV, None)
     if "O_DB_NAME" in env:  # the test server's database instead of the deployed one's name
         env["O_DB_NAME"] = deployment.database
     if "O_EMBEDDING_MODEL_PATH" in env:  # the layer's copy of the model files is this package's
@@ -268,6 +284,9 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(
 
     calls = [c for c in deployment.recorder.calls if c.function is not None]
     by_function = {deployment.role_name(c) for c in calls}
+    # the canary ran: the evolution worker published a version, routed the alias and read its metrics
+    evolution_actions = {iam_request(c).action for c in calls if deployment.role_name(c) == "evolution"}
+    assert {"lambda:PublishVersion", "lambda:UpdateAlias", "cloudwatch:GetMetricData"} <= evolution_actions
     assert {"api", "agent_step", "evolution", "sleeptime", "migrate", "alias"} <= by_function, by_function
     denied = deployment.denied()
     print(f"\n{len(calls)} calls by {len(by_function)} functions, {len(denied)} denied")
@@ -439,6 +458,9 @@ def _run_evolution(
                     break
             # whatever the decision, the canary's alias calls and its metrics query were made
             assert result["status"] in ("promoted", "rolled_back", "canary"), result
+            # a canary still routing holds the agent step's one canary slot (in the database this module's
+            # runs share): the next profile's evolution would be rolled back before its alias calls
+            loop.stop(worker._deps, org, evo.id, reason="the IAM test is done with it")
 
 
 def _run_sleeptime_and_migrate(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, org: str, agent: str) -> None:

@@ -171,3 +171,29 @@ def test_another_organization_sees_no_identity_nor_tag(
             == 404
         )
     assert api.patch(f"/v1/agents/{agent_id}/identities/attach/{mine}").status_code == 404
+
+
+def test_agents_and_blocks_listed_by_identity(
+    api: TestClient, letta: Letta, openai_server: OpenAIServer, db: Database, base_url: str
+) -> None:
+    shared = api.post("/v1/blocks/", json={"label": "customer", "value": "Ada likes tea."}).json()
+    other_block = api.post("/v1/blocks/", json={"label": "customer", "value": "Bo likes coffee."}).json()
+    ada = _identity(api, "ada-list", block_ids=[shared["id"]])
+    bo = _identity(api, "bo-list", block_ids=[other_block["id"]])
+    for_ada = [letta.agents.create(model="openai/gpt-4o-mini", identity_ids=[ada["id"]]).id for _ in range(3)]
+    for_bo = letta.agents.create(model="openai/gpt-4o-mini", identity_ids=[bo["id"]]).id
+    create_agent(api, openai_server)  # no identity
+
+    # paged through two at a time, each of ada's agents exactly once
+    assert sorted(a.id for a in letta.agents.list(identity_id=ada["id"], limit=2)) == sorted(for_ada)
+    assert [a.id for a in letta.agents.list(identifier_keys=["bo-list"])] == [for_bo]
+    both = {a.id for a in letta.agents.list(identifier_keys=["ada-list", "bo-list"])}
+    assert both == {*for_ada, for_bo}
+    assert [b.id for b in letta.blocks.list(identity_id=ada["id"])] == [shared["id"]]
+    assert [b.id for b in letta.blocks.list(identifier_keys=["bo-list"], label="customer")] == [other_block["id"]]
+    assert list(letta.agents.list(identity_id="identity-00000000-0000-4000-8000-000000000000")) == []
+
+    # another organization that names these identities (or reuses their keys) sees nothing of them
+    hostile = strict_client(base_url, new_org_key(db))
+    assert list(hostile.agents.list(identity_id=ada["id"])) == []
+    assert list(hostile.blocks.list(identifier_keys=["ada-list"])) == []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 import uvicorn
-from letta_client import Letta
+from letta_client import Letta, UnprocessableEntityError
 
 from o import runtime
 from o.api.app import create_app
@@ -27,6 +27,9 @@ from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call
 
 VLLM_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+# an embedding model on the same vLLM server, whose vector width only the server knows
+VLLM_EMBEDDING = "nomic-ai/nomic-embed-text-v1.5"
+VLLM_WIDTH = 768
 BEDROCK_MODELS = ("anthropic.claude-3-5-sonnet-20241022-v2:0", "us.amazon.nova-pro-v1:0")
 
 
@@ -49,7 +52,11 @@ class World:
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    vllm = OpenAIServer(models=(VLLM_MODEL,), model_fields={VLLM_MODEL: {"max_model_len": 32_768}})
+    vllm = OpenAIServer(
+        models=(VLLM_MODEL, VLLM_EMBEDDING),
+        model_fields={VLLM_MODEL: {"max_model_len": 32_768}},
+        embedding_dim=VLLM_WIDTH,
+    )
     with OllamaServer() as ollama, vllm, OpenAIServer() as openai, AnthropicServer() as anthropic:
         settings = settings_from(
             {
@@ -137,7 +144,29 @@ def test_embedding_models_list_local_and_discovered(letta: Letta) -> None:
     assert dims["ollama/nomic-embed-text:latest"] == 768
     local = [m for m in models if m.provider_type == "hugging-face"]
     assert len(local) == 1 and local[0].embedding_dim == 384
-    assert not any(h.startswith("vllm/") or h.startswith("bedrock/") for h in dims)
+    # the vLLM server's embedding model, sized by asking it for one vector
+    assert dims[f"vllm/{VLLM_EMBEDDING}"] == VLLM_WIDTH
+    assert not any(h.startswith("bedrock/") for h in dims)
+
+
+def test_an_agent_embeds_with_a_listed_openai_compatible_model(letta: Letta, world: World) -> None:
+    handle = f"vllm/{VLLM_EMBEDDING}"
+    agent = letta.agents.create(name="vllm-embedder", model="ollama/llama3.2", embedding=handle)
+    config = agent.embedding_config
+    assert (config.embedding_endpoint_type, config.embedding_model, config.embedding_dim) == (
+        "vllm",
+        VLLM_EMBEDDING,
+        VLLM_WIDTH,
+    )
+    before = len(world.vllm.embedding_requests)
+    letta.agents.passages.create(agent.id, text="The deploy key lives in the blue vault.")
+    assert [r["model"] for r in world.vllm.embedding_requests[before:]] == [VLLM_EMBEDDING]
+    found = letta.agents.passages.search(agent.id, query="where is the deploy key?")
+    assert "blue vault" in found.results[0].content
+    # a handle nothing lists is still refused, naming it
+    with pytest.raises(UnprocessableEntityError) as refused:
+        letta.agents.create(name="unknown", embedding="vllm/not-served")
+    assert "vllm/not-served" in str(refused.value)
 
 
 def test_discovery_is_cached(letta: Letta, world: World) -> None:

@@ -265,3 +265,85 @@ def test_other_processes_are_invisible(sandbox: LocalProcessSandbox, isolation: 
     result = run(sandbox, source, {"pid": os.getpid()})
     assert result.status == "success", result
     assert result.func_return == "[false, false]"
+
+
+# -- run_code: the model's own code goes through the same sandbox, and is contained the same way ---------
+
+
+def run_code_outcome(sandbox: LocalProcessSandbox, code: str, limits: Limits = FAST) -> tuple[str, dict]:
+    import json
+
+    from o.tools.web.code import run_code
+
+    result = run_code(sandbox, limits, code)
+    return result.status, json.loads(result.func_return)
+
+
+def test_run_code_sees_no_server_secrets(
+    sandbox: LocalProcessSandbox, isolation: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXA_API_KEY", "exa-server-secret")
+    monkeypatch.setenv("O_DATABASE_URL", "postgresql://server:secret@db/o")
+    code = "import os, json\njson.dumps(dict(os.environ))"
+    status, out = run_code_outcome(sandbox, code)
+    assert status == "success", out
+    assert "exa-server-secret" not in out["result"] and "postgresql://server" not in out["result"]
+    assert not any(k.startswith("O_") or k.endswith("_API_KEY") for k in json_loads(out["result"]))
+
+
+def json_loads(text: str) -> dict:
+    import ast
+    import json
+
+    return json.loads(ast.literal_eval(text))  # the result is the repr of the JSON string
+
+
+def test_run_code_cannot_reach_the_database_or_the_network(
+    sandbox: LocalProcessSandbox, isolation: tuple[str, ...], pg_url: str
+) -> None:
+    query = dict(part.split("=", 1) for part in pg_url.partition("?")[2].split("&") if "=" in part)
+    socket_dir = query.get("host", "/tmp")
+    code = f"""
+import os, socket
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+s.connect(os.path.join({socket_dir!r}, ".s.PGSQL.5432"))
+"""
+    status, out = run_code_outcome(sandbox, code)
+    assert status == "error" and any(
+        e in out["error"] for e in ("FileNotFoundError", "ConnectionRefused", "Permission")
+    )
+    if "netns" in isolation:
+        listener = socket.create_server(("127.0.0.1", 0))
+        try:
+            code = f"import socket\nsocket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), timeout=2)"
+            status, out = run_code_outcome(sandbox, code)
+            listener.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                listener.accept()
+        finally:
+            listener.close()
+        assert status == "error" and "OSError" in out["error"]
+
+
+def test_run_code_loops_and_fork_bombs_are_stopped(sandbox: LocalProcessSandbox, isolation: tuple[str, ...]) -> None:
+    started = time.monotonic()
+    status, _ = run_code_outcome(sandbox, "while True:\n    pass", Limits(cpu_seconds=1, wall_seconds=5))
+    assert status == "timeout"
+    status, _ = run_code_outcome(
+        sandbox, "import os\nwhile True:\n    os.fork()", Limits(cpu_seconds=2, wall_seconds=4)
+    )
+    assert status in ("limit_exceeded", "timeout")
+    if "uid" in isolation:
+        time.sleep(0.2)
+        assert _uid_processes() == []
+    assert time.monotonic() - started < 15
+
+
+def test_run_code_cannot_write_outside_its_directory(sandbox: LocalProcessSandbox, isolation: tuple[str, ...]) -> None:
+    if "uid" not in isolation:
+        pytest.skip("without a private uid the code writes wherever the server's user may")
+    target = Path(tempfile.gettempdir()) / f"o-run-code-escape-{os.getpid()}"
+    status, out = run_code_outcome(sandbox, f"open({str(target)!r}, 'w').write('x')\nopen('/etc/o-escape', 'w')")
+    assert not target.exists()
+    assert (status == "error" and "PermissionError" in out["error"]) or not Path("/etc/o-escape").exists()

@@ -69,8 +69,9 @@ def test_create_derives_letta_schema_and_reads_back(client: TestClient) -> None:
     assert client.get(f"/v1/tools/{tool['id']}").json() == tool
     listed = client.get("/v1/tools/", params={"name": "add"}).json()
     assert [t["id"] for t in listed] == [tool["id"]]
-    # the organization's nine base tools and this one
-    assert client.get("/v1/tools/count").json() == 10
+    # the organization's nine base tools, the two outside-world built-ins every server runs
+    # (run_code, fetch_webpage; no search provider is configured here) and this one
+    assert client.get("/v1/tools/count").json() == 12
 
 
 def test_explicit_schema_and_bad_sources_are_reported(client: TestClient) -> None:
@@ -102,6 +103,8 @@ def test_update_keeps_every_version(client: TestClient) -> None:
     versions = client.get(f"/v1/tools/{tool['id']}/versions").json()
     assert [v["version"] for v in versions] == [1, 2]
     assert versions[0]["source_code"] == ADD and versions[1]["source_code"] == ADD_V2
+    bad_cursor = client.get(f"/v1/tools/{tool['id']}/versions", params={"after": "v1"})
+    assert bad_cursor.status_code == 422 and "after" in bad_cursor.text
     bad = client.patch(f"/v1/tools/{tool['id']}", json={"source_code": "def add(:"})
     assert bad.status_code == 422
     assert client.get(f"/v1/tools/{tool['id']}").json()["version"] == 2
@@ -183,3 +186,23 @@ def test_tool_environment_route(client: TestClient, other: TestClient) -> None:
     assert client.put(path, json={"variables": {"1BAD": "x"}}).status_code == 422
     assert other.get(path).status_code == 404
     assert client.put(path, json={"variables": {}}).json() == []
+
+
+def test_versions_are_paged_in_both_orders(client: TestClient) -> None:
+    tool = create(client)
+    for n in range(2, 6):  # versions 2..5, each a new description
+        body = {"source_code": ADD.replace("Add two numbers.", f"Add two numbers, take {n}.")}
+        assert client.patch(f"/v1/tools/{tool['id']}", json=body).json()["version"] == n
+
+    def walk(order: str) -> list[int]:
+        seen: list[int] = []
+        params: dict[str, object] = {"limit": 2, "order": order}
+        while page := client.get(f"/v1/tools/{tool['id']}/versions", params=params).json():
+            seen += [v["version"] for v in page]
+            params["after"] = page[-1]["version"]
+        return seen
+
+    assert walk("asc") == [1, 2, 3, 4, 5]
+    assert walk("desc") == [5, 4, 3, 2, 1]
+    newest_before_4 = client.get(f"/v1/tools/{tool['id']}/versions", params={"order": "desc", "before": 4})
+    assert [v["version"] for v in newest_before_4.json()] == [5]
