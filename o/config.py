@@ -321,6 +321,23 @@ class SleeptimeSettings(Group):
     evolve_every_n_passes: int = Field(default=0, ge=0)
 
 
+class McpSettings(Group):
+    """MCP servers (o/tools/mcp): which kinds may be registered, and how long their calls may take."""
+
+    # run stdio servers (a command on this machine); unset: yes locally, no on AWS (a command on the
+    # API Lambda would run in a function that lives for one request)
+    stdio: bool | None = None
+    # connecting and listing a server's tools (create, refresh) must finish within this
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    # one tool call, after which it is cancelled and the model reads a tool error
+    call_timeout_s: float = Field(default=60.0, gt=0)
+    # the most characters of one result kept before the tool's own return_char_limit is applied
+    max_result_chars: int = Field(default=200_000, ge=100)
+
+    def stdio_allowed(self, runtime: str) -> bool:
+        return self.stdio if self.stdio is not None else runtime != "lambda"
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -363,6 +380,7 @@ class Settings(BaseModel):
     sleeptime: SleeptimeSettings = Field(default_factory=SleeptimeSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     files: FileSettings = Field(default_factory=FileSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -17,6 +17,7 @@ PREFIXES = (
     "revision",
     "evolution",
     "archive",
+    "mcp_server",
 )
 
 

@@ -55,6 +55,8 @@ from o.store.db import Database
 from o.store.embedded import EmbeddedPostgres, Supervisor
 from o.store.migrate import migrate
 from o.tools import catalog
+from o.tools.mcp.pool import McpPool
+from o.tools.mcp.servers import McpLimits, McpServers
 from o.tools.sandbox.base import Sandbox
 from o.tools.sandbox.local import LocalProcessSandbox
 from o.tools.secrets.envelope import SecretBox, Unconfigured
@@ -299,6 +301,7 @@ def agent_engine(
     keys: KeySource | None = None,
     secrets: SecretBox | None = None,
     in_state_machine: bool = False,
+    mcp: McpServers | None = None,
 ) -> Engine:
     """The agent loop's engine of this process, with every adapter the settings name.
 
@@ -307,12 +310,13 @@ def agent_engine(
     """
     keys = keys or key_source(settings)
     outbound = outbound_policy(settings)
+    secrets = secrets or secret_box(settings)
     tool_sandbox = sandbox(settings)
     web = WebTools.from_settings(settings, tool_sandbox, outbound, keys)
     engine = Engine(
         db,
         llm_factory(keys, llm_options(settings, outbound)),
-        tools=SandboxExecutor(db, tool_sandbox, secrets or secret_box(settings), web),
+        tools=SandboxExecutor(db, tool_sandbox, secrets, web, mcp=mcp or mcp_servers(settings, db, secrets)),
         settings=settings.agent,
         prompts=default_cache,
         embedders=Embedders.from_settings(keys, settings.embedding, settings.llm, outbound),
@@ -346,9 +350,12 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
     from o.api.deps import Services
 
     secrets = secrets or secret_box(settings)
-    engine = agent_engine(settings, db, secrets=secrets)
+    mcp = mcp_servers(settings, db, secrets)
+    engine = agent_engine(settings, db, secrets=secrets, mcp=mcp)
     files = file_services(settings, ingestion(settings, db, engine.embedders))
-    return Services(evolution_deps(settings, engine), sandbox(settings), secrets, model_catalog(settings), files)
+    return Services(
+        evolution_deps(settings, engine), sandbox(settings), secrets, model_catalog(settings), files=files, mcp=mcp
+    )
 
 
 def blob_store(settings: Settings) -> BlobStore:
@@ -374,6 +381,15 @@ def file_services(settings: Settings, ing: Ingestion) -> FileServices:
         return FileServices(ing.blobs, limits, IngestQueue(settings.files.ingest_queue_url).send)
     worker = IngestWorker(ing, settings.files.poll_seconds)
     return FileServices(ing.blobs, limits, worker.wake, worker)
+
+
+def mcp_servers(settings: Settings, db: Database, secrets: SecretBox) -> McpServers:
+    """MCP servers and their pooled connections (one pool per process: the API and the agent loop share
+    it); stdio servers only where the settings allow them (locally by default, not on AWS)."""
+    outbound = outbound_policy(settings)
+    config = settings.mcp
+    limits = McpLimits(config.stdio_allowed(settings.runtime), config.call_timeout_s, config.max_result_chars)
+    return McpServers(db, secrets, McpPool(outbound, connect_timeout_s=config.connect_timeout_s), outbound, limits)
 
 
 def model_catalog(settings: Settings, keys: KeySource | None = None) -> ModelCatalog:

@@ -44,7 +44,10 @@ def services(
 ) -> Services:
     if evolution is None:
         evolution = runtime.evolution_deps(settings, engine or runtime.agent_engine(settings, db, secrets=secrets))
-    return Services(evolution, sandbox or runtime.sandbox(settings), secrets, files=files)
+    # the MCP servers of the engine's tool executor (the routes and the agent loop share one pool), or,
+    # for an engine that runs no tools, the defaults'
+    mcp = getattr(evolution.engine.tools, "mcp", None) or runtime.mcp_servers(settings, db, secrets)
+    return Services(evolution, sandbox or runtime.sandbox(settings), secrets, files=files, mcp=mcp)
 
 
 def app(

@@ -10,14 +10,18 @@ run outside any transaction too (:class:`o.tools.web.tools.WebTools`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from o.llm.types import ToolSpec
 from o.store.db import Database
+from o.store.mcp_servers import MCP_TOOL_TYPE
 from o.tools import base, builtin
 from o.tools.sandbox.base import Sandbox, ToolResult
 from o.tools.secrets.envelope import SecretBox
 from o.tools.web.tools import WebTools
+
+if TYPE_CHECKING:
+    from o.tools.mcp.servers import McpServers
 
 HEARTBEAT = "request_heartbeat"
 HEARTBEAT_SCHEMA = {
@@ -54,15 +58,26 @@ class ToolExecutor(Protocol):
 
 class SandboxExecutor:
     """User tools through ``o.tools.execute.run_tool`` in a sandbox (a local process jail, or a
-    Lambda in AWS), with the agent's tool variables, which ``secrets`` opens for the run."""
+    Lambda in AWS), with the agent's tool variables, which ``secrets`` opens for the run; an MCP
+    server's tool (tool_type external_mcp) through ``mcp``, on the server's pooled connection."""
 
-    def __init__(self, db: Database, sandbox: Sandbox, secrets: SecretBox, web: WebTools | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        sandbox: Sandbox,
+        secrets: SecretBox,
+        web: WebTools | None = None,
+        mcp: McpServers | None = None,
+    ) -> None:
         self.db = db
         self.sandbox = sandbox
         self.secrets = secrets
         self.web = web
+        self.mcp = mcp
 
     def run(self, tool: dict[str, Any], args: dict[str, Any], *, organization_id: str, agent_id: str) -> ToolResult:
+        if self.mcp is not None and tool.get("tool_type") == MCP_TOOL_TYPE:
+            return self.mcp.call(tool, args)
         from o.tools.execute import run_tool, run_web
 
         if base.is_web(tool):

@@ -21,6 +21,7 @@ from o.api.routers import (
     folders,
     health,
     identities,
+    mcp_servers,
     messages,
     models,
     revisions,
@@ -88,6 +89,7 @@ def create_app(
         archives.agents_router,
         folders.router,
         folders.agents_router,
+        mcp_servers.router,
     ):
         app.include_router(router)
     app.add_middleware(

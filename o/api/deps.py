@@ -20,6 +20,7 @@ from o.memory.embeddings import EmbedderSource
 from o.memory.files.blobs import LocalBlobStore
 from o.store import orgs
 from o.store.db import Database
+from o.tools.mcp.servers import McpServers
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
 
@@ -40,6 +41,8 @@ class Services:
     models: ModelCatalog = field(default_factory=lambda: ModelCatalog(()))
     # folders' files: where their bytes go (the data dir, or S3) and the upload limits
     files: FileServices = field(default_factory=lambda: FileServices(LocalBlobStore(default_data_dir() / "files")))
+    # the organizations' MCP servers (/v1/mcp-servers), sharing the agent loop's pooled connections
+    mcp: McpServers | None = None
 
     @property
     def db(self) -> Database:

@@ -44,7 +44,7 @@ _MEANING = {
     413: "The request body is larger than the limit",
     415: "The uploaded file's type is not one O can index; `supported` lists those it can",
     422: "The request is malformed or a value is not acceptable; `errors` names each field",
-    502: "A provider O called on the request's behalf (an LLM or embedding endpoint) failed",
+    502: "A provider O called on the request's behalf (an LLM or embedding endpoint, an MCP server) failed",
     503: "The service cannot answer now (e.g. its database is restarting); retry after `Retry-After` seconds",
     504: "The work goes on past the request's wait; follow the run it names",
 }

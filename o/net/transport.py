@@ -102,6 +102,77 @@ def http_client(policy: OutboundPolicy, *, resolver: Resolver = resolve) -> http
     return httpx2.Client(transport=GuardedTransport(policy, resolver=resolver), follow_redirects=False, trust_env=False)
 
 
+class AsyncGuardedBackend(httpcore2.AsyncNetworkBackend):
+    """:class:`GuardedBackend` for asyncio clients (the ``mcp`` SDK's ``httpx2.AsyncClient``): the
+    same one lookup, the same checked addresses; the lookup runs on a worker thread."""
+
+    def __init__(self, policy: OutboundPolicy, resolver: Resolver = resolve) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self.backend = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        import anyio.to_thread
+
+        addresses = await anyio.to_thread.run_sync(self.resolver, host, port)
+        failure: Exception | None = None
+        for address in self.policy.connectable(host, addresses):
+            try:
+                return await self.backend.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        raise OutboundDenied("O does not call out through unix sockets", path=path)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.backend.sleep(seconds)
+
+
+class AsyncGuardedTransport(httpx2.AsyncHTTPTransport):
+    """:class:`GuardedTransport` for ``httpx2.AsyncClient``: the same pool replacement, async."""
+
+    def __init__(self, policy: OutboundPolicy, *, limits: httpx2.Limits = SDK_LIMITS, resolver: Resolver = resolve):
+        self._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=httpx2.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncGuardedBackend(policy, resolver),
+        )
+
+
+def async_http_client(
+    policy: OutboundPolicy,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: httpx2.Timeout | None = None,
+    resolver: Resolver = resolve,
+) -> httpx2.AsyncClient:
+    """:func:`http_client` for asyncio callers (MCP servers): policy-checked, no redirects, no proxies."""
+    return httpx2.AsyncClient(
+        transport=AsyncGuardedTransport(policy, resolver=resolver),
+        follow_redirects=False,
+        trust_env=False,
+        headers=headers,
+        timeout=timeout if timeout is not None else httpx2.Timeout(30.0),
+    )
+
+
 def denial_in(exc: BaseException) -> OutboundDenied | None:
     """The policy's refusal behind ``exc``, if that is what it is.
 

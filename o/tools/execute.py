@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from o.errors import NotFound, OError
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
@@ -22,6 +22,9 @@ from o.tools.builtin import ToolContext, ToolError, run_builtin
 from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult, truncate
 from o.tools.secrets.envelope import SecretBox, SecretUnavailable
 from o.tools.web.tools import WebTools
+
+if TYPE_CHECKING:
+    from o.tools.mcp.servers import McpServers
 
 
 def run_tool(
@@ -97,10 +100,12 @@ def run_for_agent(
     secrets: SecretBox,
     embedders: EmbedderSource = LOCAL_EMBEDDERS,
     web: WebTools | None = None,
+    mcp: McpServers | None = None,
 ) -> ToolResult:
     """Run the agent's attached tool ``tool_name`` once, outside any conversation (Letta's
-    ``agents.tools.run``): a base tool in-process against the agent's memory, any other in the sandbox
-    with the agent's tool variables. An unknown agent, or a tool not attached to it, is NotFound."""
+    ``agents.tools.run``): a base tool in-process against the agent's memory, an MCP server's tool
+    through ``mcp``, any other in the sandbox with the agent's tool variables. An unknown agent, or a
+    tool not attached to it, is NotFound."""
     with db.transaction() as conn:
         agent_store.require(conn, org_id, agent_id)
         tool = tool_store.attached_by_name(conn, org_id, agent_id, tool_name)
@@ -110,6 +115,8 @@ def run_for_agent(
             return _run_base(conn, org_id, agent_id, tool_name, args, embedders)
     if base.is_web(tool):
         return run_web(web, tool, args)
+    if mcp is not None and tool["tool_type"] == "external_mcp":
+        return mcp.call(tool, args)
     return run_tool(db, org_id, agent_id, tool_name, args, sandbox, secrets=secrets)
 
 

@@ -30,6 +30,7 @@ from o.store.db import Database
 from tests import wiring
 from tests.servers.anthropic_server import AnthropicServer
 from tests.servers.fixtures import FAST_OPTIONS, TEST_KEYS
+from tests.servers.mcp_server import HttpMcpServer
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Script, call
 
@@ -146,7 +147,8 @@ class Served:
         except Exception as exc:  # what a server does: the client already has its 500
             self._remember(scope, b"".join(body), _cause(exc), f"{type(exc).__name__}: {exc}")
             return
-        if status and status[0] >= 500:
+        # generated configs name MCP servers that do not answer: their declared 502 is the app working
+        if status and status[0] >= 500 and not (status[0] == 502 and scope["path"].startswith("/v1/mcp-servers")):
             self._remember(scope, b"".join(body), f"HTTP {status[0]} without an exception", "")
 
     def _remember(self, scope: dict[str, Any], body: bytes, cause: str, message: str) -> None:
@@ -203,6 +205,8 @@ def live_app(db: Database) -> Iterator[tuple[Served, OpenAIServer]]:
     """The app as the composition root wires it, its providers on local servers that always answer."""
     with OpenAIServer(Script(default=agent_reply)) as openai, AnthropicServer(Script(default=agent_reply)) as anthropic:
         operator = {"O_EMBEDDING_OPENAI_BASE_URL": openai.base_url, "O_EMBEDDING_OLLAMA_BASE_URL": openai.origin}
+        # generated MCP server configs must never start a process on this machine
+        operator["O_MCP_STDIO"] = "false"
         wired = runtime.agent_engine(settings_from(operator), db, keys=TEST_KEYS)
         engine = replace(wired, llm=HeldLLM(openai, anthropic), embedders=HeldEmbedders(wired.embedders))
         try:
@@ -342,11 +346,15 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         assert uploaded.status_code == 200, uploaded.text
         attached_folder = client.patch(f"/v1/agents/{agent['id']}/folders/attach/{folder['id']}")
         assert attached_folder.status_code == 200, attached_folder.text
+        # a real MCP server, so the generated calls reach its tools (a daemon thread: lives with the process)
+        mcp = HttpMcpServer().start()
+        mcp_server = post("/v1/mcp-servers/", {"server_name": "fuzz-mcp", "config": {"server_url": mcp.url}})
     return {
         "archive_id": archive["id"],
         "passage_id": archive_passage["id"],
         "folder_id": folder["id"],
         "file_id": uploaded.json()["id"],
+        "mcp_server_id": mcp_server["id"],
         "identity_id": identity["id"],
         "step_id": step_id,
         "agent_id": agent["id"],

@@ -36,6 +36,7 @@ from o.store.migrate import MigrationFailed, discover, migrate, schema_dir
 from o.tools.builtin import BASE_TOOLS, default_tools
 from o.tools.secrets.envelope import SecretBox, variable_context
 from o.tools.secrets.keyfile import KeyFile
+from tests.servers.mcp_server import HttpMcpServer
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call, say
 
@@ -207,6 +208,7 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
         "archive_id": ids.get("archive_id", ""),
         "folder_id": ids.get("folder_id", ""),
         "file_id": ids.get("file_id", ""),
+        "mcp_server_id": ids.get("mcp_server_id", ""),
         "block_label": "human",
         "number": "1",
     }
@@ -218,6 +220,8 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
         path = route
         if "{evolution_id}" in path:
             path = path.replace("{agent_id}", ids["geo"]).replace("{evolution_id}", ids["evolution_id"])
+        if "{mcp_server_id}" in path:
+            path = path.replace("{tool_id}", ids["mcp_tool_id"])
         params = re.findall(r"{(\w+)}", path)
         assert set(params) <= set(values), f"no value for {params} in {route}"
         path = re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
@@ -253,11 +257,19 @@ def test_every_read_works_and_mid_flight_runs_finish(previous_release: str, tmp_
             uploaded = api.post(f"/v1/folders/{ids['folder_id']}/upload", files={"file": ("a.md", b"# A")})
             ids["file_id"] = uploaded.json()["id"]
             assert api.patch(f"/v1/agents/{ids['agent_id']}/folders/attach/{ids['folder_id']}").status_code == 200
+
+            # nor MCP servers: one registered after the upgrade (a real one, over streamable HTTP)
+            mcp = HttpMcpServer().start()
+            server = api.post("/v1/mcp-servers/", json={"server_name": "m", "config": {"server_url": mcp.url}})
+            assert server.status_code == 200, server.text
+            ids["mcp_server_id"] = server.json()["id"]
+            ids["mcp_tool_id"] = api.get(f"/v1/mcp-servers/{ids['mcp_server_id']}/tools").json()[0]["id"]
             paths = _reads(app, ids)
             assert len(paths) > 25
             for path in paths:
                 response = api.get(path)
                 assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text[:300]}"
+            mcp.stop()
             for agent_id in ids["agents"][:3]:
                 for path in (
                     f"/v1/agents/{agent_id}",

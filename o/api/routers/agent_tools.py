@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from o.agent import lifecycle
 from o.agent.tools import web_tools
@@ -76,10 +76,12 @@ def run_agent_tool(
     secrets: Secrets,
     embedders: Embeddings,
     engine: AgentEngine,
+    request: Request,
 ) -> ToolExecutionResult:
     web = web_tools(engine.tools)
+    mcp = request.app.state.services.mcp
     result = run_for_agent(
-        db, org, agent_id, tool_name, body.args, sandbox, secrets=secrets, embedders=embedders, web=web
+        db, org, agent_id, tool_name, body.args, sandbox, secrets=secrets, embedders=embedders, web=web, mcp=mcp
     )
     return ToolExecutionResult(
         status="success" if result.ok else "error",

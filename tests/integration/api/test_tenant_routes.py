@@ -20,6 +20,7 @@ from o.store.db import Database
 from tests.integration.conftest import new_org_key
 from tests.integration.sdk.conftest import Live, live, raw_client  # noqa: F401
 from tests.integration.sdk.operations import TOOL_SOURCE
+from tests.servers.mcp_server import HttpMcpServer
 
 USER = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -123,6 +124,13 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/agents/{agent_id}/files/close-all"): None,
     ("PATCH", "/v1/agents/{agent_id}/files/{file_id}/open"): None,
     ("PATCH", "/v1/agents/{agent_id}/files/{file_id}/close"): None,
+    ("GET", "/v1/mcp-servers/{mcp_server_id}"): None,
+    ("PATCH", "/v1/mcp-servers/{mcp_server_id}"): {"config": {"server_url": "http://127.0.0.1:9/mcp"}},
+    ("DELETE", "/v1/mcp-servers/{mcp_server_id}"): None,
+    ("PATCH", "/v1/mcp-servers/{mcp_server_id}/refresh"): None,
+    ("GET", "/v1/mcp-servers/{mcp_server_id}/tools"): None,
+    ("GET", "/v1/mcp-servers/{mcp_server_id}/tools/{tool_id}"): None,
+    ("POST", "/v1/mcp-servers/{mcp_server_id}/tools/{tool_id}/run"): {"args": {"a": 1, "b": 2}},
 }
 # routes whose body is a multipart upload rather than JSON
 UPLOADS = {("POST", "/v1/folders/{folder_id}/upload"): {"file": ("taken.txt", b"taken")}}
@@ -169,6 +177,10 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
         folder = post("/v1/folders/", {"name": "secret folder"})["id"]
         file = http.post(f"/v1/folders/{folder}/upload", files={"file": ("secret.md", b"# secret")}).json()["id"]
         http.patch(f"/v1/agents/{agent}/folders/attach/{folder}").raise_for_status()
+
+        mcp = HttpMcpServer().start()
+        mcp_server = post("/v1/mcp-servers/", {"server_name": "mcp", "config": {"server_url": mcp.url}})["id"]
+        mcp_tool = http.get(f"/v1/mcp-servers/{mcp_server}/tools").json()[0]["id"]
         yield Tenant(
             http,
             {
@@ -185,8 +197,11 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "passage_id": archive_passage,
                 "folder_id": folder,
                 "file_id": file,
+                "mcp_server_id": mcp_server,
+                "mcp_tool_id": mcp_tool,
             },
         )
+        mcp.stop()
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +229,8 @@ def _ids_for(tenant: Tenant, path: str) -> dict[str, str]:
     ids = {**tenant.ids, **NOT_IDS}
     if "{evolution_id}" in path:
         ids["agent_id"] = tenant.ids["evolving_agent_id"]
+    if "{mcp_server_id}" in path:
+        ids["tool_id"] = tenant.ids["mcp_tool_id"]
     return ids
 
 
@@ -259,3 +276,5 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
     files = ours.http.get(f"/v1/folders/{ids['folder_id']}/files").json()
     assert [f["file_name"] for f in files] == ["secret.md"]
     assert ours.http.get(f"/v1/agents/{ids['agent_id']}/folders").json()[0]["id"] == ids["folder_id"]
+
+    assert ours.http.get(f"/v1/mcp-servers/{ids['mcp_server_id']}").json()["server_url"] != "http://127.0.0.1:9/mcp"

@@ -15,12 +15,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from o import runtime
+from o.agent.tools import SandboxExecutor
 from o.store.db import Database
+from o.tools.sandbox.local import LocalProcessSandbox
 from tests import wiring
 from tests.integration.agent.conftest import create_agent, make_engine, say
 from tests.integration.aws.agent_loop_moto import REGION, STEP_CONTEXT, Crash, Loop, agent_loop, synthesized_definition
 from tests.integration.conftest import new_org_key
 from tests.lambdas import aws_credentials, fresh_handler, service_environment
+from tests.servers.mcp_server import HttpMcpServer
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call, echo
 
@@ -318,3 +322,28 @@ def test_an_approval_wait_that_times_out_fails_the_run(
         row = conn.execute("SELECT task_token, next_action FROM runs WHERE id = %s", (run_id,)).fetchone()
     assert row == {"task_token": None, "next_action": "failed"}
     assert "Has a dog." not in client.get(f"/v1/agents/{agent['id']}/core-memory/blocks/human").json()["value"]
+
+
+def test_the_agent_step_lambda_calls_an_mcp_tool(
+    deployed: tuple[Loop, TestClient], step_module: ModuleType, db: Database, openai_server: OpenAIServer
+) -> None:
+    """The step function's MCP servers as the composition root builds them from the Lambda's settings
+    (stdio off, HTTP through the outbound policy; the tests' secrets box, KMS in a deployment)."""
+    loop, client = deployed
+    mcp = runtime.mcp_servers(step_module._runtime.settings, db, wiring.SECRETS)
+    assert mcp.limits.stdio_allowed is False
+    step_module._engine.tools = SandboxExecutor(db, LocalProcessSandbox(), wiring.SECRETS, mcp=mcp)
+    with HttpMcpServer(token="t0ken") as server:
+        body = {"server_name": "calc", "config": {"server_url": server.url, "auth_token": "t0ken"}}
+        created = client.post("/v1/mcp-servers/", json=body)
+        assert created.status_code == 200, created.text
+        tools = client.get(f"/v1/mcp-servers/{created.json()['id']}/tools").json()
+        add = next(t for t in tools if t["name"] == "add")
+        agent = create_agent(client, openai_server)
+        assert client.patch(f"/v1/agents/{agent['id']}/tools/attach/{add['id']}").status_code == 200
+        openai_server.push(call("add", a=20, b=22, request_heartbeat=True), call("send_message", message="42"))
+        out = say(client, agent["id"], "add them")
+    returns = [m for m in out["messages"] if m["message_type"] == "tool_return_message"]
+    assert [(r["status"], r["tool_return"]) for r in returns] == [("success", "42")]
+    assert [c["action"] for c in loop.calls] == ["step", "tools", "step", "tools"]
+    mcp.pool.close()

@@ -17,6 +17,7 @@ import httpx
 from letta_client import APIResponseValidationError, Letta
 from letta_client._models import validate_type
 
+from tests.servers.mcp_server import HttpMcpServer
 from tests.servers.script import call, fail
 
 TOOL_SOURCE = '''
@@ -234,6 +235,32 @@ def _rollback(w: World) -> Any:
     agent = w.new_agent()
     w.sdk.agents.update(agent, system="A terser system prompt.")
     return w.raw("POST", f"/v1/agents/{agent}/revisions/1/rollback", {"rationale": "the first was better"})
+
+
+def _mcp_server(w: World) -> str:
+    """The world's MCP server (a real one over streamable HTTP, started on first use), registered first so
+    its tools have their names in the organization."""
+    if "mcp_server_id" not in w.extra:
+        w.extra["mcp_http"] = HttpMcpServer().start()
+        config: Any = {"server_url": w.extra["mcp_http"].url}
+        w.extra["mcp_server_id"] = w.sdk.mcp_servers.create(server_name="sdk-mcp", config=config).id
+    return str(w.extra["mcp_server_id"])
+
+
+def _mcp_tool(w: World, name: str = "add") -> str:
+    return next(t.id for t in w.sdk.mcp_servers.tools.list(_mcp_server(w)) if t.name == name)  # type: ignore[misc]
+
+
+def _create_mcp_server(w: World) -> Any:
+    _mcp_server(w)
+    config: Any = {"server_url": w.extra["mcp_http"].url, "auth_token": "t", "custom_headers": {"X-Trace": "1"}}
+    return w.sdk.mcp_servers.create(server_name="sdk-mcp-2", config=config)
+
+
+def _delete_mcp_server(w: World) -> Any:
+    _mcp_server(w)
+    config: Any = {"server_url": w.extra["mcp_http"].url}
+    return w.sdk.mcp_servers.delete(w.sdk.mcp_servers.create(server_name="sdk-mcp-gone", config=config).id)
 
 
 def _agent(path: str) -> Callable[[World], str]:
@@ -552,6 +579,45 @@ OPERATIONS += [
         "/v1/identities/{identity_id}",
         None,
         lambda w: w.raw("DELETE", f"/v1/identities/{_identity(w, 'gone')['id']}"),
+    ),
+    Op("POST", "/v1/mcp-servers/", "mcp_servers.create", _create_mcp_server),
+    Op("GET", "/v1/mcp-servers/", "mcp_servers.list", lambda w: (_mcp_server(w), w.sdk.mcp_servers.list())[1]),
+    Op(
+        "GET",
+        "/v1/mcp-servers/{mcp_server_id}",
+        "mcp_servers.retrieve",
+        lambda w: w.sdk.mcp_servers.retrieve(_mcp_server(w)),
+    ),
+    Op(
+        "PATCH",
+        "/v1/mcp-servers/{mcp_server_id}",
+        "mcp_servers.update",
+        lambda w: w.sdk.mcp_servers.update(_mcp_server(w), config={"server_url": w.extra["mcp_http"].url}),
+    ),
+    Op("DELETE", "/v1/mcp-servers/{mcp_server_id}", "mcp_servers.delete", _delete_mcp_server),
+    Op(
+        "PATCH",
+        "/v1/mcp-servers/{mcp_server_id}/refresh",
+        "mcp_servers.refresh",
+        lambda w: w.sdk.mcp_servers.refresh(_mcp_server(w), agent_id=w.agent_id),
+    ),
+    Op(
+        "GET",
+        "/v1/mcp-servers/{mcp_server_id}/tools",
+        "mcp_servers.tools.list",
+        lambda w: w.sdk.mcp_servers.tools.list(_mcp_server(w)),
+    ),
+    Op(
+        "GET",
+        "/v1/mcp-servers/{mcp_server_id}/tools/{tool_id}",
+        "mcp_servers.tools.retrieve",
+        lambda w: w.sdk.mcp_servers.tools.retrieve(_mcp_tool(w), mcp_server_id=_mcp_server(w)),
+    ),
+    Op(
+        "POST",
+        "/v1/mcp-servers/{mcp_server_id}/tools/{tool_id}/run",
+        "mcp_servers.tools.run",
+        lambda w: w.sdk.mcp_servers.tools.run(_mcp_tool(w), mcp_server_id=_mcp_server(w), args={"a": 1, "b": 2}),
     ),
 ]
 

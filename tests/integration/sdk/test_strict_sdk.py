@@ -26,6 +26,8 @@ def world(live: Live, org_key: str) -> Iterator[World]:
         w = World(sdk=strict_client(live, org_key), http=http, llm_config=live.llm_config(), model=live.model)
         strictly(lambda: populate(w))
         yield w
+        if "mcp_http" in w.extra:  # the MCP server the mcp_servers operations started
+            w.extra["mcp_http"].stop()
 
 
 def test_every_route_has_an_entry(live: Live) -> None:
