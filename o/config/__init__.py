@@ -25,44 +25,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
+
+from o.config.base import ConfigError, Group, default_data_dir, env, listed
+from o.config.tools import FileSettings, McpSettings, SandboxSettings, WebSettings
 
 PREFIX = "O_"
 
 _HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?")
-
-
-class ConfigError(RuntimeError):
-    """Raised when the environment does not describe a usable configuration."""
-
-
-def env(*names: str, **kwargs: Any) -> Any:
-    """A field that also reads the variables ``names`` (besides its own ``O_…`` name)."""
-    extra = dict(kwargs.pop("json_schema_extra", None) or {})
-    extra["env"] = list(names)
-    return Field(json_schema_extra=extra, **kwargs)
-
-
-class Group(BaseModel):
-    """A group of settings; its fields are ``O_<GROUP>_<FIELD>``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def listed(value: Any) -> Any:
-    """A list setting given as one variable: comma- or space-separated (``"a.example, 10.0.0.0/8"``)."""
-    if isinstance(value, str):
-        return tuple(part for part in value.replace(",", " ").split() if part)
-    return value
-
-
-def default_data_dir() -> Path:
-    """The user's data directory (XDG on Linux, the platform's equivalent elsewhere)."""
-    base = os.environ.get("XDG_DATA_HOME")
-    if base:
-        return Path(base) / "o"
-    return Path.home() / ".local" / "share" / "o"
 
 
 class DatabaseSecret(Group):
@@ -193,60 +164,6 @@ class OutboundSettings(Group):
         return entries
 
 
-class SandboxSettings(Group):
-    """Where user tools run: a local confined process, or the sandbox Lambda."""
-
-    # unset: "lambda" when a sandbox function is configured, else "local"
-    kind: Literal["local", "lambda"] | None = env("O_SANDBOX", default=None)
-    # a function name or ARN (the CDK stack sets the ARN)
-    function_name: str | None = None
-    region: str | None = None
-    # the longest wall time any tool may ask for; the Lambda client waits this long
-    max_wall_seconds: float = Field(default=60.0, gt=0)
-    # where the local sandbox makes its per-run working directories (default: the system temp dir)
-    workdir: Path | None = None
-    # set false only for debugging: runs still get resource limits but no namespaces or private uid
-    isolate: bool = True
-    # let local tool runs use the host's network (off: a private namespace with no interfaces)
-    allow_network: bool = False
-    # the sandbox Lambda's writable scratch space, emptied after every call
-    scratch: Path = Path("/tmp")
-
-    @model_validator(mode="after")
-    def _lambda_needs_name(self) -> SandboxSettings:
-        if self.kind == "lambda" and not self.function_name:
-            raise ValueError(f"O_SANDBOX_KIND=lambda needs {env_name('sandbox', 'function_name')}")
-        return self
-
-    @property
-    def uses_lambda(self) -> bool:
-        return self.kind == "lambda" if self.kind is not None else bool(self.function_name)
-
-
-class WebSettings(Group):
-    """The built-in outside-world tools (o/tools/web): fetch_webpage's caps and web_search's provider."""
-
-    # exa or tavily (keyed: EXA_API_KEY / TAVILY_API_KEY) or searxng (a self-hosted instance); unset: no web_search
-    search_provider: Literal["exa", "tavily", "searxng"] | None = None
-    # the operator's search endpoint (searxng: required; exa/tavily: their own API unless set)
-    search_url: str | None = None
-    search_timeout_s: float = Field(default=15.0, gt=0)
-    # fetch_webpage: the largest body read, the whole fetch's time, redirects followed, Markdown returned
-    fetch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    fetch_timeout_s: float = Field(default=15.0, gt=0)
-    fetch_max_redirects: int = Field(default=5, ge=0, le=20)
-    fetch_max_chars: int = Field(default=50_000, ge=100)
-    # run_code: what one run may use (the sandbox's limits)
-    code_wall_seconds: float = Field(default=30.0, gt=0)
-    code_memory_mb: int = Field(default=512, ge=64)
-
-    @model_validator(mode="after")
-    def _searxng_needs_url(self) -> WebSettings:
-        if self.search_provider == "searxng" and not self.search_url:
-            raise ValueError(f"O_WEB_SEARCH_PROVIDER=searxng needs {env_name('web', 'search_url')}")
-        return self
-
-
 # The KMS encryption context of tool secrets' data keys: o/aws/kms.py sends it, and the stack's grants
 # (infra/tool_secrets.py) allow KMS calls only with it, so a data key made for them opens nothing else.
 TOOL_SECRETS_KMS_CONTEXT = {"purpose": "o-tool-secrets"}
@@ -286,22 +203,6 @@ class EvolutionSettings(Group):
     _split_steps = field_validator("canary_steps", mode="before")(listed)
 
 
-class FileSettings(Group):
-    """Folders' files: upload limits, where the original bytes go, and ingestion."""
-
-    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="largest file upload")
-    org_quota_bytes: int = Field(default=1024**3, ge=0, description="bytes of files one organization may store")
-    # an S3 bucket (AWS) for the original bytes; unset: <data dir>/files
-    bucket: str | None = None
-    # the SQS queue uploads are announced on (AWS; the ingest function consumes it)
-    ingest_queue_url: str | None = None
-    # a worker's hold on a file it processes; a crashed worker's file is taken again after this
-    lease_seconds: float = Field(default=300.0, gt=0)
-    max_attempts: int = Field(default=3, ge=1)
-    # the `o serve` ingestion worker looks for files other processes took in this often
-    poll_seconds: float = Field(default=2.0, gt=0)
-
-
 class SleeptimeSettings(Group):
     """Sleep-time compute: memory reorganization passes and their triggers."""
 
@@ -319,23 +220,6 @@ class SleeptimeSettings(Group):
     near_duplicate_similarity: float = Field(default=0.97, gt=0, le=1)
     # 0 = never; else every N-th completed pass starts an evolution (when the agent has evaluation cases)
     evolve_every_n_passes: int = Field(default=0, ge=0)
-
-
-class McpSettings(Group):
-    """MCP servers (o/tools/mcp): which kinds may be registered, and how long their calls may take."""
-
-    # run stdio servers (a command on this machine); unset: yes locally, no on AWS (a command on the
-    # API Lambda would run in a function that lives for one request)
-    stdio: bool | None = None
-    # connecting and listing a server's tools (create, refresh) must finish within this
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    # one tool call, after which it is cancelled and the model reads a tool error
-    call_timeout_s: float = Field(default=60.0, gt=0)
-    # the most characters of one result kept before the tool's own return_char_limit is applied
-    max_result_chars: int = Field(default=200_000, ge=100)
-
-    def stdio_allowed(self, runtime: str) -> bool:
-        return self.stdio if self.stdio is not None else runtime != "lambda"
 
 
 class Settings(BaseModel):
