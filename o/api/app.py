@@ -29,6 +29,7 @@ from o.api.routers import (
     tags,
     tools,
 )
+from o.api.routers import conversations as conversation_routes
 from o.api.slashes import tolerate_trailing_slashes
 from o.api.storable import refuse_unstorable
 from o.observability import logger
@@ -79,6 +80,7 @@ def create_app(
         search.messages_router,
         search.passages_router,
         models.router,
+        conversation_routes.router,
     ):
         app.include_router(router)
     app.add_middleware(

@@ -37,7 +37,9 @@ from o.tools import catalog
 
 # What each section's rows mean may change one day: a reader knows up to this version of each.
 SECTION_VERSION = 1
-REFERENCES = frozenset({"agent_id", "block_id", "tool_id", "run_id", "step_id", "message_id", "evolution_id"})
+REFERENCES = frozenset(
+    {"agent_id", "block_id", "tool_id", "run_id", "step_id", "message_id", "evolution_id", "conversation_id"}
+)
 # references to work elsewhere (a Step Functions execution, a task token): meaningless in another stack
 _FOREIGN = frozenset({"execution_arn", "task_token"})
 # nothing refers to a passage: their ids need no remembering (100k of them would only fill memory)
