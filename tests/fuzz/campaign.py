@@ -335,7 +335,9 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         run = post(f"/v1/agents/{agent['id']}/messages/async", {"messages": [{"role": "user", "content": "hi"}]})
         identity = post("/v1/identities/", {"identifier_key": "fuzz-user", "name": "Ada", "identity_type": "user"})
         step_id = _first_step(client, run["id"])
+        conversation = post(f"/v1/conversations/?agent_id={agent['id']}", {"summary": "fuzzed"})
     return {
+        "conversation_id": conversation["id"],
         "identity_id": identity["id"],
         "step_id": step_id,
         "agent_id": agent["id"],

@@ -93,6 +93,16 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/agents/{agent_id}/bundle"): None,
     ("POST", "/v1/agents/{agent_id}/tools/{tool_name}/run"): {"args": {"sides": 2}},
     ("PATCH", "/v1/agents/{agent_id}/tools/approval/{tool_name}"): {"requires_approval": True},
+    ("GET", "/v1/conversations/{conversation_id}"): None,
+    ("PATCH", "/v1/conversations/{conversation_id}"): {"summary": "taken"},
+    ("DELETE", "/v1/conversations/{conversation_id}"): None,
+    ("POST", "/v1/conversations/{conversation_id}/cancel"): None,
+    ("POST", "/v1/conversations/{conversation_id}/fork"): None,
+    ("POST", "/v1/conversations/{conversation_id}/recompile"): None,
+    ("POST", "/v1/conversations/{conversation_id}/compact"): None,
+    ("GET", "/v1/conversations/{conversation_id}/messages"): None,
+    ("POST", "/v1/conversations/{conversation_id}/messages"): {**USER, "streaming": False},
+    ("POST", "/v1/conversations/{conversation_id}/stream"): None,
 }
 
 # path parameters that are not ids: the same value for both organizations
@@ -130,6 +140,8 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
         identity = post("/v1/identities/", {"identifier_key": "u1", "name": "U", "identity_type": "user"})["id"]
         http.patch(f"/v1/agents/{agent}/identities/attach/{identity}").raise_for_status()
         step = http.get("/v1/steps/", params={"agent_id": agent}).json()[0]["id"]
+        conversation = post(f"/v1/conversations/?agent_id={agent}", {"summary": "secret"})["id"]
+        post(f"/v1/conversations/{conversation}/messages", {**USER, "streaming": False})
         yield Tenant(
             http,
             {
@@ -142,6 +154,7 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "evolving_agent_id": evolving,
                 "identity_id": identity,
                 "step_id": step,
+                "conversation_id": conversation,
             },
         )
 
@@ -199,7 +212,11 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
     assert [p["id"] for p in ours.http.get(f"/v1/agents/{ids['agent_id']}/archival-memory").json()] == [
         ids["memory_id"]
     ]
-    assert len(ours.http.get("/v1/runs/", params={"agent_id": ids["agent_id"]}).json()) == 1
+    assert (
+        len(ours.http.get("/v1/runs/", params={"agent_id": ids["agent_id"]}).json()) == 2
+    )  # the agent's own and its conversation's
     assert ours.http.get(f"/v1/identities/{ids['identity_id']}").json()["name"] == "U"
     assert ours.http.get(f"/v1/steps/{ids['step_id']}").json()["feedback"] is None
     assert ours.http.get(f"/v1/agents/{ids['agent_id']}").json()["identity_ids"] == [ids["identity_id"]]
+    conversation = ours.http.get(f"/v1/conversations/{ids['conversation_id']}").json()
+    assert conversation["summary"] == "secret" and len(conversation["in_context_message_ids"]) == 3
