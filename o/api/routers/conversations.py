@@ -195,7 +195,9 @@ def list_conversation_messages(
     return json_of(to_letta_list(rows, use_assistant_message=use_assistant_message))
 
 
-def _begin(db: Database, org: str, conversation_id: str, body: ConversationSend, engine: Engine) -> run_api.Started:
+def _begin(
+    db: Database, org: str, conversation_id: str, body: ConversationSend, engine: Engine, if_busy: str
+) -> run_api.Started:
     inputs, decisions = body.parsed()
     with db.transaction() as conn:
         target = conversations.resolve(conn, org, conversation_id, body.agent_id)
@@ -209,6 +211,7 @@ def _begin(db: Database, org: str, conversation_id: str, body: ConversationSend,
             inputs,
             body.run_request(engine),
             background=body.background,
+            wait=if_busy != "reject",
             conversation_id=target.conversation_id,
         )
         conversations.sent(conn, target)
@@ -221,11 +224,11 @@ def _begin(db: Database, org: str, conversation_id: str, body: ConversationSend,
     responses={**errors.EVENT_STREAM, **errors.responses(400, 404, 409, 502), **send.STILL_RUNNING},
 )
 def send_conversation_message(
-    conversation_id: str, body: ConversationSend, org: Org, db: Db, engine: AgentEngine
+    conversation_id: str, body: ConversationSend, org: Org, db: Db, engine: AgentEngine, if_busy: send.IfBusy = "queue"
 ) -> Any:
     """Send to the conversation: an SSE stream by default (``streaming: false``: one LettaResponse). Runs of
     one conversation take turns; other conversations of the agent run meanwhile."""
-    started = _begin(db, org, conversation_id, body, engine)
+    started = _begin(db, org, conversation_id, body, engine, if_busy)
     if body.streaming:
         return send.stream_of(db, engine, started, body)
     return send.answer(db, engine, started)

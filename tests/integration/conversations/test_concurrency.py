@@ -144,7 +144,7 @@ def test_a_crash_inside_a_conversation_resumes_there_once(
         drive(engine.deps(fault=die), started.run.id)
     with db.transaction() as conn:  # the worker died a minute ago
         conn.execute("UPDATE runs SET updated_at = now() - interval '2 minutes' WHERE id = %s", (started.run.id,))
-    [outcome] = resume_stale(engine.deps())
+    [outcome] = [o for o in resume_stale(engine.deps()) if o.run_id == started.run.id]
     assert (outcome.next, outcome.stop_reason) == ("done", "end_turn")
     with db.transaction() as conn:
         rows = conn.execute(
@@ -163,3 +163,31 @@ def _org(db: Database, agent_id: str) -> str:
         row = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent_id,)).fetchone()
     assert row is not None
     return str(row["organization_id"])
+
+
+def test_busy_and_cancel_are_per_conversation(
+    api: TestClient, engine: Engine, openai_server: OpenAIServer, db: Database
+) -> None:
+    agent = create_agent(api, openai_server)
+    one, two = _conversation(api, agent["id"]), _conversation(api, agent["id"])
+    openai_server.script.default = lambda body: _echo(last_user_text(body))
+    with db.transaction() as conn:  # a run of one that nobody drives yet: one is busy
+        busy = run_api.start(
+            conn,
+            _org(db, agent["id"]),
+            agent["id"],
+            [run_api.InputMessage("user", "first")],
+            {"max_steps": 5},
+            conversation_id=one,
+        ).run.id
+    reject = {"X-O-If-Busy": "reject"}
+    body = {"messages": [{"role": "user", "content": "now"}], "streaming": False}
+    r = api.post(f"/v1/conversations/{one}/messages", json=body, headers=reject)
+    assert r.status_code == 409 and r.json()["code"] == "conversation_busy", r.text
+    r = api.post(f"/v1/conversations/{two}/messages", json=body, headers=reject)
+    assert r.status_code == 200, r.text  # the other conversation is free
+    assert api.post(f"/v1/conversations/{two}/cancel").json() == {}  # nothing runs there: a no-op
+    assert api.post(f"/v1/conversations/{one}/cancel").json() == {busy: "cancelled"}
+    outcome = drive(engine.deps(), busy)  # its worker sees the cancel before calling the model
+    assert str(outcome.stop_reason) == "cancelled"
+    assert api.get(f"/v1/runs/{busy}").json()["status"] == "cancelled"
