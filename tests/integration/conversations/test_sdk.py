@@ -114,3 +114,17 @@ def test_bad_input(sdk: Letta, live: Live) -> None:  # noqa: F811
         sdk.conversations.fork(two.id, message_id=in_one[0])
     with pytest.raises(letta_client.UnprocessableEntityError, match="agent_id"):
         sdk.conversations.messages.list("default")
+
+
+def test_a_conversations_model_overrides_apply_to_its_runs_only(sdk: Letta, live: Live) -> None:  # noqa: F811
+    agent_id = _agent(sdk, live)
+    tuned = sdk.conversations.create(
+        agent_id=agent_id, model_settings={"provider_type": "openai", "temperature": 0.25}, context_window_limit=32000
+    )
+    assert tuned.api_model_settings is not None and tuned.context_window_limit == 32000
+    _say(sdk, tuned.id, "tuned")
+    assert live.model.requests[-1]["temperature"] == 0.25
+    _say(sdk, "default", "plain", agent_id=agent_id)
+    assert live.model.requests[-1].get("temperature") != 0.25
+    with pytest.raises(letta_client.UnprocessableEntityError, match="provider_type"):
+        sdk.conversations.update(tuned.id, model_settings={"provider_type": "anthropic", "temperature": 0.1})
