@@ -204,6 +204,7 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
         "run_id": ids["run_id"],
         "step_id": ids["step_id"],
         "identity_id": ids.get("identity_id", ""),
+        "conversation_id": ids.get("conversation_id", ""),
         "block_label": "human",
         "number": "1",
     }
@@ -240,6 +241,9 @@ def test_every_read_works_and_mid_flight_runs_finish(previous_release: str, tmp_
             # a release before identities had none: one made after the upgrade is read with the rest
             made = api.post("/v1/identities/", json={"identifier_key": "u", "name": "U", "identity_type": "user"})
             ids["identity_id"] = made.json()["id"]
+            # nor conversations: one of an upgraded agent is read with the rest
+            made = api.post("/v1/conversations/", params={"agent_id": ids["agent_id"]}, json={})
+            ids["conversation_id"] = made.json()["id"]
             paths = _reads(app, ids)
             assert len(paths) > 25
             for path in paths:
