@@ -128,11 +128,14 @@ def evict(conn: Conn, message_ids: list[str]) -> int:
     )
 
 
-def evict_all(conn: Conn, agent_id: str) -> int:
-    """Take every in-context message of the agent out of the context window; how many there were."""
+def evict_all(conn: Conn, agent_id: str, conversation_id: str | None = None) -> int:
+    """Take every in-context message of one conversation (None: the agent's own history) out of the
+    context window; how many there were."""
     return len(
         conn.execute(
-            "UPDATE messages SET in_context = false WHERE agent_id = %s AND in_context RETURNING id", (agent_id,)
+            """UPDATE messages SET in_context = false
+               WHERE agent_id = %s AND conversation_id IS NOT DISTINCT FROM %s AND in_context RETURNING id""",
+            (agent_id, conversation_id),
         ).fetchall()
     )
 
