@@ -2,12 +2,13 @@
 
 Contract with ``functions/agent_step/handler.py`` (kept exactly; the handler implements it):
 
-- execution input ``{"run_id": str, "iteration": 0}``;
+- execution input ``{"run_id": str, "iteration": 0, "conversation_id": str|null}`` (the run's
+  conversation of its agent; null: the agent's own history);
 - every invocation gets ``{"action": "step"|"tools"|"await_approval", "run_id", "iteration",
-  "task_token"?}`` and returns ``{"run_id", "iteration", "next": "step"|"tools"|"approval"|
-  "done"|"failed", "stop_reason": str|null}``;
+  "conversation_id", "task_token"?}`` and returns ``{"run_id", "iteration", "conversation_id",
+  "next": "step"|"tools"|"approval"|"done"|"failed", "stop_reason": str|null}``;
 - an approval pause ends when the API calls ``SendTaskSuccess`` with
-  ``{"run_id", "iteration", "next": "step"}``;
+  ``{"run_id", "iteration", "conversation_id", "next": "step"}``;
 - an error a task's retries do not cure (a Lambda that keeps crashing, an approval wait past its
   timeout, a bug) is caught into ``$.error`` and sent as ``{"action": "fail", "run_id",
   "iteration", "error": {"Error", "Cause"}}``, which marks the run failed in Postgres (a client
@@ -98,12 +99,18 @@ def _invoke(function_arn: str, action: str, next_state: str) -> dict[str, Any]:
         "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {
             "FunctionName": function_arn,
-            "Payload": {"action": action, "run_id.$": "$.run_id", "iteration.$": "$.iteration"},
+            "Payload": {
+                "action": action,
+                "run_id.$": "$.run_id",
+                "iteration.$": "$.iteration",
+                "conversation_id.$": "$.conversation_id",
+            },
         },
         # Only the handler's answer travels on, never the invoke metadata.
         "ResultSelector": {
             "run_id.$": "$.Payload.run_id",
             "iteration.$": "$.Payload.iteration",
+            "conversation_id.$": "$.Payload.conversation_id",
             "next.$": "$.Payload.next",
             "stop_reason.$": "$.Payload.stop_reason",
         },
@@ -131,10 +138,11 @@ def agent_loop_definition(
                 "action": "await_approval",
                 "run_id.$": "$.run_id",
                 "iteration.$": "$.iteration",
+                "conversation_id.$": "$.conversation_id",
                 "task_token.$": "$$.Task.Token",
             },
         },
-        # The output is what the API sends with SendTaskSuccess: {"run_id", "iteration", "next"}.
+        # The output is what the API sends with SendTaskSuccess: {"run_id", "iteration", "conversation_id", "next"}.
         "Retry": _retry(),
         # Includes States.Timeout: a wait past approval_timeout_seconds fails the run.
         "Catch": CATCH_ALL,
@@ -175,6 +183,7 @@ def agent_loop_definition(
                     "Input": {
                         "run_id.$": "$.run_id",
                         "iteration": 0,
+                        "conversation_id.$": "$.conversation_id",
                         # Links the new execution to this one in the console and in X-Ray.
                         "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$": "$$.Execution.Id",
                     },
@@ -200,6 +209,7 @@ def agent_loop_definition(
                         "action": "fail",
                         "run_id.$": "$.run_id",
                         "iteration.$": "$.iteration",
+                        "conversation_id.$": "$.conversation_id",
                         "error.$": "$.error",
                     },
                 },

@@ -1,7 +1,8 @@
 """Agent-step Lambda: one action of the agent-loop state machine (see infra/agent_loop.py).
 
-Event ``{"action": "step"|"tools"|"await_approval"|"fail", "run_id", "iteration", "task_token"?,
-"error"?}``; returns ``{"run_id", "iteration", "next", "stop_reason"}``. The work is
+Event ``{"action": "step"|"tools"|"await_approval"|"fail", "run_id", "iteration", "conversation_id"?,
+"task_token"?, "error"?}``; returns ``{"run_id", "iteration", "conversation_id", "next", "stop_reason"}``
+(the conversation travels with the run's id so each state, log line and trace names it). The work is
 ``o.agent.step.advance``, the same function the local runner loops over; ``fail`` comes from the
 state machine's Catch with its ``{"Error", "Cause"}`` and marks the run failed.
 """
@@ -25,6 +26,8 @@ class StepEvent(BaseModel):
     action: Literal["step", "tools", "await_approval", "fail"]
     run_id: str = Field(min_length=1)
     iteration: int = Field(ge=0)
+    # the run's conversation of its agent (None: the agent's own history); the run row is the truth
+    conversation_id: str | None = None
     task_token: str | None = None
     error: dict[str, Any] | None = None
 
@@ -42,7 +45,9 @@ runtime.settle_heap()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = StepEvent.model_validate(event)
-    logger.append_keys(run_id=parsed.run_id, action=parsed.action, iteration=parsed.iteration)
+    logger.append_keys(
+        run_id=parsed.run_id, action=parsed.action, iteration=parsed.iteration, conversation_id=parsed.conversation_id
+    )
     result = workflow.perform(
         _engine,
         parsed.action,
@@ -52,6 +57,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         error=parsed.error,
         version=context.function_version,
     )
+    result["conversation_id"] = parsed.conversation_id
     if result["next"] in ("done", "failed"):
         serving.publish_outcome(_engine.db, _outcomes, parsed.run_id, context.function_version)
     metrics.add_metric(name="AgentActions", unit=MetricUnit.Count, value=1)

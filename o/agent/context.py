@@ -125,12 +125,14 @@ def ensure_fits(
     policy: ContextPolicy,
     *,
     force: bool = False,
+    conversation_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], Any]:
     """The rows to send, summarising the oldest first when the prompt is over the threshold
     (or at once with ``force``, after the provider said the prompt was too long).
 
     Returns (rows, None) or, after summarising, (rows, (usage, latency_ms) of the summary call).
-    Raises :class:`CannotFit` when no summary can bring the prompt under the window.
+    Raises :class:`CannotFit` when no summary can bring the prompt under the window. The summary
+    belongs to the rows' conversation (``conversation_id``; None: the agent's own history).
     """
     window = config.context_window
     limit = policy.threshold * window
@@ -151,7 +153,7 @@ def ensure_fits(
         # Another worker may have summarised meanwhile; only evict rows still in context.
         if message_store.evict(conn, [r["id"] for r in evicted]) != len(evicted):
             conn.rollback()
-            return message_store.in_context(conn, agent["id"]), usage
+            return message_store.in_context(conn, agent["id"], conversation_id), usage
         message_store.insert_many(
             conn,
             [
@@ -163,8 +165,9 @@ def ensure_fits(
                     "content": [{"type": "text", "text": SUMMARY_PREFIX + summary}],
                     "text": summary,
                     "in_context": True,
+                    "conversation_id": conversation_id,
                     "metadata": {"kind": SUMMARY_KIND, "summarized_ids": [r["id"] for r in evicted]},
                 }
             ],
         )
-        return message_store.in_context(conn, agent["id"]), usage
+        return message_store.in_context(conn, agent["id"], conversation_id), usage

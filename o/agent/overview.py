@@ -247,6 +247,7 @@ def compact(
     *,
     mode: str | None = None,
     keep_share: float | None = None,
+    conversation_id: str | None = None,
 ) -> Compaction:
     """Summarise the oldest in-context messages now, as the step loop does when forced.
 
@@ -254,12 +255,13 @@ def compact(
     as brings the prompt to ``policy.target`` of the window, and at least the oldest turn; ``keep_share``
     sets that share instead; a mode in :data:`ALL_MODES` keeps only the newest user turn. Raises
     Conflict when there is nothing to summarise (no user turn after the first in-context message).
+    ``conversation_id`` names the conversation (None: the agent's own history).
     """
     with db.transaction() as conn:
         agent = lifecycle.require(conn, organization_id, agent_id)
         config = _config(agent)
         system = compile_prompt(conn, agent).text
-        rows = message_store.in_context(conn, agent_id)
+        rows = message_store.in_context(conn, agent_id, conversation_id)
         specs = [t.spec() for t in _tools(conn, agent)]
     if not any(r["role"] == "user" for r in rows[1:]):
         raise Conflict(
@@ -279,6 +281,7 @@ def compact(
             specs,
             ctx_window.ContextPolicy(policy.threshold, target),
             force=True,
+            conversation_id=conversation_id,
         )
     except ctx_window.CannotFit as exc:  # the pre-check makes this a race with another reset
         raise Conflict(f"agent {agent_id} has nothing to summarise: {exc}") from exc

@@ -105,7 +105,12 @@ def store_task_token(db: Database, run_id: str, token: str, counter: int) -> Run
 def resume_output(run: Run) -> dict[str, Any]:
     """What a released approval wait hands back to the state machine (SendTaskSuccess output)."""
     counter = int(run.metadata.get("sfn_iteration", 0))
-    return {"run_id": run.id, "iteration": counter, "next": str(NextAction.STEP)}
+    return {
+        "run_id": run.id,
+        "iteration": counter,
+        "conversation_id": run.conversation_id,
+        "next": str(NextAction.STEP),
+    }
 
 
 class RunLauncher(Protocol):
@@ -244,7 +249,9 @@ class StateMachineLauncher:
         assert run is not None
         # One execution per (run, resumption point): a retried launch cannot start the loop twice.
         name = f"{run_id}-{run.iteration}-{run.next_action}"[:80]
-        execution = self.executions.start(name, {"run_id": run_id, "iteration": 0})
+        execution = self.executions.start(
+            name, {"run_id": run_id, "iteration": 0, "conversation_id": run.conversation_id}
+        )
         if execution is None:
             return
         with self.db.transaction() as conn:

@@ -54,19 +54,21 @@ def start(
     *,
     background: bool = False,
     wait: bool = True,
+    conversation_id: str | None = None,
 ) -> Started:
     """Create a run and store the caller's messages in one transaction.
 
     While another run of the agent is active the new run queues (:mod:`o.agent.step.conversation`):
     its messages enter the history when its turn comes. With ``wait`` False it is refused instead
-    (:class:`ConversationBusy`, a 409).
+    (:class:`ConversationBusy`, a 409). Only runs of the same conversation (``conversation_id``; None:
+    the agent's own history) are waited for: other conversations of the agent run side by side.
     """
     lifecycle.require(conn, organization_id, agent_id, for_update=True)
     if not messages:
         raise InvalidInput("send at least one message (or an approval)")
-    if run_store.awaiting_approval(conn, agent_id) is not None:
+    if run_store.awaiting_approval(conn, agent_id, conversation_id=conversation_id) is not None:
         raise Conflict("a tool call is waiting for approval: approve or deny it before sending new messages")
-    active = run_store.active_for_agent(conn, agent_id)
+    active = run_store.active_in_conversation(conn, agent_id, conversation_id)
     if active and not wait:
         raise ConversationBusy(
             f"agent {agent_id} is answering another message (run {active[0].id}); send again when it ends, "
@@ -83,6 +85,7 @@ def start(
             "id": new_id("run"),
             "organization_id": organization_id,
             "agent_id": agent_id,
+            "conversation_id": conversation_id,
             "status": RunStatus.CREATED,
             "request": request,
             "metadata": metadata,
@@ -94,10 +97,12 @@ def start(
     return Started(run, after, conversation.input_ids(run.id, len(messages)))
 
 
-def approve(conn: Conn, organization_id: str, agent_id: str, decisions: list[Decision]) -> Started:
+def approve(
+    conn: Conn, organization_id: str, agent_id: str, decisions: list[Decision], *, conversation_id: str | None = None
+) -> Started:
     """Record decisions on the paused run's pending tool calls; the run then goes on to its tools."""
     lifecycle.require(conn, organization_id, agent_id)
-    run = run_store.awaiting_approval(conn, agent_id, for_update=True)
+    run = run_store.awaiting_approval(conn, agent_id, conversation_id=conversation_id, for_update=True)
     if run is None:
         raise Conflict(f"agent {agent_id} has no tool call waiting for approval")
     step = step_store.get(conn, step_id_for(run.id, run.iteration), for_update=True)

@@ -32,6 +32,7 @@ from o.api.routers import (
     tags,
     tools,
 )
+from o.api.routers import conversations as conversation_routes
 from o.api.slashes import tolerate_trailing_slashes
 from o.api.storable import refuse_unstorable
 from o.observability import logger
@@ -90,6 +91,7 @@ def create_app(
         folders.router,
         folders.agents_router,
         mcp_servers.router,
+        conversation_routes.router,
     ):
         app.include_router(router)
     app.add_middleware(

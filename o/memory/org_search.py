@@ -76,13 +76,20 @@ def search_messages(
     mode: str = "hybrid",
     start: str | datetime | None = None,
     end: str | datetime | None = None,
+    conversation_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The organization's messages that best match ``query``, best first (rows with ``score``)."""
+    """The organization's messages that best match ``query``, best first (rows with ``score``); of one
+    conversation when ``conversation_id`` names one (the caller checked it is the organization's)."""
     lexical_weight, vector_weight = _check(limit, mode)
     if not query.strip():
         raise InvalidInput("query must not be empty")
     created_from, created_to = archival.time_range(start, end)
-    filters = engine.SearchFilters(created_from=created_from, created_to=created_to, roles=MESSAGE_ROLES)
+    filters = engine.SearchFilters(
+        created_from=created_from,
+        created_to=created_to,
+        roles=MESSAGE_ROLES,
+        conversation_ids=(conversation_id,) if conversation_id else (),
+    )
     vectors = _Vectors(query, embedders)
     hits: list[dict[str, Any]] = []
     for agent in _agents(conn, organization_id, agent_id):

@@ -162,6 +162,8 @@ def search(
             "role": r["role"],
             "content": searchable_text(r) or r["text"],
             "score": round(float(r["score"]), 6),
+            # which conversation of the agent said it (None: the agent's own history)
+            "conversation_id": r["conversation_id"],
         }
         for r in rows
     ]

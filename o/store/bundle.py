@@ -44,6 +44,7 @@ SCOPES: dict[str, tuple[str, str]] = {
     "tools": ("t.id IN (SELECT tool_id FROM agent_tools WHERE agent_id = %(agent)s)", "t.name"),
     "agent_tools": ("t.agent_id = %(agent)s", "t.tool_id"),
     "agent_tool_env": ("t.agent_id = %(agent)s", "t.key"),
+    "conversations": ("t.agent_id = %(agent)s", "t.created_at, t.id"),
     "runs": (f"t.id IN ({_ENDED_RUNS})", "t.created_at, t.id"),
     "steps": (f"t.run_id IN ({_ENDED_RUNS})", "t.created_at, t.id"),
     "messages": ("t.agent_id = %(agent)s", "t.seq"),

@@ -30,6 +30,7 @@ COLUMNS = (
     "group_id",
     "in_context",
     "metadata",
+    "conversation_id",
 )
 
 # What a history page shows: not ``*``, which would carry each message's search columns (an
@@ -56,11 +57,26 @@ def insert_many(conn: Conn, messages: list[dict[str, Any]]) -> list[dict[str, An
     return stored
 
 
+# ``conversation`` of :func:`list_page` that reads every conversation of the agent
+ANY_CONVERSATION = "*"
+
+
 def list_page(
-    conn: Conn, organization_id: str, agent_id: str, page: Page, *, run_id: str | None = None
+    conn: Conn,
+    organization_id: str,
+    agent_id: str,
+    page: Page,
+    *,
+    run_id: str | None = None,
+    conversation: str | None = ANY_CONVERSATION,
 ) -> list[dict[str, Any]]:
+    """A page of the agent's history: of one conversation (None: the agent's own, the default one)
+    or, with :data:`ANY_CONVERSATION`, of all of them."""
     conds = [sql.SQL("organization_id = %s AND agent_id = %s")]
     params: list[Any] = [organization_id, agent_id]
+    if conversation != ANY_CONVERSATION:
+        conds.append(sql.SQL("conversation_id IS NOT DISTINCT FROM %s"))
+        params.append(conversation)
     if run_id is not None:
         conds.append(sql.SQL("run_id = %s"))
         params.append(run_id)
@@ -93,11 +109,13 @@ def requested_approvals(conn: Conn, message_id: str) -> list[str]:
     return list(((row or {}).get("metadata") or {}).get("requires_approval") or [])
 
 
-def in_context(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
-    """In-context messages in the order the model reads them: the summary first, then by time."""
+def in_context(conn: Conn, agent_id: str, conversation_id: str | None = None) -> list[dict[str, Any]]:
+    """In-context messages of one conversation (None: the agent's own) in the order the model reads
+    them: the summary first, then by time."""
     return conn.execute(
-        "SELECT * FROM messages WHERE agent_id = %s AND in_context ORDER BY (role = 'system') DESC, seq",
-        (agent_id,),
+        """SELECT * FROM messages WHERE agent_id = %s AND conversation_id IS NOT DISTINCT FROM %s AND in_context
+           ORDER BY (role = 'system') DESC, seq""",
+        (agent_id, conversation_id),
     ).fetchall()
 
 
@@ -110,11 +128,14 @@ def evict(conn: Conn, message_ids: list[str]) -> int:
     )
 
 
-def evict_all(conn: Conn, agent_id: str) -> int:
-    """Take every in-context message of the agent out of the context window; how many there were."""
+def evict_all(conn: Conn, agent_id: str, conversation_id: str | None = None) -> int:
+    """Take every in-context message of one conversation (None: the agent's own history) out of the
+    context window; how many there were."""
     return len(
         conn.execute(
-            "UPDATE messages SET in_context = false WHERE agent_id = %s AND in_context RETURNING id", (agent_id,)
+            """UPDATE messages SET in_context = false
+               WHERE agent_id = %s AND conversation_id IS NOT DISTINCT FROM %s AND in_context RETURNING id""",
+            (agent_id, conversation_id),
         ).fetchall()
     )
 

@@ -31,6 +31,7 @@ MESSAGE_COLUMNS = (
     "run_id",
     "step_id",
     "created_at",
+    "conversation_id",
 )
 
 

@@ -85,6 +85,8 @@ class Run:
     execution_arn: str | None
     cancel_requested: bool
     error: str | None
+    # the conversation the run belongs to (None: the agent's own history)
+    conversation_id: str | None = None
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Run:
@@ -105,6 +107,7 @@ class Run:
             task_token=row["task_token"],
             execution_arn=row["execution_arn"],
             cancel_requested=bool(row["cancel_requested"]),
+            conversation_id=row.get("conversation_id"),
             error=row["error"],
         )
 

@@ -32,9 +32,11 @@ def recent_feedback(conn: Conn, agent_id: str, limit: int) -> list[dict[str, Any
 
 
 def recent_user_inputs(conn: Conn, agent_id: str, limit: int) -> list[str]:
-    """The text of the agent's newest non-empty user messages, newest first."""
+    """The text of the agent's newest non-empty user messages in any of its conversations (not a fork's
+    copies), newest first."""
     found = conn.execute(
         """SELECT text FROM messages WHERE agent_id = %s AND role = 'user' AND text <> ''
+             AND NOT metadata ? 'forked_from'
            ORDER BY seq DESC LIMIT %s""",
         (agent_id, limit),
     ).fetchall()

@@ -83,11 +83,17 @@ def load_state(
     return Run.of(row), Step.of(step) if step is not None else None, agent
 
 
-def awaiting_approval(conn: Conn, agent_id: str, *, for_update: bool = False) -> Run | None:
+def awaiting_approval(
+    conn: Conn, agent_id: str, *, conversation_id: str | None = None, for_update: bool = False
+) -> Run | None:
+    """The run of the conversation (None: the agent's own) paused on an approval."""
     lock = " FOR UPDATE" if for_update else ""
     return _run(
         conn.execute(
-            "SELECT * FROM runs WHERE agent_id = %s AND next_action = 'approval'" + lock, (agent_id,)
+            """SELECT * FROM runs WHERE agent_id = %s AND conversation_id IS NOT DISTINCT FROM %s
+                 AND next_action = 'approval'"""
+            + lock,
+            (agent_id, conversation_id),
         ).fetchone()
     )
 
@@ -96,6 +102,16 @@ def active_for_agent(conn: Conn, agent_id: str) -> list[Run]:
     rows = conn.execute(
         "SELECT * FROM runs WHERE agent_id = %s AND next_action IN ('step', 'tools', 'approval') ORDER BY created_at",
         (agent_id,),
+    ).fetchall()
+    return [Run.of(row) for row in rows]
+
+
+def active_in_conversation(conn: Conn, agent_id: str, conversation_id: str | None) -> list[Run]:
+    """The agent's active runs in one conversation (None: the agent's own): the ones a run there waits for."""
+    rows = conn.execute(
+        """SELECT * FROM runs WHERE agent_id = %s AND conversation_id IS NOT DISTINCT FROM %s
+             AND next_action IN ('step', 'tools', 'approval') ORDER BY created_at""",
+        (agent_id, conversation_id),
     ).fetchall()
     return [Run.of(row) for row in rows]
 

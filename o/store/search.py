@@ -71,6 +71,8 @@ class SearchFilters:
     created_to: datetime | None = None
     # messages only
     roles: Sequence[str] = ()
+    # messages only: of these conversations (the agent's own history has none)
+    conversation_ids: Sequence[str] = ()
 
     def where(self, organization_id: str, agent_id: str | None, archive_ids: Sequence[str] = ()) -> Where:
         """The conditions over the searched table, aliased ``p``: the agent's own rows and those of
@@ -84,6 +86,7 @@ class SearchFilters:
             .tags("tags", self.tags, match=self.tag_match)
             .in_range("created_at", self.created_from, self.created_to)
             .equals_any("role", self.roles)
+            .equals_any("conversation_id", self.conversation_ids)
         )
 
 

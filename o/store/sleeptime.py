@@ -64,10 +64,12 @@ def completed_passes(conn: Conn, agent_id: str) -> int:
 
 
 def messages_since(conn: Conn, agent_id: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
-    """The conversation after ``after_seq`` (seq, role, text, name): user, assistant and tool messages with text."""
+    """What was said after ``after_seq`` in every conversation of the agent (seq, role, text, name,
+    conversation_id): user, assistant and tool messages with text, not the copies a fork made."""
     return conn.execute(
-        """SELECT seq, role, text, name FROM messages WHERE agent_id = %s AND seq > %s AND text <> ''
-           AND role IN ('user', 'assistant', 'tool') ORDER BY seq LIMIT %s""",
+        """SELECT seq, role, text, name, conversation_id FROM messages WHERE agent_id = %s AND seq > %s
+           AND text <> '' AND role IN ('user', 'assistant', 'tool') AND NOT metadata ? 'forked_from'
+           ORDER BY seq LIMIT %s""",
         (agent_id, after_seq, limit),
     ).fetchall()
 

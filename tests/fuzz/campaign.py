@@ -349,12 +349,14 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         # a real MCP server, so the generated calls reach its tools (a daemon thread: lives with the process)
         mcp = HttpMcpServer().start()
         mcp_server = post("/v1/mcp-servers/", {"server_name": "fuzz-mcp", "config": {"server_url": mcp.url}})
+        conversation = post(f"/v1/conversations/?agent_id={agent['id']}", {"summary": "fuzzed"})
     return {
         "archive_id": archive["id"],
         "passage_id": archive_passage["id"],
         "folder_id": folder["id"],
         "file_id": uploaded.json()["id"],
         "mcp_server_id": mcp_server["id"],
+        "conversation_id": conversation["id"],
         "identity_id": identity["id"],
         "step_id": step_id,
         "agent_id": agent["id"],

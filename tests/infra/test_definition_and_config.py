@@ -57,7 +57,8 @@ def test_every_task_but_the_failure_path_catches_into_mark_failed() -> None:
     mark = states["MarkFailed"]
     assert "Catch" not in mark, "a failure to mark the run must not loop back into MarkFailed"
     assert mark["Parameters"]["Payload"] == {
-        "action": "fail", "run_id.$": "$.run_id", "iteration.$": "$.iteration", "error.$": "$.error",
+        "action": "fail", "run_id.$": "$.run_id", "iteration.$": "$.iteration",
+        "conversation_id.$": "$.conversation_id", "error.$": "$.error",
     }  # fmt: skip
     assert mark["ResultPath"] is None and mark["Next"] == "RunFailed"
     assert not states["RunFailed"]["Error"].startswith("States."), "reserved for Step Functions' own errors"
@@ -67,7 +68,7 @@ def test_only_ids_travel_between_states() -> None:
     definition = agent_loop_definition("arn:fn")
     for name in ("Step", "Tools"):
         assert set(definition["States"][name]["ResultSelector"]) == {
-            "run_id.$", "iteration.$", "next.$", "stop_reason.$",
+            "run_id.$", "iteration.$", "conversation_id.$", "next.$", "stop_reason.$",
         }  # fmt: skip
     approval = definition["States"]["AwaitApproval"]
     assert "TimeoutSeconds" not in approval

@@ -209,6 +209,7 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
         "folder_id": ids.get("folder_id", ""),
         "file_id": ids.get("file_id", ""),
         "mcp_server_id": ids.get("mcp_server_id", ""),
+        "conversation_id": ids.get("conversation_id", ""),
         "block_label": "human",
         "number": "1",
     }
@@ -264,6 +265,10 @@ def test_every_read_works_and_mid_flight_runs_finish(previous_release: str, tmp_
             assert server.status_code == 200, server.text
             ids["mcp_server_id"] = server.json()["id"]
             ids["mcp_tool_id"] = api.get(f"/v1/mcp-servers/{ids['mcp_server_id']}/tools").json()[0]["id"]
+
+            # nor conversations: one of an upgraded agent is read with the rest
+            made = api.post("/v1/conversations/", params={"agent_id": ids["agent_id"]}, json={})
+            ids["conversation_id"] = made.json()["id"]
             paths = _reads(app, ids)
             assert len(paths) > 25
             for path in paths:

@@ -40,7 +40,7 @@ from o.tools import catalog
 SECTION_VERSION = 1
 REFERENCES = frozenset(
     {"agent_id", "block_id", "tool_id", "run_id", "step_id", "message_id", "evolution_id", "archive_id"}
-    | {"folder_id", "file_id"}
+    | {"folder_id", "file_id", "conversation_id", "forked_from"}
 )
 # references to work elsewhere (a Step Functions execution, a task token): meaningless in another stack
 _FOREIGN = frozenset({"execution_arn", "task_token"})

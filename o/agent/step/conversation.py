@@ -1,4 +1,5 @@
-"""One run at a time per conversation (an agent's message history is one conversation).
+"""One run at a time per conversation (an agent's own message history is one conversation, and each
+of its conversations, :mod:`o.agent.conversations`, another; runs of different ones go side by side).
 
 A run that is sent while another run of the agent is active (working, or paused on an approval)
 queues: its input messages wait in its metadata (``pending_input``) with its place in the queue
@@ -52,7 +53,7 @@ def queued(run: Run) -> bool:
 
 
 def position_after(active: Sequence[Run]) -> int:
-    """The queue place of a run sent now, behind every active run of the agent."""
+    """The queue place of a run sent now, behind every active run of its conversation."""
     return 1 + max((int(r.metadata.get(QUEUE_KEY, 0)) for r in active), default=0)
 
 
@@ -67,12 +68,12 @@ def may_claim(run: Run, active: Sequence[Run]) -> bool:
 
 
 def turn_order(runs: Sequence[Run]) -> list[list[Run]]:
-    """The runs grouped by agent, each group in the order its runs may take the conversation: the run
-    that holds it first, then the queue. (Resumed in another order, a queued run would wait for a run
+    """The runs grouped by conversation, each group in the order its runs may take the conversation: the
+    run that holds it first, then the queue. (Resumed in another order, a queued run would wait for a run
     nobody drives.)"""
-    by_agent: dict[str, list[Run]] = {}
+    by_agent: dict[tuple[str, str | None], list[Run]] = {}
     for run in runs:
-        by_agent.setdefault(run.agent_id, []).append(run)
+        by_agent.setdefault((run.agent_id, run.conversation_id), []).append(run)
     return [
         sorted(group, key=lambda r: (queued(r), int(r.metadata.get(QUEUE_KEY, 0)), r.created_at))
         for group in by_agent.values()
@@ -107,14 +108,14 @@ def claim(conn: Conn, run: Run) -> Run | None:
     """Take the conversation for queued ``run`` (its input enters the history) if it may now; the run
     as it then stands, or None while it must wait. Under the agent's row lock, which a new send takes
     too, so two runs never both claim and a send never misses a claim."""
-    if not may_claim(run, run_store.active_for_agent(conn, run.agent_id)):
+    if not may_claim(run, run_store.active_in_conversation(conn, run.agent_id, run.conversation_id)):
         return None  # the usual answer while waiting, found without taking the lock
     if agent_store.get(conn, run.organization_id, run.agent_id, for_update=True) is None:
         return None  # deleted meanwhile: the next try refuses the run
     current = run_store.get(conn, run.id, for_update=True)
     if current is None or not queued(current):
         return current
-    if not may_claim(current, run_store.active_for_agent(conn, run.agent_id)):
+    if not may_claim(current, run_store.active_in_conversation(conn, run.agent_id, run.conversation_id)):
         return None
     pending = [Input(**m) for m in current.metadata[PENDING_KEY]]
     message_store.insert_many(conn, input_rows(current, pending))

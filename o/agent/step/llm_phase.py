@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from o.agent import context as ctx_window
-from o.agent import serving, transcript
+from o.agent import conversations, serving, transcript
 from o.agent.events import MessageStored, TokenDelta
 from o.agent.step import conversation
 from o.agent.step.calls import rule_history
@@ -98,7 +98,8 @@ def _prepare(deps: StepDeps, run_id: str, iteration: int | None) -> _Prepared | 
         # the same for every later one.
         run, agent = serving.serve_run(conn, deps.revisions, run, agent, version=deps.version)
         prompt = deps.prompts.get(conn, agent)
-        rows = message_store.in_context(conn, agent["id"])
+        agent = conversations.effective_agent(conn, run, agent)
+        rows = message_store.in_context(conn, agent["id"], run.conversation_id)
         tools = agent_tools(agent, agent.pop("tools_json"))
         rules = ToolRules.parse(agent["tool_rules"])
         # without rules the calls made so far change nothing, so they are not read
@@ -126,7 +127,16 @@ def _ask(deps: StepDeps, prepared: _Prepared, config: LLMConfig, client: LLMClie
     while True:
         try:
             rows, summary = ctx_window.ensure_fits(
-                deps.db, client, config, prepared.agent, prepared.system, rows, specs, deps.context, force=force
+                deps.db,
+                client,
+                config,
+                prepared.agent,
+                prepared.system,
+                rows,
+                specs,
+                deps.context,
+                force=force,
+                conversation_id=prepared.run.conversation_id,
             )
             if summary is not None:
                 extra_usage, summary_ms = extra_usage + summary[0], summary_ms + summary[1]

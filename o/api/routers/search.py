@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 
+from o.agent import conversations
 from o.api import errors
 from o.api.deps import Db, Embeddings, Org
 from o.api.routers.archival import Passage
@@ -60,25 +61,31 @@ def message_result(row: dict[str, Any]) -> dict[str, Any]:
         "agent_id": row["agent_id"],
         "created_at": row["created_at"],
         "content": content,
+        "conversation_id": row.get("conversation_id"),
     }
 
 
 @messages_router.post("/search", responses=SEARCH_ERRORS)
 def search_messages(body: MessageSearch, org: Org, db: Db, embedders: Embeddings) -> Any:
     """The organization's messages that best match the query (hybrid: BM25 and vectors), best first."""
-    if body.conversation_id is not None:
-        raise InvalidInput("conversation_id: O has no conversations to search by")
+    agent_id = body.agent_id
     with db.transaction() as conn:
+        if body.conversation_id is not None:
+            conversation = conversations.require(conn, org, body.conversation_id)
+            if agent_id is not None and conversation["agent_id"] != agent_id:
+                raise InvalidInput(f"conversation_id: {body.conversation_id} is not a conversation of agent {agent_id}")
+            agent_id = conversation["agent_id"]
         rows = org_search.search_messages(
             conn,
             org,
             body.query,
             embedders=embedders,
-            agent_id=body.agent_id,
+            agent_id=agent_id,
             limit=body.limit,
             mode=body.search_mode,
             start=body.start_date,
             end=body.end_date,
+            conversation_id=body.conversation_id,
         )
     return jsonable_encoder([message_result(r) for r in rows])
 

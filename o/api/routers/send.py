@@ -93,7 +93,11 @@ def send_messages(
 ) -> Any:
     if body.streaming:
         return stream_messages(agent_id, body, org, db, engine, if_busy)
-    started = _begin(db, org, agent_id, body, engine, if_busy=if_busy)
+    return answer(db, engine, _begin(db, org, agent_id, body, engine, if_busy=if_busy))
+
+
+def answer(db: Database, engine: Engine, started: run_api.Started) -> Any:
+    """The LettaResponse of a started run, once it settles (202 when it outlasts the wait on AWS)."""
     continue_run(engine.launcher, db, started.run, wait=True)
     if not engine.launcher.inline:
         try:
@@ -138,7 +142,11 @@ def _sse(item: Any) -> str:
 def stream_messages(
     agent_id: str, body: SendMessages, org: Org, db: Db, engine: AgentEngine, if_busy: IfBusy = "queue"
 ) -> StreamingResponse:
-    started = _begin(db, org, agent_id, body, engine, if_busy=if_busy)
+    return stream_of(db, engine, _begin(db, org, agent_id, body, engine, if_busy=if_busy), body)
+
+
+def stream_of(db: Database, engine: Engine, started: run_api.Started, body: SendMessages) -> StreamingResponse:
+    """The SSE stream of a started run: driven here (live tokens) or followed from Postgres."""
     run_id = started.run.id
     if engine.launcher.inline or _drives_here(engine, started.run):
         events = _stream_inline(engine, started, body)

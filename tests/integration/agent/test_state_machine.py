@@ -107,7 +107,35 @@ def test_messages_run_through_the_state_machine(
     assert json.loads(aws["sfn"].describe_execution(executionArn=execution["executionArn"])["input"]) == {
         "run_id": out["usage"]["run_ids"][0],
         "iteration": 0,
+        "conversation_id": None,
     }
+
+
+def test_a_conversation_runs_through_the_state_machine(
+    aws_api: TestClient, aws: dict[str, Any], openai_server: OpenAIServer
+) -> None:
+    """The conversation id travels with the run: in the execution's input and every step event."""
+    agent = create_agent(aws_api, openai_server)
+    conversation = aws_api.post("/v1/conversations/", params={"agent_id": agent["id"]}, json={}).json()["id"]
+    openai_server.push(
+        call("core_memory_append", label="human", content="Lives in Oslo.", request_heartbeat=True),
+        call("send_message", message="Oslo, noted."),
+    )
+    sent = aws_api.post(
+        f"/v1/conversations/{conversation}/messages",
+        json={"messages": [{"role": "user", "content": "I live in Oslo"}], "streaming": False},
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["stop_reason"]["stop_reason"] == "end_turn"
+    [execution] = _executions(aws)
+    started_with = json.loads(aws["sfn"].describe_execution(executionArn=execution["executionArn"])["input"])
+    assert started_with["conversation_id"] == conversation
+    assert [(e["action"], e["conversation_id"]) for e in aws["events"]] == [
+        ("step", conversation), ("tools", conversation), ("step", conversation), ("tools", conversation),
+    ]  # fmt: skip
+    listed = aws_api.get(f"/v1/conversations/{conversation}/messages", params={"order": "asc"}).json()
+    assert listed[0]["message_type"] == "user_message"
+    assert aws_api.get(f"/v1/agents/{agent['id']}/messages").json() == []
 
 
 def test_approval_pauses_the_execution_until_the_api_releases_it(
@@ -189,7 +217,10 @@ def test_await_approval_after_the_decision_releases_itself(
     )
     assert result["next"] == "approval"
     assert sent == [
-        {"taskToken": "tok-1", "output": json.dumps({"run_id": started.run.id, "iteration": 3, "next": "step"})}
+        {
+            "taskToken": "tok-1",
+            "output": json.dumps({"run_id": started.run.id, "iteration": 3, "conversation_id": None, "next": "step"}),
+        }
     ]
 
 

@@ -131,6 +131,16 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/mcp-servers/{mcp_server_id}/tools"): None,
     ("GET", "/v1/mcp-servers/{mcp_server_id}/tools/{tool_id}"): None,
     ("POST", "/v1/mcp-servers/{mcp_server_id}/tools/{tool_id}/run"): {"args": {"a": 1, "b": 2}},
+    ("GET", "/v1/conversations/{conversation_id}"): None,
+    ("PATCH", "/v1/conversations/{conversation_id}"): {"summary": "taken"},
+    ("DELETE", "/v1/conversations/{conversation_id}"): None,
+    ("POST", "/v1/conversations/{conversation_id}/cancel"): None,
+    ("POST", "/v1/conversations/{conversation_id}/fork"): None,
+    ("POST", "/v1/conversations/{conversation_id}/recompile"): None,
+    ("POST", "/v1/conversations/{conversation_id}/compact"): None,
+    ("GET", "/v1/conversations/{conversation_id}/messages"): None,
+    ("POST", "/v1/conversations/{conversation_id}/messages"): {**USER, "streaming": False},
+    ("POST", "/v1/conversations/{conversation_id}/stream"): None,
 }
 # routes whose body is a multipart upload rather than JSON
 UPLOADS = {("POST", "/v1/folders/{folder_id}/upload"): {"file": ("taken.txt", b"taken")}}
@@ -181,6 +191,9 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
         mcp = HttpMcpServer().start()
         mcp_server = post("/v1/mcp-servers/", {"server_name": "mcp", "config": {"server_url": mcp.url}})["id"]
         mcp_tool = http.get(f"/v1/mcp-servers/{mcp_server}/tools").json()[0]["id"]
+
+        conversation = post(f"/v1/conversations/?agent_id={agent}", {"summary": "secret"})["id"]
+        post(f"/v1/conversations/{conversation}/messages", {**USER, "streaming": False})
         yield Tenant(
             http,
             {
@@ -199,6 +212,7 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "file_id": file,
                 "mcp_server_id": mcp_server,
                 "mcp_tool_id": mcp_tool,
+                "conversation_id": conversation,
             },
         )
         mcp.stop()
@@ -262,7 +276,9 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
     assert [p["id"] for p in ours.http.get(f"/v1/agents/{ids['agent_id']}/archival-memory").json()] == [
         ids["memory_id"]
     ]
-    assert len(ours.http.get("/v1/runs/", params={"agent_id": ids["agent_id"]}).json()) == 1
+    assert (
+        len(ours.http.get("/v1/runs/", params={"agent_id": ids["agent_id"]}).json()) == 2
+    )  # the agent's own and its conversation's
     assert ours.http.get(f"/v1/identities/{ids['identity_id']}").json()["name"] == "U"
     assert ours.http.get(f"/v1/steps/{ids['step_id']}").json()["feedback"] is None
     assert ours.http.get(f"/v1/agents/{ids['agent_id']}").json()["identity_ids"] == [ids["identity_id"]]
@@ -278,3 +294,6 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
     assert ours.http.get(f"/v1/agents/{ids['agent_id']}/folders").json()[0]["id"] == ids["folder_id"]
 
     assert ours.http.get(f"/v1/mcp-servers/{ids['mcp_server_id']}").json()["server_url"] != "http://127.0.0.1:9/mcp"
+
+    conversation = ours.http.get(f"/v1/conversations/{ids['conversation_id']}").json()
+    assert conversation["summary"] == "secret" and len(conversation["in_context_message_ids"]) == 3

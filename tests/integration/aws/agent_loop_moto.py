@@ -80,10 +80,10 @@ class Loop:
     before: Callable[[dict[str, Any]], None] | None = None
     after: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
 
-    def start(self, run_id: str, name: str | None = None) -> str:
+    def start(self, run_id: str, name: str | None = None, conversation_id: str | None = None) -> str:
         kwargs: dict[str, Any] = {
             "stateMachineArn": self.machine_arn,
-            "input": json.dumps({"run_id": run_id, "iteration": 0}),
+            "input": json.dumps({"run_id": run_id, "iteration": 0, "conversation_id": conversation_id}),
         }
         if name:
             kwargs["name"] = name

@@ -31,11 +31,12 @@ def scripted(answers: dict[tuple[str, int], str]) -> Callable[[dict[str, Any], A
             return {"stored": True}  # the token is kept; the answer comes with SendTaskSuccess
         if event["action"] == "fail":
             return {"run_id": event["run_id"], "iteration": event["iteration"], "next": "failed",
-                    "stop_reason": "error"}  # fmt: skip
+                    "stop_reason": "error", "conversation_id": event["conversation_id"]}  # fmt: skip
         iteration = event["iteration"] + (1 if event["action"] == "step" else 0)
         return {
             "run_id": event["run_id"],
             "iteration": iteration,
+            "conversation_id": event["conversation_id"],
             "next": answers[(event["action"], event["iteration"])],
             "stop_reason": None,
         }
@@ -46,12 +47,12 @@ def scripted(answers: dict[tuple[str, int], str]) -> Callable[[dict[str, Any], A
 def test_step_tools_step_done(parts: list[Any]) -> None:
     answers = {("step", 0): "tools", ("tools", 1): "step", ("step", 1): "done"}
     with agent_loop(parts, scripted(answers)) as loop:
-        execution = loop.start("run-1")
+        execution = loop.start("run-1", conversation_id="conv-1")
         assert loop.wait(execution)["status"] == "SUCCEEDED"
         assert [(c["action"], c["iteration"]) for c in loop.calls] == [("step", 0), ("tools", 1), ("step", 1)]
         # Only ids and counters travel: nothing else reaches the handler.
-        assert all(set(c) == {"action", "run_id", "iteration"} for c in loop.calls)
-        assert all(c["run_id"] == "run-1" for c in loop.calls)
+        assert all(set(c) == {"action", "run_id", "iteration", "conversation_id"} for c in loop.calls)
+        assert all((c["run_id"], c["conversation_id"]) == ("run-1", "conv-1") for c in loop.calls)
 
 
 def test_approval_pauses_until_send_task_success(parts: list[Any]) -> None:
@@ -62,7 +63,8 @@ def test_approval_pauses_until_send_task_success(parts: list[Any]) -> None:
         assert pause["task_token"]
         assert loop.sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
         loop.sfn.send_task_success(
-            taskToken=pause["task_token"], output=json.dumps({"run_id": "run-2", "iteration": 1, "next": "step"})
+            taskToken=pause["task_token"],
+            output=json.dumps({"run_id": "run-2", "iteration": 1, "conversation_id": None, "next": "step"}),
         )
         assert loop.wait(execution)["status"] == "SUCCEEDED"
         assert [c["action"] for c in loop.calls] == ["step", "await_approval", "step"]
@@ -128,12 +130,13 @@ def test_the_loop_continues_as_a_new_execution_at_the_cap(parts: list[Any]) -> N
         return {
             "run_id": event["run_id"],
             "iteration": event["iteration"] + 1,
+            "conversation_id": event["conversation_id"],
             "next": "step" if len(calls) <= 3 else "done",
             "stop_reason": None if len(calls) <= 3 else "end_turn",
         }
 
     with agent_loop(parts, handler) as loop:
-        first = loop.start("run-7", name="first")
+        first = loop.start("run-7", name="first", conversation_id="conv-7")
         assert loop.wait(first)["status"] == "SUCCEEDED"
         loop.wait_for_call(lambda c: len(calls) == 4)
         executions = [e for e in loop.executions() if e["executionArn"] != first]
@@ -144,6 +147,7 @@ def test_the_loop_continues_as_a_new_execution_at_the_cap(parts: list[Any]) -> N
         started_with = json.loads(loop.sfn.describe_execution(executionArn=second_arn)["input"])
         assert started_with["run_id"] == "run-7"
         assert started_with["iteration"] == 0
+        assert started_with["conversation_id"] == "conv-7"  # the conversation goes on with the run
         assert started_with["AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"] == first
 
 

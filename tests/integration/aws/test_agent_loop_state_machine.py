@@ -233,7 +233,9 @@ def test_a_step_whose_lambda_keeps_dying_fails_the_run_after_the_retries(
         before = conn.execute("SELECT error, completed_at FROM runs WHERE id = %s", (run_id,)).fetchone()
     again = loop.calls[-1]
     answer = step_module.handler(again, STEP_CONTEXT)
-    assert answer == {"run_id": run_id, "iteration": 0, "next": "failed", "stop_reason": "error"}
+    assert answer == {
+        "run_id": run_id, "iteration": 0, "next": "failed", "stop_reason": "error", "conversation_id": None,
+    }  # fmt: skip
     with db.transaction() as conn:
         assert conn.execute("SELECT error, completed_at FROM runs WHERE id = %s", (run_id,)).fetchone() == before
 

@@ -263,6 +263,19 @@ def _delete_mcp_server(w: World) -> Any:
     return w.sdk.mcp_servers.delete(w.sdk.mcp_servers.create(server_name="sdk-mcp-gone", config=config).id)
 
 
+def _conversation(w: World) -> str:
+    """A conversation of the world's agent with one turn in it."""
+    conversation = w.sdk.conversations.create(agent_id=w.agent_id, summary="tea talk")
+    list(w.sdk.conversations.messages.create(conversation.id, messages=_user("hi")))  # type: ignore[arg-type]
+    return conversation.id
+
+
+def _conversation_compact(w: World) -> Any:
+    conversation = _conversation(w)
+    list(w.sdk.conversations.messages.create(conversation, messages=_user("again")))  # type: ignore[arg-type]
+    return w.sdk.conversations.messages.compact(conversation)
+
+
 def _agent(path: str) -> Callable[[World], str]:
     return lambda w: f"/v1/agents/{w.agent_id}{path}"
 
@@ -547,6 +560,64 @@ OPERATIONS += [
     Op("POST", "/v1/agents/import-bundle", None, _import_bundle),
     Op("PATCH", "/v1/agents/{agent_id}/identities/attach/{identity_id}", "agents.identities.attach", _attach_identity),
     Op("PATCH", "/v1/agents/{agent_id}/identities/detach/{identity_id}", "agents.identities.detach", _detach_identity),
+    # conversations
+    Op("POST", "/v1/conversations/", "conversations.create", lambda w: w.sdk.conversations.create(agent_id=w.agent_id)),
+    Op("GET", "/v1/conversations/", "conversations.list", lambda w: w.sdk.conversations.list(agent_id=w.agent_id)),
+    Op(
+        "GET",
+        "/v1/conversations/{conversation_id}",
+        "conversations.retrieve",
+        lambda w: w.sdk.conversations.retrieve(_conversation(w)),
+    ),
+    Op(
+        "PATCH",
+        "/v1/conversations/{conversation_id}",
+        "conversations.update",
+        lambda w: w.sdk.conversations.update(_conversation(w), archived=True, model_settings={"temperature": 0.2}),
+    ),
+    Op(
+        "DELETE",
+        "/v1/conversations/{conversation_id}",
+        "conversations.delete",
+        lambda w: w.sdk.conversations.delete(_conversation(w)),
+    ),
+    Op(
+        "POST",
+        "/v1/conversations/{conversation_id}/cancel",
+        "conversations.cancel",
+        lambda w: w.sdk.conversations.cancel(_conversation(w)),
+    ),
+    Op(
+        "POST",
+        "/v1/conversations/{conversation_id}/fork",
+        "conversations.fork",
+        lambda w: w.sdk.conversations.fork(_conversation(w)),
+    ),
+    Op(
+        "POST",
+        "/v1/conversations/{conversation_id}/recompile",
+        "conversations.recompile",
+        lambda w: w.sdk.conversations.recompile(_conversation(w)),
+    ),
+    Op(
+        "GET",
+        "/v1/conversations/{conversation_id}/messages",
+        "conversations.messages.list",
+        lambda w: every_item(w.sdk.conversations.messages.list(_conversation(w), limit=1)),
+    ),
+    Op(
+        "POST",
+        "/v1/conversations/{conversation_id}/messages",
+        "conversations.messages.create",
+        lambda w: list(w.sdk.conversations.messages.create("default", agent_id=w.agent_id, input="hello")),
+    ),
+    Op("POST", "/v1/conversations/{conversation_id}/compact", "conversations.messages.compact", _conversation_compact),
+    Op(
+        "POST",
+        "/v1/conversations/{conversation_id}/stream",
+        "conversations.messages.stream",
+        lambda w: list(w.sdk.conversations.messages.stream(_conversation(w))),
+    ),
     # identities: in Letta's public docs, not in letta-client 1.12.1
     Op("POST", "/v1/identities/", None, lambda w: _identity(w, "created")),
     Op("GET", "/v1/identities/", None, lambda w: w.raw("GET", "/v1/identities/")),

@@ -102,7 +102,7 @@ def test_bad_search_input_is_named(letta: Letta) -> None:
         letta.passages.search(query="x", limit=0)
     with pytest.raises(UnprocessableEntityError, match="archive_id"):
         letta.passages.search(query="x", archive_id="archive-1")
-    with pytest.raises(UnprocessableEntityError, match="conversation_id"):
+    with pytest.raises(NotFoundError, match="conversation"):
         letta.messages.search(query="x", conversation_id="conv-1")
     with pytest.raises((UnprocessableEntityError, BadRequestError), match="start"):
         letta.passages.search(query="x", start_date="2020-01-02", end_date="2020-01-01")

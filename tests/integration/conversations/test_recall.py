@@ -1,0 +1,46 @@
+"""Recall knows the conversation: conversation_search results name it, the organization's message
+search can be scoped to one, and sleep-time and evolution read what was said in every conversation
+(not the copies a fork made)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from letta_client import Letta
+
+from o.memory import recall
+from o.store import reflection, sleeptime
+from o.store.db import Database
+from tests.integration.conftest import new_org_key
+from tests.integration.sdk.conftest import Live, live, strict_client  # noqa: F401
+
+
+def _say(sdk: Letta, conversation_id: str, text: str, **kw: Any) -> None:
+    list(sdk.conversations.messages.create(conversation_id, messages=[{"role": "user", "content": text}], **kw))
+
+
+def test_recall_and_reflection_see_every_conversation(live: Live, db: Database) -> None:  # noqa: F811
+    sdk = strict_client(live, new_org_key(db))
+    agent = sdk.agents.create(llm_config=live.llm_config())  # type: ignore[arg-type]
+    one = sdk.conversations.create(agent_id=agent.id).id
+    two = sdk.conversations.create(agent_id=agent.id).id
+    _say(sdk, one, "I like green tea")
+    _say(sdk, two, "I live in Oslo")
+    _say(sdk, "default", "The weather is grey", agent_id=agent.id)
+    sdk.conversations.fork(one)  # its copies are not said again
+
+    with db.transaction() as conn:
+        org = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent.id,)).fetchone()
+        assert org is not None
+        found = recall.search(conn, org["organization_id"], agent.id, "green tea", limit=20)
+        oslo = recall.search(conn, org["organization_id"], agent.id, "Oslo", limit=1)
+        said = sleeptime.messages_since(conn, agent.id, 0, 100)
+        inputs = reflection.recent_user_inputs(conn, agent.id, 10)
+    assert {r["conversation_id"] for r in found if r["content"] == "I like green tea"} >= {one}
+    assert oslo[0]["content"] == "I live in Oslo" and oslo[0]["conversation_id"] == two
+    users = [(m["text"], m["conversation_id"]) for m in said if m["role"] == "user"]
+    assert users == [("I like green tea", one), ("I live in Oslo", two), ("The weather is grey", None)]
+    assert sorted(inputs) == sorted(["I like green tea", "I live in Oslo", "The weather is grey"])
+
+    scoped = sdk.messages.search(query="Oslo tea weather", conversation_id=two)
+    assert scoped and all(getattr(r, "conversation_id", None) == two for r in scoped)
