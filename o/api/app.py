@@ -70,6 +70,7 @@ def create_app(
         core_memory.router,
         blocks.router,
         messages.router,
+        messages.org_router,
         tools.router,
         agent_tools.router,
         send.router,

@@ -64,16 +64,19 @@ ANY_CONVERSATION = "*"
 def list_page(
     conn: Conn,
     organization_id: str,
-    agent_id: str,
+    agent_id: str | None,
     page: Page,
     *,
     run_id: str | None = None,
     conversation: str | None = ANY_CONVERSATION,
 ) -> list[dict[str, Any]]:
-    """A page of the agent's history: of one conversation (None: the agent's own, the default one)
-    or, with :data:`ANY_CONVERSATION`, of all of them."""
-    conds = [sql.SQL("organization_id = %s AND agent_id = %s")]
-    params: list[Any] = [organization_id, agent_id]
+    """A page of the agent's history (``agent_id`` None: of every agent of the organization): of one
+    conversation (None: the agent's own, the default one) or, with :data:`ANY_CONVERSATION`, of all."""
+    conds = [sql.SQL("organization_id = %s")]
+    params: list[Any] = [organization_id]
+    if agent_id is not None:
+        conds.append(sql.SQL("agent_id = %s"))
+        params.append(agent_id)
     if conversation != ANY_CONVERSATION:
         conds.append(sql.SQL("conversation_id IS NOT DISTINCT FROM %s"))
         params.append(conversation)
@@ -145,8 +148,12 @@ def count(conn: Conn, agent_id: str) -> int:
     return int(row["n"]) if row else 0
 
 
-def get(conn: Conn, message_id: str) -> dict[str, Any] | None:
-    return conn.execute("SELECT * FROM messages WHERE id = %s", (message_id,)).fetchone()
+def get(conn: Conn, message_id: str, organization_id: str | None = None) -> dict[str, Any] | None:
+    """The message (when ``organization_id`` is given, only if it is that organization's)."""
+    row = conn.execute("SELECT * FROM messages WHERE id = %s", (message_id,)).fetchone()
+    if row is not None and organization_id is not None and row["organization_id"] != organization_id:
+        return None
+    return row
 
 
 def last_seq(conn: Conn) -> int:

@@ -350,7 +350,9 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         mcp = HttpMcpServer().start()
         mcp_server = post("/v1/mcp-servers/", {"server_name": "fuzz-mcp", "config": {"server_url": mcp.url}})
         conversation = post(f"/v1/conversations/?agent_id={agent['id']}", {"summary": "fuzzed"})
+        messages = client.get(f"/v1/agents/{agent['id']}/messages", params={"limit": 1}).json()
     return {
+        "message_id": messages[0]["id"] if messages else "message-00000000-0000-4000-8000-000000000000",
         "archive_id": archive["id"],
         "passage_id": archive_passage["id"],
         "folder_id": folder["id"],

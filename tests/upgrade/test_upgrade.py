@@ -191,6 +191,10 @@ def _ids(url: str) -> dict[str, Any]:
             "tool_id": one("SELECT id FROM tools"),
             "run_id": one("SELECT id FROM runs WHERE next_action = 'tools'"),
             "step_id": one("SELECT id FROM steps ORDER BY created_at, id LIMIT 1"),
+            "message_id": one(
+                "SELECT m.id FROM messages m JOIN agents a ON a.id = m.agent_id WHERE a.name = 'helper' "
+                "ORDER BY m.seq LIMIT 1"
+            ),
             "approval_run": one("SELECT id FROM runs WHERE next_action = 'approval'"),
             "evolution_id": one("SELECT id FROM evolutions WHERE status = 'canary'"),
         }
@@ -204,6 +208,7 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
         "tool_id": ids["tool_id"],
         "run_id": ids["run_id"],
         "step_id": ids["step_id"],
+        "message_id": ids["message_id"],
         "identity_id": ids.get("identity_id", ""),
         "archive_id": ids.get("archive_id", ""),
         "folder_id": ids.get("folder_id", ""),

@@ -1,10 +1,11 @@
-"""Reading an agent's message history: GET /v1/agents/{agent_id}/messages."""
+"""Reading message history: an agent's (GET /v1/agents/{agent_id}/messages) and the organization's
+(GET /v1/messages/, GET /v1/messages/{message_id})."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from o.agent import conversations, lifecycle
@@ -13,11 +14,12 @@ from o.api.deps import Db, Org
 from o.api.paging import paging
 from o.api.responses import json_of
 from o.api.schemas.messages import LettaMessage, to_letta_list
-from o.errors import InvalidInput
+from o.errors import InvalidInput, NotFound
 from o.store import messages as message_store
 from o.store.pages import Page
 
 router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["messages"], responses=errors.responses(401, 404))
+org_router = APIRouter(prefix="/v1/messages", tags=["messages"], responses=errors.responses(401))
 
 
 @router.get("/messages", response_model=list[LettaMessage])
@@ -44,3 +46,37 @@ def list_messages(
         if not rows:
             lifecycle.require(conn, org, agent_id)
     return json_of(to_letta_list(rows, use_assistant_message=use_assistant_message))
+
+
+@org_router.get("/", response_model=list[LettaMessage], responses=errors.responses(404))
+def list_org_messages(
+    org: Org,
+    db: Db,
+    page: Annotated[Page, Depends(paging(default_limit=100, default_order="desc"))],
+    conversation_id: str | None = Query(default=None, max_length=200),
+    include_return_message_types: list[str] | None = Query(default=None),
+    use_assistant_message: bool = True,
+) -> Response:
+    """Every agent's messages in the organization, newest first, or one conversation's (an agent's id
+    names that agent's own history)."""
+    with db.read() as conn:
+        agent_id: str | None = None
+        conversation: str | None = message_store.ANY_CONVERSATION
+        if conversation_id is not None:
+            target = conversations.resolve(conn, org, conversation_id, None)
+            agent_id, conversation = target.agent_id, target.conversation_id
+        rows = message_store.list_page(conn, org, agent_id, page, conversation=conversation)
+    listed = to_letta_list(rows, use_assistant_message=use_assistant_message)
+    if include_return_message_types:
+        listed = [m for m in listed if m["message_type"] in include_return_message_types]
+    return json_of(listed)
+
+
+@org_router.get("/{message_id}", response_model=list[LettaMessage], responses=errors.responses(404))
+def retrieve_message(message_id: str, org: Org, db: Db, use_assistant_message: bool = True) -> Response:
+    """The message as Letta shows it: one stored message may be several (reasoning, a tool call, …)."""
+    with db.read() as conn:
+        row = message_store.get(conn, message_id, org)
+    if row is None:
+        raise NotFound(f"message {message_id} not found")
+    return json_of(to_letta_list([row], use_assistant_message=use_assistant_message))

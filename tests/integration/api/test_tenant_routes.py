@@ -46,6 +46,7 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/agents/{agent_id}/messages/cancel"): None,
     ("PATCH", "/v1/agents/{agent_id}/reset-messages"): None,
     ("POST", "/v1/agents/{agent_id}/summarize"): None,
+    ("GET", "/v1/messages/{message_id}"): None,
     ("GET", "/v1/runs/{run_id}"): None,
     ("GET", "/v1/runs/{run_id}/messages"): None,
     ("GET", "/v1/runs/{run_id}/usage"): None,
@@ -173,7 +174,8 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
         http.patch(f"/v1/agents/{agent}/core-memory/blocks/attach/{block}").raise_for_status()
         http.patch(f"/v1/agents/{agent}/tools/attach/{tool}").raise_for_status()
         passage = post(f"/v1/agents/{agent}/archival-memory", {"text": "secret tea"})[0]["id"]
-        run = post(f"/v1/agents/{agent}/messages", USER)["usage"]["run_ids"][0]
+        sent = post(f"/v1/agents/{agent}/messages", USER)
+        run, message = sent["usage"]["run_ids"][0], sent["messages"][-1]["id"]
         # the evolution runs on its own agent, so this agent's edits (and ours) are not refused as busy
         evolving = post("/v1/agents/", {"llm_config": live.llm_config()})["id"]
         evolution = post(f"/v1/agents/{evolving}/evolutions", {}, expect=202)["id"]
@@ -202,6 +204,7 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "tool_id": tool,
                 "memory_id": passage,
                 "run_id": run,
+                "message_id": message,
                 "evolution_id": evolution,
                 "evolving_agent_id": evolving,
                 "identity_id": identity,

@@ -868,3 +868,19 @@ OPERATIONS += [
     Op("PATCH", "/v1/agents/{agent_id}/files/{file_id}/close", "agents.files.close", _closed),
     Op("PATCH", "/v1/agents/{agent_id}/files/close-all", "agents.files.close_all", _closed_all),
 ]
+
+
+# --- the organization's messages ----------------------------------------------------------------------------
+
+
+def _retrieved_message(w: World) -> Any:
+    newest = w.sdk.messages.list(limit=20)[0]
+    found = w.sdk.messages.retrieve(newest.id)
+    assert newest.id in [m.id for m in found], found
+    return found
+
+
+OPERATIONS += [
+    Op("GET", "/v1/messages/", "messages.list", lambda w: w.sdk.messages.list(limit=5, order="asc")),
+    Op("GET", "/v1/messages/{message_id}", "messages.retrieve", _retrieved_message),
+]
