@@ -76,6 +76,7 @@ class AgentSpec:
     tool_env: dict[str, str] | None = None
     timezone: str = "UTC"
     enable_sleeptime: bool = True
+    message_buffer_autoclear: bool = False
     # Letta's include_base_tools: the base tools of the agent's type are attached on creation
     include_base_tools: bool = True
     # None: the agent starts with no messages; a list (even empty): exactly these start its context
@@ -129,6 +130,7 @@ def create(
             "metadata": spec.metadata,
             "timezone": spec.timezone,
             "enable_sleeptime": spec.enable_sleeptime,
+            "message_buffer_autoclear": spec.message_buffer_autoclear,
         },
     )
     for block_spec in spec.memory_blocks:

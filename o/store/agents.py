@@ -25,6 +25,7 @@ UPDATABLE = {
     "metadata",
     "timezone",
     "enable_sleeptime",
+    "message_buffer_autoclear",
 }
 _JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}
 
@@ -72,6 +73,12 @@ def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, A
         ),
         (*values, agent_id, organization_id),
     ).fetchone()
+
+
+def autoclears(conn: Conn, agent_id: str) -> bool:
+    """Whether the agent clears its conversation's context after each run (Letta's message_buffer_autoclear)."""
+    row = conn.execute("SELECT message_buffer_autoclear FROM agents WHERE id = %s", (agent_id,)).fetchone()
+    return bool(row and row["message_buffer_autoclear"])
 
 
 def touch(conn: Conn, agent_id: str) -> None:

@@ -12,6 +12,7 @@ from o.agent.step.deps import utcnow
 from o.agent.step.replay import replayed, start_of
 from o.errors import NotFound
 from o.observability import logger
+from o.store import agents as agent_store
 from o.store import messages as message_store
 from o.store import runs as run_store
 from o.store.db import Conn, Database, DatabaseUnavailable
@@ -73,6 +74,9 @@ def finish_run(
     run = run_store.update(conn, run.id, changes)
     if next_action == NextAction.FAILED:
         forget_turn(conn, run.id)
+    elif next_action == NextAction.DONE and agent_store.autoclears(conn, run.agent_id):
+        # Letta's message_buffer_autoclear: the next run starts from memory alone (the messages stay in recall)
+        message_store.evict_all(conn, run.agent_id, run.conversation_id)
     # the turn's outcome for its revision's canary figures, committed with the run's end
     serving.record_run(conn, run)
     return Outcome(run.id, run.iteration, next_action, stop_reason)

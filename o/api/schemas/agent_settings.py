@@ -191,7 +191,6 @@ UNSUPPORTED: dict[str, str] = {
     "max_files_open": "O caps every agent at 5 open files (o/memory/files/views.py)",
     "per_file_view_window_char_limit": "O shows every open file as a window of at most 200 lines and 12,000 characters",
     "include_base_tool_rules": "O adds no base tool rules; give the rules you want in tool_rules",
-    "message_buffer_autoclear": "O keeps every agent's conversation in context (summarised when long)",
     "message_ids": "O manages which messages are in context",
     "last_run_completion": "run statistics are kept by the server",
     "last_run_duration_ms": "run statistics are kept by the server",

@@ -220,6 +220,9 @@ class CreateAgent(ModelFields):
     secrets: dict[str, str] | None = Field(default=None, description="Letta's newer name for the tool variables")
     timezone: str | None = Field(default=None, description="an IANA time zone name; the prompt shows times in it")
     enable_sleeptime: bool | None = Field(default=None, description="false: no automatic sleep-time passes")
+    message_buffer_autoclear: bool | None = Field(
+        default=None, description="true: each finished run clears the conversation's context (memory stays)"
+    )
     initial_message_sequence: list[MessageInput] | None = None
     # Letta fields O cannot honour: refused unless unset or off (agent_settings.UNSUPPORTED says why)
     base_template_id: Any = None
@@ -237,7 +240,6 @@ class CreateAgent(ModelFields):
     max_files_open: Any = None
     per_file_view_window_char_limit: Any = None
     include_base_tool_rules: Any = None
-    message_buffer_autoclear: Any = None
 
     # attached after the agent is made, in the same transaction (o.agent.identities.set_for_agent)
     identity_ids: list[str] | None = None
@@ -266,6 +268,7 @@ class CreateAgent(ModelFields):
             tool_env=_tool_env(self.tool_exec_environment_variables, self.secrets),
             timezone=self.timezone or "UTC",
             enable_sleeptime=self.enable_sleeptime is not False,
+            message_buffer_autoclear=self.message_buffer_autoclear is True,
             include_base_tools=self.include_base_tools,
             initial_messages=None
             if self.initial_message_sequence is None
@@ -297,6 +300,7 @@ class UpdateAgent(ModelFields):
     secrets: dict[str, str] | None = None
     timezone: str | None = None
     enable_sleeptime: bool | None = None
+    message_buffer_autoclear: bool | None = None
     # Letta fields O cannot honour: refused unless unset or off (agent_settings.UNSUPPORTED says why)
     base_template_id: Any = None
     template_id: Any = None
@@ -307,7 +311,6 @@ class UpdateAgent(ModelFields):
     source_ids: Any = None
     max_files_open: Any = None
     per_file_view_window_char_limit: Any = None
-    message_buffer_autoclear: Any = None
     message_ids: Any = None
     last_run_completion: Any = None
     last_run_duration_ms: Any = None
@@ -325,7 +328,7 @@ class UpdateAgent(ModelFields):
         for key in ("name", "system", "description", "tool_rules", "tags", "metadata", "block_ids"):
             if key in data:
                 changes[key] = data[key] if data[key] is not None or key == "description" else _empty(key)
-        for key in ("timezone", "enable_sleeptime"):
+        for key in ("timezone", "enable_sleeptime", "message_buffer_autoclear"):
             if data.get(key) is not None:
                 changes[key] = data[key]
         if self.changes_model():
@@ -399,6 +402,7 @@ class AgentState(Response):
     metadata: dict[str, Any]
     timezone: str = "UTC"
     enable_sleeptime: bool = True
+    message_buffer_autoclear: bool = False
     response_format: dict[str, Any] | None = None
     model_settings: dict[str, Any] | None = None
     created_at: datetime
@@ -432,6 +436,7 @@ class AgentState(Response):
             metadata=a["metadata"],
             timezone=a.get("timezone") or "UTC",
             enable_sleeptime=a.get("enable_sleeptime", True),
+            message_buffer_autoclear=a.get("message_buffer_autoclear", False),
             response_format=llm.get("response_format") or {"type": "text"},
             model_settings=model_settings_of(llm),
             created_at=a["created_at"],

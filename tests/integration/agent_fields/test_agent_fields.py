@@ -119,6 +119,26 @@ def test_enable_sleeptime(letta: Letta, openai: OpenAIServer, db: Database) -> N
     assert news() == {on.id: -1, off.id: 1}
 
 
+def test_message_buffer_autoclear(letta: Letta, openai: OpenAIServer) -> None:
+    def users_seen(request: dict[str, Any]) -> int:
+        return sum(1 for m in request["messages"] if m["role"] == "user")
+
+    agent = letta.agents.create(
+        model="openai/gpt-4o-mini", message_buffer_autoclear=True, memory_blocks=[{"label": "human", "value": "Ada"}]
+    )
+    assert agent.message_buffer_autoclear is True
+    assert users_seen(_turn(letta, openai, agent.id)) == 1
+    second = _turn(letta, openai, agent.id)
+    # the first turn is out of context; memory is still in the prompt, and the history still in recall
+    assert users_seen(second) == 1 and "Ada" in system_prompt(second)
+    history = letta.agents.messages.list(agent.id, limit=100)
+    assert sum(1 for m in history if m.message_type == "user_message") == 2
+    letta.agents.update(agent.id, message_buffer_autoclear=False)
+    assert letta.agents.retrieve(agent.id).message_buffer_autoclear is False
+    _turn(letta, openai, agent.id)
+    assert users_seen(_turn(letta, openai, agent.id)) == 2  # the turn before is kept again
+
+
 def test_tags_metadata_description(letta: Letta, http: TestClient) -> None:
     agent = letta.agents.create(
         model="openai/gpt-4o-mini", tags=["blue", "team-a"], metadata={"owner": "ada", "n": 3}, description="helper"
