@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -113,6 +114,13 @@ def indexed_message(
     )
 
 
+@dataclass(frozen=True)
+class Conversation:
+    """One conversation of an agent (``conversation_id`` None: the agent's own history)."""
+
+    conversation_id: str | None
+
+
 def search(
     conn: Conn,
     organization_id: str,
@@ -124,8 +132,10 @@ def search(
     start_date: str | datetime | None = None,
     end_date: str | datetime | None = None,
     embedders: EmbedderSource = LOCAL_EMBEDDERS,
+    within: Conversation | None = None,
 ) -> list[dict[str, Any]]:
-    """Messages that best match ``query``, best first, as ``conversation_search`` returns them.
+    """Messages that best match ``query``, best first, as ``conversation_search`` returns them: from
+    every conversation of the agent, or only ``within`` one (:class:`Conversation`).
 
     ``start_date``/``end_date`` are ISO dates or date-times; a bare end date includes its whole day.
     """
@@ -138,7 +148,13 @@ def search(
     if unknown:
         raise InvalidInput(f"unknown roles {unknown}; use {list(SEARCHABLE_ROLES)}")
     created_from, created_to = archival.time_range(start_date, end_date)
-    filters = engine.SearchFilters(created_from=created_from, created_to=created_to, roles=tuple(roles or ()))
+    filters = engine.SearchFilters(
+        created_from=created_from,
+        created_to=created_to,
+        roles=tuple(roles or ()),
+        conversation_ids=(within.conversation_id,) if within and within.conversation_id else (),
+        own_history=within is not None and within.conversation_id is None,
+    )
     config = archival.agent_embedding_config(conn, organization_id, agent_id)
     embedder = embedders.for_config(config)
     # Index what the loop wrote since the last search, a bounded amount per call.

@@ -95,6 +95,10 @@ class Where:
             self._add("{} < %s", column, high)
         return self
 
+    def is_null(self, column: str, when: bool) -> Where:
+        """``column`` IS NULL, when ``when`` asks for it."""
+        return self._add("{} IS NULL", column) if when else self
+
     def is_true(self, column: str, when: bool) -> Where:
         """The boolean ``column`` is true, when ``when`` asks for it."""
         return self._add("{}", column) if when else self

@@ -71,8 +71,9 @@ class SearchFilters:
     created_to: datetime | None = None
     # messages only
     roles: Sequence[str] = ()
-    # messages only: of these conversations (the agent's own history has none)
+    # messages only: of these conversations (the agent's own history has none), or of the agent's own history
     conversation_ids: Sequence[str] = ()
+    own_history: bool = False
 
     def where(self, organization_id: str, agent_id: str | None, archive_ids: Sequence[str] = ()) -> Where:
         """The conditions over the searched table, aliased ``p``: the agent's own rows and those of
@@ -87,6 +88,7 @@ class SearchFilters:
             .in_range("created_at", self.created_from, self.created_to)
             .equals_any("role", self.roles)
             .equals_any("conversation_id", self.conversation_ids)
+            .is_null("conversation_id", self.own_history)
         )
 
 

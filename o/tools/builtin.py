@@ -20,6 +20,7 @@ from o.errors import OError
 from o.memory import archival, recall
 from o.memory import blocks as memory_blocks
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
+from o.store import runs as run_store
 from o.store.db import Conn
 from o.tools import evaluator_lock, file_tools
 
@@ -170,7 +171,12 @@ def conversation_search(
     limit: int | None = None,
     start_date: str | None = None,
     end_date: str | None = None,
+    this_conversation_only: bool = False,
 ) -> str:
+    within = None
+    if this_conversation_only:
+        run = run_store.get(ctx.conn, ctx.run_id, organization_id=ctx.organization_id) if ctx.run_id else None
+        within = recall.Conversation(run.conversation_id if run is not None else None)
     results = recall.search(
         ctx.conn,
         ctx.organization_id,
@@ -181,6 +187,7 @@ def conversation_search(
         start_date=start_date,
         end_date=end_date,
         embedders=ctx.embedders,
+        within=within,
     )
     return json.dumps(results, default=str)
 
@@ -322,6 +329,10 @@ BUILTINS: dict[str, Builtin] = {
                     "limit": {"type": "integer", "description": "Maximum number of results to return."},
                     "start_date": {**_STR, "description": "Start of the date range (ISO 8601)."},
                     "end_date": {**_STR, "description": "End of the date range (ISO 8601)."},
+                    "this_conversation_only": {
+                        "type": "boolean",
+                        "description": "Search only the conversation this message is in (default: every conversation).",
+                    },
                 },
                 ["query"],
             ),
