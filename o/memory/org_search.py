@@ -89,6 +89,8 @@ def search_messages(
         created_to=created_to,
         roles=MESSAGE_ROLES,
         conversation_ids=(conversation_id,) if conversation_id else (),
+        # across conversations, a fork's copies would be found a second time
+        originals_only=not conversation_id,
     )
     vectors = _Vectors(query, embedders)
     hits: list[dict[str, Any]] = []

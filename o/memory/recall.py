@@ -154,6 +154,7 @@ def search(
         roles=tuple(roles or ()),
         conversation_ids=(within.conversation_id,) if within and within.conversation_id else (),
         own_history=within is not None and within.conversation_id is None,
+        originals_only=within is None,
     )
     config = archival.agent_embedding_config(conn, organization_id, agent_id)
     embedder = embedders.for_config(config)

@@ -99,6 +99,10 @@ class Where:
         """``column`` IS NULL, when ``when`` asks for it."""
         return self._add("{} IS NULL", column) if when else self
 
+    def lacks_key(self, column: str, key: str, when: bool) -> Where:
+        """The jsonb ``column`` has no top-level ``key``, when ``when`` asks for it."""
+        return self._add("NOT {} ? %s", column, key) if when else self
+
     def is_true(self, column: str, when: bool) -> Where:
         """The boolean ``column`` is true, when ``when`` asks for it."""
         return self._add("{}", column) if when else self

@@ -74,6 +74,8 @@ class SearchFilters:
     # messages only: of these conversations (the agent's own history has none), or of the agent's own history
     conversation_ids: Sequence[str] = ()
     own_history: bool = False
+    # messages only: leave out the copies a fork made (searching every conversation, each is said once)
+    originals_only: bool = False
 
     def where(self, organization_id: str, agent_id: str | None, archive_ids: Sequence[str] = ()) -> Where:
         """The conditions over the searched table, aliased ``p``: the agent's own rows and those of
@@ -89,6 +91,7 @@ class SearchFilters:
             .equals_any("role", self.roles)
             .equals_any("conversation_id", self.conversation_ids)
             .is_null("conversation_id", self.own_history)
+            .lacks_key("metadata", "forked_from", self.originals_only)
         )
 
 

@@ -56,6 +56,7 @@ def test_conversation_search_can_keep_to_the_current_conversation(live: Live, db
     _say(sdk, one, "My tea is green")
     _say(sdk, two, "My tea is black")
     _say(sdk, "default", "My tea is oolong", agent_id=agent.id)
+    fork = sdk.conversations.fork(one).id  # its copies are found in the fork only, not twice everywhere
 
     with db.transaction() as conn:
         row = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent.id,)).fetchone()
@@ -76,3 +77,7 @@ def test_conversation_search_can_keep_to_the_current_conversation(live: Live, db
         assert everywhere == {("My tea is green", one), ("My tea is black", two), ("My tea is oolong", None)}
         assert users(run_in_two["id"], True) == {("My tea is black", two)}
         assert users(run_of_own["id"], True) == {("My tea is oolong", None)}
+        found = json.loads(conversation_search(ToolContext(conn, org, agent.id), "green", limit=20))
+        assert [r["conversation_id"] for r in found if r["content"] == "My tea is green"] == [one]
+        in_fork = recall.search(conn, org, agent.id, "green", limit=20, within=recall.Conversation(fork))
+        assert [r["content"] for r in in_fork if r["role"] == "user"] == ["My tea is green"]
