@@ -3,7 +3,8 @@
 The wait is durable: the request is in the evolution's figures (``approvals``), the evolution keeps its
 status, and the ``await`` action (a Wait state and a task in the state machine, a sleep in the
 in-process driver) looks again until the owner decides through the API or CLI, or until the
-evolution's time budget ends it in rollback. While a promotion waits the canary keeps its weight.
+evolution's time budget ends it in rollback. While a promotion waits the canary keeps its weight and
+is judged again at each look (:func:`o.evolution.phases.await_approval`): bad evidence rolls it back.
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ def decide(
             raise NotFound(f"evolution {evolution_id} not found")
         approvals = _approvals(evo)
         pending = [gate for gate, a in approvals.items() if a.get("status") == "pending"]
+        if evo.completed and pending:
+            # e.g. the canary turned bad while its promotion waited: there is nothing left to approve
+            decision = evo.decision.value.replace("_", " ") if evo.decision is not None else "ended"
+            raise Conflict(
+                f"evolution {evolution_id} was {decision} while its {pending[0]} waited for approval "
+                f"({evo.reason or 'no reason recorded'}); there is nothing left to approve"
+            )
         if evo.completed or not pending:
             raise Conflict(f"evolution {evolution_id} is not waiting for an approval")
         gate = pending[0]

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from o.errors import Conflict, NotFound
 from o.evolution import stats
 from o.llm.client import LLMClient, LLMError
-from o.llm.types import ChatMessage, ChatRequest
+from o.llm.types import ChatMessage, ChatRequest, Usage
 from o.store import evolution as evolution_store
 from o.store.db import Conn
 from o.tools.evaluator_lock import EVALUATOR_NAMES, JUDGE_MARKER
@@ -81,6 +81,16 @@ class CanaryGate(BaseModel):
     min_latency_delta_ms: float = Field(default=250.0, ge=0)
     max_cost_ratio: float = Field(default=2.0, gt=0)
     max_tool_failure_increase: float = Field(default=0.1, ge=0, description="failed tool calls per turn")
+    # The judge of the shadow test also scores a share of live replies, the canary's and the baseline's over the
+    # same window (o.evolution.live_judge): a reply is sampled by a stable hash of the evolution and run ids, so a
+    # rerun picks the same replies. The scores are model output, so noisy: the check fails only when the canary's
+    # mean is lower by more than ``max_judge_score_drop`` AND the one-sided Mann-Whitney test says so at ``alpha``,
+    # with at least ``min_judged`` scores a side. The judge's tokens count against the evolution's budget; it
+    # stops sampling (never rolls back) when the budget could not pay for another call.
+    judge_sample: float = Field(default=0.1, ge=0, le=1, description="share of live replies the judge scores")
+    max_judge_score_drop: float = Field(default=0.1, ge=0, le=1)
+    min_judged: int = Field(default=5, ge=1, description="judge scores needed on each side before they count")
+    judge_max_per_round: int = Field(default=50, ge=0, description="live replies judged per evaluation round")
     # a canary that never saw enough traffic ends inconclusive and rolls back: it is never promoted unproven
     on_inconclusive: Literal["rollback"] = "rollback"
 
@@ -227,6 +237,7 @@ class Verdict:
     score: float | None
     tokens: int = 0
     error: str | None = None
+    usage: Usage = field(default_factory=Usage)  # what the call cost, priced by the caller at the judge's model
 
 
 def judge_reply(client: LLMClient, judge: Judge, user_input: str, reply: str) -> Verdict:
@@ -246,15 +257,15 @@ def judge_reply(client: LLMClient, judge: Judge, user_input: str, reply: str) ->
         response = client.chat(request)
     except LLMError as exc:
         return Verdict(None, 0, f"judge failed: {exc.message}")
-    tokens = response.usage.total_tokens
+    usage = response.usage
     try:
         data = parse_json_object(response.content or "")
         score = float(data["score"])
     except (ValueError, KeyError, TypeError):
-        return Verdict(None, tokens, "judge answered without a valid score")
+        return Verdict(None, usage.total_tokens, "judge answered without a valid score", usage)
     if not 0.0 <= score <= 1.0:
-        return Verdict(None, tokens, f"judge score {score} outside 0..1")
-    return Verdict(score, tokens)
+        return Verdict(None, usage.total_tokens, f"judge score {score} outside 0..1", usage)
+    return Verdict(score, usage.total_tokens, None, usage)
 
 
 def parse_json_object(text: str) -> dict[str, Any]:

@@ -32,13 +32,15 @@ def event(
         deps.progress(evolution_id, phase, message)
 
 
-def spend(deps: EvolutionDeps, evo: Evolution, tokens: int) -> None:
-    """Count ``tokens`` against the evolution; raises Stop once its budget is exhausted."""
+def spend(deps: EvolutionDeps, evo: Evolution, tokens: int, usd: float = 0.0) -> tuple[int, float]:
+    """Count ``tokens`` and their list-price ``usd`` against the evolution; raises Stop once its budget is
+    exhausted, else returns (tokens, dollars) spent so far."""
     with deps.db.transaction() as conn:
-        used = store.add_tokens(conn, evo.id, tokens)
-    reason = policy.token_limit_reached(evo, used)
+        used, usd_used = store.add_spend(conn, evo.id, tokens, usd)
+    reason = policy.token_limit_reached(evo, used, usd_used)
     if reason is not None:
         raise Stop(reason)
+    return used, usd_used
 
 
 def claim(conn: Conn, evo: Evolution, expected: EvolutionStatus) -> Evolution | None:

@@ -17,13 +17,13 @@ from typing import Any
 
 from o.agent import revisions
 from o.errors import Conflict, InvalidInput, NotFound
-from o.evolution import approval, evaluator, owner, policy
+from o.evolution import evaluator, owner, policy
 from o.evolution import propose as proposer
 from o.evolution import shadow as replay
 from o.evolution.decision import promote, rollback
 from o.evolution.deps import EvolutionDeps, StepResult, Stop
 from o.evolution.journal import event, load
-from o.evolution.phases import PHASES
+from o.evolution.phases import PHASES, await_approval
 from o.evolution.policy import ACTIONS, NEXT_ACTION, Budget
 from o.ids import new_id
 from o.observability import logger
@@ -67,9 +67,9 @@ def start(
         # the owner's schedule and budgets (per pass, and what is left of the day's)
         owner_policy = owner.load(conn, agent_id)
         owner.check_schedule(conn, owner_policy, agent_id, trigger, now)
-        llm_config = base["config"]["llm_config"]
-        limit = owner.pass_token_limit(conn, owner_policy, agent_id, llm_config, now, merged.max_tokens)
-        merged = merged.model_copy(update={"max_tokens": limit})
+        limit = owner.pass_token_limit(conn, owner_policy, agent_id, now, merged.max_tokens)
+        usd = owner.pass_usd_limit(conn, owner_policy, agent_id, now)
+        merged = merged.model_copy(update={"max_tokens": limit, "max_usd": usd})
         evo = store.insert(
             conn,
             evolution_id=new_id("evolution"),
@@ -95,7 +95,7 @@ def step(deps: EvolutionDeps, evolution_id: str, action: str, *, reason: str | N
     if action == "rollback":
         return rollback(deps, evolution_id, reason or "rolled back on request")
     if action == "await":
-        return _guarded(deps, evo, action, approval.await_step)
+        return _guarded(deps, evo, action, await_approval)
     expected = policy.due_action(evo)
     if action != expected:
         # a retried or late task: report the action that is actually due

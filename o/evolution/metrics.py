@@ -8,7 +8,7 @@ reports them under the Lambda version that ran the turn, and a :class:`VersionMe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,6 +27,8 @@ class LiveSamples:
     latency_ms: list[float]
     tokens: list[float]
     tool_failures: list[float]  # failed tool calls in the turn
+    # the judge's scores of the sampled replies among these turns (o.evolution.live_judge), in [0, 1]
+    judge: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,15 @@ class VersionStats:
             return 0.0
         return sum(self.samples.tool_failures) / len(self.samples.tool_failures)
 
+    @property
+    def judge_scores(self) -> list[float]:
+        return self.samples.judge if self.samples is not None else []
+
     def as_dict(self) -> dict[str, Any]:
+        judged = self.judge_scores
         return {
+            "judge_score": round(sum(judged) / len(judged), 4) if judged else None,
+            "judge_count": len(judged),
             "tool_failures_per_turn": round(self.tool_failure_rate, 4),
             "turns": self.turns,
             "error_rate": self.error_rate,

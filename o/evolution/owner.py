@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from o.errors import Conflict
 from o.llm import pricing
+from o.llm.types import Usage
 from o.store import evolution as store
 from o.store.db import Conn
 
@@ -40,7 +41,11 @@ class OwnerPolicy(BaseModel):
     max_tokens_per_day: int | None = Field(
         default=None, ge=1, description="over the agent's evolutions started in the last 24 h"
     )
-    max_usd_per_pass: float | None = Field(default=None, gt=0, description="at list price of the agent's model")
+    max_usd_per_pass: float | None = Field(
+        default=None,
+        gt=0,
+        description="at the list price of each model called (input, cached input and output tokens priced apart)",
+    )
     max_usd_per_day: float | None = Field(default=None, gt=0)
     schedule: Literal["scheduled", "manual"] = Field(
         default="scheduled", description="manual: only the owner starts evolutions (sleep-time never does)"
@@ -77,32 +82,45 @@ def save(conn: Conn, organization_id: str, agent_id: str, policy: OwnerPolicy) -
     return policy
 
 
-def tokens_for_usd(usd: float | None, llm_config: dict[str, Any]) -> int | None:
-    """How many tokens ``usd`` buys of the agent's model, priced as input (replays and proposals are mostly
-    prompt); None when there is no dollar limit or the model has no list price (a free model: no limit)."""
-    if usd is None:
-        return None
-    price = pricing.price_of(llm_config.get("model_endpoint_type"), llm_config.get("model"))
-    if price is None or price.input_per_mtok <= 0:
-        return None
-    return max(1, int(usd / price.input_per_mtok * 1_000_000))
+def usd_of(llm_config: dict[str, Any] | None, usage: Usage) -> float:
+    """What ``usage`` of the model in ``llm_config`` costs at list price: input, cached input and output tokens
+    each at their own price. A model without a list price costs 0 here (a free model: a dollar limit cannot
+    hold it; the token limits still do)."""
+    config = llm_config or {}
+    price = pricing.price_of(config.get("model_endpoint_type"), config.get("model"))
+    if price is None:
+        return 0.0
+    return price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens)
 
 
-def pass_token_limit(
-    conn: Conn, policy: OwnerPolicy, agent_id: str, llm_config: dict[str, Any], now: datetime, operator_limit: int
-) -> int:
-    """The tokens the next pass may spend: the operator's limit, the owner's per-pass limits, and what is
-    left of the owner's daily limits. Raises Conflict when the day's budget is spent."""
-    limits = [operator_limit]
-    limits += [x for x in (policy.max_tokens_per_pass, tokens_for_usd(policy.max_usd_per_pass, llm_config)) if x]
-    daily = [x for x in (policy.max_tokens_per_day, tokens_for_usd(policy.max_usd_per_day, llm_config)) if x]
-    if daily:
+def pass_token_limit(conn: Conn, policy: OwnerPolicy, agent_id: str, now: datetime, operator_limit: int) -> int:
+    """The tokens the next pass may spend: the operator's limit, the owner's per-pass limit, and what is
+    left of the owner's daily limit. Raises Conflict when the day's tokens are spent."""
+    limits = [operator_limit] + ([policy.max_tokens_per_pass] if policy.max_tokens_per_pass else [])
+    if policy.max_tokens_per_day:
         used = store.tokens_since(conn, agent_id, now - timedelta(days=1))
-        left = min(daily) - used
+        left = policy.max_tokens_per_day - used
         if left <= 0:
-            raise Conflict(f"the agent's daily evolution budget is spent ({used} of {min(daily)} tokens in 24 h)")
+            raise Conflict(
+                f"the agent's daily evolution budget is spent ({used} of {policy.max_tokens_per_day} tokens in 24 h)"
+            )
         limits.append(left)
     return min(limits)
+
+
+def pass_usd_limit(conn: Conn, policy: OwnerPolicy, agent_id: str, now: datetime) -> float | None:
+    """The dollars the next pass may spend (per pass, and what is left of the day's), or None without a
+    dollar limit. Raises Conflict when the day's dollars are spent."""
+    limits = [policy.max_usd_per_pass] if policy.max_usd_per_pass else []
+    if policy.max_usd_per_day:
+        used = store.usd_since(conn, agent_id, now - timedelta(days=1))
+        left = policy.max_usd_per_day - used
+        if left <= 0:
+            raise Conflict(
+                f"the agent's daily evolution budget is spent (${used:.6f} of ${policy.max_usd_per_day} in 24 h)"
+            )
+        limits.append(left)
+    return min(limits) if limits else None
 
 
 def check_schedule(conn: Conn, policy: OwnerPolicy, agent_id: str, trigger: str, now: datetime) -> None:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from o.evolution import approval, candidates, evaluator, owner, policy
+from o.evolution import approval, candidates, evaluator, live_judge, owner, policy
 from o.evolution import propose as proposer
 from o.evolution import shadow as replay
 from o.evolution.decision import check_evaluator, promote, rollback, superseded
@@ -66,7 +66,7 @@ def propose(deps: EvolutionDeps, evo: Evolution) -> StepResult:
     request = proposer.proposal_request(base["config"], evo.reflection or {}, cases, may_change, count)
     response = client.chat(request)
     # spent even when the answer is then refused
-    spend(deps, evo, response.usage.total_tokens)
+    spend(deps, evo, response.usage.total_tokens, owner.usd_of(base["config"]["llm_config"], response.usage))
     proposals, skipped = proposer.parse_proposals(response.content or "", base["config"], may_change, count)
     with deps.db.transaction() as conn:
         current = claim(conn, evo, Status.REFLECTED)
@@ -80,11 +80,16 @@ def propose(deps: EvolutionDeps, evo: Evolution) -> StepResult:
 # --- shadow test and gate ----------------------------------------------------------------------------------
 
 
+def judge_config(suite: evaluator.Suite, base_config: dict[str, Any]) -> dict[str, Any]:
+    """The judge's model: its own, else the base revision's — never the candidate's."""
+    return suite.judge.llm_config or base_config["llm_config"]
+
+
 def judge_for(deps: EvolutionDeps, suite: evaluator.Suite, base_config: dict[str, Any]) -> LLMClient | None:
-    """The judge's client: its own model, else the base revision's — never the candidate's."""
+    """The judge's client (None when the suite has no judge)."""
     if not suite.judge.enabled:
         return None
-    return _llm(deps, suite.judge.llm_config or base_config["llm_config"])
+    return _llm(deps, judge_config(suite, base_config))
 
 
 def _replays(evo: Evolution, suite: evaluator.Suite) -> list[replay.Replay]:
@@ -122,10 +127,18 @@ def shadow(deps: EvolutionDeps, evo: Evolution) -> StepResult:
             named = side if side == "current" else "candidate"
             message = f"replaying {len(replays)} inputs on the {named} revision {revision['number']}"
             event(deps, conn, evo.id, "shadow", message)
-        summary, spent = replay.score(
-            deps.engine, evo.id, source, revision["config"], replays, suite, judge_client, deadline=deadline
+        summary, spent, usd = replay.score(
+            deps.engine,
+            evo.id,
+            source,
+            revision["config"],
+            replays,
+            suite,
+            judge_client,
+            deadline=deadline,
+            judge_config=judge_config(suite, base["config"]),
         )
-        spend(deps, evo, spent)
+        spend(deps, evo, spent, usd)
         summaries[side] = summary
     current_summary = summaries.pop("current")
     chosen, figures = candidates.judge(suite.gate, current_summary, summaries)
@@ -226,6 +239,7 @@ def _samples(rows: list[dict[str, Any]]) -> LiveSamples:
         latency_ms=[float(r["latency_ms"]) for r in rows],
         tokens=[float(r["tokens"]) for r in rows],
         tool_failures=[float(r["tool_failures"]) for r in rows],
+        judge=[float(r["score"]) for r in rows if r.get("score") is not None],
     )
 
 
@@ -260,27 +274,51 @@ def canary_stats(deps: EvolutionDeps, evo: Evolution) -> tuple[VersionStats, Ver
     )
 
 
-def evaluate(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+def _evidence(deps: EvolutionDeps, evo: Evolution, awaiting: bool = False) -> tuple[Any, VersionStats, VersionStats]:
+    """Judge this round's sample of live replies, then gather both sides' figures over the step's window and
+    record them (each check's test and p-value) in the canary's figures; (rules, base, candidate)."""
     with deps.db.transaction() as conn:
         check_evaluator(conn, evo)
         suite = evaluator.load_suite(conn, evo.agent_id)
-    assert evo.canary is not None
+        base_revision = revision_store.get(conn, evo.agent_id, evo.base_revision)
+    assert evo.canary is not None and base_revision is not None
+    since = datetime.fromisoformat(evo.canary.get("step_started_at") or evo.canary["started_at"])
+    client, judge_model = judge_for(deps, suite, base_revision["config"]), judge_config(suite, base_revision["config"])
+    judged = live_judge.score_window(deps, evo, suite, client, judge_model, since)
     rules = suite.gate.canary
     base, cand = canary_stats(deps, evo)
-    round_no, step_no = int(evo.canary["round"]), int(evo.canary.get("step", 0))
-    weights = evo.canary.get("weights") or [evo.canary["weight"]]
-    checks = {c.name: {"failed": c.failed, **c.evidence} for c in policy.live_checks(rules, base, cand)}
+    checks = [*policy.live_checks(rules, base, cand), policy.judge_check(rules, base, cand)]
     figures = {
         "base": base.as_dict(),
         "candidate": cand.as_dict(),
-        "round": round_no,
-        "step": step_no,
+        "round": int(evo.canary["round"]),
+        "step": int(evo.canary.get("step", 0)),
         "weight": evo.canary["weight"],
-        "checks": checks,
+        "checks": {c.name: {"failed": c.failed, **c.evidence} for c in checks if c is not None},
+        "judge": judged.as_dict(),
+        **({"awaiting": "promotion"} if awaiting else {}),
     }
     with deps.db.transaction() as conn:
-        trail = [*evo.figures.get("canary_evaluations", []), figures][-50:]
-        store.add_figures(conn, evo.id, {"canary": figures, "canary_evaluations": trail})
+        fresh = store.get(conn, evo.id)
+        assert fresh is not None
+        trail = [*fresh.figures.get("canary_evaluations", []), figures][-50:]
+        totals = fresh.figures.get("live_judge") or {}
+        totals = {
+            **totals,
+            "judged": int(totals.get("judged", 0)) + judged.judged,
+            "tokens": int(totals.get("tokens", 0)) + judged.tokens,
+            "usd": round(float(totals.get("usd", 0.0)) + judged.usd, 6),
+            "fraction": judged.fraction,
+        }
+        store.add_figures(conn, evo.id, {"canary": figures, "canary_evaluations": trail, "live_judge": totals})
+    return rules, base, cand
+
+
+def evaluate(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    assert evo.canary is not None
+    rules, base, cand = _evidence(deps, evo)
+    round_no, step_no = int(evo.canary["round"]), int(evo.canary.get("step", 0))
+    weights = evo.canary.get("weights") or [evo.canary["weight"]]
     max_rounds = int(evo.budget["max_bake_rounds"])
     last = step_no + 1 >= len(weights)
     verdict = policy.canary_verdict(rules, base, cand, round_no=round_no, max_rounds=max_rounds, last_step=last)
@@ -322,6 +360,19 @@ def _step_up(deps: EvolutionDeps, evo: Evolution, weight: float, reason: str) ->
     if current is None:
         return superseded(deps, evo.id)
     return StepResult(evo.id, Status.CANARY, "evaluate", int(evo.budget["bake_seconds"]))
+
+
+def await_approval(deps: EvolutionDeps, evo: Evolution) -> StepResult:
+    """The ``await`` action. While a promotion waits for the owner the canary keeps its traffic and is judged
+    again each time: evidence that turns bad rolls it back at once (the owner's approval then finds nothing to
+    approve: 409); evidence short of enough turns keeps it waiting (it passed its steps already)."""
+    if evo.status == Status.CANARY and "promotion" in (evo.figures.get("approvals") or {}):
+        rules, base, cand = _evidence(deps, evo, awaiting=True)
+        problems = policy.canary_problems(rules, base, cand)
+        if problems:
+            reason = "canary worse than the current revision while its promotion waited for approval: "
+            return rollback(deps, evo.id, reason + "; ".join(problems))
+    return approval.await_step(deps, evo)
 
 
 PHASES: dict[str, Callable[[EvolutionDeps, Evolution], StepResult]] = {

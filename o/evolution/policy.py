@@ -54,6 +54,8 @@ class Budget(BaseModel):
     max_bake_rounds: int = Field(ge=1)
     replay_sample: int = Field(ge=0, le=100)
     candidates_per_pass: int = Field(default=1, ge=1, le=5)
+    # the owner's dollar limit for this pass (per pass, and what was left of the day's); None: no dollar limit
+    max_usd: float | None = Field(default=None, gt=0)
 
 
 def merge_budget(policy: EvolutionSettings, overrides: Mapping[str, Any] | None) -> Budget:
@@ -100,11 +102,19 @@ def bake_seconds(evo: Evolution) -> int:
     return int(evo.budget["bake_seconds"]) if evo.status == EvolutionStatus.CANARY else 0
 
 
-def token_limit_reached(evo: Evolution, used: int) -> str | None:
-    """Why ``used`` tokens end the evolution, or None while they fit its budget."""
+def token_limit_reached(evo: Evolution, used: int, usd_used: float = 0.0) -> str | None:
+    """Why ``used`` tokens (costing ``usd_used`` at list price) end the evolution, or None while they fit."""
     if used > evo.budget["max_tokens"]:
         return f"token budget of {evo.budget['max_tokens']} exhausted ({used} used)"
+    max_usd = evo.budget.get("max_usd")
+    if max_usd is not None and usd_used > max_usd:
+        return f"dollar budget of ${max_usd:.6f} exhausted (${usd_used:.6f} used at list price)"
     return None
+
+
+def usd_used(evo: Evolution) -> float:
+    """The list-price dollars the evolution has spent so far."""
+    return float(evo.figures.get("usd_used") or 0.0)
 
 
 def limit_reached(evo: Evolution, now: datetime) -> str | None:
@@ -113,7 +123,7 @@ def limit_reached(evo: Evolution, now: datetime) -> str | None:
         return "stopped on request"
     if now > evo.deadline:
         return f"time budget of {evo.budget['max_seconds']} s exhausted"
-    return token_limit_reached(evo, evo.tokens_used)
+    return token_limit_reached(evo, evo.tokens_used, usd_used(evo))
 
 
 def shadow_deadline(evo: Evolution, now: datetime, monotonic_now: float, step_deadline: float | None) -> float:
@@ -264,9 +274,26 @@ def live_checks(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionSt
     ]
 
 
+def judge_check(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> LiveCheck | None:
+    """The judge's scores of sampled live replies, canary against baseline: failed when the canary's mean is
+    lower by more than ``max_judge_score_drop`` and the one-sided Mann-Whitney test (baseline above canary)
+    says so at ``alpha``; None while either side has fewer than ``min_judged`` scores."""
+    b, c = base.judge_scores, cand.judge_scores
+    if len(b) < rules.min_judged or len(c) < rules.min_judged:
+        return None
+    base_mean, cand_mean = sum(b) / len(b), sum(c) / len(c)
+    worse = base_mean - cand_mean > rules.max_judge_score_drop
+    reason = f"canary judge score {cand_mean:.2f} vs {base_mean:.2f} ({len(c)} vs {len(b)} sampled replies)"
+    # the rank test asks whether its first sample runs larger: the baseline's scores above the canary's
+    return _live_check("judge", worse, reason, rules, b, c)
+
+
 def canary_problems(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> list[str]:
     """Where the candidate's live figures are worse than the base's by more than the rules allow."""
     problems = [check.reason for check in live_checks(rules, base, cand) if check.failed]
+    judged = judge_check(rules, base, cand)
+    if judged is not None and judged.failed:
+        problems.append(judged.reason)
     feedback = feedback_problem(rules, base, cand)
     if feedback is not None:
         problems.insert(1, feedback)

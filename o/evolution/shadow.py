@@ -22,8 +22,9 @@ from typing import Any
 from o.agent import runs, transcript
 from o.agent.engine import Engine
 from o.agent.runner import drive
-from o.evolution import evaluator
+from o.evolution import evaluator, owner
 from o.ids import new_id
+from o.llm.types import Usage
 from o.memory import blocks as memory_blocks
 from o.observability import logger
 from o.store import agents as agent_store
@@ -57,6 +58,7 @@ class ReplayResult:
     latency_ms: float
     tokens: int
     error: str | None = None
+    usd: float = 0.0  # the replay's model calls at the revision's model's list price
 
 
 def scratch_org_name(evolution_id: str) -> str:
@@ -152,7 +154,8 @@ def replay_one(
     ok = error is None and run.status == RunStatus.COMPLETED and reply is not None
     if not ok and error is None:
         error = run.error or f"run ended with {run.stop_reason} and no reply"
-    return ReplayResult(reply, ok, latency_ms, tokens, error)
+    usage = Usage(int(run.usage.get("prompt_tokens", 0)), int(run.usage.get("completion_tokens", 0)), tokens)
+    return ReplayResult(reply, ok, latency_ms, tokens, error, owner.usd_of(config.get("llm_config"), usage))
 
 
 def run_shadow(
@@ -215,13 +218,15 @@ def score(
     judge_client: Any,
     *,
     deadline: float | None,
-) -> tuple[evaluator.Summary, int]:
+    judge_config: dict[str, Any] | None = None,
+) -> tuple[evaluator.Summary, int, float]:
     """Replay on ``config`` and score every reply: deterministic checks (evaluation cases), the LLM judge,
-    errors, latency and tokens. Returns the summary and the tokens spent (replays and judge)."""
+    errors, latency and tokens. Returns the summary and the tokens and list-price dollars spent (replays at
+    the revision's model, the judge at ``judge_config``'s)."""
     checks = {f"case:{c.name}": c.checks for c in suite.cases}
     results = run_shadow(engine, evolution_id, source, config, replays, deadline=deadline)
     summary = evaluator.Summary()
-    spent = 0
+    spent, usd = 0, 0.0
     for replay, result in zip(replays, results, strict=True):
         verdict = evaluator.Verdict(None)
         if judge_client is not None and result.ok and result.reply is not None:
@@ -243,7 +248,8 @@ def score(
             )
         )
         spent += result.tokens + verdict.tokens
-    return summary, spent
+        usd += result.usd + owner.usd_of(judge_config, verdict.usage)
+    return summary, spent, usd
 
 
 def case_replays(cases: list[evaluator.EvalCase]) -> list[Replay]:

@@ -177,7 +177,7 @@ def _usage(raw: AnthropicUsage | None) -> Usage:
         for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
     completion = int(getattr(raw, "output_tokens", 0) or 0)
-    return Usage(prompt, completion, prompt + completion)
+    return Usage(prompt, completion, prompt + completion, int(getattr(raw, "cache_read_input_tokens", 0) or 0))
 
 
 def structured_output(response_format: dict[str, Any]) -> dict[str, Any]:

@@ -115,7 +115,8 @@ def _usage(raw: CompletionUsage | None) -> Usage:
     prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
     completion = int(getattr(raw, "completion_tokens", 0) or 0)
     total = int(getattr(raw, "total_tokens", 0) or 0) or prompt + completion
-    return Usage(prompt, completion, total)
+    cached = int(getattr(getattr(raw, "prompt_tokens_details", None), "cached_tokens", 0) or 0)
+    return Usage(prompt, completion, total, cached)
 
 
 class OpenAIStreamReader:

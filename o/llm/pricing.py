@@ -15,31 +15,41 @@ from dataclasses import dataclass
 class Price:
     input_per_mtok: float
     output_per_mtok: float
+    # prompt tokens read from the provider's prompt cache, where the provider prices them apart; None: as input
+    cached_input_per_mtok: float | None = None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0) -> float:
+        """USD for a call: input, cached input (a part of the prompt) and output, each at its own price."""
+        cached = min(max(cached_prompt_tokens, 0), prompt_tokens)
+        cached_price = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        dollars = (prompt_tokens - cached) * self.input_per_mtok + cached * cached_price
+        return (dollars + completion_tokens * self.output_per_mtok) / 1_000_000
 
 
-# provider (llm_config.model_endpoint_type) -> model name -> list price, as published by the provider
+# provider (llm_config.model_endpoint_type) -> model name -> list price (input, output, cached input), as published
+# by the provider
 PRICES: dict[str, dict[str, Price]] = {
     "openai": {
-        "gpt-4o": Price(2.50, 10.00),
-        "gpt-4o-mini": Price(0.15, 0.60),
-        "gpt-4.1": Price(2.00, 8.00),
-        "gpt-4.1-mini": Price(0.40, 1.60),
-        "gpt-4.1-nano": Price(0.10, 0.40),
+        "gpt-4o": Price(2.50, 10.00, 1.25),
+        "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+        "gpt-4.1": Price(2.00, 8.00, 0.50),
+        "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+        "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
         "gpt-4-turbo": Price(10.00, 30.00),
         "gpt-3.5-turbo": Price(0.50, 1.50),
-        "o1": Price(15.00, 60.00),
-        "o3": Price(2.00, 8.00),
-        "o3-mini": Price(1.10, 4.40),
-        "o4-mini": Price(1.10, 4.40),
+        "o1": Price(15.00, 60.00, 7.50),
+        "o3": Price(2.00, 8.00, 0.50),
+        "o3-mini": Price(1.10, 4.40, 0.55),
+        "o4-mini": Price(1.10, 4.40, 0.275),
     },
     "anthropic": {
-        "claude-3-haiku": Price(0.25, 1.25),
-        "claude-3-5-haiku": Price(0.80, 4.00),
-        "claude-3-5-sonnet": Price(3.00, 15.00),
-        "claude-3-7-sonnet": Price(3.00, 15.00),
-        "claude-sonnet-4": Price(3.00, 15.00),
-        "claude-opus-4": Price(15.00, 75.00),
-        "claude-3-opus": Price(15.00, 75.00),
+        "claude-3-haiku": Price(0.25, 1.25, 0.03),
+        "claude-3-5-haiku": Price(0.80, 4.00, 0.08),
+        "claude-3-5-sonnet": Price(3.00, 15.00, 0.30),
+        "claude-3-7-sonnet": Price(3.00, 15.00, 0.30),
+        "claude-sonnet-4": Price(3.00, 15.00, 0.30),
+        "claude-opus-4": Price(15.00, 75.00, 1.50),
+        "claude-3-opus": Price(15.00, 75.00, 1.50),
     },
     "groq": {
         "llama-3.1-8b-instant": Price(0.05, 0.08),
@@ -68,9 +78,11 @@ def _snapshot_of(name: str, model: str) -> bool:
     return rest[:1].isdigit() or rest == "latest"
 
 
-def cost_usd(provider: str | None, model: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:
+def cost_usd(
+    provider: str | None, model: str | None, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0
+) -> float | None:
     """What a call with these token counts costs at list price; None for a model the table does not price."""
     price = price_of(provider, model)
     if price is None:
         return None
-    return (prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok) / 1_000_000
+    return price.cost(prompt_tokens, completion_tokens, cached_prompt_tokens)

@@ -162,13 +162,18 @@ def add_figures(conn: Conn, evolution_id: str, figures: dict[str, Any]) -> None:
     )
 
 
-def add_tokens(conn: Conn, evolution_id: str, tokens: int) -> int:
+def add_spend(conn: Conn, evolution_id: str, tokens: int, usd: float) -> tuple[int, float]:
+    """Count tokens and their list-price dollars against the evolution; (tokens, dollars) spent so far.
+    The dollars live in the figures (``usd_used``), beside the other figures of the evolution."""
     row = conn.execute(
-        "UPDATE evolutions SET tokens_used = tokens_used + %s WHERE id = %s RETURNING tokens_used",
-        (tokens, evolution_id),
+        """UPDATE evolutions SET tokens_used = tokens_used + %(t)s,
+                  figures = jsonb_set(figures, '{usd_used}',
+                                      to_jsonb(coalesce((figures ->> 'usd_used')::float8, 0) + %(u)s))
+           WHERE id = %(id)s RETURNING tokens_used, (figures ->> 'usd_used')::float8 AS usd_used""",
+        {"t": tokens, "u": usd, "id": evolution_id},
     ).fetchone()
     assert row is not None
-    return int(row["tokens_used"])
+    return int(row["tokens_used"]), float(row["usd_used"])
 
 
 def active_for_agent(conn: Conn, agent_id: str) -> Evolution | None:
@@ -333,7 +338,7 @@ def outcome_samples(conn: Conn, agent_id: str, revision: int, since: Any) -> lis
     """``revision``'s live turns since ``since``, oldest first: ok, latency, tokens, and the failed tool
     calls of the run each turn was (a turn with no run id counts none)."""
     return conn.execute(
-        """SELECT o.ok, o.latency_ms, o.tokens,
+        """SELECT o.ok, o.latency_ms, o.tokens, o.score,
                   (SELECT count(*) FROM messages m
                     WHERE o.request_id IS NOT NULL AND m.run_id = o.request_id AND m.role = 'tool'
                       AND m.tool_returns -> 0 ->> 'status' = 'error') AS tool_failures
@@ -341,6 +346,22 @@ def outcome_samples(conn: Conn, agent_id: str, revision: int, since: Any) -> lis
            WHERE o.agent_id = %s AND o.revision = %s AND o.created_at >= %s ORDER BY o.id""",
         (agent_id, revision, since),
     ).fetchall()
+
+
+def unjudged_outcomes(conn: Conn, agent_id: str, revisions: list[int], since: Any) -> list[dict[str, Any]]:
+    """The live turns of ``revisions`` since ``since`` that a run served and no judge has scored, oldest first."""
+    return conn.execute(
+        """SELECT id, revision, request_id FROM revision_outcomes
+           WHERE agent_id = %s AND revision = ANY(%s) AND created_at >= %s AND score IS NULL
+             AND request_id IS NOT NULL
+           ORDER BY id""",
+        (agent_id, revisions, since),
+    ).fetchall()
+
+
+def set_outcome_score(conn: Conn, outcome_id: int, score: float) -> None:
+    """The judge's score of one live turn's reply (canary evidence beside its errors, latency and cost)."""
+    conn.execute("UPDATE revision_outcomes SET score = %s WHERE id = %s", (score, outcome_id))
 
 
 # --- the owner's policy ------------------------------------------------------------------------------------
@@ -367,6 +388,17 @@ def tokens_since(conn: Conn, agent_id: str, since: datetime) -> int:
     ).fetchone()
     assert row is not None
     return int(row["used"])
+
+
+def usd_since(conn: Conn, agent_id: str, since: datetime) -> float:
+    """List-price dollars the agent's evolutions started since ``since`` have spent."""
+    row = conn.execute(
+        """SELECT coalesce(sum((figures ->> 'usd_used')::float8), 0) AS used FROM evolutions
+           WHERE agent_id = %s AND created_at >= %s""",
+        (agent_id, since),
+    ).fetchone()
+    assert row is not None
+    return float(row["used"])
 
 
 def last_started(conn: Conn, agent_id: str) -> datetime | None:

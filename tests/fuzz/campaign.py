@@ -351,6 +351,8 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         mcp_server = post("/v1/mcp-servers/", {"server_name": "fuzz-mcp", "config": {"server_url": mcp.url}})
         conversation = post(f"/v1/conversations/?agent_id={agent['id']}", {"summary": "fuzzed"})
         messages = client.get(f"/v1/agents/{agent['id']}/messages", params={"limit": 1}).json()
+        # a real evolution row (run to its decision in this request), so the evolution routes reach one
+        evolution = post(f"/v1/agents/{agent['id']}/evolutions", {"wait": True})
     return {
         "message_id": messages[0]["id"] if messages else "message-00000000-0000-4000-8000-000000000000",
         "archive_id": archive["id"],
@@ -369,6 +371,7 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         "memory_id": passage["id"],
         "run_id": run["id"],
         "number": "1",
+        "evolution_id": evolution["id"],
     }
 
 

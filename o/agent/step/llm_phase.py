@@ -212,7 +212,8 @@ def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply, started_at:
     response = reply.response
     plan = plan_reply(step_id, response.tool_calls, prepared.rules, {t.name for t in prepared.offer.tools})
     usage = response.usage + reply.extra_usage
-    cost = pricing.cost_usd(reply.asked["provider"], response.model, usage.prompt_tokens, usage.completion_tokens)
+    tokens = (usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens)
+    cost = pricing.cost_usd(reply.asked["provider"], response.model, *tokens)
     with deps.db.transaction() as conn:
         run = run_store.get(conn, run_id, for_update=True)
         assert run is not None

@@ -287,7 +287,7 @@ def held_out_score(deps: loop.EvolutionDeps, org_id: str, agent_id: str, revisio
         config = revisions.get(conn, org_id, agent_id, revision)["config"]
         s = evaluator.load_suite(conn, agent_id)
     judge = phases.judge_for(deps, s, config)
-    summary, _ = shadow.score(
+    summary, _, _ = shadow.score(
         deps.engine,
         f"heldout-{agent_id}-{datetime.now(UTC).timestamp()}",
         source,
