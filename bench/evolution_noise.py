@@ -15,6 +15,12 @@ turns split by the step's weight (5% -> 25% -> 50%, then promotion), every turn 
 error rate and takes a log-normally noisy time; the canary's verdict (Mann-Whitney U per live metric,
 minimum traffic per step, at most 3 rounds per step) bakes, steps, promotes or rolls back. It prints how
 often a sound, an erring and a slower canary end promoted, rolled back or inconclusive at each traffic level.
+
+Last, judge-scored canaries: each revision's live reply is right with a known probability (base 60%), a noisy
+judge (model output: about 0.8 for a right reply, 0.3 for a wrong one, sd 0.25) scores a sampled share of the
+replies on both sides, and the judge check (Mann-Whitney, canary below baseline by more than 0.1, at
+judge_alpha 0.01, at least 10 scores a side) joins the others. The errors and latency are the same on both
+sides, so only the judge can tell a worse canary; the row with no sample shows what it misses without it.
 """
 
 from __future__ import annotations
@@ -69,6 +75,31 @@ def canary_table(trials: int, seed: int) -> None:
             )
 
 
+JUDGED_CANARIES = [
+    ("sound (right 60%)", BASE_LIVE),
+    ("worse (right 60% -> 30%)", LiveTruth(0.02, 800.0, quality=0.3)),
+    ("worse (right 60% -> 20%)", LiveTruth(0.02, 800.0, quality=0.2)),
+]
+
+
+def judge_table(trials: int, seed: int) -> None:
+    header = f"{'canary':<26}{'judged':>8}{'turns/round':>12}{'promoted':>10}{'rolled back':>13}{'inconclusive':>14}"
+    print(f"\njudge-scored canaries over {trials} seeded canaries per row (noisy judge, share of replies judged)")
+    print(header)
+    print("-" * len(header))
+    for i, (label, truth) in enumerate(JUDGED_CANARIES):
+        for share in (0.0, 0.1, 0.5):
+            rules = evaluator.CanaryGate(judge_sample=share)
+            for traffic in (100, 400):
+                rates = canary_rates(
+                    BASE_LIVE, truth, turns_per_round=traffic, trials=trials, seed=seed * 1000 + i, rules=rules
+                )
+                print(
+                    f"{label:<26}{share:>8.0%}{traffic:>12}{rates['promoted']:>10.1%}{rates['rolled_back']:>13.1%}"
+                    f"{rates['inconclusive']:>14.1%}"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=1000)
@@ -94,6 +125,7 @@ def main() -> None:
     print("-" * len(header))
     print(f"worst false-promotion rate: old {max(false_old):.1%}, new {max(false_new):.1%} (target <= 5%)")
     canary_table(max(50, args.trials // 4), args.seed)
+    judge_table(max(50, args.trials // 4), args.seed)
     print(f"({time.perf_counter() - started:.1f} s)")
 
 

@@ -84,12 +84,14 @@ class CanaryGate(BaseModel):
     # The judge of the shadow test also scores a share of live replies, the canary's and the baseline's over the
     # same window (o.evolution.live_judge): a reply is sampled by a stable hash of the evolution and run ids, so a
     # rerun picks the same replies. The scores are model output, so noisy: the check fails only when the canary's
-    # mean is lower by more than ``max_judge_score_drop`` AND the one-sided Mann-Whitney test says so at ``alpha``,
-    # with at least ``min_judged`` scores a side. The judge's tokens count against the evolution's budget; it
+    # mean is lower by more than ``max_judge_score_drop`` AND the one-sided Mann-Whitney test says so at
+    # ``judge_alpha``, with at least ``min_judged`` scores a side. The judge's tokens count against the evolution's budget; it
     # stops sampling (never rolls back) when the budget could not pay for another call.
     judge_sample: float = Field(default=0.1, ge=0, le=1, description="share of live replies the judge scores")
     max_judge_score_drop: float = Field(default=0.1, ge=0, le=1)
-    min_judged: int = Field(default=5, ge=1, description="judge scores needed on each side before they count")
+    # stricter than ``alpha``: the judge is model output and is looked at again every round
+    judge_alpha: float = Field(default=0.01, gt=0, le=1)
+    min_judged: int = Field(default=10, ge=1, description="judge scores needed on each side before they count")
     judge_max_per_round: int = Field(default=50, ge=0, description="live replies judged per evaluation round")
     # a canary that never saw enough traffic ends inconclusive and rolls back: it is never promoted unproven
     on_inconclusive: Literal["rollback"] = "rollback"

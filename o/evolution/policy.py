@@ -221,6 +221,7 @@ def _live_check(
     rules: evaluator.CanaryGate,
     cand: list[float] | None,
     base: list[float] | None,
+    alpha: float | None = None,
 ) -> LiveCheck:
     """Failed when the canary is worse than the tolerance allows and, where per-turn values are known, the
     one-sided Mann-Whitney test says so beyond chance; only aggregates known: the tolerance decides."""
@@ -228,9 +229,10 @@ def _live_check(
         return LiveCheck(
             name, worse_by_tolerance, reason, {"test": "tolerance on aggregates", "beyond": worse_by_tolerance}
         )
+    alpha = rules.alpha if alpha is None else alpha
     rank = stats.mann_whitney(cand, base)
-    significant = rank.p_value <= rules.alpha
-    evidence = {**rank.as_dict(), "alpha": rules.alpha, "beyond_tolerance": worse_by_tolerance}
+    significant = rank.p_value <= alpha
+    evidence = {**rank.as_dict(), "alpha": alpha, "beyond_tolerance": worse_by_tolerance}
     return LiveCheck(name, worse_by_tolerance and significant, f"{reason} (p = {rank.p_value:.4f})", evidence)
 
 
@@ -277,7 +279,7 @@ def live_checks(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionSt
 def judge_check(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> LiveCheck | None:
     """The judge's scores of sampled live replies, canary against baseline: failed when the canary's mean is
     lower by more than ``max_judge_score_drop`` and the one-sided Mann-Whitney test (baseline above canary)
-    says so at ``alpha``; None while either side has fewer than ``min_judged`` scores."""
+    says so at ``judge_alpha``; None while either side has fewer than ``min_judged`` scores."""
     b, c = base.judge_scores, cand.judge_scores
     if len(b) < rules.min_judged or len(c) < rules.min_judged:
         return None
@@ -285,7 +287,7 @@ def judge_check(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionSt
     worse = base_mean - cand_mean > rules.max_judge_score_drop
     reason = f"canary judge score {cand_mean:.2f} vs {base_mean:.2f} ({len(c)} vs {len(b)} sampled replies)"
     # the rank test asks whether its first sample runs larger: the baseline's scores above the canary's
-    return _live_check("judge", worse, reason, rules, b, c)
+    return _live_check("judge", worse, reason, rules, b, c, rules.judge_alpha)
 
 
 def canary_problems(rules: evaluator.CanaryGate, base: VersionStats, cand: VersionStats) -> list[str]:

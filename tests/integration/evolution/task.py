@@ -121,6 +121,8 @@ class World:
     proposals: deque[str] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
     agent_calls: int = 0
+    # the (prompt, completion) tokens the proposer's answer reports; None: estimated from the request
+    proposal_usage: tuple[int, int] | None = None
 
     def propose(self, *proposals: dict[str, Any] | str) -> None:
         for p in proposals:
@@ -133,7 +135,7 @@ class World:
             with self.lock:
                 if not self.proposals:
                     return fail(500, "no proposal scripted")
-                return Reply(text=self.proposals.popleft())
+                return Reply(text=self.proposals.popleft(), usage=self.proposal_usage)
         if system.startswith(JUDGE_MARKER):
             shown = json.loads(_text(messages[-1].get("content")))
             score = 1.0 if len(shown["assistant_reply"]) <= 40 else 0.4

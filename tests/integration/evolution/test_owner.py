@@ -85,13 +85,31 @@ def test_token_budgets_per_pass_and_per_day(
     for trigger in ("api", "sleeptime"):
         with pytest.raises(Conflict, match="daily evolution budget is spent"):
             loop.start(deps, org, agent_id, trigger=trigger)
-    # a dollar budget becomes tokens at the model's list price (gpt-4o-mini: $0.15 per million input tokens)
-    _set(db, org, agent_id, max_usd_per_pass=0.0003)
+    # a dollar budget is counted in list-price dollars, input and output tokens each at its own price
+    _set(db, org, agent_id, max_usd_per_pass=0.0004)
     with db.transaction() as conn:
         evolution_store.update(conn, first.id, {"tokens_used": 0})  # a new day, as far as the budget knows
+        evolution_store.add_figures(conn, first.id, {"usd_used": 0.0})
+    # the proposal reports 1,000 prompt and 500 completion tokens: at gpt-4o-mini's $0.15 / $0.60 per million
+    # that is $0.00045, over the pass's $0.0004 (priced as input only it would have been $0.000225)
+    world.proposal_usage = (1000, 500)
+    world.propose(task.BETTER)
     evo = loop.start(deps, org, agent_id, trigger="api")
-    assert evo.budget["max_tokens"] == 2000
-    loop.stop(deps, org, evo.id)
+    assert evo.budget["max_usd"] == 0.0004 and evo.budget["max_tokens"] > 60
+    loop.step(deps, evo.id, "reflect")
+    stopped = loop.step(deps, evo.id, "propose")
+    assert stopped.status == "rolled_back"
+    spent = _evolution(db, evo.id)
+    assert spent.figures["usd_used"] == pytest.approx(0.00045)
+    assert "dollar budget of $0.000400 exhausted ($0.000450 used at list price)" in (spent.reason or "")
+    # and the day's dollars: what the day's evolutions spent is subtracted, and a spent day starts none
+    _set(db, org, agent_id, max_usd_per_day=0.0005)
+    left = loop.start(deps, org, agent_id, trigger="api")
+    assert left.budget["max_usd"] == pytest.approx(0.00005)
+    loop.stop(deps, org, left.id)
+    _set(db, org, agent_id, max_usd_per_day=0.0004)
+    with pytest.raises(Conflict, match=r"daily evolution budget is spent \(\$0\.000450 of \$0\.0004 in 24 h\)"):
+        loop.start(deps, org, agent_id, trigger="api")
 
 
 def test_the_schedule_keeps_scheduled_evolutions_out(

@@ -59,17 +59,31 @@ OLD_GATE = evaluator.Gate(alpha=1.0, min_cases=1, min_improvement=0.01, max_regr
 
 @dataclass(frozen=True)
 class LiveTruth:
-    """How a revision really behaves on live turns: its error rate and its median latency (log-normal noise)."""
+    """How a revision really behaves on live turns: its error rate, its median latency (log-normal noise), and
+    how often its reply is right (``quality``), which the noisy judge sees through its noise."""
 
     error_rate: float
     latency_ms: float = 800.0
+    quality: float = 0.6
 
 
-def _turns(truth: LiveTruth, n: int, rng: random.Random) -> VersionStats:
+# The judge is model output: a right reply scores about 0.8 and a wrong one about 0.3, each with noise (sd 0.25),
+# rounded to a tenth and kept in [0, 1] — so a single score often misjudges; only a sample of them tells.
+JUDGE_RIGHT, JUDGE_WRONG, JUDGE_NOISE = 0.8, 0.3, 0.25
+
+
+def judge_score(truth: LiveTruth, rng: random.Random) -> float:
+    """The noisy judge's score of one live reply of a revision whose truth is ``truth``."""
+    mean = JUDGE_RIGHT if rng.random() < truth.quality else JUDGE_WRONG
+    return min(1.0, max(0.0, round(mean + rng.gauss(0.0, JUDGE_NOISE), 1)))
+
+
+def _turns(truth: LiveTruth, n: int, rng: random.Random, judge_sample: float = 0.0) -> VersionStats:
     errors = [1.0 if rng.random() < truth.error_rate else 0.0 for _ in range(n)]
     latency = [truth.latency_ms * rng.lognormvariate(0.0, 0.5) for _ in range(n)]
     tokens = [float(rng.randint(200, 400)) for _ in range(n)]
-    samples = LiveSamples(errors, latency, tokens, [0.0] * n)
+    judged = [judge_score(truth, rng) for _ in range(n) if rng.random() < judge_sample]
+    samples = LiveSamples(errors, latency, tokens, [0.0] * n, judged)
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
     return VersionStats(n, mean(errors), mean(latency), mean(tokens), samples=samples)
 
@@ -95,8 +109,8 @@ def canary_run(
             total = _poisson(turns_per_round, rng)
             to_cand = sum(rng.random() < weight for _ in range(total))
             served += to_cand
-            base_stats = _merge(base_stats, _turns(base, total - to_cand, rng))
-            cand_stats = _merge(cand_stats, _turns(cand, to_cand, rng))
+            base_stats = _merge(base_stats, _turns(base, total - to_cand, rng, rules.judge_sample))
+            cand_stats = _merge(cand_stats, _turns(cand, to_cand, rng, rules.judge_sample))
             verdict = policy.canary_verdict(
                 rules, base_stats, cand_stats, round_no=round_no, max_rounds=max_rounds,
                 last_step=step + 1 == len(weights),
@@ -130,6 +144,7 @@ def _merge(a: VersionStats, b: VersionStats) -> VersionStats:
         a.samples.latency_ms + b.samples.latency_ms,
         a.samples.tokens + b.samples.tokens,
         a.samples.tool_failures + b.samples.tool_failures,
+        a.samples.judge + b.samples.judge,
     )
     n = len(samples.errors)
     mean = lambda xs: sum(xs) / n if n else 0.0  # noqa: E731
@@ -137,12 +152,18 @@ def _merge(a: VersionStats, b: VersionStats) -> VersionStats:
 
 
 def canary_rates(
-    base: LiveTruth, cand: LiveTruth, *, turns_per_round: float, trials: int, seed: int
+    base: LiveTruth,
+    cand: LiveTruth,
+    *,
+    turns_per_round: float,
+    trials: int,
+    seed: int,
+    rules: evaluator.CanaryGate | None = None,
 ) -> dict[str, float]:
     """Share of ``trials`` seeded canaries that ended promoted, rolled back and inconclusive."""
     rng = random.Random(seed)
     counts = {"promoted": 0, "rolled_back": 0, "inconclusive": 0}
     for _ in range(trials):
-        outcome, _served = canary_run(base, cand, turns_per_round=turns_per_round, rng=rng)
+        outcome, _served = canary_run(base, cand, turns_per_round=turns_per_round, rng=rng, rules=rules)
         counts[outcome] += 1
     return {k: v / trials for k, v in counts.items()}

@@ -66,3 +66,20 @@ def test_a_canary_that_errs_more_or_is_slower_is_rolled_back() -> None:
     assert erring["promoted"] <= 0.05, erring
     slow = canary_rates(BASE_LIVE, LiveTruth(0.02, latency_ms=2000.0), turns_per_round=100, trials=60, seed=4)
     assert slow["promoted"] == 0.0 and slow["rolled_back"] >= 0.8, slow
+
+
+# --- judge scores on a sample of live replies: a noisy judge (model output) of replies whose truth is known ----
+
+JUDGED = evaluator.CanaryGate(judge_sample=0.5)
+
+
+def test_a_canary_worse_by_the_judge_is_rolled_back_and_a_sound_one_is_not() -> None:
+    # the same errors and latency on both sides: only the judge's scores of live replies can tell them apart
+    worse = canary_rates(BASE_LIVE, LiveTruth(0.02, quality=0.3), turns_per_round=400, trials=60, seed=5, rules=JUDGED)
+    assert worse["rolled_back"] >= 0.8 and worse["promoted"] <= 0.15, worse
+    sound = canary_rates(BASE_LIVE, BASE_LIVE, turns_per_round=400, trials=60, seed=6, rules=JUDGED)
+    assert sound["promoted"] >= 0.9 and sound["rolled_back"] <= 0.1, sound
+    # without the judge's sample the worse canary is indistinguishable from a sound one
+    blind = evaluator.CanaryGate(judge_sample=0.0)
+    unseen = canary_rates(BASE_LIVE, LiveTruth(0.02, quality=0.3), turns_per_round=400, trials=60, seed=5, rules=blind)
+    assert unseen["promoted"] >= 0.9, unseen
