@@ -85,8 +85,8 @@ class CanaryGate(BaseModel):
     # same window (o.evolution.live_judge): a reply is sampled by a stable hash of the evolution and run ids, so a
     # rerun picks the same replies. The scores are model output, so noisy: the check fails only when the canary's
     # mean is lower by more than ``max_judge_score_drop`` AND the one-sided Mann-Whitney test says so at
-    # ``judge_alpha``, with at least ``min_judged`` scores a side. The judge's tokens count against the evolution's budget; it
-    # stops sampling (never rolls back) when the budget could not pay for another call.
+    # ``judge_alpha``, with at least ``min_judged`` scores a side. The judge's tokens count against the evolution's
+    # budget; it stops sampling (never rolls back) when the budget could not pay for another call.
     judge_sample: float = Field(default=0.1, ge=0, le=1, description="share of live replies the judge scores")
     max_judge_score_drop: float = Field(default=0.1, ge=0, le=1)
     # stricter than ``alpha``: the judge is model output and is looked at again every round

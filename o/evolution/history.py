@@ -40,6 +40,12 @@ def summary_text(evolution: Evolution) -> str:
         lines += _tests(shadow)
     if canary:
         lines.append("Canary: " + json.dumps({k: canary[k] for k in ("base", "candidate") if k in canary}))
+    judged = figures.get("live_judge") or {}
+    if judged.get("judged"):
+        lines.append(
+            f"Live judge: {judged['judged']} sampled live replies scored (share {judged.get('fraction')}), "
+            f"{judged.get('tokens', 0)} tokens, ${judged.get('usd', 0)} at list price"
+        )
     return "\n".join(lines)
 
 

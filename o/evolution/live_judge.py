@@ -77,6 +77,12 @@ def _affordable(evo: Evolution, used: tuple[int, float], estimate: tuple[int, fl
     return max_usd is None or used[1] + estimate[1] <= float(max_usd)
 
 
+def _estimate(suite: evaluator.Suite, judge_config: dict[str, Any], shown: tuple[str, str]) -> tuple[int, float]:
+    """About what one judge call on ``shown`` costs: (tokens, list-price dollars)."""
+    guess = (len(suite.judge.instructions) + len(shown[0]) + len(shown[1])) // 3 + ANSWER_TOKENS
+    return guess, owner.usd_of(judge_config, Usage(guess - ANSWER_TOKENS, ANSWER_TOKENS, guess))
+
+
 def _time_left(deps: EvolutionDeps) -> bool:
     return deps.step_deadline is None or time.monotonic() < deps.step_deadline - STEP_MARGIN_S
 
@@ -108,9 +114,7 @@ def score_window(
         if shown is None:
             failed.append(row["id"])
             continue
-        guess = (len(suite.judge.instructions) + len(shown[0]) + len(shown[1])) // 3 + ANSWER_TOKENS
-        estimate = (guess, owner.usd_of(judge_config, Usage(guess - ANSWER_TOKENS, ANSWER_TOKENS, guess)))
-        if not _affordable(evo, used, estimate) or not _time_left(deps):
+        if not _affordable(evo, used, _estimate(suite, judge_config, shown)) or not _time_left(deps):
             break
         verdict = evaluator.judge_reply(client, suite.judge, shown[0], shown[1])
         usd = owner.usd_of(judge_config, verdict.usage)
