@@ -87,6 +87,15 @@ def _time_left(deps: EvolutionDeps) -> bool:
     return deps.step_deadline is None or time.monotonic() < deps.step_deadline - STEP_MARGIN_S
 
 
+def _picks(deps: EvolutionDeps, evo: Evolution, fraction: float, since: datetime, tried: set[int]) -> list[Any]:
+    """This round's sample: both sides' unscored live turns since ``since`` that the hash picks (a reply the
+    judge gave no verdict on is not asked again)."""
+    assert evo.candidate_revision is not None
+    with deps.db.transaction() as conn:
+        rows = store.unjudged_outcomes(conn, evo.agent_id, [evo.base_revision, evo.candidate_revision], since)
+    return [r for r in rows if r["id"] not in tried and sampled(evo.id, r["request_id"], fraction)]
+
+
 def score_window(
     deps: EvolutionDeps,
     evo: Evolution,
@@ -100,11 +109,8 @@ def score_window(
     done = JudgeRound(rules.judge_sample if client is not None else 0.0, evo.id)
     if client is None or rules.judge_sample <= 0 or evo.candidate_revision is None:
         return done
-    sides = [evo.base_revision, evo.candidate_revision]
-    with deps.db.transaction() as conn:
-        rows = store.unjudged_outcomes(conn, evo.agent_id, sides, since)
     tried = set((evo.figures.get("live_judge") or {}).get("no_verdict_ids") or [])
-    picks = [r for r in rows if r["id"] not in tried and sampled(evo.id, r["request_id"], rules.judge_sample)]
+    picks = _picks(deps, evo, rules.judge_sample, since, tried)
     done.sampled = len(picks)
     used = (evo.tokens_used, policy.usd_used(evo))
     failed: list[int] = []
