@@ -17,7 +17,8 @@ from moto import mock_aws
 from o.agent import runs
 from o.agent.serving import Turn
 from o.aws.metrics import CloudWatchOutcomes
-from o.evolution import evaluator, routing, statemachine
+from o.errors import Conflict
+from o.evolution import approval, evaluator, owner, routing, statemachine
 from o.evolution.rollout import CANARY_ENV
 from o.ids import new_id
 from o.store import evolution as evolution_store
@@ -285,3 +286,42 @@ def test_canary_steps_up_on_live_evidence_and_rolls_back_at_once(
     assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
     with db.transaction() as conn:
         assert conn.execute("SELECT revision FROM agents WHERE id = %s", (agent_id,)).fetchone()["revision"] == 1
+
+
+def test_a_canary_turning_bad_while_its_promotion_waits_is_rolled_back(
+    aws: Aws, db: Database, world: World, server: OpenAIServer
+) -> None:
+    org, agent_id = task.make_agent(db, server)
+    with db.transaction() as conn:
+        evaluator.save_suite(conn, org, agent_id, _live_suite())
+        owner.save(conn, org, agent_id, owner.OwnerPolicy(approval="promotion"))
+    world.propose(task.BETTER)
+    evolution_id, execution = _execute(aws, db, org, agent_id)
+    canary = _wait(lambda: (e := _evolution(db, evolution_id)).status == "canary" and e.canary, 30)
+
+    def turns(revision: int, ok: bool, count: int) -> None:
+        with db.transaction() as conn:
+            for _ in range(count):
+                evolution_store.record_outcome(conn, agent_id, revision, ok=ok, latency_ms=100, tokens=60)
+
+    # healthy evidence on both sides: the promotion waits for the owner (a Wait state and the await task)
+    with db.transaction() as conn:
+        for revision in (1, 2):
+            for _ in range(3):
+                evolution_store.record_outcome(conn, agent_id, revision, ok=True, latency_ms=100, tokens=60)
+    _wait(lambda: (_evolution(db, evolution_id).figures.get("approvals") or {}).get("promotion"), 30)
+    _wait(lambda: [c["action"] for c in aws.calls].count("await") >= 2, 30)  # looked at again, still healthy
+    assert _evolution(db, evolution_id).status == "canary"
+    # the canary keeps its traffic while it waits, and its turns start failing: rolled back before any approval
+    turns(1, True, 6)
+    turns(2, False, 6)
+    assert _finished(aws, execution)["status"] == "SUCCEEDED"
+    final = _evolution(db, evolution_id)
+    assert final.decision == "rolled_back"
+    assert "while its promotion waited for approval: canary error rate 66.7% vs 0.0%" in (final.reason or "")
+    assert final.figures["canary_evaluations"][-1]["awaiting"] == "promotion"
+    alias = aws.lam.get_alias(FunctionName=STEP_FN, Name="live")
+    assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    assert canary["version"] != "1"
+    with pytest.raises(Conflict, match="was rolled back while its promotion waited for approval"):
+        approval.decide(aws.handler._deps, org, evolution_id, True, "ship it")
