@@ -43,6 +43,7 @@ import numpy as np
 from psycopg import sql
 
 from o.store import archives as archive_store
+from o.store import file_views
 from o.store.db import Conn
 from o.store.filters import TagMatch, Where
 from o.store.passages import CONTEXT_DISCOUNT, TERM_FREQUENCY, TEXT_CONFIG, vector_column, vector_literal, vector_type
@@ -57,7 +58,7 @@ MATCH_BUDGET = 1_000
 # Up to this many rows an agent's vectors are compared exactly; above it the HNSW index answers.
 EXACT_MAX_ROWS = 2_000
 
-Corpus = Literal["archival", "recall"]
+Corpus = Literal["archival", "recall", "files"]
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,21 @@ class ArchiveScope:
 
 
 @dataclass(frozen=True)
+class FolderScope:
+    """A folder whose file chunks a search covers (table ``file_chunks``): its one model, and the query
+    embedded by that model (None = its chunks are found by their words only)."""
+
+    folder_id: str
+    model: str
+    dim: int
+    query_vector: np.ndarray | None
+
+
+@dataclass(frozen=True)
 class SearchSpec:
     """Where and how to search."""
 
-    table: Literal["passages", "messages"]
+    table: Literal["passages", "messages", "file_chunks"]
     corpus: Corpus
     organization_id: str
     agent_id: str
@@ -127,10 +139,23 @@ class SearchSpec:
     exact_max_rows: int = EXACT_MAX_ROWS
     # archives attached to the agent (passages): searched with its rows, in the same ranking
     archives: Sequence[ArchiveScope] = ()
+    # files: the folders (attached to the agent) whose completed files' chunks are searched
+    folders: Sequence[FolderScope] = ()
 
     @property
     def archive_ids(self) -> list[str]:
         return [a.archive_id for a in self.archives]
+
+    @property
+    def folder_ids(self) -> list[str]:
+        return [f.folder_id for f in self.folders]
+
+    def where(self, agent_id: str | None, archive_ids: Sequence[str], folder_ids: Sequence[str]) -> Where:
+        """The rows searched, aliased ``p``: file chunks of the folders named, else the agent's own rows
+        and those of the archives named."""
+        if self.corpus == "files":
+            return file_views.chunk_scope(self.organization_id, folder_ids)
+        return self.filters.where(self.organization_id, agent_id, archive_ids)
 
 
 @dataclass(frozen=True)
@@ -160,6 +185,7 @@ class VectorGroup:
     query: QueryVector
     agent_id: str | None
     archive_ids: tuple[str, ...] = ()
+    folder_ids: tuple[str, ...] = ()
 
 
 def _tsquery_literal(lexemes: Sequence[str]) -> str:
@@ -188,7 +214,11 @@ def matched_lexemes(by_rarity: Sequence[tuple[int, str]], budget: int = MATCH_BU
     return matched
 
 
-def _stats_row(conn: Conn, corpus: Corpus, agent_id: str | None, text: str, archive_ids: Sequence[str]) -> Any:
+def _stats_row(
+    conn: Conn, corpus: Corpus, agent_id: str | None, text: str, archive_ids: Sequence[str], folder_ids: Sequence[str]
+) -> Any:
+    if corpus == "files":
+        return file_views.summed_stats(conn, text, folder_ids)
     if archive_ids:
         return archive_store.summed_stats(conn, corpus, agent_id, text, archive_ids)
     return conn.execute(
@@ -206,11 +236,17 @@ def _stats_row(conn: Conn, corpus: Corpus, agent_id: str | None, text: str, arch
 
 
 def lexical_query(
-    conn: Conn, corpus: Corpus, agent_id: str | None, text: str, archive_ids: Sequence[str] = ()
+    conn: Conn,
+    corpus: Corpus,
+    agent_id: str | None,
+    text: str,
+    archive_ids: Sequence[str] = (),
+    folder_ids: Sequence[str] = (),
 ) -> LexicalQuery:
     """The query's lexemes with their BM25 idf, and the OR-query the GIN index matches; with
-    ``archive_ids``, over the agent's rows and the archives' together."""
-    row = _stats_row(conn, corpus, agent_id, text, archive_ids)
+    ``archive_ids``, over the agent's rows and the archives' together; for ``files``, over the
+    chunks of the folders named."""
+    row = _stats_row(conn, corpus, agent_id, text, archive_ids, folder_ids)
     assert row is not None
     docs = int(row["docs"])
     present = sorted((int(df), lx) for lx, df in row["terms"] if int(df) > 0)
@@ -236,7 +272,7 @@ def _vector_candidates(
 ) -> tuple[list[str], list[float]]:
     """The ``n`` nearest rows of ``group`` by cosine distance: exact for small agents, HNSW for large ones."""
     query = group.query
-    scope = spec.filters.where(spec.organization_id, group.agent_id, group.archive_ids)
+    scope = spec.where(group.agent_id, group.archive_ids, group.folder_ids)
     column = sql.Identifier(vector_column(query.dim))
     vtype = sql.SQL(vector_type(query.dim))
     literal = vector_literal(query.vector, query.dim)
@@ -386,6 +422,12 @@ def vector_groups(spec: SearchSpec) -> list[VectorGroup]:
         key = (archive.model, archive.dim)
         group = groups.get(key) or VectorGroup(QueryVector(archive.query_vector, archive.dim, archive.model), None)
         groups[key] = VectorGroup(group.query, group.agent_id, (*group.archive_ids, archive.archive_id))
+    for folder in spec.folders:
+        if folder.query_vector is None:
+            continue
+        key = (folder.model, folder.dim)
+        group = groups.get(key) or VectorGroup(QueryVector(folder.query_vector, folder.dim, folder.model), None)
+        groups[key] = VectorGroup(group.query, None, (), (*group.folder_ids, folder.folder_id))
     return list(groups.values())
 
 
@@ -404,12 +446,12 @@ def hybrid_search(
     (cosine distance; NULL when the row holds no vector of the agent's model).
     """
     n = candidates or max(3 * top_k, 50)
-    lexical = lexical_query(conn, spec.corpus, spec.agent_id, query_text, spec.archive_ids)
+    lexical = lexical_query(conn, spec.corpus, spec.agent_id, query_text, spec.archive_ids, spec.folder_ids)
     use_lexical = lexical.tsquery is not None and spec.lexical_weight > 0
     groups = vector_groups(spec)
     if not use_lexical and not groups:
         return []
-    scope = spec.filters.where(spec.organization_id, spec.agent_id, spec.archive_ids)
+    scope = spec.where(spec.agent_id, spec.archive_ids, spec.folder_ids)
     vector_ids, distances = _all_vector_candidates(conn, spec, groups, n, lexical.docs)
     lex, lex_params = _lexical_candidates(spec, lexical, scope, n) if use_lexical else (_NO_LEXICAL, [])
     distance, distance_params = _distance(groups)

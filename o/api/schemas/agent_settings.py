@@ -188,8 +188,6 @@ UNSUPPORTED: dict[str, str] = {
     "folder_ids": "attach folders once the agent exists (agents.folders.attach)",
     "source_ids": "attach folders (sources) once the agent exists (agents.folders.attach)",
     "include_default_source": "O makes no default folder; create one and attach it",
-    "max_files_open": "O caps every agent at 5 open files (o/memory/files/views.py)",
-    "per_file_view_window_char_limit": "O shows every open file as a window of at most 200 lines and 12,000 characters",
     "include_base_tool_rules": "O adds no base tool rules; give the rules you want in tool_rules",
     "message_ids": "O manages which messages are in context",
     "last_run_completion": "run statistics are kept by the server",

@@ -25,6 +25,7 @@ from o.api.schemas.send import MessageInput
 from o.errors import InvalidInput
 from o.llm.config import EndpointType, LLMConfig, endpoint_type_of, parse_handle
 from o.memory.embeddings import LETTA_LOCAL_KIND, LOCAL_KINDS, config_for_handle
+from o.memory.files.views import OPEN_FILES_BOUNDS, WINDOW_CHARS_BOUNDS
 from o.tools import catalog
 
 # The largest context window O accepts; today's largest models have about two million tokens.
@@ -189,6 +190,25 @@ def with_listed_embedding(body: B, listed: Callable[[str], dict[str, Any] | None
     return body
 
 
+# Letta's per-agent file caps (o.memory.files.views): None keeps the agent's current (or the default) cap
+MaxFilesOpen = Annotated[
+    int | None,
+    Field(
+        ge=OPEN_FILES_BOUNDS[0],
+        le=OPEN_FILES_BOUNDS[1],
+        description="how many files the agent keeps open at once (opening one more closes the least recently used)",
+    ),
+]
+WindowChars = Annotated[
+    int | None,
+    Field(
+        ge=WINDOW_CHARS_BOUNDS[0],
+        le=WINDOW_CHARS_BOUNDS[1],
+        description="how many characters of each open file the agent sees",
+    ),
+]
+
+
 class CreateAgent(ModelFields):
     model_config = ConfigDict(
         json_schema_extra={
@@ -224,6 +244,8 @@ class CreateAgent(ModelFields):
         default=None, description="true: each finished run clears the conversation's context (memory stays)"
     )
     initial_message_sequence: list[MessageInput] | None = None
+    max_files_open: MaxFilesOpen = None
+    per_file_view_window_char_limit: WindowChars = None
     # Letta fields O cannot honour: refused unless unset or off (agent_settings.UNSUPPORTED says why)
     base_template_id: Any = None
     template_id: Any = None
@@ -237,8 +259,6 @@ class CreateAgent(ModelFields):
     folder_ids: Any = None
     source_ids: Any = None
     include_default_source: Any = None
-    max_files_open: Any = None
-    per_file_view_window_char_limit: Any = None
     include_base_tool_rules: Any = None
 
     # attached after the agent is made, in the same transaction (o.agent.identities.set_for_agent)
@@ -269,6 +289,8 @@ class CreateAgent(ModelFields):
             timezone=self.timezone or "UTC",
             enable_sleeptime=self.enable_sleeptime is not False,
             message_buffer_autoclear=self.message_buffer_autoclear is True,
+            max_files_open=self.max_files_open,
+            per_file_view_window_char_limit=self.per_file_view_window_char_limit,
             include_base_tools=self.include_base_tools,
             initial_messages=None
             if self.initial_message_sequence is None
@@ -301,6 +323,8 @@ class UpdateAgent(ModelFields):
     timezone: str | None = None
     enable_sleeptime: bool | None = None
     message_buffer_autoclear: bool | None = None
+    max_files_open: MaxFilesOpen = None
+    per_file_view_window_char_limit: WindowChars = None
     # Letta fields O cannot honour: refused unless unset or off (agent_settings.UNSUPPORTED says why)
     base_template_id: Any = None
     template_id: Any = None
@@ -309,8 +333,6 @@ class UpdateAgent(ModelFields):
     compaction_settings: Any = None
     folder_ids: Any = None
     source_ids: Any = None
-    max_files_open: Any = None
-    per_file_view_window_char_limit: Any = None
     message_ids: Any = None
     last_run_completion: Any = None
     last_run_duration_ms: Any = None
@@ -328,7 +350,13 @@ class UpdateAgent(ModelFields):
         for key in ("name", "system", "description", "tool_rules", "tags", "metadata", "block_ids"):
             if key in data:
                 changes[key] = data[key] if data[key] is not None or key == "description" else _empty(key)
-        for key in ("timezone", "enable_sleeptime", "message_buffer_autoclear"):
+        for key in (
+            "timezone",
+            "enable_sleeptime",
+            "message_buffer_autoclear",
+            "max_files_open",
+            "per_file_view_window_char_limit",
+        ):
             if data.get(key) is not None:
                 changes[key] = data[key]
         if self.changes_model():
@@ -403,6 +431,8 @@ class AgentState(Response):
     timezone: str = "UTC"
     enable_sleeptime: bool = True
     message_buffer_autoclear: bool = False
+    max_files_open: int | None = None
+    per_file_view_window_char_limit: int | None = None
     response_format: dict[str, Any] | None = None
     model_settings: dict[str, Any] | None = None
     created_at: datetime
@@ -437,6 +467,8 @@ class AgentState(Response):
             timezone=a.get("timezone") or "UTC",
             enable_sleeptime=a.get("enable_sleeptime", True),
             message_buffer_autoclear=a.get("message_buffer_autoclear", False),
+            max_files_open=a.get("max_files_open"),
+            per_file_view_window_char_limit=a.get("per_file_view_window_char_limit"),
             response_format=llm.get("response_format") or {"type": "text"},
             model_settings=model_settings_of(llm),
             created_at=a["created_at"],

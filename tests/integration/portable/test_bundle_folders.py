@@ -50,7 +50,9 @@ def test_attached_folders_move_with_the_agent(
     opened = target.get(f"/v1/agents/{moved}/files", params={"is_open": True}).json()["files"]
     assert [f["file_name"] for f in opened] == ["guide.md"] and "Kim likes sailing" in opened[0]["visible_content"]
     with second_db.read() as conn:
-        found = views.search(conn, moved, "who goes sailing", LOCAL_EMBEDDERS)
+        org = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (moved,)).fetchone()
+        assert org is not None
+        found = views.search(conn, org["organization_id"], moved, "who goes sailing", LOCAL_EMBEDDERS)
     assert "guide.md lines" in found and "under 'Guide > Boats'" in found
 
     # into the same organization: the folder is a copy under a free name; deleting it leaves the source's bytes
