@@ -248,9 +248,6 @@ _NOT_AS_GIVEN = (
     "block_ids",
     "tool_exec_environment_variables",
     "secrets",
-    # how an agent views its files: inert, as a file with files is refused (see _UNSUPPORTED)
-    "max_files_open",
-    "per_file_view_window_char_limit",
 )
 
 

@@ -26,9 +26,10 @@ from typing import Any, BinaryIO
 
 from o import __version__
 from o.agent import revisions
-from o.agent.portable import frames
+from o.agent.portable import file_bytes, frames
 from o.agent.portable.frames import BundleError
 from o.errors import InvalidInput, NotFound
+from o.memory.files.blobs import BlobStore
 from o.store import agents as agent_store
 from o.store import bundle as store
 from o.store import folders as folder_store
@@ -58,10 +59,15 @@ class Imported:
     unset_variables: list[str] = field(default_factory=list)
     # custom tools the organization already had under the same name (attached, not replaced)
     reused_tools: list[str] = field(default_factory=list)
+    # files of the agent's folders that came without their original bytes (searchable, not re-processable)
+    files_without_bytes: list[str] = field(default_factory=list)
 
 
-def export(db: Database, organization_id: str, agent_id: str, *, batch: int = 1000) -> Iterator[bytes]:
-    """The bundle's bytes, frame by frame, read from one snapshot; NotFound before the first byte."""
+def export(
+    db: Database, organization_id: str, agent_id: str, *, batch: int = 1000, blobs: BlobStore | None = None
+) -> Iterator[bytes]:
+    """The bundle's bytes, frame by frame, read from one snapshot; NotFound before the first byte.
+    With ``blobs``, the original bytes of the folders' files travel too (:mod:`.file_bytes`)."""
     writer = frames.FrameWriter()
     with db.transaction() as conn:
         store.begin_snapshot(conn)
@@ -76,6 +82,9 @@ def export(db: Database, organization_id: str, agent_id: str, *, batch: int = 10
             )
         )
         for table in present:
+            if table == "folder_files" and blobs is not None:
+                for body in file_bytes.frames(conn, blobs, agent_id):
+                    yield writer.frame(body)
             cols = store.columns(conn, table)
             yield writer.frame(
                 {"section": table, "version": SECTION_VERSION, "columns": [[c.name, c.type, c.raw] for c in cols]}
@@ -91,14 +100,20 @@ def read_into(
     stream: BinaryIO,
     *,
     name: str | None = None,
+    blobs: BlobStore | None = None,
 ) -> Imported:
     """Import a bundle into ``conn``'s transaction. Any error raises before the caller commits, so a
-    bad bundle leaves nothing behind; the checksum is verified when the last frame has been read."""
-    state = _ImportState(conn, organization_id, name)
-    for body in frames.read(stream):
-        state.apply(body)
-    if state.result is None:
-        raise BundleError("the bundle holds no agent")
+    bad bundle leaves nothing behind (file bytes it stored in ``blobs`` are removed again); the
+    checksum is verified when the last frame has been read."""
+    state = _ImportState(conn, organization_id, name, file_bytes.Received(blobs, organization_id))
+    try:
+        for body in frames.read(stream):
+            state.apply(body)
+        if state.result is None:
+            raise BundleError("the bundle holds no agent")
+    except BaseException:
+        state.received.discard()
+        raise
     state.result.unset_variables = sorted(state.variables)
     return state.result
 
@@ -106,8 +121,9 @@ def read_into(
 class _ImportState:
     """Where an import is: the section being read, and the ids given so far (old -> new)."""
 
-    def __init__(self, conn: Conn, organization_id: str, name: str | None) -> None:
+    def __init__(self, conn: Conn, organization_id: str, name: str | None, received: file_bytes.Received) -> None:
         self.conn = conn
+        self.received = received
         self.organization_id = organization_id
         self.name = name
         self.ids: dict[str, str] = {}
@@ -122,7 +138,9 @@ class _ImportState:
         if not self.started:
             self.started = True  # the header (checked by the reader)
             return
-        if "section" in body:
+        if "blob" in body:
+            self.received.put(body, self.ids)
+        elif "section" in body:
             self.section = _Section.open(self.conn, body)
         elif "rows" in body:
             if self.section is None:
@@ -308,11 +326,13 @@ def _free_folder_name(state: _ImportState, section: _Section, row: list[Any]) ->
     return row
 
 
-def _without_bytes(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
-    """The original bytes stay on the source server: the copy keeps its parsed text and chunks, and
-    never shares (or deletes) the source's blob."""
-    del state
-    row[section.index["blob_key"]] = ""
+def _own_bytes(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
+    """The copy's bytes are the ones the bundle carried, stored anew (it never shares or deletes the
+    source's blob); without them it keeps its parsed text and chunks and an empty key."""
+    at = section.index["blob_key"]
+    row[at] = state.received.key_for(str(row[at]))
+    if not row[at] and state.result is not None:
+        state.result.files_without_bytes.append(str(row[section.index["file_name"]]))
     return row
 
 
@@ -320,7 +340,7 @@ _FIXES: dict[str, Callable[[_ImportState, _Section, list[Any]], list[Any]]] = {
     "agents": _rename,
     "agent_revisions": _rehash,
     "folders": _free_folder_name,
-    "folder_files": _without_bytes,
+    "folder_files": _own_bytes,
 }
 
 

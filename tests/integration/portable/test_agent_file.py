@@ -114,6 +114,8 @@ def test_a_file_from_the_agent_file_project_imports(target_sdk: Letta) -> None:
     agent = lax(target_sdk).agents.retrieve(agent_id)
     # this agent clears its message buffer after each turn ("memory disabled"), and still does
     assert agent.message_buffer_autoclear is True
+    # its file caps are the agent's own (Letta's defaults for its model)
+    assert (agent.max_files_open, agent.per_file_view_window_char_limit) == (5, 15000)
     assert agent.name == "outreach_workflow_agent"
     assert agent.description == source["agents"][0]["description"]
     assert sorted(t.name for t in agent.tools) == sorted(t["name"] for t in source["tools"])
