@@ -4,8 +4,10 @@ for the scope and statistics of a hybrid search over those files' chunks (:mod:`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from psycopg import sql
 
 from o.errors import NotFound
@@ -101,6 +103,17 @@ def folder_embeddings(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
     ).fetchall()
 
 
+@dataclass(frozen=True)
+class FolderScope:
+    """A folder whose file chunks a search covers: its one model, and the query embedded by that model
+    (None = its chunks are found by their words only)."""
+
+    folder_id: str
+    model: str
+    dim: int
+    query_vector: np.ndarray | None
+
+
 def caps(conn: Conn, agent_id: str) -> tuple[int, int]:
     """The agent's file caps: (most files open at once, characters shown of each)."""
     row = conn.execute(
@@ -118,9 +131,16 @@ def chunk_scope(organization_id: str, folder_ids: Sequence[str]) -> Where:
     # no folders: no chunks (Where.equals_any would leave the condition out)
     where.conditions.append(sql.SQL("p.folder_id = ANY(%s)"))
     where.values.append(list(folder_ids))
+    # Files being processed are few: their ids, computed once (an InitPlan, not a join per row), leave
+    # the chunks' own indexes (HNSW, GIN) to answer; a join with folder_files would make the planner
+    # walk every chunk of the folders instead. A file in error has no chunks.
     where.conditions.append(
-        sql.SQL("EXISTS (SELECT 1 FROM folder_files f WHERE f.id = p.file_id AND f.processing_status = 'completed')")
+        sql.SQL(
+            "p.file_id <> ALL (ARRAY(SELECT f.id FROM folder_files f WHERE f.folder_id = ANY(%s)"
+            " AND f.processing_status IN ('pending', 'parsing', 'embedding')))"
+        )
     )
+    where.values.append(list(folder_ids))
     return where
 
 

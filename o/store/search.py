@@ -18,6 +18,9 @@ WHERE clauses, are merged and every candidate is scored by both halves:
   table dominated by other agents may get fewer than ``n`` vector candidates (the lexical half
   and iterative scanning soften this).
 
+Files (``file_chunks``): an agent's attached folders (``FolderScope``), searched the same way with
+their summed statistics, one vector group per model, and a smaller ``match_budget``.
+
 Archives (passages only): an agent's search also covers the archives attached to it. BM25 uses the
 statistics of the agent and its archives summed (one idf over every row searched); the vector half
 runs once per embedding model (a :class:`VectorGroup`: the agent's rows with the archives of its model,
@@ -45,6 +48,7 @@ from psycopg import sql
 from o.store import archives as archive_store
 from o.store import file_views
 from o.store.db import Conn
+from o.store.file_views import FolderScope
 from o.store.filters import TagMatch, Where
 from o.store.passages import CONTEXT_DISCOUNT, TERM_FREQUENCY, TEXT_CONFIG, vector_column, vector_literal, vector_type
 
@@ -108,17 +112,6 @@ class ArchiveScope:
 
 
 @dataclass(frozen=True)
-class FolderScope:
-    """A folder whose file chunks a search covers (table ``file_chunks``): its one model, and the query
-    embedded by that model (None = its chunks are found by their words only)."""
-
-    folder_id: str
-    model: str
-    dim: int
-    query_vector: np.ndarray | None
-
-
-@dataclass(frozen=True)
 class SearchSpec:
     """Where and how to search."""
 
@@ -141,6 +134,8 @@ class SearchSpec:
     archives: Sequence[ArchiveScope] = ()
     # files: the folders (attached to the agent) whose completed files' chunks are searched
     folders: Sequence[FolderScope] = ()
+    # most rows the full-text half scores (see matched_lexemes)
+    match_budget: int = MATCH_BUDGET
 
     @property
     def archive_ids(self) -> list[str]:
@@ -151,8 +146,7 @@ class SearchSpec:
         return [f.folder_id for f in self.folders]
 
     def where(self, agent_id: str | None, archive_ids: Sequence[str], folder_ids: Sequence[str]) -> Where:
-        """The rows searched, aliased ``p``: file chunks of the folders named, else the agent's own rows
-        and those of the archives named."""
+        """The rows searched (``p``): chunks of the folders named, else the agent's and the archives'."""
         if self.corpus == "files":
             return file_views.chunk_scope(self.organization_id, folder_ids)
         return self.filters.where(self.organization_id, agent_id, archive_ids)
@@ -242,6 +236,7 @@ def lexical_query(
     text: str,
     archive_ids: Sequence[str] = (),
     folder_ids: Sequence[str] = (),
+    budget: int = MATCH_BUDGET,
 ) -> LexicalQuery:
     """The query's lexemes with their BM25 idf, and the OR-query the GIN index matches; with
     ``archive_ids``, over the agent's rows and the archives' together; for ``files``, over the
@@ -252,7 +247,7 @@ def lexical_query(
     present = sorted((int(df), lx) for lx, df in row["terms"] if int(df) > 0)
     if not present or docs == 0:
         return LexicalQuery([], [], None, 1.0, docs)
-    matched = matched_lexemes(present)
+    matched = matched_lexemes(present, budget)
     return LexicalQuery(
         lexemes=[lx for _, lx in present],
         idfs=[bm25_idf(docs, df) for df, _ in present],
@@ -330,7 +325,8 @@ def _lexical_candidates(
             FROM {table} p
             CROSS JOIN LATERAL (
                 SELECT u.lexeme, {tf} AS tf
-                FROM unnest(p.search_tsv) u) t
+                FROM unnest(p.search_tsv) u
+                WHERE u.lexeme = ANY(%s::text[])) t
             JOIN unnest(%s::text[], %s::float8[]) AS q(lexeme, idf) ON q.lexeme = t.lexeme
             WHERE {scope} AND p.search_tsv @@ %s::tsquery
             GROUP BY p.id
@@ -344,6 +340,8 @@ def _lexical_candidates(
         BM25_B,
         lexical.avg_len,
         CONTEXT_DISCOUNT,
+        # only the query's words of each row are joined with their idf (not every word of the row)
+        lexical.lexemes,
         lexical.lexemes,
         lexical.idfs,
         *scope.params,
@@ -446,7 +444,9 @@ def hybrid_search(
     (cosine distance; NULL when the row holds no vector of the agent's model).
     """
     n = candidates or max(3 * top_k, 50)
-    lexical = lexical_query(conn, spec.corpus, spec.agent_id, query_text, spec.archive_ids, spec.folder_ids)
+    lexical = lexical_query(
+        conn, spec.corpus, spec.agent_id, query_text, spec.archive_ids, spec.folder_ids, spec.match_budget
+    )
     use_lexical = lexical.tsquery is not None and spec.lexical_weight > 0
     groups = vector_groups(spec)
     if not use_lexical and not groups:
@@ -463,44 +463,3 @@ def hybrid_search(
     )
     params = [*lex_params, vector_ids, distances, *distance_params, spec.lexical_weight, spec.vector_weight, top_k]
     return conn.execute(query, params).fetchall()
-
-
-# --- across an organization's agents ----------------------------------------------------------------------
-
-# Most agents one organization-wide search visits (the most recently active first).
-MAX_AGENTS_SEARCHED = 200
-
-
-def searched_agents(conn: Conn, organization_id: str, limit: int = MAX_AGENTS_SEARCHED) -> list[str]:
-    """The organization's agents an organization-wide search visits, most recently updated first."""
-    rows = conn.execute(
-        "SELECT id FROM agents WHERE organization_id = %s ORDER BY updated_at DESC, id LIMIT %s",
-        (organization_id, limit),
-    ).fetchall()
-    return [r["id"] for r in rows]
-
-
-def recent_rows(
-    conn: Conn,
-    table: Literal["passages", "messages"],
-    organization_id: str,
-    agent_ids: Sequence[str],
-    filters: SearchFilters,
-    columns: Sequence[str],
-    limit: int,
-) -> list[dict[str, Any]]:
-    """The newest rows of these agents that pass ``filters`` (a search without a query)."""
-    where = (
-        Where("p")
-        .equals("organization_id", organization_id)
-        .equals_any("agent_id", list(agent_ids))
-        .tags("tags", filters.tags, match=filters.tag_match)
-        .in_range("created_at", filters.created_from, filters.created_to)
-        .equals_any("role", filters.roles)
-    )
-    query = sql.SQL("SELECT {cols} FROM {table} p WHERE {where} ORDER BY p.created_at DESC, p.id LIMIT %s").format(
-        cols=sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in columns),
-        table=sql.Identifier(table),
-        where=where.clause(),
-    )
-    return conn.execute(query, (*where.params, limit)).fetchall()

@@ -36,6 +36,10 @@ MAX_WINDOW_LINES = 200
 MAX_LISTED_FILES = 100
 MAX_GREP_MATCHES = 50
 MAX_SEARCH_RESULTS = 20
+# Most chunks the words half of a file search scores (the archival engine's MATCH_BUDGET is 1,000):
+# BM25 in SQL costs about 30-70 µs a matched chunk, and a file search runs inside a step. Words
+# rarer than this (names, codes, identifiers) are matched; commoner ones count through the vectors.
+FILE_MATCH_BUDGET = 250
 
 
 def open_file(
@@ -158,7 +162,7 @@ def search_hits(
     limit = max(1, min(limit, MAX_SEARCH_RESULTS))
     if not query or not query.strip():
         raise InvalidInput("query must not be empty")
-    scopes: list[engine.FolderScope] = []
+    scopes: list[file_views.FolderScope] = []
     vectors: dict[tuple[str, int, str | None], np.ndarray] = {}
     for folder in file_views.folder_embeddings(conn, agent_id):
         config = EmbeddingConfig.from_agent(folder["embedding_config"])
@@ -169,7 +173,7 @@ def search_hits(
                 if query_vector is not None
                 else embed_texts(embedders.for_config(config), [query], config)[0]
             )
-        scopes.append(engine.FolderScope(folder["id"], config.embedding_model, config.embedding_dim, vectors[key]))
+        scopes.append(file_views.FolderScope(folder["id"], config.embedding_model, config.embedding_dim, vectors[key]))
     if not scopes:
         return []
     spec = engine.SearchSpec(
@@ -179,6 +183,7 @@ def search_hits(
         agent_id=agent_id,
         columns=file_views.CHUNK_COLUMNS,
         folders=scopes,
+        match_budget=FILE_MATCH_BUDGET,
     )
     hits = engine.hybrid_search(conn, spec, query, top_k=limit)
     names = file_views.file_names(conn, list({h["file_id"] for h in hits}))
