@@ -12,7 +12,9 @@ Importing gives every row a new id (same prefix), points every reference (``agen
 ``tool_id``, ``run_id``, ``step_id``, ``message_id``, ``evolution_id``, and any JSON string equal to
 an old id) at the new rows, and puts them in the caller's organization. A reference to a row the
 bundle does not carry becomes NULL. Tools are the organization's: one of the same name is reused,
-and a new one must parse. Tool variables travel by name only (their values are sealed under the
+and a new one must parse; an MCP tool (``external_mcp``) is attached only where the organization has a
+tool of its name (its server registered here), else left out and named in ``skipped_tools``: its
+server's address and secrets never travel. Tool variables travel by name only (their values are sealed under the
 source server's key); the importer may give values.
 """
 
@@ -35,6 +37,7 @@ from o.store import bundle as store
 from o.store import folders as folder_store
 from o.store.bundle import Column
 from o.store.db import Conn, Database
+from o.store.mcp_servers import MCP_TOOL_TYPE
 from o.tools import catalog
 
 # What each section's rows mean may change one day: a reader knows up to this version of each.
@@ -61,6 +64,9 @@ class Imported:
     reused_tools: list[str] = field(default_factory=list)
     # files of the agent's folders that came without their original bytes (searchable, not re-processable)
     files_without_bytes: list[str] = field(default_factory=list)
+    # MCP tools the agent had whose server this organization does not have: left out (register the
+    # server, whose tools then exist by name, and import again, or attach them)
+    skipped_tools: list[str] = field(default_factory=list)
 
 
 def export(
@@ -166,6 +172,8 @@ class _ImportState:
         if section.table == "tools":
             rows = self._new_tools(section, rows)
         kept = [self._remap(section, r) for r in rows]
+        if section.table == "agent_tools":  # the attachments of the tools left out
+            kept = [r for r in kept if r[section.index["tool_id"]] is not None]
         fix = _FIXES.get(section.table)
         if fix is not None:
             kept = [fix(self, section, r) for r in kept]
@@ -222,6 +230,12 @@ class _ImportState:
                 self.ids[row[at["id"]]] = existing[name]
                 assert self.result is not None
                 self.result.reused_tools.append(name)
+                continue
+            if row[at["tool_type"]] == MCP_TOOL_TYPE:
+                # an MCP tool is its server's, and servers (their addresses and secrets) stay where they
+                # are: without a tool of this name here, there is nothing for it to call
+                assert self.result is not None
+                self.result.skipped_tools.append(name)
                 continue
             if row[at["tool_type"]] == "custom":
                 try:

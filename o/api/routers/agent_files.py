@@ -56,6 +56,10 @@ class ImportedBundle(ResponseModel):
         default_factory=list,
         description="files that came without their original bytes (searchable and openable; not re-processable)",
     )
+    skipped_tools: list[str] = Field(
+        default_factory=list,
+        description="MCP tools left out: this organization has no tool of their name (register their server)",
+    )
 
 
 @router.get(
@@ -200,6 +204,7 @@ async def import_bundle(
         unset_variables=result.unset_variables,
         reused_tools=result.reused_tools,
         files_without_bytes=result.files_without_bytes,
+        skipped_tools=result.skipped_tools,
     )
 
 
