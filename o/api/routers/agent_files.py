@@ -22,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from o.agent.portable import bundle, frames
 from o.agent.tools import offered_builtins
 from o.api import agent_file, errors
-from o.api.deps import AgentEngine, AppServices, Db, Org, Secrets
+from o.api.deps import AgentEngine, AppServices, Db, Embeddings, Org, Secrets
 from o.api.schemas.common import Response as ResponseModel
 from o.errors import InvalidInput
 from o.memory.files.blobs import BlobStore
@@ -94,6 +94,7 @@ def import_agent_file(
     db: Db,
     secrets: Secrets,
     engine: AgentEngine,
+    embedders: Embeddings,
     file: Annotated[UploadFile, File(description="the .af file")],
     name: Annotated[str | None, Form(max_length=200)] = None,
     override_name: Annotated[str | None, Form(max_length=200)] = None,
@@ -125,7 +126,7 @@ def import_agent_file(
     with db.transaction() as conn:
         # Letta's outside-world built-ins in the file are this server's where it offers them
         base.ensure(conn, org, offered_builtins(engine.tools))
-        imported = agent_file.import_file(conn, org, data, options, secrets=secrets)
+        imported = agent_file.import_file(conn, org, data, options, secrets=secrets, embedders=embedders)
     return ImportedAgents(
         agent_ids=[a.agent_id for a in imported],
         skipped_tools={a.agent_id: a.skipped_tools for a in imported if a.skipped_tools},
