@@ -163,11 +163,7 @@ def summed_stats(conn: Conn, text: str, folder_ids: Sequence[str]) -> dict[str, 
     return conn.execute(_SUMMED_STATS, {"config": TEXT_CONFIG, "text": text, "folders": list(folder_ids)}).fetchone()
 
 
-def file_names(conn: Conn, file_ids: Sequence[str]) -> dict[str, str]:
-    """file id -> its name."""
-    rows = conn.execute("SELECT id, file_name FROM folder_files WHERE id = ANY(%s)", (list(file_ids),)).fetchall()
-    return {r["id"]: r["file_name"] for r in rows}
-
-
-# what a file search returns of each chunk (o.store.search.hybrid_search adds its scores)
+# what a file search returns of each chunk (o.store.search.hybrid_search adds its scores), with its
+# file's name read in the same statement
 CHUNK_COLUMNS = ("file_id", "seq", "text", "start_line", "end_line", "page", "heading")
+CHUNK_FILE_NAME = sql.SQL("(SELECT f.file_name FROM folder_files f WHERE f.id = p.file_id) AS file_name")

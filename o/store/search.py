@@ -19,7 +19,7 @@ WHERE clauses, are merged and every candidate is scored by both halves:
   and iterative scanning soften this).
 
 Files (``file_chunks``): an agent's attached folders (``FolderScope``), searched the same way with
-their summed statistics, one vector group per model, and a smaller ``match_budget``.
+their summed statistics, one vector group per model, a smaller ``match_budget`` and ``min_ef_search``.
 
 Archives (passages only): an agent's search also covers the archives attached to it. BM25 uses the
 statistics of the agent and its archives summed (one idf over every row searched); the vector half
@@ -47,6 +47,7 @@ from psycopg import sql
 
 from o.store import archives as archive_store
 from o.store import file_views
+from o.store.archives import ArchiveScope
 from o.store.db import Conn
 from o.store.file_views import FolderScope
 from o.store.filters import TagMatch, Where
@@ -101,17 +102,6 @@ class SearchFilters:
 
 
 @dataclass(frozen=True)
-class ArchiveScope:
-    """An archive (passages only) a search covers besides the agent's rows: its one model, and the
-    query embedded by that model (None = its rows are found by their words only)."""
-
-    archive_id: str
-    model: str | None
-    dim: int
-    query_vector: np.ndarray | None
-
-
-@dataclass(frozen=True)
 class SearchSpec:
     """Where and how to search."""
 
@@ -132,10 +122,10 @@ class SearchSpec:
     exact_max_rows: int = EXACT_MAX_ROWS
     # archives attached to the agent (passages): searched with its rows, in the same ranking
     archives: Sequence[ArchiveScope] = ()
-    # files: the folders (attached to the agent) whose completed files' chunks are searched
-    folders: Sequence[FolderScope] = ()
-    # most rows the full-text half scores (see matched_lexemes)
-    match_budget: int = MATCH_BUDGET
+    folders: Sequence[FolderScope] = ()  # files: the attached folders whose completed files are searched
+    match_budget: int = MATCH_BUDGET  # most rows the full-text half scores (see matched_lexemes)
+    min_ef_search: int = 100  # the HNSW search width's floor (see ef_search_for)
+    extra: Sequence[sql.Composable] = ()  # more selected expressions over ``p`` (files: the file's name)
 
     @property
     def archive_ids(self) -> list[str]:
@@ -257,9 +247,9 @@ def lexical_query(
     )
 
 
-def ef_search_for(candidates: int) -> int:
+def ef_search_for(candidates: int, floor: int = 100) -> int:
     # pgvector caps ef_search at 1000; below ~100 recall on hard data drops (PLATFORM.md)
-    return max(100, min(1000, 2 * candidates))
+    return max(floor, min(1000, 2 * candidates))
 
 
 def _vector_candidates(
@@ -289,7 +279,7 @@ def _vector_candidates(
             conn.execute(
                 "SELECT set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true), "
                 "set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                (str(ef_search_for(n)),),
+                (str(ef_search_for(n, spec.min_ef_search)),),
             )
             cur = conn.execute(statement, params)
             conn.execute("SELECT set_config('enable_sort', 'on', true), set_config('enable_seqscan', 'on', true)")
@@ -457,7 +447,7 @@ def hybrid_search(
     distance, distance_params = _distance(groups)
     query = _FUSION.format(
         lex=lex,
-        cols=sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in spec.columns),
+        cols=sql.SQL(", ").join([*(sql.SQL("p.{}").format(sql.Identifier(c)) for c in spec.columns), *spec.extra]),
         table=sql.Identifier(spec.table),
         distance=distance,
     )

@@ -39,7 +39,10 @@ MAX_SEARCH_RESULTS = 20
 # Most chunks the words half of a file search scores (the archival engine's MATCH_BUDGET is 1,000):
 # BM25 in SQL costs about 30-70 µs a matched chunk, and a file search runs inside a step. Words
 # rarer than this (names, codes, identifiers) are matched; commoner ones count through the vectors.
-FILE_MATCH_BUDGET = 250
+FILE_MATCH_BUDGET = 100
+# The HNSW search width of a file search: pgvector's default, what the vector-only file search had
+# (archival search keeps at least 100); it answers 20 candidates for the usual 5 results.
+FILE_EF_SEARCH = 40
 
 
 def open_file(
@@ -157,7 +160,7 @@ def search_hits(
     query_vector: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """The chunks of the attached folders' completed files that best match ``query`` (BM25 and
-    cosine fused), best first, each with its file name and fused ``score``. ``query_vector`` stands
+    cosine fused), best first, each with its ``file_name`` and fused ``score``. ``query_vector`` stands
     for the query embedded by every folder's model (a caller that has it already)."""
     limit = max(1, min(limit, MAX_SEARCH_RESULTS))
     if not query or not query.strip():
@@ -182,12 +185,12 @@ def search_hits(
         organization_id=organization_id,
         agent_id=agent_id,
         columns=file_views.CHUNK_COLUMNS,
+        extra=(file_views.CHUNK_FILE_NAME,),
         folders=scopes,
         match_budget=FILE_MATCH_BUDGET,
+        min_ef_search=FILE_EF_SEARCH,
     )
-    hits = engine.hybrid_search(conn, spec, query, top_k=limit)
-    names = file_views.file_names(conn, list({h["file_id"] for h in hits}))
-    return [{**h, "file_name": names.get(h["file_id"], h["file_id"])} for h in hits]
+    return engine.hybrid_search(conn, spec, query, top_k=limit, candidates=max(4 * limit, 20))
 
 
 def search(
