@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from o.api.schemas.common import Request
 from o.errors import InvalidInput
+from o.memory.files.views import OPEN_FILES_BOUNDS, WINDOW_CHARS_BOUNDS
 
 MAX_OUTPUT_TOKENS = 10_000_000
 
@@ -170,6 +171,26 @@ def model_settings_of(llm: dict[str, Any]) -> dict[str, Any]:
     elif llm.get("reasoning_effort"):
         settings["reasoning"] = {"reasoning_effort": llm["reasoning_effort"]}
     return settings
+
+
+# Letta's per-agent file caps (o.memory.files.views): None keeps the agent's current (or the default) cap
+MaxFilesOpen = Annotated[
+    int | None,
+    Field(
+        ge=OPEN_FILES_BOUNDS[0],
+        le=OPEN_FILES_BOUNDS[1],
+        description="how many files the agent keeps open at once (opening one more closes the least recently used)",
+    ),
+]
+WindowChars = Annotated[
+    int | None,
+    Field(
+        ge=WINDOW_CHARS_BOUNDS[0],
+        le=WINDOW_CHARS_BOUNDS[1],
+        description="how many characters of each open file the agent sees",
+    ),
+]
+FILE_CAPS = ("max_files_open", "per_file_view_window_char_limit")
 
 
 # Letta fields O cannot honour, with why: accepted only when unset or at their "off" value (None,

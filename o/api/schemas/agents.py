@@ -11,9 +11,12 @@ from pydantic_core import PydanticCustomError
 
 from o.agent.lifecycle import DEFAULT_EMBEDDING_CONFIG, AgentSpec, AgentView, InitialMessage
 from o.api.schemas.agent_settings import (
+    FILE_CAPS,
     UNSUPPORTED,
+    MaxFilesOpen,
     ModelSettings,
     ResponseFormat,
+    WindowChars,
     apply_model_settings,
     model_settings_of,
     refuse_unsupported,
@@ -25,7 +28,6 @@ from o.api.schemas.send import MessageInput
 from o.errors import InvalidInput
 from o.llm.config import EndpointType, LLMConfig, endpoint_type_of, parse_handle
 from o.memory.embeddings import LETTA_LOCAL_KIND, LOCAL_KINDS, config_for_handle
-from o.memory.files.views import OPEN_FILES_BOUNDS, WINDOW_CHARS_BOUNDS
 from o.tools import catalog
 
 # The largest context window O accepts; today's largest models have about two million tokens.
@@ -190,25 +192,6 @@ def with_listed_embedding(body: B, listed: Callable[[str], dict[str, Any] | None
     return body
 
 
-# Letta's per-agent file caps (o.memory.files.views): None keeps the agent's current (or the default) cap
-MaxFilesOpen = Annotated[
-    int | None,
-    Field(
-        ge=OPEN_FILES_BOUNDS[0],
-        le=OPEN_FILES_BOUNDS[1],
-        description="how many files the agent keeps open at once (opening one more closes the least recently used)",
-    ),
-]
-WindowChars = Annotated[
-    int | None,
-    Field(
-        ge=WINDOW_CHARS_BOUNDS[0],
-        le=WINDOW_CHARS_BOUNDS[1],
-        description="how many characters of each open file the agent sees",
-    ),
-]
-
-
 class CreateAgent(ModelFields):
     model_config = ConfigDict(
         json_schema_extra={
@@ -309,6 +292,10 @@ def _tool_env(variables: dict[str, str] | None, secrets: dict[str, str] | None) 
     return {**(variables or {}), **(secrets or {})}
 
 
+# fields an update sets when given (null keeps the agent's value)
+_SET_WHEN_GIVEN = ("timezone", "enable_sleeptime", "message_buffer_autoclear", *FILE_CAPS)
+
+
 class UpdateAgent(ModelFields):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     system: str | None = None
@@ -350,13 +337,7 @@ class UpdateAgent(ModelFields):
         for key in ("name", "system", "description", "tool_rules", "tags", "metadata", "block_ids"):
             if key in data:
                 changes[key] = data[key] if data[key] is not None or key == "description" else _empty(key)
-        for key in (
-            "timezone",
-            "enable_sleeptime",
-            "message_buffer_autoclear",
-            "max_files_open",
-            "per_file_view_window_char_limit",
-        ):
+        for key in _SET_WHEN_GIVEN:
             if data.get(key) is not None:
                 changes[key] = data[key]
         if self.changes_model():
