@@ -76,7 +76,7 @@ def test_caps_are_honoured_by_open_the_tool_and_the_prompt(letta: Letta, live: L
     assert "least recently used" in answer and "n1.txt" in answer and "n2.txt" in answer
     system = requests[1]["messages"][0]["content"]
     assert '<file name="capped/n3.txt"' in system and '<file name="capped/n0.txt"' in system
-    assert "capped/n1.txt\" lines" not in system
+    assert 'capped/n1.txt" lines' not in system
     assert "cut at 1000 characters" in system
 
     live.model.script.reset()
