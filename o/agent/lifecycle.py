@@ -77,6 +77,9 @@ class AgentSpec:
     timezone: str = "UTC"
     enable_sleeptime: bool = True
     message_buffer_autoclear: bool = False
+    # Letta's per-agent file caps; None: the defaults (o.memory.files.views)
+    max_files_open: int | None = None
+    per_file_view_window_char_limit: int | None = None
     # Letta's include_base_tools: the base tools of the agent's type are attached on creation
     include_base_tools: bool = True
     # None: the agent starts with no messages; a list (even empty): exactly these start its context
@@ -131,6 +134,7 @@ def create(
             "timezone": spec.timezone,
             "enable_sleeptime": spec.enable_sleeptime,
             "message_buffer_autoclear": spec.message_buffer_autoclear,
+            **_file_caps(spec),
         },
     )
     for block_spec in spec.memory_blocks:
@@ -309,3 +313,12 @@ def _view(row: dict[str, Any]) -> AgentView:
     env = row.pop("related_env")
     identity_ids = row.pop("related_identity_ids", [])
     return AgentView(row, blocks, tools, env, identity_ids)
+
+
+def _file_caps(spec: AgentSpec) -> dict[str, int]:
+    """The file caps the spec sets (the columns' defaults otherwise)."""
+    caps = {
+        "max_files_open": spec.max_files_open,
+        "per_file_view_window_char_limit": spec.per_file_view_window_char_limit,
+    }
+    return {k: v for k, v in caps.items() if v is not None}

@@ -4,7 +4,8 @@
 The agent's entry is the API's own agent shape: exported from :class:`AgentState` and imported
 through :class:`CreateAgent`, so a field the API reads and shows under one name travels without a
 change here. The file's blocks become the agent's memory blocks; its tools are matched or created
-(:mod:`o.agent.portable.agent_file`); its messages become the agent's history. What O cannot honour
+(:mod:`o.agent.portable.agent_file`); its messages become the agent's history; the archives attached
+to the agent travel in the file's ``metadata`` (:mod:`o.agent.portable.archives`). What O cannot honour
 (groups, files, folders, MCP servers, skills, Letta's legacy v1 layout) is refused by name.
 """
 
@@ -21,10 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from o import __version__
 from o.agent import lifecycle
 from o.agent.portable import agent_file as portable
+from o.agent.portable import archives as portable_archives
 from o.agent.portable.agent_file import FileMessage, FileTool
 from o.api.schemas.agents import AgentState, CreateAgent, llm_config_from_handle
 from o.api.schemas.blocks import CreateBlock
 from o.errors import InvalidInput
+from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource
 from o.store.db import Conn
 from o.tools.secrets.envelope import SecretBox
 
@@ -75,7 +78,11 @@ def export(conn: Conn, organization_id: str, agent_id: str, *, scrub_messages: b
         "sources": [],
         "tools": [_tool(t, tool_ids[t["id"]]) for t in held.tools],
         "mcp_servers": [],
-        "metadata": {"exported_by": f"o {__version__}"},
+        # Letta's format has no archives: O's ride in the free-form metadata (o.agent.portable.archives)
+        "metadata": {
+            "exported_by": f"o {__version__}",
+            "archives": portable_archives.export(conn, organization_id, agent_id, "agent-0"),
+        },
         "created_at": datetime.now(UTC).isoformat(),
     }
 
@@ -196,14 +203,24 @@ class Imported:
 
 
 def import_file(
-    conn: Conn, organization_id: str, data: dict[str, Any], options: ImportOptions, *, secrets: SecretBox
+    conn: Conn,
+    organization_id: str,
+    data: dict[str, Any],
+    options: ImportOptions,
+    *,
+    secrets: SecretBox,
+    embedders: EmbedderSource = LOCAL_EMBEDDERS,
 ) -> list[Imported]:
-    """Create every agent of the file (in the caller's transaction), in file order."""
+    """Create every agent of the file (in the caller's transaction), in file order, and the archives
+    the file carries (O's files: ``metadata.archives``), attached to the agents that had them."""
     blocks = _by_id(data.get("blocks") or [], "blocks")
     tools = {k: _read(_FileToolIn, v, f"tools[{k}]") for k, v in _by_id(data.get("tools") or [], "tools").items()}
+    archives = _archives(data)
     imported = [
         _import_agent(conn, organization_id, entry, blocks, tools, options, secrets=secrets) for entry in data["agents"]
     ]
+    file_ids = {str(e.get("id")): a.agent_id for e, a in zip(data["agents"], imported, strict=True)}
+    portable_archives.import_all(conn, organization_id, archives, file_ids, embedders=embedders)
     for agent in imported:
         if agent.skipped_tools:
             logger.warning(
@@ -248,9 +265,6 @@ _NOT_AS_GIVEN = (
     "block_ids",
     "tool_exec_environment_variables",
     "secrets",
-    # how an agent views its files: inert, as a file with files is refused (see _UNSUPPORTED)
-    "max_files_open",
-    "per_file_view_window_char_limit",
 )
 
 
@@ -338,6 +352,16 @@ def _file_tool(t: _FileToolIn) -> FileTool:
         enable_parallel_execution=bool(t.enable_parallel_execution),
         metadata=t.metadata_ or {},
     )
+
+
+def _archives(data: dict[str, Any]) -> list[portable_archives.FileArchive]:
+    metadata = data.get("metadata")
+    carried = metadata.get("archives") if isinstance(metadata, dict) else None
+    if carried is None:
+        return []
+    if not isinstance(carried, list):
+        raise InvalidInput("the agent file's metadata.archives must be a list")
+    return [_read(portable_archives.FileArchive, a, f"metadata.archives[{i}]") for i, a in enumerate(carried)]
 
 
 def _by_id(items: Any, part: str) -> dict[str, Any]:

@@ -73,6 +73,7 @@ def create(
     description: str | None = None,
     embedding_config: dict[str, Any] | None = None,
     embedders: EmbedderSource = LOCAL_EMBEDDERS,
+    metadata: dict[str, Any] | None = None,
 ) -> Archive:
     """A new, empty archive embedding with ``embedding_config`` (the local model by default)."""
     if not name.strip():
@@ -92,6 +93,7 @@ def create(
             "name": name,
             "description": description,
             "embedding_config": raw,
+            "metadata": metadata or {},
         },
     )
     return Archive.from_row(row)

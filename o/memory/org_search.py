@@ -18,6 +18,7 @@ import numpy as np
 from o.errors import InvalidInput
 from o.memory import archival, recall
 from o.memory.embeddings import EmbedderSource
+from o.store import org_rows
 from o.store import passages as passage_store
 from o.store import recall as recall_store
 from o.store import search as engine
@@ -33,7 +34,7 @@ MAX_LIMIT = 100
 
 def _agents(conn: Conn, organization_id: str, agent_id: str | None) -> list[str]:
     if agent_id is None:
-        return engine.searched_agents(conn, organization_id)
+        return org_rows.searched_agents(conn, organization_id)
     archival.agent_embedding_config(conn, organization_id, agent_id)  # NotFound outside the organization
     return [agent_id]
 
@@ -135,7 +136,7 @@ def search_passages(
     agents = _agents(conn, organization_id, agent_id)
     if not query or not query.strip():
         filters = engine.SearchFilters(tuple(tags), match, created_from, created_to)
-        rows = engine.recent_rows(
+        rows = org_rows.recent_rows(
             conn, "passages", organization_id, agents, filters, passage_store.PASSAGE_COLUMNS, limit
         )
         return [archival.SearchHit(archival.Passage.from_row(r), 0.0, None, None, None) for r in rows]

@@ -26,6 +26,8 @@ UPDATABLE = {
     "timezone",
     "enable_sleeptime",
     "message_buffer_autoclear",
+    "max_files_open",
+    "per_file_view_window_char_limit",
 }
 _JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}
 

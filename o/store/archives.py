@@ -7,8 +7,10 @@ writes and indexes them), stored once whatever the number of agents that attach 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -20,6 +22,17 @@ from o.store.passages import PASSAGE_COLUMNS, TEXT_CONFIG
 COLUMNS = ("id", "organization_id", "name", "description", "embedding_config", "metadata", "created_at", "updated_at")
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 _PASSAGE_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, PASSAGE_COLUMNS))
+
+
+@dataclass(frozen=True)
+class ArchiveScope:
+    """An archive (passages only) a search covers besides the agent's rows: its one model, and the
+    query embedded by that model (None = its rows are found by their words only)."""
+
+    archive_id: str
+    model: str | None
+    dim: int
+    query_vector: np.ndarray | None
 
 
 def insert(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:

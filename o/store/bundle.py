@@ -207,3 +207,13 @@ def tools_for_export(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
             WHERE at.agent_id = %s ORDER BY t.name""",
         (agent_id,),
     ).fetchall()
+
+
+def file_blobs(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
+    """The blob keys (and sizes) of the files of the agent's attached folders that have their bytes
+    here (an imported file without them has the key ``""``), in the order the bundle carries them."""
+    return conn.execute(
+        f"""SELECT t.folder_id, t.blob_key, t.file_size FROM folder_files t
+            WHERE t.folder_id IN ({_FOLDERS}) AND t.blob_key <> '' ORDER BY t.created_at, t.id""",
+        {"agent": agent_id},
+    ).fetchall()

@@ -1,16 +1,20 @@
 """SQL for an agent's view of the files of its attached folders (which are open, on which lines) and
-for searching those files' chunks (full-text grep candidates and vector search)."""
+for the scope and statistics of a hybrid search over those files' chunks (:mod:`o.store.search`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from psycopg import sql
 
+from o.errors import NotFound
 from o.store.db import Conn
+from o.store.filters import Where
 from o.store.pages import Page, fetch_page
-from o.store.passages import vector_column, vector_literal, vector_type
+from o.store.passages import TEXT_CONFIG
 
 _VIEW = sql.SQL(
     """SELECT af.id, af.file_id, af.is_open, af.start_line, af.end_line, af.last_accessed_at, af.created_at,
@@ -99,19 +103,67 @@ def folder_embeddings(conn: Conn, agent_id: str) -> list[dict[str, Any]]:
     ).fetchall()
 
 
-def nearest_chunks(
-    conn: Conn, folder_ids: list[str], model: str, dim: int, query: np.ndarray, limit: int
-) -> list[dict[str, Any]]:
-    """The chunks of completed files in ``folder_ids`` (embedded by ``model``) nearest ``query``."""
-    column = sql.Identifier(vector_column(dim))
-    return conn.execute(
+@dataclass(frozen=True)
+class FolderScope:
+    """A folder whose file chunks a search covers: its one model, and the query embedded by that model
+    (None = its chunks are found by their words only)."""
+
+    folder_id: str
+    model: str
+    dim: int
+    query_vector: np.ndarray | None
+
+
+def caps(conn: Conn, agent_id: str) -> tuple[int, int]:
+    """The agent's file caps: (most files open at once, characters shown of each)."""
+    row = conn.execute(
+        "SELECT max_files_open, per_file_view_window_char_limit FROM agents WHERE id = %s", (agent_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return int(row["max_files_open"]), int(row["per_file_view_window_char_limit"])
+
+
+def chunk_scope(organization_id: str, folder_ids: Sequence[str]) -> Where:
+    """The file chunks a search reads (aliased ``p``): the organization's, of these folders, of
+    completed files only (a file being processed is never found half-indexed)."""
+    where = Where("p").equals("organization_id", organization_id)
+    # no folders: no chunks (Where.equals_any would leave the condition out)
+    where.conditions.append(sql.SQL("p.folder_id = ANY(%s)"))
+    where.values.append(list(folder_ids))
+    # Files being processed are few: their ids, computed once (an InitPlan, not a join per row), leave
+    # the chunks' own indexes (HNSW, GIN) to answer; a join with folder_files would make the planner
+    # walk every chunk of the folders instead. A file in error has no chunks.
+    where.conditions.append(
         sql.SQL(
-            """SELECT c.file_id, c.seq, c.text, c.start_line, c.end_line, c.page, c.heading, f.file_name,
-                      1 - (c.{col} <=> %s::{vtype}) AS score
-               FROM file_chunks c JOIN folder_files f ON f.id = c.file_id
-               WHERE c.folder_id = ANY(%s) AND c.embedding_model = %s AND c.embedding_dim = %s
-                 AND f.processing_status = 'completed'
-               ORDER BY c.{col} <=> %s::{vtype} LIMIT %s"""
-        ).format(col=column, vtype=sql.SQL(vector_type(dim))),
-        (vector_literal(query, dim), folder_ids, model, dim, vector_literal(query, dim), limit),
-    ).fetchall()
+            "p.file_id <> ALL (ARRAY(SELECT f.id FROM folder_files f WHERE f.folder_id = ANY(%s)"
+            " AND f.processing_status IN ('pending', 'parsing', 'embedding')))"
+        )
+    )
+    where.values.append(list(folder_ids))
+    return where
+
+
+# BM25 statistics of the chunks of several folders, summed (one idf over every chunk searched)
+_SUMMED_STATS = """
+    WITH words AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector(%(config)s::regconfig, %(text)s)))
+    SELECT (SELECT coalesce(sum(docs), 0) FROM folder_corpus_stats WHERE folder_id = ANY(%(folders)s)) AS docs,
+           (SELECT coalesce(sum(total_len), 0) FROM folder_corpus_stats WHERE folder_id = ANY(%(folders)s))
+               AS total_len,
+           (SELECT coalesce(jsonb_agg(jsonb_build_array(w.lexeme, coalesce(
+                       (SELECT sum(t.df) FROM folder_term_stats t
+                        WHERE t.folder_id = ANY(%(folders)s) AND t.lexeme = w.lexeme), 0))), '[]'::jsonb)
+            FROM words w) AS terms
+"""
+
+
+def summed_stats(conn: Conn, text: str, folder_ids: Sequence[str]) -> dict[str, Any] | None:
+    """The BM25 statistics of a search over these folders' chunks (docs, total length, and each query
+    lexeme's document count), as :func:`o.store.search.lexical_query` reads them."""
+    return conn.execute(_SUMMED_STATS, {"config": TEXT_CONFIG, "text": text, "folders": list(folder_ids)}).fetchone()
+
+
+# what a file search returns of each chunk (o.store.search.hybrid_search adds its scores), with its
+# file's name read in the same statement
+CHUNK_COLUMNS = ("file_id", "seq", "text", "start_line", "end_line", "page", "heading")
+CHUNK_FILE_NAME = sql.SQL("(SELECT f.file_name FROM folder_files f WHERE f.id = p.file_id) AS file_name")

@@ -209,11 +209,14 @@ def insert_chunks(conn: Conn, file: dict[str, Any], chunks: Sequence[NewChunk], 
         return 0
     query = sql.SQL(
         """INSERT INTO file_chunks (file_id, seq, organization_id, folder_id, text, start_line, end_line, page,
-                                    heading, embedding_model, embedding_dim, {column}, search_tsv)
-           SELECT %s, t.seq, %s, %s, t.text, t.sl, t.el, t.page, t.heading, %s, %s, t.vec::{vtype},
-                  setweight(to_tsvector({cfg}, t.heading), 'B') || setweight(to_tsvector({cfg}, t.text), 'A')
-           FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::text[])
-                AS t(seq, text, sl, el, page, heading, vec)
+                                    heading, embedding_model, embedding_dim, {column}, search_tsv, search_len)
+           SELECT %s, t.seq, %s, %s, t.text, t.sl, t.el, t.page, t.heading, %s, %s, t.vec::{vtype}, t.tsv,
+                  -- BM25 length: a chunk has no context words (weight D), so every position counts once
+                  (SELECT coalesce(sum(cardinality(u.positions)), 0) FROM unnest(t.tsv) u)
+           FROM (SELECT r.*, setweight(to_tsvector({cfg}, r.heading), 'B')
+                             || setweight(to_tsvector({cfg}, r.text), 'A') AS tsv
+                 FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::text[])
+                      AS r(seq, text, sl, el, page, heading, vec)) t
            ON CONFLICT (file_id, seq) DO NOTHING"""
     ).format(column=sql.Identifier(vector_column(dim)), vtype=sql.SQL(vector_type(dim)), cfg=sql.Literal(TEXT_CONFIG))
     cur = conn.execute(

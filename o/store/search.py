@@ -18,6 +18,9 @@ WHERE clauses, are merged and every candidate is scored by both halves:
   table dominated by other agents may get fewer than ``n`` vector candidates (the lexical half
   and iterative scanning soften this).
 
+Files (``file_chunks``): an agent's attached folders (``FolderScope``), searched the same way with
+their summed statistics, one vector group per model, a smaller ``match_budget`` and ``min_ef_search``.
+
 Archives (passages only): an agent's search also covers the archives attached to it. BM25 uses the
 statistics of the agent and its archives summed (one idf over every row searched); the vector half
 runs once per embedding model (a :class:`VectorGroup`: the agent's rows with the archives of its model,
@@ -43,7 +46,10 @@ import numpy as np
 from psycopg import sql
 
 from o.store import archives as archive_store
+from o.store import file_views
+from o.store.archives import ArchiveScope
 from o.store.db import Conn
+from o.store.file_views import FolderScope
 from o.store.filters import TagMatch, Where
 from o.store.passages import CONTEXT_DISCOUNT, TERM_FREQUENCY, TEXT_CONFIG, vector_column, vector_literal, vector_type
 
@@ -57,7 +63,7 @@ MATCH_BUDGET = 1_000
 # Up to this many rows an agent's vectors are compared exactly; above it the HNSW index answers.
 EXACT_MAX_ROWS = 2_000
 
-Corpus = Literal["archival", "recall"]
+Corpus = Literal["archival", "recall", "files"]
 
 
 @dataclass(frozen=True)
@@ -96,21 +102,10 @@ class SearchFilters:
 
 
 @dataclass(frozen=True)
-class ArchiveScope:
-    """An archive (passages only) a search covers besides the agent's rows: its one model, and the
-    query embedded by that model (None = its rows are found by their words only)."""
-
-    archive_id: str
-    model: str | None
-    dim: int
-    query_vector: np.ndarray | None
-
-
-@dataclass(frozen=True)
 class SearchSpec:
     """Where and how to search."""
 
-    table: Literal["passages", "messages"]
+    table: Literal["passages", "messages", "file_chunks"]
     corpus: Corpus
     organization_id: str
     agent_id: str
@@ -127,10 +122,24 @@ class SearchSpec:
     exact_max_rows: int = EXACT_MAX_ROWS
     # archives attached to the agent (passages): searched with its rows, in the same ranking
     archives: Sequence[ArchiveScope] = ()
+    folders: Sequence[FolderScope] = ()  # files: the attached folders whose completed files are searched
+    match_budget: int = MATCH_BUDGET  # most rows the full-text half scores (see matched_lexemes)
+    min_ef_search: int = 100  # the HNSW search width's floor (see ef_search_for)
+    extra: Sequence[sql.Composable] = ()  # more selected expressions over ``p`` (files: the file's name)
 
     @property
     def archive_ids(self) -> list[str]:
         return [a.archive_id for a in self.archives]
+
+    @property
+    def folder_ids(self) -> list[str]:
+        return [f.folder_id for f in self.folders]
+
+    def where(self, agent_id: str | None, archive_ids: Sequence[str], folder_ids: Sequence[str]) -> Where:
+        """The rows searched (``p``): chunks of the folders named, else the agent's and the archives'."""
+        if self.corpus == "files":
+            return file_views.chunk_scope(self.organization_id, folder_ids)
+        return self.filters.where(self.organization_id, agent_id, archive_ids)
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,7 @@ class VectorGroup:
     query: QueryVector
     agent_id: str | None
     archive_ids: tuple[str, ...] = ()
+    folder_ids: tuple[str, ...] = ()
 
 
 def _tsquery_literal(lexemes: Sequence[str]) -> str:
@@ -188,7 +198,11 @@ def matched_lexemes(by_rarity: Sequence[tuple[int, str]], budget: int = MATCH_BU
     return matched
 
 
-def _stats_row(conn: Conn, corpus: Corpus, agent_id: str | None, text: str, archive_ids: Sequence[str]) -> Any:
+def _stats_row(
+    conn: Conn, corpus: Corpus, agent_id: str | None, text: str, archive_ids: Sequence[str], folder_ids: Sequence[str]
+) -> Any:
+    if corpus == "files":
+        return file_views.summed_stats(conn, text, folder_ids)
     if archive_ids:
         return archive_store.summed_stats(conn, corpus, agent_id, text, archive_ids)
     return conn.execute(
@@ -206,17 +220,24 @@ def _stats_row(conn: Conn, corpus: Corpus, agent_id: str | None, text: str, arch
 
 
 def lexical_query(
-    conn: Conn, corpus: Corpus, agent_id: str | None, text: str, archive_ids: Sequence[str] = ()
+    conn: Conn,
+    corpus: Corpus,
+    agent_id: str | None,
+    text: str,
+    archive_ids: Sequence[str] = (),
+    folder_ids: Sequence[str] = (),
+    budget: int = MATCH_BUDGET,
 ) -> LexicalQuery:
     """The query's lexemes with their BM25 idf, and the OR-query the GIN index matches; with
-    ``archive_ids``, over the agent's rows and the archives' together."""
-    row = _stats_row(conn, corpus, agent_id, text, archive_ids)
+    ``archive_ids``, over the agent's rows and the archives' together; for ``files``, over the
+    chunks of the folders named."""
+    row = _stats_row(conn, corpus, agent_id, text, archive_ids, folder_ids)
     assert row is not None
     docs = int(row["docs"])
     present = sorted((int(df), lx) for lx, df in row["terms"] if int(df) > 0)
     if not present or docs == 0:
         return LexicalQuery([], [], None, 1.0, docs)
-    matched = matched_lexemes(present)
+    matched = matched_lexemes(present, budget)
     return LexicalQuery(
         lexemes=[lx for _, lx in present],
         idfs=[bm25_idf(docs, df) for df, _ in present],
@@ -226,9 +247,9 @@ def lexical_query(
     )
 
 
-def ef_search_for(candidates: int) -> int:
+def ef_search_for(candidates: int, floor: int = 100) -> int:
     # pgvector caps ef_search at 1000; below ~100 recall on hard data drops (PLATFORM.md)
-    return max(100, min(1000, 2 * candidates))
+    return max(floor, min(1000, 2 * candidates))
 
 
 def _vector_candidates(
@@ -236,7 +257,7 @@ def _vector_candidates(
 ) -> tuple[list[str], list[float]]:
     """The ``n`` nearest rows of ``group`` by cosine distance: exact for small agents, HNSW for large ones."""
     query = group.query
-    scope = spec.filters.where(spec.organization_id, group.agent_id, group.archive_ids)
+    scope = spec.where(group.agent_id, group.archive_ids, group.folder_ids)
     column = sql.Identifier(vector_column(query.dim))
     vtype = sql.SQL(vector_type(query.dim))
     literal = vector_literal(query.vector, query.dim)
@@ -258,7 +279,7 @@ def _vector_candidates(
             conn.execute(
                 "SELECT set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true), "
                 "set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                (str(ef_search_for(n)),),
+                (str(ef_search_for(n, spec.min_ef_search)),),
             )
             cur = conn.execute(statement, params)
             conn.execute("SELECT set_config('enable_sort', 'on', true), set_config('enable_seqscan', 'on', true)")
@@ -294,7 +315,8 @@ def _lexical_candidates(
             FROM {table} p
             CROSS JOIN LATERAL (
                 SELECT u.lexeme, {tf} AS tf
-                FROM unnest(p.search_tsv) u) t
+                FROM unnest(p.search_tsv) u
+                WHERE u.lexeme = ANY(%s::text[])) t
             JOIN unnest(%s::text[], %s::float8[]) AS q(lexeme, idf) ON q.lexeme = t.lexeme
             WHERE {scope} AND p.search_tsv @@ %s::tsquery
             GROUP BY p.id
@@ -308,6 +330,8 @@ def _lexical_candidates(
         BM25_B,
         lexical.avg_len,
         CONTEXT_DISCOUNT,
+        # only the query's words of each row are joined with their idf (not every word of the row)
+        lexical.lexemes,
         lexical.lexemes,
         lexical.idfs,
         *scope.params,
@@ -386,6 +410,12 @@ def vector_groups(spec: SearchSpec) -> list[VectorGroup]:
         key = (archive.model, archive.dim)
         group = groups.get(key) or VectorGroup(QueryVector(archive.query_vector, archive.dim, archive.model), None)
         groups[key] = VectorGroup(group.query, group.agent_id, (*group.archive_ids, archive.archive_id))
+    for folder in spec.folders:
+        if folder.query_vector is None:
+            continue
+        key = (folder.model, folder.dim)
+        group = groups.get(key) or VectorGroup(QueryVector(folder.query_vector, folder.dim, folder.model), None)
+        groups[key] = VectorGroup(group.query, None, (), (*group.folder_ids, folder.folder_id))
     return list(groups.values())
 
 
@@ -404,61 +434,22 @@ def hybrid_search(
     (cosine distance; NULL when the row holds no vector of the agent's model).
     """
     n = candidates or max(3 * top_k, 50)
-    lexical = lexical_query(conn, spec.corpus, spec.agent_id, query_text, spec.archive_ids)
+    lexical = lexical_query(
+        conn, spec.corpus, spec.agent_id, query_text, spec.archive_ids, spec.folder_ids, spec.match_budget
+    )
     use_lexical = lexical.tsquery is not None and spec.lexical_weight > 0
     groups = vector_groups(spec)
     if not use_lexical and not groups:
         return []
-    scope = spec.filters.where(spec.organization_id, spec.agent_id, spec.archive_ids)
+    scope = spec.where(spec.agent_id, spec.archive_ids, spec.folder_ids)
     vector_ids, distances = _all_vector_candidates(conn, spec, groups, n, lexical.docs)
     lex, lex_params = _lexical_candidates(spec, lexical, scope, n) if use_lexical else (_NO_LEXICAL, [])
     distance, distance_params = _distance(groups)
     query = _FUSION.format(
         lex=lex,
-        cols=sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in spec.columns),
+        cols=sql.SQL(", ").join([*(sql.SQL("p.{}").format(sql.Identifier(c)) for c in spec.columns), *spec.extra]),
         table=sql.Identifier(spec.table),
         distance=distance,
     )
     params = [*lex_params, vector_ids, distances, *distance_params, spec.lexical_weight, spec.vector_weight, top_k]
     return conn.execute(query, params).fetchall()
-
-
-# --- across an organization's agents ----------------------------------------------------------------------
-
-# Most agents one organization-wide search visits (the most recently active first).
-MAX_AGENTS_SEARCHED = 200
-
-
-def searched_agents(conn: Conn, organization_id: str, limit: int = MAX_AGENTS_SEARCHED) -> list[str]:
-    """The organization's agents an organization-wide search visits, most recently updated first."""
-    rows = conn.execute(
-        "SELECT id FROM agents WHERE organization_id = %s ORDER BY updated_at DESC, id LIMIT %s",
-        (organization_id, limit),
-    ).fetchall()
-    return [r["id"] for r in rows]
-
-
-def recent_rows(
-    conn: Conn,
-    table: Literal["passages", "messages"],
-    organization_id: str,
-    agent_ids: Sequence[str],
-    filters: SearchFilters,
-    columns: Sequence[str],
-    limit: int,
-) -> list[dict[str, Any]]:
-    """The newest rows of these agents that pass ``filters`` (a search without a query)."""
-    where = (
-        Where("p")
-        .equals("organization_id", organization_id)
-        .equals_any("agent_id", list(agent_ids))
-        .tags("tags", filters.tags, match=filters.tag_match)
-        .in_range("created_at", filters.created_from, filters.created_to)
-        .equals_any("role", filters.roles)
-    )
-    query = sql.SQL("SELECT {cols} FROM {table} p WHERE {where} ORDER BY p.created_at DESC, p.id LIMIT %s").format(
-        cols=sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in columns),
-        table=sql.Identifier(table),
-        where=where.clause(),
-    )
-    return conn.execute(query, (*where.params, limit)).fetchall()

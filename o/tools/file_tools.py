@@ -26,6 +26,9 @@ class FileToolContext(Protocol):
     def conn(self) -> Conn: ...
 
     @property
+    def organization_id(self) -> str: ...
+
+    @property
     def agent_id(self) -> str: ...
 
     @property
@@ -35,8 +38,9 @@ class FileToolContext(Protocol):
 def open_files(ctx: FileToolContext, file_requests: list[dict[str, Any]], close_all_others: bool = False) -> str:
     if not isinstance(file_requests, list) or not file_requests:
         raise InvalidInput("file_requests must be a non-empty list of {file_name, offset, length}")
-    if len(file_requests) > views.MAX_OPEN_FILES:
-        raise InvalidInput(f"at most {views.MAX_OPEN_FILES} files can be open at once")
+    max_open, _ = file_views.caps(ctx.conn, ctx.agent_id)
+    if len(file_requests) > max_open:
+        raise InvalidInput(f"at most {max_open} files can be open at once (this agent's max_files_open)")
     if close_all_others:
         views.close(ctx.conn, ctx.agent_id)
     opened, closed = [], []
@@ -47,7 +51,8 @@ def open_files(ctx: FileToolContext, file_requests: list[dict[str, Any]], close_
             ctx.conn, ctx.agent_id, name, int(offset) if offset else None, int(length) if length else None
         )
         opened.append(name)
-    note = f" Closed to stay within {views.MAX_OPEN_FILES} open files: {', '.join(closed)}." if closed else ""
+    # Letta's behaviour: past the cap the least recently used files close, and the answer names them
+    note = f" Closed (least recently used) to stay within {max_open} open files: {', '.join(closed)}." if closed else ""
     return f"Opened {', '.join(opened)}; their lines are in your context under <files>.{note}"
 
 
@@ -67,7 +72,7 @@ def grep_files(ctx: FileToolContext, pattern: str, context_lines: int = 0) -> st
 
 
 def semantic_search_files(ctx: FileToolContext, query: str, limit: int = 5) -> str:
-    return views.search(ctx.conn, ctx.agent_id, query, ctx.embedders, int(limit))
+    return views.search(ctx.conn, ctx.organization_id, ctx.agent_id, query, ctx.embedders, int(limit))
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,9 @@ _INT = {"type": "integer"}
 SPECS = (
     FileTool(
         "open_files",
-        "Open files of your attached folders (or a window of their lines) into your context; at most "
-        f"{views.MAX_OPEN_FILES} are open at once, each showing up to {views.MAX_WINDOW_LINES} lines.",
+        "Open files of your attached folders (or a window of their lines) into your context; only a few are "
+        f"open at once (opening more closes the least recently used), each showing up to {views.MAX_WINDOW_LINES} "
+        "lines.",
         {
             "type": "object",
             "properties": {
@@ -131,7 +137,7 @@ SPECS = (
     ),
     FileTool(
         "semantic_search_files",
-        "Search your attached files by meaning; answers the closest passages with file name and lines.",
+        "Search your attached files by meaning and by words; answers the closest passages with file name and lines.",
         {
             "type": "object",
             "properties": {

@@ -12,7 +12,9 @@ Importing gives every row a new id (same prefix), points every reference (``agen
 ``tool_id``, ``run_id``, ``step_id``, ``message_id``, ``evolution_id``, and any JSON string equal to
 an old id) at the new rows, and puts them in the caller's organization. A reference to a row the
 bundle does not carry becomes NULL. Tools are the organization's: one of the same name is reused,
-and a new one must parse. Tool variables travel by name only (their values are sealed under the
+and a new one must parse; an MCP tool (``external_mcp``) is attached only where the organization has a
+tool of its name (its server registered here), else left out and named in ``skipped_tools``: its
+server's address and secrets never travel. Tool variables travel by name only (their values are sealed under the
 source server's key); the importer may give values.
 """
 
@@ -26,14 +28,16 @@ from typing import Any, BinaryIO
 
 from o import __version__
 from o.agent import revisions
-from o.agent.portable import frames
+from o.agent.portable import file_bytes, frames
 from o.agent.portable.frames import BundleError
 from o.errors import InvalidInput, NotFound
+from o.memory.files.blobs import BlobStore
 from o.store import agents as agent_store
 from o.store import bundle as store
 from o.store import folders as folder_store
 from o.store.bundle import Column
 from o.store.db import Conn, Database
+from o.store.mcp_servers import MCP_TOOL_TYPE
 from o.tools import catalog
 
 # What each section's rows mean may change one day: a reader knows up to this version of each.
@@ -58,10 +62,18 @@ class Imported:
     unset_variables: list[str] = field(default_factory=list)
     # custom tools the organization already had under the same name (attached, not replaced)
     reused_tools: list[str] = field(default_factory=list)
+    # files of the agent's folders that came without their original bytes (searchable, not re-processable)
+    files_without_bytes: list[str] = field(default_factory=list)
+    # MCP tools the agent had whose server this organization does not have: left out (register the
+    # server, whose tools then exist by name, and import again, or attach them)
+    skipped_tools: list[str] = field(default_factory=list)
 
 
-def export(db: Database, organization_id: str, agent_id: str, *, batch: int = 1000) -> Iterator[bytes]:
-    """The bundle's bytes, frame by frame, read from one snapshot; NotFound before the first byte."""
+def export(
+    db: Database, organization_id: str, agent_id: str, *, batch: int = 1000, blobs: BlobStore | None = None
+) -> Iterator[bytes]:
+    """The bundle's bytes, frame by frame, read from one snapshot; NotFound before the first byte.
+    With ``blobs``, the original bytes of the folders' files travel too (:mod:`.file_bytes`)."""
     writer = frames.FrameWriter()
     with db.transaction() as conn:
         store.begin_snapshot(conn)
@@ -76,6 +88,9 @@ def export(db: Database, organization_id: str, agent_id: str, *, batch: int = 10
             )
         )
         for table in present:
+            if table == "folder_files" and blobs is not None:
+                for body in file_bytes.frames(conn, blobs, agent_id):
+                    yield writer.frame(body)
             cols = store.columns(conn, table)
             yield writer.frame(
                 {"section": table, "version": SECTION_VERSION, "columns": [[c.name, c.type, c.raw] for c in cols]}
@@ -91,14 +106,20 @@ def read_into(
     stream: BinaryIO,
     *,
     name: str | None = None,
+    blobs: BlobStore | None = None,
 ) -> Imported:
     """Import a bundle into ``conn``'s transaction. Any error raises before the caller commits, so a
-    bad bundle leaves nothing behind; the checksum is verified when the last frame has been read."""
-    state = _ImportState(conn, organization_id, name)
-    for body in frames.read(stream):
-        state.apply(body)
-    if state.result is None:
-        raise BundleError("the bundle holds no agent")
+    bad bundle leaves nothing behind (file bytes it stored in ``blobs`` are removed again); the
+    checksum is verified when the last frame has been read."""
+    state = _ImportState(conn, organization_id, name, file_bytes.Received(blobs, organization_id))
+    try:
+        for body in frames.read(stream):
+            state.apply(body)
+        if state.result is None:
+            raise BundleError("the bundle holds no agent")
+    except BaseException:
+        state.received.discard()
+        raise
     state.result.unset_variables = sorted(state.variables)
     return state.result
 
@@ -106,8 +127,9 @@ def read_into(
 class _ImportState:
     """Where an import is: the section being read, and the ids given so far (old -> new)."""
 
-    def __init__(self, conn: Conn, organization_id: str, name: str | None) -> None:
+    def __init__(self, conn: Conn, organization_id: str, name: str | None, received: file_bytes.Received) -> None:
         self.conn = conn
+        self.received = received
         self.organization_id = organization_id
         self.name = name
         self.ids: dict[str, str] = {}
@@ -122,7 +144,9 @@ class _ImportState:
         if not self.started:
             self.started = True  # the header (checked by the reader)
             return
-        if "section" in body:
+        if "blob" in body:
+            self.received.put(body, self.ids)
+        elif "section" in body:
             self.section = _Section.open(self.conn, body)
         elif "rows" in body:
             if self.section is None:
@@ -148,6 +172,8 @@ class _ImportState:
         if section.table == "tools":
             rows = self._new_tools(section, rows)
         kept = [self._remap(section, r) for r in rows]
+        if section.table == "agent_tools":  # the attachments of the tools left out
+            kept = [r for r in kept if r[section.index["tool_id"]] is not None]
         fix = _FIXES.get(section.table)
         if fix is not None:
             kept = [fix(self, section, r) for r in kept]
@@ -204,6 +230,12 @@ class _ImportState:
                 self.ids[row[at["id"]]] = existing[name]
                 assert self.result is not None
                 self.result.reused_tools.append(name)
+                continue
+            if row[at["tool_type"]] == MCP_TOOL_TYPE:
+                # an MCP tool is its server's, and servers (their addresses and secrets) stay where they
+                # are: without a tool of this name here, there is nothing for it to call
+                assert self.result is not None
+                self.result.skipped_tools.append(name)
                 continue
             if row[at["tool_type"]] == "custom":
                 try:
@@ -308,11 +340,13 @@ def _free_folder_name(state: _ImportState, section: _Section, row: list[Any]) ->
     return row
 
 
-def _without_bytes(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
-    """The original bytes stay on the source server: the copy keeps its parsed text and chunks, and
-    never shares (or deletes) the source's blob."""
-    del state
-    row[section.index["blob_key"]] = ""
+def _own_bytes(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
+    """The copy's bytes are the ones the bundle carried, stored anew (it never shares or deletes the
+    source's blob); without them it keeps its parsed text and chunks and an empty key."""
+    at = section.index["blob_key"]
+    row[at] = state.received.key_for(str(row[at]))
+    if not row[at] and state.result is not None:
+        state.result.files_without_bytes.append(str(row[section.index["file_name"]]))
     return row
 
 
@@ -320,7 +354,7 @@ _FIXES: dict[str, Callable[[_ImportState, _Section, list[Any]], list[Any]]] = {
     "agents": _rename,
     "agent_revisions": _rehash,
     "folders": _free_folder_name,
-    "folder_files": _without_bytes,
+    "folder_files": _own_bytes,
 }
 
 

@@ -22,9 +22,10 @@ from starlette.responses import Response, StreamingResponse
 from o.agent.portable import bundle, frames
 from o.agent.tools import offered_builtins
 from o.api import agent_file, errors
-from o.api.deps import AgentEngine, Db, Org, Secrets
+from o.api.deps import AgentEngine, AppServices, Db, Embeddings, Org, Secrets
 from o.api.schemas.common import Response as ResponseModel
 from o.errors import InvalidInput
+from o.memory.files.blobs import BlobStore
 from o.store.db import Database
 from o.tools import base
 
@@ -51,6 +52,14 @@ class ImportedBundle(ResponseModel):
     rows: dict[str, int] = Field(description="rows imported per table")
     unset_variables: list[str] = Field(description="tool variables the agent had; set their values with PATCH")
     reused_tools: list[str] = Field(description="tools this organization already had under the same name")
+    files_without_bytes: list[str] = Field(
+        default_factory=list,
+        description="files that came without their original bytes (searchable and openable; not re-processable)",
+    )
+    skipped_tools: list[str] = Field(
+        default_factory=list,
+        description="MCP tools left out: this organization has no tool of their name (register their server)",
+    )
 
 
 @router.get(
@@ -85,6 +94,7 @@ def import_agent_file(
     db: Db,
     secrets: Secrets,
     engine: AgentEngine,
+    embedders: Embeddings,
     file: Annotated[UploadFile, File(description="the .af file")],
     name: Annotated[str | None, Form(max_length=200)] = None,
     override_name: Annotated[str | None, Form(max_length=200)] = None,
@@ -116,7 +126,7 @@ def import_agent_file(
     with db.transaction() as conn:
         # Letta's outside-world built-ins in the file are this server's where it offers them
         base.ensure(conn, org, offered_builtins(engine.tools))
-        imported = agent_file.import_file(conn, org, data, options, secrets=secrets)
+        imported = agent_file.import_file(conn, org, data, options, secrets=secrets, embedders=embedders)
     return ImportedAgents(
         agent_ids=[a.agent_id for a in imported],
         skipped_tools={a.agent_id: a.skipped_tools for a in imported if a.skipped_tools},
@@ -146,12 +156,12 @@ def _json_map(raw: str | None, field: str) -> dict[str, str]:
         **errors.responses(404),
     },
 )
-def export_bundle(agent_id: str, org: Org, db: Db) -> StreamingResponse:
+def export_bundle(agent_id: str, org: Org, db: Db, services: AppServices) -> StreamingResponse:
     """The agent with everything O keeps of it, streamed as it is read."""
     with db.read() as conn:
         bundle.require_agent(conn, org, agent_id)
     return StreamingResponse(
-        bundle.export(db, org, agent_id),
+        bundle.export(db, org, agent_id, blobs=services.files.blobs),
         media_type=frames.MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{agent_id}.bundle"'},
     )
@@ -173,6 +183,7 @@ async def import_bundle(
     request: Request,
     org: Org,
     db: Db,
+    services: AppServices,
     name: str | None = Query(default=None, min_length=1, max_length=200, description="a new name for the agent"),
 ) -> ImportedBundle:
     """Create an agent (new ids) from O's bundle, streamed in the request body."""
@@ -180,15 +191,24 @@ async def import_bundle(
         async for chunk in request.stream():
             spool.write(chunk)
         spool.seek(0)
-        result = await run_in_threadpool(_import_bundle, db, org, spool, name)  # type: ignore[arg-type]
+        result = await run_in_threadpool(
+            _import_bundle,
+            db,
+            org,
+            spool,  # type: ignore[arg-type]
+            name,
+            services.files.blobs,
+        )
     return ImportedBundle(
         agent_id=result.agent_id,
         rows=result.rows,
         unset_variables=result.unset_variables,
         reused_tools=result.reused_tools,
+        files_without_bytes=result.files_without_bytes,
+        skipped_tools=result.skipped_tools,
     )
 
 
-def _import_bundle(db: Database, org: str, stream: BinaryIO, name: str | None) -> Any:
+def _import_bundle(db: Database, org: str, stream: BinaryIO, name: str | None, blobs: BlobStore) -> Any:
     with db.transaction() as conn:
-        return bundle.read_into(conn, org, stream, name=name)
+        return bundle.read_into(conn, org, stream, name=name, blobs=blobs)

@@ -172,10 +172,11 @@ def list_agent_files(
         rows = file_views.views_page(conn, agent_id, dataclasses.replace(page, limit=page.limit + 1), is_open=is_open)
         shown = rows[: page.limit]
         content = {v["file_id"]: v["content"] for v in file_views.open_views(conn, agent_id)}
+        _, max_chars = file_views.caps(conn, agent_id)
     items = [
         AgentFile(
             **{k: r[k] for k in AgentFile.model_fields if k in r and k != "visible_content"},
-            visible_content=views.window(content[r["file_id"]], r["start_line"] or 1, r["end_line"] or 1)
+            visible_content=views.window(content[r["file_id"]], r["start_line"] or 1, r["end_line"] or 1, max_chars)
             if r["is_open"] and r["file_id"] in content
             else None,
         )

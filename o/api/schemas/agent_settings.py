@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from o.api.schemas.common import Request
 from o.errors import InvalidInput
+from o.memory.files.views import OPEN_FILES_BOUNDS, WINDOW_CHARS_BOUNDS
 
 MAX_OUTPUT_TOKENS = 10_000_000
 
@@ -172,6 +173,26 @@ def model_settings_of(llm: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+# Letta's per-agent file caps (o.memory.files.views): None keeps the agent's current (or the default) cap
+MaxFilesOpen = Annotated[
+    int | None,
+    Field(
+        ge=OPEN_FILES_BOUNDS[0],
+        le=OPEN_FILES_BOUNDS[1],
+        description="how many files the agent keeps open at once (opening one more closes the least recently used)",
+    ),
+]
+WindowChars = Annotated[
+    int | None,
+    Field(
+        ge=WINDOW_CHARS_BOUNDS[0],
+        le=WINDOW_CHARS_BOUNDS[1],
+        description="how many characters of each open file the agent sees",
+    ),
+]
+FILE_CAPS = ("max_files_open", "per_file_view_window_char_limit")
+
+
 # Letta fields O cannot honour, with why: accepted only when unset or at their "off" value (None,
 # False, empty); any other value is a 422 naming the field.
 UNSUPPORTED: dict[str, str] = {
@@ -188,8 +209,6 @@ UNSUPPORTED: dict[str, str] = {
     "folder_ids": "attach folders once the agent exists (agents.folders.attach)",
     "source_ids": "attach folders (sources) once the agent exists (agents.folders.attach)",
     "include_default_source": "O makes no default folder; create one and attach it",
-    "max_files_open": "O caps every agent at 5 open files (o/memory/files/views.py)",
-    "per_file_view_window_char_limit": "O shows every open file as a window of at most 200 lines and 12,000 characters",
     "include_base_tool_rules": "O adds no base tool rules; give the rules you want in tool_rules",
     "message_ids": "O manages which messages are in context",
     "last_run_completion": "run statistics are kept by the server",

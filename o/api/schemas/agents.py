@@ -11,9 +11,12 @@ from pydantic_core import PydanticCustomError
 
 from o.agent.lifecycle import DEFAULT_EMBEDDING_CONFIG, AgentSpec, AgentView, InitialMessage
 from o.api.schemas.agent_settings import (
+    FILE_CAPS,
     UNSUPPORTED,
+    MaxFilesOpen,
     ModelSettings,
     ResponseFormat,
+    WindowChars,
     apply_model_settings,
     model_settings_of,
     refuse_unsupported,
@@ -224,6 +227,8 @@ class CreateAgent(ModelFields):
         default=None, description="true: each finished run clears the conversation's context (memory stays)"
     )
     initial_message_sequence: list[MessageInput] | None = None
+    max_files_open: MaxFilesOpen = None
+    per_file_view_window_char_limit: WindowChars = None
     # Letta fields O cannot honour: refused unless unset or off (agent_settings.UNSUPPORTED says why)
     base_template_id: Any = None
     template_id: Any = None
@@ -237,8 +242,6 @@ class CreateAgent(ModelFields):
     folder_ids: Any = None
     source_ids: Any = None
     include_default_source: Any = None
-    max_files_open: Any = None
-    per_file_view_window_char_limit: Any = None
     include_base_tool_rules: Any = None
 
     # attached after the agent is made, in the same transaction (o.agent.identities.set_for_agent)
@@ -269,6 +272,8 @@ class CreateAgent(ModelFields):
             timezone=self.timezone or "UTC",
             enable_sleeptime=self.enable_sleeptime is not False,
             message_buffer_autoclear=self.message_buffer_autoclear is True,
+            max_files_open=self.max_files_open,
+            per_file_view_window_char_limit=self.per_file_view_window_char_limit,
             include_base_tools=self.include_base_tools,
             initial_messages=None
             if self.initial_message_sequence is None
@@ -287,6 +292,10 @@ def _tool_env(variables: dict[str, str] | None, secrets: dict[str, str] | None) 
     return {**(variables or {}), **(secrets or {})}
 
 
+# fields an update sets when given (null keeps the agent's value)
+_SET_WHEN_GIVEN = ("timezone", "enable_sleeptime", "message_buffer_autoclear", *FILE_CAPS)
+
+
 class UpdateAgent(ModelFields):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     system: str | None = None
@@ -301,6 +310,8 @@ class UpdateAgent(ModelFields):
     timezone: str | None = None
     enable_sleeptime: bool | None = None
     message_buffer_autoclear: bool | None = None
+    max_files_open: MaxFilesOpen = None
+    per_file_view_window_char_limit: WindowChars = None
     # Letta fields O cannot honour: refused unless unset or off (agent_settings.UNSUPPORTED says why)
     base_template_id: Any = None
     template_id: Any = None
@@ -309,8 +320,6 @@ class UpdateAgent(ModelFields):
     compaction_settings: Any = None
     folder_ids: Any = None
     source_ids: Any = None
-    max_files_open: Any = None
-    per_file_view_window_char_limit: Any = None
     message_ids: Any = None
     last_run_completion: Any = None
     last_run_duration_ms: Any = None
@@ -328,7 +337,7 @@ class UpdateAgent(ModelFields):
         for key in ("name", "system", "description", "tool_rules", "tags", "metadata", "block_ids"):
             if key in data:
                 changes[key] = data[key] if data[key] is not None or key == "description" else _empty(key)
-        for key in ("timezone", "enable_sleeptime", "message_buffer_autoclear"):
+        for key in _SET_WHEN_GIVEN:
             if data.get(key) is not None:
                 changes[key] = data[key]
         if self.changes_model():
@@ -403,6 +412,8 @@ class AgentState(Response):
     timezone: str = "UTC"
     enable_sleeptime: bool = True
     message_buffer_autoclear: bool = False
+    max_files_open: int | None = None
+    per_file_view_window_char_limit: int | None = None
     response_format: dict[str, Any] | None = None
     model_settings: dict[str, Any] | None = None
     created_at: datetime
@@ -437,6 +448,8 @@ class AgentState(Response):
             timezone=a.get("timezone") or "UTC",
             enable_sleeptime=a.get("enable_sleeptime", True),
             message_buffer_autoclear=a.get("message_buffer_autoclear", False),
+            max_files_open=a.get("max_files_open"),
+            per_file_view_window_char_limit=a.get("per_file_view_window_char_limit"),
             response_format=llm.get("response_format") or {"type": "text"},
             model_settings=model_settings_of(llm),
             created_at=a["created_at"],

@@ -63,6 +63,9 @@ HONOURED_BOTH: dict[str, tuple[Any, Check]] = {
     "tags": (["x"], lambda a: a.tags == ["x"]),
     "timezone": ("Europe/Paris", lambda a: a.timezone == "Europe/Paris"),
     "message_buffer_autoclear": (True, lambda a: a.message_buffer_autoclear is True),  # effect: test_agent_fields
+    # effect: tests/integration/folders/test_file_caps_and_search.py
+    "max_files_open": (7, lambda a: a.max_files_open == 7),
+    "per_file_view_window_char_limit": (3000, lambda a: a.per_file_view_window_char_limit == 3000),
     "tool_exec_environment_variables": ({"OTHER": "o"}, lambda a: _env_keys(a) == ["OTHER"]),
     "tool_rules": ([{"type": "exit_loop", "tool_name": "send_message"}], lambda a: len(a.tool_rules or []) == 1),
     # ids of existing blocks and tools: attaching none is the value every organization can give
@@ -93,8 +96,6 @@ REFUSED: dict[str, Any] = {
     "folder_ids": ["folder-1"],
     "source_ids": ["source-1"],
     "include_default_source": True,
-    "max_files_open": 5,
-    "per_file_view_window_char_limit": 1000,
     "include_base_tool_rules": True,
     "message_ids": ["message-1"],
     "last_run_completion": "2026-01-01T00:00:00Z",

@@ -114,6 +114,8 @@ def test_a_file_from_the_agent_file_project_imports(target_sdk: Letta) -> None:
     agent = lax(target_sdk).agents.retrieve(agent_id)
     # this agent clears its message buffer after each turn ("memory disabled"), and still does
     assert agent.message_buffer_autoclear is True
+    # its file caps are the agent's own (Letta's defaults for its model)
+    assert (agent.max_files_open, agent.per_file_view_window_char_limit) == (5, 15000)
     assert agent.name == "outreach_workflow_agent"
     assert agent.description == source["agents"][0]["description"]
     assert sorted(t.name for t in agent.tools) == sorted(t["name"] for t in source["tools"])
@@ -178,3 +180,48 @@ def test_letta_built_ins_o_lacks_are_reported_not_silently_dropped(target_sdk: L
     # an extra field of the response (the SDK's strict types accept it): what the agent was made without
     assert imported.model_extra == {"skipped_tools": {agent_id: ["send_message_to_agents_matching_tags"]}}
     assert sorted(t.name for t in lax(target_sdk).agents.retrieve(agent_id).tools) == ["fine", "send_message"]
+
+
+def test_attached_archives_travel_in_the_files_metadata(source_sdk: Letta, target_sdk: Letta) -> None:
+    """Letta's format has no archives: O's ride in the file's free-form top-level metadata, are embedded
+    anew on import (the archive's model), attached to the imported agent and searched with its memory."""
+    agent = lax(source_sdk).agents.create(name="librarian", memory_blocks=[{"label": "human", "value": "Ada"}])
+    archive = source_sdk.archives.create(name="handbook", description="company rules")
+    source_sdk.archives.passages.create_many(
+        archive.id,
+        passages=[
+            {"text": "Travel expenses are refunded within 30 days.", "tags": ["travel"]},
+            {"text": "The office dog is called Biscuit.", "metadata": {"page": 2}},
+        ],
+    )
+    source_sdk.agents.archives.attach(archive.id, agent_id=agent.id)
+    source_sdk.archives.create(name="unattached")  # not the agent's: stays home
+
+    document = json.loads(source_sdk.agents.export_file(agent.id))
+    [carried] = document["metadata"]["archives"]
+    assert (carried["name"], carried["agent_ids"]) == ("handbook", ["agent-0"])
+    assert [p["text"] for p in carried["passages"]] == [
+        "Travel expenses are refunded within 30 days.",
+        "The office dog is called Biscuit.",
+    ]
+    # every key a Letta file has is still there, as Letta writes it
+    assert set(document) >= {"agents", "groups", "blocks", "files", "sources", "tools", "mcp_servers", "metadata"}
+
+    [new_id] = target_sdk.agents.import_file(file=("librarian.af", json.dumps(document).encode())).agent_ids
+    [moved] = list(target_sdk.archives.list(agent_id=new_id))
+    assert (moved.name, moved.description) == ("handbook", "company rules") and moved.id != archive.id
+    # O's GET /v1/archives/{id}/passages (the SDK has no method for it)
+    passages = target_sdk.get(f"/v1/archives/{moved.id}/passages", cast_to=object)
+    assert [(p["text"], p["tags"]) for p in passages] == [
+        ("Travel expenses are refunded within 30 days.", ["travel"]),
+        ("The office dog is called Biscuit.", []),
+    ]
+    found = lax(target_sdk).agents.passages.search(new_id, query="what is the dog's name").results
+    assert found and found[0].content == "The office dog is called Biscuit."
+    assert [a.name for a in target_sdk.archives.list()] == ["handbook"]
+
+    # a malformed archive entry is refused by name, and nothing of the file is stored
+    document["metadata"]["archives"][0]["passages"] = [{"text": ""}]
+    with pytest.raises(UnprocessableEntityError, match=r"metadata\.archives\[0\]"):
+        target_sdk.agents.import_file(file=("bad.af", json.dumps(document).encode()))
+    assert len(lax(target_sdk).agents.list(limit=100).items) == 1
