@@ -1,5 +1,6 @@
 """`o` — the command line: `o serve`, `o keys create|list|revoke`, `o migrate`, `o evolve …`, `o export`,
-`o import`, and, over a running server's API, `o agents list|create|show` and `o chat`; `o completion bash|zsh`.
+`o import`, and, over a running server's API, `o agents list|create|show`, `o chat` and `o files upload`;
+`o completion bash|zsh`.
 
 Every failure ends the command with one line on stderr and a non-zero exit; `--debug` (anywhere on the
 line) shows the traceback instead."""
@@ -12,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from o import __version__
-from o.cli import agents, chat, completion, doctor, evolve, keys, portable, serve
+from o.cli import agents, chat, completion, doctor, evolve, files, keys, portable, serve
 from o.config import ConfigError
 from o.errors import OError
 from o.store.migrate import SchemaError
@@ -41,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     agents.add_parser(sub)
     chat.add_parser(sub)
     doctor.add_parser(sub, db_flags)
+    files.add_parser(sub)
     completion.add_parser(sub, root)
     return root
 
