@@ -194,4 +194,5 @@ def test_the_readme_quickstart_runs_as_written(
     assert "agent> You love chess." in chat and "✎ memory edit: core_memory_append → block human" in chat
     assert "archival_memory_insert → archival memory: Ada loves chess." in chat
     assert chat.count("revision 1 (current) by user: initial configuration") == 2  # /history, o evolve history
+    assert "complete -o bashdefault -F _shtab_o o" in chat  # the completion script, loaded by bash
     assert "openai/gpt-4o-mini" in outputs[7].splitlines()
