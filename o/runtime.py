@@ -53,6 +53,7 @@ from o.net.outbound import OutboundPolicy
 from o.observability import logger
 from o.store.db import Database
 from o.store.embedded import EmbeddedPostgres, Supervisor
+from o.store.migrate import Progress as MigrationProgress
 from o.store.migrate import migrate
 from o.tools import catalog
 from o.tools.mcp.pool import McpPool
@@ -139,12 +140,16 @@ def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | No
     return embedded.url, embedded
 
 
-def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
+def start(
+    settings: Settings, *, migrate_schema: bool | None = None, progress: MigrationProgress | None = None
+) -> Runtime:
+    """Settings → database (embedded or not), migrated unless told otherwise (``progress`` hears of each file)."""
     for warning in unknown_variables():
         logger.warning(warning)
     url, embedded = resolve_database_url(settings)
     try:
-        return _open(settings, url, embedded, settings.run_migrations if migrate_schema is None else migrate_schema)
+        migrating = settings.run_migrations if migrate_schema is None else migrate_schema
+        return _open(settings, url, embedded, migrating, progress)
     except BaseException:
         # a refused schema or a failed migration must not leave the embedded Postgres running
         if embedded is not None:
@@ -152,9 +157,15 @@ def start(settings: Settings, *, migrate_schema: bool | None = None) -> Runtime:
         raise
 
 
-def _open(settings: Settings, url: str, embedded: EmbeddedPostgres | None, migrate_schema: bool) -> Runtime:
+def _open(
+    settings: Settings,
+    url: str,
+    embedded: EmbeddedPostgres | None,
+    migrate_schema: bool,
+    progress: MigrationProgress | None = None,
+) -> Runtime:
     if migrate_schema:
-        migrate(url, app_role=settings.db.app_role)
+        migrate(url, app_role=settings.db.app_role, progress=progress)
     lambda_mode = settings.runtime == "lambda"
     db = Database(
         url,
@@ -173,10 +184,10 @@ def _open(settings: Settings, url: str, embedded: EmbeddedPostgres | None, migra
     return rt
 
 
-def upgrade(rt: Runtime) -> tuple[list[str], int]:
+def upgrade(rt: Runtime, progress: MigrationProgress | None = None) -> tuple[list[str], int]:
     """`o migrate`: the pending migrations, then the data step that needs a key and so cannot be SQL;
     (the migrations applied, the tool variables sealed)."""
-    applied = migrate(rt.database_url, app_role=rt.settings.db.app_role)
+    applied = migrate(rt.database_url, app_role=rt.settings.db.app_role, progress=progress)
     return applied, seal_plaintext_secrets(rt)
 
 

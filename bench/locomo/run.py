@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from o.cli.progress import steps  # noqa: E402
 from o.ids import new_id  # noqa: E402
 from o.memory import archival  # noqa: E402
 from o.memory import recall as recall_memory  # noqa: E402
@@ -132,23 +133,26 @@ def main() -> None:
         message_turns: dict[str, str] = {}
         ingest_started = time.perf_counter()
         n_turns = 0
-        for conv in conversations:
-            agent_id = new_id("agent")
-            with db.transaction() as conn:
-                conn.execute(
-                    "INSERT INTO agents (id, organization_id, name, embedding_config) VALUES (%s, %s, %s, %s)",
-                    (agent_id, org, f"locomo-{conv['id']}", json.dumps(EmbeddingConfig.default().model_dump())),
-                )
-            if args.memory == "recall":
-                n_turns += ingest_messages(db, org, agent_id, conv, message_turns)
-                agents.append(agent_id)
-                continue
-            for when, turns in conv["sessions"]:
-                items = [archival.PassageInput(text, metadata={"dia_id": dia}, created_at=when) for dia, text in turns]
+        with steps("ingesting conversations") as told:  # a bar on a terminal, nothing in a pipe
+            for done, conv in enumerate(conversations):
+                told(done, len(conversations), str(conv["id"]))
+                agent_id = new_id("agent")
                 with db.transaction() as conn:
-                    archival.insert(conn, org, agent_id, items, context_window=args.context_window, chunk=False)
-                n_turns += len(items)
-            agents.append(agent_id)
+                    conn.execute(
+                        "INSERT INTO agents (id, organization_id, name, embedding_config) VALUES (%s, %s, %s, %s)",
+                        (agent_id, org, f"locomo-{conv['id']}", json.dumps(EmbeddingConfig.default().model_dump())),
+                    )
+                agents.append(agent_id)
+                if args.memory == "recall":
+                    n_turns += ingest_messages(db, org, agent_id, conv, message_turns)
+                    continue
+                for when, turns in conv["sessions"]:
+                    items = [
+                        archival.PassageInput(text, metadata={"dia_id": dia}, created_at=when) for dia, text in turns
+                    ]
+                    with db.transaction() as conn:
+                        archival.insert(conn, org, agent_id, items, context_window=args.context_window, chunk=False)
+                    n_turns += len(items)
         ingest_seconds = time.perf_counter() - ingest_started
 
         questions = [

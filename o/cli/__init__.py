@@ -1,5 +1,6 @@
 """`o` — the command line: `o serve`, `o keys create|list|revoke`, `o migrate`, `o evolve …`, `o export`,
-`o import`, and, over a running server's API, `o agents list|create|show` and `o chat`.
+`o import`, and, over a running server's API, `o agents list|create|show`, `o chat` and `o files upload`;
+`o completion bash|zsh`.
 
 Every failure ends the command with one line on stderr and a non-zero exit; `--debug` (anywhere on the
 line) shows the traceback instead."""
@@ -12,14 +13,17 @@ import traceback
 from pathlib import Path
 
 from o import __version__
-from o.cli import agents, chat, doctor, evolve, keys, portable, serve
+from o.cli import agents, chat, completion, doctor, evolve, files, keys, portable, serve
 from o.config import ConfigError
 from o.errors import OError
 from o.store.migrate import SchemaError
 
 
 def db_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, help="where the embedded Postgres keeps its data (env O_DATA_DIR)")
+    data_dir = p.add_argument(
+        "--data-dir", type=Path, help="where the embedded Postgres keeps its data (env O_DATA_DIR)"
+    )
+    data_dir.complete = completion.DIRECTORY  # type: ignore[attr-defined]  # read by shtab: Tab offers directories
     p.add_argument("--database-url", help="use this Postgres instead of the embedded one (env O_DATABASE_URL)")
 
 
@@ -38,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
     agents.add_parser(sub)
     chat.add_parser(sub)
     doctor.add_parser(sub, db_flags)
+    files.add_parser(sub)
+    completion.add_parser(sub, root)
     return root
 
 

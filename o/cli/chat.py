@@ -10,12 +10,13 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from letta_client import Letta
 
-from o.cli import agents, remote, tables
+from o.cli import agents, chart, remote, tables
 
 # Tools whose calls change what the agent remembers: shown as memory edits.
 MEMORY_TOOLS = frozenset(
@@ -142,10 +143,12 @@ def evolution_line(evo: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def history_lines(api: Letta, agent_id: str) -> list[str]:
+def history_lines(api: Letta, agent_id: str, evolutions: list[dict[str, Any]] | None = None) -> list[str]:
     """The agent's revisions and evolutions as one timeline (oldest first)."""
+    if evolutions is None:
+        evolutions = remote.get_json(api, f"/v1/agents/{agent_id}/evolutions")
     events = [(r["created_at"], revision_line(r)) for r in remote.get_json(api, f"/v1/agents/{agent_id}/revisions")]
-    events += [(e["created_at"], evolution_line(e)) for e in remote.get_json(api, f"/v1/agents/{agent_id}/evolutions")]
+    events += [(e["created_at"], evolution_line(e)) for e in evolutions]
     return [f"{when[:19].replace('T', ' ')}  {what}" for when, what in sorted(events)] or ["(no history yet)"]
 
 
@@ -203,15 +206,27 @@ def chat(args: argparse.Namespace) -> int:
 
 
 def history(args: argparse.Namespace) -> int:
-    """`o evolve history AGENT`: the timeline `/history` shows in a chat."""
+    """`o evolve history AGENT [--png FILE]`: the timeline `/history` shows in a chat, and its chart."""
     api = remote.client(args)
-    print("\n".join(history_lines(api, remote.find_agent(api, args.agent).id)))
+    agent = remote.find_agent(api, args.agent)
+    evolutions = remote.get_json(api, f"/v1/agents/{agent.id}/evolutions?limit=1000")
+    print("\n".join(history_lines(api, agent.id, evolutions)))
+    if args.png is not None:
+        width, height = chart.write_png(args.png, agent.name or agent.id, evolutions)
+        print(f"chart: {args.png} ({width}x{height} px)", file=sys.stderr)
     return 0
 
 
 def add_history_flags(p: argparse.ArgumentParser) -> None:
     remote.add_flags(p)
     p.add_argument("agent", metavar="AGENT", help="the agent's id or name")
+    p.add_argument(
+        "--png",
+        type=Path,
+        metavar="FILE",
+        help="also write a chart: shadow score per revision with its interval, canary weight over time "
+        "(needs matplotlib: pip install 'o-agents[chart]')",
+    )
 
 
 def add_parser(sub: Any) -> None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from o import runtime
+from o.cli.progress import steps
 from o.cli.settings import from_args
 from o.store import orgs
 
@@ -104,7 +105,8 @@ def keys_revoke(args: argparse.Namespace) -> int:
 def migrate_cmd(args: argparse.Namespace) -> int:
     rt = runtime.start(from_args(args), migrate_schema=False)
     try:
-        applied, sealed = runtime.upgrade(rt)
+        with steps("applying migrations") as told:
+            applied, sealed = runtime.upgrade(rt, progress=told)
     finally:
         rt.close()
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))

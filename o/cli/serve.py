@@ -22,6 +22,7 @@ import psutil
 
 from o import runtime
 from o.cli import workers as workers_of
+from o.cli.progress import steps
 from o.cli.settings import from_args
 from o.config import ConfigError, export_to_children
 from o.store.migrate import SchemaError, check_schema
@@ -65,7 +66,8 @@ def serve(args: argparse.Namespace) -> int:
     check_port(settings.host, settings.port)
     # This process starts (and migrates) the database and runs the background work once,
     # whatever the number of processes that serve requests.
-    rt = runtime.start(settings)
+    with steps("applying migrations") as told:
+        rt = runtime.start(settings, progress=told)
     try:
         # never serve a schema this code does not know (a newer O migrated it), nor one it has not
         # migrated yet (O_RUN_MIGRATIONS=false); with migrations on, start() already refused a newer one

@@ -9,11 +9,14 @@ Each provider is asked which models it serves (:mod:`o.llm.discovery`) at its op
 does not answer is left out and logged, never an error. Answers, and failures, are kept for
 ``O_LLM_MODELS_CACHE_S`` so that listing stays fast.
 
-A listed model's handle is ``provider/model``, the same handle an agent's ``model`` takes.
+A listed model's handle is ``provider/model``, the same handle an agent's ``model`` takes. An agent created
+or updated with a handle its provider does not list is refused (:meth:`ModelCatalog.check_listed`), with the
+nearest listed handles; a provider that cannot be asked is never a reason to refuse.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 import time
@@ -23,11 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from o.config import EmbeddingSettings, LLMSettings
+from o.errors import InvalidInput
 from o.llm import discovery
 from o.llm.client import LLMError
 from o.llm.config import LLMConfig
 from o.llm.discovery import Discovered, DiscoveryError
-from o.llm.endpoints import EndpointRules, Route, base_url_for
+from o.llm.endpoints import EndpointRefused, EndpointRules, Route, base_url_for
 from o.llm.keys import KeySource
 from o.llm.providers import api_key_for
 from o.net.outbound import OutboundDenied, OutboundPolicy
@@ -82,7 +86,32 @@ class Source:
 @dataclass(slots=True)
 class _Cached:
     at: float
-    models: list[Discovered]
+    models: list[Discovered] | None  # None: the provider did not list its models (down, refused, no key)
+
+
+# Bedrock's list is the operator's O_LLM_BEDROCK_MODELS, not Bedrock's own answer (O does not ask its control
+# plane): a model or inference profile left out of it may well be callable, so it is no reason to refuse.
+_LISTING_IS_CONFIGURATION = frozenset({"bedrock"})
+
+
+@dataclass(frozen=True, slots=True)
+class Unlisted:
+    """A handle whose provider answered its model listing without it."""
+
+    handle: str
+    close: list[str]  # the provider's listed handles nearest to it, best first
+    listed: list[str]  # the provider's chat models, as handles
+
+    def error(self) -> InvalidInput:
+        hint = f"did you mean {', '.join(self.close)}? " if self.close else ""
+        shown = ", ".join(self.listed[:20]) + (f" and {len(self.listed) - 20} more" if len(self.listed) > 20 else "")
+        return InvalidInput(
+            f"model {self.handle!r} is not one this server's {self.handle.split('/', 1)[0]} provider lists; {hint}"
+            f"its models: {shown or 'none for chat'} (GET /v1/models/ lists every handle)",
+            field="model",
+            close_matches=self.close,
+            models=self.listed,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +133,8 @@ class ModelCatalog:
     ) -> None:
         self.sources = tuple(sources)
         self.cache_s = cache_s
+        # which endpoints are the operator's (set by from_settings): only those are the listed providers
+        self.rules: EndpointRules | None = None
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
@@ -136,14 +167,16 @@ class ModelCatalog:
         if bedrock is not None:
             listed = [Discovered(model_id, "llm") for model_id in llm.bedrock_models]
             sources.append(Source("bedrock", bedrock, lambda: listed))
-        return cls(sources, cache_s=llm.models_cache_s)
+        catalog = cls(sources, cache_s=llm.models_cache_s)
+        catalog.rules = rules
+        return catalog
 
     def models(self, kind: discovery.Kind) -> list[ModelEntry]:
         """Every model of ``kind`` the configured providers serve now, providers in configuration order."""
         found = self._discover_all()
         entries: list[ModelEntry] = []
         for source in self.sources:
-            for model in found.get(source.provider, []):
+            for model in found.get(source.provider) or []:
                 if model.kind == kind:
                     entries.append(_entry(source, model))
         return entries
@@ -171,11 +204,49 @@ class ModelCatalog:
         with ThreadPoolExecutor(max_workers=len(self.sources), thread_name_prefix="o-doctor") as pool:
             return list(pool.map(_check, self.sources))
 
-    def _discover_all(self) -> dict[str, list[Discovered]]:
+    def check_listed(self, llm_config: dict[str, Any]) -> None:
+        """Refuse (422, with the nearest listed handles) a model its provider's listing does not have."""
+        try:
+            config = LLMConfig.model_validate(llm_config)
+        except ValueError:
+            return  # not a usable config: the engine's own check says why
+        unlisted = self.unlisted(config.model_endpoint_type, config.model, config.model_endpoint)
+        if unlisted is not None:
+            raise unlisted.error()
+
+    def unlisted(self, provider: str, model: str, endpoint: str | None) -> Unlisted | None:
+        """``provider/model`` when the provider's operator endpoint answered its listing without it. None when it
+        is listed, and whenever that cannot be told: the provider is not one this server lists (no key: the
+        engine refuses that by itself), its listing is the operator's configuration (Bedrock), the agent names
+        an endpoint of its own, or the provider did not answer or listed nothing (down, key refused, a server
+        without a model list) -- a model O cannot see is then no reason to refuse it."""
+        source = next((s for s in self.sources if s.provider == provider), None)
+        if source is None or provider in _LISTING_IS_CONFIGURATION or not self._is_operators(source, endpoint):
+            return None
+        listing = self._discover_all([source]).get(provider)
+        if not listing:
+            return None
+        names = [m.name for m in listing]
+        if _listed(provider, model, names):
+            return None
+        close = difflib.get_close_matches(model, names, n=5, cutoff=0.6)
+        chat = [m.name for m in listing if m.kind == "llm"]
+        return Unlisted(f"{provider}/{model}", [f"{provider}/{n}" for n in close], [f"{provider}/{n}" for n in chat])
+
+    def _is_operators(self, source: Source, endpoint: str | None) -> bool:
+        if self.rules is None:
+            return endpoint is None or endpoint.rstrip("/") == source.endpoint.rstrip("/")
+        try:
+            route = self.rules.route(source.provider, endpoint)
+        except EndpointRefused:
+            return False  # the engine refuses it with its own reason
+        return route.operator and route.url == source.endpoint
+
+    def _discover_all(self, only: Sequence[Source] | None = None) -> dict[str, list[Discovered] | None]:
         now = self._clock()
         with self._lock:
             fresh = {p: c.models for p, c in self._cache.items() if now - c.at < self.cache_s}
-        stale = [s for s in self.sources if s.provider not in fresh]
+        stale = [s for s in (self.sources if only is None else only) if s.provider not in fresh]
         if stale:
             # all at once: a slow provider costs its own timeout, not the sum of everyone's
             with ThreadPoolExecutor(max_workers=len(stale), thread_name_prefix="o-models") as pool:
@@ -187,9 +258,23 @@ class ModelCatalog:
         return fresh
 
 
-def _ask(source: Source) -> list[Discovered]:
+def _listed(provider: str, model: str, names: Sequence[str]) -> bool:
+    """Whether a provider that lists ``names`` serves ``model`` (each provider's own aliases included)."""
+    if model in names:
+        return True
+    if provider == "ollama" and ":" not in model:
+        return f"{model}:latest" in names  # Ollama's default tag
+    if provider == "anthropic":
+        # Anthropic lists dated snapshots; its API also takes their aliases (claude-sonnet-4-5, …-latest)
+        alias = model.removesuffix("-latest") + "-"
+        return any(name.startswith(alias) for name in names)
+    return False
+
+
+def _ask(source: Source) -> list[Discovered] | None:
+    """The provider's models; None when it did not list them (not configured now, down, refused)."""
     try:
-        return source.discover() or []
+        return source.discover()
     except (DiscoveryError, OutboundDenied, LLMError, OSError, ValueError) as exc:
         reason = str(exc)
     except Exception as exc:  # the HTTP stack's own errors (timeouts, refused connections)
@@ -199,7 +284,7 @@ def _ask(source: Source) -> list[Discovered]:
         "a model provider did not list its models; it is left out of GET /v1/models for now",
         extra={"provider": source.provider, "endpoint": source.endpoint, "reason": reason},
     )
-    return []
+    return None
 
 
 def _check(source: Source) -> ProviderCheck:
@@ -210,7 +295,8 @@ def _check(source: Source) -> ProviderCheck:
         return ProviderCheck(source.provider, source.endpoint, source.configured, 0, reason[:300])
     if found is None:
         return ProviderCheck(source.provider, source.endpoint, source.configured, 0, "no key is set")
-    return ProviderCheck(source.provider, source.endpoint, source.configured, len(found), None)
+    usable = sum(1 for m in found if m.kind != "other")
+    return ProviderCheck(source.provider, source.endpoint, source.configured, usable, None)
 
 
 def _entry(source: Source, model: Discovered) -> ModelEntry:

@@ -19,7 +19,9 @@ from typing import Any, Literal
 
 import httpx2
 
-Kind = Literal["llm", "embedding"]
+# "other": a model the provider lists that O does not call (audio, images, ...), or, on an OpenAI-compatible
+# server, one whose name does not look like a chat model; kept so that a handle naming it is known to exist
+Kind = Literal["llm", "embedding", "other"]
 
 # Dimensions of well-known embedding models whose listing does not say (OpenAI's /v1/models does not).
 KNOWN_EMBEDDING_DIMS: dict[str, int] = {
@@ -89,6 +91,8 @@ def openai_models(
         elif kind == "llm":
             window = row.get("max_model_len") or row.get("context_length") or row.get("context_window")
             found.append(Discovered(model_id, kind, context_window=window if isinstance(window, int) else None))
+        else:
+            found.append(Discovered(model_id, "other"))
     if provider in _PROBED_PROVIDERS:
         return _with_widths(client, base_url, api_key, found, timeout)
     return found

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,11 @@ _CREATE_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
                        name text NOT NULL,
                        checksum text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
+
+
+# Told before each pending file runs and once when all have: (files done, files pending, the next file's name
+# or "" at the end). The files commit together at the end, so "done" means run, not yet committed.
+Progress = Callable[[int, int, str], None]
 
 
 class SchemaError(RuntimeError):
@@ -142,10 +147,15 @@ def _applied(conn: psycopg.Connection[tuple[object, ...]]) -> dict[int, Applied]
 
 
 def _apply_all(
-    conn: psycopg.Connection[tuple[object, ...]], batch: list[Migration], before: dict[int, Applied]
+    conn: psycopg.Connection[tuple[object, ...]],
+    batch: list[Migration],
+    before: dict[int, Applied],
+    progress: Progress | None = None,
 ) -> None:
     with conn.transaction():
-        for migration in batch:
+        for done, migration in enumerate(batch):
+            if progress is not None:
+                progress(done, len(batch), migration.name)
             try:
                 conn.execute(migration.sql)
             except psycopg.Error as exc:
@@ -155,12 +165,17 @@ def _apply_all(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                 (migration.version, migration.name, migration.checksum),
             )
+    if progress is not None:
+        progress(len(batch), len(batch), "")
 
 
-def migrate(url: str, folder: Path | None = None, *, app_role: str | None = None) -> list[str]:
+def migrate(
+    url: str, folder: Path | None = None, *, app_role: str | None = None, progress: Progress | None = None
+) -> list[str]:
     """Apply the pending migrations, all in one transaction; return the names applied by this call.
     With ``app_role``, then create that role if needed and grant it the application's rights on every
-    table (:func:`o.store.roles.ensure_app_role`), also when nothing was pending.
+    table (:func:`o.store.roles.ensure_app_role`), also when nothing was pending. ``progress`` is told of
+    each file (only when some are pending: a database that is up to date says nothing).
 
     Raises :class:`MigrationFailed` (nothing applied), :class:`SchemaTooNew`, or :class:`SchemaError`.
     """
@@ -172,7 +187,7 @@ def migrate(url: str, folder: Path | None = None, *, app_role: str | None = None
             before = _applied(conn)
             batch = pending(known, before)
             if batch:
-                _apply_all(conn, batch, before)
+                _apply_all(conn, batch, before, progress)
             if app_role:
                 ensure_app_role(conn, app_role)
         finally:

@@ -104,9 +104,10 @@ def _stop_orphaned_postgres() -> Iterator[None]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def start_serve(data_dir: Path, extra_env: dict[str, str] | None = None) -> Process:
+def start_serve(data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None) -> Process:
+    """`o serve` on ``data_dir``, on ``port`` (default: a free one), once it answers its health check."""
     _orphaned.discard(data_dir)
-    port = _free_port()
+    port = port or _free_port()
     env = {k: v for k, v in os.environ.items() if k != "O_DATABASE_URL"}
     # an operator who lets agents name the test's model servers on 127.0.0.1
     env["O_LLM_ALLOWED_ENDPOINTS"] = "127.0.0.1"

@@ -3,10 +3,13 @@
 Every fenced block preceded by ``<!-- readme: run -->`` (optionally ``; expect: TEXT``) is run in order:
 bash blocks with ``set -euo pipefail`` in one shell session (exported variables carry over from block to
 block, as in the reader's terminal), python blocks with ``python3`` in that same environment. Each must
-exit 0 and, when it names one, print the expected text. Two things differ from the reader's machine, and
-only these: the server's address (``http://127.0.0.1:8283`` becomes the test server's free port) and the
-model behind ``openai/…`` (``OPENAI_BASE_URL`` points at a scripted server speaking OpenAI's protocol,
-``tests/servers/openai_server.py``, whose "model" remembers facts with the agent's memory tools).
+exit 0 and, when it names one, print the expected text. A block marked ``<!-- readme: restart -->`` is the
+reader starting `o serve` again after stopping it: the test stops its server as Ctrl-C does (SIGTERM: the
+server and its embedded Postgres end) and starts `o serve` again on the same data dir and port, as the
+block says. Two things differ from the reader's machine, and only these: the server's address
+(``http://127.0.0.1:8283`` becomes the test server's free port) and the model behind ``openai/…``
+(``OPENAI_BASE_URL`` points at a scripted server speaking OpenAI's protocol, ``tests/servers/openai_server.py``,
+whose "model" remembers facts with the agent's memory tools and knows only what its prompt holds).
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from tests.servers.script import Reply, ScriptedCall
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_URL = "http://127.0.0.1:8283"
 _BLOCK = re.compile(
-    r"<!-- readme: run(?:; expect: (?P<expect>[^>]*?))? -->\n```(?P<lang>bash|python)\n(?P<code>.*?)```", re.S
+    r"<!-- readme: (?P<kind>run|restart)(?:; expect: (?P<expect>[^>]*?))? -->\n```(?P<lang>bash|python)\n"
+    r"(?P<code>.*?)```",
+    re.S,
 )
 
 
@@ -42,11 +47,18 @@ class Block:
     lang: str
     code: str
     expect: str | None
+    restart: bool = False
 
 
 def runnable_blocks(text: str) -> list[Block]:
     return [
-        Block(text[: m.start()].count("\n") + 1, m["lang"], m["code"], (m["expect"] or "").strip() or None)
+        Block(
+            text[: m.start()].count("\n") + 1,
+            m["lang"],
+            m["code"],
+            (m["expect"] or "").strip() or None,
+            restart=m["kind"] == "restart",
+        )
         for m in _BLOCK.finditer(text)
     ]
 
@@ -82,16 +94,32 @@ def model(body: dict[str, Any]) -> Reply:
     )
 
 
+@dataclass
+class Served:
+    """The reader's `o serve`, which the README stops and starts again."""
+
+    process: Process
+    env: dict[str, str]
+
+    def restart(self) -> None:
+        before = self.process
+        before.stop()  # SIGTERM, as Ctrl-C: the server and its embedded Postgres end
+        assert before.proc.returncode == 0, before.tail()
+        port = int(before.server.url.rsplit(":", 1)[1])
+        self.process = start_serve(before.server.data_dir, self.env, port=port)
+        assert self.process.proc.pid != before.proc.pid
+
+
 @pytest.fixture
-def served(data_dir: Path, openai_server: OpenAIServer) -> Iterator[Process]:  # noqa: F811
+def served(data_dir: Path, openai_server: OpenAIServer) -> Iterator[Served]:  # noqa: F811
     openai_server.script.default = model
     env = {"O_SLEEPTIME": "false", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": openai_server.base_url}
-    process = start_serve(data_dir, env)
-    yield process
-    process.stop()
+    server = Served(start_serve(data_dir, env), env)
+    yield server
+    server.process.stop()
 
 
-def _shell_env(tmp_path: Path, process: Process) -> dict[str, str]:
+def _shell_env(tmp_path: Path, process: Process) -> dict[str, str]:  # the same after a restart (same port)
     """The reader's shell: `o` on the PATH (this checkout's), the server's data dir for `o keys create`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -127,7 +155,7 @@ def run_block(block: Block, url: str, state: Path, env: dict[str, str]) -> str:
 
 
 def test_the_readme_quickstart_runs_as_written(
-    served: Process,
+    served: Served,
     openai_server: OpenAIServer,  # noqa: F811
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -135,18 +163,23 @@ def test_the_readme_quickstart_runs_as_written(
     assert shutil.which("jq"), "the README's quickstart uses jq"
     blocks = runnable_blocks(README.read_text())
     assert {b.lang for b in blocks} == {"bash", "python"} and len(blocks) >= 6, blocks
-    env = _shell_env(tmp_path, served)
+    env = _shell_env(tmp_path, served.process)
     state = tmp_path / "state.sh"
     state.write_text("")
     outputs = []
+    restarts = [b for b in blocks if b.restart]
+    assert [b.code.strip() for b in restarts] == ["o serve"], restarts  # what the reader runs to start it again
     try:
         for block in blocks:
-            outputs.append(run_block(block, served.server.url, state, env))
+            if block.restart:
+                served.restart()
+            else:
+                outputs.append(run_block(block, served.process.server.url, state, env))
     except AssertionError:
-        print(served.tail())
+        print(served.process.tail())
         raise
     with capsys.disabled():
-        print("\nREADME blocks run: " + ", ".join(f"line {b.line} ({b.lang})" for b in blocks))
+        print("\nREADME blocks run: " + ", ".join(f"line {b.line} ({b.lang}{', restart' * b.restart})" for b in blocks))
         print("\n".join(outputs))
     # the agent's memory edits happened on the server, not only in what was printed
     assert "core_memory_append" in outputs[1] and "archival_memory_insert" in outputs[1]
@@ -154,8 +187,12 @@ def test_the_readme_quickstart_runs_as_written(
     streamed = [json.loads(line[5:]) for line in outputs[3].splitlines() if line.startswith("data: {")]
     assert sum(1 for c in streamed if c.get("message_type") == "assistant_message") > 1  # token by token
     assert "You love chess." in outputs[4]  # the SDK's stream, joined
-    chat = outputs[5]  # o agents list / show, then o chat with a script on stdin
+    # after `o serve` was stopped and started again: the fact from the first session is recalled from the
+    # memory block (the scripted model knows only its prompt) and found in archival memory
+    assert outputs[5].splitlines() == ["You love chess.", "Ada loves chess."]
+    chat = outputs[6]  # o agents list / show, then o chat with a script on stdin
     assert "agent> You love chess." in chat and "✎ memory edit: core_memory_append → block human" in chat
     assert "archival_memory_insert → archival memory: Ada loves chess." in chat
     assert chat.count("revision 1 (current) by user: initial configuration") == 2  # /history, o evolve history
-    assert "openai/gpt-4o-mini" in outputs[6].splitlines()
+    assert "complete -o bashdefault -F _shtab_o o" in chat  # the completion script, loaded by bash
+    assert "openai/gpt-4o-mini" in outputs[7].splitlines()

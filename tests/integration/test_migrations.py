@@ -50,3 +50,13 @@ def test_failed_migration_leaves_nothing_and_edited_file_is_refused(fresh_db_url
     (tmp_path / "001_ok.sql").write_text("CREATE TABLE t1 (id bigint);")
     with pytest.raises(RuntimeError, match="changed after it was applied"):
         migrate(fresh_db_url, tmp_path)
+
+
+def test_progress_is_told_of_each_pending_file_and_nothing_when_up_to_date(fresh_db_url: str) -> None:
+    told: list[tuple[int, int, str]] = []
+    names = [m.name for m in discover()]
+    assert migrate(fresh_db_url, progress=lambda *step: told.append(step)) == names
+    total = len(names)
+    assert told == [(i, total, name) for i, name in enumerate(names)] + [(total, total, "")]
+    told.clear()
+    assert migrate(fresh_db_url, progress=lambda *step: told.append(step)) == [] and told == []

@@ -22,12 +22,15 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.respon
 
 
 # 404: a block_ids, tool_ids or tools entry that does not exist; 422: a field O cannot honour, an unknown
-# model or embedding handle, a chosen model whose provider is not configured, an endpoint the operator does not allow
+# model or embedding handle, a chosen model whose provider is not configured or does not list it, an endpoint
+# the operator does not allow
 @router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK, responses=errors.responses(400, 404, 409))
 def create_agent(
     body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine, services: AppServices
 ) -> AgentState:
     body = with_listed_embedding(body, services.models.embedding_config)
+    for named in body.named_models():  # asked before the transaction: a provider's answer may take seconds
+        services.models.check_listed(named)
     spec = body.to_spec()
     # O's default model is not refused for a missing key here: the first send says what to configure
     chosen = body.model is not None or body.llm_config is not None
@@ -83,6 +86,8 @@ def update_agent(
     agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine, services: AppServices
 ) -> AgentState:
     body = with_listed_embedding(body, services.models.embedding_config)
+    for named in body.named_models():
+        services.models.check_listed(named)
     with db.transaction() as conn:
         # locked: the changes are made to the agent's settings as they are now
         agent = lifecycle.require(conn, org, agent_id, for_update=True)

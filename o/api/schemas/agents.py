@@ -141,6 +141,13 @@ class ModelFields(Request):
         default=None, description="an embedding handle such as 'openai/text-embedding-3-small'"
     )
     embedding_config: EmbeddingConfigIn | None = None
+
+    def named_models(self) -> list[dict[str, Any]]:
+        """The llm_configs of the models this request names itself (its ``llm_config``, its ``model`` handle):
+        what is checked against the provider's model list, never O's default or an agent's current model."""
+        named = [self.llm_config.model_dump(exclude_none=True)] if self.llm_config is not None else []
+        return named + ([llm_config_from_handle(self.model)] if self.model is not None else [])
+
     embedding_chunk_size: int | None = Field(default=None, ge=1, le=100_000)
 
     def llm_changes(self, base: dict[str, Any]) -> dict[str, Any]:

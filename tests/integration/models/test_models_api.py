@@ -204,3 +204,47 @@ def test_a_handle_without_a_known_provider_is_told_the_servers_models(letta: Let
     (problem,) = [p for p in body["errors"] if p["loc"] == ["body", "model"]]
     assert "this server's models: " in problem["msg"] and "openai/gpt-4o-mini" in problem["msg"]
     assert "ollama/llama3.2:latest" in body["detail"]
+
+
+def _refusal(refused: pytest.ExceptionInfo[UnprocessableEntityError]) -> dict[str, object]:
+    body = refused.value.body
+    assert isinstance(body, dict) and body["code"] == "invalid_input"
+    return body
+
+
+def test_a_model_its_provider_does_not_list_is_refused_with_the_nearest_ones(letta: Letta, world: World) -> None:
+    with pytest.raises(UnprocessableEntityError) as refused:
+        letta.agents.create(name="typo", model="openai/gpt-4o-minii")
+    body = _refusal(refused)
+    assert "'openai/gpt-4o-minii' is not one this server's openai provider lists" in str(body["detail"])
+    context = body["context"]
+    assert isinstance(context, dict) and context["field"] == "model"
+    assert context["close_matches"][0] == "openai/gpt-4o-mini"
+    assert context["models"] == ["openai/gpt-4o-mini", "openai/gpt-4o"]  # its chat models, not the embedder
+    with pytest.raises(UnprocessableEntityError) as refused:
+        letta.agents.create(name="nothing-like-it", model="openai/gpt-nonexistent")
+    assert "openai/gpt-4o-mini, openai/gpt-4o" in str(_refusal(refused)["detail"])
+    # a local Ollama's list: a model that is not pulled is refused, its default tag is understood
+    with pytest.raises(UnprocessableEntityError) as refused:
+        letta.agents.create(name="nosuch", model="ollama/nosuch")
+    assert _refusal(refused)["context"]["models"] == ["ollama/llama3.2:latest", "ollama/qwen2.5:7b"]  # type: ignore[index]
+    assert letta.agents.create(name="tagless", model="ollama/llama3.2").llm_config.model == "llama3.2"
+    assert letta.agents.create(name="listed", model=f"anthropic/{world.anthropic.models[0]}").id
+    # nothing was created by the refusals
+    assert {a.name for a in letta.agents.list()} == {"tagless", "listed"}
+
+
+def test_an_update_to_an_unlisted_model_is_refused_and_changes_nothing(letta: Letta) -> None:
+    agent = letta.agents.create(name="moving", model=f"vllm/{VLLM_MODEL}")
+    with pytest.raises(UnprocessableEntityError) as refused:
+        letta.agents.update(agent.id, model="vllm/meta-llama/Llama-3.1-8B-Instruc")
+    assert _refusal(refused)["context"]["close_matches"] == [f"vllm/{VLLM_MODEL}"]  # type: ignore[index]
+    assert letta.agents.retrieve(agent.id).llm_config.model == VLLM_MODEL
+    assert letta.agents.update(agent.id, model="openai/gpt-4o").llm_config.model == "gpt-4o"
+
+
+def test_a_provider_that_cannot_list_its_models_is_no_reason_to_refuse(letta: Letta) -> None:
+    # LM Studio is configured but down: what it serves cannot be known, so the handle is taken as given
+    assert letta.agents.create(name="lmstudio", model="lmstudio/qwen3-8b").llm_config.model == "qwen3-8b"
+    # Bedrock's list is the operator's configuration, not Bedrock's answer: another model may well be callable
+    assert letta.agents.create(name="bedrock", model="bedrock/us.amazon.nova-lite-v1:0").id

@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import os
 import pty
+import select
 
 import pytest
 
-from o.cli.progress import bar
+from o.cli.progress import bar, steps
 
 
 def test_a_terminal_sees_the_bar_and_its_byte_counts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,4 +31,41 @@ def test_a_pipe_gets_no_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stderr", pipe)
     with bar("exporting", None) as advance:
         advance(10)
+    assert pipe.getvalue() == ""
+
+
+def _read_all(master: int) -> str:
+    """Everything written to the terminal so far (a pty hands it over in pieces)."""
+    pieces = []
+    while select.select([master], [], [], 0.3)[0]:  # more arrives within 0.3 s, or it was all
+        pieces.append(os.read(master, 65536))
+    return b"".join(pieces).decode(errors="replace")
+
+
+def test_counted_steps_draw_on_a_terminal_once_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    master, slave = pty.openpty()
+    terminal = os.fdopen(slave, "w", encoding="utf-8")
+    monkeypatch.setattr("sys.stderr", terminal)
+    with steps("applying migrations"):
+        pass  # nothing pending: no bar at all
+    terminal.flush()
+    os.set_blocking(master, False)
+    with pytest.raises(BlockingIOError):
+        os.read(master, 65536)
+    with steps("applying migrations") as update:
+        for done, name in enumerate(("001_a.sql", "002_b.sql", "003_c.sql")):
+            update(done, 3, name)
+        update(3, 3, "")
+    terminal.flush()
+    drawn = _read_all(master)
+    terminal.close()
+    os.close(master)
+    assert "applying migrations" in drawn and "3/3" in drawn
+
+
+def test_steps_in_a_pipe_draw_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipe = io.StringIO()
+    monkeypatch.setattr("sys.stderr", pipe)
+    with steps("embedding") as update:
+        update(1, 2, "x")
     assert pipe.getvalue() == ""

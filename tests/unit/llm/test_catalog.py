@@ -122,3 +122,32 @@ def test_what_is_configured_is_what_is_asked() -> None:
     assert catalog.sources[1].endpoint == "https://bedrock-runtime.eu-west-1.amazonaws.com"
     local = ModelCatalog.from_settings(settings.llm, settings.embedding, NoKeys(), OutboundPolicy(), local=True)
     assert [s.provider for s in local.sources] == ["ollama", "bedrock"]
+
+
+def test_a_handle_is_checked_against_the_providers_own_listing_and_aliases() -> None:
+    listings = {
+        "anthropic": [Discovered("claude-sonnet-4-5-20250929", "llm"), Discovered("claude-3-5-haiku-20241022", "llm")],
+        "openai": [Discovered("gpt-4o", "llm"), Discovered("llama-3-8b", "other"), Discovered("whisper-1", "other")],
+        "groq": None,  # did not answer
+        "vllm": [],  # listed nothing
+    }
+    sources = [Source(p, f"http://{p}", lambda p=p: listings[p]) for p in listings]
+    catalog = ModelCatalog(sources)
+    # Anthropic's aliases of its dated snapshots
+    assert catalog.unlisted("anthropic", "claude-sonnet-4-5", None) is None
+    assert catalog.unlisted("anthropic", "claude-3-5-haiku-latest", None) is None
+    assert catalog.unlisted("anthropic", "claude-opus-9", None) is not None
+    # any model the server lists, chat-like name or not (an OpenAI-compatible server behind OPENAI_BASE_URL)
+    assert catalog.unlisted("openai", "llama-3-8b", None) is None
+    unknown = catalog.unlisted("openai", "gpt-4", None)
+    assert unknown is not None and unknown.close == ["openai/gpt-4o"] and unknown.listed == ["openai/gpt-4o"]
+    # no answer, an empty answer, an endpoint of the agent's own, a provider not configured: cannot be told
+    assert catalog.unlisted("groq", "anything", None) is None
+    assert catalog.unlisted("vllm", "anything", None) is None
+    assert catalog.unlisted("openai", "gpt-4", "http://elsewhere/v1") is None
+    assert catalog.unlisted("ollama", "anything", None) is None
+    # the failed answer is not shown as models
+    assert [m.handle for m in catalog.models("llm")][:2] == [
+        "anthropic/claude-sonnet-4-5-20250929",
+        "anthropic/claude-3-5-haiku-20241022",
+    ]

@@ -1,0 +1,46 @@
+"""`o migrate` on a terminal shows a bar of the migration files it applies (and prints its usual lines)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from o.cli import main
+from o.store.migrate import discover
+
+
+@pytest.fixture
+def empty_database(pg_url: str) -> Iterator[str]:
+    name = "bar_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = pg_url.partition("?")
+    yield base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_o_migrate_draws_a_bar_of_the_files_on_a_terminal(
+    empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    master, slave = pty.openpty()
+    terminal = os.fdopen(slave, "w", encoding="utf-8")
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(["migrate", "--database-url", empty_database, "--data-dir", str(tmp_path)]) == 0
+    terminal.flush()
+    pieces = []
+    while select.select([master], [], [], 0.3)[0]:
+        pieces.append(os.read(master, 65536))
+    terminal.close()
+    os.close(master)
+    drawn = b"".join(pieces).decode(errors="replace")
+    total = len(discover())
+    assert "applying migrations" in drawn and f"{total}/{total}" in drawn
+    assert capsys.readouterr().out.startswith("applied: 001_")
