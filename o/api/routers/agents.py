@@ -13,7 +13,7 @@ from o.agent.tools import offered_builtins
 from o.api import errors
 from o.api.deps import AgentEngine, AppServices, Db, Org, Secrets
 from o.api.paging import paging
-from o.api.responses import model_json
+from o.api.responses import model_json, models_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
 from o.store.pages import Page
 from o.tools import base as base_tools
@@ -55,8 +55,8 @@ def list_agents(
     query_text: str | None = None,
     identity_id: str | None = None,
     identifier_keys: list[str] | None = Query(default=None),
-) -> list[AgentState]:
-    with db.transaction() as conn:
+) -> Response:
+    with db.read() as conn:
         views = lifecycle.list_agents(
             conn,
             org,
@@ -68,7 +68,7 @@ def list_agents(
             identity_id=identity_id,
             identifier_keys=identifier_keys,
         )
-    return [AgentState.from_view(v) for v in views]
+    return models_json([AgentState.from_view(v) for v in views])
 
 
 @router.get("/{agent_id}", response_model=AgentState, responses=errors.responses(404))

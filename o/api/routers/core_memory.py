@@ -66,6 +66,14 @@ def detach_block(agent_id: str, block_id: str, org: Org, db: Db) -> AgentState:
 
 @router.patch("/{block_label}", response_model=Block, responses=errors.responses(400, 409))
 def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: Org, db: Db) -> Response:
+    changes = block_changes(body)
+    if block_store.settable_in_one(changes):
+        # the common edit (a new value) is one statement: one round trip, no BEGIN/lock/COMMIT
+        with db.statement() as conn:
+            changed = block_store.set_by_label(conn, org, agent_id, block_label, changes)
+        if changed is not None:
+            return model_json(Block.from_row(changed))
+    # nothing changed, or a new label or limit: the locking way, which also says what was wrong
     with db.transaction() as conn:
         # The locking read finds the block only through an agent of this organization; the agent
         # itself is looked up only to say which of the two is missing.
@@ -73,5 +81,5 @@ def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: 
         if current is None:
             lifecycle.require(conn, org, agent_id)
             raise NotFound(f"agent {agent_id} has no block labelled {block_label!r}")
-        row = memory_blocks.update_locked(conn, current, block_changes(body))
+        row = memory_blocks.update_locked(conn, current, changes)
     return model_json(Block.from_row(row))
