@@ -54,6 +54,20 @@ def connection_lost(exc: psycopg.Error, conn: Conn | None) -> bool:
     return state.startswith("08") or state in _LOST_STATES
 
 
+# A check the API sets for one request: run on the first connection the request borrows, before any
+# statement of its own (the request's API key, when its organization came from the process's cache).
+# Context-local, so it follows the request onto the thread pool and never into another request.
+borrow_check: contextvars.ContextVar[Callable[[Conn], None] | None] = contextvars.ContextVar(
+    "o_borrow_check", default=None
+)
+
+
+def _checked(conn: Conn) -> None:
+    check = borrow_check.get()
+    if check is not None:
+        check(conn)
+
+
 class Database:
     """A pool of psycopg connections that return rows as dicts.
 
@@ -112,6 +126,7 @@ class Database:
     def transaction(self) -> Iterator[Conn]:
         """A connection inside one transaction: committed on success, rolled back on error."""
         with self._borrow() as conn:
+            _checked(conn)
             yield conn
 
     @contextmanager
@@ -122,6 +137,7 @@ class Database:
         with self._borrow() as conn:
             conn.autocommit = True
             try:
+                _checked(conn)
                 yield conn
             finally:
                 if not conn.closed:
@@ -142,7 +158,7 @@ class Database:
     @contextmanager
     def connection(self) -> Iterator[Conn]:
         """Alias of :meth:`transaction`; every borrowed connection is one transaction."""
-        with self._borrow() as conn:
+        with self.transaction() as conn:
             yield conn
 
     @contextmanager

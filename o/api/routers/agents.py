@@ -11,7 +11,7 @@ from starlette.responses import Response
 from o.agent import identities, lifecycle
 from o.agent.tools import offered_builtins
 from o.api import errors
-from o.api.deps import AgentEngine, AppServices, Db, Org, Secrets
+from o.api.deps import AgentEngine, AppServices, Db, DbOrg, Org, Secrets
 from o.api.paging import paging
 from o.api.responses import model_json, models_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
@@ -44,7 +44,7 @@ def create_agent(
 
 @router.get("/", response_model=list[AgentState])
 def list_agents(
-    org: Org,
+    org: DbOrg,
     db: Db,
     page: Annotated[
         Page, Depends(paging(default_order="desc", sorting="order_or_ascending", sortable=("created_at", "updated_at")))
@@ -72,7 +72,7 @@ def list_agents(
 
 
 @router.get("/{agent_id}", response_model=AgentState, responses=errors.responses(404))
-def get_agent(agent_id: str, org: Org, db: Db) -> Response:
+def get_agent(agent_id: str, org: DbOrg, db: Db) -> Response:
     with db.read() as conn:
         view = lifecycle.get(conn, org, agent_id)
     return model_json(AgentState.from_view(view))

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from o.agent import lifecycle
 from o.api import errors
-from o.api.deps import Db, Org
+from o.api.deps import Db, DbOrg, Org
 from o.api.paging import paging, slice_page
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState
@@ -38,7 +38,7 @@ def list_agent_blocks(
 
 
 @router.get("/{block_label}", response_model=Block)
-def get_agent_block(agent_id: str, block_label: str, org: Org, db: Db) -> Response:
+def get_agent_block(agent_id: str, block_label: str, org: DbOrg, db: Db) -> Response:
     with db.read() as conn:
         view = lifecycle.get(conn, org, agent_id)
     for block in view.blocks:
@@ -65,7 +65,7 @@ def detach_block(agent_id: str, block_id: str, org: Org, db: Db) -> AgentState:
 
 
 @router.patch("/{block_label}", response_model=Block, responses=errors.responses(400, 409))
-def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: Org, db: Db) -> Response:
+def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: DbOrg, db: Db) -> Response:
     changes = block_changes(body)
     if block_store.settable_in_one(changes):
         # the common edit (a new value) is one statement: one round trip, no BEGIN/lock/COMMIT
