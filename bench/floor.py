@@ -43,12 +43,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # -- the floor: a raw ASGI app (imported by uvicorn's workers as ``floor:floor_app``) -----------------
 
 _AUTH = "(SELECT organization_id FROM api_keys WHERE key_hash = %(key)s AND revoked_at IS NULL)"
-_BLOCKS = """coalesce((SELECT json_agg(b.* ORDER BY ab.position, b.created_at)
-               FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id WHERE ab.agent_id = a.id), '[]')"""
+# what an agent is shown with (as O's GET agent: its blocks, its tools with their schemas, its tool
+# variables' names, its identities), so both servers move the same data out of Postgres
+_RELATED = """coalesce((SELECT json_agg(b.* ORDER BY ab.position, b.created_at)
+               FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id WHERE ab.agent_id = a.id), '[]') AS blocks,
+    coalesce((SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'description', t.description,
+               'tool_type', t.tool_type, 'json_schema', t.json_schema, 'tags', t.tags) ORDER BY t.name)
+               FROM agent_tools at JOIN tools t ON t.id = at.tool_id WHERE at.agent_id = a.id), '[]') AS tools,
+    coalesce((SELECT json_agg(e.key ORDER BY e.key) FROM agent_tool_env e WHERE e.agent_id = a.id), '[]') AS env,
+    coalesce((SELECT json_agg(ia.identity_id) FROM identity_agents ia WHERE ia.agent_id = a.id), '[]') AS identities"""
 FLOOR_SQL = {
-    "agent": f"""SELECT row_to_json(x)::text AS body FROM (SELECT a.*, {_BLOCKS} AS blocks FROM agents a
+    "agent": f"""SELECT row_to_json(x)::text AS body FROM (SELECT a.*, {_RELATED} FROM agents a
                  WHERE a.id = %(agent)s AND a.organization_id = {_AUTH}) x""",
-    "agents": f"""SELECT coalesce(json_agg(x), '[]')::text AS body FROM (SELECT a.*, {_BLOCKS} AS blocks
+    "agents": f"""SELECT coalesce(json_agg(x), '[]')::text AS body FROM (SELECT a.*, {_RELATED}
                   FROM agents a WHERE a.organization_id = {_AUTH}
                   ORDER BY a.created_at DESC, a.id DESC LIMIT %(limit)s) x""",
     "messages": f"""SELECT coalesce(json_agg(x), '[]')::text AS body FROM (SELECT m.seq, m.id, m.agent_id,
@@ -371,7 +378,7 @@ def main() -> int:
         env.pop("O_WORKERS", None)
         if args.workers:
             env["O_WORKERS"] = str(args.workers)
-        o = Server("O", [sys.executable, "-m", "o.cli", "serve", "--no-sleeptime"], env, ROOT)
+        o = Server("O", [sys.executable, "-m", "o.cli", "serve"], env, ROOT)
         servers.append(o)
         o.wait_ready()
         workers = worker_count(o)
@@ -391,7 +398,8 @@ def main() -> int:
         }
         print(
             f"{workers} worker process(es) each; wrk -t2 -c{args.connections}, {args.seconds:g} s per measurement "
-            f"after a 1 s warm-up; {args.rounds} rounds, O and floor alternating"
+            f"after a 1 s warm-up; {args.rounds} rounds, O and floor alternating; O with O_LOG_LEVEL=WARNING "
+            "(no access log line per request: the floor writes none either)"
         )
         results: dict[str, dict[str, list[dict]]] = {op: {"O": [], "floor": []} for op in ops}
         for round_no in range(args.rounds):
