@@ -59,6 +59,7 @@ def create_app(
     app.state.services = services
     app.state.db = services.db
     app.state.logger = logger
+    app.state.known_keys = {}  # API keys' organizations: see o.api.deps.org_checked_on_borrow
     errors.install(app)
     docs.install(app)
     tolerate_trailing_slashes(app.router)

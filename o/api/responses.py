@@ -8,6 +8,7 @@ so the OpenAPI document still names the shape.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pydantic_core
@@ -22,6 +23,11 @@ class JSONBytes(Response):
 def model_json(model: BaseModel, status_code: int = 200) -> Response:
     # by_alias, as FastAPI serializes a response_model
     return JSONBytes(model.model_dump_json(by_alias=True), status_code=status_code)
+
+
+def models_json(models: Sequence[BaseModel], status_code: int = 200) -> Response:
+    """A list of models as one JSON array, each serialized by its own schema's serializer, once."""
+    return JSONBytes(pydantic_core.to_json(list(models), by_alias=True), status_code=status_code)
 
 
 def json_of(value: Any, status_code: int = 200) -> Response:

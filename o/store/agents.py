@@ -93,16 +93,24 @@ def delete(conn: Conn, organization_id: str, agent_id: str) -> bool:
     return cur.rowcount == 1
 
 
-_RELATED = """
-    coalesce((SELECT json_agg(b.* ORDER BY ab.position, b.created_at)
-                FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
-               WHERE ab.agent_id = a.id), '[]') AS related_blocks,
-    coalesce((SELECT json_agg(json_build_object(
+_TOOL = """json_build_object(
                   'id', t.id, 'name', t.name, 'description', t.description, 'tool_type', t.tool_type,
                   'source_type', t.source_type, 'json_schema', t.json_schema, 'tags', t.tags,
-                  'return_char_limit', t.return_char_limit) ORDER BY t.name)
+                  'return_char_limit', t.return_char_limit)"""
+_BLOCKS = """
+    coalesce((SELECT json_agg(b.* ORDER BY ab.position, b.created_at)
+                FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id
+               WHERE ab.agent_id = a.id), '[]') AS related_blocks,"""
+_TOOLS = f"""
+    coalesce((SELECT json_agg({_TOOL} ORDER BY t.name)
                 FROM agent_tools at JOIN tools t ON t.id = at.tool_id
-               WHERE at.agent_id = a.id), '[]') AS related_tools,
+               WHERE at.agent_id = a.id), '[]') AS related_tools,"""
+# a list's agents name their tools by id; each distinct tool is read (and its schema parsed) once
+_TOOL_IDS = """
+    coalesce((SELECT json_agg(t.id ORDER BY t.name)
+                FROM agent_tools at JOIN tools t ON t.id = at.tool_id
+               WHERE at.agent_id = a.id), '[]') AS related_tools,"""
+_REST = """
     coalesce((SELECT json_agg(json_build_object('key', e.key, 'description', e.description)
                               ORDER BY e.key)
                 FROM agent_tool_env e WHERE e.agent_id = a.id), '[]') AS related_env,
@@ -116,10 +124,20 @@ def with_related(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict
 
     The related rows arrive as JSON: timestamps are ISO strings there.
     """
+    shared = len(agent_ids) > 1
+    related = _BLOCKS + (_TOOL_IDS if shared else _TOOLS) + _REST
     rows = conn.execute(
-        "SELECT a.*, " + _RELATED + " FROM agents a WHERE a.organization_id = %s AND a.id = ANY(%s)",
+        "SELECT a.*, " + related + " FROM agents a WHERE a.organization_id = %s AND a.id = ANY(%s)",
         (organization_id, agent_ids),
     ).fetchall()
+    if shared:
+        wanted = list({tool_id for row in rows for tool_id in row["related_tools"]})
+        tools = {
+            t["tool"]["id"]: t["tool"]
+            for t in conn.execute(f"SELECT {_TOOL} AS tool FROM tools t WHERE t.id = ANY(%s)", (wanted,))
+        }
+        for row in rows:
+            row["related_tools"] = [dict(tools[tool_id]) for tool_id in row["related_tools"] if tool_id in tools]
     return {row["id"]: row for row in rows}
 
 

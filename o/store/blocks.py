@@ -65,6 +65,47 @@ def write(conn: Conn, block_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+# What :func:`set_by_label` changes in its one statement; a new label or limit takes the locking way.
+SET_IN_ONE = UPDATABLE - {"label", "char_limit"}
+
+
+def settable_in_one(changes: dict[str, Any]) -> bool:
+    """Whether :func:`set_by_label` can make these changes (a value to check, no null metadata)."""
+    return (
+        bool(changes)
+        and set(changes) <= SET_IN_ONE
+        and isinstance(changes.get("value", ""), str)
+        and changes.get("metadata", {}) is not None
+    )
+
+
+def set_by_label(
+    conn: Conn, organization_id: str, agent_id: str, label: str, changes: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Change the agent's block ``label`` in ONE statement (in autocommit, its own transaction): the
+    block found through an agent of this organization, the value checked against the block's limit in
+    the UPDATE itself, and every agent that shows the block marked for recompilation. ``None`` when
+    nothing changed: no such block, or a value over the limit (the caller's locking path says which)."""
+    assignments, values = rows.assignments(changes, json_columns=_JSON)
+    query = sql.SQL(
+        """WITH target AS (
+               SELECT b.id FROM blocks b JOIN agent_blocks ab ON ab.block_id = b.id
+                WHERE ab.agent_id = %s AND ab.label = %s AND b.organization_id = %s
+           ), changed AS (
+               UPDATE blocks b SET {}, version = b.version + 1, updated_at = now()
+                 FROM target
+                WHERE b.id = target.id AND char_length(coalesce(%s::text, b.value)) <= b.char_limit
+               RETURNING b.*
+           ), touched AS (
+               UPDATE agents SET version = version + 1, updated_at = now()
+                WHERE id IN (SELECT ab.agent_id FROM agent_blocks ab JOIN changed c ON ab.block_id = c.id)
+           )
+           SELECT * FROM changed"""
+    ).format(sql.SQL(", ").join(assignments))
+    params = (agent_id, label, organization_id, *values, changes.get("value"))
+    return conn.execute(query, params).fetchone()
+
+
 def list_page(
     conn: Conn,
     organization_id: str,

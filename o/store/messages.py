@@ -77,8 +77,11 @@ def list_page(
     if agent_id is not None:
         conds.append(sql.SQL("agent_id = %s"))
         params.append(agent_id)
-    if conversation != ANY_CONVERSATION:
-        conds.append(sql.SQL("conversation_id IS NOT DISTINCT FROM %s"))
+    if conversation is None:
+        # not ``IS NOT DISTINCT FROM %s``: a prepared statement's generic plan cannot use an index for it
+        conds.append(sql.SQL("conversation_id IS NULL"))
+    elif conversation != ANY_CONVERSATION:
+        conds.append(sql.SQL("conversation_id = %s"))
         params.append(conversation)
     if run_id is not None:
         conds.append(sql.SQL("run_id = %s"))
@@ -91,6 +94,7 @@ def list_page(
         scope=sql.SQL(" AND ").join(conds),
         scope_params=tuple(params),
         page=page,
+        unique_key=True,  # seq is unique across all messages
     )
 
 

@@ -42,7 +42,14 @@ def _comparison(page: Page, cursor_is_after: bool) -> str:
 
 
 def cursor_clause(
-    conn: Conn, table: str, key: str, page: Page, scope: sql.Composable, scope_params: tuple[Any, ...]
+    conn: Conn,
+    table: str,
+    key: str,
+    page: Page,
+    scope: sql.Composable,
+    scope_params: tuple[Any, ...],
+    *,
+    unique_key: bool = False,
 ) -> tuple[sql.Composable, list[Any]]:
     """SQL that keeps rows strictly after/before the cursor rows in the requested order.
 
@@ -63,6 +70,11 @@ def cursor_clause(
         ).fetchone()
         if row is None:
             raise InvalidInput(f"{name} cursor {cursor!r} does not name an item of this list")
+        if unique_key:
+            op = sql.SQL(_comparison(page, is_after))
+            parts.append(sql.SQL("{key} {op} %s").format(key=sql.Identifier(key), op=op))
+            params.append(row["k"])
+            continue
         parts.append(
             sql.SQL("({key}, id) {op} (%s, %s)").format(
                 key=sql.Identifier(key), op=sql.SQL(_comparison(page, is_after))
@@ -73,8 +85,10 @@ def cursor_clause(
     return clause, params
 
 
-def order_clause(key: str, order: Literal["asc", "desc"]) -> sql.Composable:
+def order_clause(key: str, order: Literal["asc", "desc"], *, unique_key: bool = False) -> sql.Composable:
     direction = sql.SQL("ASC" if order == "asc" else "DESC")
+    if unique_key:  # no tie to break: the index on (scope, key) gives the order, without a sort
+        return sql.SQL("ORDER BY {key} {d}").format(key=sql.Identifier(key), d=direction)
     return sql.SQL("ORDER BY {key} {d}, id {d}").format(key=sql.Identifier(key), d=direction)
 
 
@@ -87,6 +101,7 @@ def fetch_page(
     page: Page,
     key: str = "created_at",
     columns: sql.Composable = ALL_COLUMNS,
+    unique_key: bool = False,
 ) -> list[dict[str, Any]]:
     """Rows of ``table`` within ``scope``, between the cursors, at most ``page.limit``, in ``page.order``.
 
@@ -94,8 +109,10 @@ def fetch_page(
     route allows) overrides it. With only ``before``, the rows nearest the cursor are fetched (the
     sequence scanned backwards) and turned back into the requested order.
     """
+    # ``unique_key``: ``key`` alone orders the rows (no two share it), so id breaks no tie
+    unique_key = unique_key and page.order_by in (None, key)
     key = page.order_by or key
-    where, params = cursor_clause(conn, table, key, page, scope, scope_params)
+    where, params = cursor_clause(conn, table, key, page, scope, scope_params, unique_key=unique_key)
     backwards = page.before is not None and page.after is None
     flipped: Literal["asc", "desc"] = "desc" if page.order == "asc" else "asc"
     query = sql.SQL("SELECT {cols} FROM {table} WHERE {scope} AND {where} {order} LIMIT %s").format(
@@ -103,7 +120,7 @@ def fetch_page(
         table=sql.Identifier(table),
         scope=scope,
         where=where,
-        order=order_clause(key, flipped if backwards else page.order),
+        order=order_clause(key, flipped if backwards else page.order, unique_key=unique_key),
     )
     rows = conn.execute(query, (*scope_params, *params, page.limit)).fetchall()
     if backwards:

@@ -11,9 +11,9 @@ from starlette.responses import Response
 from o.agent import identities, lifecycle
 from o.agent.tools import offered_builtins
 from o.api import errors
-from o.api.deps import AgentEngine, AppServices, Db, Org, Secrets
+from o.api.deps import AgentEngine, AppServices, Db, DbOrg, Org, Secrets
 from o.api.paging import paging
-from o.api.responses import model_json
+from o.api.responses import model_json, models_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
 from o.store.pages import Page
 from o.tools import base as base_tools
@@ -47,7 +47,7 @@ def create_agent(
 
 @router.get("/", response_model=list[AgentState])
 def list_agents(
-    org: Org,
+    org: DbOrg,
     db: Db,
     page: Annotated[
         Page, Depends(paging(default_order="desc", sorting="order_or_ascending", sortable=("created_at", "updated_at")))
@@ -58,8 +58,8 @@ def list_agents(
     query_text: str | None = None,
     identity_id: str | None = None,
     identifier_keys: list[str] | None = Query(default=None),
-) -> list[AgentState]:
-    with db.transaction() as conn:
+) -> Response:
+    with db.read() as conn:
         views = lifecycle.list_agents(
             conn,
             org,
@@ -71,11 +71,11 @@ def list_agents(
             identity_id=identity_id,
             identifier_keys=identifier_keys,
         )
-    return [AgentState.from_view(v) for v in views]
+    return models_json([AgentState.from_view(v) for v in views])
 
 
 @router.get("/{agent_id}", response_model=AgentState, responses=errors.responses(404))
-def get_agent(agent_id: str, org: Org, db: Db) -> Response:
+def get_agent(agent_id: str, org: DbOrg, db: Db) -> Response:
     with db.read() as conn:
         view = lifecycle.get(conn, org, agent_id)
     return model_json(AgentState.from_view(view))

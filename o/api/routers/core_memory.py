@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from o.agent import lifecycle
 from o.api import errors
-from o.api.deps import Db, Org
+from o.api.deps import Db, DbOrg, Org
 from o.api.paging import paging, slice_page
 from o.api.responses import model_json
 from o.api.schemas.agents import AgentState
@@ -38,7 +38,7 @@ def list_agent_blocks(
 
 
 @router.get("/{block_label}", response_model=Block)
-def get_agent_block(agent_id: str, block_label: str, org: Org, db: Db) -> Response:
+def get_agent_block(agent_id: str, block_label: str, org: DbOrg, db: Db) -> Response:
     with db.read() as conn:
         view = lifecycle.get(conn, org, agent_id)
     for block in view.blocks:
@@ -65,7 +65,15 @@ def detach_block(agent_id: str, block_id: str, org: Org, db: Db) -> AgentState:
 
 
 @router.patch("/{block_label}", response_model=Block, responses=errors.responses(400, 409))
-def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: Org, db: Db) -> Response:
+def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: DbOrg, db: Db) -> Response:
+    changes = block_changes(body)
+    if block_store.settable_in_one(changes):
+        # the common edit (a new value) is one statement: one round trip, no BEGIN/lock/COMMIT
+        with db.statement() as conn:
+            changed = block_store.set_by_label(conn, org, agent_id, block_label, changes)
+        if changed is not None:
+            return model_json(Block.from_row(changed))
+    # nothing changed, or a new label or limit: the locking way, which also says what was wrong
     with db.transaction() as conn:
         # The locking read finds the block only through an agent of this organization; the agent
         # itself is looked up only to say which of the two is missing.
@@ -73,5 +81,5 @@ def update_agent_block(agent_id: str, block_label: str, body: UpdateBlock, org: 
         if current is None:
             lifecycle.require(conn, org, agent_id)
             raise NotFound(f"agent {agent_id} has no block labelled {block_label!r}")
-        row = memory_blocks.update_locked(conn, current, block_changes(body))
+        row = memory_blocks.update_locked(conn, current, changes)
     return model_json(Block.from_row(row))

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from o.agent import conversations, lifecycle
 from o.api import errors
-from o.api.deps import Db, Org
+from o.api.deps import Db, DbOrg, Org
 from o.api.paging import paging
 from o.api.responses import json_of
 from o.api.schemas.messages import LettaMessage, to_letta_list
@@ -25,7 +25,7 @@ org_router = APIRouter(prefix="/v1/messages", tags=["messages"], responses=error
 @router.get("/messages", response_model=list[LettaMessage])
 def list_messages(
     agent_id: str,
-    org: Org,
+    org: DbOrg,
     db: Db,
     page: Annotated[Page, Depends(paging(default_limit=100, default_order="desc"))],
     use_assistant_message: bool = True,
