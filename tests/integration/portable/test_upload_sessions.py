@@ -10,6 +10,7 @@ import io
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from o.agent import transfer_jobs
 from o.agent.folders import FileLimits, FileServices
 from o.agent.portable import bundle, frames
 from o.agent.transfer_jobs import Jobs
+from o.cli import main, portable
 from o.store import transfers as store
 from o.store.db import Database
 from tests import wiring
@@ -212,3 +214,24 @@ def test_over_limit_direct_uploads_name_the_upload_route(db: Database) -> None:
             "/v1/agents/import-bundle", content=b"x", headers={"content-length": str(5 * 1024**3)}
         )
         assert bundle_too_big.status_code == 413 and bundle_too_big.json()["upload_route"] == "/v1/uploads/"
+
+
+def test_the_cli_moves_a_bundle_through_an_export_job_and_an_upload_session(
+    db: Database, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = new_org_key(db)
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+        agent = _agent(http, "by-cli")
+        file = tmp_path / "agent.bundle"
+        assert main(["export", agent, str(file), "--url", url, "--key", key]) == 0  # an export job, downloaded
+        assert next(frames.read(io.BytesIO(file.read_bytes())))["agent_id"] == agent
+        monkeypatch.setattr(portable, "SESSION_THRESHOLD", 0)  # every bundle through an upload session
+        capsys.readouterr()
+        assert main(["import", str(file), "--url", url, "--key", key, "--name", "by-session"]) == 0
+        moved = capsys.readouterr().out.strip()
+        assert http.get(f"/v1/agents/{moved}").json()["name"] == "by-session"
+        assert _archival(http, moved) == _archival(http, agent)
+        broken = tmp_path / "broken.bundle"
+        broken.write_bytes(file.read_bytes()[:-100])
+        assert main(["import", str(broken), "--url", url, "--key", key]) == 1
+        assert "truncated" in capsys.readouterr().err
