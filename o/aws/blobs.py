@@ -11,12 +11,15 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from o.errors import NotFound
 from o.memory.files.blobs import Transfer
 
+# one part at a time, on the calling thread: a Lambda's memory holds one 8 MB part, not ten
+_ONE_THREAD = TransferConfig(use_threads=False)
 # presigned URLs signed with SigV4 cover the headers the uploader must send (length, type, encryption)
 _SIGV4 = Config(signature_version="s3v4")
 
@@ -82,7 +85,11 @@ class S3BlobStore:
     def put_file(self, key: str, source: BinaryIO, content_type: str) -> None:
         # a multipart upload past 8 MB: a large export never sits whole in memory
         self.client.upload_fileobj(
-            source, self.bucket, key, ExtraArgs={"ContentType": content_type, "ServerSideEncryption": "AES256"}
+            source,
+            self.bucket,
+            key,
+            ExtraArgs={"ContentType": content_type, "ServerSideEncryption": "AES256"},
+            Config=_ONE_THREAD,
         )
 
     @contextmanager
