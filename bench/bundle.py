@@ -22,6 +22,7 @@ time covers storing the bytes, the job and reading its result.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import threading
@@ -98,7 +99,7 @@ def fill(db: Database, org: str, agent_id: str, count: int, batch: int = 2000) -
 
 def through_session(db: Database, org: str, source: Any, size: int, scratch: Path) -> dict[str, int]:
     """The bundle sent to an upload session, completed, and its import job run; the rows imported."""
-    blobs = LocalBlobStore(scratch / "blobs")
+    blobs = LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-bench-blobs-", dir=scratch)))
     services = uploads.TransferServices(blobs)  # announced to nobody: the job is run here, on this thread
     created = uploads.create(db, services, org, uploads.NewUpload("bundle", size))
     with blobs.writer(created.row["blob_key"]) as out:  # what O's PUT route does with the request body
@@ -108,7 +109,7 @@ def through_session(db: Database, org: str, source: Any, size: int, scratch: Pat
     transfer_jobs.run(transfer_jobs.Jobs(db, blobs, lease_s=3600), created.row["id"])
     state = uploads.get(db, org, created.row["id"])
     assert state["status"] == "completed", state
-    blobs.delete(created.row["blob_key"])
+    shutil.rmtree(blobs.root)
     rows: dict[str, int] = state["result"]["rows"]
     return rows
 

@@ -33,6 +33,8 @@ MAX_RECEIVES = 5
 # the multipart envelope and headers beside it. Larger files go through an upload session (a presigned
 # S3 PUT: POST /v1/uploads/), which the 413 names.
 DIRECT_UPLOAD_BYTES = 4_000_000
+# uploaded bundles and exports stay this long in the bucket (their download URLs expire long before)
+TRANSFER_DAYS = 7
 # the bucket's ARN as cdk-nag names it in a finding (its logical id in the stack)
 OBJECTS = "FilesBucket7C17EE2E.Arn"
 
@@ -55,6 +57,11 @@ class Files(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                # uploaded bundles and exports (o/agent/uploads.py): transient, unlike folders' files
+                s3.LifecycleRule(prefix="transfers/", expiration=Duration.days(TRANSFER_DAYS)),
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)),
+            ],
         )
         acknowledge(
             self.bucket,

@@ -74,6 +74,7 @@ def _import(jobs: Jobs, job: dict[str, Any]) -> None:
                   "unset_variables": imported.unset_variables, "reused_tools": imported.reused_tools}  # fmt: skip
         store.finish(conn, job["id"], result)
     logger.info("bundle imported from an upload", extra={"upload_id": job["id"], "agent_id": imported.agent_id})
+    jobs.blobs.delete(job["blob_key"])  # imported for good: a retry finds the job completed, never the bytes
 
 
 def _export(jobs: Jobs, job: dict[str, Any]) -> None:

@@ -36,6 +36,9 @@ from o.store.db import Database
 
 Kind = Literal["bundle", "folder_file"]
 BUNDLE_TYPE = "application/x-msgpack"
+# where uploaded bundles and exports are kept: on AWS a lifecycle rule expires what is under it
+# (infra/files.py); a folder file's bytes are the file's, kept under its organization and folder
+TRANSFERS = "transfers/"
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def create(db: Database, services: TransferServices, organization_id: str, new: 
     if new.kind == "bundle":
         if new.size > services.limits.max_bundle_bytes:
             raise TooLarge(f"the bundle is {new.size} bytes; the limit is {services.limits.max_bundle_bytes}")
-        key, content_type = f"{organization_id}/transfers/{upload_id}", BUNDLE_TYPE
+        key, content_type = f"{TRANSFERS}{organization_id}/{upload_id}", BUNDLE_TYPE
         params: dict[str, Any] = {"name": new.name}
     else:
         folder_id, name = _folder_file(db, services, organization_id, new)
@@ -216,7 +219,7 @@ def start_export(db: Database, services: TransferServices, organization_id: str,
         store.insert(
             conn,
             {"id": export_id, "organization_id": organization_id, "kind": "export", "size": 0,
-             "blob_key": f"{organization_id}/transfers/{export_id}", "token_sha256": None,
+             "blob_key": f"{TRANSFERS}{organization_id}/{export_id}", "token_sha256": None,
              "params": {"agent_id": agent_id}, "expires_s": services.limits.expires_s},
         )  # fmt: skip
         row = store.queue(conn, export_id)

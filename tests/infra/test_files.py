@@ -38,6 +38,9 @@ def test_the_bucket_is_private_encrypted_and_kept(synthesized: Synthesized) -> N
     sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert sse["SSEAlgorithm"] == "AES256"
     assert bucket["DeletionPolicy"] == "Retain"
+    rules = props["LifecycleConfiguration"]["Rules"]
+    assert {"ExpirationInDays": 7, "Prefix": "transfers/", "Status": "Enabled"}.items() <= rules[0].items()
+    assert rules[1]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     (policy,) = [p for p in synthesized.resources("AWS::S3::BucketPolicy").values()]
     denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
