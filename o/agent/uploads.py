@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from o.agent import folders
 from o.agent.folders import DuplicateHandling, FileServices, TooLarge
+from o.agent.portable import bundle
 from o.errors import Conflict, InvalidInput, NotFound, OError
 from o.ids import new_id
 from o.memory.files import parsers
@@ -211,8 +212,6 @@ def _file(db: Database, services: TransferServices, files: FileServices, row: di
 
 def start_export(db: Database, services: TransferServices, organization_id: str, agent_id: str) -> dict[str, Any]:
     """Queue an export of the agent's bundle; the export as it is (queued)."""
-    from o.agent.portable import bundle  # the portable package reads every table: only exports need it
-
     export_id = new_id("export")
     with db.transaction() as conn:
         bundle.require_agent(conn, organization_id, agent_id)
