@@ -11,16 +11,24 @@ indexes and the search statistics of every passage it writes, which is most of i
 
     python bench/bundle.py                    # 100k passages
     python bench/bundle.py --passages 10000
+    python bench/bundle.py --passages 10000 --via-session   # the import through an upload session
+
+``--via-session`` imports the way a large bundle reaches a server: an upload session
+(``o.agent.uploads``), its bytes streamed into the local blob store as O's own PUT route does, completed,
+and the import job run (``o.agent.transfer_jobs``: one transaction, the job marked completed in it); the
+time covers storing the bytes, the job and reading its result.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -30,9 +38,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from o.agent import lifecycle  # noqa: E402
+from o.agent import lifecycle, transfer_jobs, uploads  # noqa: E402
+from o.agent.folders import FileServices  # noqa: E402
 from o.agent.portable import bundle  # noqa: E402
 from o.ids import new_id  # noqa: E402
+from o.memory.files.blobs import LocalBlobStore  # noqa: E402
 from o.store import orgs  # noqa: E402
 from o.store import passages as passage_store  # noqa: E402
 from o.store.db import Database  # noqa: E402
@@ -87,6 +97,23 @@ def fill(db: Database, org: str, agent_id: str, count: int, batch: int = 2000) -
     return time.perf_counter() - started
 
 
+def through_session(db: Database, org: str, source: Any, size: int, scratch: Path) -> dict[str, int]:
+    """The bundle sent to an upload session, completed, and its import job run; the rows imported."""
+    blobs = LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-bench-blobs-", dir=scratch)))
+    services = uploads.TransferServices(blobs)  # announced to nobody: the job is run here, on this thread
+    created = uploads.create(db, services, org, uploads.NewUpload("bundle", size))
+    with blobs.writer(created.row["blob_key"]) as out:  # what O's PUT route does with the request body
+        while piece := source.read(1024 * 1024):
+            out.write(piece)
+    uploads.complete(db, services, FileServices(blobs), org, created.row["id"])
+    transfer_jobs.run(transfer_jobs.Jobs(db, blobs, lease_s=3600), created.row["id"])
+    state = uploads.get(db, org, created.row["id"])
+    assert state["status"] == "completed", state
+    shutil.rmtree(blobs.root)
+    rows: dict[str, int] = state["result"]["rows"]
+    return rows
+
+
 def second_database(url: str) -> str:
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute("CREATE DATABASE o_bench_target")
@@ -98,6 +125,7 @@ def second_database(url: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--passages", type=int, default=100_000)
+    parser.add_argument("--via-session", action="store_true", help="import through an upload session and its job")
     args = parser.parse_args()
     server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="o-bench-bundle-")), cleanup_mode="delete")
     try:
@@ -131,12 +159,16 @@ def main() -> None:
             target_org = orgs.get_or_create_org(conn, "bench")["id"]
         with PeakRss() as rss, path.open("rb") as source_file:
             started = time.perf_counter()
-            with target.transaction() as conn:
-                result = bundle.read_into(conn, target_org, source_file)
+            if args.via_session:
+                rows = through_session(target, target_org, source_file, path.stat().st_size, path.parent)
+            else:
+                with target.transaction() as conn:
+                    rows = bundle.read_into(conn, target_org, source_file).rows
             seconds = time.perf_counter() - started
-        assert result.rows["passages"] == args.passages, result.rows
+        assert rows["passages"] == args.passages, rows
+        how = "import via an upload session" if args.via_session else "import"
         print(
-            f"import: {seconds:.1f} s, {size:.1f} MB, {size / seconds:.1f} MB/s, "
+            f"{how}: {seconds:.1f} s, {size:.1f} MB, {size / seconds:.1f} MB/s, "
             f"{args.passages / seconds:.0f} passages/s, peak RSS +{rss.mb:.0f} MB"
         )
         source.close()

@@ -28,6 +28,13 @@ TIMEOUT = Duration.minutes(15)
 LEASE_SECONDS = 15 * 60 + 30
 VISIBILITY = Duration.minutes(16)
 MAX_RECEIVES = 5
+# the largest file a direct upload (POST /v1/folders/{id}/upload) may carry: Lambda takes an invocation
+# payload of 6 MB, and API Gateway hands it the body base64-encoded (4/3 larger) inside the event, with
+# the multipart envelope and headers beside it. Larger files go through an upload session (a presigned
+# S3 PUT: POST /v1/uploads/), which the 413 names.
+DIRECT_UPLOAD_BYTES = 4_000_000
+# uploaded bundles and exports stay this long in the bucket (their download URLs expire long before)
+TRANSFER_DAYS = 7
 # the bucket's ARN as cdk-nag names it in a finding (its logical id in the stack)
 OBJECTS = "FilesBucket7C17EE2E.Arn"
 
@@ -50,6 +57,11 @@ class Files(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                # uploaded bundles and exports (o/agent/uploads.py): transient, unlike folders' files
+                s3.LifecycleRule(prefix="transfers/", expiration=Duration.days(TRANSFER_DAYS)),
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)),
+            ],
         )
         acknowledge(
             self.bucket,
@@ -88,12 +100,15 @@ class Files(Construct):
         self.function.add_event_source(
             sources.SqsEventSource(self.queue, batch_size=1, report_batch_item_failures=True)
         )
-        self._grant(self.service, "s3:GetObject")
+        # GetObject: files' and upload sessions' bytes (bundle imports); PutObject: exports it writes (a
+        # multipart upload past 8 MB, authorized as PutObject; aborted on a failure)
+        self._grant(self.service, "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload")
 
     def environment(self) -> dict[str, str]:
         return {
             env_name("files", "bucket"): self.bucket.bucket_name,
             env_name("files", "ingest_queue_url"): self.queue.queue_url,
+            env_name("files", "max_upload_bytes"): str(DIRECT_UPLOAD_BYTES),
         }
 
     def _grant(self, service: ServiceFunction, *actions: str) -> None:
@@ -108,6 +123,9 @@ class Files(Construct):
         )  # fmt: skip
 
     def grant_upload(self, service: ServiceFunction) -> None:
-        """Store and delete files' bytes, and announce uploads (what the API does)."""
-        self._grant(service, "s3:PutObject", "s3:DeleteObject")
+        """Store and delete files' bytes, and announce uploads and transfer jobs (what the API does).
+        PutObject and GetObject also authorize the presigned URLs it signs (an upload session's PUT, an
+        export's GET: S3 checks the signer's rights when the URL is used); GetObject its HeadObject of an
+        upload session's bytes when it is completed."""
+        self._grant(service, "s3:PutObject", "s3:GetObject", "s3:DeleteObject")
         self.queue.grant_send_messages(service.function)

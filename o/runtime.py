@@ -16,6 +16,7 @@ canary AliasRouter          hashed split of run ids             weighted Lambda 
 outcome metrics             revision_outcomes rows              CloudWatch (EMF in, GetMetricData out)
 sleep-time scheduler        a thread in `o serve`               EventBridge Scheduler (infra only)
 files' bytes (BlobStore)    <data dir>/files                    S3 bucket (O_FILES_BUCKET)
+upload sessions, exports    O's own PUT/GET routes, a thread    presigned S3 URLs, jobs on the ingest queue
 file ingestion              a worker thread in `o serve`        ingest function on SQS (O_FILES_INGEST_QUEUE_URL)
 ==========================  ==================================  ========================================
 
@@ -37,6 +38,10 @@ from o.agent.prompt import default_cache
 from o.agent.runner import Executions, StateMachineLauncher, resume_stale
 from o.agent.serving import OutcomeMetrics
 from o.agent.tools import SandboxExecutor
+from o.agent.transfer_jobs import Jobs
+from o.agent.transfer_jobs import Worker as TransferWorker
+from o.agent.transfer_jobs import launch as launch_transfers
+from o.agent.uploads import TransferLimits, TransferServices
 from o.config import ConfigError, Settings, env_name, load_settings, unknown_variables
 from o.evolution import loop, sleeptime
 from o.evolution.notify import DecisionEvents, Webhook
@@ -46,7 +51,7 @@ from o.llm.catalog import ModelCatalog
 from o.llm.client import ClientOptions
 from o.llm.keys import KeySource, SettingsKeySource
 from o.memory.embeddings import Embedders, EmbedderSource
-from o.memory.files.blobs import BlobStore, LocalBlobStore
+from o.memory.files.blobs import LocalBlobStore, StagingStore
 from o.memory.files.ingest import Ingestion
 from o.memory.files.ingest import Worker as IngestWorker
 from o.net.outbound import OutboundPolicy
@@ -365,11 +370,17 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
     engine = agent_engine(settings, db, secrets=secrets, mcp=mcp)
     files = file_services(settings, ingestion(settings, db, engine.embedders))
     return Services(
-        evolution_deps(settings, engine), sandbox(settings), secrets, model_catalog(settings), files=files, mcp=mcp
+        evolution_deps(settings, engine),
+        sandbox(settings),
+        secrets,
+        model_catalog(settings),
+        files=files,
+        mcp=mcp,
+        transfers=transfer_services(settings, db),
     )
 
 
-def blob_store(settings: Settings) -> BlobStore:
+def blob_store(settings: Settings) -> StagingStore:
     """Where uploaded files' original bytes go: the S3 bucket (AWS), else <data dir>/files."""
     if settings.files.bucket:
         from o.aws.blobs import S3BlobStore
@@ -392,6 +403,24 @@ def file_services(settings: Settings, ing: Ingestion) -> FileServices:
         return FileServices(ing.blobs, limits, IngestQueue(settings.files.ingest_queue_url).send)
     worker = IngestWorker(ing, settings.files.poll_seconds)
     return FileServices(ing.blobs, limits, worker.wake, worker)
+
+
+def transfer_jobs(settings: Settings, db: Database) -> Jobs:
+    return Jobs(db, blob_store(settings), settings.files.lease_seconds, settings.files.max_attempts)
+
+
+def transfer_services(settings: Settings, db: Database) -> TransferServices:
+    """Upload sessions and exports: their bytes in the blob store (presigned S3 URLs on AWS); their jobs
+    announced on the ingest queue (AWS, the ingest function runs them) or run on a thread of this
+    process, with a poller in `o serve` for jobs a dead process left."""
+    jobs = transfer_jobs(settings, db)
+    files = settings.files
+    limits = TransferLimits(settings.max_bundle_bytes, files.max_session_bytes, files.transfer_expires_s)
+    if files.ingest_queue_url:
+        from o.aws.blobs import IngestQueue
+
+        return TransferServices(jobs.blobs, limits, IngestQueue(files.ingest_queue_url).send_upload)
+    return TransferServices(jobs.blobs, limits, launch_transfers(jobs), TransferWorker(jobs, files.poll_seconds))
 
 
 def mcp_servers(settings: Settings, db: Database, secrets: SecretBox) -> McpServers:
@@ -475,6 +504,8 @@ def start_background(rt: Runtime, services: Services) -> None:
         rt.services.append(sleeptime.start_local_scheduler(services.evolution, rt.settings.sleeptime))
     if services.files.worker is not None:  # files uploaded to any process, and those left mid-way
         rt.services.append(services.files.worker.start())
+    if services.transfers.worker is not None:  # bundle imports and exports a dead process left
+        rt.services.append(services.transfers.worker.start())
 
 
 def settle_heap() -> None:

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from o import runtime
 from o.agent.engine import Engine
 from o.agent.folders import FileServices
+from o.agent.transfer_jobs import Jobs, launch
+from o.agent.uploads import TransferServices
 from o.api.app import create_app
 from o.api.deps import Services
 from o.config import Settings, settings_from
@@ -29,7 +31,8 @@ DEFAULTS = settings_from({})
 KEYED = settings_from({"OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-ant-test", "GROQ_API_KEY": "gsk-test"})
 SECRETS = SecretBox(KeyFile(Path(tempfile.mkdtemp(prefix="o-test-secrets-")) / "secrets.key"))
 # uploaded files' bytes: a directory of this test session, never the user's data dir
-FILES = FileServices(LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-test-files-"))))
+BLOBS = LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-test-files-")))
+FILES = FileServices(BLOBS)
 
 
 def services(
@@ -47,7 +50,9 @@ def services(
     # the MCP servers of the engine's tool executor (the routes and the agent loop share one pool), or,
     # for an engine that runs no tools, the defaults'
     mcp = getattr(evolution.engine.tools, "mcp", None) or runtime.mcp_servers(settings, db, secrets)
-    return Services(evolution, sandbox or runtime.sandbox(settings), secrets, files=files, mcp=mcp)
+    # upload sessions' and exports' jobs run on a thread each, as in a local server
+    transfers = TransferServices(BLOBS, announce=launch(Jobs(db, BLOBS)))
+    return Services(evolution, sandbox or runtime.sandbox(settings), secrets, files=files, mcp=mcp, transfers=transfers)
 
 
 def app(

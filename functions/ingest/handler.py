@@ -1,10 +1,12 @@
 """Ingest Lambda: parses, chunks and embeds uploaded files, fed by the ingest queue (infra/files.py).
 
-Each SQS record names one file (``{"file_id"}``). The work is ``o.memory.files.ingest.process_next``,
-the same function `o serve`'s worker runs. A record whose file is still unfinished afterwards (a
-transient failure, or a file another invocation holds the lease on) is reported as a batch item
-failure: SQS delivers it again after the visibility timeout, which is how a file survives a Lambda
-timeout (its lease runs out, and the next delivery resumes from the chunks already stored).
+Each SQS record names one file (``{"file_id"}``) or one transfer job (``{"upload_id"}``: a bundle
+import from an upload session, or an export; :mod:`o.agent.transfer_jobs`). A file's work is
+``o.memory.files.ingest.process_next``, the same function `o serve`'s worker runs. A record whose
+file (or job) is still unfinished afterwards (a transient failure, or one another invocation holds
+the lease on) is reported as a batch item failure: SQS delivers it again after the visibility
+timeout, which is how work survives a Lambda timeout (its lease runs out; a file's next delivery
+resumes from the chunks already stored, a bundle import starts again from nothing committed).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from o import runtime
+from o.agent import transfer_jobs
 from o.memory.files import ingest
 from o.observability import logger, tracer
 
@@ -22,6 +25,18 @@ _runtime = runtime.lambda_runtime()
 _ingestion = runtime.ingestion(
     _runtime.settings, _runtime.db, runtime.agent_engine(_runtime.settings, _runtime.db).embedders
 )
+_jobs = runtime.transfer_jobs(_runtime.settings, _runtime.db)
+
+
+def _work(body: dict[str, Any]) -> bool:
+    """Do what one record names; whether it is finished (else SQS delivers it again)."""
+    if "upload_id" in body:  # an upload session's bundle import, or an export
+        upload_id = str(body["upload_id"])
+        transfer_jobs.run(_jobs, upload_id)
+        return not transfer_jobs.unfinished(_jobs, upload_id)
+    file_id = str(body["file_id"])
+    ingest.process_next(_ingestion, file_id)
+    return not ingest.unfinished(_ingestion, file_id)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -31,11 +46,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures = []
     for record in (event or {}).get("Records", []):
         try:
-            file_id = str(json.loads(record["body"])["file_id"])
+            body = json.loads(record["body"])
+            if not isinstance(body, dict) or not ({"file_id", "upload_id"} & set(body)):
+                raise ValueError("no file_id or upload_id")
         except (KeyError, TypeError, ValueError):
-            logger.warning("ingest record without a file_id dropped", extra={"body": record.get("body")})
+            logger.warning("ingest record without a file_id or upload_id dropped", extra={"body": record.get("body")})
             continue
-        ingest.process_next(_ingestion, file_id)
-        if ingest.unfinished(_ingestion, file_id):
+        if not _work(body):
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

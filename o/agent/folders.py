@@ -29,6 +29,8 @@ from o.store.db import Conn, Database
 from o.tools import base, file_tools
 
 DuplicateHandling = Literal["skip", "error", "suffix", "replace"]
+# where a file too large for a direct upload goes (o/agent/uploads.py)
+SESSIONS = "/v1/uploads/"
 
 
 class TooLarge(OError):
@@ -137,20 +139,19 @@ def upload(
         raise InvalidInput("the file needs a name")
     file_type = parsers.mime_type(name)  # 415 naming the supported types
     if len(upload.data) > limits.max_upload_bytes:
-        raise TooLarge(f"the file is {len(upload.data)} bytes; the limit is {limits.max_upload_bytes}")
+        raise TooLarge(
+            f"the file is over the limit of {limits.max_upload_bytes} bytes for a direct upload; send it through "
+            f"an upload session: POST {SESSIONS} with kind 'folder_file'",
+            upload_route=SESSIONS,
+        )
     with db.read() as conn:
         require(conn, organization_id, folder_id)
     key = f"{organization_id}/{folder_id}/{uuid.uuid4()}"
     blobs.put(key, upload.data, file_type)
     try:
         with db.transaction() as conn:
-            row, replaced = _record(conn, organization_id, folder_id, name, upload, key, file_type, duplicate_handling)
-            if file_store.stored_bytes(conn, organization_id) > limits.org_quota_bytes:
-                raise TooLarge(
-                    f"the organization's files would take more than its storage quota of {limits.org_quota_bytes} "
-                    "bytes; delete files first",
-                    quota_bytes=limits.org_quota_bytes,
-                )
+            stored = Stored(name, upload.file_name, file_type, key, len(upload.data))
+            row, replaced = record_stored(conn, organization_id, folder_id, stored, duplicate_handling, limits)
     except BaseException:
         blobs.delete(key)
         raise
@@ -162,17 +163,48 @@ def upload(
     return row, True
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A file's bytes already in the blob store (under ``blob_key``), to be recorded in a folder."""
+
+    name: str
+    original_name: str
+    file_type: str
+    blob_key: str
+    size: int
+
+
+def record_stored(
+    conn: Conn,
+    organization_id: str,
+    folder_id: str,
+    stored: Stored,
+    handling: DuplicateHandling,
+    limits: FileLimits,
+) -> tuple[dict[str, Any], str | None]:
+    """Record bytes already stored (a direct upload, or an upload session's) as a file of the folder,
+    within the organization's quota; (the file row, the blob key it replaced). The file's blob_key is
+    not ``stored.blob_key`` when ``skip`` kept an existing file. The caller announces the file to
+    ingestion after its transaction commits."""
+    row, replaced = _record(conn, organization_id, folder_id, stored, handling)
+    if file_store.stored_bytes(conn, organization_id) > limits.org_quota_bytes:
+        raise TooLarge(
+            f"the organization's files would take more than its storage quota of {limits.org_quota_bytes} "
+            "bytes; delete files first",
+            quota_bytes=limits.org_quota_bytes,
+        )
+    return row, replaced
+
+
 def _record(
     conn: Conn,
     organization_id: str,
     folder_id: str,
-    name: str,
-    upload: Upload,
-    key: str,
-    file_type: str,
+    stored: Stored,
     handling: DuplicateHandling,
 ) -> tuple[dict[str, Any], str | None]:
     require(conn, organization_id, folder_id, for_update=True)  # one upload per folder at a time: names stay unique
+    name, key, file_type = stored.name, stored.blob_key, stored.file_type
     existing = file_store.by_name(conn, folder_id, name)
     if existing is not None:
         if handling == "skip":
@@ -181,7 +213,7 @@ def _record(
             raise Conflict(f"folder {folder_id} has a file named {name!r} already", file_name=name)
         if handling == "replace":
             old = existing["blob_key"] or None
-            row = file_store.reset(conn, existing["id"], file_type=file_type, file_size=len(upload.data), blob_key=key)
+            row = file_store.reset(conn, existing["id"], file_type=file_type, file_size=stored.size, blob_key=key)
             return row, old
         name = _free_name(conn, folder_id, name)
     row = file_store.insert(
@@ -191,9 +223,9 @@ def _record(
             "organization_id": organization_id,
             "folder_id": folder_id,
             "file_name": name,
-            "original_file_name": upload.file_name,
+            "original_file_name": stored.original_name,
             "file_type": file_type,
-            "file_size": len(upload.data),
+            "file_size": stored.size,
             "blob_key": key,
         },
     )

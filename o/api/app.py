@@ -31,6 +31,7 @@ from o.api.routers import (
     steps,
     tags,
     tools,
+    uploads,
 )
 from o.api.routers import conversations as conversation_routes
 from o.api.slashes import tolerate_trailing_slashes
@@ -94,6 +95,8 @@ def create_app(
         folders.agents_router,
         mcp_servers.router,
         conversation_routes.router,
+        uploads.router,
+        uploads.exports_router,
     ):
         app.include_router(router)
     app.add_middleware(
@@ -104,6 +107,9 @@ def create_app(
             agent_files.IMPORT_BUNDLE: max_bundle_bytes,
             # the multipart envelope around the file: the route refuses a file over the limit itself
             folders.UPLOAD: services.files.limits.max_upload_bytes + 65_536,
+            # O's own upload target: the route refuses more than the session declared
+            uploads.CONTENT: max(services.transfers.limits.max_bundle_bytes, services.transfers.limits.max_file_bytes),
         },
+        larger=uploads.SESSIONS,
     )
     return app

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from o.agent.engine import Engine
 from o.agent.folders import FileServices
+from o.agent.uploads import TransferServices
 from o.config import default_data_dir
 from o.errors import Unauthorized
 from o.evolution.loop import EvolutionDeps
@@ -43,6 +44,10 @@ class Services:
     files: FileServices = field(default_factory=lambda: FileServices(LocalBlobStore(default_data_dir() / "files")))
     # the organizations' MCP servers (/v1/mcp-servers), sharing the agent loop's pooled connections
     mcp: McpServers | None = None
+    # upload sessions and exports (/v1/uploads, /v1/exports): the blob store and how their jobs run
+    transfers: TransferServices = field(
+        default_factory=lambda: TransferServices(LocalBlobStore(default_data_dir() / "files"))
+    )
 
     @property
     def db(self) -> Database:

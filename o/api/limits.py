@@ -28,10 +28,14 @@ class BodySizeLimit:
     :class:`PayloadTooLarge` (a 413) in the route, which has written nothing by then.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, uploads: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, uploads: Mapping[str, int] | None = None, larger: str | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.uploads = {path.rstrip("/"): limit for path, limit in (uploads or {}).items()}
+        # the route that takes what an upload path refuses as too large (an upload session), named in its 413
+        self.larger = larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,7 +46,7 @@ class BodySizeLimit:
         limit = self.max_bytes if upload_limit is None else upload_limit
         if length is not None:
             if not length.isdigit() or int(length) > limit:
-                await self._reject(send, limit)
+                await self._reject(send, limit, self.larger if upload_limit is not None else None)
                 return
             await self.app(scope, receive, send)
             return
@@ -87,13 +91,13 @@ class BodySizeLimit:
                 return limit
         return None
 
-    async def _reject(self, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {
-                "detail": f"request body is larger than the limit of {limit} bytes",
-                "code": "payload_too_large",
-            }
-        ).encode()
+    async def _reject(self, send: Send, limit: int, larger: str | None = None) -> None:
+        detail = f"request body is larger than the limit of {limit} bytes"
+        extra = {}
+        if larger:
+            detail += f"; send larger payloads through an upload session: POST {larger}"
+            extra = {"upload_route": larger}
+        body = json.dumps({"detail": detail, "code": "payload_too_large", **extra}).encode()
         await send(
             {
                 "type": "http.response.start",

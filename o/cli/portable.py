@@ -26,6 +26,10 @@ from o.cli.progress import bar
 
 DEFAULT_URL = "http://127.0.0.1:8283"
 _CHUNK = 1024 * 1024
+# a bundle larger than this goes through an upload session (POST /v1/uploads/): its bytes to the blob
+# store (a presigned S3 URL on AWS), past API Gateway's 10 MB and Lambda's 6 MB; smaller ones in one request
+SESSION_THRESHOLD = 4 * 1024 * 1024
+_POLL_S = 0.5
 # a bundle is a sequence of msgpack bin values: its first byte is one of bin 8/16/32
 _BUNDLE_FIRST_BYTES = {0xC4, 0xC5, 0xC6}
 
@@ -35,6 +39,9 @@ def add_parsers(sub: Any) -> None:
     p_export.add_argument("agent_id")
     p_export.add_argument("file", type=Path)
     p_export.add_argument("--format", choices=("bundle", "af"), default="bundle")
+    p_export.add_argument(
+        "--direct", action="store_true", help="stream the bundle in one response (no export job; up to 6 MB on AWS)"
+    )
     _server_flags(p_export)
     p_export.set_defaults(func=export_cmd)
     p_import = sub.add_parser("import", help="import an agent from a bundle or a Letta agent file (.af)")
@@ -59,9 +66,13 @@ def export_cmd(args: argparse.Namespace) -> int:
     started = time.monotonic()
     partial = args.file.with_name(args.file.name + ".part")
     try:
-        with _open(_request(args, "GET", f"/v1/agents/{args.agent_id}/{path}")) as response, partial.open("wb") as out:
+        if args.format == "bundle" and not args.direct:
+            request = _exported(args)
+        else:
+            request = _request(args, "GET", f"/v1/agents/{args.agent_id}/{path}")
+        with _open(request) as response, partial.open("wb") as out:
             length = response.headers.get("Content-Length")
-            with bar(f"exporting {args.agent_id}", int(length) if length else None) as advance:
+            with bar(f"downloading {args.agent_id}", int(length) if length else None) as advance:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     advance(len(chunk))
@@ -72,6 +83,23 @@ def export_cmd(args: argparse.Namespace) -> int:
     size = args.file.stat().st_size
     print(f"exported {args.agent_id} to {args.file} ({_figures(size, time.monotonic() - started)})", file=sys.stderr)
     return 0
+
+
+def _exported(args: argparse.Namespace) -> urllib.request.Request:
+    """Run an export job (the bundle written to the server's blob store) and the request that downloads
+    it: a presigned URL (AWS: no single Lambda response carries it) or the server's own route."""
+    state = _json(args, "POST", f"/v1/agents/{args.agent_id}/exports")
+    with bar(f"exporting {args.agent_id}", None) as advance:
+        while state["status"] not in ("completed", "error"):
+            time.sleep(_POLL_S)
+            advance(0)
+            state = _json(args, "GET", f"/v1/exports/{state['id']}")
+    if state["status"] == "error":
+        raise CommandError(f"the export failed: {state.get('error_message')}")
+    url = str(state["download_url"])
+    if url.startswith(args.url.rstrip("/") + "/"):  # the server's own route takes the key
+        return _request(args, "GET", url[len(args.url.rstrip("/")) :])
+    return urllib.request.Request(url, method="GET")  # presigned: the signature is the authorization
 
 
 def import_cmd(args: argparse.Namespace) -> int:
@@ -99,8 +127,10 @@ def import_cmd(args: argparse.Namespace) -> int:
 
 
 def _import_bundle(args: argparse.Namespace, source: BinaryIO) -> tuple[str, list[str]]:
-    query = "?" + urllib.parse.urlencode({"name": args.name}) if args.name else ""
     size = os.fstat(source.fileno()).st_size
+    if size > SESSION_THRESHOLD:
+        return _import_through_session(args, source, size)
+    query = "?" + urllib.parse.urlencode({"name": args.name}) if args.name else ""
     with bar(f"importing {args.file.name}", size) as advance:
         request = _request(
             args,
@@ -112,6 +142,37 @@ def _import_bundle(args: argparse.Namespace, source: BinaryIO) -> tuple[str, lis
         with _open(request) as response:
             result = json.load(response)
     return result["agent_id"], result.get("unset_variables", [])
+
+
+def _import_through_session(args: argparse.Namespace, source: BinaryIO, size: int) -> tuple[str, list[str]]:
+    """Create an upload session, PUT the bytes where it says (without the API key), complete it, and
+    follow the import job to its end."""
+    body: dict[str, Any] = {"kind": "bundle", "size": size, **({"name": args.name} if args.name else {})}
+    session = _json(args, "POST", "/v1/uploads/", body)
+    with bar(f"uploading {args.file.name}", size) as advance:
+        put = urllib.request.Request(
+            session["upload_url"], data=_Counted(source, advance), method="PUT",
+            headers={**session.get("upload_headers", {}), "Content-Length": str(size)},
+        )  # fmt: skip
+        with _open(put):
+            pass
+    state = _json(args, "POST", f"/v1/uploads/{session['id']}/complete")
+    with bar("importing", None) as advance:
+        while state["status"] not in ("completed", "error"):
+            time.sleep(_POLL_S)
+            advance(0)
+            state = _json(args, "GET", f"/v1/uploads/{session['id']}")
+    if state["status"] == "error":
+        raise CommandError(f"the import failed: {state.get('error_message')}")
+    result = state["result"]
+    return result["agent_id"], result.get("unset_variables", [])
+
+
+def _json(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    with _open(_request(args, method, path, data=data, headers=headers)) as response:
+        return json.load(response)
 
 
 class _Counted:

@@ -85,6 +85,11 @@ class FileSettings(Group):
     max_attempts: int = Field(default=3, ge=1)
     # the `o serve` ingestion worker looks for files other processes took in this often
     poll_seconds: float = Field(default=2.0, gt=0)
+    # upload sessions (POST /v1/uploads/): the largest folder file sent that way (past the direct
+    # upload's max_upload_bytes, which on AWS is what API Gateway and Lambda can carry), and how long
+    # an upload URL (or an export's download URL) stays valid
+    max_session_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="largest file upload session")
+    transfer_expires_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
 
 class McpSettings(Group):

@@ -353,7 +353,12 @@ def seed(app: Served, api_key: str) -> dict[str, str]:
         messages = client.get(f"/v1/agents/{agent['id']}/messages", params={"limit": 1}).json()
         # a real evolution row (run to its decision in this request), so the evolution routes reach one
         evolution = post(f"/v1/agents/{agent['id']}/evolutions", {"wait": True})
+        upload = post("/v1/uploads/", {"kind": "bundle", "size": 16})
+        export = client.post(f"/v1/agents/{agent['id']}/exports")
+        assert export.status_code == 202, export.text
     return {
+        "upload_id": upload["id"],
+        "export_id": export.json()["id"],
         "message_id": messages[0]["id"] if messages else "message-00000000-0000-4000-8000-000000000000",
         "archive_id": archive["id"],
         "passage_id": archive_passage["id"],

@@ -66,6 +66,19 @@ class Recorder:
 
         # boto3 copies this function onto each rds client class it creates from now on
         monkeypatch.setattr(botocore.signers, "generate_db_auth_token", token)
+        real_presign = botocore.signers.generate_presigned_url
+
+        def presign(client: Any, ClientMethod: str, Params: Any = None, ExpiresIn: int = 3600,
+                    HttpMethod: Any = None) -> str:  # fmt: skip
+            # signed locally, not an API call; S3 authorizes the signer's action when the URL is used
+            operation = client.meta.method_to_api_mapping.get(ClientMethod, ClientMethod)
+            recorder.calls.append(
+                Call(running_as.get(), "s3", operation, dict(Params or {}), client.meta.region_name, recorder.account)
+            )
+            return str(real_presign(client, ClientMethod, Params, ExpiresIn, HttpMethod))
+
+        # and this one onto each s3 client class
+        monkeypatch.setattr(botocore.signers, "generate_presigned_url", presign)
 
         def recorded(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
             service = client.meta.service_model.service_name
@@ -171,11 +184,16 @@ def _events(call: Call) -> Request:
     return Request(f"events:{call.operation}", arn)
 
 
+# S3 operations authorized as another action: HeadObject as GetObject, a multipart upload's steps as PutObject
+_S3_ACTION = {"HeadObject": "GetObject", "CreateMultipartUpload": "PutObject", "UploadPart": "PutObject",
+              "CompleteMultipartUpload": "PutObject"}  # fmt: skip
+
+
 def _s3(call: Call) -> Request:
     # object operations act on arn:aws:s3:::bucket/key (S3 ARNs carry no region or account)
     key = call.params.get("Key")
     resource = f"arn:aws:s3:::{call.params['Bucket']}" + (f"/{key}" if key is not None else "")
-    return Request(f"s3:{call.operation}", resource)
+    return Request(f"s3:{_S3_ACTION.get(call.operation, call.operation)}", resource)
 
 
 def _sqs(call: Call) -> Request:

@@ -38,6 +38,9 @@ def test_the_bucket_is_private_encrypted_and_kept(synthesized: Synthesized) -> N
     sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert sse["SSEAlgorithm"] == "AES256"
     assert bucket["DeletionPolicy"] == "Retain"
+    rules = props["LifecycleConfiguration"]["Rules"]
+    assert {"ExpirationInDays": 7, "Prefix": "transfers/", "Status": "Enabled"}.items() <= rules[0].items()
+    assert rules[1]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     (policy,) = [p for p in synthesized.resources("AWS::S3::BucketPolicy").values()]
     denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
@@ -56,7 +59,21 @@ def test_the_ingest_queue_retries_then_dead_letters(synthesized: Synthesized) ->
 
 def test_who_may_do_what_with_files(synthesized: Synthesized) -> None:
     api = _actions(_statements(synthesized, "ApiFunction"))
-    assert {"s3:PutObject", "s3:DeleteObject", "sqs:SendMessage"} <= api and "s3:GetObject" not in api
+    # GetObject: the presigned GET of an export and the size check of an upload session's bytes
+    assert {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "sqs:SendMessage"} <= api
+    assert not {a for a in api if a.startswith("s3:")} - {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}
     ingest = _actions(_statements(synthesized, "FilesIngest"))
-    assert "s3:GetObject" in ingest and not {"s3:PutObject", "s3:DeleteObject"} & ingest
+    # reads files and uploaded bundles; writes exports (multipart past 8 MB); never deletes
+    assert {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"} <= ingest and "s3:DeleteObject" not in ingest
     assert "sqs:ReceiveMessage" in ingest
+
+
+def test_direct_uploads_are_capped_at_what_lambda_can_carry(synthesized: Synthesized) -> None:
+    from infra.files import DIRECT_UPLOAD_BYTES
+
+    # base64 in the event, plus the multipart envelope the route allows beside the file: under 6 MB
+    assert (DIRECT_UPLOAD_BYTES + 65_536) * 4 / 3 < 6 * 1024 * 1024 - 100_000
+    for function in synthesized.resources("AWS::Lambda::Function").values():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        if "O_FILES_BUCKET" in variables:
+            assert variables["O_FILES_MAX_UPLOAD_BYTES"] == str(DIRECT_UPLOAD_BYTES)

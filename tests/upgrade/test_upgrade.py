@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +216,8 @@ def _reads(app: Any, ids: dict[str, Any]) -> list[str]:
         "file_id": ids.get("file_id", ""),
         "mcp_server_id": ids.get("mcp_server_id", ""),
         "conversation_id": ids.get("conversation_id", ""),
+        "upload_id": ids.get("upload_id", ""),
+        "export_id": ids.get("export_id", ""),
         "block_label": "human",
         "number": "1",
     }
@@ -274,6 +277,14 @@ def test_every_read_works_and_mid_flight_runs_finish(previous_release: str, tmp_
             # nor conversations: one of an upgraded agent is read with the rest
             made = api.post("/v1/conversations/", params={"agent_id": ids["agent_id"]}, json={})
             ids["conversation_id"] = made.json()["id"]
+            # nor upload sessions and exports: an upgraded agent's bundle written to the blob store by a job
+            ids["upload_id"] = api.post("/v1/uploads/", json={"kind": "bundle", "size": 10}).json()["id"]
+            ids["export_id"] = api.post(f"/v1/agents/{ids['agent_id']}/exports").json()["id"]
+            deadline = time.monotonic() + 60
+            while (export := api.get(f"/v1/exports/{ids['export_id']}").json())["status"] not in ("completed", "error"):
+                assert time.monotonic() < deadline, export
+                time.sleep(0.05)
+            assert export["status"] == "completed", export
             paths = _reads(app, ids)
             assert len(paths) > 25
             for path in paths:

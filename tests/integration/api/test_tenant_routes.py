@@ -142,6 +142,13 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/conversations/{conversation_id}/messages"): None,
     ("POST", "/v1/conversations/{conversation_id}/messages"): {**USER, "streaming": False},
     ("POST", "/v1/conversations/{conversation_id}/stream"): None,
+    # upload sessions and exports (issues 14, 17): the PUT's token is the session's own, so theirs is refused
+    ("GET", "/v1/uploads/{upload_id}"): None,
+    ("PUT", "/v1/uploads/{upload_id}/content"): None,
+    ("POST", "/v1/uploads/{upload_id}/complete"): None,
+    ("POST", "/v1/agents/{agent_id}/exports"): None,
+    ("GET", "/v1/exports/{export_id}"): None,
+    ("GET", "/v1/exports/{export_id}/content"): None,
 }
 # routes whose body is a multipart upload rather than JSON
 UPLOADS = {("POST", "/v1/folders/{folder_id}/upload"): {"file": ("taken.txt", b"taken")}}
@@ -196,6 +203,8 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
 
         conversation = post(f"/v1/conversations/?agent_id={agent}", {"summary": "secret"})["id"]
         post(f"/v1/conversations/{conversation}/messages", {**USER, "streaming": False})
+        upload = post("/v1/uploads/", {"kind": "bundle", "size": 10, "name": "secret"})["id"]
+        export = post(f"/v1/agents/{agent}/exports", None, expect=202)["id"]
         yield Tenant(
             http,
             {
@@ -216,6 +225,8 @@ def _tenant(live: Live, db: Database) -> Iterator[Tenant]:  # noqa: F811
                 "mcp_server_id": mcp_server,
                 "mcp_tool_id": mcp_tool,
                 "conversation_id": conversation,
+                "upload_id": upload,
+                "export_id": export,
             },
         )
         mcp.stop()
@@ -297,6 +308,7 @@ def test_nothing_of_ours_changed(ours: Tenant, theirs: Tenant) -> None:
     assert ours.http.get(f"/v1/agents/{ids['agent_id']}/folders").json()[0]["id"] == ids["folder_id"]
 
     assert ours.http.get(f"/v1/mcp-servers/{ids['mcp_server_id']}").json()["server_url"] != "http://127.0.0.1:9/mcp"
+    assert ours.http.get(f"/v1/uploads/{ids['upload_id']}").json()["status"] == "pending"
 
     conversation = ours.http.get(f"/v1/conversations/{ids['conversation_id']}").json()
     assert conversation["summary"] == "secret" and len(conversation["in_context_message_ids"]) == 3

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import boto3
 import psycopg
 import pytest
+import requests
 from moto import mock_aws
 
 from infra.service_function import DUALSTACK_ENV
@@ -304,6 +305,9 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(
     evolution_actions = {iam_request(c).action for c in calls if deployment.role_name(c) == "evolution"}
     assert {"lambda:PublishVersion", "lambda:UpdateAlias", "cloudwatch:GetMetricData"} <= evolution_actions
     assert {"api", "agent_step", "evolution", "sleeptime", "migrate", "alias", "ingest"} <= by_function, by_function
+    # the transfers ran: the API signed the upload and download URLs, the ingest function wrote the export
+    presigned = {(deployment.role_name(c), iam_request(c).action) for c in calls if c.service == "s3"}
+    assert {("api", "s3:PutObject"), ("api", "s3:GetObject"), ("ingest", "s3:PutObject")} <= presigned
     denied = deployment.denied()
     print(f"\n{len(calls)} calls by {len(by_function)} functions, {len(denied)} denied")
     for line in sorted(
@@ -408,6 +412,55 @@ def _run_files(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, key: str
         got_file = api.handler(_api_event("GET", f"/v1/folders/{folder['id']}/files/{file_id}", key), context)
         assert json.loads(got_file["body"])["processing_status"] == "completed", got_file
         assert api.handler(_api_event("DELETE", f"/v1/folders/{folder['id']}", key), context)["statusCode"] == 200
+    _run_transfers(deployment, monkeypatch, key)
+
+
+def _deliver(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, queue_url: str) -> None:
+    """The ingest function on every message the queue holds (received by Lambda's event source mapping)."""
+    ingest_role = deployment.functions["ingest"]
+    outside = running_as.set(None)
+    try:
+        got = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    finally:
+        running_as.reset(outside)
+    records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in got["Messages"]]
+    with monkeypatch.context() as env, acting_as(ingest_role), _cold_start(deployment, "ingest", env) as ingest:
+        assert ingest.handler({"Records": records}, Context(ingest_role)) == {"batchItemFailures": []}
+
+
+def _run_transfers(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """An export job (written to S3 by the ingest function, fetched by a presigned GET the API signs), and
+    its bytes back through an upload session (a presigned PUT the API signs, checked when completed, then
+    imported by the ingest function from S3)."""
+    api_role = deployment.functions["api"]
+
+    def call(method: str, path: str, body: Any = None) -> dict[str, Any]:
+        with monkeypatch.context() as env, acting_as(api_role), _cold_start(deployment, "api", env) as api:
+            response = api.handler(_api_event(method, path, key, body), Context(api_role, alias="live"))
+            assert response["statusCode"] < 300, response
+            queue.append(api._runtime.settings.files.ingest_queue_url)
+            return dict(json.loads(response["body"]))
+
+    queue: list[str] = []
+    agent = call("POST", "/v1/agents/", {"name": "moved"})["id"]
+    export = call("POST", f"/v1/agents/{agent}/exports")
+    _deliver(deployment, monkeypatch, queue[-1])
+    done = call("GET", f"/v1/exports/{export['id']}")
+    assert done["status"] == "completed" and done["download_url"].startswith("https://"), done
+    outside = running_as.set(None)  # the client's own requests, with the URLs' signatures
+    try:
+        data = requests.get(done["download_url"], timeout=30).content
+        assert len(data) == done["size"]
+        session = call("POST", "/v1/uploads/", {"kind": "bundle", "size": len(data), "name": "arrived"})
+        put = requests.put(session["upload_url"], data=data, headers=session["upload_headers"], timeout=30)
+        assert put.status_code == 200, put.text
+    finally:
+        running_as.reset(outside)
+    assert call("POST", f"/v1/uploads/{session['id']}/complete")["status"] == "queued"
+    _deliver(deployment, monkeypatch, queue[-1])
+    imported = call("GET", f"/v1/uploads/{session['id']}")
+    assert imported["status"] == "completed", imported
+    assert call("GET", f"/v1/agents/{imported['result']['agent_id']}")["name"] == "arrived"
 
 
 READ_SECRET = '''

@@ -884,3 +884,52 @@ OPERATIONS += [
     Op("GET", "/v1/messages/", "messages.list", lambda w: w.sdk.messages.list(limit=5, order="asc")),
     Op("GET", "/v1/messages/{message_id}", "messages.retrieve", _retrieved_message),
 ]
+
+
+# --- upload sessions and exports (O's own routes, over raw HTTP) --------------------------------------------
+
+
+def _upload(w: World) -> dict[str, Any]:
+    """A bundle upload session with its bytes sent to its upload URL (no API key: the URL's token)."""
+    data = _bundle(w)
+    session: dict[str, Any] = w.raw("POST", "/v1/uploads/", {"kind": "bundle", "size": len(data), "name": "sent"})
+    sent = httpx.put(session["upload_url"], content=data, headers=session["upload_headers"])
+    assert sent.status_code == 200, sent.text
+    return session
+
+
+def _completed_upload(w: World) -> Any:
+    session = _upload(w)
+    w.raw("POST", f"/v1/uploads/{session['id']}/complete")
+    return _settled(w, f"/v1/uploads/{session['id']}")
+
+
+def _settled(w: World, path: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while (state := w.raw("GET", path))["status"] not in ("completed", "error"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    assert state["status"] == "completed", state
+    return dict(state)
+
+
+def _export(w: World) -> dict[str, Any]:
+    started = w.raw("POST", f"/v1/agents/{w.agent_id}/exports", expect=202)
+    return _settled(w, f"/v1/exports/{started['id']}")
+
+
+def _export_content(w: World) -> Any:
+    response = w.http.get(_export(w)["download_url"])
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-msgpack")
+    return response.content
+
+
+OPERATIONS += [
+    Op("POST", "/v1/uploads/", None, lambda w: w.raw("POST", "/v1/uploads/", {"kind": "bundle", "size": 1})),
+    Op("GET", "/v1/uploads/{upload_id}", None, lambda w: w.raw("GET", f"/v1/uploads/{_upload(w)['id']}")),
+    Op("PUT", "/v1/uploads/{upload_id}/content", None, _upload),
+    Op("POST", "/v1/uploads/{upload_id}/complete", None, _completed_upload),
+    Op("POST", "/v1/agents/{agent_id}/exports", None, _export),
+    Op("GET", "/v1/exports/{export_id}", None, _export),
+    Op("GET", "/v1/exports/{export_id}/content", None, _export_content),
+]

@@ -1,0 +1,149 @@
+"""The jobs of transfers: a bundle import from an upload session's stored bytes, and an export written to
+the blob store. Each is a leased job on its ``transfers`` row (queued → running → completed | error).
+
+A bundle import runs in ONE transaction that first locks the job's row under its claim and ends by
+marking it completed: a worker that dies mid-import commits nothing (the job is taken again when its
+lease runs out, or its queue message comes back), and a job whose import committed is never imported
+again — a retry, a duplicate message or a second worker finds it completed. A bad bundle is an
+``error`` at once with the reason; any other failure is retried up to ``max_attempts`` times.
+
+Locally a job runs on a thread of the process that queued it, and `o serve`'s :class:`Worker` takes
+jobs a dead process left; on AWS the ingest function runs the job its queue message names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from o.agent.portable import bundle, frames
+from o.errors import OError
+from o.memory.files.blobs import StagingStore
+from o.observability import logger
+from o.store import transfers as store
+from o.store.db import Database
+
+# an export is spooled here in memory up to this size, then on disk, before it goes to the blob store
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Jobs:
+    db: Database
+    blobs: StagingStore
+    lease_s: float = 300.0
+    max_attempts: int = 3
+
+
+def run(jobs: Jobs, upload_id: str | None = None) -> str | None:
+    """Run one job (``upload_id`` if it is free to take); its id, or None when none was free."""
+    with jobs.db.transaction() as conn:
+        job = store.claim(conn, jobs.lease_s, upload_id)
+    if job is None:
+        return None
+    try:
+        if job["kind"] == "export":
+            _export(jobs, job)
+        else:
+            _import(jobs, job)
+    except OError as exc:
+        if exc.status_code >= 500:
+            _retry_or_fail(jobs, job, exc.message)
+        else:  # the bundle itself is wrong (truncated, tampered, newer): retrying cannot help
+            _fail(jobs, job, exc.message)
+    except Exception as exc:
+        _retry_or_fail(jobs, job, f"{type(exc).__name__}: {exc}")
+    return str(job["id"])
+
+
+def unfinished(jobs: Jobs, upload_id: str) -> bool:
+    with jobs.db.read() as conn:
+        return store.status(conn, upload_id) in store.UNFINISHED
+
+
+def _import(jobs: Jobs, job: dict[str, Any]) -> None:
+    with jobs.db.transaction() as conn, contextlib.closing(jobs.blobs.open(job["blob_key"])) as source:
+        if not store.lock_running(conn, job["id"], job["claim_id"]):
+            logger.info("transfer job superseded", extra={"upload_id": job["id"]})
+            return
+        imported = bundle.read_into(conn, job["organization_id"], source, name=job["params"].get("name"))
+        result = {"agent_id": imported.agent_id, "rows": imported.rows,
+                  "unset_variables": imported.unset_variables, "reused_tools": imported.reused_tools}  # fmt: skip
+        store.finish(conn, job["id"], result)
+    logger.info("bundle imported from an upload", extra={"upload_id": job["id"], "agent_id": imported.agent_id})
+    jobs.blobs.delete(job["blob_key"])  # imported for good: a retry finds the job completed, never the bytes
+
+
+def _export(jobs: Jobs, job: dict[str, Any]) -> None:
+    """The bundle, written to a spool and then to the blob store (a multipart upload on S3); the row
+    is completed only once the bytes are there, so a retry writes them again under the same key."""
+    agent_id = job["params"]["agent_id"]
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
+        for piece in bundle.export(jobs.db, job["organization_id"], agent_id):
+            spool.write(piece)
+        size = spool.tell()
+        spool.seek(0)
+        jobs.blobs.put_file(job["blob_key"], spool, frames.MEDIA_TYPE)  # type: ignore[arg-type]
+    with jobs.db.transaction() as conn:
+        if store.lock_running(conn, job["id"], job["claim_id"]):
+            store.finish(conn, job["id"], {"agent_id": agent_id, "size": size})
+
+
+def _fail(jobs: Jobs, job: dict[str, Any], message: str) -> None:
+    logger.info("transfer job failed", extra={"upload_id": job["id"], "error": message})
+    with jobs.db.transaction() as conn:
+        if store.lock_running(conn, job["id"], job["claim_id"]):
+            store.fail(conn, job["id"], message)
+
+
+def _retry_or_fail(jobs: Jobs, job: dict[str, Any], reason: str) -> None:
+    if job["attempts"] >= jobs.max_attempts:
+        _fail(jobs, job, f"the job failed {job['attempts']} times; last error: {reason}")
+        return
+    logger.warning("transfer job failed; it will be retried", extra={"upload_id": job["id"], "error": reason})
+    with jobs.db.transaction() as conn:
+        store.release(conn, job["id"], job["claim_id"])
+
+
+def launch(jobs: Jobs) -> Any:
+    """Locally: run each announced job at once on a thread of its own (it outlives the request)."""
+
+    def announce(upload_id: str) -> None:
+        threading.Thread(target=_run_logged, args=(jobs, upload_id), name="o-transfer", daemon=True).start()
+
+    return announce
+
+
+def _run_logged(jobs: Jobs, upload_id: str | None) -> str | None:
+    try:
+        return run(jobs, upload_id)
+    except Exception:
+        logger.exception("transfer job runner failed")
+        return None
+
+
+class Worker:
+    """`o serve`'s poller for jobs no thread is running: left queued or running by a process that died
+    (taken when their lease has run out), or released for a retry."""
+
+    def __init__(self, jobs: Jobs, poll_s: float = 2.0) -> None:
+        self.jobs = jobs
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="o-transfers", daemon=True)
+
+    def start(self) -> Worker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if _run_logged(self.jobs, None) is None:
+                self._stop.wait(self.poll_s)
