@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from o import __version__
-from o.api import docs, errors
+from o.api import console, docs, errors
 from o.api.deps import Services
 from o.api.limits import BodySizeLimit
 from o.api.routers import (
@@ -61,6 +61,7 @@ def create_app(
     app.state.logger = logger
     errors.install(app)
     docs.install(app)
+    console.install(app)
     tolerate_trailing_slashes(app.router)
     for router in (
         health.router,
