@@ -94,3 +94,11 @@ def chromium() -> tuple[Path | None, str]:
     if debian is not None:
         return debian, ""
     return None, f"no Chromium: {why}; Debian's chromium could not be installed either"
+
+
+if __name__ == "__main__":  # `.ci/run` installs it before the tests: `python3 -m tests.e2e.browser`
+    import sys
+
+    found, reason = chromium()
+    print(f"chromium: {found}" if found else f"chromium: {reason}")
+    sys.exit(0 if found or os.environ.get("CI") != "true" else 1)
