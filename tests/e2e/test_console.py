@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,19 @@ def page(chromium: Path) -> Iterator[Any]:
         launched.close()
 
 
+def _key(served: Server) -> str:
+    """A new key, once the server accepts it."""
+    key = _key(served)
+    answers = []
+    for _ in range(40):
+        answer = httpx.get(f"{served.url}/v1/agents/", params={"limit": 1}, headers={"Authorization": f"Bearer {key}"})
+        if answer.status_code == 200:
+            return key
+        answers.append(answer.status_code)
+        time.sleep(0.5)
+    raise AssertionError(f"the server never accepted the new key: {answers[-3:]}")
+
+
 def _shot(page: Any, name: str) -> None:
     folder = os.environ.get("O_CONSOLE_SCREENSHOTS")
     if folder:
@@ -90,7 +104,7 @@ def _no_sideways_scroll(page: Any) -> None:
 
 def test_console_scenario(page: Any, served: Server, model: OpenAIServer, world: task.World) -> None:
     expect = playwright_api.expect
-    key = served.new_key()
+    key = _key(served)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     refused: list[str] = []  # an API error the scenario did not expect, named in a failure's message
@@ -209,7 +223,7 @@ def test_console_shows_api_errors_and_asks_again_for_a_refused_key(page: Any, se
     page.get_by_label("API key").fill("sk-o-not-a-key")
     page.get_by_role("button", name="Open console").click()
     expect(page.locator("main [role=alert]")).to_contain_text("401")
-    page.get_by_label("API key").fill(served.new_key())
+    page.get_by_label("API key").fill(_key(served))
     page.get_by_role("button", name="Open console").click()
     page.goto(f"{served.url}/console/#/agents/agent-00000000-0000-0000-0000-000000000000")
     expect(page.locator("main [role=alert]")).to_contain_text("404")
