@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from o import __version__
-from o.api import docs, errors
+from o.api import console, docs, errors
 from o.api.deps import Services
 from o.api.limits import BodySizeLimit
 from o.api.routers import (
@@ -63,6 +63,7 @@ def create_app(
     app.state.known_keys = {}  # API keys' organizations: see o.api.deps.org_checked_on_borrow
     errors.install(app)
     docs.install(app)
+    console.install(app)
     tolerate_trailing_slashes(app.router)
     for router in (
         health.router,

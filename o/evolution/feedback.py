@@ -69,7 +69,12 @@ STEP_SCORES = {"positive": 1.0, "negative": 0.0}
 
 
 def rate_step(
-    conn: Conn, organization_id: str, step_id: str, verdict: str | None, tags: list[str] | None
+    conn: Conn,
+    organization_id: str,
+    step_id: str,
+    verdict: str | None,
+    tags: list[str] | None,
+    comment: str | None = None,
 ) -> dict[str, Any]:
     """Record the user's verdict on a step (``steps.feedback``) and make it evidence for the evolution gate.
 
@@ -98,7 +103,7 @@ def rate_step(
                 "run_id": step["run_id"],
                 "message_id": step["message_id"],
                 "score": STEP_SCORES[verdict],
-                "comment": None,
+                "comment": comment,
                 "revision": revision,
                 "step_id": step_id,
             },

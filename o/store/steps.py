@@ -196,7 +196,8 @@ def record_feedback(conn: Conn, row: dict[str, Any]) -> None:
            VALUES (%(id)s, %(organization_id)s, %(agent_id)s, %(run_id)s, %(message_id)s, %(score)s, %(comment)s,
                    %(revision)s, %(step_id)s)
            ON CONFLICT (step_id) WHERE step_id IS NOT NULL
-           DO UPDATE SET score = EXCLUDED.score, revision = EXCLUDED.revision, created_at = now()""",
+           DO UPDATE SET score = EXCLUDED.score, comment = EXCLUDED.comment, revision = EXCLUDED.revision,
+                         created_at = now()""",
         row,
     )
 

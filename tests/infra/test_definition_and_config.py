@@ -135,6 +135,9 @@ def test_code_asset_holds_package_handlers_and_schema_without_caches(tmp_path: P
     out = build.build_code(tmp_path / "code")
     assert (out / "o" / "store" / "migrate.py").is_file()
     assert (out / "functions" / "migrate" / "handler.py").is_file()
+    # the console's static files, which the API function serves at /console
+    assert (out / "o" / "api" / "console" / "index.html").is_file()
+    assert (out / "o" / "api" / "console" / "js" / "app.js").is_file()
     assert sorted(p.name for p in (out / "schema").glob("*.sql")) == sorted(
         p.name for p in (build.ROOT / "schema").glob("*.sql")
     )

@@ -125,12 +125,14 @@ class StepFeedback(BaseModel):
         default=None, description="the verdict; null clears it (and withdraws it from the evolution gate)"
     )
     tags: list[Annotated[str, Field(min_length=1, max_length=TAG_LENGTH)]] | None = Field(default=None, max_length=50)
+    # O's own: why (the console's comment box); kept with the verdict's score for the evolution's reflection
+    comment: str | None = Field(default=None, max_length=4000)
 
 
 @router.patch("/{step_id}/feedback", responses=errors.responses(400, 404))
 def step_feedback(step_id: str, body: StepFeedback, org: Org, db: Db) -> Any:
     with db.transaction() as conn:
-        row = feedback_api.rate_step(conn, org, step_id, body.feedback, body.tags)
+        row = feedback_api.rate_step(conn, org, step_id, body.feedback, body.tags, body.comment)
     return jsonable_encoder(step_object(row))
 
 

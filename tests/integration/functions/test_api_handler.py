@@ -99,3 +99,17 @@ def test_a_revoked_key_is_refused_by_the_next_invocation(handler_module: ModuleT
         assert orgs.revoke_api_key(conn, key_id) is not None
     refused = handler_module.handler(event("GET", "/v1/agents/", key), ctx)
     assert refused["statusCode"] == 401 and "revoked" in json.loads(refused["body"])["detail"]
+
+
+def test_the_console_is_served_through_the_api_lambda_behind_the_stage(handler_module: ModuleType) -> None:
+    """On AWS the console's static files come from the API function, same origin as the API it calls."""
+    ctx = Context("o-api", alias="live")
+    page = handler_module.handler(event("GET", "/console/", None), ctx)
+    assert page["statusCode"] == 200 and page["headers"]["content-type"].startswith("text/html")
+    assert '<script type="module" src="js/app.js">' in page["body"]  # relative: works under /live/console/
+    script = handler_module.handler(event("GET", "/console/js/app.js", None), ctx)
+    assert script["statusCode"] == 200 and "javascript" in script["headers"]["content-type"]
+    assert not script.get("isBase64Encoded")  # text: no binary media types needed on the REST API
+    bare = handler_module.handler(event("GET", "/console", None), ctx)
+    assert bare["statusCode"] == 308 and bare["headers"]["location"] == "console/"  # keeps the stage path
+    assert handler_module.handler(event("GET", "/console/nope.js", None), ctx)["statusCode"] == 404

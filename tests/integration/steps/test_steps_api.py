@@ -88,6 +88,28 @@ def test_feedback_is_stored_filtered_and_cleared(api: TestClient, letta: Letta, 
     assert bad.status_code == 422 and "feedback" in bad.text
 
 
+def test_feedback_keeps_the_users_comment_with_the_verdict(
+    api: TestClient, db: Database, openai_server: OpenAIServer
+) -> None:
+    """The console's comment box: the comment is kept with the step's one feedback score, and replaced with it."""
+    agent_id = create_agent(api, openai_server)["id"]
+    _turn(api, openai_server, agent_id)
+    step_id = api.get("/v1/steps/", params={"agent_id": agent_id}).json()[0]["id"]
+
+    def stored() -> list[tuple[float, str | None]]:
+        with db.transaction() as conn:
+            rows = conn.execute("SELECT score, comment FROM feedback WHERE step_id = %s", (step_id,)).fetchall()
+        return [(r["score"], r["comment"]) for r in rows]
+
+    rated = api.patch(f"/v1/steps/{step_id}/feedback", json={"feedback": "negative", "comment": "wrong city"})
+    assert rated.status_code == 200 and rated.json()["feedback"] == "negative"
+    assert stored() == [(0.0, "wrong city")]
+    assert api.patch(f"/v1/steps/{step_id}/feedback", json={"feedback": "positive"}).status_code == 200
+    assert stored() == [(1.0, None)]  # a new verdict without a comment does not keep the old reason
+    too_long = api.patch(f"/v1/steps/{step_id}/feedback", json={"feedback": "positive", "comment": "x" * 4001})
+    assert too_long.status_code == 422 and "comment" in too_long.text
+
+
 def test_paging_and_filters(api: TestClient, letta: Letta, openai_server: OpenAIServer) -> None:
     agent_id = create_agent(api, openai_server)["id"]
     runs = [_turn(api, openai_server, agent_id) for _ in range(3)]
