@@ -52,7 +52,6 @@ from o.memory.files.ingest import Worker as IngestWorker
 from o.net.outbound import OutboundPolicy
 from o.observability import logger
 from o.store.db import Database
-from o.store.embedded import EmbeddedPostgres, Supervisor
 from o.store.migrate import migrate
 from o.tools import catalog
 from o.tools.mcp.pool import McpPool
@@ -67,6 +66,9 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from o.api.deps import Services
+
+    # imported where local mode uses it: psutil (its dependency) is not in the Lambda layer
+    from o.store.embedded import EmbeddedPostgres
 
 
 class Service(Protocol):
@@ -135,6 +137,8 @@ def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | No
         return url, None
     if settings.runtime == "lambda":
         raise ConfigError("invalid configuration: a Lambda needs O_DB_SECRET_ARN and O_DB_HOST (or O_DATABASE_URL)")
+    from o.store.embedded import EmbeddedPostgres
+
     embedded = EmbeddedPostgres(settings.data_dir)
     return embedded.url, embedded
 
@@ -162,7 +166,7 @@ def _open(settings: Settings, url: str, embedded: EmbeddedPostgres | None, migra
         max_size=1 if lambda_mode else settings.pool_max,
         prepared_statements=not (lambda_mode or settings.disable_prepared_statements),
         password=database_password(settings),
-    ).open()
+    ).open(wait=not lambda_mode)
     rt = Runtime(settings=settings, db=db, database_url=url, embedded=embedded)
     if migrate_schema:
         try:
@@ -448,6 +452,8 @@ def start_background(rt: Runtime, services: Services) -> None:
     """
     if rt.embedded is not None:
         # an operator's Postgres (O_DATABASE_URL) is the operator's to run
+        from o.store.embedded import Supervisor
+
         rt.services.append(Supervisor(rt.embedded).start())
     engine = services.engine
 

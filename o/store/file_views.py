@@ -3,14 +3,16 @@ for searching those files' chunks (full-text grep candidates and vector search).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from psycopg import sql
 
 from o.store.db import Conn
 from o.store.pages import Page, fetch_page
 from o.store.passages import vector_column, vector_literal, vector_type
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 _VIEW = sql.SQL(
     """SELECT af.id, af.file_id, af.is_open, af.start_line, af.end_line, af.last_accessed_at, af.created_at,

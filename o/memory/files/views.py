@@ -9,9 +9,7 @@ The caps keep the context from overflowing however many files are attached: at m
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from o.errors import InvalidInput, NotFound
 from o.memory.embedding_call import embed_texts
@@ -19,6 +17,9 @@ from o.memory.embeddings import EmbedderSource, EmbeddingConfig
 from o.store import agents as agent_store
 from o.store import file_views
 from o.store.db import Conn
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 MAX_OPEN_FILES = 5
 MAX_WINDOW_LINES = 200
