@@ -63,10 +63,10 @@ CODE_PARTS = ("o", "functions", "schema")
 # Bytecode. Lambda's file system is read-only, so a module with no .pyc beside it is compiled again at
 # every cold start (≈ 1.5 s of CPU for the API handler). The .pyc files are made by the runtime's Python
 # version with unchecked hashes: Python loads them without comparing the source's mtime, which the
-# asset's zip does not keep exactly. All of the code asset is compiled; of the layer only the packages
-# the handlers import at cold start (measured by bench/cold_start.py; a full compile of the layer
-# adds ≈ 56 MB and would not fit the 250 MB): a module imported later is compiled when it is imported.
-COLD_START_PACKAGES = ()
+# asset's zip does not keep exactly. All of the code asset is compiled; of the layer only the modules
+# the handlers import at cold start (layers/cold-start-modules.txt, written by bench/cold_start.py:
+# ≈ 6.5 MB of .pyc, where a full compile of the layer adds ≈ 56 MB and would not fit Lambda's 250 MB).
+# A module first imported later is compiled when it is imported, as before.
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", "*.egg-info")
 
 
@@ -75,21 +75,28 @@ class LayerInputs:
     requirements: Path
     no_deps: Path
     models: Path
+    cold_start: Path | None = None
 
     @classmethod
     def at(cls, folder: Path) -> LayerInputs:
-        return cls(folder / "requirements.txt", folder / "requirements-nodeps.txt", folder / "models.txt")
+        return cls(
+            folder / "requirements.txt",
+            folder / "requirements-nodeps.txt",
+            folder / "models.txt",
+            folder / "cold-start-modules.txt",
+        )
 
 
 def layer_key(inputs: LayerInputs | Path = LAYERS, arch: str = ARCH) -> str:
     """What the layer depends on: its input files, the target platforms and Python version."""
     files = inputs if isinstance(inputs, LayerInputs) else LayerInputs.at(inputs)
     digest = hashlib.sha256()
-    for path in (files.requirements, files.no_deps, files.models):
-        digest.update(path.read_bytes() if path.is_file() else b"-")
+    for path in (files.requirements, files.no_deps, files.models, files.cold_start):
+        digest.update(path.read_bytes() if path is not None and path.is_file() else b"-")
         digest.update(b"\0")
     digest.update(f"{','.join(platforms(arch))}|{PYTHON_VERSION}|{PROVIDED_BY_RUNTIME}|{PRUNE}".encode())
-    digest.update(f"|{COLD_START_PACKAGES}|{lambda_python() is not None}".encode())
+    if files.cold_start is not None and files.cold_start.is_file():
+        digest.update(f"|bytecode: {lambda_python() is not None}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -104,6 +111,12 @@ def _pip(*args: str, target: Path, arch: str = ARCH) -> None:
          "--only-binary=:all:", "--target" if installing else "--dest", str(target)],
         check=True,
     )  # fmt: skip
+
+
+def module_list(path: Path) -> list[str]:
+    """The module files (relative to the layer's python/ folder) in a list such as
+    ``layers/cold-start-modules.txt``: one a line, ``#`` comments."""
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
 def model_files(models: Path) -> list[tuple[str, str, str]]:
@@ -147,10 +160,11 @@ def lambda_python() -> str | None:
     return None
 
 
-def compile_bytecode(folders: list[Path], root: Path, mount: str) -> bool:
-    """Compile every module under ``folders`` for the Lambda runtime (unchecked-hash .pyc beside each
-    source), named by where Lambda mounts ``root`` (tracebacks name /var/task/…, and the bytes do not
-    depend on the build folder); False, with a warning, when no interpreter of that version is here."""
+def compile_bytecode(paths: list[Path], root: Path, mount: str) -> bool:
+    """Compile each module of ``paths`` (files, and folders whole) for the Lambda runtime: an
+    unchecked-hash .pyc beside each source, named by where Lambda mounts ``root`` (tracebacks name
+    /var/task/…, and the bytes do not depend on the build folder). False, with a warning, when no
+    interpreter of that version is here."""
     python = lambda_python()
     if python is None:
         print(
@@ -159,7 +173,7 @@ def compile_bytecode(folders: list[Path], root: Path, mount: str) -> bool:
             file=sys.stderr,
         )
         return False
-    present = [str(folder) for folder in folders if folder.exists()]
+    present = [str(path) for path in paths if path.exists()]
     if present:
         subprocess.run(
             [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
@@ -173,8 +187,12 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def build_layer(inputs: LayerInputs | Path = LAYERS, cache: Path = LAYER_CACHE, arch: str = ARCH) -> Path:
-    """The layer folder (``python/`` and ``models/`` inside), built once per distinct input."""
+def build_layer(
+    inputs: LayerInputs | Path = LAYERS, cache: Path = LAYER_CACHE, arch: str = ARCH, *, check_size: bool = True
+) -> Path:
+    """The layer folder (``python/`` and ``models/`` inside), built once per distinct input.
+    ``check_size=False``: no budget (the x86_64 copy bench/cold_start.py runs here, whose wheels are
+    larger than the arm64 ones Lambda gets)."""
     files = inputs if isinstance(inputs, LayerInputs) else LayerInputs.at(inputs)
     key = layer_key(files, arch)
     target = cache / key
@@ -199,9 +217,10 @@ def build_layer(inputs: LayerInputs | Path = LAYERS, cache: Path = LAYER_CACHE, 
         shutil.rmtree(site / relative, ignore_errors=True)
     for cached in site.rglob("__pycache__"):
         shutil.rmtree(cached, ignore_errors=True)
-    compile_bytecode([site / package for package in COLD_START_PACKAGES], site, "/opt/python")
+    if files.cold_start is not None and files.cold_start.is_file():
+        compile_bytecode([site / name for name in module_list(files.cold_start)], site, "/opt/python")
     size = folder_bytes(staging)
-    if size > LAYER_LIMIT_BYTES:
+    if check_size and size > LAYER_LIMIT_BYTES:
         raise RuntimeError(
             f"the layer is {size / 2**20:.0f} MB, over the {LAYER_LIMIT_BYTES / 2**20:.0f} MB budget "
             "(Lambda allows 250 MB for code and layers together); trim layers/requirements*.txt"
