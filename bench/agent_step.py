@@ -35,6 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from psycopg import pq
+
 from o.agent import lifecycle
 from o.agent import runs as run_api
 from o.agent.engine import Engine, llm_factory
@@ -127,6 +129,57 @@ def run_scenario(
     return out
 
 
+def round_trips(url: str, org_id: str, server: OpenAIServer, kind: str) -> dict[str, dict[str, int]]:
+    """The SQL round trips of each phase of one step, counted from libpq's protocol trace of the only
+    connection of a one-connection pool (as on Lambda): each Sync (an extended-protocol statement) or
+    simple Query (BEGIN, COMMIT, SAVEPOINT; an empty one is the pool's check of a borrowed connection)."""
+    db = Database(url, min_size=1, max_size=1).open()
+    engine = Engine(db, llm_factory(TEST_KEYS, FAST_OPTIONS), settings=AgentSettings(), prompts=PromptCache())
+    server.script.default = responder(kind)
+    llm = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url}
+    blocks = [{"label": "persona", "value": "I am a helpful assistant."}, {"label": "human", "value": "Bench user."}]
+    with db.transaction() as conn:
+        agent_id = lifecycle.create(
+            conn, org_id, lifecycle.AgentSpec(name="round-trips", llm_config=llm, memory_blocks=blocks)
+        ).agent["id"]
+    counts: dict[str, dict[str, int]] = {}
+    with tempfile.TemporaryFile("w+") as trace:
+        for turn in range(4):  # the last turn is traced: statements prepared, prompt cached as in steady state
+            with db.transaction() as conn:
+                run_id = run_api.start(conn, org_id, agent_id, [run_api.InputMessage("user", f"hi {turn}")], {}).run.id
+            if turn == 3:
+                with db._pool.connection() as conn:  # the pool's only connection: the phases borrow it
+                    conn.pgconn.trace(trace.fileno())
+                    conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            for phase in ("step", "tools"):
+                trace.write(f"=== {phase}\n")
+                trace.flush()
+                advance(engine.deps(), run_id, phase)
+        trace.write("=== end\n")
+        trace.flush()
+        with db._pool.connection() as conn:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        phase = ""
+        for line in trace:
+            if line.startswith("=== "):
+                phase = line.split()[1]
+                counts[phase] = {"statements": 0, "BEGIN/COMMIT/SAVEPOINT": 0, "pool checks": 0}
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or parts[0] != "F" or not phase:
+                continue
+            message = parts[2].split(" ")[0]
+            if message == "Sync":
+                counts[phase]["statements"] += 1
+            elif message == "Query":
+                empty = parts[-1].strip() == '""'
+                counts[phase]["pool checks" if empty else "BEGIN/COMMIT/SAVEPOINT"] += 1
+    db.close()
+    counts.pop("end", None)
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=300)
@@ -180,6 +233,10 @@ def main() -> None:
                     f"{pct(values, 0.99):8.2f} {statistics.fmean(values):8.2f} {best:15.2f}"
                 )
         print(f"prompt cache: {engine.prompts.hits} hits, {engine.prompts.misses} misses")
+        for kind in ("reply", "edit"):
+            for phase, kinds in round_trips(url, org_id, server, kind).items():
+                each = ", ".join(f"{n} {what}" for what, n in kinds.items())
+                print(f"SQL round trips, {kind} step, phase {phase}: {sum(kinds.values())} ({each})")
         # The floor under every step: each one makes 2-3 durable commits (WAL flushed to disk).
         commits = []
         for _ in range(200):

@@ -45,10 +45,11 @@ def create_app(
     code_out: Path = CODE_OUT,
     nag: bool = True,
     environ: Mapping[str, str] = os.environ,
+    bytecode: bool = True,
 ) -> tuple[App, OStack]:
     app = App(context=dict(context or {}), outdir=outdir)
     config = config_from_context(app.node.try_get_context, app.node.get_all_context().keys())
-    code_dir = build_code(code_out)
+    code_dir = build_code(code_out, bytecode=bytecode)
     layer_dir = config.layer_dir or environ.get(LAYER_DIR_ENV)
     layer_path = Path(layer_dir) if layer_dir else build_layer()
     if not (layer_path / "python").is_dir():

@@ -10,5 +10,8 @@ SERVICE, NAMESPACE = powertools_names()
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-# Outside Lambda there is no X-Ray daemon; Powertools disables the tracer there by itself.
-tracer = Tracer(service=SERVICE)
+# Outside Lambda there is no X-Ray daemon; Powertools disables the tracer there by itself. Only botocore
+# is patched (each AWS call a subsegment): left to itself the tracer imports and patches every library
+# X-Ray knows that is installed (httpx, requests, sqlite3, …), none of which O calls through, at every
+# cold start.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))

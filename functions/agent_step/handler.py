@@ -37,7 +37,7 @@ _runtime = runtime.lambda_runtime()
 _engine = runtime.agent_engine(_runtime.settings, _runtime.db, in_state_machine=True)
 # Per-version outcomes for canaries on the `live` alias (EMF in this function's log).
 _outcomes = runtime.outcome_metrics()
-runtime.settle_heap()
+runtime.settle_heap(collect=False)
 
 
 @logger.inject_lambda_context(clear_state=True)

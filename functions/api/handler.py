@@ -14,7 +14,7 @@ from o.observability import logger, metrics, tracer
 # Module scope: one connection per execution environment, reused across invocations.
 _runtime = runtime.lambda_runtime()
 _asgi = Mangum(runtime.api_app(_runtime.settings, runtime.api_services(_runtime.settings, _runtime.db)), lifespan="off")
-runtime.settle_heap()
+runtime.settle_heap(collect=False)
 
 
 @logger.inject_lambda_context(clear_state=True)

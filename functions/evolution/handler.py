@@ -31,7 +31,7 @@ class EvolutionEvent(BaseModel):
 # Module scope: one connection per execution environment, reused across invocations.
 _runtime = runtime.lambda_runtime()
 _deps = runtime.evolution_of(_runtime)
-runtime.settle_heap()
+runtime.settle_heap(collect=False)
 # time kept to record the step's outcome (and a rollback) before Lambda's own timeout
 _MARGIN_S = 30.0
 

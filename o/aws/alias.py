@@ -21,9 +21,16 @@ class LambdaAlias:
     """Weighted routing on one Lambda alias through boto3, with O's own validation in front."""
 
     def __init__(self, lambda_client: Any | None, function_name: str, alias: str = "live") -> None:
-        self.client = lambda_client if lambda_client is not None else boto3.client("lambda")
+        self._client = lambda_client
         self.function_name = function_name
         self.alias = alias
+
+    @property
+    def client(self) -> Any:
+        # made when the alias is first read or moved, not when the API starts
+        if self._client is None:
+            self._client = boto3.client("lambda")
+        return self._client
 
     @property
     def slot(self) -> str:

@@ -27,7 +27,14 @@ _SIGV4 = Config(signature_version="s3v4")
 class S3BlobStore:
     def __init__(self, bucket: str, *, client: Any | None = None) -> None:
         self.bucket = bucket
-        self.client = client or boto3.client("s3", config=_SIGV4)
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        # made at the first file operation, not at start-up (a boto3 client costs tens of ms to make)
+        if self._client is None:
+            self._client = boto3.client("s3", config=_SIGV4)
+        return self._client
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
@@ -108,7 +115,13 @@ class IngestQueue:
 
     def __init__(self, queue_url: str, *, client: Any | None = None) -> None:
         self.queue_url = queue_url
-        self.client = client or boto3.client("sqs")
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("sqs")
+        return self._client
 
     def send(self, file_id: str) -> None:
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"file_id": file_id}))

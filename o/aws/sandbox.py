@@ -29,17 +29,20 @@ class LambdaSandbox:
         max_wall_seconds: float = 60.0,
     ) -> None:
         self.function_name = function_name
-        if client is None:
-            client = boto3.client(
+        self._client = client
+        self._region_name = region_name
+        self._read_timeout = int(max_wall_seconds) + 15
+
+    @property
+    def client(self) -> Any:
+        # made at the first tool call, not at start-up: most requests of a cold start call no tool
+        if self._client is None:
+            self._client = boto3.client(
                 "lambda",
-                region_name=region_name,
-                config=Config(
-                    connect_timeout=5,
-                    read_timeout=int(max_wall_seconds) + 15,
-                    retries={"total_max_attempts": 1},
-                ),
+                region_name=self._region_name,
+                config=Config(connect_timeout=5, read_timeout=self._read_timeout, retries={"total_max_attempts": 1}),
             )
-        self.client = client
+        return self._client
 
     def run(self, invocation: ToolInvocation) -> ToolResult:
         started = time.monotonic()

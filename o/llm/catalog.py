@@ -129,15 +129,28 @@ class ModelCatalog:
     """The models of the configured providers, each provider's answer kept for ``cache_s`` seconds."""
 
     def __init__(
-        self, sources: Sequence[Source], *, cache_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+        self,
+        sources: Sequence[Source] | Callable[[], Sequence[Source]],
+        *,
+        cache_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.sources = tuple(sources)
+        # a callable is asked at the first use: which providers have a key may take a Secrets Manager
+        # call, which a Lambda's cold start should not make for requests that never list models
+        self._sources = sources if callable(sources) else tuple(sources)
         self.cache_s = cache_s
         # which endpoints are the operator's (set by from_settings): only those are the listed providers
         self.rules: EndpointRules | None = None
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        with self._lock:
+            if callable(self._sources):
+                self._sources = tuple(self._sources())
+            return self._sources
 
     @classmethod
     def from_settings(
@@ -152,22 +165,7 @@ class ModelCatalog:
         """The operator's providers. ``local``: this is `o serve` on a machine, where an Ollama on
         localhost is looked for even when ``OLLAMA_BASE_URL`` is not set."""
         rules = EndpointRules.for_llm(llm)
-        asker = _Asker(keys, outbound, llm.discovery_timeout_s)
-        sources: list[Source] = []
-        for provider in ("openai", "anthropic", "groq", "vllm", "lmstudio"):
-            endpoint = rules.operator_endpoint(provider)
-            explicit = provider in ("vllm", "lmstudio")
-            if endpoint is not None and (explicit or _keyed_or_custom(provider, endpoint, keys)):
-                sources.append(Source(provider, endpoint, asker.of(provider, endpoint)))
-        ollama = llm.ollama_base_url or embedding.ollama_base_url
-        if ollama or local:
-            endpoint = rules.operator_endpoint("ollama") or ""
-            sources.append(Source("ollama", endpoint, asker.of("ollama", endpoint), configured=bool(ollama)))
-        bedrock = rules.operator_endpoint("bedrock")
-        if bedrock is not None:
-            listed = [Discovered(model_id, "llm") for model_id in llm.bedrock_models]
-            sources.append(Source("bedrock", bedrock, lambda: listed))
-        catalog = cls(sources, cache_s=llm.models_cache_s)
+        catalog = cls(lambda: _configured_sources(llm, embedding, keys, outbound, local), cache_s=llm.models_cache_s)
         catalog.rules = rules
         return catalog
 
@@ -256,6 +254,28 @@ class ModelCatalog:
                     self._cache[source.provider] = _Cached(now, models)
                     fresh[source.provider] = models
         return fresh
+
+
+def _configured_sources(
+    llm: LLMSettings, embedding: EmbeddingSettings, keys: KeySource, outbound: OutboundPolicy, local: bool
+) -> list[Source]:
+    rules = EndpointRules.for_llm(llm)
+    asker = _Asker(keys, outbound, llm.discovery_timeout_s)
+    sources: list[Source] = []
+    for provider in ("openai", "anthropic", "groq", "vllm", "lmstudio"):
+        endpoint = rules.operator_endpoint(provider)
+        explicit = provider in ("vllm", "lmstudio")
+        if endpoint is not None and (explicit or _keyed_or_custom(provider, endpoint, keys)):
+            sources.append(Source(provider, endpoint, asker.of(provider, endpoint)))
+    ollama = llm.ollama_base_url or embedding.ollama_base_url
+    if ollama or local:
+        endpoint = rules.operator_endpoint("ollama") or ""
+        sources.append(Source("ollama", endpoint, asker.of("ollama", endpoint), configured=bool(ollama)))
+    bedrock = rules.operator_endpoint("bedrock")
+    if bedrock is not None:
+        listed = [Discovered(model_id, "llm") for model_id in llm.bedrock_models]
+        sources.append(Source("bedrock", bedrock, lambda: listed))
+    return sources
 
 
 def _listed(provider: str, model: str, names: Sequence[str]) -> bool:

@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any, TypedDict, Unpack, cast
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
 
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
@@ -33,6 +31,9 @@ from o.store import search as engine
 from o.store.db import Conn
 from o.store.filters import TagMatch
 from o.store.pages import Page
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 CONTEXT_WINDOW = 2
 DEFAULT_TOP_K = 10
@@ -307,6 +308,8 @@ def parse_tag_match(tag_match_mode: str) -> TagMatch:
 def query_vector_for(
     config: EmbeddingConfig, query: str, embedders: EmbedderSource, query_vector: np.ndarray | None
 ) -> np.ndarray:
+    import numpy as np
+
     if query_vector is None:
         return embed_texts(embedders.for_config(config), [query], config)[0]
     size = np.asarray(query_vector).reshape(-1).shape[0]

@@ -8,10 +8,13 @@ a model the local embedder does not serve) pass as they are.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from o.errors import InvalidInput, OError
 from o.memory.embeddings import Embedder, EmbeddingConfig
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 
 class EmbeddingFailed(OError):

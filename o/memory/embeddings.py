@@ -28,9 +28,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.config import EmbeddingSettings, LLMSettings
@@ -38,6 +37,9 @@ from o.errors import InvalidInput
 from o.llm.endpoints import DEFAULT_EMBEDDING_ENDPOINTS, EndpointRules, Route, base_url_for
 from o.llm.keys import KeySource, placeholder_key
 from o.net.outbound import OutboundPolicy
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 LOCAL_MODEL = "all-MiniLM-L6-v2"
 LOCAL_DIM = 384
@@ -81,6 +83,8 @@ class Embedder(Protocol):
 
 
 def normalize(rows: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     rows = np.asarray(rows, dtype=np.float32)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return rows / np.maximum(norms, 1e-12)
@@ -159,6 +163,8 @@ class LocalEmbedder:
             )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         self._load()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         # Sorting by length keeps padding small inside each batch.
@@ -223,6 +229,8 @@ class OpenAIWireEmbedder:
             raise classified[0] from exc
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = [t or " " for t in texts[start : start + self.batch_size]]

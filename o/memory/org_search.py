@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from o.errors import InvalidInput
 from o.memory import archival, recall
@@ -23,6 +21,9 @@ from o.store import passages as passage_store
 from o.store import recall as recall_store
 from o.store import search as engine
 from o.store.db import Conn
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 SearchMode = Literal["vector", "fts", "hybrid"]
 # (lexical, vector) fusion weights of each mode

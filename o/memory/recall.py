@@ -17,9 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from o.errors import InvalidInput
 from o.memory import archival
@@ -28,6 +26,9 @@ from o.store import passages
 from o.store import recall as store
 from o.store import search as engine
 from o.store.db import Conn
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 INDEXED_ROLES = ("user", "assistant", "tool")
 SEARCHABLE_ROLES = ("user", "assistant", "tool", "system")
@@ -98,6 +99,8 @@ def indexed_message(
 
     ``texts`` are the searchable texts of the sequence; ``vectors`` the embeddings of those not empty.
     """
+    import numpy as np
+
     text = texts[position]
     if not text:
         return store.IndexedMessage(row["id"], row["text"], "", "", None)

@@ -115,8 +115,11 @@ class Database:
         self._down = False
         self._checking = threading.Lock()
 
-    def open(self, wait_seconds: float = 30.0) -> Database:
-        self._pool.open(wait=True, timeout=wait_seconds)
+    def open(self, wait_seconds: float = 30.0, *, wait: bool = True) -> Database:
+        """``wait=False`` (a Lambda's start-up): the pool connects in the background while the
+        handler finishes importing, and the first borrow waits for that connection (at most
+        ``acquire_timeout_s``, then :class:`DatabaseUnavailable`)."""
+        self._pool.open(wait=wait, timeout=wait_seconds)
         return self
 
     def close(self) -> None:

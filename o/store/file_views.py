@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from psycopg import sql
 
 from o.errors import NotFound
@@ -15,6 +14,9 @@ from o.store.db import Conn
 from o.store.filters import Where
 from o.store.pages import Page, fetch_page
 from o.store.passages import TEXT_CONFIG
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 _VIEW = sql.SQL(
     """SELECT af.id, af.file_id, af.is_open, af.start_line, af.end_line, af.last_accessed_at, af.created_at,

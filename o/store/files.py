@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from psycopg import sql
 
 from o.store.db import Conn
 from o.store.pages import Page, fetch_page
 from o.store.passages import TEXT_CONFIG, vector_column, vector_literal, vector_type
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 _META = sql.SQL(
     "id, organization_id, folder_id, file_name, original_file_name, file_type, file_size, blob_key, "

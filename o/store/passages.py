@@ -20,9 +20,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -30,6 +29,9 @@ from o.errors import InvalidInput
 from o.store.db import Conn
 from o.store.filters import TagMatch, Where
 from o.store.pages import Page, fetch_page
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 SUPPORTED_WIDTHS = (384, 768, 1024, 1536, 3072)
 HALFVEC_WIDTHS = frozenset({3072})
@@ -93,6 +95,8 @@ def vector_type(dim: int) -> str:
 
 def vector_literal(vector: np.ndarray, dim: int) -> str:
     """A vector as pgvector text, zero-padded to its column's width."""
+    import numpy as np
+
     flat = np.asarray(vector, dtype=np.float32).reshape(-1)
     if flat.shape[0] != dim:
         raise InvalidInput(

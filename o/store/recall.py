@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from psycopg import sql
 
 from o.store import passages
 from o.store.db import Conn
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 MESSAGE_COLUMNS = (
     "id",

@@ -40,9 +40,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from psycopg import sql
 
 from o.store import archives as archive_store
@@ -52,6 +51,9 @@ from o.store.db import Conn
 from o.store.file_views import FolderScope
 from o.store.filters import TagMatch, Where
 from o.store.passages import CONTEXT_DISCOUNT, TERM_FREQUENCY, TEXT_CONFIG, vector_column, vector_literal, vector_type
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 # Anserini's defaults; on LoCoMo they beat k1 1.2-2.0 / b 0.75 (bench/locomo)
 BM25_K1 = 0.9

@@ -13,13 +13,14 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource, EmbeddingConfig
 from o.store import tools as tool_store
 from o.store.db import Conn
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 Mode = Literal["vector", "fts", "hybrid"]
 # reciprocal-rank fusion constant (the usual 60): a tool's hybrid score is the sum of 1/(K + rank)
@@ -54,6 +55,8 @@ class _VectorCache:
 
     def embed(self, embedders: EmbedderSource, texts: list[str]) -> np.ndarray:
         """The texts' unit vectors, one row each."""
+        import numpy as np
+
         keys = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
         with self.lock:
             known = {key: self.vectors[key] for key in keys if key in self.vectors}

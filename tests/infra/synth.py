@@ -33,5 +33,8 @@ def synth_template(tmp: Path, **overrides: Any) -> dict[str, Any]:
     layer = tmp / "layer"
     (layer / "python").mkdir(parents=True, exist_ok=True)
     context = synth_context(**{"o:layerDir": str(layer), **overrides})
-    app, stack = create_app(context, outdir=str(tmp / "cdk.out"), code_out=tmp / "code", nag=False, environ={})
+    # no bytecode: the template does not depend on it, and compiling the code would slow every synth
+    app, stack = create_app(
+        context, outdir=str(tmp / "cdk.out"), code_out=tmp / "code", nag=False, environ={}, bytecode=False
+    )
     return dict(app.synth().get_stack_by_name(stack.stack_name).template)

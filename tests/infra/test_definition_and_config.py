@@ -132,7 +132,7 @@ def test_safe_defaults_for_a_first_deploy_and_their_overrides() -> None:
 
 
 def test_code_asset_holds_package_handlers_and_schema_without_caches(tmp_path: Path) -> None:
-    out = build.build_code(tmp_path / "code")
+    out = build.build_code(tmp_path / "code", bytecode=False)
     assert (out / "o" / "store" / "migrate.py").is_file()
     assert (out / "functions" / "migrate" / "handler.py").is_file()
     # the console's static files, which the API function serves at /console
@@ -141,7 +141,26 @@ def test_code_asset_holds_package_handlers_and_schema_without_caches(tmp_path: P
     assert sorted(p.name for p in (out / "schema").glob("*.sql")) == sorted(
         p.name for p in (build.ROOT / "schema").glob("*.sql")
     )
+    # the build machine's own caches (another Python version, timestamp-checked) never ship
     assert not list(out.rglob("__pycache__")) and not list(out.rglob("*.pyc"))
+
+
+@pytest.mark.skipif(build.lambda_python() is None, reason="no Python of the Lambda runtime's version here")
+def test_code_asset_ships_unchecked_bytecode_of_the_lambda_python_for_every_module(tmp_path: Path) -> None:
+    out = build.build_code(tmp_path / "code")
+    tag = "cpython-" + build.PYTHON_VERSION.replace(".", "")
+    sources = sorted(out.rglob("*.py"))
+    assert sources
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        # PEP 552 header: the flags word 0b01 is hash-based without checking the source (Lambda's zip
+        # does not keep mtimes exactly, and its file system is read-only: nothing is recompiled)
+        assert int.from_bytes(compiled.read_bytes()[4:8], "little") == 0b01, compiled
+    assert {p.name.split(".")[1] for p in out.rglob("*.pyc")} == {tag}
+    again = build.build_code(tmp_path / "again")
+    assert [p.read_bytes() for p in sorted(out.rglob("*.pyc"))] == [
+        p.read_bytes() for p in sorted(again.rglob("*.pyc"))
+    ]
 
 
 def _layer_inputs(folder: Path, requirements: str) -> build.LayerInputs:

@@ -15,9 +15,7 @@ attached to the agent, each folder's chunks compared with the query embedded by 
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from o.errors import InvalidInput, NotFound
 from o.memory.embedding_call import embed_texts
@@ -26,6 +24,10 @@ from o.store import agents as agent_store
 from o.store import file_views
 from o.store import search as engine
 from o.store.db import Conn
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
+
 
 # the defaults of an agent's caps (the columns' defaults, schema/022) and the bounds it may set them in
 MAX_OPEN_FILES = 5

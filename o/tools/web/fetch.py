@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -67,7 +68,18 @@ class WebFetcher:
     def __init__(self, policy: OutboundPolicy, limits: FetchLimits, *, resolver: Resolver = resolve) -> None:
         self.policy = policy
         self.limits = limits
-        self.client = http_client(policy, resolver=resolver)
+        self._resolver = resolver
+        self._client: httpx2.Client | None = None
+        self._making = threading.Lock()
+
+    @property
+    def client(self) -> httpx2.Client:
+        # made at the first fetch, not at start-up: its TLS context loads the CA bundle (tens of ms of a
+        # Lambda's cold start), and most processes never fetch a page
+        with self._making:
+            if self._client is None:
+                self._client = http_client(self.policy, resolver=self._resolver)
+            return self._client
 
     def markdown(self, url: str) -> str:
         """The page at ``url`` as Markdown (cut to ``max_chars``), or :class:`FetchError`."""

@@ -1,0 +1,227 @@
+"""Archival hybrid search at scale, and bulk loading with precomputed embeddings.
+
+Two shapes, as in the issue: ``--passages`` spread over ``--agents`` agents of one organization, a
+search filtered to one agent (the HNSW walk with pgvector's iterative scan, ``hnsw.iterative_scan``);
+then as many passages again in ONE agent. Passages are the synthetic ones of bench/archival_latency.py
+(Zipf words, vectors clustered around 500 topics), 384-d as the local model's.
+
+Bulk load: the vectors go to Postgres by binary COPY (psycopg, pgvector's binary dumper: no text
+formatting of 384 floats per row), into a staging table; one ``INSERT … SELECT`` computes each row's
+weighted tsvector and length as ``o.store.passages.insert_many`` does and fills ``passages``. Loaded
+into an empty table, the 384-d HNSW index is dropped first and built once afterwards (what a bulk
+load should do: building the graph at once is several times faster than inserting into it row by
+row); the figure is passages/s over COPY + INSERT + index build. Then ``--incremental`` passages
+are loaded the same way with the index in place, which is what a live table pays.
+
+Search: ``archival.search_hits`` (both statements, BM25 + vector + fusion) with the query vector given,
+p50/p95 over ``--queries`` queries after a warm-up; and the same with ``hnsw.iterative_scan`` off
+(``--compare-off``), which shows what the iterative scan buys a filtered query.
+
+    python bench/search_scale.py [--passages 1000000] [--agents 100] [--queries 200]
+
+1,000,000 rows of 384-d vectors are ≈ 1.6 GB of table plus ≈ 0.8 GB of HNSW graph per shape; watch
+``df -h``. On a small shared machine start lower (``--passages 250000``) and scale the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.archival_latency import Corpus  # noqa: E402
+from o.ids import new_id  # noqa: E402
+from o.memory import archival  # noqa: E402
+from o.memory.embeddings import EmbeddingConfig  # noqa: E402
+from o.store import passages as store  # noqa: E402
+from o.store.db import Database  # noqa: E402
+from o.store.embedded import EmbeddedPostgres  # noqa: E402
+from o.store.migrate import migrate  # noqa: E402
+
+DIM = 384
+MODEL = "all-MiniLM-L6-v2"
+INDEX = "passages_emb_384"
+CHUNK = 20_000
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def new_agents(db: Database, org: str, n: int) -> list[str]:
+    ids = [new_id("agent") for _ in range(n)]
+    config = json.dumps(EmbeddingConfig.default().model_dump())
+    with db.transaction() as conn:
+        for agent_id in ids:
+            conn.execute(
+                "INSERT INTO agents (id, organization_id, name, embedding_config) VALUES (%s, %s, %s, %s)",
+                (agent_id, org, "bench", config),
+            )
+    return ids
+
+
+def load(db: Database, org: str, agents: list[str], corpus: Corpus, count: int) -> dict[str, float]:
+    """``count`` passages round-robin over ``agents``: binary COPY to staging, then one INSERT … SELECT
+    per chunk. Returns the seconds of each part."""
+    seconds = {"generate": 0.0, "copy": 0.0, "insert": 0.0}
+    done = 0
+    insert = sql.SQL(
+        """INSERT INTO passages (id, organization_id, agent_id, text, tags, metadata, embedding_model, embedding_dim,
+                                 embedding_384, search_tsv, search_len, created_at, updated_at)
+           SELECT s.id, %s, s.agent_id, s.text, '{{}}', '{{}}', %s, %s, s.vec, s.tsv, {length},
+                  clock_timestamp(), clock_timestamp()
+           FROM (SELECT b.*, {tsv} AS tsv FROM bench_staging b) s"""
+    ).format(
+        tsv=store.weighted_tsvector(sql.SQL("b.text"), sql.SQL("''")),
+        length=store.document_length(sql.SQL("s.tsv")),
+    )
+    while done < count:
+        n = min(CHUNK, count - done)
+        t0 = time.perf_counter()
+        vectors = corpus.vectors(n).astype(np.float32)
+        texts = [corpus.sentence() for _ in range(n)]
+        t1 = time.perf_counter()
+        with db.transaction() as conn:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS bench_staging (id text, agent_id text, text text, vec vector(384))"
+            )
+            conn.execute("TRUNCATE bench_staging")
+            with conn.cursor().copy("COPY bench_staging FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["text", "text", "text", "vector"])
+                for i in range(n):
+                    copy.write_row((new_id("passage"), agents[(done + i) % len(agents)], texts[i], vectors[i]))
+            t2 = time.perf_counter()
+            conn.execute(insert, (org, MODEL, DIM, store.CONTEXT_DISCOUNT))
+        t3 = time.perf_counter()
+        seconds["generate"] += t1 - t0
+        seconds["copy"] += t2 - t1
+        seconds["insert"] += t3 - t2
+        done += n
+    return seconds
+
+
+def build_index(db: Database) -> float:
+    t0 = time.perf_counter()
+    with db.transaction() as conn:
+        # as schema/002_archival.sql makes it (pgvector's defaults: m 16, ef_construction 64)
+        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        conn.execute(f"CREATE INDEX {INDEX} ON passages USING hnsw (embedding_384 vector_cosine_ops)")
+        conn.execute("ANALYZE passages")
+    return time.perf_counter() - t0
+
+
+def searches(db: Database, org: str, agent: str, corpus: Corpus, queries: int, *, iterative: bool) -> list[float]:
+    timings = []
+    for i in range(queries + 20):
+        text, vector = corpus.sentence(3, 9), corpus.vectors(1)[0]
+        t0 = time.perf_counter()
+        with db.transaction() as conn:
+            if not iterative:  # the search sets 'relaxed_order' for its statement; a server default cannot undo it
+                conn.execute("SET LOCAL hnsw.iterative_scan = off")
+            hits = archival.search_hits(conn, org, agent, text, top_k=10, query_vector=vector)
+        if i >= 20:
+            timings.append(time.perf_counter() - t0)
+        assert hits, "a search over a filled memory returned nothing"
+    return timings
+
+
+def report(label: str, timings: list[float]) -> None:
+    print(
+        f"  {label:<58} p50 {pct(timings, 0.5):6.1f} ms  p95 {pct(timings, 0.95):6.1f} ms  "
+        f"mean {1000 * statistics.fmean(timings):6.1f} ms"
+    )
+
+
+def table_size(db: Database) -> str:
+    with db.transaction() as conn:
+        row = conn.execute(
+            "SELECT pg_size_pretty(pg_table_size('passages')) AS t, pg_size_pretty(pg_relation_size(%s)) AS i",
+            (INDEX,),
+        ).fetchone()
+    return f"table {row['t']}, HNSW index {row['i']}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--passages", type=int, default=1_000_000)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--incremental", type=int, default=20_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--compare-off", action="store_true", help="also search with hnsw.iterative_scan off")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    server = None
+    url = args.database_url
+    if url is None:
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="o-search-scale-")), cleanup_mode="delete")
+        url = server.url
+    migrate(url)
+    db = Database(url, min_size=1, max_size=2).open()
+    corpus = Corpus()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    try:
+        with db.transaction() as conn:
+            org = conn.execute(
+                "INSERT INTO organizations (id, name) VALUES (%s, %s) RETURNING id", (new_id("org"), new_id("bench"))
+            ).fetchone()["id"]
+        agents = new_agents(db, org, args.agents)
+        with db.transaction() as conn:
+            conn.execute(f"DROP INDEX {INDEX}")
+        parts = load(db, org, agents, corpus, args.passages)
+        parts["index"] = build_index(db)
+        load_s = parts["copy"] + parts["insert"] + parts["index"]
+        print(
+            f"bulk load of {args.passages:,} passages over {args.agents} agents (embeddings precomputed): "
+            f"{args.passages / load_s:,.0f} passages/s  (binary COPY {parts['copy']:.0f} s, INSERT … SELECT with "
+            f"tsvectors {parts['insert']:.0f} s, HNSW build {parts['index']:.0f} s; generating the synthetic data "
+            f"{parts['generate']:.0f} s not counted); {table_size(db)}"
+        )
+        inc = load(db, org, agents, corpus, args.incremental)
+        print(
+            f"incremental load of {args.incremental:,} more with the HNSW index in place: "
+            f"{args.incremental / (inc['copy'] + inc['insert']):,.0f} passages/s"
+        )
+        per_agent = (args.passages + args.incremental) // args.agents
+        print(f"search, top 10, query vector given ({args.queries} queries after 20 warm-up):")
+        report(f"one org, {args.agents} agents: one agent's {per_agent:,} passages",
+               searches(db, org, agents[0], corpus, args.queries, iterative=True))  # fmt: skip
+        if args.compare_off:
+            report("  the same, hnsw.iterative_scan off",
+                   searches(db, org, agents[0], corpus, args.queries, iterative=False))  # fmt: skip
+
+        [single] = new_agents(db, org, 1)
+        with db.transaction() as conn:
+            conn.execute(f"DROP INDEX {INDEX}")
+        parts = load(db, org, [single], corpus, args.passages)
+        parts["index"] = build_index(db)
+        load_s = parts["copy"] + parts["insert"] + parts["index"]
+        print(
+            f"bulk load of {args.passages:,} passages into one agent: {args.passages / load_s:,.0f} passages/s "
+            f"(HNSW rebuilt over the whole table: {parts['index']:.0f} s); {table_size(db)}"
+        )
+        report(f"one agent holding {args.passages:,} passages",
+               searches(db, org, single, corpus, args.queries, iterative=True))  # fmt: skip
+        report(f"one org agent's {per_agent:,} passages, table now {2 * args.passages + args.incremental:,}",
+               searches(db, org, agents[0], corpus, args.queries, iterative=True))  # fmt: skip
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    finally:
+        db.close()
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
