@@ -101,8 +101,9 @@ class Files(Construct):
             sources.SqsEventSource(self.queue, batch_size=1, report_batch_item_failures=True)
         )
         # GetObject: files' and upload sessions' bytes (bundle imports); PutObject: exports it writes (a
-        # multipart upload past 8 MB, authorized as PutObject; aborted on a failure)
-        self._grant(self.service, "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload")
+        # multipart upload past 8 MB, authorized as PutObject; aborted on a failure); DeleteObject: an uploaded
+        # bundle once imported, and the file bytes an import stored before it failed
+        self._grant(self.service, "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
 
     def environment(self) -> dict[str, str]:
         return {

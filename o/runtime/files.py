@@ -1,0 +1,59 @@
+"""The files' and transfers' adapters of the composition root: where bytes go (the data dir or S3),
+and who runs ingestion and transfer jobs (a thread of `o serve`, or the ingest function on AWS)."""
+
+from __future__ import annotations
+
+from o.agent.folders import FileLimits, FileServices
+from o.agent.transfer_jobs import Jobs
+from o.agent.transfer_jobs import Worker as TransferWorker
+from o.agent.transfer_jobs import launch as launch_transfers
+from o.agent.uploads import TransferLimits, TransferServices
+from o.config import Settings
+from o.memory.embeddings import EmbedderSource
+from o.memory.files.blobs import LocalBlobStore, StagingStore
+from o.memory.files.ingest import Ingestion
+from o.memory.files.ingest import Worker as IngestWorker
+from o.store.db import Database
+
+
+def blob_store(settings: Settings) -> StagingStore:
+    """Where uploaded files' original bytes go: the S3 bucket (AWS), else <data dir>/files."""
+    if settings.files.bucket:
+        from o.aws.blobs import S3BlobStore
+
+        return S3BlobStore(settings.files.bucket)
+    return LocalBlobStore(settings.data_dir / "files")
+
+
+def ingestion(settings: Settings, db: Database, embedders: EmbedderSource) -> Ingestion:
+    return Ingestion(db, blob_store(settings), embedders, settings.files.lease_seconds, settings.files.max_attempts)
+
+
+def file_services(settings: Settings, ing: Ingestion) -> FileServices:
+    """Locally an ingestion worker (started by `o serve` in one process) that an upload wakes; on AWS
+    an upload is announced on the ingest queue, which the ingest function consumes."""
+    limits = FileLimits(settings.files.max_upload_bytes, settings.files.org_quota_bytes)
+    if settings.files.ingest_queue_url:
+        from o.aws.blobs import IngestQueue
+
+        return FileServices(ing.blobs, limits, IngestQueue(settings.files.ingest_queue_url).send)
+    worker = IngestWorker(ing, settings.files.poll_seconds)
+    return FileServices(ing.blobs, limits, worker.wake, worker)
+
+
+def transfer_jobs(settings: Settings, db: Database) -> Jobs:
+    return Jobs(db, blob_store(settings), settings.files.lease_seconds, settings.files.max_attempts)
+
+
+def transfer_services(settings: Settings, db: Database) -> TransferServices:
+    """Upload sessions and exports: their bytes in the blob store (presigned S3 URLs on AWS); their jobs
+    announced on the ingest queue (AWS, the ingest function runs them) or run on a thread of this
+    process, with a poller in `o serve` for jobs a dead process left."""
+    jobs = transfer_jobs(settings, db)
+    files = settings.files
+    limits = TransferLimits(settings.max_bundle_bytes, files.max_session_bytes, files.transfer_expires_s)
+    if files.ingest_queue_url:
+        from o.aws.blobs import IngestQueue
+
+        return TransferServices(jobs.blobs, limits, IngestQueue(files.ingest_queue_url).send_upload)
+    return TransferServices(jobs.blobs, limits, launch_transfers(jobs), TransferWorker(jobs, files.poll_seconds))
