@@ -16,6 +16,7 @@ from o import __version__
 from o.cli import agents, chat, completion, doctor, evolve, files, keys, portable, serve
 from o.config import ConfigError
 from o.errors import OError
+from o.observability import logger
 from o.store.migrate import SchemaError
 
 
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words
     args = parser().parse_args([w for w in words if w != "--debug"])
+    # stdout carries a command's result (a key, JSON, a table) for pipes; log lines go beside it
+    logs = logger.registered_handler.setStream(sys.stderr)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -81,3 +84,6 @@ def main(argv: list[str] | None = None) -> int:
         message, code = one_line(exc)
         print(f"o: {message}", file=sys.stderr)
         return code
+    finally:
+        if logs is not None:
+            logger.registered_handler.setStream(logs)

@@ -118,3 +118,12 @@ def test_an_organization_can_revoke_only_its_own_keys(db: Database) -> None:
         revoked = orgs.revoke_api_key(conn, their_key, theirs)
         assert revoked is not None and revoked["just_revoked"]
         assert orgs.organization_for_key(conn, secret) is None
+
+
+def test_the_key_alone_on_stdout_and_warnings_on_stderr(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # a script does `KEY=$(o keys create ...)`: a warning about a mistyped variable must not end up in it
+    monkeypatch.setenv("O_DATABSE_URL", "postgresql://nowhere")
+    code, out, err = cli("keys", "create", "--org", f"pipe-{uuid.uuid4()}", "--name", "ci")
+    assert code == 0
+    assert out.strip().startswith(orgs.KEY_PREFIX) and len(out.strip().splitlines()) == 1
+    assert "O_DATABSE_URL is not a setting of O" in err
