@@ -8,6 +8,7 @@ line) shows the traceback instead."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in words
     args = parser().parse_args([w for w in words if w != "--debug"])
     # stdout carries a command's result (a key, JSON, a table) for pipes; log lines go beside it
-    logs = logger.registered_handler.setStream(sys.stderr)
+    handler = logger.registered_handler
+    logs = handler.setStream(sys.stderr) if isinstance(handler, logging.StreamHandler) else None
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -85,5 +87,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"o: {message}", file=sys.stderr)
         return code
     finally:
-        if logs is not None:
-            logger.registered_handler.setStream(logs)
+        if logs is not None and isinstance(handler, logging.StreamHandler):
+            handler.setStream(logs)
