@@ -13,10 +13,12 @@ import contextlib
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 
 from o.store.db import Database
@@ -55,6 +57,20 @@ def pg_url() -> Iterator[str]:
     migrate(server.url)
     yield server.url
     server.stop()
+
+
+@contextlib.contextmanager
+def new_database(pg_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database on the test server (as a fresh RDS instance's), dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = pg_url.partition("?")
+    try:
+        yield base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,15 +10,13 @@ import psycopg
 import pytest
 
 from o.store.migrate import MigrationFailed, discover, migrate
+from tests.conftest import new_database
 
 
 @pytest.fixture
-def fresh_db_url(pg_url: str) -> str:
-    name = "m_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = pg_url.partition("?")
-    return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+def fresh_db_url(pg_url: str) -> Iterator[str]:
+    with new_database(pg_url, "m") as url:
+        yield url
 
 
 def test_rerun_applies_nothing(pg_url: str) -> None:

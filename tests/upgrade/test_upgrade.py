@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from o.store.migrate import MigrationFailed, discover, migrate, schema_dir
 from o.tools.builtin import BASE_TOOLS, default_tools
 from o.tools.secrets.envelope import SecretBox, variable_context
 from o.tools.secrets.keyfile import KeyFile
+from tests.conftest import new_database
 from tests.servers.mcp_server import HttpMcpServer
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import call, say
@@ -50,20 +50,10 @@ SEALED = {("agent_tool_env", "value")}
 ADDS_BASE_TOOLS = {"tools", "tool_versions", "agent_tools"}
 
 
-def _database(pg_url: str) -> Iterator[str]:
-    name = "upgrade_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = pg_url.partition("?")
-    yield base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def previous_release(pg_url: str) -> Iterator[str]:
     """A database as the previous release left it: its schema, its migrations' rows, its data."""
-    for url in _database(pg_url):
+    with new_database(pg_url, "upgrade") as url:
         assert migrate(url, PREVIOUS / "schema") == [p.name for p in sorted((PREVIOUS / "schema").glob("*.sql"))]
         with psycopg.connect(url) as conn:
             conn.execute((PREVIOUS / "data.sql").read_text())

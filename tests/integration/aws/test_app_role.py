@@ -24,18 +24,15 @@ from o.config import Settings
 from o.store import orgs
 from o.store.db import Database
 from o.store.migrate import discover, migrate
+from tests.conftest import new_database
 from tests.lambdas import aws_credentials
 
 
 @pytest.fixture
 def fresh_database(pg_url: str) -> Iterator[str]:
     """The URI of a new, empty database on the test server (a fresh RDS instance's)."""
-    name = f"approle_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield _uri(pg_url, dbname=name)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with new_database(pg_url, "approle") as url:
+        yield url
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from functions.migrate import handler as migrate_handler
 from functions.migrate.handler import Outcome, retry_delay, unreachable, verdict, with_connect_timeout
 from o.store.migrate import _LOCK_KEY, discover
 from tests.cloudformation import ResponseSink, request_event, response_sink
+from tests.conftest import new_database
 from tests.lambdas import Context
 
 
@@ -42,12 +43,8 @@ def LambdaContext(remaining_ms: int = 60_000) -> Context:
 @pytest.fixture
 def fresh_database(pg_url: str) -> Iterator[str]:
     """An empty database on the test server, as a fresh RDS instance would be."""
-    name = f"migrate_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with new_database(pg_url, "migrate") as url:
+        yield psycopg.conninfo.conninfo_to_dict(url)["dbname"]
 
 
 @pytest.fixture

@@ -5,26 +5,20 @@ from __future__ import annotations
 import os
 import pty
 import select
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from o.cli import main
 from o.store.migrate import discover
+from tests.conftest import new_database
 
 
 @pytest.fixture
 def empty_database(pg_url: str) -> Iterator[str]:
-    name = "bar_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = pg_url.partition("?")
-    yield base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with new_database(pg_url, "bar") as url:
+        yield url
 
 
 def test_o_migrate_draws_a_bar_of_the_files_on_a_terminal(

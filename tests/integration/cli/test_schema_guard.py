@@ -5,7 +5,6 @@ they started is stopped again. Run through the real CLI (`o.cli.main`)."""
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,17 +14,13 @@ import pytest
 from o.cli import main
 from o.store.embedded import EmbeddedPostgres
 from o.store.migrate import migrate
+from tests.conftest import new_database
 
 
 @pytest.fixture
 def database(pg_url: str) -> Iterator[str]:
-    name = "guard_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = pg_url.partition("?")
-    yield base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with new_database(pg_url, "guard") as url:
+        yield url
 
 
 def _from_the_future(url: str) -> None:

@@ -8,17 +8,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from o.ids import PREFIXES
 from o.store import evolution as evolution_store
 from o.store.db import Database
 from o.store.migrate import migrate
 from tests import wiring
+from tests.conftest import new_database
 from tests.integration.agent.conftest import make_engine
 from tests.integration.conftest import new_org_key
 from tests.served import served  # noqa: F401  (re-exported for the tests of this folder)
@@ -43,16 +42,11 @@ def lookup_order(order_id: str) -> str:
 @pytest.fixture(scope="module")
 def second_db(pg_url: str) -> Iterator[Database]:
     """A second, freshly migrated database on the same server."""
-    name = f"o_second_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(**{**conninfo_to_dict(pg_url), "dbname": name})
-    migrate(url)
-    database = Database(url, min_size=1, max_size=4).open()
-    yield database
-    database.close()
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with new_database(pg_url, "o_second") as url:
+        migrate(url)
+        database = Database(url, min_size=1, max_size=4).open()
+        yield database
+        database.close()
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@ tool run, and the plaintext rows of an earlier release sealed when the schema is
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,6 +18,7 @@ from o.tools.execute import run_tool
 from o.tools.sandbox import LocalProcessSandbox
 from o.tools.secrets.envelope import SecretBox
 from o.tools.secrets.keyfile import KeyFile
+from tests.conftest import new_database
 from tests.wiring import SECRETS
 
 READ_SECRET = '''
@@ -140,13 +139,8 @@ def test_a_sealed_value_moved_to_another_agent_does_not_open(
 
 @pytest.fixture
 def fresh_url(pg_url: str) -> Iterator[str]:
-    name = "secrets_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = pg_url.partition("?")
-    yield base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with new_database(pg_url, "secrets") as url:
+        yield url
 
 
 def test_plaintext_rows_of_an_earlier_release_are_read_then_sealed_by_a_migrating_start(
