@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,16 @@ FAST_OPTIONS = ClientOptions(
     endpoints=LOCAL_ENDPOINTS,
     outbound=LOOPBACK,
 )
+
+
+def openai_llm_config(base_url: str) -> dict[str, Any]:
+    """An agent's llm_config for a local OpenAI-protocol server."""
+    return {
+        "model": "gpt-4o-mini",
+        "model_endpoint_type": "openai",
+        "model_endpoint": base_url,
+        "context_window": 128000,
+    }
 
 
 def operator_at(options: ClientOptions, **endpoints: str) -> ClientOptions:

@@ -22,7 +22,7 @@ from o.store.db import Database
 from tests import wiring
 from tests.integration.conftest import new_org_key
 from tests.served import served
-from tests.servers.fixtures import FAST_OPTIONS, TEST_KEYS
+from tests.servers.fixtures import FAST_OPTIONS, TEST_KEYS, openai_llm_config
 from tests.servers.openai_server import OpenAIServer
 from tests.servers.script import Script, call
 
@@ -41,12 +41,7 @@ class Live:
     engine: Engine
 
     def llm_config(self) -> dict[str, Any]:
-        return {
-            "model": "gpt-4o-mini",
-            "model_endpoint_type": "openai",
-            "model_endpoint": self.model.base_url,
-            "context_window": 128000,
-        }
+        return openai_llm_config(self.model.base_url)
 
 
 @pytest.fixture(scope="module")
