@@ -2,7 +2,9 @@
 
 Prints the CPU time of importing the API handler and the agent-step handler against the import of
 their unavoidable libraries (fastapi, pydantic, psycopg, boto3, mangum), measured in the same run,
-interleaved, median of ``--rounds``; then the API handler's max memory (max RSS) while it serves a mix
+interleaved, median of ``--rounds``, and of the API handler's import with its first request (a GET of an
+agent: the API Lambda imports the routers a request needs on that request, :mod:`o.api.routers`);
+then the API handler's max memory (max RSS) while it serves a mix
 of requests in-process, the local embedding model included.
 
 "As Lambda does" means: the runtime's Python (3.12: ``O_LAMBDA_PYTHON``, ``python3.12`` or pyenv's),
@@ -20,7 +22,8 @@ read-only). Two cases:
     python bench/cold_start.py [--rounds 7] [--write-modules]
 
 ``--write-modules`` rewrites ``layers/cold-start-modules.txt`` (the layer modules the two handlers
-import at cold start, which ``infra.build`` compiles) from this run.
+import at cold start, and the API's routers on their first request, which ``infra.build`` compiles)
+from this run.
 """
 
 from __future__ import annotations
@@ -42,26 +45,68 @@ sys.path.insert(0, str(ROOT))
 from infra import build  # noqa: E402
 
 LIBS = "fastapi, pydantic, psycopg, boto3, mangum"
+# what is timed in a fresh process: the import, and for the API the import and its first request (the
+# routers a request needs are imported on that request)
 TARGETS = {
-    "libraries": LIBS,
-    "API handler": "functions.api.handler",
-    "agent-step handler": "functions.agent_step.handler",
+    "libraries": f"import {LIBS}",
+    "API handler": "import functions.api.handler",
+    "API + 1st GET agent": "import functions.api.handler as api\ncall('GET', f'/v1/agents/{agent_id}')",
+    "agent-step handler": "import functions.agent_step.handler",
 }
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 TRACE_ID = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
-IMPORT = """
+# an API Gateway proxy event to the API handler, as Lambda passes it (argv: an API key, an agent's id)
+REQUEST = """
+import json, sys, uuid
+from dataclasses import dataclass
+
+@dataclass
+class Context:
+    function_name: str = "o-api"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:o-api"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = "bench"
+    log_group_name: str = "/aws/lambda/o-api"
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+key, agent_id = sys.argv[1:3]
+def call(method, path, body=None):
+    headers = {"content-type": "application/json", "host": "api.example.com", "authorization": f"Bearer {key}"}
+    path, _, query = path.partition("?")
+    params = dict(p.split("=", 1) for p in query.split("&")) if query else None
+    event = {"resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": headers,
+             "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": params,
+             "multiValueQueryStringParameters": {k: [v] for k, v in params.items()} if params else None,
+             "pathParameters": {"proxy": path.lstrip("/")},
+             "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": method, "path": "/live" + path,
+                                "stage": "live", "requestId": str(uuid.uuid4()),
+                                "identity": {"sourceIp": "203.0.113.1"}},
+             "body": json.dumps(body) if body is not None else None, "isBase64Encoded": False}
+    import functions.api.handler as api
+    response = api.handler(event, Context())
+    assert response["statusCode"] < 300, (method, path, response["statusCode"], response["body"][:300])
+    return json.loads(response["body"]) if response["body"] else None
+"""
+
+TIMED = """
 import json, resource, time
 cpu, wall = time.process_time(), time.perf_counter()
-import {module}
+{code}
 print(json.dumps({{"cpu_ms": (time.process_time() - cpu) * 1000, "wall_ms": (time.perf_counter() - wall) * 1000,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
+# the routers too: the API Lambda imports the one a request needs on that request (o.api.routers)
 MODULES = """
-import json, sys
+import importlib, json, sys
 import functions.api.handler, functions.agent_step.handler
+from o.api.routers import MODULES as ROUTERS
+for name in ROUTERS:
+    importlib.import_module(f"o.api.routers.{name}")
 site = sys.argv[1].rstrip("/") + "/"
 print(json.dumps(sorted({m.__file__[len(site):] for m in list(sys.modules.values())
                          if (getattr(m, "__file__", None) or "").startswith(site) and m.__file__.endswith(".py")})))
@@ -136,24 +181,25 @@ def stdlib_only_prefix(python: str, folder: Path, runtime_dir: Path) -> Path:
     return folder
 
 
-def run(python: str, env: dict[str, str], module: str, prefix: Path | None) -> dict[str, float]:
+def run(python: str, env: dict[str, str], code: str, prefix: Path | None, seeded: Seeded) -> dict[str, float]:
     flags = ["-X", f"pycache_prefix={prefix}"] if prefix else []
     out = subprocess.run(
-        [python, "-s", *flags, "-c", IMPORT.format(module=module)], env=env, capture_output=True, text=True
-    )
+        [python, "-s", *flags, "-c", REQUEST + TIMED.format(code=code), *seeded],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
     if out.returncode != 0:
-        raise RuntimeError(f"importing {module} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"{code} failed:\n{out.stderr[-3000:]}")
     figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return figures
 
 
-def cold_imports(python: str, env: dict[str, str], prefix: Path, rounds: int) -> None:
+def cold_imports(python: str, env: dict[str, str], prefix: Path, rounds: int, seeded: Seeded) -> None:
     cases = {"shipped": None, "no .pyc": prefix}
     samples: dict[tuple[str, str], list[dict[str, float]]] = {}
     for _ in range(rounds):
         for case, case_prefix in cases.items():
-            for label, module in TARGETS.items():
-                samples.setdefault((case, label), []).append(run(python, env, module, case_prefix))
+            for label, code in TARGETS.items():
+                samples.setdefault((case, label), []).append(run(python, env, code, case_prefix, seeded))
     print(f"import in a fresh process, CPU time (median of {rounds}, interleaved); ratio to the libraries' import:")
     for case in cases:
         libs = statistics.median(s["cpu_ms"] for s in samples[(case, "libraries")])
@@ -185,37 +231,7 @@ def write_modules(python: str, env: dict[str, str], layer: Path) -> None:
 
 
 MEMORY = """
-import json, resource, sys, uuid
-import functions.api.handler as api
-from dataclasses import dataclass
-
-@dataclass
-class Context:
-    function_name: str = "o-api"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:o-api"
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = "bench"
-    log_group_name: str = "/aws/lambda/o-api"
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-key = sys.argv[1]
-def call(method, path, body=None):
-    headers = {"content-type": "application/json", "host": "api.example.com", "authorization": f"Bearer {key}"}
-    path, _, query = path.partition("?")
-    params = dict(p.split("=", 1) for p in query.split("&")) if query else None
-    event = {"resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": headers,
-             "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": params,
-             "multiValueQueryStringParameters": {k: [v] for k, v in params.items()} if params else None,
-             "pathParameters": {"proxy": path.lstrip("/")},
-             "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": method, "path": "/live" + path,
-                                "stage": "live", "requestId": str(uuid.uuid4()),
-                                "identity": {"sourceIp": "203.0.113.1"}},
-             "body": json.dumps(body) if body is not None else None, "isBase64Encoded": False}
-    response = api.handler(event, Context())
-    assert response["statusCode"] < 300, (method, path, response["statusCode"], response["body"][:300])
-    return json.loads(response["body"]) if response["body"] else None
+import resource
 
 def rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -223,6 +239,7 @@ def rss():
 steps = [("after the cold start", rss())]
 blocks = [{"label": "human", "value": "Name: Ada"}, {"label": "persona", "value": "A careful assistant."}]
 agent = call("POST", "/v1/agents/", {"name": "bench", "memory_blocks": blocks})
+steps.append(("the first request (an agent created)", rss()))
 for _ in range(20):
     call("GET", f"/v1/agents/{agent['id']}")
     call("PATCH", f"/v1/agents/{agent['id']}/core-memory/blocks/human", {"value": "Name: Ada L."})
@@ -238,7 +255,16 @@ print(json.dumps(steps))
 """
 
 
-def lambda_memory(python: str, env: dict[str, str], db_url: str) -> None:
+Seeded = tuple[str, str]  # an API key, an agent of its organization
+
+SEED = """
+blocks = [{"label": "human", "value": "Name: Ada"}, {"label": "persona", "value": "A careful assistant."}]
+print(call("POST", "/v1/agents/", {"name": "cold", "memory_blocks": blocks})["id"])
+"""
+
+
+def seed(python: str, env: dict[str, str], db_url: str) -> Seeded:
+    """An API key, and an agent the first request of a cold start reads (made through the handler)."""
     from o.store import orgs
     from o.store.db import Database
 
@@ -247,7 +273,14 @@ def lambda_memory(python: str, env: dict[str, str], db_url: str) -> None:
         org = orgs.get_or_create_org(conn, f"bench-{time.time_ns()}")
         _, key = orgs.create_api_key(conn, org["id"])
     db.close()
-    out = subprocess.run([python, "-s", "-c", MEMORY, key], env=env, capture_output=True, text=True)
+    out = subprocess.run([python, "-s", "-c", REQUEST + SEED, key, ""], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"creating an agent through the API handler failed:\n{out.stderr[-3000:]}")
+    return key, out.stdout.strip().splitlines()[-1]
+
+
+def lambda_memory(python: str, env: dict[str, str], seeded: Seeded) -> None:
+    out = subprocess.run([python, "-s", "-c", REQUEST + MEMORY, *seeded], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"the in-process API handler failed:\n{out.stderr[-3000:]}")
     print("API handler in-process (as on Lambda, one request at a time), max RSS of the process:")
@@ -286,8 +319,9 @@ def main() -> None:
                 # the layer's bytecode follows the list: build (or find) the layer it makes
                 layer = build.build_layer(arch=arch, check_size=False)
                 env = lambda_like(layer, code, runtime_dir, pg.url)
-            cold_imports(python, env, prefix, args.rounds)
-            lambda_memory(python, env, pg.url)
+            seeded = seed(python, env, pg.url)
+            cold_imports(python, env, prefix, args.rounds, seeded)
+            lambda_memory(python, env, seeded)
         finally:
             pg.stop()
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")

@@ -20,12 +20,11 @@ from o import runtime
 from o.agent import transfer_jobs
 from o.memory.files import ingest
 from o.observability import logger, tracer
+from o.runtime.files import ingestion
 from o.runtime.files import transfer_jobs as jobs_of
 
 _runtime = runtime.lambda_runtime()
-_ingestion = runtime.ingestion(
-    _runtime.settings, _runtime.db, runtime.agent_engine(_runtime.settings, _runtime.db).embedders
-)
+_ingestion = ingestion(_runtime.settings, _runtime.db, runtime.agent_engine(_runtime.settings, _runtime.db).embedders)
 _jobs = jobs_of(_runtime.settings, _runtime.db)
 
 

@@ -8,32 +8,7 @@ from o import __version__
 from o.api import console, docs, errors
 from o.api.deps import Services
 from o.api.limits import BodySizeLimit
-from o.api.routers import (
-    agent_files,
-    agent_tools,
-    agents,
-    archival,
-    archives,
-    blocks,
-    context,
-    core_memory,
-    evolution,
-    folders,
-    health,
-    identities,
-    mcp_servers,
-    messages,
-    models,
-    revisions,
-    runs,
-    search,
-    send,
-    steps,
-    tags,
-    tools,
-    uploads,
-)
-from o.api.routers import conversations as conversation_routes
+from o.api.routers import CONTENT, IMPORT_BUNDLE, IMPORT_FILE, SESSIONS, UPLOAD, Routes
 from o.api.slashes import tolerate_trailing_slashes
 from o.api.storable import refuse_unstorable
 from o.observability import logger
@@ -45,7 +20,11 @@ def create_app(
     max_body_bytes: int = 1_048_576,
     max_agent_file_bytes: int = 64 * 1024 * 1024,
     max_bundle_bytes: int = 4 * 1024**3,
+    routes_on_demand: bool = False,
 ) -> FastAPI:
+    """The app, with every route; ``routes_on_demand`` (a Lambda, which serves one request after its
+    cold start): each router module is imported and included when a request first needs it
+    (:mod:`o.api.routers`)."""
     app = FastAPI(
         title="O",
         version=__version__,
@@ -65,52 +44,22 @@ def create_app(
     docs.install(app)
     console.install(app)
     tolerate_trailing_slashes(app.router)
-    for router in (
-        health.router,
-        # before agents.router: its paths (/v1/agents/import) would otherwise read as agent ids
-        agent_files.router,
-        agents.router,
-        core_memory.router,
-        blocks.router,
-        messages.router,
-        messages.org_router,
-        tools.router,
-        agent_tools.router,
-        send.router,
-        runs.router,
-        archival.router,
-        revisions.router,
-        evolution.router,
-        context.router,
-        steps.router,
-        steps.runs_router,
-        identities.router,
-        identities.agents_router,
-        tags.router,
-        search.messages_router,
-        search.passages_router,
-        models.router,
-        archives.router,
-        archives.agents_router,
-        folders.router,
-        folders.agents_router,
-        mcp_servers.router,
-        conversation_routes.router,
-        uploads.router,
-        uploads.exports_router,
-    ):
-        app.include_router(router)
+    routes = app.state.routes = Routes(app)
+    if not routes_on_demand:
+        routes.include()
     app.add_middleware(
         BodySizeLimit,
         max_bytes=max_body_bytes,
         uploads={
-            agent_files.IMPORT_FILE: max_agent_file_bytes,
-            agent_files.IMPORT_BUNDLE: max_bundle_bytes,
+            IMPORT_FILE: max_agent_file_bytes,
+            IMPORT_BUNDLE: max_bundle_bytes,
             # the multipart envelope around the file: the route refuses a file over the limit itself
-            folders.UPLOAD: services.files.limits.max_upload_bytes + 65_536,
+            UPLOAD: services.files.limits.max_upload_bytes + 65_536,
             # O's own upload target: the route refuses more than the session declared
-            uploads.CONTENT: max(services.transfers.limits.max_bundle_bytes, services.transfers.limits.max_file_bytes),
+            CONTENT: max(services.transfers.limits.max_bundle_bytes, services.transfers.limits.max_file_bytes),
         },
-        larger=uploads.SESSIONS,
+        larger=SESSIONS,
     )
+    if routes_on_demand:
+        routes.on_demand()  # outermost: the routers are there before anything below matches a path
     return app

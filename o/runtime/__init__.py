@@ -34,24 +34,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from o.agent.engine import Engine, llm_factory
 from o.agent.prompt import default_cache
-from o.agent.runner import Executions, StateMachineLauncher, resume_stale
-from o.agent.serving import OutcomeMetrics
+from o.agent.runner import Executions, StateMachineLauncher
 from o.agent.tools import SandboxExecutor
 from o.config import ConfigError, Settings, env_name, load_settings, unknown_variables
-from o.evolution import loop, sleeptime
-from o.evolution.notify import DecisionEvents, Webhook
-from o.evolution.rollout import AliasRouter
 from o.evolution.routing import CanaryRouter
-from o.llm.catalog import ModelCatalog
 from o.llm.client import ClientOptions
 from o.llm.keys import KeySource, SettingsKeySource
 from o.memory.embeddings import Embedders
 from o.net.outbound import OutboundPolicy
 from o.observability import logger
-from o.runtime.files import file_services, ingestion, transfer_services
 from o.store.db import Database
-from o.store.migrate import Progress as MigrationProgress
-from o.store.migrate import migrate
 from o.tools import catalog
 from o.tools.mcp.pool import McpPool
 from o.tools.mcp.servers import McpLimits, McpServers
@@ -61,13 +53,21 @@ from o.tools.secrets.envelope import SecretBox, Unconfigured
 from o.tools.secrets.keyfile import KeyFile
 from o.tools.web.tools import WebTools
 
+# What only `o serve`, the API or the evolution use is imported where they use it: the agent-step
+# Lambda's cold start does not pay for the evolution loop, the files' services or the model catalog.
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from o.agent.serving import OutcomeMetrics
     from o.api.deps import Services
+    from o.evolution import loop
+    from o.evolution.notify import DecisionEvents
+    from o.evolution.rollout import AliasRouter
+    from o.llm.catalog import ModelCatalog
 
     # imported where local mode uses it: psutil (its dependency) is not in the Lambda layer
     from o.store.embedded import EmbeddedPostgres
+    from o.store.migrate import Progress as MigrationProgress
 
 
 class Service(Protocol):
@@ -167,6 +167,8 @@ def _open(
     progress: MigrationProgress | None = None,
 ) -> Runtime:
     if migrate_schema:
+        from o.store.migrate import migrate
+
         migrate(url, app_role=settings.db.app_role, progress=progress)
     lambda_mode = settings.runtime == "lambda"
     db = Database(
@@ -189,6 +191,8 @@ def _open(
 def upgrade(rt: Runtime, progress: MigrationProgress | None = None) -> tuple[list[str], int]:
     """`o migrate`: the pending migrations, then the data step that needs a key and so cannot be SQL;
     (the migrations applied, the tool variables sealed)."""
+    from o.store.migrate import migrate
+
     applied = migrate(rt.database_url, app_role=rt.settings.db.app_role, progress=progress)
     return applied, seal_plaintext_secrets(rt)
 
@@ -294,6 +298,8 @@ def decision_events(settings: Settings) -> DecisionEvents:
         from o.aws.events import EventBridgeEvents
 
         return EventBridgeEvents(None, settings.evolution.event_bus)
+    from o.evolution.notify import Webhook
+
     return Webhook(outbound_policy(settings))
 
 
@@ -341,6 +347,8 @@ def agent_engine(
 
 
 def evolution_deps(settings: Settings, engine: Engine, **overrides: Any) -> loop.EvolutionDeps:
+    from o.evolution import loop
+
     router = alias_router(settings)
     values: dict[str, Any] = {
         "policy": settings.evolution,
@@ -361,6 +369,7 @@ def evolution_of(rt: Runtime) -> loop.EvolutionDeps:
 def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None = None) -> Services:
     # imported here: the agent-step and evolution Lambdas never load the web framework
     from o.api.deps import Services
+    from o.runtime.files import file_services, ingestion, transfer_services
 
     secrets = secrets or secret_box(settings)
     mcp = mcp_servers(settings, db, secrets)
@@ -389,6 +398,8 @@ def mcp_servers(settings: Settings, db: Database, secrets: SecretBox) -> McpServ
 def model_catalog(settings: Settings, keys: KeySource | None = None) -> ModelCatalog:
     """What GET /v1/models lists: the providers these settings configure (an Ollama on this machine
     is looked for only locally)."""
+    from o.llm.catalog import ModelCatalog
+
     return ModelCatalog.from_settings(
         settings.llm,
         settings.embedding,
@@ -406,6 +417,8 @@ def api_app(settings: Settings, services: Services) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_agent_file_bytes=settings.max_agent_file_bytes,
         max_bundle_bytes=settings.max_bundle_bytes,
+        # a Lambda serves one request after its cold start: it imports only the routers that needs
+        routes_on_demand=settings.runtime == "lambda",
     )
 
 
@@ -426,6 +439,8 @@ def local_services(rt: Runtime) -> Services:
         secrets.wrapper.ensure()  # made on the first start, so every worker finds the same key
     services = api_services(rt.settings, rt.db, secrets=secrets)
     if rt.settings.sleeptime.enabled:
+        from o.evolution import sleeptime
+
         # every N user messages: checked when a run ends, on the trigger's own thread
         services.engine.on_run_end = sleeptime.RunEndTrigger(lambda: services.evolution, rt.settings.sleeptime)
     return services
@@ -445,6 +460,9 @@ def start_background(rt: Runtime, services: Services) -> None:
         from o.store.embedded import Supervisor
 
         rt.services.append(Supervisor(rt.embedded).start())
+    from o.agent.runner import resume_stale
+    from o.evolution import sleeptime
+
     engine = services.engine
 
     def resume() -> None:

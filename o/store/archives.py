@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -18,6 +17,9 @@ from o.store.db import Conn
 from o.store.filters import Where
 from o.store.pages import Page, fetch_page
 from o.store.passages import PASSAGE_COLUMNS, TEXT_CONFIG
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
 
 COLUMNS = ("id", "organization_id", "name", "description", "embedding_config", "metadata", "created_at", "updated_at")
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))

@@ -31,8 +31,6 @@ from o.tools import base
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
 
-IMPORT_FILE = "/v1/agents/import"
-IMPORT_BUNDLE = "/v1/agents/import-bundle"
 # a bundle upload is held in memory up to this size, then on disk
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 

@@ -36,7 +36,6 @@ router = APIRouter(prefix="/v1/folders", tags=["folders"], responses=errors.resp
 agents_router = APIRouter(prefix="/v1/agents", tags=["folders"], responses=errors.responses(401))
 NOT_FOUND = errors.responses(404)
 WRITE = errors.responses(400, 404, 409)
-UPLOAD = "/v1/folders/*/upload"
 Paged = Annotated[Page, Depends(paging(default_limit=50))]
 
 

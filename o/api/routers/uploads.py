@@ -24,8 +24,6 @@ from o.errors import Conflict, InvalidInput
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 exports_router = APIRouter(prefix="/v1", tags=["uploads"], responses=errors.responses(401))
-CONTENT = "/v1/uploads/*/content"
-SESSIONS = "/v1/uploads/"
 _CHUNK = 1024 * 1024
 _BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 

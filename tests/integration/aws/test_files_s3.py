@@ -18,6 +18,7 @@ from o.agent import folders
 from o.aws.blobs import S3BlobStore
 from o.config import load_settings
 from o.errors import NotFound
+from o.runtime import files as runtime_files
 from o.store import orgs
 from o.store.db import Database
 from tests.lambdas import Context, aws_credentials, fresh_handler, service_environment
@@ -57,8 +58,8 @@ def test_upload_to_s3_then_the_ingest_handler_processes_it(
 ) -> None:
     service_environment(monkeypatch, pg_url, O_FILES_BUCKET=BUCKET, O_FILES_INGEST_QUEUE_URL=aws["queue_url"])
     settings = load_settings()
-    files = runtime.file_services(
-        settings, runtime.ingestion(settings, db, runtime.agent_engine(settings, db).embedders)
+    files = runtime_files.file_services(
+        settings, runtime_files.ingestion(settings, db, runtime.agent_engine(settings, db).embedders)
     )
     assert isinstance(files.blobs, S3BlobStore) and files.worker is None
     with db.transaction() as conn:

@@ -21,6 +21,7 @@ from o.agent import folders, uploads
 from o.aws.blobs import S3BlobStore
 from o.config import load_settings
 from o.errors import Conflict
+from o.runtime import files as runtime_files
 from o.store import orgs
 from o.store.db import Database
 from tests.lambdas import Context, aws_credentials, fresh_handler, service_environment
@@ -43,8 +44,8 @@ def test_a_folder_file_through_a_presigned_put(
     service_environment(monkeypatch, pg_url, O_FILES_BUCKET=BUCKET, O_FILES_INGEST_QUEUE_URL=aws["queue_url"])
     settings = load_settings()
     engine = runtime.agent_engine(settings, db)
-    files = runtime.file_services(settings, runtime.ingestion(settings, db, engine.embedders))
-    transfers = runtime.transfer_services(settings, db)
+    files = runtime_files.file_services(settings, runtime_files.ingestion(settings, db, engine.embedders))
+    transfers = runtime_files.transfer_services(settings, db)
     assert isinstance(transfers.blobs, S3BlobStore) and transfers.worker is None
     with db.transaction() as conn:
         org = orgs.get_or_create_org(conn, f"org-{uuid.uuid4()}")["id"]

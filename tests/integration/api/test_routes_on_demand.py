@@ -1,0 +1,40 @@
+"""The app as a Lambda makes it (routers included when a request first needs them) answers as the app
+`o serve` makes, includes only what its requests needed, and documents every route."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from o.api.app import create_app
+from o.api.routers import MODULES, Routes
+from o.store.db import Database
+from tests import wiring
+
+
+def included(app: FastAPI) -> list[str]:
+    routes: Routes = app.state.routes
+    return list(routes.included)
+
+
+def test_a_lambda_app_includes_the_routers_its_requests_need(db: Database, api_key: str) -> None:
+    lazy = create_app(wiring.services(db, settings=wiring.KEYED), max_body_bytes=256 * 1024, routes_on_demand=True)
+    assert included(lazy) == []
+    with TestClient(lazy, headers={"Authorization": f"Bearer {api_key}"}) as client:
+        agent = client.post("/v1/agents", json={"name": "lazy", "memory_blocks": [{"label": "human", "value": "Ada"}]})
+        assert agent.status_code == 200, agent.text
+        assert included(lazy) == ["agent_files", "agents"]
+        blocks = client.get(f"/v1/agents/{agent.json()['id']}/core-memory/blocks/")
+        assert blocks.status_code == 200 and [b["label"] for b in blocks.json()] == ["human"]
+        assert included(lazy) == ["agent_files", "agents", "core_memory"]
+        # a path no table names gets every router first, so it is answered as by the whole app
+        assert client.get("/v1/nowhere").status_code == 404
+        assert set(included(lazy)) == set(MODULES)
+
+
+def test_openapi_gets_every_route_first(db: Database, app: FastAPI) -> None:
+    lazy = create_app(wiring.services(db, settings=wiring.KEYED), max_body_bytes=256 * 1024, routes_on_demand=True)
+    with TestClient(lazy) as client, TestClient(app) as whole:
+        assert client.get("/openapi.json").json() == whole.get("/openapi.json").json()
+    assert set(included(lazy)) == set(MODULES)
+    assert lazy.openapi() == app.openapi()
