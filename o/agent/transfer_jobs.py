@@ -122,7 +122,7 @@ def _import(jobs: Jobs, job: dict[str, Any], remaining: Budget) -> bool:
 def _chunk_end(chunk_s: float, remaining: Budget) -> Callable[[], bool]:
     """Whether a chunk begun now has run long enough (or the run is out of time)."""
     started = time.monotonic()
-    return lambda: time.monotonic() - started >= chunk_s or _spent(remaining)
+    return lambda: _spent(remaining) or time.monotonic() - started >= chunk_s
 
 
 def _spent(remaining: Budget) -> bool:
