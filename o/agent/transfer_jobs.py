@@ -3,14 +3,14 @@ the blob store. Each is a leased job on its ``transfers`` row (queued → runnin
 
 A bundle import is verified whole first, then applied in chunks (:mod:`o.agent.portable.chunked`):
 each chunk is ONE transaction that first locks the job's row under its claim and ends by storing the
-import's cursor (renewing the lease), or, for the last, by marking the job completed. A worker that
-dies mid-chunk loses that chunk only (the job is taken again when its lease runs out, or its queue
-message comes back, and goes on from the cursor); a chunk committed is never applied again, and a job
-whose import completed is never imported again — a retry, a duplicate message or a second worker
-finds it completed. Until the last chunk the agent's rows wait in a hidden organization, so nobody
-sees half an agent. A bad bundle is an ``error`` at once with the reason, and what earlier chunks
-wrote is removed; any other failure is retried up to ``max_attempts`` times (counted since the last
-run that made progress).
+import's cursor (renewing the lease of a run with no time limit), or, for the last, by marking the job
+completed. A worker that dies mid-chunk loses that chunk only (the job is taken again when its lease
+runs out, or its queue message comes back, and goes on from the cursor); a chunk committed is never
+applied again, and a job whose import completed is never imported again — a retry, a duplicate
+message or a second worker finds it completed. Until the last chunk the agent's rows wait in a
+hidden organization, so nobody sees half an agent. A bad bundle is an ``error`` at once with the
+reason, and what earlier chunks wrote is removed; any other failure is retried up to
+``max_attempts`` times (counted since the last run that made progress).
 
 A run given a time budget (``remaining``: the ingest function's invocation time left, less a margin)
 stops between chunks once it is spent and hands the job on: queued again, and announced anew
@@ -111,7 +111,11 @@ def _import(jobs: Jobs, job: dict[str, Any], remaining: Budget) -> bool:
                 if imported is not None:
                     store.finish(conn, job["id"], _result(imported))
                     break
-                store.save_progress(conn, job["id"], chunks.progress(), jobs.lease_s)
+                # a run with no time limit renews its lease; one with a budget ends before the lease
+                # it took does (on AWS: past the invocation's timeout, so a killed run's job is free
+                # again by the time its message comes back)
+                renew = jobs.lease_s if remaining is None else None
+                store.save_progress(conn, job["id"], chunks.progress(), renew)
             if _spent(remaining):
                 return False
     logger.info("bundle imported from an upload", extra={"upload_id": job["id"], "agent_id": imported.agent_id})

@@ -110,12 +110,13 @@ def release(conn: Conn, upload_id: str, claim_id: str) -> None:
     )
 
 
-def save_progress(conn: Conn, upload_id: str, progress: dict[str, Any], lease_s: float) -> None:
-    """Where the import is, stored with the chunk it follows; the lease runs on from now."""
+def save_progress(conn: Conn, upload_id: str, progress: dict[str, Any], renew_s: float | None) -> None:
+    """Where the import is, stored with the chunk it follows; with ``renew_s``, the lease runs on from now."""
     conn.execute(
-        """UPDATE transfers SET progress = %s, claimed_until = now() + make_interval(secs => %s), updated_at = now()
+        """UPDATE transfers SET progress = %s, updated_at = now(),
+                  claimed_until = coalesce(now() + make_interval(secs => %s), claimed_until)
            WHERE id = %s""",
-        (Jsonb(progress), lease_s, upload_id),
+        (Jsonb(progress), renew_s, upload_id),
     )
 
 
