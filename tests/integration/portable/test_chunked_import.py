@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -152,7 +153,24 @@ class Killed(BaseException):
     (not an Exception: nothing of the job's own handling runs)."""
 
 
-def test_a_run_that_dies_mid_chunk_is_resumed_without_duplicates(framed: tuple[str, bytes], arrival: Target) -> None:
+def _kill(db: Database) -> None:
+    raise Killed
+
+
+def _drop_connection(db: Database) -> None:
+    """The database drops the run's connection (its server process terminated) in mid-transaction."""
+    with psycopg.connect(db.url, autocommit=True) as admin:
+        dropped = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert len(dropped) == 1
+
+
+@pytest.mark.parametrize(("crash", "left"), [(_kill, "running"), (_drop_connection, "queued")])
+def test_a_run_that_dies_mid_chunk_is_resumed_without_duplicates(
+    framed: tuple[str, bytes], arrival: Target, crash: Callable[[Database], None], left: str
+) -> None:
     _, data = framed
     whole = arrival.upload(data, "moved")
     _runs(arrival.jobs, whole, remaining=None)
@@ -165,19 +183,24 @@ def test_a_run_that_dies_mid_chunk_is_resumed_without_duplicates(framed: tuple[s
         nonlocal asked
         asked += 1
         if asked == 11:
-            raise Killed
+            crash(arrival.db)
         return 1.0
 
-    with pytest.raises(Killed):
-        transfer_jobs.run(arrival.jobs, crashed, dies_in_the_sixth_chunk)
+    if crash is _kill:
+        with pytest.raises(Killed):
+            transfer_jobs.run(arrival.jobs, crashed, dies_in_the_sixth_chunk)
+    else:  # the run's failure is the job's to handle: released for a retry
+        ran = transfer_jobs.run(arrival.jobs, crashed, dies_in_the_sixth_chunk)
+        assert ran is not None and not ran.handed_on
     job = arrival.job(crashed)
-    # the chunks before the crash are committed with their cursor; the one it was in is not
-    assert job["status"] == "running" and job["progress"]["frame"] == 5
+    # the chunks before the crash are committed with their cursor; the one it was in is not. A killed
+    # run holds its lease; a failed one gives the job back for a retry
+    assert job["status"] == left and job["progress"]["frame"] == 5, job
     assert arrival.client.get(f"/v1/agents/{job['progress']['result']['agent_id']}").status_code == 404
-    # while its lease holds nobody takes it; once it has run out, the next run goes on from the cursor
-    assert transfer_jobs.run(arrival.jobs, crashed) is None
-    with arrival.db.transaction() as conn:
-        conn.execute("UPDATE transfers SET claimed_until = now() - interval '1 second' WHERE id = %s", (crashed,))
+    if left == "running":  # while its lease holds nobody takes it; once it has run out, the next run does
+        assert transfer_jobs.run(arrival.jobs, crashed) is None
+        with arrival.db.transaction() as conn:
+            conn.execute("UPDATE transfers SET claimed_until = now() - interval '1 second' WHERE id = %s", (crashed,))
     assert _runs(arrival.jobs, crashed, remaining=None) == 1
     done = arrival.job(crashed)
     assert done["status"] == "completed" and done["attempts"] == 2
