@@ -4,7 +4,7 @@ Its rows are written under an organization of their own that no API key belongs 
 the importing organization (listing agents, fetching one, its blocks, runs, tools, searches) passes
 them by until the last chunk moves them over in one transaction (:func:`adopt`); a failed import is
 removed whole by deleting that organization (:func:`drop`: every table cascades from it, or from the
-agent, archive or folder rows it holds)."""
+agent, archive or folder rows it holds). The evolution loop's scratch organizations work the same way."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from o.ids import new_id
+from o.store import orgs
 from o.store.db import Conn
+
+# the names of stages (as the evolution loop's scratch organizations, never an organization of a key)
+PREFIX = "o-import:"
 
 
 def create(conn: Conn, label: str) -> str:
     """A new hidden organization (named after what it stages: organization names are unique)."""
-    row = conn.execute(
-        "INSERT INTO organizations (id, name) VALUES (%s, %s) RETURNING id", (new_id("org"), f"o-import:{label}")
-    ).fetchone()
-    assert row is not None
-    return str(row["id"])
+    stage = new_id("org")
+    orgs.create(conn, stage, f"{PREFIX}{label}")
+    return stage
 
 
 def adopt(conn: Conn, stage: str, organization_id: str, tables: Sequence[str]) -> None:
@@ -42,4 +44,4 @@ def adopt(conn: Conn, stage: str, organization_id: str, tables: Sequence[str]) -
 
 def drop(conn: Conn, stage: str) -> None:
     """Remove the stage and everything it holds."""
-    conn.execute("DELETE FROM organizations WHERE id = %s AND name LIKE 'o-import:%%'", (stage,))
+    orgs.delete(conn, stage)
