@@ -130,6 +130,9 @@ def test_an_import_over_many_runs_equals_one_run(
         assert ran is not None and ran.handed_on
     job = arrival.job(chunked)
     assert job["status"] == "queued" and job["attempts"] == 0 and job["progress"]["frame"] == 12
+    shown = arrival.client.get(f"/v1/uploads/{chunked}").json()
+    assert shown["status"] == "queued" and shown["progress"]["frames"] == 12, shown
+    assert shown["progress"]["rows"] == job["progress"]["result"]["rows"] and shown["progress"]["rows"]["agents"] == 1
     # half an agent is nowhere to be seen: not listed, not found, nor its blocks
     half = job["progress"]["result"]["agent_id"]
     assert [a["id"] for a in arrival.client.get("/v1/agents/").json()] == [one_run]
@@ -142,6 +145,7 @@ def test_an_import_over_many_runs_equals_one_run(
     assert runs == total + 1, (runs, total)  # one frame each, then one that reads the end and finishes
     done = arrival.job(chunked)
     assert done["status"] == "completed" and done["result"]["agent_id"] == half
+    assert arrival.client.get(f"/v1/uploads/{chunked}").json()["progress"] is None
     assert _rows(done["result"]) == _rows(arrival.job(whole)["result"])
     assert arrival.jobs.blobs.size(done["blob_key"]) is None  # imported for good: the bytes are gone
     _same_agent(arrival, one_run, half)
