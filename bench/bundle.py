@@ -12,11 +12,15 @@ indexes and the search statistics of every passage it writes, which is most of i
     python bench/bundle.py                    # 100k passages
     python bench/bundle.py --passages 10000
     python bench/bundle.py --passages 10000 --via-session   # the import through an upload session
+    python bench/bundle.py --passages 10000 --via-session --run-seconds 60   # in runs of 60 s each
 
 ``--via-session`` imports the way a large bundle reaches a server: an upload session
 (``o.agent.uploads``), its bytes streamed into the local blob store as O's own PUT route does, completed,
-and the import job run (``o.agent.transfer_jobs``: one transaction, the job marked completed in it); the
-time covers storing the bytes, the job and reading its result.
+and the import job run (``o.agent.transfer_jobs``: the stored bundle verified whole, then applied in
+chunks of ~20 s, each committed with the job's cursor); the time covers storing the bytes, the job and
+reading its result. ``--run-seconds`` gives each run of the job that budget, as the ingest function's
+invocations have one: a run out of time hands the job on and the next run resumes it (reading the
+bundle again up to its cursor); the runs it took are printed.
 """
 
 from __future__ import annotations
@@ -97,8 +101,11 @@ def fill(db: Database, org: str, agent_id: str, count: int, batch: int = 2000) -
     return time.perf_counter() - started
 
 
-def through_session(db: Database, org: str, source: Any, size: int, scratch: Path) -> dict[str, int]:
-    """The bundle sent to an upload session, completed, and its import job run; the rows imported."""
+def through_session(
+    db: Database, org: str, source: Any, size: int, scratch: Path, run_seconds: float | None
+) -> dict[str, int]:
+    """The bundle sent to an upload session, completed, and its import job run (in runs of
+    ``run_seconds`` each, if given); the rows imported."""
     blobs = LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-bench-blobs-", dir=scratch)))
     services = uploads.TransferServices(blobs)  # announced to nobody: the job is run here, on this thread
     created = uploads.create(db, services, org, uploads.NewUpload("bundle", size))
@@ -106,12 +113,26 @@ def through_session(db: Database, org: str, source: Any, size: int, scratch: Pat
         while piece := source.read(1024 * 1024):
             out.write(piece)
     uploads.complete(db, services, FileServices(blobs), org, created.row["id"])
-    transfer_jobs.run(transfer_jobs.Jobs(db, blobs, lease_s=3600), created.row["id"])
+    jobs, runs = transfer_jobs.Jobs(db, blobs, lease_s=3600), 0
+    while True:
+        ran = transfer_jobs.run(jobs, created.row["id"], _budget(run_seconds))
+        runs += 1
+        if ran is None or not ran.handed_on:
+            break
+    print(f"  the import job took {runs} run(s)")
     state = uploads.get(db, org, created.row["id"])
     assert state["status"] == "completed", state
     shutil.rmtree(blobs.root)
     rows: dict[str, int] = state["result"]["rows"]
     return rows
+
+
+def _budget(seconds: float | None) -> transfer_jobs.Budget:
+    """The time a run has left, counted from now (None: no limit)."""
+    if seconds is None:
+        return None
+    ends = time.monotonic() + seconds
+    return lambda: ends - time.monotonic()
 
 
 def second_database(url: str) -> str:
@@ -126,6 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--passages", type=int, default=100_000)
     parser.add_argument("--via-session", action="store_true", help="import through an upload session and its job")
+    parser.add_argument("--run-seconds", type=float, help="with --via-session: each run of the job's time budget")
     args = parser.parse_args()
     server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="o-bench-bundle-")), cleanup_mode="delete")
     try:
@@ -160,7 +182,9 @@ def main() -> None:
         with PeakRss() as rss, path.open("rb") as source_file:
             started = time.perf_counter()
             if args.via_session:
-                rows = through_session(target, target_org, source_file, path.stat().st_size, path.parent)
+                rows = through_session(
+                    target, target_org, source_file, path.stat().st_size, path.parent, args.run_seconds
+                )
             else:
                 with target.transaction() as conn:
                     rows = bundle.read_into(conn, target_org, source_file).rows

@@ -104,6 +104,8 @@ class Files(Construct):
         # multipart upload past 8 MB, authorized as PutObject; aborted on a failure); DeleteObject: an uploaded
         # bundle once imported, and the file bytes an import stored before it failed
         self._grant(self.service, "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
+        # a bundle import longer than one invocation hands itself on with a new message
+        self.queue.grant_send_messages(self.function)
 
     def environment(self) -> dict[str, str]:
         return {

@@ -6,7 +6,11 @@ import from an upload session, or an export; :mod:`o.agent.transfer_jobs`). A fi
 file (or job) is still unfinished afterwards (a transient failure, or one another invocation holds
 the lease on) is reported as a batch item failure: SQS delivers it again after the visibility
 timeout, which is how work survives a Lambda timeout (its lease runs out; a file's next delivery
-resumes from the chunks already stored, a bundle import starts again from nothing committed).
+resumes from the chunks already stored, a bundle import from the last chunk it committed).
+
+A bundle import longer than one invocation stops between chunks when less than ``_MARGIN_S`` of the
+invocation is left and hands itself on: queued again, with a new message on this queue, and this
+record is done.
 """
 
 from __future__ import annotations
@@ -26,13 +30,18 @@ from o.runtime.files import transfer_jobs as jobs_of
 _runtime = runtime.lambda_runtime()
 _ingestion = ingestion(_runtime.settings, _runtime.db, runtime.agent_engine(_runtime.settings, _runtime.db).embedders)
 _jobs = jobs_of(_runtime.settings, _runtime.db)
+# the invocation time a bundle import leaves unused: one chunk (a frame of 1000 passages, ~30 s of
+# HNSW inserts, then its commit) must fit in it with room to spare
+_MARGIN_S = 120.0
 
 
-def _work(body: dict[str, Any]) -> bool:
+def _work(body: dict[str, Any], context: LambdaContext) -> bool:
     """Do what one record names; whether it is finished (else SQS delivers it again)."""
     if "upload_id" in body:  # an upload session's bundle import, or an export
         upload_id = str(body["upload_id"])
-        transfer_jobs.run(_jobs, upload_id)
+        ran = transfer_jobs.run(_jobs, upload_id, lambda: context.get_remaining_time_in_millis() / 1000 - _MARGIN_S)
+        if ran is not None and ran.handed_on:
+            return True  # a new message carries it on
         return not transfer_jobs.unfinished(_jobs, upload_id)
     file_id = str(body["file_id"])
     ingest.process_next(_ingestion, file_id)
@@ -42,7 +51,6 @@ def _work(body: dict[str, Any]) -> bool:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    del context
     failures = []
     for record in (event or {}).get("Records", []):
         try:
@@ -52,6 +60,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         except (KeyError, TypeError, ValueError):
             logger.warning("ingest record without a file_id or upload_id dropped", extra={"body": record.get("body")})
             continue
-        if not _work(body):
+        if not _work(body, context):
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

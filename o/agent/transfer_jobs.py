@@ -1,14 +1,22 @@
 """The jobs of transfers: a bundle import from an upload session's stored bytes, and an export written to
 the blob store. Each is a leased job on its ``transfers`` row (queued → running → completed | error).
 
-A bundle import runs in ONE transaction that first locks the job's row under its claim and ends by
-marking it completed: a worker that dies mid-import commits nothing (the job is taken again when its
-lease runs out, or its queue message comes back), and a job whose import committed is never imported
-again — a retry, a duplicate message or a second worker finds it completed. A bad bundle is an
-``error`` at once with the reason; any other failure is retried up to ``max_attempts`` times.
+A bundle import is verified whole first, then applied in chunks (:mod:`o.agent.portable.chunked`):
+each chunk is ONE transaction that first locks the job's row under its claim and ends by storing the
+import's cursor (renewing the lease of a run with no time limit), or, for the last, by marking the job
+completed. A worker that dies mid-chunk loses that chunk only (the job is taken again when its lease
+runs out, or its queue message comes back, and goes on from the cursor); a chunk committed is never
+applied again, and a job whose import completed is never imported again — a retry, a duplicate
+message or a second worker finds it completed. Until the last chunk the agent's rows wait in a
+hidden organization, so nobody sees half an agent. A bad bundle is an ``error`` at once with the
+reason, and what earlier chunks wrote is removed; any other failure is retried up to
+``max_attempts`` times (counted since the last run that made progress).
 
-Locally a job runs on a thread of the process that queued it, and `o serve`'s :class:`Worker` takes
-jobs a dead process left; on AWS the ingest function runs the job its queue message names.
+A run given a time budget (``remaining``: the ingest function's invocation time left, less a margin)
+stops between chunks once it is spent and hands the job on: queued again, and announced anew
+(``requeue``: a message on the ingest queue). Locally a job runs on a thread of the process that
+queued it, with no budget, and `o serve`'s :class:`Worker` takes jobs a dead process left; on AWS
+the ingest function runs the job its queue message names.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from o.agent.portable import bundle, frames
+from o.agent.portable import bundle, chunked, frames
 from o.errors import OError
 from o.memory.files.blobs import StagingStore
 from o.observability import logger
@@ -36,10 +46,26 @@ class Jobs:
     blobs: StagingStore
     lease_s: float = 300.0
     max_attempts: int = 3
+    # an import commits a chunk once it has applied frames for this long (one frame at least)
+    chunk_s: float = 20.0
+    # announces a job handed on for its next run (None: `o serve`'s Worker finds it queued)
+    requeue: Callable[[str], None] | None = None
 
 
-def run(jobs: Jobs, upload_id: str | None = None) -> str | None:
-    """Run one job (``upload_id`` if it is free to take); its id, or None when none was free."""
+@dataclass(frozen=True)
+class Ran:
+    upload_id: str
+    # out of time: queued again (and announced) for a next run to go on with
+    handed_on: bool = False
+
+
+# seconds a run may still start a chunk in (None: no limit)
+Budget = Callable[[], float] | None
+
+
+def run(jobs: Jobs, upload_id: str | None = None, remaining: Budget = None) -> Ran | None:
+    """Run one job (``upload_id`` if it is free to take), within ``remaining`` seconds for an import;
+    what happened, or None when none was free."""
     with jobs.db.transaction() as conn:
         job = store.claim(conn, jobs.lease_s, upload_id)
     if job is None:
@@ -47,8 +73,9 @@ def run(jobs: Jobs, upload_id: str | None = None) -> str | None:
     try:
         if job["kind"] == "export":
             _export(jobs, job)
-        else:
-            _import(jobs, job)
+        elif not _import(jobs, job, remaining):
+            _hand_on(jobs, job)
+            return Ran(str(job["id"]), handed_on=True)
     except OError as exc:
         if exc.status_code >= 500:
             _retry_or_fail(jobs, job, exc.message)
@@ -56,7 +83,7 @@ def run(jobs: Jobs, upload_id: str | None = None) -> str | None:
             _fail(jobs, job, exc.message)
     except Exception as exc:
         _retry_or_fail(jobs, job, f"{type(exc).__name__}: {exc}")
-    return str(job["id"])
+    return Ran(str(job["id"]))
 
 
 def unfinished(jobs: Jobs, upload_id: str) -> bool:
@@ -64,17 +91,59 @@ def unfinished(jobs: Jobs, upload_id: str) -> bool:
         return store.status(conn, upload_id) in store.UNFINISHED
 
 
-def _import(jobs: Jobs, job: dict[str, Any]) -> None:
-    with jobs.db.transaction() as conn, contextlib.closing(jobs.blobs.open(job["blob_key"])) as source:
-        if not store.lock_running(conn, job["id"], job["claim_id"]):
-            logger.info("transfer job superseded", extra={"upload_id": job["id"]})
-            return
-        imported = bundle.read_into(conn, job["organization_id"], source, name=job["params"].get("name"))
-        result = {"agent_id": imported.agent_id, "rows": imported.rows,
-                  "unset_variables": imported.unset_variables, "reused_tools": imported.reused_tools}  # fmt: skip
-        store.finish(conn, job["id"], result)
+def _import(jobs: Jobs, job: dict[str, Any], remaining: Budget) -> bool:
+    """Import chunk after chunk; whether the import ended (False: out of time, to be handed on)."""
+    progress = job["progress"]
+    if not (progress or {}).get("verified"):
+        with contextlib.closing(jobs.blobs.open(job["blob_key"])) as source:
+            chunked.verify(source)
+    with contextlib.closing(jobs.blobs.open(job["blob_key"])) as source:
+        chunks = chunked.Chunks(
+            job["organization_id"], source, progress, name=job["params"].get("name"), label=job["id"]
+        )
+        while True:
+            enough = _chunk_end(jobs.chunk_s, remaining)
+            with jobs.db.transaction() as conn:
+                if not store.lock_running(conn, job["id"], job["claim_id"]):
+                    logger.info("transfer job superseded", extra={"upload_id": job["id"]})
+                    return True
+                imported = chunks.step(conn, enough)
+                if imported is not None:
+                    store.finish(conn, job["id"], _result(imported))
+                    break
+                # a run with no time limit renews its lease; one with a budget ends before the lease
+                # it took does (on AWS: past the invocation's timeout, so a killed run's job is free
+                # again by the time its message comes back)
+                renew = jobs.lease_s if remaining is None else None
+                store.save_progress(conn, job["id"], chunks.progress(), renew)
+            if _spent(remaining):
+                return False
     logger.info("bundle imported from an upload", extra={"upload_id": job["id"], "agent_id": imported.agent_id})
     jobs.blobs.delete(job["blob_key"])  # imported for good: a retry finds the job completed, never the bytes
+    return True
+
+
+def _chunk_end(chunk_s: float, remaining: Budget) -> Callable[[], bool]:
+    """Whether a chunk begun now has run long enough (or the run is out of time)."""
+    started = time.monotonic()
+    return lambda: _spent(remaining) or time.monotonic() - started >= chunk_s
+
+
+def _spent(remaining: Budget) -> bool:
+    return remaining is not None and remaining() <= 0
+
+
+def _result(imported: bundle.Imported) -> dict[str, Any]:
+    return {"agent_id": imported.agent_id, "rows": imported.rows, "unset_variables": imported.unset_variables,
+            "reused_tools": imported.reused_tools}  # fmt: skip
+
+
+def _hand_on(jobs: Jobs, job: dict[str, Any]) -> None:
+    logger.info("transfer job out of time; handed on", extra={"upload_id": job["id"]})
+    with jobs.db.transaction() as conn:
+        store.hand_off(conn, job["id"], job["claim_id"])
+    if jobs.requeue is not None:
+        jobs.requeue(job["id"])
 
 
 def _export(jobs: Jobs, job: dict[str, Any]) -> None:
@@ -93,10 +162,17 @@ def _export(jobs: Jobs, job: dict[str, Any]) -> None:
 
 
 def _fail(jobs: Jobs, job: dict[str, Any], message: str) -> None:
+    """The job ends in error: what its committed chunks wrote is removed, and so are the uploaded bytes
+    (nothing will read them again)."""
     logger.info("transfer job failed", extra={"upload_id": job["id"], "error": message})
     with jobs.db.transaction() as conn:
-        if store.lock_running(conn, job["id"], job["claim_id"]):
-            store.fail(conn, job["id"], message)
+        if not store.lock_running(conn, job["id"], job["claim_id"]):
+            return
+        if job["kind"] == "bundle":
+            chunked.discard(conn, store.progress(conn, job["id"]))
+        store.fail(conn, job["id"], message)
+    if job["kind"] == "bundle":
+        jobs.blobs.delete(job["blob_key"])
 
 
 def _retry_or_fail(jobs: Jobs, job: dict[str, Any], reason: str) -> None:
@@ -117,7 +193,7 @@ def launch(jobs: Jobs) -> Any:
     return announce
 
 
-def _run_logged(jobs: Jobs, upload_id: str | None) -> str | None:
+def _run_logged(jobs: Jobs, upload_id: str | None) -> Ran | None:
     try:
         return run(jobs, upload_id)
     except Exception:

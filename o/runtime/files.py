@@ -42,7 +42,15 @@ def file_services(settings: Settings, ing: Ingestion) -> FileServices:
 
 
 def transfer_jobs(settings: Settings, db: Database) -> Jobs:
-    return Jobs(db, blob_store(settings), settings.files.lease_seconds, settings.files.max_attempts)
+    """On AWS a job out of time (an invocation lasts 15 minutes) is handed on by a new message on the
+    ingest queue; locally a job has no time limit."""
+    files = settings.files
+    requeue = None
+    if files.ingest_queue_url:
+        from o.aws.blobs import IngestQueue
+
+        requeue = IngestQueue(files.ingest_queue_url).send_upload
+    return Jobs(db, blob_store(settings), files.lease_seconds, files.max_attempts, requeue=requeue)
 
 
 def transfer_services(settings: Settings, db: Database) -> TransferServices:

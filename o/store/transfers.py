@@ -1,8 +1,9 @@
 """SQL for upload sessions and exports (``transfers``): a payload's bytes put straight into the blob store, then the
 work its "complete" starts. A bundle import is a leased job: :func:`claim` takes it (SKIP LOCKED, a
-lease that a crashed worker's job outlives), :func:`lock_running` holds its row for the length of the
-import transaction, which :func:`finish` ends by marking it completed — so an import committed once is
-never run again, and one that did not commit left nothing."""
+lease that a crashed worker's job outlives), :func:`lock_running` holds its row for the length of each
+chunk's transaction, which ends with :func:`save_progress` (the cursor the next chunk starts from) or
+:func:`finish` (completed) — so a chunk committed once is never applied again, and one that did not
+commit left nothing."""
 
 from __future__ import annotations
 
@@ -107,6 +108,31 @@ def release(conn: Conn, upload_id: str, claim_id: str) -> None:
            WHERE id = %s AND claim_id = %s AND status = 'running'""",
         (upload_id, claim_id),
     )
+
+
+def save_progress(conn: Conn, upload_id: str, progress: dict[str, Any], renew_s: float | None) -> None:
+    """Where the import is, stored with the chunk it follows; with ``renew_s``, the lease runs on from now."""
+    conn.execute(
+        """UPDATE transfers SET progress = %s, updated_at = now(),
+                  claimed_until = coalesce(now() + make_interval(secs => %s), claimed_until)
+           WHERE id = %s""",
+        (Jsonb(progress), renew_s, upload_id),
+    )
+
+
+def hand_off(conn: Conn, upload_id: str, claim_id: str) -> None:
+    """Give a job that ran out of time back, queued for the next run: it made progress, so its count
+    of failed attempts starts again."""
+    conn.execute(
+        """UPDATE transfers SET status = 'queued', attempts = 0, claim_id = NULL, claimed_until = NULL,
+                  updated_at = now() WHERE id = %s AND claim_id = %s AND status = 'running'""",
+        (upload_id, claim_id),
+    )
+
+
+def progress(conn: Conn, upload_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT progress FROM transfers WHERE id = %s", (upload_id,)).fetchone()
+    return None if row is None else row["progress"]
 
 
 def status(conn: Conn, upload_id: str) -> str | None:

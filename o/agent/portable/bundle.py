@@ -52,6 +52,11 @@ _FOREIGN = frozenset({"execution_arn", "task_token"})
 _UNREFERENCED = frozenset({"passages", "revision_outcomes", "evolution_events"})
 # references to rows that come later in the bundle (no foreign key holds them back)
 _FORWARD = frozenset({("steps", "message_id")})
+# rows written under the importing organization even while an import in chunks keeps the rest in a
+# hidden one (:mod:`.chunked`): moving passages and file chunks at the end would insert every vector
+# in the HNSW indexes again, and revisions are immutable; nothing reaches them but through their
+# agent, archive or folder, which stay hidden till then
+UNSTAGED = frozenset({"passages", "file_chunks", "agent_revisions"})
 
 
 @dataclass
@@ -111,7 +116,7 @@ def read_into(
     """Import a bundle into ``conn``'s transaction. Any error raises before the caller commits, so a
     bad bundle leaves nothing behind (file bytes it stored in ``blobs`` are removed again); the
     checksum is verified when the last frame has been read."""
-    state = _ImportState(conn, organization_id, name, file_bytes.Received(blobs, organization_id))
+    state = ImportState(conn, organization_id, name, file_bytes.Received(blobs, organization_id))
     try:
         for body in frames.read(stream):
             state.apply(body)
@@ -124,7 +129,7 @@ def read_into(
     return state.result
 
 
-class _ImportState:
+class ImportState:
     """Where an import is: the section being read, and the ids given so far (old -> new)."""
 
     def __init__(self, conn: Conn, organization_id: str, name: str | None, received: file_bytes.Received) -> None:
@@ -139,6 +144,9 @@ class _ImportState:
         self.started = False
         # new ids are derived from old ones under a namespace of this import
         self.namespace = uuid.uuid4()
+        # the hidden organization an import in chunks writes its rows under until its end (None: the
+        # caller's, at once)
+        self.stage: str | None = None
 
     def apply(self, body: dict[str, Any]) -> None:
         if not self.started:
@@ -154,6 +162,13 @@ class _ImportState:
             self._rows(self.section, body["rows"])
         else:
             raise BundleError(f"the bundle has a frame of unknown kind (keys {sorted(body)})")
+
+    def pass_over(self, body: dict[str, Any]) -> None:
+        """A frame an earlier run of the import applied: only which section it opens still matters."""
+        if not self.started:
+            self.started = True
+        elif "section" in body:
+            self.section = _Section.open(self.conn, body)
 
     def _check(self, section: _Section, rows: Any) -> None:
         if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == len(section.cols) for r in rows):
@@ -199,7 +214,8 @@ class _ImportState:
                 self.ids[old] = new
             row[section.id_index] = new
         if section.org_index is not None:
-            row[section.org_index] = self.organization_id
+            staged = self.stage is not None and section.table not in UNSTAGED
+            row[section.org_index] = self.stage if staged else self.organization_id
         for i in section.ref_indexes:
             row[i] = self._reference(section, i, row[i])
         for i in section.foreign_indexes:
@@ -318,13 +334,13 @@ def _columns(conn: Conn, table: str, declared: Any) -> list[Column]:
     return cols
 
 
-def _rename(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
+def _rename(state: ImportState, section: _Section, row: list[Any]) -> list[Any]:
     if state.name is not None:
         row[section.index["name"]] = state.name
     return row
 
 
-def _rehash(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
+def _rehash(state: ImportState, section: _Section, row: list[Any]) -> list[Any]:
     """A revision's config names tool and block ids, which were just given new values."""
     del state
     at = section.index
@@ -333,14 +349,14 @@ def _rehash(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]
     return row
 
 
-def _free_folder_name(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
+def _free_folder_name(state: ImportState, section: _Section, row: list[Any]) -> list[Any]:
     """A folder's name is unique in its organization: an imported one that is taken gets a suffix."""
     at = section.index["name"]
     row[at] = folder_store.free_name(state.conn, state.organization_id, str(row[at]))
     return row
 
 
-def _own_bytes(state: _ImportState, section: _Section, row: list[Any]) -> list[Any]:
+def _own_bytes(state: ImportState, section: _Section, row: list[Any]) -> list[Any]:
     """The copy's bytes are the ones the bundle carried, stored anew (it never shares or deletes the
     source's blob); without them it keeps its parsed text and chunks and an empty key."""
     at = section.index["blob_key"]
@@ -350,7 +366,7 @@ def _own_bytes(state: _ImportState, section: _Section, row: list[Any]) -> list[A
     return row
 
 
-_FIXES: dict[str, Callable[[_ImportState, _Section, list[Any]], list[Any]]] = {
+_FIXES: dict[str, Callable[[ImportState, _Section, list[Any]], list[Any]]] = {
     "agents": _rename,
     "agent_revisions": _rehash,
     "folders": _free_folder_name,

@@ -11,7 +11,8 @@ map). Hashing the frames' own bytes is what makes the checksum exact without dec
 A reader refuses what is not a bundle, a version newer than it reads, a frame over the size limit, a
 stream that ends before its trailer (truncated), a count or checksum that does not match (tampered),
 and anything after the trailer. Frames are verified as they are read, but the checksum only at the
-end: whoever applies frames as they come must do it in one transaction and commit after the trailer.
+end: whoever applies frames as they come must do it in one transaction and commit after the trailer,
+or read the whole stream first (an import in chunks does: :mod:`o.agent.portable.chunked`).
 """
 
 from __future__ import annotations

@@ -39,6 +39,11 @@ class TransferState(Response):
     )
     error_message: str | None = None
     attempts: int = 0
+    progress: dict[str, Any] | None = Field(
+        default=None,
+        description="a bundle import under way (it commits in chunks, the agent hidden until the last): "
+        "{frames, rows}, the bundle's frames applied and the rows written so far, by table",
+    )
     expires_at: datetime = Field(description="the upload URL (or an export's download URL) is valid until then")
     created_at: datetime
     updated_at: datetime
@@ -52,6 +57,13 @@ def transfer_object(row: dict[str, Any], **extra: Any) -> TransferState:
     size = (row.get("result") or {}).get("size", row["size"]) if row["kind"] == "export" else row["size"]
     return TransferState(
         id=row["id"], kind=row["kind"], status=row["status"], size=size, result=row.get("result"),
-        error_message=row.get("error_message"), attempts=row["attempts"], expires_at=row["expires_at"],
-        created_at=row["created_at"], updated_at=row["updated_at"], **extra,
+        error_message=row.get("error_message"), attempts=row["attempts"], progress=_progress(row),
+        expires_at=row["expires_at"], created_at=row["created_at"], updated_at=row["updated_at"], **extra,
     )  # fmt: skip
+
+
+def _progress(row: dict[str, Any]) -> dict[str, Any] | None:
+    saved = row.get("progress")
+    if not saved or row["status"] not in ("queued", "running"):
+        return None
+    return {"frames": saved.get("frame", 0), "rows": (saved.get("result") or {}).get("rows", {})}

@@ -308,6 +308,8 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(
     # the transfers ran: the API signed the upload and download URLs, the ingest function wrote the export
     presigned = {(deployment.role_name(c), iam_request(c).action) for c in calls if c.service == "s3"}
     assert {("api", "s3:PutObject"), ("api", "s3:GetObject"), ("ingest", "s3:PutObject")} <= presigned
+    # and the ingest function handed a bundle import on to its next invocation
+    assert ("ingest", "sqs:SendMessage") in {(deployment.role_name(c), iam_request(c).action) for c in calls}
     denied = deployment.denied()
     print(f"\n{len(calls)} calls by {len(by_function)} functions, {len(denied)} denied")
     for line in sorted(
@@ -415,8 +417,11 @@ def _run_files(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, key: str
     _run_transfers(deployment, monkeypatch, key)
 
 
-def _deliver(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, queue_url: str) -> None:
-    """The ingest function on every message the queue holds (received by Lambda's event source mapping)."""
+def _deliver(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, queue_url: str, remaining_ms: int = 900_000
+) -> None:
+    """The ingest function on every message the queue holds (received by Lambda's event source mapping),
+    in an invocation with ``remaining_ms`` left."""
     ingest_role = deployment.functions["ingest"]
     outside = running_as.set(None)
     try:
@@ -425,7 +430,8 @@ def _deliver(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, queue_url:
         running_as.reset(outside)
     records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in got["Messages"]]
     with monkeypatch.context() as env, acting_as(ingest_role), _cold_start(deployment, "ingest", env) as ingest:
-        assert ingest.handler({"Records": records}, Context(ingest_role)) == {"batchItemFailures": []}
+        context = Context(ingest_role, remaining_ms=remaining_ms)
+        assert ingest.handler({"Records": records}, context) == {"batchItemFailures": []}
 
 
 def _run_transfers(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, key: str) -> None:
@@ -457,6 +463,11 @@ def _run_transfers(deployment: Deployment, monkeypatch: pytest.MonkeyPatch, key:
     finally:
         running_as.reset(outside)
     assert call("POST", f"/v1/uploads/{session['id']}/complete")["status"] == "queued"
+    # an invocation with no time left past one chunk: the import hands itself on with a new message,
+    # which the next invocation takes to the end
+    _deliver(deployment, monkeypatch, queue[-1], remaining_ms=0)
+    handed_on = call("GET", f"/v1/uploads/{session['id']}")
+    assert handed_on["status"] == "queued", handed_on
     _deliver(deployment, monkeypatch, queue[-1])
     imported = call("GET", f"/v1/uploads/{session['id']}")
     assert imported["status"] == "completed", imported

@@ -1,10 +1,11 @@
 """Upload sessions on AWS, under moto: the session's URL is a SigV4 presigned S3 PUT that signs the exact
 length, the content type and SSE-S3; the bytes PUT there (never through the API) become a folder file that
 the real ingest handler processes from S3; the bytes of a session that were not all sent are refused when
-it is completed."""
+it is completed; a bundle import handed on from invocation to invocation by the real ingest handler."""
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Iterator
@@ -14,16 +15,19 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 import requests
+from fastapi.testclient import TestClient
 from moto import mock_aws
 
 from o import runtime
 from o.agent import folders, uploads
+from o.agent.portable import bundle, frames
 from o.aws.blobs import S3BlobStore
 from o.config import load_settings
 from o.errors import Conflict
 from o.runtime import files as runtime_files
 from o.store import orgs
 from o.store.db import Database
+from tests import wiring
 from tests.lambdas import Context, aws_credentials, fresh_handler, service_environment
 
 BUCKET = "o-transfers-test"
@@ -86,3 +90,51 @@ def test_a_folder_file_through_a_presigned_put(
     boto3.client("s3").put_object(Bucket=BUCKET, Key=short.row["blob_key"], Body=b"x" * 99)
     with pytest.raises(Conflict, match="99 bytes"):
         uploads.complete(db, transfers, files, org, short.row["id"])
+
+
+def test_a_bundle_import_hands_itself_on_from_invocation_to_invocation(
+    aws: dict[str, Any], db: Database, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invocations with no time left past one chunk: each commits one and re-queues the job with a new
+    message (its own record done), and the last one's agent is the whole agent; S3 keeps no bytes."""
+    service_environment(monkeypatch, pg_url, O_FILES_BUCKET=BUCKET, O_FILES_INGEST_QUEUE_URL=aws["queue_url"])
+    settings = load_settings()
+    engine = runtime.agent_engine(settings, db)
+    files = runtime.file_services(settings, runtime.ingestion(settings, db, engine.embedders))
+    transfers = runtime.transfer_services(settings, db)
+    keys = {}
+    for side in ("source", "target"):
+        with db.transaction() as conn:
+            org = orgs.get_or_create_org(conn, f"org-{uuid.uuid4()}")["id"]
+            keys[side] = (org, orgs.create_api_key(conn, org)[1])
+    with TestClient(wiring.app(db), headers={"Authorization": f"Bearer {keys['source'][1]}"}) as source:
+        agent = source.post("/v1/agents/", json={"name": "long"}).json()["id"]
+        for i in range(6):
+            source.post(f"/v1/agents/{agent}/archival-memory", json={"text": f"note {i}"}).raise_for_status()
+        texts = sorted(p["text"] for p in source.get(f"/v1/agents/{agent}/archival-memory").json())
+    data = b"".join(bundle.export(db, keys["source"][0], agent, batch=2))
+    org = keys["target"][0]
+    created = uploads.create(db, transfers, org, uploads.NewUpload("bundle", len(data), name="handed-on"))
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=created.row["blob_key"], Body=data)
+    assert uploads.complete(db, transfers, files, org, created.row["id"])["status"] == "queued"
+    sqs = boto3.client("sqs")
+    invocations = 0
+    with fresh_handler("functions.ingest.handler") as ingest:
+        while got := sqs.receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10).get("Messages"):
+            assert [json.loads(m["Body"]) for m in got] == [{"upload_id": created.row["id"]}]
+            records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in got]
+            context = Context("o-ingest", remaining_ms=0)
+            assert ingest.handler({"Records": records}, context) == {"batchItemFailures": []}
+            for m in got:  # what the event source mapping does with a record the function finished
+                sqs.delete_message(QueueUrl=aws["queue_url"], ReceiptHandle=m["ReceiptHandle"])
+            invocations += 1
+            assert invocations < 100
+    done = uploads.get(db, org, created.row["id"])
+    assert done["status"] == "completed", done
+    # one frame an invocation, and one that reads the end
+    assert invocations == len(list(frames.read(io.BytesIO(data)))) + 1
+    with TestClient(wiring.app(db), headers={"Authorization": f"Bearer {keys['target'][1]}"}) as target:
+        moved = target.get(f"/v1/agents/{done['result']['agent_id']}").json()
+        assert moved["name"] == "handed-on"
+        assert sorted(p["text"] for p in target.get(f"/v1/agents/{moved['id']}/archival-memory").json()) == texts
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=created.row["blob_key"])

@@ -170,3 +170,45 @@ def without(value: Any, keys: set[str]) -> Any:
     if isinstance(value, dict):
         return {k: without(v, keys) for k, v in value.items() if k not in keys}
     return value
+
+
+def read_model(client: TestClient, agent_id: str) -> dict[str, Any]:
+    """Everything the API shows of an agent, in one structure normalized together (ids by first use)."""
+    return normalized(
+        {
+            "agent": client.get(f"/v1/agents/{agent_id}").json(),
+            "messages": client.get(f"/v1/agents/{agent_id}/messages", params={"limit": 1000}).json(),
+            "passages": client.get(f"/v1/agents/{agent_id}/archival-memory", params={"limit": 1000}).json(),
+            "revisions": client.get(f"/v1/agents/{agent_id}/revisions").json(),
+            "evolutions": client.get(f"/v1/agents/{agent_id}/evolutions").json(),
+            "runs": client.get("/v1/runs/", params={"agent_id": agent_id}).json(),
+        }
+    )
+
+
+def vectors(db: Database, agent_id: str) -> list[tuple[str, str | None, int | None]]:
+    with db.read() as conn:
+        found = conn.execute(
+            "SELECT text, embedding_384::text AS v, embedding_dim FROM passages WHERE agent_id = %s ORDER BY text",
+            (agent_id,),
+        ).fetchall()
+    return [(r["text"], r["v"], r["embedding_dim"]) for r in found]
+
+
+def history(db: Database, agent_id: str) -> dict[str, Any]:
+    """What the API does not list of an agent: its feedback and steps (normalized)."""
+    with db.read() as conn:
+        feedback = conn.execute(
+            "SELECT run_id, score, comment, revision, created_at FROM feedback WHERE agent_id = %s", (agent_id,)
+        ).fetchall()
+        steps = conn.execute(
+            "SELECT run_id, step_index, status, model, usage, message_id FROM steps WHERE agent_id = %s"
+            " ORDER BY created_at",
+            (agent_id,),
+        ).fetchall()
+        events = conn.execute(
+            "SELECT e.phase, e.message, e.data FROM evolution_events e JOIN evolutions v ON v.id = e.evolution_id"
+            " WHERE v.agent_id = %s ORDER BY e.id",
+            (agent_id,),
+        ).fetchall()
+    return normalized({"agent": agent_id, "feedback": feedback, "steps": steps, "events": events})

@@ -17,52 +17,10 @@ from o.store.db import Database
 from tests import wiring
 from tests.integration.agent.conftest import make_engine
 from tests.integration.conftest import new_org_key
-from tests.integration.portable.conftest import normalized, rich_agent, without
+from tests.integration.portable.conftest import history, normalized, read_model, rich_agent, vectors, without
 from tests.servers.openai_server import OpenAIServer
 
 MSGPACK = {"content-type": frames.MEDIA_TYPE}
-
-
-def _read_model(client: TestClient, agent_id: str) -> dict[str, Any]:
-    """Everything the API shows of an agent, in one structure normalized together (ids by first use)."""
-    return normalized(
-        {
-            "agent": client.get(f"/v1/agents/{agent_id}").json(),
-            "messages": client.get(f"/v1/agents/{agent_id}/messages", params={"limit": 1000}).json(),
-            "passages": client.get(f"/v1/agents/{agent_id}/archival-memory", params={"limit": 1000}).json(),
-            "revisions": client.get(f"/v1/agents/{agent_id}/revisions").json(),
-            "evolutions": client.get(f"/v1/agents/{agent_id}/evolutions").json(),
-            "runs": client.get("/v1/runs/", params={"agent_id": agent_id}).json(),
-        }
-    )
-
-
-def _vectors(db: Database, agent_id: str) -> list[tuple[str, str | None, int | None]]:
-    with db.read() as conn:
-        found = conn.execute(
-            "SELECT text, embedding_384::text AS v, embedding_dim FROM passages WHERE agent_id = %s ORDER BY text",
-            (agent_id,),
-        ).fetchall()
-    return [(r["text"], r["v"], r["embedding_dim"]) for r in found]
-
-
-def _history(db: Database, agent_id: str) -> dict[str, Any]:
-    """What the API does not list of an agent: its feedback and steps (normalized)."""
-    with db.read() as conn:
-        feedback = conn.execute(
-            "SELECT run_id, score, comment, revision, created_at FROM feedback WHERE agent_id = %s", (agent_id,)
-        ).fetchall()
-        steps = conn.execute(
-            "SELECT run_id, step_index, status, model, usage, message_id FROM steps WHERE agent_id = %s"
-            " ORDER BY created_at",
-            (agent_id,),
-        ).fetchall()
-        events = conn.execute(
-            "SELECT e.phase, e.message, e.data FROM evolution_events e JOIN evolutions v ON v.id = e.evolution_id"
-            " WHERE v.agent_id = %s ORDER BY e.id",
-            (agent_id,),
-        ).fetchall()
-    return normalized({"agent": agent_id, "feedback": feedback, "steps": steps, "events": events})
 
 
 def test_an_agent_moves_to_another_server_whole(
@@ -81,7 +39,7 @@ def test_an_agent_moves_to_another_server_whole(
     assert result["unset_variables"] == ["ORDERS_TOKEN"]
     assert result["rows"]["passages"] == 3 and result["rows"]["agent_revisions"] == 2
 
-    before, after = _read_model(source, agent_id), _read_model(target, new_id)
+    before, after = read_model(source, agent_id), read_model(target, new_id)
     # tool variables travel by name, their values are set anew on the target; a revision's hash is
     # of its configuration, which names the new tool ids; a message's seq_id is its place in the
     # server's one sequence (like an id, the new server's own)
@@ -94,9 +52,9 @@ def test_an_agent_moves_to_another_server_whole(
     moved = target.get(f"/v1/agents/{new_id}").json()
     assert normalized(moved["secrets"]) == normalized(before["agent"]["secrets"])
 
-    assert _vectors(second_db, new_id) == _vectors(db, agent_id)
-    assert all(v is not None for _, v, _ in _vectors(second_db, new_id))
-    assert _history(second_db, new_id) == _history(db, agent_id)
+    assert vectors(second_db, new_id) == vectors(db, agent_id)
+    assert all(v is not None for _, v, _ in vectors(second_db, new_id))
+    assert history(second_db, new_id) == history(db, agent_id)
     # the moved agent is searchable on its new server (vectors and words both came along)
     found = target.get(f"/v1/agents/{new_id}/archival-memory/search", params={"query": "sailing"})
     assert found.status_code == 200, found.text
