@@ -100,8 +100,8 @@ def test_a_bundle_import_hands_itself_on_from_invocation_to_invocation(
     service_environment(monkeypatch, pg_url, O_FILES_BUCKET=BUCKET, O_FILES_INGEST_QUEUE_URL=aws["queue_url"])
     settings = load_settings()
     engine = runtime.agent_engine(settings, db)
-    files = runtime.file_services(settings, runtime.ingestion(settings, db, engine.embedders))
-    transfers = runtime.transfer_services(settings, db)
+    files = runtime_files.file_services(settings, runtime_files.ingestion(settings, db, engine.embedders))
+    transfers = runtime_files.transfer_services(settings, db)
     keys = {}
     for side in ("source", "target"):
         with db.transaction() as conn:
