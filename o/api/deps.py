@@ -20,7 +20,7 @@ from o.llm.catalog import ModelCatalog
 from o.memory.embeddings import EmbedderSource
 from o.memory.files.blobs import LocalBlobStore
 from o.store import orgs
-from o.store.db import Conn, Database, Sent, borrow_check
+from o.store.db import Conn, Database, borrow_check
 from o.tools.mcp.servers import McpServers
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
@@ -117,10 +117,9 @@ async def current_org(
 
 class KeyCheck:
     """The check of a key whose organization this process already knows (a key never changes
-    organization), sent by the request's first borrowed connection with its first statement (see
-    :meth:`o.store.db.Database.read`): the key is still looked up in the database on every request,
-    on the connection the request uses anyway, so a revoked key is refused by the very next request
-    and nothing of it is written or answered."""
+    organization), run by the request's first borrowed connection before its own statements: the key
+    is still looked up in the database on every request, on the connection the request uses anyway,
+    so a revoked key is refused by the very next request and nothing of it is read or written."""
 
     __slots__ = ("done", "organization_id", "secret")
 
@@ -129,11 +128,10 @@ class KeyCheck:
         self.organization_id = organization_id
         self.done = False
 
-    def send(self, conn: Conn) -> Sent:
-        return orgs.send_key_lookup(conn, self.secret)
-
-    def verify(self, sent: Sent) -> None:
-        if orgs.organization_found(sent) != self.organization_id:
+    def __call__(self, conn: Conn) -> None:
+        if self.done:
+            return
+        if orgs.organization_for_key(conn, self.secret) != self.organization_id:
             raise Unauthorized("invalid or revoked API key")
         self.done = True
 

@@ -16,7 +16,7 @@ import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 import pydantic_core
@@ -30,8 +30,6 @@ from o.errors import OError
 from o.observability import logger
 
 Conn = psycopg.Connection[dict[str, Any]]
-# a statement sent whose rows are read later (in a pipeline, the server answers it with what follows)
-Sent = psycopg.Cursor[dict[str, Any]]
 
 # SQLSTATEs of a connection that is gone: class 08 (connection exception), and the server shutting
 # down or starting up (admin_shutdown, crash_shutdown, cannot_connect_now).
@@ -56,28 +54,18 @@ def connection_lost(exc: psycopg.Error, conn: Conn | None) -> bool:
     return state.startswith("08") or state in _LOST_STATES
 
 
-class BorrowCheck(Protocol):
-    """A check the API sets for one request (:data:`borrow_check`). ``send`` executes its statement
-    without waiting for the answer, ``verify`` reads the answer and raises if it refuses the request;
-    ``done`` once one borrow verified it."""
-
-    done: bool
-
-    def send(self, conn: Conn) -> Sent: ...
-
-    def verify(self, sent: Sent) -> None: ...
-
-
 # A check the API sets for one request: run on the first connection the request borrows, before any
-# statement of its own is answered (the request's API key, when its organization came from the
-# process's cache). Context-local, so it follows the request onto the thread pool and never into another.
-borrow_check: contextvars.ContextVar[BorrowCheck | None] = contextvars.ContextVar("o_borrow_check", default=None)
+# statement of its own (the request's API key, when its organization came from the process's cache).
+# Context-local, so it follows the request onto the thread pool and never into another request.
+borrow_check: contextvars.ContextVar[Callable[[Conn], None] | None] = contextvars.ContextVar(
+    "o_borrow_check", default=None
+)
 
 
 def _checked(conn: Conn) -> None:
     check = borrow_check.get()
-    if check is not None and not check.done:
-        check.verify(check.send(conn))
+    if check is not None:
+        check(conn)
 
 
 class Database:
@@ -153,42 +141,22 @@ class Database:
     def read(self) -> Iterator[Conn]:
         """A connection in autocommit for a read of a statement or two: no BEGIN and no COMMIT
         round trip (together a third of a GET's time under load). Only for reads that need no single
-        snapshot across statements; anything that writes uses :meth:`transaction`.
-
-        The request's check (:data:`borrow_check`) goes to the server in the same round trip as the
-        read's first statement (a pipeline), and its answer is looked at before anything the read
-        found leaves this block: a refused key's request reads, but returns nothing (not even
-        whether what it asked for exists: the check's error replaces any other)."""
-        with self._autocommit() as conn:
-            check = borrow_check.get()
-            if check is None or check.done:
-                yield conn
-                return
-            with conn.pipeline():
-                answer = check.send(conn)
-                try:
-                    yield conn
-                finally:
-                    check.verify(answer)
-
-    @contextmanager
-    def statement(self) -> Iterator[Conn]:
-        """A connection in autocommit for ONE statement that is its own transaction (a write whose
-        checks are in the statement itself): no BEGIN and no COMMIT round trip. The request's check
-        runs (and is answered) before it: the statement may write."""
-        with self._autocommit() as conn:
-            _checked(conn)
-            yield conn
-
-    @contextmanager
-    def _autocommit(self) -> Iterator[Conn]:
+        snapshot across statements; anything that writes uses :meth:`transaction`."""
         with self._borrow() as conn:
             conn.autocommit = True
             try:
+                _checked(conn)
                 yield conn
             finally:
                 if not conn.closed:
                     conn.autocommit = False
+
+    @contextmanager
+    def statement(self) -> Iterator[Conn]:
+        """A connection in autocommit for ONE statement that is its own transaction (a write whose
+        checks are in the statement itself): no BEGIN and no COMMIT round trip."""
+        with self.read() as conn:
+            yield conn
 
     def ping(self) -> None:
         """One statement's round trip to the server; raises DatabaseUnavailable when it cannot be reached."""

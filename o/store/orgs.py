@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 
 from o.ids import new_id
-from o.store.db import Conn, Sent
+from o.store.db import Conn
 
 KEY_PREFIX = "sk-o-"
 
@@ -41,13 +41,7 @@ def create_api_key(conn: Conn, organization_id: str, name: str | None = None) ->
 def organization_for_key(conn: Conn, secret: str) -> str | None:
     """The organization of an unrevoked key, and a note of its use: at most one write a minute per key,
     in the same statement (a busy key costs no extra write per request)."""
-    return organization_found(send_key_lookup(conn, secret))
-
-
-def send_key_lookup(conn: Conn, secret: str) -> Sent:
-    """:func:`organization_for_key`'s statement, executed; its answer is read by :func:`organization_found`
-    (in a pipeline, in the same round trip as the statements that follow it)."""
-    return conn.execute(
+    row = conn.execute(
         """WITH found AS (
                SELECT id, organization_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL
            ), used AS (
@@ -56,11 +50,7 @@ def send_key_lookup(conn: Conn, secret: str) -> Sent:
            )
            SELECT organization_id FROM found""",
         (hash_key(secret),),
-    )
-
-
-def organization_found(sent: Sent) -> str | None:
-    row = sent.fetchone()
+    ).fetchone()
     return row["organization_id"] if row else None
 
 
