@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,7 +55,7 @@ def _page(query: dict[str, str], default_limit: int, default_order: str) -> Page
     """The Page FastAPI's paging dependency would give, or None when the query is not that plain."""
     limit = query.get("limit", str(default_limit))
     order = query.get("order", default_order)
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT or order not in ("asc", "desc"):
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIMIT or order not in ("asc", "desc"):
         return None
     return Page(before=query.get("before"), after=query.get("after"), limit=int(limit), order=order)  # type: ignore[arg-type]
 
@@ -112,8 +113,8 @@ _NOT_IDS = frozenset({"import", "search", "count", "export"})
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, secret = value.decode("latin-1").partition(" ")
-            return secret.strip() or None if scheme.lower() == "bearer" else None
+            scheme, secret = get_authorization_scheme_param(value.decode("latin-1"))  # as HTTPBearer reads it
+            return secret if scheme.lower() == "bearer" and secret else None
     return None
 
 

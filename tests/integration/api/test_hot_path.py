@@ -62,6 +62,11 @@ def test_what_is_not_a_plain_200_is_the_full_apps_answer(app: FastAPI, api_key: 
         assert missing.status_code == 404 and missing.json()["code"] == "not_found"
         bad_cursor = client.get(f"/v1/agents/{agent}/messages?after=message-nope")
         assert bad_cursor.status_code in (400, 422) and bad_cursor.json()["detail"]
+        for limit in ("\u00b2", "\u0663", ""):  # digits to str.isdigit, not to a query's integer
+            odd = client.get("/v1/agents/", params={"limit": limit})
+            assert odd.status_code == 422 and odd.json()["errors"][0]["loc"] == ["query", "limit"], limit
+        spaced = client.get(f"/v1/agents/{agent}", headers={"Authorization": f"Bearer  {api_key} "})
+        assert spaced.status_code == 200  # HTTPBearer strips the key; so does the hot path
         too_big = client.get("/v1/agents/?limit=1001")
         assert too_big.status_code == 422 and too_big.json()["errors"][0]["loc"] == ["query", "limit"]
         block = f"/v1/agents/{agent}/core-memory/blocks/human"
