@@ -1,8 +1,9 @@
 """SQL round trips and connection borrows per request, for the operations bench/floor.py measures.
 
-The app is served in-process on a pool of ONE connection, traced by libpq (``PGconn.trace``): each
-extended-protocol statement ends with a Sync, each simple one (BEGIN, COMMIT) is a Query; the pool's
-liveness check of a one-connection pool is an empty Query per borrow, which counts the borrows.
+The app is served in-process on a pool of ONE connection, traced by libpq (``PGconn.trace``): a round
+trip is what the frontend sends before the backend answers (a statement and its Sync, BEGIN or COMMIT,
+or a pipeline's statements and its Flush); the pool's liveness check of a one-connection pool is an
+empty Query per borrow, which counts the borrows.
 
     python bench/round_trips.py [--requests 10]
 """
@@ -32,21 +33,21 @@ def traced(db: object) -> Iterator[Path]:
 
 
 def count(trace: Path) -> tuple[int, int]:
-    """(statements, borrows) the frontend sent in a trace."""
-    statements = borrows = 0
+    """(round trips, borrows) in a trace: a round trip is the frontend's messages followed by the
+    backend's answer (a statement and its Sync; in a pipeline, several statements and a Flush)."""
+    round_trips = borrows = 0
+    last = "B"
     for line in trace.read_text().splitlines():
         fields = line.split("\t")
-        if len(fields) < 4 or fields[1] != "F":
+        if len(fields) < 4:
             continue
-        kind = fields[3]
-        if kind == "Sync":
-            statements += 1
-        elif kind == "Query":
-            if fields[4:5] == [' ""']:
-                borrows += 1
-            else:
-                statements += 1
-    return statements, borrows
+        if fields[1] == "F" and fields[3] == "Query" and fields[4:5] == [' ""']:
+            borrows += 1  # the pool's liveness check, not a statement of the request
+            round_trips -= 1
+        if fields[1] == "B" and last == "F":
+            round_trips += 1
+        last = fields[1]
+    return round_trips, borrows
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from o import __version__
 from o.api import console, docs, errors
 from o.api.deps import Services
+from o.api.hot import HotPath
 from o.api.limits import BodySizeLimit
 from o.api.routers import CONTENT, IMPORT_BUNDLE, IMPORT_FILE, SESSIONS, UPLOAD, Routes
 from o.api.slashes import tolerate_trailing_slashes
@@ -47,6 +48,8 @@ def create_app(
     routes = app.state.routes = Routes(app)
     if not routes_on_demand:
         routes.include()
+    # inside the body limit (added after it, so it runs first); see o/api/hot.py
+    app.add_middleware(HotPath, db=services.db, known_keys=app.state.known_keys)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=max_body_bytes,

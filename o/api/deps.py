@@ -151,18 +151,27 @@ async def org_checked_on_borrow(
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     secret = credentials.credentials
     known: dict[str, str] = request.app.state.known_keys
-    hashed = orgs.hash_key(secret)
-    org_id = known.get(hashed)
+    org_id = known_org(known, secret)
     if org_id is not None:
-        borrow_check.set(KeyCheck(secret, org_id))
+        check_on_borrow(secret, org_id)
         return org_id
     org_id = await run_in_threadpool(_authenticate, request.app.state.db, secret)
     if org_id is None:
         raise Unauthorized("invalid or revoked API key")
     if len(known) >= _KNOWN_KEYS_MAX:
         known.clear()
-    known[hashed] = org_id
+    known[orgs.hash_key(secret)] = org_id
     return org_id
+
+
+def known_org(known: dict[str, str], secret: str) -> str | None:
+    """The organization of a key this process has seen (a hint: :func:`check_on_borrow` verifies it)."""
+    return known.get(orgs.hash_key(secret))
+
+
+def check_on_borrow(secret: str, org_id: str) -> None:
+    """Check the key on the first connection the request borrows (set in the caller's context)."""
+    borrow_check.set(KeyCheck(secret, org_id))
 
 
 Org = Annotated[str, Depends(current_org)]

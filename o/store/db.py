@@ -115,6 +115,11 @@ class Database:
         self._down = False
         self._checking = threading.Lock()
 
+    @property
+    def max_size(self) -> int:
+        """The most connections the pool opens (what a caller may have in use at once)."""
+        return self._pool.max_size
+
     def open(self, wait_seconds: float = 30.0, *, wait: bool = True) -> Database:
         """``wait=False`` (a Lambda's start-up): the pool connects in the background while the
         handler finishes importing, and the first borrow waits for that connection (at most

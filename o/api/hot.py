@@ -1,0 +1,243 @@
+"""The hot path: the four operations a Letta client repeats most (GET an agent, list agents, list an
+agent's messages, set a core-memory block's value), answered without FastAPI's per-request machinery.
+
+Under load FastAPI spent three quarters of a GET agent's CPU around the endpoint rather than in it
+(matching the path across routers, solving the dependencies, its middlewares and telemetry; see the
+README's performance section). This pure ASGI middleware recognizes the plainest form of those
+requests (a known API key, no query parameter but the page's, a JSON body holding just a string
+``value``) and calls the very same route functions with the arguments FastAPI would have given them,
+on one trip through the thread pool. Everything else, and every request whose answer is not a 200
+(an unknown key, a missing agent, a cursor that names nothing, a value over its limit, the database
+restarting), goes to the FastAPI app, which is the one authority on validation and error shapes:
+the hot path only ever answers what the full path would have answered, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi.security.utils import get_authorization_scheme_param
+from pydantic import ValidationError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from o.api import storable
+from o.api.deps import check_on_borrow, known_org
+from o.api.paging import MAX_LIMIT
+from o.api.schemas.blocks import UpdateBlock
+from o.errors import OError
+from o.store.db import Database
+from o.store.errors import CheckViolation, DataError, NotNullViolation, UniqueViolation
+from o.store.pages import Page
+
+# what the hot list routes take from the query string (anything else goes to FastAPI)
+_PAGE_PARAMS = frozenset({"limit", "before", "after", "order"})
+_SEGMENT = "(?P<{}>[^/\x00]+)"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A request the hot path answers: the route function and its arguments but the database."""
+
+    run: Callable[..., Response]
+    args: dict[str, Any]
+
+
+def _page(query: dict[str, str], default_limit: int, default_order: str) -> Page | None:
+    """The Page FastAPI's paging dependency would give, or None when the query is not that plain."""
+    limit = query.get("limit", str(default_limit))
+    order = query.get("order", default_order)
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIMIT or order not in ("asc", "desc"):
+        return None
+    return Page(before=query.get("before"), after=query.get("after"), limit=int(limit), order=order)  # type: ignore[arg-type]
+
+
+# The route modules are imported by the first request that needs them, not with this module: a key's
+# first request goes through the app anyway, and an API Lambda's cold start imports only the routers
+# that request needs (o.api.routers).
+
+
+def _get_agent(match: dict[str, str], query: dict[str, str], body: bytes) -> _Call | None:
+    from o.api.routers import agents
+
+    return None if query else _Call(agents.get_agent, {"agent_id": match["agent"]})
+
+
+def _list_agents(match: dict[str, str], query: dict[str, str], body: bytes) -> _Call | None:
+    page = _page(query, 50, "desc")
+    if page is None:
+        return None
+    from o.api.routers import agents
+
+    filters = dict.fromkeys(("name", "tags", "query_text", "identity_id", "identifier_keys"))
+    return _Call(agents.list_agents, {"page": page, "match_all_tags": False, **filters})
+
+
+def _list_messages(match: dict[str, str], query: dict[str, str], body: bytes) -> _Call | None:
+    page = _page(query, 100, "desc")
+    if page is None:
+        return None
+    from o.api.routers import messages
+
+    args = {"agent_id": match["agent"], "page": page, "use_assistant_message": True, "conversation_id": None}
+    return _Call(messages.list_messages, args)
+
+
+def _set_block_value(match: dict[str, str], query: dict[str, str], body: bytes) -> _Call | None:
+    if query or storable.in_body(body):
+        return None
+    try:
+        update = UpdateBlock.model_validate_json(body)
+    except ValidationError:
+        return None
+    if update.model_fields_set != {"value"} or update.value is None:
+        return None
+    from o.api.routers import core_memory
+
+    args = {"agent_id": match["agent"], "block_label": match["label"], "body": update}
+    return _Call(core_memory.update_agent_block, args)
+
+
+Parse = Callable[[dict[str, str], dict[str, str], bytes], "_Call | None"]
+_ROUTES: list[tuple[str, re.Pattern[str], Parse]] = [
+    ("GET", re.compile("^/v1/agents/?$"), _list_agents),
+    ("GET", re.compile("^/v1/agents/{}/?$".format(_SEGMENT.format("agent"))), _get_agent),
+    ("GET", re.compile("^/v1/agents/{}/messages/?$".format(_SEGMENT.format("agent"))), _list_messages),
+    (
+        "PATCH",
+        re.compile(
+            "^/v1/agents/{}/core-memory/blocks/{}/?$".format(_SEGMENT.format("agent"), _SEGMENT.format("label"))
+        ),
+        _set_block_value,
+    ),
+]
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, secret = get_authorization_scheme_param(value.decode("latin-1"))  # as HTTPBearer reads it
+            return secret if scheme.lower() == "bearer" and secret else None
+    return None
+
+
+def _query(scope: Scope) -> dict[str, str] | None:
+    """The query's parameters, or None when one repeats, holds a NUL or is not a page parameter."""
+    pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    query = dict(pairs)
+    if len(query) != len(pairs) or not set(query) <= _PAGE_PARAMS:
+        return None
+    if any(storable.NUL in value for value in query.values()):
+        return None
+    return query
+
+
+class HotPath:
+    """Pure ASGI middleware in front of the FastAPI app (both `o serve` and the API Lambda)."""
+
+    def __init__(self, app: ASGIApp, db: Database, known_keys: dict[str, str]) -> None:
+        self.app = app
+        self.db = db
+        self.known_keys = known_keys
+        # As many threads as the database pool has connections: the requests beyond wait in the
+        # executor's queue, not in threads handing connections to each other (8% of a GET's CPU). A
+        # plain executor rather than anyio's thread pool: its hop costs a third of anyio's CPU.
+        self.threads = ThreadPoolExecutor(db.max_size, thread_name_prefix="o-hot")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self._route(scope)
+        secret = _bearer(scope) if found else None
+        if found is None or secret is None:
+            await self.app(scope, receive, send)
+            return
+        method, match, parse = found
+        body = b""
+        if method == "PATCH":
+            if not _json(scope):
+                await self.app(scope, receive, send)
+                return
+            body, receive = await _read_body(receive)
+        query = _query(scope)
+        call = parse(match, query, body) if query is not None else None
+        org = known_org(self.known_keys, secret) if call is not None else None
+        response = None
+        if call is not None and org is not None:
+            context = contextvars.copy_context()  # the request's (its trace, its log keys), as anyio's hop
+            response = await asyncio.get_running_loop().run_in_executor(
+                self.threads, context.run, _answer, call, secret, org, self.db
+            )
+        if response is None:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+    def _route(self, scope: Scope) -> tuple[str, dict[str, str], Parse] | None:
+        if scope["type"] != "http":
+            return None
+        found = hot_route(scope["method"], scope["path"])
+        return None if found is None else (scope["method"], *found)
+
+
+def hot_route(method: str, path: str) -> tuple[dict[str, str], Parse] | None:
+    """The path's parameters and the parser of the hot route that answers it, if one does (a route the
+    app adds where one of these paths could match is caught by tests/integration/api/test_hot_path.py)."""
+    for hot_method, pattern, parse in _ROUTES:
+        matched = pattern.match(path) if method == hot_method else None
+        if matched:
+            return matched.groupdict(), parse
+    return None
+
+
+# what the full app's error handlers turn into a 4xx/503 (o/api/errors.py); anything else is a bug,
+# and a 500 either way
+_ANSWERED_BY_THE_APP = (OError, DataError, CheckViolation, NotNullViolation, UniqueViolation)
+
+
+def _answer(call: _Call, secret: str, org: str, db: Database) -> Response | None:
+    """The route's 200, or None for anything else: the full app then answers (and says what was wrong).
+    Runs on the thread pool, in a copy of the request's context: the key's check, set here, is the
+    first statement on the route's connection and never outlives this call."""
+    check_on_borrow(secret, org)
+    try:
+        response = call.run(org=org, db=db, **call.args)
+    except _ANSWERED_BY_THE_APP:
+        return None
+    return response if response.status_code == 200 else None
+
+
+def _json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.split(b";")[0].strip().lower() == b"application/json"
+    return False
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body (the body limit's middleware has already bounded it), and a ``receive`` that
+    gives it again to the full app if the hot path passes the request on."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay

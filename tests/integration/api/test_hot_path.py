@@ -1,0 +1,94 @@
+"""The hot path (o/api/hot.py) answers four operations without FastAPI's machinery: it must answer
+exactly what the full app answers (the same bytes, the same headers), hand everything else to it, and
+never take a path that the full app routes to another endpoint."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from o.api.hot import hot_route
+
+
+def _full_then_hot(app: FastAPI, client: TestClient, method: str, path: str, **kw: object) -> tuple[Response, Response]:
+    """The same request answered by the full app (the key not yet known to the process, so the hot
+    path passes it on) and then by the hot path (the full app remembered the key)."""
+    app.state.known_keys.clear()
+    full = client.request(method, path, **kw)  # type: ignore[arg-type]
+    assert app.state.known_keys, "the full app remembers the key"
+    hot = client.request(method, path, **kw)  # type: ignore[arg-type]
+    return full, hot
+
+
+def _same(full: Response, hot: Response) -> None:
+    assert hot.status_code == full.status_code, (full.text, hot.text)
+    assert hot.content == full.content
+    assert {k: v for k, v in hot.headers.items() if k != "date"} == {
+        k: v for k, v in full.headers.items() if k != "date"
+    }
+
+
+def test_the_hot_path_answers_byte_for_byte_what_the_full_app_answers(app: FastAPI, api_key: str) -> None:
+    with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}) as client:
+        blocks = [{"label": "human", "value": "Name: Ada"}, {"label": "persona", "value": "I am O."}]
+        created = client.post("/v1/agents/", json={"name": "hot", "memory_blocks": blocks})
+        assert created.status_code == 200, created.text
+        agent = created.json()["id"]
+        for path in (
+            f"/v1/agents/{agent}",
+            f"/v1/agents/{agent}/",
+            "/v1/agents/?limit=50",
+            "/v1/agents?limit=1&order=asc",
+            f"/v1/agents/{agent}/messages?limit=50",
+            f"/v1/agents/{agent}/messages",
+        ):
+            _same(*_full_then_hot(app, client, "GET", path))
+        block = f"/v1/agents/{agent}/core-memory/blocks/human"
+        full, hot = _full_then_hot(app, client, "PATCH", block, json={"value": "Name: Ada L."})
+        assert full.status_code == hot.status_code == 200
+        timeless = [{k: v for k, v in r.json().items() if not k.endswith("_at")} for r in (full, hot)]
+        assert timeless[0] == timeless[1] and timeless[0]["value"] == "Name: Ada L."
+        assert hot.headers["content-type"] == full.headers["content-type"] == "application/json"
+
+
+def test_what_is_not_a_plain_200_is_the_full_apps_answer(app: FastAPI, api_key: str) -> None:
+    with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}) as client:
+        created = client.post("/v1/agents/", json={"name": "hot", "memory_blocks": [{"label": "human", "value": "x"}]})
+        agent = created.json()["id"]
+        client.get("/v1/agents/")  # the key is known: the hot path takes what it can
+        missing = client.get("/v1/agents/agent-00000000-0000-0000-0000-000000000000")
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        bad_cursor = client.get(f"/v1/agents/{agent}/messages?after=message-nope")
+        assert bad_cursor.status_code in (400, 422) and bad_cursor.json()["detail"]
+        for limit in ("\u00b2", "\u0663", ""):  # digits to str.isdigit, not to a query's integer
+            odd = client.get("/v1/agents/", params={"limit": limit})
+            assert odd.status_code == 422 and odd.json()["errors"][0]["loc"] == ["query", "limit"], limit
+        spaced = client.get(f"/v1/agents/{agent}", headers={"Authorization": f"Bearer  {api_key} "})
+        assert spaced.status_code == 200  # HTTPBearer strips the key; so does the hot path
+        too_big = client.get("/v1/agents/?limit=1001")
+        assert too_big.status_code == 422 and too_big.json()["errors"][0]["loc"] == ["query", "limit"]
+        block = f"/v1/agents/{agent}/core-memory/blocks/human"
+        over = client.patch(block, json={"value": "x" * 6000, "limit": 10})
+        assert over.status_code in (400, 422), over.text
+        nul = client.patch(block, json={"value": "a\u0000b"})
+        assert nul.status_code == 422 and nul.json()["errors"][0]["loc"] == ["body", "value"]
+        assert client.patch(block, json={"value": None}).status_code == 422
+        assert client.patch(f"/v1/agents/{agent}/core-memory/blocks/nope", json={"value": "v"}).status_code == 404
+        assert client.get(f"/v1/agents/{agent}", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_the_hot_path_takes_no_path_the_full_app_routes_elsewhere(app: FastAPI) -> None:
+    body = b'{"value": "v"}'
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for method in route.methods & {"GET", "PATCH"}:
+            # each path parameter as a value, and each literal segment where an id could be
+            path = route.path_format.replace("{", "").replace("}", "")
+            found = hot_route(method, path)
+            if found is None:
+                continue
+            call = found[1](found[0], {}, body)
+            assert call is not None and call.run is route.endpoint, (method, route.path)
