@@ -1,0 +1,124 @@
+"""The vector half of hybrid search (:mod:`o.store.search`): the rows nearest the query, exactly or
+through HNSW.
+
+Which plan, by the size of what is searched (the agent's indexed rows), not by the table's:
+
+* up to ``EXACT_MAX_ROWS`` rows, every distance is computed: the owner's rows come by their btree
+  (for an agent's 384-d passages, an index-only scan of ``passages_agent_vectors_384``, which holds
+  the vectors) and a top-N sort keeps the nearest. Recall is 1 and the cost grows with the owner's
+  rows only, however large the table (schema 024 also keeps the vectors out of TOAST). The subquery
+  is a fence: without it the planner may walk the whole table's HNSW graph and filter afterwards,
+  which for one agent among a hundred visits a hundred rows for each one it keeps
+  (bench/search_scale.py measured 250-420 ms at 40k rows).
+* above it, HNSW with ``hnsw.ef_search`` set for the query and pgvector's iterative scan
+  (``relaxed_order``), so the owner filter does not starve the result. Limitation: an owner with many
+  rows that are still a small share of a huge table (say 100k of 10M) pays the filtered walk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from psycopg import sql
+
+from o.store.db import Conn
+from o.store.passages import vector_column, vector_literal, vector_type
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: numpy is not needed at start-up
+
+    from o.store.search import SearchSpec
+
+# Up to this many rows an owner's vectors are compared exactly; above it the HNSW index answers.
+EXACT_MAX_ROWS = 15_000
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    """The vector half of a search: the query's vector and the width of the agent's model."""
+
+    vector: np.ndarray
+    dim: int
+    model: str | None
+
+
+@dataclass(frozen=True)
+class VectorGroup:
+    """Rows compared with one query vector: those of one model, the agent's own (when it uses that
+    model) and those of the archives of that model."""
+
+    query: QueryVector
+    agent_id: str | None
+    archive_ids: tuple[str, ...] = ()
+    folder_ids: tuple[str, ...] = ()
+
+
+def ef_search_for(candidates: int, floor: int = 100) -> int:
+    # pgvector caps ef_search at 1000; below ~100 recall on hard data drops (PLATFORM.md)
+    return max(floor, min(1000, 2 * candidates))
+
+
+def vector_candidates(
+    conn: Conn, spec: SearchSpec, group: VectorGroup, n: int, docs: int
+) -> tuple[list[str], list[float]]:
+    """The ``n`` nearest rows of ``group`` by cosine distance: exact up to ``spec.exact_max_rows``
+    indexed rows (``docs``), HNSW above."""
+    query = group.query
+    scope = spec.where(group.agent_id, group.archive_ids, group.folder_ids)
+    column = sql.Identifier(vector_column(query.dim))
+    vtype = sql.SQL(vector_type(query.dim))
+    literal = vector_literal(query.vector, query.dim)
+    fmt = {"column": column, "vtype": vtype, "table": sql.Identifier(spec.table), "scope": scope.clause()}
+    where = "WHERE {scope} AND p.embedding_dim = %s AND p.embedding_model IS NOT DISTINCT FROM %s"
+    params = (literal, *scope.params, query.dim, query.model)
+    if docs <= spec.exact_max_rows:
+        exact = sql.SQL(
+            "SELECT s.id, s.distance FROM (SELECT p.id, p.{column} <=> %s::{vtype} AS distance FROM {table} p "
+            + where
+            + " OFFSET 0) s ORDER BY s.distance LIMIT %s"
+        ).format(**fmt)
+        if spec.table == "passages" and not group.archive_ids and vector_column(query.dim) == "embedding_384":
+            # one owner: the covering index (schema 024) answers from its own pages, but the planner
+            # prices a bitmap scan of the heap lower, so bitmap scans are off for this statement
+            with conn.pipeline():
+                conn.execute("SELECT set_config('enable_bitmapscan', 'off', true)")
+                cur = conn.execute(exact, (*params, n))
+                conn.execute("SELECT set_config('enable_bitmapscan', 'on', true)")
+                rows = cur.fetchall()
+        else:
+            rows = conn.execute(exact, (*params, n)).fetchall()
+    else:
+        walk = sql.SQL(
+            "SELECT p.id, p.{column} <=> %s::{vtype} AS distance FROM {table} p "
+            + where
+            + " ORDER BY p.{column} <=> %s::{vtype} LIMIT %s"
+        ).format(**fmt)
+        # The planner prices a sort over an agent's rows below the HNSW scan long after the scan is
+        # faster; with sorts and sequential scans off for this one statement, HNSW gives the order.
+        # The three statements go in one round trip.
+        with conn.pipeline():
+            conn.execute(
+                "SELECT set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true), "
+                "set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                (str(ef_search_for(n, spec.min_ef_search)),),
+            )
+            cur = conn.execute(walk, (*params, literal, n))
+            conn.execute("SELECT set_config('enable_sort', 'on', true), set_config('enable_seqscan', 'on', true)")
+            rows = cur.fetchall()
+    # relaxed_order may return near-ties slightly out of order
+    rows.sort(key=lambda r: (r["distance"], r["id"]))
+    return [r["id"] for r in rows], [float(r["distance"]) for r in rows]
+
+
+def all_vector_candidates(
+    conn: Conn, spec: SearchSpec, groups: Sequence[VectorGroup], n: int, docs: int
+) -> tuple[list[str], list[float]]:
+    """The nearest rows of every group (``n`` each), nearest first."""
+    found: list[tuple[float, str]] = []
+    for group in groups:
+        ids, distances = vector_candidates(conn, spec, group, n, docs)
+        found += zip(distances, ids, strict=True)
+    found.sort()
+    return [i for _, i in found], [d for d, _ in found]

@@ -1,0 +1,28 @@
+-- Archival search at a million passages (issue 19): what made one agent's search slow in a large
+-- organization, measured with bench/search_scale.py.
+--
+-- 1. A passage row with its text and search_tsv is over Postgres's 2 kB tuple threshold, so the
+--    toaster moved the 1.5 kB 384-d vector (uncompressible, the widest attribute) out of line: every
+--    exact distance paid a TOAST index probe and a second page (≈ 2.7 buffers per row). STORAGE MAIN
+--    keeps the vector in the row and lets the text and words move out instead (new and updated
+--    rows; existing rows keep their layout until rewritten, and read correctly either way).
+--    Wider vectors stay as they were: a 1536-d vector alone fills 6 kB of an 8 kB page.
+ALTER TABLE passages ALTER COLUMN embedding_384 SET STORAGE MAIN;
+ALTER TABLE passages ALTER COLUMN embedding_768 SET STORAGE MAIN;
+
+-- 2. The full-text half matched the query's words across the whole table (one GIN on search_tsv)
+--    and filtered the owner afterwards: an agent among 100 fetched the matches of all 100. The owner
+--    as a GIN key next to the words (both built-in opclasses: array_ops and tsvector_ops; btree_gin
+--    is not needed) lets one index scan intersect the owner's posting list with the words'.
+CREATE INDEX passages_owner_search_tsv ON passages
+    USING gin ((ARRAY[coalesce(agent_id, archive_id)]), search_tsv);
+DROP INDEX passages_search_tsv;
+
+-- 3. The exact vector search of one agent (o/store/search_vectors.py) read each of its rows from
+--    the heap: rows of many agents share pages, so 10,000 rows meant 10,000 pages. A covering index
+--    on the owner holds the 384-d vectors in owner order (≈ 4 rows a page): an index-only scan reads
+--    a quarter of the pages. 384-d only (the local model's width): a wider vector would not fit a
+--    btree entry (at most a third of a page).
+CREATE INDEX passages_agent_vectors_384 ON passages (agent_id, embedding_dim, embedding_model)
+    INCLUDE (organization_id, id, embedding_384)
+    WHERE embedding_384 IS NOT NULL AND agent_id IS NOT NULL;
