@@ -71,7 +71,11 @@ def vector_candidates(
     vtype = sql.SQL(vector_type(query.dim))
     literal = vector_literal(query.vector, query.dim)
     fmt = {"column": column, "vtype": vtype, "table": sql.Identifier(spec.table), "scope": scope.clause()}
-    where = "WHERE {scope} AND p.embedding_dim = %s AND p.embedding_model IS NOT DISTINCT FROM %s"
+    # "IS NOT NULL" is the covering index's predicate (a row without a vector has no distance anyway)
+    where = (
+        "WHERE {scope} AND p.{column} IS NOT NULL"
+        " AND p.embedding_dim = %s AND p.embedding_model IS NOT DISTINCT FROM %s"
+    )
     params = (literal, *scope.params, query.dim, query.model)
     if docs <= spec.exact_max_rows:
         exact = sql.SQL(
