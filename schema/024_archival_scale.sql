@@ -7,8 +7,13 @@
 --    keeps the vector in the row and lets the text and words move out instead (new and updated
 --    rows; existing rows keep their layout until rewritten, and read correctly either way).
 --    Wider vectors stay as they were: a 1536-d vector alone fills 6 kB of an 8 kB page.
+--    With the vector kept, the toaster moved search_tsv out instead (577 MB of TOAST at 2M rows), and
+--    the BM25 scoring of each matched row fetched it from TOAST (≈ 3.6 buffers a row): a passage of
+--    typical length (≈ 2.3 kB with its 384-d vector) now stays whole in its page, and only rows over
+--    4 kB are compressed or moved out.
 ALTER TABLE passages ALTER COLUMN embedding_384 SET STORAGE MAIN;
 ALTER TABLE passages ALTER COLUMN embedding_768 SET STORAGE MAIN;
+ALTER TABLE passages SET (toast_tuple_target = 4080);
 
 -- 2. The full-text half matched the query's words across the whole table (one GIN on search_tsv)
 --    and filtered the owner afterwards: an agent among 100 fetched the matches of all 100. The owner
