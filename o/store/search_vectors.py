@@ -19,17 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from psycopg import sql
 
 from o.store.db import Conn
+from o.store.filters import Where
 from o.store.passages import vector_column, vector_literal, vector_type
 
 if TYPE_CHECKING:
     import numpy as np  # imported where used: numpy is not needed at start-up
-
-    from o.store.search import SearchSpec
 
 # Up to this many rows an owner's vectors are compared exactly; above it the HNSW index answers.
 EXACT_MAX_ROWS = 15_000
@@ -53,6 +52,21 @@ class VectorGroup:
     agent_id: str | None
     archive_ids: tuple[str, ...] = ()
     folder_ids: tuple[str, ...] = ()
+
+
+class SearchSpec(Protocol):
+    """What the vector half needs of a search (``o.store.search.SearchSpec``, which imports this module)."""
+
+    @property
+    def table(self) -> str: ...
+
+    @property
+    def exact_max_rows(self) -> int: ...
+
+    @property
+    def min_ef_search(self) -> int: ...
+
+    def where(self, agent_id: str | None, archive_ids: Sequence[str], folder_ids: Sequence[str]) -> Where: ...
 
 
 def ef_search_for(candidates: int, floor: int = 100) -> int:
