@@ -1,15 +1,15 @@
 """Archival hybrid search at scale, and bulk loading with precomputed embeddings.
 
 Two shapes in one table, as in the issue: ``--passages`` spread over ``--agents`` agents of one
-organization (a search filtered to one of them: an exact scan of its rows through the covering index,
-o/store/search_vectors.py), and as many passages again in ONE agent (HNSW with pgvector's iterative
-scan). Passages are the synthetic ones of bench/archival_latency.py (Zipf words, vectors clustered
-around 500 topics), 384-d as the local model's, generated before each chunk and not timed.
+organization (a search filtered to one of them: an exact scan of its rows, o/store/search_vectors.py),
+and as many passages again in ONE agent (HNSW with pgvector's iterative scan). Passages are the
+synthetic ones of bench/archival_latency.py (Zipf words, vectors clustered around 500 topics), 384-d as
+the local model's, generated before each chunk and not timed.
 
 Bulk load: the vectors go to Postgres by binary COPY (psycopg, pgvector's binary dumper: no text
 formatting of 384 floats per row), into a staging table; one ``INSERT … SELECT`` per 20k rows computes
 each row's weighted tsvector and length as ``o.store.passages.insert_many`` does and fills ``passages``.
-Into an empty table the HNSW, full-text and covering indexes are dropped first and built once
+Into an empty table the HNSW and full-text indexes are dropped first and built once
 afterwards (building an index at once is several times cheaper than maintaining it row by row); the
 figure is passages/s with and without the HNSW build. Then ``--incremental`` passages are loaded the
 same way with every index in place, which is what a live table pays.
@@ -20,9 +20,9 @@ the lexical weight 0) against an exact scan of the agent's rows.
 
     python bench/search_scale.py [--passages 1000000] [--agents 100] [--queries 200] [--database-url URL]
 
-1,000,000 passages per shape are ≈ 4 GB of table, ≈ 5 GB of covering index and ≈ 4 GB of HNSW graph
-(2M rows); watch ``df -h``, and give the server memory (``--database-url`` of a server with
-shared_buffers of a few GB). On a small shared machine start lower (``--passages 100000``).
+1,000,000 passages per shape are ≈ 4.5 GB of table and ≈ 4 GB of HNSW graph (2M rows); watch
+``df -h``, and give the server memory (``--database-url`` of a server with shared_buffers of a few
+GB). On a small shared machine start lower (``--passages 100000``).
 """
 
 from __future__ import annotations
@@ -59,8 +59,6 @@ INDEX = "passages_emb_384"
 # index at once is several times cheaper than maintaining it row by row
 BULK_INDEXES = {
     "passages_owner_search_tsv": "ON passages USING gin ((ARRAY[coalesce(agent_id, archive_id)]), search_tsv)",
-    "passages_agent_vectors_384": "ON passages (agent_id, embedding_dim, embedding_model) "
-    "INCLUDE (organization_id, id, embedding_384) WHERE embedding_384 IS NOT NULL AND agent_id IS NOT NULL",
 }
 CHUNK = 20_000
 
@@ -132,8 +130,8 @@ def load(db: Database, org: str, agents: list[str], corpus: Corpus, count: int) 
 
 
 def build_other_indexes(db: Database, url: str) -> float:
-    """The full-text and covering indexes dropped for the load, then VACUUM ANALYZE (what autovacuum
-    does after a large insert; index-only scans need the visibility map it sets)."""
+    """The full-text index dropped for the load, then VACUUM ANALYZE (what autovacuum does after a
+    large insert)."""
     t0 = time.perf_counter()
     with db.transaction() as conn:
         conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
@@ -250,7 +248,7 @@ def main() -> None:
             f"bulk load of {rows:,} passages ({args.passages:,} over {args.agents} agents, {args.passages:,} in one "
             f"agent; embeddings precomputed): {rows / sql_s:,.0f} passages/s without the HNSW build "
             f"(binary COPY {parts['copy']:.0f} s, INSERT … SELECT with tsvectors {parts['insert']:.0f} s, full-text "
-            f"and covering indexes built after + VACUUM ANALYZE {parts['others']:.0f} s), "
+            f"index built after + VACUUM ANALYZE {parts['others']:.0f} s), "
             f"{rows / (sql_s + parts['index']):,.0f} passages/s with it (HNSW build {parts['index']:.0f} s); "
             f"generating the synthetic data {parts['generate']:.0f} s not counted; {table_size(db)}"
         )

@@ -22,12 +22,3 @@ ALTER TABLE passages SET (toast_tuple_target = 4080);
 CREATE INDEX passages_owner_search_tsv ON passages
     USING gin ((ARRAY[coalesce(agent_id, archive_id)]), search_tsv);
 DROP INDEX passages_search_tsv;
-
--- 3. The exact vector search of one agent (o/store/search_vectors.py) read each of its rows from
---    the heap: rows of many agents share pages, so 10,000 rows meant 10,000 pages. A covering index
---    on the owner holds the 384-d vectors in owner order (≈ 4 rows a page): an index-only scan reads
---    a quarter of the pages. 384-d only (the local model's width): a wider vector would not fit a
---    btree entry (at most a third of a page).
-CREATE INDEX passages_agent_vectors_384 ON passages (agent_id, embedding_dim, embedding_model)
-    INCLUDE (organization_id, id, embedding_384)
-    WHERE embedding_384 IS NOT NULL AND agent_id IS NOT NULL;

@@ -4,8 +4,7 @@ through HNSW.
 Which plan, by the size of what is searched (the agent's indexed rows), not by the table's:
 
 * up to ``EXACT_MAX_ROWS`` rows, every distance is computed: the owner's rows come by their btree
-  (for an agent's 384-d passages, an index-only scan of ``passages_agent_vectors_384``, which holds
-  the vectors) and a top-N sort keeps the nearest. Recall is 1 and the cost grows with the owner's
+  (``passages_agent_id``) and a top-N sort keeps the nearest. Recall is 1 and the cost grows with the owner's
   rows only, however large the table (schema 024 also keeps the vectors out of TOAST). The subquery
   is a fence: without it the planner may walk the whole table's HNSW graph and filter afterwards,
   which for one agent among a hundred visits a hundred rows for each one it keeps
@@ -85,7 +84,7 @@ def vector_candidates(
     vtype = sql.SQL(vector_type(query.dim))
     literal = vector_literal(query.vector, query.dim)
     fmt = {"column": column, "vtype": vtype, "table": sql.Identifier(spec.table), "scope": scope.clause()}
-    # "IS NOT NULL" is the covering index's predicate (a row without a vector has no distance anyway)
+    # a row without a vector has no distance (and is in no HNSW index)
     where = (
         "WHERE {scope} AND p.{column} IS NOT NULL"
         " AND p.embedding_dim = %s AND p.embedding_model IS NOT DISTINCT FROM %s"
@@ -97,16 +96,7 @@ def vector_candidates(
             + where
             + " OFFSET 0) s ORDER BY s.distance LIMIT %s"
         ).format(**fmt)
-        if spec.table == "passages" and not group.archive_ids and vector_column(query.dim) == "embedding_384":
-            # one owner: the covering index (schema 024) answers from its own pages, but the planner
-            # prices a bitmap scan of the heap lower, so bitmap scans are off for this statement
-            with conn.pipeline():
-                conn.execute("SELECT set_config('enable_bitmapscan', 'off', true)")
-                cur = conn.execute(exact, (*params, n))
-                conn.execute("SELECT set_config('enable_bitmapscan', 'on', true)")
-                rows = cur.fetchall()
-        else:
-            rows = conn.execute(exact, (*params, n)).fetchall()
+        rows = conn.execute(exact, (*params, n)).fetchall()
     else:
         walk = sql.SQL(
             "SELECT p.id, p.{column} <=> %s::{vtype} AS distance FROM {table} p "
