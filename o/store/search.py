@@ -11,12 +11,8 @@ WHERE clauses, are merged and every candidate is scored by both halves:
   OR-ed (any shared word makes a candidate); the GIN match keeps the rarest words whose document
   counts fit ``MATCH_BUDGET``, so a query of common words never scores a large part of the corpus
   (the dropped words still add to the score of every candidate).
-* vectors: an agent with at most ``EXACT_MAX_ROWS`` rows is compared exactly (the planner walks
-  the agent's rows); above that the HNSW index answers, with ``hnsw.ef_search`` set for the query
-  and pgvector's iterative scan (``SET LOCAL`` via ``set_config(..., true)``), so filters do not
-  starve the result. Limitation: HNSW filters after the graph walk, so a mid-sized agent in a
-  table dominated by other agents may get fewer than ``n`` vector candidates (the lexical half
-  and iterative scanning soften this).
+* vectors: the nearest rows by cosine, exactly for an owner of at most ``EXACT_MAX_ROWS`` rows and
+  through HNSW above (:mod:`o.store.search_vectors`).
 
 Files (``file_chunks``): an agent's attached folders (``FolderScope``), searched the same way with
 their summed statistics, one vector group per model, a smaller ``match_budget`` and ``min_ef_search``.
@@ -51,6 +47,7 @@ from o.store.db import Conn
 from o.store.file_views import FolderScope
 from o.store.filters import TagMatch, Where
 from o.store.passages import CONTEXT_DISCOUNT, TERM_FREQUENCY, TEXT_CONFIG, vector_column, vector_literal, vector_type
+from o.store.search_vectors import EXACT_MAX_ROWS, QueryVector, VectorGroup, all_vector_candidates
 
 if TYPE_CHECKING:
     import numpy as np  # imported where used: numpy is not needed at start-up
@@ -62,8 +59,6 @@ LEXICAL_WEIGHT = 1.0
 VECTOR_WEIGHT = 1.0
 # Most rows the full-text half scores: the GIN match keeps the query's rarest words within it.
 MATCH_BUDGET = 1_000
-# Up to this many rows an agent's vectors are compared exactly; above it the HNSW index answers.
-EXACT_MAX_ROWS = 2_000
 
 Corpus = Literal["archival", "recall", "files"]
 
@@ -154,26 +149,6 @@ class LexicalQuery:
     docs: int
 
 
-@dataclass(frozen=True)
-class QueryVector:
-    """The vector half of a search: the query's vector and the width of the agent's model."""
-
-    vector: np.ndarray
-    dim: int
-    model: str | None
-
-
-@dataclass(frozen=True)
-class VectorGroup:
-    """Rows compared with one query vector: those of one model, the agent's own (when it uses that
-    model) and those of the archives of that model."""
-
-    query: QueryVector
-    agent_id: str | None
-    archive_ids: tuple[str, ...] = ()
-    folder_ids: tuple[str, ...] = ()
-
-
 def _tsquery_literal(lexemes: Sequence[str]) -> str:
     quoted = ("'" + lx.replace("\\", "\\\\").replace("'", "''") + "'" for lx in lexemes)
     return " | ".join(quoted)
@@ -249,67 +224,24 @@ def lexical_query(
     )
 
 
-def ef_search_for(candidates: int, floor: int = 100) -> int:
-    # pgvector caps ef_search at 1000; below ~100 recall on hard data drops (PLATFORM.md)
-    return max(floor, min(1000, 2 * candidates))
-
-
-def _vector_candidates(
-    conn: Conn, spec: SearchSpec, group: VectorGroup, n: int, docs: int
-) -> tuple[list[str], list[float]]:
-    """The ``n`` nearest rows of ``group`` by cosine distance: exact for small agents, HNSW for large ones."""
-    query = group.query
-    scope = spec.where(group.agent_id, group.archive_ids, group.folder_ids)
-    column = sql.Identifier(vector_column(query.dim))
-    vtype = sql.SQL(vector_type(query.dim))
-    literal = vector_literal(query.vector, query.dim)
-    statement = sql.SQL(
-        """SELECT p.id, p.{column} <=> %s::{vtype} AS distance
-           FROM {table} p
-           WHERE {scope} AND p.embedding_dim = %s AND p.embedding_model IS NOT DISTINCT FROM %s
-           ORDER BY p.{column} <=> %s::{vtype}
-           LIMIT %s"""
-    ).format(column=column, vtype=vtype, table=sql.Identifier(spec.table), scope=scope.clause())
-    params = (literal, *scope.params, query.dim, query.model, literal, n)
-    if docs <= spec.exact_max_rows:
-        rows = conn.execute(statement, params).fetchall()
-    else:
-        # The planner prices a sort over an agent's rows below the HNSW scan long after the scan is
-        # faster; with sorts and sequential scans off for this one statement, HNSW gives the order.
-        # The three statements go in one round trip.
-        with conn.pipeline():
-            conn.execute(
-                "SELECT set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true), "
-                "set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                (str(ef_search_for(n, spec.min_ef_search)),),
-            )
-            cur = conn.execute(statement, params)
-            conn.execute("SELECT set_config('enable_sort', 'on', true), set_config('enable_seqscan', 'on', true)")
-            rows = cur.fetchall()
-    # relaxed_order may return near-ties slightly out of order
-    rows.sort(key=lambda r: (r["distance"], r["id"]))
-    return [r["id"] for r in rows], [float(r["distance"]) for r in rows]
-
-
-def _all_vector_candidates(
-    conn: Conn, spec: SearchSpec, groups: Sequence[VectorGroup], n: int, docs: int
-) -> tuple[list[str], list[float]]:
-    """The nearest rows of every group (``n`` each), nearest first."""
-    found: list[tuple[float, str]] = []
-    for group in groups:
-        ids, distances = _vector_candidates(conn, spec, group, n, docs)
-        found += zip(distances, ids, strict=True)
-    found.sort()
-    return [i for _, i in found], [d for d, _ in found]
-
-
 _NO_LEXICAL = sql.SQL("SELECT NULL::text AS id, NULL::float8 AS score, NULL::bigint AS rank WHERE false")
+
+
+def _owner_key(spec: SearchSpec) -> tuple[sql.Composable, list[Any]]:
+    """Passages: the owners searched as the leading key of their GIN index (schema 024), so one index
+    scan intersects the owners' rows with the query's words instead of matching the words in every
+    agent's rows. Redundant with the scope's own condition, which stays for the other tables."""
+    if spec.table != "passages":
+        return sql.SQL("TRUE"), []
+    owners = [o for o in (spec.agent_id, *spec.archive_ids) if o is not None]
+    return sql.SQL("ARRAY[coalesce(p.agent_id, p.archive_id)] && %s::text[]"), [owners]
 
 
 def _lexical_candidates(
     spec: SearchSpec, lexical: LexicalQuery, scope: Where, n: int
 ) -> tuple[sql.Composable, list[Any]]:
     """The ``n`` best rows by BM25 with their score and rank (a query and its parameters)."""
+    owner, owner_params = _owner_key(spec)
     query = sql.SQL(
         """SELECT s.id, s.score, row_number() OVER (ORDER BY s.score DESC, s.id) AS rank
         FROM (
@@ -320,11 +252,11 @@ def _lexical_candidates(
                 FROM unnest(p.search_tsv) u
                 WHERE u.lexeme = ANY(%s::text[])) t
             JOIN unnest(%s::text[], %s::float8[]) AS q(lexeme, idf) ON q.lexeme = t.lexeme
-            WHERE {scope} AND p.search_tsv @@ %s::tsquery
+            WHERE {scope} AND {owner} AND p.search_tsv @@ %s::tsquery
             GROUP BY p.id
             ORDER BY score DESC, p.id
             LIMIT %s) s"""
-    ).format(table=sql.Identifier(spec.table), tf=TERM_FREQUENCY, scope=scope.clause())
+    ).format(table=sql.Identifier(spec.table), tf=TERM_FREQUENCY, scope=scope.clause(), owner=owner)
     params = [
         BM25_K1 + 1,
         BM25_K1,
@@ -337,6 +269,7 @@ def _lexical_candidates(
         lexical.lexemes,
         lexical.idfs,
         *scope.params,
+        *owner_params,
         lexical.tsquery,
         n,
     ]
@@ -444,7 +377,7 @@ def hybrid_search(
     if not use_lexical and not groups:
         return []
     scope = spec.where(spec.agent_id, spec.archive_ids, spec.folder_ids)
-    vector_ids, distances = _all_vector_candidates(conn, spec, groups, n, lexical.docs)
+    vector_ids, distances = all_vector_candidates(conn, spec, groups, n, lexical.docs)
     lex, lex_params = _lexical_candidates(spec, lexical, scope, n) if use_lexical else (_NO_LEXICAL, [])
     distance, distance_params = _distance(groups)
     query = _FUSION.format(
