@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from o.cli import main
 from o.store.migrate import discover
 from tests.conftest import new_database
+from tests.terminal import read_terminal
 
 
 @pytest.fixture
@@ -29,12 +29,9 @@ def test_o_migrate_draws_a_bar_of_the_files_on_a_terminal(
     monkeypatch.setattr("sys.stderr", terminal)
     assert main(["migrate", "--database-url", empty_database, "--data-dir", str(tmp_path)]) == 0
     terminal.flush()
-    pieces = []
-    while select.select([master], [], [], 0.3)[0]:
-        pieces.append(os.read(master, 65536))
+    drawn = read_terminal(master)
     terminal.close()
     os.close(master)
-    drawn = b"".join(pieces).decode(errors="replace")
     total = len(discover())
     assert "applying migrations" in drawn and f"{total}/{total}" in drawn
     assert capsys.readouterr().out.startswith("applied: 001_")

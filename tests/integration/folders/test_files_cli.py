@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 
 import pytest
 from letta_client import Letta
 
 from o.cli import main
 from tests.integration.folders.conftest import FILES, Live
+from tests.terminal import read_terminal
 
 
 def test_upload_waits_for_ingestion_and_reports_each_file(
@@ -24,10 +24,7 @@ def test_upload_waits_for_ingestion_and_reports_each_file(
     monkeypatch.setattr("sys.stderr", terminal)
     assert main(["files", "upload", "cli-docs", str(FILES / "guide.md"), str(FILES / "handbook.pdf"), *server]) == 0
     terminal.flush()
-    pieces = []
-    while select.select([master], [], [], 0.3)[0]:
-        pieces.append(os.read(master, 65536))
-    drawn = b"".join(pieces).decode(errors="replace")
+    drawn = read_terminal(master)
     out = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in out] == [str(FILES / "guide.md"), str(FILES / "handbook.pdf")]
     assert all(": completed, " in line and " chunks (file-" in line for line in out), out

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import os
 import pty
-import select
 
 import pytest
 
 from o.cli.progress import bar, steps
+from tests.terminal import read_terminal
 
 
 def test_a_terminal_sees_the_bar_and_its_byte_counts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,14 +34,6 @@ def test_a_pipe_gets_no_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pipe.getvalue() == ""
 
 
-def _read_all(master: int) -> str:
-    """Everything written to the terminal so far (a pty hands it over in pieces)."""
-    pieces = []
-    while select.select([master], [], [], 0.3)[0]:  # more arrives within 0.3 s, or it was all
-        pieces.append(os.read(master, 65536))
-    return b"".join(pieces).decode(errors="replace")
-
-
 def test_counted_steps_draw_on_a_terminal_once_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
     master, slave = pty.openpty()
     terminal = os.fdopen(slave, "w", encoding="utf-8")
@@ -57,7 +49,7 @@ def test_counted_steps_draw_on_a_terminal_once_there_is_one(monkeypatch: pytest.
             update(done, 3, name)
         update(3, 3, "")
     terminal.flush()
-    drawn = _read_all(master)
+    drawn = read_terminal(master)
     terminal.close()
     os.close(master)
     assert "applying migrations" in drawn and "3/3" in drawn
