@@ -132,8 +132,12 @@ def run_scenario(
 def round_trips(url: str, org_id: str, server: OpenAIServer, kind: str) -> dict[str, dict[str, int]]:
     """The SQL round trips of each phase of one step, counted from libpq's protocol trace of the only
     connection of a one-connection pool (as on Lambda): each Sync (an extended-protocol statement) or
-    simple Query (BEGIN, COMMIT, SAVEPOINT; an empty one is the pool's check of a borrowed connection)."""
-    db = Database(url, min_size=1, max_size=1).open()
+    simple Query (BEGIN, COMMIT, SAVEPOINT; an empty one is the pool's check of a borrowed connection).
+
+    The pool checks every borrow here (``recheck_after_s=0``), so the checks count the borrows; as
+    deployed, a connection given back within ``o.store.db.FRESH_S`` is lent unchecked, which a step's
+    borrows after a short LLM call are (subtract the checks for that case)."""
+    db = Database(url, min_size=1, max_size=1, recheck_after_s=0).open()
     engine = Engine(db, llm_factory(TEST_KEYS, FAST_OPTIONS), settings=AgentSettings(), prompts=PromptCache())
     server.script.default = responder(kind)
     llm = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url}

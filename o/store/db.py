@@ -96,8 +96,11 @@ class Database:
         connect_timeout_s: int = 5,
         reconnect_timeout_s: float = 1.0,
         password: Callable[[], str] | None = None,
+        recheck_after_s: float = FRESH_S,
     ) -> None:
         self.url = url
+        # a one-connection pool's connection idle this long is checked when borrowed (0: at every borrow)
+        self.recheck_after_s = recheck_after_s
         self.acquire_timeout_s = acquire_timeout_s
         self.outage_wait_s = outage_wait_s
         kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": False}
@@ -128,7 +131,7 @@ class Database:
         self._checking = threading.Lock()
 
     def _check_unless_fresh(self, conn: Conn) -> None:
-        if time.time() - self._returned_at.get(conn, 0.0) >= FRESH_S:
+        if time.time() - self._returned_at.get(conn, 0.0) >= self.recheck_after_s:
             ConnectionPool.check_connection(conn)
 
     def _returned_now(self, conn: Conn) -> None:
