@@ -13,8 +13,10 @@ tool-rule solving, JSON, SDK request building.
 parsing, JSON, SQL client side, prompt and token work), which other processes competing for the
 CPUs barely change; Postgres' own work and the scripted server's thread are not in it.
 
-Scenarios: ``reply`` (the model calls send_message: prompt cached) and ``edit`` (the model
-calls core_memory_append, so every next step recompiles the prompt). Agents are rotated
+Scenarios: ``reply`` (the model calls send_message: prompt cached), ``edit`` (the model
+calls core_memory_append, so every next step recompiles the prompt) and ``indexed`` (``reply`` on a
+history indexed for recall, as after a search: each message carries a 1536-d embedding; the
+indexing before each turn is not timed). Agents are rotated
 every ``--turns-per-agent`` turns so histories stay conversation-sized.
 
     python bench/agent_step.py [--turns 300] [--turns-per-agent 10]
@@ -76,6 +78,18 @@ def responder(kind: str) -> Any:
     return reply
 
 
+def index_history(db: Database, agent_id: str) -> None:
+    """Give the agent's messages a 1536-d embedding each, as recall indexing does once its history is
+    searched (conversation_search, or a search of the organization)."""
+    with db.transaction() as conn:
+        conn.execute(
+            """UPDATE messages SET embedding_dim = 1536, embedding_model = 'bench',
+                      embedding_1536 = (SELECT array_agg(random())::vector(1536) FROM generate_series(1, 1536))
+               WHERE agent_id = %s AND embedding_1536 IS NULL""",
+            (agent_id,),
+        )
+
+
 def run_scenario(
     db: Database, engine: Engine, org_id: str, server: OpenAIServer, kind: str, turns: int, per_agent: int
 ) -> dict[str, list[float]]:
@@ -103,6 +117,8 @@ def run_scenario(
                         ],
                     ),
                 ).agent["id"]
+        if kind == "indexed":
+            index_history(db, agent_id)
         t0 = time.perf_counter()
         with db.transaction() as conn:
             started = run_api.start(
@@ -132,8 +148,12 @@ def run_scenario(
 def round_trips(url: str, org_id: str, server: OpenAIServer, kind: str) -> dict[str, dict[str, int]]:
     """The SQL round trips of each phase of one step, counted from libpq's protocol trace of the only
     connection of a one-connection pool (as on Lambda): each Sync (an extended-protocol statement) or
-    simple Query (BEGIN, COMMIT, SAVEPOINT; an empty one is the pool's check of a borrowed connection)."""
-    db = Database(url, min_size=1, max_size=1).open()
+    simple Query (BEGIN, COMMIT, SAVEPOINT; an empty one is the pool's check of a borrowed connection).
+
+    The pool checks every borrow here (``recheck_after_s=0``), so the checks count the borrows; as
+    deployed, a connection given back within ``o.store.db.FRESH_S`` is lent unchecked, which a step's
+    borrows after a short LLM call are (subtract the checks for that case)."""
+    db = Database(url, min_size=1, max_size=1, recheck_after_s=0).open()
     engine = Engine(db, llm_factory(TEST_KEYS, FAST_OPTIONS), settings=AgentSettings(), prompts=PromptCache())
     server.script.default = responder(kind)
     llm = {"model": "gpt-4o-mini", "model_endpoint_type": "openai", "model_endpoint": server.base_url}
@@ -215,7 +235,7 @@ def main() -> None:
             f"{'scenario':<8} {'part':<22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
             f"{'best-batch p50':>15}"
         )
-        for kind in ("reply", "edit"):
+        for kind in ("reply", "edit", "indexed"):
             figures = run_scenario(db, engine, org_id, server, kind, args.turns, args.turns_per_agent)
             for part, label in (
                 ("step", "step (phase 1 + 2)"),

@@ -2,8 +2,9 @@
 
 The app is served in-process on a pool of ONE connection, traced by libpq (``PGconn.trace``): a round
 trip is what the frontend sends before the backend answers (a statement and its Sync, BEGIN or COMMIT,
-or a pipeline's statements and its Flush); the pool's liveness check of a one-connection pool is an
-empty Query per borrow, which counts the borrows.
+or a pipeline's statements and its Flush); the pool's liveness check is an empty Query per borrow,
+which counts the borrows (checked on every borrow here, ``recheck_after_s=0``; in service a connection
+back within ``o.store.db.FRESH_S`` is not checked again, and the check is not a round trip counted).
 
     python bench/round_trips.py [--requests 10]
 """
@@ -69,7 +70,7 @@ def main() -> None:
     pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="o-round-trips-")), cleanup_mode="delete")
     try:
         migrate(pg.url)
-        db = Database(pg.url, min_size=1, max_size=1).open()
+        db = Database(pg.url, min_size=1, max_size=1, recheck_after_s=0).open()
         with db.transaction() as conn:
             org = orgs.get_or_create_org(conn, f"round-trips-{uuid.uuid4()}")
             _, key = orgs.create_api_key(conn, org["id"])

@@ -96,7 +96,7 @@ def decide(
     it — names the configuration that served it. Shadow copies (``metadata.shadow_of``) are left alone:
     they carry a candidate's configuration, not a revision of their own.
     """
-    if agent.get("revision") is None and not (agent.get("metadata") or {}).get("shadow_of"):
+    if decide_writes(agent):
         revisions.current(conn, agent["organization_id"], agent["id"])
         agent = {**agent, **agent_store.revision_state(conn, agent["id"])}
     values: dict[str, Any] = {REVISION_KEY: router.revision_for(conn, agent, run.id)}
@@ -105,12 +105,22 @@ def decide(
     return agent, values
 
 
+def decide_writes(agent: dict[str, Any]) -> bool:
+    """Whether :func:`decide` writes: the agent never had a revision (and is no shadow copy)."""
+    return agent.get("revision") is None and not (agent.get("metadata") or {}).get("shadow_of")
+
+
+def undecided(run: Run) -> bool:
+    """Whether the run's revision is yet to be decided (its first step)."""
+    return run.status == RunStatus.CREATED or REVISION_KEY not in run.metadata
+
+
 def serve_run(
     conn: Conn, router: RevisionRouter, run: Run, agent: dict[str, Any], *, version: str | None = None
 ) -> tuple[Run, dict[str, Any]]:
     """(run, agent as the run's revision configures it). The run's first step decides the revision and
     moves the run to ``running`` (one UPDATE); later steps and replays only read the decision."""
-    if run.status == RunStatus.CREATED or REVISION_KEY not in run.metadata:
+    if undecided(run):
         agent, values = decide(conn, router, run, agent, version=version)
         run = run_store.start_serving(conn, run.id, REVISION_KEY, values) or run
     return run, effective_agent(conn, agent, run_revision(run, agent))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +36,11 @@ Conn = psycopg.Connection[dict[str, Any]]
 # SQLSTATEs of a connection that is gone: class 08 (connection exception), and the server shutting
 # down or starting up (admin_shutdown, crash_shutdown, cannot_connect_now).
 _LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+# A connection given back this recently is lent again unchecked. Longer idle (a Lambda frozen between
+# invocations, when RDS Proxy or a failover may drop it) is checked; a connection that dies inside the
+# window fails its borrower with DatabaseUnavailable, which is retried, as a death mid-statement is.
+FRESH_S = 5.0
 
 
 class DatabaseUnavailable(OError):
@@ -89,8 +96,11 @@ class Database:
         connect_timeout_s: int = 5,
         reconnect_timeout_s: float = 1.0,
         password: Callable[[], str] | None = None,
+        recheck_after_s: float = FRESH_S,
     ) -> None:
         self.url = url
+        # a one-connection pool's connection idle this long is checked when borrowed (0: at every borrow)
+        self.recheck_after_s = recheck_after_s
         self.acquire_timeout_s = acquire_timeout_s
         self.outage_wait_s = outage_wait_s
         kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": False}
@@ -106,11 +116,16 @@ class Database:
             # the keyword arguments at every connect.
             kwargs=kwargs if password is None else _with_password(kwargs, password),
             configure=_configure,
-            check=ConnectionPool.check_connection if max_size == 1 else None,
+            # A one-connection pool (Lambda) checks a borrowed connection (an empty query, a round trip)
+            # unless it came back within FRESH_S: a step borrows it several times in a row.
+            check=self._check_unless_fresh if max_size == 1 else None,
+            reset=self._returned_now if max_size == 1 else None,
             open=False,
             name="o",
             reconnect_timeout=reconnect_timeout_s,
         )
+        # when each connection was last given back (wall clock: it goes on while a Lambda is frozen)
+        self._returned_at: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
         # set when a borrowed connection turned out dead; cleared by the next borrow that works
         self._down = False
         self._checking = threading.Lock()
@@ -119,6 +134,13 @@ class Database:
     def max_size(self) -> int:
         """The most connections the pool opens (what a caller may have in use at once)."""
         return self._pool.max_size
+
+    def _check_unless_fresh(self, conn: Conn) -> None:
+        if time.time() - self._returned_at.get(conn, 0.0) >= self.recheck_after_s:
+            ConnectionPool.check_connection(conn)
+
+    def _returned_now(self, conn: Conn) -> None:
+        self._returned_at[conn] = time.time()
 
     def open(self, wait_seconds: float = 30.0, *, wait: bool = True) -> Database:
         """``wait=False`` (a Lambda's start-up): the pool connects in the background while the

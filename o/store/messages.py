@@ -37,6 +37,15 @@ COLUMNS = (
 # embedding is thousands of bytes, parsed into an array per row) to a reader that never uses them.
 _LISTED = sql.SQL(", ").join(sql.Identifier(c) for c in ("seq", *COLUMNS, "created_at"))
 
+# Every column of a message but its recall index (the embedding vectors, ~20 kB of text each once the
+# message is indexed, parsed into arrays, and the tsvector): what the agent loop reads of its messages
+# every step. Reading 30 indexed messages with SELECT * took 13.6 ms (11.3 ms of it client CPU), 0.33 ms so.
+STEP_COLUMNS = (
+    "seq, id, organization_id, agent_id, role, content, text, name, tool_calls, tool_call_id, tool_returns, "
+    "step_id, run_id, step_position, otid, sender_id, group_id, in_context, metadata, created_at, "
+    "embedding_dim, embedding_model, search_len, conversation_id"
+)
+
 
 def insert_many(conn: Conn, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert messages in order. A message whose (step_id, step_position) exists is skipped,
@@ -101,13 +110,15 @@ def list_page(
 def at_position(conn: Conn, step_id: str, position: int) -> dict[str, Any] | None:
     """The message a step stored at ``position`` (0: its reply; 1, 2, ...: its tool results)."""
     return conn.execute(
-        "SELECT * FROM messages WHERE step_id = %s AND step_position = %s", (step_id, position)
+        f"SELECT {STEP_COLUMNS} FROM messages WHERE step_id = %s AND step_position = %s", (step_id, position)
     ).fetchone()
 
 
 def tool_results(conn: Conn, run_id: str) -> list[dict[str, Any]]:
     """The run's tool results so far, in the order they were stored."""
-    return conn.execute("SELECT * FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)).fetchall()
+    return conn.execute(
+        f"SELECT {STEP_COLUMNS} FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
+    ).fetchall()
 
 
 def requested_approvals(conn: Conn, message_id: str) -> list[str]:
@@ -120,7 +131,8 @@ def in_context(conn: Conn, agent_id: str, conversation_id: str | None = None) ->
     """In-context messages of one conversation (None: the agent's own) in the order the model reads
     them: the summary first, then by time."""
     return conn.execute(
-        """SELECT * FROM messages WHERE agent_id = %s AND conversation_id IS NOT DISTINCT FROM %s AND in_context
+        f"""SELECT {STEP_COLUMNS} FROM messages
+           WHERE agent_id = %s AND conversation_id IS NOT DISTINCT FROM %s AND in_context
            ORDER BY (role = 'system') DESC, seq""",
         (agent_id, conversation_id),
     ).fetchall()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg import sql
+import psycopg
+from psycopg import pq, sql
 from psycopg.types.json import Jsonb
 
 from o.store import rows
@@ -147,16 +148,29 @@ def start_serving(conn: Conn, run_id: str, key: str, values: dict[str, Any]) -> 
     unless ``key`` is there already, in one statement; the run as it now stands.
 
     Under the row lock a concurrent caller re-reads the committed row, so the first writer's values win.
+    Called in autocommit (a step that otherwise only reads), it is its own transaction, sent in one
+    round trip and committed without waiting for the WAL flush: a crash that loses it loses a decision
+    nothing durable used yet (the step's next commit, synchronous, flushes it first), which the step's
+    replay makes again.
     """
-    return _run(
-        conn.execute(
-            """UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END,
+    query = """UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END,
                       metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
                       updated_at = now()
-               WHERE id = %s RETURNING *""",
-            (key, Jsonb(values), run_id),
-        ).fetchone()
-    )
+               WHERE id = %s RETURNING *"""
+    params = (key, Jsonb(values), run_id)
+    if not conn.autocommit:
+        return _run(conn.execute(query, params).fetchone())
+    try:
+        with conn.pipeline():  # BEGIN … COMMIT in one round trip
+            conn.execute("BEGIN")
+            conn.execute("SET LOCAL synchronous_commit = off")
+            cursor = conn.execute(query, params)
+            conn.execute("COMMIT")
+    except psycopg.Error:
+        if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            conn.rollback()  # the failed statement left the block open: leave the connection clean
+        raise
+    return _run(cursor.fetchone())
 
 
 def claim_flag(conn: Conn, run_id: str, flag: str) -> bool:

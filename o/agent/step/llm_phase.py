@@ -30,6 +30,7 @@ from o.observability import logger
 from o.store import messages as message_store
 from o.store import runs as run_store
 from o.store import steps as step_store
+from o.store.db import Conn
 from o.store.records import NextAction, Run, RunStatus, StopReason
 
 
@@ -78,33 +79,56 @@ def llm_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Outc
 
 
 def _prepare(deps: StepDeps, run_id: str, iteration: int | None) -> _Prepared | Outcome:
+    """What the LLM call is made from. Most steps only read (the first one also stores its revision
+    decision, one statement): in autocommit, without a BEGIN and a COMMIT, two round trips fewer. A
+    step that must write more first (a refusal, a queued run's claim, an agent's first revision) does
+    it all in one transaction, reading again."""
+    with deps.db.read() as conn:
+        prepared = _prepare_in(deps, conn, run_id, iteration, writable=False)
+    if prepared is not None:
+        return prepared
     with deps.db.transaction() as conn:
-        entered = enter(conn, run_id, iteration, finished_at=NextAction.TOOLS)
-        if isinstance(entered, Outcome):
-            return entered
-        run, agent = entered.run, entered.agent
-        if entered.step is not None:
-            return replay(conn, run, entered.step)
-        refused = refusal(run, entered.iteration, agent_exists=agent is not None)
-        if refused is not None:
-            return finish_run(conn, run, refused[0], error=refused[1])
-        assert agent is not None
-        if conversation.queued(run):
-            claimed = conversation.claim(conn, run)
-            if claimed is None:  # another run of the agent goes first
-                return Outcome(run.id, entered.iteration, NextAction.STEP, queued=True)
-            run = claimed
-        # Which revision serves this run: decided on its first step (which also marks the run running),
-        # the same for every later one.
-        run, agent = serving.serve_run(conn, deps.revisions, run, agent, version=deps.version)
-        prompt = deps.prompts.get(conn, agent)
-        agent = conversations.effective_agent(conn, run, agent)
-        rows = message_store.in_context(conn, agent["id"], run.conversation_id)
-        tools = agent_tools(agent, agent.pop("tools_json"))
-        rules = ToolRules.parse(agent["tool_rules"])
-        # without rules the calls made so far change nothing, so they are not read
-        history = rule_history(message_store.tool_results(conn, run_id)) if rules.active else []
-    return _Prepared(run, agent, entered.iteration, prompt.text, rows, rules, offer(tools, rules, history))
+        prepared = _prepare_in(deps, conn, run_id, iteration, writable=True)
+    assert prepared is not None
+    return prepared
+
+
+def _prepare_in(
+    deps: StepDeps, conn: Conn, run_id: str, iteration: int | None, *, writable: bool
+) -> _Prepared | Outcome | None:
+    """None (only when not ``writable``): the step must write before it asks the LLM."""
+    entered = enter(conn, run_id, iteration, finished_at=NextAction.TOOLS)
+    if isinstance(entered, Outcome):
+        return entered
+    run, agent = entered.run, entered.agent
+    if entered.step is not None:
+        return replay(conn, run, entered.step)
+    refused = refusal(run, entered.iteration, agent_exists=agent is not None)
+    if not writable and (refused is not None or conversation.queued(run)):
+        return None
+    if refused is not None:
+        return finish_run(conn, run, refused[0], error=refused[1])
+    assert agent is not None
+    if conversation.queued(run):
+        claimed = conversation.claim(conn, run)
+        if claimed is None:  # another run of the agent goes first
+            return Outcome(run.id, entered.iteration, NextAction.STEP, queued=True)
+        run = claimed
+    # Which revision serves this run: decided on its first step (which also marks the run running),
+    # the same for every later one. In autocommit the decision is one UPDATE, its own transaction,
+    # stored before the LLM is asked: a first step that fails still counts for its revision.
+    if not writable and serving.undecided(run) and serving.decide_writes(agent):
+        return None
+    run, agent = serving.serve_run(conn, deps.revisions, run, agent, version=deps.version)
+    prompt = deps.prompts.get(conn, agent)
+    agent = conversations.effective_agent(conn, run, agent)
+    rows = message_store.in_context(conn, agent["id"], run.conversation_id)
+    tools = agent_tools(agent, agent.pop("tools_json"))
+    rules = ToolRules.parse(agent["tool_rules"])
+    # without rules the calls made so far change nothing, so they are not read
+    history = rule_history(message_store.tool_results(conn, run_id)) if rules.active else []
+    offered = offer(tools, rules, history)
+    return _Prepared(run, agent, entered.iteration, prompt.text, rows, rules, offered)
 
 
 def _client(deps: StepDeps, prepared: _Prepared) -> tuple[LLMConfig, LLMClient] | Outcome:
@@ -230,7 +254,8 @@ def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply, started_at:
         [message] = message_store.insert_many(conn, [reply_message(run, step_id, plan, response.content)])
         changes: dict[str, Any] = {"usage": add_usage(run.usage, usage, steps=1), "iteration": iteration}
         if plan.next_action == NextAction.DONE:
-            outcome = finish_run(conn, run, StopReason.END_TURN, extra=changes)
+            autoclear = prepared.agent.get("message_buffer_autoclear")
+            outcome = finish_run(conn, run, StopReason.END_TURN, extra=changes, autoclear=autoclear)
         elif plan.next_action == NextAction.APPROVAL:
             run_store.update(
                 conn,

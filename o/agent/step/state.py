@@ -59,8 +59,11 @@ def finish_run(
     error: str | None = None,
     next_action: NextAction = NextAction.DONE,
     extra: dict[str, Any] | None = None,
+    autoclear: bool | None = None,
 ) -> Outcome:
-    """End the run (inside the caller's transaction) and record its outcome for its revision."""
+    """End the run (inside the caller's transaction) and record its outcome for its revision.
+
+    ``autoclear``: the agent's message_buffer_autoclear when the caller read it already (None: read it)."""
     changes: dict[str, Any] = {
         **(extra or {}),
         "status": status if status is not None else status_for(stop_reason),
@@ -74,7 +77,9 @@ def finish_run(
     run = run_store.update(conn, run.id, changes)
     if next_action == NextAction.FAILED:
         forget_turn(conn, run.id)
-    elif next_action == NextAction.DONE and agent_store.autoclears(conn, run.agent_id):
+    elif next_action == NextAction.DONE and (
+        autoclear if autoclear is not None else agent_store.autoclears(conn, run.agent_id)
+    ):
         # Letta's message_buffer_autoclear: the next run starts from memory alone (the messages stay in recall)
         message_store.evict_all(conn, run.agent_id, run.conversation_id)
     # the turn's outcome for its revision's canary figures, committed with the run's end

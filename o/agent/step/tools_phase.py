@@ -34,6 +34,9 @@ from o.store.db import Conn
 from o.store.records import NextAction, Run, StopReason
 from o.tools import builtin, evaluator_lock
 
+# Built-ins that touch no table: they need no savepoint around them.
+_WRITES_NOTHING = frozenset({"send_message"})
+
 
 @dataclass
 class _Batch:
@@ -49,6 +52,8 @@ class _Batch:
     history: list[Call]
     # results an earlier attempt of this phase already stored, by position
     stored: dict[int, dict[str, Any]]
+    # the agent's message_buffer_autoclear as read with the run: ending the run need not read it again
+    autoclear: bool | None = None
     # time.monotonic() when this attempt of the phase began: the step's tool time is measured from it
     started: float = field(default_factory=time.monotonic)
 
@@ -89,33 +94,49 @@ def tools_phase(deps: StepDeps, run_id: str, iteration: int | None = None) -> Ou
 
 
 def _prepare(deps: StepDeps, run_id: str, iteration: int | None) -> _Batch | Outcome:
+    """The step's calls and what judging them needs, read in autocommit (no BEGIN and no COMMIT): each
+    result is checked again under the step's lock before it is stored. Only a run whose agent was
+    deleted meanwhile is ended, in a transaction that reads again."""
+    with deps.db.read() as conn:
+        batch = _prepare_in(conn, run_id, iteration, writable=False)
+    if batch is not None:
+        return batch
     with deps.db.transaction() as conn:
-        entered = enter(conn, run_id, iteration, finished_at=NextAction.STEP)
-        if isinstance(entered, Outcome):
-            return entered
-        run, step, agent = entered.run, entered.step, entered.agent
-        if step is None:
-            raise OError(f"run {run_id} has no step {entered.iteration} to run tools for")
-        replayed = replay(conn, run, step)
-        if not tools_due(run, step, replayed):
-            return replayed
-        if agent is None:
-            return finish_run(conn, run, StopReason.ERROR, error=AGENT_DELETED)
-        # the tool rules of the revision that made the calls
-        agent = serving.effective_agent(conn, agent, serving.run_revision(run, agent))
-        tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
-        tool_rows = message_store.tool_results(conn, run_id)
-        step_id = step_id_for(run_id, entered.iteration)
-        return _Batch(
-            run,
-            entered.iteration,
-            transcript.calls_from(step.tool_calls),
-            step.approvals,
-            tools,
-            ToolRules.parse(agent["tool_rules"]),
-            rule_history(tool_rows),
-            {r["step_position"]: r for r in tool_rows if r["step_id"] == step_id},
-        )
+        batch = _prepare_in(conn, run_id, iteration, writable=True)
+    assert batch is not None
+    return batch
+
+
+def _prepare_in(conn: Conn, run_id: str, iteration: int | None, *, writable: bool) -> _Batch | Outcome | None:
+    """None (only when not ``writable``): the run must be ended."""
+    entered = enter(conn, run_id, iteration, finished_at=NextAction.STEP)
+    if isinstance(entered, Outcome):
+        return entered
+    run, step, agent = entered.run, entered.step, entered.agent
+    if step is None:
+        raise OError(f"run {run_id} has no step {entered.iteration} to run tools for")
+    replayed = replay(conn, run, step)
+    if not tools_due(run, step, replayed):
+        return replayed
+    if agent is None:
+        return finish_run(conn, run, StopReason.ERROR, error=AGENT_DELETED) if writable else None
+    autoclear: bool | None = agent.get("message_buffer_autoclear")
+    # the tool rules of the revision that made the calls
+    agent = serving.effective_agent(conn, agent, serving.run_revision(run, agent))
+    tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
+    tool_rows = message_store.tool_results(conn, run_id)
+    step_id = step_id_for(run_id, entered.iteration)
+    return _Batch(
+        run,
+        entered.iteration,
+        transcript.calls_from(step.tool_calls),
+        step.approvals,
+        tools,
+        ToolRules.parse(agent["tool_rules"]),
+        rule_history(tool_rows),
+        {r["step_position"]: r for r in tool_rows if r["step_id"] == step_id},
+        autoclear,
+    )
 
 
 def _run_call(
@@ -195,6 +216,8 @@ def _run_builtin(conn: Conn, run: Run, name: str, args: dict[str, Any], embedder
     if refused is not None:
         return f"[ToolError] {refused}", ERROR
     try:
+        if name in _WRITES_NOTHING:  # no SQL, nothing to roll back: no savepoint (two round trips)
+            return builtin.run_builtin(context, name, args), SUCCESS
         # A savepoint: a failing tool's partial writes roll back, the result message still commits.
         with conn.transaction():
             return builtin.run_builtin(context, name, args), SUCCESS
@@ -234,4 +257,4 @@ def complete(
             conn, run.id, {"iteration": batch.iteration + 1, "next_action": NextAction.STEP, "stop_reason": None}
         )
         return Outcome(run.id, batch.iteration + 1, NextAction.STEP)
-    return finish_run(conn, run, stop_reason)
+    return finish_run(conn, run, stop_reason, autoclear=batch.autoclear)
