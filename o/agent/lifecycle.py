@@ -237,7 +237,7 @@ def require(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool
 
 
 def list_agents(conn: Conn, organization_id: str, page: Page, **filters: Any) -> list[AgentView]:
-    ids = [a["id"] for a in agent_store.list_page(conn, organization_id, page, **filters)]
+    ids = agent_store.list_page_ids(conn, organization_id, page, **filters)
     found = agent_store.with_related(conn, organization_id, ids) if ids else {}
     return [_view(found[i]) for i in ids if i in found]
 

@@ -30,6 +30,7 @@ UPDATABLE = {
     "per_file_view_window_char_limit",
 }
 _JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}
+_ID = sql.SQL("id")
 
 
 def insert(conn: Conn, agent: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def get(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = F
     return rows.get_by_id(conn, "agents", agent_id, organization_id=organization_id, for_update=for_update)
 
 
-def list_page(
+def list_page_ids(
     conn: Conn,
     organization_id: str,
     page: Page,
@@ -51,7 +52,8 @@ def list_page(
     query_text: str | None = None,
     identity_id: str | None = None,
     identifier_keys: list[str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[str]:
+    """The ids of a page of the organization's agents (filtered), in the page's order."""
     where = (
         Where()
         .equals("organization_id", organization_id)
@@ -60,7 +62,10 @@ def list_page(
         .contains("name", query_text)
         .identified("agents", identity_id, identifier_keys)
     )
-    return fetch_page(conn, table="agents", scope=where.clause(), scope_params=where.params, page=page)
+    # only the ids: the agents are read with what they show by with_related, and decoding every JSON
+    # column of 50 rows here as well cost a list a tenth of its CPU
+    rows = fetch_page(conn, table="agents", columns=_ID, scope=where.clause(), scope_params=where.params, page=page)
+    return [row["id"] for row in rows]
 
 
 def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:

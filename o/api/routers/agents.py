@@ -6,6 +6,7 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
+from pydantic_core import to_json
 from starlette.responses import Response
 
 from o.agent import identities, lifecycle
@@ -13,7 +14,7 @@ from o.agent.tools import offered_builtins
 from o.api import errors
 from o.api.deps import AgentEngine, AppServices, Db, DbOrg, Org, Secrets
 from o.api.paging import paging
-from o.api.responses import model_json, models_json
+from o.api.responses import SHARED_PLACEHOLDER, JSONBytes, model_json, spliced_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
 from o.store.pages import Page
 from o.tools import base as base_tools
@@ -71,7 +72,15 @@ def list_agents(
             identity_id=identity_id,
             identifier_keys=identifier_keys,
         )
-    return models_json([AgentState.from_view(v) for v in views])
+    # each distinct tool serialized once for the whole list: the agents share a few, schemas and all
+    tool_json: dict[str, bytes] = {}
+    agents = []
+    for view in views:
+        tools = [tool_json.get(t["id"]) or tool_json.setdefault(t["id"], to_json(t)) for t in view.tools]
+        state = AgentState.from_view(view)
+        state.tools = [SHARED_PLACEHOLDER]
+        agents.append(spliced_json(state, tools))
+    return JSONBytes(b"[" + b",".join(agents) + b"]")
 
 
 @router.get("/{agent_id}", response_model=AgentState, responses=errors.responses(404))
