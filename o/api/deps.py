@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from o.agent.engine import Engine
 from o.agent.folders import FileServices
 from o.agent.uploads import TransferServices
 from o.config import default_data_dir
 from o.errors import Unauthorized
-from o.evolution.loop import EvolutionDeps
 from o.llm.catalog import ModelCatalog
 from o.memory.embeddings import EmbedderSource
 from o.memory.files.blobs import LocalBlobStore
@@ -25,7 +25,32 @@ from o.tools.mcp.servers import McpServers
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
 
+if TYPE_CHECKING:
+    # built on first use (Lazy below): a request that does not run agents never imports them
+    from o.agent.engine import Engine
+    from o.evolution.loop import EvolutionDeps
+
+T = TypeVar("T")
+
 _bearer = HTTPBearer(auto_error=False, description="An O API key: `o keys create` prints one")
+
+
+class Lazy(Generic[T]):
+    """A service built on its first use, once, by whichever thread asks first. The API Lambda serves
+    one request per cold start, and most requests (a GET of an agent) never run the agent engine: built
+    at start-up, its imports and construction were most of O's share of the cold start."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._value: list[T] = []  # empty until built: T itself may be any value
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if not self._value:
+            with self._lock:
+                if not self._value:
+                    self._value.append(self._build())
+        return self._value[0]
 
 
 @dataclass(frozen=True)
@@ -33,7 +58,8 @@ class Services:
     """What the routes call, built once per process by the composition root (:mod:`o.runtime`)."""
 
     # the evolution's dependencies hold the database and the agent engine the API shares with it
-    evolution: EvolutionDeps
+    # (the composition root builds them on first use)
+    evolution_deps: EvolutionDeps | Lazy[EvolutionDeps]
     # where POST /v1/tools/run runs a tool (a local process jail, or the sandbox Lambda)
     sandbox: Sandbox
     # what seals the agents' tool variables (the key file locally, KMS on AWS)
@@ -49,9 +75,17 @@ class Services:
         default_factory=lambda: TransferServices(LocalBlobStore(default_data_dir() / "files"))
     )
 
+    # the database, when the evolution's dependencies are built on first use
+    database: Database | None = None
+
+    @property
+    def evolution(self) -> EvolutionDeps:
+        deps = self.evolution_deps
+        return deps.get() if isinstance(deps, Lazy) else deps
+
     @property
     def db(self) -> Database:
-        return self.evolution.db
+        return self.database if self.database is not None else self.evolution.db
 
     @property
     def engine(self) -> Engine:
@@ -178,8 +212,12 @@ Org = Annotated[str, Depends(current_org)]
 # the caller's organization, for routes whose first act is to borrow a connection (see org_checked_on_borrow)
 DbOrg = Annotated[str, Depends(org_checked_on_borrow)]
 Db = Annotated[Database, Depends(get_db)]
-AgentEngine = Annotated[Engine, Depends(get_engine)]
-Evolution = Annotated[EvolutionDeps, Depends(get_evolution)]
+if TYPE_CHECKING:
+    AgentEngine = Annotated[Engine, Depends(get_engine)]
+    Evolution = Annotated[EvolutionDeps, Depends(get_evolution)]
+else:  # FastAPI reads only the dependency: the classes are imported when a route first needs them
+    AgentEngine = Annotated[Any, Depends(get_engine)]
+    Evolution = Annotated[Any, Depends(get_evolution)]
 ToolSandbox = Annotated[Sandbox, Depends(get_sandbox)]
 Embeddings = Annotated[EmbedderSource, Depends(get_embedders)]
 Secrets = Annotated[SecretBox, Depends(get_secrets)]

@@ -32,13 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from o.agent.engine import Engine, llm_factory
-from o.agent.prompt import default_cache
-from o.agent.runner import Executions, StateMachineLauncher
-from o.agent.tools import SandboxExecutor
 from o.config import ConfigError, Settings, env_name, load_settings, unknown_variables
-from o.evolution.routing import CanaryRouter
-from o.llm.client import ClientOptions
 from o.llm.keys import KeySource, SettingsKeySource
 from o.memory.embeddings import Embedders
 from o.net.outbound import OutboundPolicy
@@ -51,19 +45,21 @@ from o.tools.sandbox.base import Sandbox
 from o.tools.sandbox.local import LocalProcessSandbox
 from o.tools.secrets.envelope import SecretBox, Unconfigured
 from o.tools.secrets.keyfile import KeyFile
-from o.tools.web.tools import WebTools
 
 # What only `o serve`, the API or the evolution use is imported where they use it: the agent-step
 # Lambda's cold start does not pay for the evolution loop, the files' services or the model catalog.
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from o.agent.engine import Engine
+    from o.agent.runner import Executions
     from o.agent.serving import OutcomeMetrics
     from o.api.deps import Services
     from o.evolution import loop
     from o.evolution.notify import DecisionEvents
     from o.evolution.rollout import AliasRouter
     from o.llm.catalog import ModelCatalog
+    from o.llm.client import ClientOptions
 
     # imported where local mode uses it: psutil (its dependency) is not in the Lambda layer
     from o.store.embedded import EmbeddedPostgres
@@ -233,6 +229,8 @@ def key_source(settings: Settings) -> KeySource:
 
 
 def llm_options(settings: Settings, outbound: OutboundPolicy) -> ClientOptions:
+    from o.llm.client import ClientOptions
+
     """How model calls are made; with the Bedrock adapter (boto3, the process's AWS credentials) when
     the settings name a Bedrock region."""
     options = ClientOptions.from_settings(settings.llm, outbound)
@@ -321,12 +319,21 @@ def agent_engine(
     secrets: SecretBox | None = None,
     in_state_machine: bool = False,
     mcp: McpServers | None = None,
+    embedders: Embedders | None = None,
 ) -> Engine:
     """The agent loop's engine of this process, with every adapter the settings name.
 
     ``in_state_machine``: this is the agent-step Lambda, which the agent-loop state machine invokes: it
     releases executions waiting on an approval through Step Functions, without knowing the machine's ARN.
     """
+    # imported here: the API builds its engine only when a request first needs it (api_services)
+    from o.agent.engine import Engine, llm_factory
+    from o.agent.prompt import default_cache
+    from o.agent.runner import StateMachineLauncher
+    from o.agent.tools import SandboxExecutor
+    from o.evolution.routing import CanaryRouter
+    from o.tools.web.tools import WebTools
+
     keys = keys or key_source(settings)
     outbound = outbound_policy(settings)
     secrets = secrets or secret_box(settings)
@@ -338,7 +345,7 @@ def agent_engine(
         tools=SandboxExecutor(db, tool_sandbox, secrets, web, mcp=mcp or mcp_servers(settings, db, secrets)),
         settings=settings.agent,
         prompts=default_cache,
-        embedders=Embedders.from_settings(keys, settings.embedding, settings.llm, outbound),
+        embedders=embedders or Embedders.from_settings(keys, settings.embedding, settings.llm, outbound),
         revisions=CanaryRouter(settings.canary_evolution),
     )
     if settings.agent.state_machine_arn or in_state_machine:
@@ -368,21 +375,29 @@ def evolution_of(rt: Runtime) -> loop.EvolutionDeps:
 
 def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None = None) -> Services:
     # imported here: the agent-step and evolution Lambdas never load the web framework
-    from o.api.deps import Services
+    from o.api.deps import Lazy, Services
     from o.runtime.files import file_services, ingestion, transfer_services
 
+    keys = key_source(settings)
     secrets = secrets or secret_box(settings)
     mcp = mcp_servers(settings, db, secrets)
-    engine = agent_engine(settings, db, secrets=secrets, mcp=mcp)
-    files = file_services(settings, ingestion(settings, db, engine.embedders))
+    # the engine (the agent loop, LLM clients, tools) and the evolution are built on first use (Lazy)
+    embedders = Embedders.from_settings(keys, settings.embedding, settings.llm, outbound_policy(settings))
+    files = file_services(settings, ingestion(settings, db, embedders))
+    evolution = Lazy(
+        lambda: evolution_deps(
+            settings, agent_engine(settings, db, keys=keys, secrets=secrets, mcp=mcp, embedders=embedders)
+        )
+    )
     return Services(
-        evolution_deps(settings, engine),
+        evolution,
         sandbox(settings),
         secrets,
-        model_catalog(settings),
+        model_catalog(settings, keys),
         files=files,
         mcp=mcp,
         transfers=transfer_services(settings, db),
+        database=db,
     )
 
 
