@@ -229,10 +229,10 @@ def key_source(settings: Settings) -> KeySource:
 
 
 def llm_options(settings: Settings, outbound: OutboundPolicy) -> ClientOptions:
-    from o.llm.client import ClientOptions
-
     """How model calls are made; with the Bedrock adapter (boto3, the process's AWS credentials) when
     the settings name a Bedrock region."""
+    from o.llm.client import ClientOptions
+
     options = ClientOptions.from_settings(settings.llm, outbound)
     region = settings.llm.bedrock_region
     if region:

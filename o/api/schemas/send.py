@@ -7,7 +7,7 @@ accepted and ignored; a bad item is a 422 that names its place (``messages.0.mes
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -24,7 +24,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from o.agent import runs as run_api
-from o.agent.engine import Engine
+
+if TYPE_CHECKING:
+    from o.agent.engine import Engine
 
 
 class Lenient(BaseModel):
