@@ -26,10 +26,11 @@ from urllib.parse import parse_qsl
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from o.api import storable
 from o.api.deps import check_on_borrow, known_org
+from o.api.limits import replaying
 from o.api.paging import MAX_LIMIT
 from o.api.schemas.blocks import UpdateBlock
 from o.errors import OError
@@ -231,13 +232,4 @@ async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
         if not message.get("more_body", False):
             break
     body = b"".join(chunks)
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay
+    return body, replaying(body, receive)

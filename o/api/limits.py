@@ -10,6 +10,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from o.errors import OError
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives an app the body a middleware has already read, then what follows it
+    (the client's disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class PayloadTooLarge(OError):
     """A streamed upload grew past its route's limit while the route was reading it."""
 
@@ -67,17 +82,7 @@ class BodySizeLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     def _upload_limit(self, path: str) -> int | None:
         """The limit of an upload path; a ``*`` in a configured path stands for one path segment."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi.testclient import TestClient
 
 from o.ids import new_id
@@ -99,6 +101,18 @@ def test_oversize_chunked_body(client: TestClient) -> None:
 
     r = client.post("/v1/blocks/", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
+
+
+def test_chunked_body_under_the_limit_reaches_the_route_whole(client: TestClient) -> None:
+    body = json.dumps({"label": "chunked", "value": "y" * 5000}).encode()
+
+    def chunks():
+        for start in range(0, len(body), 1000):
+            yield body[start : start + 1000]
+
+    r = client.post("/v1/blocks/", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["label"] == "chunked" and r.json()["value"] == "y" * 5000
 
 
 def test_invalid_query_parameter(client: TestClient) -> None:
