@@ -21,7 +21,6 @@ from o.memory.embeddings import EmbedderSource
 from o.memory.files.blobs import LocalBlobStore
 from o.store import orgs
 from o.store.db import Conn, Database, borrow_check
-from o.tools.mcp.servers import McpServers
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
 
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     # built on first use (Lazy below): a request that does not run agents never imports them
     from o.agent.engine import Engine
     from o.evolution.loop import EvolutionDeps
+    from o.tools.mcp.servers import McpServers
 
 T = TypeVar("T")
 
@@ -69,7 +69,8 @@ class Services:
     # folders' files: where their bytes go (the data dir, or S3) and the upload limits
     files: FileServices = field(default_factory=lambda: FileServices(LocalBlobStore(default_data_dir() / "files")))
     # the organizations' MCP servers (/v1/mcp-servers), sharing the agent loop's pooled connections
-    mcp: McpServers | None = None
+    # (the composition root builds them on first use)
+    mcp: McpServers | Lazy[McpServers] | None = None
     # upload sessions and exports (/v1/uploads, /v1/exports): the blob store and how their jobs run
     transfers: TransferServices = field(
         default_factory=lambda: TransferServices(LocalBlobStore(default_data_dir() / "files"))
@@ -82,6 +83,11 @@ class Services:
     def evolution(self) -> EvolutionDeps:
         deps = self.evolution_deps
         return deps.get() if isinstance(deps, Lazy) else deps
+
+    @property
+    def mcp_servers(self) -> McpServers | None:
+        mcp = self.mcp
+        return mcp.get() if isinstance(mcp, Lazy) else mcp
 
     @property
     def db(self) -> Database:
