@@ -12,8 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from o.agent.folders import FileServices
-from o.agent.uploads import TransferServices
+from o.agent.file_services import FileServices, TransferServices
 from o.config import default_data_dir
 from o.errors import Unauthorized
 from o.llm.catalog import ModelCatalog

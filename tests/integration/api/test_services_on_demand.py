@@ -31,10 +31,15 @@ AGENT_MACHINERY = ("o.agent.engine", "o.agent.runner", "o.evolution.loop", "o.ll
 # what only calls out needs: the outbound transport (and the connection pool under it: httpx2 itself is the
 # TestClient's), the MCP client, the web tools
 CALLING_OUT = ("o.net.transport", "httpcore2", "o.tools.mcp.pool", "o.tools.mcp.servers", "o.tools.web.tools")
+# what the services need only on a request that uses them: the folders' and transfers' domain (locally the
+# transfer jobs' worker is built at start, and the bundle format with it; on AWS it is not: bench/cold_start.py)
+FIRST_REQUEST = ("o.agent.folders", "o.agent.uploads")
 settings = settings_from({"OPENAI_API_KEY": "sk-test"})
 db = Database(url, min_size=1, max_size=2).open()
 services = runtime.api_services(settings, db, secrets=SecretBox(KeyFile(Path(keyfile))))
 app = create_app(services, max_body_bytes=256 * 1024, routes_on_demand=True)
+started = [name for name in (*AGENT_MACHINERY, *CALLING_OUT, *FIRST_REQUEST) if name in sys.modules]
+assert started == [], f"the API's start imported {started}"
 with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
     got = client.get(f"/v1/agents/{agent_id}")
     assert got.status_code == 200 and got.json()["name"] == "cold", got.text
