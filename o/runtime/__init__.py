@@ -393,7 +393,7 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
         evolution,
         sandbox(settings),
         secrets,
-        model_catalog(settings, keys),
+        Lazy(lambda: model_catalog(settings, keys)),
         files=files,
         mcp=mcp,
         transfers=transfer_services(settings, db),

@@ -31,9 +31,9 @@ AGENT_MACHINERY = ("o.agent.engine", "o.agent.runner", "o.evolution.loop", "o.ll
 # what only calls out needs: the outbound transport (and the connection pool under it: httpx2 itself is the
 # TestClient's), the MCP client, the web tools
 CALLING_OUT = ("o.net.transport", "httpcore2", "o.tools.mcp.pool", "o.tools.mcp.servers", "o.tools.web.tools")
-# what the services need only on a request that uses them: the folders' and transfers' domain (locally the
-# transfer jobs' worker is built at start, and the bundle format with it; on AWS it is not: bench/cold_start.py)
-FIRST_REQUEST = ("o.agent.folders", "o.agent.uploads")
+# what the services need only on a request that uses them: the folders' and transfers' domain, the model catalog
+# (locally the transfer jobs' worker is built at start, with the bundle format; on AWS not: bench/cold_start.py)
+FIRST_REQUEST = ("o.agent.folders", "o.agent.uploads", "o.llm.catalog")
 settings = settings_from({"OPENAI_API_KEY": "sk-test"})
 db = Database(url, min_size=1, max_size=2).open()
 services = runtime.api_services(settings, db, secrets=SecretBox(KeyFile(Path(keyfile))))
