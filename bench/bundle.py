@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from o.agent import lifecycle, transfer_jobs, uploads  # noqa: E402
-from o.agent.folders import FileServices  # noqa: E402
+from o.agent.file_services import FileServices, TransferServices  # noqa: E402
 from o.agent.portable import bundle  # noqa: E402
 from o.ids import new_id  # noqa: E402
 from o.memory.files.blobs import LocalBlobStore  # noqa: E402
@@ -107,7 +107,7 @@ def through_session(
     """The bundle sent to an upload session, completed, and its import job run (in runs of
     ``run_seconds`` each, if given); the rows imported."""
     blobs = LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-bench-blobs-", dir=scratch)))
-    services = uploads.TransferServices(blobs)  # announced to nobody: the job is run here, on this thread
+    services = TransferServices(blobs)  # announced to nobody: the job is run here, on this thread
     created = uploads.create(db, services, org, uploads.NewUpload("bundle", size))
     with blobs.writer(created.row["blob_key"]) as out:  # what O's PUT route does with the request body
         while piece := source.read(1024 * 1024):

@@ -115,7 +115,9 @@ print(json.dumps(sorted({m.__file__[len(site):] for m in list(sys.modules.values
 
 def lambda_like(layer: Path, code: Path, runtime_dir: Path, db_url: str) -> dict[str, str]:
     """The deployed functions' environment (infra/stack.py), with the AWS adapters chosen, and the
-    paths Lambda puts on sys.path: the code, the layer, then the runtime's boto3."""
+    paths Lambda puts on sys.path: the code, the layer, then the runtime's boto3. Every process runs in
+    ``LAMBDA_TASK_ROOT``, as on Lambda: ``python -c`` puts its working directory first on sys.path, so
+    run from the repository it would import the working tree (and its bytecode), not the code asset."""
     from o.config import env_name
 
     arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:{{}}"
@@ -185,7 +187,7 @@ def run(python: str, env: dict[str, str], code: str, prefix: Path | None, seeded
     flags = ["-X", f"pycache_prefix={prefix}"] if prefix else []
     out = subprocess.run(
         [python, "-s", *flags, "-c", REQUEST + TIMED.format(code=code), *seeded],
-        env=env, capture_output=True, text=True,
+        env=env, cwd=env["LAMBDA_TASK_ROOT"], capture_output=True, text=True,
     )  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"{code} failed:\n{out.stderr[-3000:]}")
@@ -217,8 +219,9 @@ def cold_imports(python: str, env: dict[str, str], prefix: Path, rounds: int, se
 
 def write_modules(python: str, env: dict[str, str], layer: Path) -> None:
     out = subprocess.run(
-        [python, "-s", "-c", MODULES, str(layer / "python")], env=env, capture_output=True, text=True, check=True
-    )
+        [python, "-s", "-c", MODULES, str(layer / "python")],
+        env=env, cwd=env["LAMBDA_TASK_ROOT"], capture_output=True, text=True, check=True,
+    )  # fmt: skip
     modules = json.loads(out.stdout.strip().splitlines()[-1])
     target = build.LAYERS / "cold-start-modules.txt"
     header = (
@@ -273,14 +276,26 @@ def seed(python: str, env: dict[str, str], db_url: str) -> Seeded:
         org = orgs.get_or_create_org(conn, f"bench-{time.time_ns()}")
         _, key = orgs.create_api_key(conn, org["id"])
     db.close()
-    out = subprocess.run([python, "-s", "-c", REQUEST + SEED, key, ""], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [python, "-s", "-c", REQUEST + SEED, key, ""],
+        env=env,
+        cwd=env["LAMBDA_TASK_ROOT"],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"creating an agent through the API handler failed:\n{out.stderr[-3000:]}")
     return key, out.stdout.strip().splitlines()[-1]
 
 
 def lambda_memory(python: str, env: dict[str, str], seeded: Seeded) -> None:
-    out = subprocess.run([python, "-s", "-c", REQUEST + MEMORY, *seeded], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [python, "-s", "-c", REQUEST + MEMORY, *seeded],
+        env=env,
+        cwd=env["LAMBDA_TASK_ROOT"],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"the in-process API handler failed:\n{out.stderr[-3000:]}")
     print("API handler in-process (as on Lambda, one request at a time), max RSS of the process:")

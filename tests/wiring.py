@@ -10,9 +10,8 @@ from fastapi import FastAPI
 
 from o import runtime
 from o.agent.engine import Engine
-from o.agent.folders import FileServices
+from o.agent.file_services import FileServices, TransferServices
 from o.agent.transfer_jobs import Jobs, launch
-from o.agent.uploads import TransferServices
 from o.api.app import create_app
 from o.api.deps import Services
 from o.config import Settings, settings_from

@@ -10,17 +10,16 @@ detaching the last folder takes the tools away again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from o.agent.file_services import FileLimits
 from o.errors import Conflict, InvalidInput, NotFound, OError
 from o.ids import new_id
 from o.memory.embeddings import EmbeddingConfig
 from o.memory.files import parsers
 from o.memory.files.blobs import BlobStore
-from o.memory.files.ingest import Worker
 from o.store import agents as agent_store
 from o.store import files as file_store
 from o.store import folders as folder_store
@@ -36,28 +35,6 @@ SESSIONS = "/v1/uploads/"
 class TooLarge(OError):
     status_code = 413
     code = "payload_too_large"
-
-
-@dataclass(frozen=True)
-class FileLimits:
-    max_upload_bytes: int = 25 * 1024 * 1024
-    org_quota_bytes: int = 1024**3
-
-
-def _nothing(file_id: str) -> None:
-    del file_id
-
-
-@dataclass(frozen=True)
-class FileServices:
-    """What the folder routes need beside the database, chosen by the composition root."""
-
-    blobs: BlobStore
-    limits: FileLimits = FileLimits()
-    # called after an upload commits (the local worker wakes; on AWS the S3 event starts ingestion)
-    on_upload: Callable[[str], None] = _nothing
-    # the local ingestion worker, which `o serve` starts in one process (None on AWS)
-    worker: Worker | None = None
 
 
 @dataclass(frozen=True)

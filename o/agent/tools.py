@@ -18,10 +18,10 @@ from o.store.mcp_servers import MCP_TOOL_TYPE
 from o.tools import base, builtin
 from o.tools.sandbox.base import Sandbox, ToolResult
 from o.tools.secrets.envelope import SecretBox
-from o.tools.web.tools import WebTools
 
 if TYPE_CHECKING:
     from o.tools.mcp.servers import McpServers
+    from o.tools.web.tools import WebTools
 
 HEARTBEAT = "request_heartbeat"
 HEARTBEAT_SCHEMA = {

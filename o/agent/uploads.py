@@ -20,18 +20,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from o.agent import folders
-from o.agent.folders import DuplicateHandling, FileServices, TooLarge
+from o.agent.file_services import FileServices, TransferServices
+from o.agent.folders import DuplicateHandling, TooLarge
 from o.agent.portable import bundle
 from o.errors import Conflict, InvalidInput, NotFound, OError
 from o.ids import new_id
 from o.memory.files import parsers
-from o.memory.files.blobs import StagingStore, Transfer
+from o.memory.files.blobs import Transfer
 from o.store import transfers as store
 from o.store.db import Database
 
@@ -40,29 +40,6 @@ BUNDLE_TYPE = "application/x-msgpack"
 # where uploaded bundles and exports are kept: on AWS a lifecycle rule expires what is under it
 # (infra/files.py); a folder file's bytes are the file's, kept under its organization and folder
 TRANSFERS = "transfers/"
-
-
-@dataclass(frozen=True)
-class TransferLimits:
-    max_bundle_bytes: int = 4 * 1024**3
-    max_file_bytes: int = 512 * 1024**2
-    expires_s: int = 3600
-
-
-def _nothing(upload_id: str) -> None:
-    del upload_id
-
-
-@dataclass(frozen=True)
-class TransferServices:
-    """What upload sessions and exports need beside the database, chosen by the composition root."""
-
-    blobs: StagingStore
-    limits: TransferLimits = TransferLimits()
-    # called after a job is queued: locally a thread runs it; on AWS a message on the ingest queue
-    announce: Callable[[str], None] = _nothing
-    # stops the local job poller with `o serve` (None: nothing to stop)
-    worker: Any = field(default=None)
 
 
 @dataclass(frozen=True)

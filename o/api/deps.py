@@ -12,16 +12,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from o.agent.folders import FileServices
-from o.agent.uploads import TransferServices
+from o.agent.file_services import FileServices, TransferServices
 from o.config import default_data_dir
 from o.errors import Unauthorized
-from o.llm.catalog import ModelCatalog
 from o.memory.embeddings import EmbedderSource
 from o.memory.files.blobs import LocalBlobStore
 from o.store import orgs
 from o.store.db import Conn, Database, borrow_check
-from o.tools.mcp.servers import McpServers
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
 
@@ -29,6 +26,8 @@ if TYPE_CHECKING:
     # built on first use (Lazy below): a request that does not run agents never imports them
     from o.agent.engine import Engine
     from o.evolution.loop import EvolutionDeps
+    from o.llm.catalog import ModelCatalog
+    from o.tools.mcp.servers import McpServers
 
 T = TypeVar("T")
 
@@ -53,6 +52,12 @@ class Lazy(Generic[T]):
         return self._value[0]
 
 
+def _no_models() -> ModelCatalog:
+    from o.llm.catalog import ModelCatalog
+
+    return ModelCatalog(())
+
+
 @dataclass(frozen=True)
 class Services:
     """What the routes call, built once per process by the composition root (:mod:`o.runtime`)."""
@@ -65,11 +70,13 @@ class Services:
     # what seals the agents' tool variables (the key file locally, KMS on AWS)
     secrets: SecretBox
     # the models of the operator's providers (GET /v1/models); none unless the composition root says
-    models: ModelCatalog = field(default_factory=lambda: ModelCatalog(()))
+    # (which builds them on first use: the catalog imports the LLM clients' configuration)
+    model_catalog: ModelCatalog | Lazy[ModelCatalog] = field(default_factory=lambda: Lazy(_no_models))
     # folders' files: where their bytes go (the data dir, or S3) and the upload limits
     files: FileServices = field(default_factory=lambda: FileServices(LocalBlobStore(default_data_dir() / "files")))
     # the organizations' MCP servers (/v1/mcp-servers), sharing the agent loop's pooled connections
-    mcp: McpServers | None = None
+    # (the composition root builds them on first use)
+    mcp: McpServers | Lazy[McpServers] | None = None
     # upload sessions and exports (/v1/uploads, /v1/exports): the blob store and how their jobs run
     transfers: TransferServices = field(
         default_factory=lambda: TransferServices(LocalBlobStore(default_data_dir() / "files"))
@@ -82,6 +89,16 @@ class Services:
     def evolution(self) -> EvolutionDeps:
         deps = self.evolution_deps
         return deps.get() if isinstance(deps, Lazy) else deps
+
+    @property
+    def models(self) -> ModelCatalog:
+        catalog = self.model_catalog
+        return catalog.get() if isinstance(catalog, Lazy) else catalog
+
+    @property
+    def mcp_servers(self) -> McpServers | None:
+        mcp = self.mcp
+        return mcp.get() if isinstance(mcp, Lazy) else mcp
 
     @property
     def db(self) -> Database:

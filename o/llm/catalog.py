@@ -35,7 +35,6 @@ from o.llm.endpoints import EndpointRefused, EndpointRules, Route, base_url_for
 from o.llm.keys import KeySource
 from o.llm.providers import api_key_for
 from o.net.outbound import OutboundDenied, OutboundPolicy
-from o.net.transport import http_client
 
 logger = logging.getLogger(__name__)
 
@@ -354,6 +353,8 @@ class _Asker:
             api_key = api_key_for(Route(endpoint, operator=True), provider, self.keys)
         except LLMError:
             return None  # its key is not set (any more): not configured, nothing to log
+        from o.net.transport import http_client  # imported when a catalog first asks: not at the API's cold start
+
         with http_client(self.outbound) as client:
             if provider == "ollama":
                 return discovery.ollama_models(client, endpoint, self.timeout_s)

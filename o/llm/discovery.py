@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx2
+if TYPE_CHECKING:  # the caller's client: the module is imported (by the model catalog) before any call
+    import httpx2
+
 
 # "other": a model the provider lists that O does not call (audio, images, ...), or, on an OpenAI-compatible
 # server, one whose name does not look like a chat model; kept so that a handle naming it is known to exist

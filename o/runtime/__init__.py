@@ -38,9 +38,6 @@ from o.memory.embeddings import Embedders
 from o.net.outbound import OutboundPolicy
 from o.observability import logger
 from o.store.db import Database
-from o.tools import catalog
-from o.tools.mcp.pool import McpPool
-from o.tools.mcp.servers import McpLimits, McpServers
 from o.tools.sandbox.base import Sandbox
 from o.tools.sandbox.local import LocalProcessSandbox
 from o.tools.secrets.envelope import SecretBox, Unconfigured
@@ -64,6 +61,7 @@ if TYPE_CHECKING:
     # imported where local mode uses it: psutil (its dependency) is not in the Lambda layer
     from o.store.embedded import EmbeddedPostgres
     from o.store.migrate import Progress as MigrationProgress
+    from o.tools.mcp.servers import McpServers
 
 
 class Service(Protocol):
@@ -198,6 +196,8 @@ def seal_plaintext_secrets(rt: Runtime) -> int:
     schema/007): at every migrating start, so it also finishes after an interruption. It is not part
     of the SQL migration because it needs the key (KMS or the key file); until it runs, those rows
     stay readable, so no tool run breaks in between. Nothing to seal costs one indexed query."""
+    from o.tools import catalog  # only a migrating start seals: no Lambda's cold start imports the tools' catalog
+
     box = secret_box(rt.settings)
     sealed = 0
     while True:
@@ -380,20 +380,20 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
 
     keys = key_source(settings)
     secrets = secrets or secret_box(settings)
-    mcp = mcp_servers(settings, db, secrets)
-    # the engine (the agent loop, LLM clients, tools) and the evolution are built on first use (Lazy)
+    # built on first use (Lazy): the MCP client (its pool shared with the engine), the engine, the evolution
+    mcp = Lazy(lambda: mcp_servers(settings, db, secrets))
     embedders = Embedders.from_settings(keys, settings.embedding, settings.llm, outbound_policy(settings))
     files = file_services(settings, ingestion(settings, db, embedders))
     evolution = Lazy(
         lambda: evolution_deps(
-            settings, agent_engine(settings, db, keys=keys, secrets=secrets, mcp=mcp, embedders=embedders)
+            settings, agent_engine(settings, db, keys=keys, secrets=secrets, mcp=mcp.get(), embedders=embedders)
         )
     )
     return Services(
         evolution,
         sandbox(settings),
         secrets,
-        model_catalog(settings, keys),
+        Lazy(lambda: model_catalog(settings, keys)),
         files=files,
         mcp=mcp,
         transfers=transfer_services(settings, db),
@@ -404,10 +404,12 @@ def api_services(settings: Settings, db: Database, *, secrets: SecretBox | None 
 def mcp_servers(settings: Settings, db: Database, secrets: SecretBox) -> McpServers:
     """MCP servers and their pooled connections (one pool per process: the API and the agent loop share
     it); stdio servers only where the settings allow them (locally by default, not on AWS)."""
-    outbound = outbound_policy(settings)
-    config = settings.mcp
-    limits = McpLimits(config.stdio_allowed(settings.runtime), config.call_timeout_s, config.max_result_chars)
-    return McpServers(db, secrets, McpPool(outbound, connect_timeout_s=config.connect_timeout_s), outbound, limits)
+    from o.tools.mcp import pool, servers
+
+    outbound, config = outbound_policy(settings), settings.mcp
+    limits = servers.McpLimits(config.stdio_allowed(settings.runtime), config.call_timeout_s, config.max_result_chars)
+    connections = pool.McpPool(outbound, connect_timeout_s=config.connect_timeout_s)
+    return servers.McpServers(db, secrets, connections, outbound, limits)
 
 
 def model_catalog(settings: Settings, keys: KeySource | None = None) -> ModelCatalog:

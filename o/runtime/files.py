@@ -3,17 +3,18 @@ and who runs ingestion and transfer jobs (a thread of `o serve`, or the ingest f
 
 from __future__ import annotations
 
-from o.agent.folders import FileLimits, FileServices
-from o.agent.transfer_jobs import Jobs
-from o.agent.transfer_jobs import Worker as TransferWorker
-from o.agent.transfer_jobs import launch as launch_transfers
-from o.agent.uploads import TransferLimits, TransferServices
+from typing import TYPE_CHECKING
+
+from o.agent.file_services import FileLimits, FileServices, TransferLimits, TransferServices
 from o.config import Settings
 from o.memory.embeddings import EmbedderSource
 from o.memory.files.blobs import LocalBlobStore, StagingStore
 from o.memory.files.ingest import Ingestion
 from o.memory.files.ingest import Worker as IngestWorker
 from o.store.db import Database
+
+if TYPE_CHECKING:  # the transfer jobs (the bundle format) are imported where a job is run: not by the API on AWS
+    from o.agent.transfer_jobs import Jobs
 
 
 def blob_store(settings: Settings) -> StagingStore:
@@ -44,6 +45,8 @@ def file_services(settings: Settings, ing: Ingestion) -> FileServices:
 def transfer_jobs(settings: Settings, db: Database) -> Jobs:
     """On AWS a job out of time (an invocation lasts 15 minutes) is handed on by a new message on the
     ingest queue; locally a job has no time limit."""
+    from o.agent.transfer_jobs import Jobs
+
     files = settings.files
     requeue = None
     if files.ingest_queue_url:
@@ -57,11 +60,13 @@ def transfer_services(settings: Settings, db: Database) -> TransferServices:
     """Upload sessions and exports: their bytes in the blob store (presigned S3 URLs on AWS); their jobs
     announced on the ingest queue (AWS, the ingest function runs them) or run on a thread of this
     process, with a poller in `o serve` for jobs a dead process left."""
-    jobs = transfer_jobs(settings, db)
     files = settings.files
     limits = TransferLimits(settings.max_bundle_bytes, files.max_session_bytes, files.transfer_expires_s)
     if files.ingest_queue_url:
         from o.aws.blobs import IngestQueue
 
-        return TransferServices(jobs.blobs, limits, IngestQueue(files.ingest_queue_url).send_upload)
-    return TransferServices(jobs.blobs, limits, launch_transfers(jobs), TransferWorker(jobs, files.poll_seconds))
+        return TransferServices(blob_store(settings), limits, IngestQueue(files.ingest_queue_url).send_upload)
+    from o.agent.transfer_jobs import Worker, launch
+
+    jobs = transfer_jobs(settings, db)
+    return TransferServices(jobs.blobs, limits, launch(jobs), Worker(jobs, files.poll_seconds))

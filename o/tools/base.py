@@ -23,7 +23,7 @@ from o.ids import new_id
 from o.store import tools as tool_store
 from o.store.db import Conn
 from o.tools.builtin import BASE_TOOLS, BUILTINS, base_schema, default_tools
-from o.tools.web.tools import WEB_TOOLS
+from o.tools.web.definitions import WEB_TOOLS
 
 # what a user may change on a base tool's record: not what it is (its name, code and schema are Letta's)
 BASE_TOOL_SETTINGS = frozenset(

@@ -21,10 +21,10 @@ from o.tools import base, catalog
 from o.tools.builtin import ToolContext, ToolError, run_builtin
 from o.tools.sandbox.base import Limits, Sandbox, ToolInvocation, ToolResult, truncate
 from o.tools.secrets.envelope import SecretBox, SecretUnavailable
-from o.tools.web.tools import WebTools
 
 if TYPE_CHECKING:
     from o.tools.mcp.servers import McpServers
+    from o.tools.web.tools import WebTools
 
 
 def run_tool(

@@ -18,7 +18,7 @@ from o.store.db import Conn
 from o.tools import catalog
 from o.tools.builtin import BUILTINS
 from o.tools.catalog import ToolSpec
-from o.tools.web.tools import WEB_TOOLS
+from o.tools.web.definitions import WEB_TOOLS
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "approval"})
 # Letta's source_type "json" marks a tool whose schema came as JSON; its code is Python all the same

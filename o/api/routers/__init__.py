@@ -67,7 +67,10 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "uploads": ("uploads",),
     "exports": ("uploads",),
 }
-# /v1/agents/ and /v1/agents/<one segment> (an id, or import, import-bundle)
+# /v1/agents/import and /v1/agents/import-bundle (agent_files' only one-segment routes; agents' routes of an id
+# may match them too); /v1/agents/ and /v1/agents/<an id> are the agents' own: a GET of an agent never imports
+# the agent files' routes (the bundle format, the agent file's schemas)
+AGENT_FILES = ("import", "import-bundle")
 AGENTS = ("agent_files", "agents")
 # /v1/agents/{agent_id}/<part>/… → the modules with routes under it
 AGENT_PARTS: dict[str, tuple[str, ...]] = {
@@ -116,7 +119,7 @@ def modules_for(path: str) -> tuple[str, ...] | None:
     if parts[1] != "agents":
         return RESOURCES.get(parts[1])
     if len(parts) <= 3:
-        return AGENTS
+        return AGENTS if parts[2:] and parts[2] in AGENT_FILES else ("agents",)
     return AGENT_PARTS.get(parts[3])
 
 

@@ -79,7 +79,7 @@ def run_agent_tool(
     request: Request,
 ) -> ToolExecutionResult:
     web = web_tools(engine.tools)
-    mcp = request.app.state.services.mcp
+    mcp = request.app.state.services.mcp_servers
     result = run_for_agent(
         db, org, agent_id, tool_name, body.args, sandbox, secrets=secrets, embedders=embedders, web=web, mcp=mcp
     )

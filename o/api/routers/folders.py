@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
 
 from o.agent import folders, lifecycle
+from o.agent.file_services import FileServices
 from o.api import errors
 from o.api.deps import Db, Org
 from o.api.paging import paging
@@ -39,13 +40,13 @@ WRITE = errors.responses(400, 404, 409)
 Paged = Annotated[Page, Depends(paging(default_limit=50))]
 
 
-async def get_files(request: Request) -> folders.FileServices:
+async def get_files(request: Request) -> FileServices:
     services = request.app.state.services
-    files: folders.FileServices = services.files
+    files: FileServices = services.files
     return files
 
 
-Files = Annotated[folders.FileServices, Depends(get_files)]
+Files = Annotated[FileServices, Depends(get_files)]
 
 
 @router.get("/", response_model=list[Folder], responses=errors.responses(400))

@@ -23,7 +23,7 @@ CONNECT = errors.responses(400, 404, 409, 422, 502)
 
 
 async def get_mcp(request: Request) -> McpServers:
-    mcp: McpServers | None = request.app.state.services.mcp
+    mcp: McpServers | None = request.app.state.services.mcp_servers
     if mcp is None:
         raise NotFound("MCP servers are not configured on this server")
     return mcp

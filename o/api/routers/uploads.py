@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from o.agent import uploads
+from o.agent.file_services import TransferServices
 from o.agent.portable import frames
 from o.api import errors
 from o.api.deps import Db, Org
@@ -28,12 +29,12 @@ _CHUNK = 1024 * 1024
 _BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 
 
-async def get_transfers(request: Request) -> uploads.TransferServices:
-    transfers: uploads.TransferServices = request.app.state.services.transfers
+async def get_transfers(request: Request) -> TransferServices:
+    transfers: TransferServices = request.app.state.services.transfers
     return transfers
 
 
-Transfers = Annotated[uploads.TransferServices, Depends(get_transfers)]
+Transfers = Annotated[TransferServices, Depends(get_transfers)]
 
 
 @router.post("/", response_model=TransferState, responses={**errors.responses(401, 400, 404, 413, 415)})

@@ -23,9 +23,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from o.agent import runs as run_api
-
 if TYPE_CHECKING:
+    # imported where a body is parsed: the agents' schemas name these models, and a GET of an agent
+    # (the API's usual cold start) imports neither the runs' API nor the agent step behind it
+    from o.agent import runs as run_api
     from o.agent.engine import Engine
 
 
@@ -76,6 +77,8 @@ class MessageInput(Lenient):
 
     def to_input(self) -> run_api.InputMessage:
         # Letta folds caller-sent system text into the conversation; a stored 'system' row is a summary.
+        from o.agent import runs as run_api
+
         role = "assistant" if self.role == "assistant" else "user"
         return run_api.InputMessage(role, text_of(self.content), self.name, self.otid, self.sender_id)
 
@@ -105,6 +108,8 @@ class ApprovalInput(Lenient):
         return self
 
     def decisions(self) -> list[run_api.Decision]:
+        from o.agent import runs as run_api
+
         if self.approvals:
             return [run_api.Decision(a.approve, a.tool_call_id, a.reason) for a in self.approvals]
         return [run_api.Decision(bool(self.approve), None, self.reason)]
@@ -158,6 +163,8 @@ class SendMessages(Lenient):
 
     def parsed(self) -> tuple[list[run_api.InputMessage], list[run_api.Decision]]:
         """The new messages (``input`` first) and the approval decisions: exactly one is non-empty."""
+        from o.agent import runs as run_api
+
         items = self.messages or []
         inputs = [run_api.InputMessage("user", text_of(self.input))] if self.input is not None else []
         inputs += [item.to_input() for item in items if isinstance(item, MessageInput)]

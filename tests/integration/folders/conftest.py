@@ -14,7 +14,7 @@ import pytest
 from letta_client import Letta
 
 from o.agent.engine import Engine, llm_factory
-from o.agent.folders import FileLimits, FileServices
+from o.agent.file_services import FileLimits, FileServices
 from o.agent.prompt import PromptCache
 from o.config import AgentSettings
 from o.memory.embeddings import LOCAL_EMBEDDERS

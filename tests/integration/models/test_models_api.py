@@ -78,7 +78,7 @@ def world() -> Iterator[World]:
 @pytest.fixture
 def letta(world: World, db: Database) -> Iterator[Letta]:
     engine = runtime.agent_engine(world.settings, db, secrets=wiring.SECRETS)
-    services = replace(wiring.services(db, engine=engine), models=runtime.model_catalog(world.settings))
+    services = replace(wiring.services(db, engine=engine), model_catalog=runtime.model_catalog(world.settings))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from o.agent.folders import FileServices
+from o.agent.file_services import FileServices
 from o.agent.portable import frames
 from o.memory.embeddings import LOCAL_EMBEDDERS
 from o.memory.files import views

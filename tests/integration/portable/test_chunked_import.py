@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from o.agent import transfer_jobs, uploads
+from o.agent.file_services import TransferServices
 from o.agent.portable import bundle, frames
 from o.agent.transfer_jobs import Jobs
 from o.memory.files.blobs import LocalBlobStore
@@ -40,7 +41,7 @@ class Target:
 
     def upload(self, data: bytes, name: str) -> str:
         """An upload session holding ``data``, queued as an import job."""
-        services = uploads.TransferServices(self.jobs.blobs)
+        services = TransferServices(self.jobs.blobs)
         created = uploads.create(self.db, services, self.org, uploads.NewUpload("bundle", len(data), name=name))
         self.jobs.blobs.put(created.row["blob_key"], data, frames.MEDIA_TYPE)
         with self.db.transaction() as conn:

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from o.agent import transfer_jobs
-from o.agent.folders import FileLimits, FileServices
+from o.agent.file_services import FileLimits, FileServices
 from o.agent.portable import bundle, frames
 from o.agent.transfer_jobs import Jobs
 from o.cli import main, portable
