@@ -44,7 +44,10 @@ def test_the_chart_shows_scores_per_revision_and_the_canary(
     assert decisions == [EvolutionStatus.PROMOTED, EvolutionStatus.ROLLED_BACK]
     with db.transaction() as conn:
         promoted = evolution_store.list_for_agent(conn, agent_id, Page(limit=5, order="asc"))[0]
-    assert [e["weight"] for e in promoted.figures["canary_evaluations"]] == [0.5, 0.75]
+    weights = [e["weight"] for e in promoted.figures["canary_evaluations"]]
+    # the traffic's split is random (request ids carry the evolution's id): a canary step whose sample
+    # was too small to decide bakes again at its weight (phases.evaluate), so a weight may repeat
+    assert [w for i, w in enumerate(weights) if i == 0 or w != weights[i - 1]] == [0.5, 0.75]
     with db.transaction() as conn:
         _, key = orgs.create_api_key(conn, org)
 
