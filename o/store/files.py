@@ -180,7 +180,16 @@ def claim(conn: Conn, lease_s: float, file_id: str | None = None) -> dict[str, A
 
 def holds(conn: Conn, file_id: str, claim_id: str) -> bool:
     """Whether ``claim_id`` is still the file's claim; locks the row, so a replace (which resets the
-    file and deletes its chunks) waits for the writes made under the claim, or comes first."""
+    file and deletes its chunks) waits for the writes made under the claim, or comes first.
+
+    The folder's row is key-share locked first. An upload locks the folder (for update), then its
+    chunk deletes update the folder's corpus statistics; a worker's chunk inserts update those
+    statistics, then insert new terms whose foreign key key-share locks the folder. Without the folder
+    taken first, each waits for the other (a deadlock, seen as a 500 on a replacing upload)."""
+    conn.execute(
+        "SELECT 1 FROM folders WHERE id = (SELECT folder_id FROM folder_files WHERE id = %s) FOR KEY SHARE",
+        (file_id,),
+    )
     row = conn.execute(
         "SELECT 1 FROM folder_files WHERE id = %s AND claim_id = %s FOR UPDATE", (file_id, claim_id)
     ).fetchone()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from o.agent import folders
 from o.memory.embeddings import Embedder, EmbeddingConfig
 from o.memory.files.blobs import LocalBlobStore
 from o.memory.files.ingest import Ingestion, process_next
+from o.store import files as file_store
 from o.store import orgs
 from o.store.db import Database
 
@@ -140,3 +142,42 @@ def test_a_file_replaced_mid_ingestion_keeps_only_the_new_content(db: Database) 
     with db.read() as conn:
         texts = [r["text"] for r in conn.execute("SELECT text FROM file_chunks WHERE file_id = %s", (row["id"],))]
     assert texts == ["# New\n\nnew text only"]
+
+
+def test_a_replacing_upload_waits_for_a_workers_batch_in_the_same_folder(db: Database) -> None:
+    """The lock order that keeps a replacing upload and a worker's chunk batch from deadlocking: the
+    worker's transaction takes the folder before anything else, so the upload (which locks the folder
+    for update, then deletes chunks and so updates the folder's statistics) waits for the batch,
+    which meanwhile updates those statistics and inserts new terms."""
+    blobs = LocalBlobStore(Path(tempfile.mkdtemp(prefix="o-test-lock-order-")))
+    with db.transaction() as conn:
+        org = orgs.get_or_create_org(conn, f"org-{uuid.uuid4()}")["id"]
+        folder = folders.create(conn, org, {"name": "lock-order"})["id"]
+    done, _ = folders.upload(db, blobs, org, folder, folders.Upload("done.md", None, b"# Done\n\nalpha beta"))
+    ing = Ingestion(db, blobs, Source(Counting()))
+    assert process_next(ing, done["id"]) == done["id"]
+    busy, _ = folders.upload(db, blobs, org, folder, folders.Upload("busy.md", None, b"# Busy\n\ngamma"))
+    with db.transaction() as conn:
+        claimed = file_store.claim(conn, 60, busy["id"])
+    assert claimed is not None
+
+    replaced = threading.Event()
+
+    def replace() -> None:
+        new = folders.Upload("done.md", None, b"# Again\n\ndelta epsilon")
+        folders.upload(db, blobs, org, folder, new, duplicate_handling="replace")
+        replaced.set()
+
+    with db.transaction() as conn:
+        assert file_store.holds(conn, busy["id"], claimed["claim_id"])
+        uploader = threading.Thread(target=replace)
+        uploader.start()
+        assert not replaced.wait(0.5)  # the upload waits for the worker's transaction
+        vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+        chunk = file_store.NewChunk(0, "zeta eta theta", 1, 1, None, "", vector)
+        file_store.insert_chunks(conn, claimed, [chunk], model="local", dim=384)
+    uploader.join(timeout=30)
+    assert replaced.is_set()
+    with db.read() as conn:
+        rows = conn.execute("SELECT id, processing_status FROM folder_files WHERE folder_id = %s", (folder,))
+        assert {r["id"]: r["processing_status"] for r in rows} == {done["id"]: "pending", busy["id"]: "parsing"}
