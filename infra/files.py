@@ -20,6 +20,7 @@ from constructs import Construct
 
 from infra.service_function import FunctionAssets, FunctionNetwork, ServiceFunction, acknowledge
 from o.config import env_name
+from o.config.tools import TRANSFER_KEPT_DAYS
 
 HANDLER = "functions.ingest.handler.handler"
 TIMEOUT = Duration.minutes(15)
@@ -33,8 +34,6 @@ MAX_RECEIVES = 5
 # the multipart envelope and headers beside it. Larger files go through an upload session (a presigned
 # S3 PUT: POST /v1/uploads/), which the 413 names.
 DIRECT_UPLOAD_BYTES = 4_000_000
-# uploaded bundles and exports stay this long in the bucket (their download URLs expire long before)
-TRANSFER_DAYS = 7
 # the bucket's ARN as cdk-nag names it in a finding (its logical id in the stack)
 OBJECTS = "FilesBucket7C17EE2E.Arn"
 
@@ -59,7 +58,7 @@ class Files(Construct):
             removal_policy=RemovalPolicy.RETAIN,
             lifecycle_rules=[
                 # uploaded bundles and exports (o/agent/uploads.py): transient, unlike folders' files
-                s3.LifecycleRule(prefix="transfers/", expiration=Duration.days(TRANSFER_DAYS)),
+                s3.LifecycleRule(prefix="transfers/", expiration=Duration.days(TRANSFER_KEPT_DAYS)),
                 s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)),
             ],
         )

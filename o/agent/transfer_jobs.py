@@ -205,9 +205,14 @@ class Worker:
     """`o serve`'s poller for jobs no thread is running: left queued or running by a process that died
     (taken when their lease has run out), or released for a retry."""
 
-    def __init__(self, jobs: Jobs, poll_s: float = 2.0) -> None:
+    def __init__(
+        self, jobs: Jobs, poll_s: float = 2.0, *, sweep: Callable[[], int] | None = None, sweep_every_s: float = 3600
+    ) -> None:
         self.jobs = jobs
         self.poll_s = poll_s
+        # removes transfers past their keeping time (locally; on AWS the bucket's lifecycle rule does)
+        self.sweep = sweep
+        self.sweep_every_s = sweep_every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="o-transfers", daemon=True)
 
@@ -220,6 +225,18 @@ class Worker:
         self._thread.join(30)
 
     def _run(self) -> None:
+        swept_at = -float("inf")
         while not self._stop.is_set():
+            if self.sweep is not None and time.monotonic() - swept_at >= self.sweep_every_s:
+                swept_at = time.monotonic()
+                self._sweep(self.sweep)
             if _run_logged(self.jobs, None) is None:
                 self._stop.wait(self.poll_s)
+
+    @staticmethod
+    def _sweep(sweep: Callable[[], int]) -> None:
+        try:
+            if gone := sweep():
+                logger.info("expired transfers removed", extra={"files": gone})
+        except Exception:  # the next sweep tries again; jobs go on meanwhile
+            logger.exception("removing expired transfers failed")

@@ -71,6 +71,11 @@ class WebSettings(Group):
         return self
 
 
+# uploaded bundles and exports stay this long (their URLs expire long before): on AWS a bucket lifecycle
+# rule removes them (infra/files.py), locally `o serve`'s transfer worker does
+TRANSFER_KEPT_DAYS = 7
+
+
 class FileSettings(Group):
     """Folders' files: upload limits, where the original bytes go, and ingestion."""
 

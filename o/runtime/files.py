@@ -3,10 +3,12 @@ and who runs ingestion and transfer jobs (a thread of `o serve`, or the ingest f
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from o.agent.file_services import FileLimits, FileServices, TransferLimits, TransferServices
 from o.config import Settings
+from o.config.tools import TRANSFER_KEPT_DAYS
 from o.memory.embeddings import EmbedderSource
 from o.memory.files.blobs import LocalBlobStore, StagingStore
 from o.memory.files.ingest import Ingestion
@@ -67,6 +69,9 @@ def transfer_services(settings: Settings, db: Database) -> TransferServices:
 
         return TransferServices(blob_store(settings), limits, IngestQueue(files.ingest_queue_url).send_upload)
     from o.agent.transfer_jobs import Worker, launch
+    from o.agent.uploads import TRANSFERS
 
     jobs = transfer_jobs(settings, db)
-    return TransferServices(jobs.blobs, limits, launch(jobs), Worker(jobs, files.poll_seconds))
+    blobs = jobs.blobs
+    sweep = partial(blobs.expire, TRANSFERS, TRANSFER_KEPT_DAYS * 86400) if isinstance(blobs, LocalBlobStore) else None
+    return TransferServices(blobs, limits, launch(jobs), Worker(jobs, files.poll_seconds, sweep=sweep))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -127,6 +128,20 @@ class LocalBlobStore:
             return self._path(key).stat().st_size
         except FileNotFoundError:
             return None
+
+    def expire(self, prefix: str, older_than_s: float) -> int:
+        """Remove the blobs under ``prefix`` (and writers' leftovers) last written more than
+        ``older_than_s`` ago, as the bucket's lifecycle rule does on AWS; how many went."""
+        cutoff = time.time() - older_than_s
+        gone = 0
+        for path in self._path(prefix.rstrip("/")).rglob("*"):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    gone += 1
+            except FileNotFoundError:  # removed meanwhile (a job's own cleanup)
+                continue
+        return gone
 
     def open(self, key: str) -> BinaryIO:
         try:

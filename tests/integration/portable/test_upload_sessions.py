@@ -7,6 +7,7 @@ downloaded; over-limit direct uploads are a 413 naming the upload route."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,9 @@ from o.agent.file_services import FileLimits, FileServices
 from o.agent.portable import bundle, frames
 from o.agent.transfer_jobs import Jobs
 from o.cli import main, portable
+from o.config import settings_from
+from o.config.tools import TRANSFER_KEPT_DAYS
+from o.runtime import files as runtime_files
 from o.store import transfers as store
 from o.store.db import Database
 from tests import wiring
@@ -236,3 +240,25 @@ def test_the_cli_moves_a_bundle_through_an_export_job_and_an_upload_session(
         broken.write_bytes(file.read_bytes()[:-100])
         assert main(["import", str(broken), "--url", url, "--key", key]) == 1
         assert "truncated" in capsys.readouterr().err
+
+
+def test_o_serve_removes_transfers_past_their_keeping_time(db: Database, tmp_path: Path) -> None:
+    """Locally, what the bucket's lifecycle rule does on AWS: uploaded bundles and exports older than
+    TRANSFER_KEPT_DAYS go; a folder's files (kept under their organization) and fresh transfers stay."""
+    services = runtime_files.transfer_services(settings_from({"O_DATA_DIR": str(tmp_path)}), db)
+    root = tmp_path / "files"
+    old, fresh, folder_file = root / "transfers" / "org-1" / "old", root / "transfers" / "fresh", root / "org-1" / "f"
+    for path in (old, fresh, folder_file):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    past = time.time() - TRANSFER_KEPT_DAYS * 86400 - 60
+    for path in (old, folder_file):
+        os.utime(path, (past, past))
+    services.worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        services.worker.stop()
+    assert not old.exists() and fresh.exists() and folder_file.exists()
