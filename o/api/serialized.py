@@ -17,9 +17,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
+# what an entry costs beyond its bytes (its key, the dict's slot): a message whose items Letta does not show
+# is an empty value, and must count too
+_ENTRY_OVERHEAD = 100
+
 
 class SerializedCache:
-    """Bytes by key, at most ``max_bytes`` of them (the oldest written are dropped first)."""
+    """Bytes by key, at most ``max_bytes`` of them with their keys (the oldest written are dropped first)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -31,17 +35,24 @@ class SerializedCache:
         return self._items.get(key)
 
     def put(self, key: str, value: bytes) -> None:
-        if len(value) > self.max_bytes:
+        if _cost(key, value) > self.max_bytes:
             return
         with self._lock:
             old = self._items.pop(key, None)
-            self._size += len(value) - (len(old) if old is not None else 0)
+            if old is not None:
+                self._size -= _cost(key, old)
             self._items[key] = value
+            self._size += _cost(key, value)
             while self._size > self.max_bytes:
-                self._size -= len(self._items.pop(next(iter(self._items))))
+                oldest = next(iter(self._items))
+                self._size -= _cost(oldest, self._items.pop(oldest))
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _cost(key: str, value: bytes) -> int:
+    return len(key) + len(value) + _ENTRY_OVERHEAD
 
 
 def assembled(
