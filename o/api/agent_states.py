@@ -14,8 +14,9 @@ from o.api.schemas.agents import AgentState
 from o.api.serialized import SerializedCache, assembled
 from o.store.db import Conn
 
-# 8 MiB: an agent with a dozen tools and their schemas is ~10 kB, so a few pages of agents per process
-_WRITTEN = SerializedCache(max_bytes=8 << 20)
+# 4 MiB: an agent with a dozen tools and their schemas is ~10 kB, so ~400 agents per process (the worker's RSS
+# under load is ~140 MB of its 150 MB target)
+_WRITTEN = SerializedCache(max_bytes=4 << 20)
 
 
 def agents_json(conn: Conn, org: str, versions: list[tuple[str, str]]) -> list[bytes]:

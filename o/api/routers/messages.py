@@ -53,8 +53,9 @@ def list_messages(
 
 
 # Each listed message's Letta items as JSON (without the list's brackets), by its version: a page is the
-# same few hundred messages request after request; reading and shaping them was half a page's CPU
-_WRITTEN = SerializedCache(max_bytes=4 << 20)
+# same few hundred messages request after request; reading and shaping them was half a page's CPU. 2 MiB:
+# ~10,000 messages of a few hundred bytes
+_WRITTEN = SerializedCache(max_bytes=2 << 20)
 
 
 def _letta_json(conn: Conn, org: str, listed: list[dict[str, Any]], use_assistant_message: bool) -> list[bytes]:
