@@ -236,10 +236,25 @@ def require(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool
     return agent_store.require(conn, organization_id, agent_id, for_update=for_update)
 
 
-def list_agents(conn: Conn, organization_id: str, page: Page, **filters: Any) -> list[AgentView]:
-    ids = agent_store.list_page_ids(conn, organization_id, page, **filters)
-    found = agent_store.with_related(conn, organization_id, ids) if ids else {}
-    return [_view(found[i]) for i in ids if i in found]
+# What the API's reads cache an agent's JSON by (o/api/serialized.py): the versions of the rows it is
+# made of, one text per agent (o.store.agents.SHOWN_VERSION)
+
+
+def listed_versions(conn: Conn, organization_id: str, page: Page, **filters: Any) -> list[tuple[str, str]]:
+    """(id, version) of each agent of a page of the organization's agents (filtered), in the page's order."""
+    rows = agent_store.list_page_versions(conn, organization_id, page, **filters)
+    return [(row["id"], row[agent_store.SHOWN_VERSION]) for row in rows]
+
+
+def versions(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict[str, str]:
+    """The version of each of these agents of the organization that exists, by id."""
+    return agent_store.shown_versions(conn, organization_id, agent_ids)
+
+
+def versioned_views(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict[str, tuple[str, AgentView]]:
+    """These agents of the organization that exist, each with its version as read with it, by id."""
+    found = agent_store.with_related(conn, organization_id, agent_ids, versions=True)
+    return {i: (row.pop(agent_store.SHOWN_VERSION), _view(row)) for i, row in found.items()}
 
 
 def _needed(secrets: SecretBox | None) -> SecretBox:

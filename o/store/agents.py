@@ -30,7 +30,28 @@ UPDATABLE = {
     "per_file_view_window_char_limit",
 }
 _JSON = {"llm_config", "embedding_config", "tool_rules", "metadata"}
-_ID = sql.SQL("id")
+
+
+def _shown_version(agent: str) -> str:
+    # the rows' versions (xmin: the transaction that wrote each row's current version) and ids, in the
+    # order the agent shows them; a missing part is '' so the parts cannot run into each other
+    return f"""{agent}.xmin::text
+    || '/' || coalesce((SELECT string_agg(ab.xmin::text || '.' || b.xmin::text || '.' || b.id, ','
+                                          ORDER BY ab.position, b.created_at)
+                          FROM agent_blocks ab JOIN blocks b ON b.id = ab.block_id WHERE ab.agent_id = {agent}.id), '')
+    || '/' || coalesce((SELECT string_agg(at.xmin::text || '.' || t.xmin::text || '.' || t.id, ',' ORDER BY t.name)
+                          FROM agent_tools at JOIN tools t ON t.id = at.tool_id WHERE at.agent_id = {agent}.id), '')
+    || '/' || coalesce((SELECT string_agg(e.xmin::text || '.' || e.key, ',' ORDER BY e.key)
+                          FROM agent_tool_env e WHERE e.agent_id = {agent}.id), '')
+    || '/' || coalesce((SELECT string_agg(ia.xmin::text || '.' || ia.identity_id, ',' ORDER BY ia.identity_id)
+                          FROM identity_agents ia WHERE ia.agent_id = {agent}.id), '')"""
+
+
+# What names the version of an agent as the API shows it (o/api/serialized.py): the versions of its row and
+# of every row its AgentState is made of (its blocks and their attachments, its tools and theirs, its tool
+# variables, its identities). Any change to one of them, or to which of them it has, changes it.
+SHOWN_VERSION = "shown_version"
+_ID_AND_VERSION = sql.SQL("id, " + _shown_version("agents") + " AS " + SHOWN_VERSION)
 
 
 def insert(conn: Conn, agent: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +62,7 @@ def get(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = F
     return rows.get_by_id(conn, "agents", agent_id, organization_id=organization_id, for_update=for_update)
 
 
-def list_page_ids(
+def list_page_versions(
     conn: Conn,
     organization_id: str,
     page: Page,
@@ -52,8 +73,9 @@ def list_page_ids(
     query_text: str | None = None,
     identity_id: str | None = None,
     identifier_keys: list[str] | None = None,
-) -> list[str]:
-    """The ids of a page of the organization's agents (filtered), in the page's order."""
+) -> list[dict[str, Any]]:
+    """The ``id`` and :data:`SHOWN_VERSION` of each agent of a page of the organization's agents
+    (filtered), in the page's order."""
     where = (
         Where()
         .equals("organization_id", organization_id)
@@ -62,10 +84,11 @@ def list_page_ids(
         .contains("name", query_text)
         .identified("agents", identity_id, identifier_keys)
     )
-    # only the ids: the agents are read with what they show by with_related, and decoding every JSON
-    # column of 50 rows here as well cost a list a tenth of its CPU
-    rows = fetch_page(conn, table="agents", columns=_ID, scope=where.clause(), scope_params=where.params, page=page)
-    return [row["id"] for row in rows]
+    # the ids and versions only: the agents not yet written are read with what they show by with_related,
+    # and decoding every JSON column of 50 rows here as well cost a list a tenth of its CPU
+    return fetch_page(
+        conn, table="agents", columns=_ID_AND_VERSION, scope=where.clause(), scope_params=where.params, page=page
+    )
 
 
 def update(conn: Conn, organization_id: str, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
@@ -124,13 +147,27 @@ _REST = """
 """
 
 
-def with_related(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Agents with their blocks, tools and tool variables, in one round trip (what the API shows).
+def shown_versions(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict[str, str]:
+    """The :data:`SHOWN_VERSION` of these agents of the organization, by id."""
+    rows = conn.execute(
+        "SELECT a.id, " + _shown_version("a") + " AS v FROM agents a WHERE a.organization_id = %s AND a.id = ANY(%s)",
+        (organization_id, agent_ids),
+    ).fetchall()
+    return {row["id"]: row["v"] for row in rows}
+
+
+def with_related(
+    conn: Conn, organization_id: str, agent_ids: list[str], *, versions: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Agents with their blocks, tools and tool variables, in one round trip (what the API shows); with
+    ``versions``, each with its :data:`SHOWN_VERSION` as read in the same statement.
 
     The related rows arrive as JSON: timestamps are ISO strings there.
     """
     shared = len(agent_ids) > 1
     related = _BLOCKS + (_TOOL_IDS if shared else _TOOLS) + _REST
+    if versions:
+        related += ", " + _shown_version("a") + " AS " + SHOWN_VERSION
     rows = conn.execute(
         "SELECT a.*, " + related + " FROM agents a WHERE a.organization_id = %s AND a.id = ANY(%s)",
         (organization_id, agent_ids),

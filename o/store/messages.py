@@ -55,6 +55,8 @@ _SHOWN = (
 )
 # quoted once here rather than escaped by libpq, name by name, on every request (5% of a page's CPU)
 _LISTED = sql.SQL(", ".join(f'"{c}"' for c in _SHOWN))
+# A row's version: the transaction that wrote it, which any UPDATE changes (what o/api/serialized.py keys on)
+_VERSIONS = sql.SQL('"id", xmin::text AS "version"')
 
 # Every column of a message but its recall index (the embedding vectors, ~20 kB of text each once the
 # message is indexed, parsed into arrays, and the tsvector): what the agent loop reads of its messages
@@ -97,9 +99,11 @@ def list_page(
     *,
     run_id: str | None = None,
     conversation: str | None = ANY_CONVERSATION,
+    versions: bool = False,
 ) -> list[dict[str, Any]]:
     """A page of the agent's history (``agent_id`` None: of every agent of the organization): of one
-    conversation (None: the agent's own, the default one) or, with :data:`ANY_CONVERSATION`, of all."""
+    conversation (None: the agent's own, the default one) or, with :data:`ANY_CONVERSATION`, of all.
+    ``versions``: each message's ``id`` and ``version`` only (:func:`shown` reads the rest)."""
     conds = [sql.SQL("organization_id = %s")]
     params: list[Any] = [organization_id]
     if agent_id is not None:
@@ -118,12 +122,22 @@ def list_page(
         conn,
         table="messages",
         key="seq",
-        columns=_LISTED,
+        columns=_VERSIONS if versions else _LISTED,
         scope=sql.SQL(" AND ").join(conds),
         scope_params=tuple(params),
         page=page,
         unique_key=True,  # seq is unique across all messages
     )
+
+
+def shown(conn: Conn, organization_id: str, message_ids: list[str]) -> list[dict[str, Any]]:
+    """These messages of the organization as a page shows them, each with its ``version``."""
+    return conn.execute(
+        sql.SQL('SELECT {}, xmin::text AS "version" FROM messages WHERE id = ANY(%s) AND organization_id = %s').format(
+            _LISTED
+        ),
+        (message_ids, organization_id),
+    ).fetchall()
 
 
 def at_position(conn: Conn, step_id: str, position: int) -> dict[str, Any] | None:

@@ -6,15 +6,15 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from pydantic_core import to_json
 from starlette.responses import Response
 
 from o.agent import identities, lifecycle
 from o.agent.tools import offered_builtins
 from o.api import errors
+from o.api.agent_states import agents_json
 from o.api.deps import AgentEngine, AppServices, Db, DbOrg, Org, Secrets
 from o.api.paging import paging
-from o.api.responses import SHARED_PLACEHOLDER, JSONBytes, model_json, spliced_json
+from o.api.responses import JSONBytes, model_json
 from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
 from o.store.pages import Page
 from o.tools import base as base_tools
@@ -61,7 +61,7 @@ def list_agents(
     identifier_keys: list[str] | None = Query(default=None),
 ) -> Response:
     with db.read() as conn:
-        views = lifecycle.list_agents(
+        versions = lifecycle.listed_versions(
             conn,
             org,
             page,
@@ -72,22 +72,17 @@ def list_agents(
             identity_id=identity_id,
             identifier_keys=identifier_keys,
         )
-    # each distinct tool serialized once for the whole list: the agents share a few, schemas and all
-    tool_json: dict[str, bytes] = {}
-    agents = []
-    for view in views:
-        tools = [tool_json.get(t["id"]) or tool_json.setdefault(t["id"], to_json(t)) for t in view.tools]
-        state = AgentState.from_view(view)
-        state.tools = [SHARED_PLACEHOLDER]
-        agents.append(spliced_json(state, tools))
+        agents = agents_json(conn, org, versions) if versions else []
     return JSONBytes(b"[" + b",".join(agents) + b"]")
 
 
 @router.get("/{agent_id}", response_model=AgentState, responses=errors.responses(404))
 def get_agent(agent_id: str, org: DbOrg, db: Db) -> Response:
     with db.read() as conn:
-        view = lifecycle.get(conn, org, agent_id)
-    return model_json(AgentState.from_view(view))
+        written = agents_json(conn, org, list(lifecycle.versions(conn, org, [agent_id]).items()))
+        if not written:  # NotFound (unless the agent was made in between)
+            return model_json(AgentState.from_view(lifecycle.get(conn, org, agent_id)))
+    return JSONBytes(written[0])
 
 
 @router.patch("/{agent_id}", response_model=AgentState, responses=errors.responses(400, 404, 409))

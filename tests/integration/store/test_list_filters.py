@@ -41,7 +41,8 @@ def test_agents_filter_by_name_tags_and_escaped_name_search(db: Database, org: s
     page = Page(limit=100)
 
     def named(conn: Conn, **f: object) -> list[dict]:
-        return [agents.get(conn, org, i) or {} for i in agents.list_page_ids(conn, org, page, **f)]  # type: ignore[arg-type]
+        listed = agents.list_page_versions(conn, org, page, **f)  # type: ignore[arg-type]
+        return [agents.get(conn, org, row["id"]) or {} for row in listed]
 
     listed = lambda **f: _names(_in(db, lambda c: named(c, **f)))  # noqa: E731
     assert listed() == ["50%_off", "500 off", "C:\\temp", "alpha", "beta"]
