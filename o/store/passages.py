@@ -93,8 +93,8 @@ def vector_type(dim: int) -> str:
     return "halfvec" if vector_width(dim) in HALFVEC_WIDTHS else "vector"
 
 
-def vector_literal(vector: np.ndarray, dim: int) -> str:
-    """A vector as pgvector text, zero-padded to its column's width."""
+def checked_vector(vector: np.ndarray, dim: int) -> np.ndarray:
+    """A vector as float32 of ``dim`` finite numbers, zero-padded to its column's width."""
     import numpy as np
 
     flat = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -109,7 +109,13 @@ def vector_literal(vector: np.ndarray, dim: int) -> str:
     width = vector_width(dim)
     if width > dim:
         flat = np.concatenate([flat, np.zeros(width - dim, dtype=np.float32)])
-    return "[" + (_number_format(width) % tuple(flat.tolist())) + "]"
+    return flat
+
+
+def vector_literal(vector: np.ndarray, dim: int) -> str:
+    """A vector as pgvector text, zero-padded to its column's width."""
+    flat = checked_vector(vector, dim)
+    return "[" + (_number_format(flat.shape[0]) % tuple(flat.tolist())) + "]"
 
 
 @functools.cache
@@ -161,7 +167,7 @@ def insert_many(
         """
         WITH input AS (
             SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[],
-                                 %s::timestamptz[], %s::text[])
+                                 %s::timestamptz[], %b::vector[])
                 WITH ORDINALITY AS t(id, text, context, tags, metadata, created_at, vec, ord)
         ), prepared AS (
             SELECT i.*, {tsv} AS tsv
@@ -193,7 +199,8 @@ def insert_many(
         [Jsonb(list(p.tags)) for p in passages],
         [Jsonb(p.metadata) for p in passages],
         [p.created_at for p in passages],
-        [vector_literal(p.embedding, dim) for p in passages],
+        # binary: formatting 384 numbers as text and parsing them back cost ~190 µs a row
+        [checked_vector(p.embedding, dim) for p in passages],
     )
     rows = conn.execute(
         query, (*columns, organization_id, agent_id, archive_id, model, dim, CONTEXT_DISCOUNT)
