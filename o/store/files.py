@@ -17,7 +17,7 @@ from psycopg import sql
 
 from o.store.db import Conn
 from o.store.pages import Page, fetch_page
-from o.store.passages import TEXT_CONFIG, vector_column, vector_literal, vector_type
+from o.store.passages import TEXT_CONFIG, vector_column, vector_params, vector_type
 
 if TYPE_CHECKING:
     import numpy as np  # imported where used: numpy is not needed at start-up
@@ -226,7 +226,7 @@ def insert_chunks(conn: Conn, file: dict[str, Any], chunks: Sequence[NewChunk], 
                   (SELECT coalesce(sum(cardinality(u.positions)), 0) FROM unnest(t.tsv) u)
            FROM (SELECT r.*, setweight(to_tsvector({cfg}, r.heading), 'B')
                              || setweight(to_tsvector({cfg}, r.text), 'A') AS tsv
-                 FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::text[])
+                 FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %b::vector[])
                       AS r(seq, text, sl, el, page, heading, vec)) t
            ON CONFLICT (file_id, seq) DO NOTHING"""
     ).format(column=sql.Identifier(vector_column(dim)), vtype=sql.SQL(vector_type(dim)), cfg=sql.Literal(TEXT_CONFIG))
@@ -244,7 +244,7 @@ def insert_chunks(conn: Conn, file: dict[str, Any], chunks: Sequence[NewChunk], 
             [c.end_line for c in chunks],
             [c.page for c in chunks],
             [c.heading for c in chunks],
-            [vector_literal(c.embedding, dim) for c in chunks],
+            vector_params(conn, [c.embedding for c in chunks], dim),
         ),
     )
     conn.execute(

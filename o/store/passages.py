@@ -93,8 +93,8 @@ def vector_type(dim: int) -> str:
     return "halfvec" if vector_width(dim) in HALFVEC_WIDTHS else "vector"
 
 
-def vector_literal(vector: np.ndarray, dim: int) -> str:
-    """A vector as pgvector text, zero-padded to its column's width."""
+def checked_vector(vector: np.ndarray, dim: int) -> np.ndarray:
+    """A vector as float32 of ``dim`` finite numbers, zero-padded to its column's width."""
     import numpy as np
 
     flat = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -109,7 +109,24 @@ def vector_literal(vector: np.ndarray, dim: int) -> str:
     width = vector_width(dim)
     if width > dim:
         flat = np.concatenate([flat, np.zeros(width - dim, dtype=np.float32)])
-    return "[" + (_number_format(width) % tuple(flat.tolist())) + "]"
+    return flat
+
+
+def vector_params(conn: Conn, vectors: Sequence[np.ndarray], dim: int) -> list[np.ndarray]:
+    """Checked vectors to pass as a binary ``vector[]`` parameter (``%b``): formatting 384 numbers as
+    text cost ~150 µs a row in Python and parsing them back ~40 µs in Postgres. A connection opened
+    before the migrations created the type (``o migrate``'s pool) learns it here."""
+    if conn.adapters.types.get("vector") is None:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+    return [checked_vector(v, dim) for v in vectors]
+
+
+def vector_literal(vector: np.ndarray, dim: int) -> str:
+    """A vector as pgvector text, zero-padded to its column's width."""
+    flat = checked_vector(vector, dim)
+    return "[" + (_number_format(flat.shape[0]) % tuple(flat.tolist())) + "]"
 
 
 @functools.cache
@@ -161,7 +178,7 @@ def insert_many(
         """
         WITH input AS (
             SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[],
-                                 %s::timestamptz[], %s::text[])
+                                 %s::timestamptz[], %b::vector[])
                 WITH ORDINALITY AS t(id, text, context, tags, metadata, created_at, vec, ord)
         ), prepared AS (
             SELECT i.*, {tsv} AS tsv
@@ -193,7 +210,7 @@ def insert_many(
         [Jsonb(list(p.tags)) for p in passages],
         [Jsonb(p.metadata) for p in passages],
         [p.created_at for p in passages],
-        [vector_literal(p.embedding, dim) for p in passages],
+        vector_params(conn, [p.embedding for p in passages], dim),
     )
     rows = conn.execute(
         query, (*columns, organization_id, agent_id, archive_id, model, dim, CONTEXT_DISCOUNT)

@@ -86,7 +86,7 @@ def _write_searchable(conn: Conn, items: Sequence[IndexedMessage], *, model: str
            SET search_tsv = x.tsv, search_len = {length}, embedding_dim = %s, embedding_model = %s,
                {column} = x.vec::{vtype}
            FROM (SELECT i.id, i.source, i.vec, {tsv} AS tsv
-                 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+                 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %b::vector[])
                       AS i(id, source, search, context, vec)) x
            WHERE m.id = x.id AND m.search_tsv IS NULL AND m.text = x.source"""
     ).format(
@@ -100,7 +100,7 @@ def _write_searchable(conn: Conn, items: Sequence[IndexedMessage], *, model: str
         [i.source_text for i in items],
         [i.search_text for i in items],
         [i.context for i in items],
-        [passages.vector_literal(i.embedding, dim) for i in items if i.embedding is not None],
+        passages.vector_params(conn, [i.embedding for i in items if i.embedding is not None], dim),
     )
     return conn.execute(query, (passages.CONTEXT_DISCOUNT, dim, model, *columns)).rowcount
 

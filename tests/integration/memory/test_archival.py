@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from o.errors import InvalidInput, NotFound
+from o.ids import new_id
 from o.memory import archival
 from o.memory.archival import PassageInput
 from o.memory.embeddings import local_embedder
@@ -309,3 +313,22 @@ def test_hnsw_path_agrees_with_exact_search_and_restores_settings(
         return [r["id"] for r in rows]
 
     assert run(0) == run(10_000)
+
+
+def test_vectors_go_binary_and_exact_even_on_a_connection_that_never_registered_the_type(
+    db: Database, org: str, make_agent: AgentFactory
+) -> None:
+    """insert_many sends vectors as binary ``vector[]``: a connection opened before the migrations made
+    the type (``o migrate``'s pool) learns it on first use, and the stored numbers are the float32 given
+    (the text form it replaced kept 7 significant digits)."""
+    agent = make_agent()
+    vector = np.random.default_rng(3).standard_normal(384).astype(np.float32)
+    with psycopg.connect(db.url, row_factory=dict_row) as conn:
+        assert conn.adapters.types.get("vector") is None
+        rows = [store.NewPassage("binary vectors", vector)]
+        [row] = store.insert_many(conn, org, agent, rows, model="m", dim=384, new_id=lambda: new_id("passage"))
+        stored = conn.execute("SELECT embedding_384::text AS v FROM passages WHERE id = %s", (row["id"],)).fetchone()
+    assert np.array_equal(np.array(json.loads(stored["v"]), dtype=np.float32), vector)
+    with pytest.raises(InvalidInput, match="NaN"), db.transaction() as conn:
+        bad = [store.NewPassage("x", vector * np.nan)]
+        store.insert_many(conn, org, agent, bad, model="m", dim=384, new_id=lambda: new_id("passage"))
