@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from o.memory.files.blobs import BlobStore, StagingStore
     from o.memory.files.ingest import Worker
 
+# where uploaded bundles and exports are kept: removed after TRANSFER_KEPT_DAYS, on AWS by a lifecycle rule
+# (infra/files.py), locally by `o serve`'s transfer worker; a folder file's bytes are the file's, kept under
+# its organization and folder
+TRANSFERS = "transfers/"
+
 
 @dataclass(frozen=True)
 class FileLimits:

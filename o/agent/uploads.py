@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from o.agent import folders
-from o.agent.file_services import FileServices, TransferServices
+from o.agent.file_services import TRANSFERS, FileServices, TransferServices
 from o.agent.folders import DuplicateHandling, TooLarge
 from o.agent.portable import bundle
 from o.errors import Conflict, InvalidInput, NotFound, OError
@@ -37,9 +37,6 @@ from o.store.db import Database
 
 Kind = Literal["bundle", "folder_file"]
 BUNDLE_TYPE = "application/x-msgpack"
-# where uploaded bundles and exports are kept: on AWS a lifecycle rule expires what is under it
-# (infra/files.py); a folder file's bytes are the file's, kept under its organization and folder
-TRANSFERS = "transfers/"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from o.agent.file_services import FileLimits, FileServices, TransferLimits, TransferServices
+from o.agent.file_services import TRANSFERS, FileLimits, FileServices, TransferLimits, TransferServices
 from o.config import Settings
 from o.config.tools import TRANSFER_KEPT_DAYS
 from o.memory.embeddings import EmbedderSource
@@ -69,7 +69,6 @@ def transfer_services(settings: Settings, db: Database) -> TransferServices:
 
         return TransferServices(blob_store(settings), limits, IngestQueue(files.ingest_queue_url).send_upload)
     from o.agent.transfer_jobs import Worker, launch
-    from o.agent.uploads import TRANSFERS
 
     jobs = transfer_jobs(settings, db)
     blobs = jobs.blobs
