@@ -11,7 +11,8 @@ from o.agent import identities, lifecycle
 from o.agent.tools import offered_builtins
 from o.api import errors
 from o.api.deps import AgentEngine, AppServices, Db, Org, Secrets
-from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
+from o.api.schemas.agent_state import AgentState
+from o.api.schemas.agents import CreateAgent, UpdateAgent, with_listed_embedding
 from o.tools import base as base_tools
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, Query
 from pydantic_core import to_json
 from starlette.responses import Response
 
-from o.agent import lifecycle
+from o.agent import views as agent_views
 from o.api import errors
 from o.api.deps import Db, DbOrg
 from o.api.paging import paging
 from o.api.responses import SHARED_PLACEHOLDER, JSONBytes, model_json, spliced_json
-from o.api.schemas.agents import AgentState
+from o.api.schemas.agent_state import AgentState
 from o.store.pages import Page
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
@@ -38,7 +38,7 @@ def list_agents(
     identifier_keys: list[str] | None = Query(default=None),
 ) -> Response:
     with db.read() as conn:
-        views = lifecycle.list_agents(
+        views = agent_views.list_agents(
             conn,
             org,
             page,
@@ -63,5 +63,5 @@ def list_agents(
 @router.get("/{agent_id}", response_model=AgentState, responses=errors.responses(404))
 def get_agent(agent_id: str, org: DbOrg, db: Db) -> Response:
     with db.read() as conn:
-        view = lifecycle.get(conn, org, agent_id)
+        view = agent_views.get(conn, org, agent_id)
     return model_json(AgentState.from_view(view))
