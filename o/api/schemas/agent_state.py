@@ -11,11 +11,36 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from o.agent.views import AgentView
-from o.api.schemas.agent_settings import model_settings_of
 from o.api.schemas.blocks import Block
 from o.api.schemas.common import Response
 from o.memory.embeddings import LETTA_LOCAL_KIND, LOCAL_KINDS
 from o.tools.secrets.envelope import MASKED
+
+# endpoint types that serve OpenAI's API and take OpenAI's model_settings
+OPENAI_COMPATIBLE = frozenset({"ollama", "vllm", "lmstudio"})
+
+
+def model_settings_of(llm: dict[str, Any]) -> dict[str, Any]:
+    """The agent's ``llm_config`` in Letta's ``model_settings`` shape (what AgentState shows)."""
+    provider = llm.get("model_endpoint_type")
+    settings: dict[str, Any] = {
+        # Letta's types have no Ollama, vLLM or LM Studio settings; these OpenAI-compatible servers take
+        # OpenAI's (see apply_model_settings)
+        "provider_type": "openai" if provider in OPENAI_COMPATIBLE else provider,
+        "temperature": llm.get("temperature", 0.7),
+        "max_output_tokens": llm.get("max_tokens") or 4096,
+        "parallel_tool_calls": bool(llm.get("parallel_tool_calls", False)),
+        "response_format": llm.get("response_format") or {"type": "text"},
+    }
+    if llm.get("model_endpoint_type") == "anthropic":
+        budget = int(llm.get("max_reasoning_tokens") or 0)
+        enabled = bool(llm.get("enable_reasoner")) and budget > 0
+        settings["thinking"] = {"type": "enabled" if enabled else "disabled", "budget_tokens": budget}
+        if llm.get("reasoning_effort") in ("low", "medium", "high"):
+            settings["effort"] = llm["reasoning_effort"]
+    elif llm.get("reasoning_effort"):
+        settings["reasoning"] = {"reasoning_effort": llm["reasoning_effort"]}
+    return settings
 
 
 def masked(variables: list[dict[str, Any]], agent_id: str) -> list[dict[str, Any]]:

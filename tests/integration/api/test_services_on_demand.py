@@ -38,8 +38,9 @@ FIRST_REQUEST = ("o.agent.folders", "o.agent.uploads", "o.llm.catalog")
 AGENT_FILES = ("o.api.routers.agent_files", "o.api.agent_file")
 # the routes that change agents, their request shapes, and what only changing one needs (the lifecycle, the base
 # tools, the tools' catalog, archival memory: locally the transfer jobs' worker imports the last four at start)
-AGENT_CHANGES = ("o.api.routers.agent_changes", "o.api.schemas.agents", "o.agent.lifecycle", "o.agent.tools",
-                 "o.tools.base", "o.tools.builtin", "o.tools.catalog", "o.memory.archival")
+AGENT_CHANGES = ("o.api.routers.agent_changes", "o.api.schemas.agents", "o.api.schemas.agent_settings",
+                 "o.agent.lifecycle", "o.agent.tools", "o.tools.base", "o.tools.builtin", "o.tools.catalog",
+                 "o.memory.archival")
 settings = settings_from({"OPENAI_API_KEY": "sk-test"})
 db = Database(url, min_size=1, max_size=2).open()
 services = runtime.api_services(settings, db, secrets=SecretBox(KeyFile(Path(keyfile))))
