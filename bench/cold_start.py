@@ -22,8 +22,8 @@ read-only). Two cases:
     python bench/cold_start.py [--rounds 7] [--write-modules]
 
 ``--write-modules`` rewrites ``layers/cold-start-modules.txt`` (the layer modules the two handlers
-import at cold start, and the API's routers on their first request, which ``infra.build`` compiles)
-from this run.
+import at cold start, and the API's routers and whatever else its first request imports, which
+``infra.build`` compiles) from this run.
 """
 
 from __future__ import annotations
@@ -100,14 +100,17 @@ print(json.dumps({{"cpu_ms": (time.process_time() - cpu) * 1000, "wall_ms": (tim
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
-# the routers too: the API Lambda imports the one a request needs on that request (o.api.routers)
+# the routers too: the API Lambda imports the one a request needs on that request (o.api.routers); and what
+# serving its first request imports (anyio's asyncio backend, which runs the sync routes on threads: ≈ 45 ms of
+# CPU compiling it at every cold start when its bytecode is not shipped)
 MODULES = """
-import importlib, json, sys
-import functions.api.handler, functions.agent_step.handler
+import importlib
+import functions.agent_step.handler
 from o.api.routers import MODULES as ROUTERS
 for name in ROUTERS:
     importlib.import_module(f"o.api.routers.{name}")
-site = sys.argv[1].rstrip("/") + "/"
+call("GET", f"/v1/agents/{agent_id}")
+site = sys.argv[3].rstrip("/") + "/"
 print(json.dumps(sorted({m.__file__[len(site):] for m in list(sys.modules.values())
                          if (getattr(m, "__file__", None) or "").startswith(site) and m.__file__.endswith(".py")})))
 """
@@ -217,9 +220,9 @@ def cold_imports(python: str, env: dict[str, str], prefix: Path, rounds: int, se
             )
 
 
-def write_modules(python: str, env: dict[str, str], layer: Path) -> None:
+def write_modules(python: str, env: dict[str, str], layer: Path, seeded: Seeded) -> None:
     out = subprocess.run(
-        [python, "-s", "-c", MODULES, str(layer / "python")],
+        [python, "-s", "-c", REQUEST + MODULES, *seeded, str(layer / "python")],
         env=env, cwd=env["LAMBDA_TASK_ROOT"], capture_output=True, text=True, check=True,
     )  # fmt: skip
     modules = json.loads(out.stdout.strip().splitlines()[-1])
@@ -329,12 +332,12 @@ def main() -> None:
         try:
             migrate(pg.url)
             env = lambda_like(layer, code, runtime_dir, pg.url)
+            seeded = seed(python, env, pg.url)
             if args.write_modules:
-                write_modules(python, env, layer)
+                write_modules(python, env, layer, seeded)
                 # the layer's bytecode follows the list: build (or find) the layer it makes
                 layer = build.build_layer(arch=arch, check_size=False)
                 env = lambda_like(layer, code, runtime_dir, pg.url)
-            seeded = seed(python, env, pg.url)
             cold_imports(python, env, prefix, args.rounds, seeded)
             lambda_memory(python, env, seeded)
         finally:

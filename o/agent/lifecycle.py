@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from o.agent import revisions
 from o.agent.tool_rules import ToolRules
+from o.agent.views import AgentView, get, require
 from o.errors import InvalidInput, NotFound
 from o.ids import new_id
 from o.memory import archival
@@ -19,7 +20,6 @@ from o.store import blocks as block_store
 from o.store import messages as message_store
 from o.store import tools as tool_store
 from o.store.db import Conn
-from o.store.pages import Page
 from o.tools import base as base_tools
 from o.tools import catalog
 from o.tools.secrets.envelope import SecretBox
@@ -84,17 +84,6 @@ class AgentSpec:
     include_base_tools: bool = True
     # None: the agent starts with no messages; a list (even empty): exactly these start its context
     initial_messages: list[InitialMessage] | None = None
-
-
-@dataclass
-class AgentView:
-    """An agent row with what the API shows beside it."""
-
-    agent: dict[str, Any]
-    blocks: list[dict[str, Any]]
-    tools: list[dict[str, Any]]
-    tool_env: list[dict[str, Any]] = field(default_factory=list)
-    identity_ids: list[str] = field(default_factory=list)
 
 
 def create(
@@ -224,39 +213,6 @@ def _set_tools(
         catalog.attach(conn, organization_id, agent_id, tool_id)
 
 
-def get(conn: Conn, organization_id: str, agent_id: str) -> AgentView:
-    found = agent_store.with_related(conn, organization_id, [agent_id])
-    if agent_id not in found:
-        raise NotFound(f"agent {agent_id} not found")
-    return _view(found[agent_id])
-
-
-def require(conn: Conn, organization_id: str, agent_id: str, *, for_update: bool = False) -> dict[str, Any]:
-    """The agent row, or NotFound: also how another organization's ids stay invisible."""
-    return agent_store.require(conn, organization_id, agent_id, for_update=for_update)
-
-
-# What the API's reads cache an agent's JSON by (o/api/serialized.py): the versions of the rows it is
-# made of, one text per agent (o.store.agents.SHOWN_VERSION)
-
-
-def listed_versions(conn: Conn, organization_id: str, page: Page, **filters: Any) -> list[tuple[str, str]]:
-    """(id, version) of each agent of a page of the organization's agents (filtered), in the page's order."""
-    rows = agent_store.list_page_versions(conn, organization_id, page, **filters)
-    return [(row["id"], row[agent_store.SHOWN_VERSION]) for row in rows]
-
-
-def versions(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict[str, str]:
-    """The version of each of these agents of the organization that exists, by id."""
-    return agent_store.shown_versions(conn, organization_id, agent_ids)
-
-
-def versioned_views(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict[str, tuple[str, AgentView]]:
-    """These agents of the organization that exist, each with its version as read with it, by id."""
-    found = agent_store.with_related(conn, organization_id, agent_ids, versions=True)
-    return {i: (row.pop(agent_store.SHOWN_VERSION), _view(row)) for i, row in found.items()}
-
-
 def _needed(secrets: SecretBox | None) -> SecretBox:
     if secrets is None:
         raise TypeError("tool variables are sealed: pass the process's SecretBox as secrets=")
@@ -320,14 +276,6 @@ def _check_config_changes(
 def delete(conn: Conn, organization_id: str, agent_id: str) -> None:
     if not agent_store.delete(conn, organization_id, agent_id):
         raise NotFound(f"agent {agent_id} not found")
-
-
-def _view(row: dict[str, Any]) -> AgentView:
-    blocks = row.pop("related_blocks")
-    tools = row.pop("related_tools")
-    env = row.pop("related_env")
-    identity_ids = row.pop("related_identity_ids", [])
-    return AgentView(row, blocks, tools, env, identity_ids)
 
 
 def _file_caps(spec: AgentSpec) -> dict[str, int]:

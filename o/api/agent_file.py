@@ -24,7 +24,8 @@ from o.agent import lifecycle
 from o.agent.portable import agent_file as portable
 from o.agent.portable import archives as portable_archives
 from o.agent.portable.agent_file import FileMessage, FileTool
-from o.api.schemas.agents import AgentState, CreateAgent, llm_config_from_handle
+from o.api.schemas.agent_state import AgentState
+from o.api.schemas.agents import CreateAgent, llm_config_from_handle
 from o.api.schemas.blocks import CreateBlock
 from o.errors import InvalidInput
 from o.memory.embeddings import LOCAL_EMBEDDERS, EmbedderSource

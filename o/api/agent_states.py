@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pydantic_core import to_json
 
-from o.agent import lifecycle
-from o.agent.lifecycle import AgentView
+from o.agent import views
+from o.agent.views import AgentView
 from o.api.responses import SHARED_PLACEHOLDER, spliced_json
-from o.api.schemas.agents import AgentState
+from o.api.schemas.agent_state import AgentState
 from o.api.serialized import SerializedCache, assembled
 from o.store.db import Conn
 
@@ -20,12 +20,12 @@ _WRITTEN = SerializedCache(max_bytes=4 << 20)
 
 
 def agents_json(conn: Conn, org: str, versions: list[tuple[str, str]]) -> list[bytes]:
-    """The AgentState JSON of each agent of ``versions`` ((id, version), as lifecycle reads them) that
+    """The AgentState JSON of each agent of ``versions`` ((id, version), as o.agent.views reads them) that
     still exists, in that order."""
     ids = {f"{agent_id}|{version}": agent_id for agent_id, version in versions}
 
     def write(missing: list[str]) -> dict[str, tuple[str, bytes]]:
-        found = lifecycle.versioned_views(conn, org, [ids[key] for key in missing])
+        found = views.versioned_views(conn, org, [ids[key] for key in missing])
         tool_json: dict[str, bytes] = {}  # each distinct tool serialized once, schema and all
         written = {}
         for key in missing:

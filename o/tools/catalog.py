@@ -14,13 +14,11 @@ from o.store import tools as tool_store
 from o.store.db import Conn
 from o.tools import base
 from o.tools.schema import derive_json_schema, find_function, parse_source
-from o.tools.secrets.envelope import SecretBox, variable_context
+from o.tools.secrets.envelope import MASKED, SecretBox, variable_context
 
 _TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_RETURN_CHARS = 1_000_000
-# how a tool variable's value is shown in every response: never the value, never its sealed form
-MASKED = "********"
 
 
 @dataclass

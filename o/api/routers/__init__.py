@@ -25,6 +25,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     # before agents: its paths (/v1/agents/import) would otherwise read as agent ids
     "agent_files": ("router",),
     "agents": ("router",),
+    "agent_changes": ("router",),
     "core_memory": ("router",),
     "blocks": ("router",),
     "messages": ("router", "org_router"),
@@ -69,9 +70,11 @@ RESOURCES: dict[str, tuple[str, ...]] = {
 }
 # /v1/agents/import and /v1/agents/import-bundle (agent_files' only one-segment routes; agents' routes of an id
 # may match them too); /v1/agents/ and /v1/agents/<an id> are the agents' own: a GET of an agent never imports
-# the agent files' routes (the bundle format, the agent file's schemas)
+# the agent files' routes (the bundle format, the agent file's schemas), nor those that change agents (their
+# request models, the base tools and the tools' catalog), which any other method gets too, so that it is
+# matched (or refused with a 405) as by the whole app
 AGENT_FILES = ("import", "import-bundle")
-AGENTS = ("agent_files", "agents")
+AGENT_READS = frozenset({"GET", "HEAD"})
 # /v1/agents/{agent_id}/<part>/… → the modules with routes under it
 AGENT_PARTS: dict[str, tuple[str, ...]] = {
     "archival-memory": ("archival",),
@@ -108,9 +111,9 @@ CONTENT = "/v1/uploads/*/content"  # uploads
 SESSIONS = "/v1/uploads/"  # uploads
 
 
-def modules_for(path: str) -> tuple[str, ...] | None:
-    """The router modules whose routes can match ``path`` (with or without its trailing slash);
-    None: every module (OpenAPI and the docs, or a path the tables do not name)."""
+def modules_for(path: str, method: str) -> tuple[str, ...] | None:
+    """The router modules whose routes can match a ``method`` request of ``path`` (with or without its
+    trailing slash); None: every module (OpenAPI and the docs, or a path the tables do not name)."""
     if path.startswith(OWN_PATHS):
         return ()
     parts = path.strip("/").split("/")
@@ -119,7 +122,8 @@ def modules_for(path: str) -> tuple[str, ...] | None:
     if parts[1] != "agents":
         return RESOURCES.get(parts[1])
     if len(parts) <= 3:
-        return AGENTS if parts[2:] and parts[2] in AGENT_FILES else ("agents",)
+        files = ("agent_files",) if parts[2:] and parts[2] in AGENT_FILES else ()
+        return (*files, "agents") if method in AGENT_READS else (*files, "agents", "agent_changes")
     return AGENT_PARTS.get(parts[3])
 
 
@@ -170,5 +174,5 @@ class IncludeOnDemand:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            self.routes.include(modules_for(scope.get("path", "")))
+            self.routes.include(modules_for(scope.get("path", ""), scope.get("method", "GET")))
         await self.app(scope, receive, send)

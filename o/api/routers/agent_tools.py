@@ -16,7 +16,7 @@ from o.agent.tools import web_tools
 from o.api import errors
 from o.api.deps import AgentEngine, Db, Embeddings, Org, Secrets, ToolSandbox
 from o.api.paging import paging, slice_page
-from o.api.schemas.agents import AgentState
+from o.api.schemas.agent_state import AgentState
 from o.api.schemas.tools import (
     AgentToolRun,
     SetToolEnvironment,

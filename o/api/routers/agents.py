@@ -1,49 +1,26 @@
-"""Letta V1 agent routes: /v1/agents/..."""
+"""Letta V1 agent routes that read agents: GET /v1/agents/ and /v1/agents/{agent_id}.
+
+The routes that change agents are :mod:`o.api.routers.agent_changes`: a GET of an agent, the request an
+API Lambda's cold start serves most, does not build their request models and routes nor import what
+creating an agent needs (the base tools, the tools' catalog)."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
-from o.agent import identities, lifecycle
-from o.agent.tools import offered_builtins
+from o.agent import views as agent_views
 from o.api import errors
 from o.api.agent_states import agents_json
-from o.api.deps import AgentEngine, AppServices, Db, DbOrg, Org, Secrets
+from o.api.deps import Db, DbOrg
 from o.api.paging import paging
 from o.api.responses import JSONBytes, model_json
-from o.api.schemas.agents import AgentState, CreateAgent, UpdateAgent, with_listed_embedding
+from o.api.schemas.agent_state import AgentState
 from o.store.pages import Page
-from o.tools import base as base_tools
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=errors.responses(401))
-
-
-# 404: a block_ids, tool_ids or tools entry that does not exist; 422: a field O cannot honour, an unknown
-# model or embedding handle, a chosen model whose provider is not configured or does not list it, an endpoint
-# the operator does not allow
-@router.post("/", response_model=AgentState, status_code=status.HTTP_200_OK, responses=errors.responses(400, 404, 409))
-def create_agent(
-    body: CreateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine, services: AppServices
-) -> AgentState:
-    body = with_listed_embedding(body, services.models.embedding_config)
-    for named in body.named_models():  # asked before the transaction: a provider's answer may take seconds
-        services.models.check_listed(named)
-    spec = body.to_spec()
-    # O's default model is not refused for a missing key here: the first send says what to configure
-    chosen = body.model is not None or body.llm_config is not None
-    check = engine.check_configs if chosen else partial(engine.check_configs, chosen=False)
-    with db.transaction() as conn:
-        # the outside-world built-ins this process runs can be named in ``tools``
-        base_tools.ensure(conn, org, offered_builtins(engine.tools))
-        view = lifecycle.create(conn, org, spec, secrets=secrets, check=check)
-        if body.identity_ids:
-            identities.set_for_agent(conn, org, view.agent["id"], body.identity_ids)
-            view = lifecycle.get(conn, org, view.agent["id"])
-    return AgentState.from_view(view)
 
 
 @router.get("/", response_model=list[AgentState])
@@ -61,7 +38,7 @@ def list_agents(
     identifier_keys: list[str] | None = Query(default=None),
 ) -> Response:
     with db.read() as conn:
-        versions = lifecycle.listed_versions(
+        versions = agent_views.listed_versions(
             conn,
             org,
             page,
@@ -79,32 +56,7 @@ def list_agents(
 @router.get("/{agent_id}", response_model=AgentState, responses=errors.responses(404))
 def get_agent(agent_id: str, org: DbOrg, db: Db) -> Response:
     with db.read() as conn:
-        written = agents_json(conn, org, list(lifecycle.versions(conn, org, [agent_id]).items()))
+        written = agents_json(conn, org, list(agent_views.versions(conn, org, [agent_id]).items()))
         if not written:  # NotFound (unless the agent was made in between)
-            return model_json(AgentState.from_view(lifecycle.get(conn, org, agent_id)))
+            return model_json(AgentState.from_view(agent_views.get(conn, org, agent_id)))
     return JSONBytes(written[0])
-
-
-@router.patch("/{agent_id}", response_model=AgentState, responses=errors.responses(400, 404, 409))
-def update_agent(
-    agent_id: str, body: UpdateAgent, org: Org, db: Db, secrets: Secrets, engine: AgentEngine, services: AppServices
-) -> AgentState:
-    body = with_listed_embedding(body, services.models.embedding_config)
-    for named in body.named_models():
-        services.models.check_listed(named)
-    with db.transaction() as conn:
-        # locked: the changes are made to the agent's settings as they are now
-        agent = lifecycle.require(conn, org, agent_id, for_update=True)
-        changes = body.to_changes(agent)
-        view = lifecycle.update(conn, org, agent_id, changes, secrets=secrets, check=engine.check_configs)
-        if body.identity_ids is not None:
-            identities.set_for_agent(conn, org, agent_id, body.identity_ids)
-            view = lifecycle.get(conn, org, agent_id)
-    return AgentState.from_view(view)
-
-
-@router.delete("/{agent_id}", status_code=status.HTTP_200_OK, responses=errors.responses(404))
-def delete_agent(agent_id: str, org: Org, db: Db) -> dict[str, str]:
-    with db.transaction() as conn:
-        lifecycle.delete(conn, org, agent_id)
-    return {"message": f"agent {agent_id} deleted"}

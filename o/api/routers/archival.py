@@ -11,7 +11,7 @@ from pydantic import Field
 from o.api import errors
 from o.api.deps import Db, Embeddings, Org
 from o.api.paging import paging
-from o.api.schemas.agents import letta_embedding_config
+from o.api.schemas.agent_state import letta_embedding_config
 from o.api.schemas.common import Request, Response, Timestamp
 from o.memory import archival
 from o.store.pages import Page

@@ -10,7 +10,7 @@ from o.agent import lifecycle
 from o.api import errors
 from o.api.deps import Db, Org
 from o.api.paging import paging, slice_page
-from o.api.schemas.agents import AgentState
+from o.api.schemas.agent_state import AgentState
 from o.api.schemas.blocks import Block, CreateBlock, UpdateBlock, block_changes
 from o.errors import NotFound
 from o.memory import blocks as memory_blocks

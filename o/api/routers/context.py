@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from o.agent import lifecycle, overview
 from o.api import errors
 from o.api.deps import AgentEngine, Db, Org
-from o.api.schemas.agents import AgentState
+from o.api.schemas.agent_state import AgentState
 
 router = APIRouter(prefix="/v1/agents/{agent_id}", tags=["agents"], responses=errors.responses(401, 404))
 

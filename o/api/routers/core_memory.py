@@ -12,7 +12,7 @@ from o.api import errors
 from o.api.deps import Db, DbOrg, Org
 from o.api.paging import paging, slice_page
 from o.api.responses import model_json
-from o.api.schemas.agents import AgentState
+from o.api.schemas.agent_state import AgentState
 from o.api.schemas.blocks import Block, UpdateBlock, block_changes
 from o.errors import NotFound
 from o.memory import blocks as memory_blocks

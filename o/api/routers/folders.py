@@ -14,7 +14,7 @@ from o.agent.file_services import FileServices
 from o.api import errors
 from o.api.deps import Db, Org
 from o.api.paging import paging
-from o.api.schemas.agents import AgentState
+from o.api.schemas.agent_state import AgentState
 from o.api.schemas.folders import (
     AgentFile,
     AgentFilesPage,

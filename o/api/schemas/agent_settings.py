@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from o.api.schemas.agent_state import OPENAI_COMPATIBLE
 from o.api.schemas.common import Request
 from o.errors import InvalidInput
 from o.memory.files.views import OPEN_FILES_BOUNDS, WINDOW_CHARS_BOUNDS
@@ -114,10 +115,6 @@ class ModelSettings(Request):
         return value
 
 
-# endpoint types that serve OpenAI's API and take OpenAI's model_settings
-OPENAI_COMPATIBLE = frozenset({"ollama", "vllm", "lmstudio"})
-
-
 def apply_model_settings(llm: dict[str, Any], settings: ModelSettings) -> dict[str, Any]:
     """``llm`` (an llm_config) with ``settings`` applied."""
     out = dict(llm)
@@ -148,29 +145,6 @@ def apply_model_settings(llm: dict[str, Any], settings: ModelSettings) -> dict[s
         out["enable_reasoner"] = enabled
         out["max_reasoning_tokens"] = (settings.thinking.budget_tokens or 0) if enabled else 0
     return out
-
-
-def model_settings_of(llm: dict[str, Any]) -> dict[str, Any]:
-    """The agent's ``llm_config`` in Letta's ``model_settings`` shape (what AgentState shows)."""
-    provider = llm.get("model_endpoint_type")
-    settings: dict[str, Any] = {
-        # Letta's types have no Ollama, vLLM or LM Studio settings; these OpenAI-compatible servers take
-        # OpenAI's (see apply_model_settings)
-        "provider_type": "openai" if provider in OPENAI_COMPATIBLE else provider,
-        "temperature": llm.get("temperature", 0.7),
-        "max_output_tokens": llm.get("max_tokens") or 4096,
-        "parallel_tool_calls": bool(llm.get("parallel_tool_calls", False)),
-        "response_format": llm.get("response_format") or {"type": "text"},
-    }
-    if llm.get("model_endpoint_type") == "anthropic":
-        budget = int(llm.get("max_reasoning_tokens") or 0)
-        enabled = bool(llm.get("enable_reasoner")) and budget > 0
-        settings["thinking"] = {"type": "enabled" if enabled else "disabled", "budget_tokens": budget}
-        if llm.get("reasoning_effort") in ("low", "medium", "high"):
-            settings["effort"] = llm["reasoning_effort"]
-    elif llm.get("reasoning_effort"):
-        settings["reasoning"] = {"reasoning_effort": llm["reasoning_effort"]}
-    return settings
 
 
 # Letta's per-agent file caps (o.memory.files.views): None keeps the agent's current (or the default) cap

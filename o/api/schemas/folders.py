@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from o.api.schemas.agents import letta_embedding_config
+from o.api.schemas.agent_state import letta_embedding_config
 from o.api.schemas.common import Request, Response
 from o.api.schemas.model_configs import EmbeddingConfigIn
 from o.memory.embeddings import config_for_handle

@@ -26,6 +26,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from o.errors import OError
 
+# how a tool variable's sealed value is shown in every response: never the value, never its sealed form
+MASKED = "********"
+
 VERSION = 1
 NONCE_BYTES = 12
 KEY_BYTES = 32

@@ -36,16 +36,23 @@ CALLING_OUT = ("o.net.transport", "httpcore2", "o.tools.mcp.pool", "o.tools.mcp.
 FIRST_REQUEST = ("o.agent.folders", "o.agent.uploads", "o.llm.catalog")
 # the routes of the agent files (/v1/agents/import, export, bundle), which a GET of an agent does not need
 AGENT_FILES = ("o.api.routers.agent_files", "o.api.agent_file")
+# the routes that change agents, their request shapes, and what only changing one needs (the lifecycle, the base
+# tools, the tools' catalog, archival memory: locally the transfer jobs' worker imports the last four at start)
+AGENT_CHANGES = ("o.api.routers.agent_changes", "o.api.schemas.agents", "o.api.schemas.agent_settings",
+                 "o.agent.lifecycle", "o.agent.tools", "o.tools.base", "o.tools.builtin", "o.tools.catalog",
+                 "o.memory.archival")
 settings = settings_from({"OPENAI_API_KEY": "sk-test"})
 db = Database(url, min_size=1, max_size=2).open()
 services = runtime.api_services(settings, db, secrets=SecretBox(KeyFile(Path(keyfile))))
 app = create_app(services, max_body_bytes=256 * 1024, routes_on_demand=True)
 started = [name for name in (*AGENT_MACHINERY, *CALLING_OUT, *FIRST_REQUEST) if name in sys.modules]
 assert started == [], f"the API's start imported {started}"
+at_start = set(sys.modules)
 with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
     got = client.get(f"/v1/agents/{agent_id}")
     assert got.status_code == 200 and got.json()["name"] == "cold", got.text
     loaded = [name for name in (*AGENT_MACHINERY, *CALLING_OUT, *AGENT_FILES) if name in sys.modules]
+    loaded += [name for name in AGENT_CHANGES if name in sys.modules and name not in at_start]
     assert loaded == [], f"a GET of an agent imported {loaded}"
     # the first request that needs the engine builds it, with the database the routes use, and it shares
     # the MCP servers' pooled connections with the routes

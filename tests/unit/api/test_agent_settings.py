@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from o.api.schemas.agent_settings import ModelSettings, apply_model_settings, model_settings_of
+from o.api.schemas.agent_settings import ModelSettings, apply_model_settings
+from o.api.schemas.agent_state import model_settings_of
 from o.errors import InvalidInput
 from o.llm.config import LLMConfig
 from o.memory.embeddings import config_for_handle

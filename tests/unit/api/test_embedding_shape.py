@@ -5,7 +5,7 @@ from __future__ import annotations
 from letta_client.types import EmbeddingConfig
 
 from o.agent.lifecycle import DEFAULT_EMBEDDING_CONFIG
-from o.api.schemas.agents import letta_embedding_config
+from o.api.schemas.agent_state import letta_embedding_config
 
 
 def test_configs_stored_by_earlier_releases_show_as_hugging_face() -> None:

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from o.api.routers import MODULES, Routes, modules_for
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _PARAM = re.compile(r"{(\w+)(:path)?}")
 
 
@@ -66,30 +66,38 @@ def test_each_route_is_found_among_the_modules_its_path_names(by_module: dict[st
     for module, routes in by_module.items():
         for route in routes:
             path = concrete(route.path)
-            needed = modules_for(path)
-            assert needed is not None, f"{path} ({module}) is in no table: a Lambda would include every router"
-            assert module in needed, (path, module, needed)
-            assert modules_for(path.rstrip("/") if path.endswith("/") else path + "/") == needed
+            for method in route.methods or ():
+                needed = modules_for(path, method)
+                assert needed is not None, f"{path} ({module}) is in no table: a Lambda would include every router"
+                assert module in needed, (method, path, module, needed)
+                assert modules_for(path.rstrip("/") if path.endswith("/") else path + "/", method) == needed
 
 
 def test_a_path_is_matched_by_its_modules_as_by_the_whole_app(by_module: dict[str, list[Route]]) -> None:
     every: list[BaseRoute] = [r for routes in by_module.values() for r in routes]
     for route in every:
         path = concrete(route.path)  # type: ignore[attr-defined]
-        needed = modules_for(path) or ()
-        subset: list[BaseRoute] = [r for m in MODULES if m in needed for r in by_module[m]]
         for method in METHODS:
+            needed = modules_for(path, method) or ()
+            subset: list[BaseRoute] = [r for m in MODULES if m in needed for r in by_module[m]]
             assert matched(subset, path, method) is matched(every, path, method), (method, path)
 
 
 def test_the_agent_files_paths_are_not_read_as_agent_ids(by_module: dict[str, list[Route]]) -> None:
     route = matched([r for routes in by_module.values() for r in routes], "/v1/agents/import", "POST")
     assert isinstance(route, Route) and route.path == "/v1/agents/import"
-    assert modules_for("/v1/agents/import") == ("agent_files", "agents")
+    assert modules_for("/v1/agents/import", "POST") == ("agent_files", "agents", "agent_changes")
+
+
+def test_a_read_of_an_agent_gets_the_agents_reads_only() -> None:
+    for path in ("/v1/agents", "/v1/agents/", "/v1/agents/agent-1f3e", "/v1/agents/agent-1f3e/"):
+        assert modules_for(path, "GET") == ("agents",), path
+        for method in ("POST", "PATCH", "DELETE", "PUT"):
+            assert modules_for(path, method) == ("agents", "agent_changes"), (method, path)
 
 
 def test_what_needs_every_route_gets_every_route() -> None:
     for path in ("/openapi.json", "/docs", "/redoc", "/v1/nowhere/1", "/", "/v2/agents/"):
-        assert modules_for(path) is None, path
-    assert modules_for("/console/index.html") == ()
-    assert modules_for("/docs-assets/swagger-ui.css") == ()
+        assert modules_for(path, "GET") is None, path
+    assert modules_for("/console/index.html", "GET") == ()
+    assert modules_for("/docs-assets/swagger-ui.css", "GET") == ()
