@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from o.agent import lifecycle
 from o.api.responses import model_json
-from o.api.schemas.agents import AgentState
+from o.api.schemas.agent_state import AgentState
 from o.api.schemas.messages import to_letta_list
 from o.ids import new_id
 from o.store import messages as message_store
