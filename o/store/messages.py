@@ -130,14 +130,15 @@ def list_page(
     )
 
 
+# composed once: a page of history runs it whenever a message is not written yet
+_SHOWN_BY_ID = sql.SQL(
+    'SELECT {}, xmin::text AS "version" FROM messages WHERE id = ANY(%s) AND organization_id = %s'
+).format(_LISTED)
+
+
 def shown(conn: Conn, organization_id: str, message_ids: list[str]) -> list[dict[str, Any]]:
     """These messages of the organization as a page shows them, each with its ``version``."""
-    return conn.execute(
-        sql.SQL('SELECT {}, xmin::text AS "version" FROM messages WHERE id = ANY(%s) AND organization_id = %s').format(
-            _LISTED
-        ),
-        (message_ids, organization_id),
-    ).fetchall()
+    return conn.execute(_SHOWN_BY_ID, (message_ids, organization_id)).fetchall()
 
 
 def at_position(conn: Conn, step_id: str, position: int) -> dict[str, Any] | None:
