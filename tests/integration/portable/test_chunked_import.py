@@ -312,3 +312,11 @@ def test_an_import_that_finished_is_not_given_up_on(framed: tuple[str, bytes], a
     assert arrival.job(upload_id) == done
     assert [a["id"] for a in arrival.client.get("/v1/agents/").json()] == [done["result"]["agent_id"]]
     assert transfer_jobs.give_up(arrival.jobs, f"upload-{uuid.uuid4()}", 5, quiet_s=0) is True  # gone
+    # an export no run finished says to ask for it again; the agent it was of is untouched
+    services = TransferServices(arrival.jobs.blobs)
+    export = uploads.start_export(arrival.db, services, arrival.org, done["result"]["agent_id"])["id"]
+    _age(arrival.db, export, lease_s=-1, written_s=600)
+    assert transfer_jobs.give_up(arrival.jobs, export, 5, quiet_s=120) is True
+    ended = arrival.job(export)
+    assert ended["status"] == "error" and ended["error_message"].endswith("request the export again"), ended
+    assert [a["id"] for a in arrival.client.get("/v1/agents/").json()] == [done["result"]["agent_id"]]
