@@ -28,9 +28,10 @@ from o.runtime.files import transfer_jobs as jobs_of
 _runtime = runtime.lambda_runtime()
 _jobs = jobs_of(_runtime.settings, _runtime.db)
 _DELIVERIES = _runtime.settings.files.max_receives
-# nothing written on the work for this long: no run is at it, nor about to take it (a job handed on,
-# a file replaced, wait for the message that announced them anew). An ingest run killed at its
-# timeout wrote at least a minute before its message comes back (the visibility timeout is longer).
+# nothing written on the work for this long: no run is at it, nor about to take it (a job just handed
+# on, a file just replaced: the message that announced them anew is on its way). An ingest run killed
+# at its timeout may have written up to a minute before its message was dead-lettered (the visibility
+# timeout is a minute longer than the function's): such work is ended on the record's next delivery.
 QUIET_S = 120.0
 
 
