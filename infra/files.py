@@ -6,7 +6,17 @@ announced on an SQS queue; the ingest function consumes it and parses, chunks an
 A message the function does not finish (an error, or a timeout: the file's lease outlives it)
 comes back after the visibility timeout, and the next delivery resumes from the chunks already
 stored; after ``MAX_RECEIVES`` deliveries it goes to the dead-letter queue. No periodic sweep: a
-paused database is woken only by uploads.
+paused database is woken only by uploads (and by their dead letters).
+
+The dead-letter queue feeds a function of its own (``functions/dead_letters``): the file or transfer
+job a dead letter names, if still unfinished and no run is at it, ends in ``error`` with a reason that
+says it was given up after ``MAX_RECEIVES`` deliveries and what to do (upload the file again, start a
+new upload session, export again), through the same failure paths as a bad bundle or an unreadable
+file: a failed import's rows (in their hidden organization) and uploaded bytes are removed, a failed
+file keeps none of its chunks. Work finished meanwhile is left alone; work a run may still be at (its
+lease not run out) is looked at again after the dead-letter queue's visibility timeout. Its own
+function, not the ingest function with a second queue: a message may be dead-lettered because the
+ingest function cannot run at all, and this one needs only the database and ``s3:DeleteObject``.
 """
 
 from __future__ import annotations
@@ -23,12 +33,15 @@ from o.config import env_name
 from o.config.tools import TRANSFER_KEPT_DAYS
 
 HANDLER = "functions.ingest.handler.handler"
+DEAD_LETTER_HANDLER = "functions.dead_letters.handler.handler"
 TIMEOUT = Duration.minutes(15)
 # the file's lease: past the function's timeout, so a timed-out invocation's file is free again by
 # the time its message comes back (the visibility timeout)
 LEASE_SECONDS = 15 * 60 + 30
 VISIBILITY = Duration.minutes(16)
 MAX_RECEIVES = 5
+# ending a dead letter's work: removing what a failed import's chunks wrote is one transaction
+DEAD_LETTER_TIMEOUT = Duration.minutes(5)
 # the largest file a direct upload (POST /v1/folders/{id}/upload) may carry: Lambda takes an invocation
 # payload of 6 MB, and API Gateway hands it the body base64-encoded (4/3 larger) inside the event, with
 # the multipart envelope and headers beside it. Larger files go through an upload session (a presigned
@@ -47,6 +60,7 @@ class Files(Construct):
         assets: FunctionAssets,
         network: FunctionNetwork,
         environment: dict[str, str],
+        database_environment: dict[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
@@ -73,6 +87,8 @@ class Files(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
+            # a dead letter whose work a run may still hold comes back once that run's lease has run out
+            visibility_timeout=VISIBILITY,
         )
         acknowledge(self.dead_letters, ("AwsSolutions-SQS3", "this is the ingest queue's dead-letter queue"))
         self.queue = sqs.Queue(
@@ -105,6 +121,36 @@ class Files(Construct):
         self._grant(self.service, "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
         # a bundle import longer than one invocation hands itself on with a new message
         self.queue.grant_send_messages(self.function)
+        self.dead_letter_service = self._dead_letter_function(assets, network, database_environment)
+
+    def _dead_letter_function(
+        self, assets: FunctionAssets, network: FunctionNetwork, database_environment: dict[str, str]
+    ) -> ServiceFunction:
+        """Ends the work of the ingest queue's dead letters; it knows the bucket (an import's bytes to
+        delete), not the ingest queue (it announces nothing)."""
+        service = ServiceFunction(
+            self,
+            "DeadLetterFunction",
+            assets=assets,
+            handler=DEAD_LETTER_HANDLER,
+            description="O dead letters: ends in error the files and transfer jobs the ingest queue gave up on",
+            service="o-ingest-dead-letters",
+            memory_mb=512,
+            timeout=DEAD_LETTER_TIMEOUT,
+            environment={
+                **database_environment,
+                env_name("files", "bucket"): self.bucket.bucket_name,
+                env_name("files", "lease_seconds"): str(LEASE_SECONDS),
+                env_name("files", "max_receives"): str(MAX_RECEIVES),
+            },
+            network=network,
+        )
+        service.function.add_event_source(
+            sources.SqsEventSource(self.dead_letters, batch_size=1, report_batch_item_failures=True)
+        )
+        # DeleteObject: a failed import's uploaded bundle (nothing else of the bucket)
+        self._grant(service, "s3:DeleteObject")
+        return service
 
     def environment(self) -> dict[str, str]:
         return {

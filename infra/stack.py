@@ -176,7 +176,14 @@ class OStack(Stack):
             schedule_expression=config.sleeptime_schedule,
         )
 
-        files = Files(self, "Files", assets=assets, network=network.functions, environment=shared_env)
+        files = Files(
+            self,
+            "Files",
+            assets=assets,
+            network=network.functions,
+            environment=shared_env,
+            database_environment=database.environment(),
+        )
         api_env = {
             **shared_env,
             **files.environment(),
@@ -224,6 +231,9 @@ class OStack(Stack):
             grant_bedrock(service)
             # New code must not take traffic before its schema exists.
             service.node.add_dependency(migrations)
+        # The ingest queue's dead letters: the database, and nothing of the LLM keys, Bedrock or tools.
+        database.grant_connect(files.dead_letter_service.function)
+        files.dead_letter_service.node.add_dependency(migrations)
         # Who runs user tools: the agent loop, `POST /v1/tools/run`, and an evolution's shadow runs. Sleep-time
         # passes use only the built-in memory tools; its function keeps the sandbox's name so a tool call
         # there would be refused by IAM, never run in-process next to the database credentials.

@@ -15,13 +15,13 @@ record is done.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from o import runtime
 from o.agent import transfer_jobs
+from o.aws.blobs import announced
 from o.memory.files import ingest
 from o.observability import logger, tracer
 from o.runtime.files import ingestion
@@ -35,17 +35,15 @@ _jobs = jobs_of(_runtime.settings, _runtime.db)
 _MARGIN_S = 120.0
 
 
-def _work(body: dict[str, Any], context: LambdaContext) -> bool:
+def _work(key: str, named: str, context: LambdaContext) -> bool:
     """Do what one record names; whether it is finished (else SQS delivers it again)."""
-    if "upload_id" in body:  # an upload session's bundle import, or an export
-        upload_id = str(body["upload_id"])
-        ran = transfer_jobs.run(_jobs, upload_id, lambda: context.get_remaining_time_in_millis() / 1000 - _MARGIN_S)
+    if key == "upload_id":  # an upload session's bundle import, or an export
+        ran = transfer_jobs.run(_jobs, named, lambda: context.get_remaining_time_in_millis() / 1000 - _MARGIN_S)
         if ran is not None and ran.handed_on:
             return True  # a new message carries it on
-        return not transfer_jobs.unfinished(_jobs, upload_id)
-    file_id = str(body["file_id"])
-    ingest.process_next(_ingestion, file_id)
-    return not ingest.unfinished(_ingestion, file_id)
+        return not transfer_jobs.unfinished(_jobs, named)
+    ingest.process_next(_ingestion, named)
+    return not ingest.unfinished(_ingestion, named)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -53,13 +51,10 @@ def _work(body: dict[str, Any], context: LambdaContext) -> bool:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures = []
     for record in (event or {}).get("Records", []):
-        try:
-            body = json.loads(record["body"])
-            if not isinstance(body, dict) or not ({"file_id", "upload_id"} & set(body)):
-                raise ValueError("no file_id or upload_id")
-        except (KeyError, TypeError, ValueError):
+        named = announced(record.get("body"))
+        if named is None:
             logger.warning("ingest record without a file_id or upload_id dropped", extra={"body": record.get("body")})
             continue
-        if not _work(body, context):
+        if not _work(*named, context):
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

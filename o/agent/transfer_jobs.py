@@ -86,6 +86,23 @@ def run(jobs: Jobs, upload_id: str | None = None, remaining: Budget = None) -> R
     return Ran(str(job["id"]))
 
 
+def give_up(jobs: Jobs, upload_id: str, deliveries: int, quiet_s: float) -> bool:
+    """End a job its queue gave up on (``deliveries`` runs, none of which finished it: killed, timed out,
+    or failing before they could say so) in error, the way a bad bundle ends: what its committed chunks
+    wrote is removed, and so are its uploaded bytes. Only a job still unfinished that no run is at: its
+    lease run out, nothing written for ``quiet_s``. Whether the job is done with (ended now, or finished
+    by itself, or gone); False while a run may be at it: ask again later."""
+    with jobs.db.transaction() as conn:
+        job = store.claim(conn, jobs.lease_s, upload_id, quiet_s=quiet_s)
+    if job is None:
+        return not unfinished(jobs, upload_id)
+    what, again = (("import", "start a new upload session to import the bundle again") if job["kind"] == "bundle"
+                   else ("export", "request the export again"))  # fmt: skip
+    _fail(jobs, job, f"given up after {deliveries} deliveries to the ingest function, none of which finished the "
+                     f"{what} (each run was stopped or failed); {again}")  # fmt: skip
+    return True
+
+
 def unfinished(jobs: Jobs, upload_id: str) -> bool:
     with jobs.db.read() as conn:
         return store.status(conn, upload_id) in store.UNFINISHED

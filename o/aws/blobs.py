@@ -129,3 +129,18 @@ class IngestQueue:
     def send_upload(self, upload_id: str) -> None:
         """Announce an upload session's job (a bundle import, an export) to the same function."""
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"upload_id": upload_id}))
+
+
+def announced(body: str) -> tuple[str, str] | None:
+    """What an ingest queue message (or its dead letter) names: ``("upload_id", id)`` for a transfer job,
+    ``("file_id", id)`` for a file; None for a body that names neither."""
+    try:
+        named = json.loads(body)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(named, dict):
+        return None
+    for key in ("upload_id", "file_id"):  # the job first, as the ingest function has always read it
+        if key in named:
+            return key, str(named[key])
+    return None

@@ -88,6 +88,9 @@ class FileSettings(Group):
     # a worker's hold on a file it processes; a crashed worker's file is taken again after this
     lease_seconds: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # deliveries of an ingest queue message before SQS moves it to the dead-letter queue (AWS: the
+    # queue's redrive policy, infra/files.py); what a job or file given up on says it was given
+    max_receives: int = Field(default=5, ge=1)
     # the `o serve` ingestion worker looks for files other processes took in this often
     poll_seconds: float = Field(default=2.0, gt=0)
     # upload sessions (POST /v1/uploads/): the largest folder file sent that way (past the direct

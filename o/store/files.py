@@ -151,18 +151,22 @@ def stored_bytes(conn: Conn, organization_id: str) -> int:
 # -- ingestion ------------------------------------------------------------------------------------------
 
 
-def claim(conn: Conn, lease_s: float, file_id: str | None = None) -> dict[str, Any] | None:
+def claim(
+    conn: Conn, lease_s: float, file_id: str | None = None, *, quiet_s: float | None = None
+) -> dict[str, Any] | None:
     """Take the oldest unfinished file whose lease is free (or ``file_id`` if it is), for ``lease_s``;
-    counts the attempt. SKIP LOCKED: two workers never take the same file."""
+    counts the attempt. SKIP LOCKED: two workers never take the same file. With ``quiet_s``, only a
+    file nothing has written for that long (no worker is at it, nor about to take it)."""
+    quiet = sql.SQL(" AND updated_at < now() - make_interval(secs => %s)") if quiet_s is not None else sql.SQL("")
     only = sql.SQL(" AND id = %s") if file_id else sql.SQL("")
     row = conn.execute(
         sql.SQL(
             """SELECT id FROM folder_files
                WHERE processing_status IN ('pending', 'parsing', 'embedding')
-                 AND (claimed_until IS NULL OR claimed_until < now()){}
+                 AND (claimed_until IS NULL OR claimed_until < now()){}{}
                ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"""
-        ).format(only),
-        (file_id,) if file_id else (),
+        ).format(quiet, only),
+        ((quiet_s,) if quiet_s is not None else ()) + ((file_id,) if file_id else ()),
     ).fetchone()
     if row is None:
         return None

@@ -52,16 +52,21 @@ def queue(conn: Conn, upload_id: str) -> dict[str, Any]:
     return row
 
 
-def claim(conn: Conn, lease_s: float, upload_id: str | None = None) -> dict[str, Any] | None:
+def claim(
+    conn: Conn, lease_s: float, upload_id: str | None = None, *, quiet_s: float | None = None
+) -> dict[str, Any] | None:
     """Take a queued (or abandoned running) job whose lease is free — ``upload_id`` if given — for
-    ``lease_s``, counting the attempt; None if there is none to take."""
+    ``lease_s``, counting the attempt; None if there is none to take. With ``quiet_s``, only a job
+    nothing has written for that long (no run is at it, nor about to take it)."""
+    quiet = " AND updated_at < now() - make_interval(secs => %s)" if quiet_s is not None else ""
     only = " AND id = %s" if upload_id else ""
     found = conn.execute(
         """SELECT id FROM transfers WHERE status IN ('queued', 'running')
              AND (claimed_until IS NULL OR claimed_until < now())"""
+        + quiet
         + only
         + " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-        (upload_id,) if upload_id else (),
+        ((quiet_s,) if quiet_s is not None else ()) + ((upload_id,) if upload_id else ()),
     ).fetchone()
     if found is None:
         return None

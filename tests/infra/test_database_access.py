@@ -25,6 +25,7 @@ SERVING = (
     "functions.agent_step.handler.handler",
     "functions.sleeptime.handler.handler",
     "functions.evolution.handler.handler",
+    "functions.dead_letters.handler.handler",
 )
 MIGRATE = "functions.migrate.handler.handler"
 

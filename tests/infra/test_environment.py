@@ -21,6 +21,7 @@ HANDLERS = {
     "tool_sandbox": "functions.tool_sandbox.handler.handler",
     "alias": "functions.alias.handler.handler",
     "ingest": "functions.ingest.handler.handler",
+    "dead_letters": "functions.dead_letters.handler.handler",
 }
 
 
@@ -68,6 +69,16 @@ NEEDS: dict[str, Callable[[Settings], bool]] = {
     ),
     # the file's lease outlives the function's 15-minute timeout, so a redelivered message finds it free
     "ingest": lambda s: _database(s) and _models(s) and _files(s) and s.files.lease_seconds > 900,
+    # the ingest queue's dead letters: the database and the bucket (an import's bytes to delete), the
+    # reason's count of deliveries as the queue's redrive policy has it; no queue to announce on, no keys
+    "dead_letters": lambda s: (
+        _database(s)
+        and bool(s.files.bucket)
+        and s.files.ingest_queue_url is None
+        and s.files.max_receives == 5
+        and s.files.lease_seconds > 900
+        and s.llm.keys_secret_arn is None
+    ),
     "agent_step": lambda s: _database(s) and _loop(s) and _secrets(s),
     "evolution": lambda s: _database(s) and _loop(s) and _evolution(s) and _secrets(s),
     # a pass starts evolutions, never agent runs: no agent-loop machine (nor the right to start it)

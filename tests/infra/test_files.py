@@ -47,14 +47,32 @@ def test_the_bucket_is_private_encrypted_and_kept(synthesized: Synthesized) -> N
     assert logical.startswith("FilesBucket")
 
 
+def _function_of(synthesized: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
+    (found,) = [(k, v) for k, v in synthesized.resources("AWS::Lambda::Function").items()
+                if v["Properties"]["Handler"] == handler]  # fmt: skip
+    return found
+
+
 def test_the_ingest_queue_retries_then_dead_letters(synthesized: Synthesized) -> None:
     queues = synthesized.resources("AWS::SQS::Queue")
-    (main,) = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    ((main_id, main),) = [(k, q) for k, q in queues.items() if "RedrivePolicy" in q["Properties"]]
     assert main["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 5
     assert main["Properties"]["VisibilityTimeout"] == 16 * 60
     assert all(q["Properties"].get("SqsManagedSseEnabled") for q in queues.values())
-    (mapping,) = synthesized.resources("AWS::Lambda::EventSourceMapping").values()
-    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    dead_id = main["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    # a dead letter whose work a run may still hold comes back once that run's lease (15.5 min) has run out
+    assert queues[dead_id]["Properties"]["VisibilityTimeout"] == 16 * 60
+    mappings = synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+    consumers = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"] for m in mappings}
+    ingest_id, _ = _function_of(synthesized, "functions.ingest.handler.handler")
+    dead_letters_id, dead_letters = _function_of(synthesized, "functions.dead_letters.handler.handler")
+    # each queue feeds its own function, one record an invocation, a record not finished delivered again
+    assert {q: p["FunctionName"]["Ref"] for q, p in consumers.items()} == {main_id: ingest_id, dead_id: dead_letters_id}
+    for props in consumers.values():
+        assert props["BatchSize"] == 1 and props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # the queue's visibility outlasts the function (Lambda requires it), and the reason it writes counts right
+    assert dead_letters["Properties"]["Timeout"] <= 16 * 60
+    assert dead_letters["Properties"]["Environment"]["Variables"]["O_FILES_MAX_RECEIVES"] == "5"
 
 
 def test_who_may_do_what_with_files(synthesized: Synthesized) -> None:
@@ -74,6 +92,20 @@ def test_who_may_do_what_with_files(synthesized: Synthesized) -> None:
     }
     # SendMessage: a bundle import longer than one invocation hands itself on with a new message
     assert {"sqs:ReceiveMessage", "sqs:SendMessage"} <= ingest
+    # the dead letters' function deletes a failed import's uploaded bytes and reads its own queue, no more
+    dead_letters = _statements(synthesized, "FilesDeadLetterFunction")
+    assert {a for a in _actions(dead_letters) if a.startswith(("s3:", "sqs:"))} == {
+        "s3:DeleteObject",
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
+    on_queues = {r["Fn::GetAtt"][0] for s in dead_letters if str(s["Action"]).count("sqs:")
+                 for r in ([s["Resource"]] if isinstance(s["Resource"], dict) else s["Resource"])}  # fmt: skip
+    assert len(on_queues) == 1 and next(iter(on_queues)).startswith("FilesDeadLetters")
+    assert not {a for a in _actions(dead_letters) if a.startswith(("secretsmanager:", "bedrock:", "lambda:"))}
 
 
 def test_direct_uploads_are_capped_at_what_lambda_can_carry(synthesized: Synthesized) -> None:
@@ -83,5 +115,5 @@ def test_direct_uploads_are_capped_at_what_lambda_can_carry(synthesized: Synthes
     assert (DIRECT_UPLOAD_BYTES + 65_536) * 4 / 3 < 6 * 1024 * 1024 - 100_000
     for function in synthesized.resources("AWS::Lambda::Function").values():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
-        if "O_FILES_BUCKET" in variables:
+        if "O_FILES_INGEST_QUEUE_URL" in variables:  # who takes uploads (not the dead letters' function)
             assert variables["O_FILES_MAX_UPLOAD_BYTES"] == str(DIRECT_UPLOAD_BYTES)

@@ -154,7 +154,7 @@ def test_every_function_is_arm64_with_the_one_layer(synthesized: Synthesized) ->
         fn for fn in synthesized.resources("AWS::Lambda::Function").values()
         if fn["Properties"]["Handler"].startswith("functions.")
     ]  # fmt: skip
-    assert len(functions) == 8
+    assert len(functions) == 9
     for fn in functions:
         props = fn["Properties"]
         assert props["Architectures"] == ["arm64"]
@@ -170,6 +170,7 @@ def test_database_functions_run_in_private_subnets_with_connection_info(synthesi
         "functions.migrate.handler.handler",
         "functions.sleeptime.handler.handler",
         "functions.evolution.handler.handler",
+        "functions.dead_letters.handler.handler",
     ):
         _, fn = _function(synthesized, handler)
         props = fn["Properties"]

@@ -30,6 +30,9 @@ from o.store import files as file_store
 from o.store import folders as folder_store
 from o.store.db import Conn, Database
 
+# the hold :func:`give_up` takes on a file while it ends it (a crash between the two leaves it this long)
+_GIVING_UP_LEASE_S = 300.0
+
 
 @dataclass(frozen=True)
 class Ingestion:
@@ -53,11 +56,11 @@ def process_next(ing: Ingestion, file_id: str | None = None) -> str | None:
             "file ingestion superseded (replaced, or taken after the lease ran out)", extra={"file_id": file["id"]}
         )
     except ParseError as exc:
-        _fail(ing, file, str(exc))
+        _fail(ing.db, file, str(exc))
     except Exception as exc:
         reason = str(exc) if isinstance(exc, OError) else f"{type(exc).__name__}: {exc}"
         if file["attempts"] >= ing.max_attempts:
-            _fail(ing, file, f"processing failed {file['attempts']} times; last error: {reason}")
+            _fail(ing.db, file, f"processing failed {file['attempts']} times; last error: {reason}")
         else:
             logger.warning("file ingestion failed; it will be retried", extra={"file_id": file["id"], "error": reason})
             with ing.db.transaction() as conn:
@@ -72,9 +75,24 @@ def unfinished(ing: Ingestion, file_id: str) -> bool:
         return file_store.status(conn, file_id) in file_store.UNFINISHED
 
 
-def _fail(ing: Ingestion, file: dict[str, Any], message: str) -> None:
+def give_up(db: Database, file_id: str, deliveries: int, quiet_s: float) -> bool:
+    """End a file its queue gave up on (``deliveries`` runs, none of which finished it: killed, timed
+    out, or failing before they could say so) in error, as an unreadable file ends (none of its chunks
+    kept). Only a file still unfinished that no worker is at: its lease run out, nothing written for
+    ``quiet_s``. Whether the file is done with (ended now, or finished by itself, or gone); False while
+    a worker may be at it: ask again later."""
+    with db.transaction() as conn:
+        file = file_store.claim(conn, _GIVING_UP_LEASE_S, file_id, quiet_s=quiet_s)
+        if file is None:
+            return file_store.status(conn, file_id) not in file_store.UNFINISHED
+    _fail(db, file, f"ingestion given up after {deliveries} deliveries to the ingest function, none of which "
+                    "finished it (each run was stopped or failed); upload the file again to retry")  # fmt: skip
+    return True
+
+
+def _fail(db: Database, file: dict[str, Any], message: str) -> None:
     logger.info("file ingestion failed", extra={"file_id": file["id"], "error": message})
-    with ing.db.transaction() as conn:
+    with db.transaction() as conn:
         if file_store.holds(conn, file["id"], file["claim_id"]):
             file_store.fail(conn, file["id"], message)
 

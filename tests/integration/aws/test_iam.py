@@ -69,6 +69,7 @@ HANDLERS = {
     "tool_sandbox": "functions.tool_sandbox.handler.handler",
     "alias": "functions.alias.handler.handler",
     "ingest": "functions.ingest.handler.handler",
+    "dead_letters": "functions.dead_letters.handler.handler",
 }
 
 
@@ -171,8 +172,14 @@ def _build_world(template: dict[str, Any], pg_url: str) -> World:
         world.refs[logical] = name
         world.attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
     sqs = boto3.client("sqs", region_name=REGION)
-    for logical in resources(template, "AWS::SQS::Queue"):
-        url = sqs.create_queue(QueueName=logical)["QueueUrl"]
+    # a dead-letter queue before the queue whose redrive policy names it
+    queues = sorted(resources(template, "AWS::SQS::Queue").items(), key=lambda q: "RedrivePolicy" in q[1]["Properties"])
+    for logical, resource in queues:
+        props = resource["Properties"]
+        attributes = {"VisibilityTimeout": str(props.get("VisibilityTimeout", 30))}
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(resolve(props["RedrivePolicy"], world))
+        url = sqs.create_queue(QueueName=logical, Attributes=attributes)["QueueUrl"]
         world.refs[logical] = url
         world.attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{logical}"
         world.attributes[(logical, "QueueName")] = logical

@@ -255,3 +255,68 @@ def test_a_bundle_found_bad_leaves_nothing_behind(
     assert _stored(arrival.db) == before
     assert arrival.client.get("/v1/agents/").json() == []
     assert arrival.jobs.blobs.size(job["blob_key"]) is None  # the uploaded bytes are removed with it
+
+
+def _age(db: Database, upload_id: str, *, lease_s: float, written_s: float) -> None:
+    """The job as time would leave it: its lease ending ``lease_s`` from now, last written ``written_s`` ago."""
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE transfers SET claimed_until = now() + make_interval(secs => %s),"
+            " updated_at = now() - make_interval(secs => %s) WHERE id = %s",
+            (lease_s, written_s, upload_id),
+        )
+
+
+def test_an_import_given_up_on_leaves_nothing_behind(framed: tuple[str, bytes], arrival: Target) -> None:
+    """Its message dead-lettered (transfer_jobs.give_up): once no run may be at the job, it ends in error
+    with the reason and what to do, the rows of its committed chunks and its uploaded bytes removed."""
+    _, data = framed
+    before = _stored(arrival.db)
+    upload_id = arrival.upload(data, "never-finished")
+    for _ in range(3):  # three chunks committed (hidden), then runs that were killed
+        assert transfer_jobs.run(arrival.jobs, upload_id, _no_time_left) == transfer_jobs.Ran(upload_id, True)
+    with arrival.db.transaction() as conn:
+        assert store.claim(conn, 60, upload_id) is not None  # a run that holds the job now
+    assert _stored(arrival.db) != before
+    assert transfer_jobs.give_up(arrival.jobs, upload_id, 5, quiet_s=120) is False
+    _age(arrival.db, upload_id, lease_s=-1, written_s=30)  # its lease ran out, but it was written lately
+    assert transfer_jobs.give_up(arrival.jobs, upload_id, 5, quiet_s=120) is False
+    assert arrival.job(upload_id)["status"] == "running"
+
+    _age(arrival.db, upload_id, lease_s=-1, written_s=600)
+    assert transfer_jobs.give_up(arrival.jobs, upload_id, 5, quiet_s=120) is True
+    job = arrival.job(upload_id)
+    assert job["status"] == "error", job
+    assert job["error_message"].startswith("given up after 5 deliveries to the ingest function")
+    assert "start a new upload session" in job["error_message"]
+    assert _stored(arrival.db) == before
+    assert arrival.client.get("/v1/agents/").json() == []
+    assert arrival.jobs.blobs.size(job["blob_key"]) is None
+    # what the client polls has ended, with the reason
+    polled = arrival.client.get(f"/v1/uploads/{upload_id}").json()
+    assert polled["status"] == "error" and polled["error_message"] == job["error_message"], polled
+    # a duplicate dead letter: done with, nothing changes
+    assert transfer_jobs.give_up(arrival.jobs, upload_id, 5, quiet_s=0) is True
+    assert arrival.job(upload_id) == job
+
+
+def test_an_import_that_finished_is_not_given_up_on(framed: tuple[str, bytes], arrival: Target) -> None:
+    """A dead letter whose job later finished (another message's run completed it) leaves it alone."""
+    _, data = framed
+    upload_id = arrival.upload(data, "finished")
+    _runs(arrival.jobs, upload_id)
+    _age(arrival.db, upload_id, lease_s=-1, written_s=3600)
+    done = arrival.job(upload_id)
+    assert done["status"] == "completed"
+    assert transfer_jobs.give_up(arrival.jobs, upload_id, 5, quiet_s=0) is True
+    assert arrival.job(upload_id) == done
+    assert [a["id"] for a in arrival.client.get("/v1/agents/").json()] == [done["result"]["agent_id"]]
+    assert transfer_jobs.give_up(arrival.jobs, f"upload-{uuid.uuid4()}", 5, quiet_s=0) is True  # gone
+    # an export no run finished says to ask for it again; the agent it was of is untouched
+    services = TransferServices(arrival.jobs.blobs)
+    export = uploads.start_export(arrival.db, services, arrival.org, done["result"]["agent_id"])["id"]
+    _age(arrival.db, export, lease_s=-1, written_s=600)
+    assert transfer_jobs.give_up(arrival.jobs, export, 5, quiet_s=120) is True
+    ended = arrival.job(export)
+    assert ended["status"] == "error" and ended["error_message"].endswith("request the export again"), ended
+    assert [a["id"] for a in arrival.client.get("/v1/agents/").json()] == [done["result"]["agent_id"]]
