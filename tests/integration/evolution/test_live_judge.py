@@ -52,6 +52,11 @@ def wordy_server(wordy: WordyJudgeWorld) -> Any:
         yield s
 
 
+# live turns per test: the canary's half of them is a stable hash of random run ids, so with 16 turns one
+# side got fewer than the judge's 3 scores in ~0.4% of runs (a suite run saw it); with 24, ~0.004%
+TURNS = 24
+
+
 def _judged_suite(**canary: Any) -> evaluator.Suite:
     suite = task.suite()
     rules = suite.gate.canary.model_copy(update={"judge_sample": 1.0, "min_judged": 3, "judge_alpha": 0.05, **canary})
@@ -110,17 +115,17 @@ def test_a_canary_the_judge_finds_worse_is_rolled_back(
     evo = _to_canary(deps, org, agent_id)
     assert evo.status == "canary", evo.reason
     wordy.live = True
-    _live_turns(deps, org, agent_id, 16)
+    _live_turns(deps, org, agent_id, TURNS)
     done = loop.step(deps, evo.id, "evaluate")
     final = _evolution(db, evo.id)
     assert done.status == "rolled_back", final.reason
     assert "canary judge score 0.10 vs 1.00" in (final.reason or "")
     canary = final.figures["canary"]
     assert canary["checks"]["judge"]["failed"] is True and canary["checks"]["errors"]["failed"] is False
-    assert canary["judge"]["judged"] == canary["judge"]["sampled"] == 16 and canary["judge"]["fraction"] == 1.0
+    assert canary["judge"]["judged"] == canary["judge"]["sampled"] == TURNS and canary["judge"]["fraction"] == 1.0
     # the judge's spend is the evolution's: 320 tokens a score at gpt-4o-mini's input and output prices
-    assert final.figures["live_judge"]["tokens"] == 16 * 320
-    assert final.figures["live_judge"]["usd"] == pytest.approx(16 * (300 * 0.15 + 20 * 0.60) / 1e6)
+    assert final.figures["live_judge"]["tokens"] == TURNS * 320
+    assert final.figures["live_judge"]["usd"] == pytest.approx(TURNS * (300 * 0.15 + 20 * 0.60) / 1e6)
     # each sampled reply keeps its score; the decision's history passage in the agent's memory names the judge
     with db.transaction() as conn:
         scored = conn.execute(
@@ -129,8 +134,9 @@ def test_a_canary_the_judge_finds_worse_is_rolled_back(
         passage = conn.execute(
             "SELECT text FROM passages WHERE id = %s", (final.figures["memory_passage_id"],)
         ).fetchone()
-    assert scored["n"] == 16
-    assert "canary judge score" in passage["text"] and "Live judge: 16 sampled live replies scored" in passage["text"]
+    assert scored["n"] == TURNS
+    assert "canary judge score" in passage["text"]
+    assert f"Live judge: {TURNS} sampled live replies scored" in passage["text"]
 
 
 def test_a_sound_canary_is_judged_and_not_rolled_back(db: Database, server: OpenAIServer, world: task.World) -> None:
@@ -139,12 +145,12 @@ def test_a_sound_canary_is_judged_and_not_rolled_back(db: Database, server: Open
     org, agent_id = _agent(db, server, _judged_suite(judge_sample=0.5))
     world.propose(task.BETTER)
     evo = _to_canary(deps, org, agent_id)
-    run_ids = _live_turns(deps, org, agent_id, 16)
+    run_ids = _live_turns(deps, org, agent_id, TURNS)
     done = loop.step(deps, evo.id, "evaluate")
     final = _evolution(db, evo.id)
     assert done.status == "promoted", final.reason
     expected = sum(live_judge.sampled(evo.id, r, 0.5) for r in run_ids)
-    assert 0 < final.figures["canary"]["judge"]["judged"] == expected < 16
+    assert 0 < final.figures["canary"]["judge"]["judged"] == expected < TURNS
 
 
 def test_the_canary_is_judged_again_while_its_promotion_waits(
@@ -160,7 +166,7 @@ def test_the_canary_is_judged_again_while_its_promotion_waits(
     assert loop.step(deps, evo.id, "await").next == "await"  # still healthy, still waiting
     # live traffic goes on while it waits, and the judge finds the canary worse: rolled back before approval
     wordy.live = True
-    _live_turns(deps, org, agent_id, 16)
+    _live_turns(deps, org, agent_id, TURNS)
     done = loop.step(deps, evo.id, "await")
     final = _evolution(db, evo.id)
     assert done.status == "rolled_back"
