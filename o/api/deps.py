@@ -18,7 +18,8 @@ from o.errors import Unauthorized
 from o.memory.embeddings import EmbedderSource
 from o.memory.files.blobs import LocalBlobStore
 from o.store import orgs
-from o.store.db import Conn, Database, borrow_check
+from o.store.db import Database, borrow_check
+from o.store.keyed import KeyCheck
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
 
@@ -166,27 +167,6 @@ async def current_org(
     return org_id
 
 
-class KeyCheck:
-    """The check of a key whose organization this process already knows (a key never changes
-    organization), run by the request's first borrowed connection before its own statements: the key
-    is still looked up in the database on every request, on the connection the request uses anyway,
-    so a revoked key is refused by the very next request and nothing of it is read or written."""
-
-    __slots__ = ("done", "organization_id", "secret")
-
-    def __init__(self, secret: str, organization_id: str) -> None:
-        self.secret = secret
-        self.organization_id = organization_id
-        self.done = False
-
-    def __call__(self, conn: Conn) -> None:
-        if self.done:
-            return
-        if orgs.organization_for_key(conn, self.secret) != self.organization_id:
-            raise Unauthorized("invalid or revoked API key")
-        self.done = True
-
-
 # organizations of keys seen by this process, by the key's hash; only ever a hint that a KeyCheck verifies
 _KNOWN_KEYS_MAX = 10_000
 
@@ -220,9 +200,10 @@ def known_org(known: dict[str, str], secret: str) -> str | None:
     return known.get(orgs.hash_key(secret))
 
 
-def check_on_borrow(secret: str, org_id: str) -> None:
-    """Check the key on the first connection the request borrows (set in the caller's context)."""
-    borrow_check.set(KeyCheck(secret, org_id))
+def check_on_borrow(secret: str, org_id: str, *, in_statement: bool = False) -> None:
+    """Check the key on the first connection the request borrows (set in the caller's context);
+    ``in_statement``: by the route's first statement (o.store.keyed: the hot path's routes)."""
+    borrow_check.set(KeyCheck(secret, org_id, in_statement=in_statement))
 
 
 Org = Annotated[str, Depends(current_org)]

@@ -7,7 +7,7 @@ from typing import Any
 from psycopg import sql
 
 from o.errors import NotFound
-from o.store import rows
+from o.store import keyed, rows
 from o.store.db import Conn
 from o.store.filters import Where
 from o.store.pages import Page, fetch_page
@@ -149,10 +149,9 @@ _REST = """
 
 def shown_versions(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict[str, str]:
     """The :data:`SHOWN_VERSION` of these agents of the organization, by id."""
-    rows = conn.execute(
-        "SELECT a.id, " + _shown_version("a") + " AS v FROM agents a WHERE a.organization_id = %s AND a.id = ANY(%s)",
-        (organization_id, agent_ids),
-    ).fetchall()
+    where, params = keyed.with_key("a.organization_id = %s AND a.id = ANY(%s)", (organization_id, agent_ids))
+    rows = conn.execute("SELECT a.id, " + _shown_version("a") + " AS v FROM agents a WHERE " + where, params).fetchall()
+    keyed.settle(conn, bool(rows))
     return {row["id"]: row["v"] for row in rows}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg import sql
 
-from o.store import rows
+from o.store import keyed, rows
 from o.store.db import Conn
 from o.store.filters import Where
 from o.store.pages import Page, fetch_page
@@ -87,10 +87,13 @@ def set_by_label(
     the UPDATE itself, and every agent that shows the block marked for recompilation. ``None`` when
     nothing changed: no such block, or a value over the limit (the caller's locking path says which)."""
     assignments, values = rows.assignments(changes, json_columns=_JSON)
+    # on the hot path, the request's key is checked by this statement (o.store.keyed)
+    target, target_params = keyed.with_key(
+        "ab.agent_id = %s AND ab.label = %s AND b.organization_id = %s", (agent_id, label, organization_id)
+    )
     query = sql.SQL(
         """WITH target AS (
-               SELECT b.id FROM blocks b JOIN agent_blocks ab ON ab.block_id = b.id
-                WHERE ab.agent_id = %s AND ab.label = %s AND b.organization_id = %s
+               SELECT b.id FROM blocks b JOIN agent_blocks ab ON ab.block_id = b.id WHERE {}
            ), changed AS (
                UPDATE blocks b SET {}, version = b.version + 1, updated_at = now()
                  FROM target
@@ -101,9 +104,10 @@ def set_by_label(
                 WHERE id IN (SELECT ab.agent_id FROM agent_blocks ab JOIN changed c ON ab.block_id = c.id)
            )
            SELECT * FROM changed"""
-    ).format(sql.SQL(", ").join(assignments))
-    params = (agent_id, label, organization_id, *values, changes.get("value"))
-    return conn.execute(query, params).fetchone()
+    ).format(sql.SQL(target), sql.SQL(", ").join(assignments))
+    changed = conn.execute(query, (*target_params, *values, changes.get("value"))).fetchone()
+    keyed.settle(conn, changed is not None)
+    return changed
 
 
 def list_page(

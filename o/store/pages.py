@@ -19,6 +19,7 @@ from typing import Any, Literal
 from psycopg import sql
 
 from o.errors import InvalidInput
+from o.store import keyed
 from o.store.db import Conn
 
 ALL_COLUMNS = sql.SQL("*")
@@ -112,6 +113,10 @@ def fetch_page(
     # ``unique_key``: ``key`` alone orders the rows (no two share it), so id breaks no tie
     unique_key = unique_key and page.order_by in (None, key)
     key = page.order_by or key
+    # on the hot path, the request's key is checked by these statements (o.store.keyed)
+    held, scope_params = keyed.with_key("", scope_params)
+    if held:
+        scope = sql.SQL("({}){}").format(scope, sql.SQL(held))
     where, params = cursor_clause(conn, table, key, page, scope, scope_params, unique_key=unique_key)
     backwards = page.before is not None and page.after is None
     flipped: Literal["asc", "desc"] = "desc" if page.order == "asc" else "asc"
@@ -123,6 +128,7 @@ def fetch_page(
         order=order_clause(key, flipped if backwards else page.order, unique_key=unique_key),
     )
     rows = conn.execute(query, (*scope_params, *params, page.limit)).fetchall()
+    keyed.settle(conn, bool(rows))
     if backwards:
         rows.reverse()
     return rows
