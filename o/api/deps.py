@@ -182,28 +182,23 @@ async def org_checked_on_borrow(
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     secret = credentials.credentials
     known: dict[str, str] = request.app.state.known_keys
-    org_id = known_org(known, secret)
+    key_hash = orgs.hash_key(secret)
+    org_id = known.get(key_hash)  # a hint, which the check verifies
     if org_id is not None:
-        check_on_borrow(secret, org_id)
+        check_on_borrow(secret, org_id, key_hash)
         return org_id
     org_id = await run_in_threadpool(_authenticate, request.app.state.db, secret)
     if org_id is None:
         raise Unauthorized("invalid or revoked API key")
     if len(known) >= _KNOWN_KEYS_MAX:
         known.clear()
-    known[orgs.hash_key(secret)] = org_id
+    known[key_hash] = org_id
     return org_id
 
 
-def known_org(known: dict[str, str], secret: str) -> str | None:
-    """The organization of a key this process has seen (a hint: :func:`check_on_borrow` verifies it)."""
-    return known.get(orgs.hash_key(secret))
-
-
-def check_on_borrow(secret: str, org_id: str, *, in_statement: bool = False) -> None:
-    """Check the key on the first connection the request borrows (set in the caller's context);
-    ``in_statement``: by the route's first statement (o.store.keyed: the hot path's routes)."""
-    borrow_check.set(KeyCheck(secret, org_id, in_statement=in_statement))
+def check_on_borrow(secret: str, org_id: str, key_hash: str) -> None:
+    """Check the key on the first connection the request borrows (set in the caller's context)."""
+    borrow_check.set(KeyCheck(secret, org_id, key_hash=key_hash))
 
 
 Org = Annotated[str, Depends(current_org)]

@@ -34,14 +34,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from o.api import storable
-from o.api.deps import check_on_borrow, known_org
 from o.api.errors import domain_response
 from o.api.limits import replaying
 from o.api.paging import MAX_LIMIT
 from o.api.schemas.blocks import UpdateBlock
 from o.errors import OError
-from o.store.db import Database, DatabaseUnavailable
+from o.store.db import Database, DatabaseUnavailable, borrow_check
 from o.store.errors import CheckViolation, DataError, NotNullViolation, UniqueViolation
+from o.store.keyed import KeyCheck
+from o.store.orgs import hash_key
 from o.store.pages import Page
 
 # what the hot list routes take from the query string (anything else goes to FastAPI)
@@ -175,13 +176,14 @@ class HotPath:
             body, receive = await _read_body(receive)
         query = _query(scope)
         call = parse(match, query, body) if query is not None else None
-        org = known_org(self.known_keys, secret) if call is not None else None
+        key_hash = hash_key(secret)
+        org = self.known_keys.get(key_hash)  # a hint, which the key's check verifies
         response = None
         if call is not None and org is not None:
-            in_statement = self._noted_lately(secret)
+            check = KeyCheck(secret, org, in_statement=self._noted_lately(secret), key_hash=key_hash)
             context = contextvars.copy_context()  # the request's (its trace, its log keys), as anyio's hop
             response = await asyncio.get_running_loop().run_in_executor(
-                self.threads, context.run, _answer, call, secret, org, in_statement, self.db
+                self.threads, context.run, _answer, call, check, self.db
             )
         if response is None:
             await self.app(scope, receive, send)
@@ -226,14 +228,14 @@ _NOTED_MAX = 10_000
 _ANSWERED_BY_THE_APP = (OError, DataError, CheckViolation, NotNullViolation, UniqueViolation)
 
 
-def _answer(call: _Call, secret: str, org: str, in_statement: bool, db: Database) -> Response | None:
+def _answer(call: _Call, check: KeyCheck, db: Database) -> Response | None:
     """The route's 200 (or the database's 503), or None for anything else: the full app then answers (and
     says what was wrong).
     Runs on the thread pool, in a copy of the request's context: the key's check, set here, is in (or
     before) the first statement on the route's connection and never outlives this call."""
-    check_on_borrow(secret, org, in_statement=in_statement)
+    borrow_check.set(check)
     try:
-        response = call.run(org=org, db=db, **call.args)
+        response = call.run(org=check.organization_id, db=db, **call.args)
     except DatabaseUnavailable as exc:
         # the app's answer too, but only after waiting for the database once more: the client waits once
         return domain_response(exc)

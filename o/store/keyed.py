@@ -34,9 +34,11 @@ class KeyCheck:
 
     __slots__ = ("borrowed", "done", "in_statement", "key_hash", "organization_id", "secret")
 
-    def __init__(self, secret: str, organization_id: str, *, in_statement: bool = False) -> None:
+    def __init__(
+        self, secret: str, organization_id: str, *, in_statement: bool = False, key_hash: str | None = None
+    ) -> None:
         self.secret = secret
-        self.key_hash = hash_key(secret)
+        self.key_hash = key_hash or hash_key(secret)
         self.organization_id = organization_id
         self.in_statement = in_statement
         self.borrowed = False
