@@ -158,7 +158,7 @@ class HotPath:
         # executor's queue, not in threads handing connections to each other (8% of a GET's CPU). A
         # plain executor rather than anyio's thread pool: its hop costs a third of anyio's CPU.
         self.threads = ThreadPoolExecutor(db.max_size, thread_name_prefix="o-hot")
-        # when this process last checked each key by itself (by its secret: the known keys' map is by hash)
+        # when this process last checked each key by itself, by the key's hash
         self.noted: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -180,7 +180,7 @@ class HotPath:
         org = self.known_keys.get(key_hash)  # a hint, which the key's check verifies
         response = None
         if call is not None and org is not None:
-            check = KeyCheck(secret, org, in_statement=self._noted_lately(secret), key_hash=key_hash)
+            check = KeyCheck(secret, org, in_statement=self._noted_lately(key_hash), key_hash=key_hash)
             context = contextvars.copy_context()  # the request's (its trace, its log keys), as anyio's hop
             response = await asyncio.get_running_loop().run_in_executor(
                 self.threads, context.run, _answer, call, check, self.db
@@ -190,16 +190,16 @@ class HotPath:
             return
         await response(scope, receive, send)
 
-    def _noted_lately(self, secret: str) -> bool:
+    def _noted_lately(self, key_hash: str) -> bool:
         """Whether this process checked the key by itself lately, which notes its use (its ``last_used_at``,
         at most once a minute): then its check rides on the route's statement (o.store.keyed), which
         notes nothing; otherwise it is checked by itself, and noted, once more."""
         now = time.monotonic()
-        if now - self.noted.get(secret, -_NOTE_EVERY_S) < _NOTE_EVERY_S:
+        if now - self.noted.get(key_hash, -_NOTE_EVERY_S) < _NOTE_EVERY_S:
             return True
         if len(self.noted) >= _NOTED_MAX:
             self.noted.clear()
-        self.noted[secret] = now
+        self.noted[key_hash] = now
         return False
 
     def _route(self, scope: Scope) -> tuple[str, dict[str, str], Parse] | None:
