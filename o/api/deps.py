@@ -177,7 +177,8 @@ async def org_checked_on_borrow(
 ) -> str:
     """:func:`current_org` for a route that borrows a database connection before it answers anything:
     a known key costs no separate lookup (no thread hop, no second connection); its check runs as the
-    first statement on the route's own connection (:data:`o.store.db.borrow_check`)."""
+    first statement on the route's own connection (:data:`o.store.db.borrow_check`), or, when FastAPI
+    refuses the request as malformed before the route borrows one, before that refusal (o/api/errors.py)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     secret = credentials.credentials
