@@ -18,7 +18,8 @@ from o.errors import Unauthorized
 from o.memory.embeddings import EmbedderSource
 from o.memory.files.blobs import LocalBlobStore
 from o.store import orgs
-from o.store.db import Conn, Database, borrow_check
+from o.store.db import Database, borrow_check
+from o.store.keyed import KeyCheck
 from o.tools.sandbox.base import Sandbox
 from o.tools.secrets.envelope import SecretBox
 
@@ -166,27 +167,6 @@ async def current_org(
     return org_id
 
 
-class KeyCheck:
-    """The check of a key whose organization this process already knows (a key never changes
-    organization), run by the request's first borrowed connection before its own statements: the key
-    is still looked up in the database on every request, on the connection the request uses anyway,
-    so a revoked key is refused by the very next request and nothing of it is read or written."""
-
-    __slots__ = ("done", "organization_id", "secret")
-
-    def __init__(self, secret: str, organization_id: str) -> None:
-        self.secret = secret
-        self.organization_id = organization_id
-        self.done = False
-
-    def __call__(self, conn: Conn) -> None:
-        if self.done:
-            return
-        if orgs.organization_for_key(conn, self.secret) != self.organization_id:
-            raise Unauthorized("invalid or revoked API key")
-        self.done = True
-
-
 # organizations of keys seen by this process, by the key's hash; only ever a hint that a KeyCheck verifies
 _KNOWN_KEYS_MAX = 10_000
 
@@ -197,32 +177,29 @@ async def org_checked_on_borrow(
 ) -> str:
     """:func:`current_org` for a route that borrows a database connection before it answers anything:
     a known key costs no separate lookup (no thread hop, no second connection); its check runs as the
-    first statement on the route's own connection (:data:`o.store.db.borrow_check`)."""
+    first statement on the route's own connection (:data:`o.store.db.borrow_check`), or, when FastAPI
+    refuses the request as malformed before the route borrows one, before that refusal (o/api/errors.py)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     secret = credentials.credentials
     known: dict[str, str] = request.app.state.known_keys
-    org_id = known_org(known, secret)
+    key_hash = orgs.hash_key(secret)
+    org_id = known.get(key_hash)  # a hint, which the check verifies
     if org_id is not None:
-        check_on_borrow(secret, org_id)
+        check_on_borrow(secret, org_id, key_hash)
         return org_id
     org_id = await run_in_threadpool(_authenticate, request.app.state.db, secret)
     if org_id is None:
         raise Unauthorized("invalid or revoked API key")
     if len(known) >= _KNOWN_KEYS_MAX:
         known.clear()
-    known[orgs.hash_key(secret)] = org_id
+    known[key_hash] = org_id
     return org_id
 
 
-def known_org(known: dict[str, str], secret: str) -> str | None:
-    """The organization of a key this process has seen (a hint: :func:`check_on_borrow` verifies it)."""
-    return known.get(orgs.hash_key(secret))
-
-
-def check_on_borrow(secret: str, org_id: str) -> None:
+def check_on_borrow(secret: str, org_id: str, key_hash: str) -> None:
     """Check the key on the first connection the request borrows (set in the caller's context)."""
-    borrow_check.set(KeyCheck(secret, org_id))
+    borrow_check.set(KeyCheck(secret, org_id, key_hash=key_hash))
 
 
 Org = Annotated[str, Depends(current_org)]

@@ -20,7 +20,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from o.errors import OError
+from o.store.db import Database, borrow_check
 from o.store.errors import CheckViolation, DataError, NotNullViolation, UniqueViolation
+from o.store.keyed import KeyCheck
 
 
 class ValidationIssue(BaseModel):
@@ -121,15 +123,41 @@ async def _with_known_models(request: Request, problems: list[dict[str, Any]]) -
     return [{**p, "msg": p["msg"] + known} if p["loc"][-1:] == ["model"] else p for p in problems]
 
 
+def domain_response(exc: OError) -> JSONResponse:
+    """The answer to a domain error (also the hot path's, o/api/hot.py, for the one it answers itself)."""
+    response = _body(exc.status_code, exc.code, exc.message, **({"context": exc.details} if exc.details else {}))
+    response.headers.update(_headers(exc))
+    return response
+
+
+def _verify_key(db: Database) -> None:
+    with db.read():  # borrowing runs the request's pending key check (o.store.db.borrow_check)
+        pass
+
+
+async def _key_refused(request: Request) -> OError | None:
+    """The refusal of a request's key whose check was left to the first connection the request borrows
+    (o.api.deps.org_checked_on_borrow) when the request is refused as malformed before it borrows one: the
+    key is checked first, so a revoked key is told 401 on every request, not what was wrong with it."""
+    check = borrow_check.get()
+    if not isinstance(check, KeyCheck) or check.done:
+        return None
+    try:
+        await run_in_threadpool(_verify_key, request.app.state.db)
+    except OError as refused:
+        return refused
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(OError)
     async def domain_error(_: Request, exc: OError) -> JSONResponse:
-        response = _body(exc.status_code, exc.code, exc.message, **({"context": exc.details} if exc.details else {}))
-        response.headers.update(_headers(exc))
-        return response
+        return domain_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if (refused := await _key_refused(request)) is not None:
+            return domain_response(refused)
         problems = issues(exc)
         if any(p["loc"][:1] == ["body"] and p["loc"][-1:] == ["model"] for p in problems):
             problems = await _with_known_models(request, problems)

@@ -7,9 +7,13 @@ README's performance section). This pure ASGI middleware recognizes the plainest
 requests (a known API key, no query parameter but the page's, a JSON body holding just a string
 ``value``) and calls the very same route functions with the arguments FastAPI would have given them,
 on one trip through the thread pool. Everything else, and every request whose answer is not a 200
-(an unknown key, a missing agent, a cursor that names nothing, a value over its limit, the database
-restarting), goes to the FastAPI app, which is the one authority on validation and error shapes:
-the hot path only ever answers what the full path would have answered, byte for byte.
+(an unknown key, a missing agent, a cursor that names nothing, a value over its limit), goes to the
+FastAPI app, which is the one authority on validation and error shapes: the hot path only ever answers
+what the full path would have answered, byte for byte. The one error it answers itself is the
+database's 503 (restarting, failing over), which the app would answer too, after making the client
+wait for the database a second time.
+
+The key's check rides on the route's first statement here (o/store/keyed.py): one round trip per request.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,13 +34,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from o.api import storable
-from o.api.deps import check_on_borrow, known_org
+from o.api.errors import domain_response
 from o.api.limits import replaying
 from o.api.paging import MAX_LIMIT
 from o.api.schemas.blocks import UpdateBlock
 from o.errors import OError
-from o.store.db import Database
+from o.store.db import Database, DatabaseUnavailable, borrow_check
 from o.store.errors import CheckViolation, DataError, NotNullViolation, UniqueViolation
+from o.store.keyed import KeyCheck
+from o.store.orgs import hash_key
 from o.store.pages import Page
 
 # what the hot list routes take from the query string (anything else goes to FastAPI)
@@ -151,6 +158,8 @@ class HotPath:
         # executor's queue, not in threads handing connections to each other (8% of a GET's CPU). A
         # plain executor rather than anyio's thread pool: its hop costs a third of anyio's CPU.
         self.threads = ThreadPoolExecutor(db.max_size, thread_name_prefix="o-hot")
+        # when this process last checked each key by itself, by the key's hash
+        self.noted: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = self._route(scope)
@@ -167,17 +176,31 @@ class HotPath:
             body, receive = await _read_body(receive)
         query = _query(scope)
         call = parse(match, query, body) if query is not None else None
-        org = known_org(self.known_keys, secret) if call is not None else None
+        key_hash = hash_key(secret)
+        org = self.known_keys.get(key_hash)  # a hint, which the key's check verifies
         response = None
         if call is not None and org is not None:
+            check = KeyCheck(secret, org, in_statement=self._noted_lately(key_hash), key_hash=key_hash)
             context = contextvars.copy_context()  # the request's (its trace, its log keys), as anyio's hop
             response = await asyncio.get_running_loop().run_in_executor(
-                self.threads, context.run, _answer, call, secret, org, self.db
+                self.threads, context.run, _answer, call, check, self.db
             )
         if response is None:
             await self.app(scope, receive, send)
             return
         await response(scope, receive, send)
+
+    def _noted_lately(self, key_hash: str) -> bool:
+        """Whether this process checked the key by itself lately, which notes its use (its ``last_used_at``,
+        at most once a minute): then its check rides on the route's statement (o.store.keyed), which
+        notes nothing; otherwise it is checked by itself, and noted, once more."""
+        now = time.monotonic()
+        if now - self.noted.get(key_hash, -_NOTE_EVERY_S) < _NOTE_EVERY_S:
+            return True
+        if len(self.noted) >= _NOTED_MAX:
+            self.noted.clear()
+        self.noted[key_hash] = now
+        return False
 
     def _route(self, scope: Scope) -> tuple[str, dict[str, str], Parse] | None:
         if scope["type"] != "http":
@@ -196,18 +219,26 @@ def hot_route(method: str, path: str) -> tuple[dict[str, str], Parse] | None:
     return None
 
 
+# how often a key's use is noted at least (o.store.orgs.organization_for_key notes it at most once a minute)
+_NOTE_EVERY_S = 30.0
+_NOTED_MAX = 10_000
+
 # what the full app's error handlers turn into a 4xx/503 (o/api/errors.py); anything else is a bug,
 # and a 500 either way
 _ANSWERED_BY_THE_APP = (OError, DataError, CheckViolation, NotNullViolation, UniqueViolation)
 
 
-def _answer(call: _Call, secret: str, org: str, db: Database) -> Response | None:
-    """The route's 200, or None for anything else: the full app then answers (and says what was wrong).
-    Runs on the thread pool, in a copy of the request's context: the key's check, set here, is the
-    first statement on the route's connection and never outlives this call."""
-    check_on_borrow(secret, org)
+def _answer(call: _Call, check: KeyCheck, db: Database) -> Response | None:
+    """The route's 200 (or the database's 503), or None for anything else: the full app then answers (and
+    says what was wrong).
+    Runs on the thread pool, in a copy of the request's context: the key's check, set here, is in (or
+    before) the first statement on the route's connection and never outlives this call."""
+    borrow_check.set(check)
     try:
-        response = call.run(org=org, db=db, **call.args)
+        response = call.run(org=check.organization_id, db=db, **call.args)
+    except DatabaseUnavailable as exc:
+        # the app's answer too, but only after waiting for the database once more: the client waits once
+        return domain_response(exc)
     except _ANSWERED_BY_THE_APP:
         return None
     return response if response.status_code == 200 else None

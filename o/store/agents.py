@@ -7,7 +7,7 @@ from typing import Any
 from psycopg import sql
 
 from o.errors import NotFound
-from o.store import rows
+from o.store import keyed, rows
 from o.store.db import Conn
 from o.store.filters import Where
 from o.store.pages import Page, fetch_page
@@ -51,6 +51,7 @@ def _shown_version(agent: str) -> str:
 # of every row its AgentState is made of (its blocks and their attachments, its tools and theirs, its tool
 # variables, its identities). Any change to one of them, or to which of them it has, changes it.
 SHOWN_VERSION = "shown_version"
+_SHOWN_VERSIONS = "SELECT a.id, " + _shown_version("a") + " AS v FROM agents a WHERE "
 _ID_AND_VERSION = sql.SQL("id, " + _shown_version("agents") + " AS " + SHOWN_VERSION)
 
 
@@ -87,7 +88,14 @@ def list_page_versions(
     # the ids and versions only: the agents not yet written are read with what they show by with_related,
     # and decoding every JSON column of 50 rows here as well cost a list a tenth of its CPU
     return fetch_page(
-        conn, table="agents", columns=_ID_AND_VERSION, scope=where.clause(), scope_params=where.params, page=page
+        conn,
+        table="agents",
+        columns=_ID_AND_VERSION,
+        scope=where.clause(),
+        scope_params=where.params,
+        page=page,
+        # the organization's condition alone (no filter): one text
+        shape="versions, unfiltered" if len(where.conditions) == 1 else None,
     )
 
 
@@ -149,10 +157,9 @@ _REST = """
 
 def shown_versions(conn: Conn, organization_id: str, agent_ids: list[str]) -> dict[str, str]:
     """The :data:`SHOWN_VERSION` of these agents of the organization, by id."""
-    rows = conn.execute(
-        "SELECT a.id, " + _shown_version("a") + " AS v FROM agents a WHERE a.organization_id = %s AND a.id = ANY(%s)",
-        (organization_id, agent_ids),
-    ).fetchall()
+    where, params = keyed.with_key("a.organization_id = %s AND a.id = ANY(%s)", (organization_id, agent_ids))
+    rows = conn.execute(_SHOWN_VERSIONS + where, params).fetchall()
+    keyed.settle(conn, bool(rows))
     return {row["id"]: row["v"] for row in rows}
 
 

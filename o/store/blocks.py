@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg import sql
 
-from o.store import rows
+from o.store import keyed, rows
 from o.store.db import Conn
 from o.store.filters import Where
 from o.store.pages import Page, fetch_page
@@ -79,6 +79,12 @@ def settable_in_one(changes: dict[str, Any]) -> bool:
     )
 
 
+# set_by_label's statements, by the columns they set and their target's condition (a value and no key check,
+# a value and the key's check, ...: subsets of SET_IN_ONE, in the order of the API's fields), composed once
+# rather than on every PATCH, like a page's statements (o/store/pages.py)
+_SET_BY_LABEL: dict[tuple[tuple[str, ...], str], bytes] = {}
+
+
 def set_by_label(
     conn: Conn, organization_id: str, agent_id: str, label: str, changes: dict[str, Any]
 ) -> dict[str, Any] | None:
@@ -86,24 +92,36 @@ def set_by_label(
     block found through an agent of this organization, the value checked against the block's limit in
     the UPDATE itself, and every agent that shows the block marked for recompilation. ``None`` when
     nothing changed: no such block, or a value over the limit (the caller's locking path says which)."""
-    assignments, values = rows.assignments(changes, json_columns=_JSON)
-    query = sql.SQL(
-        """WITH target AS (
-               SELECT b.id FROM blocks b JOIN agent_blocks ab ON ab.block_id = b.id
-                WHERE ab.agent_id = %s AND ab.label = %s AND b.organization_id = %s
-           ), changed AS (
-               UPDATE blocks b SET {}, version = b.version + 1, updated_at = now()
-                 FROM target
-                WHERE b.id = target.id AND char_length(coalesce(%s::text, b.value)) <= b.char_limit
-               RETURNING b.*
-           ), touched AS (
-               UPDATE agents SET version = version + 1, updated_at = now()
-                WHERE id IN (SELECT ab.agent_id FROM agent_blocks ab JOIN changed c ON ab.block_id = c.id)
-           )
-           SELECT * FROM changed"""
-    ).format(sql.SQL(", ").join(assignments))
-    params = (agent_id, label, organization_id, *values, changes.get("value"))
-    return conn.execute(query, params).fetchone()
+    # on the hot path, the request's key is checked by this statement (o.store.keyed)
+    target, target_params = keyed.with_key(
+        "ab.agent_id = %s AND ab.label = %s AND b.organization_id = %s", (agent_id, label, organization_id)
+    )
+    columns = tuple(changes)
+    query = _SET_BY_LABEL.get((columns, target))
+    if query is None:
+        assignments, _ = rows.assignments(changes)
+        query = _SET_BY_LABEL[(columns, target)] = (
+            sql.SQL(
+                """WITH target AS (
+                       SELECT b.id FROM blocks b JOIN agent_blocks ab ON ab.block_id = b.id WHERE {}
+                   ), changed AS (
+                       UPDATE blocks b SET {}, version = b.version + 1, updated_at = now()
+                         FROM target
+                        WHERE b.id = target.id AND char_length(coalesce(%s::text, b.value)) <= b.char_limit
+                       RETURNING b.*
+                   ), touched AS (
+                       UPDATE agents SET version = version + 1, updated_at = now()
+                        WHERE id IN (SELECT ab.agent_id FROM agent_blocks ab JOIN changed c ON ab.block_id = c.id)
+                   )
+                   SELECT * FROM changed"""
+            )
+            .format(sql.SQL(target), sql.SQL(", ").join(assignments))
+            .as_bytes(conn)
+        )
+    values = [rows.value(c, v, _JSON) for c, v in changes.items()]
+    changed = conn.execute(query, (*target_params, *values, changes.get("value"))).fetchone()
+    keyed.settle(conn, changed is not None)
+    return changed
 
 
 def list_page(

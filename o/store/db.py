@@ -173,12 +173,10 @@ class Database:
                 if not conn.closed:
                     conn.autocommit = False
 
-    @contextmanager
-    def statement(self) -> Iterator[Conn]:
-        """A connection in autocommit for ONE statement that is its own transaction (a write whose
-        checks are in the statement itself): no BEGIN and no COMMIT round trip."""
-        with self.read() as conn:
-            yield conn
+    # A connection in autocommit for ONE statement that is its own transaction (a write whose checks are
+    # in the statement itself): no BEGIN and no COMMIT round trip. The same as read, not a context manager
+    # around it (a second generator per PATCH, 2% of its CPU).
+    statement = read
 
     def ping(self) -> None:
         """One statement's round trip to the server; raises DatabaseUnavailable when it cannot be reached."""

@@ -127,6 +127,12 @@ def list_page(
         scope_params=tuple(params),
         page=page,
         unique_key=True,  # seq is unique across all messages
+        shape=(
+            versions,
+            agent_id is None,
+            conversation if conversation in (None, ANY_CONVERSATION) else "one",
+            run_id is None,
+        ),
     )
 
 

@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from o.api.hot import hot_route
+from o.store.db import Database
+from tests import wiring
 
 
 def _full_then_hot(app: FastAPI, client: TestClient, method: str, path: str, **kw: object) -> tuple[Response, Response]:
@@ -92,3 +94,24 @@ def test_the_hot_path_takes_no_path_the_full_app_routes_elsewhere(app: FastAPI) 
                 continue
             call = found[1](found[0], {}, body)
             assert call is not None and call.run is route.endpoint, (method, route.path)
+
+
+def test_a_database_that_cannot_lend_a_connection_is_waited_for_once(pg_url: str, api_key: str) -> None:
+    """The hot path answers the database's 503 itself: passed on, the full app would wait for a connection
+    a second time before saying the same (each wait that fails is a pool request counted as an error)."""
+    db = Database(pg_url, max_size=1, acquire_timeout_s=0.2, outage_wait_s=0.2).open()
+    try:
+        app = wiring.app(db, settings=wiring.KEYED)
+        with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}) as client:
+            created = client.post("/v1/agents/", json={"name": "hot", "memory_blocks": []})
+            agent = created.json()["id"]
+            assert client.get(f"/v1/agents/{agent}").status_code == 200  # the key is known: the hot path answers
+            with db.read():  # the pool's one connection, held: no request can borrow one
+                errors_before = db._pool.get_stats().get("requests_errors", 0)
+                unavailable = client.get(f"/v1/agents/{agent}")
+                failed_waits = db._pool.get_stats().get("requests_errors", 0) - errors_before
+        assert unavailable.status_code == 503 and unavailable.json()["code"] == "database_unavailable"
+        assert unavailable.headers["retry-after"] == "1"
+        assert failed_waits == 1
+    finally:
+        db.close()
