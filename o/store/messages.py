@@ -157,9 +157,12 @@ def at_position_statement(step_id: str, position: int) -> tuple[str, tuple[str, 
 
 def tool_results(conn: Conn, run_id: str) -> list[dict[str, Any]]:
     """The run's tool results so far, in the order they were stored."""
-    return conn.execute(
-        f"SELECT {STEP_COLUMNS} FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
-    ).fetchall()
+    return conn.execute(*tool_results_statement(run_id)).fetchall()
+
+
+def tool_results_statement(run_id: str) -> tuple[str, tuple[str]]:
+    """:func:`tool_results`' statement and values (for a caller that sends several in one pipeline)."""
+    return f"SELECT {STEP_COLUMNS} FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
 
 
 def requested_approvals(conn: Conn, message_id: str) -> list[str]:

@@ -8,6 +8,7 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.types.json import Jsonb
 
+from o.store import messages as message_store
 from o.store import rows
 from o.store.db import Conn, outside_transaction
 from o.store.filters import Where
@@ -68,18 +69,34 @@ _STEP_AGENT_VERSION = """a.xmin::text || '/' || coalesce((
         FROM agent_tools at JOIN tools t ON t.id = at.tool_id WHERE at.agent_id = a.id), '')"""
 
 
-def load_state(conn: Conn, run_id: str, step_index: int | None = None) -> tuple[Run | None, Step | None, str | None]:
+_LOAD_STATE = f"""SELECT r.*, to_jsonb(s) AS step_json, {_STEP_AGENT_VERSION} AS agent_version
+    FROM runs r
+    LEFT JOIN steps s ON s.run_id = r.id AND s.step_index = coalesce(%s, r.iteration)
+    LEFT JOIN agents a ON a.id = r.agent_id AND a.organization_id = r.organization_id
+    WHERE r.id = %s"""
+
+State = tuple[Run | None, Step | None, str | None]
+
+
+def load_state(conn: Conn, run_id: str, step_index: int | None = None) -> State:
     """The run, its step ``step_index`` (default: the one it stands at) and the version of its agent
     (None: the agent is gone), in one round trip; the agent itself is :func:`step_agent`'s, which a
     caller that kept it for that version need not ask again."""
-    row = conn.execute(
-        f"""SELECT r.*, to_jsonb(s) AS step_json, {_STEP_AGENT_VERSION} AS agent_version
-           FROM runs r
-           LEFT JOIN steps s ON s.run_id = r.id AND s.step_index = coalesce(%s, r.iteration)
-           LEFT JOIN agents a ON a.id = r.agent_id AND a.organization_id = r.organization_id
-           WHERE r.id = %s""",
-        (step_index, run_id),
-    ).fetchone()
+    return _state(conn.execute(_LOAD_STATE, (step_index, run_id)).fetchone())
+
+
+def load_state_and_tool_results(
+    conn: Conn, run_id: str, step_index: int | None = None
+) -> tuple[State, list[dict[str, Any]]]:
+    """:func:`load_state`, and the run's tool results so far (:func:`o.store.messages.tool_results`), in
+    one round trip (pipelined)."""
+    with conn.pipeline():
+        state = conn.execute(_LOAD_STATE, (step_index, run_id))
+        results = conn.execute(*message_store.tool_results_statement(run_id))
+    return _state(state.fetchone()), results.fetchall()
+
+
+def _state(row: dict[str, Any] | None) -> State:
     if row is None:
         return None, None, None
     step = row.pop("step_json")

@@ -29,21 +29,34 @@ class Entered:
     step: Step | None
     agent: dict[str, Any] | None
     iteration: int
+    # the run's tool results so far, when asked for with the state
+    tool_rows: list[dict[str, Any]] | None = None
 
 
 def enter(
-    conn: Conn, run_id: str, iteration: int | None, *, finished_at: NextAction, agents: AgentCache = default_agents
+    conn: Conn,
+    run_id: str,
+    iteration: int | None,
+    *,
+    finished_at: NextAction,
+    agents: AgentCache = default_agents,
+    with_tool_results: bool = False,
 ) -> Entered | Outcome:
     """Where phase work starts (step ``iteration``; None: the step the run stands at), or the outcome to
-    return at once: the run has ended, or an earlier attempt already finished this phase."""
-    run, step, agent_version = run_store.load_state(conn, run_id, iteration)
+    return at once: the run has ended, or an earlier attempt already finished this phase.
+    ``with_tool_results``: the run's tool results so far come with it, read in the same round trip."""
+    tool_rows = None
+    if with_tool_results:
+        (run, step, agent_version), tool_rows = run_store.load_state_and_tool_results(conn, run_id, iteration)
+    else:
+        run, step, agent_version = run_store.load_state(conn, run_id, iteration)
     if run is None:
         raise NotFound(f"run {run_id} not found")
     start = start_of(run, iteration, finished_at)
     if isinstance(start, Outcome):
         return start
     agent = agents.agent(conn, run.organization_id, run.agent_id, agent_version)
-    return Entered(run, step, agent, start)
+    return Entered(run, step, agent, start, tool_rows)
 
 
 def replay(conn: Conn, run: Run, step: Step) -> Outcome:

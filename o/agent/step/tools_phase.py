@@ -109,7 +109,8 @@ def _prepare(deps: StepDeps, run_id: str, iteration: int | None) -> _Batch | Out
 
 def _prepare_in(conn: Conn, run_id: str, iteration: int | None, *, writable: bool) -> _Batch | Outcome | None:
     """None (only when not ``writable``): the run must be ended."""
-    entered = enter(conn, run_id, iteration, finished_at=NextAction.STEP)
+    # the results so far come with the run: they are read whenever the phase goes on
+    entered = enter(conn, run_id, iteration, finished_at=NextAction.STEP, with_tool_results=True)
     if isinstance(entered, Outcome):
         return entered
     run, step, agent = entered.run, entered.step, entered.agent
@@ -124,7 +125,8 @@ def _prepare_in(conn: Conn, run_id: str, iteration: int | None, *, writable: boo
     # the tool rules of the revision that made the calls
     agent = serving.effective_agent(conn, agent, serving.run_revision(run, agent))
     tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
-    tool_rows = message_store.tool_results(conn, run_id)
+    tool_rows = entered.tool_rows
+    assert tool_rows is not None
     step_id = step_id_for(run_id, entered.iteration)
     return _Batch(
         run,
