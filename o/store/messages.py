@@ -68,7 +68,7 @@ STEP_COLUMNS = (
 )
 
 
-def insert_statement(message: dict[str, Any]) -> tuple[sql.Composed, list[Any]]:
+def insert_statement(message: dict[str, Any]) -> tuple[str, list[Any]]:
     """The INSERT of one message returning it (no row when its (step_id, step_position) exists), and its values."""
     return rows.insert_statement(
         "messages",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import psycopg
@@ -49,16 +50,22 @@ def update(conn: Conn, run_id: str, changes: dict[str, Any]) -> Run:
     return Run.of(row)
 
 
-def update_statement(run_id: str, changes: dict[str, Any]) -> tuple[sql.Composed, list[Any]]:
+def update_statement(run_id: str, changes: dict[str, Any]) -> tuple[str, list[Any]]:
     """The UPDATE of the run returning it, and its values (for a caller that sends several in one pipeline)."""
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes]
-    assignments.append(sql.SQL("updated_at = now()"))
     values = [Jsonb(v) if c in _JSON else v for c, v in changes.items()]
+    return _update_sql(tuple(changes)), [*values, run_id]
+
+
+# composed and rendered once per set of columns (a step's updates are the same few every time)
+@functools.lru_cache(maxsize=128)
+def _update_sql(columns: tuple[str, ...]) -> str:
+    assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns]
+    assignments.append(sql.SQL("updated_at = now()"))
     query = sql.SQL("UPDATE runs SET {} WHERE id = %s RETURNING *").format(sql.SQL(", ").join(assignments))
-    return query, [*values, run_id]
+    return query.as_string(None)
 
 
 # The version of an agent as a step reads it (``step_agent``): its row's xmin (the transaction that wrote
