@@ -11,7 +11,10 @@ tool-rule solving, JSON, SDK request building.
 
 "O's CPU per step" is the CPU time of the stepping thread alone (SDK request building and
 parsing, JSON, SQL client side, prompt and token work), which other processes competing for the
-CPUs barely change; Postgres' own work and the scripted server's thread are not in it.
+CPUs barely change; Postgres' own work and the scripted server's thread are not in it. "Postgres
+CPU per turn" (embedded Postgres only) is the CPU time of the cluster's processes over a scenario
+divided by its turns: the step's statements and commits, and also the turn's run start (API side)
+and the bench's own read of its usage.
 
 Scenarios: ``reply`` (the model calls send_message: prompt cached), ``edit`` (the model
 calls core_memory_append, so every next step recompiles the prompt) and ``indexed`` (``reply`` on a
@@ -37,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil
 from psycopg import pq
 
 from o.agent import lifecycle
@@ -47,7 +51,7 @@ from o.agent.step import advance
 from o.config import AgentSettings
 from o.store import orgs
 from o.store.db import Database
-from o.store.embedded import EmbeddedPostgres
+from o.store.embedded import EmbeddedPostgres, cluster_processes
 from o.store.migrate import migrate
 from tests.servers.fixtures import FAST_OPTIONS, TEST_KEYS
 from tests.servers.openai_server import OpenAIServer
@@ -88,6 +92,18 @@ def index_history(db: Database, agent_id: str) -> None:
                WHERE agent_id = %s AND embedding_1536 IS NULL""",
             (agent_id,),
         )
+
+
+def postgres_cpu_s(embedded: EmbeddedPostgres | None) -> float:
+    """CPU seconds the embedded cluster's processes have used so far (0 without one)."""
+    total = 0.0
+    for process in cluster_processes(embedded.pgdata) if embedded is not None else []:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # a backend that ended meanwhile
+            continue
+        total += times.user + times.system
+    return total
 
 
 def run_scenario(
@@ -147,8 +163,9 @@ def run_scenario(
 
 def round_trips(url: str, org_id: str, server: OpenAIServer, kind: str) -> dict[str, dict[str, int]]:
     """The SQL round trips of each phase of one step, counted from libpq's protocol trace of the only
-    connection of a one-connection pool (as on Lambda): each Sync (an extended-protocol statement) or
-    simple Query (BEGIN, COMMIT, SAVEPOINT; an empty one is the pool's check of a borrowed connection).
+    connection of a one-connection pool (as on Lambda): each Sync (an extended-protocol statement, or
+    several sent in one pipeline, an explicit BEGIN or COMMIT among them) or simple Query (BEGIN, COMMIT,
+    SAVEPOINT; an empty one is the pool's check of a borrowed connection).
 
     The pool checks every borrow here (``recheck_after_s=0``), so the checks count the borrows; as
     deployed, a connection given back within ``o.store.db.FRESH_S`` is lent unchecked, which a step's
@@ -184,14 +201,14 @@ def round_trips(url: str, org_id: str, server: OpenAIServer, kind: str) -> dict[
         for line in trace:
             if line.startswith("=== "):
                 phase = line.split()[1]
-                counts[phase] = {"statements": 0, "BEGIN/COMMIT/SAVEPOINT": 0, "pool checks": 0}
+                counts[phase] = {"statements or pipelines": 0, "BEGIN/COMMIT/SAVEPOINT": 0, "pool checks": 0}
                 continue
             parts = line.rstrip("\n").split("\t")
             if len(parts) < 3 or parts[0] != "F" or not phase:
                 continue
             message = parts[2].split(" ")[0]
             if message == "Sync":
-                counts[phase]["statements"] += 1
+                counts[phase]["statements or pipelines"] += 1
             elif message == "Query":
                 empty = parts[-1].strip() == '""'
                 counts[phase]["pool checks" if empty else "BEGIN/COMMIT/SAVEPOINT"] += 1
@@ -236,7 +253,9 @@ def main() -> None:
             f"{'best-batch p50':>15}"
         )
         for kind in ("reply", "edit", "indexed"):
+            pg_before = postgres_cpu_s(embedded)
             figures = run_scenario(db, engine, org_id, server, kind, args.turns, args.turns_per_agent)
+            pg_ms = (postgres_cpu_s(embedded) - pg_before) * 1000 / args.turns
             for part, label in (
                 ("step", "step (phase 1 + 2)"),
                 ("phase1", "phase 1 (LLM phase)"),
@@ -252,6 +271,8 @@ def main() -> None:
                     f"{kind:<8} {label:<22} {pct(values, 0.5):8.2f} {pct(values, 0.95):8.2f} "
                     f"{pct(values, 0.99):8.2f} {statistics.fmean(values):8.2f} {best:15.2f}"
                 )
+            if embedded is not None:
+                print(f"{kind:<8} {'Postgres CPU per turn':<22} {'':>8} {'':>8} {'':>8} {pg_ms:8.2f}")
         print(f"prompt cache: {engine.prompts.hits} hits, {engine.prompts.misses} misses")
         for kind in ("reply", "edit"):
             for phase, kinds in round_trips(url, org_id, server, kind).items():

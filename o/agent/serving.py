@@ -149,20 +149,47 @@ def turn_of(run: Run) -> Turn | None:
 def record_run(conn: Conn, run: Run) -> bool:
     """Record the outcome of a run that just finished, once, under its revision (inside the finishing
     transaction, so a crash either records both or neither). False when there is nothing to record."""
-    revision = run.metadata.get(REVISION_KEY)
-    turn = turn_of(run)
-    if revision is None or turn is None:
+    outcome = _outcome(run)
+    if outcome is None:
         return False
+    revision, turn = outcome
     return evolution_store.record_run_outcome(
         conn,
         run.id,
         RECORDED_FLAG,
         run.agent_id,
-        int(revision),
+        revision,
         ok=turn.ok,
         latency_ms=turn.latency_ms,
         tokens=turn.tokens,
     )
+
+
+def record_statement(run: Run) -> tuple[str, dict[str, Any]] | None:
+    """:func:`record_run`'s statement and values for ``run`` as it ends (None: nothing to record), for a
+    caller that sends it in one pipeline with the run's end."""
+    outcome = _outcome(run)
+    if outcome is None:
+        return None
+    revision, turn = outcome
+    return evolution_store.run_outcome_statement(
+        run.id,
+        RECORDED_FLAG,
+        run.agent_id,
+        revision,
+        ok=turn.ok,
+        latency_ms=turn.latency_ms,
+        tokens=turn.tokens,
+    )
+
+
+def _outcome(run: Run) -> tuple[int, Turn] | None:
+    """(its revision, how it went) of a run that finished; None when there is nothing to record."""
+    revision = run.metadata.get(REVISION_KEY)
+    turn = turn_of(run)
+    if revision is None or turn is None:
+        return None
+    return int(revision), turn
 
 
 def publish_outcome(db: Database, metrics: OutcomeMetrics, run_id: str, version: str) -> bool:

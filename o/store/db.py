@@ -18,11 +18,12 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pydantic_core
 from pgvector.psycopg import register_vector
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg.types import TypeInfo
 from psycopg.types.json import set_json_loads
@@ -32,6 +33,7 @@ from o.errors import OError
 from o.observability import logger
 
 Conn = psycopg.Connection[dict[str, Any]]
+T = TypeVar("T")
 
 # SQLSTATEs of a connection that is gone: class 08 (connection exception), and the server shutting
 # down or starting up (admin_shutdown, crash_shutdown, cannot_connect_now).
@@ -178,6 +180,28 @@ class Database:
     # around it (a second generator per PATCH, 2% of its CPU).
     statement = read
 
+    @contextmanager
+    def transaction_opened_by(self, first: Callable[[Conn], T]) -> Iterator[tuple[Conn, T]]:
+        """A transaction, as :meth:`transaction` (committed on success, rolled back on error), whose BEGIN
+        goes out with ``first``'s statements in one round trip: ``first`` sends them on the connection in
+        pipeline mode and returns their cursors (results are read after, in the body). psycopg's own BEGIN,
+        in pipeline mode, waits for its answer before anything else: one round trip more. The connection
+        is in autocommit, its transaction begun by an explicit BEGIN, so everything the body sends is in it."""
+        with self.read() as conn:
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    opened = first(conn)
+                yield conn, opened
+                conn.execute("COMMIT")
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except psycopg.Error as exc:  # the connection broke: the server rolls back by itself
+                        logger.debug("rollback failed", extra={"error": str(exc)})
+                raise
+
     def ping(self) -> None:
         """One statement's round trip to the server; raises DatabaseUnavailable when it cannot be reached."""
         with self.read() as conn:
@@ -246,6 +270,19 @@ def _configure(conn: Conn) -> None:
         register_vector(conn)
     # The pool calls configure outside a transaction; leave none open.
     conn.commit()
+
+
+def begin_again(conn: Conn) -> None:
+    """Roll back the transaction of :meth:`Database.transaction_opened_by` and begin another, in one round trip."""
+    with conn.pipeline():
+        conn.execute("ROLLBACK")
+        conn.execute("BEGIN")
+
+
+def outside_transaction(conn: Conn) -> bool:
+    """Whether the connection's statements are each their own transaction (autocommit, no BEGIN sent):
+    a read then sees committed rows only."""
+    return conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
 
 
 def probe(url: str) -> None:

@@ -296,7 +296,15 @@ def record_run_outcome(
 ) -> bool:
     """A run's outcome, recorded only by the caller that sets ``runs.metadata[flag]`` (one statement, so
     the run's end pays one round trip for it); False when it was recorded before."""
-    row = conn.execute(
+    statement = run_outcome_statement(run_id, flag, agent_id, revision, ok=ok, latency_ms=latency_ms, tokens=tokens)
+    return conn.execute(*statement).fetchone() is not None
+
+
+def run_outcome_statement(
+    run_id: str, flag: str, agent_id: str, revision: int, *, ok: bool, latency_ms: float, tokens: int
+) -> tuple[str, dict[str, Any]]:
+    """:func:`record_run_outcome`'s statement and values (for a caller that sends several in one pipeline)."""
+    return (
         """WITH claimed AS (
                UPDATE runs SET metadata = metadata || jsonb_build_object(%(flag)s::text, true)
                WHERE id = %(run)s AND NOT metadata ? %(flag)s RETURNING id)
@@ -312,8 +320,7 @@ def record_run_outcome(
             "latency": latency_ms,
             "tokens": tokens,
         },
-    ).fetchone()
-    return row is not None
+    )
 
 
 def outcome_stats(conn: Conn, agent_id: str, revision: int, since: Any) -> dict[str, Any]:

@@ -68,18 +68,22 @@ STEP_COLUMNS = (
 )
 
 
+def insert_statement(message: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The INSERT of one message returning it (no row when its (step_id, step_position) exists), and its values."""
+    return rows.insert_statement(
+        "messages",
+        {c: message[c] for c in COLUMNS if c in message},
+        json_columns=_JSON,
+        on_conflict="(step_id, step_position) DO NOTHING",
+    )
+
+
 def insert_many(conn: Conn, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert messages in order. A message whose (step_id, step_position) exists is skipped,
     so replaying a step after a crash writes nothing twice; the stored rows are returned."""
     stored: list[dict[str, Any]] = []
     for message in messages:
-        row = rows.insert(
-            conn,
-            "messages",
-            {c: message[c] for c in COLUMNS if c in message},
-            json_columns=_JSON,
-            on_conflict="(step_id, step_position) DO NOTHING",
-        )
+        row = conn.execute(*insert_statement(message)).fetchone()
         if row is None:
             row = at_position(conn, message["step_id"], message["step_position"])
         assert row is not None
@@ -149,16 +153,22 @@ def shown(conn: Conn, organization_id: str, message_ids: list[str]) -> list[dict
 
 def at_position(conn: Conn, step_id: str, position: int) -> dict[str, Any] | None:
     """The message a step stored at ``position`` (0: its reply; 1, 2, ...: its tool results)."""
-    return conn.execute(
-        f"SELECT {STEP_COLUMNS} FROM messages WHERE step_id = %s AND step_position = %s", (step_id, position)
-    ).fetchone()
+    return conn.execute(*at_position_statement(step_id, position)).fetchone()
+
+
+def at_position_statement(step_id: str, position: int) -> tuple[str, tuple[str, int]]:
+    """:func:`at_position`'s statement and values (for a caller that sends several in one pipeline)."""
+    return f"SELECT {STEP_COLUMNS} FROM messages WHERE step_id = %s AND step_position = %s", (step_id, position)
 
 
 def tool_results(conn: Conn, run_id: str) -> list[dict[str, Any]]:
     """The run's tool results so far, in the order they were stored."""
-    return conn.execute(
-        f"SELECT {STEP_COLUMNS} FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
-    ).fetchall()
+    return conn.execute(*tool_results_statement(run_id)).fetchall()
+
+
+def tool_results_statement(run_id: str) -> tuple[str, tuple[str]]:
+    """:func:`tool_results`' statement and values (for a caller that sends several in one pipeline)."""
+    return f"SELECT {STEP_COLUMNS} FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
 
 
 def requested_approvals(conn: Conn, message_id: str) -> list[str]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import psycopg
 from psycopg import pq, sql
 from psycopg.types.json import Jsonb
 
+from o.store import messages as message_store
 from o.store import rows
-from o.store.db import Conn
+from o.store.db import Conn, outside_transaction
 from o.store.filters import Where
 from o.store.pages import Page, fetch_page
 from o.store.records import Run, Step
@@ -43,45 +45,85 @@ def get(conn: Conn, run_id: str, *, organization_id: str | None = None, for_upda
 
 
 def update(conn: Conn, run_id: str, changes: dict[str, Any]) -> Run:
-    unknown = set(changes) - UPDATABLE
-    if unknown:
-        raise ValueError(f"not updatable: {sorted(unknown)}")
-    assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes]
-    assignments.append(sql.SQL("updated_at = now()"))
-    values = [Jsonb(v) if c in _JSON else v for c, v in changes.items()]
-    row = conn.execute(
-        sql.SQL("UPDATE runs SET {} WHERE id = %s RETURNING *").format(sql.SQL(", ").join(assignments)),
-        (*values, run_id),
-    ).fetchone()
+    row = conn.execute(*update_statement(run_id, changes)).fetchone()
     assert row is not None
     return Run.of(row)
 
 
-def load_state(
-    conn: Conn, run_id: str, step_index: int | None = None
-) -> tuple[Run | None, Step | None, dict[str, Any] | None]:
-    """The run, its step ``step_index`` (default: the one it stands at) and its agent, in one round trip.
+def update_statement(run_id: str, changes: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The UPDATE of the run returning it, and its values (for a caller that sends several in one pipeline)."""
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    values = [Jsonb(v) if c in _JSON else v for c, v in changes.items()]
+    return _update_sql(tuple(changes)), [*values, run_id]
 
-    The agent comes back as a JSON object (timestamps as text), which is all the loop needs; it
-    carries its attached tools rows under ``tools_json``.
-    """
+
+# composed and rendered once per set of columns (a step's updates are the same few every time)
+@functools.lru_cache(maxsize=128)
+def _update_sql(columns: tuple[str, ...]) -> str:
+    assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns]
+    assignments.append(sql.SQL("updated_at = now()"))
+    query = sql.SQL("UPDATE runs SET {} WHERE id = %s RETURNING *").format(sql.SQL(", ").join(assignments))
+    return query.as_string(None)
+
+
+# The version of an agent as a step reads it (``step_agent``): its row's xmin (the transaction that wrote
+# its current version, which any UPDATE changes) and, for each attached tool, the attachment's and the
+# tool's, with the tool's id. A change to the agent, to one of its tools, or to which tools it has changes it.
+_STEP_AGENT_VERSION = """a.xmin::text || '/' || coalesce((
+        SELECT string_agg(at.xmin::text || '.' || t.xmin::text || '.' || t.id, ',' ORDER BY t.name)
+        FROM agent_tools at JOIN tools t ON t.id = at.tool_id WHERE at.agent_id = a.id), '')"""
+
+
+_LOAD_STATE = f"""SELECT r.*, to_jsonb(s) AS step_json, {_STEP_AGENT_VERSION} AS agent_version
+    FROM runs r
+    LEFT JOIN steps s ON s.run_id = r.id AND s.step_index = coalesce(%s, r.iteration)
+    LEFT JOIN agents a ON a.id = r.agent_id AND a.organization_id = r.organization_id
+    WHERE r.id = %s"""
+
+State = tuple[Run | None, Step | None, str | None]
+
+
+def load_state(conn: Conn, run_id: str, step_index: int | None = None) -> State:
+    """The run, its step ``step_index`` (default: the one it stands at) and the version of its agent
+    (None: the agent is gone), in one round trip; the agent itself is :func:`step_agent`'s, which a
+    caller that kept it for that version need not ask again."""
+    return _state(conn.execute(_LOAD_STATE, (step_index, run_id)).fetchone())
+
+
+def load_state_and_tool_results(
+    conn: Conn, run_id: str, step_index: int | None = None
+) -> tuple[State, list[dict[str, Any]]]:
+    """:func:`load_state`, and the run's tool results so far (:func:`o.store.messages.tool_results`), in
+    one round trip (pipelined)."""
+    with conn.pipeline():
+        state = conn.execute(_LOAD_STATE, (step_index, run_id))
+        results = conn.execute(*message_store.tool_results_statement(run_id))
+    return _state(state.fetchone()), results.fetchall()
+
+
+def _state(row: dict[str, Any] | None) -> State:
+    if row is None:
+        return None, None, None
+    step = row.pop("step_json")
+    version = row.pop("agent_version")
+    return Run.of(row), Step.of(step) if step is not None else None, version
+
+
+def step_agent(conn: Conn, organization_id: str, agent_id: str) -> tuple[str, dict[str, Any]] | None:
+    """(version, agent) of the agent as a step reads it: a JSON object (timestamps as text), which is all
+    the loop needs, with its attached tools rows under ``tools_json``; None when it is gone."""
     row = conn.execute(
-        """SELECT r.*, to_jsonb(s) AS step_json,
+        f"""SELECT {_STEP_AGENT_VERSION} AS agent_version,
                   to_jsonb(a) || jsonb_build_object('tools_json', (
                       SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.name), '[]'::jsonb)
                       FROM agent_tools at JOIN tools t ON t.id = at.tool_id WHERE at.agent_id = a.id
                   )) AS agent_json
-           FROM runs r
-           LEFT JOIN steps s ON s.run_id = r.id AND s.step_index = coalesce(%s, r.iteration)
-           LEFT JOIN agents a ON a.id = r.agent_id AND a.organization_id = r.organization_id
-           WHERE r.id = %s""",
-        (step_index, run_id),
+           FROM agents a WHERE a.id = %s AND a.organization_id = %s""",
+        (agent_id, organization_id),
     ).fetchone()
-    if row is None:
-        return None, None, None
-    step = row.pop("step_json")
-    agent = row.pop("agent_json")
-    return Run.of(row), Step.of(step) if step is not None else None, agent
+    return (row["agent_version"], row["agent_json"]) if row is not None else None
 
 
 def awaiting_approval(
@@ -158,7 +200,7 @@ def start_serving(conn: Conn, run_id: str, key: str, values: dict[str, Any]) -> 
                       updated_at = now()
                WHERE id = %s RETURNING *"""
     params = (key, Jsonb(values), run_id)
-    if not conn.autocommit:
+    if not outside_transaction(conn):
         return _run(conn.execute(query, params).fetchone())
     try:
         with conn.pipeline():  # BEGIN … COMMIT in one round trip

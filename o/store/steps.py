@@ -7,15 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import Cursor as PgCursor
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from o.store import rows
-from o.store.db import Conn
+from o.store import messages, rows, runs
+from o.store.db import Conn, begin_again
 from o.store.filters import Where
 from o.store.messages import COLUMNS as MESSAGE_COLUMNS
 from o.store.pages import Page, fetch_page
-from o.store.records import NextAction, Step, StopReason
+from o.store.records import NextAction, Run, Step, StopReason
+
+Cursor = PgCursor[dict[str, Any]]
 
 _JSON = {"usage", "tool_calls", "approvals", "trace"}
 UPDATABLE = {
@@ -36,6 +39,101 @@ def insert(conn: Conn, step: dict[str, Any]) -> Step | None:
     """Insert a step; None when a step with the same (run_id, step_index) exists (a replay)."""
     row = rows.insert(conn, "steps", step, json_columns=_JSON, on_conflict="DO NOTHING")
     return Step.of(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class QueuedReply:
+    """A first phase's writes, sent (:func:`queue_reply`) and not yet answered."""
+
+    expected: Run
+    cursors: tuple[Cursor, Cursor, Cursor, Cursor]
+
+
+def queue_reply(
+    conn: Conn, expected: Run, step: dict[str, Any], message: dict[str, Any], run_changes: dict[str, Any]
+) -> QueuedReply:
+    """Send a first phase's writes for when nothing raced it, on a connection in pipeline mode (the
+    transaction's first round trip, :meth:`o.store.db.Database.transaction_opened_by`): lock the run, insert
+    the step and its reply, update the run with ``run_changes``. The server runs them in order, so every
+    write comes after the run's lock, as when sent one by one. :func:`stored_reply` reads the outcome."""
+    return QueuedReply(
+        expected,
+        (
+            conn.execute("SELECT * FROM runs WHERE id = %s FOR UPDATE", (expected.id,)),
+            conn.execute(*rows.insert_statement("steps", step, json_columns=_JSON, on_conflict="DO NOTHING")),
+            conn.execute(*messages.insert_statement(message)),
+            conn.execute(*runs.update_statement(expected.id, run_changes)),
+        ),
+    )
+
+
+def stored_reply(conn: Conn, queued: QueuedReply) -> tuple[Run, dict[str, Any]] | None:
+    """(run, reply) as :func:`queue_reply` stored them; None, after rolling back and beginning again (nothing
+    written), when the run was no longer as expected (read before the LLM call: a cancel arrived, another
+    worker moved it) or the step existed (another worker stored it first): the caller then takes it a
+    statement at a time."""
+    locked, step, reply, updated = (cursor.fetchone() for cursor in queued.cursors)
+    if locked is None or Run.of(locked) != queued.expected or step is None or reply is None or updated is None:
+        begin_again(conn)
+        return None
+    return Run.of(updated), reply
+
+
+@dataclass(frozen=True)
+class QueuedLocks:
+    """The locks taken before a tool result is stored, sent (:func:`queue_result_locks`) and not yet answered."""
+
+    run: Cursor | None
+    step: Cursor
+    message: Cursor
+
+
+def queue_result_locks(conn: Conn, run_id: str | None, step_id: str, position: int) -> QueuedLocks:
+    """Before a tool result is stored, on a connection in pipeline mode (the transaction's first round
+    trip): lock the run (``run_id``; None: not), then the step, then read the message the step stored at
+    ``position``. The step's row lock serialises concurrent replays; the message is read by a statement of
+    its own after it, whose fresh snapshot sees what the lock holder committed (READ COMMITTED), which a
+    join inside the locking statement would not."""
+    return QueuedLocks(
+        conn.execute("SELECT * FROM runs WHERE id = %s FOR UPDATE", (run_id,)) if run_id is not None else None,
+        conn.execute("SELECT * FROM steps WHERE id = %s FOR UPDATE", (step_id,)),
+        conn.execute(*messages.at_position_statement(step_id, position)),
+    )
+
+
+def result_locks(queued: QueuedLocks) -> tuple[Run | None, dict[str, Any] | None]:
+    """(the run locked, None when not asked; the message stored at the position, None when none) of
+    :func:`queue_result_locks`."""
+    run = queued.run.fetchone() if queued.run is not None else None
+    queued.step.fetchone()
+    return (Run.of(run) if run is not None else None), queued.message.fetchone()
+
+
+def store_last_result(
+    conn: Conn,
+    message: dict[str, Any],
+    completion: tuple[str, NextAction, StopReason | None, float],
+    run_id: str,
+    run_changes: dict[str, Any],
+    *also: tuple[str, Any],
+) -> dict[str, Any] | None:
+    """A step's last tool result, its completion (``completion``: step id, next action, stop reason, tool
+    time) and the run's update, then the statements ``also`` (its outcome's record), in one round trip
+    (pipelined) inside the caller's transaction, under the run's and the step's locks; the stored message.
+    None, after rolling back and beginning again (nothing written), when the result was stored already
+    or the step completed (a late duplicate): the caller then takes it a statement at a time."""
+    step_id, next_action, stop_reason, tool_ms = completion
+    with conn.pipeline():
+        inserted = conn.execute(*messages.insert_statement(message))
+        completed = conn.execute(_COMPLETE, (next_action, stop_reason, tool_ms, step_id))
+        updated = conn.execute(*runs.update_statement(run_id, run_changes))
+        for statement in also:
+            conn.execute(*statement)
+    row = inserted.fetchone()
+    if row is None or completed.fetchone() is None or updated.fetchone() is None:
+        begin_again(conn)
+        return None
+    return row
 
 
 def get(conn: Conn, step_id: str, *, for_update: bool = False) -> Step | None:
@@ -80,13 +178,12 @@ def complete(
     conn: Conn, step_id: str, next_action: NextAction, stop_reason: StopReason | None, *, tool_ms: float | None = None
 ) -> bool:
     """Record the loop's decision on a step; False when it was completed already (a late duplicate)."""
-    row = conn.execute(
-        """UPDATE steps SET status = 'completed', next_action = %s, stop_reason = %s, completed_at = now(),
-                  tool_ms = coalesce(%s, tool_ms)
-           WHERE id = %s AND status <> 'completed' RETURNING id""",
-        (next_action, stop_reason, tool_ms, step_id),
-    ).fetchone()
-    return row is not None
+    return conn.execute(_COMPLETE, (next_action, stop_reason, tool_ms, step_id)).fetchone() is not None
+
+
+_COMPLETE = """UPDATE steps SET status = 'completed', next_action = %s, stop_reason = %s, completed_at = now(),
+                      tool_ms = coalesce(%s, tool_ms)
+               WHERE id = %s AND status <> 'completed' RETURNING id"""
 
 
 # --- what the API shows: steps of an organization, as rows ------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ class Outcome:
         }
 
 
+# a phase asks for its step's id several times (its rows, its messages, its locks): a uuid5 each
+@functools.lru_cache(maxsize=1024)
 def step_id_for(run_id: str, index: int) -> str:
     """The step's id, the same on every replay: the idempotency key of its messages."""
     return transcript.derived_id("step", run_id, index)

@@ -16,7 +16,7 @@ from o.agent.step import conversation
 from o.agent.step.calls import rule_history
 from o.agent.step.contract import Outcome, step_id_for
 from o.agent.step.deps import StepDeps, utcnow
-from o.agent.step.reply import Offer, add_usage, offer, plan_reply, refusal
+from o.agent.step.reply import Offer, ReplyPlan, add_usage, offer, plan_reply, refusal
 from o.agent.step.rows import reply_id, reply_message, step_row
 from o.agent.step.state import enter, fail_cleanly, finish_run, replay
 from o.agent.tool_rules import ToolRules
@@ -232,39 +232,75 @@ def _trace(reply: _Reply, usage: Usage, cost: float | None) -> dict[str, Any]:
 
 def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply, started_at: datetime) -> Outcome:
     """The step row, its reply and the run's next action, in one transaction."""
-    run_id, iteration, step_id = prepared.run.id, prepared.iteration, prepared.step_id
+    iteration, step_id = prepared.iteration, prepared.step_id
     response = reply.response
     plan = plan_reply(step_id, response.tool_calls, prepared.rules, {t.name for t in prepared.offer.tools})
     usage = response.usage + reply.extra_usage
     tokens = (usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens)
     cost = pricing.cost_usd(reply.asked["provider"], response.model, *tokens)
-    with deps.db.transaction() as conn:
-        run = run_store.get(conn, run_id, for_update=True)
-        assert run is not None
-        if run.cancel_requested:
-            return finish_run(conn, run, StopReason.CANCELLED)
-        row = step_row(
-            run, step_id, iteration, plan, model=response.model, usage=usage, llm_ms=reply.llm_ms, now=utcnow()
-        )
-        row.update(started_at=started_at, cost_usd=cost, trace=_trace(reply, usage, cost))
-        if step_store.insert(conn, row) is None:  # another worker stored this step first; its reply wins
-            existing = step_store.by_index(conn, run_id, iteration)
-            assert existing is not None
-            return replay(conn, run, existing)
-        [message] = message_store.insert_many(conn, [reply_message(run, step_id, plan, response.content)])
-        changes: dict[str, Any] = {"usage": add_usage(run.usage, usage, steps=1), "iteration": iteration}
-        if plan.next_action == NextAction.DONE:
-            autoclear = prepared.agent.get("message_buffer_autoclear")
-            outcome = finish_run(conn, run, StopReason.END_TURN, extra=changes, autoclear=autoclear)
-        elif plan.next_action == NextAction.APPROVAL:
-            run_store.update(
-                conn,
-                run_id,
-                {**changes, "next_action": NextAction.APPROVAL, "stop_reason": StopReason.REQUIRES_APPROVAL},
-            )
-            outcome = Outcome(run_id, iteration, NextAction.APPROVAL, StopReason.REQUIRES_APPROVAL)
-        else:
-            run_store.update(conn, run_id, {**changes, "next_action": NextAction.TOOLS})
-            outcome = Outcome(run_id, iteration, NextAction.TOOLS)
-    deps.report(MessageStored(message))
+    step = step_row(
+        prepared.run, step_id, iteration, plan, model=response.model, usage=usage, llm_ms=reply.llm_ms, now=utcnow()
+    )
+    step.update(started_at=started_at, cost_usd=cost, trace=_trace(reply, usage, cost))
+    message_row = reply_message(prepared.run, step_id, plan, response.content)
+    unraced = _unraced(prepared, plan, usage)
+    if unraced is None:
+        with deps.db.transaction() as conn:
+            outcome, message = _store_carefully(conn, prepared, plan, usage, step, message_row)
+    else:
+        changes, outcome = unraced
+        with deps.db.transaction_opened_by(
+            lambda conn: step_store.queue_reply(conn, prepared.run, step, message_row, changes)
+        ) as (conn, queued):
+            stored = step_store.stored_reply(conn, queued)
+            if stored is not None:
+                message = stored[1]
+            else:
+                outcome, message = _store_carefully(conn, prepared, plan, usage, step, message_row)
+    if message is not None:
+        deps.report(MessageStored(message))
     return outcome
+
+
+def _unraced(prepared: _Prepared, plan: ReplyPlan, usage: Usage) -> tuple[dict[str, Any], Outcome] | None:
+    """(the run's changes, the outcome) when the step is stored as the phase read the run, which is the usual
+    case (all in one round trip: :func:`o.store.steps.queue_reply`); None when the reply ends the run (which
+    records its outcome too) or a cancel was asked for: then it is stored a statement at a time."""
+    run, iteration = prepared.run, prepared.iteration
+    if plan.next_action == NextAction.DONE or run.cancel_requested:
+        return None
+    changes: dict[str, Any] = {"usage": add_usage(run.usage, usage, steps=1), "iteration": iteration}
+    if plan.next_action == NextAction.APPROVAL:
+        changes.update(next_action=NextAction.APPROVAL, stop_reason=StopReason.REQUIRES_APPROVAL)
+        return changes, Outcome(run.id, iteration, NextAction.APPROVAL, StopReason.REQUIRES_APPROVAL)
+    changes.update(next_action=NextAction.TOOLS)
+    return changes, Outcome(run.id, iteration, NextAction.TOOLS)
+
+
+def _store_carefully(
+    conn: Conn, prepared: _Prepared, plan: ReplyPlan, usage: Usage, step: dict[str, Any], message_row: dict[str, Any]
+) -> tuple[Outcome, dict[str, Any] | None]:
+    """The step, its reply and the run's next action a statement at a time, deciding on the run as locked."""
+    run_id, iteration = prepared.run.id, prepared.iteration
+    run = run_store.get(conn, run_id, for_update=True)
+    assert run is not None
+    if run.cancel_requested:
+        return finish_run(conn, run, StopReason.CANCELLED), None
+    if step_store.insert(conn, step) is None:  # another worker stored this step first; its reply wins
+        existing = step_store.by_index(conn, run_id, iteration)
+        assert existing is not None
+        return replay(conn, run, existing), None
+    [message] = message_store.insert_many(conn, [message_row])
+    changes: dict[str, Any] = {"usage": add_usage(run.usage, usage, steps=1), "iteration": iteration}
+    if plan.next_action == NextAction.DONE:
+        autoclear = prepared.agent.get("message_buffer_autoclear")
+        return finish_run(conn, run, StopReason.END_TURN, extra=changes, autoclear=autoclear), message
+    if plan.next_action == NextAction.APPROVAL:
+        run_store.update(
+            conn,
+            run_id,
+            {**changes, "next_action": NextAction.APPROVAL, "stop_reason": StopReason.REQUIRES_APPROVAL},
+        )
+        return Outcome(run_id, iteration, NextAction.APPROVAL, StopReason.REQUIRES_APPROVAL), message
+    run_store.update(conn, run_id, {**changes, "next_action": NextAction.TOOLS})
+    return Outcome(run_id, iteration, NextAction.TOOLS), message

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from o.agent import serving
+from o.agent.step.agent_cache import AgentCache, default_agents
 from o.agent.step.continuation import status_for
 from o.agent.step.contract import Outcome
 from o.agent.step.deps import utcnow
@@ -28,18 +29,34 @@ class Entered:
     step: Step | None
     agent: dict[str, Any] | None
     iteration: int
+    # the run's tool results so far, when asked for with the state
+    tool_rows: list[dict[str, Any]] | None = None
 
 
-def enter(conn: Conn, run_id: str, iteration: int | None, *, finished_at: NextAction) -> Entered | Outcome:
+def enter(
+    conn: Conn,
+    run_id: str,
+    iteration: int | None,
+    *,
+    finished_at: NextAction,
+    agents: AgentCache = default_agents,
+    with_tool_results: bool = False,
+) -> Entered | Outcome:
     """Where phase work starts (step ``iteration``; None: the step the run stands at), or the outcome to
-    return at once: the run has ended, or an earlier attempt already finished this phase."""
-    run, step, agent = run_store.load_state(conn, run_id, iteration)
+    return at once: the run has ended, or an earlier attempt already finished this phase.
+    ``with_tool_results``: the run's tool results so far come with it, read in the same round trip."""
+    tool_rows = None
+    if with_tool_results:
+        (run, step, agent_version), tool_rows = run_store.load_state_and_tool_results(conn, run_id, iteration)
+    else:
+        run, step, agent_version = run_store.load_state(conn, run_id, iteration)
     if run is None:
         raise NotFound(f"run {run_id} not found")
     start = start_of(run, iteration, finished_at)
     if isinstance(start, Outcome):
         return start
-    return Entered(run, step, agent, start)
+    agent = agents.agent(conn, run.organization_id, run.agent_id, agent_version)
+    return Entered(run, step, agent, start, tool_rows)
 
 
 def replay(conn: Conn, run: Run, step: Step) -> Outcome:
@@ -64,14 +81,7 @@ def finish_run(
     """End the run (inside the caller's transaction) and record its outcome for its revision.
 
     ``autoclear``: the agent's message_buffer_autoclear when the caller read it already (None: read it)."""
-    changes: dict[str, Any] = {
-        **(extra or {}),
-        "status": status if status is not None else status_for(stop_reason),
-        "stop_reason": stop_reason,
-        "next_action": next_action,
-        "completed_at": utcnow(),
-        "task_token": None,
-    }
+    changes = {**(extra or {}), **ending(stop_reason, status=status, next_action=next_action)}
     if error is not None:
         changes["error"] = error
     run = run_store.update(conn, run.id, changes)
@@ -85,6 +95,19 @@ def finish_run(
     # the turn's outcome for its revision's canary figures, committed with the run's end
     serving.record_run(conn, run)
     return Outcome(run.id, run.iteration, next_action, stop_reason)
+
+
+def ending(
+    stop_reason: StopReason, *, status: RunStatus | None = None, next_action: NextAction = NextAction.DONE
+) -> dict[str, Any]:
+    """The changes that end a run for ``stop_reason``."""
+    return {
+        "status": status if status is not None else status_for(stop_reason),
+        "stop_reason": stop_reason,
+        "next_action": next_action,
+        "completed_at": utcnow(),
+        "task_token": None,
+    }
 
 
 def fail_cleanly(

@@ -20,7 +20,7 @@ from o.agent.step.deps import StepDeps
 from o.agent.step.replay import tools_due
 from o.agent.step.reply import AGENT_DELETED
 from o.agent.step.rows import tool_message
-from o.agent.step.state import enter, finish_run, replay
+from o.agent.step.state import ending, enter, finish_run, replay
 from o.agent.tool_rules import Call, ToolRules
 from o.agent.tools import AgentTool, agent_tools
 from o.errors import OError
@@ -109,7 +109,8 @@ def _prepare(deps: StepDeps, run_id: str, iteration: int | None) -> _Batch | Out
 
 def _prepare_in(conn: Conn, run_id: str, iteration: int | None, *, writable: bool) -> _Batch | Outcome | None:
     """None (only when not ``writable``): the run must be ended."""
-    entered = enter(conn, run_id, iteration, finished_at=NextAction.STEP)
+    # the results so far come with the run: they are read whenever the phase goes on
+    entered = enter(conn, run_id, iteration, finished_at=NextAction.STEP, with_tool_results=True)
     if isinstance(entered, Outcome):
         return entered
     run, step, agent = entered.run, entered.step, entered.agent
@@ -124,7 +125,8 @@ def _prepare_in(conn: Conn, run_id: str, iteration: int | None, *, writable: boo
     # the tool rules of the revision that made the calls
     agent = serving.effective_agent(conn, agent, serving.run_revision(run, agent))
     tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
-    tool_rows = message_store.tool_results(conn, run_id)
+    tool_rows = entered.tool_rows
+    assert tool_rows is not None
     step_id = step_id_for(run_id, entered.iteration)
     return _Batch(
         run,
@@ -185,14 +187,13 @@ def _store_result(
     last call), complete the step in the same transaction: one durable write fewer."""
     outcome: Outcome | None = None
     call = pending.result.call
-    with deps.db.transaction() as conn:
-        # locks in the order run, then step
-        locked = run_store.get(conn, batch.run.id, for_update=True) if earlier is not None else None
-        # The step's row lock serialises concurrent replays, so only one runs a built-in's edit.
-        # The result is read by a second statement: its fresh snapshot sees what the lock holder
-        # committed, which a join inside the locking statement would not (READ COMMITTED).
-        step_store.get(conn, batch.step_id, for_update=True)
-        row = message_store.at_position(conn, batch.step_id, position)
+    # locks in the order run (the last call's: it completes the step), then step; the step's lock
+    # serialises concurrent replays, so only one runs a built-in's edit
+    run_id = batch.run.id if earlier is not None else None
+    with deps.db.transaction_opened_by(
+        lambda conn: step_store.queue_result_locks(conn, run_id, batch.step_id, position)
+    ) as (conn, queued):
+        locked, row = step_store.result_locks(queued)
         status = pending.result.status
         if row is None:
             result = pending.result
@@ -200,13 +201,58 @@ def _store_result(
                 output, status = _run_builtin(conn, batch.run, call.name, pending.builtin_args, deps.embedders)
                 result = replace(result, output=output, status=status)
             deps.inject("before_tool_commit")
-            [row] = message_store.insert_many(conn, [tool_message(batch.run, batch.step_id, position, result)])
-        stored = stored_result(call, row, status)
-        if earlier is not None and locked is not None:
-            outcome = complete(conn, batch, [*earlier, stored], locked, counted=stored)
+            message = tool_message(batch.run, batch.step_id, position, result)
+            ended = _end_step_unraced(conn, batch, earlier, locked, (call, message, status))
+            if ended is not None:
+                row, stored, outcome = ended
+            else:
+                [row] = message_store.insert_many(conn, [message])
+        if outcome is None:
+            stored = stored_result(call, row, status)
+            if earlier is not None and locked is not None:
+                outcome = complete(conn, batch, [*earlier, stored], locked, counted=stored)
     deps.inject("after_tool")
     deps.report(MessageStored(row))
     return stored, outcome
+
+
+def _end_step_unraced(
+    conn: Conn,
+    batch: _Batch,
+    earlier: list[CallResult] | None,
+    locked: Run | None,
+    result: tuple[ToolCall, dict[str, Any], str],
+) -> tuple[dict[str, Any], CallResult, Outcome] | None:
+    """The step's last result (``earlier``: the results before it; None: not the last), the step's
+    completion and the run's next step or end (with its outcome for its revision) in one round trip,
+    under the run's ``locked`` row; (stored message, result, outcome). ``result``: the call, its message
+    and its status. None, nothing written, when it is not the last result, or the run ends clearing its
+    context (autoclear, or not known), or the step turns out completed already: then it is stored a
+    statement at a time (:func:`complete`)."""
+    if earlier is None or locked is None:
+        return None
+    call, message, status = result
+    stored = stored_result(call, message, status)
+    history = batch.history if stored.violation else [*batch.history, stored.as_call()]
+    stop_reason = after_tools([*earlier, stored], batch.rules, history, locked, batch.iteration)
+    also: list[tuple[str, Any]] = []
+    if stop_reason is None:
+        changes: dict[str, Any] = {
+            "iteration": batch.iteration + 1,
+            "next_action": NextAction.STEP,
+            "stop_reason": None,
+        }
+        outcome = Outcome(locked.id, batch.iteration + 1, NextAction.STEP)
+    elif batch.autoclear is False:
+        changes = ending(stop_reason)
+        record = serving.record_statement(replace(locked, **changes))
+        also = [record] if record is not None else []
+        outcome = Outcome(locked.id, locked.iteration, NextAction.DONE, stop_reason)
+    else:
+        return None
+    completion = (batch.step_id, outcome.next, stop_reason, (time.monotonic() - batch.started) * 1000)
+    row = step_store.store_last_result(conn, message, completion, locked.id, changes, *also)
+    return (row, stored, outcome) if row is not None else None
 
 
 def _run_builtin(conn: Conn, run: Run, name: str, args: dict[str, Any], embedders: EmbedderSource) -> tuple[str, str]:

@@ -6,7 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from o.agent.engine import Engine
+from o.agent.step.agent_cache import AgentCache
 from o.agent.tools import SandboxExecutor
+from o.store import runs as run_store
 from o.tools.sandbox.local import LocalProcessSandbox
 from tests.integration.agent.conftest import create_agent, say
 from tests.servers.openai_server import OpenAIServer
@@ -81,3 +83,51 @@ def test_without_a_sandbox_user_tools_fail_softly(api: TestClient, openai_server
     out = say(api, agent["id"], "1 x 2?")
     [result] = [m for m in out["messages"] if m["message_type"] == "tool_return_message"]
     assert result["status"] == "error" and "no sandbox" in result["tool_return"]
+
+
+def test_a_step_offers_a_tool_as_it_stands_after_the_tool_or_its_attachment_changes(
+    api: TestClient, openai_server: OpenAIServer
+) -> None:
+    """Steps keep the agents they read per process (o.agent.step.agent_cache), for the version of the agent
+    row and of each tool and attachment: a change to the tool's own row, which leaves the agent's row as
+    it was, is offered at the next step, and so is a detach."""
+    agent = create_agent(api, openai_server)
+    tool = _attach(api, agent["id"], MULTIPLY)
+
+    def offered() -> dict[str, dict]:
+        openai_server.push(call("send_message", message="ok"))
+        say(api, agent["id"], "hi")
+        return {t["function"]["name"]: t["function"] for t in openai_server.requests[-1]["tools"]}
+
+    assert offered()["multiply"]["description"].startswith("Multiply two integers")
+    changed = api.patch(f"/v1/tools/{tool['id']}", json={"description": "Multiplies, now described anew."})
+    assert changed.status_code == 200, changed.text
+    assert offered()["multiply"]["description"] == "Multiplies, now described anew."
+    detached = api.patch(f"/v1/agents/{agent['id']}/tools/detach/{tool['id']}")
+    assert detached.status_code == 200, detached.text
+    assert "multiply" not in offered()
+
+
+def test_the_agent_a_step_reads_follows_a_change_to_its_tool_alone(
+    api: TestClient, openai_server: OpenAIServer, engine: Engine
+) -> None:
+    """A tool's change that is no new version of it (its tags, its pip requirements: the sandbox reads
+    them from the tool's row) leaves its agents' rows as they were; the agent a step reads follows it."""
+    agent = create_agent(api, openai_server)
+    tool = _attach(api, agent["id"], MULTIPLY)
+    openai_server.push(call("send_message", message="ok"))
+    run_id = say(api, agent["id"], "hi")["messages"][-1]["run_id"]
+    cache = AgentCache()
+
+    def tags() -> list[str]:
+        with engine.db.read() as conn:
+            run, _, version = run_store.load_state(conn, run_id)
+            assert run is not None
+            read = cache.agent(conn, run.organization_id, run.agent_id, version)
+        assert read is not None
+        return next(t["tags"] for t in read["tools_json"] if t["id"] == tool["id"])
+
+    assert tags() == [] and tags() == [] and (cache.hits, cache.misses) == (1, 1)
+    changed = api.patch(f"/v1/tools/{tool['id']}", json={"tags": ["fresh"]})
+    assert changed.status_code == 200, changed.text
+    assert tags() == ["fresh"] and cache.misses == 2
