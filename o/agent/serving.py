@@ -149,20 +149,8 @@ def turn_of(run: Run) -> Turn | None:
 def record_run(conn: Conn, run: Run) -> bool:
     """Record the outcome of a run that just finished, once, under its revision (inside the finishing
     transaction, so a crash either records both or neither). False when there is nothing to record."""
-    outcome = _outcome(run)
-    if outcome is None:
-        return False
-    revision, turn = outcome
-    return evolution_store.record_run_outcome(
-        conn,
-        run.id,
-        RECORDED_FLAG,
-        run.agent_id,
-        revision,
-        ok=turn.ok,
-        latency_ms=turn.latency_ms,
-        tokens=turn.tokens,
-    )
+    statement = record_statement(run)
+    return statement is not None and evolution_store.record_run_outcome(conn, statement)
 
 
 def record_statement(run: Run) -> tuple[str, dict[str, Any]] | None:

@@ -283,27 +283,18 @@ def record_outcome(
     )
 
 
-def record_run_outcome(
-    conn: Conn,
-    run_id: str,
-    flag: str,
-    agent_id: str,
-    revision: int,
-    *,
-    ok: bool,
-    latency_ms: float,
-    tokens: int,
-) -> bool:
-    """A run's outcome, recorded only by the caller that sets ``runs.metadata[flag]`` (one statement, so
-    the run's end pays one round trip for it); False when it was recorded before."""
-    statement = run_outcome_statement(run_id, flag, agent_id, revision, ok=ok, latency_ms=latency_ms, tokens=tokens)
+def record_run_outcome(conn: Conn, statement: tuple[str, dict[str, Any]]) -> bool:
+    """A run's outcome (:func:`run_outcome_statement`), recorded only by the caller that sets
+    ``runs.metadata[flag]`` (one statement, so the run's end pays one round trip for it); False when it
+    was recorded before."""
     return conn.execute(*statement).fetchone() is not None
 
 
 def run_outcome_statement(
     run_id: str, flag: str, agent_id: str, revision: int, *, ok: bool, latency_ms: float, tokens: int
 ) -> tuple[str, dict[str, Any]]:
-    """:func:`record_run_outcome`'s statement and values (for a caller that sends several in one pipeline)."""
+    """The statement recording a run's outcome and its values (:func:`record_run_outcome` runs it; a caller
+    may send it with others in one pipeline)."""
     return (
         """WITH claimed AS (
                UPDATE runs SET metadata = metadata || jsonb_build_object(%(flag)s::text, true)
