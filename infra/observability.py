@@ -1,4 +1,5 @@
-"""Alarms and one dashboard: errors, throttles and latency per ``live`` alias, the API and the state machines.
+"""Alarms and one dashboard: errors, throttles and latency per ``live`` alias, the API, the state machines
+and the work queues gave up on.
 
 Handlers log, trace and emit metrics with Powertools (namespace ``O``); this construct
 watches what AWS measures for them. Alarms carry no action by default: subscribe an
@@ -20,6 +21,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -61,6 +63,7 @@ class Observability(Construct):
         functions: Mapping[str, Watched],
         rest_api: apigw.RestApi,
         state_machines: Mapping[str, sfn.StateMachine],
+        dead_letter_queues: Mapping[str, sqs.IQueue] | None = None,
         essential_only: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -100,6 +103,14 @@ class Observability(Construct):
             self._alarm(f"{name}TimedOut", timed_out, 1, f"{name}: executions timed out")
             widgets.append(cw.GraphWidget(title=f"{name} failed / timed out / throttled",
                                           left=[failed, timed_out, throttled]))  # fmt: skip
+
+        for name, queue in (dead_letter_queues or {}).items():
+            # Not NumberOfMessagesSent: SQS counts only what a client sends, never what its redrive moves.
+            # A function consumes these queues at once, so their depth rarely shows either; every dead
+            # letter is received at least once.
+            received = queue.metric_number_of_messages_received(period=FIVE_MINUTES, statistic="Sum")
+            self._alarm(f"{name}DeadLetters", received, 1, f"{name}: work given up after its last delivery")
+            widgets.append(cw.GraphWidget(title=f"{name} dead letters received", left=[received]))
 
         self.dashboard: cw.Dashboard | None = None
         if essential_only:

@@ -14,6 +14,7 @@ from infra.api import Api, streaming_function
 from infra.config import DeployConfig
 from infra.database import Database, DatabaseOptions
 from infra.evolution import Evolution, grant_agent_metrics, grant_decision_events
+from infra.files import TIMEOUT as FILES_TIMEOUT
 from infra.files import Files
 from infra.migrations import Migrations
 from infra.network import Network
@@ -277,9 +278,14 @@ class OStack(Stack):
                 "ToolSandbox": Watched(sandbox.function, Duration.seconds(30)),
                 "Sleeptime": Watched(sleeptime.function, Duration.minutes(10)),
                 "Evolution": Watched(evolution.function, Duration.minutes(10)),
+                # a bundle import runs in invocations of up to its timeout by design: only a timeout is over budget
+                "Ingest": Watched(files.function, FILES_TIMEOUT),
+                "DeadLetters": Watched(files.dead_letter_service.function, Duration.minutes(1)),
             },
             rest_api=api.rest_api,
             state_machines={"AgentLoop": agent_loop.state_machine, "EvolutionLoop": evolution.state_machine},
+            # an upload or an agent import that ended in error because its ingest runs kept failing
+            dead_letter_queues={"Ingest": files.dead_letters},
             essential_only=config.economy,
         )
 

@@ -529,6 +529,26 @@ def test_alarms_watch_each_live_alias_and_the_loop(synthesized: Synthesized) -> 
     Template.from_json(synthesized.template).resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
+def test_an_alarm_says_when_the_ingest_queue_gave_work_up(synthesized: Synthesized) -> None:
+    """Its dead letters are consumed at once (their depth rarely shows) and SQS never counts a redrive as
+    sent: the alarm counts what the dead-letter queue handed out, and watches the functions at both ends."""
+    alarms = [a["Properties"] for a in synthesized.resources("AWS::CloudWatch::Alarm").values()]
+    (dead_letters,) = [a for a in alarms if a["Namespace"] == "AWS/SQS"]
+    assert dead_letters["MetricName"] == "NumberOfMessagesReceived"
+    assert (dead_letters["Statistic"], dead_letters["Threshold"]) == ("Sum", 1)
+    assert dead_letters["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    queue_id, _ = synthesized.one("AWS::SQS::Queue", "DeadLetters")
+    assert dead_letters["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    redrive = [q["Properties"]["RedrivePolicy"] for q in synthesized.resources("AWS::SQS::Queue").values()
+               if "RedrivePolicy" in q["Properties"]]  # fmt: skip
+    assert redrive == [{"deadLetterTargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}, "maxReceiveCount": 5}]
+    for handler in ("functions.ingest.handler.handler", "functions.dead_letters.handler.handler"):
+        function_id, _ = _function(synthesized, handler)
+        watching = {a["MetricName"] for a in alarms if {"Name": "FunctionName", "Value": {"Ref": function_id}}
+                    in a.get("Dimensions", [])}  # fmt: skip
+        assert watching == {"Errors", "Throttles", "Duration"}, handler
+
+
 # --- evolution and the template as a whole ----------------------------------------------------
 
 
