@@ -4,9 +4,13 @@ threshold, on every insert path, and the search of a large owner walks that grap
 from __future__ import annotations
 
 import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from o.ids import new_id
 from o.memory import archives
@@ -175,3 +179,36 @@ def test_an_archive_crossing_the_threshold_is_walked_beside_a_small_agent(
             spec, query_vector=vectors[7], archives=[ArchiveScope(archive_id, MODEL, 384, vectors[7])]
         )
         assert [r["id"] for r in engine.hybrid_search(conn, spec, "unrelated", top_k=1)] == [kept[7]]
+
+
+def test_two_transactions_that_cross_the_threshold_together_put_every_row_in_the_graph(
+    db: Database, org: str, make_agent: AgentFactory
+) -> None:
+    """Each inserts fewer rows than the threshold; the second one's statistics wait for the first one's
+    commit, then see both: the owner's rows all join the graph, none counted twice."""
+    agent = make_agent()
+    vectors = _vectors(50, 7)
+    with (
+        psycopg.connect(db.url, row_factory=dict_row) as first,
+        psycopg.connect(db.url, row_factory=dict_row) as second,
+    ):
+        for conn in (first, second):
+            conn.execute("SELECT set_config('o.graph_min_rows', %s, false)", (str(THRESHOLD),))
+        _insert(first, org, agent, vectors[:25])
+
+        def insert_second() -> None:
+            _insert(second, org, agent, vectors[25:])
+            second.commit()
+
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(insert_second)
+            time.sleep(0.5)
+            assert not later.done()  # waiting on the owner's statistics row
+            first.commit()
+            later.result(timeout=30)
+    with db.transaction() as conn:
+        flags = conn.execute("SELECT in_graph FROM passages WHERE agent_id = %s", (agent,)).fetchall()
+        docs = conn.execute(
+            "SELECT docs FROM search_corpus_stats WHERE agent_id = %s AND corpus = 'archival'", (agent,)
+        ).fetchone()["docs"]
+    assert [f["in_graph"] for f in flags] == [True] * 50 and docs == 50
