@@ -4,8 +4,10 @@ threshold, on every insert path, and the search of a large owner walks that grap
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -18,6 +20,8 @@ from o.store import passages as store
 from o.store import search as engine
 from o.store.archives import ArchiveScope
 from o.store.db import Conn, Database
+from o.store.migrate import migrate
+from tests.conftest import new_database
 from tests.integration.memory.conftest import AgentFactory
 
 # a threshold small enough for a test; the session's o.graph_min_rows and the search's exact_max_rows agree
@@ -212,3 +216,37 @@ def test_two_transactions_that_cross_the_threshold_together_put_every_row_in_the
             "SELECT docs FROM search_corpus_stats WHERE agent_id = %s AND corpus = 'archival'", (agent,)
         ).fetchone()["docs"]
     assert [f["in_graph"] for f in flags] == [True] * 50 and docs == 50
+
+
+def test_the_upgrade_puts_the_rows_of_existing_large_owners_in_the_graph(pg_url: str, tmp_path: Path) -> None:
+    """Schema 025 on a database with data: an owner already over the threshold (its statistics say so)
+    joins the graph, a small one stays out of it."""
+    schema = Path(store.__file__).resolve().parents[2] / "schema"
+    for path in sorted(schema.glob("*.sql")):
+        if int(path.name[:3]) < 25:
+            shutil.copy(path, tmp_path / path.name)
+    with new_database(pg_url, "graph") as url:
+        migrate(url, tmp_path)
+        vector = store.vector_literal(_vectors(1, 8)[0], 384)
+        with psycopg.connect(url) as conn:
+            conn.execute("INSERT INTO organizations (id, name) VALUES ('o1', 'o1')")
+            for agent in ("large", "small"):
+                conn.execute("INSERT INTO agents (id, organization_id, name) VALUES (%s, 'o1', 'a')", (agent,))
+                conn.execute(
+                    "INSERT INTO passages (id, organization_id, agent_id, text, search_tsv, search_len, "
+                    "embedding_model, embedding_dim, embedding_384) "
+                    "VALUES (%s, 'o1', %s, 'words', to_tsvector('words'), 1, 'm', 384, %s)",
+                    (f"p-{agent}", agent, vector),
+                )
+            # as if it held more rows than the threshold
+            conn.execute(
+                "UPDATE search_corpus_stats SET docs = %s WHERE agent_id = 'large'", (store.EXACT_MAX_ROWS + 1,)
+            )
+        for path in sorted(schema.glob("025_*.sql")):
+            shutil.copy(path, tmp_path / path.name)
+        assert [name[:3] for name in migrate(url, tmp_path)] == ["025"]
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT agent_id, in_graph FROM passages ORDER BY agent_id").fetchall()
+            assert rows == [("large", True), ("small", False)]
+            docs = conn.execute("SELECT agent_id, docs FROM search_corpus_stats ORDER BY agent_id").fetchall()
+            assert docs == [("large", store.EXACT_MAX_ROWS + 1), ("small", 1)]
