@@ -41,11 +41,11 @@ if TYPE_CHECKING:
     import numpy as np  # imported where used: numpy is not needed at start-up
 
 SUPPORTED_WIDTHS = (384, 768, 1024, 1536, 3072)
+HALFVEC_WIDTHS = frozenset({3072})
 
 # Up to this many indexed rows an owner's vectors are compared exactly; above it the HNSW graph holds
 # its rows and answers. schema 025's o_graph_min_rows() says the same number.
 EXACT_MAX_ROWS = 15_000
-HALFVEC_WIDTHS = frozenset({3072})
 
 # A context word counts this much of a word of the passage itself (measured on LoCoMo: 0.3).
 CONTEXT_WEIGHT = 0.3

@@ -13,6 +13,7 @@ Which plan, by the size of what is searched (the agent's indexed rows), not by t
   (``relaxed_order``), so the owner filter does not starve the result. Limitation: an owner with many
   rows that are still a small share of a huge table (say 100k of 10M) pays the filtered walk.
 
+``EXACT_MAX_ROWS`` is defined in :mod:`o.store.passages`, next to the insert that keeps the graph.
 Passages (schema 025): the graph holds only the rows of owners over ``EXACT_MAX_ROWS``
 (``in_graph``, partial indexes), so the walk adds ``p.in_graph`` and the decision is taken per
 owner: an agent's search with archives attached compares the small owners exactly and walks the
@@ -31,12 +32,10 @@ from psycopg import sql
 
 from o.store.db import Conn
 from o.store.filters import Where
-from o.store.passages import EXACT_MAX_ROWS, vector_column, vector_literal, vector_type
+from o.store.passages import vector_column, vector_literal, vector_type
 
 if TYPE_CHECKING:
     import numpy as np  # imported where used: numpy is not needed at start-up
-
-__all__ = ["EXACT_MAX_ROWS", "QueryVector", "VectorGroup", "all_vector_candidates", "vector_candidates"]
 
 
 @dataclass(frozen=True)
