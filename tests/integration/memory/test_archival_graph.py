@@ -160,7 +160,9 @@ def test_an_archive_crossing_the_threshold_is_walked_beside_a_small_agent(
         archive = archives.create(conn, org, "big", embedding_config={"embedding_model": MODEL, "embedding_dim": 384})
         archive_id = archive.id
         archives.attach(conn, org, agent, archive_id)
-        kept = _insert(conn, org, None, vectors[:50], archive=archive_id)
+        kept = _insert(conn, org, None, vectors[:30], archive=archive_id)
+        assert _in_graph(conn, kept) == [False] * 30
+        kept += _insert(conn, org, None, vectors[30:50], archive=archive_id)  # crosses: all 50 join
         own = _insert(conn, org, agent, vectors[50:55])
         assert _in_graph(conn, kept) == [True] * 50 and _in_graph(conn, own) == [False] * 5
     with db.transaction() as conn:
