@@ -151,6 +151,8 @@ def main() -> None:
                         archival.PassageInput(text, metadata={"dia_id": dia}, created_at=when) for dia, text in turns
                     ]
                     with db.transaction() as conn:
+                        if args.force_hnsw:  # these small agents' rows join the graph too (schema 025)
+                            conn.execute("SELECT set_config('o.graph_min_rows', '0', true)")
                         archival.insert(conn, org, agent_id, items, context_window=args.context_window, chunk=False)
                     n_turns += len(items)
         ingest_seconds = time.perf_counter() - ingest_started

@@ -343,7 +343,9 @@ def search_hits(
     agent's own and, ``with_archives``, those of every archive attached to it, in one ranking.
 
     ``weights`` (lexical, vector) overrides the fusion weights; (1, 0) is BM25 alone.
-    ``exact_max_rows`` is the agent size above which vectors are searched through HNSW.
+    ``exact_max_rows`` is the owner size above which vectors are searched through HNSW; the graph
+    holds only the rows of owners over ``EXACT_MAX_ROWS`` (schema 025), so a lower value suits a
+    session that set ``o.graph_min_rows`` as low before inserting (tests).
     """
     top_k = DEFAULT_TOP_K if top_k is None else top_k
     if not 1 <= top_k <= MAX_TOP_K:

@@ -9,6 +9,13 @@ stored zero-padded in the next wider column; padding with zeros changes no cosin
 search reads only rows of the model the agent uses now. Rows whose columns are NULL are not in the
 HNSW index at all, so an index costs nothing for widths nobody uses.
 
+Which rows are in the HNSW graph (schema 025): only those of owners (agent or archive) with more than
+``EXACT_MAX_ROWS`` indexed rows, flagged ``in_graph``; the indexes are partial over them. A smaller
+owner is compared exactly (:mod:`o.store.search_vectors`), so its rows skip the graph insert, the
+largest part of an insert's cost. ``insert_many`` flags its rows when the owner's count goes over
+the threshold, and a trigger keeps the rule on every insert path (the crossing adds the owner's
+earlier rows once). An owner that shrinks keeps its rows in the graph.
+
 How words are indexed: ``search_tsv`` holds the row's own words with weight A and the words of its
 neighbours (context) with weight D; a context word counts ``CONTEXT_WEIGHT`` of a word of the row
 itself, in ``search_len`` as in the term frequencies of a search (:mod:`o.store.search`).
@@ -35,6 +42,10 @@ if TYPE_CHECKING:
 
 SUPPORTED_WIDTHS = (384, 768, 1024, 1536, 3072)
 HALFVEC_WIDTHS = frozenset({3072})
+
+# Up to this many indexed rows an owner's vectors are compared exactly; above it the HNSW graph holds
+# its rows and answers. schema 025's o_graph_min_rows() says the same number.
+EXACT_MAX_ROWS = 15_000
 
 # A context word counts this much of a word of the passage itself (measured on LoCoMo: 0.3).
 CONTEXT_WEIGHT = 0.3
@@ -170,7 +181,9 @@ def insert_many(
     archive_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """Insert passages in one statement, owned by the agent or else by the archive; returns the
-    stored rows in input order."""
+    stored rows in input order. The rows join the HNSW graph when the owner's indexed rows go over
+    ``EXACT_MAX_ROWS`` with them (and schema 025's trigger adds the owner's earlier rows when this
+    call crosses it); below, they skip the graph insert."""
     if not passages:
         return []
     ids = [p.id or new_id() for p in passages]
@@ -183,13 +196,18 @@ def insert_many(
         ), prepared AS (
             SELECT i.*, {tsv} AS tsv
             FROM input i
+        ), owner AS (
+            -- over the threshold with these rows: they go into the HNSW graph (schema 025)
+            SELECT coalesce((SELECT docs FROM search_corpus_stats WHERE agent_id = %s AND corpus = 'archival'),
+                            (SELECT docs FROM archive_corpus_stats WHERE archive_id = %s AND %s::text IS NULL),
+                            0) + %s > o_graph_min_rows() AS in_graph
         ), inserted AS (
             INSERT INTO passages (id, organization_id, agent_id, archive_id, text, tags, metadata, embedding_model,
-                                  embedding_dim, {column}, search_tsv, search_len, created_at, updated_at)
+                                  embedding_dim, {column}, search_tsv, search_len, in_graph, created_at, updated_at)
             SELECT p.id, %s, %s, %s, p.text,
                    ARRAY(SELECT jsonb_array_elements_text(p.tags)), p.metadata, %s, %s,
                    p.vec::{vtype}, p.tsv,
-                   {length},
+                   {length}, (SELECT in_graph FROM owner),
                    coalesce(p.created_at, clock_timestamp()), coalesce(p.created_at, clock_timestamp())
             FROM prepared p ORDER BY p.ord
             RETURNING {returning}
@@ -212,8 +230,9 @@ def insert_many(
         [p.created_at for p in passages],
         vector_params(conn, [p.embedding for p in passages], dim),
     )
+    owner = (agent_id, archive_id, agent_id, len(passages))
     rows = conn.execute(
-        query, (*columns, organization_id, agent_id, archive_id, model, dim, CONTEXT_DISCOUNT)
+        query, (*columns, *owner, organization_id, agent_id, archive_id, model, dim, CONTEXT_DISCOUNT)
     ).fetchall()
     by_id = {row["id"]: row for row in rows}
     return [by_id[i] for i in ids]

@@ -46,8 +46,16 @@ from o.store.archives import ArchiveScope
 from o.store.db import Conn
 from o.store.file_views import FolderScope
 from o.store.filters import TagMatch, Where
-from o.store.passages import CONTEXT_DISCOUNT, TERM_FREQUENCY, TEXT_CONFIG, vector_column, vector_literal, vector_type
-from o.store.search_vectors import EXACT_MAX_ROWS, QueryVector, VectorGroup, all_vector_candidates
+from o.store.passages import (
+    CONTEXT_DISCOUNT,
+    EXACT_MAX_ROWS,
+    TERM_FREQUENCY,
+    TEXT_CONFIG,
+    vector_column,
+    vector_literal,
+    vector_type,
+)
+from o.store.search_vectors import QueryVector, VectorGroup, all_vector_candidates
 
 if TYPE_CHECKING:
     import numpy as np  # imported where used: numpy is not needed at start-up

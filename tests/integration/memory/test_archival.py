@@ -289,7 +289,14 @@ def test_hnsw_path_agrees_with_exact_search_and_restores_settings(
     db: Database, org: str, make_agent: AgentFactory
 ) -> None:
     agent = make_agent()
-    _fill(db, org, agent)
+    with db.transaction() as conn:
+        # every row in the graph (schema 025 keeps small owners out of it), so that the walk has them
+        conn.execute("SELECT set_config('o.graph_min_rows', '0', true)")
+        for text, tags in FACTS:
+            archival.insert(conn, org, agent, text, tags=tags)
+        assert conn.execute("SELECT bool_and(in_graph) AS b FROM passages WHERE agent_id = %s", (agent,)).fetchone()[
+            "b"
+        ]
     vector = local_embedder().embed(["which relative has a food allergy?"])[0]
 
     def run(exact_max_rows: int) -> list[str]:
