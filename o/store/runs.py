@@ -6,8 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg import pq, sql
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from o.store import messages as message_store
@@ -209,24 +208,19 @@ def start_serving(conn: Conn, run_id: str, key: str, values: dict[str, Any]) -> 
     nothing durable used yet (the step's next commit, synchronous, flushes it first), which the step's
     replay makes again.
     """
-    query = """UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END,
-                      metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
-                      updated_at = now()
-               WHERE id = %s RETURNING *"""
     params = (key, Jsonb(values), run_id)
     if not outside_transaction(conn):
-        return _run(conn.execute(query, params).fetchone())
-    try:
-        with conn.pipeline():  # BEGIN … COMMIT in one round trip
-            conn.execute("BEGIN")
-            conn.execute("SET LOCAL synchronous_commit = off")
-            cursor = conn.execute(query, params)
-            conn.execute("COMMIT")
-    except psycopg.Error:
-        if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            conn.rollback()  # the failed statement left the block open: leave the connection clean
-        raise
-    return _run(cursor.fetchone())
+        return _run(conn.execute(_START_SERVING.format(source=""), params).fetchone())
+    # its own transaction, committed asynchronously: set_config(..., true) lasts to the end of the statement's
+    # implicit transaction, whose commit reads it (one statement, not BEGIN, SET LOCAL, UPDATE and COMMIT)
+    query = _START_SERVING.format(source="FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async")
+    return _run(conn.execute(query, params).fetchone())
+
+
+_START_SERVING = """UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END,
+                           metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
+                           updated_at = now()
+                    {source} WHERE id = %s RETURNING runs.*"""
 
 
 def claim_flag(conn: Conn, run_id: str, flag: str) -> bool:
