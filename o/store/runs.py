@@ -84,9 +84,11 @@ class State:
     run: Run | None
     step: Step | None
     agent_version: str | None
-    # the in-context messages of the run's conversation, in the order the model reads them (``context``)
+    # the in-context messages of the run's conversation, in the order the model reads them (``context``;
+    # None unless the step is yet to be stored)
     context: list[dict[str, Any]] | None = None
-    # the run's tool results so far, in the order they were stored (``tool_results``)
+    # the run's tool results so far, in the order they were stored (``tool_results``; None unless the run
+    # is at its tools or an approval)
     tool_results: list[dict[str, Any]] | None = None
 
 
@@ -112,11 +114,14 @@ def load_state(
 
 @functools.lru_cache(maxsize=4)
 def _load_state_sql(context: bool, tool_results: bool) -> str:
+    # each only when the phase will go on (a replay of a finished phase needs neither; NULL: not read)
     extra = ""
     if context:
-        extra += f", {message_store.context_json('r.agent_id', 'r.conversation_id')} AS context_json"
+        messages = message_store.context_json("r.agent_id", "r.conversation_id")
+        extra += f", CASE WHEN s.id IS NULL AND r.next_action = 'step' THEN {messages} END AS context_json"
     if tool_results:
-        extra += f", {message_store.tool_results_json('r.id')} AS tool_results_json"
+        messages = message_store.tool_results_json("r.id")
+        extra += f", CASE WHEN r.next_action IN ('tools', 'approval') THEN {messages} END AS tool_results_json"
     return f"""SELECT r.*, to_jsonb(s) AS step_json, {_STEP_AGENT_VERSION} AS agent_version{extra}
     FROM runs r
     LEFT JOIN steps s ON s.run_id = r.id AND s.step_index = coalesce(%s, r.iteration)

@@ -126,7 +126,8 @@ def _prepare_in(conn: Conn, run_id: str, iteration: int | None, *, writable: boo
     agent = serving.effective_agent(conn, agent, serving.run_revision(run, agent))
     tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
     tool_rows = entered.tool_rows
-    assert tool_rows is not None
+    if tool_rows is None:  # not read with the run (it stood elsewhere)
+        tool_rows = message_store.tool_results(conn, run_id)
     step_id = step_id_for(run_id, entered.iteration)
     return _Batch(
         run,
