@@ -96,8 +96,8 @@ def load_state(
     conn: Conn, run_id: str, step_index: int | None = None, *, context: bool = False, tool_results: bool = False
 ) -> State:
     """The run, its step ``step_index`` (default: the one it stands at) and the version of its agent, and
-    the messages asked for, in ONE statement (the messages as JSON arrays, which pydantic-core parses in
-    one go: decoding them column by column cost more than the statement); the agent itself is
+    the messages asked for, in ONE statement (the messages as JSON arrays: one value each for psycopg to
+    decode, which pydantic-core parses, instead of a statement of their own); the agent itself is
     :func:`step_agent`'s, which a caller that kept it for that version need not ask again."""
     row = conn.execute(_load_state_sql(context, tool_results), (step_index, run_id)).fetchone()
     if row is None:

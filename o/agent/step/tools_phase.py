@@ -295,8 +295,11 @@ def _decide_last(
     history = batch.history if stored.violation else [*batch.history, stored.as_call()]
     stop_reason = after_tools([*earlier, stored], batch.rules, history, run, batch.iteration)
     if stop_reason is None:
-        changes: dict[str, Any] = {"iteration": batch.iteration + 1, "next_action": NextAction.STEP}
-        changes["stop_reason"] = None
+        changes: dict[str, Any] = {
+            "iteration": batch.iteration + 1,
+            "next_action": NextAction.STEP,
+            "stop_reason": None,
+        }
         return stored, changes, Outcome(run.id, batch.iteration + 1, NextAction.STEP), None
     if batch.autoclear is False:
         return stored, ending(stop_reason), Outcome(run.id, run.iteration, NextAction.DONE, stop_reason), stop_reason
