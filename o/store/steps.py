@@ -174,7 +174,9 @@ def store_last_result_alone(
     when the phase began: a cancel, or another worker moving it, writes nothing). Each write takes its
     row from the one before, so they happen together or not at all: the run moves only when the result
     was stored and the step completed here. The stored message; None, nothing written, when the run was
-    no longer as expected or the result was stored already: the caller then takes it a statement at a time."""
+    no longer as expected or the result was stored already (or the step completed without moving the run,
+    which no writer does: the message only, and the caller's locked path then replays the step): the
+    caller then takes it a statement at a time."""
     step_id, next_action, stop_reason, tool_ms = completion
     query = _last_result_sql(
         tuple(m for m in messages.COLUMNS if m in message), tuple(run_changes), outcome is not None
@@ -236,7 +238,7 @@ def _last_result_sql(result_cols: tuple[str, ...], run_cols: tuple[str, ...], re
                         FROM result WHERE steps.id = %(step)s AND steps.status <> 'completed' RETURNING steps.id),
                run AS (UPDATE runs SET {sets}updated_at = now() FROM step WHERE runs.id = %(run)s
                        RETURNING runs.id){outcome if records else ""}
-           SELECT result.* FROM result"""
+           SELECT result.* FROM result WHERE EXISTS (SELECT FROM run)"""
 
 
 def get(conn: Conn, step_id: str, *, for_update: bool = False) -> Step | None:
