@@ -27,6 +27,7 @@ from o.store import revisions as revision_store
 from o.store import runs as run_store
 from o.store.db import Conn, Database
 from o.store.records import Run, RunStatus
+from o.store.steps import RunOutcome
 
 # runs.metadata keys: the revision serving the run (feedback reads it too), the Lambda version that
 # decided it, and the flags that make recording and publishing its outcome happen once
@@ -169,6 +170,16 @@ def record_statement(run: Run) -> tuple[str, dict[str, Any]] | None:
         latency_ms=turn.latency_ms,
         tokens=turn.tokens,
     )
+
+
+def outcome_of(run: Run) -> RunOutcome | None:
+    """What :func:`record_run` records for ``run`` as it ends (None: nothing), for a caller that writes it in
+    one statement with the run's end (:func:`o.store.steps.store_last_result_alone`)."""
+    outcome = _outcome(run)
+    if outcome is None:
+        return None
+    revision, turn = outcome
+    return RunOutcome(RECORDED_FLAG, revision, turn.ok, turn.latency_ms, turn.tokens)
 
 
 def _outcome(run: Run) -> tuple[int, Turn] | None:

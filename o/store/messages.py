@@ -163,12 +163,9 @@ def at_position_statement(step_id: str, position: int) -> tuple[str, tuple[str, 
 
 def tool_results(conn: Conn, run_id: str) -> list[dict[str, Any]]:
     """The run's tool results so far, in the order they were stored."""
-    return conn.execute(*tool_results_statement(run_id)).fetchall()
-
-
-def tool_results_statement(run_id: str) -> tuple[str, tuple[str]]:
-    """:func:`tool_results`' statement and values (for a caller that sends several in one pipeline)."""
-    return f"SELECT {STEP_COLUMNS} FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
+    return conn.execute(
+        f"SELECT {STEP_COLUMNS} FROM messages WHERE run_id = %s AND role = 'tool' ORDER BY seq", (run_id,)
+    ).fetchall()
 
 
 def requested_approvals(conn: Conn, message_id: str) -> list[str]:
@@ -186,6 +183,22 @@ def in_context(conn: Conn, agent_id: str, conversation_id: str | None = None) ->
            ORDER BY (role = 'system') DESC, seq""",
         (agent_id, conversation_id),
     ).fetchall()
+
+
+def context_json(agent: str, conversation: str) -> str:
+    """:func:`in_context`'s rows as one JSON array (timestamps as text), for a statement whose ``agent`` and
+    ``conversation`` expressions name them (a phase's entry read)."""
+    return f"""(SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY (m.role = 'system') DESC, m.seq), '[]'::jsonb)
+               FROM (SELECT {STEP_COLUMNS} FROM messages
+                     WHERE agent_id = {agent} AND conversation_id IS NOT DISTINCT FROM {conversation}
+                       AND in_context) m)"""
+
+
+def tool_results_json(run: str) -> str:
+    """:func:`tool_results`' rows as one JSON array (timestamps as text), for a statement whose ``run``
+    expression names the run."""
+    return f"""(SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.seq), '[]'::jsonb)
+               FROM (SELECT {STEP_COLUMNS} FROM messages WHERE run_id = {run} AND role = 'tool') m)"""
 
 
 def evict(conn: Conn, message_ids: list[str]) -> int:

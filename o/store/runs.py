@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg import pq, sql
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from o.store import messages as message_store
@@ -16,7 +16,7 @@ from o.store.filters import Where
 from o.store.pages import Page, fetch_page
 from o.store.records import Run, Step
 
-_JSON = {"request", "usage", "metadata"}
+JSON_COLUMNS = {"request", "usage", "metadata"}
 UPDATABLE = {
     "status",
     "stop_reason",
@@ -37,7 +37,7 @@ def _run(row: dict[str, Any] | None) -> Run | None:
 
 
 def insert(conn: Conn, run: dict[str, Any]) -> Run:
-    return Run.of(rows.insert_one(conn, "runs", run, json_columns=_JSON))
+    return Run.of(rows.insert_one(conn, "runs", run, json_columns=JSON_COLUMNS))
 
 
 def get(conn: Conn, run_id: str, *, organization_id: str | None = None, for_update: bool = False) -> Run | None:
@@ -55,7 +55,7 @@ def update_statement(run_id: str, changes: dict[str, Any]) -> tuple[str, list[An
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    values = [Jsonb(v) if c in _JSON else v for c, v in changes.items()]
+    values = [Jsonb(v) if c in JSON_COLUMNS else v for c, v in changes.items()]
     return _update_sql(tuple(changes)), [*values, run_id]
 
 
@@ -76,39 +76,57 @@ _STEP_AGENT_VERSION = """a.xmin::text || '/' || coalesce((
         FROM agent_tools at JOIN tools t ON t.id = at.tool_id WHERE at.agent_id = a.id), '')"""
 
 
-_LOAD_STATE = f"""SELECT r.*, to_jsonb(s) AS step_json, {_STEP_AGENT_VERSION} AS agent_version
+@dataclass(frozen=True)
+class State:
+    """A phase's entry read: the run (None: not found), its step (None: not stored yet) and the version of
+    its agent (None: the agent is gone), with the messages asked for."""
+
+    run: Run | None
+    step: Step | None
+    agent_version: str | None
+    # the in-context messages of the run's conversation, in the order the model reads them (``context``;
+    # None unless the step is yet to be stored)
+    context: list[dict[str, Any]] | None = None
+    # the run's tool results so far, in the order they were stored (``tool_results``; None unless the run
+    # is at its tools or an approval)
+    tool_results: list[dict[str, Any]] | None = None
+
+
+def load_state(
+    conn: Conn, run_id: str, step_index: int | None = None, *, context: bool = False, tool_results: bool = False
+) -> State:
+    """The run, its step ``step_index`` (default: the one it stands at) and the version of its agent, and
+    the messages asked for, in ONE statement (the messages as JSON arrays: one value each for psycopg to
+    decode, which pydantic-core parses, instead of a statement of their own); the agent itself is
+    :func:`step_agent`'s, which a caller that kept it for that version need not ask again."""
+    row = conn.execute(_load_state_sql(context, tool_results), (step_index, run_id)).fetchone()
+    if row is None:
+        return State(None, None, None)
+    step = row["step_json"]
+    return State(
+        Run.of(row),
+        Step.of(step) if step is not None else None,
+        row["agent_version"],
+        row.get("context_json"),
+        row.get("tool_results_json"),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_state_sql(context: bool, tool_results: bool) -> str:
+    # each only when the phase will go on (a replay of a finished phase needs neither; NULL: not read)
+    extra = ""
+    if context:
+        messages = message_store.context_json("r.agent_id", "r.conversation_id")
+        extra += f", CASE WHEN s.id IS NULL AND r.next_action = 'step' THEN {messages} END AS context_json"
+    if tool_results:
+        messages = message_store.tool_results_json("r.id")
+        extra += f", CASE WHEN r.next_action IN ('tools', 'approval') THEN {messages} END AS tool_results_json"
+    return f"""SELECT r.*, to_jsonb(s) AS step_json, {_STEP_AGENT_VERSION} AS agent_version{extra}
     FROM runs r
     LEFT JOIN steps s ON s.run_id = r.id AND s.step_index = coalesce(%s, r.iteration)
     LEFT JOIN agents a ON a.id = r.agent_id AND a.organization_id = r.organization_id
     WHERE r.id = %s"""
-
-State = tuple[Run | None, Step | None, str | None]
-
-
-def load_state(conn: Conn, run_id: str, step_index: int | None = None) -> State:
-    """The run, its step ``step_index`` (default: the one it stands at) and the version of its agent
-    (None: the agent is gone), in one round trip; the agent itself is :func:`step_agent`'s, which a
-    caller that kept it for that version need not ask again."""
-    return _state(conn.execute(_LOAD_STATE, (step_index, run_id)).fetchone())
-
-
-def load_state_and_tool_results(
-    conn: Conn, run_id: str, step_index: int | None = None
-) -> tuple[State, list[dict[str, Any]]]:
-    """:func:`load_state`, and the run's tool results so far (:func:`o.store.messages.tool_results`), in
-    one round trip (pipelined)."""
-    with conn.pipeline():
-        state = conn.execute(_LOAD_STATE, (step_index, run_id))
-        results = conn.execute(*message_store.tool_results_statement(run_id))
-    return _state(state.fetchone()), results.fetchall()
-
-
-def _state(row: dict[str, Any] | None) -> State:
-    if row is None:
-        return None, None, None
-    step = row.pop("step_json")
-    version = row.pop("agent_version")
-    return Run.of(row), Step.of(step) if step is not None else None, version
 
 
 def step_agent(conn: Conn, organization_id: str, agent_id: str) -> tuple[str, dict[str, Any]] | None:
@@ -195,24 +213,19 @@ def start_serving(conn: Conn, run_id: str, key: str, values: dict[str, Any]) -> 
     nothing durable used yet (the step's next commit, synchronous, flushes it first), which the step's
     replay makes again.
     """
-    query = """UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END,
-                      metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
-                      updated_at = now()
-               WHERE id = %s RETURNING *"""
     params = (key, Jsonb(values), run_id)
     if not outside_transaction(conn):
-        return _run(conn.execute(query, params).fetchone())
-    try:
-        with conn.pipeline():  # BEGIN … COMMIT in one round trip
-            conn.execute("BEGIN")
-            conn.execute("SET LOCAL synchronous_commit = off")
-            cursor = conn.execute(query, params)
-            conn.execute("COMMIT")
-    except psycopg.Error:
-        if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            conn.rollback()  # the failed statement left the block open: leave the connection clean
-        raise
-    return _run(cursor.fetchone())
+        return _run(conn.execute(_START_SERVING.format(source=""), params).fetchone())
+    # its own transaction, committed asynchronously: set_config(..., true) lasts to the end of the statement's
+    # implicit transaction, whose commit reads it (one statement, not BEGIN, SET LOCAL, UPDATE and COMMIT)
+    query = _START_SERVING.format(source="FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async")
+    return _run(conn.execute(query, params).fetchone())
+
+
+_START_SERVING = """UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END,
+                           metadata = CASE WHEN metadata ? %s THEN metadata ELSE metadata || %s END,
+                           updated_at = now()
+                    {source} WHERE id = %s RETURNING runs.*"""
 
 
 def claim_flag(conn: Conn, run_id: str, flag: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,42 +42,53 @@ def insert(conn: Conn, step: dict[str, Any]) -> Step | None:
     return Step.of(row) if row is not None else None
 
 
-@dataclass(frozen=True)
-class QueuedReply:
-    """A first phase's writes, sent (:func:`queue_reply`) and not yet answered."""
-
-    expected: Run
-    cursors: tuple[Cursor, Cursor, Cursor, Cursor]
-
-
-def queue_reply(
+def store_reply(
     conn: Conn, expected: Run, step: dict[str, Any], message: dict[str, Any], run_changes: dict[str, Any]
-) -> QueuedReply:
-    """Send a first phase's writes for when nothing raced it, on a connection in pipeline mode (the
-    transaction's first round trip, :meth:`o.store.db.Database.transaction_opened_by`): lock the run, insert
-    the step and its reply, update the run with ``run_changes``. The server runs them in order, so every
-    write comes after the run's lock, as when sent one by one. :func:`stored_reply` reads the outcome."""
-    return QueuedReply(
-        expected,
-        (
-            conn.execute("SELECT * FROM runs WHERE id = %s FOR UPDATE", (expected.id,)),
-            conn.execute(*rows.insert_statement("steps", step, json_columns=_JSON, on_conflict="DO NOTHING")),
-            conn.execute(*messages.insert_statement(message)),
-            conn.execute(*runs.update_statement(expected.id, run_changes)),
-        ),
+) -> dict[str, Any] | None:
+    """A first phase's writes for when nothing raced it, as ONE statement on a connection in autocommit (its
+    own transaction: no BEGIN, no COMMIT, one round trip): lock the run if it is still as ``expected`` (read
+    before the LLM call), then insert the step, then its reply, then update the run with ``run_changes``.
+    Each write takes its row from the one before (the reply is inserted only with the step, the run
+    updated only with the reply), so they happen together or not at all. The stored reply; None, nothing
+    written, when the run was no longer as expected (a cancel arrived, another worker moved it) or the
+    step existed: the caller then takes it a statement at a time."""
+    query = _store_reply_sql(tuple(step), tuple(m for m in messages.COLUMNS if m in message), tuple(run_changes))
+    values = {
+        **_expected(expected),
+        "step": Jsonb(_json_row(step)),
+        "reply": Jsonb(_json_row(message)),
+        **{f"c_{c}": rows.value(c, v, runs.JSON_COLUMNS) for c, v in run_changes.items()},
+    }
+    return conn.execute(query, values).fetchone()
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` as a JSON object for ``jsonb_populate_record`` (timestamps as ISO text, which it parses)."""
+    return {c: v.isoformat() if isinstance(v, datetime) else v for c, v in row.items()}
+
+
+def _populated(table: str, cols: tuple[str, ...], source: str, param: str) -> str:
+    """An INSERT of one row given as a JSON object (``%(param)s``: Postgres converts each column from it, so
+    the values need no type of their own and psycopg adapts one value, not one per column), taking its
+    row from ``source``: none, nothing inserted."""
+    names = [f'"{c}"' for c in cols]
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(f'r.{n}' for n in names)} "
+        f"FROM jsonb_populate_record(NULL::{table}, %({param})s) r, {source}"
     )
 
 
-def stored_reply(conn: Conn, queued: QueuedReply) -> tuple[Run, dict[str, Any]] | None:
-    """(run, reply) as :func:`queue_reply` stored them; None, after rolling back and beginning again (nothing
-    written), when the run was no longer as expected (read before the LLM call: a cancel arrived, another
-    worker moved it) or the step existed (another worker stored it first): the caller then takes it a
-    statement at a time."""
-    locked, step, reply, updated = (cursor.fetchone() for cursor in queued.cursors)
-    if locked is None or Run.of(locked) != queued.expected or step is None or reply is None or updated is None:
-        begin_again(conn)
-        return None
-    return Run.of(updated), reply
+# composed once per shape (the columns a step, its reply and the run's update carry)
+@functools.lru_cache(maxsize=64)
+def _store_reply_sql(step_cols: tuple[str, ...], reply_cols: tuple[str, ...], run_cols: tuple[str, ...]) -> str:
+    sets = ", ".join(f'"{c}" = %(c_{c})s' for c in run_cols)
+    return f"""WITH locked AS ({_LOCK_EXPECTED}),
+               step AS ({_populated("steps", step_cols, "locked", "step")} ON CONFLICT DO NOTHING RETURNING id),
+               reply AS ({_populated("messages", reply_cols, "step", "reply")}
+                         ON CONFLICT (step_id, step_position) DO NOTHING RETURNING *),
+               run AS (UPDATE runs SET {sets}, updated_at = now() FROM reply WHERE runs.id = %(run)s
+                       RETURNING runs.id)
+           SELECT reply.* FROM reply"""
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,99 @@ def store_last_result(
         begin_again(conn)
         return None
     return row
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A run's outcome for its revision (``o.store.evolution``'s ``revision_outcomes`` row), recorded once:
+    only by the write that sets ``runs.metadata[flag]``."""
+
+    flag: str
+    revision: int
+    ok: bool
+    latency_ms: float
+    tokens: int
+
+
+def store_last_result_alone(
+    conn: Conn,
+    expected: Run,
+    message: dict[str, Any],
+    completion: tuple[str, NextAction, StopReason | None, float],
+    run_changes: dict[str, Any],
+    outcome: RunOutcome | None = None,
+) -> dict[str, Any] | None:
+    """A step's last tool result, its completion (``completion``: step id, next action, stop reason, tool
+    time), the run's update and, when the run ends, its ``outcome``, as ONE statement on a connection in
+    autocommit (its own transaction), under the run's lock and only while the run is as ``expected`` (read
+    when the phase began: a cancel, or another worker moving it, writes nothing). Each write takes its
+    row from the one before, so they happen together or not at all: the run moves only when the result
+    was stored and the step completed here. The stored message; None, nothing written, when the run was
+    no longer as expected or the result was stored already (or the step completed without moving the run,
+    which no writer does: the message only, and the caller's locked path then replays the step): the
+    caller then takes it a statement at a time."""
+    step_id, next_action, stop_reason, tool_ms = completion
+    query = _last_result_sql(
+        tuple(m for m in messages.COLUMNS if m in message), tuple(run_changes), outcome is not None
+    )
+    values = {
+        **_expected(expected),
+        "result": Jsonb(_json_row(message)),
+        "step": step_id,
+        "next": next_action,
+        "stop": stop_reason,
+        "tool_ms": tool_ms,
+        **{f"c_{c}": rows.value(c, v, runs.JSON_COLUMNS) for c, v in run_changes.items()},
+    }
+    if outcome is not None:
+        values.update(
+            flag=outcome.flag,
+            agent=expected.agent_id,
+            revision=outcome.revision,
+            ok=outcome.ok,
+            latency=outcome.latency_ms,
+            tokens=outcome.tokens,
+        )
+    return conn.execute(query, values).fetchone()
+
+
+def _expected(run: Run) -> dict[str, Any]:
+    """The values of :data:`_LOCK_EXPECTED`: the run as a phase read it."""
+    return {
+        "run": run.id,
+        "updated_at": run.updated_at,
+        "status": run.status,
+        "next_action": run.next_action,
+        "iteration": run.iteration,
+    }
+
+
+# The run locked, only while it is as a phase read it: any write to a run sets its updated_at, and
+# the rest is checked too (a cancel, which no one-statement write stores, among them).
+_LOCK_EXPECTED = """SELECT id, metadata FROM runs
+                   WHERE id = %(run)s AND updated_at = %(updated_at)s AND status = %(status)s
+                     AND next_action = %(next_action)s AND iteration = %(iteration)s AND NOT cancel_requested
+                   FOR UPDATE"""
+
+
+@functools.lru_cache(maxsize=64)
+def _last_result_sql(result_cols: tuple[str, ...], run_cols: tuple[str, ...], records: bool) -> str:
+    sets = "".join(f'"{c}" = %(c_{c})s, ' for c in run_cols)
+    if records:
+        sets += "metadata = runs.metadata || jsonb_build_object(%(flag)s::text, true), "
+    outcome = """,
+               outcome AS (INSERT INTO revision_outcomes (agent_id, revision, request_id, ok, latency_ms, tokens)
+                           SELECT %(agent)s, %(revision)s, run.id, %(ok)s, %(latency)s, %(tokens)s
+                           FROM run, locked WHERE NOT locked.metadata ? %(flag)s RETURNING id)"""
+    return f"""WITH locked AS ({_LOCK_EXPECTED}),
+               result AS ({_populated("messages", result_cols, "locked", "result")}
+                          ON CONFLICT (step_id, step_position) DO NOTHING RETURNING *),
+               step AS (UPDATE steps SET status = 'completed', next_action = %(next)s, stop_reason = %(stop)s,
+                               completed_at = now(), tool_ms = %(tool_ms)s
+                        FROM result WHERE steps.id = %(step)s AND steps.status <> 'completed' RETURNING steps.id),
+               run AS (UPDATE runs SET {sets}updated_at = now() FROM step WHERE runs.id = %(run)s
+                       RETURNING runs.id){outcome if records else ""}
+           SELECT result.* FROM result WHERE EXISTS (SELECT FROM run)"""
 
 
 def get(conn: Conn, step_id: str, *, for_update: bool = False) -> Step | None:

@@ -97,7 +97,7 @@ def _prepare_in(
     deps: StepDeps, conn: Conn, run_id: str, iteration: int | None, *, writable: bool
 ) -> _Prepared | Outcome | None:
     """None (only when not ``writable``): the step must write before it asks the LLM."""
-    entered = enter(conn, run_id, iteration, finished_at=NextAction.TOOLS)
+    entered = enter(conn, run_id, iteration, finished_at=NextAction.TOOLS, with_context=True)
     if isinstance(entered, Outcome):
         return entered
     run, agent = entered.run, entered.agent
@@ -109,11 +109,12 @@ def _prepare_in(
     if refused is not None:
         return finish_run(conn, run, refused[0], error=refused[1])
     assert agent is not None
+    rows = entered.context
     if conversation.queued(run):
         claimed = conversation.claim(conn, run)
         if claimed is None:  # another run of the agent goes first
             return Outcome(run.id, entered.iteration, NextAction.STEP, queued=True)
-        run = claimed
+        run, rows = claimed, None  # its input entered the context: read it again
     # Which revision serves this run: decided on its first step (which also marks the run running),
     # the same for every later one. In autocommit the decision is one UPDATE, its own transaction,
     # stored before the LLM is asked: a first step that fails still counts for its revision.
@@ -122,7 +123,8 @@ def _prepare_in(
     run, agent = serving.serve_run(conn, deps.revisions, run, agent, version=deps.version)
     prompt = deps.prompts.get(conn, agent)
     agent = conversations.effective_agent(conn, run, agent)
-    rows = message_store.in_context(conn, agent["id"], run.conversation_id)
+    if rows is None:
+        rows = message_store.in_context(conn, agent["id"], run.conversation_id)
     tools = agent_tools(agent, agent.pop("tools_json"))
     rules = ToolRules.parse(agent["tool_rules"])
     # without rules the calls made so far change nothing, so they are not read
@@ -249,13 +251,10 @@ def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply, started_at:
             outcome, message = _store_carefully(conn, prepared, plan, usage, step, message_row)
     else:
         changes, outcome = unraced
-        with deps.db.transaction_opened_by(
-            lambda conn: step_store.queue_reply(conn, prepared.run, step, message_row, changes)
-        ) as (conn, queued):
-            stored = step_store.stored_reply(conn, queued)
-            if stored is not None:
-                message = stored[1]
-            else:
+        with deps.db.statement() as conn:
+            message = step_store.store_reply(conn, prepared.run, step, message_row, changes)
+        if message is None:  # raced: nothing was written
+            with deps.db.transaction() as conn:
                 outcome, message = _store_carefully(conn, prepared, plan, usage, step, message_row)
     if message is not None:
         deps.report(MessageStored(message))
@@ -264,7 +263,7 @@ def _store_reply(deps: StepDeps, prepared: _Prepared, reply: _Reply, started_at:
 
 def _unraced(prepared: _Prepared, plan: ReplyPlan, usage: Usage) -> tuple[dict[str, Any], Outcome] | None:
     """(the run's changes, the outcome) when the step is stored as the phase read the run, which is the usual
-    case (all in one round trip: :func:`o.store.steps.queue_reply`); None when the reply ends the run (which
+    case (one statement: :func:`o.store.steps.store_reply`); None when the reply ends the run (which
     records its outcome too) or a cancel was asked for: then it is stored a statement at a time."""
     run, iteration = prepared.run, prepared.iteration
     if plan.next_action == NextAction.DONE or run.cancel_requested:

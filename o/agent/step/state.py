@@ -31,6 +31,8 @@ class Entered:
     iteration: int
     # the run's tool results so far, when asked for with the state
     tool_rows: list[dict[str, Any]] | None = None
+    # the in-context messages of the run's conversation as the phase began, when asked for
+    context: list[dict[str, Any]] | None = None
 
 
 def enter(
@@ -41,22 +43,21 @@ def enter(
     finished_at: NextAction,
     agents: AgentCache = default_agents,
     with_tool_results: bool = False,
+    with_context: bool = False,
 ) -> Entered | Outcome:
     """Where phase work starts (step ``iteration``; None: the step the run stands at), or the outcome to
     return at once: the run has ended, or an earlier attempt already finished this phase.
-    ``with_tool_results``: the run's tool results so far come with it, read in the same round trip."""
-    tool_rows = None
-    if with_tool_results:
-        (run, step, agent_version), tool_rows = run_store.load_state_and_tool_results(conn, run_id, iteration)
-    else:
-        run, step, agent_version = run_store.load_state(conn, run_id, iteration)
+    ``with_tool_results``, ``with_context``: the run's tool results so far, the in-context messages of its
+    conversation come with it, read in the same statement."""
+    state = run_store.load_state(conn, run_id, iteration, context=with_context, tool_results=with_tool_results)
+    run = state.run
     if run is None:
         raise NotFound(f"run {run_id} not found")
     start = start_of(run, iteration, finished_at)
     if isinstance(start, Outcome):
         return start
-    agent = agents.agent(conn, run.organization_id, run.agent_id, agent_version)
-    return Entered(run, step, agent, start, tool_rows)
+    agent = agents.agent(conn, run.organization_id, run.agent_id, state.agent_version)
+    return Entered(run, state.step, agent, start, state.tool_results, state.context)
 
 
 def replay(conn: Conn, run: Run, step: Step) -> Outcome:

@@ -126,7 +126,8 @@ def _prepare_in(conn: Conn, run_id: str, iteration: int | None, *, writable: boo
     agent = serving.effective_agent(conn, agent, serving.run_revision(run, agent))
     tools = {t.name: t for t in agent_tools(agent, agent.pop("tools_json"))}
     tool_rows = entered.tool_rows
-    assert tool_rows is not None
+    if tool_rows is None:  # not read with the run (it stood elsewhere)
+        tool_rows = message_store.tool_results(conn, run_id)
     step_id = step_id_for(run_id, entered.iteration)
     return _Batch(
         run,
@@ -189,6 +190,10 @@ def _store_result(
     call = pending.result.call
     # locks in the order run (the last call's: it completes the step), then step; the step's lock
     # serialises concurrent replays, so only one runs a built-in's edit
+    if earlier is not None:
+        alone = _store_last_alone(deps, batch, position, pending, earlier)
+        if alone is not None:
+            return alone
     run_id = batch.run.id if earlier is not None else None
     with deps.db.transaction_opened_by(
         lambda conn: step_store.queue_result_locks(conn, run_id, batch.step_id, position)
@@ -231,28 +236,74 @@ def _end_step_unraced(
     statement at a time (:func:`complete`)."""
     if earlier is None or locked is None:
         return None
+    decided = _decide_last(batch, earlier, locked, result)
+    if decided is None:
+        return None
+    stored, changes, outcome, stop_reason = decided
+    record = serving.record_statement(replace(locked, **changes)) if outcome.next == NextAction.DONE else None
+    completion = (batch.step_id, outcome.next, stop_reason, (time.monotonic() - batch.started) * 1000)
+    also = [record] if record is not None else []
+    row = step_store.store_last_result(conn, result[1], completion, locked.id, changes, *also)
+    return (row, stored, outcome) if row is not None else None
+
+
+def _store_last_alone(
+    deps: StepDeps, batch: _Batch, position: int, pending: _Pending, earlier: list[CallResult]
+) -> tuple[CallResult, Outcome] | None:
+    """The step's last result, its completion and the run's next step or end as ONE statement in autocommit
+    (:func:`o.store.steps.store_last_result_alone`: no BEGIN, no lock round trip, no COMMIT), when nothing
+    needs a transaction around it: the result is known without a write (a user tool's, a refused call's,
+    a built-in that touches no table) and the run's end clears no context. The run is the one read when
+    the phase began; the statement writes only while it is still so. None, nothing written, otherwise."""
+    call, args = pending.result.call, pending.builtin_args
+    if batch.run.cancel_requested or (args is not None and not _writes_nothing(call.name, args)):
+        return None
+    with deps.db.statement() as conn:
+        result = pending.result
+        if args is not None:
+            output, status = _run_builtin(conn, batch.run, call.name, args, deps.embedders)
+            result = replace(result, output=output, status=status)
+        message = tool_message(batch.run, batch.step_id, position, result)
+        decided = _decide_last(batch, earlier, batch.run, (call, message, result.status))
+        if decided is None:
+            return None
+        stored, changes, outcome, stop_reason = decided
+        ended = serving.outcome_of(replace(batch.run, **changes)) if outcome.next == NextAction.DONE else None
+        completion = (batch.step_id, outcome.next, stop_reason, (time.monotonic() - batch.started) * 1000)
+        deps.inject("before_tool_commit")
+        row = step_store.store_last_result_alone(conn, batch.run, message, completion, changes, ended)
+    if row is None:
+        return None
+    deps.inject("after_tool")
+    deps.report(MessageStored(row))
+    return stored, outcome
+
+
+def _writes_nothing(name: str, args: dict[str, Any]) -> bool:
+    """Whether the built-in call runs without touching a table (nor records a refusal)."""
+    return name in _WRITES_NOTHING and evaluator_lock.refusal(name, args) is None
+
+
+def _decide_last(
+    batch: _Batch, earlier: list[CallResult], run: Run, result: tuple[ToolCall, dict[str, Any], str]
+) -> tuple[CallResult, dict[str, Any], Outcome, StopReason | None] | None:
+    """(the last result, the run's changes, the outcome, the stop reason) after the step's last call on
+    ``run`` as it stands; None when the run ends clearing its context (autoclear, or not known): that end
+    reads and writes more than one statement does."""
     call, message, status = result
     stored = stored_result(call, message, status)
     history = batch.history if stored.violation else [*batch.history, stored.as_call()]
-    stop_reason = after_tools([*earlier, stored], batch.rules, history, locked, batch.iteration)
-    also: list[tuple[str, Any]] = []
+    stop_reason = after_tools([*earlier, stored], batch.rules, history, run, batch.iteration)
     if stop_reason is None:
         changes: dict[str, Any] = {
             "iteration": batch.iteration + 1,
             "next_action": NextAction.STEP,
             "stop_reason": None,
         }
-        outcome = Outcome(locked.id, batch.iteration + 1, NextAction.STEP)
-    elif batch.autoclear is False:
-        changes = ending(stop_reason)
-        record = serving.record_statement(replace(locked, **changes))
-        also = [record] if record is not None else []
-        outcome = Outcome(locked.id, locked.iteration, NextAction.DONE, stop_reason)
-    else:
-        return None
-    completion = (batch.step_id, outcome.next, stop_reason, (time.monotonic() - batch.started) * 1000)
-    row = step_store.store_last_result(conn, message, completion, locked.id, changes, *also)
-    return (row, stored, outcome) if row is not None else None
+        return stored, changes, Outcome(run.id, batch.iteration + 1, NextAction.STEP), None
+    if batch.autoclear is False:
+        return stored, ending(stop_reason), Outcome(run.id, run.iteration, NextAction.DONE, stop_reason), stop_reason
+    return None
 
 
 def _run_builtin(conn: Conn, run: Run, name: str, args: dict[str, Any], embedders: EmbedderSource) -> tuple[str, str]:

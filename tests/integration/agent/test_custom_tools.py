@@ -121,9 +121,9 @@ def test_the_agent_a_step_reads_follows_a_change_to_its_tool_alone(
 
     def tags() -> list[str]:
         with engine.db.read() as conn:
-            run, _, version = run_store.load_state(conn, run_id)
-            assert run is not None
-            read = cache.agent(conn, run.organization_id, run.agent_id, version)
+            state = run_store.load_state(conn, run_id)
+            assert state.run is not None
+            read = cache.agent(conn, state.run.organization_id, state.run.agent_id, state.agent_version)
         assert read is not None
         return next(t["tags"] for t in read["tools_json"] if t["id"] == tool["id"])
 
