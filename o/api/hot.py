@@ -18,12 +18,9 @@ The key's check rides on the route's first statement here (o/store/keyed.py): on
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -35,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from o.api import storable
 from o.api.errors import domain_response
+from o.api.hop import ThreadHop
 from o.api.limits import replaying
 from o.api.paging import MAX_LIMIT
 from o.api.schemas.blocks import UpdateBlock
@@ -155,9 +153,9 @@ class HotPath:
         self.db = db
         self.known_keys = known_keys
         # As many threads as the database pool has connections: the requests beyond wait in the
-        # executor's queue, not in threads handing connections to each other (8% of a GET's CPU). A
-        # plain executor rather than anyio's thread pool: its hop costs a third of anyio's CPU.
-        self.threads = ThreadPoolExecutor(db.max_size, thread_name_prefix="o-hot")
+        # hop's queue, not in threads handing connections to each other (8% of a GET's CPU). Not
+        # anyio's thread pool nor an executor: o/api/hop.py.
+        self.threads = ThreadHop(db.max_size, "o-hot")
         # when this process last checked each key by itself, by the key's hash
         self.noted: dict[str, float] = {}
 
@@ -181,10 +179,7 @@ class HotPath:
         response = None
         if call is not None and org is not None:
             check = KeyCheck(secret, org, in_statement=self._noted_lately(key_hash), key_hash=key_hash)
-            context = contextvars.copy_context()  # the request's (its trace, its log keys), as anyio's hop
-            response = await asyncio.get_running_loop().run_in_executor(
-                self.threads, context.run, _answer, call, check, self.db
-            )
+            response = await self.threads.run(_answer, call, check, self.db)
         if response is None:
             await self.app(scope, receive, send)
             return
