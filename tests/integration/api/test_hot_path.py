@@ -81,6 +81,37 @@ def test_what_is_not_a_plain_200_is_the_full_apps_answer(app: FastAPI, api_key: 
         assert client.get(f"/v1/agents/{agent}", headers={"Authorization": "Basic abc"}).status_code == 401
 
 
+def test_the_body_limit_holds_for_the_hot_path_as_for_the_app(app: FastAPI, api_key: str) -> None:
+    """The hot path runs in front of the app's middlewares, the body limit among them (256 KiB here): a
+    larger PATCH, declared or chunked, is the app's 413 whether the key is known or not; a chunked one
+    within the limit is answered."""
+    with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}) as client:
+        # a block that could hold the body's value: only the body limit refuses it
+        human = {"label": "human", "value": "x", "limit": 1_000_000}
+        created = client.post("/v1/agents/", json={"name": "hot", "memory_blocks": [human]})
+        assert created.status_code == 200, created.text
+        block = f"/v1/agents/{created.json()['id']}/core-memory/blocks/human"
+        big = b'{"value": "' + b"x" * 300_000 + b'"}'
+        answers = []
+        for known in (False, True):
+            app.state.known_keys.clear()
+            if known:
+                assert client.get("/v1/agents/?limit=1").status_code == 200 and app.state.known_keys
+            declared = client.patch(block, content=big, headers={"content-type": "application/json"})
+            chunked = client.patch(
+                block, content=iter([big[:150_000], big[150_000:]]), headers={"content-type": "application/json"}
+            )
+            answers.append((declared, chunked))
+        for declared, chunked in answers:
+            assert declared.status_code == chunked.status_code == 413
+            assert declared.json()["code"] == "payload_too_large"
+        _same(answers[0][0], answers[1][0])
+        _same(answers[0][1], answers[1][1])
+        small = iter([b'{"value": ', b'"chunked"}'])
+        within = client.patch(block, content=small, headers={"content-type": "application/json"})
+        assert within.status_code == 200 and within.json()["value"] == "chunked"
+
+
 def test_the_hot_path_takes_no_path_the_full_app_routes_elsewhere(app: FastAPI) -> None:
     body = b'{"value": "v"}'
     for route in app.routes:
