@@ -175,10 +175,11 @@ class HotPath:
         # the app's handler of any other exception, and the app its Request names (request.app)
         self.unexpected = unexpected
         self.owner = owner
-        # As many threads as the database pool has connections: the requests beyond wait in the
-        # hop's queue, not in threads handing connections to each other (8% of a GET's CPU). Not
-        # anyio's thread pool nor an executor: o/api/hop.py.
-        self.threads = ThreadHop(db.max_size, "o-hot")
+        # At most as many threads as the database pool has connections: the requests beyond wait in the
+        # hop's queue, not in threads handing connections to each other (8% of a GET's CPU). And no more
+        # than _THREADS: the threads beyond wait for the GIL rather than for Postgres, and a request's
+        # answer waits behind them (o/api/hop.py says why not an executor).
+        self.threads = ThreadHop(min(db.max_size, _THREADS), "o-hot")
         # when this process last checked each key by itself, by the key's hash
         self.noted: dict[str, float] = {}
 
@@ -252,6 +253,11 @@ def hot_route(method: str, path: str) -> tuple[dict[str, str], Parse] | None:
             return matched.groupdict(), parse
     return None
 
+
+# Under bench/floor.py's load (16 connections, one worker, 2 cores), 10 threads (the pool's size) made GET
+# agent's and GET messages' p99 3-7x what 4 did at the same CPU per request and req/s; 3 or fewer start to
+# leave the process waiting for Postgres.
+_THREADS = 4
 
 # how often a key's use is noted at least (o.store.orgs.organization_for_key notes it at most once a minute)
 _NOTE_EVERY_S = 30.0
