@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from o.api.hot import hot_route
+from o.ids import new_id
+from o.store import messages as message_store
 from o.store.db import Database
 from tests import wiring
 
@@ -110,6 +112,20 @@ def test_the_body_limit_holds_for_the_hot_path_as_for_the_app(app: FastAPI, api_
         small = iter([b'{"value": ', b'"chunked"}'])
         within = client.patch(block, content=small, headers={"content-type": "application/json"})
         assert within.status_code == 200 and within.json()["value"] == "chunked"
+
+
+def test_an_unexpected_error_is_the_apps_500_on_the_hot_path_too(app: FastAPI, api_key: str, db: Database) -> None:
+    """A row the route cannot shape (content that is not a list of parts, as no write of O's stores) is a
+    bug's 500: the hot path answers it as the app's error handler does, and raises it on to the server."""
+    with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}, raise_server_exceptions=False) as client:
+        agent = client.post("/v1/agents/", json={"name": "hot", "memory_blocks": []}).json()["id"]
+        with db.transaction() as conn:
+            org = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent,)).fetchone()
+            row = {"id": new_id("message"), "organization_id": org["organization_id"], "agent_id": agent}
+            message_store.insert_many(conn, [{**row, "role": "user", "content": 42, "text": "?"}])
+        full, hot = _full_then_hot(app, client, "GET", f"/v1/agents/{agent}/messages?limit=5")
+        assert full.status_code == 500 and full.json()["code"] == "internal_error"
+        _same(full, hot)
 
 
 def test_the_hot_path_takes_no_path_the_full_app_routes_elsewhere(app: FastAPI) -> None:
