@@ -3,10 +3,10 @@ agent's messages, set a core-memory block's value), answered without FastAPI's p
 
 Under load FastAPI spent three quarters of a GET agent's CPU around the endpoint rather than in it
 (matching the path across routers, solving the dependencies, its middlewares and telemetry; see the
-README's performance section). This pure ASGI middleware recognizes the plainest form of those
-requests (a known API key, no query parameter but the page's, a JSON body holding just a string
+README's performance section). This pure ASGI app, in front of the FastAPI app's middleware stack
+(o.api.app.App), recognizes the plainest form of those requests (a known API key, no query parameter but the page's, a JSON body holding just a string
 ``value``) and calls the very same route functions with the arguments FastAPI would have given them,
-on one trip through the thread pool. Everything else, and every request whose answer is not a 200
+on one trip to a thread (o/api/hop.py). Everything else, and every request whose answer is not a 200
 (an unknown key, a missing agent, a cursor that names nothing, a value over its limit), goes to the
 FastAPI app, which is the one authority on validation and error shapes: the hot path only ever answers
 what the full path would have answered, byte for byte. The one error it answers itself is the
