@@ -4,14 +4,14 @@ agent's messages, set a core-memory block's value), answered without FastAPI's p
 Under load FastAPI spent three quarters of a GET agent's CPU around the endpoint rather than in it
 (matching the path across routers, solving the dependencies, its middlewares and telemetry; see the
 README's performance section). This pure ASGI app, in front of the FastAPI app's middleware stack
-(o.api.app.App), recognizes the plainest form of those requests (a known API key, no query parameter but the page's, a JSON body holding just a string
-``value``) and calls the very same route functions with the arguments FastAPI would have given them,
-on one trip to a thread (o/api/hop.py). Everything else, and every request whose answer is not a 200
-(an unknown key, a missing agent, a cursor that names nothing, a value over its limit), goes to the
-FastAPI app, which is the one authority on validation and error shapes: the hot path only ever answers
-what the full path would have answered, byte for byte. The one error it answers itself is the
-database's 503 (restarting, failing over), which the app would answer too, after making the client
-wait for the database a second time.
+(o.api.app.App), recognizes the plainest form of those requests (a known API key, no query parameter
+but the page's, a JSON body holding just a string ``value``) and calls the very same route functions
+with the arguments FastAPI would have given them, on one trip to a thread (o/api/hop.py). Everything
+else, and every request whose answer is not a 200 (an unknown key, a missing agent, a cursor that names
+nothing, a value over its limit), goes to the FastAPI app, which is the one authority on validation and
+error shapes: the hot path only ever answers what the full path would have answered, byte for byte. The
+one error it answers itself is the database's 503 (restarting, failing over), which the app would answer
+too, after making the client wait for the database a second time.
 
 The key's check rides on the route's first statement here (o/store/keyed.py): one round trip per request.
 """
@@ -255,7 +255,7 @@ def hot_route(method: str, path: str) -> tuple[dict[str, str], Parse] | None:
 
 
 # Under bench/floor.py's load (16 connections, one worker, 2 cores), 10 threads (the pool's size) made GET
-# agent's and GET messages' p99 3-7x what 4 did at the same CPU per request and req/s; 3 or fewer start to
+# agent's and GET messages' p99 3-5x what 4 did at the same CPU per request and req/s; 3 or fewer start to
 # leave the process waiting for Postgres.
 _THREADS = 4
 
