@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import Depends, FastAPI
+from starlette.types import Receive, Scope, Send
 
 from o import __version__
 from o.api import console, docs, errors
@@ -13,6 +16,18 @@ from o.api.routers import CONTENT, IMPORT_BUNDLE, IMPORT_FILE, SESSIONS, UPLOAD,
 from o.api.slashes import tolerate_trailing_slashes
 from o.api.storable import refuse_unstorable
 from o.observability import logger
+
+
+class App(FastAPI):
+    """FastAPI, with the hot path (o/api/hot.py) in front of its middleware stack."""
+
+    hot: HotPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hot is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.hot(scope, receive, send)
 
 
 def create_app(
@@ -26,7 +41,7 @@ def create_app(
     """The app, with every route; ``routes_on_demand`` (a Lambda, which serves one request after its
     cold start): each router module is imported and included when a request first needs it
     (:mod:`o.api.routers`)."""
-    app = FastAPI(
+    app = App(
         title="O",
         version=__version__,
         description="A self-evolving, stateful agent service that speaks Letta's v1 REST API.",
@@ -48,8 +63,6 @@ def create_app(
     routes = app.state.routes = Routes(app)
     if not routes_on_demand:
         routes.include()
-    # inside the body limit (added after it, so it runs first); see o/api/hot.py
-    app.add_middleware(HotPath, db=services.db, known_keys=app.state.known_keys)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=max_body_bytes,
@@ -65,4 +78,12 @@ def create_app(
     )
     if routes_on_demand:
         routes.on_demand()  # outermost: the routers are there before anything below matches a path
+    app.hot = HotPath(
+        partial(FastAPI.__call__, app),  # what it does not answer: the whole app
+        services.db,
+        app.state.known_keys,
+        max_body_bytes=max_body_bytes,
+        unexpected=app.exception_handlers[Exception],
+        owner=app,
+    )
     return app

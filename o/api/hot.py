@@ -3,38 +3,38 @@ agent's messages, set a core-memory block's value), answered without FastAPI's p
 
 Under load FastAPI spent three quarters of a GET agent's CPU around the endpoint rather than in it
 (matching the path across routers, solving the dependencies, its middlewares and telemetry; see the
-README's performance section). This pure ASGI middleware recognizes the plainest form of those
-requests (a known API key, no query parameter but the page's, a JSON body holding just a string
-``value``) and calls the very same route functions with the arguments FastAPI would have given them,
-on one trip through the thread pool. Everything else, and every request whose answer is not a 200
-(an unknown key, a missing agent, a cursor that names nothing, a value over its limit), goes to the
-FastAPI app, which is the one authority on validation and error shapes: the hot path only ever answers
-what the full path would have answered, byte for byte. The one error it answers itself is the
-database's 503 (restarting, failing over), which the app would answer too, after making the client
-wait for the database a second time.
+README's performance section). This pure ASGI app, in front of the FastAPI app's middleware stack
+(o.api.app.App), recognizes the plainest form of those requests (a known API key, no query parameter
+but the page's, a JSON body holding just a string ``value``) and calls the very same route functions
+with the arguments FastAPI would have given them, on one trip to a thread (o/api/hop.py). Everything
+else, and every request whose answer is not a 200 (an unknown key, a missing agent, a cursor that names
+nothing, a value over its limit), goes to the FastAPI app, which is the one authority on validation and
+error shapes: the hot path only ever answers what the full path would have answered, byte for byte. The
+one error it answers itself is the database's 503 (restarting, failing over), which the app would answer
+too, after making the client wait for the database a second time.
 
 The key's check rides on the route's first statement here (o/store/keyed.py): one round trip per request.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
+import inspect
 import re
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from o.api import storable
 from o.api.errors import domain_response
+from o.api.hop import ThreadHop
 from o.api.limits import replaying
 from o.api.paging import MAX_LIMIT
 from o.api.schemas.blocks import UpdateBlock
@@ -148,16 +148,38 @@ def _query(scope: Scope) -> dict[str, str] | None:
 
 
 class HotPath:
-    """Pure ASGI middleware in front of the FastAPI app (both `o serve` and the API Lambda)."""
+    """Pure ASGI, in front of the FastAPI app's middleware stack (o.api.app.App; both `o serve` and the
+    API Lambda): what it does not answer goes to ``app``, the whole stack.
 
-    def __init__(self, app: ASGIApp, db: Database, known_keys: dict[str, str]) -> None:
+    In front rather than among the app's middlewares: Starlette's outer ones (its error middleware and
+    its wrapper of every ``send``, FastAPI's telemetry check, the body limit's path matching) were
+    another tenth of a hot request's CPU (py-spy). What they do for a hot request is done here: the body
+    limit (a larger PATCH body goes to the app, which refuses it) and the app's answer to an unexpected
+    error (its 500, then the error raised to the server, as Starlette's ServerErrorMiddleware does).
+    FastAPI's own OpenTelemetry instrumentation, which O does not configure, does not see hot requests."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        db: Database,
+        known_keys: dict[str, str],
+        *,
+        max_body_bytes: int,
+        unexpected: Callable[[Request, Any], Response | Awaitable[Response]],
+        owner: ASGIApp,
+    ) -> None:
         self.app = app
         self.db = db
         self.known_keys = known_keys
-        # As many threads as the database pool has connections: the requests beyond wait in the
-        # executor's queue, not in threads handing connections to each other (8% of a GET's CPU). A
-        # plain executor rather than anyio's thread pool: its hop costs a third of anyio's CPU.
-        self.threads = ThreadPoolExecutor(db.max_size, thread_name_prefix="o-hot")
+        self.max_body_bytes = max_body_bytes
+        # the app's handler of any other exception, and the app its Request names (request.app)
+        self.unexpected = unexpected
+        self.owner = owner
+        # At most as many threads as the database pool has connections: the requests beyond wait in the
+        # hop's queue, not in threads handing connections to each other (8% of a GET's CPU). And no more
+        # than _THREADS: the threads beyond wait for the GIL rather than for Postgres, and a request's
+        # answer waits behind them (o/api/hop.py says why not an executor).
+        self.threads = ThreadHop(min(db.max_size, _THREADS), "o-hot")
         # when this process last checked each key by itself, by the key's hash
         self.noted: dict[str, float] = {}
 
@@ -167,28 +189,41 @@ class HotPath:
         if found is None or secret is None:
             await self.app(scope, receive, send)
             return
-        method, match, parse = found
-        body = b""
-        if method == "PATCH":
-            if not _json(scope):
-                await self.app(scope, receive, send)
-                return
-            body, receive = await _read_body(receive)
-        query = _query(scope)
-        call = parse(match, query, body) if query is not None else None
-        key_hash = hash_key(secret)
-        org = self.known_keys.get(key_hash)  # a hint, which the key's check verifies
-        response = None
-        if call is not None and org is not None:
-            check = KeyCheck(secret, org, in_statement=self._noted_lately(key_hash), key_hash=key_hash)
-            context = contextvars.copy_context()  # the request's (its trace, its log keys), as anyio's hop
-            response = await asyncio.get_running_loop().run_in_executor(
-                self.threads, context.run, _answer, call, check, self.db
-            )
+        try:
+            response, receive = await self._answer(scope, receive, found, secret)
+        except Exception as exc:
+            await self._unexpected(scope, receive, send, exc)
+            raise
         if response is None:
             await self.app(scope, receive, send)
             return
         await response(scope, receive, send)
+
+    async def _unexpected(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+        scope["app"] = self.owner  # as the app's stack sets it, for the handler's request.app
+        answer = self.unexpected(Request(scope), exc)
+        await (await answer if inspect.isawaitable(answer) else answer)(scope, receive, send)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, found: tuple[str, dict[str, str], Parse], secret: str
+    ) -> tuple[Response | None, Receive]:
+        """The hot path's answer (None: the app's), and the ``receive`` that gives the app the request's body."""
+        method, match, parse = found
+        body = b""
+        if method == "PATCH":
+            if not _json(scope) or not _declared_within(scope, self.max_body_bytes):
+                return None, receive
+            body, receive = await _read_body(receive, self.max_body_bytes)
+            if len(body) > self.max_body_bytes:  # chunked, and over: the app says so
+                return None, receive
+        query = _query(scope)
+        call = parse(match, query, body) if query is not None else None
+        key_hash = hash_key(secret)
+        org = self.known_keys.get(key_hash)  # a hint, which the key's check verifies
+        if call is None or org is None:
+            return None, receive
+        check = KeyCheck(secret, org, in_statement=self._noted_lately(key_hash), key_hash=key_hash)
+        return await self.threads.run(_run, call, check, self.db), receive
 
     def _noted_lately(self, key_hash: str) -> bool:
         """Whether this process checked the key by itself lately, which notes its use (its ``last_used_at``,
@@ -219,6 +254,11 @@ def hot_route(method: str, path: str) -> tuple[dict[str, str], Parse] | None:
     return None
 
 
+# Under bench/floor.py's load (16 connections, one worker, 2 cores), 10 threads (the pool's size) made GET
+# agent's and GET messages' p99 3-5x what 4 did at the same CPU per request and req/s; 3 or fewer start to
+# leave the process waiting for Postgres.
+_THREADS = 4
+
 # how often a key's use is noted at least (o.store.orgs.organization_for_key notes it at most once a minute)
 _NOTE_EVERY_S = 30.0
 _NOTED_MAX = 10_000
@@ -228,7 +268,7 @@ _NOTED_MAX = 10_000
 _ANSWERED_BY_THE_APP = (OError, DataError, CheckViolation, NotNullViolation, UniqueViolation)
 
 
-def _answer(call: _Call, check: KeyCheck, db: Database) -> Response | None:
+def _run(call: _Call, check: KeyCheck, db: Database) -> Response | None:
     """The route's 200 (or the database's 503), or None for anything else: the full app then answers (and
     says what was wrong).
     Runs on the thread pool, in a copy of the request's context: the key's check, set here, is in (or
@@ -251,15 +291,26 @@ def _json(scope: Scope) -> bool:
     return False
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole body (the body limit's middleware has already bounded it), and a ``receive`` that
-    gives it again to the full app if the hot path passes the request on."""
+def _declared_within(scope: Scope, limit: int) -> bool:
+    """Whether the body's declared length (if it declares one) is within the limit."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.isdigit() and int(value) <= limit
+    return True
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, Receive]:
+    """The whole body, or its first part beyond ``limit`` bytes (the app's body limit refuses it), and
+    a ``receive`` that gives it again to the full app if the hot path passes the request on."""
     chunks = []
-    while True:
+    size = 0
+    while size <= limit:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
             break
     body = b"".join(chunks)

@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from o.api.hot import hot_route
+from o.ids import new_id
+from o.store import messages as message_store
 from o.store.db import Database
 from tests import wiring
 
@@ -79,6 +81,51 @@ def test_what_is_not_a_plain_200_is_the_full_apps_answer(app: FastAPI, api_key: 
         assert client.patch(block, json={"value": None}).status_code == 422
         assert client.patch(f"/v1/agents/{agent}/core-memory/blocks/nope", json={"value": "v"}).status_code == 404
         assert client.get(f"/v1/agents/{agent}", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_the_body_limit_holds_for_the_hot_path_as_for_the_app(app: FastAPI, api_key: str) -> None:
+    """The hot path runs in front of the app's middlewares, the body limit among them (256 KiB here): a
+    larger PATCH, declared or chunked, is the app's 413 whether the key is known or not; a chunked one
+    within the limit is answered."""
+    with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}) as client:
+        # a block that could hold the body's value: only the body limit refuses it
+        human = {"label": "human", "value": "x", "limit": 1_000_000}
+        created = client.post("/v1/agents/", json={"name": "hot", "memory_blocks": [human]})
+        assert created.status_code == 200, created.text
+        block = f"/v1/agents/{created.json()['id']}/core-memory/blocks/human"
+        big = b'{"value": "' + b"x" * 300_000 + b'"}'
+        answers = []
+        for known in (False, True):
+            app.state.known_keys.clear()
+            if known:
+                assert client.get("/v1/agents/?limit=1").status_code == 200 and app.state.known_keys
+            declared = client.patch(block, content=big, headers={"content-type": "application/json"})
+            chunked = client.patch(
+                block, content=iter([big[:150_000], big[150_000:]]), headers={"content-type": "application/json"}
+            )
+            answers.append((declared, chunked))
+        for declared, chunked in answers:
+            assert declared.status_code == chunked.status_code == 413
+            assert declared.json()["code"] == "payload_too_large"
+        _same(answers[0][0], answers[1][0])
+        _same(answers[0][1], answers[1][1])
+        small = iter([b'{"value": ', b'"chunked"}'])
+        within = client.patch(block, content=small, headers={"content-type": "application/json"})
+        assert within.status_code == 200 and within.json()["value"] == "chunked"
+
+
+def test_an_unexpected_error_is_the_apps_500_on_the_hot_path_too(app: FastAPI, api_key: str, db: Database) -> None:
+    """A row the route cannot shape (content that is not a list of parts, as no write of O's stores) is a
+    bug's 500: the hot path answers it as the app's error handler does, and raises it on to the server."""
+    with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}, raise_server_exceptions=False) as client:
+        agent = client.post("/v1/agents/", json={"name": "hot", "memory_blocks": []}).json()["id"]
+        with db.transaction() as conn:
+            org = conn.execute("SELECT organization_id FROM agents WHERE id = %s", (agent,)).fetchone()
+            row = {"id": new_id("message"), "organization_id": org["organization_id"], "agent_id": agent}
+            message_store.insert_many(conn, [{**row, "role": "user", "content": 42, "text": "?"}])
+        full, hot = _full_then_hot(app, client, "GET", f"/v1/agents/{agent}/messages?limit=5")
+        assert full.status_code == 500 and full.json()["code"] == "internal_error"
+        _same(full, hot)
 
 
 def test_the_hot_path_takes_no_path_the_full_app_routes_elsewhere(app: FastAPI) -> None:
