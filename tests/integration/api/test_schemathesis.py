@@ -1,8 +1,9 @@
 """schemathesis over every operation of the live app, in the suite: no generated request may get a
 5xx, and no response may be one the OpenAPI document does not declare (status, content type,
 headers, body). In-process (ASGI) on the suite's Postgres, with a real API key, a fixed seed and a
-few examples per operation so it stays well under a minute and a half; ``bench/fuzz.py`` runs the
-same campaign longer."""
+few examples per operation; ``bench/fuzz.py`` runs the same campaign longer. It is the suite's longest
+test (120-145 s on a quiet 2-core machine): its time is spread over schemathesis' generation and checks
+and the real agent steps its message sends run, with no one hot spot (py-spy)."""
 
 from __future__ import annotations
 
