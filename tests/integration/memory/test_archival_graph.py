@@ -3,7 +3,6 @@ threshold, on every insert path, and the search of a large owner walks that grap
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -47,8 +46,11 @@ def _in_graph(conn: Conn, ids: list[str]) -> list[bool]:
     return [flags[i] for i in ids]
 
 
-def _nearest(conn: Conn, org: str, agent: str, vector: np.ndarray, exact_max_rows: int) -> list[str]:
-    spec = engine.SearchSpec(
+def _spec(
+    org: str, agent: str, vector: np.ndarray, exact_max_rows: int, archive_id: str | None = None
+) -> engine.SearchSpec:
+    """A vector-only search of the agent's passages (and the attached archive's, if given)."""
+    return engine.SearchSpec(
         table="passages",
         corpus="archival",
         organization_id=org,
@@ -59,7 +61,12 @@ def _nearest(conn: Conn, org: str, agent: str, vector: np.ndarray, exact_max_row
         query_vector=vector,
         lexical_weight=0.0,
         exact_max_rows=exact_max_rows,
+        archives=(ArchiveScope(archive_id, MODEL, 384, vector),) if archive_id else (),
     )
+
+
+def _nearest(conn: Conn, org: str, agent: str, vector: np.ndarray, exact_max_rows: int) -> list[str]:
+    spec = _spec(org, agent, vector, exact_max_rows)
     return [r["id"] for r in engine.hybrid_search(conn, spec, "unrelated", top_k=10)]
 
 
@@ -167,23 +174,9 @@ def test_an_archive_crossing_the_threshold_is_walked_beside_a_small_agent(
         assert _in_graph(conn, kept) == [True] * 50 and _in_graph(conn, own) == [False] * 5
     with db.transaction() as conn:
         conn.execute("SELECT set_config('o.graph_min_rows', %s, true)", (str(THRESHOLD),))
-        spec = engine.SearchSpec(
-            table="passages",
-            corpus="archival",
-            organization_id=org,
-            agent_id=agent,
-            columns=store.PASSAGE_COLUMNS,
-            model=MODEL,
-            dim=384,
-            query_vector=vectors[52],
-            lexical_weight=0.0,
-            exact_max_rows=THRESHOLD,
-            archives=[ArchiveScope(archive_id, MODEL, 384, vectors[52])],
-        )
+        spec = _spec(org, agent, vectors[52], THRESHOLD, archive_id)
         assert [r["id"] for r in engine.hybrid_search(conn, spec, "unrelated", top_k=1)] == [own[2]]
-        spec = dataclasses.replace(
-            spec, query_vector=vectors[7], archives=[ArchiveScope(archive_id, MODEL, 384, vectors[7])]
-        )
+        spec = _spec(org, agent, vectors[7], THRESHOLD, archive_id)
         assert [r["id"] for r in engine.hybrid_search(conn, spec, "unrelated", top_k=1)] == [kept[7]]
 
 
